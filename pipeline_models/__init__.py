@@ -1,0 +1,55 @@
+"""pipeline_models: the Peewee data layer of an automated short-video pipeline.
+
+    import pipeline_models as pm
+    pm.init_db("pipeline.db")
+    video = pm.DiscoveredVideo.create(youtube_video_id="dQw4w9WgXcQ", title="...")
+"""
+from .db import MIGRATIONS_DIR, db, init_db, migrate, write_lock
+from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
+from .errors import CannotOpenDatabase, DatabaseNotBound, PipelineModelsError, SchemaMismatch
+from .fields import utcnow
+from .models import (
+    ALL_MODELS,
+    Analytics,
+    BaseModel,
+    Clip,
+    ConfigOverride,
+    DiscoveredVideo,
+    ErrorLog,
+    PipelineRun,
+    ReviewLog,
+    Script,
+    Short,
+    TTSAudio,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "db",
+    "init_db",
+    "migrate",
+    "write_lock",
+    "MIGRATIONS_DIR",
+    "ALL_MODELS",
+    "BaseModel",
+    "DiscoveredVideo",
+    "PipelineRun",
+    "Clip",
+    "Script",
+    "TTSAudio",
+    "Short",
+    "Analytics",
+    "ReviewLog",
+    "ConfigOverride",
+    "ErrorLog",
+    "VideoStatus",
+    "RunStatus",
+    "ShortStatus",
+    "ReviewAction",
+    "PipelineModelsError",
+    "DatabaseNotBound",
+    "CannotOpenDatabase",
+    "SchemaMismatch",
+    "utcnow",
+]

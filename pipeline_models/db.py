@@ -1,0 +1,225 @@
+"""The one database handle every model uses, and `init_db`, which binds it and brings the schema up to date.
+
+Bind once per process, then use the models anywhere:
+
+    from pipeline_models import init_db
+    init_db("pipeline.db")        # or ":memory:", "postgresql://...", or a peewee.Database
+
+Tests and scripts that manage the database themselves bind the proxy directly:
+
+    db.initialize(SqliteDatabase(":memory:")); db.create_tables(ALL_MODELS)
+"""
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator, List, Union
+
+import peewee
+from playhouse import db_url
+from playhouse.migrations import Runner
+
+from .errors import CannotOpenDatabase, DatabaseNotBound, SchemaMismatch
+
+__all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
+
+logger = logging.getLogger("pipeline_models")
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+# For a file shared by several worker processes: readers never block the writer (WAL), commits skip
+# the fsync WAL makes safe to skip, and a writer waits up to 10 s for the lock instead of failing.
+SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10_000}
+
+# The tables the three-model version created, before this package kept a migration history.
+_ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class _DatabaseProxy(peewee.DatabaseProxy):
+    """peewee's DatabaseProxy, with an error that says how to bind it when it is used unbound."""
+
+    def __getattr__(self, attr: str) -> Any:
+        # Private and dunder look-ups keep AttributeError, so hasattr() and copy still work.
+        if self.obj is None and not attr.startswith("_"):
+            raise DatabaseNotBound()
+        return super().__getattr__(attr)
+
+    def __enter__(self) -> Any:
+        if self.obj is None:
+            raise DatabaseNotBound()
+        return self.obj.__enter__()
+
+
+db = _DatabaseProxy()
+
+
+@db.attach_callback
+def _enforce_foreign_keys(database: Any) -> None:
+    """Turn SQLite's foreign keys on for every connection, however the proxy is bound."""
+    if not isinstance(database, peewee.SqliteDatabase):
+        return
+    pragmas = dict(database._pragmas or ())
+    pragmas["foreign_keys"] = 1
+    database._pragmas = list(pragmas.items())
+    # A connection opened before binding (":memory:" often is) missed the connect-time pragma.
+    if not database.is_closed() and not database.in_transaction():
+        database.execute_sql("PRAGMA foreign_keys = 1")
+
+
+def _sqlite_file(database: peewee.Database) -> Union[str, None]:
+    """The file path of a SQLite database, or None for in-memory and non-SQLite databases."""
+    if not isinstance(database, peewee.SqliteDatabase):
+        return None
+    name = database.database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return name
+
+
+def _check_sqlite_file(target: object, path: str) -> None:
+    """Refuse, before anything is opened or created, a path SQLite cannot use as a database file."""
+    if os.path.isdir(path):
+        raise CannotOpenDatabase(target, "it is a directory; give a file path such as pipeline.db")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CannotOpenDatabase(target, f"directory {parent!r} does not exist")
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        try:
+            with open(path, "rb") as fh:
+                header = fh.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise CannotOpenDatabase(target, exc.strerror or str(exc)) from None
+        if header != _SQLITE_HEADER:
+            raise CannotOpenDatabase(target, "the file is not a SQLite database")
+
+
+def _open(target: Union[str, "os.PathLike[str]", peewee.Database]) -> peewee.Database:
+    """Turn init_db's target into a peewee Database, without connecting yet."""
+    if isinstance(target, peewee.Database):
+        return target
+    if isinstance(target, peewee.Proxy):
+        raise CannotOpenDatabase(target, "pass the database itself, not a proxy")
+    if not isinstance(target, (str, os.PathLike)):
+        raise CannotOpenDatabase(target, "expected a file path, ':memory:', a database URL or a peewee.Database")
+    target = os.fspath(target)
+    if "://" in target:
+        try:
+            return db_url.connect(target)
+        except (RuntimeError, ValueError, peewee.ImproperlyConfigured) as exc:
+            raise CannotOpenDatabase(target, str(exc)) from None
+    return peewee.SqliteDatabase(target)
+
+
+def init_db(
+    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, migrate: bool = True
+) -> peewee.Database:
+    """Open `target`, bind the models to it, apply pending migrations and return the database.
+
+    `target` is a SQLite file path, ":memory:", a URL (sqlite:///pipeline.db, postgresql://user@host/db)
+    or a peewee.Database. SQLite files get WAL, synchronous=NORMAL and a 10 s busy timeout (pragmas the
+    caller set on a Database they pass in are kept). Calling it again on an up-to-date database changes
+    nothing. Raises CannotOpenDatabase, naming the target, when it cannot be opened.
+    """
+    database = _open(target)
+    path = _sqlite_file(database)
+    if path is not None:
+        _check_sqlite_file(target, path)
+        pragmas = dict(SQLITE_FILE_PRAGMAS)
+        pragmas.update(database._pragmas or ())
+        database._pragmas = list(pragmas.items())
+    previous = db.obj
+    db.initialize(database)
+    try:
+        try:
+            database.connect(reuse_if_open=True)
+        except peewee.PeeweeException as exc:
+            raise CannotOpenDatabase(target, str(exc)) from None
+        if migrate:
+            _migrate(database, target)
+    except BaseException:
+        if database is not target:  # ours: close it; a caller's database stays as they left it
+            database.close()
+        db.initialize(previous)
+        raise
+    return database
+
+
+@contextlib.contextmanager
+def write_lock(database: Any = db) -> Iterator[None]:
+    """A transaction that holds the write lock from its start.
+
+    On SQLite this is BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at once
+    with "database is locked" when another process wrote in between, whatever the busy timeout.
+    """
+    if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
+        with database.atomic("IMMEDIATE"):
+            yield
+    else:
+        with database.atomic():
+            yield
+
+
+def migrate(database: Union[peewee.Database, None] = None) -> List[str]:
+    """Apply the pending migrations to `database` (the bound one by default); return their names."""
+    if database is None:
+        database = db.obj
+        if database is None:
+            raise DatabaseNotBound()
+    return _migrate(database, database.database)
+
+
+def _migrate(database: peewee.Database, target: object) -> List[str]:
+    try:
+        runner = Runner(database, str(MIGRATIONS_DIR))
+        pending = [m.name for m in runner.status() if not m.applied and m.path is not None]
+    except peewee.DatabaseError as exc:
+        raise CannotOpenDatabase(target, str(exc)) from None
+    if not pending:
+        _check_schema(database)
+        return []
+    with write_lock(database):
+        if isinstance(database, peewee.PostgresqlDatabase):
+            # Two processes starting at once must not both run the same migration.
+            database.execute_sql("SELECT pg_advisory_xact_lock(724071)")
+        applied = []
+        if not runner.History.table_exists():
+            applied += _adopt_original_tables(database, runner)
+        applied += runner.up()
+        _check_schema(database)
+    for name in applied:
+        logger.info("applied migration %s", name)
+    return applied
+
+
+def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[str]:
+    """Record 0001 as applied on a database the three-model version made (no history table yet)."""
+    tables = set(database.get_tables())
+    present = [t for t in _ORIGINAL_TABLES if t in tables]
+    if not present:
+        return []
+    if len(present) < len(_ORIGINAL_TABLES):
+        missing = ", ".join(t for t in _ORIGINAL_TABLES if t not in tables)
+        raise SchemaMismatch(
+            f"the database has {', '.join(present)} but not {missing}: it is not a database this "
+            "package made, and it will not be adopted; use a new file"
+        )
+    first = runner.migrations()[0].name
+    logger.info("adopting the tables of the three-model version: %s recorded as applied", first)
+    return runner.fake(first)
+
+
+def _check_schema(database: peewee.Database) -> None:
+    """Fail loudly when a table or column a model needs is missing, rather than on some later query."""
+    from playhouse.schema_diff import diff_models
+
+    from .models import ALL_MODELS
+
+    diff = diff_models(database, ALL_MODELS)
+    missing = [f"table {m._meta.table_name}" for m in diff.create_tables]
+    missing += [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
+    if missing:
+        raise SchemaMismatch(
+            "after migrating, the database still lacks " + ", ".join(missing)
+            + ": it was not made by this package's migrations"
+        )

@@ -1,0 +1,190 @@
+"""Peewee fields that refuse bad values with a ValueError naming the field, the same on every backend.
+
+SQLite stores almost anything in any column (a float NaN becomes NULL, '5' in an integer column stays
+text, an over-long string is kept whole) while PostgreSQL refuses some of it with its own errors. These
+fields check each value in Python before it is written, so both backends accept and refuse the same
+values. Range rules (no negative counts, 0 <= ctr <= 1) are CHECK constraints on the models instead.
+"""
+import datetime
+import functools
+import json
+import math
+import os
+from typing import Any, Optional
+
+import peewee
+from playhouse import fields as pw_fields
+
+UTC = datetime.timezone.utc
+
+
+def utcnow() -> datetime.datetime:
+    """The current time as an aware UTC datetime: the default of every timestamp column."""
+    return datetime.datetime.now(UTC)
+
+
+class _Checked:
+    """Mixin: `check(value)` runs on every value written; its error is re-raised naming the field."""
+
+    def check(self, value: Any) -> Any:
+        return value
+
+    def label(self) -> str:
+        """'Model.field', or the bare field name before the field is bound to a model."""
+        model = getattr(self, "model", None)
+        return f"{model.__name__}.{self.name}" if model is not None else str(self.name)
+
+    def db_value(self, value: Any) -> Any:
+        if value is not None and not isinstance(value, peewee.Node):
+            try:
+                value = self.check(value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ValueError(f"{self.label()}: {exc}") from None
+        return super().db_value(value)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _check_text(value: Any, max_length: Optional[int]) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {_type_name(value)} {value!r}")
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters (PostgreSQL cannot store them)")
+    if max_length is not None and len(value) > max_length:
+        raise ValueError(f"text of {len(value)} characters is longer than the limit of {max_length}")
+    return value
+
+
+class CharField(_Checked, peewee.CharField):
+    """A VARCHAR whose length limit is enforced on SQLite too."""
+
+    def check(self, value: Any) -> str:
+        return _check_text(value, self.max_length)
+
+
+class TextField(_Checked, peewee.TextField):
+    """Unlimited text; only str (or a path) is accepted."""
+
+    def check(self, value: Any) -> str:
+        return _check_text(value, None)
+
+
+def _check_int(value: Any, bits: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {_type_name(value)} {value!r}")
+    limit = 2 ** (bits - 1)
+    if not -limit <= value < limit:
+        raise ValueError(f"{value} does not fit in a {bits}-bit integer column")
+    return int(value)
+
+
+class IntegerField(_Checked, peewee.IntegerField):
+    """A 32-bit integer (PostgreSQL INTEGER); bools, floats and strings are refused."""
+
+    def check(self, value: Any) -> int:
+        return _check_int(value, 32)
+
+
+class BigIntegerField(_Checked, peewee.BigIntegerField):
+    """A 64-bit integer, for counters that outgrow 2**31 (view counts do)."""
+
+    def check(self, value: Any) -> int:
+        return _check_int(value, 64)
+
+
+class FloatField(_Checked, peewee.FloatField):
+    """A finite float: NaN and infinity are refused (SQLite would store NaN as NULL)."""
+
+    def check(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {_type_name(value)} {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number")
+        return value
+
+
+class BooleanField(_Checked, peewee.BooleanField):
+    """A boolean that only takes True or False (peewee would turn the string 'false' into True)."""
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected True or False, got {_type_name(value)} {value!r}")
+        return value
+
+
+class EnumField(_Checked, pw_fields.EnumField):
+    """A str-valued enum column with a matching CHECK constraint; takes the member or its value."""
+
+    def bind(self, model: Any, name: str, set_attribute: bool = True) -> None:
+        super().bind(model, name, set_attribute)
+        allowed = ", ".join(f"'{member.value}'" for member in self.enum_class)
+        # The CHECK also guards raw SQL and other programs writing to the same database.
+        self.constraints = [*(self.constraints or ()), peewee.Check(f'"{self.column_name}" IN ({allowed})')]
+
+    def check(self, value: Any) -> str:
+        try:
+            return self.enum_class(value).value
+        except ValueError:
+            allowed = ", ".join(member.value for member in self.enum_class)
+            raise ValueError(f"{value!r} is not one of: {allowed}") from None
+
+
+class JSONField(_Checked, peewee.JSONField):
+    """JSON (TEXT on SQLite, JSONB on PostgreSQL); `types` limits what the top level may be."""
+
+    def __init__(self, types: Optional[tuple] = None, **kwargs: Any) -> None:
+        self.types = types
+        kwargs.setdefault("dumps", functools.partial(json.dumps, allow_nan=False))
+        super().__init__(**kwargs)
+
+    def check(self, value: Any) -> Any:
+        if self.types is not None and not isinstance(value, self.types):
+            names = " or ".join(t.__name__ for t in self.types)
+            raise TypeError(f"expected {names}, got {_type_name(value)}")
+        self._dumps(value)  # raises for what JSON cannot hold: sets, NaN, objects
+        return value
+
+
+class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField):
+    """An aware UTC datetime: TIMESTAMPTZ on PostgreSQL, fixed-width UTC text on SQLite.
+
+    Any aware datetime is stored as the same instant in UTC and read back as an aware UTC datetime.
+    Naive datetimes are refused: their meaning depends on the machine's clock settings. Text that older
+    code stored without an offset is read as UTC.
+    """
+
+    field_type = "TIMESTAMPTZ"
+    _as_text = True
+
+    def _db_hook(self, database: Optional[peewee.Database]) -> None:
+        self._as_text = database is None or isinstance(database, peewee.SqliteDatabase)
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if not isinstance(value, datetime.datetime):
+            raise TypeError(f"expected an aware datetime, got {_type_name(value)} {value!r}")
+        if value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value!r} has no timezone; pass an aware one, "
+                "e.g. datetime.now(timezone.utc)"
+            )
+        value = value.astimezone(UTC)
+        # One width and no offset: text order is then time order, in ORDER BY and comparisons.
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds") if self._as_text else value
+
+    def adapt(self, value: Any) -> Any:
+        # DateTimeField.adapt would parse check()'s text back into a naive datetime.
+        return value
+
+    def python_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            value = peewee.format_date_time(value, self.formats)
+        if isinstance(value, datetime.datetime):
+            return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+        return value
