@@ -125,7 +125,7 @@ def init_db(
     path = _sqlite_file(database)
     if path is not None:
         _check_sqlite_file(target, path)
-        pragmas = dict(SQLITE_FILE_PRAGMAS)
+        pragmas = {k: v for k, v in SQLITE_FILE_PRAGMAS.items() if k != "journal_mode"}
         pragmas.update(database._pragmas or ())
         database._pragmas = list(pragmas.items())
     previous = db.obj
@@ -137,6 +137,9 @@ def init_db(
             raise CannotOpenDatabase(target, str(exc)) from None
         if migrate:
             _migrate(database, target)
+        if path is not None and "journal_mode" not in dict(database._pragmas):
+            # Persistent in the file, so set once, and only on a database that passed the checks.
+            database.pragma("journal_mode", SQLITE_FILE_PRAGMAS["journal_mode"])
     except BaseException:
         if database is not target:  # ours: close it; a caller's database stays as they left it
             database.close()

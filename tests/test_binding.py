@@ -1,0 +1,192 @@
+"""Binding the proxy: init_db's targets and pragmas, foreign keys however bound, and clear errors."""
+import os
+import sqlite3
+
+import peewee
+import pytest
+
+import pipeline_models as pm
+from pipeline_models import CannotOpenDatabase, DatabaseNotBound
+
+
+def test_every_model_uses_the_proxy():
+    assert isinstance(pm.db, peewee.DatabaseProxy)
+    assert all(model._meta.database is pm.db for model in pm.ALL_MODELS)
+
+
+def test_unbound_proxy_says_how_to_bind():
+    for use in (
+        lambda: pm.PipelineRun.select().count(),
+        lambda: pm.DiscoveredVideo.create(youtube_video_id="x"),
+        lambda: pm.db.create_tables(pm.ALL_MODELS),
+        lambda: pm.db.atomic().__enter__(),
+        lambda: pm.db.__enter__(),
+    ):
+        with pytest.raises(DatabaseNotBound, match=r"init_db\(.*db\.initialize\("):
+            use()
+    assert not hasattr(pm.db, "_anything_private")  # hasattr() still works on the unbound proxy
+
+
+def test_bare_sqlite_binding_enforces_foreign_keys():
+    database = peewee.SqliteDatabase(":memory:")
+    pm.db.initialize(database)
+    pm.db.create_tables(pm.ALL_MODELS)
+    assert database.pragma("foreign_keys") == 1
+    with pytest.raises(peewee.IntegrityError):
+        pm.Clip.create(pipeline_run=42, start_seconds=0, end_seconds=1)
+    assert pm.Clip.select().count() == 0
+
+
+def test_foreign_keys_on_for_a_connection_opened_before_binding():
+    database = peewee.SqliteDatabase(":memory:")
+    database.connect()
+    assert database.pragma("foreign_keys") == 0
+    pm.db.initialize(database)
+    assert database.pragma("foreign_keys") == 1
+
+
+def test_foreign_keys_on_for_every_thread_connection(tmp_path):
+    import threading
+
+    database = peewee.SqliteDatabase(str(tmp_path / "t.db"))
+    pm.db.initialize(database)
+    seen = []
+    thread = threading.Thread(target=lambda: (seen.append(database.pragma("foreign_keys")), database.close()))
+    thread.start()
+    thread.join()
+    assert seen == [1]
+
+
+def test_init_db_with_a_path_sets_the_multiprocess_pragmas(tmp_path):
+    path = tmp_path / "pipeline.db"
+    database = pm.init_db(path)
+    assert pm.db.obj is database
+    assert database.pragma("journal_mode") == "wal"
+    assert database.pragma("synchronous") == 1  # NORMAL
+    assert database.pragma("busy_timeout") >= 5000
+    assert database.pragma("foreign_keys") == 1
+    pm.DiscoveredVideo.create(youtube_video_id="a")
+    database.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT youtube_video_id FROM discovered_videos").fetchall() == [("a",)]
+
+
+def test_init_db_keeps_pragmas_the_caller_chose(tmp_path):
+    database = peewee.SqliteDatabase(str(tmp_path / "p.db"), pragmas={"busy_timeout": 30_000})
+    assert pm.init_db(database) is database
+    assert database.pragma("busy_timeout") == 30_000
+    assert database.pragma("journal_mode") == "wal"
+
+
+def test_init_db_memory():
+    database = pm.init_db(":memory:")
+    assert database.pragma("foreign_keys") == 1
+    pm.DiscoveredVideo.create(youtube_video_id="a")
+    assert pm.DiscoveredVideo.select().count() == 1
+
+
+def test_init_db_sqlite_url(tmp_path):
+    path = tmp_path / "u.db"
+    database = pm.init_db(f"sqlite:///{path}")
+    assert isinstance(database, peewee.SqliteDatabase) and database.database == str(path)
+    assert database.pragma("journal_mode") == "wal"
+    assert "pipeline_runs" in database.get_tables()
+
+
+def test_init_db_database_instance():
+    database = peewee.SqliteDatabase(":memory:")
+    assert pm.init_db(database) is database
+    assert set(m._meta.table_name for m in pm.ALL_MODELS) <= set(database.get_tables())
+
+
+def test_init_db_default_target_is_pipeline_db_in_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pm.init_db()
+    assert (tmp_path / "pipeline.db").is_file()
+
+
+def _snapshot(directory):
+    return sorted((p.name, p.stat().st_size, p.read_bytes()) for p in directory.iterdir() if p.is_file())
+
+
+def test_directory_target_is_refused_naming_it(tmp_path):
+    before = _snapshot(tmp_path)
+    with pytest.raises(CannotOpenDatabase, match=rf"{tmp_path}.*directory"):
+        pm.init_db(tmp_path)
+    assert _snapshot(tmp_path) == before
+    assert pm.db.obj is None
+
+
+def test_garbage_file_is_refused_and_left_unchanged(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n" * 100)
+    before = _snapshot(tmp_path)
+    with pytest.raises(CannotOpenDatabase, match=r"notes\.db.*not a SQLite database"):
+        pm.init_db(path)
+    with pytest.raises(CannotOpenDatabase, match=r"notes\.db"):
+        pm.init_db(f"sqlite:///{path}")
+    assert _snapshot(tmp_path) == before
+    assert pm.db.obj is None
+
+
+def test_missing_directory_is_refused_and_nothing_created(tmp_path):
+    with pytest.raises(CannotOpenDatabase, match=r"no/such/dir/p\.db.*does not exist"):
+        pm.init_db(tmp_path / "no" / "such" / "dir" / "p.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_url_scheme_is_refused_naming_the_target():
+    with pytest.raises(CannotOpenDatabase, match=r"'oracle://scott@host/db'.*scheme"):
+        pm.init_db("oracle://scott@host/db")
+
+
+def test_wrong_target_type_is_refused():
+    with pytest.raises(CannotOpenDatabase, match="expected a file path"):
+        pm.init_db(42)
+
+
+def test_empty_file_is_a_new_database(tmp_path):
+    path = tmp_path / "empty.db"
+    path.touch()
+    pm.init_db(path)
+    assert "shorts" in pm.db.get_tables()
+
+
+def test_failed_init_db_keeps_the_previous_binding(tmp_path):
+    first = pm.init_db(":memory:")
+    with pytest.raises(CannotOpenDatabase):
+        pm.init_db(tmp_path)
+    assert pm.db.obj is first
+
+
+def test_init_db_twice_changes_nothing(tmp_path):
+    path = tmp_path / "twice.db"
+    database = pm.init_db(path)
+    pm.DiscoveredVideo.create(youtube_video_id="a")
+    dump = list(database.connection().iterdump())
+    version = database.execute_sql("PRAGMA schema_version").fetchone()
+    database.close()
+
+    again = pm.init_db(path)
+    assert pm.migrate() == []
+    assert list(again.connection().iterdump()) == dump
+    assert again.execute_sql("PRAGMA schema_version").fetchone() == version
+
+
+def test_migrate_unbound_says_how_to_bind():
+    with pytest.raises(DatabaseNotBound):
+        pm.migrate()
+
+
+def test_write_lock_takes_the_lock_at_begin(tmp_path):
+    path = str(tmp_path / "lock.db")
+    pm.init_db(path)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with pm.write_lock():
+        # Nothing written yet, yet another writer is already shut out.
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+    assert os.path.exists(path)

@@ -1,0 +1,267 @@
+"""Values: aware UTC timestamps, JSON, enums, CHECK constraints and type checks, each refusing bad input."""
+import datetime
+
+import peewee
+import pytest
+from conftest import aware
+
+import pipeline_models as pm
+from pipeline_models import RunStatus, ShortStatus
+
+UTC = datetime.timezone.utc
+
+
+# --- timestamps ---------------------------------------------------------------------------------
+
+
+def test_aware_datetime_in_another_offset_comes_back_as_the_same_instant_in_utc(run):
+    written = aware(2026, 6, 1, 23, 30, 15, 250000, hours=-7)
+    pm.PipelineRun.update(started_at=written).execute()
+    read = pm.PipelineRun.get_by_id(run.id).started_at
+    assert read == written
+    assert read.tzinfo == UTC
+    assert (read.year, read.month, read.day, read.hour) == (2026, 6, 2, 6)
+
+
+def test_stored_as_one_fixed_width_utc_text_on_sqlite(run, database):
+    pm.PipelineRun.update(started_at=aware(2026, 6, 1, 12, 0, hours=2)).execute()
+    (text,) = database.execute_sql("SELECT started_at FROM pipeline_runs").fetchone()
+    assert text == "2026-06-01 10:00:00.000000"
+
+
+def test_sql_order_and_comparisons_follow_time_not_text(database):
+    # Written in mixed offsets: as raw text with offsets, these would sort 01:30, 02:00, 03:00.
+    instants = [aware(2026, 1, 1, 3, 0, hours=5), aware(2026, 1, 1, 1, 30), aware(2026, 1, 1, 2, 0, hours=-1)]
+    for i, instant in enumerate(instants):
+        pm.Analytics.create(youtube_video_id=f"v{i}", measured_at=instant)
+    ordered = [a.measured_at for a in pm.Analytics.select().order_by(pm.Analytics.measured_at)]
+    assert ordered == sorted(instants)
+    later = pm.Analytics.select().where(pm.Analytics.measured_at > aware(2026, 1, 1, 0, 0, hours=-2))
+    assert sorted(a.youtube_video_id for a in later) == ["v2"]
+
+
+def test_naive_datetime_is_refused_naming_the_field(run):
+    with pytest.raises(ValueError, match=r"PipelineRun\.started_at: naive datetime"):
+        pm.PipelineRun.update(started_at=datetime.datetime(2026, 1, 1)).execute()
+    assert pm.PipelineRun.get_by_id(run.id).started_at is None
+    with pytest.raises(ValueError, match=r"Analytics\.measured_at"):
+        pm.Analytics.create(youtube_video_id="v", measured_at=datetime.datetime(2026, 1, 1))
+    assert pm.Analytics.select().count() == 0
+
+
+def test_non_datetimes_are_refused(database):
+    for bad in (datetime.date(2026, 1, 1), 1767225600, "yesterday", "2026-01-01 10:00"):
+        with pytest.raises(ValueError, match=r"Analytics\.measured_at"):
+            pm.Analytics.create(youtube_video_id="v", measured_at=bad)
+    assert pm.Analytics.select().count() == 0
+
+
+def test_iso_text_with_an_offset_is_accepted(database):
+    snap = pm.Analytics.create(youtube_video_id="v", measured_at="2026-01-01T10:00:00+02:00")
+    assert pm.Analytics.get_by_id(snap.id).measured_at == aware(2026, 1, 1, 8, 0)
+
+
+def test_naive_text_stored_by_older_code_reads_as_utc(run, database):
+    database.execute_sql("UPDATE pipeline_runs SET started_at = '2025-12-31 23:59:59'")
+    database.execute_sql("UPDATE pipeline_runs SET finished_at = '2025-12-31 23:59:59.5'")
+    row = pm.PipelineRun.get_by_id(run.id)
+    assert row.started_at == aware(2025, 12, 31, 23, 59, 59)
+    assert row.finished_at == aware(2025, 12, 31, 23, 59, 59, 500000)
+
+
+def test_aggregates_come_back_as_aware_datetimes(database):
+    pm.Analytics.create(youtube_video_id="v", measured_at=aware(2026, 1, 1, hours=3))
+    latest = pm.Analytics.select(peewee.fn.MAX(pm.Analytics.measured_at).alias("m")).get().m
+    assert latest == aware(2026, 1, 1, hours=3) and latest.tzinfo == UTC
+
+
+def test_extreme_instants_that_leave_the_calendar_are_refused(database):
+    with pytest.raises(ValueError, match="measured_at"):
+        pm.Analytics.create(youtube_video_id="v", measured_at=datetime.datetime.max.replace(
+            tzinfo=datetime.timezone(datetime.timedelta(hours=-5))))
+    assert pm.Analytics.select().count() == 0
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [
+    {"hook": "Did you know?", "beats": [{"t": 0.5, "text": "Ünïcödé ✓"}], "n": 3, "ok": True, "x": None},
+    [1, 2.5, "three", [], {}],
+    {},
+])
+def test_json_round_trip(run, value):
+    script = pm.Script.create(pipeline_run=run, full_script_json=value)
+    assert pm.Script.get_by_id(script.id).full_script_json == value
+
+
+@pytest.mark.parametrize("bad", ["just text", 5, {"x": {1, 2}}, {"x": float("nan")}, {"x": object()}])
+def test_script_json_must_be_a_json_dict_or_list(run, bad):
+    with pytest.raises(ValueError, match=r"Script\.full_script_json"):
+        pm.Script.create(pipeline_run=run, full_script_json=bad)
+    assert pm.Script.select().count() == 0
+
+
+@pytest.mark.parametrize("value", [5, 2.5, True, "text", "5", None, [1, "a"], {"a": {"b": [None]}}])
+def test_config_value_keeps_its_json_type(database, value):
+    row = pm.ConfigOverride.create(key="k", value=value)
+    got = pm.ConfigOverride.get_by_id(row.id).value
+    assert got == value and type(got) is type(value)
+
+
+# --- enums --------------------------------------------------------------------------------------
+
+
+def test_enum_takes_the_member_or_its_value(run):
+    short = pm.Short.create(pipeline_run=run, status="rendered")
+    assert pm.Short.get_by_id(short.id).status is ShortStatus.rendered
+    pm.Short.update(status=ShortStatus.failed).execute()
+    assert pm.Short.get_by_id(short.id).status is ShortStatus.failed
+    assert pm.Short.get(pm.Short.status == "failed").id == short.id
+    assert ShortStatus.failed == "failed" and str(ShortStatus.failed) == "failed"
+
+
+ENUM_COLUMNS = [
+    (pm.DiscoveredVideo, "status", pm.VideoStatus),
+    (pm.PipelineRun, "status", pm.RunStatus),
+    (pm.Short, "status", pm.ShortStatus),
+    (pm.ReviewLog, "action", pm.ReviewAction),
+]
+
+
+@pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS)
+def test_bad_enum_value_is_refused_by_python_naming_the_field(run, model, column, enum):
+    rows = {
+        pm.DiscoveredVideo: dict(youtube_video_id="other"),
+        pm.PipelineRun: dict(discovered_video=run.discovered_video),
+        pm.Short: dict(pipeline_run=run),
+        pm.ReviewLog: dict(pipeline_run=run),
+    }[model]
+    before = model.select().count()
+    allowed = ", ".join(m.value for m in enum)
+    with pytest.raises(ValueError, match=rf"{model.__name__}\.{column}: 'bogus' is not one of: {allowed}"):
+        model.create(**rows, **{column: "bogus"})
+    assert model.select().count() == before
+
+
+@pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS)
+def test_database_check_takes_every_enum_value_and_refuses_others(run, database, model, column, enum):
+    """The CHECK guards raw SQL too, and agrees with the enum (in both schema builds)."""
+    table = model._meta.table_name
+    row = {
+        pm.DiscoveredVideo: run.discovered_video.id,
+        pm.PipelineRun: run.id,
+        pm.Short: pm.Short.create(pipeline_run=run).id,
+        pm.ReviewLog: pm.ReviewLog.create(pipeline_run=run).id,
+    }[model]
+    for member in enum:
+        database.execute_sql(f'UPDATE {table} SET "{column}" = ? WHERE id = ?', (member.value, row))
+        assert getattr(model.get_by_id(row), column) is member
+    with pytest.raises(peewee.IntegrityError, match="CHECK"):
+        database.execute_sql(f'UPDATE {table} SET "{column}" = ? WHERE id = ?', ("bogus", row))
+    assert getattr(model.get_by_id(row), column) is member
+
+
+# --- CHECK constraints --------------------------------------------------------------------------
+
+CHECKS = [
+    # (model, column, a value the database refuses)
+    (pm.DiscoveredVideo, "view_count", -1),
+    (pm.DiscoveredVideo, "duration_seconds", -0.5),
+    (pm.PipelineRun, "attempts", -1),
+    (pm.Clip, "start_seconds", -1.0),
+    (pm.Script, "prompt_tokens", -1),
+    (pm.Script, "completion_tokens", -5),
+    (pm.Script, "cost_usd", -0.01),
+    (pm.TTSAudio, "duration_seconds", -1.0),
+    (pm.Short, "duration_seconds", -1.0),
+    (pm.Analytics, "views", -1),
+    (pm.Analytics, "engaged_views", -1),
+    (pm.Analytics, "likes", -1),
+    (pm.Analytics, "comments", -1),
+    (pm.Analytics, "shares", -1),
+    (pm.Analytics, "watch_time_minutes", -1.0),
+    (pm.Analytics, "avg_view_duration_seconds", -1.0),
+    (pm.Analytics, "subscribers_gained", -1),
+    (pm.Analytics, "revenue_usd", -0.01),
+    (pm.Analytics, "ctr", -0.01),
+    (pm.Analytics, "ctr", 1.01),
+]
+
+
+def valid_row(model, run):
+    return {
+        pm.DiscoveredVideo: dict(youtube_video_id="fresh"),
+        pm.PipelineRun: dict(discovered_video=run.discovered_video),
+        pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
+        pm.Script: dict(pipeline_run=run, full_script_json={}),
+        pm.TTSAudio: dict(pipeline_run=run, file_path="a.wav"),
+        pm.Short: dict(pipeline_run=run),
+        pm.Analytics: dict(youtube_video_id="v"),
+    }[model]
+
+
+@pytest.mark.parametrize("model, column, bad", CHECKS, ids=lambda x: getattr(x, "__name__", str(x)))
+def test_check_constraint_refuses_and_leaves_no_row(run, model, column, bad):
+    before = model.select().count()
+    with pytest.raises(peewee.IntegrityError, match=column):
+        model.create(**{**valid_row(model, run), column: bad})
+    assert model.select().count() == before
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 1])
+def test_ctr_bounds_are_inclusive(database, value):
+    assert pm.Analytics.create(youtube_video_id="v", ctr=value).ctr == value
+
+
+@pytest.mark.parametrize("start, end", [(10.0, 10.0), (10.0, 9.5)])
+def test_clip_must_end_after_it_starts(run, start, end):
+    with pytest.raises(peewee.IntegrityError, match="end_seconds > start_seconds"):
+        pm.Clip.create(pipeline_run=run, start_seconds=start, end_seconds=end)
+    assert pm.Clip.select().count() == 0
+
+
+# --- type checks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column, bad, message", [
+    ("views", "5", "expected an integer"),
+    ("views", 5.0, "expected an integer"),
+    ("views", True, "expected an integer"),
+    ("views", 2**63, "does not fit in a 64-bit"),
+    ("ctr", float("nan"), "not a finite number"),
+    ("ctr", float("inf"), "not a finite number"),
+    ("ctr", "0.5", "expected a number"),
+    ("youtube_video_id", "x" * 65, "longer than the limit of 64"),
+    ("youtube_video_id", 12345, "expected text"),
+    ("youtube_video_id", "a\x00b", "NUL"),
+])
+def test_wrong_types_are_refused_naming_the_field(database, column, bad, message):
+    values = {"youtube_video_id": "v", column: bad}
+    with pytest.raises(ValueError, match=rf"Analytics\.{column}: .*{message}"):
+        pm.Analytics.create(**values)
+    assert pm.Analytics.select().count() == 0
+
+
+def test_integers_beyond_32_bits_fit_counters_not_attempts(run):
+    assert pm.Analytics.create(youtube_video_id="v", views=2**40).views == 2**40
+    with pytest.raises(ValueError, match=r"PipelineRun\.attempts: .*32-bit"):
+        pm.PipelineRun.update(attempts=2**31).execute()
+
+
+def test_booleans_only_take_true_or_false(database):
+    with pytest.raises(ValueError, match=r"ErrorLog\.resolved: expected True or False"):
+        pm.ErrorLog.create(module="m", error_type="E", error_message="x", resolved="false")
+    assert pm.ErrorLog.select().count() == 0
+
+
+def test_paths_are_stored_as_text(run, tmp_path):
+    audio = pm.TTSAudio.create(pipeline_run=run, file_path=tmp_path / "a.wav")
+    assert pm.TTSAudio.get_by_id(audio.id).file_path == str(tmp_path / "a.wav")
+
+
+def test_strings_with_sql_in_them_are_stored_verbatim(database):
+    nasty = "x'); DROP TABLE analytics; --"
+    pm.ErrorLog.create(module=nasty, error_type="E", error_message=nasty)
+    assert pm.ErrorLog.get(pm.ErrorLog.module == nasty).error_message == nasty
+    assert "analytics" in database.get_tables()

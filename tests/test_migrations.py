@@ -1,0 +1,186 @@
+"""Migrations: they build what the models describe, upgrade old databases intact, and ship in the wheel."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import peewee
+import pytest
+from playhouse.migrations import Runner
+from playhouse.schema_diff import diff_models
+
+import pipeline_models as pm
+from pipeline_models import SchemaMismatch
+
+FIRST, SECOND = "0001_original_tables", "0002_review_publish_analytics"
+
+
+def runner(database):
+    return Runner(database, str(pm.MIGRATIONS_DIR))
+
+
+def test_migrations_are_numbered_and_complete():
+    names = [m.name for m in Runner(peewee.SqliteDatabase(":memory:"), str(pm.MIGRATIONS_DIR)).migrations()]
+    assert names == [FIRST, SECOND]
+
+
+def test_migrated_schema_has_no_diff_against_the_models():
+    database = pm.init_db(":memory:")
+    assert not diff_models(database, pm.ALL_MODELS)
+    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND]
+
+
+def _columns(database):
+    return {
+        table: sorted((c.name, c.data_type, c.null, c.primary_key) for c in database.get_columns(table))
+        for table in (m._meta.table_name for m in pm.ALL_MODELS)
+    }
+
+
+def _foreign_keys(database):
+    sql = "SELECT * FROM pragma_foreign_key_list(?)"
+    return {
+        table: sorted(row[2:] for row in database.execute_sql(sql, (table,)).fetchall())
+        for table in (m._meta.table_name for m in pm.ALL_MODELS)
+    }
+
+
+def test_migrated_columns_and_foreign_keys_match_create_tables():
+    """schema_diff compares names only; types, NULL-ness and ON DELETE must match too."""
+    migrated = pm.init_db(":memory:")
+    direct = peewee.SqliteDatabase(":memory:")
+    with direct.bind_ctx(pm.ALL_MODELS):
+        direct.create_tables(pm.ALL_MODELS)
+    assert _columns(migrated) == _columns(direct)
+    assert _foreign_keys(migrated) == _foreign_keys(direct)
+
+
+def _database_at_0001(path):
+    database = peewee.SqliteDatabase(str(path), pragmas={"foreign_keys": 1})
+    assert runner(database).up(FIRST) == [FIRST]
+    database.execute_sql(
+        "INSERT INTO discovered_videos (youtube_video_id, title, discovered_at, status) "
+        "VALUES ('old1', 'An old find', '2024-05-01 10:00:00', 'processed')"
+    )
+    database.execute_sql(
+        "INSERT INTO pipeline_runs (discovered_video_id, status, attempts, created_at, updated_at) "
+        "VALUES (1, 'published', 1, '2024-05-01 10:05:00.250000', '2024-05-01 11:00:00')"
+    )
+    database.execute_sql(
+        "INSERT INTO clips (pipeline_run_id, start_seconds, end_seconds, created_at) "
+        "VALUES (1, 3.5, 48.0, '2024-05-01 10:20:00')"
+    )
+    return database
+
+
+def test_database_at_0001_upgrades_with_every_row_intact(tmp_path):
+    path = tmp_path / "old.db"
+    old = _database_at_0001(path)
+    rows_before = {t: old.execute_sql(f"SELECT * FROM {t}").fetchall() for t in ("discovered_videos", "pipeline_runs", "clips")}
+    old.close()
+
+    database = pm.init_db(path)
+
+    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND]
+    for table, rows in rows_before.items():
+        after = database.execute_sql(f"SELECT * FROM {table}").fetchall()
+        # pipeline_runs gained two trailing columns, NULL for old rows.
+        assert [row[: len(rows[0])] for row in after] == rows, table
+    run = pm.PipelineRun.get()
+    assert run.status is pm.RunStatus.published
+    assert run.created_at == pm.utcnow().replace(2024, 5, 1, 10, 5, 0, 250000)
+    assert run.heartbeat_at is None and run.last_error is None
+    assert [c.start_seconds for c in run.clips] == [3.5]
+    assert run.discovered_video.title == "An old find"
+    pm.Short.create(pipeline_run=run, clip=run.clips[0])  # and the new tables work with the old rows
+
+
+def test_three_table_database_without_history_is_adopted(tmp_path):
+    path = tmp_path / "legacy.db"
+    legacy = _database_at_0001(path)
+    legacy.execute_sql("DROP TABLE schema_migration")  # as the three-model version left it
+    legacy.close()
+
+    database = pm.init_db(path)
+
+    history = runner(database).status()
+    assert [(m.name, bool(m.applied)) for m in history] == [(FIRST, True), (SECOND, True)]
+    assert pm.DiscoveredVideo.get().youtube_video_id == "old1"
+    assert not diff_models(database, pm.ALL_MODELS)
+
+
+def test_a_database_with_only_some_original_tables_is_refused_unchanged(tmp_path):
+    path = tmp_path / "odd.db"
+    odd = peewee.SqliteDatabase(str(path))
+    odd.execute_sql("CREATE TABLE discovered_videos (id INTEGER PRIMARY KEY, youtube_video_id TEXT)")
+    odd.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaMismatch, match="discovered_videos but not pipeline_runs, clips"):
+        pm.init_db(path)
+    check = peewee.SqliteDatabase(str(path))
+    assert check.get_tables() == ["discovered_videos"]
+    check.close()
+    assert pm.db.obj is None
+    assert path.read_bytes() == before
+
+
+def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
+    path = tmp_path / "foreign.db"
+    other = peewee.SqliteDatabase(str(path))
+    for table in ("discovered_videos", "pipeline_runs", "clips"):
+        other.execute_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
+    other.close()
+    with pytest.raises(SchemaMismatch, match="lacks .*column discovered_videos.youtube_video_id"):
+        pm.init_db(path)
+    check = peewee.SqliteDatabase(str(path))
+    assert sorted(check.get_tables()) == ["clips", "discovered_videos", "pipeline_runs"]
+    check.close()
+
+
+def test_down_and_up_again(tmp_path):
+    database = pm.init_db(tmp_path / "d.db")
+    assert runner(database).down() == [SECOND]
+    assert "shorts" not in database.get_tables()
+    assert "heartbeat_at" not in [c.name for c in database.get_columns("pipeline_runs")]
+    assert pm.migrate() == [SECOND]
+    assert not diff_models(database, pm.ALL_MODELS)
+
+
+@pytest.mark.slow
+def test_migrations_ship_in_a_non_editable_wheel(tmp_path):
+    """Build a wheel, install it into a fresh virtual environment, and migrate from outside the checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source, dist, venv = tmp_path / "source", tmp_path / "dist", tmp_path / "venv"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "pipeline_models"):  # build a copy: the checkout stays clean
+        copy = shutil.copytree if os.path.isdir(os.path.join(root, name)) else shutil.copy
+        copy(os.path.join(root, name), source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source],
+        check=True,
+    )
+    (wheel,) = dist.glob("pipeline_models-*.whl")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], check=True)
+    # peewee comes from this environment (the fresh one has no network need); the package from the wheel.
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    with open(os.path.join(site, "peewee_from_host.pth"), "w") as fh:
+        fh.write(os.path.dirname(peewee.__file__) + "\n")
+    script = textwrap.dedent(
+        """
+        import pipeline_models as pm
+        assert pm.__file__.startswith(%r), pm.__file__
+        database = pm.init_db("installed.db")
+        print(sorted(r[0] for r in database.execute_sql("SELECT name FROM schema_migration")))
+        """ % site
+    )
+    out = subprocess.run(
+        [python, "-c", script], cwd=tmp_path, check=True, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    assert out.stdout.strip() == str([FIRST, SECOND])
