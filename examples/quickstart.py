@@ -1,0 +1,27 @@
+"""Quickstart: bind an embedded SQLite file, create a video, a run and a clip, and query them back.
+
+    python examples/quickstart.py [path/to/pipeline.db]
+"""
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pipeline_models as pm
+
+path = sys.argv[1] if len(sys.argv) > 1 else "quickstart.db"
+pm.init_db(path)  # binds the models, applies the migrations; safe to call on every start
+
+video, _ = pm.DiscoveredVideo.get_or_create(
+    youtube_video_id="dQw4w9WgXcQ",
+    defaults=dict(title="A source video", channel_title="Some channel", source="search:music"),
+)
+run = pm.PipelineRun.create(discovered_video=video, status=pm.RunStatus.running, current_stage="clip")
+pm.Clip.create(pipeline_run=run, start_seconds=12.0, end_seconds=58.5, score=0.91)
+pm.Analytics.create(youtube_video_id="shortid0001", views=1200, ctr=0.05,
+                    measured_at=datetime.now(timezone(timedelta(hours=-5))))  # any offset; stored as UTC
+
+print(f"database: {path}")
+for run in video.runs.order_by(pm.PipelineRun.created_at):
+    clips = ", ".join(f"{c.start_seconds:.1f}-{c.end_seconds:.1f}s" for c in run.clips)
+    print(f"run {run.id}: {run.status} at stage {run.current_stage}, created {run.created_at:%Y-%m-%d %H:%M} UTC, clips {clips}")
+latest = pm.Analytics.select().order_by(pm.Analytics.measured_at.desc()).first()
+print(f"latest analytics: {latest.views} views, measured {latest.measured_at.isoformat()}")
