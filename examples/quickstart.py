@@ -22,6 +22,7 @@ pm.Analytics.create(youtube_video_id="shortid0001", views=1200, ctr=0.05,
 print(f"database: {path}")
 for run in video.runs.order_by(pm.PipelineRun.created_at):
     clips = ", ".join(f"{c.start_seconds:.1f}-{c.end_seconds:.1f}s" for c in run.clips)
-    print(f"run {run.id}: {run.status} at stage {run.current_stage}, created {run.created_at:%Y-%m-%d %H:%M} UTC, clips {clips}")
+    print(f"run {run.id}: {run.status} at stage {run.current_stage}, "
+          f"created {run.created_at:%Y-%m-%d %H:%M} UTC, clips {clips}")
 latest = pm.Analytics.select().order_by(pm.Analytics.measured_at.desc()).first()
 print(f"latest analytics: {latest.views} views, measured {latest.measured_at.isoformat()}")

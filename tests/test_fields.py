@@ -6,7 +6,7 @@ import pytest
 from conftest import aware
 
 import pipeline_models as pm
-from pipeline_models import RunStatus, ShortStatus
+from pipeline_models import ShortStatus
 
 UTC = datetime.timezone.utc
 

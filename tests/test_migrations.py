@@ -77,7 +77,8 @@ def _database_at_0001(path):
 def test_database_at_0001_upgrades_with_every_row_intact(tmp_path):
     path = tmp_path / "old.db"
     old = _database_at_0001(path)
-    rows_before = {t: old.execute_sql(f"SELECT * FROM {t}").fetchall() for t in ("discovered_videos", "pipeline_runs", "clips")}
+    tables = ("discovered_videos", "pipeline_runs", "clips")
+    rows_before = {t: old.execute_sql(f"SELECT * FROM {t}").fetchall() for t in tables}
     old.close()
 
     database = pm.init_db(path)
