@@ -26,3 +26,24 @@ class CannotOpenDatabase(PipelineModelsError):
 
 class SchemaMismatch(PipelineModelsError):
     """The database's tables do not match the models, and migrations cannot fix that by themselves."""
+
+
+class InvalidTransition(PipelineModelsError):
+    """A pipeline run was asked to move to a status it cannot reach from where it is."""
+
+    def __init__(self, run_id: int, current: str, target: str, detail: str = "") -> None:
+        self.run_id, self.current, self.target = run_id, str(current), str(target)
+        message = f"run {run_id} cannot go from {self.current} to {self.target}"
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class AlreadyAnswered(PipelineModelsError):
+    """A review that already has an answer was given a different one."""
+
+
+class AlreadyUploaded(PipelineModelsError):
+    """A short that already has a YouTube video id was uploaded or recorded again."""
+
+
+class UploadInDoubt(PipelineModelsError):
+    """An earlier upload of a short started and never recorded its video id: it may be on YouTube already."""

@@ -3,11 +3,18 @@
 discovered video -> pipeline run -> clips, scripts, TTS audio, shorts, review logs, error logs;
 analytics snapshots are keyed by the uploaded short's YouTube id; config overrides stand alone.
 """
+import contextlib
+import datetime
+import logging
+import traceback
+from typing import Any, Dict, List, Optional, Tuple, Union
+
 import peewee
 from peewee import Check, ForeignKeyField
 
-from .db import db
+from .db import db, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
+from .errors import AlreadyAnswered, AlreadyUploaded, InvalidTransition, UploadInDoubt
 from .fields import (
     BigIntegerField,
     BooleanField,
@@ -20,6 +27,8 @@ from .fields import (
     UTCDateTimeField,
     utcnow,
 )
+
+logger = logging.getLogger("pipeline_models")
 
 __all__ = [
     "BaseModel",
@@ -39,6 +48,26 @@ __all__ = [
 
 def _at_least_zero(column: str) -> list:
     return [Check(f"{column} >= 0")]
+
+
+def _fields_named(model: type, names: Any, allowed: Any) -> None:
+    """Refuse keyword arguments that are not columns the caller may set (peewee would ignore them)."""
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"{model.__name__} has no settable field {', '.join(unknown)}; "
+            f"use {', '.join(sorted(allowed))}"
+        )
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    """Collapse whitespace (tracebacks, multi-line messages) into one line of at most `limit` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _is_postgres() -> bool:
+    return isinstance(db.obj, peewee.PostgresqlDatabase)
 
 
 class BaseModel(peewee.Model):
@@ -66,6 +95,29 @@ class DiscoveredVideo(BaseModel):
     class Meta:
         table_name = "discovered_videos"
 
+    METADATA = ("title", "channel_id", "channel_title", "published_at", "duration_seconds", "view_count", "source")
+
+    @classmethod
+    def discover(cls, youtube_video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
+        """Record a found video once: return (video, created); finding it again refreshes the metadata given."""
+        _fields_named(cls, fields, cls.METADATA)
+        with write_lock():
+            video = cls.get_or_none(cls.youtube_video_id == youtube_video_id)
+            if video is None:
+                try:
+                    with db.atomic():  # a savepoint: on PostgreSQL another process may insert first
+                        return cls.create(youtube_video_id=youtube_video_id, **fields), True
+                except peewee.IntegrityError:
+                    video = cls.get_or_none(cls.youtube_video_id == youtube_video_id)
+                    if video is None:
+                        raise
+            changed = {name: value for name, value in fields.items() if getattr(video, name) != value}
+            if changed:
+                for name, value in changed.items():
+                    setattr(video, name, value)
+                video.save(only=list(changed))
+            return video, False
+
 
 class PipelineRun(BaseModel):
     """One pass of one video through the pipeline, claimed and advanced by workers."""
@@ -91,7 +143,110 @@ class PipelineRun(BaseModel):
     def save(self, *args, **kwargs):
         """Save, stamping updated_at."""
         self.updated_at = utcnow()
+        if kwargs.get("only"):
+            kwargs["only"] = [*kwargs["only"], PipelineRun.updated_at]
         return super().save(*args, **kwargs)
+
+    # Where each status may go next. approved -> failed covers an upload that fails after approval.
+    TRANSITIONS = {
+        RunStatus.pending: {RunStatus.running},
+        RunStatus.running: {RunStatus.awaiting_review, RunStatus.failed},
+        RunStatus.awaiting_review: {RunStatus.approved, RunStatus.rejected, RunStatus.failed},
+        RunStatus.approved: {RunStatus.published, RunStatus.failed},
+        RunStatus.rejected: set(),
+        RunStatus.published: set(),
+        RunStatus.failed: {RunStatus.pending},
+    }
+    FINISHED = (RunStatus.published, RunStatus.rejected, RunStatus.failed)
+
+    @classmethod
+    def start(cls, video: DiscoveredVideo) -> "PipelineRun":
+        """Queue a new pending run for `video` (and mark a new video selected)."""
+        with db.atomic():
+            run = cls.create(discovered_video=video)
+            (DiscoveredVideo.update(status=VideoStatus.selected)
+             .where((DiscoveredVideo.id == run.discovered_video_id) & (DiscoveredVideo.status == VideoStatus.new))
+             .execute())
+        return run
+
+    @classmethod
+    def claim_next(cls, worker: str) -> Optional["PipelineRun"]:
+        """Take the oldest pending run for `worker`: mark it running and count the attempt; None when none is left.
+
+        One statement under the write lock, so N processes claiming at once claim each run exactly once;
+        on PostgreSQL, FOR UPDATE SKIP LOCKED lets them pass one another instead of queueing.
+        """
+        oldest = (cls.select(cls.id).where(cls.status == RunStatus.pending)
+                  .order_by(cls.created_at, cls.id).limit(1))
+        if _is_postgres():
+            oldest = oldest.for_update(skip_locked=True)
+        now = utcnow()
+        claim = (cls.update(status=RunStatus.running, worker=worker, attempts=cls.attempts + 1,
+                            started_at=now, heartbeat_at=now, finished_at=None, updated_at=now)
+                 .where((cls.id == oldest) & (cls.status == RunStatus.pending))
+                 .returning(cls))
+        with write_lock():
+            claimed = list(claim.execute())
+        return claimed[0] if claimed else None
+
+    def advance(self, status: Union[RunStatus, str], stage: Optional[str] = None,
+                reason: Optional[str] = None) -> "PipelineRun":
+        """Move the run to `status` if the transition is allowed, as a compare-and-set on its current status.
+
+        `stage` sets current_stage. Moving to failed needs a `reason` (kept in last_error, on one line).
+        Raises InvalidTransition, changing nothing, when the move is not allowed or another process moved
+        the run first.
+        """
+        target = RunStatus(type(self).status.db_value(status))  # ValueError naming the field if unknown
+        current = RunStatus(self.status)
+        if target not in self.TRANSITIONS[current]:
+            raise InvalidTransition(self.id, current, target)
+        if target is RunStatus.failed and not (reason and str(reason).strip()):
+            raise ValueError("PipelineRun.advance: moving a run to failed needs a reason, e.g. reason=str(exc)")
+        now = utcnow()
+        changes: Dict[str, Any] = {"status": target, "updated_at": now}
+        if stage is not None:
+            changes["current_stage"] = stage
+        if reason is not None:
+            changes["last_error"] = _one_line(reason)
+        if target in self.FINISHED:
+            changes["finished_at"] = now
+        elif target is RunStatus.running:
+            changes.update(started_at=now, heartbeat_at=now)
+        elif target is RunStatus.pending:  # a retry: a worker will claim it afresh
+            changes.update(finished_at=None, worker=None, heartbeat_at=None)
+        cls = type(self)
+        updated = cls.update(**changes).where((cls.id == self.id) & (cls.status == current)).execute()
+        if not updated:
+            now_status = cls.select(cls.status).where(cls.id == self.id).scalar()
+            raise InvalidTransition(self.id, current, target,
+                                    f"it is {now_status or 'gone'} now (another process moved it)")
+        for name, value in changes.items():
+            setattr(self, name, value)
+        return self
+
+    def heartbeat(self) -> bool:
+        """Tell the queue this run's worker is alive; False if the run is no longer running for this worker."""
+        cls = type(self)
+        now = utcnow()
+        touched = (cls.update(heartbeat_at=now)
+                   .where((cls.id == self.id) & (cls.status == RunStatus.running) & (cls.worker == self.worker))
+                   .execute())
+        if touched:
+            self.heartbeat_at = now
+        return bool(touched)
+
+    @classmethod
+    def requeue_stale(cls, older_than: datetime.timedelta) -> int:
+        """Return to pending the running runs with no heartbeat for `older_than` (their worker died); say how many."""
+        now = utcnow()
+        cutoff = now - older_than
+        stale = (cls.status == RunStatus.running) & (
+            (cls.heartbeat_at < cutoff) | (cls.heartbeat_at.is_null() & (cls.started_at < cutoff)))
+        with write_lock():
+            return (cls.update(status=RunStatus.pending, worker=None, heartbeat_at=None, updated_at=now,
+                               last_error=f"requeued: no heartbeat for {older_than}")
+                    .where(stale).execute())
 
 
 class Clip(BaseModel):
@@ -155,10 +310,63 @@ class Short(BaseModel):
     youtube_video_id = CharField(max_length=64, null=True, unique=True)
     youtube_url = TextField(null=True)
     uploaded_at = UTCDateTimeField(null=True)
+    # Set when an upload begins: with no video id after it, an upload may have reached YouTube unrecorded.
+    upload_started_at = UTCDateTimeField(null=True)
     created_at = UTCDateTimeField(default=utcnow)
 
     class Meta:
         table_name = "shorts"
+
+    def start_upload(self) -> None:
+        """Claim this short for one upload, before sending it to YouTube.
+
+        Raises AlreadyUploaded if it has a video id, and UploadInDoubt if an earlier upload began and never
+        recorded one (a crash between the upload and mark_uploaded): check the channel, then call
+        mark_uploaded() with the id found or abandon_upload() to allow a new upload.
+        """
+        cls = type(self)
+        now = utcnow()
+        claimed = (cls.update(upload_started_at=now)
+                   .where((cls.id == self.id) & cls.youtube_video_id.is_null() & cls.upload_started_at.is_null())
+                   .execute())
+        if claimed:
+            self.upload_started_at = now
+            return
+        row = cls.get_by_id(self.id)
+        if row.youtube_video_id is not None:
+            raise AlreadyUploaded(f"short {self.id} is already on YouTube as {row.youtube_video_id}")
+        raise UploadInDoubt(
+            f"short {self.id} began uploading at {row.upload_started_at:%Y-%m-%d %H:%M:%S} UTC and recorded no "
+            "video id: check the channel, then call mark_uploaded(id) or abandon_upload()"
+        )
+
+    def abandon_upload(self) -> None:
+        """Release an upload claim when the upload is known not to have reached YouTube."""
+        cls = type(self)
+        cls.update(upload_started_at=None).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute()
+        self.upload_started_at = None
+
+    def mark_uploaded(self, youtube_video_id: str, youtube_url: Optional[str] = None,
+                      uploaded_at: Optional[datetime.datetime] = None) -> bool:
+        """Record the upload (video id, url, time, status uploaded) in one write; True if this call recorded it.
+
+        Recording the same id again is a harmless retry (False); a different id raises AlreadyUploaded.
+        """
+        cls = type(self)
+        changes = dict(youtube_video_id=youtube_video_id, status=ShortStatus.uploaded,
+                       youtube_url=youtube_url or f"https://youtube.com/shorts/{youtube_video_id}",
+                       uploaded_at=uploaded_at or utcnow())
+        recorded = cls.update(**changes).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute()
+        if recorded:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            return True
+        existing = cls.get_by_id(self.id).youtube_video_id  # DoesNotExist if the short is gone
+        if existing != youtube_video_id:
+            raise AlreadyUploaded(
+                f"short {self.id} is already on YouTube as {existing}; refusing to record {youtube_video_id}"
+            )
+        return False
 
 
 class Analytics(BaseModel):
@@ -183,6 +391,63 @@ class Analytics(BaseModel):
         table_name = "analytics"
         indexes = ((("youtube_video_id", "measured_at"), False),)
 
+    METRICS = ("views", "engaged_views", "likes", "comments", "shares", "watch_time_minutes",
+               "avg_view_duration_seconds", "ctr", "subscribers_gained", "revenue_usd")
+    # Cumulative counters: growth is their difference between two snapshots (ratios are not).
+    COUNTERS = ("views", "engaged_views", "likes", "comments", "shares", "watch_time_minutes",
+                "subscribers_gained", "revenue_usd")
+
+    @classmethod
+    def record(cls, youtube_video_id: str, measured_at: Optional[datetime.datetime] = None,
+               **metrics: Any) -> "Analytics":
+        """Store one snapshot of a video's metrics (now, unless `measured_at` says when); omitted metrics are NULL."""
+        _fields_named(cls, metrics, cls.METRICS)
+        return cls.create(youtube_video_id=youtube_video_id, measured_at=measured_at or utcnow(), **metrics)
+
+    # Walks the (youtube_video_id, measured_at) index: one seek per video to find the next video id, one
+    # to find its newest snapshot. Cost follows the number of videos, not of snapshots (a plain GROUP BY
+    # or DISTINCT would read every snapshot).
+    _LATEST_SQL = """
+        WITH RECURSIVE videos(vid) AS (
+            SELECT MIN(youtube_video_id) FROM analytics
+            UNION ALL
+            SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid)
+            FROM videos WHERE vid IS NOT NULL
+        )
+        SELECT a.* FROM videos JOIN analytics a ON a.id = (
+            SELECT id FROM analytics WHERE youtube_video_id = videos.vid
+            ORDER BY measured_at DESC, id DESC LIMIT 1)
+        ORDER BY a.views IS NULL, a.views DESC, a.youtube_video_id
+    """
+
+    @classmethod
+    def latest(cls) -> List["Analytics"]:
+        """The newest snapshot of every video, most viewed first."""
+        return list(cls.raw(cls._LATEST_SQL))
+
+    @classmethod
+    def top(cls, n: int = 10) -> List["Analytics"]:
+        """The newest snapshots of the `n` most viewed videos."""
+        return cls.latest()[:n]
+
+    @classmethod
+    def growth(cls, youtube_video_id: str, since: datetime.datetime) -> Optional[Dict[str, Any]]:
+        """Change of each counter from the first snapshot at or after `since` to the latest one.
+
+        Returns {"since": ..., "until": ..., "views": +n, ...} (None for a counter either snapshot lacks),
+        or None when the video has no snapshot since then.
+        """
+        after = cls.select().where((cls.youtube_video_id == youtube_video_id) & (cls.measured_at >= since))
+        first = after.order_by(cls.measured_at, cls.id).first()
+        if first is None:
+            return None
+        last = after.order_by(cls.measured_at.desc(), cls.id.desc()).first()
+        change: Dict[str, Any] = {"since": first.measured_at, "until": last.measured_at}
+        for name in cls.COUNTERS:
+            old, new = getattr(first, name), getattr(last, name)
+            change[name] = None if old is None or new is None else new - old
+        return change
+
 
 class ReviewLog(BaseModel):
     """A request for a human verdict on a run's short, and the answer (action is NULL until then)."""
@@ -202,6 +467,66 @@ class ReviewLog(BaseModel):
         # Unanswered reviews (action IS NULL) oldest first: the auto-hold sweep and the open count.
         indexes = ((("action", "sent_at"), False),)
 
+    # What each answer does to the run: an edit approves the short with the reviewer's changes in `detail`.
+    OUTCOME = {
+        ReviewAction.approve: RunStatus.approved,
+        ReviewAction.edit: RunStatus.approved,
+        ReviewAction.reject: RunStatus.rejected,
+    }
+
+    @classmethod
+    def request(cls, run: PipelineRun, message_id: Optional[str] = None) -> "ReviewLog":
+        """Ask for a review of `run` (sent now) and move the run to awaiting_review, in one transaction."""
+        with db.atomic():
+            run.advance(RunStatus.awaiting_review, stage="review")
+            return cls.create(pipeline_run=run, message_id=message_id)
+
+    def respond(self, action: Union[ReviewAction, str], detail: Optional[str] = None,
+                reviewer: Optional[str] = None) -> bool:
+        """Record the human answer once and move the run to approved or rejected; True if this call recorded it.
+
+        The same answer again (a second tap on the button) changes nothing and returns False; a different
+        answer to an answered review raises AlreadyAnswered.
+        """
+        cls = type(self)
+        action = ReviewAction(cls.action.db_value(action))  # ValueError naming the field if unknown
+        now = utcnow()
+        with write_lock():
+            answered = (cls.update(action=action, detail=detail, reviewer=reviewer, responded_at=now)
+                        .where((cls.id == self.id) & cls.action.is_null()).execute())
+            if not answered:
+                row = cls.get_by_id(self.id)
+                if row.action is action:
+                    return False
+                raise AlreadyAnswered(f"review {self.id} was already answered {row.action} "
+                                      f"by {row.reviewer or 'someone'}; refusing {action}")
+            run = PipelineRun.get_by_id(self.pipeline_run_id)
+            run.advance(self.OUTCOME[action])
+        self.action, self.detail, self.reviewer, self.responded_at = action, detail, reviewer, now
+        return True
+
+    @classmethod
+    def answer(cls, message_id: str, action: Union[ReviewAction, str], detail: Optional[str] = None,
+               reviewer: Optional[str] = None) -> Tuple["ReviewLog", bool]:
+        """Handle a tap on the chat message `message_id`: (review, True) when recorded, (review, False) for a repeat."""
+        review = cls.get_or_none(cls.message_id == message_id)
+        if review is None:
+            raise cls.DoesNotExist(f"no review was requested with message_id {message_id!r}")
+        return review, review.respond(action, detail=detail, reviewer=reviewer)
+
+    @classmethod
+    def hold_stale(cls, older_than: datetime.timedelta) -> int:
+        """Mark unanswered reviews sent more than `older_than` ago as auto-held; return how many."""
+        cutoff = utcnow() - older_than
+        return (cls.update(auto_held=True)
+                .where(cls.action.is_null() & (cls.sent_at < cutoff) & (cls.auto_held == False))  # noqa: E712
+                .execute())
+
+    @classmethod
+    def open(cls) -> peewee.ModelSelect:
+        """Reviews still waiting for an answer, oldest first (auto-held ones included)."""
+        return cls.select().where(cls.action.is_null()).order_by(cls.sent_at)
+
 
 class ConfigOverride(BaseModel):
     """A runtime setting that overrides the pipeline's defaults; the value is any JSON value."""
@@ -213,6 +538,32 @@ class ConfigOverride(BaseModel):
 
     class Meta:
         table_name = "config_overrides"
+
+    @classmethod
+    def set(cls, key: str, value: Any, updated_by: str = "system") -> Any:
+        """Store `value` (anything JSON can hold) under `key`, replacing what was there; returns the value."""
+        row = dict(key=key, value=value, updated_by=updated_by, updated_at=utcnow())
+        keep = [cls.value, cls.updated_by, cls.updated_at]
+        cls.insert(**row).on_conflict(conflict_target=[cls.key], preserve=keep).execute()
+        return value
+
+    @classmethod
+    def get(cls, *query: Any, **filters: Any) -> Any:
+        """`ConfigOverride.get(key, default=None)`: the value stored under key, with its JSON type.
+
+        Given peewee expressions instead of a key string, this is peewee's Model.get.
+        """
+        if not (query and isinstance(query[0], str)):
+            return super().get(*query, **filters)
+        key, *rest = query
+        default = rest[0] if rest else filters.pop("default", None)
+        row = cls.select(cls.value).where(cls.key == key).first()
+        return default if row is None else row.value
+
+    @classmethod
+    def as_dict(cls) -> Dict[str, Any]:
+        """Every override as {key: value}."""
+        return {row.key: row.value for row in cls.select(cls.key, cls.value).order_by(cls.key)}
 
 
 class ErrorLog(BaseModel):
@@ -232,6 +583,61 @@ class ErrorLog(BaseModel):
             (("module", "occurred_at"), False),  # a module's errors, newest first
             (("resolved", "occurred_at"), False),  # the unresolved errors across modules
         )
+
+    @classmethod
+    def record(cls, exc: BaseException, module: str, pipeline_run: Optional[PipelineRun] = None) -> "ErrorLog":
+        """Store `exc` (class name, message, formatted traceback) as an unresolved error of `module`.
+
+        Written in the caller's transaction, if any: should that transaction roll back, this row goes with
+        it. To record an error that aborts a transaction, use capture() around that transaction.
+        """
+        return cls.create(
+            pipeline_run=pipeline_run,
+            module=module,
+            error_type=type(exc).__name__,
+            error_message=str(exc) or repr(exc),
+            stack_trace="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        )
+
+    @classmethod
+    def capture(cls, module: str, pipeline_run: Optional[PipelineRun] = None) -> "_Capture":
+        """Context manager and decorator: record any exception escaping the block, then re-raise it.
+
+        Put it outside the block's transaction: the row is written after that transaction rolled back,
+        so it is never lost with it.
+        """
+        return _Capture(module, pipeline_run)
+
+    @classmethod
+    def unresolved(cls, module: Optional[str] = None) -> peewee.ModelSelect:
+        """Unresolved errors, newest first; only `module`'s when given."""
+        where = cls.resolved == False  # noqa: E712
+        if module is not None:
+            where &= cls.module == module
+        return cls.select().where(where).order_by(cls.occurred_at.desc())
+
+    def resolve(self) -> None:
+        """Mark this error resolved."""
+        type(self).update(resolved=True).where(type(self).id == self.id).execute()
+        self.resolved = True
+
+
+class _Capture(contextlib.ContextDecorator):
+    """ErrorLog.capture(): records the exception leaving the block; a failure to record never hides it."""
+
+    def __init__(self, module: str, pipeline_run: Optional[PipelineRun]) -> None:
+        self.module, self.pipeline_run = module, pipeline_run
+
+    def __enter__(self) -> "_Capture":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
+        if exc is not None and isinstance(exc, Exception):
+            try:
+                ErrorLog.record(exc, self.module, self.pipeline_run)
+            except Exception:
+                logger.exception("could not record %s from %s", exc_type.__name__, self.module)
+        return False  # re-raise
 
 
 ALL_MODELS = [

@@ -13,7 +13,8 @@ from playhouse.schema_diff import diff_models
 import pipeline_models as pm
 from pipeline_models import SchemaMismatch
 
-FIRST, SECOND = "0001_original_tables", "0002_review_publish_analytics"
+FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
+ALL = [FIRST, SECOND, THIRD]
 
 
 def runner(database):
@@ -22,13 +23,13 @@ def runner(database):
 
 def test_migrations_are_numbered_and_complete():
     names = [m.name for m in Runner(peewee.SqliteDatabase(":memory:"), str(pm.MIGRATIONS_DIR)).migrations()]
-    assert names == [FIRST, SECOND]
+    assert names == ALL
 
 
 def test_migrated_schema_has_no_diff_against_the_models():
     database = pm.init_db(":memory:")
     assert not diff_models(database, pm.ALL_MODELS)
-    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND]
+    assert [m.name for m in runner(database).status() if m.applied] == ALL
 
 
 def _columns(database):
@@ -83,7 +84,7 @@ def test_database_at_0001_upgrades_with_every_row_intact(tmp_path):
 
     database = pm.init_db(path)
 
-    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND]
+    assert [m.name for m in runner(database).status() if m.applied] == ALL
     for table, rows in rows_before.items():
         after = database.execute_sql(f"SELECT * FROM {table}").fetchall()
         # pipeline_runs gained two trailing columns, NULL for old rows.
@@ -106,7 +107,7 @@ def test_three_table_database_without_history_is_adopted(tmp_path):
     database = pm.init_db(path)
 
     history = runner(database).status()
-    assert [(m.name, bool(m.applied)) for m in history] == [(FIRST, True), (SECOND, True)]
+    assert [(m.name, bool(m.applied)) for m in history] == [(name, True) for name in ALL]
     assert pm.DiscoveredVideo.get().youtube_video_id == "old1"
     assert not diff_models(database, pm.ALL_MODELS)
 
@@ -141,10 +142,10 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
 
 def test_down_and_up_again(tmp_path):
     database = pm.init_db(tmp_path / "d.db")
-    assert runner(database).down() == [SECOND]
+    assert runner(database).down(SECOND) == [THIRD, SECOND]
     assert "shorts" not in database.get_tables()
     assert "heartbeat_at" not in [c.name for c in database.get_columns("pipeline_runs")]
-    assert pm.migrate() == [SECOND]
+    assert pm.migrate() == [SECOND, THIRD]
     assert not diff_models(database, pm.ALL_MODELS)
 
 
@@ -184,4 +185,4 @@ def test_migrations_ship_in_a_non_editable_wheel(tmp_path):
         [python, "-c", script], cwd=tmp_path, check=True, capture_output=True, text=True,
         env={**os.environ, "PYTHONPATH": ""},
     )
-    assert out.stdout.strip() == str([FIRST, SECOND])
+    assert out.stdout.strip() == str(ALL)

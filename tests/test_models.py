@@ -79,6 +79,7 @@ def sample_rows(run):
             youtube_video_id="shortid0001",
             youtube_url="https://youtube.com/shorts/shortid0001",
             uploaded_at=aware(2026, 11, 2, 11, 0),
+            upload_started_at=aware(2026, 11, 2, 10, 58),
             created_at=aware(2026, 11, 2, 10, 8),
         ),
         pm.Analytics: dict(
