@@ -6,7 +6,16 @@
 """
 from .db import MIGRATIONS_DIR, db, init_db, migrate, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
-from .errors import CannotOpenDatabase, DatabaseNotBound, PipelineModelsError, SchemaMismatch
+from .errors import (
+    AlreadyAnswered,
+    AlreadyUploaded,
+    CannotOpenDatabase,
+    DatabaseNotBound,
+    InvalidTransition,
+    PipelineModelsError,
+    SchemaMismatch,
+    UploadInDoubt,
+)
 from .fields import utcnow
 from .models import (
     ALL_MODELS,
@@ -51,5 +60,9 @@ __all__ = [
     "DatabaseNotBound",
     "CannotOpenDatabase",
     "SchemaMismatch",
+    "InvalidTransition",
+    "AlreadyAnswered",
+    "AlreadyUploaded",
+    "UploadInDoubt",
     "utcnow",
 ]

@@ -39,6 +39,13 @@ def _columns(database):
     }
 
 
+def _indexes(database):
+    return {
+        table: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(table))
+        for table in (m._meta.table_name for m in pm.ALL_MODELS)
+    }
+
+
 def _foreign_keys(database):
     sql = "SELECT * FROM pragma_foreign_key_list(?)"
     return {
@@ -48,13 +55,14 @@ def _foreign_keys(database):
 
 
 def test_migrated_columns_and_foreign_keys_match_create_tables():
-    """schema_diff compares names only; types, NULL-ness and ON DELETE must match too."""
+    """schema_diff compares names only; types, NULL-ness, index names and ON DELETE must match too."""
     migrated = pm.init_db(":memory:")
     direct = peewee.SqliteDatabase(":memory:")
     with direct.bind_ctx(pm.ALL_MODELS):
         direct.create_tables(pm.ALL_MODELS)
     assert _columns(migrated) == _columns(direct)
     assert _foreign_keys(migrated) == _foreign_keys(direct)
+    assert _indexes(migrated) == _indexes(direct)
 
 
 def _database_at_0001(path):

@@ -36,6 +36,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "discovered_videos"
+            legacy_table_names = False
 
     class PipelineRun(Model):
         discovered_video = ForeignKeyField(DiscoveredVideo)
@@ -58,6 +59,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "pipeline_runs"
+            legacy_table_names = False
 
     class Clip(Model):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
@@ -71,6 +73,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "clips"
+            legacy_table_names = False
             constraints = [Check("end_seconds > start_seconds")]
 
     return [DiscoveredVideo, PipelineRun, Clip]

@@ -23,11 +23,13 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "pipeline_runs"
+            legacy_table_names = False
 
     class Clip(Model):
         class Meta:
             database = db
             table_name = "clips"
+            legacy_table_names = False
 
     class Script(Model):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
@@ -43,6 +45,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "scripts"
+            legacy_table_names = False
 
     class TTSAudio(Model):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
@@ -55,6 +58,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "tts_audio"
+            legacy_table_names = False
 
     class Short(Model):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
@@ -76,6 +80,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "shorts"
+            legacy_table_names = False
 
     class Analytics(Model):
         youtube_video_id = CharField(max_length=64)
@@ -98,6 +103,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "analytics"
+            legacy_table_names = False
             indexes = ((("youtube_video_id", "measured_at"), False),)
 
     class ReviewLog(Model):
@@ -113,6 +119,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "review_logs"
+            legacy_table_names = False
             indexes = ((("action", "sent_at"), False),)
 
     class ConfigOverride(Model):
@@ -124,6 +131,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "config_overrides"
+            legacy_table_names = False
 
     class ErrorLog(Model):
         pipeline_run = ForeignKeyField(PipelineRun, null=True, on_delete="SET NULL")
@@ -137,6 +145,7 @@ def frozen_models(db):
         class Meta:
             database = db
             table_name = "error_logs"
+            legacy_table_names = False
             indexes = (
                 (("module", "occurred_at"), False),
                 (("resolved", "occurred_at"), False),

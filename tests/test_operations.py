@@ -1,0 +1,452 @@
+"""The operations the pipeline's scripts call: each one call, atomic, and refusing what it must not do."""
+import datetime
+from datetime import timedelta
+
+import peewee
+import pytest
+from conftest import aware
+
+import pipeline_models as pm
+from pipeline_models import (
+    AlreadyAnswered,
+    AlreadyUploaded,
+    InvalidTransition,
+    ReviewAction,
+    RunStatus,
+    ShortStatus,
+    UploadInDoubt,
+    VideoStatus,
+)
+
+# --- discovery ----------------------------------------------------------------------------------
+
+
+def test_discover_creates_once_and_refreshes_the_metadata_given(database):
+    video, created = pm.DiscoveredVideo.discover("yt1", title="First title", view_count=10, source="search:a")
+    assert created and video.id
+    again, created = pm.DiscoveredVideo.discover("yt1", title="New title", view_count=25)
+    assert not created and again.id == video.id
+    row = pm.DiscoveredVideo.get_by_id(video.id)
+    assert (row.title, row.view_count, row.source) == ("New title", 25, "search:a")
+    assert pm.DiscoveredVideo.select().count() == 1
+
+
+def test_discover_refuses_unknown_fields_and_writes_nothing(database):
+    with pytest.raises(TypeError, match="DiscoveredVideo has no settable field titel"):
+        pm.DiscoveredVideo.discover("yt1", titel="typo")
+    assert pm.DiscoveredVideo.select().count() == 0
+
+
+def test_discover_with_a_bad_value_writes_nothing(database):
+    with pytest.raises(peewee.IntegrityError):
+        pm.DiscoveredVideo.discover("yt1", view_count=-5)
+    assert pm.DiscoveredVideo.select().count() == 0
+
+
+# --- run lifecycle ------------------------------------------------------------------------------
+
+
+def new_run(n=1):
+    video, _ = pm.DiscoveredVideo.discover(f"video{n}")
+    return pm.PipelineRun.start(video)
+
+
+def test_start_queues_a_pending_run_and_selects_the_video(database):
+    run = new_run()
+    assert run.status is RunStatus.pending or run.status == "pending"
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.pending
+    assert pm.DiscoveredVideo.get_by_id(run.discovered_video_id).status is VideoStatus.selected
+
+
+def test_claim_next_takes_the_oldest_pending_run(database):
+    first, second = new_run(1), new_run(2)
+    pm.PipelineRun.update(created_at=aware(2026, 1, 2)).where(pm.PipelineRun.id == first.id).execute()
+    pm.PipelineRun.update(created_at=aware(2026, 1, 1)).where(pm.PipelineRun.id == second.id).execute()
+
+    claimed = pm.PipelineRun.claim_next("worker-a")
+
+    assert claimed.id == second.id
+    assert (claimed.status, claimed.worker, claimed.attempts) == (RunStatus.running, "worker-a", 1)
+    assert claimed.started_at and claimed.heartbeat_at and claimed.started_at.tzinfo == datetime.timezone.utc
+    row = pm.PipelineRun.get_by_id(second.id)
+    assert (row.status, row.worker, row.attempts) == (RunStatus.running, "worker-a", 1)
+    assert pm.PipelineRun.claim_next("worker-b").id == first.id
+    assert pm.PipelineRun.claim_next("worker-c") is None
+
+
+def test_a_run_goes_the_whole_happy_path(database):
+    run = new_run()
+    run = pm.PipelineRun.claim_next("w")
+    run.advance("awaiting_review", stage="review")
+    run.advance(RunStatus.approved)
+    run.advance(RunStatus.published, stage="done")
+    row = pm.PipelineRun.get_by_id(run.id)
+    assert (row.status, row.current_stage) == (RunStatus.published, "done")
+    assert row.finished_at is not None and row.updated_at >= row.started_at
+
+
+@pytest.mark.parametrize("path, bad", [
+    ([], "awaiting_review"),
+    ([], "published"),
+    (["running"], "approved"),
+    (["running"], "pending"),
+    (["running", "awaiting_review", "rejected"], "pending"),
+    (["running", "awaiting_review", "approved", "published"], "failed"),
+])
+def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(database, path, bad):
+    run = new_run()
+    for status in path:
+        run.advance(status)
+    before = pm.PipelineRun.get_by_id(run.id)
+    current = path[-1] if path else "pending"
+    with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from {current} to {bad}"):
+        run.advance(bad, reason="x")
+    after = pm.PipelineRun.get_by_id(run.id)
+    assert (after.status, after.updated_at, after.finished_at) == (before.status, before.updated_at,
+                                                                    before.finished_at)
+
+
+def test_advance_refuses_an_unknown_status(database):
+    run = new_run()
+    with pytest.raises(ValueError, match="PipelineRun.status: 'done' is not one of"):
+        run.advance("done")
+
+
+def test_advance_is_a_compare_and_set(database):
+    run = new_run()
+    mine = pm.PipelineRun.get_by_id(run.id)
+    theirs = pm.PipelineRun.get_by_id(run.id)
+    theirs.advance("running")
+    theirs.advance("failed", reason="boom")
+    with pytest.raises(InvalidTransition, match="cannot go from pending to running: it is failed now"):
+        mine.advance("running")
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.failed
+
+
+def test_failing_needs_a_reason_kept_on_one_line(database):
+    run = new_run()
+    run.advance("running")
+    with pytest.raises(ValueError, match="needs a reason"):
+        run.advance("failed")
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.running
+    run.advance("failed", reason="ffmpeg exited 1\n  moov atom not found\n")
+    row = pm.PipelineRun.get_by_id(run.id)
+    assert row.last_error == "ffmpeg exited 1 moov atom not found"
+    assert row.finished_at is not None
+
+
+def test_retry_returns_a_failed_run_to_the_queue(database):
+    new_run()
+    run = pm.PipelineRun.claim_next("w1")
+    run.advance("failed", reason="render crashed")
+    run.advance("pending")
+    row = pm.PipelineRun.get_by_id(run.id)
+    assert (row.status, row.finished_at, row.worker, row.last_error) == (RunStatus.pending, None, None,
+                                                                         "render crashed")
+    again = pm.PipelineRun.claim_next("w2")
+    assert (again.id, again.attempts, again.worker) == (run.id, 2, "w2")
+
+
+def test_heartbeat_and_requeue_stale(database):
+    new_run(1), new_run(2)
+    alive = pm.PipelineRun.claim_next("alive")
+    dead = pm.PipelineRun.claim_next("dead")
+    long_ago = pm.utcnow() - timedelta(minutes=30)
+    pm.PipelineRun.update(heartbeat_at=long_ago).execute()
+    assert alive.heartbeat() is True
+
+    assert pm.PipelineRun.requeue_stale(timedelta(minutes=10)) == 1
+
+    requeued = pm.PipelineRun.get_by_id(dead.id)
+    assert (requeued.status, requeued.worker) == (RunStatus.pending, None)
+    assert "no heartbeat" in requeued.last_error
+    assert pm.PipelineRun.get_by_id(alive.id).status is RunStatus.running
+    assert dead.heartbeat() is False  # the dead worker, if it wakes, learns it lost the run
+    assert pm.PipelineRun.requeue_stale(timedelta(minutes=10)) == 0
+
+
+# --- reviews ------------------------------------------------------------------------------------
+
+
+def reviewed_run(database, message_id="chat:1"):
+    new_run()
+    run = pm.PipelineRun.claim_next("w")
+    return run, pm.ReviewLog.request(run, message_id=message_id)
+
+
+def test_request_moves_the_run_to_awaiting_review(database):
+    run, review = reviewed_run(database)
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.awaiting_review
+    row = pm.ReviewLog.get_by_id(review.id)
+    assert row.action is None and row.sent_at is not None and row.message_id == "chat:1"
+
+
+def test_request_on_a_run_that_is_not_running_writes_nothing(database):
+    run = new_run()
+    with pytest.raises(InvalidTransition):
+        pm.ReviewLog.request(run)
+    assert pm.ReviewLog.select().count() == 0
+
+
+@pytest.mark.parametrize("action, outcome", [
+    ("approve", RunStatus.approved), ("edit", RunStatus.approved), ("reject", RunStatus.rejected)])
+def test_respond_records_the_answer_and_moves_the_run(database, action, outcome):
+    run, review = reviewed_run(database)
+    assert review.respond(action, detail="ok", reviewer="@alice") is True
+    row = pm.ReviewLog.get_by_id(review.id)
+    assert (row.action, row.detail, row.reviewer) == (ReviewAction(action), "ok", "@alice")
+    assert row.responded_at is not None
+    assert pm.PipelineRun.get_by_id(run.id).status is outcome
+
+
+def test_a_second_different_answer_is_an_error_and_changes_nothing(database):
+    run, review = reviewed_run(database)
+    review.respond("approve", reviewer="@alice")
+    with pytest.raises(AlreadyAnswered, match="already answered approve by @alice; refusing reject"):
+        pm.ReviewLog.get_by_id(review.id).respond("reject", reviewer="@bob")
+    row = pm.ReviewLog.get_by_id(review.id)
+    assert (row.action, row.reviewer) == (ReviewAction.approve, "@alice")
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
+
+
+def test_a_second_tap_on_the_same_message_changes_nothing(database):
+    run, review = reviewed_run(database, message_id="chat:77")
+    first = pm.ReviewLog.answer("chat:77", "approve", reviewer="@alice")
+    responded_at = pm.ReviewLog.get_by_id(review.id).responded_at
+    second = pm.ReviewLog.answer("chat:77", "approve", reviewer="@alice")
+    assert (first[1], second[1]) == (True, False)
+    assert pm.ReviewLog.get_by_id(review.id).responded_at == responded_at
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
+
+
+def test_answer_to_an_unknown_message(database):
+    with pytest.raises(pm.ReviewLog.DoesNotExist, match="chat:404"):
+        pm.ReviewLog.answer("chat:404", "approve")
+
+
+def test_a_failed_run_move_rolls_back_the_answer(database):
+    run, review = reviewed_run(database)
+    pm.PipelineRun.get_by_id(run.id).advance("failed", reason="operator cancelled")
+    with pytest.raises(InvalidTransition):
+        review.respond("approve")
+    assert pm.ReviewLog.get_by_id(review.id).action is None
+
+
+def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
+    for n in range(3):
+        new_run(n)
+    runs = [pm.PipelineRun.claim_next("w") for _ in range(3)]
+    old, answered, fresh = (pm.ReviewLog.request(r) for r in runs)
+    two_hours_ago = pm.utcnow() - timedelta(hours=2)
+    pm.ReviewLog.update(sent_at=two_hours_ago).where(pm.ReviewLog.id.in_([old.id, answered.id])).execute()
+    answered.respond("approve")
+
+    assert pm.ReviewLog.hold_stale(timedelta(hours=1)) == 1
+    assert pm.ReviewLog.hold_stale(timedelta(hours=1)) == 0  # already held
+    held = {r.id: r.auto_held for r in pm.ReviewLog.select()}
+    assert held == {old.id: True, answered.id: False, fresh.id: False}
+    assert [r.id for r in pm.ReviewLog.open()] == [old.id, fresh.id]
+
+
+# --- uploads ------------------------------------------------------------------------------------
+
+
+def rendered_short(database):
+    run = new_run()
+    return pm.Short.create(pipeline_run=run, status=ShortStatus.rendered, file_path="/s.mp4")
+
+
+def test_upload_once(database):
+    short = rendered_short(database)
+    short.start_upload()
+    assert short.mark_uploaded("yt-abc") is True
+    row = pm.Short.get_by_id(short.id)
+    assert (row.status, row.youtube_video_id, row.youtube_url) == (
+        ShortStatus.uploaded, "yt-abc", "https://youtube.com/shorts/yt-abc")
+    assert row.uploaded_at is not None
+    assert short.mark_uploaded("yt-abc") is False  # a retried write of the same upload
+    with pytest.raises(AlreadyUploaded, match="already on YouTube as yt-abc"):
+        pm.Short.get_by_id(short.id).start_upload()
+    with pytest.raises(AlreadyUploaded, match="refusing to record yt-other"):
+        pm.Short.get_by_id(short.id).mark_uploaded("yt-other")
+    assert pm.Short.get_by_id(short.id).youtube_video_id == "yt-abc"
+
+
+def test_a_crash_between_upload_and_write_is_seen_by_the_retry(database):
+    short = rendered_short(database)
+    short.start_upload()
+    # ... the upload reaches YouTube, then the process dies before mark_uploaded ...
+    retry = pm.Short.get_by_id(short.id)
+    with pytest.raises(UploadInDoubt, match="check the channel"):
+        retry.start_upload()
+    retry.mark_uploaded("found-on-channel")  # the operator found it
+    assert pm.Short.get_by_id(short.id).youtube_video_id == "found-on-channel"
+
+
+def test_abandoned_upload_can_start_again(database):
+    short = rendered_short(database)
+    short.start_upload()
+    short.abandon_upload()  # e.g. HTTP 400 before any bytes were accepted
+    pm.Short.get_by_id(short.id).start_upload()
+    assert pm.Short.get_by_id(short.id).upload_started_at is not None
+
+
+def test_two_uploaders_cannot_both_claim(database):
+    short = rendered_short(database)
+    a, b = pm.Short.get_by_id(short.id), pm.Short.get_by_id(short.id)
+    a.start_upload()
+    with pytest.raises(UploadInDoubt):
+        b.start_upload()
+
+
+# --- analytics ----------------------------------------------------------------------------------
+
+
+def test_record_and_refuse_unknown_metrics(database):
+    snap = pm.Analytics.record("v1", views=10, likes=1)
+    assert pm.Analytics.get_by_id(snap.id).views == 10
+    with pytest.raises(TypeError, match="no settable field view"):
+        pm.Analytics.record("v1", view=10)
+    assert pm.Analytics.select().count() == 1
+
+
+def test_latest_is_the_newest_snapshot_of_each_video_most_viewed_first(database):
+    t0 = aware(2026, 11, 1)
+    for hour in range(5):
+        pm.Analytics.record("a", measured_at=t0 + timedelta(hours=hour), views=100 * hour)
+        pm.Analytics.record("b", measured_at=t0 + timedelta(hours=hour, minutes=1), views=1000 + hour)
+    pm.Analytics.record("c", measured_at=t0, views=None, likes=3)  # views not reported
+    latest = pm.Analytics.latest()
+    assert [(a.youtube_video_id, a.views) for a in latest] == [("b", 1004), ("a", 400), ("c", None)]
+    assert latest[0].measured_at == t0 + timedelta(hours=4, minutes=1)
+    assert [a.youtube_video_id for a in pm.Analytics.top(2)] == ["b", "a"]
+
+
+def test_latest_on_no_data(database):
+    assert pm.Analytics.latest() == []
+
+
+def test_growth_between_the_first_snapshot_since_and_the_latest(database):
+    t0 = aware(2026, 11, 1)
+    pm.Analytics.record("a", measured_at=t0, views=100, likes=1, revenue_usd=None)
+    pm.Analytics.record("a", measured_at=t0 + timedelta(days=1), views=150, likes=5, revenue_usd=0.5)
+    pm.Analytics.record("a", measured_at=t0 + timedelta(days=2), views=400, likes=9, revenue_usd=1.25)
+    pm.Analytics.record("other", measured_at=t0 + timedelta(days=3), views=10**6)
+
+    change = pm.Analytics.growth("a", since=t0 + timedelta(hours=1))
+
+    assert change["since"] == t0 + timedelta(days=1) and change["until"] == t0 + timedelta(days=2)
+    assert (change["views"], change["likes"], change["revenue_usd"]) == (250, 4, 0.75)
+    assert change["comments"] is None  # not reported: no made-up zero
+    assert pm.Analytics.growth("a", since=t0 + timedelta(days=5)) is None
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [5, 2.5, True, False, "text", None, [1, "two"], {"a": {"b": [1]}}])
+def test_config_values_keep_their_type(database, value):
+    pm.ConfigOverride.set("k", value)
+    got = pm.ConfigOverride.get("k")
+    assert got == value and type(got) is type(value)
+
+
+def test_config_set_replaces_and_records_who(database):
+    pm.ConfigOverride.set("render.fps", 30)
+    pm.ConfigOverride.set("render.fps", 60, updated_by="alice")
+    row = pm.ConfigOverride.get(pm.ConfigOverride.key == "render.fps")  # peewee's get still works
+    assert (row.value, row.updated_by) == (60, "alice")
+    assert pm.ConfigOverride.select().count() == 1
+    assert pm.ConfigOverride.get_by_id(row.id).key == "render.fps"
+
+
+def test_config_get_default_and_as_dict(database):
+    assert pm.ConfigOverride.get("missing") is None
+    assert pm.ConfigOverride.get("missing", 7) == 7
+    assert pm.ConfigOverride.get("missing", default=[]) == []
+    pm.ConfigOverride.set("b", 2)
+    pm.ConfigOverride.set("a", {"x": 1})
+    assert pm.ConfigOverride.as_dict() == {"a": {"x": 1}, "b": 2}
+
+
+def test_config_refuses_what_json_cannot_hold(database):
+    pm.ConfigOverride.set("k", 1)
+    for bad in ({1, 2}, object(), float("nan"), b"bytes"):
+        with pytest.raises(ValueError, match="ConfigOverride.value"):
+            pm.ConfigOverride.set("k", bad)
+    assert pm.ConfigOverride.get("k") == 1
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def boom():
+    raise RuntimeError("render failed: out of disk")
+
+
+def test_record_fills_type_message_and_traceback(run):
+    try:
+        boom()
+    except RuntimeError as exc:
+        error = pm.ErrorLog.record(exc, "render", pipeline_run=run)
+    row = pm.ErrorLog.get_by_id(error.id)
+    assert (row.error_type, row.error_message, row.module) == ("RuntimeError", "render failed: out of disk", "render")
+    assert "in boom" in row.stack_trace and row.stack_trace.startswith("Traceback")
+    assert row.pipeline_run_id == run.id and row.resolved is False
+
+
+def test_capture_records_after_the_block_rolled_back_and_reraises(run):
+    with pytest.raises(RuntimeError):
+        with pm.ErrorLog.capture("render", pipeline_run=run):
+            with pm.db.atomic():
+                pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=1)
+                boom()
+    assert pm.Clip.select().count() == 0  # the block's work rolled back
+    (error,) = pm.ErrorLog.select()
+    assert (error.module, error.error_type, error.pipeline_run_id) == ("render", "RuntimeError", run.id)
+
+
+def test_capture_as_a_decorator(database):
+    @pm.ErrorLog.capture("uploader")
+    def upload():
+        raise ValueError("quota")
+
+    with pytest.raises(ValueError, match="quota"):
+        upload()
+    assert pm.ErrorLog.get().error_message == "quota"
+
+
+def test_capture_lets_a_clean_block_pass(database):
+    with pm.ErrorLog.capture("x"):
+        pass
+    assert pm.ErrorLog.select().count() == 0
+
+
+def test_record_inside_a_rolled_back_transaction_is_lost_with_it(database):
+    with pytest.raises(RuntimeError):
+        with pm.db.atomic():
+            pm.ErrorLog.record(RuntimeError("inside"), "m")
+            raise RuntimeError("rollback")
+    assert pm.ErrorLog.select().count() == 0
+
+
+def test_capture_never_hides_the_original_error(database, monkeypatch):
+    def broken(*args, **kwargs):
+        raise peewee.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(pm.ErrorLog, "record", broken)
+    with pytest.raises(RuntimeError, match="out of disk"):
+        with pm.ErrorLog.capture("render"):
+            boom()
+
+
+def test_unresolved_and_resolve(database):
+    t0 = aware(2026, 11, 1)
+    a = pm.ErrorLog.create(module="render", error_type="E", error_message="a", occurred_at=t0)
+    b = pm.ErrorLog.create(module="upload", error_type="E", error_message="b", occurred_at=t0 + timedelta(1))
+    c = pm.ErrorLog.create(module="render", error_type="E", error_message="c", occurred_at=t0 + timedelta(2))
+    assert [e.id for e in pm.ErrorLog.unresolved()] == [c.id, b.id, a.id]
+    assert [e.id for e in pm.ErrorLog.unresolved("render")] == [c.id, a.id]
+    c.resolve()
+    assert pm.ErrorLog.get_by_id(c.id).resolved is True
+    assert [e.id for e in pm.ErrorLog.unresolved("render")] == [a.id]
