@@ -225,15 +225,22 @@ class PipelineRun(BaseModel):
             setattr(self, name, value)
         return self
 
-    def heartbeat(self) -> bool:
-        """Tell the queue this run's worker is alive; False if the run is no longer running for this worker."""
+    def heartbeat(self, stage: Optional[str] = None) -> bool:
+        """Tell the queue this run's worker is alive (and at `stage`, if given).
+
+        Returns False, changing nothing, when the run is no longer running for this worker: it was
+        requeued or moved on, and the worker should drop it.
+        """
         cls = type(self)
-        now = utcnow()
-        touched = (cls.update(heartbeat_at=now)
+        changes: Dict[str, Any] = {"heartbeat_at": utcnow()}
+        if stage is not None:
+            changes["current_stage"] = stage
+        touched = (cls.update(**changes)
                    .where((cls.id == self.id) & (cls.status == RunStatus.running) & (cls.worker == self.worker))
                    .execute())
         if touched:
-            self.heartbeat_at = now
+            for name, value in changes.items():
+                setattr(self, name, value)
         return bool(touched)
 
     @classmethod
@@ -485,6 +492,8 @@ class ReviewLog(BaseModel):
                 reviewer: Optional[str] = None) -> bool:
         """Record the human answer once and move the run to approved or rejected; True if this call recorded it.
 
+        A rejection also marks the run's not yet uploaded shorts rejected.
+
         The same answer again (a second tap on the button) changes nothing and returns False; a different
         answer to an answered review raises AlreadyAnswered.
         """
@@ -502,6 +511,10 @@ class ReviewLog(BaseModel):
                                       f"by {row.reviewer or 'someone'}; refusing {action}")
             run = PipelineRun.get_by_id(self.pipeline_run_id)
             run.advance(self.OUTCOME[action])
+            if action is ReviewAction.reject:  # the run's unpublished shorts are rejected with it
+                (Short.update(status=ShortStatus.rejected)
+                 .where((Short.pipeline_run == run.id) & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
+                 .execute())
         self.action, self.detail, self.reviewer, self.responded_at = action, detail, reviewer, now
         return True
 

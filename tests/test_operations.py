@@ -153,7 +153,8 @@ def test_heartbeat_and_requeue_stale(database):
     dead = pm.PipelineRun.claim_next("dead")
     long_ago = pm.utcnow() - timedelta(minutes=30)
     pm.PipelineRun.update(heartbeat_at=long_ago).execute()
-    assert alive.heartbeat() is True
+    assert alive.heartbeat(stage="render") is True
+    assert pm.PipelineRun.get_by_id(alive.id).current_stage == "render"
 
     assert pm.PipelineRun.requeue_stale(timedelta(minutes=10)) == 1
 
@@ -161,7 +162,8 @@ def test_heartbeat_and_requeue_stale(database):
     assert (requeued.status, requeued.worker) == (RunStatus.pending, None)
     assert "no heartbeat" in requeued.last_error
     assert pm.PipelineRun.get_by_id(alive.id).status is RunStatus.running
-    assert dead.heartbeat() is False  # the dead worker, if it wakes, learns it lost the run
+    assert dead.heartbeat(stage="upload") is False  # the dead worker, if it wakes, learns it lost the run
+    assert pm.PipelineRun.get_by_id(dead.id).current_stage is None
     assert pm.PipelineRun.requeue_stale(timedelta(minutes=10)) == 0
 
 
@@ -197,6 +199,13 @@ def test_respond_records_the_answer_and_moves_the_run(database, action, outcome)
     assert (row.action, row.detail, row.reviewer) == (ReviewAction(action), "ok", "@alice")
     assert row.responded_at is not None
     assert pm.PipelineRun.get_by_id(run.id).status is outcome
+
+
+def test_a_rejection_rejects_the_runs_rendered_shorts(database):
+    run, review = reviewed_run(database)
+    short = pm.Short.create(pipeline_run=run, status=ShortStatus.rendered)
+    review.respond("reject", detail="off-topic")
+    assert pm.Short.get_by_id(short.id).status is ShortStatus.rejected
 
 
 def test_a_second_different_answer_is_an_error_and_changes_nothing(database):

@@ -1,0 +1,165 @@
+"""The pipeline-models command line: each subcommand's output, and one clear line for every bad input."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import pipeline_models as pm
+from pipeline_models.cli import main, table
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit status, stdout, stderr)."""
+    def run(*argv):
+        status = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+    return run
+
+
+@pytest.fixture
+def dbfile(tmp_path, cli):
+    """A migrated database file with a little of everything in it, unbound again."""
+    path = tmp_path / "p.db"
+    pm.init_db(path)
+    for n in range(3):
+        video, _ = pm.DiscoveredVideo.discover(f"v{n}")
+        pm.PipelineRun.start(video)
+    run = pm.PipelineRun.claim_next("w1")
+    pm.ReviewLog.request(run, message_id="m1")
+    pm.ErrorLog.record(RuntimeError("quota exceeded"), "uploader", pipeline_run=run)
+    pm.ErrorLog.create(module="render", error_type="E", error_message="old", resolved=True)
+    pm.Short.create(pipeline_run=run, status="rendered")
+    pm.Analytics.record("yt1", views=100, likes=5)
+    pm.Analytics.record("yt2", views=900)
+    pm.db.obj.close()
+    pm.db.initialize(None)
+    return path
+
+
+def test_table_aligns_columns():
+    assert table(["name", "n"], [["a", 5], ["long name", 1234], ["c", None]]).splitlines() == [
+        "name           n",
+        "a              5",
+        "long name  1,234",
+        "c              -",
+    ]
+
+
+def test_init_and_migrate_say_what_was_applied(tmp_path, cli):
+    path = tmp_path / "new.db"
+    status, out, _ = cli("init", "--db", path)
+    assert status == 0 and "applied 0001_original_tables, 0002_review_publish_analytics" in out
+    status, out, _ = cli("migrate", "--db", path)
+    assert status == 0 and "nothing to apply" in out
+
+
+def test_db_defaults_to_the_environment_then_pipeline_db(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PIPELINE_DB", raising=False)
+    assert cli("init")[0] == 0 and (tmp_path / "pipeline.db").exists()
+    monkeypatch.setenv("PIPELINE_DB", str(tmp_path / "env.db"))
+    assert cli("init")[0] == 0 and (tmp_path / "env.db").exists()
+
+
+def test_status(dbfile, cli):
+    status, out, err = cli("status", "--db", dbfile)
+    assert status == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["what", "status", "count"]
+    rows = {tuple(line.rsplit(None, 1)[0].split(None, 1)): int(line.rsplit(None, 1)[1]) for line in lines[1:]}
+    assert rows[("runs", "pending")] == 2 and rows[("runs", "awaiting_review")] == 1
+    assert rows[("runs", "published")] == 0
+    assert rows[("shorts", "rendered")] == 1
+    assert rows[("reviews", "open")] == 1 and rows[("errors", "unresolved")] == 1
+    widths = {len(line) for line in lines}
+    assert len(widths) == 1  # aligned: every count ends in the same column
+
+
+def test_runs_lists_and_filters(dbfile, cli):
+    status, out, _ = cli("runs", "--db", dbfile)
+    assert status == 0 and len(out.splitlines()) == 4
+    status, out, _ = cli("runs", "--db", dbfile, "--status", "awaiting_review")
+    assert status == 0 and len(out.splitlines()) == 2 and "w1" in out
+    status, out, _ = cli("runs", "--db", dbfile, "--status", "pending", "--limit", "1")
+    assert len(out.splitlines()) == 2
+
+
+def test_errors_and_resolve(dbfile, cli):
+    status, out, _ = cli("errors", "--db", dbfile)
+    assert status == 0 and "quota exceeded" in out and "old" not in out
+    assert "old" in cli("errors", "--db", dbfile, "--all")[1]
+    assert "quota" not in cli("errors", "--db", dbfile, "--module", "render")[1]
+    error_id = out.splitlines()[1].split()[0]
+    status, out, _ = cli("resolve", error_id, "--db", dbfile)
+    assert status == 0 and f"error {error_id} (uploader: RuntimeError) resolved" in out
+    assert "quota" not in cli("errors", "--db", dbfile)[1]
+
+
+def test_config_get_set_list(dbfile, cli):
+    assert cli("config", "set", "render.fps", "60", "--db", dbfile, "--by", "alice")[0] == 0
+    assert cli("config", "set", "greeting", "hello there", "--db", dbfile)[0] == 0
+    assert cli("config", "set", "voices", '["alloy", "echo"]', "--db", dbfile)[0] == 0
+    assert cli("config", "get", "render.fps", "--db", dbfile)[1] == "60\n"
+    assert cli("config", "get", "greeting", "--db", dbfile)[1] == '"hello there"\n'
+    out = cli("config", "list", "--db", dbfile)[1]
+    assert "alice" in out and '["alloy", "echo"]' in out
+    pm.init_db(dbfile)
+    assert pm.ConfigOverride.get("render.fps") == 60 and pm.ConfigOverride.get("voices") == ["alloy", "echo"]
+
+
+def test_analytics_best_first(dbfile, cli):
+    status, out, _ = cli("analytics", "--db", dbfile, "--top", "5")
+    lines = out.splitlines()
+    assert status == 0 and lines[1].startswith("yt2") and lines[2].startswith("yt1")
+    assert len(cli("analytics", "--db", dbfile, "--top", "1")[1].splitlines()) == 2
+
+
+@pytest.mark.parametrize("argv, message, code", [
+    (["runs", "--status", "bogus"], "PipelineRun.status: 'bogus' is not one of", 1),
+    (["resolve", "9999"], "no error with id 9999", 2),
+    (["resolve", "abc"], "invalid int value: 'abc'", 2),
+    (["config", "get", "missing"], "no config override named 'missing'", 2),
+    (["frobnicate"], "invalid choice: 'frobnicate'", 2),
+    (["runs", "--limit", "x"], "invalid int value", 2),
+])
+def test_bad_input_is_one_line_on_stderr(dbfile, cli, argv, message, code):
+    status, out, err = cli(*argv, "--db", dbfile)
+    assert status == code and out == ""
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("pipeline-models: error: ")
+
+
+def test_unreadable_databases(tmp_path, cli):
+    garbage = tmp_path / "g.db"
+    garbage.write_text("not a database")
+    status, _, err = cli("status", "--db", garbage)
+    assert status == 1 and err.strip() == f"pipeline-models: error: cannot open database '{garbage}': " \
+                                          "the file is not a SQLite database"
+    status, _, err = cli("status", "--db", tmp_path / "missing.db")
+    assert status == 2 and "no database at" in err and "pipeline-models init" in err
+    assert not (tmp_path / "missing.db").exists()
+    status, _, err = cli("status", "--db", "mysqlx://nope")
+    assert status == 1 and "cannot open database 'mysqlx://nope'" in err
+
+
+def test_config_set_refused_value_changes_nothing(dbfile, cli):
+    cli("config", "set", "k", "1", "--db", dbfile)
+    status, _, err = cli("config", "set", "k", "x" * 300, "--db", dbfile)  # a key over 255 characters is not it
+    assert status == 0
+    status, _, err = cli("config", "set", "y" * 300, "1", "--db", dbfile)
+    assert status == 1 and "ConfigOverride.key" in err and len(err.splitlines()) == 1
+    pm.init_db(dbfile)
+    assert pm.ConfigOverride.as_dict() == {"k": "x" * 300}
+
+
+@pytest.mark.slow
+def test_console_script_and_module_entry_points(dbfile):
+    for argv in (["pipeline-models"], [sys.executable, "-m", "pipeline_models"]):
+        exe = os.path.join(os.path.dirname(sys.executable), argv[0]) if argv[0] == "pipeline-models" else argv[0]
+        out = subprocess.run([exe, *argv[1:], "status", "--db", str(dbfile)], capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout.startswith("what"), out.stderr
+        bad = subprocess.run([exe, *argv[1:], "runs", "--status", "x", "--db", str(dbfile)],
+                             capture_output=True, text=True)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
