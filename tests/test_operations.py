@@ -102,8 +102,8 @@ def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(data
     with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from {current} to {bad}"):
         run.advance(bad, reason="x")
     after = pm.PipelineRun.get_by_id(run.id)
-    assert (after.status, after.updated_at, after.finished_at) == (before.status, before.updated_at,
-                                                                    before.finished_at)
+    fields = ("status", "updated_at", "finished_at", "last_error")
+    assert [getattr(after, f) for f in fields] == [getattr(before, f) for f in fields]
 
 
 def test_advance_refuses_an_unknown_status(database):
