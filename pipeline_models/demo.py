@@ -6,12 +6,13 @@ left unanswered and auto-held, one button tapped twice), upload the approved sho
 week of analytics, and print the status table. Everything goes through the package's own operations.
 """
 import multiprocessing
+import multiprocessing.connection
 import os
 import random
 import sys
 import time
 from datetime import timedelta
-from typing import Callable, List
+from typing import Any, Callable, List
 
 from .db import db, init_db
 from .cli import status_rows, table
@@ -60,9 +61,10 @@ def _fresh_database(path: str) -> None:
     ConfigOverride.set(MARKER, True, updated_by="demo")
 
 
-def _work(path: str, name: str, fail_run_id: int) -> None:
+def _work(path: str, name: str, fail_run_id: int, start: Any) -> None:
     """A worker process: claim runs until none is left and take each to its review request."""
     init_db(path)
+    start.wait()  # both workers begin claiming together, as workers of a running pipeline would
     rng = random.Random(name)
     while True:
         run = PipelineRun.claim_next(name)
@@ -110,17 +112,19 @@ def _run_workers(path: str, fail_run_id: int, total: int, progress: Callable[[st
                  every: float) -> None:
     """Run WORKERS worker processes to completion, reporting progress every `every` seconds while they work."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_work, args=(path, f"worker-{n + 1}", fail_run_id)) for n in range(WORKERS)]
+    start = ctx.Barrier(WORKERS)
+    procs = [ctx.Process(target=_work, args=(path, f"worker-{n + 1}", fail_run_id, start))
+             for n in range(WORKERS)]
     for proc in procs:
         proc.start()
-    while True:
-        procs[0].join(every)
-        if not any(proc.is_alive() for proc in procs):
-            break
-        waiting = PipelineRun.select().where(PipelineRun.status.in_([RunStatus.pending, RunStatus.running]))
-        progress(f"  workers: {total - waiting.count()}/{total} runs through production")
-    for proc in procs:
-        proc.join()
+    running = {proc.sentinel: proc for proc in procs}
+    while running:
+        ended = multiprocessing.connection.wait(list(running), timeout=every)
+        for sentinel in ended:
+            running.pop(sentinel).join()
+        if running and not ended:
+            waiting = PipelineRun.select().where(PipelineRun.status.in_([RunStatus.pending, RunStatus.running]))
+            progress(f"  workers: {total - waiting.count()}/{total} runs through production")
     failed = [proc.exitcode for proc in procs if proc.exitcode != 0]
     if failed:
         raise PipelineModelsError(f"a demo worker process exited with status {failed[0]}")

@@ -30,7 +30,7 @@ def test_demo_runs_the_pipeline_end_to_end(tmp_path, capsys):
     assert pm.ReviewLog.select().where(pm.ReviewLog.auto_held == True).count() == 1  # noqa: E712
     assert pm.ReviewLog.select().where(pm.ReviewLog.action == "edit").count() == 1
     assert pm.Analytics.select().count() == 9 * 28
-    assert {r.worker for r in runs if r.worker} == {"worker-1", "worker-2"} or len(runs) < 4
+    assert {r.worker for r in runs if r.worker} <= {"worker-1", "worker-2"}
     assert sum(s.cost_usd for s in pm.Script.select()) > 0
     assert not pm.ErrorLog.unresolved().exists()
 
