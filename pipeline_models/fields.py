@@ -96,8 +96,11 @@ class BigIntegerField(_Checked, peewee.BigIntegerField):
         return _check_int(value, 64)
 
 
-class FloatField(_Checked, peewee.FloatField):
-    """A finite float: NaN and infinity are refused (SQLite would store NaN as NULL)."""
+class FloatField(_Checked, peewee.DoubleField):
+    """A finite 8-byte float (DOUBLE PRECISION: peewee's FloatField is a 4-byte REAL on PostgreSQL).
+
+    NaN and infinity are refused: SQLite would store NaN as NULL.
+    """
 
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -161,7 +164,9 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
     field_type = "TIMESTAMPTZ"
     _as_text = True
 
-    def _db_hook(self, database: Optional[peewee.Database]) -> None:
+    def _db_hook(self, database: Any) -> None:
+        if isinstance(database, peewee.Proxy):  # Model.bind_ctx() hands back the proxy on exit
+            database = database.obj
         self._as_text = database is None or isinstance(database, peewee.SqliteDatabase)
 
     def check(self, value: Any) -> Any:

@@ -269,7 +269,7 @@ class Clip(BaseModel):
 
     class Meta:
         table_name = "clips"
-        constraints = [Check("end_seconds > start_seconds")]
+        constraints = [Check("end_seconds > start_seconds", name="clips_end_after_start")]
 
 
 class Script(BaseModel):

@@ -1,10 +1,21 @@
-"""Fixtures: a fresh in-memory database per test, with the schema built by create_tables or by the migrations."""
+"""Fixtures: a fresh database per test, on SQLite (schema built by create_tables or by the migrations)
+and, when PIPELINE_MODELS_TEST_PG names a server, on PostgreSQL.
+
+    PIPELINE_MODELS_TEST_PG=postgresql://postgres@127.0.0.1:5432/postgres pytest
+    PIPELINE_MODELS_REQUIRE_PG=1 makes an unreachable server a failure instead of a skip (CI sets it).
+"""
 import datetime
+import os
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 import pytest
 
 import pipeline_models as pm
+
+PG_URL = os.environ.get("PIPELINE_MODELS_TEST_PG", "")
+REQUIRE_PG = os.environ.get("PIPELINE_MODELS_REQUIRE_PG") == "1"
 
 
 @pytest.fixture(autouse=True)
@@ -17,16 +28,99 @@ def unbound():
     pm.db.initialize(None)
 
 
-@pytest.fixture(params=["create_tables", "migrations"])
+def _with_database(url, name):
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+class PostgresServer:
+    """The test server: makes throwaway databases and drops them at the end of the session."""
+
+    def __init__(self, url):
+        self.url = url
+        self.admin = peewee.PostgresqlDatabase(None)
+        self.admin.init(urlsplit(url).path.lstrip("/") or "postgres", **_connect_kwargs(url))
+        self.admin.connect()
+        self.created = []
+
+    def new_database(self):
+        """The URL of a new, empty database."""
+        name = "pm_test_" + uuid.uuid4().hex[:12]
+        self.admin.execute_sql(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return _with_database(self.url, name)
+
+    def close(self):
+        for name in self.created:
+            self.admin.execute_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.close()
+
+
+def _connect_kwargs(url):
+    parts = urlsplit(url)
+    return {k: v for k, v in dict(host=parts.hostname, port=parts.port, user=parts.username,
+                                  password=parts.password).items() if v is not None}
+
+
+def _unavailable(reason):
+    if REQUIRE_PG:
+        pytest.fail(f"the PostgreSQL leg must run (PIPELINE_MODELS_REQUIRE_PG=1) but {reason}")
+    pytest.skip(f"PostgreSQL leg not run: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The PostgreSQL test server, or a skip that says why there is none."""
+    if not PG_URL:
+        _unavailable("PIPELINE_MODELS_TEST_PG is not set (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("the psycopg driver is not installed (pip install -e '.[postgres]')")
+    try:
+        server = PostgresServer(PG_URL)
+    except peewee.PeeweeException as exc:
+        _unavailable(f"cannot connect to {PG_URL}: {exc}")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def pg_shared(pg_server):
+    """One migrated PostgreSQL database for the session; `database` empties it before each test."""
+    url = pg_server.new_database()
+    database = pm.init_db(url)
+    pm.db.initialize(None)
+    return database
+
+
+def _empty(database):
+    tables = ", ".join(f'"{m._meta.table_name}"' for m in pm.ALL_MODELS)
+    database.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite-create_tables", "sqlite-migrations", "postgres"])
 def database(request):
-    """An in-memory SQLite bound to the proxy; its schema built both ways, which must agree."""
-    if request.param == "create_tables":
+    """A fresh database bound to the proxy: in-memory SQLite built both ways, which must agree, and PostgreSQL."""
+    if request.param == "sqlite-create_tables":
         database = peewee.SqliteDatabase(":memory:")
         pm.db.initialize(database)
         pm.db.create_tables(pm.ALL_MODELS)
-    else:
+    elif request.param == "sqlite-migrations":
         database = pm.init_db(":memory:")
+    else:
+        database = request.getfixturevalue("pg_shared")
+        pm.db.initialize(database)
+        _empty(database)
     return database
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_target(request, tmp_path):
+    """An init_db target holding nothing yet: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "fresh.db")
+    return request.getfixturevalue("pg_server").new_database()
 
 
 @pytest.fixture
@@ -34,6 +128,12 @@ def run(database):
     """A pending pipeline run of a freshly discovered video."""
     video = pm.DiscoveredVideo.create(youtube_video_id="vid00000001", title="Source video")
     return pm.PipelineRun.create(discovered_video=video)
+
+
+def sqlite_only(database, why):
+    """Skip, saying why, when the test is about SQLite's own storage."""
+    if not isinstance(database, peewee.SqliteDatabase):
+        pytest.skip(f"SQLite only: {why}")
 
 
 def aware(*args, hours=0):

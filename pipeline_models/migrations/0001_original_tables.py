@@ -4,7 +4,7 @@ from peewee import (
     CharField,
     Check,
     DateTimeField,
-    FloatField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -25,7 +25,7 @@ def frozen_models(db):
         channel_id = CharField(max_length=64, null=True)
         channel_title = TextField(null=True)
         published_at = Timestamp(null=True)
-        duration_seconds = FloatField(null=True, constraints=[Check("duration_seconds >= 0")])
+        duration_seconds = DoubleField(null=True, constraints=[Check("duration_seconds >= 0")])
         view_count = BigIntegerField(null=True, constraints=[Check("view_count >= 0")])
         source = TextField(null=True)
         discovered_at = Timestamp()
@@ -63,10 +63,10 @@ def frozen_models(db):
 
     class Clip(Model):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
-        start_seconds = FloatField(constraints=[Check("start_seconds >= 0")])
-        end_seconds = FloatField()
+        start_seconds = DoubleField(constraints=[Check("start_seconds >= 0")])
+        end_seconds = DoubleField()
         file_path = TextField(null=True)
-        score = FloatField(null=True)
+        score = DoubleField(null=True)
         transcript = TextField(null=True)
         created_at = Timestamp()
 
@@ -74,7 +74,7 @@ def frozen_models(db):
             database = db
             table_name = "clips"
             legacy_table_names = False
-            constraints = [Check("end_seconds > start_seconds")]
+            constraints = [Check("end_seconds > start_seconds", name="clips_end_after_start")]
 
     return [DiscoveredVideo, PipelineRun, Clip]
 

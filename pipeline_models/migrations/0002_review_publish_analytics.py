@@ -5,7 +5,7 @@ from peewee import (
     CharField,
     Check,
     DateTimeField,
-    FloatField,
+    DoubleField,
     ForeignKeyField,
     IntegerField,
     JSONField,
@@ -39,7 +39,7 @@ def frozen_models(db):
         llm_model = CharField(max_length=128, null=True)
         prompt_tokens = IntegerField(null=True, constraints=[Check("prompt_tokens >= 0")])
         completion_tokens = IntegerField(null=True, constraints=[Check("completion_tokens >= 0")])
-        cost_usd = FloatField(null=True, constraints=[Check("cost_usd >= 0")])
+        cost_usd = DoubleField(null=True, constraints=[Check("cost_usd >= 0")])
         created_at = Timestamp()
 
         class Meta:
@@ -52,7 +52,7 @@ def frozen_models(db):
         file_path = TextField()
         voice = CharField(max_length=128, null=True)
         provider = CharField(max_length=64, null=True)
-        duration_seconds = FloatField(null=True, constraints=[Check("duration_seconds >= 0")])
+        duration_seconds = DoubleField(null=True, constraints=[Check("duration_seconds >= 0")])
         created_at = Timestamp()
 
         class Meta:
@@ -66,7 +66,7 @@ def frozen_models(db):
         title = TextField(null=True)
         description = TextField(null=True)
         file_path = TextField(null=True)
-        duration_seconds = FloatField(null=True, constraints=[Check("duration_seconds >= 0")])
+        duration_seconds = DoubleField(null=True, constraints=[Check("duration_seconds >= 0")])
         status = CharField(
             constraints=[
                 Check("\"status\" IN ('pending', 'rendered', 'uploaded', 'rejected', 'failed')")
@@ -90,15 +90,15 @@ def frozen_models(db):
         likes = BigIntegerField(null=True, constraints=[Check("likes >= 0")])
         comments = BigIntegerField(null=True, constraints=[Check("comments >= 0")])
         shares = BigIntegerField(null=True, constraints=[Check("shares >= 0")])
-        watch_time_minutes = FloatField(null=True, constraints=[Check("watch_time_minutes >= 0")])
-        avg_view_duration_seconds = FloatField(
+        watch_time_minutes = DoubleField(null=True, constraints=[Check("watch_time_minutes >= 0")])
+        avg_view_duration_seconds = DoubleField(
             null=True, constraints=[Check("avg_view_duration_seconds >= 0")]
         )
-        ctr = FloatField(null=True, constraints=[Check("ctr >= 0 AND ctr <= 1")])
+        ctr = DoubleField(null=True, constraints=[Check("ctr >= 0 AND ctr <= 1")])
         subscribers_gained = BigIntegerField(
             null=True, constraints=[Check("subscribers_gained >= 0")]
         )
-        revenue_usd = FloatField(null=True, constraints=[Check("revenue_usd >= 0")])
+        revenue_usd = DoubleField(null=True, constraints=[Check("revenue_usd >= 0")])
 
         class Meta:
             database = db
