@@ -133,8 +133,11 @@ def init_db(
     try:
         try:
             database.connect(reuse_if_open=True)
+        except peewee.ImproperlyConfigured as exc:
+            hint = " (pip install 'pipeline-models[postgres]')" if "postgres" in str(exc) else ""
+            raise CannotOpenDatabase(target, f"{exc}{hint}") from None
         except peewee.PeeweeException as exc:
-            raise CannotOpenDatabase(target, str(exc)) from None
+            raise CannotOpenDatabase(target, " ".join(str(exc).split())) from None
         if migrate:
             _migrate(database, target)
         if path is not None and "journal_mode" not in dict(database._pragmas):

@@ -190,3 +190,19 @@ def test_write_lock_takes_the_lock_at_begin(tmp_path):
     other.execute("ROLLBACK")
     other.close()
     assert os.path.exists(path)
+
+
+def test_init_db_postgresql_url(pg_server):
+    url = pg_server.new_database()
+    database = pm.init_db(url)
+    assert isinstance(database, peewee.PostgresqlDatabase) and pm.db.obj is database
+    run = pm.PipelineRun.start(pm.DiscoveredVideo.discover("pg1")[0])
+    assert pm.PipelineRun.claim_next("w").id == run.id
+    assert pm.init_db(url) and pm.migrate() == []  # idempotent there too
+
+
+def test_unreachable_postgresql_is_refused_naming_the_target():
+    url = "postgresql://nobody@127.0.0.1:1/nothing"
+    with pytest.raises(CannotOpenDatabase, match=r"cannot open database 'postgresql://nobody@127\.0\.0\.1:1/nothing'"):
+        pm.init_db(url)
+    assert pm.db.obj is None

@@ -7,6 +7,7 @@ import textwrap
 
 import peewee
 import pytest
+from playhouse import db_url
 from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
 
@@ -26,75 +27,103 @@ def test_migrations_are_numbered_and_complete():
     assert names == ALL
 
 
-def test_migrated_schema_has_no_diff_against_the_models():
-    database = pm.init_db(":memory:")
+def open_raw(target):
+    """A database for `target` (a SQLite path or a URL) that is not bound to the models."""
+    return db_url.connect(target) if "://" in target else peewee.SqliteDatabase(target)
+
+
+def test_migrated_schema_has_no_diff_against_the_models(fresh_target):
+    database = pm.init_db(fresh_target)
     assert not diff_models(database, pm.ALL_MODELS)
     assert [m.name for m in runner(database).status() if m.applied] == ALL
 
 
+def _tables():
+    return [m._meta.table_name for m in pm.ALL_MODELS]
+
+
 def _columns(database):
-    return {
-        table: sorted((c.name, c.data_type, c.null, c.primary_key) for c in database.get_columns(table))
-        for table in (m._meta.table_name for m in pm.ALL_MODELS)
-    }
+    return {t: sorted((c.name, c.data_type, c.null, c.primary_key) for c in database.get_columns(t))
+            for t in _tables()}
 
 
 def _indexes(database):
-    return {
-        table: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(table))
-        for table in (m._meta.table_name for m in pm.ALL_MODELS)
-    }
+    return {t: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(t)) for t in _tables()}
 
 
 def _foreign_keys(database):
-    sql = "SELECT * FROM pragma_foreign_key_list(?)"
-    return {
-        table: sorted(row[2:] for row in database.execute_sql(sql, (table,)).fetchall())
-        for table in (m._meta.table_name for m in pm.ALL_MODELS)
-    }
+    """(column, target table, target column, ON DELETE) of every foreign key, per table."""
+    if isinstance(database, peewee.SqliteDatabase):
+        sql = "SELECT \"from\", \"table\", \"to\", on_delete FROM pragma_foreign_key_list(?)"
+    else:
+        sql = """SELECT a.attname, c.confrelid::regclass::text, af.attname, c.confdeltype
+                 FROM pg_constraint c
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+                 JOIN pg_attribute af ON af.attrelid = c.confrelid AND af.attnum = c.confkey[1]
+                 WHERE c.contype = 'f' AND c.conrelid = %s::regclass"""
+    return {t: sorted(database.execute_sql(sql, (t,)).fetchall()) for t in _tables()}
 
 
-def test_migrated_columns_and_foreign_keys_match_create_tables():
+def _checks(database):
+    """The CHECK constraints' expressions, per table (PostgreSQL; SQLite keeps them in the CREATE text)."""
+    sql = """SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c' AND conrelid = %s::regclass"""
+    return {t: sorted(r[0] for r in database.execute_sql(sql, (t,))) for t in _tables()}
+
+
+def test_migrated_schema_matches_create_tables_column_for_column(fresh_target, request):
     """schema_diff compares names only; types, NULL-ness, index names and ON DELETE must match too."""
-    migrated = pm.init_db(":memory:")
-    direct = peewee.SqliteDatabase(":memory:")
+    migrated = pm.init_db(fresh_target)
+    if isinstance(migrated, peewee.SqliteDatabase):
+        direct = peewee.SqliteDatabase(":memory:")
+    else:
+        direct = open_raw(request.getfixturevalue("pg_server").new_database())
     with direct.bind_ctx(pm.ALL_MODELS):
         direct.create_tables(pm.ALL_MODELS)
     assert _columns(migrated) == _columns(direct)
     assert _foreign_keys(migrated) == _foreign_keys(direct)
     assert _indexes(migrated) == _indexes(direct)
+    if not isinstance(migrated, peewee.SqliteDatabase):
+        assert _checks(migrated) == _checks(direct)
+    direct.close()
 
 
-def _database_at_0001(path):
-    database = peewee.SqliteDatabase(str(path), pragmas={"foreign_keys": 1})
+def _old_time(database, text):
+    """A timestamp literal as the three-model version wrote it: naive UTC text on SQLite."""
+    return f"'{text}'" if isinstance(database, peewee.SqliteDatabase) else f"'{text}+00'"
+
+
+def _database_at_0001(target):
+    database = open_raw(target)
+    if isinstance(database, peewee.SqliteDatabase):
+        database.pragma("foreign_keys", 1, permanent=True)
     assert runner(database).up(FIRST) == [FIRST]
+    t = lambda text: _old_time(database, text)  # noqa: E731
     database.execute_sql(
         "INSERT INTO discovered_videos (youtube_video_id, title, discovered_at, status) "
-        "VALUES ('old1', 'An old find', '2024-05-01 10:00:00', 'processed')"
+        f"VALUES ('old1', 'An old find', {t('2024-05-01 10:00:00')}, 'processed')"
     )
     database.execute_sql(
         "INSERT INTO pipeline_runs (discovered_video_id, status, attempts, created_at, updated_at) "
-        "VALUES (1, 'published', 1, '2024-05-01 10:05:00.250000', '2024-05-01 11:00:00')"
+        f"VALUES (1, 'published', 1, {t('2024-05-01 10:05:00.250000')}, {t('2024-05-01 11:00:00')})"
     )
     database.execute_sql(
         "INSERT INTO clips (pipeline_run_id, start_seconds, end_seconds, created_at) "
-        "VALUES (1, 3.5, 48.0, '2024-05-01 10:20:00')"
+        f"VALUES (1, 3.5, 48.0, {t('2024-05-01 10:20:00')})"
     )
     return database
 
 
-def test_database_at_0001_upgrades_with_every_row_intact(tmp_path):
-    path = tmp_path / "old.db"
-    old = _database_at_0001(path)
+def test_database_at_0001_upgrades_with_every_row_intact(fresh_target):
+    old = _database_at_0001(fresh_target)
     tables = ("discovered_videos", "pipeline_runs", "clips")
-    rows_before = {t: old.execute_sql(f"SELECT * FROM {t}").fetchall() for t in tables}
+    rows_before = {t: old.execute_sql(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in tables}
     old.close()
 
-    database = pm.init_db(path)
+    database = pm.init_db(fresh_target)
 
     assert [m.name for m in runner(database).status() if m.applied] == ALL
     for table, rows in rows_before.items():
-        after = database.execute_sql(f"SELECT * FROM {table}").fetchall()
+        after = database.execute_sql(f"SELECT * FROM {table} ORDER BY id").fetchall()
         # pipeline_runs gained two trailing columns, NULL for old rows.
         assert [row[: len(rows[0])] for row in after] == rows, table
     run = pm.PipelineRun.get()
@@ -106,13 +135,12 @@ def test_database_at_0001_upgrades_with_every_row_intact(tmp_path):
     pm.Short.create(pipeline_run=run, clip=run.clips[0])  # and the new tables work with the old rows
 
 
-def test_three_table_database_without_history_is_adopted(tmp_path):
-    path = tmp_path / "legacy.db"
-    legacy = _database_at_0001(path)
+def test_three_table_database_without_history_is_adopted(fresh_target):
+    legacy = _database_at_0001(fresh_target)
     legacy.execute_sql("DROP TABLE schema_migration")  # as the three-model version left it
     legacy.close()
 
-    database = pm.init_db(path)
+    database = pm.init_db(fresh_target)
 
     history = runner(database).status()
     assert [(m.name, bool(m.applied)) for m in history] == [(name, True) for name in ALL]
