@@ -9,11 +9,11 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 
     db.initialize(SqliteDatabase(":memory:")); db.create_tables(ALL_MODELS)
 """
-import contextlib
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Any, Iterator, List, Union
+from typing import Any, List, Union
 
 import peewee
 from playhouse import db_url
@@ -36,8 +36,33 @@ _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+# What SQLite says when asked to roll back a transaction it already rolled back by itself.
+_ALREADY_ROLLED_BACK = re.compile("no transaction is active|no such savepoint")
+
+
+class _atomic(peewee._atomic):
+    """peewee's atomic block, raising the error that ended the transaction, not the rollback's complaint.
+
+    On a full disk or an I/O error SQLite rolls the transaction back by itself; peewee's own rollback then
+    fails with "cannot rollback - no transaction is active", which would hide the real cause.
+    """
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return super().__exit__(exc_type, exc, tb)
+        except peewee.OperationalError as failure:
+            cause = exc if exc is not None else failure.__context__
+            if cause is None or not _ALREADY_ROLLED_BACK.search(str(failure)):
+                raise
+            raise cause from None
+
+
 class _DatabaseProxy(peewee.DatabaseProxy):
     """peewee's DatabaseProxy, with an error that says how to bind it when it is used unbound."""
+
+    def atomic(self, *args: Any, **kwargs: Any) -> _atomic:
+        """A transaction, or a savepoint inside one; see _atomic for how it reports a failed rollback."""
+        return _atomic(self, *args, **kwargs)
 
     def __getattr__(self, attr: str) -> Any:
         # Private and dunder look-ups keep AttributeError, so hasattr() and copy still work.
@@ -151,19 +176,15 @@ def init_db(
     return database
 
 
-@contextlib.contextmanager
-def write_lock(database: Any = db) -> Iterator[None]:
-    """A transaction that holds the write lock from its start.
+def write_lock(database: Any = db) -> _atomic:
+    """A transaction (context manager or decorator) that holds the write lock from its start.
 
     On SQLite this is BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at once
     with "database is locked" when another process wrote in between, whatever the busy timeout.
     """
     if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
-        with database.atomic("IMMEDIATE"):
-            yield
-    else:
-        with database.atomic():
-            yield
+        return _atomic(database, "IMMEDIATE")
+    return _atomic(database)
 
 
 def migrate(database: Union[peewee.Database, None] = None) -> List[str]:
@@ -184,15 +205,18 @@ def _migrate(database: peewee.Database, target: object) -> List[str]:
     if not pending:
         _check_schema(database)
         return []
-    with write_lock(database):
-        if isinstance(database, peewee.PostgresqlDatabase):
-            # Two processes starting at once must not both run the same migration.
-            database.execute_sql("SELECT pg_advisory_xact_lock(724071)")
-        applied = []
-        if not runner.History.table_exists():
-            applied += _adopt_original_tables(database, runner)
-        applied += runner.up()
-        _check_schema(database)
+    try:
+        with write_lock(database):
+            if isinstance(database, peewee.PostgresqlDatabase):
+                # Two processes starting at once must not both run the same migration.
+                database.execute_sql("SELECT pg_advisory_xact_lock(724071)")
+            applied = []
+            if not runner.History.table_exists():
+                applied += _adopt_original_tables(database, runner)
+            applied += runner.up()
+            _check_schema(database)
+    except peewee.OperationalError as exc:  # read-only, full, locked for longer than the busy timeout
+        raise CannotOpenDatabase(target, f"cannot apply migrations {', '.join(pending)}: {exc}") from None
     for name in applied:
         logger.info("applied migration %s", name)
     return applied

@@ -21,7 +21,8 @@ class CannotOpenDatabase(PipelineModelsError):
     def __init__(self, target: object, reason: str) -> None:
         self.target = target
         self.reason = reason
-        super().__init__(f"cannot open database {str(target)!r}: {reason}")
+        name = getattr(target, "database", target)  # a peewee.Database is named by its file or database
+        super().__init__(f"cannot open database {str(name)!r}: {reason}")
 
 
 class SchemaMismatch(PipelineModelsError):

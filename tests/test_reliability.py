@@ -1,0 +1,328 @@
+"""Reliability: concurrent workers, writers killed mid-transaction, hostile input, and broken databases.
+
+Every loop here is bounded in time and count, and every server is on loopback.
+"""
+import datetime
+import json
+import multiprocessing
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import peewee
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pipeline_models as pm
+
+spawn = multiprocessing.get_context("spawn")
+
+# --- concurrency: 8 processes mixing every kind of write ---------------------------------------
+
+PROCESSES = 8
+SECONDS = 3.0
+
+
+def _mixed_worker(target, barrier, n, out):
+    pm.init_db(target)
+    rng = random.Random(n)
+    result = {"created_videos": [], "started_runs": [], "claimed": [], "analytics": 0, "errors_logged": 0,
+              "failures": []}
+    barrier.wait()
+    deadline = time.monotonic() + SECONDS
+    step = 0
+    while time.monotonic() < deadline and step < 5000:
+        step += 1
+        try:
+            kind = step % 4
+            if kind == 0:
+                video, created = pm.DiscoveredVideo.discover(f"v{rng.randrange(60)}", view_count=step)
+                if created:
+                    result["created_videos"].append(video.youtube_video_id)
+                    result["started_runs"].append(pm.PipelineRun.start(video).id)
+            elif kind == 1:
+                run = pm.PipelineRun.claim_next(f"w{n}")
+                if run is not None:
+                    result["claimed"].append(run.id)
+                    run.advance("awaiting_review")
+            elif kind == 2:
+                pm.Analytics.record(f"s{n}", views=step)
+                result["analytics"] += 1
+            else:
+                pm.ErrorLog.record(RuntimeError(f"step {step}"), f"worker{n}")
+                result["errors_logged"] += 1
+        except Exception as exc:  # any error fails the test, "database is locked" above all
+            result["failures"].append(f"{type(exc).__name__}: {exc}")
+    with open(out, "w") as fh:
+        json.dump(result, fh)
+
+
+def _run_mixed(target, tmp_path):
+    barrier = spawn.Barrier(PROCESSES)
+    procs = [spawn.Process(target=_mixed_worker, args=(target, barrier, n, str(tmp_path / f"r{n}.json")))
+             for n in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    return [json.loads((tmp_path / f"r{n}.json").read_text()) for n in range(PROCESSES)]
+
+
+@pytest.mark.slow
+def test_eight_processes_mixing_every_write_lose_and_duplicate_nothing(fresh_target, tmp_path):
+    pm.init_db(fresh_target)
+    pm.db.obj.close()
+    pm.db.initialize(None)
+
+    results = _run_mixed(fresh_target, tmp_path)
+
+    assert [r["failures"] for r in results] == [[]] * PROCESSES
+    pm.init_db(fresh_target)
+    created = [v for r in results for v in r["created_videos"]]
+    assert len(created) == len(set(created)) == pm.DiscoveredVideo.select().count()
+    started = sorted(run_id for r in results for run_id in r["started_runs"])
+    assert started == [r.id for r in pm.PipelineRun.select().order_by(pm.PipelineRun.id)]
+    claimed = [run_id for r in results for run_id in r["claimed"]]
+    assert len(claimed) == len(set(claimed))  # no run claimed twice
+    for n, result in enumerate(results):
+        for run in pm.PipelineRun.select().where(pm.PipelineRun.id.in_(result["claimed"] or [0])):
+            assert (run.worker, run.attempts, run.status) == (f"w{n}", 1, pm.RunStatus.awaiting_review)
+        assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == f"s{n}").count() == result["analytics"]
+        assert pm.ErrorLog.select().where(pm.ErrorLog.module == f"worker{n}").count() == result["errors_logged"]
+    unclaimed = pm.PipelineRun.select().where(pm.PipelineRun.id.not_in(claimed or [0]))
+    assert all(run.status is pm.RunStatus.pending for run in unclaimed)
+    assert sum(r["analytics"] for r in results) > PROCESSES  # every kind of write really happened
+    assert claimed
+
+
+# --- crash safety: SIGKILL in the middle of a transaction ---------------------------------------
+
+CRASH_PRELUDE = """
+import sys, time
+import pipeline_models as pm
+pm.init_db(sys.argv[1])
+"""
+
+BULK_WRITER = CRASH_PRELUDE + """
+with pm.db.atomic():
+    for i in range(100):
+        pm.Analytics.record("committed", views=i)
+print("committed", flush=True)
+with pm.db.atomic():
+    for i in range(10 ** 7):
+        pm.Analytics.record("bulk", views=i)
+        if i == 2000:
+            print("inside", flush=True)
+"""
+
+MULTI_STEP_WRITER = CRASH_PRELUDE + """
+video, _ = pm.DiscoveredVideo.discover("crash-video")
+pm.PipelineRun.start(video)
+run = pm.PipelineRun.claim_next("doomed")
+print("committed", flush=True)
+advance = pm.PipelineRun.advance
+def advance_then_hang(self, *args, **kwargs):  # ReviewLog.request: the run has moved, no review yet
+    advance(self, *args, **kwargs)
+    print("inside", flush=True)
+    time.sleep(120)
+pm.PipelineRun.advance = advance_then_hang
+pm.ReviewLog.request(run, message_id="m-crash")
+"""
+
+
+def _kill_inside(script, target):
+    """Run `script` against `target`; SIGKILL it once it says it is inside its transaction."""
+    proc = subprocess.Popen([sys.executable, "-c", script, target], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line.strip())
+            if line.strip() == "inside" or not line:
+                break
+        assert lines[-2:] == ["committed", "inside"], lines
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _assert_intact(target):
+    database = pm.init_db(target)
+    if isinstance(database, peewee.SqliteDatabase):
+        assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
+    return database
+
+
+@pytest.mark.slow
+def test_writer_killed_in_a_bulk_insert_leaves_nothing_half_written(fresh_target):
+    pm.init_db(fresh_target).close()
+    pm.db.initialize(None)
+    _kill_inside(BULK_WRITER, fresh_target)
+    _assert_intact(fresh_target)
+    assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == "committed").count() == 100
+    assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == "bulk").count() == 0
+    pm.Analytics.record("after", views=1)  # and the database takes writes again
+
+
+@pytest.mark.slow
+def test_writer_killed_in_a_multi_step_operation_leaves_nothing_half_written(fresh_target):
+    pm.init_db(fresh_target).close()
+    pm.db.initialize(None)
+    _kill_inside(MULTI_STEP_WRITER, fresh_target)
+    _assert_intact(fresh_target)
+    run = pm.PipelineRun.get()
+    assert (run.status, run.worker) == (pm.RunStatus.running, "doomed")  # the advance rolled back
+    assert pm.ReviewLog.select().count() == 0
+
+
+# --- hostile input, property-based ---------------------------------------------------------------
+
+INJECTIONS = ["'; DROP TABLE pipeline_runs; --", "\" OR 1=1 --", "x'); DELETE FROM analytics; --",
+              "Robert'); DROP TABLE students;--", "%s %s", "$1", "?", "\\", "'' OR ''='"]
+OFFSETS = st.builds(datetime.timezone, st.timedeltas(min_value=-datetime.timedelta(hours=23, minutes=59),
+                                                     max_value=datetime.timedelta(hours=23, minutes=59)))
+ENUM_VALUES = [m.value for e in (pm.VideoStatus, pm.RunStatus, pm.ShortStatus, pm.ReviewAction) for m in e]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
+    st.integers(min_value=-5, max_value=5),
+    st.floats(),
+    st.floats(min_value=0, max_value=1),
+    st.text(max_size=300),
+    st.sampled_from(INJECTIONS + ENUM_VALUES + ["bogus", "", "x" * 1000]),
+    st.binary(max_size=10),
+    st.datetimes(),  # naive
+    st.datetimes(timezones=OFFSETS),
+    st.dates(),
+    st.lists(st.integers(min_value=-1000, max_value=1000), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.one_of(st.integers(-1000, 1000), st.text(max_size=5)), max_size=3),
+)
+CLEAR_ERRORS = (ValueError, peewee.IntegrityError, pm.PipelineModelsError)
+
+
+def _base_row(model, run, n):
+    unique = f"u{n}"
+    return {
+        pm.DiscoveredVideo: dict(youtube_video_id=unique),
+        pm.PipelineRun: dict(discovered_video=run.discovered_video),
+        pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
+        pm.Script: dict(pipeline_run=run, full_script_json={}),
+        pm.TTSAudio: dict(pipeline_run=run, file_path="a.wav"),
+        pm.Short: dict(pipeline_run=run),
+        pm.Analytics: dict(youtube_video_id="v"),
+        pm.ReviewLog: dict(pipeline_run=run),
+        pm.ConfigOverride: dict(key=unique, value=1),
+        pm.ErrorLog: dict(module="m", error_type="E", error_message="x"),
+    }[model]
+
+
+FIELDS = [(model, field.name) for model in pm.ALL_MODELS for field in model._meta.sorted_fields
+          if not field.primary_key and not isinstance(field, peewee.ForeignKeyField)]
+_counter = iter(range(10 ** 9))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(target=st.sampled_from(FIELDS), value=VALUES)
+def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target, value):
+    model, name = target
+    row = {**_base_row(model, run, next(_counter)), name: value}
+    before = model.select().count()
+    try:
+        with pm.db.atomic():
+            created = model.create(**row)
+    except CLEAR_ERRORS:
+        assert model.select().count() == before
+        return
+    got = getattr(model.get_by_id(created.id), name)
+    if name == "updated_at" and model is pm.PipelineRun:
+        return  # stamped by save(), whatever was given
+    assert same(value, got), (model.__name__, name, value, got)
+
+
+def same(value, got):
+    """The value read back is the value written: equal, and of its type (an enum member for its string)."""
+    if value is None or isinstance(value, bool) or isinstance(got, bool):
+        return got is value or (type(got) is type(value) and got == value)
+    if isinstance(value, int) and isinstance(got, float):  # an int into a float column: the same number
+        return got == value
+    return got == value and isinstance(got, type(value))
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_sql_injection_in_every_text_field_is_stored_verbatim(run, text):
+    for model, name in FIELDS:
+        field = model._meta.fields[name]
+        if not isinstance(field, (peewee.CharField, peewee.TextField)) or isinstance(field, pm.fields.EnumField):
+            continue
+        created = model.create(**{**_base_row(model, run, next(_counter)), name: text})
+        assert getattr(model.get_by_id(created.id), name) == text
+        assert model.select().where(getattr(model, name) == text).count() >= 1
+    assert {m._meta.table_name for m in pm.ALL_MODELS} <= set(pm.db.get_tables())
+
+
+# --- broken databases ----------------------------------------------------------------------------
+
+
+def test_a_closed_database_says_so(tmp_path):
+    database = peewee.SqliteDatabase(str(tmp_path / "c.db"), autoconnect=False)
+    pm.init_db(database)
+    database.close()
+    with pytest.raises(peewee.InterfaceError, match="not opened"):
+        pm.PipelineRun.select().count()
+
+
+def test_a_read_only_database_refuses_writes_and_says_why(tmp_path):
+    path = tmp_path / "ro.db"
+    pm.init_db(path)
+    pm.DiscoveredVideo.discover("kept")
+    pm.db.obj.close()
+    read_only = peewee.SqliteDatabase(f"file:{path}?mode=ro", uri=True)
+    pm.init_db(read_only)  # up to date: binding reads only
+    assert pm.DiscoveredVideo.get().youtube_video_id == "kept"
+    with pytest.raises(peewee.OperationalError, match="readonly database"):
+        pm.DiscoveredVideo.discover("new")
+    assert pm.DiscoveredVideo.select().count() == 1
+
+
+def test_a_read_only_database_that_needs_migrating_is_refused_naming_it(tmp_path):
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).execute("CREATE TABLE unrelated (x)").connection.close()
+    read_only = peewee.SqliteDatabase(f"file:{path}?mode=ro", uri=True)
+    with pytest.raises(pm.CannotOpenDatabase, match=r"old\.db\?mode=ro'.*readonly database"):
+        pm.init_db(read_only)
+
+
+def test_a_full_disk_fails_the_transaction_and_keeps_what_was_committed(tmp_path):
+    database = pm.init_db(tmp_path / "full.db")
+    pm.Analytics.record("before", views=1)
+    pages = database.execute_sql("PRAGMA page_count").fetchone()[0]
+    database.execute_sql(f"PRAGMA max_page_count = {pages + 2}")  # the disk is full two pages from now
+    with pytest.raises(peewee.OperationalError, match="full"):
+        with pm.db.atomic():
+            for i in range(5000):
+                pm.Analytics.record("too-much", views=i, likes=i, comments=i)
+    assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == "too-much").count() == 0
+    assert pm.Analytics.select().count() == 1
+    assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_missing_directory_is_refused_naming_it(tmp_path):
+    target = tmp_path / "gone" / "p.db"
+    with pytest.raises(pm.CannotOpenDatabase, match=r"gone.*does not exist"):
+        pm.init_db(target)
+    assert not (tmp_path / "gone").exists()
+
+
+def test_an_unbound_proxy_names_the_cure():
+    with pytest.raises(pm.DatabaseNotBound, match="init_db"):
+        pm.ErrorLog.unresolved().count()
