@@ -9,13 +9,17 @@ import datetime
 import functools
 import json
 import math
+import operator
 import os
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import peewee
 from playhouse import fields as pw_fields
 
 UTC = datetime.timezone.utc
+_tzinfo = operator.attrgetter("tzinfo")
+_iso_microseconds = operator.methodcaller("isoformat", " ", "microseconds")
+_first_26 = operator.itemgetter(slice(26))
 
 
 def utcnow() -> datetime.datetime:
@@ -42,6 +46,19 @@ class _Checked:
                 raise ValueError(f"{self.label()}: {exc}") from None
         return super().db_value(value)
 
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        """The parameters a bulk INSERT binds for these non-NULL values, or None to convert one by one.
+
+        A fast path checks a whole column at once with C-level built-ins (type sets, min/max, joins) and
+        must accept only what db_value accepts unchanged; anything unusual goes one by one through
+        slow_value, which accepts and refuses exactly what db_value does.
+        """
+        return None
+
+    def slow_value(self, value: Any) -> Any:
+        """One value as a bulk INSERT binds it: db_value's result."""
+        return self.db_value(value)
+
 
 def _type_name(value: Any) -> str:
     return type(value).__name__
@@ -59,11 +76,21 @@ def _check_text(value: Any, max_length: Optional[int]) -> str:
     return value
 
 
+def _plain_text(values: List[Any], max_length: Optional[int]) -> bool:
+    """True when every value is a str without NUL, within max_length: what _check_text passes unchanged."""
+    if set(map(type, values)) != {str} or "\x00" in "".join(values):
+        return False
+    return max_length is None or max(map(len, values)) <= max_length
+
+
 class CharField(_Checked, peewee.CharField):
     """A VARCHAR whose length limit is enforced on SQLite too."""
 
     def check(self, value: Any) -> str:
         return _check_text(value, self.max_length)
+
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        return values if _plain_text(values, self.max_length) else None
 
 
 class TextField(_Checked, peewee.TextField):
@@ -71,6 +98,9 @@ class TextField(_Checked, peewee.TextField):
 
     def check(self, value: Any) -> str:
         return _check_text(value, None)
+
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        return values if _plain_text(values, None) else None
 
 
 def _check_int(value: Any, bits: int) -> int:
@@ -82,11 +112,20 @@ def _check_int(value: Any, bits: int) -> int:
     return int(value)
 
 
+def _plain_ints(values: List[Any], bits: int) -> Optional[List[Any]]:
+    limit = 2 ** (bits - 1)
+    ok = set(map(type, values)) == {int} and -limit <= min(values) and max(values) < limit
+    return values if ok else None
+
+
 class IntegerField(_Checked, peewee.IntegerField):
     """A 32-bit integer (PostgreSQL INTEGER); bools, floats and strings are refused."""
 
     def check(self, value: Any) -> int:
         return _check_int(value, 32)
+
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        return _plain_ints(values, 32)
 
 
 class BigIntegerField(_Checked, peewee.BigIntegerField):
@@ -94,6 +133,9 @@ class BigIntegerField(_Checked, peewee.BigIntegerField):
 
     def check(self, value: Any) -> int:
         return _check_int(value, 64)
+
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        return _plain_ints(values, 64)
 
 
 class FloatField(_Checked, peewee.DoubleField):
@@ -110,6 +152,11 @@ class FloatField(_Checked, peewee.DoubleField):
             raise ValueError(f"{value} is not a finite number")
         return value
 
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        # A sum of floats is finite only if every term is (an overflowing sum just takes the slow path).
+        ok = set(map(type, values)) == {float} and math.isfinite(sum(values))
+        return values if ok else None
+
 
 class BooleanField(_Checked, peewee.BooleanField):
     """A boolean that only takes True or False (peewee would turn the string 'false' into True)."""
@@ -118,6 +165,9 @@ class BooleanField(_Checked, peewee.BooleanField):
         if not isinstance(value, bool):
             raise TypeError(f"expected True or False, got {_type_name(value)} {value!r}")
         return value
+
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        return values if set(map(type, values)) == {bool} else None
 
 
 class EnumField(_Checked, pw_fields.EnumField):
@@ -136,6 +186,13 @@ class EnumField(_Checked, pw_fields.EnumField):
             allowed = ", ".join(member.value for member in self.enum_class)
             raise ValueError(f"{value!r} is not one of: {allowed}") from None
 
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        # Members hash and compare as their values: one dict maps both to the plain str stored.
+        plain = {m.value: m.value for m in self.enum_class}
+        if not all(issubclass(t, str) for t in set(map(type, values))) or not set(values) <= plain.keys():
+            return None
+        return list(map(plain.__getitem__, values))
+
 
 class JSONField(_Checked, peewee.JSONField):
     """JSON (TEXT on SQLite, JSONB on PostgreSQL); `types` limits what the top level may be."""
@@ -151,6 +208,11 @@ class JSONField(_Checked, peewee.JSONField):
             raise TypeError(f"expected {names}, got {_type_name(value)}")
         self._dumps(value)  # raises for what JSON cannot hold: sets, NaN, objects
         return value
+
+    def slow_value(self, value: Any) -> Any:
+        """The JSON text: a bulk INSERT wraps its parameter in json() on SQLite and casts it to jsonb on PostgreSQL."""
+        self.db_value(value)  # refuses what it must, naming the field
+        return self._dumps(value)
 
 
 class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField):
@@ -186,6 +248,14 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
     def adapt(self, value: Any) -> Any:
         # DateTimeField.adapt would parse check()'s text back into a naive datetime.
         return value
+
+    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+        if set(map(type, values)) != {datetime.datetime} or set(map(_tzinfo, values)) != {UTC}:
+            return None
+        if not self._as_text:
+            return values
+        # The same text check() makes: isoformat of an aware UTC time, less its "+00:00".
+        return list(map(_first_26, map(_iso_microseconds, values)))
 
     def python_value(self, value: Any) -> Any:
         if isinstance(value, str):

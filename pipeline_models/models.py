@@ -5,16 +5,18 @@ analytics snapshots are keyed by the uploaded short's YouTube id; config overrid
 """
 import contextlib
 import datetime
+import itertools
 import logging
+import operator
 import traceback
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import peewee
 from peewee import Check, ForeignKeyField
 
 from .db import db, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
-from .errors import AlreadyAnswered, AlreadyUploaded, InvalidTransition, UploadInDoubt
+from .errors import AlreadyAnswered, AlreadyUploaded, DatabaseNotBound, InvalidTransition, UploadInDoubt
 from .fields import (
     BigIntegerField,
     BooleanField,
@@ -70,12 +72,125 @@ def _is_postgres() -> bool:
     return isinstance(db.obj, peewee.PostgresqlDatabase)
 
 
+_MISSING = object()
+_exception_wrapper = getattr(peewee, "__exception_wrapper__")  # driver errors -> peewee's IntegrityError &c.
+
+
 class BaseModel(peewee.Model):
     """Base of every model: bound to the shared proxy, snake_case table names."""
 
     class Meta:
         database = db
         legacy_table_names = False
+
+    @classmethod
+    def insert_rows(cls, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
+                    chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
+        """Insert many rows, validated as create() would, in one transaction with one prepared statement.
+
+        `rows` is any iterable (a generator keeps memory flat: it is read `chunk_size` rows at a time) of
+        dicts keyed by field name, or of tuples in the order of `fields` (default: every field but the
+        primary key). Missing values get the field's default, and so does None in the `none_is_default`
+        columns. A bad row raises ValueError or peewee.IntegrityError naming its position (counted from 0)
+        and the field, and nothing of the batch is written. Returns the number of rows inserted.
+        """
+        database = db.obj
+        if database is None:
+            raise DatabaseNotBound()
+        columns = [f for f in cls._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
+        names = [f.name for f in columns]
+        given = list(fields) if fields is not None else names
+        _fields_named(cls, given, names)
+        if isinstance(database, peewee.SqliteDatabase):
+            marks = ["json(?)" if isinstance(f, peewee.JSONField) else "?" for f in columns]
+        else:
+            marks = ["%s::jsonb" if isinstance(f, peewee.JSONField) else "%s" for f in columns]
+        quote = database.quote[0] + "{}" + database.quote[1]
+        sql = "INSERT INTO {} ({}) VALUES ({})".format(
+            quote.format(cls._meta.table_name), ", ".join(quote.format(f.column_name) for f in columns),
+            ", ".join(marks))
+        count = 0
+        with write_lock():
+            for chunk in peewee.chunked(rows, chunk_size):
+                params = cls._bulk_params(chunk, count, columns, given, names, none_is_default)
+                try:
+                    with db.atomic(), _exception_wrapper:
+                        database.cursor().executemany(sql, params)
+                except peewee.IntegrityError as exc:
+                    raise cls._bad_row(database, sql, params, count, exc) from None
+                count += len(params)
+        return count
+
+    @classmethod
+    def _bulk_params(cls, chunk: List[Any], start: int, columns: List[peewee.Field], given: List[str],
+                     names: List[str], none_is_default: Sequence[str]) -> List[tuple]:
+        """The chunk's rows as statement parameters, converted column by column."""
+        if isinstance(chunk[0], dict):
+            keys = set(itertools.chain.from_iterable(chunk))
+            if not keys <= set(names):
+                position = next(i for i, row in enumerate(chunk) if not row.keys() <= set(names))
+                try:
+                    _fields_named(cls, chunk[position], names)
+                except TypeError as exc:
+                    raise TypeError(f"row {start + position}: {exc}") from None
+            values = {name: list(map(operator.methodcaller("get", name, _MISSING), chunk))
+                      for name in names if name in keys}
+        else:
+            widths = set(map(len, chunk))
+            if widths != {len(given)}:
+                position = next(i for i, row in enumerate(chunk) if len(row) != len(given))
+                raise ValueError(f"row {start + position}: {len(chunk[position])} values for the "
+                                 f"{len(given)} fields {', '.join(given)}")
+            values = dict(zip(given, map(list, zip(*chunk))))
+        for name in none_is_default:
+            if name in values and None in values[name]:
+                values[name] = [_MISSING if v is None else v for v in values[name]]
+        converted = [cls._bulk_column(field, values.get(field.name), len(chunk), start) for field in columns]
+        return list(zip(*converted))
+
+    @classmethod
+    def _bulk_column(cls, field: peewee.Field, values: Optional[List[Any]], size: int, start: int) -> List[Any]:
+        """One column of a chunk: defaults filled in, NULLs checked, values validated and converted."""
+        if values is None:
+            values = [_MISSING] * size
+        if _MISSING in values:
+            default = field.default
+            values = [(default() if callable(default) else default) if v is _MISSING else v for v in values]
+        present = values
+        if None in values:
+            if not field.null:  # the error create() gets from the database's NOT NULL
+                position = values.index(None)
+                raise peewee.IntegrityError(f"row {start + position}: {cls.__name__}.{field.name} may not be NULL")
+            present = [v for v in values if v is not None]
+        fast = getattr(field, "fast_values", None)
+        converted = fast(present) if fast is not None and present else None
+        if converted is None:
+            slow = getattr(field, "slow_value", field.db_value)
+            converted = []
+            for position, value in enumerate(present):
+                try:
+                    converted.append(slow(value))
+                except (TypeError, ValueError) as exc:
+                    where = next(i for i, v in enumerate(values) if v is value)
+                    label = f"{cls.__name__}.{field.name}"
+                    message = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
+                    raise ValueError(f"row {start + where}: {message}") from None
+        if present is values:
+            return converted
+        it = iter(converted)
+        return [None if v is None else next(it) for v in values]
+
+    @classmethod
+    def _bad_row(cls, database: peewee.Database, sql: str, params: List[tuple], start: int,
+                 error: Exception) -> Exception:
+        """Find which row of a chunk the database refused (the error path only: one row at a time)."""
+        for position, row in enumerate(params):
+            try:
+                with db.atomic(), _exception_wrapper:
+                    database.cursor().execute(sql, row)
+            except peewee.IntegrityError as exc:
+                return peewee.IntegrityError(f"{cls.__name__} row {start + position}: {exc}")
+        return error
 
 
 class DiscoveredVideo(BaseModel):
@@ -361,8 +476,9 @@ class Short(BaseModel):
         """
         cls = type(self)
         changes = dict(youtube_video_id=youtube_video_id, status=ShortStatus.uploaded,
-                       youtube_url=youtube_url or f"https://youtube.com/shorts/{youtube_video_id}",
-                       uploaded_at=uploaded_at or utcnow())
+                       youtube_url=f"https://youtube.com/shorts/{youtube_video_id}" if youtube_url is None
+                       else youtube_url,
+                       uploaded_at=utcnow() if uploaded_at is None else uploaded_at)
         recorded = cls.update(**changes).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute()
         if recorded:
             for name, value in changes.items():
@@ -409,7 +525,21 @@ class Analytics(BaseModel):
                **metrics: Any) -> "Analytics":
         """Store one snapshot of a video's metrics (now, unless `measured_at` says when); omitted metrics are NULL."""
         _fields_named(cls, metrics, cls.METRICS)
-        return cls.create(youtube_video_id=youtube_video_id, measured_at=measured_at or utcnow(), **metrics)
+        measured_at = utcnow() if measured_at is None else measured_at  # not `or`: False is a bad value, not now
+        return cls.create(youtube_video_id=youtube_video_id, measured_at=measured_at, **metrics)
+
+    RECORD_FIELDS = ("youtube_video_id", "measured_at", *METRICS)
+
+    @classmethod
+    def record_many(cls, rows: Iterable[Any], chunk_size: int = 2000) -> int:
+        """Store many snapshots at once: dicts, or tuples in RECORD_FIELDS order; returns how many.
+
+        Validated exactly as record() would, written in one transaction with one prepared statement,
+        `chunk_size` rows at a time so a generator of any length keeps memory flat. A bad row aborts the
+        whole batch (nothing is written) with an error naming its position.
+        """
+        return cls.insert_rows(rows, fields=cls.RECORD_FIELDS, chunk_size=chunk_size,
+                               none_is_default=("measured_at",))  # as in record(): None means now
 
     # Walks the (youtube_video_id, measured_at) index: one seek per video to find the next video id, one
     # to find its newest snapshot. Cost follows the number of videos, not of snapshots (a plain GROUP BY
