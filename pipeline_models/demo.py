@@ -207,17 +207,19 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
             .execute()
     out(f"uploaded {len(uploaded)} shorts")
 
-    # A week of analytics, sampled every six hours, in one transaction.
-    with db.atomic():
+    # A week of analytics, sampled every six hours, written in bulk (one transaction).
+    def week_of_snapshots():
         for short in uploaded:
             views = 0
             for step in range(7 * 4):
                 views += rng.randint(50, 5000)
-                Analytics.record(short.youtube_video_id, measured_at=short.uploaded_at + timedelta(hours=6 * step),
-                                 views=views, engaged_views=int(views * 0.6), likes=views // 25,
-                                 comments=views // 400, shares=views // 300, watch_time_minutes=views * 0.4,
-                                 avg_view_duration_seconds=rng.uniform(15, 45), ctr=rng.uniform(0.02, 0.09),
-                                 subscribers_gained=views // 1000, revenue_usd=None if step < 8 else views * 2e-5)
+                yield dict(youtube_video_id=short.youtube_video_id,
+                           measured_at=short.uploaded_at + timedelta(hours=6 * step),
+                           views=views, engaged_views=int(views * 0.6), likes=views // 25, comments=views // 400,
+                           shares=views // 300, watch_time_minutes=views * 0.4,
+                           avg_view_duration_seconds=rng.uniform(15, 45), ctr=rng.uniform(0.02, 0.09),
+                           subscribers_gained=views // 1000, revenue_usd=None if step < 8 else views * 2e-5)
+    Analytics.record_many(week_of_snapshots())
     out(f"recorded {Analytics.select().count()} analytics snapshots over a week")
     best = Analytics.top(1)
     if best:

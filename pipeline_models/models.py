@@ -189,7 +189,7 @@ class BaseModel(peewee.Model):
                 with db.atomic(), _exception_wrapper:
                     database.cursor().execute(sql, row)
             except peewee.IntegrityError as exc:
-                return peewee.IntegrityError(f"{cls.__name__} row {start + position}: {exc}")
+                return peewee.IntegrityError(f"row {start + position}: {cls.__name__}: {exc}")
         return error
 
 

@@ -130,6 +130,22 @@ def run(database):
     return pm.PipelineRun.create(discovered_video=video)
 
 
+def minimal_row(model, run, unique="fresh"):
+    """The fewest values that make a valid row of `model`; `unique` fills its unique text column."""
+    return {
+        pm.DiscoveredVideo: dict(youtube_video_id=unique),
+        pm.PipelineRun: dict(discovered_video=run.discovered_video),
+        pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
+        pm.Script: dict(pipeline_run=run, full_script_json={}),
+        pm.TTSAudio: dict(pipeline_run=run, file_path="a.wav"),
+        pm.Short: dict(pipeline_run=run),
+        pm.Analytics: dict(youtube_video_id="v"),
+        pm.ReviewLog: dict(pipeline_run=run),
+        pm.ConfigOverride: dict(key=unique, value=1),
+        pm.ErrorLog: dict(module="m", error_type="E", error_message="x"),
+    }[model]
+
+
 def sqlite_only(database, why):
     """Skip, saying why, when the test is about SQLite's own storage."""
     if not isinstance(database, peewee.SqliteDatabase):

@@ -86,7 +86,7 @@ def test_a_bad_value_names_its_row_and_field_and_writes_nothing(database, column
 def test_a_check_violation_names_its_row_and_writes_nothing(database, column, bad):
     rows = [list(snapshot(i)) for i in range(250)]
     rows[171][pm.Analytics.RECORD_FIELDS.index(column)] = bad
-    with pytest.raises(peewee.IntegrityError, match=f"Analytics row 171: .*{column}"):
+    with pytest.raises(peewee.IntegrityError, match=f"row 171: Analytics: .*{column}"):
         pm.Analytics.record_many(rows, chunk_size=100)
     assert pm.Analytics.select().count() == 0
 

@@ -3,7 +3,7 @@ import datetime
 
 import peewee
 import pytest
-from conftest import aware, sqlite_only
+from conftest import aware, minimal_row, sqlite_only
 
 import pipeline_models as pm
 from pipeline_models import ShortStatus
@@ -196,23 +196,11 @@ CHECKS = [
 ]
 
 
-def valid_row(model, run):
-    return {
-        pm.DiscoveredVideo: dict(youtube_video_id="fresh"),
-        pm.PipelineRun: dict(discovered_video=run.discovered_video),
-        pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
-        pm.Script: dict(pipeline_run=run, full_script_json={}),
-        pm.TTSAudio: dict(pipeline_run=run, file_path="a.wav"),
-        pm.Short: dict(pipeline_run=run),
-        pm.Analytics: dict(youtube_video_id="v"),
-    }[model]
-
-
 @pytest.mark.parametrize("model, column, bad", CHECKS, ids=lambda x: getattr(x, "__name__", str(x)))
 def test_check_constraint_refuses_and_leaves_no_row(run, model, column, bad):
     before = model.select().count()
     with pytest.raises(peewee.IntegrityError, match=column):
-        model.create(**{**valid_row(model, run), column: bad})
+        model.create(**{**minimal_row(model, run), column: bad})
     assert model.select().count() == before
 
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline_models as pm
+from conftest import minimal_row
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -109,15 +110,14 @@ pm.init_db(sys.argv[1])
 """
 
 BULK_WRITER = CRASH_PRELUDE + """
-with pm.db.atomic():
-    for i in range(100):
-        pm.Analytics.record("committed", views=i)
+pm.Analytics.record_many(("committed", None, i) + (None,) * 9 for i in range(100))
 print("committed", flush=True)
-with pm.db.atomic():
-    for i in range(10 ** 7):
-        pm.Analytics.record("bulk", views=i)
-        if i == 2000:
+def rows():
+    for i in range(10 ** 8):
+        if i == 5000:  # two chunks of 2,000 are already in the open transaction
             print("inside", flush=True)
+        yield ("bulk", None, i) + (None,) * 9
+pm.Analytics.record_many(rows())
 """
 
 MULTI_STEP_WRITER = CRASH_PRELUDE + """
@@ -210,22 +210,6 @@ VALUES = st.one_of(
 CLEAR_ERRORS = (ValueError, peewee.IntegrityError, pm.PipelineModelsError)
 
 
-def _base_row(model, run, n):
-    unique = f"u{n}"
-    return {
-        pm.DiscoveredVideo: dict(youtube_video_id=unique),
-        pm.PipelineRun: dict(discovered_video=run.discovered_video),
-        pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
-        pm.Script: dict(pipeline_run=run, full_script_json={}),
-        pm.TTSAudio: dict(pipeline_run=run, file_path="a.wav"),
-        pm.Short: dict(pipeline_run=run),
-        pm.Analytics: dict(youtube_video_id="v"),
-        pm.ReviewLog: dict(pipeline_run=run),
-        pm.ConfigOverride: dict(key=unique, value=1),
-        pm.ErrorLog: dict(module="m", error_type="E", error_message="x"),
-    }[model]
-
-
 FIELDS = [(model, field.name) for model in pm.ALL_MODELS for field in model._meta.sorted_fields
           if not field.primary_key and not isinstance(field, peewee.ForeignKeyField)]
 _counter = iter(range(10 ** 9))
@@ -235,7 +219,7 @@ _counter = iter(range(10 ** 9))
 @given(target=st.sampled_from(FIELDS), value=VALUES)
 def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target, value):
     model, name = target
-    row = {**_base_row(model, run, next(_counter)), name: value}
+    row = {**minimal_row(model, run, f"u{next(_counter)}"), name: value}
     before = model.select().count()
     try:
         with pm.db.atomic():
@@ -264,7 +248,7 @@ def test_sql_injection_in_every_text_field_is_stored_verbatim(run, text):
         field = model._meta.fields[name]
         if not isinstance(field, (peewee.CharField, peewee.TextField)) or isinstance(field, pm.fields.EnumField):
             continue
-        created = model.create(**{**_base_row(model, run, next(_counter)), name: text})
+        created = model.create(**{**minimal_row(model, run, f"u{next(_counter)}"), name: text})
         assert getattr(model.get_by_id(created.id), name) == text
         assert model.select().where(getattr(model, name) == text).count() >= 1
     assert {m._meta.table_name for m in pm.ALL_MODELS} <= set(pm.db.get_tables())
