@@ -119,6 +119,15 @@ def cmd_resolve(args: argparse.Namespace) -> str:
     return f"error {error.id} ({error.module}: {error.error_type}) resolved"
 
 
+def cmd_retry(args: argparse.Namespace) -> str:
+    _open(args.db)
+    run = PipelineRun.get_or_none(PipelineRun.id == args.run_id)
+    if run is None:
+        raise UsageError(f"no run with id {args.run_id}")
+    run.advance(RunStatus.pending)  # InvalidTransition (one line) unless it failed
+    return f"run {run.id} queued again (it failed: {run.last_error})"
+
+
 def cmd_config(args: argparse.Namespace) -> str:
     _open(args.db)
     if args.action == "get":
@@ -187,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     p = add("resolve", cmd_resolve, "mark an error resolved")
     p.add_argument("error_id", type=int, metavar="ERROR_ID")
+    p = add("retry", cmd_retry, "queue a failed run again")
+    p.add_argument("run_id", type=int, metavar="RUN_ID")
     p = add("config", cmd_config, "read and write runtime config overrides")
     actions = p.add_subparsers(dest="action", metavar="action", required=True, parser_class=_Parser)
     actions.add_parser("get", parents=[common], help="print one value as JSON").add_argument("key")

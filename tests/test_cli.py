@@ -98,6 +98,19 @@ def test_errors_and_resolve(dbfile, cli):
     assert "quota" not in cli("errors", "--db", dbfile)[1]
 
 
+def test_retry_a_failed_run(dbfile, cli):
+    pm.init_db(dbfile)
+    run = pm.PipelineRun.claim_next("w2")
+    run.advance("failed", reason="render crashed")
+    pm.db.obj.close()
+    status, out, _ = cli("retry", run.id, "--db", dbfile)
+    assert status == 0 and out == f"run {run.id} queued again (it failed: render crashed)\n"
+    status, out, err = cli("retry", run.id, "--db", dbfile)
+    assert status == 1 and err.strip() == f"pipeline-models: error: run {run.id} cannot go from pending to pending"
+    pm.init_db(dbfile)
+    assert pm.PipelineRun.get_by_id(run.id).status is pm.RunStatus.pending
+
+
 def test_config_get_set_list(dbfile, cli):
     assert cli("config", "set", "render.fps", "60", "--db", dbfile, "--by", "alice")[0] == 0
     assert cli("config", "set", "greeting", "hello there", "--db", dbfile)[0] == 0
@@ -120,6 +133,7 @@ def test_analytics_best_first(dbfile, cli):
 @pytest.mark.parametrize("argv, message, code", [
     (["runs", "--status", "bogus"], "PipelineRun.status: 'bogus' is not one of", 1),
     (["resolve", "9999"], "no error with id 9999", 2),
+    (["retry", "9999"], "no run with id 9999", 2),
     (["resolve", "abc"], "invalid int value: 'abc'", 2),
     (["config", "get", "missing"], "no config override named 'missing'", 2),
     (["frobnicate"], "invalid choice: 'frobnicate'", 2),
