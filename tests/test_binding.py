@@ -64,6 +64,7 @@ def test_init_db_with_a_path_sets_the_multiprocess_pragmas(tmp_path):
     assert database.pragma("journal_mode") == "wal"
     assert database.pragma("synchronous") == 1  # NORMAL
     assert database.pragma("busy_timeout") >= 5000
+    assert database.pragma("cache_size") == -32_000
     assert database.pragma("foreign_keys") == 1
     pm.DiscoveredVideo.create(youtube_video_id="a")
     database.close()
