@@ -4,7 +4,7 @@
     pm.init_db("pipeline.db")
     video = pm.DiscoveredVideo.create(youtube_video_id="dQw4w9WgXcQ", title="...")
 """
-from .db import MIGRATIONS_DIR, db, init_db, migrate, write_lock
+from .db import MIGRATIONS_DIR, SQLITE_FILE_PRAGMAS, db, init_db, migrate, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import (
     AlreadyAnswered,
@@ -40,6 +40,7 @@ __all__ = [
     "migrate",
     "write_lock",
     "MIGRATIONS_DIR",
+    "SQLITE_FILE_PRAGMAS",
     "ALL_MODELS",
     "BaseModel",
     "DiscoveredVideo",

@@ -143,9 +143,10 @@ def init_db(
     """Open `target`, bind the models to it, apply pending migrations and return the database.
 
     `target` is a SQLite file path, ":memory:", a URL (sqlite:///pipeline.db, postgresql://user@host/db)
-    or a peewee.Database. SQLite files get WAL, synchronous=NORMAL and a 10 s busy timeout (pragmas the
-    caller set on a Database they pass in are kept). Calling it again on an up-to-date database changes
-    nothing. Raises CannotOpenDatabase, naming the target, when it cannot be opened.
+    or a peewee.Database. SQLite files get SQLITE_FILE_PRAGMAS: WAL, synchronous=NORMAL, a 10 s busy
+    timeout and a 32 MB page cache (pragmas the caller set on a Database they pass in are kept).
+    Calling it again on an up-to-date database changes nothing. Raises CannotOpenDatabase, naming the
+    target, when it cannot be opened.
     """
     database = _open(target)
     path = _sqlite_file(database)
@@ -224,11 +225,18 @@ def _migrate(database: peewee.Database, target: object) -> List[str]:
 
 
 def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[str]:
-    """Record 0001 as applied on a database the three-model version made (no history table yet)."""
+    """Record as applied what a database without history already has.
+
+    Tables made by db.create_tables(ALL_MODELS) are the whole current schema: every migration is
+    recorded. The three tables of the first, three-model version are what 0001 makes: 0001 is recorded.
+    """
     tables = set(database.get_tables())
     present = [t for t in _ORIGINAL_TABLES if t in tables]
     if not present:
         return []
+    if not _missing_from_schema(database):
+        logger.info("adopting tables made by create_tables: every migration recorded as applied")
+        return runner.fake()
     if len(present) < len(_ORIGINAL_TABLES):
         missing = ", ".join(t for t in _ORIGINAL_TABLES if t not in tables)
         raise SchemaMismatch(
@@ -240,15 +248,20 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
     return runner.fake(first)
 
 
-def _check_schema(database: peewee.Database) -> None:
-    """Fail loudly when a table or column a model needs is missing, rather than on some later query."""
+def _missing_from_schema(database: peewee.Database) -> List[str]:
+    """The tables and columns the models need that the database lacks (schema_diff, additions only)."""
     from playhouse.schema_diff import diff_models
 
     from .models import ALL_MODELS
 
     diff = diff_models(database, ALL_MODELS)
     missing = [f"table {m._meta.table_name}" for m in diff.create_tables]
-    missing += [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
+    return missing + [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
+
+
+def _check_schema(database: peewee.Database) -> None:
+    """Fail loudly when a table or column a model needs is missing, rather than on some later query."""
+    missing = _missing_from_schema(database)
     if missing:
         raise SchemaMismatch(
             "after migrating, the database still lacks " + ", ".join(missing)

@@ -148,6 +148,20 @@ def test_three_table_database_without_history_is_adopted(fresh_target):
     assert not diff_models(database, pm.ALL_MODELS)
 
 
+def test_a_database_made_by_create_tables_is_adopted_as_current(tmp_path):
+    path = str(tmp_path / "made.db")
+    made = peewee.SqliteDatabase(path)
+    pm.db.initialize(made)
+    pm.db.create_tables(pm.ALL_MODELS)  # what the README says a script may do
+    pm.DiscoveredVideo.create(youtube_video_id="kept")
+    made.close()
+
+    database = pm.init_db(path)
+
+    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
+    assert pm.DiscoveredVideo.get().youtube_video_id == "kept"
+
+
 def test_a_database_with_only_some_original_tables_is_refused_unchanged(tmp_path):
     path = tmp_path / "odd.db"
     odd = peewee.SqliteDatabase(str(path))
