@@ -11,12 +11,13 @@ import json
 import math
 import operator
 import os
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Set
 
 import peewee
 from playhouse import fields as pw_fields
 
 UTC = datetime.timezone.utc
+_dumps = functools.partial(json.dumps, allow_nan=False)  # NaN and Infinity are not JSON
 _tzinfo = operator.attrgetter("tzinfo")
 _iso_microseconds = operator.methodcaller("isoformat", " ", "microseconds")
 _first_26 = operator.itemgetter(slice(26))
@@ -46,8 +47,9 @@ class _Checked:
                 raise ValueError(f"{self.label()}: {exc}") from None
         return super().db_value(value)
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        """The parameters a bulk INSERT binds for these non-NULL values, or None to convert one by one.
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        """The parameters a bulk INSERT binds for these non-NULL values (of these types), or None to convert
+        them one by one.
 
         A fast path checks a whole column at once with C-level built-ins (type sets, min/max, joins) and
         must accept only what db_value accepts unchanged; anything unusual goes one by one through
@@ -76,9 +78,9 @@ def _check_text(value: Any, max_length: Optional[int]) -> str:
     return value
 
 
-def _plain_text(values: List[Any], max_length: Optional[int]) -> bool:
+def _plain_text(values: List[Any], types: Set[type], max_length: Optional[int]) -> bool:
     """True when every value is a str without NUL, within max_length: what _check_text passes unchanged."""
-    if set(map(type, values)) != {str} or "\x00" in "".join(values):
+    if types != {str} or "\x00" in "".join(values):
         return False
     return max_length is None or max(map(len, values)) <= max_length
 
@@ -89,8 +91,8 @@ class CharField(_Checked, peewee.CharField):
     def check(self, value: Any) -> str:
         return _check_text(value, self.max_length)
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        return values if _plain_text(values, self.max_length) else None
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        return values if _plain_text(values, types, self.max_length) else None
 
 
 class TextField(_Checked, peewee.TextField):
@@ -99,8 +101,8 @@ class TextField(_Checked, peewee.TextField):
     def check(self, value: Any) -> str:
         return _check_text(value, None)
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        return values if _plain_text(values, None) else None
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        return values if _plain_text(values, types, None) else None
 
 
 def _check_int(value: Any, bits: int) -> int:
@@ -112,9 +114,9 @@ def _check_int(value: Any, bits: int) -> int:
     return int(value)
 
 
-def _plain_ints(values: List[Any], bits: int) -> Optional[List[Any]]:
+def _plain_ints(values: List[Any], types: Set[type], bits: int) -> Optional[List[Any]]:
     limit = 2 ** (bits - 1)
-    ok = set(map(type, values)) == {int} and -limit <= min(values) and max(values) < limit
+    ok = types == {int} and -limit <= min(values) and max(values) < limit
     return values if ok else None
 
 
@@ -124,8 +126,8 @@ class IntegerField(_Checked, peewee.IntegerField):
     def check(self, value: Any) -> int:
         return _check_int(value, 32)
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        return _plain_ints(values, 32)
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        return _plain_ints(values, types, 32)
 
 
 class BigIntegerField(_Checked, peewee.BigIntegerField):
@@ -134,8 +136,8 @@ class BigIntegerField(_Checked, peewee.BigIntegerField):
     def check(self, value: Any) -> int:
         return _check_int(value, 64)
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        return _plain_ints(values, 64)
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        return _plain_ints(values, types, 64)
 
 
 class FloatField(_Checked, peewee.DoubleField):
@@ -152,9 +154,9 @@ class FloatField(_Checked, peewee.DoubleField):
             raise ValueError(f"{value} is not a finite number")
         return value
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
         # A sum of floats is finite only if every term is (an overflowing sum just takes the slow path).
-        ok = set(map(type, values)) == {float} and math.isfinite(sum(values))
+        ok = types == {float} and math.isfinite(sum(values))
         return values if ok else None
 
 
@@ -166,8 +168,8 @@ class BooleanField(_Checked, peewee.BooleanField):
             raise TypeError(f"expected True or False, got {_type_name(value)} {value!r}")
         return value
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        return values if set(map(type, values)) == {bool} else None
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        return values if types == {bool} else None
 
 
 class EnumField(_Checked, pw_fields.EnumField):
@@ -186,10 +188,10 @@ class EnumField(_Checked, pw_fields.EnumField):
             allowed = ", ".join(member.value for member in self.enum_class)
             raise ValueError(f"{value!r} is not one of: {allowed}") from None
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
         # Members hash and compare as their values: one dict maps both to the plain str stored.
         plain = {m.value: m.value for m in self.enum_class}
-        if not all(issubclass(t, str) for t in set(map(type, values))) or not set(values) <= plain.keys():
+        if not all(issubclass(t, str) for t in types) or not set(values) <= plain.keys():
             return None
         return list(map(plain.__getitem__, values))
 
@@ -199,7 +201,7 @@ class JSONField(_Checked, peewee.JSONField):
 
     def __init__(self, types: Optional[tuple] = None, **kwargs: Any) -> None:
         self.types = types
-        kwargs.setdefault("dumps", functools.partial(json.dumps, allow_nan=False))
+        kwargs.setdefault("dumps", _dumps)
         super().__init__(**kwargs)
 
     def check(self, value: Any) -> Any:
@@ -213,6 +215,19 @@ class JSONField(_Checked, peewee.JSONField):
         """The JSON text: a bulk INSERT wraps its parameter in json() on SQLite and casts it to jsonb on PostgreSQL."""
         self.db_value(value)  # refuses what it must, naming the field
         return self._dumps(value)
+
+
+class JSONTextField(_Checked, peewee.TextField):
+    """Any JSON value, kept as its exact JSON text on every backend; read back with its Python type.
+
+    JSONB would normalise numbers: the float 1e16 would come back as the int 10000000000000000.
+    """
+
+    def check(self, value: Any) -> str:
+        return _dumps(value)  # refuses what JSON cannot hold: sets, NaN, objects
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
 
 
 class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField):
@@ -249,8 +264,8 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
         # DateTimeField.adapt would parse check()'s text back into a naive datetime.
         return value
 
-    def fast_values(self, values: List[Any]) -> Optional[List[Any]]:
-        if set(map(type, values)) != {datetime.datetime} or set(map(_tzinfo, values)) != {UTC}:
+    def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
+        if types != {datetime.datetime} or set(map(_tzinfo, values)) != {UTC}:
             return None
         if not self._as_text:
             return values

@@ -25,6 +25,7 @@ from .fields import (
     FloatField,
     IntegerField,
     JSONField,
+    JSONTextField,
     TextField,
     UTCDateTimeField,
     utcnow,
@@ -153,17 +154,21 @@ class BaseModel(peewee.Model):
         """One column of a chunk: defaults filled in, NULLs checked, values validated and converted."""
         if values is None:
             values = [_MISSING] * size
-        if _MISSING in values:
+        # The set of types answers "any missing? any None?" without comparing every value to them.
+        types = set(map(type, values))
+        if object in types:  # _MISSING is the only plain object() a column holds
             default = field.default
             values = [(default() if callable(default) else default) if v is _MISSING else v for v in values]
+            types = set(map(type, values))
         present = values
-        if None in values:
+        if type(None) in types:
             if not field.null:  # the error create() gets from the database's NOT NULL
                 position = values.index(None)
                 raise peewee.IntegrityError(f"row {start + position}: {cls.__name__}.{field.name} may not be NULL")
             present = [v for v in values if v is not None]
+            types.discard(type(None))
         fast = getattr(field, "fast_values", None)
-        converted = fast(present) if fast is not None and present else None
+        converted = fast(present, types) if fast is not None and present else None
         if converted is None:
             slow = getattr(field, "slow_value", field.db_value)
             converted = []
@@ -675,7 +680,7 @@ class ConfigOverride(BaseModel):
     """A runtime setting that overrides the pipeline's defaults; the value is any JSON value."""
 
     key = CharField(max_length=255, unique=True)
-    value = JSONField(null=True)
+    value = JSONTextField(null=True)
     updated_by = CharField(max_length=255, default="system")
     updated_at = UTCDateTimeField(default=utcnow)
 

@@ -353,7 +353,8 @@ def test_growth_between_the_first_snapshot_since_and_the_latest(database):
 # --- config -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [5, 2.5, True, False, "text", None, [1, "two"], {"a": {"b": [1]}}])
+@pytest.mark.parametrize("value", [5, 2.5, True, False, "text", None, [1, "two"], {"a": {"b": [1]}},
+                                   1e16, 1.5e300, 2 ** 70, -0.0, "5", {"n": 1e16}])
 def test_config_values_keep_their_type(database, value):
     pm.ConfigOverride.set("k", value)
     got = pm.ConfigOverride.get("k")

@@ -124,7 +124,7 @@ def frozen_models(db):
 
     class ConfigOverride(Model):
         key = CharField(unique=True)
-        value = JSONField(null=True)
+        value = TextField(null=True)  # JSON text, exact (JSONB would turn 1e16 into an int)
         updated_by = CharField()
         updated_at = Timestamp()
 
