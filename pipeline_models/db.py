@@ -34,7 +34,6 @@ SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_tim
 
 # The tables the three-model version created, before this package kept a migration history.
 _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # What SQLite says when asked to roll back a transaction it already rolled back by itself.
@@ -104,20 +103,12 @@ def _sqlite_file(database: peewee.Database) -> Union[str, None]:
 
 
 def _check_sqlite_file(target: object, path: str) -> None:
-    """Refuse, before anything is opened or created, a path SQLite cannot use as a database file."""
+    """Refuse, before anything is created, a path where SQLite could not create a database file."""
     if os.path.isdir(path):
         raise CannotOpenDatabase(target, "it is a directory; give a file path such as pipeline.db")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise CannotOpenDatabase(target, f"directory {parent!r} does not exist")
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        try:
-            with open(path, "rb") as fh:
-                header = fh.read(len(_SQLITE_HEADER))
-        except OSError as exc:
-            raise CannotOpenDatabase(target, exc.strerror or str(exc)) from None
-        if header != _SQLITE_HEADER:
-            raise CannotOpenDatabase(target, "the file is not a SQLite database")
 
 
 def _open(target: Union[str, "os.PathLike[str]", peewee.Database]) -> peewee.Database:
@@ -160,11 +151,18 @@ def init_db(
     try:
         try:
             database.connect(reuse_if_open=True)
+            if path is not None:
+                # Reads the header, under SQLite's own locks (a file another process is creating is
+                # fine): a file that is not a database fails here, and is left as it was.
+                database.execute_sql("PRAGMA schema_version")
         except peewee.ImproperlyConfigured as exc:
             hint = " (pip install 'pipeline-models[postgres]')" if "postgres" in str(exc) else ""
             raise CannotOpenDatabase(target, f"{exc}{hint}") from None
         except peewee.PeeweeException as exc:
-            raise CannotOpenDatabase(target, " ".join(str(exc).split())) from None
+            reason = " ".join(str(exc).split())
+            if reason == "file is not a database":
+                reason = "the file is not a SQLite database"
+            raise CannotOpenDatabase(target, reason) from None
         if migrate:
             _migrate(database, target)
         if path is not None and "journal_mode" not in dict(database._pragmas):
