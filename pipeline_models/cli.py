@@ -54,9 +54,9 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def _open(target: str, create: bool = False) -> None:
+def _open(target: str) -> None:
     """Bind the database; for anything but init/migrate/demo a missing file is an error, not a new database."""
-    if not create and "://" not in target and target != ":memory:" and not os.path.exists(target):
+    if "://" not in target and target != ":memory:" and not os.path.exists(target):
         raise UsageError(f"no database at {target!r}: run `{PROG} init --db {target}` first")
     init_db(target)
 

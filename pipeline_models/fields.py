@@ -213,8 +213,7 @@ class JSONField(_Checked, peewee.JSONField):
 
     def slow_value(self, value: Any) -> Any:
         """The JSON text: a bulk INSERT wraps its parameter in json() on SQLite and casts it to jsonb on PostgreSQL."""
-        self.db_value(value)  # refuses what it must, naming the field
-        return self._dumps(value)
+        return self._dumps(self.check(value))  # check() refuses what it must; insert_rows names the field
 
 
 class JSONTextField(_Checked, peewee.TextField):

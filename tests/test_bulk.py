@@ -112,6 +112,9 @@ def test_insert_rows_works_for_any_model(run):
     fields = ("pipeline_run", "full_script_json", "prompt_tokens")
     pm.Script.insert_rows([(run.id, {"beats": [1, 2]}, 10)], fields=fields)
     assert pm.Script.get().full_script_json == {"beats": [1, 2]}
+    with pytest.raises(ValueError, match=r"row 1: Script.full_script_json: expected dict or list, got str"):
+        pm.Script.insert_rows([(run.id, [], 1), (run.id, "just text", 1)], fields=fields)
+    assert pm.Script.select().count() == 1
     with pytest.raises(ValueError, match=r"row 0: PipelineRun.status: 'bogus' is not one of"):
         pm.PipelineRun.insert_rows([{"discovered_video": video, "status": "bogus"}])
     with pytest.raises(peewee.IntegrityError, match="row 1"):
