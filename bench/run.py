@@ -37,8 +37,8 @@ def snapshots(n, videos=1000):
     """n analytics rows (tuples in RECORD_FIELDS order), hourly per video, made as they are consumed."""
     for i in range(n):
         video, hour = i % videos, i // videos
-        yield (f"yt{video:07d}", T0 + timedelta(hours=hour, seconds=video), i, i // 2, i // 40, i // 400,
-               i // 300, i * 0.4, 31.5, 0.045, i // 1000, None)
+        yield (f"yt{video:07d}", T0 + timedelta(hours=hour, seconds=video), i, i // 40, i // 400, 31.5, 0.045,
+               i // 1000, None, i // 2, i // 300, i * 0.4)
 
 
 def fresh_db(directory, name):
@@ -109,18 +109,18 @@ def sqlalchemy_models():
     class Analytics(Base):
         __tablename__ = "analytics"
         id = mapped_column(Integer, primary_key=True)
-        youtube_video_id = mapped_column(String(64))
+        youtube_video_id = mapped_column(String(100))
         measured_at = mapped_column(DateTime)
-        views = mapped_column(BigInteger)
+        view_count = mapped_column(BigInteger)
+        like_count = mapped_column(BigInteger)
+        comment_count = mapped_column(BigInteger)
+        average_view_duration_seconds = mapped_column(Float)
+        click_through_rate = mapped_column(Float)
+        subscriber_gain = mapped_column(BigInteger)
+        estimated_revenue_usd = mapped_column(Float)
         engaged_views = mapped_column(BigInteger)
-        likes = mapped_column(BigInteger)
-        comments = mapped_column(BigInteger)
         shares = mapped_column(BigInteger)
         watch_time_minutes = mapped_column(Float)
-        avg_view_duration_seconds = mapped_column(Float)
-        ctr = mapped_column(Float)
-        subscribers_gained = mapped_column(BigInteger)
-        revenue_usd = mapped_column(Float)
 
     class PipelineRun(Base):
         __tablename__ = "pipeline_runs"

@@ -16,7 +16,7 @@ video, _ = pm.DiscoveredVideo.get_or_create(
 )
 run = pm.PipelineRun.create(discovered_video=video, status=pm.RunStatus.running, current_stage="clip")
 pm.Clip.create(pipeline_run=run, start_seconds=12.0, end_seconds=58.5, score=0.91)
-pm.Analytics.create(youtube_video_id="shortid0001", views=1200, ctr=0.05,
+pm.Analytics.create(youtube_video_id="shortid0001", view_count=1200, click_through_rate=0.05,
                     measured_at=datetime.now(timezone(timedelta(hours=-5))))  # any offset; stored as UTC
 
 print(f"database: {path}")
@@ -25,4 +25,4 @@ for run in video.runs.order_by(pm.PipelineRun.created_at):
     print(f"run {run.id}: {run.status} at stage {run.current_stage}, "
           f"created {run.created_at:%Y-%m-%d %H:%M} UTC, clips {clips}")
 latest = pm.Analytics.select().order_by(pm.Analytics.measured_at.desc()).first()
-print(f"latest analytics: {latest.views} views, measured {latest.measured_at.isoformat()}")
+print(f"latest analytics: {latest.view_count} views, measured {latest.measured_at.isoformat()}")

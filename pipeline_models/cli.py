@@ -152,9 +152,10 @@ _MISSING = object()
 
 def cmd_analytics(args: argparse.Namespace) -> str:
     _open(args.db)
-    rows = [[a.youtube_video_id, a.measured_at, a.views, a.engaged_views, a.likes, a.comments, a.ctr,
-             a.revenue_usd] for a in Analytics.top(args.top)]
-    return table(["video", "measured (UTC)", "views", "engaged", "likes", "comments", "ctr", "revenue $"], rows)
+    rows = [[a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count, a.click_through_rate,
+             a.subscriber_gain, a.estimated_revenue_usd] for a in Analytics.top(args.top)]
+    return table(["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
+                  "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], rows)
 
 
 def cmd_demo(args: argparse.Namespace) -> str:

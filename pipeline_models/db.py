@@ -35,6 +35,15 @@ SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_tim
 # The tables the three-model version created, before this package kept a migration history.
 _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
 
+# A (table, column) each migration leaves that the ones before it did not: a database without history
+# (made by create_tables() of some release) is adopted at the last migration in an unbroken run of marks.
+_MIGRATION_MARKS = (
+    ("pipeline_runs", "id"),  # 0001_original_tables
+    ("pipeline_runs", "heartbeat_at"),  # 0002_review_publish_analytics
+    ("shorts", "upload_started_at"),  # 0003_short_upload_claim
+    ("analytics", "view_count"),  # 0004_seed_schema
+)
+
 
 # What SQLite says when asked to roll back a transaction it already rolled back by itself.
 _ALREADY_ROLLED_BACK = re.compile("no transaction is active|no such savepoint")
@@ -226,7 +235,8 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
     """Record as applied what a database without history already has.
 
     Tables made by db.create_tables(ALL_MODELS) are the whole current schema: every migration is
-    recorded. The three tables of the first, three-model version are what 0001 makes: 0001 is recorded.
+    recorded. Tables made by an earlier release's create_tables(), or the three tables of the first,
+    three-model version, are recorded up to the last migration whose mark they carry; the rest then runs.
     """
     tables = set(database.get_tables())
     present = [t for t in _ORIGINAL_TABLES if t in tables]
@@ -241,9 +251,16 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
             f"the database has {', '.join(present)} but not {missing}: it is not a database this "
             "package made, and it will not be adopted; use a new file"
         )
-    first = runner.migrations()[0].name
-    logger.info("adopting the tables of the three-model version: %s recorded as applied", first)
-    return runner.fake(first)
+    reached = None
+    for migration, (table, column) in zip(runner.migrations(), _MIGRATION_MARKS):
+        if table not in tables or column not in {c.name for c in database.get_columns(table)}:
+            break
+        reached = migration.name
+    if reached is None:
+        raise SchemaMismatch("pipeline_runs has no id column: it is not a database this package made, and it "
+                             "will not be adopted; use a new file")
+    logger.info("adopting a database without migration history: up to %s recorded as applied", reached)
+    return runner.fake(reached)
 
 
 def _missing_from_schema(database: peewee.Database) -> List[str]:

@@ -93,13 +93,17 @@ def _produce(run: PipelineRun, rng: random.Random, crash: bool) -> None:
             start = end + rng.uniform(5, 60)
         run.heartbeat(stage="script")
         prompt, completion = rng.randint(900, 2500), rng.randint(200, 700)
-        Script.create(pipeline_run=run, title=f"Short #{run.id}", hook="You won't believe how old this is.",
-                      full_script_json={"hook": "...", "beats": ["setup", "turn", "payoff"], "cta": "Follow"},
-                      llm_model="gpt-4.1-mini", prompt_tokens=prompt, completion_tokens=completion,
-                      cost_usd=round(prompt * 0.4e-6 + completion * 1.6e-6, 6))
+        opening, closing = "You won't believe how old this is.", "Follow for more."
+        beats = ["It started as a trickle.", "Then the river found a fault.", "Six million years later: this."]
+        narration = len(opening) + sum(map(len, beats)) + len(closing)
+        Script.create(pipeline_run=run, opening_text=opening, closing_text=closing,
+                      full_script_json={"opening": opening, "beats": beats, "closing": closing},
+                      total_char_count=narration, estimated_duration_seconds=round(narration / 15, 1),
+                      llm_model_used="gpt-4.1-mini", title=f"Short #{run.id}", prompt_tokens=prompt,
+                      completion_tokens=completion, cost_usd=round(prompt * 0.4e-6 + completion * 1.6e-6, 6))
         run.heartbeat(stage="tts")
-        TTSAudio.create(pipeline_run=run, file_path=f"audio/{run.id}.wav", voice="alloy", provider="openai",
-                        duration_seconds=round(rng.uniform(40, 58), 1))
+        TTSAudio.create(pipeline_run=run, engine_used="openai", voice_profile="alloy",
+                        audio_file_path=f"audio/{run.id}.wav", duration_seconds=round(rng.uniform(40, 58), 1))
         run.heartbeat(stage="render")
         if crash:
             raise RenderCrashed(f"ffmpeg exited 1 rendering run {run.id}: moov atom not found")
@@ -186,7 +190,7 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
             continue
         action = "reject" if n == 1 else "edit" if n == 2 else "approve"
         detail = "Title: 'This canyon is younger than you'" if action == "edit" else None
-        ReviewLog.answer(review.message_id, action, detail=detail, reviewer="@alice")
+        ReviewLog.answer(review.message_id, action, response_detail=detail, reviewer="@alice")
     if reviews[:1]:
         _, changed = ReviewLog.answer(reviews[0].message_id, "approve", reviewer="@alice")  # the second tap
         assert not changed
@@ -215,14 +219,15 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
                 views += rng.randint(50, 5000)
                 yield dict(youtube_video_id=short.youtube_video_id,
                            measured_at=short.uploaded_at + timedelta(hours=6 * step),
-                           views=views, engaged_views=int(views * 0.6), likes=views // 25, comments=views // 400,
-                           shares=views // 300, watch_time_minutes=views * 0.4,
-                           avg_view_duration_seconds=rng.uniform(15, 45), ctr=rng.uniform(0.02, 0.09),
-                           subscribers_gained=views // 1000, revenue_usd=None if step < 8 else views * 2e-5)
+                           view_count=views, like_count=views // 25, comment_count=views // 400,
+                           average_view_duration_seconds=rng.uniform(15, 45),
+                           click_through_rate=rng.uniform(0.02, 0.09), subscriber_gain=views // 1000,
+                           estimated_revenue_usd=None if step < 8 else views * 2e-5,
+                           engaged_views=int(views * 0.6), shares=views // 300, watch_time_minutes=views * 0.4)
     Analytics.record_many(week_of_snapshots())
     out(f"recorded {Analytics.select().count()} analytics snapshots over a week")
     best = Analytics.top(1)
     if best:
-        out(f"top short: {best[0].youtube_video_id} with {best[0].views:,} views")
+        out(f"top short: {best[0].youtube_video_id} with {best[0].view_count:,} views")
     out(f"\n{path} after {time.monotonic() - began:.1f} s:\n")
     out(table(["what", "status", "count"], status_rows()))

@@ -216,17 +216,30 @@ class JSONField(_Checked, peewee.JSONField):
         return self._dumps(self.check(value))  # check() refuses what it must; insert_rows names the field
 
 
-class JSONTextField(_Checked, peewee.TextField):
-    """Any JSON value, kept as its exact JSON text on every backend; read back with its Python type.
+class JSONTextField(_Checked, peewee.CharField):
+    """Any JSON value, kept as its exact JSON text (at most max_length characters of it) on every backend.
 
+    Read back with its Python type; None is stored as the JSON text null, so the column is never NULL.
     JSONB would normalise numbers: the float 1e16 would come back as the int 10000000000000000.
+    Text that is not JSON (written by other code into the VARCHAR) reads back as that string.
     """
 
     def check(self, value: Any) -> str:
-        return _dumps(value)  # refuses what JSON cannot hold: sets, NaN, objects
+        text = _dumps(value)  # refuses what JSON cannot hold: sets, NaN, objects
+        if len(text) > self.max_length:
+            raise ValueError(f"its JSON text has {len(text)} characters, more than the limit of {self.max_length}")
+        return text
+
+    def db_value(self, value: Any) -> Any:
+        return "null" if value is None else super().db_value(value)
 
     def python_value(self, value: Any) -> Any:
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
 
 
 class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField):

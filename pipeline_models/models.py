@@ -53,14 +53,28 @@ def _at_least_zero(column: str) -> list:
     return [Check(f"{column} >= 0")]
 
 
-def _fields_named(model: type, names: Any, allowed: Any) -> None:
-    """Refuse keyword arguments that are not columns the caller may set (peewee would ignore them)."""
+def _fields_named(model: type, names: Any, allowed: Any = None) -> None:
+    """Refuse names that are not fields the caller may set (default: any field, or a foreign key's _id column).
+
+    peewee would silently ignore a misspelt keyword in Model(...) and create(), and fail obscurely in
+    insert() and update(); the TypeError names the unknown name and the valid ones.
+    """
+    if allowed is None:
+        allowed = model._meta.combined  # field names, and column names such as pipeline_run_id
+        listed = model._meta.sorted_field_names
+    else:
+        listed = sorted(allowed)
     unknown = sorted(set(names) - set(allowed))
     if unknown:
         raise TypeError(
             f"{model.__name__} has no settable field {', '.join(unknown)}; "
-            f"use {', '.join(sorted(allowed))}"
+            f"use {', '.join(listed)}"
         )
+
+
+def _names(data: Any) -> List[str]:
+    """The string keys of insert()'s or update()'s positional dict (Field keys and queries pass through)."""
+    return [key for key in data if isinstance(key, str)] if isinstance(data, dict) else []
 
 
 def _one_line(text: str, limit: int = 1000) -> str:
@@ -83,6 +97,23 @@ class BaseModel(peewee.Model):
     class Meta:
         database = db
         legacy_table_names = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "__no_default__" not in kwargs:  # peewee's own row reads carry whatever the query selected
+            _fields_named(type(self), kwargs)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def insert(cls, data: Any = None, /, **insert: Any) -> peewee.ModelInsert:
+        """peewee's insert(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
+        _fields_named(cls, [*_names(data), *insert])
+        return super().insert(data, **insert)
+
+    @classmethod
+    def update(cls, data: Any = None, /, **update: Any) -> peewee.ModelUpdate:
+        """peewee's update(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
+        _fields_named(cls, [*_names(data), *update])
+        return super().update(data, **update)
 
     @classmethod
     def insert_rows(cls, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
@@ -160,9 +191,10 @@ class BaseModel(peewee.Model):
             default = field.default
             values = [(default() if callable(default) else default) if v is _MISSING else v for v in values]
             types = set(map(type, values))
-        present = values
+        present, stored_none = values, None
         if type(None) in types:
-            if not field.null:  # the error create() gets from the database's NOT NULL
+            stored_none = field.db_value(None)  # what create() stores for None: NULL, or JSON text 'null'
+            if stored_none is None and not field.null:  # the error create() gets from the database's NOT NULL
                 position = values.index(None)
                 raise peewee.IntegrityError(f"row {start + position}: {cls.__name__}.{field.name} may not be NULL")
             present = [v for v in values if v is not None]
@@ -183,7 +215,7 @@ class BaseModel(peewee.Model):
         if present is values:
             return converted
         it = iter(converted)
-        return [None if v is None else next(it) for v in values]
+        return [stored_none if v is None else next(it) for v in values]
 
     @classmethod
     def _bad_row(cls, database: peewee.Database, sql: str, params: List[tuple], start: int,
@@ -201,16 +233,18 @@ class BaseModel(peewee.Model):
 class DiscoveredVideo(BaseModel):
     """A source video found on YouTube by a search query, channel or feed."""
 
-    youtube_video_id = CharField(max_length=64, unique=True)
-    title = TextField(null=True)
-    channel_id = CharField(max_length=64, null=True)
-    channel_title = TextField(null=True)
-    published_at = UTCDateTimeField(null=True)
-    duration_seconds = FloatField(null=True, constraints=_at_least_zero("duration_seconds"))
-    view_count = BigIntegerField(null=True, constraints=_at_least_zero("view_count"))
-    source = TextField(null=True)
-    discovered_at = UTCDateTimeField(default=utcnow)
-    status = EnumField(VideoStatus, default=VideoStatus.new)
+    youtube_video_id = CharField(max_length=64, unique=True, help_text="the source video's YouTube id")
+    title = TextField(null=True, help_text="its title on YouTube")
+    channel_id = CharField(max_length=64, null=True, help_text="the channel that published it")
+    channel_title = TextField(null=True, help_text="that channel's name")
+    published_at = UTCDateTimeField(null=True, help_text="when it was published on YouTube")
+    duration_seconds = FloatField(null=True, constraints=_at_least_zero("duration_seconds"),
+                                  help_text="its length")
+    view_count = BigIntegerField(null=True, constraints=_at_least_zero("view_count"),
+                                 help_text="its views when found")
+    source = TextField(null=True, help_text="the search, channel or feed that found it")
+    discovered_at = UTCDateTimeField(default=utcnow, help_text="when it was found")
+    status = EnumField(VideoStatus, default=VideoStatus.new, help_text="new, selected, skipped or processed")
 
     class Meta:
         table_name = "discovered_videos"
@@ -243,17 +277,18 @@ class PipelineRun(BaseModel):
     """One pass of one video through the pipeline, claimed and advanced by workers."""
 
     # No cascade: deleting a video must not silently take its runs (and uploaded shorts) with it.
-    discovered_video = ForeignKeyField(DiscoveredVideo, backref="runs")
-    status = EnumField(RunStatus, default=RunStatus.pending)
-    current_stage = CharField(max_length=64, null=True)
-    worker = CharField(max_length=255, null=True)
-    attempts = IntegerField(default=0, constraints=_at_least_zero("attempts"))
-    started_at = UTCDateTimeField(null=True)
-    finished_at = UTCDateTimeField(null=True)
-    heartbeat_at = UTCDateTimeField(null=True)
-    last_error = TextField(null=True)
-    created_at = UTCDateTimeField(default=utcnow)
-    updated_at = UTCDateTimeField(default=utcnow)
+    discovered_video = ForeignKeyField(DiscoveredVideo, backref="runs", help_text="the video this run processes")
+    status = EnumField(RunStatus, default=RunStatus.pending,
+                       help_text="pending, running, awaiting_review, approved, rejected, published or failed")
+    current_stage = CharField(max_length=64, null=True, help_text="the stage its worker last reported")
+    worker = CharField(max_length=255, null=True, help_text="the worker that claimed it")
+    attempts = IntegerField(default=0, constraints=_at_least_zero("attempts"), help_text="times it was claimed")
+    started_at = UTCDateTimeField(null=True, help_text="when its current attempt was claimed")
+    finished_at = UTCDateTimeField(null=True, help_text="when it was published, rejected or failed")
+    heartbeat_at = UTCDateTimeField(null=True, help_text="when its worker last said it is alive")
+    last_error = TextField(null=True, help_text="why it last failed or was requeued, on one line")
+    created_at = UTCDateTimeField(default=utcnow, help_text="when it was queued")
+    updated_at = UTCDateTimeField(default=utcnow, help_text="when it last changed")
 
     class Meta:
         table_name = "pipeline_runs"
@@ -379,13 +414,13 @@ class PipelineRun(BaseModel):
 class Clip(BaseModel):
     """A cut of the source video, scored for how well it would work as a short."""
 
-    pipeline_run = ForeignKeyField(PipelineRun, backref="clips", on_delete="CASCADE")
-    start_seconds = FloatField(constraints=_at_least_zero("start_seconds"))
-    end_seconds = FloatField()
-    file_path = TextField(null=True)
-    score = FloatField(null=True)
-    transcript = TextField(null=True)
-    created_at = UTCDateTimeField(default=utcnow)
+    pipeline_run = ForeignKeyField(PipelineRun, backref="clips", on_delete="CASCADE", help_text="the run that cut it")
+    start_seconds = FloatField(constraints=_at_least_zero("start_seconds"), help_text="where it starts in the source")
+    end_seconds = FloatField(help_text="where it ends; after start_seconds")
+    file_path = TextField(null=True, help_text="the cut file")
+    score = FloatField(null=True, help_text="how well it would work as a short")
+    transcript = TextField(null=True, help_text="what is said in it")
+    created_at = UTCDateTimeField(default=utcnow, help_text="when it was cut")
 
     class Meta:
         table_name = "clips"
@@ -395,15 +430,23 @@ class Clip(BaseModel):
 class Script(BaseModel):
     """The narration an LLM wrote for a run, with what it cost."""
 
-    pipeline_run = ForeignKeyField(PipelineRun, backref="scripts", on_delete="CASCADE")
-    title = TextField(null=True)
-    hook = TextField(null=True)
-    full_script_json = JSONField(types=(dict, list))
-    llm_model = CharField(max_length=128, null=True)
-    prompt_tokens = IntegerField(null=True, constraints=_at_least_zero("prompt_tokens"))
-    completion_tokens = IntegerField(null=True, constraints=_at_least_zero("completion_tokens"))
-    cost_usd = FloatField(null=True, constraints=_at_least_zero("cost_usd"))
-    created_at = UTCDateTimeField(default=utcnow)
+    pipeline_run = ForeignKeyField(PipelineRun, backref="scripts", on_delete="CASCADE",
+                                   help_text="the run it was written for")
+    opening_text = TextField(null=True, help_text="the opening line, the hook")
+    closing_text = TextField(null=True, help_text="the closing line, the call to action")
+    full_script_json = JSONField(types=(dict, list), help_text="the whole script, structured: a dict or a list")
+    total_char_count = IntegerField(constraints=_at_least_zero("total_char_count"),
+                                    help_text="characters of narration")
+    estimated_duration_seconds = FloatField(constraints=_at_least_zero("estimated_duration_seconds"),
+                                            help_text="how long the narration should take to speak")
+    llm_model_used = TextField(help_text="the LLM that wrote it")
+    generated_at = UTCDateTimeField(default=utcnow, help_text="when it was written")
+    title = TextField(null=True, help_text="the title it proposes for the short")
+    prompt_tokens = IntegerField(null=True, constraints=_at_least_zero("prompt_tokens"),
+                                 help_text="tokens sent to the LLM")
+    completion_tokens = IntegerField(null=True, constraints=_at_least_zero("completion_tokens"),
+                                     help_text="tokens the LLM wrote")
+    cost_usd = FloatField(null=True, constraints=_at_least_zero("cost_usd"), help_text="what the LLM call cost")
 
     class Meta:
         table_name = "scripts"
@@ -412,12 +455,14 @@ class Script(BaseModel):
 class TTSAudio(BaseModel):
     """Synthesised narration audio for a run."""
 
-    pipeline_run = ForeignKeyField(PipelineRun, backref="audio", on_delete="CASCADE")
-    file_path = TextField()
-    voice = CharField(max_length=128, null=True)
-    provider = CharField(max_length=64, null=True)
-    duration_seconds = FloatField(null=True, constraints=_at_least_zero("duration_seconds"))
-    created_at = UTCDateTimeField(default=utcnow)
+    pipeline_run = ForeignKeyField(PipelineRun, backref="audio", on_delete="CASCADE",
+                                   help_text="the run it narrates")
+    engine_used = CharField(max_length=255, help_text="the TTS engine, e.g. piper or openai")
+    voice_profile = CharField(max_length=255, null=True, help_text="the voice it used")
+    audio_file_path = CharField(max_length=512, null=True, help_text="the audio file")
+    duration_seconds = FloatField(null=True, constraints=_at_least_zero("duration_seconds"),
+                                  help_text="its length")
+    generated_at = UTCDateTimeField(default=utcnow, help_text="when it was synthesised")
 
     class Meta:
         table_name = "tts_audio"
@@ -426,20 +471,22 @@ class TTSAudio(BaseModel):
 class Short(BaseModel):
     """A rendered vertical short, from render through review to upload."""
 
-    pipeline_run = ForeignKeyField(PipelineRun, backref="shorts", on_delete="CASCADE")
-    clip = ForeignKeyField(Clip, backref="shorts", null=True, on_delete="SET NULL")
-    title = TextField(null=True)
-    description = TextField(null=True)
-    file_path = TextField(null=True)
-    duration_seconds = FloatField(null=True, constraints=_at_least_zero("duration_seconds"))
-    status = EnumField(ShortStatus, default=ShortStatus.pending)
+    pipeline_run = ForeignKeyField(PipelineRun, backref="shorts", on_delete="CASCADE",
+                                   help_text="the run that rendered it")
+    clip = ForeignKeyField(Clip, backref="shorts", null=True, on_delete="SET NULL", help_text="the clip it is cut from")
+    file_path = CharField(max_length=512, null=True, help_text="the rendered video file")
+    duration_seconds = FloatField(null=True, constraints=_at_least_zero("duration_seconds"), help_text="its length")
+    title = CharField(max_length=255, null=True, help_text="its title on YouTube")
+    description = TextField(null=True, help_text="its description on YouTube")
     # Unique when set (NULLs never collide): a short is uploaded once.
-    youtube_video_id = CharField(max_length=64, null=True, unique=True)
-    youtube_url = TextField(null=True)
-    uploaded_at = UTCDateTimeField(null=True)
+    youtube_video_id = CharField(max_length=100, null=True, unique=True, help_text="its YouTube id once uploaded")
+    youtube_url = CharField(max_length=512, null=True, help_text="its address on YouTube")
+    status = EnumField(ShortStatus, max_length=32, default=ShortStatus.pending,
+                       help_text="pending, rendered, uploaded, rejected or failed")
+    uploaded_at = UTCDateTimeField(null=True, help_text="when it was uploaded")
     # Set when an upload begins: with no video id after it, an upload may have reached YouTube unrecorded.
-    upload_started_at = UTCDateTimeField(null=True)
-    created_at = UTCDateTimeField(default=utcnow)
+    upload_started_at = UTCDateTimeField(null=True, help_text="when an upload of it began (the upload claim)")
+    created_at = UTCDateTimeField(null=True, default=utcnow, help_text="when it was rendered")
 
     class Meta:
         table_name = "shorts"
@@ -500,30 +547,33 @@ class Short(BaseModel):
 class Analytics(BaseModel):
     """One snapshot of an uploaded short's YouTube metrics; NULL means "not reported", not zero."""
 
-    youtube_video_id = CharField(max_length=64)
-    measured_at = UTCDateTimeField(default=utcnow)
-    views = BigIntegerField(null=True, constraints=_at_least_zero("views"))
-    engaged_views = BigIntegerField(null=True, constraints=_at_least_zero("engaged_views"))
-    likes = BigIntegerField(null=True, constraints=_at_least_zero("likes"))
-    comments = BigIntegerField(null=True, constraints=_at_least_zero("comments"))
-    shares = BigIntegerField(null=True, constraints=_at_least_zero("shares"))
-    watch_time_minutes = FloatField(null=True, constraints=_at_least_zero("watch_time_minutes"))
-    avg_view_duration_seconds = FloatField(
-        null=True, constraints=_at_least_zero("avg_view_duration_seconds")
-    )
-    ctr = FloatField(null=True, constraints=[Check("ctr >= 0 AND ctr <= 1")])  # a fraction
-    subscribers_gained = BigIntegerField(null=True, constraints=_at_least_zero("subscribers_gained"))
-    revenue_usd = FloatField(null=True, constraints=_at_least_zero("revenue_usd"))
+    youtube_video_id = CharField(max_length=100, help_text="the uploaded short's YouTube id")
+    measured_at = UTCDateTimeField(default=utcnow, help_text="when the metrics were read")
+    view_count = BigIntegerField(null=True, constraints=_at_least_zero("view_count"), help_text="views")
+    like_count = BigIntegerField(null=True, constraints=_at_least_zero("like_count"), help_text="likes")
+    comment_count = BigIntegerField(null=True, constraints=_at_least_zero("comment_count"), help_text="comments")
+    average_view_duration_seconds = FloatField(null=True, constraints=_at_least_zero("average_view_duration_seconds"),
+                                               help_text="how long a view lasts on average")
+    click_through_rate = FloatField(null=True, help_text="impressions that became views, as a fraction 0..1",
+                                    constraints=[Check("click_through_rate >= 0 AND click_through_rate <= 1")])
+    subscriber_gain = BigIntegerField(null=True, constraints=_at_least_zero("subscriber_gain"),
+                                      help_text="subscribers gained through it")
+    estimated_revenue_usd = FloatField(null=True, constraints=_at_least_zero("estimated_revenue_usd"),
+                                       help_text="revenue YouTube estimates for it")
+    engaged_views = BigIntegerField(null=True, constraints=_at_least_zero("engaged_views"),
+                                    help_text="views YouTube counts as engaged")
+    shares = BigIntegerField(null=True, constraints=_at_least_zero("shares"), help_text="shares")
+    watch_time_minutes = FloatField(null=True, constraints=_at_least_zero("watch_time_minutes"),
+                                    help_text="total time watched")
 
     class Meta:
         table_name = "analytics"
-        indexes = ((("youtube_video_id", "measured_at"), False),)
 
-    METRICS = ("views", "engaged_views", "likes", "comments", "shares", "watch_time_minutes",
-               "avg_view_duration_seconds", "ctr", "subscribers_gained", "revenue_usd")
+    METRICS = ("view_count", "like_count", "comment_count", "average_view_duration_seconds", "click_through_rate",
+               "subscriber_gain", "estimated_revenue_usd", "engaged_views", "shares", "watch_time_minutes")
     # Cumulative counters: growth is their difference between two snapshots (ratios are not).
-    COUNTERS = ("views", "engaged_views", "likes", "comments", "shares", "watch_time_minutes",
-                "subscribers_gained", "revenue_usd")
+    COUNTERS = ("view_count", "like_count", "comment_count", "subscriber_gain", "estimated_revenue_usd",
+                "engaged_views", "shares", "watch_time_minutes")
 
     @classmethod
     def record(cls, youtube_video_id: str, measured_at: Optional[datetime.datetime] = None,
@@ -559,7 +609,7 @@ class Analytics(BaseModel):
         SELECT a.* FROM videos JOIN analytics a ON a.id = (
             SELECT id FROM analytics WHERE youtube_video_id = videos.vid
             ORDER BY measured_at DESC, id DESC LIMIT 1)
-        ORDER BY a.views IS NULL, a.views DESC, a.youtube_video_id
+        ORDER BY a.view_count IS NULL, a.view_count DESC, a.youtube_video_id
     """
 
     @classmethod
@@ -591,25 +641,30 @@ class Analytics(BaseModel):
         return change
 
 
+# The seed's index names (peewee would name a Meta.indexes entry after its table and columns).
+Analytics.add_index(Analytics.youtube_video_id, Analytics.measured_at, name="idx_analytics_video")
+
+
 class ReviewLog(BaseModel):
     """A request for a human verdict on a run's short, and the answer (action is NULL until then)."""
 
-    pipeline_run = ForeignKeyField(PipelineRun, backref="reviews", on_delete="CASCADE")
+    pipeline_run = ForeignKeyField(PipelineRun, backref="reviews", on_delete="CASCADE",
+                                   help_text="the run under review")
+    sent_at = UTCDateTimeField(default=utcnow, help_text="when the request was sent")
+    responded_at = UTCDateTimeField(null=True, help_text="when the answer came")
+    action = EnumField(ReviewAction, null=True, help_text="approve, reject or edit; NULL until answered")
+    response_detail = CharField(max_length=1024, null=True, help_text="the reviewer's words, e.g. the edit asked for")
+    auto_held = BooleanField(default=False, help_text="nobody answered in time")
     # The chat message that asked: a second tap on it finds this row and changes nothing.
-    message_id = CharField(max_length=128, null=True, unique=True)
-    sent_at = UTCDateTimeField(default=utcnow)
-    action = EnumField(ReviewAction, null=True)
-    detail = TextField(null=True)
-    reviewer = CharField(max_length=255, null=True)
-    responded_at = UTCDateTimeField(null=True)
-    auto_held = BooleanField(default=False)
+    message_id = CharField(max_length=128, null=True, unique=True, help_text="the chat message that asked")
+    reviewer = CharField(max_length=255, null=True, help_text="who answered")
 
     class Meta:
         table_name = "review_logs"
         # Unanswered reviews (action IS NULL) oldest first: the auto-hold sweep and the open count.
         indexes = ((("action", "sent_at"), False),)
 
-    # What each answer does to the run: an edit approves the short with the reviewer's changes in `detail`.
+    # What each answer does to the run: an edit approves the short with the reviewer's changes in `response_detail`.
     OUTCOME = {
         ReviewAction.approve: RunStatus.approved,
         ReviewAction.edit: RunStatus.approved,
@@ -623,7 +678,7 @@ class ReviewLog(BaseModel):
             run.advance(RunStatus.awaiting_review, stage="review")
             return cls.create(pipeline_run=run, message_id=message_id)
 
-    def respond(self, action: Union[ReviewAction, str], detail: Optional[str] = None,
+    def respond(self, action: Union[ReviewAction, str], response_detail: Optional[str] = None,
                 reviewer: Optional[str] = None) -> bool:
         """Record the human answer once and move the run to approved or rejected; True if this call recorded it.
 
@@ -636,7 +691,8 @@ class ReviewLog(BaseModel):
         action = ReviewAction(cls.action.db_value(action))  # ValueError naming the field if unknown
         now = utcnow()
         with write_lock():
-            answered = (cls.update(action=action, detail=detail, reviewer=reviewer, responded_at=now)
+            answered = (cls.update(action=action, response_detail=response_detail, reviewer=reviewer,
+                                   responded_at=now)
                         .where((cls.id == self.id) & cls.action.is_null()).execute())
             if not answered:
                 row = cls.get_by_id(self.id)
@@ -650,17 +706,17 @@ class ReviewLog(BaseModel):
                 (Short.update(status=ShortStatus.rejected)
                  .where((Short.pipeline_run == run.id) & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
                  .execute())
-        self.action, self.detail, self.reviewer, self.responded_at = action, detail, reviewer, now
+        self.action, self.response_detail, self.reviewer, self.responded_at = action, response_detail, reviewer, now
         return True
 
     @classmethod
-    def answer(cls, message_id: str, action: Union[ReviewAction, str], detail: Optional[str] = None,
+    def answer(cls, message_id: str, action: Union[ReviewAction, str], response_detail: Optional[str] = None,
                reviewer: Optional[str] = None) -> Tuple["ReviewLog", bool]:
         """Handle a tap on the chat message `message_id`: (review, True) when recorded, (review, False) for a repeat."""
         review = cls.get_or_none(cls.message_id == message_id)
         if review is None:
             raise cls.DoesNotExist(f"no review was requested with message_id {message_id!r}")
-        return review, review.respond(action, detail=detail, reviewer=reviewer)
+        return review, review.respond(action, response_detail=response_detail, reviewer=reviewer)
 
     @classmethod
     def hold_stale(cls, older_than: datetime.timedelta) -> int:
@@ -679,10 +735,10 @@ class ReviewLog(BaseModel):
 class ConfigOverride(BaseModel):
     """A runtime setting that overrides the pipeline's defaults; the value is any JSON value."""
 
-    key = CharField(max_length=255, unique=True)
-    value = JSONTextField(null=True)
-    updated_by = CharField(max_length=255, default="system")
-    updated_at = UTCDateTimeField(default=utcnow)
+    key = CharField(max_length=255, primary_key=True, help_text="the setting's name")
+    value = JSONTextField(max_length=1024, help_text="any JSON value, at most 1024 characters of JSON")
+    updated_at = UTCDateTimeField(default=utcnow, help_text="when it was last set")
+    updated_by = CharField(max_length=64, default="system", help_text="who set it")
 
     class Meta:
         table_name = "config_overrides"
@@ -717,20 +773,18 @@ class ConfigOverride(BaseModel):
 class ErrorLog(BaseModel):
     """An exception a pipeline module hit; kept when its run is deleted (pipeline_run becomes NULL)."""
 
-    pipeline_run = ForeignKeyField(PipelineRun, backref="errors", null=True, on_delete="SET NULL")
-    module = CharField(max_length=128)
-    error_type = CharField(max_length=255)
-    error_message = TextField()
-    stack_trace = TextField(null=True)
-    occurred_at = UTCDateTimeField(default=utcnow)
-    resolved = BooleanField(default=False)
+    pipeline_run = ForeignKeyField(PipelineRun, backref="errors", null=True, on_delete="SET NULL",
+                                   help_text="the run it happened in, if any")
+    module = CharField(max_length=255, help_text="the pipeline module that hit it")
+    error_type = CharField(max_length=255, help_text="the exception's class name")
+    error_message = TextField(help_text="the exception's message")
+    stack_trace = TextField(null=True, help_text="the formatted traceback")
+    occurred_at = UTCDateTimeField(default=utcnow, help_text="when it happened")
+    resolved = BooleanField(default=False, help_text="someone dealt with it")
 
     class Meta:
         table_name = "error_logs"
-        indexes = (
-            (("module", "occurred_at"), False),  # a module's errors, newest first
-            (("resolved", "occurred_at"), False),  # the unresolved errors across modules
-        )
+        indexes = ((("resolved", "occurred_at"), False),)  # the unresolved errors across modules
 
     @classmethod
     def record(cls, exc: BaseException, module: str, pipeline_run: Optional[PipelineRun] = None) -> "ErrorLog":
@@ -768,6 +822,9 @@ class ErrorLog(BaseModel):
         """Mark this error resolved."""
         type(self).update(resolved=True).where(type(self).id == self.id).execute()
         self.resolved = True
+
+
+ErrorLog.add_index(ErrorLog.module, ErrorLog.occurred_at, name="idx_error_log_module")  # a module's errors
 
 
 class _Capture(contextlib.ContextDecorator):

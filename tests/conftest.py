@@ -6,6 +6,10 @@ and, when PIPELINE_MODELS_TEST_PG names a server, on PostgreSQL.
 """
 import datetime
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -136,8 +140,9 @@ def minimal_row(model, run, unique="fresh"):
         pm.DiscoveredVideo: dict(youtube_video_id=unique),
         pm.PipelineRun: dict(discovered_video=run.discovered_video),
         pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
-        pm.Script: dict(pipeline_run=run, full_script_json={}),
-        pm.TTSAudio: dict(pipeline_run=run, file_path="a.wav"),
+        pm.Script: dict(pipeline_run=run, full_script_json={}, total_char_count=0, estimated_duration_seconds=0,
+                        llm_model_used="m"),
+        pm.TTSAudio: dict(pipeline_run=run, engine_used="piper"),
         pm.Short: dict(pipeline_run=run),
         pm.Analytics: dict(youtube_video_id="v"),
         pm.ReviewLog: dict(pipeline_run=run),
@@ -155,3 +160,27 @@ def sqlite_only(database, why):
 def aware(*args, hours=0):
     """A datetime in a fixed UTC offset of `hours`."""
     return datetime.datetime(*args, tzinfo=datetime.timezone(datetime.timedelta(hours=hours)))
+
+
+def kill_inside(script, target):
+    """Run the Python `script` with `target` as argv[1]; SIGKILL it once it prints "inside" after "committed".
+
+    The script prints "committed" when its earlier work is durable and "inside" from the middle of the
+    transaction the test wants interrupted (then it waits to be killed).
+    """
+    proc = subprocess.Popen([sys.executable, "-c", script, target], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line.strip())
+            if line.strip() == "inside" or not line:
+                break
+        assert lines[-2:] == ["committed", "inside"], lines
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL

@@ -17,8 +17,8 @@ T0 = aware(2026, 11, 1, 12, 0, hours=-5)
 
 def snapshot(i):
     """A full analytics row as a tuple in Analytics.RECORD_FIELDS order."""
-    return (f"v{i % 7}", T0 + timedelta(minutes=i), i, i // 2, i // 10, i // 100, i // 50, i * 0.25, 31.5,
-            0.04, i // 1000, None if i % 3 else i * 0.001)
+    return (f"v{i % 7}", T0 + timedelta(minutes=i), i, i // 10, i // 100, 31.5, 0.04, i // 1000,
+            None if i % 3 else i * 0.001, i // 2, i // 50, i * 0.25)
 
 
 def stored(model):
@@ -39,10 +39,10 @@ def test_record_many_stores_what_record_would(database):
 
 def test_dict_rows_get_defaults_like_create(database):
     before = pm.utcnow()
-    pm.Analytics.record_many([{"youtube_video_id": "a", "views": 5}, {"youtube_video_id": "b", "likes": 2,
-                                                                      "measured_at": None}])
+    pm.Analytics.record_many([{"youtube_video_id": "a", "view_count": 5},
+                              {"youtube_video_id": "b", "like_count": 2, "measured_at": None}])
     a, b = pm.Analytics.select().order_by(pm.Analytics.id)
-    assert (a.views, a.likes, b.views, b.likes) == (5, None, None, 2)
+    assert (a.view_count, a.like_count, b.view_count, b.like_count) == (5, None, None, 2)
     assert before <= a.measured_at <= b.measured_at <= pm.utcnow()  # None means now, as in record()
     with pytest.raises(peewee.IntegrityError, match="row 0: PipelineRun.attempts may not be NULL"):
         pm.PipelineRun.insert_rows([{"discovered_video": 1, "attempts": None}])
@@ -67,11 +67,11 @@ def test_empty_input_writes_nothing(database):
 
 
 @pytest.mark.parametrize("column, bad, message", [
-    ("views", "5", "Analytics.views: expected an integer"),
-    ("views", 2 ** 63, "Analytics.views: 9223372036854775808 does not fit in a 64-bit"),
-    ("ctr", float("nan"), "Analytics.ctr: .* not a finite number"),
+    ("view_count", "5", "Analytics.view_count: expected an integer"),
+    ("view_count", 2 ** 63, "Analytics.view_count: 9223372036854775808 does not fit in a 64-bit"),
+    ("click_through_rate", float("nan"), "Analytics.click_through_rate: .* not a finite number"),
     ("measured_at", aware(2026, 1, 1).replace(tzinfo=None), "Analytics.measured_at: naive datetime"),
-    ("youtube_video_id", "x" * 65, "Analytics.youtube_video_id: text of 65 characters is longer than the limit"),
+    ("youtube_video_id", "x" * 101, "Analytics.youtube_video_id: text of 101 characters is longer than the limit"),
     ("youtube_video_id", None, "Analytics.youtube_video_id may not be NULL"),
 ])
 def test_a_bad_value_names_its_row_and_field_and_writes_nothing(database, column, bad, message):
@@ -82,7 +82,8 @@ def test_a_bad_value_names_its_row_and_field_and_writes_nothing(database, column
     assert pm.Analytics.select().count() == 0
 
 
-@pytest.mark.parametrize("column, bad", [("views", -1), ("ctr", 1.5), ("revenue_usd", -0.5)])
+@pytest.mark.parametrize("column, bad", [("view_count", -1), ("click_through_rate", 1.5),
+                                         ("estimated_revenue_usd", -0.5)])
 def test_a_check_violation_names_its_row_and_writes_nothing(database, column, bad):
     rows = [list(snapshot(i)) for i in range(250)]
     rows[171][pm.Analytics.RECORD_FIELDS.index(column)] = bad
@@ -109,11 +110,11 @@ def test_insert_rows_works_for_any_model(run):
     rows = list(pm.PipelineRun.select().order_by(pm.PipelineRun.id))[1:]
     assert [(r.status, r.attempts, r.discovered_video_id) for r in rows] == [
         (RunStatus.failed, 0, video.id), (RunStatus.running, 3, video.id)]
-    fields = ("pipeline_run", "full_script_json", "prompt_tokens")
-    pm.Script.insert_rows([(run.id, {"beats": [1, 2]}, 10)], fields=fields)
-    assert pm.Script.get().full_script_json == {"beats": [1, 2]}
+    fields = ("pipeline_run", "full_script_json", "total_char_count", "estimated_duration_seconds", "llm_model_used")
+    pm.Script.insert_rows([(run.id, {"beats": ["ab", "c"]}, 3, 0.2, "m")], fields=fields)
+    assert pm.Script.get().full_script_json == {"beats": ["ab", "c"]}
     with pytest.raises(ValueError, match=r"row 1: Script.full_script_json: expected dict or list, got str"):
-        pm.Script.insert_rows([(run.id, [], 1), (run.id, "just text", 1)], fields=fields)
+        pm.Script.insert_rows([(run.id, [], 0, 0, "m"), (run.id, "just text", 9, 1, "m")], fields=fields)
     assert pm.Script.select().count() == 1
     with pytest.raises(ValueError, match=r"row 0: PipelineRun.status: 'bogus' is not one of"):
         pm.PipelineRun.insert_rows([{"discovered_video": video, "status": "bogus"}])

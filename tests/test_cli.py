@@ -32,8 +32,8 @@ def dbfile(tmp_path, cli):
     pm.ErrorLog.record(RuntimeError("quota exceeded"), "uploader", pipeline_run=run)
     pm.ErrorLog.create(module="render", error_type="E", error_message="old", resolved=True)
     pm.Short.create(pipeline_run=run, status="rendered")
-    pm.Analytics.record("yt1", views=100, likes=5)
-    pm.Analytics.record("yt2", views=900)
+    pm.Analytics.record("yt1", view_count=100, like_count=5)
+    pm.Analytics.record("yt2", view_count=900)
     pm.db.obj.close()
     pm.db.initialize(None)
     return path

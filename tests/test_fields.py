@@ -98,22 +98,50 @@ def test_extreme_instants_that_leave_the_calendar_are_refused(database):
     {},
 ])
 def test_json_round_trip(run, value):
-    script = pm.Script.create(pipeline_run=run, full_script_json=value)
+    script = pm.Script.create(**{**minimal_row(pm.Script, run), "full_script_json": value})
     assert pm.Script.get_by_id(script.id).full_script_json == value
 
 
 @pytest.mark.parametrize("bad", ["just text", 5, {"x": {1, 2}}, {"x": float("nan")}, {"x": object()}])
 def test_script_json_must_be_a_json_dict_or_list(run, bad):
     with pytest.raises(ValueError, match=r"Script\.full_script_json"):
-        pm.Script.create(pipeline_run=run, full_script_json=bad)
+        pm.Script.create(**{**minimal_row(pm.Script, run), "full_script_json": bad})
     assert pm.Script.select().count() == 0
 
 
 @pytest.mark.parametrize("value", [5, 2.5, True, "text", "5", None, [1, "a"], {"a": {"b": [None]}}])
 def test_config_value_keeps_its_json_type(database, value):
     row = pm.ConfigOverride.create(key="k", value=value)
-    got = pm.ConfigOverride.get_by_id(row.id).value
+    got = pm.ConfigOverride.get_by_id(row.key).value
     assert got == value and type(got) is type(value)
+
+
+def test_config_none_is_stored_as_json_null_and_a_missing_value_is_refused(database):
+    pm.ConfigOverride.create(key="off", value=None)
+    assert database.execute_sql("SELECT value FROM config_overrides").fetchone() == ("null",)
+    assert pm.ConfigOverride.get_by_id("off").value is None
+    pm.ConfigOverride.insert_rows([{"key": "bulk", "value": None}])  # bulk stores what create() stores
+    assert database.execute_sql("SELECT value FROM config_overrides WHERE key = 'bulk'").fetchone() == ("null",)
+    with pytest.raises(peewee.IntegrityError, match="value"):
+        pm.ConfigOverride.create(key="missing")
+    assert pm.ConfigOverride.select().count() == 2
+
+
+def test_config_value_is_at_most_1024_characters_of_json(database):
+    pm.ConfigOverride.create(key="fits", value="x" * 1022)  # 1024 with its quotes
+    with pytest.raises(ValueError, match=r"ConfigOverride\.value: its JSON text has 1025 characters, more than "
+                                         r"the limit of 1024"):
+        pm.ConfigOverride.create(key="long", value="x" * 1023)
+    with pytest.raises(ValueError, match=r"ConfigOverride\.value: .*1027 characters"):
+        pm.ConfigOverride.insert_rows([{"key": "long", "value": ["x" * 1023]}])
+    assert [c.key for c in pm.ConfigOverride.select()] == ["fits"]
+
+
+def test_config_text_written_by_other_code_reads_back_as_that_text(database):
+    database.execute_sql("INSERT INTO config_overrides (key, value, updated_at, updated_by) "
+                         "VALUES ('plain', 'hello world', CURRENT_TIMESTAMP, 'seed-era code')")
+    assert pm.ConfigOverride.get("plain") == "hello world"
+    assert pm.ConfigOverride.get_by_id("plain").updated_by == "seed-era code"
 
 
 # --- enums --------------------------------------------------------------------------------------
@@ -182,17 +210,19 @@ CHECKS = [
     (pm.Script, "cost_usd", -0.01),
     (pm.TTSAudio, "duration_seconds", -1.0),
     (pm.Short, "duration_seconds", -1.0),
-    (pm.Analytics, "views", -1),
+    (pm.Script, "total_char_count", -1),
+    (pm.Script, "estimated_duration_seconds", -0.5),
+    (pm.Analytics, "view_count", -1),
+    (pm.Analytics, "like_count", -1),
+    (pm.Analytics, "comment_count", -1),
+    (pm.Analytics, "average_view_duration_seconds", -1.0),
+    (pm.Analytics, "click_through_rate", -0.01),
+    (pm.Analytics, "click_through_rate", 1.01),
+    (pm.Analytics, "subscriber_gain", -1),
+    (pm.Analytics, "estimated_revenue_usd", -0.01),
     (pm.Analytics, "engaged_views", -1),
-    (pm.Analytics, "likes", -1),
-    (pm.Analytics, "comments", -1),
     (pm.Analytics, "shares", -1),
     (pm.Analytics, "watch_time_minutes", -1.0),
-    (pm.Analytics, "avg_view_duration_seconds", -1.0),
-    (pm.Analytics, "subscribers_gained", -1),
-    (pm.Analytics, "revenue_usd", -0.01),
-    (pm.Analytics, "ctr", -0.01),
-    (pm.Analytics, "ctr", 1.01),
 ]
 
 
@@ -205,8 +235,9 @@ def test_check_constraint_refuses_and_leaves_no_row(run, model, column, bad):
 
 
 @pytest.mark.parametrize("value", [0, 0.5, 1])
-def test_ctr_bounds_are_inclusive(database, value):
-    assert pm.Analytics.create(youtube_video_id="v", ctr=value).ctr == value
+def test_click_through_rate_bounds_are_inclusive(database, value):
+    snapshot = pm.Analytics.create(youtube_video_id="v", click_through_rate=value)
+    assert pm.Analytics.get_by_id(snapshot.id).click_through_rate == value
 
 
 @pytest.mark.parametrize("start, end", [(10.0, 10.0), (10.0, 9.5)])
@@ -220,14 +251,14 @@ def test_clip_must_end_after_it_starts(run, start, end):
 
 
 @pytest.mark.parametrize("column, bad, message", [
-    ("views", "5", "expected an integer"),
-    ("views", 5.0, "expected an integer"),
-    ("views", True, "expected an integer"),
-    ("views", 2**63, "does not fit in a 64-bit"),
-    ("ctr", float("nan"), "not a finite number"),
-    ("ctr", float("inf"), "not a finite number"),
-    ("ctr", "0.5", "expected a number"),
-    ("youtube_video_id", "x" * 65, "longer than the limit of 64"),
+    ("view_count", "5", "expected an integer"),
+    ("view_count", 5.0, "expected an integer"),
+    ("view_count", True, "expected an integer"),
+    ("view_count", 2**63, "does not fit in a 64-bit"),
+    ("click_through_rate", float("nan"), "not a finite number"),
+    ("click_through_rate", float("inf"), "not a finite number"),
+    ("click_through_rate", "0.5", "expected a number"),
+    ("youtube_video_id", "x" * 101, "longer than the limit of 100"),
     ("youtube_video_id", 12345, "expected text"),
     ("youtube_video_id", "a\x00b", "NUL"),
 ])
@@ -239,7 +270,7 @@ def test_wrong_types_are_refused_naming_the_field(database, column, bad, message
 
 
 def test_integers_beyond_32_bits_fit_counters_not_attempts(run):
-    assert pm.Analytics.create(youtube_video_id="v", views=2**40).views == 2**40
+    assert pm.Analytics.create(youtube_video_id="v", view_count=2**40).view_count == 2**40
     with pytest.raises(ValueError, match=r"PipelineRun\.attempts: .*32-bit"):
         pm.PipelineRun.update(attempts=2**31).execute()
 
@@ -251,8 +282,8 @@ def test_booleans_only_take_true_or_false(database):
 
 
 def test_paths_are_stored_as_text(run, tmp_path):
-    audio = pm.TTSAudio.create(pipeline_run=run, file_path=tmp_path / "a.wav")
-    assert pm.TTSAudio.get_by_id(audio.id).file_path == str(tmp_path / "a.wav")
+    audio = pm.TTSAudio.create(pipeline_run=run, engine_used="piper", audio_file_path=tmp_path / "a.wav")
+    assert pm.TTSAudio.get_by_id(audio.id).audio_file_path == str(tmp_path / "a.wav")
 
 
 def test_strings_with_sql_in_them_are_stored_verbatim(database):

@@ -1,4 +1,6 @@
 """Migrations: they build what the models describe, upgrade old databases intact, and ship in the wheel."""
+import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -7,15 +9,18 @@ import textwrap
 
 import peewee
 import pytest
+from conftest import kill_inside, minimal_row
 from playhouse import db_url
 from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
+from playhouse.shortcuts import model_to_dict
 
 import pipeline_models as pm
 from pipeline_models import SchemaMismatch
 
 FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
-ALL = [FIRST, SECOND, THIRD]
+FOURTH = "0004_seed_schema"
+ALL = [FIRST, SECOND, THIRD, FOURTH]
 
 
 def runner(database):
@@ -43,7 +48,8 @@ def _tables():
 
 
 def _columns(database):
-    return {t: sorted((c.name, c.data_type, c.null, c.primary_key) for c in database.get_columns(t))
+    """(name, type with its length, NULL-ness, primary key) of every column, per table."""
+    return {t: sorted((c.name, c.full_type or c.data_type, c.null, c.primary_key) for c in database.get_columns(t))
             for t in _tables()}
 
 
@@ -192,10 +198,10 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
 
 def test_down_and_up_again(tmp_path):
     database = pm.init_db(tmp_path / "d.db")
-    assert runner(database).down(SECOND) == [THIRD, SECOND]
+    assert runner(database).down(SECOND) == [FOURTH, THIRD, SECOND]
     assert "shorts" not in database.get_tables()
     assert "heartbeat_at" not in [c.name for c in database.get_columns("pipeline_runs")]
-    assert pm.migrate() == [SECOND, THIRD]
+    assert pm.migrate() == [SECOND, THIRD, FOURTH]
     assert not diff_models(database, pm.ALL_MODELS)
 
 
@@ -236,3 +242,241 @@ def test_migrations_ship_in_a_non_editable_wheel(tmp_path):
         env={**os.environ, "PYTHONPATH": ""},
     )
     assert out.stdout.strip() == str(ALL)
+
+
+# --- 0004: the seed's schema, every row kept -----------------------------------------------------
+
+T = pm.utcnow().replace(2026, 5, 1, 10, 0, 0, 250000)
+T2 = T.replace(day=2)
+
+# A 0003 database with rows in every table, in 0003's column names.
+ROWS_AT_0003 = {
+    "discovered_videos": [dict(id=1, youtube_video_id="src1", title="Canyons", discovered_at=T, status="processed")],
+    "pipeline_runs": [
+        dict(id=1, discovered_video_id=1, status="published", attempts=1, created_at=T, updated_at=T2),
+        dict(id=2, discovered_video_id=1, status="failed", attempts=2, created_at=T, updated_at=T, last_error="boom"),
+    ],
+    "clips": [dict(id=1, pipeline_run_id=1, start_seconds=3.5, end_seconds=48.0, created_at=T)],
+    "scripts": [
+        dict(id=1, pipeline_run_id=1, title="Canyons in 60 s", hook="Did you know?",
+             full_script_json={"hook": "Did you know?", "beats": ["ab", "cde"], "n": 3}, llm_model="gpt-4.1-mini",
+             prompt_tokens=1800, completion_tokens=420, cost_usd=0.00123, created_at=T),
+        dict(id=3, pipeline_run_id=2, full_script_json=["one two", {"k": "three"}, 4], created_at=T2),
+    ],
+    "tts_audio": [
+        dict(id=1, pipeline_run_id=1, file_path="/audio/1.wav", voice="alloy", provider="openai",
+             duration_seconds=42.5, created_at=T),
+        dict(id=2, pipeline_run_id=2, file_path="/audio/2.wav", created_at=T2),
+    ],
+    "shorts": [
+        dict(id=1, pipeline_run_id=1, clip_id=1, title="Canyons #shorts", description="Why rivers carve down.",
+             file_path="/shorts/1.mp4", duration_seconds=44.5, status="uploaded", youtube_video_id="yt1",
+             youtube_url="https://youtube.com/shorts/yt1", uploaded_at=T2, upload_started_at=T2, created_at=T),
+        dict(id=2, pipeline_run_id=2, status="pending", created_at=T),
+    ],
+    "analytics": [
+        dict(id=1, youtube_video_id="yt1", measured_at=T, views=1500, engaged_views=900, likes=80, comments=7,
+             shares=3, watch_time_minutes=600.5, avg_view_duration_seconds=24.0, ctr=0.05, subscribers_gained=2,
+             revenue_usd=1.25),
+        dict(id=2, youtube_video_id="yt1", measured_at=T2, views=2 ** 40, likes=0),
+    ],
+    "review_logs": [
+        dict(id=1, pipeline_run_id=1, message_id="chat:1", sent_at=T, action="edit", detail="Shorter title",
+             reviewer="@alice", responded_at=T2, auto_held=False),
+        dict(id=2, pipeline_run_id=2, sent_at=T, auto_held=True),
+    ],
+    "config_overrides": [
+        dict(id=1, key="max_clips", value="3", updated_by="alice", updated_at=T),
+        dict(id=2, key="voice", value='"alloy"', updated_by="system", updated_at=T),
+        dict(id=5, key="off", value=None, updated_by="system", updated_at=T2),
+    ],
+    "error_logs": [
+        dict(id=1, pipeline_run_id=2, module="render", error_type="RuntimeError", error_message="boom",
+             stack_trace="Traceback (most recent call last): ...", occurred_at=T, resolved=True),
+        dict(id=2, module="discovery", error_type="QuotaExceeded", error_message="quota", occurred_at=T2,
+             resolved=False),
+    ],
+}
+
+# The same rows read through the models after the upgrade: each value in its seed column, and the
+# documented values for what 0003 lacked.
+ROWS_AFTER_0004 = {
+    pm.Script: [
+        dict(id=1, pipeline_run=1, opening_text="Did you know?", closing_text=None,
+             full_script_json={"hook": "Did you know?", "beats": ["ab", "cde"], "n": 3},
+             total_char_count=13 + 2 + 3,  # the strings of full_script_json
+             estimated_duration_seconds=42.5,  # the run's TTS audio
+             llm_model_used="gpt-4.1-mini", generated_at=T, title="Canyons in 60 s", prompt_tokens=1800,
+             completion_tokens=420, cost_usd=0.00123),
+        dict(id=3, pipeline_run=2, opening_text=None, closing_text=None, full_script_json=["one two", {"k": "three"}, 4],
+             total_char_count=7 + 5, estimated_duration_seconds=(7 + 5) / 15,  # no audio: 15 characters a second
+             llm_model_used="unknown", generated_at=T2, title=None, prompt_tokens=None, completion_tokens=None,
+             cost_usd=None),
+    ],
+    pm.TTSAudio: [
+        dict(id=1, pipeline_run=1, engine_used="openai", voice_profile="alloy", audio_file_path="/audio/1.wav",
+             duration_seconds=42.5, generated_at=T),
+        dict(id=2, pipeline_run=2, engine_used="unknown", voice_profile=None, audio_file_path="/audio/2.wav",
+             duration_seconds=None, generated_at=T2),
+    ],
+    pm.Short: [
+        dict(id=1, pipeline_run=1, clip=1, file_path="/shorts/1.mp4", duration_seconds=44.5, title="Canyons #shorts",
+             description="Why rivers carve down.", youtube_video_id="yt1", youtube_url="https://youtube.com/shorts/yt1",
+             status=pm.ShortStatus.uploaded, uploaded_at=T2, upload_started_at=T2, created_at=T),
+        dict(id=2, pipeline_run=2, clip=None, file_path=None, duration_seconds=None, title=None, description=None,
+             youtube_video_id=None, youtube_url=None, status=pm.ShortStatus.pending, uploaded_at=None,
+             upload_started_at=None, created_at=T),
+    ],
+    pm.Analytics: [
+        dict(id=1, youtube_video_id="yt1", measured_at=T, view_count=1500, like_count=80, comment_count=7,
+             average_view_duration_seconds=24.0, click_through_rate=0.05, subscriber_gain=2,
+             estimated_revenue_usd=1.25, engaged_views=900, shares=3, watch_time_minutes=600.5),
+        dict(id=2, youtube_video_id="yt1", measured_at=T2, view_count=2 ** 40, like_count=0, comment_count=None,
+             average_view_duration_seconds=None, click_through_rate=None, subscriber_gain=None,
+             estimated_revenue_usd=None, engaged_views=None, shares=None, watch_time_minutes=None),
+    ],
+    pm.ReviewLog: [
+        dict(id=1, pipeline_run=1, sent_at=T, responded_at=T2, action=pm.ReviewAction.edit,
+             response_detail="Shorter title", auto_held=False, message_id="chat:1", reviewer="@alice"),
+        dict(id=2, pipeline_run=2, sent_at=T, responded_at=None, action=None, response_detail=None, auto_held=True,
+             message_id=None, reviewer=None),
+    ],
+    pm.ConfigOverride: [  # ordered by key
+        dict(key="max_clips", value=3, updated_at=T, updated_by="alice"),
+        dict(key="off", value=None, updated_at=T2, updated_by="system"),
+        dict(key="voice", value="alloy", updated_at=T, updated_by="system"),
+    ],
+    pm.ErrorLog: [
+        dict(id=1, pipeline_run=2, module="render", error_type="RuntimeError", error_message="boom",
+             stack_trace="Traceback (most recent call last): ...", occurred_at=T, resolved=True),
+        dict(id=2, pipeline_run=None, module="discovery", error_type="QuotaExceeded", error_message="quota",
+             stack_trace=None, occurred_at=T2, resolved=False),
+    ],
+}
+
+
+def _as_stored(database, value):
+    """A value as the 0003 release wrote it: UTC text for timestamps on SQLite, JSON text for JSON."""
+    if isinstance(value, datetime.datetime) and isinstance(database, peewee.SqliteDatabase):
+        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+def _database_at_0003(target, rows=ROWS_AT_0003):
+    database = open_raw(target)
+    assert runner(database).up(THIRD) == [FIRST, SECOND, THIRD]
+    for table, table_rows in rows.items():
+        for row in table_rows:
+            marks = ", ".join(database.param for _ in row)
+            database.execute_sql(f'INSERT INTO "{table}" ({", ".join(row)}) VALUES ({marks})',
+                                 [_as_stored(database, v) for v in row.values()])
+    if not isinstance(database, peewee.SqliteDatabase):
+        for table in rows:  # as if the rows had come through the sequences
+            database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                 f"(SELECT MAX(id) FROM \"{table}\"))")
+    return database
+
+
+def _dump(database):
+    """Every table's columns and rows, raw: what 'exactly at 0003' compares."""
+    return {t: (_columns(database)[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall())
+            for t in _tables()}
+
+
+def _read(model):
+    order = model._meta.primary_key
+    return [model_to_dict(row, recurse=False) for row in model.select().order_by(order)]
+
+
+def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_column(fresh_target):
+    _database_at_0003(fresh_target).close()
+
+    database = pm.init_db(fresh_target)
+
+    assert [m.name for m in runner(database).status() if m.applied] == ALL
+    assert not diff_models(database, pm.ALL_MODELS)
+    for model, rows in ROWS_AFTER_0004.items():
+        assert _read(model) == rows, model.__name__
+    assert pm.PipelineRun.get_by_id(2).last_error == "boom" and pm.Clip.get().end_seconds == 48.0
+    assert "config_overrides" not in {t for t, cols in _columns(database).items() if "id" in {c[0] for c in cols}}
+    # New rows take the next ids, and the seed's API works on the upgraded rows.
+    assert pm.Script.create(**minimal_row(pm.Script, pm.PipelineRun.get_by_id(1))).id == 4
+    assert pm.Analytics.record("yt1", view_count=1).id == 3
+    assert pm.ErrorLog.create(module="m", error_type="E", error_message="x").id == 3
+    assert pm.ConfigOverride.get_by_id("max_clips").value == 3
+    pm.ConfigOverride.set("max_clips", 4)
+    assert pm.ConfigOverride.get("max_clips") == 4 and pm.ConfigOverride.select().count() == 3
+
+
+def test_a_0003_database_made_by_create_tables_without_history_is_upgraded_too(tmp_path):
+    path = str(tmp_path / "made.db")
+    made = _database_at_0003(path)
+    made.execute_sql("DROP TABLE schema_migration")  # create_tables() of the 0003 release keeps no history
+    made.close()
+
+    database = pm.init_db(path)
+
+    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
+    assert _read(pm.Analytics) == ROWS_AFTER_0004[pm.Analytics]
+
+
+def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_target, monkeypatch):
+    before = _dump(_database_at_0003(fresh_target))
+    execute_sql = peewee.Database.execute_sql
+
+    def fail_in_review_logs(self, sql, params=None):
+        if sql.startswith('INSERT INTO "review_logs"'):  # four tables rebuilt, three to go
+            raise peewee.OperationalError("disk I/O error")
+        return execute_sql(self, sql, params)
+
+    monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_review_logs)
+    with pytest.raises(pm.CannotOpenDatabase, match="cannot apply migrations 0004_seed_schema: disk I/O error"):
+        pm.init_db(fresh_target)
+    monkeypatch.undo()
+
+    database = open_raw(fresh_target)
+    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND, THIRD]
+    assert _dump(database) == before
+
+
+KILLED_IN_0004 = """
+import sys, time, peewee
+import pipeline_models as pm
+execute_sql = peewee.Database.execute_sql
+def pause_in_0004(self, sql, params=None):
+    if sql.startswith('INSERT INTO "review_logs"'):  # four tables rebuilt, three to go
+        print("inside", flush=True)
+        time.sleep(120)
+    return execute_sql(self, sql, params)
+peewee.Database.execute_sql = pause_in_0004
+print("committed", flush=True)
+pm.init_db(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_an_upgrade_killed_half_way_leaves_the_database_exactly_at_0003(fresh_target):
+    old = _database_at_0003(fresh_target)
+    before = _dump(old)
+    old.close()
+
+    kill_inside(KILLED_IN_0004, fresh_target)
+
+    database = open_raw(fresh_target)
+    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND, THIRD]
+    assert _dump(database) == before
+    if isinstance(database, peewee.SqliteDatabase):
+        assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
+    database.close()
+    pm.init_db(fresh_target)  # and the upgrade then runs to the end
+    assert _read(pm.ReviewLog) == ROWS_AFTER_0004[pm.ReviewLog]
+
+
+def test_an_old_value_longer_than_its_seed_length_stops_the_upgrade_naming_it(fresh_target):
+    rows = {**ROWS_AT_0003, "shorts": [dict(id=7, pipeline_run_id=1, status="pending", created_at=T, title="x" * 256)]}
+    before = _dump(_database_at_0003(fresh_target, rows))
+    with pytest.raises(SchemaMismatch, match=r"shorts.title allows 255 characters and the rows with id 7 hold longer"):
+        pm.init_db(fresh_target)
+    assert _dump(open_raw(fresh_target)) == before

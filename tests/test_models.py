@@ -3,7 +3,7 @@ import datetime
 
 import peewee
 import pytest
-from conftest import aware
+from conftest import aware, minimal_row
 from playhouse.shortcuts import model_to_dict
 
 import pipeline_models as pm
@@ -51,22 +51,25 @@ def sample_rows(run):
         ),
         pm.Script: dict(
             pipeline_run=run,
-            title="Canyons in 60 seconds",
-            hook="This canyon is younger than you think.",
+            opening_text="This canyon is younger than you think.",
+            closing_text="Follow for more.",
             full_script_json={"hook": "...", "beats": ["one", "two"], "cta": None, "n": 3},
-            llm_model="gpt-4.1-mini",
+            total_char_count=612,
+            estimated_duration_seconds=40.8,
+            llm_model_used="gpt-4.1-mini",
+            generated_at=aware(2026, 11, 2, 10, 6),
+            title="Canyons in 60 seconds",
             prompt_tokens=1800,
             completion_tokens=420,
             cost_usd=0.00123,
-            created_at=aware(2026, 11, 2, 10, 6),
         ),
         pm.TTSAudio: dict(
             pipeline_run=run,
-            file_path="/audio/1.wav",
-            voice="alloy",
-            provider="openai",
+            engine_used="openai",
+            voice_profile="alloy",
+            audio_file_path="/audio/1.wav",
             duration_seconds=58.2,
-            created_at=aware(2026, 11, 2, 10, 7),
+            generated_at=aware(2026, 11, 2, 10, 7),
         ),
         pm.Short: dict(
             pipeline_run=run,
@@ -85,23 +88,23 @@ def sample_rows(run):
         pm.Analytics: dict(
             youtube_video_id="shortid0001",
             measured_at=aware(2026, 11, 3, 11, 0),
-            views=15000,
+            view_count=15000,
+            like_count=800,
+            comment_count=45,
+            average_view_duration_seconds=28.8,
+            click_through_rate=0.043,
+            subscriber_gain=12,
+            estimated_revenue_usd=3.21,
             engaged_views=9000,
-            likes=800,
-            comments=45,
             shares=30,
             watch_time_minutes=7200.5,
-            avg_view_duration_seconds=28.8,
-            ctr=0.043,
-            subscribers_gained=12,
-            revenue_usd=3.21,
         ),
         pm.ReviewLog: dict(
             pipeline_run=run,
             message_id="chat42:msg1001",
             sent_at=aware(2026, 11, 2, 10, 9),
             action=ReviewAction.edit,
-            detail="Shorter title please",
+            response_detail="Shorter title please",
             reviewer="@alice",
             responded_at=aware(2026, 11, 2, 10, 15),
             auto_held=True,
@@ -129,13 +132,13 @@ def test_every_model_round_trips_every_field(run):
     assert set(rows) == set(pm.ALL_MODELS)
     for model, values in rows.items():
         stamped = {"updated_at"} if model is pm.PipelineRun else set()  # save() sets it
-        missing = {f.name for f in model._meta.sorted_fields} - set(values) - {"id"} - stamped
+        missing = {f.name for f in model._meta.sorted_fields if not isinstance(f, peewee.AutoField)} - set(values) - stamped
         assert not missing, f"{model.__name__} sample lacks {missing}"
         created = model.create(**values)
-        fetched = model.get_by_id(created.id)
+        fetched = model.get_by_id(created.get_id())
         got = model_to_dict(fetched, recurse=False)
         want = {k: (v.id if isinstance(v, peewee.Model) else v) for k, v in values.items()}
-        want["id"] = created.id
+        want[model._meta.primary_key.name] = created.get_id()
         for name in stamped:
             assert got.pop(name).tzinfo == UTC
         # Timestamps come back as the same instant, in UTC.
@@ -165,10 +168,10 @@ def test_defaults(run):
 
 
 def test_metrics_are_null_when_not_reported(database):
-    snap = pm.Analytics.create(youtube_video_id="v1", views=10)
+    snap = pm.Analytics.create(youtube_video_id="v1", view_count=10)
     row = pm.Analytics.get_by_id(snap.id)
-    assert row.views == 10
-    assert row.revenue_usd is None and row.engaged_views is None and row.ctr is None
+    assert row.view_count == 10
+    assert row.estimated_revenue_usd is None and row.engaged_views is None and row.click_through_rate is None
 
 
 def test_save_stamps_updated_at(run):
@@ -180,8 +183,8 @@ def test_save_stamps_updated_at(run):
 
 def test_named_backrefs(run):
     clip = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=10)
-    script = pm.Script.create(pipeline_run=run, full_script_json=[])
-    audio = pm.TTSAudio.create(pipeline_run=run, file_path="a.wav")
+    script = pm.Script.create(**minimal_row(pm.Script, run))
+    audio = pm.TTSAudio.create(**minimal_row(pm.TTSAudio, run))
     short = pm.Short.create(pipeline_run=run, clip=clip)
     review = pm.ReviewLog.create(pipeline_run=run)
     error = pm.ErrorLog.create(pipeline_run=run, module="m", error_type="E", error_message="x")
@@ -203,8 +206,8 @@ def test_every_backref_name_is_unique_per_model():
 
 def test_deleting_a_run_cascades_and_keeps_its_errors(run):
     clip = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=10)
-    pm.Script.create(pipeline_run=run, full_script_json={})
-    pm.TTSAudio.create(pipeline_run=run, file_path="a.wav")
+    pm.Script.create(**minimal_row(pm.Script, run))
+    pm.TTSAudio.create(**minimal_row(pm.TTSAudio, run))
     pm.Short.create(pipeline_run=run, clip=clip)
     pm.ReviewLog.create(pipeline_run=run)
     error = pm.ErrorLog.create(pipeline_run=run, module="m", error_type="E", error_message="x")
@@ -254,18 +257,18 @@ def test_unique_keys(run):
     with pytest.raises(peewee.IntegrityError):
         pm.ReviewLog.create(pipeline_run=run, message_id="m1")
     pm.ConfigOverride.create(key="k", value=1)
-    with pytest.raises(peewee.IntegrityError):
+    with pytest.raises(peewee.IntegrityError):  # the primary key
         pm.ConfigOverride.create(key="k", value=2)
 
 
 EXPECTED_INDEXES = {
-    "analytics": {("youtube_video_id", "measured_at")},
+    "analytics": {("youtube_video_id", "measured_at")},  # idx_analytics_video
     "error_logs": {("module", "occurred_at"), ("resolved", "occurred_at"), ("pipeline_run_id",)},
     "pipeline_runs": {("status", "created_at"), ("discovered_video_id",)},
     "review_logs": {("action", "sent_at"), ("pipeline_run_id",), ("message_id",)},
     "discovered_videos": {("youtube_video_id",)},
     "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",)},
-    "config_overrides": {("key",)},
+    "config_overrides": set(),  # key is the primary key
     "clips": {("pipeline_run_id",)},
     "scripts": {("pipeline_run_id",)},
     "tts_audio": {("pipeline_run_id",)},
@@ -275,7 +278,8 @@ EXPECTED_INDEXES = {
 def test_indexes_are_exactly_the_planned_ones(database):
     for model in pm.ALL_MODELS:
         table = model._meta.table_name
-        found = {tuple(index.columns) for index in database.get_indexes(table) if not index.name.endswith("_pkey")}
+        found = {tuple(index.columns) for index in database.get_indexes(table)
+                 if not index.name.endswith("_pkey") and not index.name.startswith("sqlite_autoindex")}
         assert found == EXPECTED_INDEXES[table], table
 
 

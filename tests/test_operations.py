@@ -194,9 +194,9 @@ def test_request_on_a_run_that_is_not_running_writes_nothing(database):
     ("approve", RunStatus.approved), ("edit", RunStatus.approved), ("reject", RunStatus.rejected)])
 def test_respond_records_the_answer_and_moves_the_run(database, action, outcome):
     run, review = reviewed_run(database)
-    assert review.respond(action, detail="ok", reviewer="@alice") is True
+    assert review.respond(action, response_detail="ok", reviewer="@alice") is True
     row = pm.ReviewLog.get_by_id(review.id)
-    assert (row.action, row.detail, row.reviewer) == (ReviewAction(action), "ok", "@alice")
+    assert (row.action, row.response_detail, row.reviewer) == (ReviewAction(action), "ok", "@alice")
     assert row.responded_at is not None
     assert pm.PipelineRun.get_by_id(run.id).status is outcome
 
@@ -204,7 +204,7 @@ def test_respond_records_the_answer_and_moves_the_run(database, action, outcome)
 def test_a_rejection_rejects_the_runs_rendered_shorts(database):
     run, review = reviewed_run(database)
     short = pm.Short.create(pipeline_run=run, status=ShortStatus.rendered)
-    review.respond("reject", detail="off-topic")
+    review.respond("reject", response_detail="off-topic")
     assert pm.Short.get_by_id(short.id).status is ShortStatus.rejected
 
 
@@ -312,21 +312,21 @@ def test_two_uploaders_cannot_both_claim(database):
 
 
 def test_record_and_refuse_unknown_metrics(database):
-    snap = pm.Analytics.record("v1", views=10, likes=1)
-    assert pm.Analytics.get_by_id(snap.id).views == 10
-    with pytest.raises(TypeError, match="no settable field view"):
-        pm.Analytics.record("v1", view=10)
+    snap = pm.Analytics.record("v1", view_count=10, like_count=1)
+    assert pm.Analytics.get_by_id(snap.id).view_count == 10
+    with pytest.raises(TypeError, match="no settable field views"):
+        pm.Analytics.record("v1", views=10)
     assert pm.Analytics.select().count() == 1
 
 
 def test_latest_is_the_newest_snapshot_of_each_video_most_viewed_first(database):
     t0 = aware(2026, 11, 1)
     for hour in range(5):
-        pm.Analytics.record("a", measured_at=t0 + timedelta(hours=hour), views=100 * hour)
-        pm.Analytics.record("b", measured_at=t0 + timedelta(hours=hour, minutes=1), views=1000 + hour)
-    pm.Analytics.record("c", measured_at=t0, views=None, likes=3)  # views not reported
+        pm.Analytics.record("a", measured_at=t0 + timedelta(hours=hour), view_count=100 * hour)
+        pm.Analytics.record("b", measured_at=t0 + timedelta(hours=hour, minutes=1), view_count=1000 + hour)
+    pm.Analytics.record("c", measured_at=t0, view_count=None, like_count=3)  # views not reported
     latest = pm.Analytics.latest()
-    assert [(a.youtube_video_id, a.views) for a in latest] == [("b", 1004), ("a", 400), ("c", None)]
+    assert [(a.youtube_video_id, a.view_count) for a in latest] == [("b", 1004), ("a", 400), ("c", None)]
     assert latest[0].measured_at == t0 + timedelta(hours=4, minutes=1)
     assert [a.youtube_video_id for a in pm.Analytics.top(2)] == ["b", "a"]
 
@@ -337,16 +337,19 @@ def test_latest_on_no_data(database):
 
 def test_growth_between_the_first_snapshot_since_and_the_latest(database):
     t0 = aware(2026, 11, 1)
-    pm.Analytics.record("a", measured_at=t0, views=100, likes=1, revenue_usd=None)
-    pm.Analytics.record("a", measured_at=t0 + timedelta(days=1), views=150, likes=5, revenue_usd=0.5)
-    pm.Analytics.record("a", measured_at=t0 + timedelta(days=2), views=400, likes=9, revenue_usd=1.25)
-    pm.Analytics.record("other", measured_at=t0 + timedelta(days=3), views=10**6)
+    pm.Analytics.record("a", measured_at=t0, view_count=100, like_count=1, estimated_revenue_usd=None)
+    pm.Analytics.record("a", measured_at=t0 + timedelta(days=1), view_count=150, like_count=5,
+                        estimated_revenue_usd=0.5)
+    pm.Analytics.record("a", measured_at=t0 + timedelta(days=2), view_count=400, like_count=9,
+                        estimated_revenue_usd=1.25)
+    pm.Analytics.record("other", measured_at=t0 + timedelta(days=3), view_count=10**6)
 
     change = pm.Analytics.growth("a", since=t0 + timedelta(hours=1))
 
     assert change["since"] == t0 + timedelta(days=1) and change["until"] == t0 + timedelta(days=2)
-    assert (change["views"], change["likes"], change["revenue_usd"]) == (250, 4, 0.75)
-    assert change["comments"] is None  # not reported: no made-up zero
+    assert (change["view_count"], change["like_count"], change["estimated_revenue_usd"]) == (250, 4, 0.75)
+    assert change["comment_count"] is None  # not reported: no made-up zero
+    assert set(change) == {"since", "until", *pm.Analytics.COUNTERS}
     assert pm.Analytics.growth("a", since=t0 + timedelta(days=5)) is None
 
 
@@ -367,7 +370,7 @@ def test_config_set_replaces_and_records_who(database):
     row = pm.ConfigOverride.get(pm.ConfigOverride.key == "render.fps")  # peewee's get still works
     assert (row.value, row.updated_by) == (60, "alice")
     assert pm.ConfigOverride.select().count() == 1
-    assert pm.ConfigOverride.get_by_id(row.id).key == "render.fps"
+    assert pm.ConfigOverride.get_by_id("render.fps").value == 60
 
 
 def test_config_get_default_and_as_dict(database):

@@ -72,7 +72,7 @@ def busy(database):
         pm.ErrorLog.create(module=f"m{n % 3}", error_type="E", error_message="x", pipeline_run=run,
                            occurred_at=t0 + timedelta(hours=n))
         for hour in range(10):
-            pm.Analytics.record(f"s{n}", measured_at=t0 + timedelta(hours=hour), views=hour)
+            pm.Analytics.record(f"s{n}", measured_at=t0 + timedelta(hours=hour), view_count=hour)
     for n in range(5):
         pm.ReviewLog.request(pm.PipelineRun.claim_next("w"))
     # No ANALYZE: with statistics of a 20-row table the planner rightly prefers a scan; without them it
@@ -106,6 +106,6 @@ def test_operation_uses_an_index(busy, name):
 def test_the_check_itself_catches_a_full_scan(busy):
     """Guard against a check that cannot fail: a query on an unindexed column is reported."""
     with captured_sql() as statements:
-        list(pm.Analytics.select().where(pm.Analytics.likes > 5))
+        list(pm.Analytics.select().where(pm.Analytics.like_count > 5))
     (scan,) = full_scans(busy, statements)
     assert scan.startswith(("SCAN t1", "->  Seq Scan on analytics", "Seq Scan on analytics"))

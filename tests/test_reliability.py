@@ -6,10 +6,7 @@ import datetime
 import json
 import multiprocessing
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import peewee
@@ -18,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline_models as pm
-from conftest import minimal_row
+from conftest import kill_inside, minimal_row
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -51,7 +48,7 @@ def _mixed_worker(target, barrier, n, out):
                     result["claimed"].append(run.id)
                     run.advance("awaiting_review")
             elif kind == 2:
-                pm.Analytics.record(f"s{n}", views=step)
+                pm.Analytics.record(f"s{n}", view_count=step)
                 result["analytics"] += 1
             else:
                 pm.ErrorLog.record(RuntimeError(f"step {step}"), f"worker{n}")
@@ -135,26 +132,6 @@ pm.ReviewLog.request(run, message_id="m-crash")
 """
 
 
-def _kill_inside(script, target):
-    """Run `script` against `target`; SIGKILL it once it says it is inside its transaction."""
-    proc = subprocess.Popen([sys.executable, "-c", script, target], stdout=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            lines.append(line.strip())
-            if line.strip() == "inside" or not line:
-                break
-        assert lines[-2:] == ["committed", "inside"], lines
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
-
-
 def _assert_intact(target):
     database = pm.init_db(target)
     if isinstance(database, peewee.SqliteDatabase):
@@ -166,18 +143,18 @@ def _assert_intact(target):
 def test_writer_killed_in_a_bulk_insert_leaves_nothing_half_written(fresh_target):
     pm.init_db(fresh_target).close()
     pm.db.initialize(None)
-    _kill_inside(BULK_WRITER, fresh_target)
+    kill_inside(BULK_WRITER, fresh_target)
     _assert_intact(fresh_target)
     assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == "committed").count() == 100
     assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == "bulk").count() == 0
-    pm.Analytics.record("after", views=1)  # and the database takes writes again
+    pm.Analytics.record("after", view_count=1)  # and the database takes writes again
 
 
 @pytest.mark.slow
 def test_writer_killed_in_a_multi_step_operation_leaves_nothing_half_written(fresh_target):
     pm.init_db(fresh_target).close()
     pm.db.initialize(None)
-    _kill_inside(MULTI_STEP_WRITER, fresh_target)
+    kill_inside(MULTI_STEP_WRITER, fresh_target)
     _assert_intact(fresh_target)
     run = pm.PipelineRun.get()
     assert (run.status, run.worker) == (pm.RunStatus.running, "doomed")  # the advance rolled back
@@ -227,7 +204,7 @@ def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target, value)
     except CLEAR_ERRORS:
         assert model.select().count() == before
         return
-    got = getattr(model.get_by_id(created.id), name)
+    got = getattr(model.get_by_id(created.get_id()), name)
     if name == "updated_at" and model is pm.PipelineRun:
         return  # stamped by save(), whatever was given
     assert same(value, got), (model.__name__, name, value, got)
@@ -249,7 +226,7 @@ def test_sql_injection_in_every_text_field_is_stored_verbatim(run, text):
         if not isinstance(field, (peewee.CharField, peewee.TextField)) or isinstance(field, pm.fields.EnumField):
             continue
         created = model.create(**{**minimal_row(model, run, f"u{next(_counter)}"), name: text})
-        assert getattr(model.get_by_id(created.id), name) == text
+        assert getattr(model.get_by_id(created.get_id()), name) == text
         assert model.select().where(getattr(model, name) == text).count() >= 1
     assert {m._meta.table_name for m in pm.ALL_MODELS} <= set(pm.db.get_tables())
 
@@ -288,13 +265,13 @@ def test_a_read_only_database_that_needs_migrating_is_refused_naming_it(tmp_path
 
 def test_a_full_disk_fails_the_transaction_and_keeps_what_was_committed(tmp_path):
     database = pm.init_db(tmp_path / "full.db")
-    pm.Analytics.record("before", views=1)
+    pm.Analytics.record("before", view_count=1)
     pages = database.execute_sql("PRAGMA page_count").fetchone()[0]
     database.execute_sql(f"PRAGMA max_page_count = {pages + 2}")  # the disk is full two pages from now
     with pytest.raises(peewee.OperationalError, match="full"):
         with pm.db.atomic():
             for i in range(5000):
-                pm.Analytics.record("too-much", views=i, likes=i, comments=i)
+                pm.Analytics.record("too-much", view_count=i, like_count=i, comment_count=i)
     assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == "too-much").count() == 0
     assert pm.Analytics.select().count() == 1
     assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
