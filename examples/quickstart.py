@@ -25,4 +25,4 @@ for run in video.runs.order_by(pm.PipelineRun.created_at):
     print(f"run {run.id}: {run.status} at stage {run.current_stage}, "
           f"created {run.created_at:%Y-%m-%d %H:%M} UTC, clips {clips}")
 latest = pm.Analytics.select().order_by(pm.Analytics.measured_at.desc()).first()
-print(f"latest analytics: {latest.view_count} views, measured {latest.measured_at.isoformat()}")
+print(f"latest analytics: view_count {latest.view_count}, measured {latest.measured_at.isoformat()}")
