@@ -107,7 +107,8 @@ def cmd_errors(args: argparse.Namespace) -> str:
         query = ErrorLog.unresolved(args.module)
     rows = [[e.id, e.occurred_at, e.module, e.error_type, e.error_message, e.pipeline_run_id,
              "yes" if e.resolved else "no"] for e in query.limit(args.limit)]
-    return table(["id", "occurred (UTC)", "module", "type", "message", "run", "resolved"], rows)
+    return table(["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id", "resolved"],
+                 rows)
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
@@ -144,7 +145,7 @@ def cmd_config(args: argparse.Namespace) -> str:
         return f"{args.key} = {json.dumps(value)}"
     rows = [[c.key, json.dumps(c.value), c.updated_by, c.updated_at]
             for c in ConfigOverride.select().order_by(ConfigOverride.key)]
-    return table(["key", "value", "updated by", "updated (UTC)"], rows)
+    return table(["key", "value", "updated_by", "updated_at (UTC)"], rows)
 
 
 _MISSING = object()

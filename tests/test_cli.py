@@ -90,6 +90,8 @@ def test_runs_lists_and_filters(dbfile, cli):
 def test_errors_and_resolve(dbfile, cli):
     status, out, _ = cli("errors", "--db", dbfile)
     assert status == 0 and "quota exceeded" in out and "old" not in out
+    assert out.splitlines()[0].split() == ["id", "occurred_at", "(UTC)", "module", "error_type", "error_message",
+                                           "pipeline_run_id", "resolved"]  # the seed's column names
     assert "old" in cli("errors", "--db", dbfile, "--all")[1]
     assert "quota" not in cli("errors", "--db", dbfile, "--module", "render")[1]
     error_id = out.splitlines()[1].split()[0]
@@ -118,6 +120,7 @@ def test_config_get_set_list(dbfile, cli):
     assert cli("config", "get", "render.fps", "--db", dbfile)[1] == "60\n"
     assert cli("config", "get", "greeting", "--db", dbfile)[1] == '"hello there"\n'
     out = cli("config", "list", "--db", dbfile)[1]
+    assert out.splitlines()[0].split() == ["key", "value", "updated_by", "updated_at", "(UTC)"]
     assert "alice" in out and '["alloy", "echo"]' in out
     pm.init_db(dbfile)
     assert pm.ConfigOverride.get("render.fps") == 60 and pm.ConfigOverride.get("voices") == ["alloy", "echo"]
@@ -127,6 +130,8 @@ def test_analytics_best_first(dbfile, cli):
     status, out, _ = cli("analytics", "--db", dbfile, "--top", "5")
     lines = out.splitlines()
     assert status == 0 and lines[1].startswith("yt2") and lines[2].startswith("yt1")
+    assert lines[0].split() == ["youtube_video_id", "measured_at", "(UTC)", "view_count", "like_count",
+                                "comment_count", "click_through_rate", "subscriber_gain", "estimated_revenue_usd"]
     assert len(cli("analytics", "--db", dbfile, "--top", "1")[1].splitlines()) == 2
 
 

@@ -480,3 +480,20 @@ def test_an_old_value_longer_than_its_seed_length_stops_the_upgrade_naming_it(fr
     with pytest.raises(SchemaMismatch, match=r"shorts.title allows 255 characters and the rows with id 7 hold longer"):
         pm.init_db(fresh_target)
     assert _dump(open_raw(fresh_target)) == before
+
+
+def test_views_on_the_upgraded_tables(fresh_target):
+    old = _database_at_0003(fresh_target)
+    old.execute_sql("CREATE VIEW uploaded AS SELECT id, title FROM shorts WHERE youtube_video_id IS NOT NULL")
+    if isinstance(old, peewee.SqliteDatabase):  # SQLite views name their table: they see the rebuilt one
+        old.close()
+        database = pm.init_db(fresh_target)
+        assert database.execute_sql("SELECT * FROM uploaded").fetchall() == [(1, "Canyons #shorts")]
+        return
+    before = _dump(old)
+    with pytest.raises(SchemaMismatch, match="cannot upgrade shorts .* while the views uploaded depend on it"):
+        pm.init_db(fresh_target)
+    assert _dump(old) == before
+    old.execute_sql("DROP VIEW uploaded")
+    pm.init_db(fresh_target)  # as the message says: drop, upgrade, recreate
+    assert _read(pm.Short) == ROWS_AFTER_0004[pm.Short]

@@ -198,6 +198,7 @@ UP = {
 def up(migrator, db):
     models = frozen_models(db)
     for model in models:
+        _refuse_dependent_views(db, model._meta.table_name)
         _refuse_values_too_long(db, model, UP[model._meta.table_name])
     for model in models:
         _rebuild(db, model, UP[model._meta.table_name])
@@ -261,6 +262,23 @@ def _refuse_values_too_long(db, model, sources):
             )
 
 
+def _refuse_dependent_views(db, table):
+    """Stop, naming them, if PostgreSQL views depend on `table`: a rebuild cannot carry them over.
+
+    (SQLite views name their tables and see the rebuilt one: _rebuild renames in legacy mode.)
+    """
+    if not isinstance(db, PostgresqlDatabase):
+        return
+    views = [r[0] for r in db.execute_sql(
+        "SELECT DISTINCT view_name FROM information_schema.view_table_usage "
+        "WHERE table_name = %s AND table_schema = current_schema() ORDER BY 1", (table,))]
+    if views:
+        raise SchemaMismatch(
+            f"cannot upgrade {table} to the seed's schema while the views {', '.join(views)} depend on it: "
+            "drop them, run init_db again, then recreate them with the seed's column names (nothing was changed)"
+        )
+
+
 def _rebuild(db, model, sources):
     """Replace `model`'s table with one made from the model, each column filled from `sources` or its old self."""
     table = model._meta.table_name
@@ -278,7 +296,13 @@ def _rebuild(db, model, sources):
         sequence = db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]
         if sequence:
             db.execute_sql(f"ALTER SEQUENCE {sequence} RENAME TO {_q(aside + '_id_seq')}")
-    db.execute_sql(f"ALTER TABLE {_q(table)} RENAME TO {_q(aside)}")
+    if is_postgres:
+        db.execute_sql(f"ALTER TABLE {_q(table)} RENAME TO {_q(aside)}")
+    else:  # legacy mode: views and triggers keep naming `table`, so they see the new one, not the old
+        legacy = db.execute_sql("PRAGMA legacy_alter_table").fetchone()[0]
+        db.execute_sql("PRAGMA legacy_alter_table = 1")
+        db.execute_sql(f"ALTER TABLE {_q(table)} RENAME TO {_q(aside)}")
+        db.execute_sql(f"PRAGMA legacy_alter_table = {legacy}")
     db.create_tables([model])
     columns, values = [], []
     for field in model._meta.sorted_fields:
