@@ -391,7 +391,9 @@ def _read(model):
 
 
 def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_column(fresh_target):
-    _database_at_0003(fresh_target).close()
+    old = _database_at_0003(fresh_target)
+    untouched = {t: v for t, v in _dump(old).items() if t in ("discovered_videos", "pipeline_runs", "clips")}
+    old.close()
 
     database = pm.init_db(fresh_target)
 
@@ -399,7 +401,7 @@ def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_col
     assert not diff_models(database, pm.ALL_MODELS)
     for model, rows in ROWS_AFTER_0004.items():
         assert _read(model) == rows, model.__name__
-    assert pm.PipelineRun.get_by_id(2).last_error == "boom" and pm.Clip.get().end_seconds == 48.0
+    assert {t: v for t, v in _dump(database).items() if t in untouched} == untouched
     assert "config_overrides" not in {t for t, cols in _columns(database).items() if "id" in {c[0] for c in cols}}
     # New rows take the next ids, and the seed's API works on the upgraded rows.
     assert pm.Script.create(**minimal_row(pm.Script, pm.PipelineRun.get_by_id(1))).id == 4
