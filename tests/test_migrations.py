@@ -381,8 +381,8 @@ def _database_at_0003(target, rows=ROWS_AT_0003):
 
 def _dump(database):
     """Every table's columns and rows, raw: what 'exactly at 0003' compares."""
-    return {t: (_columns(database)[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall())
-            for t in _tables()}
+    columns = _columns(database)
+    return {t: (columns[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall()) for t in _tables()}
 
 
 def _read(model):

@@ -196,12 +196,7 @@ UP = {
 
 
 def up(migrator, db):
-    models = frozen_models(db)
-    for model in models:
-        _refuse_dependent_views(db, model._meta.table_name)
-        _refuse_values_too_long(db, model, UP[model._meta.table_name])
-    for model in models:
-        _rebuild(db, model, UP[model._meta.table_name])
+    _rebuild_all(db, frozen_models(db), UP)
     _derive_script_lengths(db)
 
 
@@ -218,10 +213,7 @@ def down(migrator, db):
         "config_overrides": {"id": None},  # numbered afresh
         "error_logs": {},
     }
-    for model in old:
-        _refuse_values_too_long(db, model, back[model._meta.table_name])
-    for model in old:
-        _rebuild(db, model, back[model._meta.table_name])
+    _rebuild_all(db, old, back)
 
 
 def _frozen_0003(db):
@@ -237,6 +229,15 @@ def _frozen_0003(db):
     short = next(m for m in models if m._meta.table_name == "shorts")
     short._meta.add_field("upload_started_at", Timestamp(null=True))
     return models
+
+
+def _rebuild_all(db, models, sources):
+    """Rebuild each model's table from `sources[table]`, after checking that every table can be rebuilt."""
+    for model in models:
+        _refuse_dependent_views(db, model._meta.table_name)
+        _refuse_values_too_long(db, model, sources[model._meta.table_name])
+    for model in models:
+        _rebuild(db, model, sources[model._meta.table_name])
 
 
 def _q(name):
@@ -291,7 +292,6 @@ def _rebuild(db, model, sources):
             db.execute_sql(f"ALTER INDEX {_q(index.name)} RENAME TO {_q(index.name + '__old')}")
         elif index.sql:  # SQLite's own autoindexes go with their table
             db.execute_sql(f"DROP INDEX {_q(index.name)}")
-    sequence = None
     if is_postgres and "id" in old_columns:
         sequence = db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]
         if sequence:
