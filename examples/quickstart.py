@@ -14,8 +14,12 @@ video, _ = pm.DiscoveredVideo.get_or_create(
     youtube_video_id="dQw4w9WgXcQ",
     defaults=dict(title="A source video", channel_title="Some channel", source="search:music"),
 )
-run = pm.PipelineRun.create(discovered_video=video, status=pm.RunStatus.running, current_stage="clip")
-pm.Clip.create(pipeline_run=run, start_seconds=12.0, end_seconds=58.5, score=0.91)
+run = pm.PipelineRun.start(video, again=True)  # a video has one active run; again=True queues another once it ended
+run = pm.PipelineRun.claim_next("quickstart")    # running under this worker's claim (attempt 1)
+with run.fenced():  # the worker's writes: all or nothing, and only while it still holds the claim
+    run.heartbeat(stage="clip")
+    pm.Clip.create(pipeline_run=run, start_seconds=12.0, end_seconds=58.5, score=0.91)
+run.fail("the quickstart stops here", retry=False)  # ends the run (failed for good): the next start queues anew
 pm.Analytics.create(youtube_video_id="shortid0001", view_count=1200, click_through_rate=0.05,
                     measured_at=datetime.now(timezone(timedelta(hours=-5))))  # any offset; stored as UTC
 

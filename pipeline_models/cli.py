@@ -125,8 +125,8 @@ def cmd_retry(args: argparse.Namespace) -> str:
     run = PipelineRun.get_or_none(PipelineRun.id == args.run_id)
     if run is None:
         raise UsageError(f"no run with id {args.run_id}")
-    run.advance(RunStatus.pending)  # InvalidTransition (one line) unless it failed
-    return f"run {run.id} queued again (it failed: {run.last_error})"
+    run.retry()  # InvalidTransition (one line) unless it failed
+    return f"run {run.id} queued again, its attempts counted afresh (it failed: {run.last_error})"
 
 
 def cmd_config(args: argparse.Namespace) -> str:

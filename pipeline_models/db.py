@@ -19,7 +19,7 @@ import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
-from .errors import CannotOpenDatabase, DatabaseNotBound, SchemaMismatch
+from .errors import BusySnapshot, CannotOpenDatabase, DatabaseNotBound, SchemaMismatch
 
 __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
 
@@ -35,6 +35,10 @@ SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_tim
 # The tables the three-model version created, before this package kept a migration history.
 _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
 
+# Columns the first version's tables always had: tables without them were made by something else.
+_ORIGINAL_KEYS = (("discovered_videos", "youtube_video_id"), ("pipeline_runs", "discovered_video_id"),
+                  ("pipeline_runs", "status"), ("clips", "pipeline_run_id"))
+
 # A (table, column) each migration leaves that the ones before it did not: a database without history
 # (made by create_tables() of some release) is adopted at the last migration in an unbroken run of marks.
 _MIGRATION_MARKS = (
@@ -42,6 +46,7 @@ _MIGRATION_MARKS = (
     ("pipeline_runs", "heartbeat_at"),  # 0002_review_publish_analytics
     ("shorts", "upload_started_at"),  # 0003_short_upload_claim
     ("analytics", "view_count"),  # 0004_seed_schema
+    ("pipeline_runs", "claim_token"),  # 0005_run_queue
 )
 
 
@@ -56,14 +61,31 @@ class _atomic(peewee._atomic):
     fails with "cannot rollback - no transaction is active", which would hide the real cause.
     """
 
+    def __enter__(self) -> Any:
+        try:
+            return super().__enter__()
+        except peewee.OperationalError as exc:
+            if _is_busy_snapshot(exc):
+                raise BusySnapshot() from exc
+            raise
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
-            return super().__exit__(exc_type, exc, tb)
+            result = super().__exit__(exc_type, exc, tb)
         except peewee.OperationalError as failure:
             cause = exc if exc is not None else failure.__context__
             if cause is None or not _ALREADY_ROLLED_BACK.search(str(failure)):
                 raise
             raise cause from None
+        if _is_busy_snapshot(exc):  # a write in the block met the snapshot an open read pins
+            raise BusySnapshot() from exc
+        return result
+
+
+def _is_busy_snapshot(exc: Any) -> bool:
+    """SQLITE_BUSY_SNAPSHOT: no busy timeout helps, the reading statement must finish first."""
+    original = exc.args[0] if isinstance(exc, peewee.OperationalError) and exc.args else None
+    return getattr(original, "sqlite_errorcode", None) == 517
 
 
 class _DatabaseProxy(peewee.DatabaseProxy):
@@ -251,6 +273,11 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
             f"the database has {', '.join(present)} but not {missing}: it is not a database this "
             "package made, and it will not be adopted; use a new file"
         )
+    columns = {t: {c.name for c in database.get_columns(t)} for t in present}
+    lacking = [f"column {t}.{c}" for t, c in _ORIGINAL_KEYS if c not in columns[t]]
+    if lacking:
+        raise SchemaMismatch(f"the database lacks {', '.join(lacking)}: it is not a database this package made, "
+                             "and it will not be adopted; use a new file")
     reached = None
     for migration, (table, column) in zip(runner.migrations(), _MIGRATION_MARKS):
         if table not in tables or column not in {c.name for c in database.get_columns(table)}:

@@ -72,17 +72,18 @@ def _work(path: str, name: str, fail_run_id: int, start: Any) -> None:
             break
         try:
             with ErrorLog.capture("render", pipeline_run=run):
-                _produce(run, rng, crash=(run.id == fail_run_id and run.attempts == 1))
+                crash = run.id == fail_run_id and not ErrorLog.select().where(ErrorLog.pipeline_run == run).exists()
+                _produce(run, rng, crash=crash)  # the first render of that run crashes
         except RenderCrashed as exc:
-            run.advance(RunStatus.failed, reason=str(exc))
+            run.fail(exc, retry=False)  # for good: the operator retries it below
             continue
         ReviewLog.request(run, message_id=f"chat:4242:{run.id}:{run.attempts}")
     db.obj.close()
 
 
 def _produce(run: PipelineRun, rng: random.Random, crash: bool) -> None:
-    """One run's production: clips, script, TTS and a rendered short, all in one transaction."""
-    with db.atomic():
+    """One run's production: clips, script, TTS and a rendered short, in one transaction fenced by the claim."""
+    with run.fenced():
         run.heartbeat(stage="clip")
         clips = []
         start = rng.uniform(0, 120)
@@ -176,7 +177,7 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
     # The operator resolves the error and retries the run; the workers pick it up again.
     if crashed is not None:
         crashed.resolve()
-    PipelineRun.get_by_id(fail_run_id).advance(RunStatus.pending)
+    PipelineRun.get_by_id(fail_run_id).retry()
     db.obj.close()
     _run_workers(path, fail_run_id, 1, progress, progress_every)
     out(f"retried run {fail_run_id}: now {PipelineRun.get_by_id(fail_run_id).status.value} "
@@ -199,17 +200,15 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
     held = ReviewLog.hold_stale(timedelta(hours=1))
     out(f"reviews: {len(reviews) - (unanswered is not None)} answered, {held} auto-held, a repeated tap ignored")
 
-    # Upload every approved short once, then publish its run.
+    # Upload every approved short once: recording the last upload of a run publishes it, and its video is processed.
     uploaded = []
     for run in PipelineRun.select().where(PipelineRun.status == RunStatus.approved):
         for short in run.shorts.where(Short.status == ShortStatus.rendered):
             short.start_upload()
             short.mark_uploaded(f"yt{run.id:09d}")
             uploaded.append(short)
-        run.advance(RunStatus.published, stage="done")
-        DiscoveredVideo.update(status=VideoStatus.processed).where(DiscoveredVideo.id == run.discovered_video_id) \
-            .execute()
-    out(f"uploaded {len(uploaded)} shorts")
+    published = PipelineRun.select().where(PipelineRun.status == RunStatus.published).count()
+    out(f"uploaded {len(uploaded)} shorts; {published} runs published")
 
     # A week of analytics, sampled every six hours, written in bulk (one transaction).
     def week_of_snapshots():

@@ -30,12 +30,41 @@ class SchemaMismatch(PipelineModelsError):
 
 
 class InvalidTransition(PipelineModelsError):
-    """A pipeline run was asked to move to a status it cannot reach from where it is."""
+    """A run, short or video was asked to move to a status it cannot reach from where it is in the database."""
 
-    def __init__(self, run_id: int, current: str, target: str, detail: str = "") -> None:
-        self.run_id, self.current, self.target = run_id, str(current), str(target)
-        message = f"run {run_id} cannot go from {self.current} to {self.target}"
+    def __init__(self, subject: str, current: object, target: object, detail: str = "",
+                 copy: object = None) -> None:
+        self.subject, self.current, self.target = subject, str(current), str(target)
+        self.copy = None if copy is None else str(copy)
+        if self.copy is not None and self.copy != self.current:
+            message = (f"{subject} is {self.current} in the database, not {self.copy} as this object says "
+                       f"(another call moved it): call .refresh() on it and decide again")
+        else:
+            message = f"{subject} cannot go from {self.current} to {self.target}"
         super().__init__(f"{message}: {detail}" if detail else message)
+
+
+class LeaseLost(PipelineModelsError):
+    """A worker wrote to a run it no longer holds: the run was requeued, claimed again or moved on. Drop it."""
+
+    def __init__(self, run_id: int, worker: object, attempt: object, status: object, holder: object,
+                 holder_attempt: object) -> None:
+        self.run_id, self.worker, self.attempt = run_id, worker, attempt
+        self.status, self.holder, self.holder_attempt = str(status), holder, holder_attempt
+        now = f"running under {holder!r}, attempt {holder_attempt}" if self.status == "running" else self.status
+        super().__init__(f"run {run_id}: {worker!r} no longer holds it (its claim was attempt {attempt}); the run is "
+                         f"{now} now. Nothing was written: drop the run and claim the next one")
+
+
+class BusySnapshot(PipelineModelsError):
+    """A write on SQLite while a query over the same database is still being read, after another process wrote."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "cannot write while a query over this SQLite database is still being read: the open read pins an "
+            "older snapshot and another process has written since. Read the rows first (list(query), or a "
+            "plain for loop over a query rather than query.iterator()), then write"
+        )
 
 
 class AlreadyAnswered(PipelineModelsError):

@@ -8,15 +8,17 @@ import datetime
 import itertools
 import logging
 import operator
+import random
+import secrets
 import traceback
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import peewee
-from peewee import Check, ForeignKeyField
+from peewee import SQL, Check, ForeignKeyField
 
 from .db import db, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
-from .errors import AlreadyAnswered, AlreadyUploaded, DatabaseNotBound, InvalidTransition, UploadInDoubt
+from .errors import AlreadyAnswered, AlreadyUploaded, DatabaseNotBound, InvalidTransition, LeaseLost, UploadInDoubt
 from .fields import (
     BigIntegerField,
     BooleanField,
@@ -91,12 +93,46 @@ _MISSING = object()
 _exception_wrapper = getattr(peewee, "__exception_wrapper__")  # driver errors -> peewee's IntegrityError &c.
 
 
+_Model = TypeVar("_Model", bound="BaseModel")
+
+
+class _Select(peewee.ModelSelect):
+    """peewee's ModelSelect, reading every row when a loop starts on SQLite, so the loop body may write.
+
+    An unfinished SQLite read pins its snapshot: a write from the loop body then fails at once with
+    "database is locked" once another process has committed (SQLITE_BUSY_SNAPSHOT). peewee keeps every
+    row it yields in the query's cache anyway, so reading them up front costs no memory; query.iterator()
+    still streams, and a write while it is open raises BusySnapshot.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        wrapper = self.execute()
+        if isinstance(getattr(self._database, "obj", self._database), peewee.SqliteDatabase):
+            wrapper.fill_cache()
+        return iter(wrapper)
+
+
 class BaseModel(peewee.Model):
     """Base of every model: bound to the shared proxy, snake_case table names."""
 
     class Meta:
         database = db
         legacy_table_names = False
+
+    @classmethod
+    def select(cls, *fields: Any) -> peewee.ModelSelect:
+        """peewee's select(); looping over it on SQLite reads the rows first (see _Select)."""
+        return _Select(cls, fields or cls._meta.sorted_fields, is_default=not fields)
+
+    def refresh(self: _Model) -> _Model:
+        """Reload every field from the database, where another call or process may have changed the row; self.
+
+        Raises DoesNotExist when the row was deleted.
+        """
+        fresh = type(self).get_by_id(self.get_id())
+        self.__data__, self.__rel__ = dict(fresh.__data__), {}
+        self._dirty.clear()
+        return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if "__no_default__" not in kwargs:  # peewee's own row reads carry whatever the query selected
@@ -250,6 +286,15 @@ class DiscoveredVideo(BaseModel):
         table_name = "discovered_videos"
 
     METADATA = ("title", "channel_id", "channel_title", "published_at", "duration_seconds", "view_count", "source")
+    # Where each status may go, and what moves it (drawn in the README's diagram). A video's status follows its
+    # latest run: PipelineRun.VIDEO_AFTER.
+    TRANSITIONS = {
+        VideoStatus.new: {VideoStatus.selected: "PipelineRun.start()", VideoStatus.skipped: "your discovery filter"},
+        VideoStatus.selected: {VideoStatus.processed: "its run published",
+                               VideoStatus.skipped: "its run rejected or failed for good"},
+        VideoStatus.skipped: {VideoStatus.selected: "start() of a new video, retry()"},
+        VideoStatus.processed: {VideoStatus.selected: "start(again=True)"},
+    }
 
     @classmethod
     def discover(cls, youtube_video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
@@ -274,7 +319,7 @@ class DiscoveredVideo(BaseModel):
 
 
 class PipelineRun(BaseModel):
-    """One pass of one video through the pipeline, claimed and advanced by workers."""
+    """One pass of one video through the pipeline: queued, claimed by a worker under a lease, reviewed, published."""
 
     # No cascade: deleting a video must not silently take its runs (and uploaded shorts) with it.
     discovered_video = ForeignKeyField(DiscoveredVideo, backref="runs", help_text="the video this run processes")
@@ -282,13 +327,18 @@ class PipelineRun(BaseModel):
                        help_text="pending, running, awaiting_review, approved, rejected, published or failed")
     current_stage = CharField(max_length=64, null=True, help_text="the stage its worker last reported")
     worker = CharField(max_length=255, null=True, help_text="the worker that claimed it")
-    attempts = IntegerField(default=0, constraints=_at_least_zero("attempts"), help_text="times it was claimed")
+    attempts = IntegerField(default=0, constraints=_at_least_zero("attempts"),
+                            help_text="times it was claimed since it was queued or retried by an operator")
     started_at = UTCDateTimeField(null=True, help_text="when its current attempt was claimed")
     finished_at = UTCDateTimeField(null=True, help_text="when it was published, rejected or failed")
     heartbeat_at = UTCDateTimeField(null=True, help_text="when its worker last said it is alive")
     last_error = TextField(null=True, help_text="why it last failed or was requeued, on one line")
     created_at = UTCDateTimeField(default=utcnow, help_text="when it was queued")
     updated_at = UTCDateTimeField(default=utcnow, help_text="when it last changed")
+    # The fencing token: every write only the claiming worker may make compares it, so a worker whose
+    # lease was lost (requeued while it stalled) changes nothing.
+    claim_token = CharField(max_length=32, null=True, help_text="the current claim's token, new at every claim")
+    not_before = UTCDateTimeField(null=True, help_text="a requeued run is not claimed before this time (backoff)")
 
     class Meta:
         table_name = "pipeline_runs"
@@ -302,113 +352,311 @@ class PipelineRun(BaseModel):
             kwargs["only"] = [*kwargs["only"], PipelineRun.updated_at]
         return super().save(*args, **kwargs)
 
-    # Where each status may go next. approved -> failed covers an upload that fails after approval.
+    # Where each status may go, and the operation that moves it there (the README's diagram is drawn from this).
     TRANSITIONS = {
-        RunStatus.pending: {RunStatus.running},
-        RunStatus.running: {RunStatus.awaiting_review, RunStatus.failed},
-        RunStatus.awaiting_review: {RunStatus.approved, RunStatus.rejected, RunStatus.failed},
-        RunStatus.approved: {RunStatus.published, RunStatus.failed},
-        RunStatus.rejected: set(),
-        RunStatus.published: set(),
-        RunStatus.failed: {RunStatus.pending},
+        RunStatus.pending: {RunStatus.running: "claim_next()"},
+        RunStatus.running: {RunStatus.awaiting_review: "ReviewLog.request()",
+                            RunStatus.pending: "fail() to retry, requeue_stale()",
+                            RunStatus.failed: "fail() for good, advance()"},
+        RunStatus.awaiting_review: {RunStatus.approved: "respond() approve or edit",
+                                    RunStatus.rejected: "respond() reject", RunStatus.failed: "advance()"},
+        RunStatus.approved: {RunStatus.published: "mark_uploaded() of its last short, advance()",
+                             RunStatus.failed: "advance()"},
+        RunStatus.rejected: {},
+        RunStatus.published: {},
+        RunStatus.failed: {RunStatus.pending: "retry()"},
     }
+    # Moves only these operations make: they hold the claim or the retry policy advance() knows nothing of.
+    _THROUGH = {(RunStatus.pending, RunStatus.running): "claim_next(worker)",
+                (RunStatus.running, RunStatus.pending): "fail(reason) or requeue_stale()",
+                (RunStatus.failed, RunStatus.pending): "retry()"}
     FINISHED = (RunStatus.published, RunStatus.rejected, RunStatus.failed)
+    ACTIVE = (RunStatus.pending, RunStatus.running, RunStatus.awaiting_review, RunStatus.approved)
+    # What a run's end makes of its video.
+    VIDEO_AFTER = {RunStatus.published: VideoStatus.processed, RunStatus.rejected: VideoStatus.skipped,
+                   RunStatus.failed: VideoStatus.skipped, RunStatus.pending: VideoStatus.selected}
+
+    # The retry policy; ConfigOverride keys of the same meaning override the defaults at run time.
+    MAX_ATTEMPTS = 3
+    RETRY_DELAY = datetime.timedelta(seconds=30)  # before the second attempt; doubles with each one
+    RETRY_DELAY_LIMIT = datetime.timedelta(hours=1)
+    MAX_ATTEMPTS_KEY = "queue.max_attempts"
+    RETRY_DELAY_KEY = "queue.retry_delay_seconds"
 
     @classmethod
-    def start(cls, video: DiscoveredVideo) -> "PipelineRun":
-        """Queue a new pending run for `video` (and mark a new video selected)."""
-        with db.atomic():
-            run = cls.create(discovered_video=video)
-            (DiscoveredVideo.update(status=VideoStatus.selected)
-             .where((DiscoveredVideo.id == run.discovered_video_id) & (DiscoveredVideo.status == VideoStatus.new))
-             .execute())
+    def start(cls, video: DiscoveredVideo, again: bool = False) -> "PipelineRun":
+        """Queue a run for `video` once: return its active run if it has one, else its last run, else a new one.
+
+        Re-running discovery and start is safe: a video is never queued twice. `again=True` queues a new run
+        for a video whose runs all ended (published, rejected or failed). A new run marks the video selected.
+        """
+        active = (cls.discovered_video == video) & cls.status.in_(cls.ACTIVE)
+        with write_lock():
+            run = cls.select().where(active).first()
+            if run is None and not again:
+                run = cls.select().where(cls.discovered_video == video).order_by(cls.id.desc()).first()
+            if run is not None:
+                return run
+            try:
+                with db.atomic():  # a savepoint: on PostgreSQL another process may queue one first
+                    run = cls.create(discovered_video=video)
+            except peewee.IntegrityError:
+                run = cls.select().where(active).first()
+                if run is None:
+                    raise
+                return run
+            run._settle_video(RunStatus.pending)
+        if isinstance(video, DiscoveredVideo):
+            video.status = VideoStatus.selected
         return run
 
     @classmethod
-    def claim_next(cls, worker: str) -> Optional["PipelineRun"]:
-        """Take the oldest pending run for `worker`: mark it running and count the attempt; None when none is left.
+    def claim_next(cls, worker: str, *, now: Optional[datetime.datetime] = None) -> Optional["PipelineRun"]:
+        """Take the oldest pending run that is due for `worker`: running, attempts + 1, a new claim token.
 
-        One statement under the write lock, so N processes claiming at once claim each run exactly once;
-        on PostgreSQL, FOR UPDATE SKIP LOCKED lets them pass one another instead of queueing.
+        None when no run is due. One statement under the write lock, so N processes claiming at once claim
+        each run exactly once; on PostgreSQL, FOR UPDATE SKIP LOCKED lets them pass one another. `now`
+        (default: the clock) decides which requeued runs are due.
         """
-        oldest = (cls.select(cls.id).where(cls.status == RunStatus.pending)
-                  .order_by(cls.created_at, cls.id).limit(1))
+        now = utcnow() if now is None else now
+        due = (cls.status == RunStatus.pending) & (cls.not_before.is_null() | (cls.not_before <= now))
+        oldest = cls.select(cls.id).where(due).order_by(cls.created_at, cls.id).limit(1)
         if _is_postgres():
             oldest = oldest.for_update(skip_locked=True)
-        now = utcnow()
         claim = (cls.update(status=RunStatus.running, worker=worker, attempts=cls.attempts + 1,
-                            started_at=now, heartbeat_at=now, finished_at=None, updated_at=now)
+                            claim_token=secrets.token_hex(16), not_before=None, started_at=now,
+                            heartbeat_at=now, finished_at=None, updated_at=now)
                  .where((cls.id == oldest) & (cls.status == RunStatus.pending))
                  .returning(cls))
         with write_lock():
             claimed = list(claim.execute())
         return claimed[0] if claimed else None
 
+    def _locked_row(self) -> "PipelineRun":
+        """The run as the database has it, locked until the transaction ends (the caller holds write_lock)."""
+        cls = type(self)
+        query = cls.select().where(cls.id == self.id)
+        if _is_postgres():
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            raise cls.DoesNotExist(f"run {self.id} no longer exists")
+        return row
+
+    def _check_claim(self, row: "PipelineRun") -> None:
+        """Raise LeaseLost unless `row` (the database's run) is still running under this object's claim."""
+        if row.status is not RunStatus.running or row.claim_token != self.claim_token:
+            raise LeaseLost(self.id, self.worker, self.attempts, row.status, row.worker, row.attempts)
+
+    @contextlib.contextmanager
+    def fenced(self) -> Iterator["PipelineRun"]:
+        """A transaction for the claiming worker's writes (clips, scripts, audio, shorts): all or nothing, and
+        only while it still holds the claim.
+
+        Raises LeaseLost, writing nothing, when the run was requeued or claimed by another worker meanwhile.
+        The run stays locked against requeueing until the block ends.
+        """
+        with write_lock():
+            self._check_claim(self._locked_row())
+            yield self
+
+    def heartbeat(self, stage: Optional[str] = None) -> bool:
+        """Tell the queue this run's worker is alive (and at `stage`, if given); True.
+
+        Raises LeaseLost, changing nothing, when this worker no longer holds the run: drop it.
+        """
+        changes: Dict[str, Any] = {"heartbeat_at": utcnow()}
+        if stage is not None:
+            changes["current_stage"] = stage
+        with write_lock():
+            self._check_claim(self._locked_row())
+            self._write(changes)
+        return True
+
     def advance(self, status: Union[RunStatus, str], stage: Optional[str] = None,
                 reason: Optional[str] = None) -> "PipelineRun":
-        """Move the run to `status` if the transition is allowed, as a compare-and-set on its current status.
+        """Move the run to `status` if the transition is allowed, as a compare-and-set, and update this object.
 
-        `stage` sets current_stage. Moving to failed needs a `reason` (kept in last_error, on one line).
-        Raises InvalidTransition, changing nothing, when the move is not allowed or another process moved
-        the run first.
+        `stage` sets current_stage. Moving to failed needs a `reason` (kept in last_error, on one line) and
+        is for good; `fail()` retries. Out of running, only the worker holding the claim may move it
+        (LeaseLost otherwise). Raises InvalidTransition, changing nothing, when the move is not allowed
+        from the status the run has in the database, or when that status is not this object's.
+        A run that ends moves its video to processed (published) or skipped (rejected, failed).
         """
         target = RunStatus(type(self).status.db_value(status))  # ValueError naming the field if unknown
-        current = RunStatus(self.status)
-        if target not in self.TRANSITIONS[current]:
-            raise InvalidTransition(self.id, current, target)
         if target is RunStatus.failed and not (reason and str(reason).strip()):
             raise ValueError("PipelineRun.advance: moving a run to failed needs a reason, e.g. reason=str(exc)")
-        now = utcnow()
-        changes: Dict[str, Any] = {"status": target, "updated_at": now}
+        changes: Dict[str, Any] = {"status": target}
         if stage is not None:
             changes["current_stage"] = stage
         if reason is not None:
             changes["last_error"] = _one_line(reason)
-        if target in self.FINISHED:
-            changes["finished_at"] = now
-        elif target is RunStatus.running:
-            changes.update(started_at=now, heartbeat_at=now)
-        elif target is RunStatus.pending:  # a retry: a worker will claim it afresh
-            changes.update(finished_at=None, worker=None, heartbeat_at=None)
-        cls = type(self)
-        updated = cls.update(**changes).where((cls.id == self.id) & (cls.status == current)).execute()
-        if not updated:
-            now_status = cls.select(cls.status).where(cls.id == self.id).scalar()
-            raise InvalidTransition(self.id, current, target,
-                                    f"it is {now_status or 'gone'} now (another process moved it)")
-        for name, value in changes.items():
-            setattr(self, name, value)
+        with write_lock():
+            row = self._moving(target)
+            through = self._THROUGH.get((row.status, target))
+            if through is not None:
+                raise InvalidTransition(f"run {self.id}", row.status, target, f"use {through}")
+            self._move(changes)
         return self
 
-    def heartbeat(self, stage: Optional[str] = None) -> bool:
-        """Tell the queue this run's worker is alive (and at `stage`, if given).
+    def fail(self, error: Union[BaseException, str], *, retry: bool = True, max_attempts: Optional[int] = None,
+             now: Optional[datetime.datetime] = None) -> "PipelineRun":
+        """The worker gives up on this attempt: requeue the run with backoff, or fail it for good.
 
-        Returns False, changing nothing, when the run is no longer running for this worker: it was
-        requeued or moved on, and the worker should drop it.
+        `error` (an exception or a message) goes to last_error. With `retry` (the default) a running run
+        goes back to pending, claimable after an exponential backoff with jitter, unless it has had
+        `max_attempts` attempts (default MAX_ATTEMPTS, or the ConfigOverride "queue.max_attempts"): then it
+        fails for good, "gave up after N attempts: ...". `retry=False` fails it for good at once (an error
+        no retry can fix). Only the worker holding the claim may fail a running run (LeaseLost otherwise).
         """
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if not reason.strip():
+            raise ValueError("PipelineRun.fail: give the error or a reason, e.g. run.fail(exc)")
+        with write_lock():
+            row = self._moving(RunStatus.failed)
+            if not retry or row.status is not RunStatus.running:
+                self._move({"status": RunStatus.failed, "last_error": _one_line(reason)})
+                return self
+            self._move(self._retry_or_give_up(row.attempts, reason, self._policy(max_attempts), now))
+        return self
+
+    def retry(self) -> "PipelineRun":
+        """The operator's retry of a failed run: pending again, its attempts counted afresh, its video selected."""
+        with write_lock():
+            row = self._moving(RunStatus.pending, "only a failed run is retried")
+            if row.status is not RunStatus.failed:
+                raise InvalidTransition(f"run {self.id}", row.status, RunStatus.pending, "only a failed run is retried")
+            try:
+                with db.atomic():
+                    self._move({"status": RunStatus.pending, "attempts": 0, "not_before": None})
+            except peewee.IntegrityError:
+                other = (type(self).select(type(self).id)
+                         .where((type(self).discovered_video == row.discovered_video_id)
+                                & type(self).status.in_(self.ACTIVE)).scalar())
+                raise InvalidTransition(f"run {self.id}", row.status, RunStatus.pending,
+                                        f"its video already has the active run {other}") from None
+        return self
+
+    def _moving(self, target: RunStatus, detail: str = "") -> "PipelineRun":
+        """The locked database row, checked: the claim (out of running), this object's status, the move."""
+        row = self._locked_row()
+        copy = RunStatus(self.status)
+        if copy is RunStatus.running and row.claim_token != self.claim_token:
+            raise LeaseLost(self.id, self.worker, self.attempts, row.status, row.worker, row.attempts)
+        if row.status is not copy:
+            raise InvalidTransition(f"run {self.id}", row.status, target, copy=copy)
+        if target not in self.TRANSITIONS[row.status]:
+            raise InvalidTransition(f"run {self.id}", row.status, target, detail)
+        return row
+
+    def _move(self, changes: Dict[str, Any]) -> None:
+        """Write a checked move (the caller holds the lock), stamping times, and settle the video."""
+        now = utcnow()
+        target = changes["status"]
+        if target in self.FINISHED:
+            changes["finished_at"] = now
+        elif target is RunStatus.pending:  # queued again: a worker will claim it afresh
+            changes.update(finished_at=None, worker=None, heartbeat_at=None)
+        self._write(changes, now)
+        self._settle_video(target)
+
+    def _write(self, changes: Dict[str, Any], now: Optional[datetime.datetime] = None) -> None:
         cls = type(self)
-        changes: Dict[str, Any] = {"heartbeat_at": utcnow()}
-        if stage is not None:
-            changes["current_stage"] = stage
-        touched = (cls.update(**changes)
-                   .where((cls.id == self.id) & (cls.status == RunStatus.running) & (cls.worker == self.worker))
-                   .execute())
-        if touched:
-            for name, value in changes.items():
-                setattr(self, name, value)
-        return bool(touched)
+        changes["updated_at"] = utcnow() if now is None else now
+        cls.update(**changes).where(cls.id == self.id).execute()
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self._dirty.difference_update(changes)
+
+    def _settle_video(self, status: RunStatus) -> None:
+        """Move the run's video to what `status` makes of it (VIDEO_AFTER), in the caller's transaction."""
+        video_status = self.VIDEO_AFTER.get(status)
+        if video_status is not None:
+            (DiscoveredVideo.update(status=video_status)
+             .where(DiscoveredVideo.id == self.discovered_video_id).execute())
 
     @classmethod
-    def requeue_stale(cls, older_than: datetime.timedelta) -> int:
-        """Return to pending the running runs with no heartbeat for `older_than` (their worker died); say how many."""
-        now = utcnow()
+    def _policy(cls, max_attempts: Optional[int]) -> Tuple[int, datetime.timedelta]:
+        """(max attempts, first retry delay): the argument, else the ConfigOverride, else the class default."""
+        limit = ConfigOverride.get(cls.MAX_ATTEMPTS_KEY, cls.MAX_ATTEMPTS) if max_attempts is None else max_attempts
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            where = "max_attempts" if max_attempts is not None else f"ConfigOverride {cls.MAX_ATTEMPTS_KEY!r}"
+            raise ValueError(f"PipelineRun: {where} must be a whole number from 1 to 1000, not {limit!r}")
+        seconds = ConfigOverride.get(cls.RETRY_DELAY_KEY)
+        if seconds is None:
+            return limit, cls.RETRY_DELAY
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 86400:
+            raise ValueError(f"PipelineRun: ConfigOverride {cls.RETRY_DELAY_KEY!r} must be a number of seconds "
+                             f"from 0 to 86400, not {seconds!r}")
+        return limit, datetime.timedelta(seconds=seconds)
+
+    def _retry_or_give_up(self, attempts: int, reason: str, policy: Tuple[int, datetime.timedelta],
+                          now: Optional[datetime.datetime]) -> Dict[str, Any]:
+        """The changes that requeue a run after `attempts` attempts, with backoff, or fail it for good."""
+        limit, base = policy
+        if attempts >= limit:
+            return {"status": RunStatus.failed, "last_error": _one_line(f"gave up after {attempts} attempts: {reason}")}
+        delay = min(base * 2 ** min(max(attempts - 1, 0), 30), self.RETRY_DELAY_LIMIT)
+        # "Equal jitter": at least half the backoff, so retries of runs that failed together spread out.
+        not_before = (utcnow() if now is None else now) + delay * random.uniform(0.5, 1.0)
+        return {"status": RunStatus.pending, "not_before": not_before,
+                "last_error": _one_line(f"attempt {attempts} of {limit} failed: {reason}")}
+
+    def _publish_if_done(self) -> None:
+        """Publish this approved run (the caller holds its lock) once it has uploads and no short left to upload."""
+        if self.status is not RunStatus.approved:
+            return
+        shorts = Short.select().where(Short.pipeline_run == self.id)
+        waiting = shorts.where(Short.status.in_([ShortStatus.pending, ShortStatus.rendered])).exists()
+        if not waiting and shorts.where(Short.status == ShortStatus.uploaded).exists():
+            self._move({"status": RunStatus.published})
+
+    @classmethod
+    def requeue_stale(cls, older_than: datetime.timedelta, *, max_attempts: Optional[int] = None,
+                      now: Optional[datetime.datetime] = None) -> int:
+        """Expire the leases of running runs with no heartbeat for `older_than` (their worker died or stalled).
+
+        Each goes back to pending with backoff, or fails for good after max_attempts, as fail() does; the
+        stalled worker's later writes raise LeaseLost. Returns how many leases expired.
+        """
+        older_than = _duration("requeue_stale", older_than)
+        now = utcnow() if now is None else now
         cutoff = now - older_than
         stale = (cls.status == RunStatus.running) & (
             (cls.heartbeat_at < cutoff) | (cls.heartbeat_at.is_null() & (cls.started_at < cutoff)))
+        query = cls.select().where(stale).order_by(cls.id)
+        if _is_postgres():
+            query = query.for_update(skip_locked=True)  # two janitors at once share the stale runs out
         with write_lock():
-            return (cls.update(status=RunStatus.pending, worker=None, heartbeat_at=None, updated_at=now,
-                               last_error=f"requeued: no heartbeat for {older_than}")
-                    .where(stale).execute())
+            runs = list(query)
+            policy = cls._policy(max_attempts) if runs else None
+            for run in runs:
+                run._move(run._retry_or_give_up(run.attempts, f"no heartbeat for {older_than} (worker "
+                                                f"{run.worker!r})", policy, now))
+        return len(runs)
+
+
+# One active run per video, kept by the database whoever writes: a second start() fails instead of queueing twice.
+PipelineRun.add_index(PipelineRun.index(
+    PipelineRun.discovered_video, unique=True, name="pipeline_runs_one_active_per_video",
+    where=SQL("status IN ('pending', 'running', 'awaiting_review', 'approved')")))
+
+
+def _sync(obj: Optional[BaseModel], fresh: BaseModel) -> None:
+    """Bring a caller's copy of a row up to date with `fresh`, the row an operation just wrote."""
+    if obj is not None and obj is not fresh:
+        obj.__data__.update(fresh.__data__)
+        obj._dirty.clear()
+
+
+def _duration(operation: str, value: Any) -> datetime.timedelta:
+    """A positive timedelta of at most a year, or a ValueError naming the operation."""
+    if not isinstance(value, datetime.timedelta):
+        raise TypeError(f"{operation}: older_than must be a datetime.timedelta, e.g. timedelta(minutes=10), "
+                        f"not {type(value).__name__}")
+    if not datetime.timedelta(0) < value <= datetime.timedelta(days=366):
+        raise ValueError(f"{operation}: older_than must be more than zero and at most a year, not {value}")
+    return value
 
 
 class Clip(BaseModel):
@@ -491,28 +739,55 @@ class Short(BaseModel):
     class Meta:
         table_name = "shorts"
 
+    # Where each status may go, and what moves it (drawn in the README's diagram).
+    TRANSITIONS = {
+        ShortStatus.pending: {ShortStatus.rendered: "the worker renders it", ShortStatus.uploaded: "mark_uploaded()",
+                              ShortStatus.rejected: "ReviewLog respond() reject", ShortStatus.failed: "the worker"},
+        ShortStatus.rendered: {ShortStatus.uploaded: "mark_uploaded()", ShortStatus.rejected: "ReviewLog respond() reject",
+                               ShortStatus.failed: "the uploader gives up"},
+        ShortStatus.failed: {ShortStatus.uploaded: "mark_uploaded()"},
+        ShortStatus.uploaded: {},
+        ShortStatus.rejected: {},
+    }
+
+    def _locked_row(self) -> "Short":
+        """The short as the database has it, locked until the transaction ends (the caller holds write_lock)."""
+        cls = type(self)
+        query = cls.select().where(cls.id == self.id)
+        if _is_postgres():
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            raise cls.DoesNotExist(f"short {self.id} no longer exists")
+        return row
+
+    def _uploadable(self, row: "Short") -> None:
+        """Refuse an upload of a short whose status cannot become uploaded (a rejected one)."""
+        if ShortStatus.uploaded not in self.TRANSITIONS[row.status]:
+            raise InvalidTransition(f"short {self.id}", row.status, ShortStatus.uploaded,
+                                    "only a pending, rendered or failed short is uploaded")
+
     def start_upload(self) -> None:
         """Claim this short for one upload, before sending it to YouTube.
 
         Raises AlreadyUploaded if it has a video id, and UploadInDoubt if an earlier upload began and never
         recorded one (a crash between the upload and mark_uploaded): check the channel, then call
-        mark_uploaded() with the id found or abandon_upload() to allow a new upload.
+        mark_uploaded() with the id found or abandon_upload() to allow a new upload. Raises InvalidTransition
+        for a rejected short and DoesNotExist for a deleted one. Nothing else, whatever other processes do.
         """
         cls = type(self)
         now = utcnow()
-        claimed = (cls.update(upload_started_at=now)
-                   .where((cls.id == self.id) & cls.youtube_video_id.is_null() & cls.upload_started_at.is_null())
-                   .execute())
-        if claimed:
-            self.upload_started_at = now
-            return
-        row = cls.get_by_id(self.id)
-        if row.youtube_video_id is not None:
-            raise AlreadyUploaded(f"short {self.id} is already on YouTube as {row.youtube_video_id}")
-        raise UploadInDoubt(
-            f"short {self.id} began uploading at {row.upload_started_at:%Y-%m-%d %H:%M:%S} UTC and recorded no "
-            "video id: check the channel, then call mark_uploaded(id) or abandon_upload()"
-        )
+        with write_lock():  # the check and the claim see one state of the row
+            row = self._locked_row()
+            if row.youtube_video_id is not None:
+                raise AlreadyUploaded(f"short {self.id} is already on YouTube as {row.youtube_video_id}")
+            if row.upload_started_at is not None:
+                raise UploadInDoubt(
+                    f"short {self.id} began uploading at {row.upload_started_at:%Y-%m-%d %H:%M:%S} UTC and "
+                    "recorded no video id: check the channel, then call mark_uploaded(id) or abandon_upload()")
+            self._uploadable(row)
+            cls.update(upload_started_at=now).where(cls.id == self.id).execute()
+        self.upload_started_at = now
 
     def abandon_upload(self) -> None:
         """Release an upload claim when the upload is known not to have reached YouTube."""
@@ -522,26 +797,37 @@ class Short(BaseModel):
 
     def mark_uploaded(self, youtube_video_id: str, youtube_url: Optional[str] = None,
                       uploaded_at: Optional[datetime.datetime] = None) -> bool:
-        """Record the upload (video id, url, time, status uploaded) in one write; True if this call recorded it.
+        """Record the upload (video id, url, time, status uploaded); True if this call recorded it.
 
-        Recording the same id again is a harmless retry (False); a different id raises AlreadyUploaded.
+        When this was the last of an approved run's shorts still to upload, the run is published and its
+        video marked processed, in the same transaction (and the run object this short holds is updated).
+        Recording the same id again is a harmless retry (False); a different id raises AlreadyUploaded; a
+        missing, empty or blank id raises ValueError.
         """
+        if not isinstance(youtube_video_id, str) or not youtube_video_id.strip():
+            raise ValueError(f"Short.youtube_video_id: mark_uploaded needs the video id YouTube returned, "
+                             f"not {youtube_video_id!r}")
         cls = type(self)
         changes = dict(youtube_video_id=youtube_video_id, status=ShortStatus.uploaded,
                        youtube_url=f"https://youtube.com/shorts/{youtube_video_id}" if youtube_url is None
                        else youtube_url,
                        uploaded_at=utcnow() if uploaded_at is None else uploaded_at)
-        recorded = cls.update(**changes).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute()
-        if recorded:
-            for name, value in changes.items():
-                setattr(self, name, value)
-            return True
-        existing = cls.get_by_id(self.id).youtube_video_id  # DoesNotExist if the short is gone
-        if existing != youtube_video_id:
-            raise AlreadyUploaded(
-                f"short {self.id} is already on YouTube as {existing}; refusing to record {youtube_video_id}"
-            )
-        return False
+        with write_lock():
+            # The run first: two of its shorts recorded at once take turns, so the second sees the first.
+            run = PipelineRun(id=self.pipeline_run_id)._locked_row()
+            row = self._locked_row()
+            if row.youtube_video_id is not None:
+                if row.youtube_video_id != youtube_video_id:
+                    raise AlreadyUploaded(f"short {self.id} is already on YouTube as {row.youtube_video_id}; "
+                                          f"refusing to record {youtube_video_id}")
+                return False
+            self._uploadable(row)
+            cls.update(**changes).where(cls.id == self.id).execute()
+            run._publish_if_done()
+        for name, value in changes.items():
+            setattr(self, name, value)
+        _sync(self.__rel__.get("pipeline_run"), run)
+        return True
 
 
 class Analytics(BaseModel):
@@ -671,24 +957,38 @@ class ReviewLog(BaseModel):
         ReviewAction.reject: RunStatus.rejected,
     }
 
+    # A review's states (its action is NULL while open) and what moves it, for the README's diagram.
+    TRANSITIONS = {
+        "open": {"answered": "respond() / answer(): approve, edit or reject", "auto_held": "hold_stale()"},
+        "auto_held": {"answered": "respond() / answer(), late"},
+        "answered": {},
+    }
+
     @classmethod
     def request(cls, run: PipelineRun, message_id: Optional[str] = None) -> "ReviewLog":
-        """Ask for a review of `run` (sent now) and move the run to awaiting_review, in one transaction."""
-        with db.atomic():
+        """Ask for a review of `run` (sent now) and move the run to awaiting_review, in one transaction.
+
+        Only the worker holding the run's claim may ask (LeaseLost otherwise); `run` is updated.
+        """
+        with write_lock():
             run.advance(RunStatus.awaiting_review, stage="review")
             return cls.create(pipeline_run=run, message_id=message_id)
 
     def respond(self, action: Union[ReviewAction, str], response_detail: Optional[str] = None,
-                reviewer: Optional[str] = None) -> bool:
+                reviewer: Optional[str] = None, run: Optional[PipelineRun] = None) -> bool:
         """Record the human answer once and move the run to approved or rejected; True if this call recorded it.
 
-        A rejection also marks the run's not yet uploaded shorts rejected.
+        A rejection also marks the run's not yet uploaded shorts rejected; an approval of a run whose
+        shorts are all uploaded publishes it. The run object given as `run`, or the one this review holds
+        (as after ReviewLog.request(run)), is updated.
 
         The same answer again (a second tap on the button) changes nothing and returns False; a different
         answer to an answered review raises AlreadyAnswered.
         """
         cls = type(self)
         action = ReviewAction(cls.action.db_value(action))  # ValueError naming the field if unknown
+        if run is not None and run.id != self.pipeline_run_id:
+            raise ValueError(f"ReviewLog.respond: review {self.id} is of run {self.pipeline_run_id}, not run {run.id}")
         now = utcnow()
         with write_lock():
             answered = (cls.update(action=action, response_detail=response_detail, reviewer=reviewer,
@@ -700,28 +1000,36 @@ class ReviewLog(BaseModel):
                     return False
                 raise AlreadyAnswered(f"review {self.id} was already answered {row.action} "
                                       f"by {row.reviewer or 'someone'}; refusing {action}")
-            run = PipelineRun.get_by_id(self.pipeline_run_id)
-            run.advance(self.OUTCOME[action])
+            # The database's run, not a caller's copy that may be stale: the answer is the reviewer's.
+            moved = PipelineRun(id=self.pipeline_run_id)._locked_row()
+            moved.advance(self.OUTCOME[action])
             if action is ReviewAction.reject:  # the run's unpublished shorts are rejected with it
                 (Short.update(status=ShortStatus.rejected)
-                 .where((Short.pipeline_run == run.id) & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
+                 .where((Short.pipeline_run == moved.id) & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
                  .execute())
+            else:
+                moved._publish_if_done()
         self.action, self.response_detail, self.reviewer, self.responded_at = action, response_detail, reviewer, now
+        for copy in {id(c): c for c in (run, self.__rel__.get("pipeline_run")) if c is not None}.values():
+            _sync(copy, moved)
         return True
 
     @classmethod
     def answer(cls, message_id: str, action: Union[ReviewAction, str], response_detail: Optional[str] = None,
-               reviewer: Optional[str] = None) -> Tuple["ReviewLog", bool]:
-        """Handle a tap on the chat message `message_id`: (review, True) when recorded, (review, False) for a repeat."""
+               reviewer: Optional[str] = None, run: Optional[PipelineRun] = None) -> Tuple["ReviewLog", bool]:
+        """Handle a tap on the chat message `message_id`: (review, True) when recorded, (review, False) for a repeat.
+
+        A `run` object given is updated with the run's new status.
+        """
         review = cls.get_or_none(cls.message_id == message_id)
         if review is None:
             raise cls.DoesNotExist(f"no review was requested with message_id {message_id!r}")
-        return review, review.respond(action, response_detail=response_detail, reviewer=reviewer)
+        return review, review.respond(action, response_detail=response_detail, reviewer=reviewer, run=run)
 
     @classmethod
     def hold_stale(cls, older_than: datetime.timedelta) -> int:
         """Mark unanswered reviews sent more than `older_than` ago as auto-held; return how many."""
-        cutoff = utcnow() - older_than
+        cutoff = utcnow() - _duration("hold_stale", older_than)
         return (cls.update(auto_held=True)
                 .where(cls.action.is_null() & (cls.sent_at < cutoff) & (cls.auto_held == False))  # noqa: E712
                 .execute())

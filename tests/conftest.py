@@ -135,20 +135,24 @@ def run(database):
 
 
 def minimal_row(model, run, unique="fresh"):
-    """The fewest values that make a valid row of `model`; `unique` fills its unique text column."""
-    return {
-        pm.DiscoveredVideo: dict(youtube_video_id=unique),
-        pm.PipelineRun: dict(discovered_video=run.discovered_video),
-        pm.Clip: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
-        pm.Script: dict(pipeline_run=run, full_script_json={}, total_char_count=0, estimated_duration_seconds=0,
-                        llm_model_used="m"),
-        pm.TTSAudio: dict(pipeline_run=run, engine_used="piper"),
-        pm.Short: dict(pipeline_run=run),
-        pm.Analytics: dict(youtube_video_id="v"),
-        pm.ReviewLog: dict(pipeline_run=run),
-        pm.ConfigOverride: dict(key=unique, value=1),
-        pm.ErrorLog: dict(module="m", error_type="E", error_message="x"),
-    }[model]
+    """The fewest values that make a valid row of `model`; `unique` fills its unique text column.
+
+    A run's row gets a video of its own: a video has one active run at a time.
+    """
+    rows = {
+        pm.DiscoveredVideo: lambda: dict(youtube_video_id=unique),
+        pm.PipelineRun: lambda: dict(discovered_video=pm.DiscoveredVideo.create(youtube_video_id=f"run-{unique}")),
+        pm.Clip: lambda: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
+        pm.Script: lambda: dict(pipeline_run=run, full_script_json={}, total_char_count=0,
+                                estimated_duration_seconds=0, llm_model_used="m"),
+        pm.TTSAudio: lambda: dict(pipeline_run=run, engine_used="piper"),
+        pm.Short: lambda: dict(pipeline_run=run),
+        pm.Analytics: lambda: dict(youtube_video_id="v"),
+        pm.ReviewLog: lambda: dict(pipeline_run=run),
+        pm.ConfigOverride: lambda: dict(key=unique, value=1),
+        pm.ErrorLog: lambda: dict(module="m", error_type="E", error_message="x"),
+    }
+    return rows[model]()
 
 
 def sqlite_only(database, why):

@@ -103,13 +103,13 @@ def test_rows_of_the_wrong_shape(database):
 
 
 def test_insert_rows_works_for_any_model(run):
-    video = run.discovered_video
+    video, other = run.discovered_video, pm.DiscoveredVideo.create(youtube_video_id="other")
     n = pm.PipelineRun.insert_rows([{"discovered_video": video, "status": RunStatus.failed, "last_error": "x"},
-                                    {"discovered_video": video.id, "status": "running", "attempts": 3}])
+                                    {"discovered_video": other.id, "status": "running", "attempts": 3}])
     assert n == 2
     rows = list(pm.PipelineRun.select().order_by(pm.PipelineRun.id))[1:]
     assert [(r.status, r.attempts, r.discovered_video_id) for r in rows] == [
-        (RunStatus.failed, 0, video.id), (RunStatus.running, 3, video.id)]
+        (RunStatus.failed, 0, video.id), (RunStatus.running, 3, other.id)]
     fields = ("pipeline_run", "full_script_json", "total_char_count", "estimated_duration_seconds", "llm_model_used")
     pm.Script.insert_rows([(run.id, {"beats": ["ab", "c"]}, 3, 0.2, "m")], fields=fields)
     assert pm.Script.get().full_script_json == {"beats": ["ab", "c"]}
@@ -119,7 +119,9 @@ def test_insert_rows_works_for_any_model(run):
     with pytest.raises(ValueError, match=r"row 0: PipelineRun.status: 'bogus' is not one of"):
         pm.PipelineRun.insert_rows([{"discovered_video": video, "status": "bogus"}])
     with pytest.raises(peewee.IntegrityError, match="row 1"):
-        pm.PipelineRun.insert_rows([{"discovered_video": video}, {"discovered_video": 999}])
+        pm.PipelineRun.insert_rows([{"discovered_video": video, "status": "published"}, {"discovered_video": 999}])
+    with pytest.raises(peewee.IntegrityError, match="row 0: PipelineRun: .*(UNIQUE|unique)"):  # the video's second active run
+        pm.PipelineRun.insert_rows([{"discovered_video": other}])
     assert pm.PipelineRun.select().count() == 3
 
 

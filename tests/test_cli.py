@@ -106,9 +106,10 @@ def test_retry_a_failed_run(dbfile, cli):
     run.advance("failed", reason="render crashed")
     pm.db.obj.close()
     status, out, _ = cli("retry", run.id, "--db", dbfile)
-    assert status == 0 and out == f"run {run.id} queued again (it failed: render crashed)\n"
+    assert status == 0 and out == f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n"
     status, out, err = cli("retry", run.id, "--db", dbfile)
-    assert status == 1 and err.strip() == f"pipeline-models: error: run {run.id} cannot go from pending to pending"
+    assert status == 1 and err.strip() == (f"pipeline-models: error: run {run.id} cannot go from pending to pending: "
+                                           "only a failed run is retried")
     pm.init_db(dbfile)
     assert pm.PipelineRun.get_by_id(run.id).status is pm.RunStatus.pending
 

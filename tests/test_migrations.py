@@ -19,8 +19,8 @@ import pipeline_models as pm
 from pipeline_models import SchemaMismatch
 
 FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
-FOURTH = "0004_seed_schema"
-ALL = [FIRST, SECOND, THIRD, FOURTH]
+FOURTH, FIFTH = "0004_seed_schema", "0005_run_queue"
+ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH]
 
 
 def runner(database):
@@ -198,10 +198,10 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
 
 def test_down_and_up_again(tmp_path):
     database = pm.init_db(tmp_path / "d.db")
-    assert runner(database).down(SECOND) == [FOURTH, THIRD, SECOND]
+    assert runner(database).down(SECOND) == [FIFTH, FOURTH, THIRD, SECOND]
     assert "shorts" not in database.get_tables()
     assert "heartbeat_at" not in [c.name for c in database.get_columns("pipeline_runs")]
-    assert pm.migrate() == [SECOND, THIRD, FOURTH]
+    assert pm.migrate() == [SECOND, THIRD, FOURTH, FIFTH]
     assert not diff_models(database, pm.ALL_MODELS)
 
 
@@ -392,7 +392,9 @@ def _read(model):
 
 def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_column(fresh_target):
     old = _database_at_0003(fresh_target)
-    untouched = {t: v for t, v in _dump(old).items() if t in ("discovered_videos", "pipeline_runs", "clips")}
+    originals = ("discovered_videos", "pipeline_runs", "clips")
+    untouched = {t: v for t, v in _dump(old).items() if t in originals}
+    order = {t: [c.name for c in old.get_columns(t)] for t in originals}  # SELECT *'s order
     old.close()
 
     database = pm.init_db(fresh_target)
@@ -401,7 +403,11 @@ def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_col
     assert not diff_models(database, pm.ALL_MODELS)
     for model, rows in ROWS_AFTER_0004.items():
         assert _read(model) == rows, model.__name__
-    assert {t: v for t, v in _dump(database).items() if t in untouched} == untouched
+    # 0004 leaves the original tables alone; 0005 adds two NULL queue columns to pipeline_runs, nothing else.
+    queue_columns = {"claim_token", "not_before"}
+    for table, (columns, rows) in untouched.items():
+        assert [c for c in _columns(database)[table] if c[0] not in queue_columns] == columns
+        assert database.execute_sql(f'SELECT {", ".join(order[table])} FROM "{table}" ORDER BY 1').fetchall() == rows
     assert "config_overrides" not in {t for t, cols in _columns(database).items() if "id" in {c[0] for c in cols}}
     # New rows take the next ids, and the seed's API works on the upgraded rows.
     assert pm.Script.create(**minimal_row(pm.Script, pm.PipelineRun.get_by_id(1))).id == 4
@@ -434,7 +440,7 @@ def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_t
         return execute_sql(self, sql, params)
 
     monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_review_logs)
-    with pytest.raises(pm.CannotOpenDatabase, match="cannot apply migrations 0004_seed_schema: disk I/O error"):
+    with pytest.raises(pm.CannotOpenDatabase, match="cannot apply migrations 0004_seed_schema, 0005_run_queue: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 

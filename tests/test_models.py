@@ -29,7 +29,7 @@ def sample_rows(run):
             status=VideoStatus.selected,
         ),
         pm.PipelineRun: dict(
-            discovered_video=run.discovered_video,
+            discovered_video=pm.DiscoveredVideo.create(youtube_video_id="sample-run-video"),
             status=RunStatus.running,
             current_stage="render",
             worker="host-a:4242",
@@ -39,6 +39,8 @@ def sample_rows(run):
             heartbeat_at=aware(2026, 11, 2, 10, 29),
             last_error="ffmpeg exited 1: moov atom not found",
             created_at=aware(2026, 11, 2, 9, 59),
+            claim_token="3f2a9c0d1e4b5a6978f0e1d2c3b4a596",
+            not_before=aware(2026, 11, 2, 10, 45),
         ),
         pm.Clip: dict(
             pipeline_run=run,

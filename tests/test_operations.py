@@ -85,21 +85,31 @@ def test_a_run_goes_the_whole_happy_path(database):
     assert row.finished_at is not None and row.updated_at >= row.started_at
 
 
-@pytest.mark.parametrize("path, bad", [
-    ([], "awaiting_review"),
-    ([], "published"),
-    (["running"], "approved"),
-    (["running"], "pending"),
-    (["running", "awaiting_review", "rejected"], "pending"),
-    (["running", "awaiting_review", "approved", "published"], "failed"),
-])
-def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(database, path, bad):
-    run = new_run()
+def walk(run, path):
+    """Take `run` along `path`: running by claim_next (the only way in), the rest by advance."""
     for status in path:
-        run.advance(status)
+        if status == "running":
+            run = pm.PipelineRun.claim_next("w")
+        else:
+            run.advance(status, reason="x")
+    return run
+
+
+@pytest.mark.parametrize("path, bad, hint", [
+    ([], "awaiting_review", ""),
+    ([], "published", ""),
+    ([], "running", ": use claim_next"),
+    (["running"], "approved", ""),
+    (["running"], "pending", r": use fail\(reason\) or requeue_stale"),
+    (["running", "failed"], "pending", r": use retry\(\)"),
+    (["running", "awaiting_review", "rejected"], "pending", ""),
+    (["running", "awaiting_review", "approved", "published"], "failed", ""),
+])
+def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(database, path, bad, hint):
+    run = walk(new_run(), path)
     before = pm.PipelineRun.get_by_id(run.id)
     current = path[-1] if path else "pending"
-    with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from {current} to {bad}"):
+    with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from {current} to {bad}{hint}"):
         run.advance(bad, reason="x")
     after = pm.PipelineRun.get_by_id(run.id)
     fields = ("status", "updated_at", "finished_at", "last_error")
@@ -112,20 +122,22 @@ def test_advance_refuses_an_unknown_status(database):
         run.advance("done")
 
 
-def test_advance_is_a_compare_and_set(database):
-    run = new_run()
-    mine = pm.PipelineRun.get_by_id(run.id)
-    theirs = pm.PipelineRun.get_by_id(run.id)
-    theirs.advance("running")
-    theirs.advance("failed", reason="boom")
-    with pytest.raises(InvalidTransition, match="cannot go from pending to running: it is failed now"):
-        mine.advance("running")
-    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.failed
+def test_advance_is_a_compare_and_set_and_names_the_status_in_the_database(database):
+    new_run()
+    pm.ReviewLog.request(pm.PipelineRun.claim_next("w"))
+    mine = pm.PipelineRun.get()
+    theirs = pm.PipelineRun.get()
+    theirs.advance("failed", reason="operator cancelled")
+    with pytest.raises(InvalidTransition, match=f"run {mine.id} is failed in the database, not awaiting_review as "
+                                                r"this object says .*call \.refresh\(\)"):
+        mine.advance("approved")
+    assert pm.PipelineRun.get_by_id(mine.id).status is RunStatus.failed
+    assert mine.refresh() is mine and mine.status is RunStatus.failed and mine.finished_at is not None
 
 
 def test_failing_needs_a_reason_kept_on_one_line(database):
-    run = new_run()
-    run.advance("running")
+    new_run()
+    run = pm.PipelineRun.claim_next("w")
     with pytest.raises(ValueError, match="needs a reason"):
         run.advance("failed")
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.running
@@ -135,16 +147,20 @@ def test_failing_needs_a_reason_kept_on_one_line(database):
     assert row.finished_at is not None
 
 
-def test_retry_returns_a_failed_run_to_the_queue(database):
+def test_retry_returns_a_failed_run_to_the_queue_with_its_attempts_reset(database):
     new_run()
     run = pm.PipelineRun.claim_next("w1")
     run.advance("failed", reason="render crashed")
-    run.advance("pending")
+    assert pm.DiscoveredVideo.get().status is VideoStatus.skipped
+    run.retry()
     row = pm.PipelineRun.get_by_id(run.id)
-    assert (row.status, row.finished_at, row.worker, row.last_error) == (RunStatus.pending, None, None,
-                                                                         "render crashed")
+    assert (row.status, row.finished_at, row.worker, row.attempts, row.last_error) == (
+        RunStatus.pending, None, None, 0, "render crashed")
+    assert run.status is RunStatus.pending and pm.DiscoveredVideo.get().status is VideoStatus.selected
     again = pm.PipelineRun.claim_next("w2")
-    assert (again.id, again.attempts, again.worker) == (run.id, 2, "w2")
+    assert (again.id, again.attempts, again.worker) == (run.id, 1, "w2")
+    with pytest.raises(InvalidTransition, match="cannot go from running to pending: only a failed run is retried"):
+        again.retry()
 
 
 def test_heartbeat_and_requeue_stale(database):
@@ -160,9 +176,11 @@ def test_heartbeat_and_requeue_stale(database):
 
     requeued = pm.PipelineRun.get_by_id(dead.id)
     assert (requeued.status, requeued.worker) == (RunStatus.pending, None)
-    assert "no heartbeat" in requeued.last_error
+    assert "attempt 1 of 3 failed: no heartbeat for 0:10:00 (worker 'dead')" == requeued.last_error
+    assert requeued.not_before > pm.utcnow()  # backoff: not claimable at once
     assert pm.PipelineRun.get_by_id(alive.id).status is RunStatus.running
-    assert dead.heartbeat(stage="upload") is False  # the dead worker, if it wakes, learns it lost the run
+    with pytest.raises(pm.LeaseLost, match=f"run {dead.id}: 'dead' no longer holds it"):
+        dead.heartbeat(stage="upload")  # the dead worker, if it wakes, learns it lost the run
     assert pm.PipelineRun.get_by_id(dead.id).current_stage is None
     assert pm.PipelineRun.requeue_stale(timedelta(minutes=10)) == 0
 

