@@ -84,8 +84,10 @@ class _atomic(peewee._atomic):
 
 def _is_busy_snapshot(exc: Any) -> bool:
     """SQLITE_BUSY_SNAPSHOT: no busy timeout helps, the reading statement must finish first."""
-    original = exc.args[0] if isinstance(exc, peewee.OperationalError) and exc.args else None
-    return getattr(original, "sqlite_errorcode", None) == 517
+    if not isinstance(exc, peewee.OperationalError):
+        return False
+    # peewee raises its own OperationalError while handling the driver's, which is its context.
+    return any(getattr(e, "sqlite_errorcode", None) == 517 for e in (exc.__context__, *exc.args))
 
 
 class _DatabaseProxy(peewee.DatabaseProxy):

@@ -541,8 +541,8 @@ class PipelineRun(BaseModel):
         """The locked database row, checked: the claim (out of running), this object's status, the move."""
         row = self._locked_row()
         copy = RunStatus(self.status)
-        if copy is RunStatus.running and row.claim_token != self.claim_token:
-            raise LeaseLost(self.id, self.worker, self.attempts, row.status, row.worker, row.attempts)
+        if copy is RunStatus.running:  # the worker's own move: only while it holds the claim
+            self._check_claim(row)
         if row.status is not copy:
             raise InvalidTransition(f"run {self.id}", row.status, target, copy=copy)
         if target not in self.TRANSITIONS[row.status]:
