@@ -80,8 +80,19 @@ def busy(database):
     return database
 
 
+def approve_and_upload():
+    review = pm.ReviewLog.open().first()
+    short = pm.Short.create(pipeline_run=review.pipeline_run_id, status="rendered")
+    review.respond("approve")
+    short.start_upload()
+    short.mark_uploaded("yt-plan")  # the run's last short: publishes it
+
+
 OPERATIONS = {
     "claim_next": lambda: pm.PipelineRun.claim_next("w2"),
+    "claim_heartbeat_fail": lambda: (run := pm.PipelineRun.claim_next("w3")).heartbeat() and run.fail("boom"),
+    "start_again": lambda: pm.PipelineRun.start(pm.DiscoveredVideo.get(pm.DiscoveredVideo.youtube_video_id == "v7")),
+    "approve_and_upload": approve_and_upload,
     "requeue_stale": lambda: pm.PipelineRun.requeue_stale(timedelta(minutes=5)),
     "latest": lambda: pm.Analytics.latest(),
     "top": lambda: pm.Analytics.top(3),
