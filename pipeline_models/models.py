@@ -468,9 +468,14 @@ class PipelineRun(BaseModel):
         changes: Dict[str, Any] = {"heartbeat_at": utcnow()}
         if stage is not None:
             changes["current_stage"] = stage
-        with write_lock():
-            self._check_claim(self._locked_row())
-            self._write(changes)
+        cls = type(self)
+        with write_lock():  # one compare-and-set on the claim; the row is read only to say why it failed
+            held = (cls.id == self.id) & (cls.status == RunStatus.running) & (cls.claim_token == self.claim_token)
+            if not cls.update(**changes).where(held).execute():
+                self._check_claim(self._locked_row())  # raises LeaseLost, saying who holds the run now
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self._dirty.difference_update(changes)
         return True
 
     def advance(self, status: Union[RunStatus, str], stage: Optional[str] = None,
@@ -1010,7 +1015,7 @@ class ReviewLog(BaseModel):
             else:
                 moved._publish_if_done()
         self.action, self.response_detail, self.reviewer, self.responded_at = action, response_detail, reviewer, now
-        for copy in {id(c): c for c in (run, self.__rel__.get("pipeline_run")) if c is not None}.values():
+        for copy in (run, self.__rel__.get("pipeline_run")):
             _sync(copy, moved)
         return True
 
