@@ -15,6 +15,7 @@ import datetime
 import os
 import platform
 import resource
+import secrets
 import sqlite3
 import statistics
 import subprocess
@@ -169,7 +170,7 @@ def creates_raw(path, n):
     conn.execute("BEGIN")
     for i in range(n):
         conn.execute("INSERT INTO pipeline_runs (discovered_video_id, status, attempts, created_at, updated_at) "
-                     "VALUES (?, ?, ?, ?, ?)", (i % 100 + 1, "pending", 0, now, now))
+                     "VALUES (?, ?, ?, ?, ?)", (i + 1, "pending", 0, now, now))
     conn.execute("COMMIT")
     conn.close()
 
@@ -177,7 +178,7 @@ def creates_raw(path, n):
 def creates_package(path, n):
     with pm.db.atomic():
         for i in range(n):
-            pm.PipelineRun.create(discovered_video=i % 100 + 1)
+            pm.PipelineRun.create(discovered_video=i + 1)
 
 
 def creates_sqlalchemy(path, n):
@@ -185,7 +186,7 @@ def creates_sqlalchemy(path, n):
     now = datetime.datetime.now(UTC)
     with sqlalchemy_session(path) as session, session.begin():
         for i in range(n):
-            session.add(PipelineRun(discovered_video_id=i % 100 + 1, status="pending", attempts=0,
+            session.add(PipelineRun(discovered_video_id=i + 1, status="pending", attempts=0,
                                     created_at=now, updated_at=now))
             session.flush()
 
@@ -198,13 +199,14 @@ LATEST_GROUP_BY = """
 
 def claim_all_raw(path):
     conn = raw_connection(path)
-    sql = ("UPDATE pipeline_runs SET status = 'running', worker = ?, attempts = attempts + 1, started_at = ?, "
-           "heartbeat_at = ?, updated_at = ? WHERE id = (SELECT id FROM pipeline_runs WHERE status = 'pending' "
-           "ORDER BY created_at, id LIMIT 1) RETURNING *")
+    sql = ("UPDATE pipeline_runs SET status = 'running', worker = ?, attempts = attempts + 1, claim_token = ?, "
+           "not_before = NULL, started_at = ?, heartbeat_at = ?, finished_at = NULL, updated_at = ? "
+           "WHERE id = (SELECT id FROM pipeline_runs WHERE status = 'pending' AND (not_before IS NULL OR "
+           "not_before <= ?) ORDER BY created_at, id LIMIT 1) RETURNING *")
     while True:
         now = datetime.datetime.now(UTC).isoformat(" ", "microseconds")[:26]
         conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(sql, ("w", now, now, now)).fetchone()
+        row = conn.execute(sql, ("w", secrets.token_hex(16), now, now, now, now)).fetchone()
         conn.execute("COMMIT")
         if row is None:
             break
@@ -320,7 +322,7 @@ def main():
 
     def setup_runs():
         path = fresh_db(tmp, "runs.db")
-        seed_videos(100)
+        seed_videos(n)  # one run per video: a video has one active run
         return path
     for contender, fn in [("raw sqlite3 execute", creates_raw), ("pipeline_models create", creates_package)] + (
             [("SQLAlchemy 2 ORM add + flush", creates_sqlalchemy)] if have_sqla else []):

@@ -292,7 +292,7 @@ class DiscoveredVideo(BaseModel):
         VideoStatus.new: {VideoStatus.selected: "PipelineRun.start()", VideoStatus.skipped: "your discovery filter"},
         VideoStatus.selected: {VideoStatus.processed: "its run published",
                                VideoStatus.skipped: "its run rejected or failed for good"},
-        VideoStatus.skipped: {VideoStatus.selected: "start() of a new video, retry()"},
+        VideoStatus.skipped: {VideoStatus.selected: "start(), start(again=True), retry()"},
         VideoStatus.processed: {VideoStatus.selected: "start(again=True)"},
     }
 
