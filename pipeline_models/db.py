@@ -12,14 +12,16 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 import logging
 import os
 import re
+import time
 from pathlib import Path
+from urllib.parse import quote, urlparse
 from typing import Any, List, Union
 
 import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
-from .errors import BusySnapshot, CannotOpenDatabase, DatabaseNotBound, SchemaMismatch
+from .errors import BusySnapshot, CannotOpenDatabase, DatabaseFileChanged, DatabaseNotBound, SchemaMismatch
 
 __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
 
@@ -125,10 +127,90 @@ def _enforce_foreign_keys(database: Any) -> None:
         database.execute_sql("PRAGMA foreign_keys = 1")
 
 
+class _SqliteFile(peewee.SqliteDatabase):
+    """A SQLite file that notices, at the next statement, when it was deleted, replaced or truncated.
+
+    A process would otherwise go on writing to a file no other process sees (deleted: the old inode), or
+    read a stranger's file as its own; a new process would make a new, empty database beside it.
+    """
+
+    def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
+        self.path = path  # the file, also when `database` is a read-only file: URI
+        super().__init__(*args or (path,), **kwargs)
+
+    def _connect(self) -> Any:
+        conn = super()._connect()
+        st = os.stat(self.path)  # sqlite3 created it if it was missing
+        self._identity, self._size = (st.st_dev, st.st_ino), st.st_size
+        return conn
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """peewee's cursor(), after checking that the file is still the one this connection opened."""
+        if not self.is_closed():
+            self._check_file()
+        return super().cursor(named_cursor)
+
+    def _check_file(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise DatabaseFileChanged(self.path, "deleted") from None
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise DatabaseFileChanged(self.path, "replaced by another file")
+        if st.st_size == 0 and self._size > 0:
+            raise DatabaseFileChanged(self.path, "truncated to 0 bytes")
+        self._size = st.st_size
+
+
+class _HealingPostgresqlDatabase(peewee.PostgresqlDatabase):
+    """PostgreSQL whose connection, once the server dropped it (a restart, a network cut), is replaced before
+    the next statement.
+
+    A statement is never run twice: the one that met the dead connection fails to its caller (it may or
+    may not have run), as does a transaction that was cut; only BEGIN, which has done nothing yet, is
+    tried again on a new connection. playhouse's ReconnectMixin re-runs the failed statement instead.
+    """
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """peewee's cursor(), on a new connection when the current one is known dead and no transaction is open."""
+        if not self.is_closed() and not self.in_transaction() and self._dead():
+            self._drop()
+        return super().cursor(named_cursor)
+
+    def begin(self, *args: Any, **kwargs: Any) -> Any:
+        """BEGIN, once more on a new connection if the server had dropped the old one."""
+        try:
+            return super().begin(*args, **kwargs)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            if not self._dead():
+                raise
+            self._drop()
+            return super().begin(*args, **kwargs)
+
+    def _dead(self) -> bool:
+        adapter = self._adapter
+        return adapter.txn_status(self._state.conn) == adapter.txn_unknown  # a local flag: no round trip
+
+    def _drop(self) -> None:
+        try:
+            self._state.conn.close()
+        except Exception:  # already broken: closing it is only tidying up
+            pass
+        self._state.reset()
+
+
+def redact(text: object) -> str:
+    """`text` with the password of any URL (scheme://user:password@host) or DSN (password=...) as ***."""
+    text = re.sub(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)[^@\s]*@", r"\1***@", str(text))
+    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", text, flags=re.IGNORECASE)
+
+
 def _sqlite_file(database: peewee.Database) -> Union[str, None]:
     """The file path of a SQLite database, or None for in-memory and non-SQLite databases."""
     if not isinstance(database, peewee.SqliteDatabase):
         return None
+    if isinstance(database, _SqliteFile):
+        return database.path
     name = database.database
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
@@ -144,7 +226,7 @@ def _check_sqlite_file(target: object, path: str) -> None:
         raise CannotOpenDatabase(target, f"directory {parent!r} does not exist")
 
 
-def _open(target: Union[str, "os.PathLike[str]", peewee.Database]) -> peewee.Database:
+def _open(target: Union[str, "os.PathLike[str]", peewee.Database], readonly: bool = False) -> peewee.Database:
     """Turn init_db's target into a peewee Database, without connecting yet."""
     if isinstance(target, peewee.Database):
         return target
@@ -153,29 +235,57 @@ def _open(target: Union[str, "os.PathLike[str]", peewee.Database]) -> peewee.Dat
     if not isinstance(target, (str, os.PathLike)):
         raise CannotOpenDatabase(target, "expected a file path, ':memory:', a database URL or a peewee.Database")
     target = os.fspath(target)
+    path = target
     if "://" in target:
+        parsed = urlparse(target)
         try:
-            return db_url.connect(target)
+            if parsed.scheme in ("postgres", "postgresql"):
+                kwargs = db_url.parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+                if not kwargs.get("database"):
+                    return db_url.connect(target)  # its error says how to name the database
+                if readonly:  # every transaction of the session is READ ONLY: the server refuses writes
+                    kwargs["options"] = (kwargs.get("options", "") + " -c default_transaction_read_only=on").strip()
+                return _HealingPostgresqlDatabase(**kwargs)
+            if parsed.scheme != "sqlite":
+                return db_url.connect(target)
+            path = db_url.parseresult_to_dict(parsed)["database"]
         except (RuntimeError, ValueError, peewee.ImproperlyConfigured) as exc:
             raise CannotOpenDatabase(target, str(exc)) from None
-    return peewee.SqliteDatabase(target)
+    if path == ":memory:" or not path:
+        if readonly:
+            raise CannotOpenDatabase(target, "an in-memory database is new and empty: there is nothing to read")
+        return peewee.SqliteDatabase(":memory:")
+    if not readonly:
+        return _SqliteFile(path)
+    # Read-only: with no -wal file nobody has un-checkpointed writes, so the file is read as it is
+    # (immutable: no -wal or -shm is created, which the owner's writers could not use afterwards).
+    quoted = "file:" + quote(os.path.abspath(path))
+    mode = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
+    return _SqliteFile(path, f"{quoted}?{mode}", uri=True)
 
 
 def init_db(
-    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, migrate: bool = True
+    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, migrate: bool = True,
+    readonly: bool = False, create: bool = True,
 ) -> peewee.Database:
     """Open `target`, bind the models to it, apply pending migrations and return the database.
 
     `target` is a SQLite file path, ":memory:", a URL (sqlite:///pipeline.db, postgresql://user@host/db)
     or a peewee.Database. SQLite files get SQLITE_FILE_PRAGMAS: WAL, synchronous=NORMAL, a 10 s busy
     timeout and a 32 MB page cache (pragmas the caller set on a Database they pass in are kept).
-    Calling it again on an up-to-date database changes nothing. Raises CannotOpenDatabase, naming the
-    target, when it cannot be opened.
+    Calling it again on an up-to-date database changes nothing. `create=False` refuses a SQLite file that
+    does not exist or is empty instead of making a new database. `readonly=True` changes nothing at all:
+    no file, no migration, no journal mode; a SQLite file is opened read-only and a PostgreSQL session
+    refuses writes; a database that is not a pipeline database, or needs migrations, is refused.
+    Raises CannotOpenDatabase, naming the target (never its password), when it cannot be opened.
     """
-    database = _open(target)
+    database = _open(target, readonly)
     path = _sqlite_file(database)
     if path is not None:
         _check_sqlite_file(target, path)
+        if (readonly or not create) and not (os.path.exists(path) and os.path.getsize(path) > 0):
+            raise CannotOpenDatabase(target, "there is no database in it yet: create one with "
+                                     f"init_db({str(path)!r}) or `pipeline-models init --db {path}`")
         pragmas = {k: v for k, v in SQLITE_FILE_PRAGMAS.items() if k != "journal_mode"}
         pragmas.update(database._pragmas or ())
         database._pragmas = list(pragmas.items())
@@ -196,17 +306,37 @@ def init_db(
             if reason == "file is not a database":
                 reason = "the file is not a SQLite database"
             raise CannotOpenDatabase(target, reason) from None
-        if migrate:
+        if readonly:
+            _check_current(database, target)
+        elif migrate:
             _migrate(database, target)
-        if path is not None and "journal_mode" not in dict(database._pragmas):
-            # Persistent in the file, so set once, and only on a database that passed the checks.
-            database.pragma("journal_mode", SQLITE_FILE_PRAGMAS["journal_mode"])
+        if path is not None and not readonly and "journal_mode" not in dict(database._pragmas):
+            _use_wal(database, target)
     except BaseException:
         if database is not target:  # ours: close it; a caller's database stays as they left it
             database.close()
         db.initialize(previous)
         raise
     return database
+
+
+def _use_wal(database: peewee.Database, target: object) -> None:
+    """Switch the file to WAL (persistent in the file, so once), waiting out a process that holds it.
+
+    The switch needs the file to itself and SQLite does not always wait for that with the busy timeout:
+    processes starting at once could fail here with "database is locked".
+    """
+    for delay in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4):
+        try:
+            database.pragma("journal_mode", SQLITE_FILE_PRAGMAS["journal_mode"])
+            return
+        except peewee.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise CannotOpenDatabase(target, f"cannot switch to WAL: {exc}") from None
+        if database.pragma("journal_mode") == SQLITE_FILE_PRAGMAS["journal_mode"]:
+            return  # another process switched it meanwhile
+        time.sleep(delay)
+    raise CannotOpenDatabase(target, "cannot switch to WAL: another process kept the database locked for 8 s")
 
 
 def write_lock(database: Any = db) -> _atomic:
@@ -253,6 +383,20 @@ def _migrate(database: peewee.Database, target: object) -> List[str]:
     for name in applied:
         logger.info("applied migration %s", name)
     return applied
+
+
+def _check_current(database: peewee.Database, target: object) -> None:
+    """Refuse, changing nothing, a database that is not a pipeline database or that needs migrations."""
+    tables = set(database.get_tables())
+    if not set(_ORIGINAL_TABLES) <= tables:
+        raise CannotOpenDatabase(target, "it is not a pipeline database (it has no pipeline tables); "
+                                 "create one with init_db or `pipeline-models init`")
+    runner = Runner(database, str(MIGRATIONS_DIR))
+    pending = [m.name for m in runner.status() if not m.applied and m.path is not None]
+    if pending:
+        raise SchemaMismatch(f"the database needs the migrations {', '.join(pending)}: apply them with "
+                             "`pipeline-models migrate` (or init_db), then try again")
+    _check_schema(database)
 
 
 def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[str]:

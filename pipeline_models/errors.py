@@ -16,13 +16,26 @@ class DatabaseNotBound(PipelineModelsError):
 
 
 class CannotOpenDatabase(PipelineModelsError):
-    """init_db was given a target it cannot open; the message names the target and why."""
+    """init_db was given a target it cannot open; the message names the target (never its password) and why."""
 
     def __init__(self, target: object, reason: str) -> None:
-        self.target = target
-        self.reason = reason
+        from .db import redact
+
         name = getattr(target, "database", target)  # a peewee.Database is named by its file or database
-        super().__init__(f"cannot open database {str(name)!r}: {reason}")
+        self.target = redact(name) if isinstance(name, str) else name
+        self.reason = redact(reason)
+        super().__init__(f"cannot open database {redact(str(name))!r}: {self.reason}")
+
+
+class DatabaseFileChanged(PipelineModelsError):
+    """The SQLite file this process opened was deleted, replaced or truncated by something else."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path, self.what = path, what
+        super().__init__(
+            f"the SQLite file {path!r} was {what} while this process had it open: stopping here rather than "
+            "writing where no other process looks. Restore the file (or stop every process using it), then "
+            "start again with init_db")
 
 
 class SchemaMismatch(PipelineModelsError):
