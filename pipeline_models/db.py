@@ -74,14 +74,48 @@ class _atomic(peewee._atomic):
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
             result = super().__exit__(exc_type, exc, tb)
-        except peewee.OperationalError as failure:
-            cause = exc if exc is not None else failure.__context__
-            if cause is None or not _ALREADY_ROLLED_BACK.search(str(failure)):
-                raise
-            raise cause from None
+        except peewee.DatabaseError as failure:
+            if not _ALREADY_ROLLED_BACK.search(str(failure)):
+                raise _named(failure, self.db)
+            raise _named(exc if exc is not None else _first_cause(failure), self.db) from None
         if _is_busy_snapshot(exc):  # a write in the block met the snapshot an open read pins
             raise BusySnapshot() from exc
         return result
+
+
+def _first_cause(failure: BaseException) -> BaseException:
+    """The error that ended a transaction, behind the rollback's complaints about it (a failed COMMIT)."""
+    cause: Any = failure
+    while cause is not None and _ALREADY_ROLLED_BACK.search(str(cause)):
+        cause = cause.__context__
+    if cause is None:
+        return failure
+    if not isinstance(cause, peewee.PeeweeException):  # the driver's own: as peewee would have wrapped it
+        return peewee.OperationalError(str(cause))
+    return cause
+
+
+def _label(database: Any) -> str:
+    """How an error names a database: its file, or its name, host and port (never a password)."""
+    database = getattr(database, "obj", database)
+    if isinstance(database, peewee.SqliteDatabase):
+        return f"SQLite file {_sqlite_file(database) or database.database}"
+    params = getattr(database, "connect_params", {}) or {}
+    where = f" at {params['host']}:{params.get('port', 5432)}" if params.get("host") else ""
+    return f"database {database.database}{where}"
+
+
+def _named(exc: Any, database: Any) -> Any:
+    """`exc` (a database failure that is not about the data) with the database it happened on in its message."""
+    if exc is None or isinstance(exc, (peewee.IntegrityError, peewee.DataError)) \
+            or not isinstance(exc, peewee.DatabaseError) or getattr(database, "obj", database) is None:
+        return exc
+    label = _label(database)
+    if label in str(exc):
+        return exc
+    named = type(exc)(f"{exc} ({label})")
+    named.__cause__, named.__traceback__ = exc.__cause__, exc.__traceback__
+    return named
 
 
 def _is_busy_snapshot(exc: Any) -> bool:
@@ -127,7 +161,20 @@ def _enforce_foreign_keys(database: Any) -> None:
         database.execute_sql("PRAGMA foreign_keys = 1")
 
 
-class _SqliteFile(peewee.SqliteDatabase):
+class _NamesItsFailures:
+    """Mixin for the databases init_db makes: a statement's failure (not the data's) names the database."""
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        try:
+            return super().execute_sql(sql, params)  # type: ignore[misc]
+        except peewee.DatabaseError as exc:
+            named = _named(exc, self)
+            if named is exc:
+                raise
+            raise named from None
+
+
+class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
     """A SQLite file that notices, at the next statement, when it was deleted, replaced or truncated.
 
     A process would otherwise go on writing to a file no other process sees (deleted: the old inode), or
@@ -162,7 +209,7 @@ class _SqliteFile(peewee.SqliteDatabase):
         self._size = st.st_size
 
 
-class _HealingPostgresqlDatabase(peewee.PostgresqlDatabase):
+class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
     """PostgreSQL whose connection, once the server dropped it (a restart, a network cut), is replaced before
     the next statement.
 
