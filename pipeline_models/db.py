@@ -235,8 +235,8 @@ class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
             return super().begin(*args, **kwargs)
 
     def _dead(self) -> bool:
-        adapter = self._adapter
-        return adapter.txn_status(self._state.conn) == adapter.txn_unknown  # a local flag: no round trip
+        conn, adapter = self._state.conn, self._adapter
+        return conn is not None and adapter.txn_status(conn) == adapter.txn_unknown  # a local flag: no round trip
 
     def _drop(self) -> None:
         try:

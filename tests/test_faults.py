@@ -1,0 +1,310 @@
+"""Faults: a full disk, a PostgreSQL restart, a SQLite file deleted or replaced under a process, read-only
+opening, concurrent starts, and passwords that must never be printed."""
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import peewee
+import pytest
+
+import pipeline_models as pm
+from pipeline_models import CannotOpenDatabase, SchemaMismatch
+from pipeline_models.db import redact
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spawn = multiprocessing.get_context("spawn")
+
+
+# --- a full disk --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MB filesystem (tmpfs; mounting needs root, as in CI), holding a 1 MB filler file."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        reason = f"cannot mount a tmpfs for the full-disk test: {done.stderr.strip() or done.returncode}"
+        if os.environ.get("PIPELINE_MODELS_REQUIRE_TMPFS"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    (mount / "filler").write_bytes(b"\0" * 1024 * 1024)
+    yield mount
+    if pm.db.obj is not None:
+        pm.db.obj.close()
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_fails_whole_transactions_with_the_real_cause_and_the_file(small_disk):
+    path = str(small_disk / "p.db")
+    pm.init_db(path)
+    batches = 0
+    with pytest.raises(peewee.OperationalError, match=r"database or disk is full \(SQLite file .*p\.db\)"):
+        while True:
+            with pm.write_lock():  # ten rows a batch: all or none of each
+                for _ in range(10):
+                    pm.ErrorLog.create(module=f"batch{batches}", error_type="Fill", error_message="x" * 4000)
+            batches += 1
+    assert batches > 0
+    counts = [c for _, c in pm.ErrorLog.select(pm.ErrorLog.module, peewee.fn.COUNT(pm.ErrorLog.id))
+              .group_by(pm.ErrorLog.module).tuples()]
+    assert len(counts) == batches and set(counts) == {10}  # the failing batch left nothing behind
+    with pytest.raises(peewee.OperationalError, match=r"database or disk is full \(SQLite file"):
+        pm.ErrorLog.create(module="one more", error_type="Fill", error_message="x" * 40000)  # autocommit too
+    with pytest.raises(peewee.OperationalError, match="full"):
+        pm.Analytics.record_many([{"youtube_video_id": "v" * 90}] * 20000)
+    assert pm.Analytics.select().count() == 0
+
+    os.remove(small_disk / "filler")  # space again: the same process carries on
+    pm.ErrorLog.create(module="after", error_type="E", error_message="space again")
+    assert pm.db.obj.execute_sql("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+# --- a PostgreSQL restart -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_pg(pg_server):
+    """A PostgreSQL server of this test's own (the CI script's kind), which the test may crash and restart."""
+    directory = tempfile.mkdtemp(prefix="pm-restart-")  # not under tmp_path: the server's user must reach it
+    # An acknowledged commit must survive the crash: the CI server's synchronous_commit=off would lose it.
+    env = {**os.environ, "PG_EXTRA_OPTIONS": "-c synchronous_commit=on"}
+    started = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "start", str(directory)],
+                             capture_output=True, text=True, env=env)
+    assert started.returncode == 0, started.stderr
+    url = started.stdout.strip().split("=", 1)[1]
+
+    def restart():
+        done = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "restart", str(directory)],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    yield url, restart
+    subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "stop", str(directory)], capture_output=True)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _steady_writer(url, seconds, out):
+    """Write an error row over and over, as a long-running worker would, recording what committed and what failed."""
+    pm.init_db(url)
+    committed, failures = [], []
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+        try:
+            if n % 2:
+                with pm.write_lock():
+                    row = pm.ErrorLog.create(module="steady", error_type="E", error_message=str(n))
+            else:
+                row = pm.ErrorLog.create(module="steady", error_type="E", error_message=str(n))  # autocommit
+            committed.append([row.id, time.time()])
+        except Exception as exc:  # reported: the test checks what they were
+            failures.append([type(exc).__module__, type(exc).__name__, str(exc)[:300], time.time()])
+            time.sleep(0.05)
+        time.sleep(0.002)
+    with open(out, "w") as fh:
+        json.dump({"committed": committed, "failures": failures}, fh)
+
+
+def test_a_worker_carries_on_by_itself_after_a_postgresql_crash_and_restart(private_pg, tmp_path):
+    url, restart = private_pg
+    pm.init_db(url)
+    pm.db.obj.close()
+    out = tmp_path / "writer.json"
+    writer = spawn.Process(target=_steady_writer, args=(url, 7, str(out)))
+    writer.start()
+    time.sleep(2)
+    crashed = time.time()
+    restart()
+    back = time.time()
+    writer.join(60)
+    assert writer.exitcode == 0
+    result = json.loads(out.read_text())
+
+    assert result["failures"], "the crash went unnoticed: the test did not test anything"
+    for module, name, message, when in result["failures"]:
+        assert module == "peewee" and name in ("OperationalError", "InterfaceError"), (name, message)
+        assert crashed - 0.5 <= when <= back + 2, f"a failure long after the restart: {message}"
+    after = [row_id for row_id, when in result["committed"] if when > back + 2]
+    assert after, "the worker did not resume after the restart"
+    pm.init_db(url)
+    stored = {e.id for e in pm.ErrorLog.select(pm.ErrorLog.id)}
+    assert {row_id for row_id, _ in result["committed"]} <= stored  # nothing that committed was lost
+    pm.db.obj.close()
+
+
+# --- a SQLite file deleted, replaced or truncated under a process --------------------------------
+
+
+def _replace(path):
+    shutil.copy(path + ".other", path + ".tmp")
+    os.replace(path + ".tmp", path)  # as a restore from backup or a careless copy would
+
+
+@pytest.mark.parametrize("change, what", [
+    (os.remove, "deleted"),
+    (_replace, "replaced by another file"),
+    (lambda path: open(path, "w").close(), "truncated to 0 bytes"),
+])
+def test_a_sqlite_file_changed_under_a_running_process_is_refused(tmp_path, change, what):
+    path = str(tmp_path / "p.db")
+    pm.init_db(path + ".other")
+    pm.db.obj.close()
+    pm.init_db(path)
+    pm.DiscoveredVideo.discover("before")
+    change(path)
+    with pytest.raises(pm.DatabaseFileChanged, match=f"was {what} while this process had it open"):
+        pm.DiscoveredVideo.discover("after")
+    with pytest.raises(pm.DatabaseFileChanged):
+        list(pm.DiscoveredVideo.select())
+    pm.db.obj.close()
+
+
+# --- read-only opening --------------------------------------------------------------------------
+
+
+def _files(directory):
+    return {name: (directory / name).read_bytes() for name in sorted(os.listdir(directory))}
+
+
+def test_a_read_only_open_changes_nothing_and_leaves_no_files(tmp_path):
+    path = tmp_path / "p.db"
+    pm.init_db(path)
+    pm.DiscoveredVideo.discover("v1")
+    pm.db.obj.close()
+    before = _files(tmp_path)
+    assert list(before) == ["p.db"]
+
+    pm.init_db(path, readonly=True)
+    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select()] == ["v1"]
+    with pytest.raises(peewee.OperationalError, match="readonly"):
+        pm.DiscoveredVideo.discover("v2")
+    pm.db.obj.close()
+    assert _files(tmp_path) == before
+
+
+def test_a_read_only_open_sees_what_a_running_writer_committed(tmp_path):
+    path = tmp_path / "p.db"
+    writer = pm.init_db(path)
+    pm.DiscoveredVideo.discover("v1")  # the writer stays open: its -wal holds the row
+    reader = pm.init_db(path, readonly=True)
+    assert pm.DiscoveredVideo.select().count() == 1
+    reader.close()
+    writer.close()
+
+
+@pytest.mark.parametrize("prepare, error, message", [
+    (lambda path: None, CannotOpenDatabase, "there is no database in it yet"),
+    (lambda path: open(path, "w").close(), CannotOpenDatabase, "there is no database in it yet"),
+    (lambda path: peewee.SqliteDatabase(path).execute_sql("CREATE TABLE notes (body TEXT)"), CannotOpenDatabase,
+     "it is not a pipeline database"),
+    (lambda path: _database_at(path, "0003_short_upload_claim"), SchemaMismatch,
+     "needs the migrations 0004_seed_schema, 0005_run_queue: apply them with `pipeline-models migrate`"),
+])
+def test_a_read_only_open_refuses_what_it_cannot_read_and_changes_nothing(tmp_path, prepare, error, message):
+    path = str(tmp_path / "p.db")
+    prepare(path)
+    before = _files(tmp_path)
+    with pytest.raises(error, match=message):
+        pm.init_db(path, readonly=True)
+    assert _files(tmp_path) == before and pm.db.obj is None
+
+
+def _database_at(path, migration):
+    from playhouse.migrations import Runner
+
+    database = peewee.SqliteDatabase(path)
+    Runner(database, str(pm.MIGRATIONS_DIR)).up(migration)
+    database.close()
+
+
+def test_create_false_refuses_a_missing_or_empty_file(tmp_path):
+    path = tmp_path / "p.db"
+    with pytest.raises(CannotOpenDatabase, match="create one with init_db"):
+        pm.init_db(path, create=False)
+    assert not path.exists()
+    pm.init_db(path)
+    pm.db.obj.close()
+    assert pm.init_db(path, create=False) is pm.db.obj
+    pm.db.obj.close()
+
+
+def test_a_read_only_postgresql_session_refuses_writes(pg_server):
+    url = pg_server.new_database()
+    pm.init_db(url)
+    pm.DiscoveredVideo.discover("v1")
+    pm.db.obj.close()
+    pm.init_db(url, readonly=True)
+    assert pm.DiscoveredVideo.select().count() == 1
+    with pytest.raises(peewee.InternalError, match="read-only transaction"):
+        pm.DiscoveredVideo.discover("v2")
+    pm.db.obj.close()
+    empty = pg_server.new_database()
+    with pytest.raises(CannotOpenDatabase, match="not a pipeline database"):
+        pm.init_db(empty, readonly=True)
+
+
+# --- starting at once ---------------------------------------------------------------------------
+
+
+def test_the_wal_switch_waits_out_another_process_holding_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "p.db"
+    calls = []
+    pragma = peewee.SqliteDatabase.pragma
+
+    def locked_twice(self, key, value=peewee.SENTINEL, *args, **kwargs):
+        if key == "journal_mode" and value is not peewee.SENTINEL:
+            calls.append(value)
+            if len(calls) <= 2:
+                raise peewee.OperationalError("database is locked")
+        return pragma(self, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(peewee.SqliteDatabase, "pragma", locked_twice)
+    pm.init_db(path)
+    assert len(calls) == 3 and pm.db.obj.pragma("journal_mode") == "wal"
+    pm.db.obj.close()
+
+
+def test_the_wal_switch_gives_up_naming_the_database(tmp_path, monkeypatch):
+    def always_locked(self, key, value=peewee.SENTINEL, *args, **kwargs):
+        if key == "journal_mode" and value is not peewee.SENTINEL:
+            raise peewee.OperationalError("database is locked")
+        return "delete" if key == "journal_mode" else None  # nobody else switched it either
+
+    monkeypatch.setattr(peewee.SqliteDatabase, "pragma", always_locked)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    with pytest.raises(CannotOpenDatabase, match=r"p\.db'.*cannot switch to WAL: another process kept the database"):
+        pm.init_db(tmp_path / "p.db")
+    assert pm.db.obj is None
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [
+    "postgresql://pipeline:s3cret-pw@127.0.0.1:1/pipeline",
+    "postgresql://pipeline:s3cret-pw@127.0.0.1:1",
+    "postgres://pipeline:s3cret-pw@no-such-host.invalid/pipeline",
+    "mysql+nosuchdriver://pipeline:s3cret-pw@127.0.0.1/pipeline",
+    "sqlite://pipeline:s3cret-pw@/nonexistent-dir/x.db",
+])
+def test_no_error_that_names_a_target_prints_its_password(target, caplog):
+    caplog.set_level("DEBUG")
+    with pytest.raises(pm.PipelineModelsError) as error:
+        pm.init_db(target)
+    for text in (str(error.value), repr(error.value), str(error.value.target), caplog.text):
+        assert "s3cret" not in text
+    assert "***" in str(error.value) or "pipeline:" not in str(error.value)
+
+
+def test_redact_hides_url_and_dsn_passwords_only():
+    assert redact("postgresql://u:p%40ss@h:5432/db and host=h password='a b' user=u") == \
+        "postgresql://u:***@h:5432/db and host=h password=*** user=u"
+    assert redact("sqlite:///pipeline.db postgresql://u@h/db") == "sqlite:///pipeline.db postgresql://u@h/db"
