@@ -1,4 +1,4 @@
-"""`pipeline-models demo`: the whole pipeline simulated on an embedded SQLite file, with two worker processes.
+"""`pipeline-models demo`: the whole pipeline simulated on a SQLite file (or PostgreSQL), with two worker processes.
 
 Discover videos, queue runs, let two worker processes claim them (clips, script with token costs, TTS,
 render, review request), fail one render and retry it, answer the reviews (one rejected, one edited, one
@@ -10,15 +10,22 @@ import multiprocessing.connection
 import os
 import random
 import sys
+import threading
 import time
 from datetime import timedelta
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional
+from urllib.parse import urlparse
 
-from .db import db, init_db
+import peewee
+from playhouse import db_url
+from playhouse.migrations import Runner
+
+from .db import MIGRATIONS_DIR, db, init_db, redact
 from .cli import status_rows, table
 from .enums import RunStatus, ShortStatus, VideoStatus
-from .errors import PipelineModelsError
+from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
 from .models import (
+    ALL_MODELS,
     Analytics,
     Clip,
     ConfigOverride,
@@ -32,7 +39,7 @@ from .models import (
 )
 from .fields import utcnow
 
-MARKER = "demo.database"  # a config key: this file was made by the demo and may be made anew
+MARKER = "demo.database"  # a config key: this database was made by the demo and may be made anew
 SOURCES = ["search:how rivers carve canyons", "channel:UCgeodaily", "feed:trending-science", "search:volcano timelapse"]
 WORKERS = 2
 
@@ -41,29 +48,139 @@ class RenderCrashed(RuntimeError):
     """The simulated render failure of the demo."""
 
 
-def _fresh_database(path: str) -> None:
-    """Bind a new, empty database at `path`; replace an earlier demo's file, never anyone else's data."""
-    if os.path.exists(path):
-        init_db(path)
-        has_data = DiscoveredVideo.select().exists()
-        made_by_demo = ConfigOverride.get(MARKER, False)
-        db.obj.close()
-        db.initialize(None)
-        if has_data and not made_by_demo:
-            raise PipelineModelsError(
-                f"{path} already holds pipeline data; the demo writes simulated data, so give it a new file "
-                "with --db"
-            )
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
-    init_db(path)
+def _fresh_database(target: str) -> None:
+    """Bind a new, empty pipeline database at `target`; remake an earlier demo's, refuse anyone else's.
+
+    Usable: a missing or 0-byte SQLite file, a PostgreSQL database without any table, or a database whose
+    ConfigOverride MARKER says the demo made it. Anything else is refused with nothing changed.
+    """
+    path = _sqlite_path(target)
+    if path is None:
+        _empty_postgres(target)
+    else:
+        _empty_sqlite(target, path)
+    init_db(target)
     ConfigOverride.set(MARKER, True, updated_by="demo")
 
 
-def _work(path: str, name: str, fail_run_id: int, start: Any) -> None:
-    """A worker process: claim runs until none is left and take each to its review request."""
-    init_db(path)
+def _refuse(target: str, why: str) -> PipelineModelsError:
+    return PipelineModelsError(
+        f"the demo will not use {redact(target)!r}: {why}; it writes simulated data, so it only uses a new or "
+        "empty database or one an earlier demo made: give --db a new SQLite file (or an empty PostgreSQL database)")
+
+
+def _sqlite_path(target: str) -> Optional[str]:
+    """The file of a SQLite target, None for a PostgreSQL URL; any other target is refused."""
+    scheme = urlparse(target).scheme if "://" in target else ""
+    if scheme in ("postgres", "postgresql"):
+        return None
+    if scheme not in ("", "sqlite"):
+        raise _refuse(target, "the demo runs on a SQLite file or a PostgreSQL database")
+    path = db_url.parseresult_to_dict(urlparse(target))["database"] if scheme else target
+    if not path or path == ":memory:" or path.startswith("file:"):
+        # The worker processes each open the target: an in-memory database would be a new one in each.
+        raise _refuse(target, "its worker processes need a database they can all open, such as a file")
+    return path
+
+
+def _empty_sqlite(target: str, path: str) -> None:
+    """Make way for a new database file at `path`: nothing there yet, or an earlier demo's file (removed)."""
+    # SQLite would read a leftover -wal or -journal into a new file of the same name: they go with their
+    # file, and only with a file the demo made.
+    if os.path.isdir(path):
+        raise _refuse(target, "it is a directory")
+    beside = [path + suffix for suffix in ("-wal", "-shm", "-journal") if os.path.lexists(path + suffix)]
+    if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
+        if beside:
+            raise _refuse(target, f"{beside[0]!r} is left beside it, which SQLite would read into a new database")
+        return
+    why = _not_made_by_demo(target)
+    if why:
+        raise _refuse(target, why)
+    for name in [path] + beside:
+        os.remove(name)
+
+
+def _empty_postgres(target: str) -> None:
+    """Make way for the demo's tables: a database without tables, or an earlier demo's (its tables dropped)."""
+    reader = _postgres(target, readonly=True)
+    try:
+        # Tables and views of every schema: data in any of them is someone's.
+        found = reader.execute_sql(
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname !~ '^pg_(toast|temp_)' LIMIT 1").fetchone()
+        why = found and _not_made_by_demo(target, reader)
+    finally:
+        reader.close()
+        db.initialize(None)
+    if why:
+        raise _refuse(target, why)
+    if not found:
+        return
+    writer = _postgres(target, readonly=False)
+    try:
+        # Only what the package made: the pipeline tables (their sequences go with them) and the migration
+        # history. No CASCADE: should anything else depend on them, the drop fails and nothing is dropped.
+        names = [model._meta.table_name for model in ALL_MODELS]
+        names.append(Runner(writer, str(MIGRATIONS_DIR)).History._meta.table_name)
+        with writer.atomic():
+            writer.execute_sql("DROP TABLE IF EXISTS " + ", ".join(f'"{name}"' for name in names))
+    finally:
+        writer.close()
+
+
+def _postgres(target: str, readonly: bool) -> peewee.PostgresqlDatabase:
+    """A connection to the PostgreSQL database of `target`; `readonly`: a session that refuses every write."""
+    try:
+        kwargs = db_url.parseresult_to_dict(urlparse(target), unquote_password=True, unquote_user=True)
+        if readonly:
+            kwargs["options"] = (kwargs.get("options", "") + " -c default_transaction_read_only=on").strip()
+        database = peewee.PostgresqlDatabase(**kwargs)
+        database.connect()
+    except (ValueError, peewee.PeeweeException) as exc:
+        raise CannotOpenDatabase(target, " ".join(str(exc).split())) from None
+    return database
+
+
+def _not_made_by_demo(target: str, database: Optional[peewee.Database] = None) -> str:
+    """Why `target` (or `database`, already open on it) is not a database the demo made; "" when it is."""
+    try:
+        init_db(database or target, readonly=True)  # reads only: someone else's file stays byte for byte as it was
+        made = ConfigOverride.get(MARKER, False) is True
+    except SchemaMismatch:
+        # Whether the demo made it cannot be read without migrating it, which is for its owner to decide.
+        return ("it is a pipeline database of an older release (if an earlier demo made it, "
+                f"`pipeline-models migrate --db {redact(target)}` lets the demo make it anew)")
+    except CannotOpenDatabase as exc:
+        return exc.reason.split(";")[0]  # the reason, without its advice to make it a pipeline database
+    finally:
+        if db.obj is not None and db.obj is not database:  # the caller closes its own
+            db.obj.close()
+        db.initialize(None)
+    return "" if made else "it holds pipeline data the demo did not make"
+
+
+def _work(target: str, name: str, fail_run_id: int, start: Any) -> None:
+    """A worker process: claim runs until none is left; a failure is one line on stderr, not a traceback."""
+    try:
+        _claim_and_produce(target, name, fail_run_id, start)
+    except threading.BrokenBarrierError:  # the other worker failed before starting, and says why
+        sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C reached the whole process group: the parent says so
+        sys.exit(130)
+    except Exception as exc:
+        try:
+            print(f"pipeline-models: demo {name}: {type(exc).__name__}: {' '.join(redact(exc).split())}",
+                  file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr closed: the parent still reports the exit status
+            pass
+        sys.exit(1)
+
+
+def _claim_and_produce(target: str, name: str, fail_run_id: int, start: Any) -> None:
+    """Claim runs until none is left and take each to its review request."""
+    init_db(target)
     start.wait()  # both workers begin claiming together, as workers of a running pipeline would
     rng = random.Random(name)
     while True:
@@ -113,12 +230,12 @@ def _produce(run: PipelineRun, rng: random.Random, crash: bool) -> None:
                      title=f"Short #{run.id}", duration_seconds=round(best.end_seconds - best.start_seconds, 1))
 
 
-def _run_workers(path: str, fail_run_id: int, total: int, progress: Callable[[str], None],
+def _run_workers(target: str, fail_run_id: int, total: int, progress: Callable[[str], None],
                  every: float) -> None:
     """Run WORKERS worker processes to completion, reporting progress every `every` seconds while they work."""
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(WORKERS)
-    procs = [ctx.Process(target=_work, args=(path, f"worker-{n + 1}", fail_run_id, start))
+    procs = [ctx.Process(target=_work, args=(target, f"worker-{n + 1}", fail_run_id, start))
              for n in range(WORKERS)]
     for proc in procs:
         proc.start()
@@ -126,7 +243,10 @@ def _run_workers(path: str, fail_run_id: int, total: int, progress: Callable[[st
     while running:
         ended = multiprocessing.connection.wait(list(running), timeout=every)
         for sentinel in ended:
-            running.pop(sentinel).join()
+            proc = running.pop(sentinel)
+            proc.join()
+            if proc.exitcode != 0:
+                start.abort()  # a worker still waiting for it to start would wait forever
         if running and not ended:
             waiting = PipelineRun.select().where(PipelineRun.status.in_([RunStatus.pending, RunStatus.running]))
             progress(f"  workers: {total - waiting.count()}/{total} runs through production")
@@ -135,16 +255,18 @@ def _run_workers(path: str, fail_run_id: int, total: int, progress: Callable[[st
         raise PipelineModelsError(f"a demo worker process exited with status {failed[0]}")
 
 
-def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[str], None] = print,
+def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[str], None] = print,
              progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
              progress_every: float = 2.0) -> None:
-    """Simulate the pipeline end to end on the SQLite file at `path` and print what happened.
+    """Simulate the pipeline end to end on `target` and print what happened.
 
-    While the workers run longer than `progress_every` seconds, `progress` gets a line about how far they are.
+    `target` is a SQLite file path or URL, or a PostgreSQL URL: a new or empty database, or one an earlier
+    demo made (made anew); anything else is refused, unchanged, with PipelineModelsError. While the workers
+    run longer than `progress_every` seconds, `progress` gets a line about how far they are.
     """
     rng = random.Random(2026)
     began = time.monotonic()
-    _fresh_database(path)
+    _fresh_database(target)
     now = utcnow()
 
     # Discovery: each video found once, some found again by another source (refreshing its view count).
@@ -169,7 +291,7 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
     # Production by two worker processes; one render crashes on its first attempt.
     fail_run_id = runs[len(runs) // 2].id
     db.obj.close()  # the workers open their own connections
-    _run_workers(path, fail_run_id, len(runs), progress, progress_every)
+    _run_workers(target, fail_run_id, len(runs), progress, progress_every)
     crashed = ErrorLog.unresolved("render").first()
     out(f"two workers produced {Short.select().count()} shorts; run {fail_run_id} failed: "
         f"{PipelineRun.get_by_id(fail_run_id).last_error}")
@@ -179,7 +301,7 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
         crashed.resolve()
     PipelineRun.get_by_id(fail_run_id).retry()
     db.obj.close()
-    _run_workers(path, fail_run_id, 1, progress, progress_every)
+    _run_workers(target, fail_run_id, 1, progress, progress_every)
     out(f"retried run {fail_run_id}: now {PipelineRun.get_by_id(fail_run_id).status.value} "
         f"(attempt {PipelineRun.get_by_id(fail_run_id).attempts})")
 
@@ -228,5 +350,5 @@ def run_demo(path: str = "pipeline-demo.db", videos: int = 12, out: Callable[[st
     best = Analytics.top(1)
     if best:
         out(f"top short: {best[0].youtube_video_id} with {best[0].view_count:,} views")
-    out(f"\n{path} after {time.monotonic() - began:.1f} s:\n")
+    out(f"\n{redact(target)} after {time.monotonic() - began:.1f} s:\n")
     out(table(["what", "status", "count"], status_rows()))

@@ -1,11 +1,15 @@
 """The pipeline-models command line: each subcommand's output, and one clear line for every bad input."""
 import os
+import sqlite3
 import subprocess
 import sys
 
+import peewee
 import pytest
+from playhouse.migrations import Runner
 
 import pipeline_models as pm
+from pipeline_models import cli as cli_module
 from pipeline_models.cli import main, table
 
 
@@ -157,11 +161,95 @@ def test_unreadable_databases(tmp_path, cli):
     status, _, err = cli("status", "--db", garbage)
     assert status == 1 and err.strip() == f"pipeline-models: error: cannot open database '{garbage}': " \
                                           "the file is not a SQLite database"
-    status, _, err = cli("status", "--db", tmp_path / "missing.db")
-    assert status == 2 and "no database at" in err and "pipeline-models init" in err
-    assert not (tmp_path / "missing.db").exists()
+    for command in (["status"], ["runs"], ["config", "list"], ["retry", "1"], ["config", "set", "k", "1"]):
+        status, _, err = cli(*command, "--db", tmp_path / "missing.db")
+        assert status == 1 and "there is no database in it yet" in err and "pipeline-models init" in err
+        assert len(err.splitlines()) == 1
+    assert not (tmp_path / "missing.db").exists()  # only init and migrate create a database
     status, _, err = cli("status", "--db", "mysqlx://nope")
     assert status == 1 and "cannot open database 'mysqlx://nope'" in err
+
+
+def test_write_commands_refuse_other_databases_unchanged(tmp_path, cli):
+    foreign = tmp_path / "notes.db"
+    connection = sqlite3.connect(foreign)
+    connection.execute("CREATE TABLE notes (text)")
+    connection.commit()
+    connection.close()
+    before = foreign.read_bytes()
+    for command in (["retry", "1"], ["resolve", "1"], ["config", "set", "k", "1"]):
+        status, _, err = cli(*command, "--db", foreign)
+        assert status == 1 and "it is not a pipeline database" in err
+    assert foreign.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_write_commands_refuse_an_older_database_rather_than_migrate_it(tmp_path, cli):
+    path = tmp_path / "old.db"
+    database = peewee.SqliteDatabase(path)
+    Runner(database, str(pm.MIGRATIONS_DIR)).up("0003_short_upload_claim")
+    database.close()
+    before = path.read_bytes()
+    status, _, err = cli("config", "set", "k", "1", "--db", path)
+    assert status == 1 and "pipeline-models migrate" in err and path.read_bytes() == before
+    assert cli("migrate", "--db", path)[0] == 0
+    assert cli("config", "set", "k", "1", "--db", path)[0] == 0
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["runs", "--limit", "-1"], "--limit"),
+    (["runs", "--limit", "0"], "--limit"),
+    (["runs", "--limit", "99999999999999999999"], "--limit"),
+    (["errors", "--limit", "9" * 5000], "--limit"),  # more digits than int() converts
+    (["analytics", "--top", "-1"], "--top"),
+    (["retry", "99999999999999999999"], "RUN_ID"),
+    (["resolve", "-5"], "ERROR_ID"),
+    (["demo", "--videos", str(10 ** 20)], "--videos"),
+    (["demo", "--videos", "0"], "--videos"),
+])
+def test_numbers_out_of_range_are_usage_errors(tmp_path, cli, argv, option):
+    status, out, err = cli(*argv, "--db", tmp_path / "never.db")
+    assert status == 2 and out == "" and len(err.splitlines()) == 1 and f"argument {option}: " in err
+    assert len(err) < 300 and not (tmp_path / "never.db").exists()
+
+
+def test_largest_id_is_looked_up(dbfile, cli):
+    status, _, err = cli("retry", 2 ** 63 - 1, "--db", dbfile)
+    assert status == 2 and f"no run with id {2 ** 63 - 1}" in err
+
+
+def test_deeply_nested_json_value_is_refused_in_one_line(dbfile, cli):
+    status, out, err = cli("config", "set", "k", "[" * 3000 + "]" * 3000, "--db", dbfile)
+    assert status == 1 and out == "" and len(err.splitlines()) == 1 and "nested too deeply" in err
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_its_traceback(dbfile, cli, monkeypatch):
+    def broken(args):
+        raise KeyError("postgresql://u:s3cret@db/x")
+    monkeypatch.setattr(cli_module, "cmd_status", broken)
+    status, out, err = cli("status", "--db", dbfile)
+    assert status == 1 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("pipeline-models: error: unexpected KeyError: ") and "--debug" in err
+    assert "s3cret" not in err and "u:***@db" in err
+    for argv in (["--debug", "status"], ["status", "--debug"]):
+        status, _, err = cli(*argv, "--db", dbfile)
+        assert status == 1 and "Traceback (most recent call last)" in err and "in broken" in err
+        assert err.splitlines()[-1].startswith("pipeline-models: error: unexpected KeyError") and "s3cret" not in err
+
+
+def test_debug_shows_the_traceback_of_a_refusal_too(tmp_path, cli):
+    status, _, err = cli("status", "--debug", "--db", tmp_path / "missing.db")
+    assert status == 1 and "Traceback" in err and "CannotOpenDatabase" in err
+    assert err.splitlines()[-1].startswith("pipeline-models: error: cannot open database")
+
+
+def test_messages_are_one_line_of_printable_text(dbfile, cli):
+    pm.init_db(dbfile)
+    pm.ErrorLog.record(RuntimeError("red \x1b[31m alert\nsecond line 💥"), "render")
+    pm.db.obj.close()
+    status, out, _ = cli("errors", "--db", dbfile)
+    assert status == 0 and "red \\x1b[31m alert\\nsecond line 💥" in out and "\x1b" not in out
+    status, _, err = cli("runs", "--status", "bad\x1b[2J\nline", "--db", dbfile)
+    assert status == 1 and len(err.splitlines()) == 1 and "\x1b" not in err
 
 
 def test_config_set_refused_value_changes_nothing(dbfile, cli):

@@ -1,10 +1,15 @@
 """The demo runs the whole pipeline through the package's operations and leaves a consistent database."""
+import sqlite3
+import threading
+from urllib.parse import urlsplit
+
+import peewee
 import pytest
 
 import pipeline_models as pm
 from pipeline_models import PipelineModelsError, RunStatus, ShortStatus
 from pipeline_models.cli import main, parser
-from pipeline_models.demo import run_demo
+from pipeline_models.demo import MARKER, _fresh_database, _work, run_demo
 
 
 @pytest.mark.slow
@@ -49,10 +54,90 @@ def test_demo_remakes_its_own_file_and_refuses_other_data(tmp_path):
     pm.init_db(real)
     pm.DiscoveredVideo.discover("precious")
     pm.db.obj.close()
-    with pytest.raises(PipelineModelsError, match="already holds pipeline data"):
-        run_demo(real, videos=3, out=lines.append)
+    pm.db.initialize(None)
+    before = open(real, "rb").read()
+    for target in (real, "sqlite:///" + real):
+        with pytest.raises(PipelineModelsError, match="pipeline data the demo did not make"):
+            run_demo(target, videos=3, out=lines.append)
+    assert open(real, "rb").read() == before
     pm.init_db(real)
     assert [v.youtube_video_id for v in pm.DiscoveredVideo.select()] == ["precious"]
+
+
+def test_demo_refuses_files_it_did_not_make_and_leftovers_beside_a_new_one(tmp_path):
+    foreign = tmp_path / "notes.db"
+    connection = sqlite3.connect(foreign)
+    connection.execute("CREATE TABLE notes (text)")
+    connection.commit()
+    connection.close()
+    (tmp_path / "new.db-wal").write_bytes(b"someone's log")
+    listing = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for target, why in ((foreign, "it is not a pipeline database"), (f"sqlite:///{foreign}", "not a pipeline"),
+                        (tmp_path / "new.db", "new.db-wal' is left beside it"), (tmp_path, "it is a directory"),
+                        (":memory:", "worker processes need a database"), ("mysql://h/db", "SQLite file or a Postgre")):
+        with pytest.raises(PipelineModelsError, match=why) as refused:
+            _fresh_database(str(target))
+        assert "the demo will not use" in str(refused.value)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == listing and pm.db.obj is None
+
+
+def test_demo_remakes_its_own_file_with_its_wal_and_shm(tmp_path):
+    path = str(tmp_path / "demo.db")
+    _fresh_database(path)
+    pm.DiscoveredVideo.discover("from the first demo")
+    pm.db.obj.close()
+    for suffix in ("-wal", "-shm"):
+        open(path + suffix, "wb").close()  # as a demo killed half-way leaves them
+    _fresh_database(path)
+    assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.get(MARKER) is True
+    pm.db.obj.close()
+
+
+def _tables(url):
+    database = peewee.PostgresqlDatabase(None)
+    parts = urlsplit(url)
+    database.init(parts.path.lstrip("/"), host=parts.hostname, port=parts.port, user=parts.username,
+                  password=parts.password)
+    with database:
+        return sorted(database.get_tables())
+
+
+def test_demo_on_postgresql_refuses_pipeline_data_it_did_not_make(pg_server):
+    url = pg_server.new_database()
+    pm.init_db(url)
+    video, _ = pm.DiscoveredVideo.discover("precious")
+    pm.PipelineRun.start(video)
+    pm.db.obj.close()
+    tables = _tables(url)
+    with pytest.raises(PipelineModelsError, match="pipeline data the demo did not make"):
+        _fresh_database(url)
+    assert _tables(url) == tables
+    pm.init_db(url, readonly=True)
+    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select()] == ["precious"]
+    assert pm.PipelineRun.select().count() == 1
+
+
+def test_demo_on_postgresql_drops_only_its_own_tables(pg_server):
+    url = pg_server.new_database()
+    _fresh_database(url)
+    pm.DiscoveredVideo.discover("from the first demo")
+    pm.db.execute_sql("CREATE TABLE notes (text TEXT)")  # someone's table beside the demo's: not the demo's to drop
+    pm.db.execute_sql("INSERT INTO notes VALUES ('keep me')")
+    pm.db.obj.close()
+    _fresh_database(url)
+    assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.get(MARKER) is True
+    assert pm.db.execute_sql("SELECT text FROM notes").fetchall() == [("keep me",)]
+    pm.db.obj.close()
+
+
+@pytest.mark.slow
+def test_demo_runs_on_postgresql(pg_server):
+    url = pg_server.new_database()
+    lines = []
+    run_demo(url, videos=4, out=lines.append)
+    assert "discovered 4 videos" in lines[0]
+    pm.init_db(url, readonly=True)
+    assert pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.published).exists()
 
 
 @pytest.mark.slow
@@ -67,3 +152,12 @@ def test_demo_default_file_ignores_pipeline_db(monkeypatch):
     monkeypatch.setenv("PIPELINE_DB", "production.db")
     assert parser().parse_args(["demo"]).db == "pipeline-demo.db"
     assert parser().parse_args(["status"]).db == "production.db"
+
+
+def test_a_failing_worker_says_why_in_one_line(tmp_path, capsys):
+    start = threading.Barrier(1)
+    with pytest.raises(SystemExit) as exited:
+        _work(str(tmp_path / "no" / "such" / "dir.db"), "worker-1", 0, start)
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("pipeline-models: demo worker-1: CannotOpenDatabase: ") and "does not exist" in err
