@@ -4,6 +4,11 @@ SQLite stores almost anything in any column (a float NaN becomes NULL, '5' in an
 text, an over-long string is kept whole) while PostgreSQL refuses some of it with its own errors. These
 fields check each value in Python before it is written, so both backends accept and refuse the same
 values. Range rules (no negative counts, 0 <= ctr <= 1) are CHECK constraints on the models instead.
+
+Text anywhere (a text column, or a string or key inside a JSON value) may not hold NUL, which PostgreSQL
+cannot store, nor a lone surrogate such as '\\udcff' (how Python decodes an undecodable byte of a file
+name), which is not valid Unicode and cannot be encoded for either database. JSON values may nest at most
+JSON_MAX_DEPTH lists and dicts deep.
 """
 import datetime
 import functools
@@ -11,6 +16,7 @@ import json
 import math
 import operator
 import os
+import reprlib
 from typing import Any, List, Optional, Set
 
 import peewee
@@ -21,6 +27,16 @@ _dumps = functools.partial(json.dumps, allow_nan=False)  # NaN and Infinity are 
 _tzinfo = operator.attrgetter("tzinfo")
 _iso_microseconds = operator.methodcaller("isoformat", " ", "microseconds")
 _first_26 = operator.itemgetter(slice(26))
+
+# The most lists and dicts a JSON value may hold inside one another ([[1]] is 2 deep). Real scripts and
+# settings need a handful of levels; a deeper value is a bug or an attack. The limit keeps the checks,
+# json.dumps and json.loads (on this and on any other machine reading the value back) far from Python's
+# recursion limit of 1000, which deeper values hit as a RecursionError.
+JSON_MAX_DEPTH = 100
+
+# PostgreSQL's jsonb keeps numbers as NUMERIC and prints 1e+16 as 10000000000000000, which reads back as an
+# int: floats this large or larger would not come back as floats.
+_JSONB_INT_FLOATS = 1e16
 
 
 def utcnow() -> datetime.datetime:
@@ -66,21 +82,75 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+_reprs = reprlib.Repr()
+_reprs.maxlevel, _reprs.maxstring, _reprs.maxother = 3, 80, 80
+
+
+def _shown(value: Any) -> str:
+    """A repr of `value` short enough for an error message, whatever its size or depth.
+
+    repr() itself raises RecursionError on deeply nested lists, and ValueError on ints of over 4300 digits.
+    """
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an int of {value.bit_length()} bits"
+    try:
+        return _reprs.repr(value)
+    except (ValueError, RecursionError):  # e.g. a huge int inside a list
+        return f"a {_type_name(value)}"
+
+
+def escape_unstorable(text: Any) -> Any:
+    """`text` with each NUL written as \\x00 and each lone surrogate as its escape (\\udcff); other values as they are.
+
+    The result is storable in any text column; everything else in the text is kept as it is. This is
+    Python's 'backslashreplace' applied to those characters only (ErrorLog stores exceptions this way).
+    """
+    if not isinstance(text, str):
+        return text
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():  # isascii() is O(1) in CPython: ASCII text costs nothing more
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _surrogate(text: str) -> Optional[int]:
+    """The position of the first lone surrogate in `text`, or None when it is valid Unicode."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")  # fails exactly on lone surrogates: every other code point has a UTF-8 form
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+_SURROGATE_HINT = ("not valid Unicode, so no database can store it (an undecodable byte of a file name "
+                   "decodes to one); decode bytes with errors='replace', or store "
+                   "pipeline_models.fields.escape_unstorable(text)")
+
+
 def _check_text(value: Any, max_length: Optional[int]) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
-        raise TypeError(f"expected text, got {_type_name(value)} {value!r}")
+        raise TypeError(f"expected text, got {_type_name(value)} {_shown(value)}")
     if "\x00" in value:
         raise ValueError("text may not contain NUL characters (PostgreSQL cannot store them)")
+    bad = _surrogate(value)
+    if bad is not None:
+        raise ValueError(f"text holds the lone surrogate {value[bad]!r} at position {bad}: {_SURROGATE_HINT}")
     if max_length is not None and len(value) > max_length:
         raise ValueError(f"text of {len(value)} characters is longer than the limit of {max_length}")
     return value
 
 
 def _plain_text(values: List[Any], types: Set[type], max_length: Optional[int]) -> bool:
-    """True when every value is a str without NUL, within max_length: what _check_text passes unchanged."""
-    if types != {str} or "\x00" in "".join(values):
+    """True when every value is valid Unicode text without NUL, within max_length: what _check_text passes."""
+    if types != {str}:
+        return False
+    joined = "".join(values)  # one scan of the column in C, not a call per value
+    if "\x00" in joined or _surrogate(joined) is not None:
         return False
     return max_length is None or max(map(len, values)) <= max_length
 
@@ -107,10 +177,10 @@ class TextField(_Checked, peewee.TextField):
 
 def _check_int(value: Any, bits: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {_type_name(value)} {value!r}")
+        raise TypeError(f"expected an integer, got {_type_name(value)} {_shown(value)}")
     limit = 2 ** (bits - 1)
     if not -limit <= value < limit:
-        raise ValueError(f"{value} does not fit in a {bits}-bit integer column")
+        raise ValueError(f"{_shown(value)} does not fit in a {bits}-bit integer column")
     return int(value)
 
 
@@ -148,11 +218,14 @@ class FloatField(_Checked, peewee.DoubleField):
 
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {_type_name(value)} {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ValueError(f"{value} is not a finite number")
-        return value
+            raise TypeError(f"expected a number, got {_type_name(value)} {_shown(value)}")
+        number = float(value)  # OverflowError for an int beyond the float range: refused naming the field
+        if not math.isfinite(number):
+            raise ValueError(f"{number} is not a finite number")
+        if isinstance(value, int) and number != value:  # stored, it would read back as another number
+            raise ValueError(f"the integer {_shown(value)} has no exact float (it would be stored as {number!r}); "
+                             f"pass float(value) to accept the rounding")
+        return number
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
         # A sum of floats is finite only if every term is (an overflowing sum just takes the slow path).
@@ -165,7 +238,7 @@ class BooleanField(_Checked, peewee.BooleanField):
 
     def check(self, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise TypeError(f"expected True or False, got {_type_name(value)} {value!r}")
+            raise TypeError(f"expected True or False, got {_type_name(value)} {_shown(value)}")
         return value
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
@@ -182,11 +255,13 @@ class EnumField(_Checked, pw_fields.EnumField):
         self.constraints = [*(self.constraints or ()), peewee.Check(f'"{self.column_name}" IN ({allowed})')]
 
     def check(self, value: Any) -> str:
-        try:
-            return self.enum_class(value).value
-        except ValueError:
-            allowed = ", ".join(member.value for member in self.enum_class)
-            raise ValueError(f"{value!r} is not one of: {allowed}") from None
+        if isinstance(value, str):  # anything else is no member, and the enum's own error would repr it whole
+            try:
+                return self.enum_class(value).value
+            except ValueError:
+                pass
+        allowed = ", ".join(member.value for member in self.enum_class)
+        raise ValueError(f"{_shown(value)} is not one of: {allowed}")
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
         # Members hash and compare as their values: one dict maps both to the plain str stored.
@@ -196,8 +271,49 @@ class EnumField(_Checked, pw_fields.EnumField):
         return list(map(plain.__getitem__, values))
 
 
+def _check_json(value: Any, jsonb: bool) -> None:
+    """Refuse a JSON value nested deeper than JSON_MAX_DEPTH, with NUL or a lone surrogate in a string or key,
+    or (when the column is jsonb on PostgreSQL) a float PostgreSQL would read back as an int.
+
+    Runs before json.dumps, which would raise RecursionError on deep values. A circular value is refused as
+    too deep.
+    """
+    strings: List[str] = []
+    _walk_json(value, 1, strings, jsonb)
+    text = "".join(strings)
+    if "\x00" in text:
+        raise ValueError("a JSON string or key may not contain NUL characters "
+                         "(PostgreSQL cannot store them: jsonb refuses \\u0000)")
+    bad = _surrogate(text)
+    if bad is not None:
+        raise ValueError(f"a JSON string or key holds the lone surrogate {text[bad]!r}: {_SURROGATE_HINT}")
+
+
+def _walk_json(value: Any, depth: int, strings: List[str], jsonb: bool) -> None:
+    """Collect the strings and keys of `value`, at `depth` lists and dicts deep, checking depth and floats."""
+    if isinstance(value, str):
+        strings.append(value)
+    elif isinstance(value, float):
+        if jsonb and math.isfinite(value) and abs(value) >= _JSONB_INT_FLOATS:  # json.dumps refuses NaN, inf
+            raise ValueError(f"the float {value!r} would read back from PostgreSQL's jsonb as an int; "
+                             f"store int(value), or the number as a string")
+    elif isinstance(value, (list, tuple, dict)):
+        if depth > JSON_MAX_DEPTH:
+            raise ValueError(f"JSON nested more than {JSON_MAX_DEPTH} lists and dicts deep is refused "
+                             f"(a circular value is endlessly deep); flatten it")
+        if isinstance(value, dict):
+            strings.extend(key for key in value if isinstance(key, str))  # json.dumps writes other keys as text
+            value = value.values()
+        for item in value:
+            _walk_json(item, depth + 1, strings, jsonb)
+
+
 class JSONField(_Checked, peewee.JSONField):
-    """JSON (TEXT on SQLite, JSONB on PostgreSQL); `types` limits what the top level may be."""
+    """JSON (TEXT on SQLite, JSONB on PostgreSQL); `types` limits what the top level may be.
+
+    Floats of magnitude 1e16 or more are refused: jsonb would read them back as ints (1e16 as
+    10000000000000000). Integers of any size round-trip on both backends.
+    """
 
     def __init__(self, types: Optional[tuple] = None, **kwargs: Any) -> None:
         self.types = types
@@ -208,6 +324,7 @@ class JSONField(_Checked, peewee.JSONField):
         if self.types is not None and not isinstance(value, self.types):
             names = " or ".join(t.__name__ for t in self.types)
             raise TypeError(f"expected {names}, got {_type_name(value)}")
+        _check_json(value, jsonb=True)
         self._dumps(value)  # raises for what JSON cannot hold: sets, NaN, objects
         return value
 
@@ -225,6 +342,7 @@ class JSONTextField(_Checked, peewee.CharField):
     """
 
     def check(self, value: Any) -> str:
+        _check_json(value, jsonb=False)  # VARCHAR could hold NUL as the text \u0000, but one rule for all JSON
         text = _dumps(value)  # refuses what JSON cannot hold: sets, NaN, objects
         if len(text) > self.max_length:
             raise ValueError(f"its JSON text has {len(text)} characters, more than the limit of {self.max_length}")
@@ -240,6 +358,29 @@ class JSONTextField(_Checked, peewee.CharField):
             return json.loads(value)
         except ValueError:
             return value
+
+
+class ForeignKeyField(_Checked, peewee.ForeignKeyField):
+    """A foreign key that takes a row of its model, or that row's id as an int its id column can hold.
+
+    peewee passes anything else on to the database, where SQLite stores the float 1.5 as it is and True as
+    the id 1, and a too-large int or a string fails in the driver with an error that differs by backend.
+    """
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, self.rel_model) or not isinstance(self.rel_field, peewee.AutoField):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected a {self.rel_model.__name__} or its id, got {_type_name(value)} {_shown(value)}")
+        # Serial ids are 32-bit on PostgreSQL (SQLite's are 64-bit): the smaller limit holds on both.
+        return _check_int(value, 64 if isinstance(self.rel_field, peewee.BigAutoField) else 32)
+
+    def db_value(self, value: Any) -> Any:
+        # A model instance is a peewee Node, which _Checked passes through: peewee would write its id.
+        if isinstance(value, peewee.Model) and not isinstance(value, self.rel_model):
+            raise ValueError(f"{self.label()}: expected a {self.rel_model.__name__} or its id, "
+                             f"got {_type_name(value)} {_shown(value)}")
+        return super().db_value(value)
 
 
 class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField):
@@ -262,7 +403,7 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
         if isinstance(value, str):
             value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
         if not isinstance(value, datetime.datetime):
-            raise TypeError(f"expected an aware datetime, got {_type_name(value)} {value!r}")
+            raise TypeError(f"expected an aware datetime, got {_type_name(value)} {_shown(value)}")
         if value.utcoffset() is None:
             raise ValueError(
                 f"naive datetime {value!r} has no timezone; pass an aware one, "

@@ -14,7 +14,7 @@ import traceback
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import peewee
-from peewee import SQL, Check, ForeignKeyField
+from peewee import SQL, Check
 
 from .db import db, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
@@ -25,11 +25,13 @@ from .fields import (
     CharField,
     EnumField,
     FloatField,
+    ForeignKeyField,
     IntegerField,
     JSONField,
     JSONTextField,
     TextField,
     UTCDateTimeField,
+    escape_unstorable,
     utcnow,
 )
 
@@ -80,8 +82,11 @@ def _names(data: Any) -> List[str]:
 
 
 def _one_line(text: str, limit: int = 1000) -> str:
-    """Collapse whitespace (tracebacks, multi-line messages) into one line of at most `limit` characters."""
-    line = " ".join(str(text).split())
+    """Collapse whitespace (tracebacks, multi-line messages) into one line of at most `limit` characters.
+
+    NUL and lone surrogates, which no database stores, are escaped: a failure is never lost to its message.
+    """
+    line = " ".join(escape_unstorable(str(text)).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -911,6 +916,8 @@ class Analytics(BaseModel):
     @classmethod
     def top(cls, n: int = 10) -> List["Analytics"]:
         """The newest snapshots of the `n` most viewed videos."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"Analytics.top: n must be a whole number of videos, 0 or more, not {n!r}")
         return cls.latest()[:n]
 
     @classmethod
@@ -1105,21 +1112,37 @@ class ErrorLog(BaseModel):
 
         Written in the caller's transaction, if any: should that transaction roll back, this row goes with
         it. To record an error that aborts a transaction, use capture() around that transaction.
+
+        An error is never lost to text the database cannot store. In the module, type, message and
+        traceback, each NUL is stored as the four characters \\x00, and each lone surrogate (what Python
+        makes of an undecodable byte, e.g. of a file name: b"\\xff" becomes "\\udcff") as its six-character
+        escape such as \\udcff, as Python's 'backslashreplace' writes them (fields.escape_unstorable); every
+        other character is stored as it is. A message whose str() fails is stored as a placeholder naming
+        the type. Rows written with create() or save() are checked as in any model.
         """
         return cls.create(
             pipeline_run=pipeline_run,
-            module=module,
-            error_type=type(exc).__name__,
-            error_message=str(exc) or repr(exc),
-            stack_trace="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            module=escape_unstorable(module),
+            error_type=escape_unstorable(type(exc).__name__)[:255],  # type() makes classes of any name length
+            error_message=escape_unstorable(cls._message(exc)),
+            stack_trace=escape_unstorable("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
         )
+
+    @staticmethod
+    def _message(exc: BaseException) -> str:
+        """str(exc), or repr(exc) when that is empty; a placeholder when the exception cannot be printed."""
+        try:
+            return str(exc) or repr(exc)
+        except Exception:  # a broken __str__ must not cost the row: the type and traceback still say much
+            return f"<{type(exc).__name__} whose str() failed>"
 
     @classmethod
     def capture(cls, module: str, pipeline_run: Optional[PipelineRun] = None) -> "_Capture":
         """Context manager and decorator: record any exception escaping the block, then re-raise it.
 
         Put it outside the block's transaction: the row is written after that transaction rolled back,
-        so it is never lost with it.
+        so it is never lost with it. Text is stored as record() stores it; should recording fail all the
+        same, that is logged and the original exception still raised, and a caller's transaction stays usable.
         """
         return _Capture(module, pipeline_run)
 
@@ -1152,7 +1175,8 @@ class _Capture(contextlib.ContextDecorator):
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
         if exc is not None and isinstance(exc, Exception):
             try:
-                ErrorLog.record(exc, self.module, self.pipeline_run)
+                with db.atomic():  # a savepoint in a caller's transaction: a failed insert leaves it usable
+                    ErrorLog.record(exc, self.module, self.pipeline_run)
             except Exception:
                 logger.exception("could not record %s from %s", exc_type.__name__, self.module)
         return False  # re-raise

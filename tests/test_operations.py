@@ -349,6 +349,14 @@ def test_latest_is_the_newest_snapshot_of_each_video_most_viewed_first(database)
     assert [a.youtube_video_id for a in pm.Analytics.top(2)] == ["b", "a"]
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
+def test_top_refuses_a_count_that_is_not_a_whole_number(database, bad):
+    pm.Analytics.record("a", view_count=1)
+    with pytest.raises(ValueError, match="Analytics.top: n must be a whole number"):
+        pm.Analytics.top(bad)
+    assert pm.Analytics.top(0) == [] and len(pm.Analytics.top(5)) == 1
+
+
 def test_latest_on_no_data(database):
     assert pm.Analytics.latest() == []
 

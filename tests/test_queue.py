@@ -456,3 +456,9 @@ def test_0005_keeps_every_run_and_closes_duplicate_active_ones(fresh_target):
     with pytest.raises(peewee.IntegrityError):
         pm.PipelineRun.create(id=6, discovered_video=2)
     pm.db.obj.close()
+
+
+def test_a_failure_whose_message_no_database_stores_is_recorded_escaped(database):
+    run = queued()
+    pm.PipelineRun.claim_next("w").fail(OSError("cannot open clip\udcff.mp4\x00"), retry=False)
+    assert row(run).last_error == "OSError: cannot open clip\\udcff.mp4\\x00"

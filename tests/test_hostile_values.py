@@ -1,0 +1,376 @@
+"""Hostile values: every bad value, on every column and write path, is refused naming Model.field and changes
+nothing, the same on SQLite and PostgreSQL; ErrorLog stores what the database cannot hold escaped.
+
+Lone surrogates and NUL in text and inside JSON, JSON nested past the limit, integers beyond their column,
+floats that are not finite or not exact, and foreign keys that are not ids.
+"""
+import itertools
+import re
+import sys
+
+import peewee
+import pytest
+from conftest import minimal_row
+
+import pipeline_models as pm
+from pipeline_models import fields
+
+_unique = (f"h{n}" for n in itertools.count())
+
+# A lone high surrogate, and what a file name's undecodable bytes become (Python's surrogateescape).
+SURROGATES = ["\ud800", b"clip \xff\xfe.mp4".decode("utf-8", "surrogateescape")]
+NUL = "a\x00b"
+
+COLUMNS = [(model, field.name) for model in pm.ALL_MODELS for field in model._meta.sorted_fields
+           if not isinstance(field, (peewee.AutoField, peewee.ForeignKeyField))]
+TEXT = (fields.CharField, fields.TextField, fields.JSONTextField)
+
+
+def _ids(target):
+    model, name = target
+    return f"{model.__name__}.{name}"
+
+
+def rows(model):
+    """The whole table, in primary key order."""
+    return list(model.select().order_by(model._meta.primary_key).tuples())
+
+
+def write_paths(model, name, bad, key, row):
+    """(label, write) for every way `bad` can reach model.name: the generic writes, then the model's operations.
+
+    save and update change the row whose primary key is `key`; the others add `row` with `bad` in it.
+    """
+    pk, row = model._meta.primary_key, {**row, name: bad}
+
+    def save():
+        obj = model.get_by_id(key)
+        setattr(obj, name, bad)
+        obj.save()
+
+    paths = [
+        ("create", lambda: model.create(**row)),
+        ("save", save),
+        ("insert", lambda: model.insert(**row).execute()),
+        ("update", lambda: model.update(**{name: bad}).where(pk == key).execute()),
+        ("insert_rows", lambda: model.insert_rows([row])),
+    ]
+    if model is pm.PipelineRun and name == "updated_at":  # save() stamps it, whatever was given
+        paths = paths[2:]
+    if model is pm.Analytics and name in pm.Analytics.RECORD_FIELDS:
+        paths.append(("record", lambda: pm.Analytics.record(**row)))
+        paths.append(("record_many", lambda: pm.Analytics.record_many([row])))
+    if model is pm.ConfigOverride and name in ("key", "value", "updated_by"):
+        paths.append(("set", lambda: pm.ConfigOverride.set(row["key"], row["value"], row.get("updated_by", "x"))))
+    if model is pm.DiscoveredVideo and name in ("youtube_video_id", *pm.DiscoveredVideo.METADATA):
+        found = {k: v for k, v in row.items() if k in pm.DiscoveredVideo.METADATA}
+        paths.append(("discover", lambda: pm.DiscoveredVideo.discover(row["youtube_video_id"], **found)))
+    return paths
+
+
+def assert_refused_everywhere(model, name, bads, run, why=""):
+    """Every write path raises ValueError or TypeError naming Model.field (and matching `why`) for each of
+    `bads`, and the table is left as it was."""
+    label = f"{model.__name__}.{name}"
+    key = model.create(**minimal_row(model, run, next(_unique))).get_id()  # for save and update
+    row = minimal_row(model, run, next(_unique))
+    before = rows(model)
+    for bad in bads:
+        for path, write in write_paths(model, name, bad, key, row):
+            try:
+                write()
+            except (ValueError, TypeError) as exc:
+                assert re.search(rf"\b{re.escape(label)}: .*{why}", str(exc)), (path, bad, str(exc))
+            else:
+                raise AssertionError(f"{path} stored {bad!r} in {label}")
+    assert rows(model) == before, (label, bads)
+
+
+# --- text: lone surrogates and NUL, in every column ----------------------------------------------
+
+
+@pytest.mark.parametrize("model", pm.ALL_MODELS, ids=lambda model: model.__name__)
+def test_a_lone_surrogate_or_nul_in_any_column_is_refused_naming_it(run, model):
+    for name in [name for m, name in COLUMNS if m is model]:
+        text_column = isinstance(model._meta.fields[name], TEXT)  # other columns refuse any string their own way
+        assert_refused_everywhere(model, name, SURROGATES, run, "lone surrogate" if text_column else "")
+        assert_refused_everywhere(model, name, [NUL], run, "NUL" if text_column else "")
+
+
+def test_valid_unicode_beyond_ascii_is_stored_as_it_is(run):
+    text = "café ☕ 😀 \U0010fffd naïve"  # astral characters are not surrogates
+    created = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=1, transcript=text)
+    pm.Analytics.record_many([(text[:10], None, 1) + (None,) * 9])
+    assert pm.Clip.get_by_id(created.id).transcript == text
+    assert pm.Analytics.get().youtube_video_id == text[:10]
+
+
+def test_bulk_finds_a_surrogate_among_many_ascii_and_non_ascii_rows(database):
+    snapshots = [(f"v{i}" if i % 2 else f"vidéo{i}", None, i) + (None,) * 9 for i in range(500)]
+    snapshots[321] = (SURROGATES[1], None, 1) + (None,) * 9
+    with pytest.raises(ValueError, match=r"row 321: Analytics\.youtube_video_id: text holds the lone surrogate"):
+        pm.Analytics.record_many(snapshots, chunk_size=200)
+    assert pm.Analytics.select().count() == 0
+
+
+def test_escape_unstorable_escapes_nul_and_lone_surrogates_only():
+    text = "a\x00b " + SURROGATES[1] + " café 😀 \\x00"
+    assert fields.escape_unstorable(text) == "a\\x00b clip \\udcff\\udcfe.mp4 café 😀 \\x00"
+    assert fields.escape_unstorable("plain") == "plain" and fields.escape_unstorable(None) is None
+
+
+# --- JSON: nesting, NUL and surrogates in strings and keys, numbers -----------------------------
+
+JSON_COLUMNS = [(pm.Script, "full_script_json"), (pm.ConfigOverride, "value")]
+
+
+def nested(depth, kind=list, leaf=1):
+    """`leaf` inside `depth` lists (or dicts {"k": ...}) inside one another."""
+    value = leaf
+    for _ in range(depth):
+        value = [value] if kind is list else {"k": value}
+    return value
+
+
+def circular():
+    """A list that holds itself: endlessly deep."""
+    value = [1]
+    value.append(value)
+    return value
+
+
+@pytest.mark.parametrize("target", JSON_COLUMNS, ids=_ids)
+def test_json_nested_past_the_limit_is_refused_naming_the_field(run, target):
+    model, name = target
+    limit = fields.JSON_MAX_DEPTH
+    bads = [nested(limit + 1), nested(limit + 1, dict), nested(3000), nested(3000, dict), circular()]
+    assert_refused_everywhere(model, name, bads, run, f"nested more than {limit}")
+
+
+def test_json_nested_up_to_the_limit_round_trips(run):
+    for model, name in JSON_COLUMNS:
+        for kind in (list, dict):
+            value = nested(fields.JSON_MAX_DEPTH, kind, leaf="x")
+            created = model.create(**{**minimal_row(model, run, next(_unique)), name: value})
+            assert getattr(model.get_by_id(created.get_id()), name) == value
+
+
+@pytest.mark.parametrize("target", JSON_COLUMNS, ids=_ids)
+def test_json_strings_and_keys_may_not_hold_nul_or_lone_surrogates(run, target):
+    model, name = target
+    for bad, why in [
+        (["a\x00b"], "NUL"),
+        ({"a\x00": 1}, "NUL"),
+        ({"deep": [{"x": "\x00"}]}, "NUL"),
+        (["\ud800"], "lone surrogate '\\\\ud800'"),
+        ({SURROGATES[1]: 1}, "lone surrogate '\\\\udcff'"),
+        ({"files": [SURROGATES[1]]}, "lone surrogate"),
+    ]:
+        assert_refused_everywhere(model, name, [bad], run, why)
+
+
+def exactly(value, got):
+    """Equal, and of the same type all the way down (1e16 and 10**16 are equal but not the same)."""
+    if type(value) is not type(got):
+        return False
+    if isinstance(value, list):
+        return len(value) == len(got) and all(map(exactly, value, got))
+    if isinstance(value, dict):
+        return value.keys() == got.keys() and all(exactly(value[k], got[k]) for k in value)
+    return value == got
+
+
+JSON_NUMBERS = [
+    [2 ** 64, -(2 ** 200), {"big": 2 ** 70}],
+    [10 ** 1000],
+    {"under 1e16": [9999999999999998.0, -9999999999999998.0], "tiny": [1e-7, 5e-324]},
+    [0.1 + 0.2, 1.5, 123456789.125, -0.0],
+]
+
+
+@pytest.mark.parametrize("target", JSON_COLUMNS, ids=_ids)
+def test_json_big_integers_and_ordinary_floats_round_trip_exactly_on_both_backends(run, target):
+    model, name = target
+    for value in JSON_NUMBERS:
+        for write in (model.create, lambda **row: model.insert_rows([row])):
+            row = minimal_row(model, run, next(_unique))
+            write(**{**row, name: value})
+            if model is pm.Script:
+                got = model.select().order_by(model.id.desc()).first().full_script_json
+            else:
+                got = pm.ConfigOverride.get(row["key"])
+            assert exactly(value, got), (value, got)
+
+
+def test_jsonb_floats_that_would_read_back_as_ints_are_refused(run):
+    bads = [[1e16], {"x": -1.5e300}, [1, [2, 1.7976931348623157e308]]]
+    assert_refused_everywhere(pm.Script, "full_script_json", bads, run, "would read back from PostgreSQL's jsonb")
+
+
+def test_json_text_keeps_large_floats_as_floats(run):
+    for value in (1e16, [1.5e300, -1e20]):
+        pm.ConfigOverride.set("big", value)
+        assert exactly(value, pm.ConfigOverride.get("big"))
+
+
+def test_json_non_finite_floats_are_refused(run):
+    for model, name in JSON_COLUMNS:
+        bads = [[float("nan")], {"x": float("inf")}, [float("-inf")]]
+        assert_refused_everywhere(model, name, bads, run, "not JSON compliant")
+
+
+@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="Python < 3.11 writes ints of any length")
+def test_json_integers_python_will_not_write_as_text_are_refused(run):
+    for model, name in JSON_COLUMNS:
+        assert_refused_everywhere(model, name, [[10 ** (sys.get_int_max_str_digits() + 1)]], run, "Exceeds the limit")
+
+
+# --- numbers: integers beyond their column, floats that are not finite or not exact -------------
+
+INT_COLUMNS = [(m, f.name, 64 if isinstance(f, fields.BigIntegerField) else 32)
+               for m, n in COLUMNS for f in [m._meta.fields[n]]
+               if isinstance(f, (fields.IntegerField, fields.BigIntegerField))]
+FLOAT_COLUMNS = [(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n], fields.FloatField)]
+
+
+def test_integers_beyond_their_column_are_refused_on_every_write_path(run):
+    for model, name, bits in INT_COLUMNS:
+        bads = [2 ** (bits - 1), -(2 ** (bits - 1)) - 1, 2 ** 64, 2 ** 200]
+        assert_refused_everywhere(model, name, bads, run, f"does not fit in a {bits}-bit")
+
+
+def test_floats_not_finite_or_not_exact_are_refused_on_every_write_path(run):
+    for model, name in FLOAT_COLUMNS:
+        assert_refused_everywhere(model, name, [float("nan"), float("inf"), float("-inf")], run, "not a finite")
+        assert_refused_everywhere(model, name, [2 ** 53 + 1, -(2 ** 60) - 1], run, "has no exact float")
+        assert_refused_everywhere(model, name, [10 ** 400], run, "too large")
+
+
+def test_an_exact_integer_into_a_float_column_is_stored_as_that_float(database):
+    pm.Analytics.record_many([("v", None, None, None, None, 2 ** 53, None, None, 2 ** 70, None, None, 3)])
+    row = pm.Analytics.get()
+    assert (row.average_view_duration_seconds, row.estimated_revenue_usd, row.watch_time_minutes) == (
+        2.0 ** 53, 2.0 ** 70, 3.0)
+
+
+# --- foreign keys --------------------------------------------------------------------------------
+
+
+class Parent(peewee.Model):
+    """A throwaway model for the checked foreign key (the package's models keep their own tables)."""
+
+    class Meta:
+        database = pm.db
+        table_name = "hostile_parent"
+
+
+class Child(peewee.Model):
+    """A throwaway model holding a fields.ForeignKeyField."""
+
+    parent = fields.ForeignKeyField(Parent, null=True, backref="+")
+
+    class Meta:
+        database = pm.db
+        table_name = "hostile_child"
+
+
+@pytest.fixture
+def parent_child(database):
+    pm.db.create_tables([Parent, Child])
+    yield
+    pm.db.drop_tables([Child, Parent])
+
+
+def test_a_checked_foreign_key_takes_a_row_or_its_id_only(parent_child):
+    parent = Parent.create()
+    assert Child.create(parent=parent).parent_id == parent.id
+    assert Child.create(parent=parent.id).parent_id == parent.id
+    Child.insert_many([{"parent": parent}, {"parent": None}]).execute()
+    for bad, why in [(2 ** 31, "does not fit in a 32-bit"), (2 ** 70, "does not fit"), (1.5, "expected a Parent"),
+                     (True, "expected a Parent"), ("1", "expected a Parent"), ("\ud800", "expected a Parent"),
+                     (Child(id=1), "expected a Parent")]:
+        for write in (lambda: Child.create(parent=bad), lambda: Child.update(parent=bad).execute()):
+            with pytest.raises(ValueError, match=rf"Child\.parent: .*{why}"):
+                write()
+    assert Child.select().count() == 4
+
+
+# --- ErrorLog: never loses an error to text the database cannot store ----------------------------
+
+ESCAPED = [
+    ("a\x00b", "a\\x00b"),
+    ("cannot open " + SURROGATES[1], "cannot open clip \\udcff\\udcfe.mp4"),
+    ("\ud800 café \x00 😀", "\\ud800 café \\x00 😀"),  # only the offending characters change
+]
+
+
+def raise_(exc):
+    raise exc
+
+
+def test_record_stores_nul_and_lone_surrogates_escaped(run):
+    for message, stored in ESCAPED:
+        try:
+            raise_(RuntimeError(message))
+        except RuntimeError as exc:
+            error = pm.ErrorLog.record(exc, f"render {message}", pipeline_run=run)
+        row = pm.ErrorLog.get_by_id(error.id)
+        assert (row.error_type, row.error_message, row.module) == ("RuntimeError", stored, f"render {stored}")
+        assert row.stack_trace.endswith(f"RuntimeError: {stored}\n") and "in raise_" in row.stack_trace
+        assert row.pipeline_run_id == run.id
+
+
+def test_capture_records_unstorable_text_escaped_and_reraises_the_original(database):
+    for message, stored in ESCAPED:
+        original = OSError(message)
+        with pytest.raises(OSError) as raised:
+            with pm.ErrorLog.capture("uploader"):
+                raise original
+        assert raised.value is original
+        row = pm.ErrorLog.select().order_by(pm.ErrorLog.id.desc()).first()
+        assert (row.module, row.error_type, row.error_message) == ("uploader", "OSError", stored)
+        assert stored in row.stack_trace
+    assert pm.ErrorLog.select().count() == len(ESCAPED)
+
+
+def test_capture_as_a_decorator_records_a_file_name_with_undecodable_bytes(database):
+    path = b"/clips/\xff.mp4".decode("utf-8", "surrogateescape")  # as os.listdir(str) returns it
+
+    @pm.ErrorLog.capture("render")
+    def render():
+        raise RuntimeError(f"ffmpeg failed on {path}")
+
+    with pytest.raises(RuntimeError, match="ffmpeg failed"):
+        render()
+    assert pm.ErrorLog.get().error_message == "ffmpeg failed on /clips/\\udcff.mp4"
+
+
+def test_record_survives_a_broken_str_and_a_very_long_class_name(database):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("broken __str__")
+
+    row = pm.ErrorLog.record(Unprintable(), "m")
+    assert row.error_message == "<Unprintable whose str() failed>" and "Unprintable" in row.stack_trace
+    long_named = type("E" * 300, (Exception,), {})
+    assert pm.ErrorLog.get_by_id(pm.ErrorLog.record(long_named("x"), "m").id).error_type == "E" * 255
+
+
+def test_capture_failing_to_record_leaves_the_callers_transaction_usable(database, monkeypatch):
+    def failing_insert(*args, **kwargs):
+        pm.db.execute_sql("SELECT * FROM no_such_table")  # a database error: on PostgreSQL it aborts the transaction
+
+    monkeypatch.setattr(pm.ErrorLog, "record", failing_insert)
+    with pm.db.atomic():
+        pm.Analytics.record("before")
+        with pytest.raises(RuntimeError, match="original"):
+            with pm.ErrorLog.capture("m"):
+                raise RuntimeError("original")
+        pm.Analytics.record("after")
+    assert [a.youtube_video_id for a in pm.Analytics.select().order_by(pm.Analytics.id)] == ["before", "after"]
+
+
+def test_records_written_directly_are_still_checked(database):
+    with pytest.raises(ValueError, match=r"ErrorLog\.error_message: .*lone surrogate"):
+        pm.ErrorLog.create(module="m", error_type="E", error_message=SURROGATES[0])
+    assert pm.ErrorLog.select().count() == 0
