@@ -308,3 +308,19 @@ def test_redact_hides_url_and_dsn_passwords_only():
     assert redact("postgresql://u:p%40ss@h:5432/db and host=h password='a b' user=u") == \
         "postgresql://u:***@h:5432/db and host=h password=*** user=u"
     assert redact("sqlite:///pipeline.db postgresql://u@h/db") == "sqlite:///pipeline.db postgresql://u@h/db"
+
+
+def test_init_on_a_full_disk_says_so_in_one_line(small_disk, capsys):
+    from pipeline_models.cli import main
+
+    with open(small_disk / "more-filler", "wb") as fh:  # every last block
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    status = main(["init", "--db", str(small_disk / "p.db")])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "full" in err and "p.db" in err
