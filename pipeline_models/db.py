@@ -331,7 +331,8 @@ def init_db(
     if path is not None:
         _check_sqlite_file(target, path)
         if (readonly or not create) and not (os.path.exists(path) and os.path.getsize(path) > 0):
-            raise CannotOpenDatabase(target, "there is no database in it yet: create one with "
+            what = "the file is empty" if os.path.exists(path) else "there is no such file"
+            raise CannotOpenDatabase(target, f"{what}, so no database yet: create one with "
                                      f"init_db({str(path)!r}) or `pipeline-models init --db {path}`")
         pragmas = {k: v for k, v in SQLITE_FILE_PRAGMAS.items() if k != "journal_mode"}
         pragmas.update(database._pragmas or ())

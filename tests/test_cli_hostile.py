@@ -150,8 +150,8 @@ WRITE_COMMANDS = [["resolve", "1"], ["retry", "1"], ["config", "set", "k", "1"]]
 TARGETS = [
     ("pipeline.db", 0, ""),
     ("foreign.db", 1, "it is not a pipeline database"),
-    ("zero.db", 1, "there is no database in it yet"),
-    ("missing.db", 1, "there is no database in it yet"),
+    ("zero.db", 1, "the file is empty, so no database yet"),
+    ("missing.db", 1, "there is no such file, so no database yet"),
     ("a_directory", 1, "it is a directory"),
     ("old.db", 1, "needs the migrations 0004_seed_schema, 0005_run_queue: apply them with `pipeline-models migrate`"),
 ]

@@ -201,8 +201,8 @@ def test_a_read_only_open_sees_what_a_running_writer_committed(tmp_path):
 
 
 @pytest.mark.parametrize("prepare, error, message", [
-    (lambda path: None, CannotOpenDatabase, "there is no database in it yet"),
-    (lambda path: open(path, "w").close(), CannotOpenDatabase, "there is no database in it yet"),
+    (lambda path: None, CannotOpenDatabase, "there is no such file, so no database yet"),
+    (lambda path: open(path, "w").close(), CannotOpenDatabase, "the file is empty, so no database yet"),
     (lambda path: peewee.SqliteDatabase(path).execute_sql("CREATE TABLE notes (body TEXT)"), CannotOpenDatabase,
      "it is not a pipeline database"),
     (lambda path: _database_at(path, "0003_short_upload_claim"), SchemaMismatch,
