@@ -410,7 +410,7 @@ def migrate(database: Union[peewee.Database, None] = None) -> List[str]:
 def _migrate(database: peewee.Database, target: object) -> List[str]:
     try:
         runner = Runner(database, str(MIGRATIONS_DIR))
-        pending = [m.name for m in runner.status() if not m.applied and m.path is not None]
+        pending = _pending(runner)
     except peewee.DatabaseError as exc:
         raise CannotOpenDatabase(target, str(exc)) from None
     if not pending:
@@ -433,14 +433,18 @@ def _migrate(database: peewee.Database, target: object) -> List[str]:
     return applied
 
 
+def _pending(runner: Runner) -> List[str]:
+    """The names of the migrations not yet applied (history rows whose file is gone are not pending)."""
+    return [m.name for m in runner.status() if not m.applied and m.path is not None]
+
+
 def _check_current(database: peewee.Database, target: object) -> None:
     """Refuse, changing nothing, a database that is not a pipeline database or that needs migrations."""
     tables = set(database.get_tables())
     if not set(_ORIGINAL_TABLES) <= tables:
         raise CannotOpenDatabase(target, "it is not a pipeline database (it has no pipeline tables); "
                                  "create one with init_db or `pipeline-models init`")
-    runner = Runner(database, str(MIGRATIONS_DIR))
-    pending = [m.name for m in runner.status() if not m.applied and m.path is not None]
+    pending = _pending(Runner(database, str(MIGRATIONS_DIR)))
     if pending:
         raise SchemaMismatch(f"the database needs the migrations {', '.join(pending)}: apply them with "
                              "`pipeline-models migrate` (or init_db), then try again")

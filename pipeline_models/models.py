@@ -129,6 +129,17 @@ class BaseModel(peewee.Model):
         """peewee's select(); looping over it on SQLite reads the rows first (see _Select)."""
         return _Select(cls, fields or cls._meta.sorted_fields, is_default=not fields)
 
+    def _locked_row(self: _Model) -> _Model:
+        """This row as the database has it, locked until the transaction ends (the caller holds write_lock)."""
+        cls = type(self)
+        query = cls.select().where(cls._meta.primary_key == self.get_id())
+        if _is_postgres():
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            raise cls.DoesNotExist(f"{cls.__name__} {self.get_id()} no longer exists")
+        return row
+
     def refresh(self: _Model) -> _Model:
         """Reload every field from the database, where another call or process may have changed the row; self.
 
@@ -437,17 +448,6 @@ class PipelineRun(BaseModel):
             claimed = list(claim.execute())
         return claimed[0] if claimed else None
 
-    def _locked_row(self) -> "PipelineRun":
-        """The run as the database has it, locked until the transaction ends (the caller holds write_lock)."""
-        cls = type(self)
-        query = cls.select().where(cls.id == self.id)
-        if _is_postgres():
-            query = query.for_update()
-        row = query.first()
-        if row is None:
-            raise cls.DoesNotExist(f"run {self.id} no longer exists")
-        return row
-
     def _check_claim(self, row: "PipelineRun") -> None:
         """Raise LeaseLost unless `row` (the database's run) is still running under this object's claim."""
         if row.status is not RunStatus.running or row.claim_token != self.claim_token:
@@ -478,9 +478,7 @@ class PipelineRun(BaseModel):
             held = (cls.id == self.id) & (cls.status == RunStatus.running) & (cls.claim_token == self.claim_token)
             if not cls.update(**changes).where(held).execute():
                 self._check_claim(self._locked_row())  # raises LeaseLost, saying who holds the run now
-        for name, value in changes.items():
-            setattr(self, name, value)
-        self._dirty.difference_update(changes)
+        self._written(changes)
         return True
 
     def advance(self, status: Union[RunStatus, str], stage: Optional[str] = None,
@@ -533,9 +531,7 @@ class PipelineRun(BaseModel):
     def retry(self) -> "PipelineRun":
         """The operator's retry of a failed run: pending again, its attempts counted afresh, its video selected."""
         with write_lock():
-            row = self._moving(RunStatus.pending, "only a failed run is retried")
-            if row.status is not RunStatus.failed:
-                raise InvalidTransition(f"run {self.id}", row.status, RunStatus.pending, "only a failed run is retried")
+            row = self._moving(RunStatus.pending, "only a failed run is retried", only_from=RunStatus.failed)
             try:
                 with db.atomic():
                     self._move({"status": RunStatus.pending, "attempts": 0, "not_before": None})
@@ -547,15 +543,16 @@ class PipelineRun(BaseModel):
                                         f"its video already has the active run {other}") from None
         return self
 
-    def _moving(self, target: RunStatus, detail: str = "") -> "PipelineRun":
-        """The locked database row, checked: the claim (out of running), this object's status, the move."""
+    def _moving(self, target: RunStatus, detail: str = "", only_from: Optional[RunStatus] = None) -> "PipelineRun":
+        """The locked database row, checked: the claim (out of running), this object's status, the move (and,
+        for an operation that makes it from one status only, that status)."""
         row = self._locked_row()
         copy = RunStatus(self.status)
         if copy is RunStatus.running:  # the worker's own move: only while it holds the claim
             self._check_claim(row)
         if row.status is not copy:
             raise InvalidTransition(f"run {self.id}", row.status, target, copy=copy)
-        if target not in self.TRANSITIONS[row.status]:
+        if target not in self.TRANSITIONS[row.status] or only_from not in (None, row.status):
             raise InvalidTransition(f"run {self.id}", row.status, target, detail)
         return row
 
@@ -574,6 +571,10 @@ class PipelineRun(BaseModel):
         cls = type(self)
         changes["updated_at"] = utcnow() if now is None else now
         cls.update(**changes).where(cls.id == self.id).execute()
+        self._written(changes)
+
+    def _written(self, changes: Dict[str, Any]) -> None:
+        """Keep this object in step with what was just written: the values, and nothing left to save."""
         for name, value in changes.items():
             setattr(self, name, value)
         self._dirty.difference_update(changes)
@@ -759,17 +760,6 @@ class Short(BaseModel):
         ShortStatus.uploaded: {},
         ShortStatus.rejected: {},
     }
-
-    def _locked_row(self) -> "Short":
-        """The short as the database has it, locked until the transaction ends (the caller holds write_lock)."""
-        cls = type(self)
-        query = cls.select().where(cls.id == self.id)
-        if _is_postgres():
-            query = query.for_update()
-        row = query.first()
-        if row is None:
-            raise cls.DoesNotExist(f"short {self.id} no longer exists")
-        return row
 
     def _uploadable(self, row: "Short") -> None:
         """Refuse an upload of a short whose status cannot become uploaded (a rejected one)."""

@@ -188,3 +188,14 @@ def kill_inside(script, target):
         proc.kill()
         proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def same_json(value, got):
+    """Equal and of the same type all the way down: 1e16 and 10**16 are equal, but not the same JSON."""
+    if type(value) is not type(got):
+        return False
+    if isinstance(value, list):
+        return len(value) == len(got) and all(map(same_json, value, got))
+    if isinstance(value, dict):
+        return value.keys() == got.keys() and all(same_json(value[k], got[k]) for k in value)
+    return value == got

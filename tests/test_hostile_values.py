@@ -10,7 +10,7 @@ import sys
 
 import peewee
 import pytest
-from conftest import minimal_row
+from conftest import minimal_row, same_json
 
 import pipeline_models as pm
 from pipeline_models import fields
@@ -169,17 +169,6 @@ def test_json_strings_and_keys_may_not_hold_nul_or_lone_surrogates(run, target):
         assert_refused_everywhere(model, name, [bad], run, why)
 
 
-def exactly(value, got):
-    """Equal, and of the same type all the way down (1e16 and 10**16 are equal but not the same)."""
-    if type(value) is not type(got):
-        return False
-    if isinstance(value, list):
-        return len(value) == len(got) and all(map(exactly, value, got))
-    if isinstance(value, dict):
-        return value.keys() == got.keys() and all(exactly(value[k], got[k]) for k in value)
-    return value == got
-
-
 JSON_NUMBERS = [
     [2 ** 64, -(2 ** 200), {"big": 2 ** 70}],
     [10 ** 1000],
@@ -199,7 +188,7 @@ def test_json_big_integers_and_ordinary_floats_round_trip_exactly_on_both_backen
                 got = model.select().order_by(model.id.desc()).first().full_script_json
             else:
                 got = pm.ConfigOverride.get(row["key"])
-            assert exactly(value, got), (value, got)
+            assert same_json(value, got), (value, got)
 
 
 def test_jsonb_floats_that_would_read_back_as_ints_are_refused(run):
@@ -210,7 +199,7 @@ def test_jsonb_floats_that_would_read_back_as_ints_are_refused(run):
 def test_json_text_keeps_large_floats_as_floats(run):
     for value in (1e16, [1.5e300, -1e20]):
         pm.ConfigOverride.set("big", value)
-        assert exactly(value, pm.ConfigOverride.get("big"))
+        assert same_json(value, pm.ConfigOverride.get("big"))
 
 
 def test_json_non_finite_floats_are_refused(run):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline_models as pm
-from conftest import kill_inside, minimal_row
+from conftest import kill_inside, minimal_row, same_json
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -288,17 +288,6 @@ def same(value, got):
     if isinstance(value, int) and isinstance(got, float):  # an int into a float column: the same number
         return got == value
     return got == value and isinstance(got, type(value))
-
-
-def same_json(value, got):
-    """Equal and of the same type all the way down: 1e16 and 10**16 are equal, but not the same JSON."""
-    if type(value) is not type(got):
-        return False
-    if isinstance(value, list):
-        return len(value) == len(got) and all(map(same_json, value, got))
-    if isinstance(value, dict):
-        return value.keys() == got.keys() and all(same_json(value[k], got[k]) for k in value)
-    return value == got
 
 
 @pytest.mark.parametrize("text", INJECTIONS)
