@@ -13,10 +13,12 @@ from .errors import (
     CannotOpenDatabase,
     DatabaseFileChanged,
     DatabaseNotBound,
+    ExtraMissing,
     InvalidTransition,
     LeaseLost,
     PipelineModelsError,
     SchemaMismatch,
+    TablesMissing,
     UploadInDoubt,
 )
 from .fields import utcnow
@@ -71,5 +73,7 @@ __all__ = [
     "AlreadyAnswered",
     "AlreadyUploaded",
     "UploadInDoubt",
+    "ExtraMissing",
+    "TablesMissing",
     "utcnow",
 ]

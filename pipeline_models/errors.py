@@ -90,3 +90,17 @@ class AlreadyUploaded(PipelineModelsError):
 
 class UploadInDoubt(PipelineModelsError):
     """An earlier upload of a short started and never recorded its video id: it may be on YouTube already."""
+
+
+class ExtraMissing(PipelineModelsError):
+    """An optional feature needs a package that its extra installs, and that package is not installed."""
+
+    def __init__(self, feature: str, extra: str, package: str) -> None:
+        self.feature, self.extra, self.package = feature, extra, package
+        super().__init__(
+            f"{feature} needs the {package!r} package, which is not installed: install the {extra!r} extra "
+            f"(from the repository root: .venv/bin/pip install -e '.[{extra}]')")
+
+
+class TablesMissing(PipelineModelsError):
+    """A model's table does not exist in the bound database: it was never created or migrated."""
