@@ -1,24 +1,30 @@
 """The `pipeline-models` command line (also `python -m pipeline_models`): look at and steer a pipeline database.
 
-Every subcommand takes --db (default: $PIPELINE_DB, else pipeline.db), which accepts whatever init_db does.
-The read commands (status, runs, errors, analytics, config get/list) change nothing at all; only init and
-migrate create or upgrade a database. Bad input prints one line on stderr and exits non-zero (2 for usage,
-1 for a refused value or database); nothing is half written; --debug adds the traceback.
+--db (before or after the command; default: $PIPELINE_DB, else pipeline.db) accepts whatever init_db does.
+The read commands (status, the listings, the show commands, report) change nothing at all; only init and
+migrate create or upgrade a database. Every listing and show command prints one JSON document with --json.
+Bad input prints one line on stderr and exits non-zero (2 for usage, 1 for a refused value, something not
+found, or a database that cannot be used); nothing is half written; --debug adds the traceback.
 """
 import argparse
 import codecs
+import datetime
+import enum
 import json
 import os
 import sys
 import traceback
-from typing import Any, Callable, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import peewee
 
+from . import __version__
 from .db import db, init_db, migrate, redact
-from .enums import RunStatus, ShortStatus
+from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import PipelineModelsError
-from .models import Analytics, ConfigOverride, ErrorLog, PipelineRun, ReviewLog, Short
+from .fields import UTC
+from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
+                     Short, TTSAudio)
 
 PROG = "pipeline-models"
 
@@ -31,13 +37,21 @@ MAX_NUMBER = 2 ** 63 - 1
 # The demo is a walk-through that takes a few seconds per hundred videos: beyond this it would only run for hours.
 MAX_DEMO_VIDEOS = 10_000
 
-EPILOG = ("exit status: 0 done, 1 refused (a bad value, or a database that is missing, foreign, older or "
-          "unreadable), 2 usage error, 141 output closed early (e.g. piped into head). "
-          "The read commands (status, runs, errors, analytics, config get/list) never change the database.")
+DEFAULT_DB = "pipeline.db"
+DB_HELP = ("the database: a file path, :memory:, sqlite:///... or postgresql://... (default: $PIPELINE_DB, "
+           f"else {DEFAULT_DB}; now %s); before or after the command")
+EPILOG = ("exit status: 0 done, 1 refused or not found (a bad value, an id that does not exist, or a database that "
+          "is missing, foreign, older or unreadable), 2 usage error, 141 output closed early (e.g. piped into head). "
+          "The read commands (status, the listings, the show commands, config get/list, report) never change the "
+          "database.")
 
 
 class UsageError(Exception):
     """Bad input on the command line; its message is printed as the one line of output on stderr."""
+
+
+class NotFound(Exception):
+    """The id or key named on the command line is not in the database."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,6 +87,11 @@ def _one_line(text: object) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
+def plural(n: int, word: str) -> str:
+    """`n` and `word`, with an s unless n is 1: "1 video", "12 videos"."""
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """Rows under headers in aligned columns; numbers right-aligned, None shown as '-'."""
     rows = [[("-" if v is None else v) for v in row] for row in rows]
@@ -88,16 +107,58 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _pairs(pairs: Sequence[Sequence[Any]], indent: str = "  ") -> str:
+    """Name-value lines, the values aligned: the head of a show command."""
+    width = max(len(name) for name, _ in pairs)
+    return "\n".join(f"{indent}{name:<{width}}  {_cell('-' if value is None else value)}" for name, value in pairs)
+
+
 def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
         return f"{value:,}"
-    if hasattr(value, "strftime"):
-        return value.strftime("%Y-%m-%d %H:%M")
-    # One line per row: a newline or a tab in a message would break the columns.
-    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(value))
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    # One line per row: a multi-line message shows its first line (`errors show` has the rest).
+    lines = redact(value).splitlines() or [""]
+    text = _printable(lines[0]) + (" …" if len(lines) > 1 else "")
     return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """`text` with control characters escaped (except those in `keep`): data must not move a terminal's cursor."""
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
+
+
+def _json_value(value: Any) -> Any:
+    """A column's value as JSON: timestamps ISO 8601 in UTC, enums by value, text with passwords redacted."""
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def as_json(row: peewee.Model, **extra: Any) -> Dict[str, Any]:
+    """A row as a JSON object keyed by its column names (a foreign key as `<name>_id`), in schema order."""
+    document = {f.column_name: _json_value(row.__data__.get(f.name)) for f in row._meta.sorted_fields}
+    document.update({k: _json_value(v) for k, v in extra.items()})
+    return document
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def _read(target: str) -> None:
@@ -116,6 +177,28 @@ def _write(target: str) -> None:
     init_db(target, create=False)
 
 
+def _get(model: Any, id: int, what: str) -> Any:
+    row = model.get_or_none(model.id == id)
+    if row is None:
+        raise NotFound(f"no {what} with id {id}")
+    return row
+
+
+def _listing(args: argparse.Namespace, headers: Sequence[str], rows: Sequence[peewee.Model],
+             cells: Callable[[Any], Sequence[Any]]) -> str:
+    """A listing: a table of `cells(row)` under `headers`, or with --json every row's columns."""
+    if args.json:
+        return _dumps([as_json(row) for row in rows])
+    return table(headers, [cells(row) for row in rows])
+
+
+def _status_filter(model: Any, args: argparse.Namespace) -> Any:
+    query = model.select()
+    if args.status:  # ValueError naming the field and its choices if unknown
+        query = query.where(model.status == model.status.db_value(args.status))
+    return query
+
+
 def cmd_init(args: argparse.Namespace) -> str:
     """`init` and `migrate`: create the database or apply its pending migrations; says which."""
     database = init_db(args.db, migrate=False)
@@ -128,9 +211,9 @@ def cmd_init(args: argparse.Namespace) -> str:
 def status_rows() -> List[List[Any]]:
     """(what, status, count) for runs and shorts by status, open reviews and unresolved errors."""
     rows: List[List[Any]] = []
-    for model, enum, what in ((PipelineRun, RunStatus, "runs"), (Short, ShortStatus, "shorts")):
+    for model, enum_, what in ((PipelineRun, RunStatus, "runs"), (Short, ShortStatus, "shorts")):
         counts = dict(model.select(model.status, peewee.fn.COUNT(model.id)).group_by(model.status).tuples())
-        rows += [[what, member.value, counts.get(member.value, 0)] for member in enum]
+        rows += [[what, member.value, counts.get(member.value, 0)] for member in enum_]
     open_reviews = ReviewLog.open()
     rows.append(["reviews", "open", open_reviews.count()])
     rows.append(["reviews", "open, auto-held", open_reviews.where(ReviewLog.auto_held == True).count()])  # noqa: E712
@@ -141,41 +224,174 @@ def status_rows() -> List[List[Any]]:
 def cmd_status(args: argparse.Namespace) -> str:
     """`status`: runs and shorts by status, open reviews and unresolved errors, as a table."""
     _read(args.db)
-    return table(["what", "status", "count"], status_rows())
+    rows = status_rows()
+    if args.json:
+        document: Dict[str, Dict[str, int]] = {}
+        for what, status, count in rows:
+            document.setdefault(what, {})[status.replace("open, auto-held", "auto_held")] = count
+        return _dumps(document)
+    return table(["what", "status", "count"], rows)
 
 
 def cmd_runs(args: argparse.Namespace) -> str:
     """`runs`: runs, newest first."""
     _read(args.db)
-    query = PipelineRun.select().order_by(PipelineRun.created_at.desc(), PipelineRun.id.desc())
-    if args.status:
-        query = query.where(PipelineRun.status == RunStatus(PipelineRun.status.db_value(args.status)))
-    rows = [[r.id, r.status.value, r.current_stage, r.worker, r.attempts, r.created_at, r.last_error]
-            for r in query.limit(args.limit)]
-    return table(["id", "status", "stage", "worker", "attempts", "created (UTC)", "last error"], rows)
+    query = _status_filter(PipelineRun, args).order_by(PipelineRun.created_at.desc(), PipelineRun.id.desc())
+    return _listing(args, ["id", "status", "stage", "worker", "attempts", "created (UTC)", "last error"],
+                    list(query.limit(args.limit)),
+                    lambda r: [r.id, r.status, r.current_stage, r.worker, r.attempts, r.created_at, r.last_error])
+
+
+def cmd_videos(args: argparse.Namespace) -> str:
+    """`videos`: discovered source videos, newest first."""
+    _read(args.db)
+    query = (_status_filter(DiscoveredVideo, args)
+             .order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc()))
+    return _listing(args, ["id", "youtube_video_id", "status", "views", "discovered (UTC)", "source", "title"],
+                    list(query.limit(args.limit)),
+                    lambda v: [v.id, v.youtube_video_id, v.status, v.view_count, v.discovered_at, v.source, v.title])
+
+
+def cmd_shorts(args: argparse.Namespace) -> str:
+    """`shorts`: rendered shorts, newest first."""
+    _read(args.db)
+    query = _status_filter(Short, args).order_by(Short.id.desc())
+    return _listing(args, ["id", "run", "status", "youtube_video_id", "uploaded (UTC)", "title"],
+                    list(query.limit(args.limit)),
+                    lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title])
+
+
+def _review_state(review: ReviewLog) -> str:
+    if review.action is not None:
+        return review.action.value
+    return "open, auto-held" if review.auto_held else "open"
+
+
+def cmd_reviews(args: argparse.Namespace) -> str:
+    """`reviews`: open reviews first (oldest first), then answered ones, most recent first."""
+    _read(args.db)
+    rows = list(ReviewLog.open().limit(args.limit))
+    if not args.open and len(rows) < args.limit:
+        answered = (ReviewLog.select().where(ReviewLog.action.is_null(False))
+                    .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
+        rows += list(answered.limit(args.limit - len(rows)))
+    return _listing(args, ["id", "run", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
+                    rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, _review_state(r), r.sent_at,
+                                     r.responded_at, r.reviewer, r.response_detail])
+
+
+def _review(key: str) -> ReviewLog:
+    """The review whose chat message id is `key`, else whose id it is; refused when it could be either."""
+    by_message = ReviewLog.get_or_none(ReviewLog.message_id == key)
+    by_id = ReviewLog.get_or_none(ReviewLog.id == int(key)) if key.isdigit() and int(key) <= MAX_NUMBER else None
+    if by_message is not None and by_id is not None and by_message.id != by_id.id:
+        raise UsageError(f"{key!r} is the message id of review {by_message.id} and the id of review {by_id.id}: "
+                         f"give the message id of the one you mean")
+    review = by_message or by_id
+    if review is None:
+        raise NotFound(f"no review with message id or id {key!r}")
+    return review
+
+
+def cmd_review(args: argparse.Namespace) -> str:
+    """`review answer`: record a reviewer's answer, as the chat bot would."""
+    _write(args.db)
+    review = _review(args.review)
+    recorded = review.respond(args.action, response_detail=args.detail, reviewer=args.reviewer)
+    run = PipelineRun.get_by_id(review.pipeline_run_id)
+    if not recorded:
+        return f"review {review.id} was already answered {args.action}: nothing changed (run {run.id} is {run.status})"
+    return f"review {review.id} answered {args.action}: run {run.id} is now {run.status}"
+
+
+def _seconds(start: Optional[datetime.datetime], end: Optional[datetime.datetime]) -> Optional[float]:
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
+
+
+def _duration(seconds: Optional[float]) -> Optional[str]:
+    if seconds is None:
+        return None
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def cmd_run(args: argparse.Namespace) -> str:
+    """`run show`: one run in full, with its video, artefacts, shorts, reviews, errors and timings."""
+    _read(args.db)
+    run = _get(PipelineRun, args.run_id, "run")
+    video = DiscoveredVideo.get_by_id(run.discovered_video_id)
+    parts = {name: list(query.order_by(model.id)) for name, model, query in (
+        ("clips", Clip, run.clips), ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio),
+        ("shorts", Short, run.shorts), ("reviews", ReviewLog, run.reviews), ("errors", ErrorLog, run.errors))}
+    timings = {"queued_seconds": _seconds(run.created_at, run.started_at),
+               "running_seconds": _seconds(run.started_at, run.finished_at),
+               "total_seconds": _seconds(run.created_at, run.finished_at)}
+    if args.json:
+        return _dumps({"run": as_json(run), "video": as_json(video), "timings": timings,
+                       **{name: [as_json(row) for row in rows] for name, rows in parts.items()}})
+    lines = [f"run {run.id}: {run.status.value}, video {video.youtube_video_id} ({_cell(video.title)})",
+             _pairs([
+                 ["stage", run.current_stage], ["worker", run.worker], ["attempts", run.attempts],
+                 ["queued", run.created_at], ["started", run.started_at], ["heartbeat", run.heartbeat_at],
+                 ["finished", run.finished_at], ["retry not before", run.not_before], ["last error", run.last_error],
+                 ["waited in queue", _duration(timings["queued_seconds"])],
+                 ["ran (last attempt)", _duration(timings["running_seconds"])],
+                 ["in all", _duration(timings["total_seconds"])]])]
+    sections = {
+        "clips": (["id", "start s", "end s", "score", "file"],
+                  lambda c: [c.id, c.start_seconds, c.end_seconds, c.score, c.file_path]),
+        "scripts": (["id", "llm", "chars", "est. s", "tokens in", "tokens out", "cost usd", "title"],
+                    lambda s: [s.id, s.llm_model_used, s.total_char_count, s.estimated_duration_seconds,
+                               s.prompt_tokens, s.completion_tokens, s.cost_usd, s.title]),
+        "audio": (["id", "engine", "voice", "seconds", "file"],
+                  lambda a: [a.id, a.engine_used, a.voice_profile, a.duration_seconds, a.audio_file_path]),
+        "shorts": (["id", "status", "youtube_video_id", "uploaded (UTC)", "title"],
+                   lambda s: [s.id, s.status, s.youtube_video_id, s.uploaded_at, s.title]),
+        "reviews": (["id", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
+                    lambda r: [r.id, r.message_id, _review_state(r), r.sent_at, r.responded_at, r.reviewer,
+                               r.response_detail]),
+        "errors": (["id", "occurred (UTC)", "module", "error_type", "error_message", "resolved"],
+                   lambda e: [e.id, e.occurred_at, e.module, e.error_type, e.error_message, e.resolved]),
+    }
+    for name, rows in parts.items():
+        headers, cells = sections[name]
+        lines.append(f"\n{name}: none" if not rows else f"\n{name}:\n" + table(headers, map(cells, rows)))
+    return "\n".join(lines)
 
 
 def cmd_errors(args: argparse.Namespace) -> str:
-    """`errors`: unresolved errors (all with --all), newest first."""
+    """`errors`: unresolved errors (all with --all), newest first; `errors show ID`: one in full."""
     _read(args.db)
+    if args.action == "show":
+        return _show_error(_get(ErrorLog, args.error_id, "error"), args.json)
     if args.all:
-        query = ErrorLog.select().order_by(ErrorLog.occurred_at.desc())
+        query = ErrorLog.select().order_by(ErrorLog.occurred_at.desc(), ErrorLog.id.desc())
         if args.module:
             query = query.where(ErrorLog.module == args.module)
     else:
         query = ErrorLog.unresolved(args.module)
-    rows = [[e.id, e.occurred_at, e.module, e.error_type, e.error_message, e.pipeline_run_id,
-             "yes" if e.resolved else "no"] for e in query.limit(args.limit)]
-    return table(["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id", "resolved"],
-                 rows)
+    return _listing(args, ["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id",
+                           "resolved"], list(query.limit(args.limit)),
+                    lambda e: [e.id, e.occurred_at, e.module, e.error_type, e.error_message, e.pipeline_run_id,
+                               e.resolved])
+
+
+def _show_error(error: ErrorLog, as_document: bool) -> str:
+    if as_document:
+        return _dumps(as_json(error))
+    header = _pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
+                     ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
+    # The message and the trace keep their lines (that is why this command exists), never a control character.
+    message = _printable(redact(error.error_message), keep="\n\t")
+    trace = _printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
+    return (f"error {error.id}\n{header}\n\nmessage:\n{message}\n\nstack trace:\n{trace.rstrip()}")
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
     """`resolve`: mark an error resolved."""
     _write(args.db)
-    error = ErrorLog.get_or_none(ErrorLog.id == args.error_id)
-    if error is None:
-        raise UsageError(f"no error with id {args.error_id}")
+    error = _get(ErrorLog, args.error_id, "error")
     error.resolve()
     return f"error {error.id} ({error.module}: {error.error_type}) resolved"
 
@@ -183,52 +399,62 @@ def cmd_resolve(args: argparse.Namespace) -> str:
 def cmd_retry(args: argparse.Namespace) -> str:
     """`retry`: queue a failed run again."""
     _write(args.db)
-    run = PipelineRun.get_or_none(PipelineRun.id == args.run_id)
-    if run is None:
-        raise UsageError(f"no run with id {args.run_id}")
+    run = _get(PipelineRun, args.run_id, "run")
+    why = run.last_error
     run.retry()  # InvalidTransition (one line) unless it failed
-    return f"run {run.id} queued again, its attempts counted afresh (it failed: {run.last_error})"
+    return f"run {run.id} queued again, its attempts counted afresh" + (f" (it failed: {why})" if why else "")
 
 
 def cmd_config(args: argparse.Namespace) -> str:
     """`config get|set|list`: runtime config overrides."""
     if args.action == "set":
-        value = _json_or_text(args.value)  # before opening: a refused value needs no database
+        value = args.value if args.string else _json(args.value)  # before opening: a refused value needs no database
         _write(args.db)
         ConfigOverride.set(args.key, value, updated_by=args.by)
-        return f"{args.key} = {json.dumps(value)}"
+        return f"{args.key} = {json.dumps(value, ensure_ascii=False)}"
     _read(args.db)
     if args.action == "get":
         value = ConfigOverride.get(args.key, _MISSING)
         if value is _MISSING:
-            raise UsageError(f"no config override named {args.key!r}")
-        return json.dumps(value)
-    rows = [[c.key, json.dumps(c.value), c.updated_by, c.updated_at]
-            for c in ConfigOverride.select().order_by(ConfigOverride.key)]
-    return table(["key", "value", "updated_by", "updated_at (UTC)"], rows)
+            raise NotFound(f"no config override named {args.key!r}")
+        return json.dumps(value, ensure_ascii=False)
+    rows = list(ConfigOverride.select().order_by(ConfigOverride.key))
+    return _listing(args, ["key", "value", "updated_by", "updated_at (UTC)"], rows,
+                    lambda c: [c.key, json.dumps(c.value, ensure_ascii=False), c.updated_by, c.updated_at])
 
 
 _MISSING = object()
 
 
-def _json_or_text(text: str) -> Any:
-    """VALUE of `config set`: its JSON value, or the text itself when it is not JSON."""
+def _json(text: str) -> Any:
+    """VALUE of `config set`: its JSON value; text that is not JSON is refused (--string stores text as it is)."""
     try:
         return json.loads(text)
     except RecursionError:  # json.loads gives up on deep nesting this way, not with a ValueError
         raise ValueError(f"VALUE is JSON nested too deeply to read ({len(text):,} characters): "
                          "store a flatter value") from None
-    except ValueError:
-        return text
+    except ValueError as exc:
+        raise UsageError(f"VALUE {_shortened(text)!r} is not JSON ({exc}): give --string to store the text "
+                         "as it is (a JSON string is in double quotes: '\"text\"')") from None
 
 
 def cmd_analytics(args: argparse.Namespace) -> str:
     """`analytics`: the latest snapshot of each video, most viewed first."""
     _read(args.db)
-    rows = [[a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count, a.click_through_rate,
-             a.subscriber_gain, a.estimated_revenue_usd] for a in Analytics.top(args.top)]
-    return table(["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
-                  "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], rows)
+    return _listing(args, ["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
+                           "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], Analytics.top(args.top),
+                    lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count,
+                               a.click_through_rate, a.subscriber_gain, a.estimated_revenue_usd])
+
+
+def cmd_report(args: argparse.Namespace) -> str:
+    """`report`: the HTML report, one self-contained file."""
+    from . import report
+
+    report.check_available()  # before opening: without the extra there is nothing to do
+    _read(args.db)
+    summary = report.write(args.output, top=args.top)
+    return f"wrote {args.output}: {summary}"
 
 
 class _Lines:
@@ -261,63 +487,103 @@ def cmd_demo(args: argparse.Namespace) -> str:
 
 
 DEMO_HELP = "simulate the whole pipeline on an embedded SQLite file (or a PostgreSQL database), then show its status"
+DEMO_DB = "pipeline-demo.db"
 DEBUG_HELP = "on an error, also print its traceback (for a bug report; passwords are redacted)"
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the command line."""
-    default_db = os.environ.get("PIPELINE_DB") or "pipeline.db"
-    common = argparse.ArgumentParser(add_help=False)
     # $PIPELINE_DB may hold a password; %% because argparse %-formats help texts.
-    shown = redact(default_db).replace("%", "%%")
-    common.add_argument("--db", default=default_db,
-                        help="file path, :memory:, sqlite:///... or postgresql://... "
-                             f"(default: $PIPELINE_DB, else pipeline.db; now {shown})")
-    # SUPPRESS: a subcommand's default must not overwrite a --debug given before the subcommand.
+    shown = redact(os.environ.get("PIPELINE_DB") or DEFAULT_DB).replace("%", "%%")
+    # SUPPRESS: an option given before the command must not be overwritten by the command's default;
+    # the database's default is filled in after parsing (the demo's differs).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP % shown)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-    top = _Parser(prog=PROG, description="Look at and steer a short-video pipeline database.", epilog=EPILOG)
-    top.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print one JSON document (timestamps ISO 8601 UTC)")
+    top = _Parser(prog=PROG, description="Look at and steer a short-video pipeline database.", epilog=EPILOG,
+                  parents=[common])
+    top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = top.add_subparsers(dest="command", metavar="command", required=True, parser_class=_Parser)
 
-    def add(name: str, func: Callable[[argparse.Namespace], str], help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help, epilog=EPILOG)
-        p.set_defaults(func=func)
+    def add(parent: Any, name: str, func: Callable[[argparse.Namespace], str], help: str,
+            listing: bool = False) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, parents=[common] + ([as_json] if listing else []), help=help, description=help,
+                              epilog=EPILOG)
+        p.set_defaults(func=func, default_db=None)
         return p
 
-    add("init", cmd_init, "create the database or upgrade its schema, and say what was applied")
-    add("migrate", cmd_init, "apply pending migrations (same as init)")
-    add("status", cmd_status, "runs and shorts by status, open reviews, unresolved errors")
-    p = add("runs", cmd_runs, "list pipeline runs, newest first")
-    p.add_argument("--status", help="only runs in this status (" + ", ".join(s.value for s in RunStatus) + ")")
+    def statuses(p: argparse.ArgumentParser, what: str, enum_: Any, limit: int) -> None:
+        p.add_argument("--status", help=f"only {what} in this status (" + ", ".join(s.value for s in enum_) + ")")
+        p.add_argument("--limit", type=_count, default=limit, help=f"at most this many (default {limit})")
+
+    add(sub, "init", cmd_init, "create the database or upgrade its schema, and say what was applied")
+    add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
+    add(sub, "status", cmd_status, "runs and shorts by status, open reviews, unresolved errors", listing=True)
+    statuses(add(sub, "runs", cmd_runs, "list pipeline runs, newest first", listing=True), "runs", RunStatus, 20)
+    p = add(sub, "run", cmd_run, "show one run in full", listing=True)
+    p.add_argument("action", choices=["show"], help="show: the run with its artefacts, reviews, errors and timings")
+    p.add_argument("run_id", type=_count, metavar="RUN_ID")
+    statuses(add(sub, "videos", cmd_videos, "list discovered videos, newest first", listing=True), "videos",
+             VideoStatus, 20)
+    statuses(add(sub, "shorts", cmd_shorts, "list shorts, newest first", listing=True), "shorts", ShortStatus, 20)
+    p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers", listing=True)
+    p.add_argument("--open", action="store_true", help="only open ones (auto-held included)")
     p.add_argument("--limit", type=_count, default=20, help="at most this many (default 20)")
-    p = add("errors", cmd_errors, "list unresolved errors, newest first")
+    p = add(sub, "review", cmd_review, "answer a review as the chat bot would")
+    p.add_argument("action_word", choices=["answer"], metavar="answer", help="answer")
+    p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID", help="the chat message id of the review, or its id")
+    p.add_argument("action", choices=[a.value for a in ReviewAction], help="the answer")
+    p.add_argument("--detail", help="the reviewer's words, e.g. the edit asked for")
+    p.add_argument("--reviewer", default="cli", help="who answered (default: cli)")
+    p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show ID: one in full",
+            listing=True)
+    p.usage = (f"{PROG} errors [--module MODULE] [--all] [--limit N] [--json] [--db DB]\n"
+               f"       {PROG} errors show ERROR_ID [--json] [--db DB]")
     p.add_argument("--module", help="only this module's errors")
     p.add_argument("--all", action="store_true", help="resolved ones too")
     p.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
-    p = add("resolve", cmd_resolve, "mark an error resolved")
+    p.set_defaults(action=None)
+    shows = p.add_subparsers(dest="action", metavar="show", parser_class=_Parser)
+    shower = shows.add_parser("show", parents=[common, as_json], help="one error in full, with its stack trace")
+    shower.add_argument("error_id", type=_count, metavar="ERROR_ID")
+    p = add(sub, "resolve", cmd_resolve, "mark an error resolved")
     p.add_argument("error_id", type=_count, metavar="ERROR_ID")
-    p = add("retry", cmd_retry, "queue a failed run again")
+    p = add(sub, "retry", cmd_retry, "queue a failed run again")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
-    p = add("config", cmd_config, "read and write runtime config overrides")
+    p = add(sub, "config", cmd_config, "read and write runtime config overrides")
     actions = p.add_subparsers(dest="action", metavar="action", required=True, parser_class=_Parser)
     actions.add_parser("get", parents=[common], help="print one value as JSON").add_argument("key")
-    setter = actions.add_parser("set", parents=[common], help="store a value (JSON, else a string)")
+    setter = actions.add_parser("set", parents=[common], help="store a JSON value (or text, with --string)")
     setter.add_argument("key")
-    setter.add_argument("value")
+    setter.add_argument("value", help="a JSON value: 60, true, \"text\", [1, 2], {\"a\": 1}")
+    setter.add_argument("--string", action="store_true", help="VALUE is text, stored as it is (not JSON)")
     setter.add_argument("--by", default="cli", help="who changed it (default: cli)")
-    actions.add_parser("list", parents=[common], help="every override")
-    p = add("analytics", cmd_analytics, "latest snapshot of each video, most viewed first")
+    actions.add_parser("list", parents=[common, as_json], help="every override")
+    p = add(sub, "analytics", cmd_analytics, "latest snapshot of each video, most viewed first", listing=True)
     p.add_argument("--top", type=_count, default=20, help="at most this many videos (default 20)")
-    # Not the shared --db: the demo must not write simulated data into $PIPELINE_DB by default.
+    p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser (needs the report extra)")
+    p.add_argument("-o", "--output", default="report.html", help="the file to write (default: %(default)s)")
+    p.add_argument("--top", type=_number(1, 100), default=10, help="view curves of this many shorts (default 10)")
+    # The demo's database is never $PIPELINE_DB: it must not write simulated data where the pipeline's lives.
     p = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP, epilog=EPILOG)
-    p.set_defaults(func=cmd_demo)
-    p.add_argument("--db", default="pipeline-demo.db",
+    p.set_defaults(func=cmd_demo, default_db=DEMO_DB)
+    p.add_argument("--db", default=argparse.SUPPRESS,
                    help="a new SQLite file or URL, an empty PostgreSQL database (postgresql://...), or one an "
-                        "earlier demo made, which is made anew; anything else is refused (default: %(default)s)")
+                        f"earlier demo made, which is made anew; anything else is refused (default: {DEMO_DB})")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     p.add_argument("--videos", type=_number(1, MAX_DEMO_VIDEOS), default=12,
                    help=f"videos to discover, 1 to {MAX_DEMO_VIDEOS:,} (default 12)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return top
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the command line; --db falls back to the command's default ($PIPELINE_DB, else pipeline.db)."""
+    args = parser().parse_args(argv)
+    if "db" not in args:
+        args.db = args.default_db or os.environ.get("PIPELINE_DB") or DEFAULT_DB
+    return args
 
 
 def _utf8_output() -> None:
@@ -377,12 +643,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         _check_text(argv)
-        args = parser().parse_args(argv)
+        args = parse(argv)
         output = args.func(args)
         if output:
             print(output, flush=True)  # flushed here: a closed pipe fails inside this try, not at exit
+    except SystemExit as exc:  # --help and --version print, then exit 0
+        sys.stdout.flush()
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except UsageError as exc:
         return fail(exc, str(exc), EXIT_USAGE)
+    except NotFound as exc:
+        return fail(exc, str(exc), EXIT_REFUSED)
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE

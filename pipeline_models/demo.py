@@ -21,7 +21,7 @@ from playhouse import db_url
 from playhouse.migrations import Runner
 
 from .db import MIGRATIONS_DIR, db, init_db, redact
-from .cli import status_rows, table
+from .cli import plural, status_rows, table
 from .enums import RunStatus, ShortStatus, VideoStatus
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
 from .models import (
@@ -277,7 +277,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
             view_count=rng.randint(10_000, 5_000_000), source=rng.choice(SOURCES))
     for n in range(0, videos, 4):
         DiscoveredVideo.discover(f"demo{n:06d}", view_count=rng.randint(5_000_000, 9_000_000))
-    out(f"discovered {DiscoveredVideo.select().count()} videos")
+    out(f"discovered {plural(DiscoveredVideo.select().count(), 'video')}")
 
     # Selection: most videos get a run; a few are skipped.
     runs: List[PipelineRun] = []
@@ -286,14 +286,16 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
             DiscoveredVideo.update(status=VideoStatus.skipped).where(DiscoveredVideo.id == video.id).execute()
         else:
             runs.append(PipelineRun.start(video))
-    out(f"queued {len(runs)} runs; skipped the other {videos - len(runs)} of {videos} videos")
+    skipped = videos - len(runs)
+    out(f"queued {plural(len(runs), 'run')}"
+        + (f"; skipped the other {skipped} of {videos} videos" if skipped else ", one per video"))
 
     # Production by two worker processes; one render crashes on its first attempt.
     fail_run_id = runs[len(runs) // 2].id
     db.obj.close()  # the workers open their own connections
     _run_workers(target, fail_run_id, len(runs), progress, progress_every)
     crashed = ErrorLog.unresolved("render").first()
-    out(f"two workers produced {Short.select().count()} shorts; run {fail_run_id} failed: "
+    out(f"two workers produced {plural(Short.select().count(), 'short')}; run {fail_run_id} failed: "
         f"{PipelineRun.get_by_id(fail_run_id).last_error}")
 
     # The operator resolves the error and retries the run; the workers pick it up again.
@@ -320,7 +322,8 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     if unanswered is not None:
         ReviewLog.update(sent_at=now - timedelta(hours=3)).where(ReviewLog.id == unanswered.id).execute()
     held = ReviewLog.hold_stale(timedelta(hours=1))
-    out(f"reviews: {len(reviews) - (unanswered is not None)} answered, {held} auto-held, a repeated tap ignored")
+    out(f"reviews: {len(reviews) - (unanswered is not None)} answered, {held} auto-held"
+        + (", a repeated tap ignored" if reviews else ""))
 
     # Upload every approved short once: recording the last upload of a run publishes it, and its video is processed.
     uploaded = []
@@ -330,7 +333,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
             short.mark_uploaded(f"yt{run.id:09d}")
             uploaded.append(short)
     published = PipelineRun.select().where(PipelineRun.status == RunStatus.published).count()
-    out(f"uploaded {len(uploaded)} shorts; {published} runs published")
+    out(f"uploaded {plural(len(uploaded), 'short')}; {plural(published, 'run')} published")
 
     # A week of analytics, sampled every six hours, written in bulk (one transaction).
     def week_of_snapshots():
@@ -346,7 +349,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
                            estimated_revenue_usd=None if step < 8 else views * 2e-5,
                            engaged_views=int(views * 0.6), shares=views // 300, watch_time_minutes=views * 0.4)
     Analytics.record_many(week_of_snapshots())
-    out(f"recorded {Analytics.select().count()} analytics snapshots over a week")
+    out(f"recorded {plural(Analytics.select().count(), 'analytics snapshot')} over a week")
     best = Analytics.top(1)
     if best:
         out(f"top short: {best[0].youtube_video_id} with {best[0].view_count:,} views")

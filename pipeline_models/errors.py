@@ -1,4 +1,10 @@
 """The package's exceptions: one class per way things go wrong, all under PipelineModelsError."""
+from typing import Optional
+
+import peewee
+
+# How TablesMissing names an in-memory SQLite database.
+_IN_MEMORY = "the in-memory SQLite database"
 
 
 class PipelineModelsError(Exception):
@@ -52,6 +58,8 @@ class InvalidTransition(PipelineModelsError):
         if self.copy is not None and self.copy != self.current:
             message = (f"{subject} is {self.current} in the database, not {self.copy} as this object says "
                        f"(another call moved it): call .refresh() on it and decide again")
+        elif self.current == self.target:
+            message = f"{subject} is already {self.current}"
         else:
             message = f"{subject} cannot go from {self.current} to {self.target}"
         super().__init__(f"{message}: {detail}" if detail else message)
@@ -102,5 +110,22 @@ class ExtraMissing(PipelineModelsError):
             f"(from the repository root: .venv/bin/pip install -e '.[{extra}]')")
 
 
-class TablesMissing(PipelineModelsError):
-    """A model's table does not exist in the bound database: it was never created or migrated."""
+class TablesMissing(PipelineModelsError, peewee.OperationalError, peewee.ProgrammingError):
+    """A model's table does not exist in the bound database: it was never created or migrated.
+
+    Also a peewee.OperationalError (what SQLite's "no such table" is) and a peewee.ProgrammingError
+    (PostgreSQL's "relation ... does not exist"), so handlers written for the bare error still catch it.
+    """
+
+    def __init__(self, table: Optional[str], where: str) -> None:
+        self.table, self.where = table, where
+        what = f"table {table!r}" if table else "a table the query uses"
+        hint = ""
+        if where == _IN_MEMORY:
+            hint = (" (an in-memory database lives only as long as its connection: a new connection, after "
+                    "db.close() or in another thread, starts empty)")
+        super().__init__(
+            f"{what} does not exist in {where}{hint}: create the schema first, with pipeline_models.init_db(...), "
+            "which applies the migrations, or `pipeline-models init`; in a test, call db.create_tables("
+            "pipeline_models.ALL_MODELS) after db.initialize(...), or use the pytest fixture pipeline_db, "
+            "which does both")

@@ -8,7 +8,7 @@ import pytest
 
 import pipeline_models as pm
 from pipeline_models import PipelineModelsError, RunStatus, ShortStatus
-from pipeline_models.cli import main, parser
+from pipeline_models.cli import main, parse
 from pipeline_models.demo import MARKER, _fresh_database, _work, run_demo
 
 
@@ -150,8 +150,8 @@ def test_a_long_demo_shows_progress(tmp_path):
 
 def test_demo_default_file_ignores_pipeline_db(monkeypatch):
     monkeypatch.setenv("PIPELINE_DB", "production.db")
-    assert parser().parse_args(["demo"]).db == "pipeline-demo.db"
-    assert parser().parse_args(["status"]).db == "production.db"
+    assert parse(["demo"]).db == "pipeline-demo.db"
+    assert parse(["status"]).db == "production.db"
 
 
 def test_a_failing_worker_says_why_in_one_line(tmp_path, capsys):
