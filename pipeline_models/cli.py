@@ -434,7 +434,7 @@ def _json(text: str) -> Any:
         raise ValueError(f"VALUE is JSON nested too deeply to read ({len(text):,} characters): "
                          "store a flatter value") from None
     except ValueError as exc:
-        raise UsageError(f"VALUE {_shortened(text)!r} is not JSON ({exc}): give --string to store the text "
+        raise ValueError(f"VALUE {_shortened(text)!r} is not JSON ({exc}): give --string to store the text "
                          "as it is (a JSON string is in double quotes: '\"text\"')") from None
 
 

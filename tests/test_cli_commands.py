@@ -1,0 +1,244 @@
+"""Every command of the command line run as a subprocess, as an operator runs it: its output, its --json
+document, and its exit status (0 done, 1 refused or not found, 2 usage)."""
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import pipeline_models as pm
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+T0 = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def pipeline(*argv, env=None):
+    """`python -m pipeline_models ARGV` in a fresh process: (exit status, stdout, stderr)."""
+    environment = {k: v for k, v in os.environ.items() if k != "PIPELINE_DB"}
+    environment.update(env or {})
+    done = subprocess.run([sys.executable, "-m", "pipeline_models", *map(str, argv)], capture_output=True,
+                          text=True, encoding="utf-8", env=environment, timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def run_all(commands):
+    """Several commands at once (each is its own process): {command: (status, out, err)}."""
+    with ThreadPoolExecutor(8) as pool:
+        return dict(zip(commands, pool.map(lambda argv: pipeline(*argv), commands)))
+
+
+@pytest.fixture(scope="module")
+def dbfile(tmp_path_factory):
+    """A pipeline with one run of each kind: published, awaiting review (with an error), pending."""
+    path = tmp_path_factory.mktemp("cli") / "p.db"
+    pm.init_db(path)
+    videos = [pm.DiscoveredVideo.discover(f"vid{n}", title=f"Video {n}", view_count=100 * n)[0] for n in range(3)]
+    for video in videos:
+        pm.PipelineRun.start(video)
+    published = pm.PipelineRun.claim_next("w1")
+    with published.fenced():
+        clip = pm.Clip.create(pipeline_run=published, start_seconds=1.0, end_seconds=30.0, score=0.5)
+        pm.Script.create(pipeline_run=published, full_script_json={"lines": ["hi"]}, total_char_count=2,
+                         estimated_duration_seconds=1.5, llm_model_used="gpt-4o", cost_usd=0.25)
+        pm.TTSAudio.create(pipeline_run=published, engine_used="piper")
+        short = pm.Short.create(pipeline_run=published, clip=clip, status="rendered", title="Short one")
+    pm.ReviewLog.request(published, message_id="chat:1")
+    pm.ReviewLog.answer("chat:1", "approve", reviewer="@alice")
+    short.start_upload()
+    short.mark_uploaded("yt-one")
+    waiting = pm.PipelineRun.claim_next("w2")
+    try:
+        raise RuntimeError("ffmpeg exited 1\nmoov atom not found")
+    except RuntimeError as exc:
+        pm.ErrorLog.record(exc, "render", pipeline_run=waiting)
+    pm.Short.create(pipeline_run=waiting, status="rendered", title="Short two")
+    pm.ReviewLog.request(waiting, message_id="chat:2")
+    pm.Analytics.record_many([dict(youtube_video_id="yt-one", measured_at=T0 + datetime.timedelta(hours=h),
+                                   view_count=10 * h) for h in range(3)])
+    pm.ConfigOverride.set("render.fps", 60)
+    pm.db.obj.close()
+    pm.db.initialize(None)
+    return str(path)
+
+
+def test_help_names_the_database_option_and_the_variable():
+    status, out, _ = pipeline("--help")
+    assert status == 0 and "--db" in out and "PIPELINE_DB" in out and "exit status" in out
+
+
+def test_version():
+    status, out, _ = pipeline("--version")
+    assert status == 0 and out == f"pipeline-models {pm.__version__}\n"
+
+
+def test_db_before_or_after_the_command_and_from_the_environment(dbfile):
+    before = pipeline("--db", dbfile, "status")
+    after = pipeline("status", "--db", dbfile)
+    from_env = pipeline("status", env={"PIPELINE_DB": dbfile})
+    assert before == after == from_env and before[0] == 0 and "published" in before[1]
+
+
+READ_COMMANDS = [("status",), ("runs",), ("videos",), ("shorts",), ("reviews",), ("errors",), ("analytics",),
+                 ("config", "list"), ("run", "show", "1"), ("errors", "show", "1")]
+
+
+@pytest.fixture(scope="module")
+def documents(dbfile):
+    """Each read command's --json document, parsed."""
+    results = run_all([(*command, "--json", "--db", dbfile) for command in READ_COMMANDS])
+    parsed = {}
+    for argv, (status, out, err) in results.items():
+        assert status == 0 and err == "", (argv, err)
+        parsed[" ".join(argv[:-3])] = json.loads(out)  # exactly one JSON document
+    return parsed
+
+
+def timestamps(document):
+    """Every value of a key ending in _at, anywhere in `document`."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key.endswith("_at") and value is not None:
+                yield value
+            yield from timestamps(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from timestamps(value)
+
+
+def test_every_timestamp_in_json_is_iso_8601_utc(documents):
+    found = [value for document in documents.values() for value in timestamps(document)]
+    assert len(found) > 20 and all(ISO_UTC.match(value) for value in found), found
+
+
+def test_json_rows_are_keyed_by_the_schema_column_names(documents):
+    for command, model in (("runs", pm.PipelineRun), ("videos", pm.DiscoveredVideo), ("shorts", pm.Short),
+                           ("reviews", pm.ReviewLog), ("errors", pm.ErrorLog), ("analytics", pm.Analytics),
+                           ("config list", pm.ConfigOverride)):
+        columns = [field.column_name for field in model._meta.sorted_fields]
+        assert documents[command] and all(list(row) == columns for row in documents[command]), command
+
+
+def test_status_json_counts(documents):
+    assert documents["status"]["runs"] == {"pending": 1, "running": 0, "awaiting_review": 1, "approved": 0,
+                                           "rejected": 0, "published": 1, "failed": 0}
+    assert documents["status"]["shorts"]["uploaded"] == 1 and documents["status"]["shorts"]["rendered"] == 1
+    assert documents["status"]["reviews"] == {"open": 1, "auto_held": 0}
+    assert documents["status"]["errors"] == {"unresolved": 1}
+
+
+def test_listings_json(documents):
+    assert [r["id"] for r in documents["runs"]] == [3, 2, 1]  # newest first
+    assert [r["status"] for r in documents["runs"]] == ["pending", "awaiting_review", "published"]
+    assert {v["youtube_video_id"]: v["status"] for v in documents["videos"]} == {
+        "vid0": "processed", "vid1": "selected", "vid2": "selected"}
+    assert [(s["title"], s["status"], s["youtube_video_id"]) for s in documents["shorts"]] == [
+        ("Short two", "rendered", None), ("Short one", "uploaded", "yt-one")]
+    # Open reviews first, then the answered ones.
+    assert [(r["message_id"], r["action"]) for r in documents["reviews"]] == [("chat:2", None), ("chat:1", "approve")]
+    assert [(a["youtube_video_id"], a["view_count"]) for a in documents["analytics"]] == [("yt-one", 20)]
+    assert documents["config list"] == [{"key": "render.fps", "value": 60, "updated_at": documents["config list"][0][
+        "updated_at"], "updated_by": "system"}]
+    [error] = documents["errors"]
+    assert (error["error_type"], error["error_message"], error["pipeline_run_id"]) == (
+        "RuntimeError", "ffmpeg exited 1\nmoov atom not found", 2)
+
+
+def test_run_show_json_has_everything_of_the_run(documents):
+    shown = documents["run show 1"]
+    assert shown["run"]["id"] == 1 and shown["run"]["status"] == "published"
+    assert shown["video"]["youtube_video_id"] == "vid0"
+    assert [len(shown[part]) for part in ("clips", "scripts", "audio", "shorts", "reviews", "errors")] == [
+        1, 1, 1, 1, 1, 0]
+    assert shown["scripts"][0]["full_script_json"] == {"lines": ["hi"]} and shown["scripts"][0]["cost_usd"] == 0.25
+    assert shown["reviews"][0]["action"] == "approve" and shown["shorts"][0]["youtube_url"].endswith("yt-one")
+    timings = shown["timings"]
+    assert set(timings) == {"queued_seconds", "running_seconds", "total_seconds"}
+    assert all(value >= 0 for value in timings.values())
+    assert timings["total_seconds"] >= timings["running_seconds"]
+
+
+def test_errors_show_json_has_the_stack_trace(documents):
+    error = documents["errors show 1"]
+    assert error["error_message"] == "ffmpeg exited 1\nmoov atom not found"
+    assert error["stack_trace"].startswith("Traceback") and "RuntimeError" in error["stack_trace"]
+
+
+def test_read_commands_as_text(dbfile):
+    results = run_all([(*command, "--db", dbfile) for command in READ_COMMANDS])
+    out = {" ".join(argv[:-2]): result[1] for argv, result in results.items()}
+    assert all(result[0] == 0 and result[2] == "" for result in results.values())
+    assert out["runs"].splitlines()[0].split()[:3] == ["id", "status", "stage"]
+    assert "vid0" in out["videos"] and "processed" in out["videos"]
+    assert "Short one" in out["shorts"] and "yt-one" in out["shorts"]
+    assert out["reviews"].index("chat:2") < out["reviews"].index("chat:1")  # open first
+    assert "ffmpeg exited 1 …" in out["errors"]  # one line per error
+    assert "scripts:" in out["run show 1"] and "gpt-4o" in out["run show 1"] and "errors: none" in out["run show 1"]
+    assert "message:\nffmpeg exited 1\nmoov atom not found" in out["errors show 1"]
+    assert "stack trace:\nTraceback (most recent call last):" in out["errors show 1"]
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (("run", "show", "99"), 1, "no run with id 99"),
+    (("errors", "show", "99"), 1, "no error with id 99"),
+    (("retry", "99"), 1, "no run with id 99"),
+    (("resolve", "99"), 1, "no error with id 99"),
+    (("review", "answer", "chat:99", "approve"), 1, "no review with message id or id 'chat:99'"),
+    (("config", "get", "nope"), 1, "no config override named 'nope'"),
+    (("retry", "3"), 1, "run 3 is already pending: only a failed run is retried"),
+    (("config", "set", "k", '{"a":'), 1, "VALUE '{\"a\":' is not JSON"),
+    (("review", "answer", "chat:2", "maybe"), 2, "argument action: invalid choice: 'maybe'"),
+    (("run", "show"), 2, "the following arguments are required: RUN_ID"),
+    (("run", "delete", "1"), 2, "invalid choice: 'delete'"),
+    (("videos", "--status", "lost"), 1, "'lost' is not one of: new, selected, skipped, processed"),
+    (("shorts", "--limit", "0"), 2, "argument --limit: 0 is out of range"),
+    (("errors", "show", "x"), 2, "argument ERROR_ID: invalid int value: 'x'"),
+    (("report", "--top", "0"), 2, "argument --top: 0 is out of range"),
+])
+def test_refusals_exit_as_documented_and_change_nothing(dbfile, argv, code, message):
+    before = open(dbfile, "rb").read()
+    status, out, err = pipeline(*argv, "--db", dbfile)
+    assert (status, out) == (code, "") and err.startswith("pipeline-models: error: ") and message in err, err
+    assert err.count("\n") == 1 and open(dbfile, "rb").read() == before
+
+
+def test_config_set_json_or_string(tmp_path, dbfile):
+    path = tmp_path / "c.db"
+    path.write_bytes(open(dbfile, "rb").read())
+    assert pipeline("config", "set", "voices", '["alloy", "echo"]', "--db", path)[:2] == (0, 'voices = ["alloy", "echo"]\n')
+    assert pipeline("config", "set", "greeting", '{"a":', "--string", "--db", path)[:2] == (0, 'greeting = "{\\"a\\":"\n')
+    assert pipeline("config", "get", "voices", "--db", path)[:2] == (0, '["alloy", "echo"]\n')
+    assert pipeline("config", "get", "greeting", "--db", path)[:2] == (0, '"{\\"a\\":"\n')
+
+
+def test_review_answer_by_message_id_or_review_id(tmp_path, dbfile):
+    path = tmp_path / "r.db"
+    path.write_bytes(open(dbfile, "rb").read())
+    status, out, _ = pipeline("review", "answer", "chat:2", "edit", "--detail", "shorter title", "--reviewer", "@bo",
+                              "--db", path)
+    assert (status, out) == (0, "review 2 answered edit: run 2 is now approved\n")
+    # The same answer again (by the review's id this time) is a repeat: nothing changes, exit 0.
+    assert pipeline("review", "answer", "2", "edit", "--db", path)[:2] == (
+        0, "review 2 was already answered edit: nothing changed (run 2 is approved)\n")
+    status, _, err = pipeline("review", "answer", "2", "reject", "--db", path)
+    assert status == 1 and "review 2 was already answered edit by @bo; refusing reject" in err
+    pm.init_db(path, readonly=True)
+    review = pm.ReviewLog.get_by_id(2)
+    assert (review.action, review.response_detail, review.reviewer) == (pm.ReviewAction.edit, "shorter title", "@bo")
+    assert pm.PipelineRun.get_by_id(2).status is pm.RunStatus.approved
+
+
+def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(tmp_path):
+    path = tmp_path / "a.db"
+    pm.init_db(path)
+    for n in range(2):
+        video, _ = pm.DiscoveredVideo.discover(f"v{n}")
+        pm.PipelineRun.start(video)
+        pm.ReviewLog.request(pm.PipelineRun.claim_next("w"), message_id="1" if n else "m")
+    pm.db.obj.close()
+    status, _, err = pipeline("review", "answer", "1", "approve", "--db", path)
+    assert status == 2 and "'1' is the message id of review 2 and the id of review 1" in err
+    assert pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).count() == 0
