@@ -522,7 +522,8 @@ def parser() -> argparse.ArgumentParser:
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
     add(sub, "status", cmd_status, "runs and shorts by status, open reviews, unresolved errors", listing=True)
     statuses(add(sub, "runs", cmd_runs, "list pipeline runs, newest first", listing=True), "runs", RunStatus, 20)
-    p = add(sub, "run", cmd_run, "show one run in full", listing=True)
+    p = add(sub, "run", cmd_run, "run show RUN_ID: one run with its artefacts, reviews, errors and timings",
+            listing=True)
     p.add_argument("action", choices=["show"], help="show: the run with its artefacts, reviews, errors and timings")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
     statuses(add(sub, "videos", cmd_videos, "list discovered videos, newest first", listing=True), "videos",
@@ -531,7 +532,7 @@ def parser() -> argparse.ArgumentParser:
     p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers", listing=True)
     p.add_argument("--open", action="store_true", help="only open ones (auto-held included)")
     p.add_argument("--limit", type=_count, default=20, help="at most this many (default 20)")
-    p = add(sub, "review", cmd_review, "answer a review as the chat bot would")
+    p = add(sub, "review", cmd_review, "review answer ID ACTION: answer a review as the chat bot would")
     p.add_argument("action_word", choices=["answer"], metavar="answer", help="answer")
     p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID", help="the chat message id of the review, or its id")
     p.add_argument("action", choices=[a.value for a in ReviewAction], help="the answer")

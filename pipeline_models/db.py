@@ -15,13 +15,21 @@ import re
 import time
 from pathlib import Path
 from urllib.parse import quote, urlparse
-from typing import Any, List, Union
+from typing import Any, List, Optional, Union
 
 import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
-from .errors import BusySnapshot, CannotOpenDatabase, DatabaseFileChanged, DatabaseNotBound, SchemaMismatch
+from .errors import (
+    _IN_MEMORY,
+    BusySnapshot,
+    CannotOpenDatabase,
+    DatabaseFileChanged,
+    DatabaseNotBound,
+    SchemaMismatch,
+    TablesMissing,
+)
 
 __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
 
@@ -115,7 +123,30 @@ def _named(exc: Any, database: Any) -> Any:
         return exc
     named = type(exc)(f"{exc} ({label})")
     named.__cause__, named.__traceback__ = exc.__cause__, exc.__traceback__
+    if hasattr(exc, "orig"):  # the driver's error: its SQLSTATE tells a missing table in any language
+        named.orig = exc.orig
     return named
+
+
+# A table a statement names is missing: SQLite's message, PostgreSQL's (English) message and SQLSTATE.
+_NO_SUCH_TABLE = re.compile(r"no such table: (?:main\.)?(\S+)")
+_UNDEFINED_TABLE = re.compile(r'relation "([^"]+)" does not exist')
+_UNDEFINED_TABLE_STATE = "42P01"
+
+
+def _tables_missing(exc: BaseException, database: Any) -> Optional[TablesMissing]:
+    """TablesMissing for `exc` when it says a table does not exist in `database`, else None."""
+    if not isinstance(exc, (peewee.OperationalError, peewee.ProgrammingError)) or isinstance(exc, TablesMissing):
+        return None
+    found = _NO_SUCH_TABLE.search(str(exc)) or _UNDEFINED_TABLE.search(str(exc))
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)  # psycopg 3, psycopg2
+    if found is None and state != _UNDEFINED_TABLE_STATE:
+        return None
+    database = getattr(database, "obj", database)
+    name = getattr(database, "database", None) or ""
+    in_memory = isinstance(database, peewee.SqliteDatabase) and (name == ":memory:" or "mode=memory" in name)
+    return TablesMissing(found.group(1) if found else None, _IN_MEMORY if in_memory else _label(database))
 
 
 def _is_busy_snapshot(exc: Any) -> bool:
@@ -132,6 +163,20 @@ class _DatabaseProxy(peewee.DatabaseProxy):
     def atomic(self, *args: Any, **kwargs: Any) -> _atomic:
         """A transaction, or a savepoint inside one; see _atomic for how it reports a failed rollback."""
         return _atomic(self, *args, **kwargs)
+
+    def execute(self, query: Any, **context_options: Any) -> Any:
+        """Run a query: every model query comes through here. A missing table raises TablesMissing."""
+        if self.obj is None:
+            raise DatabaseNotBound()
+        try:
+            return self.obj.execute(query, **context_options)
+        except (peewee.OperationalError, peewee.ProgrammingError) as exc:
+            missing = _tables_missing(exc, self.obj)
+            if missing is None:
+                raise
+            # Only the exception changes: the statement failed as it did, and a PostgreSQL transaction
+            # is aborted just the same, for the caller's atomic() to roll back.
+            raise missing from exc
 
     def __getattr__(self, attr: str) -> Any:
         # Private and dunder look-ups keep AttributeError, so hasattr() and copy still work.
@@ -246,6 +291,10 @@ class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
         self._state.reset()
 
 
+POSTGRES_DRIVER_MISSING = ("no PostgreSQL driver is installed: install the 'postgres' extra, which installs psycopg 3 "
+                           "(from the repository root: .venv/bin/pip install -e '.[postgres]')")
+
+
 def redact(text: object) -> str:
     """`text` with the password of any URL (scheme://user:password@host) or DSN (password=...) as ***."""
     text = re.sub(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)[^@\s]*@", r"\1***@", str(text))
@@ -347,8 +396,9 @@ def init_db(
                 # fine): a file that is not a database fails here, and is left as it was.
                 database.execute_sql("PRAGMA schema_version")
         except peewee.ImproperlyConfigured as exc:
-            hint = " (pip install 'pipeline-models[postgres]')" if "postgres" in str(exc) else ""
-            raise CannotOpenDatabase(target, f"{exc}{hint}") from None
+            # peewee names psycopg2 when no driver is found; the extra installs psycopg 3, which peewee also uses.
+            reason = (POSTGRES_DRIVER_MISSING if "postgres driver not found" in str(exc) else str(exc))
+            raise CannotOpenDatabase(target, reason) from None
         except peewee.PeeweeException as exc:
             reason = " ".join(str(exc).split())
             if reason == "file is not a database":

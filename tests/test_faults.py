@@ -324,3 +324,13 @@ def test_init_on_a_full_disk_says_so_in_one_line(small_disk, capsys):
     err = capsys.readouterr().err
     assert status == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "full" in err and "p.db" in err
+
+
+def test_no_postgresql_driver_names_the_extra_and_psycopg_3(monkeypatch):
+    monkeypatch.setattr(peewee, "psycopg2", None)
+    monkeypatch.setattr(peewee, "psycopg", None)
+    with pytest.raises(CannotOpenDatabase) as refused:
+        pm.init_db("postgresql://pipeline:secret@127.0.0.1:1/pipeline")
+    message = str(refused.value)
+    assert "install the 'postgres' extra, which installs psycopg 3" in message and ".[postgres]" in message
+    assert "psycopg2" not in message and "secret" not in message and pm.db.obj is None
