@@ -12,6 +12,7 @@ processes.
 """
 import argparse
 import datetime
+import importlib.util
 import os
 import platform
 import resource
@@ -219,7 +220,7 @@ def claim_all_package(path):
 
 
 def busy_year():
-    """A year of a busy pipeline: 50 runs a day, a short and a review each, some errors."""
+    """A year of a busy pipeline: 50 runs a day, a short, a review and a script each, some errors."""
     days, per_day = 365, 50
     seed_videos(days * per_day)
     statuses = ["published"] * 40 + ["rejected"] * 5 + ["failed"] * 3 + ["awaiting_review", "running"]
@@ -228,8 +229,15 @@ def busy_year():
         fields=("discovered_video", "status", "attempts", "created_at"))
     pm.Short.insert_rows(((i + 1, "uploaded" if i % 50 < 40 else "rendered") for i in range(days * per_day)),
                          fields=("pipeline_run", "status"))
-    pm.ReviewLog.insert_rows(((i + 1, None if i % 50 == 48 else "approve") for i in range(days * per_day)),
-                             fields=("pipeline_run", "action"))
+    # Reviews sent an hour after their run was queued, answered 1 to 240 minutes later (one in 50 never: held).
+    sent = [T0 + timedelta(minutes=i * 29 + 60) for i in range(days * per_day)]
+    pm.ReviewLog.insert_rows(((i + 1, None if i % 50 == 48 else "approve", sent[i],
+                               None if i % 50 == 48 else sent[i] + timedelta(minutes=1 + i * 37 % 240), i % 50 == 48)
+                              for i in range(days * per_day)),
+                             fields=("pipeline_run", "action", "sent_at", "responded_at", "auto_held"))
+    pm.Script.insert_rows(((i + 1, {}, 900, 60.0, "gpt-4.1-mini", 0.001 + i % 7 * 0.0005) for i in range(days * per_day)),
+                          fields=("pipeline_run", "full_script_json", "total_char_count", "estimated_duration_seconds",
+                                  "llm_model_used", "cost_usd"))
     pm.ErrorLog.insert_rows(((f"m{i % 6}", "E", "x", i % 10 == 0) for i in range(days * 15)),
                             fields=("module", "error_type", "error_message", "resolved"))
 
@@ -375,13 +383,10 @@ def main():
     conn.close()
 
     # The HTML report on the same year, with analytics as big as the largest ingest (a million by default).
-    try:
-        import plotly  # noqa: F401
-        have_plotly = True
-    except ImportError:
-        have_plotly = False
+    have_plotly = importlib.util.find_spec("plotly") is not None
+    if not have_plotly:
         print("plotly is not installed (pip install -e '.[report]'): the report's row is left out\n")
-    if have_plotly:
+    else:
         from pipeline_models import report
         pm.init_db(path)
         pm.Analytics.record_many(snapshots(max(sizes), videos=2000))

@@ -451,10 +451,11 @@ def cmd_report(args: argparse.Namespace) -> str:
     """`report`: the HTML report, one self-contained file."""
     from . import report
 
-    report.check_available()  # before opening: without the extra there is nothing to do
+    report.require_extra()  # before opening: without the extra there is nothing to do
     _read(args.db)
-    summary = report.write(args.output, top=args.top)
-    return f"wrote {args.output}: {summary}"
+    written = report.write(args.output, top=args.top)
+    return (f"wrote {written.path}: {plural(written.runs, 'run')}, {written.published:,} published, "
+            f"{plural(written.charts, 'chart')}, {written.bytes / 1e6:.1f} MB; open it in a browser (it works offline)")
 
 
 class _Lines:

@@ -242,3 +242,30 @@ def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(
     status, _, err = pipeline("review", "answer", "1", "approve", "--db", path)
     assert status == 2 and "'1' is the message id of review 2 and the id of review 1" in err
     assert pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).count() == 0
+
+
+def test_report_writes_one_html_file_and_changes_nothing(tmp_path, dbfile):
+    before = open(dbfile, "rb").read()
+    status, out, err = pipeline("report", "-o", tmp_path / "r.html", "--db", dbfile)
+    assert status == 0 and err == "" and out.startswith(f"wrote {tmp_path / 'r.html'}: 3 runs, 1 published, ")
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert html.lower().startswith("<!doctype html>") and html.rstrip().endswith("</html>")
+    assert "yt-one" in html and open(dbfile, "rb").read() == before
+
+
+def test_report_without_the_extra_names_it(tmp_path, dbfile):
+    shim = tmp_path / "shim" / "plotly"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('plotly is not installed here')\n")
+    status, out, err = pipeline("report", "-o", tmp_path / "r.html", "--db", dbfile,
+                                env={"PYTHONPATH": str(shim.parent)})
+    assert (status, out) == (1, "") and "install the 'report' extra" in err and ".[report]" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_of_an_empty_database_says_so(tmp_path):
+    path = tmp_path / "empty.db"
+    assert pipeline("init", "--db", path)[0] == 0
+    status, out, _ = pipeline("report", "-o", tmp_path / "r.html", "--db", path)
+    assert status == 0 and out.startswith(f"wrote {tmp_path / 'r.html'}: 0 runs, 0 published")
+    assert "no runs yet" in (tmp_path / "r.html").read_text(encoding="utf-8").lower()
