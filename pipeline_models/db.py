@@ -158,7 +158,7 @@ def _is_busy_snapshot(exc: Any) -> bool:
 
 
 class _DatabaseProxy(peewee.DatabaseProxy):
-    """peewee's DatabaseProxy, with an error that says how to bind it when it is used unbound."""
+    """peewee's DatabaseProxy, with errors that say what to do when it is used unbound or a table is missing."""
 
     def atomic(self, *args: Any, **kwargs: Any) -> _atomic:
         """A transaction, or a savepoint inside one; see _atomic for how it reports a failed rollback."""

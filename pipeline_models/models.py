@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import peewee
 from peewee import SQL, Check
 
-from .db import db, write_lock
+from .db import _tables_missing, db, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import AlreadyAnswered, AlreadyUploaded, DatabaseNotBound, InvalidTransition, LeaseLost, UploadInDoubt
 from .fields import (
@@ -202,6 +202,12 @@ class BaseModel(peewee.Model):
                         database.cursor().executemany(sql, params)
                 except peewee.IntegrityError as exc:
                     raise cls._bad_row(database, sql, params, count, exc) from None
+                except (peewee.OperationalError, peewee.ProgrammingError) as exc:
+                    # The bulk path writes through a cursor, not the proxy: name a missing table here too.
+                    missing = _tables_missing(exc, database)
+                    if missing is None:
+                        raise
+                    raise missing from exc
                 count += len(params)
         return count
 

@@ -1,1 +1,277 @@
-"""pytest fixtures for code that uses pipeline_models (registered through the `pytest11` entry point)."""
+"""pytest fixtures for code that uses pipeline_models (registered through the `pytest11` entry point).
+
+Installing the package is enough: any test may ask for them, with no conftest and no set-up code.
+
+    def test_review(pipeline_factory):
+        chain = pipeline_factory.chain("awaiting_review")
+        pm.ReviewLog.answer(chain.review.message_id, "approve")
+        assert chain.run.refresh().status == "approved"
+
+- `pipeline_db`: a fresh database with the schema the migrations make, bound to `pipeline_models.db` for
+  the test, then closed, and the proxy given back what it had before (usually nothing). In-memory SQLite,
+  or PostgreSQL with `--pipeline-db-url` (ini: `pipeline_db_url`).
+- `pipeline_factory`: a `PipelineFactory`: valid rows with unique defaults, and runs in any status, moved
+  there by the package's own operations.
+
+Nothing here is autouse: a test that asks for neither fixture is left alone.
+"""
+from __future__ import annotations  # the hints name pytest's types: never evaluated, so any pytest can load this
+
+import itertools
+import secrets
+import sqlite3
+import uuid
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee
+import pytest
+
+from .db import _open, db, init_db, redact
+from .enums import ReviewAction, RunStatus, ShortStatus
+from .fields import utcnow
+from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
+
+__all__ = ["Chain", "PipelineFactory", "pipeline_db", "pipeline_factory"]
+
+_URL_HELP = ("run pipeline_db on PostgreSQL: a server URL such as postgresql://user@host:5432/postgres. A throwaway "
+             "database is created there (the user needs CREATEDB), emptied before each test, dropped at the end")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register --pipeline-db-url and the pipeline_db_url ini setting."""
+    parser.getgroup("pipeline_models").addoption("--pipeline-db-url", dest="pipeline_db_url", default=None,
+                                                 metavar="URL", help=_URL_HELP)
+    parser.addini("pipeline_db_url", _URL_HELP, default="")
+
+
+def _url(config: pytest.Config) -> str:
+    """The PostgreSQL server URL the tests were given, or "" for in-memory SQLite."""
+    url = config.getoption("pipeline_db_url") or config.getini("pipeline_db_url") or ""
+    if url and urlsplit(url).scheme not in ("postgres", "postgresql"):
+        raise pytest.UsageError(f"--pipeline-db-url / pipeline_db_url: expected a postgresql:// URL, not "
+                                f"{redact(url)!r} (without it, pipeline_db is an in-memory SQLite database)")
+    return url
+
+
+def pytest_report_header(config: pytest.Config) -> Optional[str]:
+    """Say where pipeline_db is when it is not the default, in-memory SQLite."""
+    url = _url(config)
+    return f"pipeline_models: pipeline_db on a throwaway database of {redact(url)}" if url else None
+
+
+@pytest.fixture(scope="session")
+def _pipeline_db_schema() -> Iterator[sqlite3.Connection]:
+    """An in-memory SQLite database migrated once by init_db: every pipeline_db on SQLite is a copy of it."""
+    previous = db.obj
+    migrated = peewee.SqliteDatabase(":memory:")
+    try:
+        init_db(migrated)
+    finally:
+        db.initialize(previous)
+    # A plain connection any thread may copy from (a peewee ":memory:" database is one per thread).
+    template = sqlite3.connect(":memory:", check_same_thread=False)
+    migrated.connection().backup(template)
+    migrated.close()
+    yield template
+    template.close()
+
+
+@pytest.fixture(scope="session")
+def _pipeline_db_postgres(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
+    """A throwaway database on the --pipeline-db-url server, migrated once, dropped at the end of the session."""
+    url = _url(request.config)
+    server = _open(url)
+    name = "pipeline_test_" + uuid.uuid4().hex[:12]
+    server.execute_sql(f'CREATE DATABASE "{name}"')
+    previous = db.obj
+    try:
+        database = init_db(urlunsplit(urlsplit(url)._replace(path="/" + name)))
+    except BaseException:
+        server.execute_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        server.close()
+        raise
+    finally:
+        db.initialize(previous)
+    yield database
+    database.close()
+    # FORCE: a connection left open by a test's thread must not keep the database alive (PostgreSQL 13+).
+    force = " WITH (FORCE)" if (server.server_version or 0) >= 130000 else ""
+    server.execute_sql(f'DROP DATABASE IF EXISTS "{name}"{force}')
+    server.close()
+
+
+@pytest.fixture
+def pipeline_db(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
+    """A fresh database with the migrated schema, bound to pipeline_models.db for this test, unbound afterwards."""
+    previous = db.obj
+    if _url(request.config):
+        database = request.getfixturevalue("_pipeline_db_postgres")
+        tables = ", ".join(f'"{model._meta.table_name}"' for model in ALL_MODELS)
+        database.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    else:
+        # The very schema init_db(":memory:") makes, copied in a millisecond instead of migrated in 60.
+        database = peewee.SqliteDatabase(":memory:")
+        request.getfixturevalue("_pipeline_db_schema").backup(database.connection())
+    db.initialize(database)  # as init_db binds it: SQLite's foreign keys on, for every connection
+    try:
+        yield database
+    finally:
+        try:
+            database.close()  # refuses while a transaction the test began is open: pytest reports that
+        finally:
+            if not database.is_closed():  # and that transaction goes with its connection
+                database._state.conn.close()
+                database._state.reset()
+            db.initialize(previous)
+
+
+class Chain(NamedTuple):
+    """The rows of one run by the time it reached its status; None for a row it does not have yet."""
+
+    video: DiscoveredVideo
+    run: PipelineRun
+    clip: Optional[Clip] = None
+    script: Optional[Script] = None
+    audio: Optional[TTSAudio] = None
+    short: Optional[Short] = None
+    review: Optional[ReviewLog] = None
+
+
+class PipelineFactory:
+    """Valid rows for a test: unique defaults, and runs moved to their status by the package's own operations.
+
+    Keyword arguments set any field, over the defaults. Statuses are strings or the enums' members.
+    """
+
+    WORKER = "test-worker"
+    REVIEWER = "test-reviewer"
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+
+    def _next(self) -> int:
+        return next(self._numbers)
+
+    def video(self, **fields: Any) -> DiscoveredVideo:
+        """A discovered video (status new) with a unique YouTube id."""
+        n = self._next()
+        values = dict(youtube_video_id=f"testvid{n:04d}", title=f"Source video {n}", channel_id="UCtestchannel",
+                      channel_title="Test channel", duration_seconds=600.0, view_count=1000, source="search:test")
+        return DiscoveredVideo.create(**{**values, **fields})
+
+    def run(self, video: Optional[DiscoveredVideo] = None, status: Union[RunStatus, str] = RunStatus.pending,
+            **fields: Any) -> PipelineRun:
+        """A run of `video` (a new one by default) moved to `status`, then `fields` written over it.
+
+        pending: PipelineRun.start(); running: claimed by WORKER, as claim_next claims; awaiting_review:
+        ReviewLog.request(); approved, rejected: REVIEWER's answer; published: approved, then a short
+        recorded with Short.mark_uploaded(); failed: fail(retry=False) while running.
+        """
+        return self._chain(status, video, fields, worked=False).run
+
+    def chain(self, status: Union[RunStatus, str] = RunStatus.awaiting_review,
+              video: Optional[DiscoveredVideo] = None) -> Chain:
+        """A video and its run in `status`, with the rows the pipeline made on the way there.
+
+        pending: no other row yet. From running on: a clip, a script, TTS audio and a rendered short, written
+        by the worker under its claim (run.fenced()); from awaiting_review on: the review, with a chat message
+        id for ReviewLog.answer(); rejected: the short rejected with the run; published: the short uploaded.
+        """
+        return self._chain(status, video, {}, worked=True)
+
+    def clip(self, run: Optional[PipelineRun] = None, **fields: Any) -> Clip:
+        """A clip of `run` (a new running run by default)."""
+        n = self._next()
+        values = dict(start_seconds=12.0, end_seconds=58.5, file_path=f"clips/clip-{n}.mp4", score=0.9,
+                      transcript=f"What is said in clip {n}.")
+        return Clip.create(pipeline_run=self._run_of(run), **{**values, **fields})
+
+    def script(self, run: Optional[PipelineRun] = None, **fields: Any) -> Script:
+        """A script for `run` (a new running run by default)."""
+        n = self._next()
+        opening, body, closing = f"Here is short {n}.", "The middle part.", "Follow for more."
+        values = dict(opening_text=opening, closing_text=closing,
+                      full_script_json={"opening": opening, "body": [body], "closing": closing},
+                      total_char_count=len(opening + body + closing), estimated_duration_seconds=3.0,
+                      llm_model_used="test-llm", title=f"Short {n}", prompt_tokens=100, completion_tokens=50,
+                      cost_usd=0.001)
+        return Script.create(pipeline_run=self._run_of(run), **{**values, **fields})
+
+    def audio(self, run: Optional[PipelineRun] = None, **fields: Any) -> TTSAudio:
+        """TTS audio for `run` (a new running run by default)."""
+        n = self._next()
+        values = dict(engine_used="test-tts", voice_profile="narrator", audio_file_path=f"audio/audio-{n}.wav",
+                      duration_seconds=3.0)
+        return TTSAudio.create(pipeline_run=self._run_of(run), **{**values, **fields})
+
+    def short(self, run: Optional[PipelineRun] = None, **fields: Any) -> Short:
+        """A rendered short of `run` (a new running run by default).
+
+        status="uploaded" records the upload with Short.mark_uploaded() (a unique video id unless
+        youtube_video_id is given), which publishes an approved run whose last short this is.
+        """
+        n = self._next()
+        values = dict(file_path=f"shorts/short-{n}.mp4", duration_seconds=46.5, title=f"Short {n}",
+                      description=f"Short {n}, cut from its source video.", status=ShortStatus.rendered)
+        values.update(fields)
+        video_id = None
+        if ShortStatus(values["status"]) is ShortStatus.uploaded:  # rendered first, then the real upload
+            video_id = values.pop("youtube_video_id", None) or f"testsht{n:04d}"
+            values["status"] = ShortStatus.rendered
+        short = Short.create(pipeline_run=self._run_of(run), **values)
+        if video_id is not None:
+            short.mark_uploaded(video_id)
+        return short
+
+    def _run_of(self, run: Optional[PipelineRun]) -> PipelineRun:
+        return self.run(status=RunStatus.running) if run is None else run
+
+    def _chain(self, status: Union[RunStatus, str], video: Optional[DiscoveredVideo], fields: Dict[str, Any],
+               worked: bool) -> Chain:
+        """Start a run of `video` and move it to `status` as the pipeline would; `fields` are written last."""
+        target = RunStatus(status)
+        video = self.video() if video is None else video
+        active = PipelineRun.get_or_none((PipelineRun.discovered_video == video)
+                                         & PipelineRun.status.in_(PipelineRun.ACTIVE))
+        if active is not None:
+            raise ValueError(f"pipeline_factory: video {video.id} already has the active run {active.id} "
+                             f"({active.status}), and a video has one at a time: pass another video")
+        run = PipelineRun.start(video, again=True)
+        rows: Dict[str, Any] = {}
+        if target is not RunStatus.pending:
+            self._claim(run)
+        if worked and target is not RunStatus.pending:
+            with run.fenced():
+                rows["clip"], rows["script"], rows["audio"] = self.clip(run), self.script(run), self.audio(run)
+                rows["short"] = self.short(run, clip=rows["clip"])
+        if target is RunStatus.failed:
+            run.fail("failed by pipeline_factory", retry=False)
+        elif target not in (RunStatus.pending, RunStatus.running):
+            rows["review"] = ReviewLog.request(run, message_id=f"test-message-{self._next()}")
+            if target is not RunStatus.awaiting_review:
+                answer = ReviewAction.reject if target is RunStatus.rejected else ReviewAction.approve
+                rows["review"].respond(answer, reviewer=self.REVIEWER, run=run)
+            if target is RunStatus.published:  # the upload of the run's last short publishes it
+                rows["short"] = rows.get("short") or self.short(run)
+                rows["short"].mark_uploaded(f"testsht{self._next():04d}")
+        if fields:
+            PipelineRun.update(**fields).where(PipelineRun.id == run.id).execute()
+        for row in (video, run, *rows.values()):
+            row.refresh()
+        return Chain(video=video, run=run, **rows)
+
+    def _claim(self, run: PipelineRun) -> None:
+        """Claim `run` for WORKER, writing what claim_next writes (claim_next would take the oldest pending run)."""
+        now = utcnow()
+        (PipelineRun.update(status=RunStatus.running, worker=self.WORKER, attempts=PipelineRun.attempts + 1,
+                            claim_token=secrets.token_hex(16), not_before=None, started_at=now, heartbeat_at=now,
+                            finished_at=None, updated_at=now)
+         .where((PipelineRun.id == run.id) & (PipelineRun.status == RunStatus.pending)).execute())
+        run.refresh()
+
+
+@pytest.fixture
+def pipeline_factory(pipeline_db: peewee.Database) -> PipelineFactory:
+    """Makes valid videos, runs in any status, clips, scripts, audio, shorts and whole chains, in pipeline_db."""
+    return PipelineFactory()

@@ -6,7 +6,7 @@ import peewee
 import pytest
 
 import pipeline_models as pm
-from pipeline_models import CannotOpenDatabase, DatabaseNotBound
+from pipeline_models import CannotOpenDatabase, DatabaseNotBound, TablesMissing
 
 
 def test_every_model_uses_the_proxy():
@@ -207,3 +207,127 @@ def test_unreachable_postgresql_is_refused_naming_the_target():
     with pytest.raises(CannotOpenDatabase, match=r"cannot open database 'postgresql://nobody@127\.0\.0\.1:1/nothing'"):
         pm.init_db(url)
     assert pm.db.obj is None
+
+
+# --- a missing table is named, with what to do -----------------------------------------------------
+
+MISSING_HINT = r"create the schema first, with pipeline_models\.init_db\(.*create_tables\(.*pipeline_db"
+
+
+def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do():
+    pm.db.initialize(peewee.SqliteDatabase(":memory:"))  # as a user's test binds it, create_tables forgotten
+    with pytest.raises(TablesMissing, match=r"^table 'pipeline_runs' does not exist in the in-memory SQLite "
+                       r"database \(.*\): " + MISSING_HINT) as caught:
+        pm.PipelineRun.select().count()
+    assert caught.value.table == "pipeline_runs"
+    assert isinstance(caught.value.__cause__, peewee.OperationalError)
+    assert "no such table" in str(caught.value.__cause__)
+    for write in (lambda: pm.DiscoveredVideo.create(youtube_video_id="a"),
+                  lambda: pm.ConfigOverride.set("k", 1),
+                  lambda: pm.ErrorLog.unresolved().first(),
+                  lambda: pm.Analytics.record_many([{"youtube_video_id": "a", "view_count": 1}]),  # the bulk path
+                  lambda: pm.PipelineRun.insert_rows([{"discovered_video": 1}])):
+        with pytest.raises(TablesMissing, match="does not exist"):
+            write()
+
+
+def test_tables_missing_is_still_the_error_handlers_expect():
+    assert issubclass(TablesMissing, pm.PipelineModelsError)
+    for base in (peewee.OperationalError, peewee.ProgrammingError, peewee.DatabaseError, peewee.PeeweeException):
+        assert issubclass(TablesMissing, base)
+    pm.db.initialize(peewee.SqliteDatabase(":memory:"))
+    try:
+        pm.Short.get_or_none(pm.Short.id == 1)
+    except peewee.OperationalError as exc:  # what code written against the bare error catches
+        assert isinstance(exc, TablesMissing) and exc.table == "shorts"
+    else:
+        pytest.fail("no error for a missing table")
+
+
+def test_a_table_dropped_from_an_init_db_file_is_named_with_the_file(tmp_path):
+    path = tmp_path / "p.db"
+    database = pm.init_db(path)
+    pm.DiscoveredVideo.create(youtube_video_id="a")
+    database.execute_sql("DROP TABLE tts_audio")
+    with pytest.raises(TablesMissing, match=rf"^table 'tts_audio' does not exist in SQLite file {path}: "
+                       + MISSING_HINT):
+        list(pm.TTSAudio.select())
+    assert pm.DiscoveredVideo.select().count() == 1  # the rest works as before
+
+
+def test_other_failures_are_not_taken_for_a_missing_table():
+    pm.init_db(":memory:")
+    with pytest.raises(peewee.OperationalError, match="no such column") as caught:
+        list(pm.PipelineRun.raw("SELECT nope FROM pipeline_runs"))
+    assert not isinstance(caught.value, TablesMissing)
+    with pytest.raises(peewee.IntegrityError):
+        pm.Clip.create(pipeline_run=42, start_seconds=0, end_seconds=1)
+    with pytest.raises(peewee.OperationalError) as caught:  # a raw statement does not go through a model
+        pm.db.execute_sql("SELECT * FROM no_such_thing")
+    assert not isinstance(caught.value, TablesMissing)
+
+
+def test_a_missing_table_inside_a_transaction_rolls_back_as_before():
+    database = peewee.SqliteDatabase(":memory:")
+    pm.db.initialize(database)
+    pm.db.create_tables([pm.DiscoveredVideo])
+    with pytest.raises(TablesMissing):
+        with pm.db.atomic():
+            pm.DiscoveredVideo.create(youtube_video_id="rolled back")
+            pm.PipelineRun.select().count()
+    with pm.db.atomic():
+        pm.DiscoveredVideo.create(youtube_video_id="kept")
+        with pytest.raises(TablesMissing):
+            with pm.db.atomic():  # a savepoint: only it is rolled back
+                pm.PipelineRun.select().count()
+    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select()] == ["kept"]
+
+
+def test_postgresql_sqlstate_names_a_missing_table_in_any_language():
+    from pipeline_models.db import _named, _tables_missing
+
+    class UndefinedTable(Exception):
+        sqlstate = "42P01"
+
+    localized = peewee.ProgrammingError(UndefinedTable("Relation »pipeline_runs« existiert nicht"),
+                                        "Relation »pipeline_runs« existiert nicht")
+    database = peewee.PostgresqlDatabase("pipeline", host="db.internal")
+    named = _named(localized, database)  # as a database init_db made raises it: with the database in the message
+    assert str(named).endswith("(database pipeline at db.internal:5432)")
+    found = _tables_missing(named, database)
+    assert isinstance(found, TablesMissing) and found.table is None
+    assert str(found).startswith("a table the query uses does not exist in database pipeline at db.internal:5432: ")
+    other = peewee.ProgrammingError(type("UndefinedColumn", (Exception,), {"sqlstate": "42703"})("x"), "x")
+    assert _tables_missing(other, peewee.PostgresqlDatabase("pipeline")) is None
+
+
+@pytest.mark.parametrize("bound_by", ["init_db", "initialize"])
+def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before(pg_server, bound_by):
+    from playhouse import db_url
+
+    url = pg_server.new_database()
+    database = pm.init_db(url)
+    database.execute_sql("DROP TABLE tts_audio")
+    if bound_by == "initialize":  # a plain peewee database, as a user's test binds it
+        database.close()
+        database = db_url.connect(url)
+        pm.db.initialize(database)
+    name = url.rsplit("/", 1)[1]
+    with pytest.raises(TablesMissing, match=rf"^table 'tts_audio' does not exist in database {name} at "
+                       r"127\.0\.0\.1:\d+: " + MISSING_HINT) as caught:
+        pm.TTSAudio.select().count()
+    assert isinstance(caught.value, peewee.ProgrammingError)
+    # The failed statement aborts the transaction, which rolls back whole, as it would without the translation.
+    with pytest.raises(TablesMissing):
+        with pm.db.atomic():
+            pm.DiscoveredVideo.create(youtube_video_id="rolled back")
+            pm.TTSAudio.select().count()
+    with pm.db.atomic():
+        pm.DiscoveredVideo.create(youtube_video_id="kept")
+        with pytest.raises(TablesMissing):
+            with pm.db.atomic():
+                pm.TTSAudio.create(pipeline_run=1, engine_used="piper")
+        pm.DiscoveredVideo.create(youtube_video_id="after the savepoint")
+    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id)] == \
+        ["kept", "after the savepoint"]
+    database.close()
