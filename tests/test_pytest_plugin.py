@@ -1,6 +1,7 @@
 """The pytest plugin the package ships (pipeline_models.pytest_plugin), run on users' test files with pytester."""
 import importlib.metadata
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -373,3 +374,8 @@ def _throwaway_databases(server):
     query = "SELECT datname FROM pg_database WHERE datname LIKE %s"
     return server.admin.execute_sql(query, ("pipeline_test_%",)).fetchall()
 
+
+
+def test_the_readme_shows_the_example_this_file_runs():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"```python\n{README_EXAMPLE}```" in readme
