@@ -269,3 +269,31 @@ def test_report_of_an_empty_database_says_so(tmp_path):
     status, out, _ = pipeline("report", "-o", tmp_path / "r.html", "--db", path)
     assert status == 0 and out.startswith(f"wrote {tmp_path / 'r.html'}: 0 runs, 0 published")
     assert "no runs yet" in (tmp_path / "r.html").read_text(encoding="utf-8").lower()
+
+
+def test_write_commands_as_an_operator_runs_them(tmp_path):
+    path = tmp_path / "w.db"
+    status, out, _ = pipeline("init", "--db", path)
+    assert status == 0 and out.startswith(f"{path}: applied 0001_original_tables")
+    assert pipeline("migrate", "--db", path)[:2] == (0, f"{path}: schema up to date, nothing to apply\n")
+    pm.init_db(path)
+    video, _ = pm.DiscoveredVideo.discover("vid")
+    pm.PipelineRun.start(video)
+    run = pm.PipelineRun.claim_next("w")
+    run.fail("render crashed", retry=False)
+    error = pm.ErrorLog.record(RuntimeError("quota"), "uploader", pipeline_run=run)
+    pm.db.obj.close()
+    assert pipeline("retry", run.id, "--db", path)[:2] == (
+        0, f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n")
+    assert pipeline("resolve", error.id, "--db", path)[:2] == (0, f"error {error.id} (uploader: RuntimeError) resolved\n")
+    assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (0, "render.fps = 60\n")
+    assert run.refresh().status is pm.RunStatus.pending and error.refresh().resolved
+    assert pm.ConfigOverride.get("render.fps") == 60 and pm.ConfigOverride.get_by_id("render.fps").updated_by == "ops"
+
+
+def test_demo_as_a_subprocess(tmp_path):
+    status, out, _ = pipeline("demo", "--videos", "1", "--db", tmp_path / "d.db")
+    assert status == 0 and out.startswith("discovered 1 video\nqueued 1 run, one per video\n")
+    # The one run is the one whose first render crashes; retried, it is published: counts read right at 0 and 1.
+    assert "two workers produced 0 shorts; run 1 failed: RenderCrashed" in out
+    assert "\nuploaded 1 short; 1 run published\n" in out
