@@ -135,6 +135,17 @@ def _printable(text: str, keep: str = "") -> str:
     return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
+def _terminal_safe(text: str) -> str:
+    """`text` with every character that is not printable escaped, but newlines and tabs: what a command prints.
+
+    Data (a title, an error message, a config key) must not move the cursor, retitle the terminal or
+    reverse the text; the escapes are JSON's (\\u001b), so a --json document stays valid JSON.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else json.dumps(ch)[1:-1] for ch in text)
+
+
 def _json_value(value: Any) -> Any:
     """A column's value as JSON: timestamps ISO 8601 in UTC, enums by value, text with passwords redacted."""
     if isinstance(value, datetime.datetime):
@@ -216,7 +227,7 @@ def status_rows() -> List[List[Any]]:
         rows += [[what, member.value, counts.get(member.value, 0)] for member in enum_]
     open_reviews = ReviewLog.open()
     rows.append(["reviews", "open", open_reviews.count()])
-    rows.append(["reviews", "open, auto-held", open_reviews.where(ReviewLog.auto_held == True).count()])  # noqa: E712
+    rows.append(["reviews", "of which auto-held", open_reviews.where(ReviewLog.auto_held == True).count()])  # noqa: E712
     rows.append(["errors", "unresolved", ErrorLog.unresolved().count()])
     return rows
 
@@ -228,7 +239,7 @@ def cmd_status(args: argparse.Namespace) -> str:
     if args.json:
         document: Dict[str, Dict[str, int]] = {}
         for what, status, count in rows:
-            document.setdefault(what, {})[status.replace("open, auto-held", "auto_held")] = count
+            document.setdefault(what, {})[status.replace("of which auto-held", "auto_held")] = count
         return _dumps(document)
     return table(["what", "status", "count"], rows)
 
@@ -285,7 +296,7 @@ def _review(key: str) -> ReviewLog:
     by_message = ReviewLog.get_or_none(ReviewLog.message_id == key)
     by_id = ReviewLog.get_or_none(ReviewLog.id == int(key)) if key.isdigit() and int(key) <= MAX_NUMBER else None
     if by_message is not None and by_id is not None and by_message.id != by_id.id:
-        raise UsageError(f"{key!r} is the message id of review {by_message.id} and the id of review {by_id.id}: "
+        raise ValueError(f"{key!r} is the message id of review {by_message.id} and the id of review {by_id.id}: "
                          f"give the message id of the one you mean")
     review = by_message or by_id
     if review is None:
@@ -392,6 +403,8 @@ def cmd_resolve(args: argparse.Namespace) -> str:
     """`resolve`: mark an error resolved."""
     _write(args.db)
     error = _get(ErrorLog, args.error_id, "error")
+    if error.resolved:
+        return f"error {error.id} ({error.module}: {error.error_type}) was already resolved: nothing changed"
     error.resolve()
     return f"error {error.id} ({error.module}: {error.error_type}) resolved"
 
@@ -411,8 +424,8 @@ def cmd_compact(args: argparse.Namespace) -> str:
     older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
     done = Analytics.compact(older_than)  # the ConfigOverride policy, else 30 days, when --older-than is not given
     line = (f"removed {plural(done['deleted'], 'snapshot')} older than {done['cutoff']:%Y-%m-%d} 00:00 UTC "
-            f"(kept each video's first of every UTC day and its newest), {plural(done['videos'], 'video')} in "
-            f"{plural(done['batches'], 'transaction')}; {Analytics.select().count():,} snapshots remain")
+            f"(kept each video's first of every UTC day and its newest) in {plural(done['batches'], 'transaction')}; "
+            f"{Analytics.select().count():,} snapshots remain")
     postgres = isinstance(db.obj, peewee.PostgresqlDatabase)
     if not args.vacuum:
         if postgres:
@@ -485,6 +498,11 @@ def cmd_report(args: argparse.Namespace) -> str:
     from . import report
 
     report.require_extra()  # before opening: without the extra there is nothing to do
+    directory = os.path.dirname(os.path.abspath(args.output))
+    if os.path.isdir(args.output):
+        raise ValueError(f"-o {args.output} is a directory: give a file, e.g. {os.path.join(args.output, 'report.html')}")
+    if not os.path.isdir(directory):
+        raise ValueError(f"-o {args.output}: there is no directory {directory}")
     _read(args.db)
     written = report.write(args.output, top=args.top)
     return (f"wrote {written.path}: {plural(written.runs, 'run')}, {written.published:,} published, "
@@ -570,7 +588,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true", help="only open ones (auto-held included)")
     p.add_argument("--limit", type=_count, default=20, help="at most this many (default 20)")
     p = add(sub, "review", cmd_review, "review answer ID ACTION: answer a review as the chat bot would")
-    p.add_argument("action_word", choices=["answer"], metavar="answer", help="answer")
+    p.add_argument("action_word", choices=["answer"], metavar="answer", help=argparse.SUPPRESS)
     p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID", help="the chat message id of the review, or its id")
     p.add_argument("action", choices=[a.value for a in ReviewAction], help="the answer")
     p.add_argument("--detail", help="the reviewer's words, e.g. the edit asked for")
@@ -584,7 +602,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
     p.set_defaults(action=None)
     shows = p.add_subparsers(dest="action", metavar="show", parser_class=_Parser)
-    shower = shows.add_parser("show", parents=[common, as_json], help="one error in full, with its stack trace")
+    shower = shows.add_parser("show", parents=[common, as_json], help="one error in full, with its stack trace",
+                              prog=f"{PROG} errors show")
     shower.add_argument("error_id", type=_count, metavar="ERROR_ID")
     p = add(sub, "resolve", cmd_resolve, "mark an error resolved")
     p.add_argument("error_id", type=_count, metavar="ERROR_ID")
@@ -692,7 +711,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parse(argv)
         output = args.func(args)
         if output:
-            print(output, flush=True)  # flushed here: a closed pipe fails inside this try, not at exit
+            print(_terminal_safe(output), flush=True)  # flushed here: a closed pipe fails inside this try
     except SystemExit as exc:  # --help and --version print, then exit 0
         sys.stdout.flush()
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -703,6 +722,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:
         _silence(sys.stdout)
         return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file the command writes, or stdout itself (a full disk)
+        _silence(sys.stdout)  # what could not be written must not fail again at exit
+        where = f" {exc.filename}" if exc.filename else " the output"
+        return fail(exc, f"cannot write{where}: {exc.strerror or exc}", EXIT_REFUSED)
     except KeyboardInterrupt:
         _say(f"{PROG}: interrupted")
         return EXIT_INTERRUPTED

@@ -1062,6 +1062,8 @@ class ConfigOverride(BaseModel):
     @classmethod
     def set(cls, key: str, value: Any, updated_by: str = "system") -> Any:
         """Store `value` (anything JSON can hold) under `key`, replacing what was there; returns the value."""
+        if isinstance(key, str) and not key.strip():  # a blank name cannot be asked for again by anyone
+            raise ValueError(f"ConfigOverride.key: give the setting a name, not {key!r}")
         row = dict(key=key, value=value, updated_by=updated_by, updated_at=utcnow())
         keep = [cls.value, cls.updated_by, cls.updated_at]
         cls.insert(**row).on_conflict(conflict_target=[cls.key], preserve=keep).execute()

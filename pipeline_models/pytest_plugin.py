@@ -230,7 +230,7 @@ class PipelineFactory:
     def _chain(self, status: Union[RunStatus, str], video: Optional[DiscoveredVideo], fields: Dict[str, Any],
                worked: bool) -> Chain:
         """Start a run of `video` and move it to `status` as the pipeline would; `fields` are written last."""
-        target = RunStatus(status)
+        target = RunStatus(PipelineRun.status.db_value(status))  # ValueError listing the statuses
         video = self.video() if video is None else video
         active = PipelineRun.get_or_none((PipelineRun.discovered_video == video)
                                          & PipelineRun.status.in_(PipelineRun.ACTIVE))

@@ -561,7 +561,7 @@ def _failures_section(page: _Page, report: Dict[str, Any]) -> None:
             per_module[module] += count
         body.append(_table(["module", "unresolved errors"], sorted(per_module.items(), key=lambda i: (-i[1], i[0])),
                            numeric=[1]))
-        where += f" {unresolved:,} unresolved errors in {len(per_module):,} modules."
+        where += f" {_plural(unresolved, 'unresolved error')} in {_plural(len(per_module), 'module')}."
     else:
         where += " No unresolved errors."
     page.section("failures", "Where runs fail", _e(where), "\n".join(body))

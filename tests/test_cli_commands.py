@@ -240,7 +240,7 @@ def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(
         pm.ReviewLog.request(pm.PipelineRun.claim_next("w"), message_id="1" if n else "m")
     pm.db.obj.close()
     status, _, err = pipeline("review", "answer", "1", "approve", "--db", path)
-    assert status == 2 and "'1' is the message id of review 2 and the id of review 1" in err
+    assert status == 1 and "'1' is the message id of review 2 and the id of review 1" in err
     assert pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).count() == 0
 
 
@@ -297,3 +297,46 @@ def test_demo_as_a_subprocess(tmp_path):
     # The one run is the one whose first render crashes; retried, it is published: counts read right at 0 and 1.
     assert "two workers produced 0 shorts; run 1 failed: RenderCrashed" in out
     assert "\nuploaded 1 short; 1 run published\n" in out
+
+
+def test_data_cannot_drive_the_terminal_in_any_output(tmp_path):
+    path = tmp_path / "t.db"
+    pm.init_db(path)
+    video, _ = pm.DiscoveredVideo.discover("vid", title="clear \x1b[2J title \u202ereversed")
+    pm.PipelineRun.start(video)
+    run = pm.PipelineRun.claim_next("w")
+    run.fail("bad \x1b]0;title\x07 \u202e x", retry=False)
+    error = pm.ErrorLog.record(RuntimeError("boom"), "mod\x1b[31m", pipeline_run=run)
+    pm.ConfigOverride.set("evil", "\u202eevil\x7f")
+    pm.db.obj.close()
+    outputs = [pipeline("retry", run.id, "--db", path), pipeline("resolve", error.id, "--db", path),
+               pipeline("config", "set", "k\x1b[2J", "1", "--db", path), pipeline("config", "get", "evil", "--db", path),
+               pipeline("videos", "--db", path), pipeline("videos", "--json", "--db", path),
+               pipeline("run", "show", run.id, "--db", path)]
+    for status, out, err in outputs:
+        assert status == 0 and err == "", err
+        assert not any(ch in out for ch in "\x1b\x07\x7f\u202e"), out
+    assert "(it failed: bad \\u001b]0;title\\u0007 \\u202e x)" in outputs[0][1]
+    assert json.loads(outputs[3][1]) == "\u202eevil\x7f"  # escaped, and still the same JSON value
+    assert json.loads(outputs[5][1])[0]["title"] == "clear \x1b[2J title \u202ereversed"
+
+
+def test_write_failures_are_one_line_and_exit_1(tmp_path, dbfile):
+    status, _, err = pipeline("report", "-o", tmp_path / "no" / "r.html", "--db", dbfile)
+    assert status == 1 and f"there is no directory {tmp_path / 'no'}" in err and "unexpected" not in err
+    status, _, err = pipeline("report", "-o", tmp_path, "--db", dbfile)
+    assert status == 1 and "is a directory: give a file" in err and os.listdir(tmp_path) == []
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "pipeline_models", "runs", "--db", dbfile], stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr == "pipeline-models: error: cannot write the output: No space left on device\n"
+
+
+def test_resolving_twice_says_nothing_changed_and_blank_keys_are_refused(tmp_path, dbfile):
+    path = tmp_path / "x.db"
+    path.write_bytes(open(dbfile, "rb").read())
+    assert pipeline("resolve", "1", "--db", path)[1] == "error 1 (render: RuntimeError) resolved\n"
+    assert pipeline("resolve", "1", "--db", path)[:2] == (
+        0, "error 1 (render: RuntimeError) was already resolved: nothing changed\n")
+    status, _, err = pipeline("config", "set", " ", "1", "--db", path)
+    assert status == 1 and "ConfigOverride.key: give the setting a name, not ' '" in err

@@ -379,3 +379,14 @@ def _throwaway_databases(server):
 def test_the_readme_shows_the_example_this_file_runs():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"```python\n{README_EXAMPLE}```" in readme
+
+
+def test_an_unknown_status_lists_the_known_ones(pytester):
+    pytester.makepyfile('''
+import pytest
+
+def test_bogus(pipeline_factory):
+    with pytest.raises(ValueError, match="'bogus' is not one of: pending, running, awaiting_review"):
+        pipeline_factory.chain("bogus")
+''')
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
