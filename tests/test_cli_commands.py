@@ -297,6 +297,18 @@ def test_demo_as_a_subprocess(tmp_path):
     # The one run is the one whose first render crashes; retried, it is published: counts read right at 0 and 1.
     assert "two workers produced 0 shorts; run 1 failed: RenderCrashed" in out
     assert "\nuploaded 1 short; 1 run published\n" in out
+    # Its history is coherent: nothing in the future, nothing before what caused it.
+    pm.init_db(tmp_path / "d.db", readonly=True)
+    now = pm.utcnow()
+    for model in pm.ALL_MODELS:
+        for field in model._meta.sorted_fields:
+            if isinstance(field, pm.fields.UTCDateTimeField):
+                latest = model.select(field).order_by(field.desc()).where(field.is_null(False)).first()
+                assert latest is None or getattr(latest, field.name) <= now, (model.__name__, field.name)
+    run, short = pm.PipelineRun.get(), pm.Short.get()
+    assert run.created_at <= pm.ReviewLog.get().sent_at <= short.uploaded_at <= run.finished_at
+    assert pm.Analytics.select().where(pm.Analytics.measured_at < short.uploaded_at).count() == 0
+    assert pm.Analytics.select().count() == 28
 
 
 def test_data_cannot_drive_the_terminal_in_any_output(tmp_path):
