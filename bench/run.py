@@ -3,6 +3,7 @@
     pip install -e . -r bench/requirements.txt
     python bench/run.py                      # everything: bulk ingest at 10k, 100k and 1M rows
     python bench/run.py --rows 10000,100000 --repeat 3
+    python bench/run.py --pg-ingest-only --pg postgresql://postgres@127.0.0.1/postgres --rows 1000000 --repeat 1
 
 Each workload runs on a new WAL SQLite file, with the package's pragmas (synchronous=NORMAL, 32 MB
 cache) on every contender's connection, the same schema for all (made by the package's migrations),
@@ -13,6 +14,7 @@ processes.
 import argparse
 import datetime
 import importlib.util
+import json
 import os
 import platform
 import resource
@@ -22,7 +24,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from datetime import timedelta
 
 import peewee
@@ -251,6 +255,594 @@ STATUS_RAW = [
 ]
 
 
+# --- retention: Analytics.compact ----------------------------------------------------------------
+
+YEAR_HOURS = 365 * 24
+
+
+def compaction_options(parser, quick):
+    """The compaction workload's command line options."""
+    parser.add_argument("--compact-videos", type=int, default=10 if quick else 100,
+                        help="videos with a year of hourly snapshots each (8,760 rows) for the compaction workload")
+    parser.add_argument("--compact-10m", action="store_true",
+                        help="also compare compaction's peak RSS at 10M rows with 1M (builds a 10M-row file: "
+                             "minutes)")
+
+
+def file_mb(path):
+    """The size of a SQLite file and its WAL, in MB."""
+    return sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s)) / 1e6
+
+
+def year_of_hourly(directory, name, videos):
+    """A new file holding a year of hourly snapshots of `videos` videos; the proxy is left bound to it."""
+    path = fresh_db(directory, name)
+    pm.Analytics.record_many(snapshots(videos * YEAR_HOURS, videos=videos))
+    return path
+
+
+def compact_year():
+    """Compact a year of hourly snapshots (2026) as at its end: daily before the last 30 days."""
+    return pm.Analytics.compact(timedelta(days=30), now=T0 + timedelta(days=365))
+
+
+def probe(function, *argv):
+    """This module's `function(*argv)` in a fresh process, its stdin and stdout piped."""
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import run; "
+            f"run.{function}(*sys.argv[1:])")
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def claimer_probe(path):
+    """A worker claiming a run every 10 ms until its stdin closes; prints how long claim_next took, as JSON."""
+    pm.init_db(path)
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    print("ready", flush=True)
+    seconds, failures = [], []
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            pm.PipelineRun.claim_next("bench-claimer")  # BEGIN IMMEDIATE: waits for the write lock
+        except Exception as exc:  # "database is locked" after the busy timeout, above all
+            failures.append(f"{type(exc).__name__}: {exc}")
+        seconds.append(time.perf_counter() - started)
+        time.sleep(0.01)
+    seconds.sort()
+    print(json.dumps({"claims": len(seconds), "max": seconds[-1], "p99": seconds[int(len(seconds) * 0.99)],
+                      "failed": len(failures), "failures": failures[:3]}), flush=True)
+
+
+def compact_probe(path):
+    """Compact the year of hourly snapshots at `path`; print the process's peak RSS in MB and the seconds it took."""
+    pm.init_db(path)
+    started = time.perf_counter()
+    compact_year()
+    seconds = time.perf_counter() - started
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, seconds, flush=True)
+
+
+def compaction_workloads(args, directory, add, checks):
+    """A year of hourly snapshots compacted to daily after 30 days, while a worker claims runs; then VACUUM."""
+    videos = args.compact_videos
+    path = year_of_hourly(directory, "compact.db", videos)
+    seed_videos(50 * videos)  # runs enough for the claimer: 100 claims a second for the whole compaction
+    pm.PipelineRun.insert_rows(((i + 1,) for i in range(50 * videos)), fields=("discovered_video",))
+    rows = pm.Analytics.select().count()
+    pm.db.obj.close()  # the WAL checkpointed into the file
+    size_before = file_mb(path)
+
+    claimer = probe("claimer_probe", path)
+    assert claimer.stdout.readline().strip() == "ready"
+    pm.init_db(path)
+    started = time.perf_counter()
+    done = compact_year()
+    seconds = time.perf_counter() - started
+    claimer.stdin.close()
+    claims = json.loads(claimer.stdout.readline())
+    claimer.wait()
+    counts = pm.Analytics.select(peewee.fn.COUNT(pm.Analytics.id)).group_by(pm.Analytics.youtube_video_id)
+    per_video = sorted({n for n, in counts.tuples()})
+    pm.db.obj.close()
+    size_compacted = file_mb(path)
+
+    # The documented step: `compact --vacuum` (nothing is old enough at --older-than 36500: only the VACUUM).
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline_models", "compact", "--vacuum", "--older-than", "36500",
+                    "--db", path], check=True, capture_output=True)
+    vacuum_seconds = time.perf_counter() - started
+    size_after = file_mb(path)
+
+    name = f"compact a year of hourly snapshots to daily after 30 days, {videos:,} videos ({rows:,} rows)"
+    add(name, f"pipeline_models Analytics.compact ({done['batches']:,} batches)", seconds, None)
+    add(name, "then pipeline-models compact --vacuum", vacuum_seconds, None)
+    checks.append((f"compaction after 30 days: rows per video of {YEAR_HOURS:,} hourly = 30 x 24 + 335",
+                   per_video == [30 * 24 + 335],
+                   f"{', '.join(map(str, per_video))} ({YEAR_HOURS / per_video[0]:.1f}x fewer), {seconds:.1f} s"))
+    checks.append(("compaction + VACUUM: the file at most 1/7 of its size",
+                   size_after * 7 <= size_before,
+                   f"{size_before:.1f} MB -> {size_compacted:.1f} MB compacted -> {size_after:.1f} MB after VACUUM "
+                   f"({size_before / size_after:.1f}x smaller)"))
+    checks.append(("compaction: a worker's claim_next during it takes at most 1 s, none fails",
+                   claims["max"] <= 1 and claims["failed"] == 0,
+                   f"max {claims['max']:.3f} s, p99 {claims['p99']:.3f} s over {claims['claims']:,} claims, "
+                   f"{claims['failed']} failed {claims['failures']}"))
+
+    if args.compact_10m:
+        peaks = {}
+        for target in (1_000_000, 10_000_000):
+            rss_path = year_of_hourly(directory, "compact-rss.db", target // YEAR_HOURS)
+            pm.db.obj.close()
+            proc = probe("compact_probe", rss_path)
+            peaks[target], seconds = map(float, proc.communicate()[0].split())
+            add(f"compact a year of hourly snapshots, {target // YEAR_HOURS:,} videos ({target:,} rows), "
+                "no claimer", "pipeline_models Analytics.compact", seconds, None)
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(rss_path + suffix):
+                    os.remove(rss_path + suffix)
+        small, large = peaks[1_000_000], peaks[10_000_000]
+        checks.append(("peak RSS, compaction: 10M rows within 10% of 1M", large <= 1.1 * small,
+                       f"{small:.0f} MB -> {large:.0f} MB"))
+
+
+# --- latest(), top(n) and growth() at 1M and 10M snapshots; bytes per snapshot; the triggers' cost -------
+
+# The previous release's latest(): a skip-scan of idx_analytics_video, one seek per video for the next video
+# id and one for its newest snapshot; its top(n) was latest()'s first n. For contrast.
+SKIP_SCAN_LATEST = """
+    WITH RECURSIVE videos(vid) AS (
+        SELECT MIN(youtube_video_id) FROM analytics
+        UNION ALL
+        SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid)
+        FROM videos WHERE vid IS NOT NULL
+    )
+    SELECT a.* FROM videos JOIN analytics a ON a.id = (
+        SELECT id FROM analytics WHERE youtube_video_id = videos.vid
+        ORDER BY measured_at DESC, id DESC LIMIT 1)
+    ORDER BY a.view_count IS NULL, a.view_count DESC, a.youtube_video_id"""
+
+
+def query_options(parser, quick):
+    """The query workloads' command line options."""
+    parser.add_argument("--big", type=int, default=20_000 if quick else 10_000_000,
+                        help="snapshots in the large query dataset (10M by default: building it takes minutes, "
+                             "once: it is kept in --query-data)")
+    parser.add_argument("--small", type=int, default=2_000 if quick else 1_000_000,
+                        help="snapshots in the small query dataset, which the large one is compared with")
+    parser.add_argument("--query-videos", type=int, default=50 if quick else 5_000, help="videos in both datasets")
+    parser.add_argument("--query-data", default=os.path.join(tempfile.gettempdir(), "pm-bench-queries"),
+                        help="directory keeping the SQLite datasets between runs (PostgreSQL keeps databases "
+                             "pm_bench_q_ROWS_VIDEOS)")
+    try:
+        parser.add_argument("--pg", default=os.environ.get("PIPELINE_MODELS_BENCH_PG"), metavar="URL",
+                            help="also run on this PostgreSQL server (a database it may create databases on); "
+                                 "default: $PIPELINE_MODELS_BENCH_PG")
+    except argparse.ArgumentError:  # the ingest workloads define the same option: one server for both
+        pass
+
+
+def query_dataset_sqlite(directory, rows, videos):
+    """A SQLite file of `rows` hourly snapshots of `videos` videos, made once and kept in `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    name = f"analytics-{rows}-{videos}.db"
+    path, building = os.path.join(directory, name), os.path.join(directory, name + ".building")
+    if os.path.exists(path) and not os.path.exists(building):
+        return path
+    open(building, "w").close()  # a run killed while building leaves this: the next one starts again
+    fresh_db(directory, name)
+    pm.Analytics.record_many(snapshots(rows, videos=videos))
+    pm.db.execute_sql("ANALYZE")
+    pm.db.obj.close()
+    os.remove(building)
+    return path
+
+
+def pg_url(url, name):
+    """`url` with its database replaced by `name`."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def query_dataset_postgres(url, rows, videos):
+    """A PostgreSQL database of the same snapshots, loaded once with one COPY and kept; returns its URL."""
+    import psycopg
+
+    name = f"pm_bench_q_{rows}_{videos}"
+    with psycopg.connect(url, autocommit=True) as server:
+        done = server.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone()
+        if done and done[0] == "complete":
+            return pg_url(url, name)
+        server.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        server.execute(f'CREATE DATABASE "{name}"')
+    target = pg_url(url, name)
+    pm.init_db(target).close()
+    with psycopg.connect(target, autocommit=True) as conn:
+        with conn.transaction(), conn.cursor().copy(
+                f"COPY analytics ({', '.join(METRICS)}) FROM STDIN") as copy:
+            for row in snapshots(rows, videos=videos):
+                copy.write_row(row)
+        conn.execute("VACUUM ANALYZE")
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS 'complete'")
+    return target
+
+
+def query_contenders(backend, raw, videos):
+    """(workload, [(contender, function)], repeat) for one dataset; `raw` runs SQL through the raw driver."""
+    mark = "?" if backend == "SQLite" else "%s"
+    video, since = f"yt{videos // 2:07d}", T0 + timedelta(hours=1, seconds=videos // 2)
+    growth_sql = pm.Analytics._GROWTH_SQL.format(p=mark, counters=", ".join(pm.Analytics.COUNTERS))
+    growth_params = (video, pm.Analytics.measured_at.db_value(since)) * 2
+    driver = "raw sqlite3" if backend == "SQLite" else "raw psycopg"
+    return [
+        ("latest(), every video", [
+            (f"{driver}, same query", lambda: raw(pm.Analytics._LATEST_SQL)),
+            ("Analytics.latest(rows='tuples')", lambda: pm.Analytics.latest(rows="tuples")),
+            ("Analytics.latest(rows='namedtuples')", lambda: pm.Analytics.latest(rows="namedtuples")),
+            ("Analytics.latest(rows='dicts')", lambda: pm.Analytics.latest(rows="dicts")),
+            ("Analytics.latest() (models)", lambda: pm.Analytics.latest()),
+            (f"{driver}, previous release's skip-scan", lambda: raw(SKIP_SCAN_LATEST)),
+        ], 30),
+        ("top(10)", [
+            (f"{driver}, same query", lambda: raw(pm.Analytics._TOP_SQL.format(p=mark), (10,))),
+            ("Analytics.top(10) (models)", lambda: pm.Analytics.top(10)),
+            (f"{driver}, previous release's skip-scan", lambda: raw(SKIP_SCAN_LATEST)[:10]),
+        ], 60),
+        ("growth() of one video", [
+            (f"{driver}, same query", lambda: raw(growth_sql, growth_params)),
+            ("Analytics.growth()", lambda: pm.Analytics.growth(video, since)),
+        ], 200),
+    ]
+
+
+def storage_sqlite(path):
+    """Bytes per snapshot (dbstat: pages of table and indexes) of ours and of raw tables of the same values."""
+    conn = raw_connection(path)
+    rows = conn.execute("SELECT COUNT(*) FROM analytics").fetchone()[0]
+
+    def pages(*names):
+        marks = ", ".join("?" * len(names))
+        return conn.execute(f"SELECT SUM(pgsize) FROM dbstat WHERE name IN ({marks})", names).fetchone()[0] or 0
+
+    ours = {"table": pages("analytics"), "index": pages("idx_analytics_video"),
+            "latest": pages("analytics_latest", "analytics_latest_view_count")}
+    # The same values in their tightest natural types, in a scratch file: the time as INTEGER microseconds
+    # since 1970 instead of 26 characters of text.
+    scratch = path + ".raw"
+    if os.path.exists(scratch):
+        os.remove(scratch)
+    conn.execute("ATTACH DATABASE ? AS raw", (scratch,))
+    conn.execute("CREATE TABLE raw.analytics (id INTEGER PRIMARY KEY, youtube_video_id TEXT, measured_at INTEGER, "
+                 + ", ".join(f"{m} {'REAL' if isinstance(getattr(pm.Analytics, m), peewee.FloatField) else 'INTEGER'}"
+                             for m in pm.Analytics.METRICS) + ")")
+    conn.execute("BEGIN")
+    conn.execute(f"INSERT INTO raw.analytics SELECT id, youtube_video_id, "
+                 f"CAST(round((julianday(measured_at) - 2440587.5) * 86400000000) AS INTEGER), "
+                 f"{', '.join(pm.Analytics.METRICS)} FROM main.analytics ORDER BY id")
+    conn.execute("COMMIT")
+    raw_pages = "SELECT SUM(pgsize) FROM dbstat WHERE schema = 'raw' AND name = ?"
+    raw_table = conn.execute(raw_pages, ("analytics",)).fetchone()[0]
+    conn.execute("CREATE INDEX raw.raw_video ON analytics (youtube_video_id, measured_at)")
+    raw_index = conn.execute(raw_pages, ("raw_video",)).fetchone()[0]
+    conn.execute("DETACH DATABASE raw")
+    conn.close()
+    os.remove(scratch)
+    return rows, ours, {"table": raw_table, "index": raw_index}
+
+
+def storage_postgres(url):
+    """Bytes per snapshot (pg_relation_size) of ours and of a raw table of the same values, columns aligned."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT COUNT(*) FROM analytics").fetchone()[0]
+        size = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        ours = {"table": size("SELECT pg_table_size('analytics')"),
+                "index": size("SELECT pg_indexes_size('analytics')"),
+                "latest": size("SELECT pg_total_relation_size('analytics_latest')")}
+        # Widest types first (no alignment padding), the id last: what a careful hand would make.
+        wide = [m for m in pm.Analytics.METRICS]
+        conn.execute("DROP TABLE IF EXISTS raw_analytics")
+        conn.execute(f"CREATE TABLE raw_analytics AS SELECT measured_at, {', '.join(wide)}, id, youtube_video_id "
+                     f"FROM analytics ORDER BY id")
+        conn.execute("VACUUM ANALYZE raw_analytics")
+        raw_table = size("SELECT pg_table_size('raw_analytics')")
+        conn.execute("CREATE INDEX raw_analytics_video ON raw_analytics (youtube_video_id, measured_at)")
+        raw_index = size("SELECT pg_indexes_size('raw_analytics')")
+        conn.execute("DROP TABLE raw_analytics")
+    return rows, ours, {"table": raw_table, "index": raw_index}
+
+
+def storage_check(backend, rows, ours, raw):
+    """The bytes per snapshot as a check: analytics_latest, the price of fast queries, adds under 1%."""
+    per = {k: v / rows for k, v in ours.items()}
+    raw_per = {k: v / rows for k, v in raw.items()}
+    total = sum(per.values())
+    detail = (f"{total:.1f} B/snapshot = analytics {per['table']:.1f} + its indexes {per['index']:.1f} + "
+              f"analytics_latest {per['latest']:.2f}; raw table of the same values {raw_per['table']:.1f}, "
+              f"with the same (video, time) index {raw_per['table'] + raw_per['index']:.1f} "
+              f"({total / (raw_per['table'] + raw_per['index']):.2f} x)")
+    return (f"{backend}, bytes per snapshot at {rows:,} rows: analytics_latest adds under 1%",
+            per["latest"] < 0.01 * total, detail)
+
+
+def trigger_cost(backend, directory, url, rows, add):
+    """What keeping analytics_latest costs an ingest: record_many (and on PostgreSQL, COPY) with and without."""
+    name = f"{backend}: ingest {rows:,} snapshots of 5,000 videos, without and with the analytics_latest triggers"
+    bulk, copied = {}, {}
+    for triggers in (False, True):
+        if backend == "SQLite":
+            fresh_db(directory, "triggers.db")
+        else:
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as server:
+                server.execute('DROP DATABASE IF EXISTS "pm_bench_triggers"')
+                server.execute('CREATE DATABASE "pm_bench_triggers"')
+            pm.init_db(pg_url(url, "pm_bench_triggers"))
+        if not triggers:
+            on = "" if backend == "SQLite" else " ON analytics"
+            for trigger in ("insert", "delete", "update") + (() if backend == "SQLite" else ("truncate",)):
+                pm.db.execute_sql(f"DROP TRIGGER analytics_latest_{trigger}{on}")
+        started = time.perf_counter()
+        pm.Analytics.record_many(snapshots(rows, videos=5000))
+        bulk[triggers] = time.perf_counter() - started
+        add(name, f"record_many, {'with' if triggers else 'without'} triggers", bulk[triggers], bulk[False])
+        if backend == "PostgreSQL":
+            import psycopg
+
+            pm.db.execute_sql("TRUNCATE analytics")
+            with psycopg.connect(pg_url(url, "pm_bench_triggers"), autocommit=True) as conn:
+                started = time.perf_counter()
+                with conn.transaction(), conn.cursor().copy(
+                        f"COPY analytics ({', '.join(METRICS)}) FROM STDIN") as copy:
+                    for row in snapshots(rows, videos=5000):
+                        copy.write_row(row)
+                copied[triggers] = time.perf_counter() - started
+            add(name, f"one COPY (raw psycopg), {'with' if triggers else 'without'} triggers", copied[triggers],
+                copied[False])
+        pm.db.obj.close()
+
+
+def query_workloads(args, directory, add, checks):
+    """latest(), top(10), growth() on --small and --big snapshots of --query-videos videos, on SQLite and (with
+    --pg) PostgreSQL, against their SQL through the raw driver; bytes per snapshot; the triggers' ingest cost.
+
+    Each round times every contender once on each dataset, in turn: a shared machine's drift then weighs on
+    all alike, and the medians of the rounds compare the two sizes and the contenders fairly.
+    """
+    videos = args.query_videos
+    for backend in ["SQLite"] + (["PostgreSQL"] if args.pg else []):
+        bound, connections, plans = {}, [], {}
+        for rows in (args.small, args.big):
+            if backend == "SQLite":
+                target = query_dataset_sqlite(args.query_data, rows, videos)
+                conn = raw_connection(target)
+                raw = (lambda conn: lambda sql, params=(): conn.execute(sql, params).fetchall())(conn)
+            else:
+                import psycopg
+
+                target = query_dataset_postgres(args.pg, rows, videos)
+                conn = psycopg.connect(target, autocommit=True)
+                raw = (lambda conn: lambda sql, params=None: conn.execute(sql, params).fetchall())(conn)
+            connections.append(conn)
+            bound[rows] = pm.init_db(target)
+            plans[rows] = query_contenders(backend, raw, videos)
+        times = {}
+        for index, (workload, contenders, repeat) in enumerate(plans[args.small]):
+            samples = {}
+            for round_ in range(repeat + 1):  # round 0 warms caches and plans: not counted
+                for rows in (args.small, args.big):
+                    pm.db.initialize(bound[rows])
+                    for contender, run in plans[rows][index][1]:
+                        started = time.perf_counter()
+                        run()
+                        if round_:
+                            samples.setdefault((rows, contender), []).append(time.perf_counter() - started)
+            for rows in (args.small, args.big):
+                name = f"{backend}: {workload}, {rows:,} snapshots of {videos:,} videos"
+                base = statistics.median(samples[rows, contenders[0][0]])
+                for contender, _ in contenders:
+                    times[rows, workload, contender] = statistics.median(samples[rows, contender])
+                    add(name, contender, times[rows, workload, contender], base)
+        for database in bound.values():
+            database.close()
+        for conn in connections:
+            conn.close()
+        pm.db.initialize(None)
+        try:
+            target = (query_dataset_sqlite(args.query_data, args.big, videos) if backend == "SQLite"
+                      else query_dataset_postgres(args.pg, args.big, videos))
+            stored = storage_sqlite(target) if backend == "SQLite" else storage_postgres(target)
+            checks.append(storage_check(backend, *stored))
+        except sqlite3.OperationalError as exc:  # "no such table: dbstat": SQLite built without it
+            checks.append((f"{backend}, bytes per snapshot", False, f"not measured: {exc}"))
+        query_checks(backend, args.small, args.big, times, checks)
+        trigger_cost(backend, directory, args.pg, min(args.small, 100_000), add)
+
+
+def query_checks(backend, small, big, times, checks):
+    """The issue's targets for latest(), top(10) and growth(), from the medians in `times`."""
+    raw_time = times[big, "latest(), every video", f"{'raw sqlite3' if backend == 'SQLite' else 'raw psycopg'}, "
+                                                   f"same query"]
+    for kind in ("tuples", "namedtuples", "dicts", "models"):
+        contender = "Analytics.latest() (models)" if kind == "models" else f"Analytics.latest(rows='{kind}')"
+        ours = times[big, "latest(), every video", contender]
+        checks.append((f"{backend}: {contender} at {big:,} snapshots: at most 1.5 x its SQL through the raw driver",
+                       ours <= 1.5 * raw_time, f"{ours / raw_time:.2f} x"))
+    top = times[big, "top(10)", "Analytics.top(10) (models)"]
+    checks.append((f"{backend}: top(10) at {big:,} snapshots: at most 20 ms", top <= 0.020, f"{top * 1000:.2f} ms"))
+    growth = times[big, "growth() of one video", "Analytics.growth()"]
+    checks.append((f"{backend}: growth() at {big:,} snapshots: at most 2 ms", growth <= 0.002,
+                   f"{growth * 1000:.3f} ms"))
+    for workload, contender in [("latest(), every video", "Analytics.latest(rows='tuples')"),
+                                ("latest(), every video", "Analytics.latest() (models)"),
+                                ("top(10)", "Analytics.top(10) (models)"),
+                                ("growth() of one video", "Analytics.growth()")]:
+        ratio = times[big, workload, contender] / times[small, workload, contender]
+        checks.append((f"{backend}: {contender} at {big:,} snapshots at most 1.5 x its time at {small:,}",
+                       ratio <= 1.5, f"{ratio:.2f} x"))
+
+
+# --- PostgreSQL bulk ingest: COPY ----------------------------------------------------------------
+
+# analytics' written columns as PostgreSQL types, for the raw binary COPY (psycopg needs them to write binary).
+PG_INGEST_TYPES = ["varchar", "timestamptz", "int8", "int8", "int8", "float8", "float8", "int8", "float8", "int8",
+                   "int8", "float8"]
+
+
+def ingest_pg_options(parser, quick):
+    """The PostgreSQL ingest workload's command line options."""
+    parser.add_argument("--pg-ingest-only", action="store_true",
+                        help="run only the PostgreSQL bulk ingest (at --rows, on --pg) and its memory check")
+    parser.add_argument("--pg-executemany-max", type=int, default=100_000, metavar="ROWS",
+                        help="leave psycopg's executemany out above this many rows (a statement per row, and the "
+                             "analytics_latest trigger per statement: minutes at 1M)")
+    parser.add_argument("--pg-rss", metavar="SMALL,LARGE",
+                        help="row counts whose PostgreSQL ingest peak RSS is compared (default: the smallest and "
+                             "largest --rows; the target is 1000000,10000000)")
+    try:
+        parser.add_argument("--pg", default=os.environ.get("PIPELINE_MODELS_BENCH_PG"), metavar="URL",
+                            help="also run on this PostgreSQL server (a database it may create databases on); "
+                                 "default: $PIPELINE_MODELS_BENCH_PG")
+    except argparse.ArgumentError:  # the query workloads define the same option: one server for both
+        pass
+
+
+def fresh_pg_db(url, name):
+    """A new database `name` on the server at `url`, migrated by the package; returns its URL (nothing bound)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as server:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.execute(f'CREATE DATABASE "{name}"')
+    target = pg_url(url, name)
+    pm.init_db(target).close()
+    pm.db.initialize(None)
+    with psycopg.connect(target, autocommit=True) as conn:
+        try:
+            conn.execute("CHECKPOINT")  # no checkpoint of the set-up's writes lands in a contender's time
+        except psycopg.Error:  # not a superuser (nor pg_checkpoint): only noisier
+            pass
+    return target
+
+
+def pg_copy(state, n, binary=True):
+    """psycopg 3's COPY of the rows as the generator makes them: already the Python values COPY writes."""
+    with state["conn"] as conn, conn.cursor().copy(
+            f"COPY analytics ({', '.join(METRICS)}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
+        if binary:
+            copy.set_types(PG_INGEST_TYPES)
+        for row in snapshots(n):
+            copy.write_row(row)
+
+
+def pg_executemany(state, n):
+    sql = "INSERT INTO analytics ({}) VALUES ({})".format(", ".join(METRICS), ", ".join(["%s"] * len(METRICS)))
+    with state["conn"] as conn:
+        conn.cursor().executemany(sql, snapshots(n))
+
+
+def pg_record_many(state, n):
+    pm.Analytics.record_many(snapshots(n))
+
+
+def pg_sqlalchemy(state, n):
+    from sqlalchemy import insert
+    from sqlalchemy.orm import Session
+
+    Analytics, _ = sqlalchemy_models()
+    with Session(state["engine"]) as session, session.begin():
+        for batch in peewee.chunked(snapshots(n), 2000):
+            session.execute(insert(Analytics), [dict(zip(METRICS, row)) for row in batch])
+    state["engine"].dispose()
+
+
+def pg_ingest_setup(url, contender):
+    """A fresh database for one run of `contender`, connected as it connects (outside the timed part)."""
+    import psycopg
+
+    target = fresh_pg_db(url, "pm_bench_ingest")
+    if contender == pg_record_many:
+        pm.init_db(target)
+        return {}
+    if contender == pg_sqlalchemy:
+        from sqlalchemy import create_engine
+
+        engine = create_engine(target.replace("postgresql://", "postgresql+psycopg://", 1))
+        engine.connect().close()  # the pool keeps the connection
+        return {"engine": engine}
+    return {"conn": psycopg.connect(target)}
+
+
+def pg_ingest_probe(url, rows):
+    """record_many of `rows` snapshots into a new database; prints the process's peak RSS in MB."""
+    pm.init_db(fresh_pg_db(url, "pm_bench_ingest_rss"))
+    pm.Analytics.record_many(snapshots(int(rows)))
+    pm.db.obj.close()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, flush=True)
+
+
+def pg_ingest_workloads(args, sizes, add, checks):
+    """With --pg: the SQLite ingest's rows on PostgreSQL, against psycopg 3's COPY of the same rows; peak RSS."""
+    if not args.pg:
+        return
+    import psycopg
+
+    with psycopg.connect(args.pg) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
+    have_sqla = importlib.util.find_spec("sqlalchemy") is not None
+    for n in sizes:
+        name = f"PostgreSQL {version}: bulk ingest analytics, {n:,} rows"
+        contenders = [("psycopg 3 COPY (binary) of pre-converted rows", pg_copy),
+                      ("psycopg 3 COPY (text) of pre-converted rows", lambda state, n: pg_copy(state, n, False)),
+                      ("pipeline_models record_many", pg_record_many)]
+        if n <= args.pg_executemany_max:
+            contenders.append(("psycopg 3 executemany", pg_executemany))
+        if have_sqla:
+            contenders.append(("SQLAlchemy 2 bulk insert (psycopg 3)", pg_sqlalchemy))
+        per = {}
+        for contender, fn in contenders:
+            per[contender] = timed(lambda: pg_ingest_setup(args.pg, fn), lambda state: fn(state, n), args.repeat)
+            add(name, contender, per[contender], per["psycopg 3 COPY (binary) of pre-converted rows"])
+        ours, copy = per["pipeline_models record_many"], per["psycopg 3 COPY (binary) of pre-converted rows"]
+        checks.append((f"{name}: at most 1.5 x psycopg 3 COPY", ours <= 1.5 * copy, f"{ours / copy:.2f} x"))
+        if have_sqla:
+            sqla = per["SQLAlchemy 2 bulk insert (psycopg 3)"]
+            checks.append((f"{name}: faster than SQLAlchemy 2", ours < sqla, f"{ours / sqla:.2f} x SQLAlchemy"))
+    small, large = (int(s) for s in args.pg_rss.split(",")) if args.pg_rss else (min(sizes), max(sizes))
+    rss = {}
+    for rows in (small, large):
+        out, _ = probe("pg_ingest_probe", args.pg, rows).communicate()
+        rss[rows] = float(out.strip().splitlines()[-1])
+    checks.append((f"PostgreSQL: peak RSS, ingest from a generator: {large:,} rows within 10% of {small:,}",
+                   rss[large] <= 1.1 * rss[small], f"{rss[small]:.0f} MB -> {rss[large]:.0f} MB"))
+    with psycopg.connect(args.pg, autocommit=True) as server:
+        for name in ("pm_bench_ingest", "pm_bench_ingest_rss"):
+            server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def pg_ingest_report(args):
+    """--pg-ingest-only: the PostgreSQL ingest workloads alone, printed as the full run prints them."""
+    if not args.pg:
+        sys.exit("--pg-ingest-only needs a server: --pg URL or PIPELINE_MODELS_BENCH_PG")
+    results, checks = [], []
+    pg_ingest_workloads(args, [int(s) for s in args.rows.split(",")],
+                        lambda w, c, s, base: results.append((w, c, s, s / base if base else None)), checks)
+    print(f"machine: {machine()}\nmedian of {args.repeat} runs; ratio to psycopg 3 COPY (binary)\n")
+    width, cwidth = max(len(r[0]) for r in results), max(len(r[1]) for r in results)
+    print(f"{'workload':<{width}}  {'contender':<{cwidth}}  {'median s':>9}  {'ratio':>6}")
+    previous = None
+    for workload, contender, seconds, ratio in results:
+        print(f"{workload if workload != previous else '':<{width}}  {contender:<{cwidth}}  {seconds:>9.4f}  "
+              f"{ratio:>6.2f}")
+        previous = workload
+    print("\ntargets:")
+    for text, ok, detail in checks:
+        print(f"  [{'met ' if ok else 'MISS'}] {text}: {detail}")
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 def peak_rss_mb(rows):
@@ -294,9 +886,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=1 if quick else 3,
                         help="runs per measurement; the median is shown")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    compaction_options(parser, quick)
+    query_options(parser, quick)
+    ingest_pg_options(parser, quick)
     args = parser.parse_args()
     if args.memory_probe:
         return memory_probe(args.memory_probe)
+    if args.pg_ingest_only:
+        return pg_ingest_report(args)
     try:
         import sqlalchemy  # noqa: F401
         have_sqla = True
@@ -328,6 +925,7 @@ def main():
         if have_sqla:
             sqla = per["SQLAlchemy 2 bulk insert"]
             checks.append((f"{name}: faster than SQLAlchemy 2", ours < sqla, f"{ours / sqla:.2f} x SQLAlchemy"))
+    pg_ingest_workloads(args, sizes, add, checks)
 
     n = 5000
     name = f"row-by-row creates of runs in one transaction, {n:,}"
@@ -396,6 +994,9 @@ def main():
         add(name, "pipeline_models report.render()", seconds, None)
         checks.append((f"report on a year of a busy pipeline ({max(sizes):,} snapshots): at most 5 seconds",
                        seconds <= 5, f"{seconds:.2f} s"))
+
+    compaction_workloads(args, tmp, add, checks)
+    query_workloads(args, tmp, add, checks)
 
     small, large = min(sizes), max(sizes)
     rss_small, rss_large = peak_rss_mb(small), peak_rss_mb(large)

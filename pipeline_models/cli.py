@@ -418,6 +418,39 @@ def cmd_retry(args: argparse.Namespace) -> str:
     return f"run {run.id} queued again, its attempts counted afresh" + (f" (it failed: {why})" if why else "")
 
 
+def cmd_compact(args: argparse.Namespace) -> str:
+    """`compact`: thin analytics older than the cut-off to one snapshot per video per UTC day; --vacuum shrinks."""
+    _write(args.db)
+    older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
+    done = Analytics.compact(older_than)  # the ConfigOverride policy, else 30 days, when --older-than is not given
+    line = (f"removed {plural(done['deleted'], 'snapshot')} older than {done['cutoff']:%Y-%m-%d} 00:00 UTC "
+            f"(kept each video's first of every UTC day and its newest) in {plural(done['batches'], 'transaction')}; "
+            f"{Analytics.select().count():,} snapshots remain")
+    postgres = isinstance(db.obj, peewee.PostgresqlDatabase)
+    if not args.vacuum:
+        if postgres:
+            return line + "; autovacuum makes the space reusable (VACUUM FULL analytics would shrink the table, " \
+                          "locking it)"
+        return line + ("; the file keeps its size and new snapshots reuse the space: to shrink it, run "
+                       "compact --vacuum (VACUUM) while the workers are stopped")
+    if postgres:  # plain VACUUM: space reusable, no lock that stops readers or writers (VACUUM FULL would)
+        size = "SELECT pg_total_relation_size('analytics')"
+        before = db.execute_sql(size).fetchone()[0]
+        db.execute_sql("VACUUM (ANALYZE) analytics")
+        after = db.execute_sql(size).fetchone()[0]
+        return line + f"; VACUUM ANALYZE analytics: {before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB"
+    path = db.obj.path
+
+    def size() -> int:
+        return sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
+    before = size()
+    # VACUUM rewrites the whole file under the write lock (other writers wait, up to their busy timeout) and
+    # needs free disk about the file's size; the checkpoint then moves it into the file and empties the WAL.
+    db.execute_sql("VACUUM")
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return line + f"; VACUUM: {before / 1e6:,.1f} MB -> {size() / 1e6:,.1f} MB"
+
+
 def cmd_config(args: argparse.Namespace) -> str:
     """`config get|set|list`: runtime config overrides."""
     if args.action == "set":
@@ -576,6 +609,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("error_id", type=_count, metavar="ERROR_ID")
     p = add(sub, "retry", cmd_retry, "queue a failed run again")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
+    p = add(sub, "compact", cmd_compact, "thin analytics older than the cut-off to one snapshot per video per UTC "
+                                         "day (growth from any UTC midnight unchanged)")
+    p.add_argument("--older-than", type=_number(1, 36500), metavar="DAYS",
+                   help=f"keep every snapshot of the last DAYS days (the cut-off is rounded down to a UTC midnight); "
+                        f"default: config {Analytics.COMPACT_AFTER_KEY}, else {Analytics.COMPACT_AFTER.days}")
+    p.add_argument("--vacuum", action="store_true",
+                   help="then VACUUM: on SQLite shrink the file (writers wait meanwhile; needs free disk the size of "
+                        "the file), on PostgreSQL make the space reusable")
     p = add(sub, "config", cmd_config, "read and write runtime config overrides")
     actions = p.add_subparsers(dest="action", metavar="action", required=True, parser_class=_Parser)
     actions.add_parser("get", parents=[common], help="print one value as JSON").add_argument("key")

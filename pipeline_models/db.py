@@ -57,7 +57,13 @@ _MIGRATION_MARKS = (
     ("shorts", "upload_started_at"),  # 0003_short_upload_claim
     ("analytics", "view_count"),  # 0004_seed_schema
     ("pipeline_runs", "claim_token"),  # 0005_run_queue
+    ("analytics_latest", "view_count"),  # 0006_analytics_latest
 )
+
+# What Analytics.create_table makes beside the model tables (migration 0006 makes the same): analytics_latest,
+# and the triggers on analytics that keep it. Without them latest() and top(n) would answer from nothing.
+_DERIVED_TABLE = ("analytics", "analytics_latest")
+_DERIVED_TRIGGERS = ("analytics_latest_insert", "analytics_latest_delete", "analytics_latest_update")
 
 
 # What SQLite says when asked to roll back a transaction it already rolled back by itself.
@@ -539,14 +545,26 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
 
 
 def _missing_from_schema(database: peewee.Database) -> List[str]:
-    """The tables and columns the models need that the database lacks (schema_diff, additions only)."""
+    """The tables, columns and triggers the models need that the database lacks (schema_diff: additions only)."""
     from playhouse.schema_diff import diff_models
 
     from .models import ALL_MODELS
 
     diff = diff_models(database, ALL_MODELS)
     missing = [f"table {m._meta.table_name}" for m in diff.create_tables]
-    return missing + [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
+    missing += [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
+    source, derived = _DERIVED_TABLE
+    tables = set(database.get_tables())
+    if source in tables and derived not in tables:
+        missing.append(f"table {derived}")
+    elif source in tables:
+        if isinstance(database, peewee.SqliteDatabase):
+            sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
+        else:
+            sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal"
+        found = {row[0] for row in database.execute_sql(sql, (source,))}
+        missing += [f"trigger {name}" for name in _DERIVED_TRIGGERS if name not in found]
+    return missing
 
 
 def _check_schema(database: peewee.Database) -> None:

@@ -3,6 +3,7 @@
 discovered video -> pipeline run -> clips, scripts, TTS audio, shorts, review logs, error logs;
 analytics snapshots are keyed by the uploaded short's YouTube id; config overrides stand alone.
 """
+import collections
 import contextlib
 import datetime
 import itertools
@@ -10,6 +11,7 @@ import logging
 import operator
 import random
 import secrets
+import time
 import traceback
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
@@ -170,13 +172,15 @@ class BaseModel(peewee.Model):
     @classmethod
     def insert_rows(cls, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
                     chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
-        """Insert many rows, validated as create() would, in one transaction with one prepared statement.
+        """Insert many rows, validated as create() would, in one transaction.
 
         `rows` is any iterable (a generator keeps memory flat: it is read `chunk_size` rows at a time) of
         dicts keyed by field name, or of tuples in the order of `fields` (default: every field but the
         primary key). Missing values get the field's default, and so does None in the `none_is_default`
         columns. A bad row raises ValueError or peewee.IntegrityError naming its position (counted from 0)
         and the field, and nothing of the batch is written. Returns the number of rows inserted.
+
+        SQLite runs one prepared INSERT over every row; PostgreSQL (psycopg 3) streams the rows with COPY.
         """
         database = db.obj
         if database is None:
@@ -193,22 +197,54 @@ class BaseModel(peewee.Model):
         sql = "INSERT INTO {} ({}) VALUES ({})".format(
             quote.format(cls._meta.table_name), ", ".join(quote.format(f.column_name) for f in columns),
             ", ".join(marks))
+
+        def convert(chunk: List[Any], start: int) -> List[tuple]:
+            return cls._bulk_params(chunk, start, columns, given, names, none_is_default)
+
         count = 0
         with write_lock():
-            for chunk in peewee.chunked(rows, chunk_size):
-                params = cls._bulk_params(chunk, count, columns, given, names, none_is_default)
-                try:
-                    with db.atomic(), _exception_wrapper:
-                        database.cursor().executemany(sql, params)
-                except peewee.IntegrityError as exc:
-                    raise cls._bad_row(database, sql, params, count, exc) from None
-                except (peewee.OperationalError, peewee.ProgrammingError) as exc:
-                    # The bulk path writes through a cursor, not the proxy: name a missing table here too.
-                    missing = _tables_missing(exc, database)
-                    if missing is None:
-                        raise
-                    raise missing from exc
-                count += len(params)
+            try:
+                chunks = peewee.chunked(rows, chunk_size)
+                first = next(chunks, None)
+                if first is None:  # nothing to write: not even the table is looked at
+                    return 0
+                chunks = itertools.chain([first], chunks)
+                cursor = database.cursor()
+                copy_sql, oids, one_copy = (cls._copy_plan(cursor, columns) if hasattr(cursor, "copy")  # psycopg 3
+                                            else (None, None, False))
+                if one_copy:
+                    return cls._copy_stream(cursor, copy_sql, oids, chunks, convert)
+                sqlite = isinstance(database, peewee.SqliteDatabase)
+                for chunk in chunks:
+                    params = convert(chunk, count)
+                    if sqlite:
+                        # sqlite3's executemany takes a row, inserts it, then takes the next, and stops at the
+                        # first row refused: the rows it took, less one, is the refused row's position. No
+                        # savepoint per chunk to search it again (with analytics_latest's triggers, a savepoint
+                        # makes SQLite copy every page the chunk touches into its journal).
+                        taken = itertools.count()
+                        try:
+                            with _exception_wrapper:
+                                database.cursor().executemany(sql, map(operator.itemgetter(1), zip(taken, params)))
+                        except peewee.IntegrityError as exc:
+                            raise peewee.IntegrityError(
+                                f"row {count + next(taken) - 1}: {cls.__name__}: {exc}") from None
+                    else:
+                        try:
+                            with db.atomic(), _exception_wrapper:
+                                if copy_sql is None:  # psycopg 2: no COPY here
+                                    database.cursor().executemany(sql, params)
+                                else:
+                                    cls._copy_chunk(database.cursor(), copy_sql, oids, params)
+                        except peewee.IntegrityError as exc:
+                            raise cls._bad_row(database, sql, params, count, exc) from None
+                    count += len(params)
+            except (peewee.OperationalError, peewee.ProgrammingError) as exc:
+                # The bulk path writes through a cursor, not the proxy: name a missing table here too.
+                missing = _tables_missing(exc, database)
+                if missing is None:
+                    raise
+                raise missing from exc
         return count
 
     @classmethod
@@ -286,6 +322,136 @@ class BaseModel(peewee.Model):
             except peewee.IntegrityError as exc:
                 return peewee.IntegrityError(f"row {start + position}: {cls.__name__}: {exc}")
         return error
+
+    # Column types (pg_type oids) a binary COPY writes straight from what _bulk_params gives on PostgreSQL:
+    # bool, int8, int4, text, float8, varchar, timestamptz. Binary costs the client a fifth of text's formatting
+    # (floats and datetimes are not printed); a table with any other type (jsonb) is copied as text.
+    _COPY_BINARY_TYPES = frozenset({16, 20, 23, 25, 701, 1043, 1184})
+
+    @classmethod
+    def _copy_plan(cls, cursor: Any, columns: List[peewee.Field]) -> Tuple[str, Optional[List[int]], bool]:
+        """(COPY statement, column type oids for a binary COPY or None for text, whether one COPY may take it all).
+
+        One COPY is safe when every check the table makes is made row by row as COPY reads the row (CHECK,
+        NOT NULL), so the error's line is the first bad row. A foreign key is checked when the COPY ends, and a
+        unique index on a written column when COPY flushes its buffer (after a later row's CHECK): such tables
+        get a COPY per chunk, in a savepoint, and a refused chunk is searched row by row as on SQLite.
+        """
+        names = [f.column_name for f in columns]
+        # The written columns' types in their order; then: no foreign key or exclusion constraint, and no unique
+        # index on a written column (or on an expression).
+        query = """
+            SELECT array_agg(a.atttypid::int ORDER BY array_position(%(names)s::text[], a.attname::text)),
+                NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = t.oid AND contype IN ('f', 'x'))
+                AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indisunique
+                    AND (0 = ANY (i.indkey::int2[]) OR EXISTS (
+                        SELECT FROM pg_attribute u WHERE u.attrelid = t.oid AND u.attnum = ANY (i.indkey::int2[])
+                        AND u.attname::text = ANY (%(names)s::text[]))))
+            FROM (SELECT %(table)s::regclass::oid AS oid) t
+            JOIN pg_attribute a ON a.attrelid = t.oid AND NOT a.attisdropped
+                AND a.attname::text = ANY (%(names)s::text[])
+            GROUP BY t.oid"""
+        with _exception_wrapper:  # a missing table fails here: insert_rows names it
+            cursor.execute(query, {"names": names, "table": '"{}"'.format(cls._meta.table_name.replace('"', '""'))})
+            oids, one_copy = cursor.fetchone() or (None, False)
+        binary = oids is not None and len(oids) == len(names) and set(oids) <= cls._COPY_BINARY_TYPES
+        sql = 'COPY "{}" ({}) FROM STDIN{}'.format(cls._meta.table_name, ", ".join(f'"{n}"' for n in names),
+                                                   " (FORMAT BINARY)" if binary else "")
+        return sql, oids if binary else None, bool(one_copy)
+
+    @staticmethod
+    def _copy_chunk(cursor: Any, sql: str, oids: Optional[List[int]], params: List[tuple]) -> None:
+        """One chunk through its own COPY."""
+        with cursor.copy(sql) as copy:
+            if oids:
+                copy.set_types(oids)
+            for row in params:
+                copy.write_row(row)
+
+    @classmethod
+    def _copy_stream(cls, cursor: Any, sql: str, oids: Optional[List[int]], chunks: Iterator[List[Any]],
+                     convert: Any) -> int:
+        """Every chunk through one COPY: the server inserts a chunk while the next one is validated.
+
+        A statement's own costs (a statement trigger such as analytics_latest's) are paid once. A row the
+        database refuses ends the COPY with an error whose line names the row.
+        """
+        import select
+
+        count = start = 0
+        current: Any = None  # the open COPY's context manager; its first row is row `start`
+        fd = cursor.connection.fileno()
+        if hasattr(select, "poll"):  # select() refuses a descriptor above 1023, which a busy process may have
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+
+            def spoke() -> bool:
+                return bool(poller.poll(0))
+        else:
+            def spoke() -> bool:
+                return bool(select.select([fd], [], [], 0)[0])
+
+        def finish() -> None:
+            nonlocal current
+            done, current = current, None
+            try:
+                with _exception_wrapper:
+                    done.__exit__(None, None, None)
+            except peewee.IntegrityError as exc:
+                raise cls._copy_bad_row(exc, start, count - start) from None
+
+        try:
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                    params = None if chunk is None else convert(chunk, count)
+                except Exception:
+                    # A bad value, or the caller's generator failing, after rows the database may have refused:
+                    # SQLite would have reported such a row first, as its chunk was written before this one.
+                    if current is not None:
+                        finish()
+                    raise
+                if params is None:
+                    break
+                if current is None:
+                    opening = cursor.copy(sql)
+                    with _exception_wrapper:
+                        copy = opening.__enter__()
+                    current, start = opening, count
+                    if oids:
+                        copy.set_types(oids)
+                    write_row = copy.write_row
+                with _exception_wrapper:
+                    for row in params:
+                        write_row(row)
+                count += len(params)
+                # The server says nothing during a COPY unless it refused a row (or sends a notice): then end
+                # this COPY now, rather than stream the rest of a generator of any length to no purpose.
+                if spoke():
+                    finish()
+            if current is not None:
+                finish()
+        except BaseException as exc:
+            if current is not None:  # abort the COPY (CopyFail): the connection must be free for the rollback
+                current.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return count
+
+    @classmethod
+    def _copy_bad_row(cls, error: peewee.IntegrityError, start: int, size: int) -> Exception:
+        """Name the row a COPY of `size` rows, which began at row `start`, was refused on; from its error's line."""
+        import re
+
+        context = getattr(getattr(getattr(error, "orig", None), "diag", None), "context", None) or ""
+        # "COPY analytics, line 7", or its translation: the first number after the table's name.
+        found = re.search(rf"^COPY {re.escape(cls._meta.table_name)}\b\D*(\d+)", context, re.MULTILINE)
+        if found is None or not 1 <= int(found.group(1)) <= size:
+            return error  # not a row's own failure (a statement trigger's): no row to name
+        message = str(error)
+        cut = message.find(context)
+        if cut > 0:  # the row is named instead: drop the CONTEXT, whose line counts from this COPY's start
+            message = message[:message.rfind("\n", 0, cut)].rstrip()
+        return peewee.IntegrityError(f"row {start + int(found.group(1)) - 1}: {cls.__name__}: {message}")
 
 
 class DiscoveredVideo(BaseModel):
@@ -888,33 +1054,114 @@ class Analytics(BaseModel):
         return cls.insert_rows(rows, fields=cls.RECORD_FIELDS, chunk_size=chunk_size,
                                none_is_default=("measured_at",))  # as in record(): None means now
 
-    # Walks the (youtube_video_id, measured_at) index: one seek per video to find the next video id, one
-    # to find its newest snapshot. Cost follows the number of videos, not of snapshots (a plain GROUP BY
-    # or DISTINCT would read every snapshot).
-    _LATEST_SQL = """
-        WITH RECURSIVE videos(vid) AS (
-            SELECT MIN(youtube_video_id) FROM analytics
-            UNION ALL
-            SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid)
-            FROM videos WHERE vid IS NOT NULL
-        )
-        SELECT a.* FROM videos JOIN analytics a ON a.id = (
-            SELECT id FROM analytics WHERE youtube_video_id = videos.vid
-            ORDER BY measured_at DESC, id DESC LIMIT 1)
-        ORDER BY a.view_count IS NULL, a.view_count DESC, a.youtube_video_id
-    """
+    # --- the newest snapshot of each video ---------------------------------------------------------------
+    # analytics_latest holds, per video, a copy of its newest snapshot (greatest (measured_at, id)), kept by
+    # triggers on analytics (_latest_schema below): latest() and top(n) read it instead of analytics, so their
+    # cost follows the videos they return, whatever the number of snapshots. Triggers, not Python, keep it:
+    # every writer of analytics (raw SQL included) keeps it in step.
 
     @classmethod
-    def latest(cls) -> List["Analytics"]:
-        """The newest snapshot of every video, most viewed first."""
-        return list(cls.raw(cls._LATEST_SQL))
+    def create_table(cls, safe: bool = True, **options: Any) -> None:
+        """peewee's create_table(), and with a new analytics table, analytics_latest and the triggers keeping it."""
+        database = cls._meta.database
+        existed = safe and database.table_exists(cls._meta.table_name)
+        super().create_table(safe=safe, **options)
+        if not existed:
+            for statement in _latest_schema(_is_postgres_db(database)):
+                database.execute_sql(statement)
 
     @classmethod
-    def top(cls, n: int = 10) -> List["Analytics"]:
-        """The newest snapshots of the `n` most viewed videos."""
+    def drop_table(cls, safe: bool = True, **options: Any) -> None:
+        """peewee's drop_table(), and analytics_latest with it (the triggers go with their table)."""
+        database = cls._meta.database
+        super().drop_table(safe=safe, **options)
+        for statement in _LATEST_DROP["postgres" if _is_postgres_db(database) else "sqlite"]:
+            database.execute_sql(statement)
+
+    # What latest() runs: every row of the small analytics_latest, in the order of its view_count index.
+    _LATEST_SQL = ("SELECT id, youtube_video_id, measured_at, view_count, like_count, comment_count, "
+                   "average_view_duration_seconds, click_through_rate, subscriber_gain, estimated_revenue_usd, "
+                   "engaged_views, shares, watch_time_minutes FROM analytics_latest "
+                   "ORDER BY view_count DESC NULLS LAST, youtube_video_id")
+    # top(n): the same walk of the index, stopped after n rows.
+    _TOP_SQL = _LATEST_SQL + " LIMIT {p}"
+    # What latest(rows=...) and top(n, rows=...) return, named as peewee names its row types.
+    ROW_KINDS = ("models", "tuples", "namedtuples", "dicts")
+
+    @classmethod
+    def latest(cls, rows: str = "models") -> List[Any]:
+        """The newest snapshot of every video, most viewed first (NULL views last, then by video id).
+
+        `rows` as in peewee's query methods: "models" (Analytics instances), "tuples" (in the field order,
+        Analytics._meta.sorted_field_names), "namedtuples" (Analytics.Row) or "dicts"; the values are
+        the same in each (measured_at an aware UTC datetime), the others cost less than models.
+        """
+        kind = cls._row_kind(rows)
+        return cls._rows_as(cls._fetch(cls._LATEST_SQL), kind)
+
+    @classmethod
+    def top(cls, n: int = 10, rows: str = "models") -> List[Any]:
+        """The newest snapshots of the `n` most viewed videos: latest()'s first `n`, reading only those."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"Analytics.top: n must be a whole number of videos, 0 or more, not {n!r}")
-        return cls.latest()[:n]
+        kind = cls._row_kind(rows)
+        return cls._rows_as(cls._fetch(cls._TOP_SQL.format(p=cls._meta.database.param), (n,)), kind)
+
+    @classmethod
+    def _fetch(cls, sql: str, params: Sequence[Any] = ()) -> List[tuple]:
+        """Every row of `sql`, on the model's database; a missing table raises TablesMissing, as model queries do."""
+        database = cls._meta.database
+        try:
+            return database.execute_sql(sql, params).fetchall()
+        except (peewee.OperationalError, peewee.ProgrammingError) as exc:
+            missing = _tables_missing(exc, database)
+            if missing is None:
+                raise
+            raise missing from exc
+
+    @classmethod
+    def _row_kind(cls, rows: Any) -> str:
+        if rows not in cls.ROW_KINDS:
+            raise ValueError(f"Analytics: rows must be one of {', '.join(map(repr, cls.ROW_KINDS))}, not {rows!r}")
+        return rows
+
+    @classmethod
+    def _rows_as(cls, rows: List[tuple], kind: str) -> List[Any]:
+        """Rows of every column in field order, converted as the fields read them, as `kind` asks."""
+        if not rows:
+            return []
+        # Column by column: only measured_at needs converting, and zip() moves the rest at C speed.
+        columns = list(zip(*rows))
+        at = cls._meta.sorted_field_names.index("measured_at")
+        columns[at] = _utc_datetimes(columns[at])
+        if kind == "tuples":
+            return list(zip(*columns))
+        if kind == "namedtuples":
+            return list(map(cls.Row._make, zip(*columns)))
+        names = cls._meta.sorted_field_names
+        dicts = list(map(dict, map(zip, itertools.repeat(names), zip(*columns))))
+        if kind == "dicts":
+            return dicts
+        # What peewee's row reader makes (Model(__no_default__=1, **row), then _dirty cleared), without its
+        # setattr per field, which costs more than the query.
+        made = []
+        for data in dicts:
+            snapshot = cls.__new__(cls)
+            snapshot.__data__, snapshot._dirty, snapshot.__rel__ = data, set(), {}
+            made.append(snapshot)
+        return made
+
+    # The first snapshot at or after a time, and the newest: two seeks in idx_analytics_video, one statement,
+    # two rows of the counters only (end_ tells them apart: UNION ALL promises no order).
+    _GROWTH_SQL = """
+        SELECT * FROM (SELECT 0 AS end_, measured_at, {counters} FROM analytics
+                       WHERE youtube_video_id = {p} AND measured_at >= {p}
+                       ORDER BY measured_at, id LIMIT 1) AS growth_first
+        UNION ALL
+        SELECT * FROM (SELECT 1 AS end_, measured_at, {counters} FROM analytics
+                       WHERE youtube_video_id = {p} AND measured_at >= {p}
+                       ORDER BY measured_at DESC, id DESC LIMIT 1) AS growth_last
+    """
 
     @classmethod
     def growth(cls, youtube_video_id: str, since: datetime.datetime) -> Optional[Dict[str, Any]]:
@@ -923,20 +1170,325 @@ class Analytics(BaseModel):
         Returns {"since": ..., "until": ..., "views": +n, ...} (None for a counter either snapshot lacks),
         or None when the video has no snapshot since then.
         """
-        after = cls.select().where((cls.youtube_video_id == youtube_video_id) & (cls.measured_at >= since))
-        first = after.order_by(cls.measured_at, cls.id).first()
-        if first is None:
+        video, moment = cls.youtube_video_id.db_value(youtube_video_id), cls.measured_at.db_value(since)
+        sql = cls._GROWTH_SQL.format(p=cls._meta.database.param, counters=", ".join(cls.COUNTERS))
+        ends = sorted(cls._fetch(sql, (video, moment, video, moment)))
+        if not ends:
             return None
-        last = after.order_by(cls.measured_at.desc(), cls.id.desc()).first()
-        change: Dict[str, Any] = {"since": first.measured_at, "until": last.measured_at}
-        for name in cls.COUNTERS:
-            old, new = getattr(first, name), getattr(last, name)
+        (_, began, *first), (_, until, *last) = ends
+        change: Dict[str, Any] = {"since": cls.measured_at.python_value(began),
+                                  "until": cls.measured_at.python_value(until)}
+        for name, old, new in zip(cls.COUNTERS, first, last):
             change[name] = None if old is None or new is None else new - old
         return change
+
+    # Retention: snapshots older than this are thinned to one per video per UTC day by compact().
+    # ConfigOverride COMPACT_AFTER_KEY (a whole number of days) replaces the default at run time.
+    COMPACT_AFTER = datetime.timedelta(days=30)
+    COMPACT_AFTER_KEY = "analytics.compact_after_days"
+    COMPACT_BATCH = 2000
+
+    @classmethod
+    def compact(cls, older_than: Optional[datetime.timedelta] = None, *, now: Optional[datetime.datetime] = None,
+                batch_size: int = COMPACT_BATCH) -> Dict[str, Any]:
+        """Thin snapshots older than `older_than` to one per video per UTC day; growth() from midnights unchanged.
+
+        The cut-off is `now - older_than` rounded down to a UTC midnight (so whole UTC days are thinned; the
+        newest `older_than` and up to a day more stay as they are). Before it, each video keeps the first
+        snapshot of each UTC day (the lowest id among equal times: the one growth() starts from) and its
+        newest snapshot; everything at or after the cut-off is kept. `older_than` defaults to the
+        ConfigOverride 'analytics.compact_after_days' (days), else 30 days.
+
+        Works through the table in id order, `batch_size` rows per short transaction, pausing between them on
+        SQLite, so workers keep claiming meanwhile. Every batch is idempotent: after a crash or a kill, running
+        it again finishes the work (a second run deletes nothing). Returns {"cutoff": datetime, "deleted": rows
+        removed, "batches": transactions}.
+        """
+        cutoff = cls._compact_cutoff(older_than, now)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"Analytics.compact: batch_size must be a whole number of rows, 1 or more, "
+                             f"not {batch_size!r}")
+        summary: Dict[str, Any] = {"cutoff": cutoff, "deleted": 0, "batches": 0}
+        # In id order: snapshots arrive about in time order, so a batch's rows share a few table pages (walking
+        # video by video rewrote each page once per video on it: 8x the writes). Rows recorded meanwhile are
+        # left to the next run (kept: compaction never needs to delete, only may).
+        last = cls.select(peewee.fn.MAX(cls.id)).scalar()
+        after = 0
+        while last is not None and after < last:
+            began = time.monotonic()
+            with write_lock():
+                deleted, after = cls._compact_batch(after, last, cutoff, batch_size)
+            summary["deleted"] += deleted
+            summary["batches"] += 1
+            if isinstance(db.obj, peewee.SqliteDatabase):
+                # SQLite has no queue for its lock: a waiting writer polls (every 100 ms at most). Leaving the
+                # lock free at least as long as a batch held it lets the polls of workers succeed.
+                time.sleep(time.monotonic() - began)
+        logger.info("compacted analytics before %s: %d snapshots removed in %d batches", cutoff.isoformat(),
+                    summary["deleted"], summary["batches"])
+        return summary
+
+    @classmethod
+    def _compact_cutoff(cls, older_than: Optional[datetime.timedelta],
+                        now: Optional[datetime.datetime]) -> datetime.datetime:
+        """The UTC midnight at or before `now - older_than` (older_than defaults to the policy)."""
+        if older_than is None:
+            days = ConfigOverride.get(cls.COMPACT_AFTER_KEY)
+            if days is None:
+                older_than = cls.COMPACT_AFTER
+            elif isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36500:
+                raise ValueError(f"Analytics.compact: ConfigOverride {cls.COMPACT_AFTER_KEY!r} must be a whole "
+                                 f"number of days from 1 to 36500, not {days!r}")
+            else:
+                older_than = datetime.timedelta(days=days)
+        if not isinstance(older_than, datetime.timedelta):
+            raise TypeError(f"Analytics.compact: older_than must be a datetime.timedelta, e.g. timedelta(days=30), "
+                            f"not {type(older_than).__name__}")
+        if not datetime.timedelta(0) < older_than <= datetime.timedelta(days=36500):
+            raise ValueError(f"Analytics.compact: older_than must be more than zero and at most 100 years, "
+                             f"not {older_than}")
+        now = utcnow() if now is None else now
+        if not isinstance(now, datetime.datetime) or now.utcoffset() is None:
+            raise ValueError(f"Analytics.compact: now must be an aware datetime, not {now!r}")
+        return cls._midnight(now - older_than)
+
+    @staticmethod
+    def _midnight(moment: datetime.datetime) -> datetime.datetime:
+        """The UTC midnight that starts the UTC day of `moment`."""
+        return moment.astimezone(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    # One batch: the rows with ids in (after, upto] older than the cut-off, less those to keep. For each
+    # (video, UTC day) among them, one seek in (youtube_video_id, measured_at) finds the day's first snapshot
+    # (wherever its id is); for each video, one seek finds its newest. {day} is the row's UTC midnight as the
+    # backend compares it with measured_at: SQLite's fixed-width UTC text begins with the date. COALESCE(.., 0)
+    # (no id is 0): a NULL would make NOT IN delete nothing, and filtering it out PostgreSQL seeks twice.
+    # (It starts with DELETE, the CTEs inside: Python's sqlite3 counts the rows only of a statement that does.)
+    _COMPACT_SQL = """
+        DELETE FROM analytics WHERE id IN (
+            WITH batch AS (
+                SELECT id, youtube_video_id AS vid, measured_at FROM analytics
+                WHERE id > {p} AND id <= {p} AND measured_at < {p}
+            ), keep AS (
+                SELECT COALESCE((SELECT f.id FROM analytics f WHERE f.youtube_video_id = g.vid
+                                 AND f.measured_at >= g.day ORDER BY f.measured_at, f.id LIMIT 1), 0) AS id
+                FROM (SELECT DISTINCT vid, {day} AS day FROM batch) g
+                UNION
+                SELECT COALESCE((SELECT n.id FROM analytics n WHERE n.youtube_video_id = v.vid
+                                 ORDER BY n.measured_at DESC, n.id DESC LIMIT 1), 0)
+                FROM (SELECT DISTINCT vid FROM batch) v
+            )
+            SELECT id FROM batch WHERE id NOT IN (SELECT id FROM keep)
+        )
+    """
+    _DAY = {"sqlite": "substr(measured_at, 1, 10)",
+            "postgres": "date_trunc('day', measured_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"}
+
+    @classmethod
+    def _compact_batch(cls, after: int, last: int, cutoff: datetime.datetime, batch_size: int) -> Tuple[int, int]:
+        """One batch (the caller holds write_lock): the next `batch_size` rows after id `after`, up to id `last`,
+        thinned; returns (rows deleted, the id the batch ended at).
+        """
+        upto = (cls.select(cls.id).where(cls.id > after).order_by(cls.id).offset(batch_size - 1).limit(1)
+                .scalar())
+        upto = last if upto is None else min(upto, last)
+        database = db.obj
+        sql = cls._COMPACT_SQL.format(p=database.param, day=cls._DAY["postgres" if _is_postgres() else "sqlite"])
+        cursor = database.execute_sql(sql, (after, upto, cls.measured_at.db_value(cutoff)))
+        return cursor.rowcount, upto
 
 
 # The seed's index names (peewee would name a Meta.indexes entry after its table and columns).
 Analytics.add_index(Analytics.youtube_video_id, Analytics.measured_at, name="idx_analytics_video")
+
+
+# --- analytics_latest: the newest snapshot of each video, kept by triggers on analytics ---------------------
+# A copy of each video's newest row of analytics (greatest (measured_at, id)), with analytics' columns (no
+# CHECKs: every row comes from analytics, which checked it). Migration 0006 makes the same (tests/test_migrations
+# compares them); a migration that rebuilds analytics must make the triggers again.
+
+_LATEST_TABLE = {
+    "sqlite": """CREATE TABLE analytics_latest (
+    id INTEGER NOT NULL,
+    youtube_video_id VARCHAR(100) NOT NULL PRIMARY KEY,
+    measured_at TIMESTAMPTZ NOT NULL,
+    view_count INTEGER,
+    like_count INTEGER,
+    comment_count INTEGER,
+    average_view_duration_seconds REAL,
+    click_through_rate REAL,
+    subscriber_gain INTEGER,
+    estimated_revenue_usd REAL,
+    engaged_views INTEGER,
+    shares INTEGER,
+    watch_time_minutes REAL
+) WITHOUT ROWID""",
+    "postgres": """CREATE TABLE analytics_latest (
+    id INTEGER NOT NULL,
+    youtube_video_id VARCHAR(100) NOT NULL PRIMARY KEY,
+    measured_at TIMESTAMPTZ NOT NULL,
+    view_count BIGINT,
+    like_count BIGINT,
+    comment_count BIGINT,
+    average_view_duration_seconds DOUBLE PRECISION,
+    click_through_rate DOUBLE PRECISION,
+    subscriber_gain BIGINT,
+    estimated_revenue_usd DOUBLE PRECISION,
+    engaged_views BIGINT,
+    shares BIGINT,
+    watch_time_minutes DOUBLE PRECISION
+)""",
+}
+
+# top(n) walks this index from its most viewed end. SQLite reads an ascending index backwards (NULLs, its
+# smallest values, come last; only rows of equal views are sorted, by video id, among themselves): cheaper to
+# keep than a descending one, since a video's views grow and its entry mostly moves towards the end, where
+# SQLite inserts fastest (a descending one doubled the triggers' cost). PostgreSQL gets the query's exact order.
+_LATEST_INDEX = {
+    "sqlite": "CREATE INDEX analytics_latest_view_count ON analytics_latest (view_count)",
+    "postgres": "CREATE INDEX analytics_latest_view_count ON analytics_latest "
+                "(view_count DESC NULLS LAST, youtube_video_id)",
+}
+
+# Row triggers on SQLite. A snapshot replaces the copy only when newer, so one that arrives late never moves
+# it back; deleting the newest snapshot (and any update: rare) recomputes the video with one seek in
+# idx_analytics_video; deleting an older one (compaction) costs one look-up.
+_SQLITE_TRIGGERS = [
+    """CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics
+BEGIN
+    INSERT INTO analytics_latest ({cols}) VALUES ({new_cols})
+    ON CONFLICT (youtube_video_id) DO UPDATE SET {set_cols}
+    WHERE (excluded.measured_at, excluded.id) > (analytics_latest.measured_at, analytics_latest.id);
+END""",
+    """CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics
+WHEN OLD.id = (SELECT id FROM analytics_latest WHERE youtube_video_id = OLD.youtube_video_id)
+BEGIN
+    DELETE FROM analytics_latest WHERE youtube_video_id = OLD.youtube_video_id;
+    INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics
+    WHERE youtube_video_id = OLD.youtube_video_id ORDER BY measured_at DESC, id DESC LIMIT 1;
+END""",
+    """CREATE TRIGGER analytics_latest_update AFTER UPDATE ON analytics
+BEGIN
+    DELETE FROM analytics_latest WHERE youtube_video_id IN (OLD.youtube_video_id, NEW.youtube_video_id);
+    INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics
+    WHERE youtube_video_id = OLD.youtube_video_id ORDER BY measured_at DESC, id DESC LIMIT 1;
+    INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics
+    WHERE youtube_video_id = NEW.youtube_video_id AND NEW.youtube_video_id <> OLD.youtube_video_id
+    ORDER BY measured_at DESC, id DESC LIMIT 1;
+END""",
+]
+
+# Statement triggers on PostgreSQL: a COPY or a multi-row INSERT costs one upsert per video, not per row.
+# (Row triggers would cost one per row; and each update of a row keeps a version of it until the transaction
+# ends, so a transaction that records the same video in many statements makes each upsert slower.)
+_POSTGRES_TRIGGERS = [
+    """CREATE FUNCTION analytics_latest_refresh(videos VARCHAR[]) RETURNS void LANGUAGE sql AS $$
+    DELETE FROM analytics_latest WHERE youtube_video_id = ANY (videos);
+    INSERT INTO analytics_latest ({cols})
+    SELECT newest.* FROM unnest(videos) AS v (vid) CROSS JOIN LATERAL (
+        SELECT {cols} FROM analytics WHERE youtube_video_id = v.vid
+        ORDER BY measured_at DESC, id DESC LIMIT 1) AS newest;
+$$""",
+    """CREATE FUNCTION analytics_latest_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO analytics_latest AS l ({cols})
+    SELECT DISTINCT ON (youtube_video_id) {cols} FROM new_rows
+    ORDER BY youtube_video_id, measured_at DESC, id DESC
+    ON CONFLICT (youtube_video_id) DO UPDATE SET {set_cols}
+    WHERE (excluded.measured_at, excluded.id) > (l.measured_at, l.id);
+    RETURN NULL;
+END $$""",
+    """CREATE FUNCTION analytics_latest_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM analytics_latest_refresh(ARRAY(
+        SELECT l.youtube_video_id FROM analytics_latest l
+        JOIN old_rows o ON o.youtube_video_id = l.youtube_video_id AND o.id = l.id));
+    RETURN NULL;
+END $$""",
+    """CREATE FUNCTION analytics_latest_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM analytics_latest_refresh(ARRAY(
+        SELECT youtube_video_id FROM old_rows UNION SELECT youtube_video_id FROM new_rows));
+    RETURN NULL;
+END $$""",
+    """CREATE FUNCTION analytics_latest_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE analytics_latest;
+    RETURN NULL;
+END $$""",
+    "CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics REFERENCING NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_insert()",
+    "CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics REFERENCING OLD TABLE AS old_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_delete()",
+    "CREATE TRIGGER analytics_latest_update AFTER UPDATE ON analytics "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_update()",
+    "CREATE TRIGGER analytics_latest_truncate AFTER TRUNCATE ON analytics "
+    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_truncate()",
+]
+
+# Fills analytics_latest from the rows already there: the skip-scan of idx_analytics_video, one seek per
+# video for the next video id and one for its newest snapshot (seconds at ten million rows).
+_LATEST_FILL = {
+    "sqlite": """WITH RECURSIVE videos (vid) AS (
+    SELECT MIN(youtube_video_id) FROM analytics
+    UNION ALL
+    SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid) FROM videos WHERE vid IS NOT NULL
+)
+INSERT INTO analytics_latest ({cols})
+SELECT {a_cols} FROM videos JOIN analytics a ON a.id = (
+    SELECT id FROM analytics WHERE youtube_video_id = videos.vid ORDER BY measured_at DESC, id DESC LIMIT 1)""",
+    "postgres": """WITH RECURSIVE videos (vid) AS (
+    SELECT MIN(youtube_video_id) FROM analytics
+    UNION ALL
+    SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid) FROM videos WHERE vid IS NOT NULL
+)
+INSERT INTO analytics_latest ({cols})
+SELECT newest.* FROM videos CROSS JOIN LATERAL (
+    SELECT {cols} FROM analytics WHERE youtube_video_id = videos.vid
+    ORDER BY measured_at DESC, id DESC LIMIT 1) AS newest""",
+}
+
+_LATEST_DROP = {
+    "sqlite": ["DROP TABLE IF EXISTS analytics_latest"],
+    "postgres": ["DROP TABLE IF EXISTS analytics_latest"] + [
+        f"DROP FUNCTION IF EXISTS analytics_latest_{name}" for name in ("insert", "delete", "update", "truncate",
+                                                                       "refresh")],
+}
+
+
+def _latest_schema(postgres: bool) -> List[str]:
+    """The statements that make analytics_latest, its index and the triggers that keep it, then fill it.
+
+    A copy left behind when analytics was dropped without it (the demo drops the model tables) is stale: it
+    goes first.
+    """
+    backend = "postgres" if postgres else "sqlite"
+    columns = [f.column_name for f in Analytics._meta.sorted_fields]
+    names = dict(cols=", ".join(columns), new_cols=", ".join(f"NEW.{c}" for c in columns),
+                 a_cols=", ".join(f"a.{c}" for c in columns),
+                 set_cols=", ".join(f"{c} = excluded.{c}" for c in columns if c != "youtube_video_id"))
+    triggers = _POSTGRES_TRIGGERS if postgres else _SQLITE_TRIGGERS
+    return [*_LATEST_DROP[backend], _LATEST_TABLE[backend], _LATEST_INDEX[backend],
+            *(t.format(**names) for t in triggers), _LATEST_FILL[backend].format(**names)]
+
+
+def _is_postgres_db(database: Any) -> bool:
+    return isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase)
+
+
+def _utc_datetimes(values: Sequence[Any]) -> List[Any]:
+    """A column of measured_at values as Analytics.measured_at reads them (aware UTC datetimes), at once."""
+    try:
+        if values and isinstance(values[0], str):
+            # The fixed-width UTC text the field writes, with its offset added: one C call per value.
+            return list(map(datetime.datetime.fromisoformat, map("{}+00:00".format, values)))
+        return [value.astimezone(datetime.timezone.utc) for value in values]  # PostgreSQL's, in the session's zone
+    except (TypeError, ValueError, AttributeError):
+        # Text some other writer stored in another form: read as the field reads it, value by value.
+        return list(map(Analytics.measured_at.python_value, values))
+
+
+# The rows latest(rows="namedtuples") and top(n, rows="namedtuples") return.
+Analytics.Row = collections.namedtuple("AnalyticsRow", Analytics._meta.sorted_field_names)
 
 
 class ReviewLog(BaseModel):

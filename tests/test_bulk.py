@@ -1,10 +1,13 @@
 """Bulk inserts: the same validation as create(), one transaction, a bad row's position, nothing half written."""
+import datetime
 import itertools
+import select
+import types
 from datetime import timedelta
 
 import peewee
 import pytest
-from conftest import aware
+from conftest import aware, same_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playhouse.shortcuts import model_to_dict
@@ -161,3 +164,190 @@ def test_bulk_is_one_transaction_even_across_chunks(database):
     with pytest.raises(ValueError, match="row 300"):
         pm.Analytics.record_many(rows, chunk_size=50)
     assert pm.Analytics.select().count() == 0
+
+
+# --- the PostgreSQL path (COPY), held to SQLite's semantics on every backend ----------------------
+
+UTC = aware(2026, 1, 1).tzinfo
+
+
+@pytest.mark.parametrize("bad", [0, 99, 100, 249])
+def test_a_refused_row_at_either_edge_of_a_chunk_is_named_exactly(database, bad):
+    rows = [snapshot(i) for i in range(250)]
+    rows[bad] = rows[bad][:2] + (-1,) + rows[bad][3:]
+    with pytest.raises(peewee.IntegrityError, match=f"row {bad}: Analytics: .*view_count"):
+        pm.Analytics.record_many(rows, chunk_size=100)
+    assert pm.Analytics.select().count() == 0
+
+
+def test_a_refused_row_is_reported_before_a_bad_value_in_a_later_chunk(database):
+    rows = [list(snapshot(i)) for i in range(500)]
+    rows[42][2] = -1  # the database refuses it (CHECK view_count >= 0)
+    rows[420][2] = "many"  # Python refuses it, four chunks later
+    with pytest.raises(peewee.IntegrityError, match="row 42: Analytics: .*view_count"):
+        pm.Analytics.record_many(rows, chunk_size=100)
+    assert pm.Analytics.select().count() == 0
+
+
+def test_a_refused_row_is_reported_before_the_callers_generator_fails(database):
+    def rows(bad):
+        for i in range(300):
+            yield (f"v{i}", T0, -1 if i == bad else i) + (None,) * 9
+        raise RuntimeError("the feed broke")
+
+    with pytest.raises(peewee.IntegrityError, match="row 7: Analytics: .*view_count"):
+        pm.Analytics.record_many(rows(bad=7), chunk_size=100)
+    with pytest.raises(RuntimeError, match="the feed broke"):  # every row good: the generator's own error
+        pm.Analytics.record_many(rows(bad=None), chunk_size=100)
+    assert pm.Analytics.select().count() == 0
+
+
+def test_a_refused_row_stops_a_long_generator_early(database):
+    consumed = []
+
+    def rows():
+        for i in range(10 ** 6):
+            if i == 3000 and not isinstance(database, peewee.SqliteDatabase):
+                # Rows 0-2999 are with the server: wait (no timing assumed) until it has refused row 5.
+                select.select([pm.db.obj.connection().fileno()], [], [], 60)
+            consumed.append(i)
+            yield (f"v{i % 7}", T0, -1 if i == 5 else i) + (None,) * 9
+
+    with pytest.raises(peewee.IntegrityError, match="row 5: Analytics: .*view_count"):
+        pm.Analytics.record_many(rows(), chunk_size=1000)
+    assert len(consumed) <= 4000  # the chunk being read when the refusal came, and no more
+    assert pm.Analytics.select().count() == 0
+
+
+def test_a_refusal_in_the_last_chunk_rolls_back_every_chunk_before_it_and_nothing_of_the_caller(database):
+    rows = [snapshot(i) for i in range(2000)]
+    rows[1999] = rows[1999][:6] + (1.5,) + rows[1999][7:]  # click_through_rate above 1
+    pm.Analytics.record(youtube_video_id="kept", view_count=1)
+    with pm.db.atomic():  # the caller's transaction: the bulk call is a savepoint in it
+        pm.Analytics.record(youtube_video_id="before", view_count=2)
+        with pytest.raises(peewee.IntegrityError, match="row 1999: Analytics: .*click_through_rate"):
+            pm.Analytics.record_many(rows, chunk_size=64)
+        pm.Analytics.record(youtube_video_id="after", view_count=3)  # the transaction is still usable
+    assert [a.youtube_video_id for a in pm.Analytics.select().order_by(pm.Analytics.id)] == ["kept", "before", "after"]
+    assert pm.Analytics.record_many(rows[:1999], chunk_size=64) == 1999
+
+
+def test_a_duplicate_is_named_before_a_later_refused_row_of_its_chunk(database):
+    # PostgreSQL's COPY checks a unique index when it flushes its buffer, after reading the rows that follow:
+    # SQLite reports the first bad row, and so must every backend.
+    rows = [{"youtube_video_id": f"s{i}", "view_count": i} for i in range(300)]
+    rows[150]["youtube_video_id"] = "s120"
+    rows[160]["view_count"] = -1
+    with pytest.raises(peewee.IntegrityError, match="row 150: DiscoveredVideo: .*(UNIQUE|unique)"):
+        pm.DiscoveredVideo.insert_rows(rows, chunk_size=200)
+    rows[150]["youtube_video_id"] = "s150"
+    with pytest.raises(peewee.IntegrityError, match="row 160: DiscoveredVideo: .*view_count"):
+        pm.DiscoveredVideo.insert_rows(rows, chunk_size=200)
+    assert pm.DiscoveredVideo.select().count() == 0
+
+
+def test_a_missing_foreign_key_in_a_later_chunk_names_its_row(run):
+    rows = [{"pipeline_run": run.id, "module": "m", "error_type": "E", "error_message": str(i)} for i in range(120)]
+    rows[77]["pipeline_run"] = run.id + 1000
+    with pytest.raises(peewee.IntegrityError, match="row 77: ErrorLog: .*(FOREIGN KEY|foreign key)"):
+        pm.ErrorLog.insert_rows(rows, chunk_size=50)
+    assert pm.ErrorLog.select().count() == 0
+
+
+# Every column type, with the values most likely to be mangled on the way: text COPY escapes (tab, newline,
+# backslash), characters beyond ASCII and the BMP, 64-bit extremes, the smallest and largest floats, datetimes
+# at the ends of the calendar, microseconds and offsets, JSON with all of those inside, NULL and defaults.
+HOSTILE_TEXT = "tab\there\nnew line\r\\N \\ back\\slash 'q' \"dq\" café 😀 \u2028 end"
+
+
+def round_trip_rows(run):
+    return {
+        pm.Analytics: [
+            dict(youtube_video_id=HOSTILE_TEXT[:100], measured_at=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5),
+                 view_count=2 ** 63 - 1, like_count=0, comment_count=None, average_view_duration_seconds=5e-324,
+                 click_through_rate=1.0, subscriber_gain=2 ** 31, estimated_revenue_usd=1.7976931348623157e308,
+                 engaged_views=None, shares=1, watch_time_minutes=0.1 + 0.2),
+            dict(youtube_video_id="\\N", measured_at=aware(1, 1, 1, hours=-5), view_count=None,
+                 click_through_rate=0.0, watch_time_minutes=-0.0),
+            dict(youtube_video_id="", measured_at=aware(9999, 12, 31, 23, 59, 59, 999999),
+                 average_view_duration_seconds=123456789.125),
+        ],
+        pm.Script: [
+            dict(pipeline_run=run, opening_text=HOSTILE_TEXT, closing_text=None, total_char_count=2 ** 31 - 1,
+                 full_script_json={"text": HOSTILE_TEXT, "nested": [[1, 2.5, None, True, False], {"": {}}],
+                                   "big": 2 ** 70, "tiny": 5e-324, "neg": -9999999999999998.0},
+                 estimated_duration_seconds=0, llm_model_used="m\\t", generated_at=aware(2026, 6, 30, 23, 59, 59, 1),
+                 title="", prompt_tokens=None, completion_tokens=0, cost_usd=1e-7),
+            dict(pipeline_run=run.id, full_script_json=[], total_char_count=0, estimated_duration_seconds=2 ** 53,
+                 llm_model_used="\\", generated_at=aware(2000, 1, 1, hours=14)),
+            dict(pipeline_run=run.id, full_script_json=["\\u0000 is text here", "\\"], total_char_count=1,
+                 estimated_duration_seconds=1.5, llm_model_used="x", generated_at=T0),
+        ],
+        pm.ErrorLog: [
+            dict(pipeline_run=run, module=HOSTILE_TEXT[:255], error_type="E", error_message=HOSTILE_TEXT,
+                 stack_trace=None, resolved=True, occurred_at=aware(2026, 2, 3, 4, 5, 6, 7)),
+            dict(pipeline_run=None, module="m", error_type="\\.", error_message="\\.\n\\.", stack_trace="",
+                 occurred_at=aware(2026, 1, 1, hours=-12)),
+        ],
+    }
+
+
+@pytest.mark.parametrize("model", [pm.Analytics, pm.Script, pm.ErrorLog], ids=lambda m: m.__name__)
+def test_bulk_round_trips_every_column_type_exactly_as_create(run, model):
+    rows = round_trip_rows(run)[model]
+    for row in rows:
+        model.create(**row)
+    created = stored(model)
+    model.delete().execute()
+    assert model.insert_rows(rows) == len(rows)
+    bulk = stored(model)
+    if model is pm.Script:  # 1.0 == 1 and 2 ** 53 == 2.0 ** 53 in Python: JSON must keep its types too
+        for a, b in zip(created, bulk):
+            assert same_json(a.pop("full_script_json"), b.pop("full_script_json"))
+    assert bulk == created
+    assert all(v.tzinfo == UTC for row in bulk for v in row.values() if isinstance(v, datetime.datetime))
+
+
+def test_postgres_copies_analytics_in_one_binary_copy(database):
+    """The fast path itself: analytics (no foreign key, no unique index on a written column) in one COPY."""
+    if isinstance(database, peewee.SqliteDatabase):
+        pytest.skip("PostgreSQL only: SQLite has no COPY")
+    columns = [f for f in pm.Analytics._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
+    sql, oids, one_copy = pm.Analytics._copy_plan(database.cursor(), columns)
+    assert one_copy and oids and "FORMAT BINARY" in sql
+    columns = [f for f in pm.Script._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
+    sql, oids, one_copy = pm.Script._copy_plan(database.cursor(), columns)
+    assert not one_copy and oids is None  # jsonb: a text COPY per chunk, in a savepoint (the foreign key)
+
+
+def test_a_postgres_database_without_the_tables_says_which(pg_server):
+    pm.init_db(pg_server.new_database(), migrate=False)  # bound, never migrated: no tables
+    with pytest.raises(pm.TablesMissing, match="analytics"):
+        pm.Analytics.record_many([snapshot(0)])
+    with pytest.raises(pm.TablesMissing, match="scripts"):
+        pm.Script.insert_rows([{"pipeline_run": 1, "full_script_json": {}, "total_char_count": 0,
+                                "estimated_duration_seconds": 0, "llm_model_used": "m"}])
+
+
+def copy_error(context):
+    """The IntegrityError a refused COPY raises, with `context` as PostgreSQL's CONTEXT."""
+    orig = Exception('new row for relation "analytics" violates check constraint "analytics_view_count_check"\n'
+                     "DETAIL:  Failing row contains (...).\nCONTEXT:  " + context)
+    orig.diag = types.SimpleNamespace(context=context)
+    return peewee.IntegrityError(orig, *orig.args)
+
+
+@pytest.mark.parametrize("context", ["COPY analytics, line 7", "COPY analytics, Zeile 7", "COPY analytics, 第 7 行",
+                                     'COPY analytics, line 7: "v1\t2026-01-01 00:00:00+00\t-1"',
+                                     'PL/pgSQL function f() line 3 at RAISE\nCOPY analytics, line 7'])
+def test_a_copy_error_names_its_row_from_the_line_in_any_language(context):
+    named = pm.Analytics._copy_bad_row(copy_error(context), 100, 50)
+    assert str(named) == ('row 106: Analytics: new row for relation "analytics" violates check constraint '
+                          '"analytics_view_count_check"\nDETAIL:  Failing row contains (...).')
+
+
+@pytest.mark.parametrize("context", ["PL/pgSQL function analytics_latest_insert() line 3 at SQL statement",
+                                     "COPY analytics_latest, line 7", "COPY analytics, line 51", ""])
+def test_a_copy_error_without_a_line_of_its_rows_is_raised_as_it_is(context):
+    error = copy_error(context)  # a statement trigger's, another table's, past the rows this COPY took
+    assert pm.Analytics._copy_bad_row(error, 100, 50) is error

@@ -19,8 +19,8 @@ import pipeline_models as pm
 from pipeline_models import SchemaMismatch
 
 FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
-FOURTH, FIFTH = "0004_seed_schema", "0005_run_queue"
-ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH]
+FOURTH, FIFTH, SIXTH = "0004_seed_schema", "0005_run_queue", "0006_analytics_latest"
+ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH]
 
 
 def runner(database):
@@ -198,10 +198,10 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
 
 def test_down_and_up_again(tmp_path):
     database = pm.init_db(tmp_path / "d.db")
-    assert runner(database).down(SECOND) == [FIFTH, FOURTH, THIRD, SECOND]
+    assert runner(database).down(SECOND) == [SIXTH, FIFTH, FOURTH, THIRD, SECOND]
     assert "shorts" not in database.get_tables()
     assert "heartbeat_at" not in [c.name for c in database.get_columns("pipeline_runs")]
-    assert pm.migrate() == [SECOND, THIRD, FOURTH, FIFTH]
+    assert pm.migrate() == [SECOND, THIRD, FOURTH, FIFTH, SIXTH]
     assert not diff_models(database, pm.ALL_MODELS)
 
 
@@ -440,7 +440,8 @@ def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_t
         return execute_sql(self, sql, params)
 
     monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_review_logs)
-    with pytest.raises(pm.CannotOpenDatabase, match="cannot apply migrations 0004_seed_schema, 0005_run_queue: disk I/O error"):
+    with pytest.raises(pm.CannotOpenDatabase,
+                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
@@ -505,3 +506,126 @@ def test_views_on_the_upgraded_tables(fresh_target):
     old.execute_sql("DROP VIEW uploaded")
     pm.init_db(fresh_target)  # as the message says: drop, upgrade, recreate
     assert _read(pm.Short) == ROWS_AFTER_0004[pm.Short]
+
+
+# --- 0006: analytics_latest, the newest snapshot of each video, kept by triggers -------------------------
+
+def _derived_schema(database):
+    """analytics_latest and what keeps it: its columns and indexes, the triggers on analytics, their functions."""
+    columns = sorted((c.name, c.full_type or c.data_type, c.null, c.primary_key)
+                     for c in database.get_columns("analytics_latest"))
+    indexes = sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes("analytics_latest"))
+    if isinstance(database, peewee.SqliteDatabase):
+        # SQLite keeps each statement's text: table, index and triggers as written.
+        made = database.execute_sql("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE "
+                                    "'analytics_latest%' OR type = 'trigger' ORDER BY name").fetchall()
+    else:
+        made = database.execute_sql(
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'analytics'::regclass "
+            "AND NOT tgisinternal UNION ALL SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
+            "WHERE proname ~ '^analytics_latest_' ORDER BY 1, 2").fetchall()
+    return columns, indexes, made
+
+
+def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(fresh_target, request):
+    migrated = pm.init_db(fresh_target)
+    if isinstance(migrated, peewee.SqliteDatabase):
+        direct = peewee.SqliteDatabase(":memory:")
+    else:
+        direct = open_raw(request.getfixturevalue("pg_server").new_database())
+    with direct.bind_ctx(pm.ALL_MODELS):
+        direct.create_tables(pm.ALL_MODELS)
+    assert _derived_schema(migrated) == _derived_schema(direct)
+    columns, indexes, made = _derived_schema(migrated)
+    # analytics' own columns, types and NULL-ness (keyed by the video, without analytics' CHECKs).
+    assert [c[:3] for c in columns] == sorted((c.name, c.full_type or c.data_type, c.null)
+                                              for c in migrated.get_columns("analytics"))
+    assert [name for name, *_ in columns if _[-1]] == ["youtube_video_id"]
+    triggers = {"analytics_latest_insert", "analytics_latest_delete", "analytics_latest_update"}
+    assert triggers <= {row[1] if len(row) == 4 else row[0] for row in made}
+    direct.close()
+
+
+def _database_at_0005_with_snapshots(target):
+    """A 0005 database holding snapshots: equal times, ids out of time order, NULL views, one video of one row."""
+    database = open_raw(target)
+    assert runner(database).up(FIFTH) == [FIRST, SECOND, THIRD, FOURTH, FIFTH]
+    rows = [("a", T, 10), ("a", T2, 30), ("a", T, 20), ("b", T2, None), ("b", T2, 5), ("c", T, 7), ("a", T2, 25)]
+    for video, measured_at, views in rows:
+        database.execute_sql(f"INSERT INTO analytics (youtube_video_id, measured_at, view_count) VALUES "
+                             f"({database.param}, {database.param}, {database.param})",
+                             (video, _as_stored(database, measured_at), views))
+    return database
+
+
+def test_0006_fills_analytics_latest_from_the_snapshots_there(fresh_target):
+    _database_at_0005_with_snapshots(fresh_target).close()
+
+    database = pm.init_db(fresh_target)
+
+    assert [m.name for m in runner(database).status() if m.applied] == ALL
+    # Each video's greatest (measured_at, id): a's last row of time T2 (id 7), b's second (id 5), c's only.
+    assert [(r.youtube_video_id, r.id, r.view_count) for r in pm.Analytics.latest()] == [
+        ("a", 7, 25), ("c", 6, 7), ("b", 5, 5)]
+    pm.Analytics.record("c", measured_at=T2.replace(day=3), view_count=100)  # and the triggers keep it
+    assert [r.youtube_video_id for r in pm.Analytics.top(1)] == ["c"]
+
+
+def test_a_database_made_by_an_earlier_create_tables_is_given_analytics_latest(tmp_path):
+    path = str(tmp_path / "made.db")
+    made = peewee.SqliteDatabase(path)
+    with made.bind_ctx(pm.ALL_MODELS):
+        made.create_tables(pm.ALL_MODELS)
+    made.execute_sql("DROP TABLE analytics_latest")  # as create_tables of the 0005 release left it
+    for name in ("insert", "delete", "update"):
+        made.execute_sql(f"DROP TRIGGER analytics_latest_{name}")
+    made.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at, view_count) VALUES "
+                     "('kept', '2026-05-01 10:00:00.000000', 3)")
+    made.close()
+
+    database = pm.init_db(path)
+
+    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
+    assert [(r.youtube_video_id, r.view_count) for r in pm.Analytics.latest()] == [("kept", 3)]
+
+
+def test_a_stale_analytics_latest_left_behind_is_replaced(fresh_target):
+    old = _database_at_0005_with_snapshots(fresh_target)
+    old.execute_sql("CREATE TABLE analytics_latest (youtube_video_id VARCHAR(100), junk INTEGER)")
+    old.close()
+    pm.init_db(fresh_target)
+    assert [r.youtube_video_id for r in pm.Analytics.latest()] == ["a", "c", "b"]
+
+
+def test_0006_failing_half_way_leaves_the_database_at_0005(fresh_target, monkeypatch):
+    old = _database_at_0005_with_snapshots(fresh_target)
+    before = _dump(old)
+    old.close()
+    execute_sql = peewee.Database.execute_sql
+
+    def fail_in_the_fill(self, sql, params=None):
+        if sql.startswith("WITH RECURSIVE videos"):  # table, index and triggers made, the rows not yet copied
+            raise peewee.OperationalError("disk I/O error")
+        return execute_sql(self, sql, params)
+
+    monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_the_fill)
+    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}: disk I/O error"):
+        pm.init_db(fresh_target)
+    monkeypatch.undo()
+
+    database = open_raw(fresh_target)
+    assert [m.name for m in runner(database).status() if m.applied] == ALL[:-1]
+    assert "analytics_latest" not in database.get_tables() and _dump(database) == before  # triggers too:
+    if isinstance(database, peewee.SqliteDatabase):
+        assert database.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+    else:
+        assert database.execute_sql("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").fetchall() == []
+
+
+def test_a_missing_trigger_is_a_schema_mismatch(fresh_target):
+    database = pm.init_db(fresh_target)
+    on = "" if isinstance(database, peewee.SqliteDatabase) else " ON analytics"
+    database.execute_sql(f"DROP TRIGGER analytics_latest_delete{on}")
+    database.close()
+    with pytest.raises(SchemaMismatch, match="lacks trigger analytics_latest_delete"):
+        pm.init_db(fresh_target)

@@ -4,6 +4,7 @@ The statements are captured from peewee's query log while the operation runs, so
 operation's query (or a dropped index) that turns it into a full table scan fails here.
 """
 import contextlib
+import itertools
 import logging
 import re
 from datetime import timedelta
@@ -14,8 +15,11 @@ from conftest import aware
 
 import pipeline_models as pm
 
-# Scans that are not of a table: the recursive CTE Analytics.latest() walks, and one-row constants.
-NOT_TABLES = ("videos", "CONSTANT")
+# Scans that are not of a table: one-row constants, and the one-row results of Analytics.growth()'s two seeks.
+NOT_TABLES = ("CONSTANT", "growth_first", "growth_last")
+# Tables an operation reads whole by design: latest() returns every row of analytics_latest (one per video).
+# top(n) walks the same table's view_count index and stops after n rows: test_top_reads_only_its_rows.
+READS_WHOLE = {"latest": ("analytics_latest",), "top": ("analytics_latest",)}
 
 
 class _Capture(logging.Handler):
@@ -41,8 +45,11 @@ def captured_sql():
         logger.setLevel(level)
 
 
-def full_scans(database, statements):
-    """The plan lines, over all statements, that read a whole table (or a whole index) instead of seeking."""
+def full_scans(database, statements, allowed=()):
+    """The plan lines, over all statements, that read a whole table (or a whole index) instead of seeking.
+
+    Scans of the tables in `allowed` are left out.
+    """
     found = []
     for sql, params in statements:
         if not re.match(r"\s*(WITH|SELECT|UPDATE|DELETE)", sql, re.I):
@@ -51,14 +58,15 @@ def full_scans(database, statements):
             plan = [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
             # "SCAN t" and "SCAN t USING COVERING INDEX i" both read every row; "SEARCH" seeks.
             found += [line for line in plan if re.match(r"SCAN (\w+)", line)
-                      and re.match(r"SCAN (\w+)", line).group(1) not in NOT_TABLES]
+                      and re.match(r"SCAN (\w+)", line).group(1) not in NOT_TABLES + tuple(allowed)]
         else:
             # With sequential scans priced out, a plan that still has one has no index to use: on tables
             # this small PostgreSQL would otherwise rightly choose a scan.
             with database.atomic():
                 database.execute_sql("SET LOCAL enable_seqscan = off")
                 plan = [row[0] for row in database.execute_sql("EXPLAIN " + sql, params)]
-            found += [line.strip() for line in plan if "Seq Scan on" in line]
+            found += [line.strip() for line in plan if "Seq Scan on" in line
+                      and line.split("Seq Scan on ")[1].split()[0] not in allowed]
     return found
 
 
@@ -111,7 +119,7 @@ def test_operation_uses_an_index(busy, name):
     with captured_sql() as statements:
         OPERATIONS[name]()
     assert statements, "the operation ran no SQL to check"
-    assert full_scans(busy, statements) == []
+    assert full_scans(busy, statements, READS_WHOLE.get(name, ())) == []
 
 
 def test_the_check_itself_catches_a_full_scan(busy):
@@ -120,3 +128,139 @@ def test_the_check_itself_catches_a_full_scan(busy):
         list(pm.Analytics.select().where(pm.Analytics.like_count > 5))
     (scan,) = full_scans(busy, statements)
     assert scan.startswith(("SCAN t1", "->  Seq Scan on analytics", "Seq Scan on analytics"))
+
+
+# --- Analytics: latest(), top(n) and growth() read what they return, and the triggers seek ---------------
+
+def _snapshots(videos, per_video, first_video=0, t0=aware(2026, 1, 1)):
+    """record_many rows: `per_video` hourly snapshots of each video, views growing, some not reported."""
+    return ((f"p{v:05d}", t0 + timedelta(hours=h, seconds=v), None if v % 97 == 5 else v * 10 + h) + (None,) * 9
+            for h in range(per_video) for v in range(first_video, first_video + videos))
+
+
+@pytest.fixture
+def many_videos(database):
+    """2,000 videos of 3 snapshots and one of 200, analysed: PostgreSQL then plans as for a large table."""
+    pm.Analytics.record_many(_snapshots(2000, 3))
+    pm.Analytics.record_many(("long", aware(2026, 1, 1) - timedelta(hours=h), h) + (None,) * 9 for h in range(200))
+    database.execute_sql("ANALYZE")
+    return database
+
+
+def _plan(database, sql, params):
+    """The plan's lines: SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN ANALYZE (with actual row counts)."""
+    if isinstance(database, peewee.SqliteDatabase):
+        return [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
+    return [row[0] for row in database.execute_sql("EXPLAIN (ANALYZE, TIMING OFF, COSTS OFF) " + sql, params)]
+
+
+def _only_statement(operation):
+    with captured_sql() as statements:
+        operation()
+    (statement,) = statements
+    return statement
+
+
+def test_top_reads_only_its_rows(many_videos):
+    """top(n) walks analytics_latest's view_count index and stops after n rows: no sort of every video."""
+    sql, params = _only_statement(lambda: pm.Analytics.top(5))
+    plan = _plan(many_videos, sql, params)
+    if isinstance(many_videos, peewee.SqliteDatabase):
+        # Backwards along the index; only rows of equal views are sorted (by video id) among themselves.
+        assert plan == ["SCAN analytics_latest USING INDEX analytics_latest_view_count",
+                        "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"]
+    else:
+        assert plan[0].startswith("Limit (actual rows=5 ")
+        assert re.match(r"->  Index Scan using analytics_latest_view_count on analytics_latest "
+                        r"\(actual rows=5 loops=1\)", plan[1].strip()), plan
+        assert not any("Sort" in line or "analytics " in line for line in plan), plan
+
+
+def test_latest_reads_one_row_per_video_and_no_snapshot_table(many_videos):
+    sql, params = _only_statement(lambda: pm.Analytics.latest(rows="tuples"))
+    plan = _plan(many_videos, sql, params)
+    if isinstance(many_videos, peewee.SqliteDatabase):
+        assert plan == ["SCAN analytics_latest USING INDEX analytics_latest_view_count",
+                        "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"]
+    else:  # all of a small table: the planner may rightly read it in order, or read it and sort it
+        scans = [line.strip() for line in plan if "Scan" in line]
+        assert len(scans) == 1 and re.search(r"Scan.* on analytics_latest \(actual rows=2001 loops=1\)", scans[0]), plan
+
+
+def test_growth_is_two_seeks_reading_two_rows(many_videos):
+    sql, params = _only_statement(lambda: pm.Analytics.growth("long", since=aware(2025, 12, 25)))
+    plan = _plan(many_videos, sql, params)
+    if isinstance(many_videos, peewee.SqliteDatabase):
+        seeks = [line for line in plan if line.startswith("SEARCH analytics USING INDEX idx_analytics_video "
+                                                            "(youtube_video_id=? AND measured_at>?)")]
+        assert len(seeks) == 2 and full_scans(many_videos, [(sql, params)]) == [], plan
+    else:
+        scans = [line.strip() for line in plan if "Scan" in line and "Subquery Scan" not in line]
+        assert len(scans) == 2 and all("using idx_analytics_video on analytics" in s for s in scans), plan
+        # Each stops at the first snapshot past its end (one more to see that no other has the same time).
+        assert all(int(re.search(r"actual rows=(\d+)", s).group(1)) <= 2 for s in scans), plan
+
+
+def test_triggers_seek_on_postgresql(many_videos):
+    """Recording, deleting the newest snapshot and updating one: no sequential scan of either table."""
+    if isinstance(many_videos, peewee.SqliteDatabase):
+        pytest.skip("PostgreSQL's per-transaction scan counters; SQLite: test_cost_follows_what_is_returned")
+    # The backend's counts not yet reported (those of its last second's transactions too), read twice inside
+    # one transaction: the difference is this transaction's.
+    scans = ("SELECT relname, seq_scan FROM pg_stat_xact_user_tables "
+             "WHERE relname IN ('analytics', 'analytics_latest') ORDER BY relname")
+    newest = pm.Analytics.select(peewee.fn.MAX(pm.Analytics.id)).where(pm.Analytics.youtube_video_id == "p00042")
+    with many_videos.atomic():
+        before = many_videos.execute_sql(scans).fetchall()
+        pm.Analytics.record("p00042", view_count=10**9)
+        pm.Analytics.record_many([("p00043", aware(2027, 1, 1), 1) + (None,) * 9,
+                                  ("p00044", aware(2027, 1, 1), 2) + (None,) * 9])
+        pm.Analytics.delete().where(pm.Analytics.id == newest.scalar()).execute()
+        pm.Analytics.update(like_count=1).where(pm.Analytics.id == newest.scalar()).execute()
+        assert many_videos.execute_sql(scans).fetchall() == before
+    assert pm.Analytics.top(1)[0].youtube_video_id == "p01999"
+
+
+def _vm_steps(database, operation):
+    """How many SQLite virtual machine instructions `operation` runs: its work, independent of the clock."""
+    steps = itertools.count()
+    connection = database.connection()
+    connection.set_progress_handler(lambda: next(steps) and 0, 1)
+    try:
+        operation()
+    finally:
+        connection.set_progress_handler(None, 1)
+    return next(steps)
+
+
+def test_cost_follows_what_is_returned(database):
+    """SQLite: the work of each read, and of each trigger, stays the same with ten times the snapshots.
+
+    (A B-tree seek is one instruction, however deep the tree: a scan would show as instructions per row.)
+    """
+    if not isinstance(database, peewee.SqliteDatabase):
+        pytest.skip("SQLite's instruction count; PostgreSQL: test_triggers_seek_on_postgresql")
+    t1 = aware(2026, 2, 1)
+
+    def work():
+        old = pm.Analytics.get((pm.Analytics.youtube_video_id == "p00007") & (pm.Analytics.view_count == 70))
+        steps = {
+            "latest": _vm_steps(database, lambda: pm.Analytics.latest(rows="tuples")),
+            "top": _vm_steps(database, lambda: pm.Analytics.top(3)),
+            "growth": _vm_steps(database, lambda: pm.Analytics.growth("p00007", since=aware(2026, 1, 1))),
+            "record": _vm_steps(database, lambda: pm.Analytics.record("p00008", measured_at=t1, view_count=9)),
+            "record late": _vm_steps(database, lambda: pm.Analytics.record("p00009", measured_at=aware(2025, 1, 1))),
+            "delete an old one": _vm_steps(database, lambda: old.delete_instance()),
+        }
+        newest = pm.Analytics.select().where(pm.Analytics.youtube_video_id == "p00008").order_by(
+            pm.Analytics.measured_at.desc()).first()
+        steps["delete the newest"] = _vm_steps(database, lambda: newest.delete_instance())
+        return steps
+
+    pm.Analytics.record_many(_snapshots(100, 10))
+    small = work()
+    pm.Analytics.record_many(_snapshots(100, 90, t0=aware(2026, 1, 2)))  # the same videos, ten times the rows
+    large = work()
+    assert pm.Analytics.select().count() == 10_000 - 1 - 1 + 2
+    for name in small:
+        assert large[name] <= small[name] * 1.1 + 20, (name, small[name], large[name])
