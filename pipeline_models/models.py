@@ -1215,15 +1215,17 @@ class Analytics(BaseModel):
         last = cls.select(peewee.fn.MAX(cls.id)).scalar()
         after = 0
         while last is not None and after < last:
-            began = time.monotonic()
             with write_lock():
+                began = time.monotonic()
                 deleted, after = cls._compact_batch(after, last, cutoff, batch_size)
+                held = time.monotonic() - began
             summary["deleted"] += deleted
             summary["batches"] += 1
             if isinstance(db.obj, peewee.SqliteDatabase):
                 # SQLite has no queue for its lock: a waiting writer polls (every 100 ms at most). Leaving the
-                # lock free at least as long as a batch held it lets the polls of workers succeed.
-                time.sleep(time.monotonic() - began)
+                # lock free as long as a batch held it lets the polls of workers succeed. (Not counting the
+                # checkpoint after the commit, which runs without the lock.)
+                time.sleep(held)
         logger.info("compacted analytics before %s: %d snapshots removed in %d batches", cutoff.isoformat(),
                     summary["deleted"], summary["batches"])
         return summary

@@ -145,7 +145,8 @@ def make_foreign_database(path):
 READ_COMMANDS = [["status"], ["runs"], ["errors", "--all"], ["analytics"], ["config", "get", "greeting"],
                  ["config", "list"], ["videos"], ["shorts"], ["reviews"], ["run", "show", "1"], ["errors", "show", "1"],
                  ["status", "--json"], ["runs", "--json"]]
-WRITE_COMMANDS = [["resolve", "1"], ["retry", "1"], ["config", "set", "k", "1"], ["review", "answer", "m1", "approve"]]
+WRITE_COMMANDS = [["resolve", "1"], ["retry", "1"], ["config", "set", "k", "1"], ["review", "answer", "m1", "approve"],
+                  ["compact"]]
 
 # (target, exit status, what the error says)
 TARGETS = [
