@@ -121,7 +121,8 @@ END $$""",
     "CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics REFERENCING OLD TABLE AS old_rows "
     "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_delete()",
     "CREATE TRIGGER analytics_latest_update AFTER UPDATE ON analytics "
-    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_update()",
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_update()",
     "CREATE TRIGGER analytics_latest_truncate AFTER TRUNCATE ON analytics "
     "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_truncate()",
 ]
