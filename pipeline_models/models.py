@@ -208,15 +208,22 @@ class BaseModel(peewee.Model):
                 first = next(chunks, None)
                 if first is None:  # nothing to write: not even the table is looked at
                     return 0
-                chunks = itertools.chain([first], chunks)
+                second = next(chunks, None)
+                chunks = itertools.chain([first] if second is None else [first, second], chunks)
                 cursor = database.cursor()
                 copy_sql, oids, one_copy = (cls._copy_plan(cursor, columns) if hasattr(cursor, "copy")  # psycopg 3
                                             else (None, None, False))
                 if one_copy:
                     return cls._copy_stream(cursor, copy_sql, oids, chunks, convert)
                 sqlite = isinstance(database, peewee.SqliteDatabase)
+                # A batch of more than one chunk sets the model's costly row trigger aside (see _bulk_trigger).
+                trigger = cls._bulk_trigger() if sqlite and second is not None else None
+                trigger_sql = trigger and _set_trigger_aside(database, trigger[0])
+                keys: set = set()
                 for chunk in chunks:
                     params = convert(chunk, count)
+                    if trigger_sql:
+                        keys.update(map(operator.itemgetter(names.index(trigger[1])), params))
                     if sqlite:
                         # sqlite3's executemany takes a row, inserts it, then takes the next, and stops at the
                         # first row refused: the rows it took, less one, is the refused row's position. No
@@ -239,6 +246,9 @@ class BaseModel(peewee.Model):
                         except peewee.IntegrityError as exc:
                             raise cls._bad_row(database, sql, params, count, exc) from None
                     count += len(params)
+                if trigger_sql:
+                    database.cursor().executemany(trigger[2], ((key,) for key in sorted(keys)))
+                    database.execute_sql(trigger_sql)
             except (peewee.OperationalError, peewee.ProgrammingError) as exc:
                 # The bulk path writes through a cursor, not the proxy: name a missing table here too.
                 missing = _tables_missing(exc, database)
@@ -246,6 +256,17 @@ class BaseModel(peewee.Model):
                     raise
                 raise missing from exc
         return count
+
+    @classmethod
+    def _bulk_trigger(cls) -> Optional[Tuple[str, str, str]]:
+        """A SQLite row trigger insert_rows may set aside for a large batch: (name, key field, refresh SQL).
+
+        SQLite has row triggers only. One that costs as much as the row it follows (analytics_latest's upsert)
+        is dropped for a batch of more than one chunk, and the refresh statement (one ? for the key) runs once
+        per distinct key instead, before the trigger is made again: all in the batch's transaction, which holds
+        the write lock, so no other connection ever writes without it and a failure puts it back.
+        """
+        return None
 
     @classmethod
     def _bulk_params(cls, chunk: List[Any], start: int, columns: List[peewee.Field], given: List[str],
@@ -1044,6 +1065,11 @@ class Analytics(BaseModel):
     RECORD_FIELDS = ("youtube_video_id", "measured_at", *METRICS)
 
     @classmethod
+    def _bulk_trigger(cls) -> Optional[Tuple[str, str, str]]:
+        """analytics_latest's insert trigger, an upsert per row: a large batch refreshes each video once instead."""
+        return "analytics_latest_insert", "youtube_video_id", _SQLITE_LATEST_REFRESH.format(**_latest_names())
+
+    @classmethod
     def record_many(cls, rows: Iterable[Any], chunk_size: int = 2000) -> int:
         """Store many snapshots at once: dicts, or tuples in RECORD_FIELDS order; returns how many.
 
@@ -1450,6 +1476,12 @@ SELECT newest.* FROM videos CROSS JOIN LATERAL (
     ORDER BY measured_at DESC, id DESC LIMIT 1) AS newest""",
 }
 
+# What a bulk insert runs per video instead of analytics_latest_insert (Analytics._bulk_trigger): the video's
+# newest snapshot, one seek in idx_analytics_video, copied over.
+_SQLITE_LATEST_REFRESH = """INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics WHERE id = (
+    SELECT id FROM analytics WHERE youtube_video_id = ? ORDER BY measured_at DESC, id DESC LIMIT 1)
+ON CONFLICT (youtube_video_id) DO UPDATE SET {set_cols}"""
+
 _LATEST_DROP = {
     "sqlite": ["DROP TABLE IF EXISTS analytics_latest"],
     "postgres": ["DROP TABLE IF EXISTS analytics_latest"] + [
@@ -1465,13 +1497,27 @@ def _latest_schema(postgres: bool) -> List[str]:
     goes first.
     """
     backend = "postgres" if postgres else "sqlite"
-    columns = [f.column_name for f in Analytics._meta.sorted_fields]
-    names = dict(cols=", ".join(columns), new_cols=", ".join(f"NEW.{c}" for c in columns),
-                 a_cols=", ".join(f"a.{c}" for c in columns),
-                 set_cols=", ".join(f"{c} = excluded.{c}" for c in columns if c != "youtube_video_id"))
+    names = _latest_names()
     triggers = _POSTGRES_TRIGGERS if postgres else _SQLITE_TRIGGERS
     return [*_LATEST_DROP[backend], _LATEST_TABLE[backend], _LATEST_INDEX[backend],
             *(t.format(**names) for t in triggers), _LATEST_FILL[backend].format(**names)]
+
+
+def _latest_names() -> Dict[str, str]:
+    """The column lists the analytics_latest statements are formatted with."""
+    columns = [f.column_name for f in Analytics._meta.sorted_fields]
+    return dict(cols=", ".join(columns), new_cols=", ".join(f"NEW.{c}" for c in columns),
+                a_cols=", ".join(f"a.{c}" for c in columns),
+                set_cols=", ".join(f"{c} = excluded.{c}" for c in columns if c != "youtube_video_id"))
+
+
+def _set_trigger_aside(database: peewee.SqliteDatabase, name: str) -> Optional[str]:
+    """Drop the SQLite trigger `name` in the current transaction; return the SQL that makes it again."""
+    row = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone()
+    if row is None:  # not made on this database (a table made by hand): nothing to set aside
+        return None
+    database.execute_sql(f'DROP TRIGGER "{name}"')
+    return row[0]
 
 
 def _is_postgres_db(database: Any) -> bool:

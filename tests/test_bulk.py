@@ -254,6 +254,73 @@ def test_a_missing_foreign_key_in_a_later_chunk_names_its_row(run):
     assert pm.ErrorLog.select().count() == 0
 
 
+
+# --- analytics_latest through a large batch: on SQLite its row trigger is set aside and each video refreshed ---
+
+def triggers(database):
+    """The triggers on analytics, as the database describes them."""
+    if isinstance(database, peewee.SqliteDatabase):
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'analytics'"
+    else:
+        query = ("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+                 "WHERE tgrelid = 'analytics'::regclass AND NOT tgisinternal")
+    return sorted(database.execute_sql(query).fetchall())
+
+
+def latest_table(database):
+    return database.execute_sql("SELECT youtube_video_id, id, view_count FROM analytics_latest "
+                                "ORDER BY youtube_video_id").fetchall()
+
+
+def newest_per_video():
+    """The brute-force answer analytics_latest must hold: each video's snapshot of greatest (measured_at, id)."""
+    A = pm.Analytics
+    newest = {}
+    for row in A.select().order_by(A.measured_at, A.id):
+        newest[row.youtube_video_id] = (row.youtube_video_id, row.id, row.view_count)
+    return sorted(newest.values())
+
+
+def test_a_batch_of_many_chunks_keeps_analytics_latest_exact_and_its_trigger_in_place(database):
+    before = triggers(database)
+    A = pm.Analytics
+    A.record("v1", measured_at=T0 + timedelta(days=30), view_count=10 ** 9)  # newer than the whole batch
+    A.record("late", measured_at=T0 - timedelta(days=1), view_count=1)  # older than it
+    rows = [snapshot(i) for i in range(95)] + [("late", T0, 5, *[None] * 9), ("v2", T0 - timedelta(days=9), 0,
+                                                                             *[None] * 9)]
+    assert A.record_many(rows, chunk_size=10) == 97
+    assert triggers(database) == before
+    assert latest_table(database) == newest_per_video()
+    assert dict((r[0], r[2]) for r in latest_table(database))["v1"] == 10 ** 9
+    A.record("v3", measured_at=T0 + timedelta(days=40), view_count=7)  # the trigger is back at work
+    assert latest_table(database) == newest_per_video()
+
+
+def test_a_refused_batch_of_many_chunks_leaves_the_trigger_and_analytics_latest_as_they_were(database):
+    A = pm.Analytics
+    A.record_many([snapshot(i) for i in range(20)])
+    before, held = triggers(database), latest_table(database)
+    rows = [snapshot(i) for i in range(20, 120)]
+    rows[-1] = rows[-1][:2] + (-1,) + rows[-1][3:]  # a negative view count, in the last chunk
+    with pytest.raises(peewee.IntegrityError, match="row 99: Analytics: .*view_count"):
+        A.record_many(rows, chunk_size=10)
+    assert (triggers(database), latest_table(database), A.select().count()) == (before, held, 20)
+    A.record("v0", measured_at=T0 + timedelta(days=1), view_count=123)
+    assert latest_table(database) == newest_per_video()
+
+
+def test_another_connection_writes_through_the_trigger_again_after_a_large_batch(tmp_path):
+    path = tmp_path / "pipeline.db"
+    pm.init_db(str(path))
+    other = peewee.SqliteDatabase(str(path), timeout=5)
+    insert = "INSERT INTO analytics (youtube_video_id, measured_at, view_count) VALUES (?, ?, ?)"
+    other.execute_sql(insert, ("v1", "2026-01-01 00:00:00.000000+00:00", 1))  # a statement prepared before
+    pm.Analytics.record_many([snapshot(i) for i in range(50)], chunk_size=10)
+    other.execute_sql(insert, ("v1", "2027-01-01 00:00:00.000000+00:00", 2))
+    other.close()
+    assert latest_table(pm.db.obj) == newest_per_video()
+    assert ("v1", 2) in [(r[0], r[2]) for r in latest_table(pm.db.obj)]
+
 # Every column type, with the values most likely to be mangled on the way: text COPY escapes (tab, newline,
 # backslash), characters beyond ASCII and the BMP, 64-bit extremes, the smallest and largest floats, datetimes
 # at the ends of the calendar, microseconds and offsets, JSON with all of those inside, NULL and defaults.
