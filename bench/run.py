@@ -2,6 +2,7 @@
 
     pip install -e . -r bench/requirements.txt
     python bench/run.py                      # everything: bulk ingest at 10k, 100k and 1M rows
+    python bench/run.py --write              # and the table into bench/RESULTS.txt and the README
     python bench/run.py --rows 10000,100000 --repeat 3
     python bench/run.py --pg-ingest-only --pg postgresql://postgres@127.0.0.1/postgres --rows 1000000 --repeat 1
 
@@ -836,17 +837,7 @@ def pg_ingest_report(args):
     results, checks = [], []
     pg_ingest_workloads(args, [int(s) for s in args.rows.split(",")],
                         lambda w, c, s, base: results.append((w, c, s, s / base if base else None)), checks)
-    print(f"machine: {machine()}\nmedian of {args.repeat} runs; ratio to psycopg 3 COPY (binary)\n")
-    width, cwidth = max(len(r[0]) for r in results), max(len(r[1]) for r in results)
-    print(f"{'workload':<{width}}  {'contender':<{cwidth}}  {'median s':>9}  {'ratio':>6}")
-    previous = None
-    for workload, contender, seconds, ratio in results:
-        print(f"{workload if workload != previous else '':<{width}}  {contender:<{cwidth}}  {seconds:>9.4f}  "
-              f"{ratio:>6.2f}")
-        previous = workload
-    print("\ntargets:")
-    for text, ok, detail in checks:
-        print(f"  [{'met ' if ok else 'MISS'}] {text}: {detail}")
+    print(render(args, results, checks), end="")  # a part of the table: --write is for a full run
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -877,9 +868,14 @@ def machine():
         sqla = sqlalchemy.__version__
     except ImportError:
         sqla = "not installed"
+    try:
+        import psycopg
+        pg = f", psycopg {psycopg.__version__} (libpq {psycopg.pq.version() // 10000}.{psycopg.pq.version() % 100})"
+    except ImportError:
+        pg = ""
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores; Python "
             f"{platform.python_version()}, SQLite {sqlite3.sqlite_version}, peewee {peewee.__version__}, "
-            f"SQLAlchemy {sqla}")
+            f"SQLAlchemy {sqla}{pg}")
 
 
 def main():
@@ -891,6 +887,8 @@ def main():
                         help="bulk ingest sizes, comma-separated")
     parser.add_argument("--repeat", type=int, default=1 if quick else 3,
                         help="runs per measurement; the median is shown")
+    parser.add_argument("--write", action="store_true",
+                        help="also write the table into bench/RESULTS.txt and the README's Performance section")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     compaction_options(parser, quick)
     query_options(parser, quick)
@@ -1009,19 +1007,44 @@ def main():
     checks.append((f"peak RSS, ingest from a generator: {large:,} rows vs {small:,}", rss_large - rss_small < 50,
                    f"{rss_small:.0f} MB -> {rss_large:.0f} MB"))
 
-    print(f"machine: {machine()}\nmedian of {args.repeat} runs (x3 for the queries); ratio to raw sqlite3\n")
+    table = render(args, results, checks)
+    print(table, end="")
+    if args.write:
+        write(table)
+
+
+def render(args, results, checks):
+    """The results table and the targets, as printed and as written by --write."""
+    lines = [f"machine: {machine()}", f"median of {args.repeat} runs (x3 for the queries); ratio to the first "
+             "contender of each workload (raw sqlite3 or the raw driver where there is one)", ""]
     width = max(len(r[0]) for r in results)
     cwidth = max(len(r[1]) for r in results)
-    print(f"{'workload':<{width}}  {'contender':<{cwidth}}  {'median s':>9}  {'ratio':>6}")
+    lines.append(f"{'workload':<{width}}  {'contender':<{cwidth}}  {'median s':>9}  {'ratio':>6}")
     previous = None
     for workload, contender, seconds, ratio in results:
         shown = workload if workload != previous else ""
         previous = workload
-        shown_ratio = "-" if ratio is None else f"{ratio:.2f}"  # no raw sqlite3 contender to compare with
-        print(f"{shown:<{width}}  {contender:<{cwidth}}  {seconds:>9.4f}  {shown_ratio:>6}")
-    print("\ntargets:")
-    for text, ok, detail in checks:
-        print(f"  [{'met ' if ok else 'MISS'}] {text}: {detail}")
+        shown_ratio = "-" if ratio is None else f"{ratio:.2f}"  # no raw contender to compare with
+        lines.append(f"{shown:<{width}}  {contender:<{cwidth}}  {seconds:>9.4f}  {shown_ratio:>6}")
+    lines += ["", "targets:"] + [f"  [{'met ' if ok else 'MISS'}] {text}: {detail}" for text, ok, detail in checks]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+README_START, README_END = "<!-- bench/run.py --write: start -->", "<!-- bench/run.py --write: end -->"
+
+
+def write(table):
+    """The table into bench/RESULTS.txt and into the README, between its two markers."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "RESULTS.txt"), "w") as results:
+        results.write(table)
+    readme_path = os.path.join(here, os.pardir, "README.md")
+    with open(readme_path) as readme:
+        text = readme.read()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    with open(readme_path, "w") as readme:
+        readme.write(text[:start] + "\n```text\n" + table + "```\n" + text[end:])
+    print(f"written: {os.path.relpath(os.path.join(here, 'RESULTS.txt'))} and the README's Performance table")
 
 
 if __name__ == "__main__":
