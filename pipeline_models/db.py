@@ -20,7 +20,9 @@ from typing import Any, List, Optional, Union
 import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
+from playhouse.schema_diff import diff_models
 
+from . import _peewee
 from .errors import (
     _IN_MEMORY,
     BusySnapshot,
@@ -60,6 +62,10 @@ _MIGRATION_MARKS = (
     ("analytics_latest", "view_count"),  # 0006_analytics_latest
 )
 
+# The package's models, whose tables init_db and migrate check are all there. models.py adds them when it is
+# imported: it imports this module, so this module cannot import it.
+SCHEMA_MODELS: List[type] = []
+
 # What Analytics.create_table makes beside the model tables (migration 0006 makes the same): analytics_latest,
 # and the triggers on analytics that keep it. Without them latest() and top(n) would answer from nothing.
 _DERIVED_TABLE = ("analytics", "analytics_latest")
@@ -70,7 +76,7 @@ _DERIVED_TRIGGERS = ("analytics_latest_insert", "analytics_latest_delete", "anal
 _ALREADY_ROLLED_BACK = re.compile("no transaction is active|no such savepoint")
 
 
-class _atomic(peewee._atomic):
+class _atomic(_peewee.Atomic):
     """peewee's atomic block, raising the error that ended the transaction, not the rollback's complaint.
 
     On a full disk or an I/O error SQLite rolls the transaction back by itself; peewee's own rollback then
@@ -204,9 +210,9 @@ def _enforce_foreign_keys(database: Any) -> None:
     """Turn SQLite's foreign keys on for every connection, however the proxy is bound."""
     if not isinstance(database, peewee.SqliteDatabase):
         return
-    pragmas = dict(database._pragmas or ())
+    pragmas = _peewee.pragmas(database)
     pragmas["foreign_keys"] = 1
-    database._pragmas = list(pragmas.items())
+    _peewee.set_pragmas(database, pragmas)
     # A connection opened before binding (":memory:" often is) missed the connect-time pragma.
     if not database.is_closed() and not database.in_transaction():
         database.execute_sql("PRAGMA foreign_keys = 1")
@@ -390,8 +396,8 @@ def init_db(
             raise CannotOpenDatabase(target, f"{what}, so no database yet: create one with "
                                      f"init_db({str(path)!r}) or `pipeline-models init --db {path}`")
         pragmas = {k: v for k, v in SQLITE_FILE_PRAGMAS.items() if k != "journal_mode"}
-        pragmas.update(database._pragmas or ())
-        database._pragmas = list(pragmas.items())
+        pragmas.update(_peewee.pragmas(database))
+        _peewee.set_pragmas(database, pragmas)
     previous = db.obj
     db.initialize(database)
     try:
@@ -414,7 +420,7 @@ def init_db(
             _check_current(database, target)
         elif migrate:
             _migrate(database, target)
-        if path is not None and not readonly and "journal_mode" not in dict(database._pragmas):
+        if path is not None and not readonly and "journal_mode" not in _peewee.pragmas(database):
             _use_wal(database, target)
     except BaseException:
         if database is not target:  # ours: close it; a caller's database stays as they left it
@@ -546,11 +552,7 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
 
 def _missing_from_schema(database: peewee.Database) -> List[str]:
     """The tables, columns and triggers the models need that the database lacks (schema_diff: additions only)."""
-    from playhouse.schema_diff import diff_models
-
-    from .models import ALL_MODELS
-
-    diff = diff_models(database, ALL_MODELS)
+    diff = diff_models(database, SCHEMA_MODELS)
     missing = [f"table {m._meta.table_name}" for m in diff.create_tables]
     missing += [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
     source, derived = _DERIVED_TABLE

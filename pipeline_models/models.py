@@ -18,7 +18,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import peewee
 from peewee import SQL, Check
 
-from .db import _tables_missing, db, write_lock
+from . import _peewee
+from .db import SCHEMA_MODELS, _tables_missing, db, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import AlreadyAnswered, AlreadyUploaded, DatabaseNotBound, InvalidTransition, LeaseLost, UploadInDoubt
 from .fields import (
@@ -97,7 +98,6 @@ def _is_postgres() -> bool:
 
 
 _MISSING = object()
-_exception_wrapper = getattr(peewee, "__exception_wrapper__")  # driver errors -> peewee's IntegrityError &c.
 
 
 _Model = TypeVar("_Model", bound="BaseModel")
@@ -231,14 +231,14 @@ class BaseModel(peewee.Model):
                         # makes SQLite copy every page the chunk touches into its journal).
                         taken = itertools.count()
                         try:
-                            with _exception_wrapper:
+                            with _peewee.exception_wrapper:
                                 database.cursor().executemany(sql, map(operator.itemgetter(1), zip(taken, params)))
                         except peewee.IntegrityError as exc:
                             raise peewee.IntegrityError(
                                 f"row {count + next(taken) - 1}: {cls.__name__}: {exc}") from None
                     else:
                         try:
-                            with db.atomic(), _exception_wrapper:
+                            with db.atomic(), _peewee.exception_wrapper:
                                 if copy_sql is None:  # psycopg 2: no COPY here
                                     database.cursor().executemany(sql, params)
                                 else:
@@ -338,7 +338,7 @@ class BaseModel(peewee.Model):
         """Find which row of a chunk the database refused (the error path only: one row at a time)."""
         for position, row in enumerate(params):
             try:
-                with db.atomic(), _exception_wrapper:
+                with db.atomic(), _peewee.exception_wrapper:
                     database.cursor().execute(sql, row)
             except peewee.IntegrityError as exc:
                 return peewee.IntegrityError(f"row {start + position}: {cls.__name__}: {exc}")
@@ -372,7 +372,7 @@ class BaseModel(peewee.Model):
             JOIN pg_attribute a ON a.attrelid = t.oid AND NOT a.attisdropped
                 AND a.attname::text = ANY (%(names)s::text[])
             GROUP BY t.oid"""
-        with _exception_wrapper:  # a missing table fails here: insert_rows names it
+        with _peewee.exception_wrapper:  # a missing table fails here: insert_rows names it
             cursor.execute(query, {"names": names, "table": '"{}"'.format(cls._meta.table_name.replace('"', '""'))})
             oids, one_copy = cursor.fetchone() or (None, False)
         binary = oids is not None and len(oids) == len(names) and set(oids) <= cls._COPY_BINARY_TYPES
@@ -416,7 +416,7 @@ class BaseModel(peewee.Model):
             nonlocal current
             done, current = current, None
             try:
-                with _exception_wrapper:
+                with _peewee.exception_wrapper:
                     done.__exit__(None, None, None)
             except peewee.IntegrityError as exc:
                 raise cls._copy_bad_row(exc, start, count - start) from None
@@ -436,13 +436,13 @@ class BaseModel(peewee.Model):
                     break
                 if current is None:
                     opening = cursor.copy(sql)
-                    with _exception_wrapper:
+                    with _peewee.exception_wrapper:
                         copy = opening.__enter__()
                     current, start = opening, count
                     if oids:
                         copy.set_types(oids)
                     write_row = copy.write_row
-                with _exception_wrapper:
+                with _peewee.exception_wrapper:
                     for row in params:
                         write_row(row)
                 count += len(params)
@@ -1793,3 +1793,4 @@ ALL_MODELS = [
     ConfigOverride,
     ErrorLog,
 ]
+SCHEMA_MODELS.extend(ALL_MODELS)

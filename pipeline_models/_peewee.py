@@ -1,0 +1,30 @@
+"""The private parts of peewee (4.x) this package relies on, in one place, each with why.
+
+Nothing else in the package reaches behind peewee's public API; tests/test_structure.py checks that each
+of these still exists, so a peewee release that moves one fails there, by name, first.
+"""
+from typing import Any, Dict
+
+import peewee
+
+# The class of Database.atomic()'s block: db._atomic subclasses it to raise the error that ended a
+# transaction, not the rollback's complaint about it (SQLite rolls back by itself on a full disk).
+Atomic = peewee._atomic
+
+# The context that turns a driver's exception into peewee's (IntegrityError and the rest), as execute_sql
+# does: the bulk path writes through a raw cursor (executemany, COPY), past execute_sql.
+exception_wrapper = getattr(peewee, "__exception_wrapper__")
+
+# The method peewee.FieldDatabaseHook calls when a field's model is bound to a database: fields.py
+# overrides it so UTCDateTimeField writes text on SQLite and TIMESTAMPTZ on PostgreSQL.
+DB_HOOK = "_db_hook"
+
+
+def pragmas(database: peewee.SqliteDatabase) -> Dict[str, Any]:
+    """The pragmas a SQLite database applies to each new connection (peewee keeps them in `_pragmas`)."""
+    return dict(database._pragmas or ())
+
+
+def set_pragmas(database: peewee.SqliteDatabase, values: Dict[str, Any]) -> None:
+    """Replace them: peewee takes pragmas only in the constructor, and init_db adds to a caller's database."""
+    database._pragmas = list(values.items())
