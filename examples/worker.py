@@ -30,7 +30,7 @@ def open_empty(target):
     path = target[len("sqlite:///"):] if target.startswith("sqlite:///") else None if "://" in target else target
     if path and os.path.exists(path) and os.path.getsize(path) > 0:  # checked first: init_db would switch it to WAL
         sys.exit(f"worker.py: {target} already exists; give --db a new file or an empty database")
-    database = pm.init_db(target, migrate=False)
+    database = pm.init_db(target, upgrade=False)
     if database.get_tables():
         sys.exit("worker.py: the --db database already has tables; give it an empty database")
     pm.migrate()

@@ -12,22 +12,31 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 import logging
 import os
 import re
-import time
+import warnings
 from pathlib import Path
-from urllib.parse import quote, urlparse
-from typing import Any, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import peewee
-from playhouse import db_url
 from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
 
 from . import _peewee
+from .connections import (  # noqa: F401  (POSTGRES_DRIVER_MISSING and redact: re-exported, their first home)
+    POSTGRES_DRIVER_MISSING,
+    SQLITE_FILE_PRAGMAS,
+    _connect,
+    _database_for,
+    _label,
+    _named,
+    _prepare_sqlite_file,
+    _sqlite_file,
+    _use_wal,
+    redact,
+)
 from .errors import (
     _IN_MEMORY,
     BusySnapshot,
     CannotOpenDatabase,
-    DatabaseFileChanged,
     DatabaseNotBound,
     SchemaMismatch,
     TablesMissing,
@@ -38,11 +47,6 @@ __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_F
 logger = logging.getLogger("pipeline_models")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-
-# For a file shared by several worker processes: readers never block the writer (WAL), commits skip
-# the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and each
-# connection keeps up to 32 MB of pages (SQLite's default 2 MB is outgrown by a few months of analytics).
-SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10_000, "cache_size": -32_000}
 
 # The tables the three-model version created, before this package kept a migration history.
 _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
@@ -113,31 +117,6 @@ def _first_cause(failure: BaseException) -> BaseException:
     if not isinstance(cause, peewee.PeeweeException):  # the driver's own: as peewee would have wrapped it
         return peewee.OperationalError(str(cause))
     return cause
-
-
-def _label(database: Any) -> str:
-    """How an error names a database: its file, or its name, host and port (never a password)."""
-    database = getattr(database, "obj", database)
-    if isinstance(database, peewee.SqliteDatabase):
-        return f"SQLite file {_sqlite_file(database) or database.database}"
-    params = getattr(database, "connect_params", {}) or {}
-    where = f" at {params['host']}:{params.get('port', 5432)}" if params.get("host") else ""
-    return f"database {database.database}{where}"
-
-
-def _named(exc: Any, database: Any) -> Any:
-    """`exc` (a database failure that is not about the data) with the database it happened on in its message."""
-    if exc is None or isinstance(exc, (peewee.IntegrityError, peewee.DataError)) \
-            or not isinstance(exc, peewee.DatabaseError) or getattr(database, "obj", database) is None:
-        return exc
-    label = _label(database)
-    if label in str(exc):
-        return exc
-    named = type(exc)(f"{exc} ({label})")
-    named.__cause__, named.__traceback__ = exc.__cause__, exc.__traceback__
-    if hasattr(exc, "orig"):  # the driver's error: its SQLSTATE tells a missing table in any language
-        named.orig = exc.orig
-    return named
 
 
 # A table a statement names is missing: SQLite's message, PostgreSQL's (English) message and SQLSTATE.
@@ -218,207 +197,34 @@ def _enforce_foreign_keys(database: Any) -> None:
         database.execute_sql("PRAGMA foreign_keys = 1")
 
 
-class _NamesItsFailures:
-    """Mixin for the databases init_db makes: a statement's failure (not the data's) names the database."""
-
-    def execute_sql(self, sql: str, params: Any = None) -> Any:
-        try:
-            return super().execute_sql(sql, params)  # type: ignore[misc]
-        except peewee.DatabaseError as exc:
-            named = _named(exc, self)
-            if named is exc:
-                raise
-            raise named from None
-
-
-class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
-    """A SQLite file that notices, at the next statement, when it was deleted, replaced or truncated.
-
-    A process would otherwise go on writing to a file no other process sees (deleted: the old inode), or
-    read a stranger's file as its own; a new process would make a new, empty database beside it.
-    """
-
-    def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
-        self.path = path  # the file, also when `database` is a read-only file: URI
-        super().__init__(*args or (path,), **kwargs)
-
-    def _connect(self) -> Any:
-        conn = super()._connect()
-        st = os.stat(self.path)  # sqlite3 created it if it was missing
-        self._identity, self._size = (st.st_dev, st.st_ino), st.st_size
-        return conn
-
-    def cursor(self, named_cursor: Any = None) -> Any:
-        """peewee's cursor(), after checking that the file is still the one this connection opened."""
-        if not self.is_closed():
-            self._check_file()
-        return super().cursor(named_cursor)
-
-    def _check_file(self) -> None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            raise DatabaseFileChanged(self.path, "deleted") from None
-        if (st.st_dev, st.st_ino) != self._identity:
-            raise DatabaseFileChanged(self.path, "replaced by another file")
-        if st.st_size == 0 and self._size > 0:
-            raise DatabaseFileChanged(self.path, "truncated to 0 bytes")
-        self._size = st.st_size
-
-
-class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
-    """PostgreSQL whose connection, once the server dropped it (a restart, a network cut), is replaced before
-    the next statement.
-
-    A statement is never run twice: the one that met the dead connection fails to its caller (it may or
-    may not have run), as does a transaction that was cut; only BEGIN, which has done nothing yet, is
-    tried again on a new connection. playhouse's ReconnectMixin re-runs the failed statement instead.
-    """
-
-    def cursor(self, named_cursor: Any = None) -> Any:
-        """peewee's cursor(), on a new connection when the current one is known dead and no transaction is open."""
-        if not self.is_closed() and not self.in_transaction() and self._dead():
-            self._drop()
-        return super().cursor(named_cursor)
-
-    def begin(self, *args: Any, **kwargs: Any) -> Any:
-        """BEGIN, once more on a new connection if the server had dropped the old one."""
-        try:
-            return super().begin(*args, **kwargs)
-        except (peewee.OperationalError, peewee.InterfaceError):
-            if not self._dead():
-                raise
-            self._drop()
-            return super().begin(*args, **kwargs)
-
-    def _dead(self) -> bool:
-        conn, adapter = self._state.conn, self._adapter
-        return conn is not None and adapter.txn_status(conn) == adapter.txn_unknown  # a local flag: no round trip
-
-    def _drop(self) -> None:
-        try:
-            self._state.conn.close()
-        except Exception:  # already broken: closing it is only tidying up
-            pass
-        self._state.reset()
-
-
-POSTGRES_DRIVER_MISSING = ("no PostgreSQL driver is installed: install the 'postgres' extra, which installs psycopg 3 "
-                           "(from the repository root: .venv/bin/pip install -e '.[postgres]')")
-
-
-def redact(text: object) -> str:
-    """`text` with the password of any URL (scheme://user:password@host) or DSN (password=...) as ***."""
-    text = re.sub(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)[^@\s]*@", r"\1***@", str(text))
-    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", text, flags=re.IGNORECASE)
-
-
-def _sqlite_file(database: peewee.Database) -> Union[str, None]:
-    """The file path of a SQLite database, or None for in-memory and non-SQLite databases."""
-    if not isinstance(database, peewee.SqliteDatabase):
-        return None
-    if isinstance(database, _SqliteFile):
-        return database.path
-    name = database.database
-    if not name or name == ":memory:" or name.startswith("file:"):
-        return None
-    return name
-
-
-def _check_sqlite_file(target: object, path: str) -> None:
-    """Refuse, before anything is created, a path where SQLite could not create a database file."""
-    if os.path.isdir(path):
-        raise CannotOpenDatabase(target, "it is a directory; give a file path such as pipeline.db")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CannotOpenDatabase(target, f"directory {parent!r} does not exist")
-
-
-def _open(target: Union[str, "os.PathLike[str]", peewee.Database], readonly: bool = False) -> peewee.Database:
-    """Turn init_db's target into a peewee Database, without connecting yet."""
-    if isinstance(target, peewee.Database):
-        return target
-    if isinstance(target, peewee.Proxy):
-        raise CannotOpenDatabase(target, "pass the database itself, not a proxy")
-    if not isinstance(target, (str, os.PathLike)):
-        raise CannotOpenDatabase(target, "expected a file path, ':memory:', a database URL or a peewee.Database")
-    target = os.fspath(target)
-    path = target
-    if "://" in target:
-        parsed = urlparse(target)
-        try:
-            if parsed.scheme in ("postgres", "postgresql"):
-                kwargs = db_url.parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
-                if not kwargs.get("database"):
-                    return db_url.connect(target)  # its error says how to name the database
-                if readonly:  # every transaction of the session is READ ONLY: the server refuses writes
-                    kwargs["options"] = (kwargs.get("options", "") + " -c default_transaction_read_only=on").strip()
-                return _HealingPostgresqlDatabase(**kwargs)
-            if parsed.scheme != "sqlite":
-                return db_url.connect(target)
-            path = db_url.parseresult_to_dict(parsed)["database"]
-        except (RuntimeError, ValueError, peewee.ImproperlyConfigured) as exc:
-            raise CannotOpenDatabase(target, str(exc)) from None
-    if path == ":memory:" or not path:
-        if readonly:
-            raise CannotOpenDatabase(target, "an in-memory database is new and empty: there is nothing to read")
-        return peewee.SqliteDatabase(":memory:")
-    if not readonly:
-        return _SqliteFile(path)
-    # Read-only: with no -wal file nobody has un-checkpointed writes, so the file is read as it is
-    # (immutable: no -wal or -shm is created, which the owner's writers could not use afterwards).
-    quoted = "file:" + quote(os.path.abspath(path))
-    mode = "mode=ro" if os.path.exists(path + "-wal") else "immutable=1"
-    return _SqliteFile(path, f"{quoted}?{mode}", uri=True)
-
-
 def init_db(
-    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, migrate: bool = True,
-    readonly: bool = False, create: bool = True,
+    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, upgrade: bool = True,
+    readonly: bool = False, create: bool = True, **deprecated: Any,
 ) -> peewee.Database:
     """Open `target`, bind the models to it, apply pending migrations and return the database.
 
     `target` is a SQLite file path, ":memory:", a URL (sqlite:///pipeline.db, postgresql://user@host/db)
     or a peewee.Database. SQLite files get SQLITE_FILE_PRAGMAS: WAL, synchronous=NORMAL, a 10 s busy
     timeout and a 32 MB page cache (pragmas the caller set on a Database they pass in are kept).
-    Calling it again on an up-to-date database changes nothing. `create=False` refuses a SQLite file that
-    does not exist or is empty instead of making a new database. `readonly=True` changes nothing at all:
-    no file, no migration, no journal mode; a SQLite file is opened read-only and a PostgreSQL session
-    refuses writes; a database that is not a pipeline database, or needs migrations, is refused.
+    Calling it again on an up-to-date database changes nothing. `upgrade=False` leaves pending migrations
+    unapplied. `create=False` refuses a SQLite file that does not exist or is empty instead of making a new
+    database. `readonly=True` changes nothing at all: no file, no migration, no journal mode; a SQLite file
+    is opened read-only and a PostgreSQL session refuses writes; a database that is not a pipeline
+    database, or needs migrations, is refused.
     Raises CannotOpenDatabase, naming the target (never its password), when it cannot be opened.
     """
-    database = _open(target, readonly)
+    upgrade = _renamed_upgrade(upgrade, deprecated)
+    database = _database_for(target, readonly)
     path = _sqlite_file(database)
     if path is not None:
-        _check_sqlite_file(target, path)
-        if (readonly or not create) and not (os.path.exists(path) and os.path.getsize(path) > 0):
-            what = "the file is empty" if os.path.exists(path) else "there is no such file"
-            raise CannotOpenDatabase(target, f"{what}, so no database yet: create one with "
-                                     f"init_db({str(path)!r}) or `pipeline-models init --db {path}`")
-        pragmas = {k: v for k, v in SQLITE_FILE_PRAGMAS.items() if k != "journal_mode"}
-        pragmas.update(_peewee.pragmas(database))
-        _peewee.set_pragmas(database, pragmas)
+        _prepare_sqlite_file(database, target, path, readonly or not create)
     previous = db.obj
     db.initialize(database)
     try:
-        try:
-            database.connect(reuse_if_open=True)
-            if path is not None:
-                # Reads the header, under SQLite's own locks (a file another process is creating is
-                # fine): a file that is not a database fails here, and is left as it was.
-                database.execute_sql("PRAGMA schema_version")
-        except peewee.ImproperlyConfigured as exc:
-            # peewee names psycopg2 when no driver is found; the extra installs psycopg 3, which peewee also uses.
-            reason = (POSTGRES_DRIVER_MISSING if "postgres driver not found" in str(exc) else str(exc))
-            raise CannotOpenDatabase(target, reason) from None
-        except peewee.PeeweeException as exc:
-            reason = " ".join(str(exc).split())
-            if reason == "file is not a database":
-                reason = "the file is not a SQLite database"
-            raise CannotOpenDatabase(target, reason) from None
+        _connect(database, target, check_file=path is not None)
         if readonly:
             _check_current(database, target)
-        elif migrate:
+        elif upgrade:
             _migrate(database, target)
         if path is not None and not readonly and "journal_mode" not in _peewee.pragmas(database):
             _use_wal(database, target)
@@ -430,23 +236,15 @@ def init_db(
     return database
 
 
-def _use_wal(database: peewee.Database, target: object) -> None:
-    """Switch the file to WAL (persistent in the file, so once), waiting out a process that holds it.
-
-    The switch needs the file to itself and SQLite does not always wait for that with the busy timeout:
-    processes starting at once could fail here with "database is locked".
-    """
-    for delay in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4):
-        try:
-            database.pragma("journal_mode", SQLITE_FILE_PRAGMAS["journal_mode"])
-            return
-        except peewee.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise CannotOpenDatabase(target, f"cannot switch to WAL: {exc}") from None
-        if database.pragma("journal_mode") == SQLITE_FILE_PRAGMAS["journal_mode"]:
-            return  # another process switched it meanwhile
-        time.sleep(delay)
-    raise CannotOpenDatabase(target, "cannot switch to WAL: another process kept the database locked for 8 s")
+def _renamed_upgrade(upgrade: bool, deprecated: Dict[str, Any]) -> bool:
+    """init_db's `upgrade`, from its old name `migrate` (which hid the migrate() function) with a warning."""
+    if "migrate" in deprecated:
+        warnings.warn("init_db(migrate=...) is deprecated: use init_db(upgrade=...)", DeprecationWarning,
+                      stacklevel=3)
+        upgrade = deprecated.pop("migrate")
+    if deprecated:
+        raise TypeError(f"init_db() got an unexpected keyword argument {next(iter(deprecated))!r}")
+    return upgrade
 
 
 def write_lock(database: Any = db) -> _atomic:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import peewee
 import pytest
 
-from .db import _open, db, init_db, redact
+from .db import _database_for, db, init_db, redact
 from .enums import ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
 from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
@@ -81,7 +81,7 @@ def _pipeline_db_schema() -> Iterator[sqlite3.Connection]:
 def _pipeline_db_postgres(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
     """A throwaway database on the --pipeline-db-url server, migrated once, dropped at the end of the session."""
     url = _url(request.config)
-    server = _open(url)
+    server = _database_for(url)
     name = "pipeline_test_" + uuid.uuid4().hex[:12]
     server.execute_sql(f'CREATE DATABASE "{name}"')
     previous = db.obj

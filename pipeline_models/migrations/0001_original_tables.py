@@ -3,23 +3,19 @@ from peewee import (
     BigIntegerField,
     CharField,
     Check,
-    DateTimeField,
     DoubleField,
     ForeignKeyField,
     IntegerField,
-    Model,
     TextField,
 )
 
-TABLES = ("discovered_videos", "pipeline_runs", "clips")
-
-
-class Timestamp(DateTimeField):
-    field_type = "TIMESTAMPTZ"
+from pipeline_models.migrations._base import Timestamp, frozen_base
 
 
 def frozen_models(db):
-    class DiscoveredVideo(Model):
+    Base = frozen_base(db)
+
+    class DiscoveredVideo(Base):
         youtube_video_id = CharField(max_length=64, unique=True)
         title = TextField(null=True)
         channel_id = CharField(max_length=64, null=True)
@@ -34,11 +30,9 @@ def frozen_models(db):
         )
 
         class Meta:
-            database = db
             table_name = "discovered_videos"
-            legacy_table_names = False
 
-    class PipelineRun(Model):
+    class PipelineRun(Base):
         discovered_video = ForeignKeyField(DiscoveredVideo)
         status = CharField(
             constraints=[
@@ -57,11 +51,9 @@ def frozen_models(db):
         updated_at = Timestamp()
 
         class Meta:
-            database = db
             table_name = "pipeline_runs"
-            legacy_table_names = False
 
-    class Clip(Model):
+    class Clip(Base):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         start_seconds = DoubleField(constraints=[Check("start_seconds >= 0")])
         end_seconds = DoubleField()
@@ -71,9 +63,7 @@ def frozen_models(db):
         created_at = Timestamp()
 
         class Meta:
-            database = db
             table_name = "clips"
-            legacy_table_names = False
             constraints = [Check("end_seconds > start_seconds", name="clips_end_after_start")]
 
     return [DiscoveredVideo, PipelineRun, Clip]

@@ -4,34 +4,28 @@ from peewee import (
     BooleanField,
     CharField,
     Check,
-    DateTimeField,
     DoubleField,
     ForeignKeyField,
     IntegerField,
     JSONField,
-    Model,
     TextField,
 )
 
-
-class Timestamp(DateTimeField):
-    field_type = "TIMESTAMPTZ"
+from pipeline_models.migrations._base import Timestamp, frozen_base
 
 
 def frozen_models(db):
-    class PipelineRun(Model):  # stub of the table 0001 made: only the key is referenced
+    Base = frozen_base(db)
+
+    class PipelineRun(Base):  # stub of the table 0001 made: only the key is referenced
         class Meta:
-            database = db
             table_name = "pipeline_runs"
-            legacy_table_names = False
 
-    class Clip(Model):
+    class Clip(Base):
         class Meta:
-            database = db
             table_name = "clips"
-            legacy_table_names = False
 
-    class Script(Model):
+    class Script(Base):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         title = TextField(null=True)
         hook = TextField(null=True)
@@ -43,11 +37,9 @@ def frozen_models(db):
         created_at = Timestamp()
 
         class Meta:
-            database = db
             table_name = "scripts"
-            legacy_table_names = False
 
-    class TTSAudio(Model):
+    class TTSAudio(Base):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         file_path = TextField()
         voice = CharField(max_length=128, null=True)
@@ -56,11 +48,9 @@ def frozen_models(db):
         created_at = Timestamp()
 
         class Meta:
-            database = db
             table_name = "tts_audio"
-            legacy_table_names = False
 
-    class Short(Model):
+    class Short(Base):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         clip = ForeignKeyField(Clip, null=True, on_delete="SET NULL")
         title = TextField(null=True)
@@ -78,11 +68,9 @@ def frozen_models(db):
         created_at = Timestamp()
 
         class Meta:
-            database = db
             table_name = "shorts"
-            legacy_table_names = False
 
-    class Analytics(Model):
+    class Analytics(Base):
         youtube_video_id = CharField(max_length=64)
         measured_at = Timestamp()
         views = BigIntegerField(null=True, constraints=[Check("views >= 0")])
@@ -101,12 +89,10 @@ def frozen_models(db):
         revenue_usd = DoubleField(null=True, constraints=[Check("revenue_usd >= 0")])
 
         class Meta:
-            database = db
             table_name = "analytics"
-            legacy_table_names = False
             indexes = ((("youtube_video_id", "measured_at"), False),)
 
-    class ReviewLog(Model):
+    class ReviewLog(Base):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         message_id = CharField(max_length=128, null=True, unique=True)
         sent_at = Timestamp()
@@ -117,23 +103,19 @@ def frozen_models(db):
         auto_held = BooleanField()
 
         class Meta:
-            database = db
             table_name = "review_logs"
-            legacy_table_names = False
             indexes = ((("action", "sent_at"), False),)
 
-    class ConfigOverride(Model):
+    class ConfigOverride(Base):
         key = CharField(unique=True)
         value = TextField(null=True)  # JSON text, exact (JSONB would turn 1e16 into an int)
         updated_by = CharField()
         updated_at = Timestamp()
 
         class Meta:
-            database = db
             table_name = "config_overrides"
-            legacy_table_names = False
 
-    class ErrorLog(Model):
+    class ErrorLog(Base):
         pipeline_run = ForeignKeyField(PipelineRun, null=True, on_delete="SET NULL")
         module = CharField(max_length=128)
         error_type = CharField()
@@ -143,9 +125,7 @@ def frozen_models(db):
         resolved = BooleanField()
 
         class Meta:
-            database = db
             table_name = "error_logs"
-            legacy_table_names = False
             indexes = (
                 (("module", "occurred_at"), False),
                 (("resolved", "occurred_at"), False),

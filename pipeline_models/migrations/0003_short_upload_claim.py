@@ -1,9 +1,5 @@
 """shorts.upload_started_at: an upload claim, so a retry after a crash never uploads a short twice."""
-from peewee import DateTimeField
-
-
-class Timestamp(DateTimeField):
-    field_type = "TIMESTAMPTZ"
+from pipeline_models.migrations._base import Timestamp
 
 
 def up(migrator, db):

@@ -24,13 +24,12 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     JSONField,
-    Model,
     PostgresqlDatabase,
     TextField,
 )
-from playhouse.postgres_ext import DateTimeTZField as Timestamp
 
 from pipeline_models.errors import SchemaMismatch
+from pipeline_models.migrations._base import Timestamp, frozen_base
 
 NARRATION_CHARS_PER_SECOND = 15.0  # about 150 spoken words a minute
 
@@ -38,10 +37,7 @@ NARRATION_CHARS_PER_SECOND = 15.0  # about 150 spoken words a minute
 def frozen_models(db):
     """The seven tables as this migration leaves them."""
 
-    class Base(Model):
-        class Meta:
-            database = db
-            legacy_table_names = False
+    Base = frozen_base(db)
 
     class PipelineRun(Base):  # stubs of the tables 0001 made: only their keys are referenced
         class Meta:

@@ -8,7 +8,8 @@ become failed with last_error naming the run that superseded them, so that the i
 import datetime
 
 from peewee import CharField, PostgresqlDatabase
-from playhouse.postgres_ext import DateTimeTZField as Timestamp
+
+from pipeline_models.migrations._base import Timestamp
 
 ACTIVE = ("pending", "running", "awaiting_review", "approved")  # furthest along last
 INDEX = "pipeline_runs_one_active_per_video"
