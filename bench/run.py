@@ -33,7 +33,7 @@ from datetime import timedelta
 import peewee
 
 import pipeline_models as pm
-from pipeline_models.cli import status_rows
+from pipeline_models.queries import status_rows
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 1, 1, tzinfo=UTC)

@@ -213,7 +213,7 @@ def janitor_main(target: str, events_path: str, stop_at: float) -> None:
 def reject_open_reviews() -> int:
     """Reject the reviews open for longer than ANSWER_AFTER (their videos may be started again); how many."""
     cutoff = pm.utcnow() - ANSWER_AFTER
-    reviews = list(pm.ReviewLog.open().where(pm.ReviewLog.sent_at < cutoff))
+    reviews = list(pm.ReviewLog.unanswered().where(pm.ReviewLog.sent_at < cutoff))
     return sum(review.respond("reject", reviewer="soak") for review in reviews)
 
 

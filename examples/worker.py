@@ -113,7 +113,7 @@ def main():
         reviewed = work(f"{socket.gethostname()}:{os.getpid()}")
 
         # The chat bot, elsewhere: a reviewer taps "approve" (twice, on the first message: ignored).
-        for review in pm.ReviewLog.open():
+        for review in pm.ReviewLog.unanswered():
             pm.ReviewLog.answer(review.message_id, "approve", reviewer="@alice")
         _, again = pm.ReviewLog.answer(f"chat:42:{reviewed[0].id}:{reviewed[0].attempts}", "approve")
         print(f"reviews: {len(reviewed)} approved by @alice; a repeated tap {'changed it' if again else 'was ignored'}")

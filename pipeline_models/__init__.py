@@ -4,6 +4,7 @@
     pm.init_db("pipeline.db")
     video = pm.DiscoveredVideo.create(youtube_video_id="dQw4w9WgXcQ", title="...")
 """
+from . import db as _db, enums as _enums, errors as _errors, models as _models
 from .db import MIGRATIONS_DIR, SQLITE_FILE_PRAGMAS, db, init_db, migrate, write_lock
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import (
@@ -39,41 +40,5 @@ from .models import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "db",
-    "init_db",
-    "migrate",
-    "write_lock",
-    "MIGRATIONS_DIR",
-    "SQLITE_FILE_PRAGMAS",
-    "ALL_MODELS",
-    "BaseModel",
-    "DiscoveredVideo",
-    "PipelineRun",
-    "Clip",
-    "Script",
-    "TTSAudio",
-    "Short",
-    "Analytics",
-    "ReviewLog",
-    "ConfigOverride",
-    "ErrorLog",
-    "VideoStatus",
-    "RunStatus",
-    "ShortStatus",
-    "ReviewAction",
-    "PipelineModelsError",
-    "DatabaseNotBound",
-    "CannotOpenDatabase",
-    "DatabaseFileChanged",
-    "SchemaMismatch",
-    "InvalidTransition",
-    "LeaseLost",
-    "BusySnapshot",
-    "AlreadyAnswered",
-    "AlreadyUploaded",
-    "UploadInDoubt",
-    "ExtraMissing",
-    "TablesMissing",
-    "utcnow",
-]
+# Each module lists its own public names; these are all of them, once.
+__all__ = [*_db.__all__, *_models.__all__, *_enums.__all__, *_errors.__all__, "utcnow"]

@@ -7,24 +7,25 @@ Bad input prints one line on stderr and exits non-zero (2 for usage, 1 for a ref
 found, or a database that cannot be used); nothing is half written; --debug adds the traceback.
 """
 import argparse
-import codecs
 import datetime
-import enum
 import json
 import os
 import sys
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import peewee
 
 from . import __version__
+from .cli_output import (LinePrinter, aligned_pairs, as_json, cell, dumps, duration, elapsed_seconds, one_line,
+                         plural, printable, say, shortened, silence, table, terminal_safe, utf8_output)
 from .db import db, init_db, migrate, redact
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import PipelineModelsError
-from .fields import UTC
+from .fields import UTC  # noqa: F401  (re-exported: its old home)
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
+from .queries import status_rows
 
 PROG = "pipeline-models"
 
@@ -65,10 +66,10 @@ def _number(lowest: int, highest: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:  # not a number, or more digits than Python converts
-            raise argparse.ArgumentTypeError(f"invalid int value: {_shortened(text)!r}") from None
+            raise argparse.ArgumentTypeError(f"invalid int value: {shortened(text)!r}") from None
         if not lowest <= value <= highest:
             raise argparse.ArgumentTypeError(
-                f"{_shortened(text)} is out of range: give a whole number from {lowest} to {highest}")
+                f"{shortened(text)} is out of range: give a whole number from {lowest} to {highest}")
         return value
     return parse
 
@@ -76,108 +77,12 @@ def _number(lowest: int, highest: int) -> Callable[[str], int]:
 _count = _number(1, MAX_NUMBER)
 
 
-def _shortened(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _one_line(text: object) -> str:
-    """`text` on one line of printable characters, passwords redacted: safe to show on a terminal."""
-    text = " ".join(redact(text).split())
-    # Data (an error message, a title) must not move the cursor or clear the terminal: escape control characters.
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
-def plural(n: int, word: str) -> str:
-    """`n` and `word`, with an s unless n is 1: "1 video", "12 videos"."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """Rows under headers in aligned columns; numbers right-aligned, None shown as '-'."""
-    rows = [[("-" if v is None else v) for v in row] for row in rows]
-    cells = [list(map(str, headers))] + [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [any(isinstance(row[i], (int, float)) for row in rows)
-               and all(isinstance(row[i], (int, float)) or row[i] == "-" for row in rows)
-               for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def _pairs(pairs: Sequence[Sequence[Any]], indent: str = "  ") -> str:
-    """Name-value lines, the values aligned: the head of a show command."""
-    width = max(len(name) for name, _ in pairs)
-    return "\n".join(f"{indent}{name:<{width}}  {_cell('-' if value is None else value)}" for name, value in pairs)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, datetime.datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    # One line per row: a multi-line message shows its first line (`errors show` has the rest).
-    lines = redact(value).splitlines() or [""]
-    text = _printable(lines[0]) + (" …" if len(lines) > 1 else "")
-    return text if len(text) <= 60 else text[:59] + "…"
-
-
-def _printable(text: str, keep: str = "") -> str:
-    """`text` with control characters escaped (except those in `keep`): data must not move a terminal's cursor."""
-    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
-
-
-def _terminal_safe(text: str) -> str:
-    """`text` with every character that is not printable escaped, but newlines and tabs: what a command prints.
-
-    Data (a title, an error message, a config key) must not move the cursor, retitle the terminal or
-    reverse the text; the escapes are JSON's (\\u001b), so a --json document stays valid JSON.
-    """
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else json.dumps(ch)[1:-1] for ch in text)
-
-
-def _json_value(value: Any) -> Any:
-    """A column's value as JSON: timestamps ISO 8601 in UTC, enums by value, text with passwords redacted."""
-    if isinstance(value, datetime.datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    return value
-
-
-def as_json(row: peewee.Model, **extra: Any) -> Dict[str, Any]:
-    """A row as a JSON object keyed by its column names (a foreign key as `<name>_id`), in schema order."""
-    document = {f.column_name: _json_value(row.__data__.get(f.name)) for f in row._meta.sorted_fields}
-    document.update({k: _json_value(v) for k, v in extra.items()})
-    return document
-
-
-def _dumps(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False)
-
-
-def _read(target: str) -> None:
+def _bind_readonly(target: str) -> None:
     """Bind `target` for reading: an up-to-date pipeline database, left exactly as it was (not even a -wal file)."""
     init_db(target, readonly=True)
 
 
-def _write(target: str) -> None:
+def _bind_for_change(target: str) -> None:
     """Bind `target` for a change: an existing, up-to-date pipeline database, never a new or foreign one."""
     # Checked read-only first, which refuses an older pipeline database rather than migrating it: init_db alone
     # would add the pipeline tables to another application's database (a PostgreSQL one is never "missing"),
@@ -199,7 +104,7 @@ def _listing(args: argparse.Namespace, headers: Sequence[str], rows: Sequence[pe
              cells: Callable[[Any], Sequence[Any]]) -> str:
     """A listing: a table of `cells(row)` under `headers`, or with --json every row's columns."""
     if args.json:
-        return _dumps([as_json(row) for row in rows])
+        return dumps([as_json(row) for row in rows])
     return table(headers, [cells(row) for row in rows])
 
 
@@ -219,34 +124,21 @@ def cmd_init(args: argparse.Namespace) -> str:
     return f"{redact(args.db)}: schema up to date, nothing to apply"
 
 
-def status_rows() -> List[List[Any]]:
-    """(what, status, count) for runs and shorts by status, open reviews and unresolved errors."""
-    rows: List[List[Any]] = []
-    for model, enum_, what in ((PipelineRun, RunStatus, "runs"), (Short, ShortStatus, "shorts")):
-        counts = dict(model.select(model.status, peewee.fn.COUNT(model.id)).group_by(model.status).tuples())
-        rows += [[what, member.value, counts.get(member.value, 0)] for member in enum_]
-    open_reviews = ReviewLog.open()
-    rows.append(["reviews", "open", open_reviews.count()])
-    rows.append(["reviews", "of which auto-held", open_reviews.where(ReviewLog.auto_held == True).count()])  # noqa: E712
-    rows.append(["errors", "unresolved", ErrorLog.unresolved().count()])
-    return rows
-
-
 def cmd_status(args: argparse.Namespace) -> str:
     """`status`: runs and shorts by status, open reviews and unresolved errors, as a table."""
-    _read(args.db)
+    _bind_readonly(args.db)
     rows = status_rows()
     if args.json:
         document: Dict[str, Dict[str, int]] = {}
         for what, status, count in rows:
             document.setdefault(what, {})[status.replace("of which auto-held", "auto_held")] = count
-        return _dumps(document)
+        return dumps(document)
     return table(["what", "status", "count"], rows)
 
 
 def cmd_runs(args: argparse.Namespace) -> str:
     """`runs`: runs, newest first."""
-    _read(args.db)
+    _bind_readonly(args.db)
     query = _status_filter(PipelineRun, args).order_by(PipelineRun.created_at.desc(), PipelineRun.id.desc())
     return _listing(args, ["id", "status", "stage", "worker", "attempts", "created (UTC)", "last error"],
                     list(query.limit(args.limit)),
@@ -255,7 +147,7 @@ def cmd_runs(args: argparse.Namespace) -> str:
 
 def cmd_videos(args: argparse.Namespace) -> str:
     """`videos`: discovered source videos, newest first."""
-    _read(args.db)
+    _bind_readonly(args.db)
     query = (_status_filter(DiscoveredVideo, args)
              .order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc()))
     return _listing(args, ["id", "youtube_video_id", "status", "views", "discovered (UTC)", "source", "title"],
@@ -265,7 +157,7 @@ def cmd_videos(args: argparse.Namespace) -> str:
 
 def cmd_shorts(args: argparse.Namespace) -> str:
     """`shorts`: rendered shorts, newest first."""
-    _read(args.db)
+    _bind_readonly(args.db)
     query = _status_filter(Short, args).order_by(Short.id.desc())
     return _listing(args, ["id", "run", "status", "youtube_video_id", "uploaded (UTC)", "title"],
                     list(query.limit(args.limit)),
@@ -280,8 +172,8 @@ def _review_state(review: ReviewLog) -> str:
 
 def cmd_reviews(args: argparse.Namespace) -> str:
     """`reviews`: open reviews first (oldest first), then answered ones, most recent first."""
-    _read(args.db)
-    rows = list(ReviewLog.open().limit(args.limit))
+    _bind_readonly(args.db)
+    rows = list(ReviewLog.unanswered().limit(args.limit))
     if not args.open and len(rows) < args.limit:
         answered = (ReviewLog.select().where(ReviewLog.action.is_null(False))
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
@@ -306,7 +198,7 @@ def _review(key: str) -> ReviewLog:
 
 def cmd_review(args: argparse.Namespace) -> str:
     """`review answer`: record a reviewer's answer, as the chat bot would."""
-    _write(args.db)
+    _bind_for_change(args.db)
     review = _review(args.review)
     recorded = review.respond(args.action, response_detail=args.detail, reviewer=args.reviewer)
     run = PipelineRun.get_by_id(review.pipeline_run_id)
@@ -315,40 +207,28 @@ def cmd_review(args: argparse.Namespace) -> str:
     return f"review {review.id} answered {args.action}: run {run.id} is now {run.status}"
 
 
-def _seconds(start: Optional[datetime.datetime], end: Optional[datetime.datetime]) -> Optional[float]:
-    return None if start is None or end is None else round((end - start).total_seconds(), 3)
-
-
-def _duration(seconds: Optional[float]) -> Optional[str]:
-    if seconds is None:
-        return None
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def cmd_run(args: argparse.Namespace) -> str:
     """`run show`: one run in full, with its video, artefacts, shorts, reviews, errors and timings."""
-    _read(args.db)
+    _bind_readonly(args.db)
     run = _get(PipelineRun, args.run_id, "run")
     video = DiscoveredVideo.get_by_id(run.discovered_video_id)
     parts = {name: list(query.order_by(model.id)) for name, model, query in (
         ("clips", Clip, run.clips), ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio),
         ("shorts", Short, run.shorts), ("reviews", ReviewLog, run.reviews), ("errors", ErrorLog, run.errors))}
-    timings = {"queued_seconds": _seconds(run.created_at, run.started_at),
-               "running_seconds": _seconds(run.started_at, run.finished_at),
-               "total_seconds": _seconds(run.created_at, run.finished_at)}
+    timings = {"queued_seconds": elapsed_seconds(run.created_at, run.started_at),
+               "running_seconds": elapsed_seconds(run.started_at, run.finished_at),
+               "total_seconds": elapsed_seconds(run.created_at, run.finished_at)}
     if args.json:
-        return _dumps({"run": as_json(run), "video": as_json(video), "timings": timings,
+        return dumps({"run": as_json(run), "video": as_json(video), "timings": timings,
                        **{name: [as_json(row) for row in rows] for name, rows in parts.items()}})
-    lines = [f"run {run.id}: {run.status.value}, video {video.youtube_video_id} ({_cell(video.title)})",
-             _pairs([
+    lines = [f"run {run.id}: {run.status.value}, video {video.youtube_video_id} ({cell(video.title)})",
+             aligned_pairs([
                  ["stage", run.current_stage], ["worker", run.worker], ["attempts", run.attempts],
                  ["queued", run.created_at], ["started", run.started_at], ["heartbeat", run.heartbeat_at],
                  ["finished", run.finished_at], ["retry not before", run.not_before], ["last error", run.last_error],
-                 ["waited in queue", _duration(timings["queued_seconds"])],
-                 ["ran (last attempt)", _duration(timings["running_seconds"])],
-                 ["in all", _duration(timings["total_seconds"])]])]
+                 ["waited in queue", duration(timings["queued_seconds"])],
+                 ["ran (last attempt)", duration(timings["running_seconds"])],
+                 ["in all", duration(timings["total_seconds"])]])]
     sections = {
         "clips": (["id", "start s", "end s", "score", "file"],
                   lambda c: [c.id, c.start_seconds, c.end_seconds, c.score, c.file_path]),
@@ -373,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> str:
 
 def cmd_errors(args: argparse.Namespace) -> str:
     """`errors`: unresolved errors (all with --all), newest first; `errors show ID`: one in full."""
-    _read(args.db)
+    _bind_readonly(args.db)
     if args.action == "show":
         return _show_error(_get(ErrorLog, args.error_id, "error"), args.json)
     if args.all:
@@ -390,18 +270,18 @@ def cmd_errors(args: argparse.Namespace) -> str:
 
 def _show_error(error: ErrorLog, as_document: bool) -> str:
     if as_document:
-        return _dumps(as_json(error))
-    header = _pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
+        return dumps(as_json(error))
+    header = aligned_pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
                      ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
     # The message and the trace keep their lines (that is why this command exists), never a control character.
-    message = _printable(redact(error.error_message), keep="\n\t")
-    trace = _printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
+    message = printable(redact(error.error_message), keep="\n\t")
+    trace = printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
     return (f"error {error.id}\n{header}\n\nmessage:\n{message}\n\nstack trace:\n{trace.rstrip()}")
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
     """`resolve`: mark an error resolved."""
-    _write(args.db)
+    _bind_for_change(args.db)
     error = _get(ErrorLog, args.error_id, "error")
     if error.resolved:
         return f"error {error.id} ({error.module}: {error.error_type}) was already resolved: nothing changed"
@@ -411,7 +291,7 @@ def cmd_resolve(args: argparse.Namespace) -> str:
 
 def cmd_retry(args: argparse.Namespace) -> str:
     """`retry`: queue a failed run again."""
-    _write(args.db)
+    _bind_for_change(args.db)
     run = _get(PipelineRun, args.run_id, "run")
     why = run.last_error
     run.retry()  # InvalidTransition (one line) unless it failed
@@ -420,7 +300,7 @@ def cmd_retry(args: argparse.Namespace) -> str:
 
 def cmd_compact(args: argparse.Namespace) -> str:
     """`compact`: thin analytics older than the cut-off to one snapshot per video per UTC day; --vacuum shrinks."""
-    _write(args.db)
+    _bind_for_change(args.db)
     older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
     done = Analytics.compact(older_than)  # the ConfigOverride policy, else 30 days, when --older-than is not given
     line = (f"removed {plural(done['deleted'], 'snapshot')} older than {done['cutoff']:%Y-%m-%d} 00:00 UTC "
@@ -455,12 +335,12 @@ def cmd_config(args: argparse.Namespace) -> str:
     """`config get|set|list`: runtime config overrides."""
     if args.action == "set":
         value = args.value if args.string else _json(args.value)  # before opening: a refused value needs no database
-        _write(args.db)
+        _bind_for_change(args.db)
         ConfigOverride.set(args.key, value, updated_by=args.by)
         return f"{args.key} = {json.dumps(value, ensure_ascii=False)}"
-    _read(args.db)
+    _bind_readonly(args.db)
     if args.action == "get":
-        value = ConfigOverride.get(args.key, _MISSING)
+        value = ConfigOverride.value_of(args.key, _MISSING)
         if value is _MISSING:
             raise NotFound(f"no config override named {args.key!r}")
         return json.dumps(value, ensure_ascii=False)
@@ -480,13 +360,13 @@ def _json(text: str) -> Any:
         raise ValueError(f"VALUE is JSON nested too deeply to read ({len(text):,} characters): "
                          "store a flatter value") from None
     except ValueError as exc:
-        raise ValueError(f"VALUE {_shortened(text)!r} is not JSON ({exc}): give --string to store the text "
+        raise ValueError(f"VALUE {shortened(text)!r} is not JSON ({exc}): give --string to store the text "
                          "as it is (a JSON string is in double quotes: '\"text\"')") from None
 
 
 def cmd_analytics(args: argparse.Namespace) -> str:
     """`analytics`: the latest snapshot of each video, most viewed first."""
-    _read(args.db)
+    _bind_readonly(args.db)
     return _listing(args, ["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
                            "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], Analytics.top(args.top),
                     lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count,
@@ -503,39 +383,18 @@ def cmd_report(args: argparse.Namespace) -> str:
         raise ValueError(f"-o {args.output} is a directory: give a file, e.g. {os.path.join(args.output, 'report.html')}")
     if not os.path.isdir(directory):
         raise ValueError(f"-o {args.output}: there is no directory {directory}")
-    _read(args.db)
+    _bind_readonly(args.db)
     written = report.write(args.output, top=args.top)
     return (f"wrote {written.path}: {plural(written.runs, 'run')}, {written.published:,} published, "
             f"{plural(written.charts, 'chart')}, {written.bytes / 1e6:.1f} MB; open it in a browser (it works offline)")
-
-
-class _Lines:
-    """Prints lines to sys.stdout or sys.stderr until its reader goes away (`| head`), then drops them quietly.
-
-    The demo's report must not stop its work half-way: a closed pipe is remembered, not raised.
-    """
-
-    def __init__(self, stream: str) -> None:
-        self.stream, self.closed = stream, False
-
-    def __call__(self, line: str) -> None:
-        if self.closed:
-            return
-        try:
-            print(line, file=getattr(sys, self.stream), flush=True)
-        except BrokenPipeError:
-            self.closed = True
-            # What stays in the buffer would fail the next flush of the stream, which starting a worker
-            # process makes: send it to /dev/null instead.
-            _silence(getattr(sys, self.stream))
 
 
 def cmd_demo(args: argparse.Namespace) -> str:
     """`demo`: the whole pipeline simulated; its report is best-effort, its work always finished."""
     from .demo import run_demo
 
-    out = _Lines("stdout")
-    run_demo(args.db, videos=args.videos, out=out, progress=_Lines("stderr"))
+    out = LinePrinter("stdout")
+    run_demo(args.db, videos=args.videos, out=out, progress=LinePrinter("stderr"))
     if out.closed:
         raise BrokenPipeError()  # the demo finished; only its report was cut short
     return ""
@@ -651,59 +510,26 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _utf8_output() -> None:
-    """Write stdout and stderr in UTF-8 whatever the locale; a character that cannot be written is escaped."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is None:  # None, or not a text file (a StringIO): nothing to set
-            continue
-        try:
-            if codecs.lookup(stream.encoding).name == "utf-8":
-                reconfigure(errors="backslashreplace")  # a lone surrogate is all UTF-8 cannot write
-            else:
-                reconfigure(encoding="utf-8", errors="backslashreplace")
-        except (LookupError, TypeError, ValueError, OSError):  # a stream that cannot be changed stays as it is
-            pass
-
-
 def _check_text(argv: Sequence[str]) -> None:
     """Refuse an argument that is not valid text (bytes that are not UTF-8 reach Python as lone surrogates)."""
     for arg in argv:
         try:
             arg.encode("utf-8")
         except UnicodeEncodeError:
-            raise UsageError(f"argument {_shortened(ascii(arg))} is not valid UTF-8 text: give it in UTF-8") from None
-
-
-def _say(line: str) -> None:
-    """Print `line` on stderr if stderr is still there: failing to report must not raise a second error."""
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
-def _silence(stream: Any) -> None:
-    """After the reader of `stream` went away: send what is left to /dev/null, so a later flush does not fail."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture): nothing will flush it
-        pass
+            raise UsageError(f"argument {shortened(ascii(arg))} is not valid UTF-8 text: give it in UTF-8") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status."""
-    _utf8_output()
+    utf8_output()
     argv = list(sys.argv[1:] if argv is None else argv)
     # Known before parsing, so an error while parsing can be debugged too; "--" ends the options.
     debug = "--debug" in argv[:argv.index("--") if "--" in argv else len(argv)]
 
     def fail(exc: BaseException, message: str, status: int) -> int:
         if debug:
-            _say(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))).rstrip())
-        _say(f"{PROG}: error: {_one_line(message)}")
+            say(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))).rstrip())
+        say(f"{PROG}: error: {one_line(message)}")
         return status
 
     try:
@@ -711,7 +537,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parse(argv)
         output = args.func(args)
         if output:
-            print(_terminal_safe(output), flush=True)  # flushed here: a closed pipe fails inside this try
+            print(terminal_safe(output), flush=True)  # flushed here: a closed pipe fails inside this try
     except SystemExit as exc:  # --help and --version print, then exit 0
         sys.stdout.flush()
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
@@ -720,14 +546,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NotFound as exc:
         return fail(exc, str(exc), EXIT_REFUSED)
     except BrokenPipeError:
-        _silence(sys.stdout)
+        silence(sys.stdout)
         return EXIT_BROKEN_PIPE
     except OSError as exc:  # a file the command writes, or stdout itself (a full disk)
-        _silence(sys.stdout)  # what could not be written must not fail again at exit
+        silence(sys.stdout)  # what could not be written must not fail again at exit
         where = f" {exc.filename}" if exc.filename else " the output"
         return fail(exc, f"cannot write{where}: {exc.strerror or exc}", EXIT_REFUSED)
     except KeyboardInterrupt:
-        _say(f"{PROG}: interrupted")
+        say(f"{PROG}: interrupted")
         return EXIT_INTERRUPTED
     except (PipelineModelsError, peewee.PeeweeException, ValueError, TypeError) as exc:
         return fail(exc, str(exc) or type(exc).__name__, EXIT_REFUSED)

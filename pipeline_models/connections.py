@@ -12,7 +12,7 @@ import peewee
 from playhouse import db_url
 
 from . import _peewee
-from .errors import CannotOpenDatabase, DatabaseFileChanged
+from .errors import CannotOpenDatabase, DatabaseFileChanged, redact
 
 # For a file shared by several worker processes: readers never block the writer (WAL), commits skip
 # the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and each
@@ -119,25 +119,18 @@ class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
             return super().begin(*args, **kwargs)
 
     def _dead(self) -> bool:
-        conn, adapter = self._state.conn, self._adapter
-        return conn is not None and adapter.txn_status(conn) == adapter.txn_unknown  # a local flag: no round trip
+        return _peewee.status_unknown(self)
 
     def _drop(self) -> None:
         try:
-            self._state.conn.close()
+            _peewee.connection(self).close()
         except Exception:  # already broken: closing it is only tidying up
             pass
-        self._state.reset()
+        _peewee.forget_connection(self)
 
 
 POSTGRES_DRIVER_MISSING = ("no PostgreSQL driver is installed: install the 'postgres' extra, which installs psycopg 3 "
                            "(from the repository root: .venv/bin/pip install -e '.[postgres]')")
-
-
-def redact(text: object) -> str:
-    """`text` with the password of any URL (scheme://user:password@host) or DSN (password=...) as ***."""
-    text = re.sub(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)[^@\s]*@", r"\1***@", str(text))
-    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", text, flags=re.IGNORECASE)
 
 
 def _sqlite_file(database: peewee.Database) -> Union[str, None]:

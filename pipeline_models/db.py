@@ -31,15 +31,15 @@ from .connections import (  # noqa: F401  (POSTGRES_DRIVER_MISSING and redact: r
     _prepare_sqlite_file,
     _sqlite_file,
     _use_wal,
-    redact,
 )
-from .errors import (
+from .errors import (  # noqa: F401  (redact: re-exported, its first home)
     _IN_MEMORY,
     BusySnapshot,
     CannotOpenDatabase,
     DatabaseNotBound,
     SchemaMismatch,
     TablesMissing,
+    redact,
 )
 
 __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
@@ -66,8 +66,8 @@ _MIGRATION_MARKS = (
     ("analytics_latest", "view_count"),  # 0006_analytics_latest
 )
 
-# The package's models, whose tables init_db and migrate check are all there. models.py adds them when it is
-# imported: it imports this module, so this module cannot import it.
+# The package's models, whose tables init_db and migrate check are all there. models/__init__.py adds them
+# when it is imported: it imports this module, so this module cannot import it.
 SCHEMA_MODELS: List[type] = []
 
 # What Analytics.create_table makes beside the model tables (migration 0006 makes the same): analytics_latest,

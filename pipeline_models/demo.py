@@ -13,15 +13,15 @@ import sys
 import threading
 import time
 from datetime import timedelta
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 from urllib.parse import urlparse
 
 import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
+from .cli_output import plural, table
 from .db import MIGRATIONS_DIR, db, init_db, redact
-from .cli import plural, status_rows, table
 from .enums import RunStatus, ShortStatus, VideoStatus
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
 from .models import (
@@ -38,6 +38,7 @@ from .models import (
     TTSAudio,
 )
 from .fields import UTCDateTimeField, utcnow
+from .queries import status_rows
 
 MARKER = "demo.database"  # a config key: this database was made by the demo and may be made anew
 SOURCES = ["search:how rivers carve canyons", "channel:UCgeodaily", "feed:trending-science", "search:volcano timelapse"]
@@ -147,7 +148,7 @@ def _not_made_by_demo(target: str, database: Optional[peewee.Database] = None) -
     """Why `target` (or `database`, already open on it) is not a database the demo made; "" when it is."""
     try:
         init_db(database or target, readonly=True)  # reads only: someone else's file stays byte for byte as it was
-        made = ConfigOverride.get(MARKER, False) is True
+        made = ConfigOverride.value_of(MARKER, False) is True
     except SchemaMismatch:
         # Whether the demo made it cannot be read without migrating it, which is for its owner to decide.
         return ("it is a pipeline database of an older release (if an earlier demo made it, "
@@ -279,12 +280,25 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     demo made (made anew); anything else is refused, unchanged, with PipelineModelsError. While the workers
     run longer than `progress_every` seconds, `progress` gets a line about how far they are.
     """
-    rng = random.Random(2026)
+    rng = random.Random(2026)  # one sequence for the whole demo: discovery first, then the analytics
     began = time.monotonic()
     _fresh_database(target)
-    now = utcnow()
+    _discover_videos(videos, rng, out)
+    runs = _queue_runs(videos, out)
+    fail_run_id = _produce_with_workers(target, runs, progress, progress_every, out)
+    _retry_failed_run(target, fail_run_id, progress, progress_every, out)
+    _answer_reviews(out)
+    _upload_approved(out)
+    # All that happened a week ago, so that the week of analytics after the uploads is in the past too.
+    _backdate(timedelta(days=7))
+    _record_week_of_analytics(rng, out)
+    out(f"\n{redact(target)} after {time.monotonic() - began:.1f} s:\n")
+    out(table(["what", "status", "count"], status_rows()))
 
-    # Discovery: each video found once, some found again by another source (refreshing its view count).
+
+def _discover_videos(videos: int, rng: random.Random, out: Callable[[str], None]) -> None:
+    """Discovery: each video found once, some found again by another source (refreshing its view count)."""
+    now = utcnow()
     for n in range(videos):
         DiscoveredVideo.discover(
             f"demo{n:06d}", title=f"Source video {n}", channel_id=f"UC{n % 5:04d}", channel_title=f"Channel {n % 5}",
@@ -294,7 +308,9 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
         DiscoveredVideo.discover(f"demo{n:06d}", view_count=rng.randint(5_000_000, 9_000_000))
     out(f"discovered {plural(DiscoveredVideo.select().count(), 'video')}")
 
-    # Selection: most videos get a run; a few are skipped.
+
+def _queue_runs(videos: int, out: Callable[[str], None]) -> List[PipelineRun]:
+    """Selection: most videos get a run; a few are skipped. Returns the runs, in the order of their videos."""
     runs: List[PipelineRun] = []
     for video in DiscoveredVideo.select().order_by(DiscoveredVideo.id):
         if videos >= 4 and video.id % 7 == 0:
@@ -304,26 +320,36 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     skipped = videos - len(runs)
     out(f"queued {plural(len(runs), 'run')}"
         + (f"; skipped the other {skipped} of {videos} videos" if skipped else ", one per video"))
+    return runs
 
-    # Production by two worker processes; one render crashes on its first attempt.
+
+def _produce_with_workers(target: str, runs: List[PipelineRun], progress: Callable[[str], None], every: float,
+                          out: Callable[[str], None]) -> int:
+    """Production by two worker processes; one render crashes on its first attempt. Returns that run's id."""
     fail_run_id = runs[len(runs) // 2].id
     db.obj.close()  # the workers open their own connections
-    _run_workers(target, fail_run_id, len(runs), progress, progress_every)
-    crashed = ErrorLog.unresolved("render").first()
+    _run_workers(target, fail_run_id, len(runs), progress, every)
     out(f"two workers produced {plural(Short.select().count(), 'short')}; run {fail_run_id} failed: "
         f"{PipelineRun.get_by_id(fail_run_id).last_error}")
+    return fail_run_id
 
-    # The operator resolves the error and retries the run; the workers pick it up again.
+
+def _retry_failed_run(target: str, fail_run_id: int, progress: Callable[[str], None], every: float,
+                      out: Callable[[str], None]) -> None:
+    """The operator resolves the error and retries the run; the workers pick it up again."""
+    crashed = ErrorLog.unresolved("render").first()
     if crashed is not None:
         crashed.resolve()
     PipelineRun.get_by_id(fail_run_id).retry()
     db.obj.close()
-    _run_workers(target, fail_run_id, 1, progress, progress_every)
+    _run_workers(target, fail_run_id, 1, progress, every)
     out(f"retried run {fail_run_id}: now {PipelineRun.get_by_id(fail_run_id).status.value} "
         f"(attempt {PipelineRun.get_by_id(fail_run_id).attempts})")
 
-    # Review: approve most, reject one, edit one, leave one unanswered (auto-held), and a double tap.
-    reviews = list(ReviewLog.open())
+
+def _answer_reviews(out: Callable[[str], None]) -> None:
+    """Review: approve most, reject one, edit one, leave one unanswered (auto-held), and a double tap."""
+    reviews = list(ReviewLog.unanswered())
     unanswered = reviews[-1] if len(reviews) > 1 else None
     for n, review in enumerate(reviews):
         if review is unanswered:
@@ -339,7 +365,9 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     out(f"reviews: {len(reviews) - (unanswered is not None)} answered, {held} auto-held"
         + (", a repeated tap ignored" if reviews else ""))
 
-    # Upload every approved short once: recording the last upload of a run publishes it, and its video is processed.
+
+def _upload_approved(out: Callable[[str], None]) -> None:
+    """Upload every approved short once: recording the last upload of a run publishes it, and its video is processed."""
     uploaded = []
     for run in PipelineRun.select().where(PipelineRun.status == RunStatus.approved):
         for short in run.shorts.where(Short.status == ShortStatus.rendered):
@@ -349,26 +377,26 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     published = PipelineRun.select().where(PipelineRun.status == RunStatus.published).count()
     out(f"uploaded {plural(len(uploaded), 'short')}; {plural(published, 'run')} published")
 
-    # All that happened a week ago, so that the week of analytics after the uploads is in the past too.
-    _backdate(timedelta(days=7))
 
-    # A week of analytics, sampled every six hours, written in bulk (one transaction).
-    def week_of_snapshots():
-        for short in Short.select().where(Short.status == ShortStatus.uploaded).order_by(Short.id):
-            views = 0
-            for step in range(7 * 4):
-                views += rng.randint(50, 5000)
-                yield dict(youtube_video_id=short.youtube_video_id,
-                           measured_at=short.uploaded_at + timedelta(hours=6 * step),
-                           view_count=views, like_count=views // 25, comment_count=views // 400,
-                           average_view_duration_seconds=rng.uniform(15, 45),
-                           click_through_rate=rng.uniform(0.02, 0.09), subscriber_gain=views // 1000,
-                           estimated_revenue_usd=None if step < 8 else views * 2e-5,
-                           engaged_views=int(views * 0.6), shares=views // 300, watch_time_minutes=views * 0.4)
-    Analytics.record_many(week_of_snapshots())
+def _week_of_snapshots(rng: random.Random) -> Iterator[Dict[str, Any]]:
+    """Every uploaded short's analytics for a week after its upload, sampled every six hours."""
+    for short in Short.select().where(Short.status == ShortStatus.uploaded).order_by(Short.id):
+        views = 0
+        for step in range(7 * 4):
+            views += rng.randint(50, 5000)
+            yield dict(youtube_video_id=short.youtube_video_id,
+                       measured_at=short.uploaded_at + timedelta(hours=6 * step),
+                       view_count=views, like_count=views // 25, comment_count=views // 400,
+                       average_view_duration_seconds=rng.uniform(15, 45),
+                       click_through_rate=rng.uniform(0.02, 0.09), subscriber_gain=views // 1000,
+                       estimated_revenue_usd=None if step < 8 else views * 2e-5,
+                       engaged_views=int(views * 0.6), shares=views // 300, watch_time_minutes=views * 0.4)
+
+
+def _record_week_of_analytics(rng: random.Random, out: Callable[[str], None]) -> None:
+    """A week of analytics, sampled every six hours, written in bulk (one transaction); then the top short."""
+    Analytics.record_many(_week_of_snapshots(rng))
     out(f"recorded {plural(Analytics.select().count(), 'analytics snapshot')} over a week")
     best = Analytics.top(1)
     if best:
         out(f"top short: {best[0].youtube_video_id} with {best[0].view_count:,} views")
-    out(f"\n{redact(target)} after {time.monotonic() - began:.1f} s:\n")
-    out(table(["what", "status", "count"], status_rows()))

@@ -1,6 +1,8 @@
 """The fixed sets of values for status and action columns (str-valued, so 'pending' == Status.pending)."""
 import enum
 
+__all__ = ["VideoStatus", "RunStatus", "ShortStatus", "ReviewAction"]
+
 
 class StrEnum(str, enum.Enum):
     """A str-valued enum whose str() is its value, on every Python version."""

@@ -1,7 +1,19 @@
 """The package's exceptions: one class per way things go wrong, all under PipelineModelsError."""
+import re
 from typing import Optional
 
 import peewee
+
+__all__ = ["PipelineModelsError", "DatabaseNotBound", "CannotOpenDatabase", "DatabaseFileChanged", "SchemaMismatch",
+           "InvalidTransition", "LeaseLost", "BusySnapshot", "AlreadyAnswered", "AlreadyUploaded", "UploadInDoubt",
+           "ExtraMissing", "TablesMissing"]
+
+
+def redact(text: object) -> str:
+    """`text` with the password of any URL (scheme://user:password@host) or DSN (password=...) as ***."""
+    text = re.sub(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)[^@\s]*@", r"\1***@", str(text))
+    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", text, flags=re.IGNORECASE)
+
 
 # How TablesMissing names an in-memory SQLite database.
 _IN_MEMORY = "the in-memory SQLite database"
@@ -25,8 +37,6 @@ class CannotOpenDatabase(PipelineModelsError):
     """init_db was given a target it cannot open; the message names the target (never its password) and why."""
 
     def __init__(self, target: object, reason: str) -> None:
-        from .db import redact
-
         name = getattr(target, "database", target)  # a peewee.Database is named by its file or database
         self.target = redact(name) if isinstance(name, str) else name
         self.reason = redact(reason)

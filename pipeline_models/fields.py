@@ -17,6 +17,7 @@ import math
 import operator
 import os
 import reprlib
+import warnings
 from typing import Any, List, Optional, Set
 
 import peewee
@@ -155,7 +156,7 @@ def _plain_text(values: List[Any], types: Set[type], max_length: Optional[int]) 
     return max_length is None or max(map(len, values)) <= max_length
 
 
-class CharField(_Checked, peewee.CharField):
+class CheckedCharField(_Checked, peewee.CharField):
     """A VARCHAR whose length limit is enforced on SQLite too."""
 
     def check(self, value: Any) -> str:
@@ -165,7 +166,7 @@ class CharField(_Checked, peewee.CharField):
         return values if _plain_text(values, types, self.max_length) else None
 
 
-class TextField(_Checked, peewee.TextField):
+class CheckedTextField(_Checked, peewee.TextField):
     """Unlimited text; only str (or a path) is accepted."""
 
     def check(self, value: Any) -> str:
@@ -190,7 +191,7 @@ def _plain_ints(values: List[Any], types: Set[type], bits: int) -> Optional[List
     return values if ok else None
 
 
-class IntegerField(_Checked, peewee.IntegerField):
+class CheckedIntegerField(_Checked, peewee.IntegerField):
     """A 32-bit integer (PostgreSQL INTEGER); bools, floats and strings are refused."""
 
     def check(self, value: Any) -> int:
@@ -200,7 +201,7 @@ class IntegerField(_Checked, peewee.IntegerField):
         return _plain_ints(values, types, 32)
 
 
-class BigIntegerField(_Checked, peewee.BigIntegerField):
+class CheckedBigIntegerField(_Checked, peewee.BigIntegerField):
     """A 64-bit integer, for counters that outgrow 2**31 (view counts do)."""
 
     def check(self, value: Any) -> int:
@@ -210,7 +211,7 @@ class BigIntegerField(_Checked, peewee.BigIntegerField):
         return _plain_ints(values, types, 64)
 
 
-class FloatField(_Checked, peewee.DoubleField):
+class CheckedFloatField(_Checked, peewee.DoubleField):
     """A finite 8-byte float (DOUBLE PRECISION: peewee's FloatField is a 4-byte REAL on PostgreSQL).
 
     NaN and infinity are refused: SQLite would store NaN as NULL.
@@ -233,7 +234,7 @@ class FloatField(_Checked, peewee.DoubleField):
         return values if ok else None
 
 
-class BooleanField(_Checked, peewee.BooleanField):
+class CheckedBooleanField(_Checked, peewee.BooleanField):
     """A boolean that only takes True or False (peewee would turn the string 'false' into True)."""
 
     def check(self, value: Any) -> bool:
@@ -245,7 +246,7 @@ class BooleanField(_Checked, peewee.BooleanField):
         return values if types == {bool} else None
 
 
-class EnumField(_Checked, pw_fields.EnumField):
+class CheckedEnumField(_Checked, pw_fields.EnumField):
     """A str-valued enum column with a matching CHECK constraint; takes the member or its value."""
 
     def bind(self, model: Any, name: str, set_attribute: bool = True) -> None:
@@ -308,7 +309,7 @@ def _walk_json(value: Any, depth: int, strings: List[str], jsonb: bool) -> None:
             _walk_json(item, depth + 1, strings, jsonb)
 
 
-class JSONField(_Checked, peewee.JSONField):
+class CheckedJSONField(_Checked, peewee.JSONField):
     """JSON (TEXT on SQLite, JSONB on PostgreSQL); `types` limits what the top level may be.
 
     Floats of magnitude 1e16 or more are refused: jsonb would read them back as ints (1e16 as
@@ -360,7 +361,7 @@ class JSONTextField(_Checked, peewee.CharField):
             return value
 
 
-class ForeignKeyField(_Checked, peewee.ForeignKeyField):
+class CheckedForeignKeyField(_Checked, peewee.ForeignKeyField):
     """A foreign key that takes a row of its model, or that row's id as an int its id column can hold.
 
     peewee passes anything else on to the database, where SQLite stores the float 1.5 as it is and True as
@@ -431,3 +432,18 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
         if isinstance(value, datetime.datetime):
             return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
         return value
+
+
+# 0.1.0's names, which shadowed peewee's (a reader of `CharField(...)` could not tell which one it was):
+# they still import, with a DeprecationWarning, until the next release.
+_RENAMED = {name: "Checked" + name for name in ("CharField", "TextField", "IntegerField", "BigIntegerField",
+                                                "FloatField", "BooleanField", "EnumField", "JSONField",
+                                                "ForeignKeyField")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        warnings.warn(f"pipeline_models.fields.{name} is deprecated: use {_RENAMED[name]}", DeprecationWarning,
+                      stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

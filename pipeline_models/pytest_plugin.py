@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import peewee
 import pytest
 
+from . import _peewee
 from .db import _database_for, db, init_db, redact
 from .enums import ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
@@ -121,8 +122,8 @@ def pipeline_db(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
             database.close()  # refuses while a transaction the test began is open: pytest reports that
         finally:
             if not database.is_closed():  # and that transaction goes with its connection
-                database._state.conn.close()
-                database._state.reset()
+                _peewee.connection(database).close()
+                _peewee.forget_connection(database)
             db.initialize(previous)
 
 

@@ -14,6 +14,7 @@ from playhouse.shortcuts import model_to_dict
 
 import pipeline_models as pm
 from pipeline_models import RunStatus
+from pipeline_models.bulk import _copy_bad_row, _copy_plan
 
 T0 = aware(2026, 11, 1, 12, 0, hours=-5)
 
@@ -380,10 +381,10 @@ def test_postgres_copies_analytics_in_one_binary_copy(database):
     if isinstance(database, peewee.SqliteDatabase):
         pytest.skip("PostgreSQL only: SQLite has no COPY")
     columns = [f for f in pm.Analytics._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
-    sql, oids, one_copy = pm.Analytics._copy_plan(database.cursor(), columns)
+    sql, oids, one_copy = _copy_plan(pm.Analytics, database.cursor(), columns)
     assert one_copy and oids and "FORMAT BINARY" in sql
     columns = [f for f in pm.Script._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
-    sql, oids, one_copy = pm.Script._copy_plan(database.cursor(), columns)
+    sql, oids, one_copy = _copy_plan(pm.Script, database.cursor(), columns)
     assert not one_copy and oids is None  # jsonb: a text COPY per chunk, in a savepoint (the foreign key)
 
 
@@ -408,7 +409,7 @@ def copy_error(context):
                                      'COPY analytics, line 7: "v1\t2026-01-01 00:00:00+00\t-1"',
                                      'PL/pgSQL function f() line 3 at RAISE\nCOPY analytics, line 7'])
 def test_a_copy_error_names_its_row_from_the_line_in_any_language(context):
-    named = pm.Analytics._copy_bad_row(copy_error(context), 100, 50)
+    named = _copy_bad_row(pm.Analytics, copy_error(context), 100, 50)
     assert str(named) == ('row 106: Analytics: new row for relation "analytics" violates check constraint '
                           '"analytics_view_count_check"\nDETAIL:  Failing row contains (...).')
 
@@ -417,4 +418,4 @@ def test_a_copy_error_names_its_row_from_the_line_in_any_language(context):
                                      "COPY analytics_latest, line 7", "COPY analytics, line 51", ""])
 def test_a_copy_error_without_a_line_of_its_rows_is_raised_as_it_is(context):
     error = copy_error(context)  # a statement trigger's, another table's, past the rows this COPY took
-    assert pm.Analytics._copy_bad_row(error, 100, 50) is error
+    assert _copy_bad_row(pm.Analytics, error, 100, 50) is error

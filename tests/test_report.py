@@ -13,7 +13,7 @@ import pytest
 from conftest import aware
 
 import pipeline_models as pm
-from pipeline_models import ExtraMissing, RunStatus, report
+from pipeline_models import ExtraMissing, RunStatus, queries, report
 
 NOW = aware(2026, 3, 1, 12)
 HOSTILE = "</script><script>alert(1)</script>"
@@ -309,13 +309,13 @@ def test_on_postgresql_every_query_reads_one_read_only_snapshot(database, monkey
     if not isinstance(database, peewee.PostgresqlDatabase):
         pytest.skip("PostgreSQL only: SQLite's transaction is one snapshot already")
     seen = {}
-    reviews = report._reviews
+    reviews = queries._reviews  # report's numbers are queried in queries.py
 
     def spy(now):
         for setting in ("transaction_isolation", "transaction_read_only"):
             seen[setting] = pm.db.execute_sql(f"SHOW {setting}").fetchone()[0]
         return reviews(now)
-    monkeypatch.setattr(report, "_reviews", spy)
+    monkeypatch.setattr(queries, "_reviews", spy)
     report.data(now=NOW)
     assert seen == {"transaction_isolation": "repeatable read", "transaction_read_only": "on"}
 

@@ -1,0 +1,156 @@
+"""BaseModel, the base of every model (checked field names, reads that let a loop write on SQLite), and the
+small helpers the model modules share."""
+import warnings
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+
+import peewee
+from peewee import Check
+
+from ..bulk import _refuse_unknown_fields  # in bulk.py, which must not import the models; they take it from here
+from ..bulk import insert_rows as _bulk_insert_rows
+from ..db import db
+from ..fields import escape_unstorable
+
+
+def _at_least_zero(column: str) -> list:
+    return [Check(f"{column} >= 0")]
+
+
+def _names(data: Any) -> List[str]:
+    """The string keys of insert()'s or update()'s positional dict (Field keys and queries pass through)."""
+    return [key for key in data if isinstance(key, str)] if isinstance(data, dict) else []
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    """Collapse whitespace (tracebacks, multi-line messages) into one line of at most `limit` characters.
+
+    NUL and lone surrogates, which no database stores, are escaped: a failure is never lost to its message.
+    """
+    line = " ".join(escape_unstorable(str(text)).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _is_postgres() -> bool:
+    return isinstance(db.obj, peewee.PostgresqlDatabase)
+
+
+def _is_postgres_db(database: Any) -> bool:
+    return isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase)
+
+
+class _Deprecated:
+    """A class attribute renamed: reading the old name warns (DeprecationWarning) and returns the new one's value."""
+
+    def __init__(self, new_name: str) -> None:
+        self.new_name = new_name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        warnings.warn(f"{owner.__name__}.{self.name} is deprecated: use {owner.__name__}.{self.new_name}",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(owner, self.new_name)
+
+
+_Model = TypeVar("_Model", bound="BaseModel")
+
+
+class _Select(peewee.ModelSelect):
+    """peewee's ModelSelect, reading every row when a loop starts on SQLite, so the loop body may write.
+
+    An unfinished SQLite read pins its snapshot: a write from the loop body then fails at once with
+    "database is locked" once another process has committed (SQLITE_BUSY_SNAPSHOT). peewee keeps every
+    row it yields in the query's cache anyway, so reading them up front costs no memory; query.iterator()
+    still streams, and a write while it is open raises BusySnapshot.
+    """
+
+    def __iter__(self) -> Iterator[Any]:
+        wrapper = self.execute()
+        if isinstance(getattr(self._database, "obj", self._database), peewee.SqliteDatabase):
+            wrapper.fill_cache()
+        return iter(wrapper)
+
+
+class BaseModel(peewee.Model):
+    """Base of every model: bound to the shared proxy, snake_case table names."""
+
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+    @classmethod
+    def select(cls, *fields: Any) -> peewee.ModelSelect:
+        """peewee's select(); looping over it on SQLite reads the rows first (see _Select)."""
+        return _Select(cls, fields or cls._meta.sorted_fields, is_default=not fields)
+
+    def _locked_row(self: _Model) -> _Model:
+        """This row as the database has it, locked until the transaction ends (the caller holds write_lock)."""
+        cls = type(self)
+        query = cls.select().where(cls._meta.primary_key == self.get_id())
+        if _is_postgres():
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            raise cls.DoesNotExist(f"{cls.__name__} {self.get_id()} no longer exists")
+        return row
+
+    def refresh(self: _Model) -> _Model:
+        """Reload every field from the database, where another call or process may have changed the row; self.
+
+        Raises DoesNotExist when the row was deleted.
+        """
+        fresh = type(self).get_by_id(self.get_id())
+        self.__data__, self.__rel__ = dict(fresh.__data__), {}
+        self._dirty.clear()
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "__no_default__" not in kwargs:  # peewee's own row reads carry whatever the query selected
+            _refuse_unknown_fields(type(self), kwargs)
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def insert(cls, data: Any = None, /, **insert: Any) -> peewee.ModelInsert:
+        """peewee's insert(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
+        _refuse_unknown_fields(cls, [*_names(data), *insert])
+        return super().insert(data, **insert)
+
+    @classmethod
+    def update(cls, data: Any = None, /, **update: Any) -> peewee.ModelUpdate:
+        """peewee's update(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
+        _refuse_unknown_fields(cls, [*_names(data), *update])
+        return super().update(data, **update)
+
+    @classmethod
+    def insert_rows(cls, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
+                    chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
+        """Insert many rows, validated as create() would, in one transaction.
+
+        `rows` is any iterable (a generator keeps memory flat: it is read `chunk_size` rows at a time) of
+        dicts keyed by field name, or of tuples in the order of `fields` (default: every field but the
+        primary key). Missing values get the field's default, and so does None in the `none_is_default`
+        columns. A bad row raises ValueError or peewee.IntegrityError naming its position (counted from 0)
+        and the field, and nothing of the batch is written. Returns the number of rows inserted.
+
+        SQLite runs one prepared INSERT over every row; PostgreSQL (psycopg 3) streams the rows with COPY.
+        """
+        return _bulk_insert_rows(cls, rows, fields=fields, chunk_size=chunk_size, none_is_default=none_is_default)
+
+    @classmethod
+    def _bulk_trigger(cls) -> Optional[Tuple[str, str, str]]:
+        """A SQLite row trigger insert_rows may set aside for a large batch: (name, key field, refresh SQL).
+
+        SQLite has row triggers only. One that costs as much as the row it follows (analytics_latest's upsert)
+        is dropped for a batch of more than one chunk, and the refresh statement (one ? for the key) runs once
+        per distinct key instead, before the trigger is made again: all in the batch's transaction, which holds
+        the write lock, so no other connection ever writes without it and a failure puts it back.
+        """
+        return None
+
+
+def _sync(obj: Optional[BaseModel], fresh: BaseModel) -> None:
+    """Bring a caller's copy of a row up to date with `fresh`, the row an operation just wrote."""
+    if obj is not None and obj is not fresh:
+        obj.__data__.update(fresh.__data__)
+        obj._dirty.clear()

@@ -1,0 +1,190 @@
+"""The package's shape, kept: no import cycle, no module over the line budget, peewee's private parts used
+only through _peewee.py, ARCHITECTURE.md naming exactly the files there are, and every public name of the
+previous release (0.1.0) still importable where it was."""
+import ast
+import importlib
+import re
+import warnings
+from pathlib import Path
+
+import peewee
+import pytest
+
+import pipeline_models
+from pipeline_models import _peewee
+
+PACKAGE = Path(pipeline_models.__file__).parent
+ROOT = PACKAGE.parent
+LINE_BUDGET = 600  # lines per module: past it, a module holds more than one reason to change
+
+
+def modules():
+    """Every module of the package, as (dotted name, path); migrations included."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def imported(name, path, known):
+    """The package modules `name` imports, at any depth of its code (inside functions too)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            submodules = {f"{base}.{alias.name}" for alias in node.names} & known.keys()
+            targets.update(submodules or {base})  # `from . import x` imports the module x, not the package
+    return {t for t in targets if t in known and t != name}
+
+
+def import_graph():
+    known = modules()
+    return {name: imported(name, path, known) for name, path in known.items()}
+
+
+def cycles(graph):
+    """Every import cycle, each as the list of modules around it."""
+    found, state = [], {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                found.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_import_cycle_inside_the_package():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_imports_inside_functions_count():
+    graph = import_graph()
+    # db.py asks for the models' tables through SCHEMA_MODELS, which the models fill: no import of them.
+    assert not any(name.startswith("pipeline_models.models") for name in graph["pipeline_models.db"])
+    assert "pipeline_models.connections" in graph["pipeline_models.db"]
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_module_within_the_line_budget(name):
+    lines = len(modules()[name].read_text().splitlines())
+    assert lines <= LINE_BUDGET, f"{name} has {lines} lines, over the budget of {LINE_BUDGET}: split it by concern"
+
+
+def test_peewee_private_parts_still_exist():
+    """What _peewee.py names is still in this peewee: a release that moved one fails here first."""
+    assert issubclass(_peewee.Atomic, object) and hasattr(_peewee.Atomic, "__exit__")
+    assert callable(getattr(_peewee.exception_wrapper, "__exit__", None))
+    assert callable(getattr(peewee.FieldDatabaseHook, _peewee.DB_HOOK))
+    assert callable(getattr(peewee.Database, _peewee.CONNECT_HOOK))
+    database = peewee.SqliteDatabase(":memory:", pragmas={"cache_size": -1000})
+    assert _peewee.pragmas(database) == {"cache_size": -1000}
+    _peewee.set_pragmas(database, {"cache_size": -2000, "foreign_keys": 1})
+    assert database.pragma("foreign_keys") == 1 and database.pragma("cache_size") == -2000
+    assert _peewee.connection(database) is not None
+    _peewee.forget_connection(database)
+    assert _peewee.connection(database) is None
+    assert _peewee.status_unknown(peewee.PostgresqlDatabase("never_connected")) is False
+
+
+PRIVATE_PEEWEE = re.compile(r"peewee\._[a-z]|__exception_wrapper__|\._pragmas\b|\._state\b|\._adapter\b")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if n != "pipeline_models._peewee"))
+def test_no_other_module_reaches_behind_peewee(name):
+    source = modules()[name].read_text()
+    assert PRIVATE_PEEWEE.findall(source) == [], f"{name}: go through pipeline_models/_peewee.py"
+
+
+# --- ARCHITECTURE.md ----------------------------------------------------------------------------------
+
+ARCHITECTURE = (ROOT / "ARCHITECTURE.md").read_text()
+NAMED = set(re.findall(r"`((?:pipeline_models|tests|bench|examples)/[\w/.]*\.py)`", ARCHITECTURE))
+
+
+def test_architecture_names_only_files_that_exist():
+    assert NAMED, "ARCHITECTURE.md names no file"
+    assert sorted(p for p in NAMED if not (ROOT / p).exists()) == []
+
+
+def test_architecture_names_every_package_module():
+    package_files = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")
+                     if not re.match(r"\d{4}_", p.name)}  # the migrations are named as a folder
+    assert sorted(package_files - NAMED) == []
+
+
+# --- the previous release's public names -----------------------------------------------------------
+
+PUBLIC_0_1_0 = {
+    "pipeline_models": [
+        "ALL_MODELS", "AlreadyAnswered", "AlreadyUploaded", "Analytics", "BaseModel", "BusySnapshot",
+        "CannotOpenDatabase", "Clip", "ConfigOverride", "DatabaseFileChanged", "DatabaseNotBound",
+        "DiscoveredVideo", "ErrorLog", "ExtraMissing", "InvalidTransition", "LeaseLost", "MIGRATIONS_DIR",
+        "PipelineModelsError", "PipelineRun", "ReviewAction", "ReviewLog", "RunStatus", "SQLITE_FILE_PRAGMAS",
+        "SchemaMismatch", "Script", "Short", "ShortStatus", "TTSAudio", "TablesMissing", "UploadInDoubt",
+        "VideoStatus", "db", "init_db", "migrate", "utcnow", "write_lock", "__version__"],
+    "pipeline_models.db": ["POSTGRES_DRIVER_MISSING", "SQLITE_FILE_PRAGMAS", "db", "init_db", "migrate", "redact",
+                           "write_lock", "MIGRATIONS_DIR"],
+    "pipeline_models.enums": ["ReviewAction", "RunStatus", "ShortStatus", "StrEnum", "VideoStatus"],
+    "pipeline_models.errors": [
+        "AlreadyAnswered", "AlreadyUploaded", "BusySnapshot", "CannotOpenDatabase", "DatabaseFileChanged",
+        "DatabaseNotBound", "ExtraMissing", "InvalidTransition", "LeaseLost", "PipelineModelsError",
+        "SchemaMismatch", "TablesMissing", "UploadInDoubt"],
+    "pipeline_models.fields": [
+        "BigIntegerField", "BooleanField", "CharField", "EnumField", "FloatField", "ForeignKeyField",
+        "IntegerField", "JSONField", "JSONTextField", "JSON_MAX_DEPTH", "TextField", "UTC", "UTCDateTimeField",
+        "escape_unstorable", "utcnow"],
+    "pipeline_models.models": [
+        "ALL_MODELS", "Analytics", "BaseModel", "Clip", "ConfigOverride", "DiscoveredVideo", "ErrorLog",
+        "PipelineRun", "ReviewLog", "Script", "Short", "TTSAudio"],
+    "pipeline_models.cli": [
+        "DB_HELP", "DEBUG_HELP", "DEFAULT_DB", "DEMO_DB", "DEMO_HELP", "EPILOG", "EXIT_BROKEN_PIPE",
+        "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "MAX_DEMO_VIDEOS", "MAX_NUMBER", "NotFound",
+        "PROG", "UTC", "UsageError", "as_json", "cmd_analytics", "cmd_compact", "cmd_config", "cmd_demo",
+        "cmd_errors", "cmd_init", "cmd_report", "cmd_resolve", "cmd_retry", "cmd_review", "cmd_reviews",
+        "cmd_run", "cmd_runs", "cmd_shorts", "cmd_status", "cmd_videos", "main", "parse", "parser", "plural",
+        "status_rows", "table"],
+    "pipeline_models.report": [
+        "FUNNEL_STEPS", "LEASE_EXPIRED", "MAX_ERROR_TYPES", "NOT_LOGGED", "NO_STAGE", "OTHER", "OUTCOMES",
+        "ReportSummary", "UTC", "data", "percentile", "render", "require_extra", "write"],
+    "pipeline_models.demo": ["ALL_MODELS", "MARKER", "RenderCrashed", "SOURCES", "WORKERS", "run_demo"],
+    "pipeline_models.pytest_plugin": ["ALL_MODELS", "Chain", "PipelineFactory", "pipeline_db", "pipeline_factory",
+                                      "pytest_addoption", "pytest_report_header"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_0_1_0))
+def test_every_public_name_of_the_previous_release_still_imports(module):
+    loaded = importlib.import_module(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # renamed ones warn: tests/test_deprecations.py
+        missing = [name for name in PUBLIC_0_1_0[module] if not hasattr(loaded, name)]
+    assert missing == []
+
+
+def test_the_package_lists_each_public_name_once():
+    assert len(pipeline_models.__all__) == len(set(pipeline_models.__all__))
+    assert set(PUBLIC_0_1_0["pipeline_models"]) - {"__version__"} <= set(pipeline_models.__all__)
