@@ -117,7 +117,7 @@ def _status_filter(model: Any, args: argparse.Namespace) -> Any:
 
 def cmd_init(args: argparse.Namespace) -> str:
     """`init` and `migrate`: create the database or apply its pending migrations; says which."""
-    database = init_db(args.db, migrate=False)
+    database = init_db(args.db, upgrade=False)
     applied = migrate(database)
     if applied:
         return f"{redact(args.db)}: applied " + ", ".join(applied)
