@@ -103,7 +103,8 @@ def test_init_db_migrate_is_upgrade(tmp_path, no_warnings):
     pm.init_db(str(tmp_path / "new.db"), upgrade=False)
     assert pm.db.get_tables() == []
     pm.db.close()
-    with pytest.warns(DeprecationWarning, match=r"init_db\(migrate=\.\.\.\) is deprecated: use init_db\(upgrade=\.\.\.\)"):
+    with pytest.warns(DeprecationWarning, match=r"init_db\(migrate=\.\.\.\) is deprecated: use "
+                                                r"init_db\(upgrade=\.\.\.\)"):
         pm.init_db(str(tmp_path / "old.db"), migrate=False)
     assert pm.db.get_tables() == []
     pm.db.close()

@@ -12,17 +12,8 @@ from peewee import Check
 
 from ..db import _tables_missing, db, write_lock
 from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, utcnow
-from .analytics_sql import (
-    _LATEST_DROP,
-    _LATEST_FILL,
-    _LATEST_INDEX,
-    _LATEST_KEYS,
-    _LATEST_TABLE,
-    _LATEST_TYPES,
-    _POSTGRES_TRIGGERS,
-    _SQLITE_LATEST_REFRESH,
-    _SQLITE_TRIGGERS,
-)
+from .analytics_sql import (_LATEST_DROP, _LATEST_FILL, _LATEST_INDEX, _LATEST_KEYS, _LATEST_TABLE, _LATEST_TYPES,
+                            _POSTGRES_TRIGGERS, _SQLITE_LATEST_REFRESH, _SQLITE_TRIGGERS)
 from .base import BaseModel, _at_least_zero, _is_postgres, _is_postgres_db, _refuse_unknown_fields
 from .config import ConfigOverride
 

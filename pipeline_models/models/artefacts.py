@@ -7,17 +7,8 @@ from peewee import Check
 from ..db import write_lock
 from ..enums import ShortStatus
 from ..errors import AlreadyUploaded, InvalidTransition, UploadInDoubt
-from ..fields import (
-    CheckedCharField,
-    CheckedEnumField,
-    CheckedFloatField,
-    CheckedForeignKeyField,
-    CheckedIntegerField,
-    CheckedJSONField,
-    CheckedTextField,
-    UTCDateTimeField,
-    utcnow,
-)
+from ..fields import (CheckedCharField, CheckedEnumField, CheckedFloatField, CheckedForeignKeyField,
+                      CheckedIntegerField, CheckedJSONField, CheckedTextField, UTCDateTimeField, utcnow)
 from .base import BaseModel, _at_least_zero, _sync
 from .runs import PipelineRun
 
@@ -111,7 +102,8 @@ class Short(BaseModel):
     TRANSITIONS = {
         ShortStatus.pending: {ShortStatus.rendered: "the worker renders it", ShortStatus.uploaded: "mark_uploaded()",
                               ShortStatus.rejected: "ReviewLog respond() reject", ShortStatus.failed: "the worker"},
-        ShortStatus.rendered: {ShortStatus.uploaded: "mark_uploaded()", ShortStatus.rejected: "ReviewLog respond() reject",
+        ShortStatus.rendered: {ShortStatus.uploaded: "mark_uploaded()",
+                               ShortStatus.rejected: "ReviewLog respond() reject",
                                ShortStatus.failed: "the uploader gives up"},
         ShortStatus.failed: {ShortStatus.uploaded: "mark_uploaded()"},
         ShortStatus.uploaded: {},

@@ -7,15 +7,8 @@ from typing import Any, Optional
 import peewee
 
 from ..db import db
-from ..fields import (
-    CheckedBooleanField,
-    CheckedCharField,
-    CheckedForeignKeyField,
-    CheckedTextField,
-    UTCDateTimeField,
-    escape_unstorable,
-    utcnow,
-)
+from ..fields import (CheckedBooleanField, CheckedCharField, CheckedForeignKeyField, CheckedTextField, UTCDateTimeField,
+                      escape_unstorable, utcnow)
 from .base import BaseModel
 from .runs import PipelineRun
 

@@ -8,14 +8,8 @@ import peewee
 from ..db import write_lock
 from ..enums import ReviewAction, RunStatus, ShortStatus
 from ..errors import AlreadyAnswered
-from ..fields import (
-    CheckedBooleanField,
-    CheckedCharField,
-    CheckedEnumField,
-    CheckedForeignKeyField,
-    UTCDateTimeField,
-    utcnow,
-)
+from ..fields import (CheckedBooleanField, CheckedCharField, CheckedEnumField, CheckedForeignKeyField, UTCDateTimeField,
+                      utcnow)
 from .artefacts import Short
 from .base import BaseModel, _sync
 from .runs import PipelineRun, _duration
@@ -96,7 +90,8 @@ class ReviewLog(BaseModel):
             moved.advance(self.OUTCOME[action])
             if action is ReviewAction.reject:  # the run's unpublished shorts are rejected with it
                 (Short.update(status=ShortStatus.rejected)
-                 .where((Short.pipeline_run == moved.id) & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
+                 .where((Short.pipeline_run == moved.id)
+                        & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
                  .execute())
             else:
                 moved._publish_if_done()

@@ -12,17 +12,8 @@ from peewee import SQL
 from ..db import db, write_lock
 from ..enums import RunStatus, ShortStatus, VideoStatus
 from ..errors import InvalidTransition, LeaseLost
-from ..fields import (
-    CheckedBigIntegerField,
-    CheckedCharField,
-    CheckedEnumField,
-    CheckedFloatField,
-    CheckedForeignKeyField,
-    CheckedIntegerField,
-    CheckedTextField,
-    UTCDateTimeField,
-    utcnow,
-)
+from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
+                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, utcnow)
 from .base import BaseModel, _at_least_zero, _Deprecated, _is_postgres, _one_line, _refuse_unknown_fields
 from .config import ConfigOverride
 
