@@ -24,20 +24,9 @@ from .cli_output import plural, table
 from .db import MIGRATIONS_DIR, db, init_db, redact
 from .enums import RunStatus, ShortStatus, VideoStatus
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
-from .models import (
-    ALL_MODELS,
-    Analytics,
-    Clip,
-    ConfigOverride,
-    DiscoveredVideo,
-    ErrorLog,
-    PipelineRun,
-    ReviewLog,
-    Script,
-    Short,
-    TTSAudio,
-)
 from .fields import UTCDateTimeField, utcnow
+from .models import (ALL_MODELS, Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog,
+                     Script, Short, TTSAudio)
 from .queries import status_rows
 
 MARKER = "demo.database"  # a config key: this database was made by the demo and may be made anew
