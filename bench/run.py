@@ -417,12 +417,6 @@ def query_options(parser, quick):
     parser.add_argument("--query-data", default=os.path.join(tempfile.gettempdir(), "pm-bench-queries"),
                         help="directory keeping the SQLite datasets between runs (PostgreSQL keeps databases "
                              "pm_bench_q_ROWS_VIDEOS)")
-    try:
-        parser.add_argument("--pg", default=os.environ.get("PIPELINE_MODELS_BENCH_PG"), metavar="URL",
-                            help="also run on this PostgreSQL server (a database it may create databases on); "
-                                 "default: $PIPELINE_MODELS_BENCH_PG")
-    except argparse.ArgumentError:  # the ingest workloads define the same option: one server for both
-        pass
 
 
 def query_dataset_sqlite(directory, rows, videos):
@@ -706,12 +700,6 @@ def ingest_pg_options(parser, quick):
     parser.add_argument("--pg-rss", metavar="SMALL,LARGE",
                         help="row counts whose PostgreSQL ingest peak RSS is compared (default: the smallest and "
                              "largest --rows; the target is 1000000,10000000)")
-    try:
-        parser.add_argument("--pg", default=os.environ.get("PIPELINE_MODELS_BENCH_PG"), metavar="URL",
-                            help="also run on this PostgreSQL server (a database it may create databases on); "
-                                 "default: $PIPELINE_MODELS_BENCH_PG")
-    except argparse.ArgumentError:  # the query workloads define the same option: one server for both
-        pass
 
 
 def fresh_pg_db(url, name):
@@ -890,6 +878,9 @@ def main():
     parser.add_argument("--write", action="store_true",
                         help="also write the table into bench/RESULTS.txt and the README's Performance section")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pg", default=os.environ.get("PIPELINE_MODELS_BENCH_PG"), metavar="URL",
+                        help="also run on this PostgreSQL server (a database it may create databases on): the "
+                             "ingest and query workloads; default: $PIPELINE_MODELS_BENCH_PG")
     compaction_options(parser, quick)
     query_options(parser, quick)
     ingest_pg_options(parser, quick)

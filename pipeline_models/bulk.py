@@ -73,11 +73,12 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
             # A batch of more than one chunk sets the model's costly row trigger aside (see _bulk_trigger).
             trigger = model._bulk_trigger() if sqlite and second is not None else None
             trigger_sql = trigger and _set_trigger_aside(database, trigger[0])
+            key_of = trigger_sql and operator.itemgetter(names.index(trigger[1]))
             keys: set = set()
             for chunk in chunks:
                 params = convert(chunk, count)
                 if trigger_sql:
-                    keys.update(map(operator.itemgetter(names.index(trigger[1])), params))
+                    keys.update(map(key_of, params))
                 if sqlite:
                     # sqlite3's executemany takes a row, inserts it, then takes the next, and stops at the
                     # first row refused: the rows it took, less one, is the refused row's position. No

@@ -19,7 +19,7 @@ import peewee
 from . import __version__
 from .cli_output import (LinePrinter, aligned_pairs, as_json, cell, dumps, duration, elapsed_seconds, one_line,
                          plural, printable, say, shortened, silence, table, terminal_safe, utf8_output)
-from .db import db, init_db, migrate, redact
+from .db import _is_postgres, db, init_db, migrate, redact
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import PipelineModelsError
 from .fields import UTC  # noqa: F401  (re-exported: its old home)
@@ -306,7 +306,7 @@ def cmd_compact(args: argparse.Namespace) -> str:
     line = (f"removed {plural(done['deleted'], 'snapshot')} older than {done['cutoff']:%Y-%m-%d} 00:00 UTC "
             f"(kept each video's first of every UTC day and its newest) in {plural(done['batches'], 'transaction')}; "
             f"{Analytics.select().count():,} snapshots remain")
-    postgres = isinstance(db.obj, peewee.PostgresqlDatabase)
+    postgres = _is_postgres()
     if not args.vacuum:
         if postgres:
             return line + "; autovacuum makes the space reusable (VACUUM FULL analytics would shrink the table, " \

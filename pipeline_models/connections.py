@@ -3,7 +3,6 @@ a PostgreSQL URL (a connection that heals after a server restart), or a peewee.D
 the database and never its password.
 """
 import os
-import re
 import time
 from typing import Any, Union
 from urllib.parse import quote, urlparse
@@ -12,7 +11,7 @@ import peewee
 from playhouse import db_url
 
 from . import _peewee
-from .errors import CannotOpenDatabase, DatabaseFileChanged, redact
+from .errors import CannotOpenDatabase, DatabaseFileChanged
 
 # For a file shared by several worker processes: readers never block the writer (WAL), commits skip
 # the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and each

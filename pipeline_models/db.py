@@ -247,6 +247,11 @@ def _renamed_upgrade(upgrade: bool, deprecated: Dict[str, Any]) -> bool:
     return upgrade
 
 
+def _is_postgres(database: Any = db) -> bool:
+    """Whether `database` (the proxy by default: the bound one) is PostgreSQL."""
+    return isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase)
+
+
 def write_lock(database: Any = db) -> _atomic:
     """A transaction (context manager or decorator) that holds the write lock from its start.
 

@@ -21,7 +21,7 @@ from playhouse import db_url
 from playhouse.migrations import Runner
 
 from .cli_output import plural, table
-from .db import MIGRATIONS_DIR, db, init_db, redact
+from .db import MIGRATIONS_DIR, _is_postgres, db, init_db, redact
 from .enums import RunStatus, ShortStatus, VideoStatus
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
 from .fields import UTCDateTimeField, utcnow
@@ -228,7 +228,7 @@ def _backdate(by: timedelta) -> None:
                 if not isinstance(field, UTCDateTimeField):
                     continue
                 column = peewee.Entity(field.column_name)
-                if isinstance(db.obj, peewee.PostgresqlDatabase):
+                if _is_postgres():
                     earlier = peewee.NodeList((column, peewee.SQL("- %s::interval", [f"{by.total_seconds()} seconds"])))
                 else:  # fixed-width UTC text: datetime() keeps whole seconds, the microseconds are kept as they are
                     earlier = peewee.fn.datetime(column, f"-{by.total_seconds()} seconds").concat(peewee.fn.substr(column, 20))

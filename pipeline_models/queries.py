@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import peewee
 from peewee import SQL, Case, NodeList, fn
 
-from .db import _label, db
+from .db import _is_postgres, _label, db
 from .enums import ReviewAction, RunStatus, ShortStatus
 from .fields import UTC, utcnow
 from .models import Analytics, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
@@ -61,10 +61,6 @@ def status_rows() -> List[List[Any]]:
 
 
 # --- the report's numbers ------------------------------------------------------------------------------
-
-def _is_postgres() -> bool:
-    return isinstance(db.obj, peewee.PostgresqlDatabase)
-
 
 def _utc_text(expression: Any, sqlite_length: int, pg_format: str) -> Any:
     """The UTC date of a timestamp expression as text: 'YYYY-MM-DD' (10) or 'YYYY-MM' (7).

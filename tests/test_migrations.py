@@ -76,8 +76,8 @@ def _checks(database):
     return {t: sorted(r[0] for r in database.execute_sql(sql, (t,))) for t in _tables()}
 
 
-def test_migrated_schema_matches_create_tables_column_for_column(fresh_target, request):
-    """schema_diff compares names only; types, NULL-ness, index names and ON DELETE must match too."""
+def migrated_and_direct(fresh_target, request):
+    """The fresh target brought up by the migrations, and an empty database of its kind made by create_tables."""
     migrated = pm.init_db(fresh_target)
     if isinstance(migrated, peewee.SqliteDatabase):
         direct = peewee.SqliteDatabase(":memory:")
@@ -85,6 +85,12 @@ def test_migrated_schema_matches_create_tables_column_for_column(fresh_target, r
         direct = open_raw(request.getfixturevalue("pg_server").new_database())
     with direct.bind_ctx(pm.ALL_MODELS):
         direct.create_tables(pm.ALL_MODELS)
+    return migrated, direct
+
+
+def test_migrated_schema_matches_create_tables_column_for_column(fresh_target, request):
+    """schema_diff compares names only; types, NULL-ness, index names and ON DELETE must match too."""
+    migrated, direct = migrated_and_direct(fresh_target, request)
     assert _columns(migrated) == _columns(direct)
     assert _foreign_keys(migrated) == _foreign_keys(direct)
     assert _indexes(migrated) == _indexes(direct)
@@ -528,13 +534,7 @@ def _derived_schema(database):
 
 
 def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(fresh_target, request):
-    migrated = pm.init_db(fresh_target)
-    if isinstance(migrated, peewee.SqliteDatabase):
-        direct = peewee.SqliteDatabase(":memory:")
-    else:
-        direct = open_raw(request.getfixturevalue("pg_server").new_database())
-    with direct.bind_ctx(pm.ALL_MODELS):
-        direct.create_tables(pm.ALL_MODELS)
+    migrated, direct = migrated_and_direct(fresh_target, request)
     assert _derived_schema(migrated) == _derived_schema(direct)
     columns, indexes, made = _derived_schema(migrated)
     # analytics' own columns, types and NULL-ness (keyed by the video, without analytics' CHECKs).

@@ -14,7 +14,7 @@ from ..db import _tables_missing, db, write_lock
 from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, utcnow
 from .analytics_sql import (_LATEST_DROP, _LATEST_FILL, _LATEST_INDEX, _LATEST_KEYS, _LATEST_TABLE, _LATEST_TYPES,
                             _POSTGRES_TRIGGERS, _SQLITE_LATEST_REFRESH, _SQLITE_TRIGGERS)
-from .base import BaseModel, _at_least_zero, _is_postgres, _is_postgres_db, _refuse_unknown_fields
+from .base import BaseModel, _at_least_zero, _is_postgres, _refuse_unknown_fields
 from .config import ConfigOverride
 
 logger = logging.getLogger("pipeline_models")
@@ -91,7 +91,7 @@ class Analytics(BaseModel):
         existed = safe and database.table_exists(cls._meta.table_name)
         super().create_table(safe=safe, **options)
         if not existed:
-            for statement in _latest_schema(_is_postgres_db(database)):
+            for statement in _latest_schema(_is_postgres(database)):
                 database.execute_sql(statement)
 
     @classmethod
@@ -99,7 +99,7 @@ class Analytics(BaseModel):
         """peewee's drop_table(), and analytics_latest with it (the triggers go with their table)."""
         database = cls._meta.database
         super().drop_table(safe=safe, **options)
-        for statement in _LATEST_DROP["postgres" if _is_postgres_db(database) else "sqlite"]:
+        for statement in _LATEST_DROP["postgres" if _is_postgres(database) else "sqlite"]:
             database.execute_sql(statement)
 
     # What latest() runs: every row of the small analytics_latest, in the order of its view_count index.

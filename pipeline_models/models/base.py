@@ -8,7 +8,7 @@ from peewee import Check
 
 from ..bulk import _refuse_unknown_fields  # in bulk.py, which must not import the models; they take it from here
 from ..bulk import insert_rows as _bulk_insert_rows
-from ..db import db
+from ..db import _is_postgres, db  # noqa: F401  (_is_postgres: the model modules take it from here)
 from ..fields import escape_unstorable
 
 
@@ -28,14 +28,6 @@ def _one_line(text: str, limit: int = 1000) -> str:
     """
     line = " ".join(escape_unstorable(str(text)).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _is_postgres() -> bool:
-    return isinstance(db.obj, peewee.PostgresqlDatabase)
-
-
-def _is_postgres_db(database: Any) -> bool:
-    return isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase)
 
 
 class _Deprecated:
