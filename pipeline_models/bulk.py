@@ -36,6 +36,9 @@ def _refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None
 def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
                 chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
     """Insert many rows of `model`, validated as create() would, in one transaction (BaseModel.insert_rows)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"{model.__name__}.insert_rows: chunk_size must be a whole number of rows, 1 or more, "
+                         f"not {chunk_size!r}")
     database = db.obj
     if database is None:
         raise DatabaseNotBound()
@@ -52,8 +55,10 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
         quote.format(model._meta.table_name), ", ".join(quote.format(f.column_name) for f in columns),
         ", ".join(marks))
 
+    kind: Any = None  # of the batch's first row: dict, or (tuple, list)
+
     def convert(chunk: List[Any], start: int) -> List[tuple]:
-        return _bulk_params(model, chunk, start, columns, given, names, none_is_default)
+        return _bulk_params(model, chunk, start, kind, columns, given, names, none_is_default)
 
     count = 0
     with write_lock():
@@ -62,6 +67,7 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
             first = next(chunks, None)
             if first is None:  # nothing to write: not even the table is looked at
                 return 0
+            kind = dict if isinstance(first[0], dict) else (tuple, list)
             second = next(chunks, None)
             chunks = itertools.chain([first] if second is None else [first, second], chunks)
             cursor = database.cursor()
@@ -113,10 +119,16 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
     return count
 
 
-def _bulk_params(model: type, chunk: List[Any], start: int, columns: List[peewee.Field], given: List[str],
-                 names: List[str], none_is_default: Sequence[str]) -> List[tuple]:
-    """The chunk's rows as statement parameters, converted column by column."""
-    if isinstance(chunk[0], dict):
+def _bulk_params(model: type, chunk: List[Any], start: int, kind: Any, columns: List[peewee.Field],
+                 given: List[str], names: List[str], none_is_default: Sequence[str]) -> List[tuple]:
+    """The chunk's rows (all of `kind`: dict, or tuple and list) as statement parameters, converted column by
+    column."""
+    if not all(issubclass(row_type, kind) for row_type in set(map(type, chunk))):
+        position = next(i for i, row in enumerate(chunk) if not isinstance(row, kind))
+        raise TypeError(f"row {start + position}: {model.__name__}: a row is a dict of field values or a tuple "
+                        f"of the values of {', '.join(given)}, one kind per batch, "
+                        f"not {type(chunk[position]).__name__}")
+    if kind is dict:
         keys = set(itertools.chain.from_iterable(chunk))
         if not keys <= set(names):
             position = next(i for i, row in enumerate(chunk) if not row.keys() <= set(names))

@@ -24,7 +24,8 @@ import peewee
 from playhouse import fields as pw_fields
 
 UTC = datetime.timezone.utc
-_dumps = functools.partial(json.dumps, allow_nan=False)  # NaN and Infinity are not JSON
+# NaN and Infinity are not JSON; characters are kept as they are (a length limit counts characters, not escapes).
+_dumps = functools.partial(json.dumps, allow_nan=False, ensure_ascii=False)
 _tzinfo = operator.attrgetter("tzinfo")
 _iso_microseconds = operator.methodcaller("isoformat", " ", "microseconds")
 _first_26 = operator.itemgetter(slice(26))
@@ -298,12 +299,18 @@ def _walk_json(value: Any, depth: int, strings: List[str], jsonb: bool) -> None:
         if jsonb and math.isfinite(value) and abs(value) >= _JSONB_INT_FLOATS:  # json.dumps refuses NaN, inf
             raise ValueError(f"the float {value!r} would read back from PostgreSQL's jsonb as an int; "
                              f"store int(value), or the number as a string")
-    elif isinstance(value, (list, tuple, dict)):
+    elif isinstance(value, tuple):
+        raise ValueError(f"a tuple would read back as a list: store the list {list(value)!r}"[:200])
+    elif isinstance(value, (list, dict)):
         if depth > JSON_MAX_DEPTH:
             raise ValueError(f"JSON nested more than {JSON_MAX_DEPTH} lists and dicts deep is refused "
                              f"(a circular value is endlessly deep); flatten it")
         if isinstance(value, dict):
-            strings.extend(key for key in value if isinstance(key, str))  # json.dumps writes other keys as text
+            key = next((key for key in value if not isinstance(key, str)), None)
+            if key is not None or None in value:  # json.dumps writes the key 1 as "1": it would read back changed
+                raise ValueError(f"a JSON key must be a string, not the {type(key).__name__} {key!r}: it would "
+                                 f"read back as a string"[:200])
+            strings.extend(value)
             value = value.values()
         for item in value:
             _walk_json(item, depth + 1, strings, jsonb)

@@ -32,6 +32,7 @@ from .db import _database_for, db, init_db, redact
 from .enums import ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
 from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
+from .models.base import _sync
 
 __all__ = ["Chain", "PipelineFactory", "pipeline_db", "pipeline_factory"]
 
@@ -260,6 +261,7 @@ class PipelineFactory:
             PipelineRun.update(**fields).where(PipelineRun.id == run.id).execute()
         for row in (video, run, *rows.values()):
             row.refresh()
+        _sync(run, PipelineRun.get_by_id(run.id))  # refresh() keeps a run's own claim; the chain's is the database's
         return Chain(video=video, run=run, **rows)
 
     def _claim(self, run: PipelineRun) -> None:
@@ -269,7 +271,7 @@ class PipelineFactory:
                             claim_token=secrets.token_hex(16), not_before=None, started_at=now, heartbeat_at=now,
                             finished_at=None, updated_at=now)
          .where((PipelineRun.id == run.id) & (PipelineRun.status == RunStatus.pending)).execute())
-        run.refresh()
+        _sync(run, PipelineRun.get_by_id(run.id))  # the object now holds the claim, as claim_next's would
 
 
 @pytest.fixture

@@ -219,6 +219,11 @@ def test_the_models_latest_returns_are_ordinary_models(database):
 def test_growth_refuses_what_its_query_would(database):
     with pytest.raises(ValueError, match="naive datetime"):
         A.growth("a", T0.replace(tzinfo=None))
+    for video, since in [(None, T0), ("a", None)]:
+        with pytest.raises(ValueError, match="Analytics.growth: give a video id and an aware datetime"):
+            A.growth(video, since)
+    with pytest.raises(ValueError, match="Analytics.top: n must be a whole number of videos"):
+        A.top(2 ** 63)
     assert A.growth("a", T0) is None
 
 

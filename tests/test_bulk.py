@@ -1,6 +1,7 @@
 """Bulk inserts: the same validation as create(), one transaction, a bad row's position, nothing half written."""
 import datetime
 import itertools
+import re
 import select
 import types
 from datetime import timedelta
@@ -68,6 +69,29 @@ def test_a_generator_is_read_in_chunks_and_fully_written(database):
 def test_empty_input_writes_nothing(database):
     assert pm.Analytics.record_many([]) == 0
     assert pm.Analytics.record_many(iter(())) == 0
+
+
+@pytest.mark.parametrize("chunk_size", [0, -1, "x", 2.5, True, None])
+def test_a_chunk_size_that_is_not_a_positive_count_is_refused(database, chunk_size):
+    rows = [{"youtube_video_id": "a", "view_count": 1}]
+    with pytest.raises(ValueError, match=f"Analytics.insert_rows: chunk_size must be a whole number of rows, 1 or "
+                                         f"more, not {re.escape(repr(chunk_size))}"):
+        pm.Analytics.record_many(rows, chunk_size=chunk_size)
+    with pytest.raises(ValueError, match="DiscoveredVideo.insert_rows: chunk_size"):
+        pm.DiscoveredVideo.insert_rows([{"youtube_video_id": "v"}], chunk_size=chunk_size)
+    assert pm.Analytics.select().count() == pm.DiscoveredVideo.select().count() == 0
+
+
+@pytest.mark.parametrize("bad, kind", [(5, "int"), ("abc", "str"), (None, "NoneType"), ({"view_count": 1}, "dict")])
+def test_a_row_of_another_kind_is_refused_naming_its_position(database, bad, kind):
+    first = ("a", aware(2024, 1, 1), 1) + (None,) * (len(pm.Analytics.RECORD_FIELDS) - 3)
+    rows = [first] * 2500 + [bad]  # in the second chunk
+    with pytest.raises(TypeError, match=f"row 2500: Analytics: a row is a dict of field values or a tuple of the "
+                                        f"values of youtube_video_id, .*one kind per batch, not {kind}"):
+        pm.Analytics.record_many(rows)
+    with pytest.raises(TypeError, match="row 1: Analytics: a row is a dict .* not tuple"):
+        pm.Analytics.record_many([{"youtube_video_id": "a"}, first])
+    assert pm.Analytics.select().count() == 0
 
 
 @pytest.mark.parametrize("column, bad, message", [

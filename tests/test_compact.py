@@ -200,10 +200,13 @@ def test_the_default_cut_off_comes_from_the_config_override(database):
 @pytest.mark.parametrize("value", [0, -1, 36501, 1.5, True, "30", None, [30]])
 def test_a_bad_policy_is_refused_naming_the_key_and_nothing_is_deleted(database, value):
     pm.Analytics.record_many(hourly(["a"], 3))
-    pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)
     if value is None:  # a JSON null is no policy: the default
+        pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)
         assert pm.Analytics.compact(now=T0 + timedelta(days=3))["cutoff"] == T0 - timedelta(days=27)
         return
+    with pytest.raises(ValueError, match="ConfigOverride 'analytics.compact_after_days' must be a whole number"):
+        pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)  # refused at once
+    pm.ConfigOverride.insert(key=pm.Analytics.COMPACT_AFTER_KEY, value=value).execute()  # other code wrote it
     with pytest.raises(ValueError, match="analytics.compact_after_days"):
         pm.Analytics.compact(now=T0 + timedelta(days=40))
     assert pm.Analytics.select().count() == 72
@@ -214,6 +217,7 @@ def test_a_bad_policy_is_refused_naming_the_key_and_nothing_is_deleted(database,
     (dict(older_than=timedelta(days=-1)), ValueError), (dict(older_than=timedelta(days=36501)), ValueError),
     (dict(now=datetime.datetime(2026, 3, 1)), ValueError), (dict(now="2026-03-01"), ValueError),
     (dict(batch_size=0), ValueError), (dict(batch_size=2.5), ValueError), (dict(batch_size=True), ValueError),
+    (dict(now=datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)), ValueError),
 ])
 def test_bad_arguments_are_refused_and_nothing_is_deleted(database, kwargs, error):
     pm.Analytics.record_many(hourly(["a"], 40))
@@ -451,7 +455,11 @@ def test_cli_compact_refuses_a_bad_older_than_as_a_usage_error(tmp_path, value):
 def test_cli_compact_refuses_a_bad_policy_and_a_missing_database(tmp_path):
     path = str(tmp_path / "p.db")
     before = recent_data(path, days=3)
-    assert pipeline("config", "set", "analytics.compact_after_days", "soon", "--string", "--db", path)[0] == 0
+    status, out, err = pipeline("config", "set", "analytics.compact_after_days", "soon", "--string", "--db", path)
+    assert status == 1 and "'analytics.compact_after_days' must be a whole number of days" in err
+    pm.init_db(path)
+    pm.ConfigOverride.insert(key="analytics.compact_after_days", value="soon").execute()  # other code wrote it
+    pm.db.obj.close()
     status, out, err = pipeline("compact", "--db", path)
     assert (status, out) == (1, "") and "analytics.compact_after_days" in err and len(err.splitlines()) == 1
     pm.init_db(path)

@@ -23,7 +23,7 @@ NUL = "a\x00b"
 
 COLUMNS = [(model, field.name) for model in pm.ALL_MODELS for field in model._meta.sorted_fields
            if not isinstance(field, (peewee.AutoField, peewee.ForeignKeyField))]
-TEXT = (fields.CharField, fields.TextField, fields.JSONTextField)
+TEXT = (fields.CheckedCharField, fields.CheckedTextField, fields.JSONTextField)
 
 
 def _ids(target):
@@ -216,10 +216,10 @@ def test_json_integers_python_will_not_write_as_text_are_refused(run):
 
 # --- numbers: integers beyond their column, floats that are not finite or not exact -------------
 
-INT_COLUMNS = [(m, f.name, 64 if isinstance(f, fields.BigIntegerField) else 32)
+INT_COLUMNS = [(m, f.name, 64 if isinstance(f, fields.CheckedBigIntegerField) else 32)
                for m, n in COLUMNS for f in [m._meta.fields[n]]
-               if isinstance(f, (fields.IntegerField, fields.BigIntegerField))]
-FLOAT_COLUMNS = [(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n], fields.FloatField)]
+               if isinstance(f, (fields.CheckedIntegerField, fields.CheckedBigIntegerField))]
+FLOAT_COLUMNS = [(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n], fields.CheckedFloatField)]
 
 
 def test_integers_beyond_their_column_are_refused_on_every_write_path(run):
@@ -254,9 +254,9 @@ class Parent(peewee.Model):
 
 
 class Child(peewee.Model):
-    """A throwaway model holding a fields.ForeignKeyField."""
+    """A throwaway model holding a fields.CheckedForeignKeyField."""
 
-    parent = fields.ForeignKeyField(Parent, null=True, backref="+")
+    parent = fields.CheckedForeignKeyField(Parent, null=True, backref="+")
 
     class Meta:
         database = pm.db
@@ -345,6 +345,12 @@ def test_record_survives_a_broken_str_and_a_very_long_class_name(database):
     assert pm.ErrorLog.get_by_id(pm.ErrorLog.record(long_named("x"), "m").id).error_type == "E" * 255
 
 
+def test_record_takes_an_exception_only(database):
+    with pytest.raises(TypeError, match="ErrorLog.record: exc must be the exception caught, not str"):
+        pm.ErrorLog.record("disk full", "render")
+    assert pm.ErrorLog.select().count() == 0
+
+
 def test_capture_failing_to_record_leaves_the_callers_transaction_usable(database, monkeypatch):
     def failing_insert(*args, **kwargs):
         pm.db.execute_sql("SELECT * FROM no_such_table")  # a database error: on PostgreSQL it aborts the transaction
@@ -363,3 +369,17 @@ def test_records_written_directly_are_still_checked(database):
     with pytest.raises(ValueError, match=r"ErrorLog\.error_message: .*lone surrogate"):
         pm.ErrorLog.create(module="m", error_type="E", error_message=SURROGATES[0])
     assert pm.ErrorLog.select().count() == 0
+
+
+@pytest.mark.parametrize("target", JSON_COLUMNS, ids=_ids)
+def test_json_that_would_read_back_changed_is_refused(run, target):
+    model, name = target
+    bads = [{1: "a"}, {"a": {None: 1}}, {"ok": [1, {2.5: "x"}]}, [(1, 2)], {"k": (1,)}]
+    assert_refused_everywhere(model, name, bads, run, "a JSON key must be a string|a tuple would read back as a list")
+
+
+def test_config_values_count_characters_not_escapes(database):
+    pm.ConfigOverride.set("greeting", "é" * 1022)  # 1,024 characters of JSON with its quotes
+    assert pm.ConfigOverride.value_of("greeting") == "é" * 1022
+    with pytest.raises(ValueError, match="ConfigOverride.value: its JSON text has 1025 characters"):
+        pm.ConfigOverride.set("greeting", "é" * 1023)

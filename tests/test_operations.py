@@ -246,6 +246,34 @@ def test_a_second_tap_on_the_same_message_changes_nothing(database):
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
 
 
+def test_an_edit_with_other_words_is_a_different_answer(database):
+    run, review = reviewed_run(database, message_id="chat:8")
+    pm.ReviewLog.answer("chat:8", "edit", response_detail="shorter title")
+    assert pm.ReviewLog.answer("chat:8", "edit", response_detail="shorter title")[1] is False  # a second tap
+    assert pm.ReviewLog.answer("chat:8", "edit")[1] is False  # the button again, without words
+    with pytest.raises(AlreadyAnswered, match="already answered edit by someone; refusing edit \\('no music'\\)"):
+        pm.ReviewLog.answer("chat:8", "edit", response_detail="no music")
+    assert pm.ReviewLog.get_by_id(review.id).response_detail == "shorter title"
+
+
+@pytest.mark.parametrize("message_id", [None, "", "  ", 5])
+def test_answer_without_a_message_id_answers_nothing(database, message_id):
+    run, review = reviewed_run(database, message_id=None)  # a review asked without a chat message
+    with pytest.raises(ValueError, match="ReviewLog.message_id: answer needs the id of the tapped chat message"):
+        pm.ReviewLog.answer(message_id, "approve")
+    assert pm.ReviewLog.get_by_id(review.id).action is None
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.awaiting_review
+
+
+def test_respond_refuses_a_missing_action_or_a_run_id(database):
+    run, review = reviewed_run(database)
+    with pytest.raises(ValueError, match="ReviewLog.action: respond needs the answer"):
+        review.respond(None)
+    with pytest.raises(TypeError, match="ReviewLog.respond: run must be a PipelineRun"):
+        review.respond("approve", run=run.id)
+    assert pm.ReviewLog.get_by_id(review.id).action is None
+
+
 def test_answer_to_an_unknown_message(database):
     with pytest.raises(pm.ReviewLog.DoesNotExist, match="chat:404"):
         pm.ReviewLog.answer("chat:404", "approve")
@@ -316,6 +344,16 @@ def test_abandoned_upload_can_start_again(database):
     short.abandon_upload()  # e.g. HTTP 400 before any bytes were accepted
     pm.Short.get_by_id(short.id).start_upload()
     assert pm.Short.get_by_id(short.id).upload_started_at is not None
+
+
+def test_abandoning_an_upload_that_was_recorded_leaves_the_object_as_the_row(database):
+    short = rendered_short(database)
+    short.start_upload()
+    pm.Short.get_by_id(short.id).mark_uploaded("yt-1")  # another process recorded it
+    started = short.upload_started_at
+    short.abandon_upload()  # too late: the upload is recorded
+    row = pm.Short.get_by_id(short.id)
+    assert (row.youtube_video_id, row.upload_started_at) == ("yt-1", started) and short.upload_started_at == started
 
 
 def test_two_uploaders_cannot_both_claim(database):

@@ -225,7 +225,10 @@ def test_max_attempts_per_call_and_by_config(database):
 def test_a_bad_retry_policy_is_refused_by_name_and_changes_nothing(database, key, value, message):
     queued()
     claimed = pm.PipelineRun.claim_next("w")
-    pm.ConfigOverride.set(key, value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pm.ConfigOverride.set(key, value)  # refused at once, not in every worker later
+    assert pm.ConfigOverride.value_of(key) is None
+    pm.ConfigOverride.insert(key=key, value=value).execute()  # other code may write it: checked where it is read
     with pytest.raises(ValueError, match=re.escape(message)):
         claimed.fail("boom")
     assert row(claimed).status is RunStatus.running
@@ -368,6 +371,122 @@ def test_a_stale_copy_is_told_to_refresh_and_then_works(database):
     assert (error.value.current, error.value.copy, error.value.target) == ("approved", "awaiting_review", "published")
     assert stale.refresh().advance("published").status is RunStatus.published
     assert review.pipeline_run is run and run.status is RunStatus.awaiting_review  # answer() was not given it
+
+
+def test_save_writes_only_what_changed_so_a_stale_copy_undoes_nothing(database):
+    queued()
+    operator = pm.PipelineRun.get_by_id(1)  # pending, read before the worker moved the run on
+    worker = pm.PipelineRun.claim_next("w")
+    pm.ReviewLog.request(worker, message_id="chat:1")
+    pm.ReviewLog.answer("chat:1", "approve")
+    operator.current_stage = "note from the operator"
+    operator.save()
+    saved = row(worker)
+    assert (saved.status, saved.worker, saved.attempts, saved.current_stage) == (
+        RunStatus.approved, "w", 1, "note from the operator")
+
+    short = pm.Short.create(pipeline_run=worker, status=ShortStatus.rendered)
+    copy = pm.Short.get_by_id(short.id)
+    short.start_upload()
+    short.mark_uploaded("yt1")
+    copy.title = "a better title"
+    copy.save()
+    uploaded = pm.Short.get_by_id(short.id)
+    assert (uploaded.status, uploaded.youtube_video_id) == (ShortStatus.uploaded, "yt1")
+    assert uploaded.title == "a better title"
+    with pytest.raises(pm.AlreadyUploaded):
+        copy.start_upload()
+
+
+@pytest.mark.parametrize("name, value", [("status", "published"), ("worker", "someone"), ("attempts", 0),
+                                         ("claim_token", "f" * 32), ("not_before", None)])
+def test_save_refuses_the_queue_fields_of_an_existing_run(database, name, value):
+    queued()
+    run = pm.PipelineRun.claim_next("w")
+    before = pm.PipelineRun.select().dicts().get()
+    setattr(run, name, value)
+    run.current_stage = "render"
+    with pytest.raises(ValueError, match=rf"PipelineRun\.{name}: save\(\) does not move a run; use claim_next"):
+        run.save()
+    assert pm.PipelineRun.select().dicts().get() == before
+    with pytest.raises(ValueError, match=r"PipelineRun\.attempts: "):  # a bad value is refused for what it is
+        pm.PipelineRun(id=run.id, attempts=2 ** 40).save()
+    made = pm.PipelineRun.create(discovered_video=pm.DiscoveredVideo.discover("v2")[0], status="published")
+    assert row(made).status is RunStatus.published  # a new row may be made in any status
+
+
+def test_a_worker_that_lost_its_lease_cannot_save_the_run(database):
+    queued()
+    a = pm.PipelineRun.claim_next("A")
+    token = a.claim_token
+    a.current_stage = "clip"
+    a.save()  # while it holds the claim
+    assert row(a).current_stage == "clip"
+    pm.PipelineRun.requeue_stale(timedelta(minutes=1), now=later(minutes=5))
+    b = pm.PipelineRun.claim_next("B", now=later(hours=2))
+    before = pm.PipelineRun.select().dicts().get()
+    a.current_stage = "A, the zombie"
+    with pytest.raises(LeaseLost, match="'A' no longer holds it"):
+        a.save()
+    assert pm.PipelineRun.select().dicts().get() == before
+    # refresh() keeps the object's own claim: a zombie that reloads the run does not become its holder
+    with pytest.raises(LeaseLost, match="'A' no longer holds it"):
+        a.refresh().heartbeat(stage="A, refreshed")
+    assert (a.worker, a.attempts, a.claim_token, a.current_stage) == ("A", 1, token, "clip") and token != b.claim_token
+    assert b.refresh().heartbeat(stage="render") and row(b).current_stage == "render"
+
+
+def test_a_failed_request_leaves_the_run_object_as_it_was(database):
+    queued(1), queued(2)
+    a, b = pm.PipelineRun.claim_next("A"), pm.PipelineRun.claim_next("B")
+    pm.ReviewLog.request(a, message_id="dup")
+    for bad in ("dup", 5, "x" * 129):
+        with pytest.raises((peewee.IntegrityError, ValueError)):
+            pm.ReviewLog.request(b, message_id=bad)
+        assert (b.status, b.current_stage, b._dirty) == (RunStatus.running, None, set())
+        assert row(b).status is RunStatus.running
+    b.fail(RuntimeError("the worker's own handler still works"))
+    assert row(b).status is RunStatus.pending
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda run: pm.PipelineRun.claim_next(None), ValueError, "PipelineRun.worker: claim_next needs the worker"),
+    (lambda run: pm.PipelineRun.claim_next("  "), ValueError, "PipelineRun.worker: claim_next needs the worker"),
+    (lambda run: pm.PipelineRun.claim_next("w", now=pm.utcnow().replace(tzinfo=None)), ValueError,
+     "claim_next: now must be an aware datetime"),
+    (lambda run: pm.PipelineRun.requeue_stale(timedelta(minutes=1), now="now"), ValueError,
+     "requeue_stale: now must be an aware datetime"),
+    (lambda run: pm.PipelineRun.requeue_stale(timedelta(minutes=1), max_attempts=0), ValueError,
+     "max_attempts must be a whole number from 1 to 1000, not 0"),
+    (lambda run: run.fail(None), TypeError, "PipelineRun.fail: give the exception or a reason"),
+    (lambda run: run.fail("boom", now=pm.utcnow().replace(tzinfo=None)), ValueError,
+     "fail: now must be an aware datetime"),
+    (lambda run: run.advance(None), ValueError, r"PipelineRun.status: advance needs the status"),
+    (lambda run: pm.ReviewLog.request(run.id), TypeError, "ReviewLog.request: run must be a PipelineRun"),
+    (lambda run: pm.DiscoveredVideo.discover(""), ValueError, "DiscoveredVideo.youtube_video_id: discover needs"),
+    (lambda run: pm.DiscoveredVideo.discover(None), ValueError, "DiscoveredVideo.youtube_video_id: discover needs"),
+])
+def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(database, call, error, message):
+    queued()
+    claimed = pm.PipelineRun.claim_next("w")
+    before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)]
+    with pytest.raises(error, match=re.escape(message)):
+        call(claimed)
+    assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)] == before
+
+
+def test_insert_rows_of_runs_selects_their_videos_as_start_does(database):
+    videos = [pm.DiscoveredVideo.discover(f"bulk{n}")[0] for n in range(3)]
+    done = pm.DiscoveredVideo.discover("done")[0]
+    assert pm.PipelineRun.insert_rows([{"discovered_video": v} for v in videos]
+                                      + [{"discovered_video": done, "status": "published"}]) == 4
+    statuses = {v.youtube_video_id: v.status for v in pm.DiscoveredVideo.select()}
+    assert statuses == {"bulk0": VideoStatus.selected, "bulk1": VideoStatus.selected,
+                        "bulk2": VideoStatus.selected, "done": VideoStatus.processed}
+    with pytest.raises(peewee.IntegrityError, match="row 1"):  # a second active run: nothing written
+        pm.PipelineRun.insert_rows([{"discovered_video": done}, {"discovered_video": videos[0]}])
+    assert pm.PipelineRun.select().count() == 4
+    assert pm.DiscoveredVideo.get_by_id(done.id).status is VideoStatus.processed
 
 
 # --- writes while a loop reads (SQLite) ---------------------------------------------------------

@@ -75,7 +75,7 @@ def _default(field):
 def _meaning(field):
     meaning = field.help_text or ("the row's id" if isinstance(field, peewee.AutoField) else "")
     assert meaning, f"{field.model.__name__}.{field.name} has no help_text"
-    checks = [c.sql for c in field.constraints or () if not isinstance(field, pm.fields.EnumField)]
+    checks = [c.sql for c in field.constraints or () if not isinstance(field, pm.fields.CheckedEnumField)]
     return meaning + "".join(f"; `{check}`" for check in checks)
 
 

@@ -259,6 +259,14 @@ def test_an_unknown_keyword_is_refused_naming_it_and_the_valid_fields(run, model
         model.update(llm_model="x").execute()
     with pytest.raises(TypeError, match=message):
         model.update({"llm_model": "x"}).execute()
+    second = minimal_row(model, run, "u4")
+    for many in (model.insert_many, model.replace_many):
+        with pytest.raises(TypeError, match=message):
+            many([row, {**second, "llm_model": "x"}]).execute()
+        with pytest.raises(TypeError, match=message):
+            many(iter([row, {**second, "llm_model": "x"}])).execute()  # an iterator: found as peewee reads it
+        with pytest.raises(TypeError, match=message):
+            many([tuple(row.values())], fields=[*list(row)[:-1], "llm_model"]).execute()
     assert _count(model) == before
     assert [model_to_dict(r, recurse=False) for r in model.select()] == existing
 

@@ -126,7 +126,7 @@ class Analytics(BaseModel):
     @classmethod
     def top(cls, n: int = 10, rows: str = "models") -> List[Any]:
         """The newest snapshots of the `n` most viewed videos: latest()'s first `n`, reading only those."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 63:
             raise ValueError(f"Analytics.top: n must be a whole number of videos, 0 or more, not {n!r}")
         kind = cls._row_kind(rows)
         return cls._rows_as(cls._fetch(cls._TOP_SQL.format(p=cls._meta.database.param), (n,)), kind)
@@ -194,6 +194,9 @@ class Analytics(BaseModel):
         Returns {"since": ..., "until": ..., "views": +n, ...} (None for a counter either snapshot lacks),
         or None when the video has no snapshot since then.
         """
+        if youtube_video_id is None or since is None:
+            raise ValueError(f"Analytics.growth: give a video id and an aware datetime `since`, not "
+                             f"{youtube_video_id!r}, {since!r}")
         video, moment = cls.youtube_video_id.db_value(youtube_video_id), cls.measured_at.db_value(since)
         sql = cls._GROWTH_SQL.format(p=cls._meta.database.param, counters=", ".join(cls.COUNTERS))
         ends = sorted(cls._fetch(sql, (video, moment, video, moment)))
@@ -260,13 +263,7 @@ class Analytics(BaseModel):
         """The UTC midnight at or before `now - older_than` (older_than defaults to the policy)."""
         if older_than is None:
             days = ConfigOverride.value_of(cls.COMPACT_AFTER_KEY)
-            if days is None:
-                older_than = cls.COMPACT_AFTER
-            elif isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36500:
-                raise ValueError(f"Analytics.compact: ConfigOverride {cls.COMPACT_AFTER_KEY!r} must be a whole "
-                                 f"number of days from 1 to 36500, not {days!r}")
-            else:
-                older_than = datetime.timedelta(days=days)
+            older_than = cls.COMPACT_AFTER if days is None else datetime.timedelta(days=_compact_after_days(days))
         if not isinstance(older_than, datetime.timedelta):
             raise TypeError(f"Analytics.compact: older_than must be a datetime.timedelta, e.g. timedelta(days=30), "
                             f"not {type(older_than).__name__}")
@@ -276,7 +273,11 @@ class Analytics(BaseModel):
         now = utcnow() if now is None else now
         if not isinstance(now, datetime.datetime) or now.utcoffset() is None:
             raise ValueError(f"Analytics.compact: now must be an aware datetime, not {now!r}")
-        return cls._midnight(now - older_than)
+        try:
+            return cls._midnight(now - older_than)
+        except OverflowError:
+            raise ValueError(f"Analytics.compact: now - older_than is before the year 1: "
+                             f"{now} - {older_than}") from None
 
     @staticmethod
     def _midnight(moment: datetime.datetime) -> datetime.datetime:
@@ -366,3 +367,14 @@ def _utc_datetimes(values: Sequence[Any]) -> List[Any]:
 
 # The rows latest(rows="namedtuples") and top(n, rows="namedtuples") return.
 Analytics.Row = collections.namedtuple("AnalyticsRow", Analytics._meta.sorted_field_names)
+
+
+def _compact_after_days(value: Any) -> int:
+    """The policy's days before compaction, 1 to 36500, or a ValueError naming its ConfigOverride key."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36500:
+        raise ValueError(f"Analytics.compact: ConfigOverride {Analytics.COMPACT_AFTER_KEY!r} must be a whole "
+                         f"number of days from 1 to 36500, not {value!r}")
+    return value
+
+
+ConfigOverride.CHECKS[Analytics.COMPACT_AFTER_KEY] = _compact_after_days

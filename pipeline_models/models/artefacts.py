@@ -141,8 +141,8 @@ class Short(BaseModel):
     def abandon_upload(self) -> None:
         """Release an upload claim when the upload is known not to have reached YouTube."""
         cls = type(self)
-        cls.update(upload_started_at=None).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute()
-        self.upload_started_at = None
+        if cls.update(upload_started_at=None).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute():
+            self.upload_started_at = None
 
     def mark_uploaded(self, youtube_video_id: str, youtube_url: Optional[str] = None,
                       uploaded_at: Optional[datetime.datetime] = None) -> bool:

@@ -1,5 +1,6 @@
 """BaseModel, the base of every model (checked field names, reads that let a loop write on SQLite), and the
 small helpers the model modules share."""
+import contextlib
 import warnings
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
@@ -70,6 +71,9 @@ class BaseModel(peewee.Model):
     class Meta:
         database = db
         legacy_table_names = False
+        # save() writes only the fields the caller changed: a stale copy of a row never puts back the values
+        # an operation (or another process) wrote since it was read.
+        only_save_dirty = True
 
     @classmethod
     def select(cls, *fields: Any) -> peewee.ModelSelect:
@@ -97,6 +101,13 @@ class BaseModel(peewee.Model):
         self._dirty.clear()
         return self
 
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        """peewee's save(), writing only the changed fields (Meta.only_save_dirty); a bad value is refused
+        (ValueError naming the field) before anything is written, the primary key's included."""
+        for field in self.dirty_fields:
+            field.db_value(self.__data__.get(field.name))
+        return super().save(force_insert=force_insert, only=only)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if "__no_default__" not in kwargs:  # peewee's own row reads carry whatever the query selected
             _refuse_unknown_fields(type(self), kwargs)
@@ -107,6 +118,16 @@ class BaseModel(peewee.Model):
         """peewee's insert(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
         _refuse_unknown_fields(cls, [*_names(data), *insert])
         return super().insert(data, **insert)
+
+    @classmethod
+    def insert_many(cls, rows: Iterable[Any], fields: Any = None) -> peewee.ModelInsert:
+        """peewee's insert_many(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
+        return super().insert_many(*_checked_many(cls, rows, fields))
+
+    @classmethod
+    def replace_many(cls, rows: Iterable[Any], fields: Any = None) -> peewee.ModelInsert:
+        """peewee's replace_many(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
+        return super().replace_many(*_checked_many(cls, rows, fields))
 
     @classmethod
     def update(cls, data: Any = None, /, **update: Any) -> peewee.ModelUpdate:
@@ -139,6 +160,34 @@ class BaseModel(peewee.Model):
         the write lock, so no other connection ever writes without it and a failure puts it back.
         """
         return None
+
+
+def _checked_many(model: type, rows: Iterable[Any], fields: Any) -> Tuple[Iterable[Any], Any]:
+    """insert_many()'s rows and fields, with every string name checked: a list at once, an iterator as peewee
+    reads it (still before anything is written: peewee builds the whole statement first)."""
+    _refuse_unknown_fields(model, [name for name in fields or () if isinstance(name, str)])
+
+    def checked(row: Any) -> Any:
+        _refuse_unknown_fields(model, _names(row))
+        return row
+
+    if isinstance(rows, (list, tuple)):
+        for row in rows:
+            checked(row)
+        return rows, fields
+    return map(checked, rows), fields
+
+
+@contextlib.contextmanager
+def _unchanged_on_failure(*objs: Optional[BaseModel]) -> Iterator[None]:
+    """Objects an operation updates as it writes: put back as they were when its transaction fails."""
+    saved = [(obj, dict(obj.__data__), set(obj._dirty), dict(obj.__rel__)) for obj in objs if obj is not None]
+    try:
+        yield
+    except BaseException:
+        for obj, data, dirty, rel in saved:
+            obj.__data__, obj._dirty, obj.__rel__ = data, dirty, rel
+        raise
 
 
 def _sync(obj: Optional[BaseModel], fresh: BaseModel) -> None:

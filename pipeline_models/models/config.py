@@ -1,6 +1,6 @@
 """ConfigOverride: runtime settings, any JSON value under a name, that override the pipeline's defaults."""
 import warnings
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 from ..fields import CheckedCharField, JSONTextField, UTCDateTimeField, utcnow
 from .base import BaseModel
@@ -17,11 +17,22 @@ class ConfigOverride(BaseModel):
     class Meta:
         table_name = "config_overrides"
 
+    # The settings the package itself reads, each with the check its value must pass (filled in by the models
+    # that read them): set() refuses a bad value at once, rather than every worker failing on it later.
+    CHECKS: Dict[str, Callable[[Any], Any]] = {}
+
     @classmethod
     def set(cls, key: str, value: Any, updated_by: str = "system") -> Any:
-        """Store `value` (anything JSON can hold) under `key`, replacing what was there; returns the value."""
+        """Store `value` (anything JSON can hold) under `key`, replacing what was there; returns the value.
+
+        A key the package reads (CHECKS) takes only a value it can use, or None for its default (ValueError
+        naming the key otherwise).
+        """
         if isinstance(key, str) and not key.strip():  # a blank name cannot be asked for again by anyone
             raise ValueError(f"ConfigOverride.key: give the setting a name, not {key!r}")
+        check = cls.CHECKS.get(key) if isinstance(key, str) else None
+        if check is not None and value is not None:  # null stands for the package's default
+            check(value)
         row = dict(key=key, value=value, updated_by=updated_by, updated_at=utcnow())
         keep = [cls.value, cls.updated_by, cls.updated_at]
         cls.insert(**row).on_conflict(conflict_target=[cls.key], preserve=keep).execute()

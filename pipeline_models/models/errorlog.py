@@ -45,6 +45,8 @@ class ErrorLog(BaseModel):
         other character is stored as it is. A message whose str() fails is stored as a placeholder naming
         the type. Rows written with create() or save() are checked as in any model.
         """
+        if not isinstance(exc, BaseException):
+            raise TypeError(f"ErrorLog.record: exc must be the exception caught, not {type(exc).__name__}")
         return cls.create(
             pipeline_run=pipeline_run,
             module=escape_unstorable(module),

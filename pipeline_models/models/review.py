@@ -11,7 +11,7 @@ from ..errors import AlreadyAnswered
 from ..fields import (CheckedBooleanField, CheckedCharField, CheckedEnumField, CheckedForeignKeyField, UTCDateTimeField,
                       utcnow)
 from .artefacts import Short
-from .base import BaseModel, _sync
+from .base import BaseModel, _sync, _unchanged_on_failure
 from .runs import PipelineRun, _duration
 
 
@@ -53,9 +53,11 @@ class ReviewLog(BaseModel):
     def request(cls, run: PipelineRun, message_id: Optional[str] = None) -> "ReviewLog":
         """Ask for a review of `run` (sent now) and move the run to awaiting_review, in one transaction.
 
-        Only the worker holding the run's claim may ask (LeaseLost otherwise); `run` is updated.
+        Only the worker holding the run's claim may ask (LeaseLost otherwise); `run` is updated, or left as it
+        was when the request fails.
         """
-        with write_lock():
+        _a_run("ReviewLog.request", run)
+        with _unchanged_on_failure(run), write_lock():
             run.advance(RunStatus.awaiting_review, stage="review")
             return cls.create(pipeline_run=run, message_id=message_id)
 
@@ -68,10 +70,14 @@ class ReviewLog(BaseModel):
         (as after ReviewLog.request(run)), is updated.
 
         The same answer again (a second tap on the button) changes nothing and returns False; a different
-        answer to an answered review raises AlreadyAnswered.
+        answer to an answered review (or an edit with other words) raises AlreadyAnswered.
         """
         cls = type(self)
+        if action is None:
+            raise ValueError("ReviewLog.action: respond needs the answer: approve, reject or edit")
         action = ReviewAction(cls.action.db_value(action))  # ValueError naming the field if unknown
+        if run is not None:
+            _a_run("ReviewLog.respond", run)
         if run is not None and run.id != self.pipeline_run_id:
             raise ValueError(f"ReviewLog.respond: review {self.id} is of run {self.pipeline_run_id}, not run {run.id}")
         now = utcnow()
@@ -81,10 +87,11 @@ class ReviewLog(BaseModel):
                         .where((cls.id == self.id) & cls.action.is_null()).execute())
             if not answered:
                 row = cls.get_by_id(self.id)
-                if row.action is action:
+                if row.action is action and response_detail in (None, row.response_detail):
                     return False
+                said = f"{action} ({response_detail!r})" if row.action is action else str(action)
                 raise AlreadyAnswered(f"review {self.id} was already answered {row.action} "
-                                      f"by {row.reviewer or 'someone'}; refusing {action}")
+                                      f"by {row.reviewer or 'someone'}; refusing {said}")
             # The database's run, not a caller's copy that may be stale: the answer is the reviewer's.
             moved = PipelineRun(id=self.pipeline_run_id)._locked_row()
             moved.advance(self.OUTCOME[action])
@@ -107,6 +114,9 @@ class ReviewLog(BaseModel):
 
         A `run` object given is updated with the run's new status.
         """
+        if not isinstance(message_id, str) or not message_id.strip():
+            raise ValueError(f"ReviewLog.message_id: answer needs the id of the tapped chat message, "
+                             f"not {message_id!r}")
         review = cls.get_or_none(cls.message_id == message_id)
         if review is None:
             raise cls.DoesNotExist(f"no review was requested with message_id {message_id!r}")
@@ -130,3 +140,10 @@ class ReviewLog(BaseModel):
         """Deprecated: use unanswered()."""
         warnings.warn("ReviewLog.open() is deprecated: use ReviewLog.unanswered()", DeprecationWarning, stacklevel=2)
         return cls.unanswered()
+
+
+def _a_run(operation: str, run: object) -> None:
+    """Refuse (TypeError) a `run` argument that is not a PipelineRun object, e.g. its id."""
+    if not isinstance(run, PipelineRun):
+        raise TypeError(f"{operation}: run must be a PipelineRun (as claim_next() returned it), "
+                        f"not {type(run).__name__}")

@@ -14,7 +14,8 @@ from ..enums import RunStatus, ShortStatus, VideoStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
                       CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, utcnow)
-from .base import BaseModel, _at_least_zero, _Deprecated, _is_postgres, _one_line, _refuse_unknown_fields
+from .base import (BaseModel, _at_least_zero, _Deprecated, _is_postgres, _one_line, _refuse_unknown_fields,
+                   _unchanged_on_failure)
 from .config import ConfigOverride
 
 
@@ -55,6 +56,9 @@ class DiscoveredVideo(BaseModel):
     def discover(cls, youtube_video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
         """Record a found video once: return (video, created); finding it again refreshes the metadata given."""
         _refuse_unknown_fields(cls, fields, cls.DISCOVER_FIELDS)
+        if not isinstance(youtube_video_id, str) or not youtube_video_id.strip():
+            raise ValueError(f"DiscoveredVideo.youtube_video_id: discover needs the video's YouTube id, "
+                             f"not {youtube_video_id!r}")
         with write_lock():
             video = cls.get_or_none(cls.youtube_video_id == youtube_video_id)
             if video is None:
@@ -100,12 +104,45 @@ class PipelineRun(BaseModel):
         # The work queue: oldest pending run first, stale running runs, counts by status.
         indexes = ((("status", "created_at"), False),)
 
-    def save(self, *args, **kwargs):
-        """Save, stamping updated_at."""
+    # The queue's own fields: only its operations write them on an existing run (save() refuses them).
+    QUEUE_FIELDS = ("status", "worker", "attempts", "claim_token", "started_at", "finished_at", "heartbeat_at",
+                    "not_before")
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Union[int, bool]:
+        """Save the fields changed on this object, stamping updated_at.
+
+        On an existing run, the queue's fields (QUEUE_FIELDS) are refused with ValueError: claim_next(),
+        heartbeat(), advance(), fail(), retry() and requeue_stale() move them. A run this object holds the
+        claim of is saved only while the claim holds (LeaseLost otherwise, nothing written).
+        """
         self.updated_at = utcnow()
-        if kwargs.get("only"):
-            kwargs["only"] = [*kwargs["only"], PipelineRun.updated_at]
-        return super().save(*args, **kwargs)
+        if only:
+            only = [*only, PipelineRun.updated_at]
+        if self._pk is None or force_insert:
+            return super().save(force_insert=force_insert, only=only)
+        names = {field if isinstance(field, str) else field.name for field in (only or self.dirty_fields)}
+        changed = sorted(names & set(self.QUEUE_FIELDS))
+        if changed:
+            field = self._meta.fields[changed[0]]
+            field.db_value(getattr(self, field.name))  # a bad value is refused for what it is first
+            raise ValueError(f"{field.label()}: save() does not move a run; use claim_next(), heartbeat(), "
+                             f"advance(), fail(), retry() or requeue_stale()")
+        with write_lock():
+            if self.status is RunStatus.running and self.claim_token is not None:
+                self._check_claim(self._locked_row())  # this object's worker holds the claim still
+            return super().save(only=only)
+
+    def refresh(self) -> "PipelineRun":
+        """Reload every field from the database; self. A claim this object held and lost meanwhile is kept.
+
+        So a worker whose lease was lost still gets LeaseLost (naming its own claim) after a refresh, rather
+        than taking on the new holder's claim: its worker, attempts and claim_token stay its own.
+        """
+        claim = {name: self.__data__.get(name) for name in ("worker", "attempts", "claim_token")}
+        super().refresh()
+        if claim["claim_token"] not in (None, self.claim_token):
+            self.__data__.update(claim)
+        return self
 
     # Where each status may go, and the operation that moves it there (the README's diagram is drawn from this).
     TRANSITIONS = {
@@ -166,6 +203,18 @@ class PipelineRun(BaseModel):
         return run
 
     @classmethod
+    def insert_rows(cls, rows: Any, fields: Any = None, chunk_size: int = 2000, none_is_default: Any = ()) -> int:
+        """BaseModel.insert_rows: many runs at once; each new run's video is then moved as start() moves it
+        (VIDEO_AFTER: a pending run's video is selected), in the same transaction."""
+        with write_lock():
+            before = cls.select(peewee.fn.MAX(cls.id)).scalar() or 0
+            count = super().insert_rows(rows, fields=fields, chunk_size=chunk_size, none_is_default=none_is_default)
+            for status, video_status in cls.VIDEO_AFTER.items():
+                new = cls.select(cls.discovered_video).where((cls.id > before) & (cls.status == status))
+                DiscoveredVideo.update(status=video_status).where(DiscoveredVideo.id.in_(new)).execute()
+        return count
+
+    @classmethod
     def claim_next(cls, worker: str, *, now: Optional[datetime.datetime] = None) -> Optional["PipelineRun"]:
         """Take the oldest pending run that is due for `worker`: running, attempts + 1, a new claim token.
 
@@ -173,7 +222,9 @@ class PipelineRun(BaseModel):
         each run exactly once; on PostgreSQL, FOR UPDATE SKIP LOCKED lets them pass one another. `now`
         (default: the clock) decides which requeued runs are due.
         """
-        now = utcnow() if now is None else now
+        if not isinstance(worker, str) or not worker.strip():
+            raise ValueError(f"PipelineRun.worker: claim_next needs the worker's name, not {worker!r}")
+        now = _now("claim_next", now)
         due = (cls.status == RunStatus.pending) & (cls.not_before.is_null() | (cls.not_before <= now))
         oldest = cls.select(cls.id).where(due).order_by(cls.created_at, cls.id).limit(1)
         if _is_postgres():
@@ -230,6 +281,9 @@ class PipelineRun(BaseModel):
         from the status the run has in the database, or when that status is not this object's.
         A run that ends moves its video to processed (published) or skipped (rejected, failed).
         """
+        if status is None:
+            raise ValueError("PipelineRun.status: advance needs the status to move to, e.g. advance('failed', "
+                             "reason=...)")
         target = RunStatus(type(self).status.db_value(status))  # ValueError naming the field if unknown
         if target is RunStatus.failed and not (reason and str(reason).strip()):
             raise ValueError("PipelineRun.advance: moving a run to failed needs a reason, e.g. reason=str(exc)")
@@ -238,7 +292,7 @@ class PipelineRun(BaseModel):
             changes["current_stage"] = stage
         if reason is not None:
             changes["last_error"] = _one_line(reason)
-        with write_lock():
+        with _unchanged_on_failure(self), write_lock():
             row = self._moving(target)
             through = self._THROUGH.get((row.status, target))
             if through is not None:
@@ -256,10 +310,14 @@ class PipelineRun(BaseModel):
         fails for good, "gave up after N attempts: ...". `retry=False` fails it for good at once (an error
         no retry can fix). Only the worker holding the claim may fail a running run (LeaseLost otherwise).
         """
+        if not isinstance(error, (BaseException, str)):
+            raise TypeError(f"PipelineRun.fail: give the exception or a reason as text, e.g. run.fail(exc), "
+                            f"not {type(error).__name__}")
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         if not reason.strip():
             raise ValueError("PipelineRun.fail: give the error or a reason, e.g. run.fail(exc)")
-        with write_lock():
+        now = None if now is None else _now("fail", now)
+        with _unchanged_on_failure(self), write_lock():
             row = self._moving(RunStatus.failed)
             if not retry or row.status is not RunStatus.running:
                 self._move({"status": RunStatus.failed, "last_error": _one_line(reason)})
@@ -269,7 +327,7 @@ class PipelineRun(BaseModel):
 
     def retry(self) -> "PipelineRun":
         """The operator's retry of a failed run: pending again, its attempts counted afresh, its video selected."""
-        with write_lock():
+        with _unchanged_on_failure(self), write_lock():
             row = self._moving(RunStatus.pending, "only a failed run is retried", only_from=RunStatus.failed)
             try:
                 with db.atomic():
@@ -328,18 +386,15 @@ class PipelineRun(BaseModel):
     @classmethod
     def _policy(cls, max_attempts: Optional[int]) -> Tuple[int, datetime.timedelta]:
         """(max attempts, first retry delay): the argument, else the ConfigOverride, else the class default."""
-        limit = (ConfigOverride.value_of(cls.MAX_ATTEMPTS_KEY, cls.MAX_ATTEMPTS) if max_attempts is None
-                 else max_attempts)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
-            where = "max_attempts" if max_attempts is not None else f"ConfigOverride {cls.MAX_ATTEMPTS_KEY!r}"
-            raise ValueError(f"PipelineRun: {where} must be a whole number from 1 to 1000, not {limit!r}")
+        if max_attempts is None:
+            configured = ConfigOverride.value_of(cls.MAX_ATTEMPTS_KEY)
+            limit = cls.MAX_ATTEMPTS if configured is None else _attempts_limit(configured)
+        else:
+            limit = _attempts_limit(max_attempts, "max_attempts")
         seconds = ConfigOverride.value_of(cls.RETRY_DELAY_KEY)
         if seconds is None:
             return limit, cls.RETRY_DELAY
-        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 86400:
-            raise ValueError(f"PipelineRun: ConfigOverride {cls.RETRY_DELAY_KEY!r} must be a number of seconds "
-                             f"from 0 to 86400, not {seconds!r}")
-        return limit, datetime.timedelta(seconds=seconds)
+        return limit, datetime.timedelta(seconds=_retry_delay(seconds))
 
     def _retry_or_give_up(self, attempts: int, reason: str, policy: Tuple[int, datetime.timedelta],
                           now: Optional[datetime.datetime]) -> Dict[str, Any]:
@@ -372,7 +427,9 @@ class PipelineRun(BaseModel):
         stalled worker's later writes raise LeaseLost. Returns how many leases expired.
         """
         older_than = _duration("requeue_stale", older_than)
-        now = utcnow() if now is None else now
+        now = _now("requeue_stale", now)
+        if max_attempts is not None:
+            cls._policy(max_attempts)  # refused now, whether or not a run is stale
         cutoff = now - older_than
         stale = (cls.status == RunStatus.running) & (
             (cls.heartbeat_at < cutoff) | (cls.heartbeat_at.is_null() & (cls.started_at < cutoff)))
@@ -392,6 +449,35 @@ class PipelineRun(BaseModel):
 PipelineRun.add_index(PipelineRun.index(
     PipelineRun.discovered_video, unique=True, name="pipeline_runs_one_active_per_video",
     where=SQL("status IN ('pending', 'running', 'awaiting_review', 'approved')")))
+
+
+def _attempts_limit(value: Any, where: str = f"ConfigOverride {PipelineRun.MAX_ATTEMPTS_KEY!r}") -> int:
+    """A maximum number of attempts, 1 to 1000, or a ValueError naming `where` it came from."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
+        raise ValueError(f"PipelineRun: {where} must be a whole number from 1 to 1000, not {value!r}")
+    return value
+
+
+def _retry_delay(value: Any) -> float:
+    """The first retry delay in seconds, 0 to 86400, or a ValueError naming its ConfigOverride key."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 86400:
+        raise ValueError(f"PipelineRun: ConfigOverride {PipelineRun.RETRY_DELAY_KEY!r} must be a number of "
+                         f"seconds from 0 to 86400, not {value!r}")
+    return value
+
+
+ConfigOverride.CHECKS.update({PipelineRun.MAX_ATTEMPTS_KEY: _attempts_limit,
+                              PipelineRun.RETRY_DELAY_KEY: _retry_delay})
+
+
+def _now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
+    """`now` as given to an operation (default: the clock): an aware datetime, or a ValueError naming it."""
+    if value is None:
+        return utcnow()
+    if not isinstance(value, datetime.datetime) or value.utcoffset() is None:
+        raise ValueError(f"{operation}: now must be an aware datetime, e.g. datetime.now(timezone.utc), "
+                         f"not {value!r}")
+    return value
 
 
 def _duration(operation: str, value: Any) -> datetime.timedelta:
