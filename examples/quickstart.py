@@ -2,12 +2,16 @@
 
     python examples/quickstart.py [path/to/pipeline.db]
 """
-import sys
+import argparse
 from datetime import datetime, timedelta, timezone
 
 import pipeline_models as pm
 
-path = sys.argv[1] if len(sys.argv) > 1 else "quickstart.db"
+# argparse, not sys.argv[1]: `--help` prints this, rather than becoming the name of a new database file.
+parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+parser.add_argument("path", nargs="?", default="quickstart.db",
+                    help="the SQLite file (or any init_db target) to use (default: %(default)s)")
+path = parser.parse_args().path
 pm.init_db(path)  # binds the models, applies the migrations; safe to call on every start
 
 video, _ = pm.DiscoveredVideo.get_or_create(

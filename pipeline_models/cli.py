@@ -17,8 +17,9 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import peewee
 
 from . import __version__
-from .cli_output import (LinePrinter, aligned_pairs, as_json, cell, dumps, duration, elapsed_seconds, one_line,
-                         plural, printable, say, shortened, silence, table, terminal_safe, utf8_output)
+from .cli_output import (LinePrinter, aligned_pairs, as_json, cell, dumps, duration, elapsed_seconds, first_line,
+                         one_line, plural, printable, review_state, say, shortened, shown, shown_json, silence, table,
+                         terminal_safe, utf8_output)
 from .db import _is_postgres, db, init_db, migrate, redact
 from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
 from .errors import PipelineModelsError
@@ -39,6 +40,7 @@ MAX_NUMBER = 2 ** 63 - 1
 MAX_DEMO_VIDEOS = 10_000
 
 DEFAULT_DB = "pipeline.db"
+ERRORS_LIMIT = 50
 DB_HELP = ("the database: a file path, :memory:, sqlite:///... or postgresql://... (default: $PIPELINE_DB, "
            f"else {DEFAULT_DB}; now %s); before or after the command")
 EPILOG = ("exit status: 0 done, 1 refused or not found (a bad value, an id that does not exist, or a database that "
@@ -110,7 +112,7 @@ def _listing(args: argparse.Namespace, headers: Sequence[str], rows: Sequence[pe
 
 def _status_filter(model: Any, args: argparse.Namespace) -> Any:
     query = model.select()
-    if args.status:  # ValueError naming the field and its choices if unknown
+    if args.status is not None:  # ValueError naming the field and its choices if unknown, '' included
         query = query.where(model.status == model.status.db_value(args.status))
     return query
 
@@ -120,8 +122,8 @@ def cmd_init(args: argparse.Namespace) -> str:
     database = init_db(args.db, upgrade=False)
     applied = migrate(database)
     if applied:
-        return f"{redact(args.db)}: applied " + ", ".join(applied)
-    return f"{redact(args.db)}: schema up to date, nothing to apply"
+        return f"{shown(args.db)}: applied " + ", ".join(applied)
+    return f"{shown(args.db)}: schema up to date, nothing to apply"
 
 
 def cmd_status(args: argparse.Namespace) -> str:
@@ -142,7 +144,8 @@ def cmd_runs(args: argparse.Namespace) -> str:
     query = _status_filter(PipelineRun, args).order_by(PipelineRun.created_at.desc(), PipelineRun.id.desc())
     return _listing(args, ["id", "status", "stage", "worker", "attempts", "created (UTC)", "last error"],
                     list(query.limit(args.limit)),
-                    lambda r: [r.id, r.status, r.current_stage, r.worker, r.attempts, r.created_at, r.last_error])
+                    lambda r: [r.id, r.status, r.current_stage, r.worker, r.attempts, r.created_at,
+                               first_line(r.last_error)])
 
 
 def cmd_videos(args: argparse.Namespace) -> str:
@@ -164,12 +167,6 @@ def cmd_shorts(args: argparse.Namespace) -> str:
                     lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title])
 
 
-def _review_state(review: ReviewLog) -> str:
-    if review.action is not None:
-        return review.action.value
-    return "open, auto-held" if review.auto_held else "open"
-
-
 def cmd_reviews(args: argparse.Namespace) -> str:
     """`reviews`: open reviews first (oldest first), then answered ones, most recent first."""
     _bind_readonly(args.db)
@@ -179,27 +176,29 @@ def cmd_reviews(args: argparse.Namespace) -> str:
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
         rows += list(answered.limit(args.limit - len(rows)))
     return _listing(args, ["id", "run", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
-                    rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, _review_state(r), r.sent_at,
-                                     r.responded_at, r.reviewer, r.response_detail])
+                    rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, review_state(r), r.sent_at,
+                                     r.responded_at, r.reviewer, first_line(r.response_detail)])
 
 
-def _review(key: str) -> ReviewLog:
-    """The review whose chat message id is `key`, else whose id it is; refused when it could be either."""
-    by_message = ReviewLog.get_or_none(ReviewLog.message_id == key)
-    by_id = ReviewLog.get_or_none(ReviewLog.id == int(key)) if key.isdigit() and int(key) <= MAX_NUMBER else None
+def _review(key: str, by: Optional[str]) -> ReviewLog:
+    """The review whose chat message id is `key`, else whose id it is (`by` "message" or "id": only that one)."""
+    by_message = ReviewLog.get_or_none(ReviewLog.message_id == key) if by != "id" else None
+    is_id = key.isdigit() and int(key) <= MAX_NUMBER and by != "message"
+    by_id = ReviewLog.get_or_none(ReviewLog.id == int(key)) if is_id else None
     if by_message is not None and by_id is not None and by_message.id != by_id.id:
         raise ValueError(f"{key!r} is the message id of review {by_message.id} and the id of review {by_id.id}: "
-                         f"give the message id of the one you mean")
+                         f"add --by-message-id or --by-review-id to say which one you mean")
     review = by_message or by_id
     if review is None:
-        raise NotFound(f"no review with message id or id {key!r}")
+        what = {"message": "message id", "id": "id"}.get(by or "", "message id or id")
+        raise NotFound(f"no review with {what} {key!r}")
     return review
 
 
 def cmd_review(args: argparse.Namespace) -> str:
     """`review answer`: record a reviewer's answer, as the chat bot would."""
     _bind_for_change(args.db)
-    review = _review(args.review)
+    review = _review(args.review, args.by)
     recorded = review.respond(args.action, response_detail=args.detail, reviewer=args.reviewer)
     run = PipelineRun.get_by_id(review.pipeline_run_id)
     if not recorded:
@@ -220,12 +219,13 @@ def cmd_run(args: argparse.Namespace) -> str:
                "total_seconds": elapsed_seconds(run.created_at, run.finished_at)}
     if args.json:
         return dumps({"run": as_json(run), "video": as_json(video), "timings": timings,
-                       **{name: [as_json(row) for row in rows] for name, rows in parts.items()}})
-    lines = [f"run {run.id}: {run.status.value}, video {video.youtube_video_id} ({cell(video.title)})",
+                      **{name: [as_json(row) for row in rows] for name, rows in parts.items()}})
+    lines = [f"run {run.id}: {run.status.value}, video {shown(video.youtube_video_id)} ({cell(video.title)})",
              aligned_pairs([
                  ["stage", run.current_stage], ["worker", run.worker], ["attempts", run.attempts],
                  ["queued", run.created_at], ["started", run.started_at], ["heartbeat", run.heartbeat_at],
-                 ["finished", run.finished_at], ["retry not before", run.not_before], ["last error", run.last_error],
+                 ["finished", run.finished_at], ["retry not before", run.not_before],
+                 ["last error", first_line(run.last_error)],
                  ["waited in queue", duration(timings["queued_seconds"])],
                  ["ran (last attempt)", duration(timings["running_seconds"])],
                  ["in all", duration(timings["total_seconds"])]])]
@@ -240,10 +240,10 @@ def cmd_run(args: argparse.Namespace) -> str:
         "shorts": (["id", "status", "youtube_video_id", "uploaded (UTC)", "title"],
                    lambda s: [s.id, s.status, s.youtube_video_id, s.uploaded_at, s.title]),
         "reviews": (["id", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
-                    lambda r: [r.id, r.message_id, _review_state(r), r.sent_at, r.responded_at, r.reviewer,
-                               r.response_detail]),
+                    lambda r: [r.id, r.message_id, review_state(r), r.sent_at, r.responded_at, r.reviewer,
+                               first_line(r.response_detail)]),
         "errors": (["id", "occurred (UTC)", "module", "error_type", "error_message", "resolved"],
-                   lambda e: [e.id, e.occurred_at, e.module, e.error_type, e.error_message, e.resolved]),
+                   lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message), e.resolved]),
     }
     for name, rows in parts.items():
         headers, cells = sections[name]
@@ -253,9 +253,18 @@ def cmd_run(args: argparse.Namespace) -> str:
 
 def cmd_errors(args: argparse.Namespace) -> str:
     """`errors`: unresolved errors (all with --all), newest first; `errors show ID`: one in full."""
-    _bind_readonly(args.db)
     if args.action == "show":
+        # The listing's options before `show` would be silently meaningless for one error.
+        given = [option for option, value in (("--module", args.module), ("--all", args.all), ("--limit", args.limit))
+                 if value not in (None, False)]
+        if given:
+            raise UsageError(f"errors show takes no {given[0]}: it shows the one error named "
+                             f"(see {PROG} errors show --help)")
+        _bind_readonly(args.db)
         return _show_error(_get(ErrorLog, args.error_id, "error"), args.json)
+    if args.module == "":
+        raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
+    _bind_readonly(args.db)
     if args.all:
         query = ErrorLog.select().order_by(ErrorLog.occurred_at.desc(), ErrorLog.id.desc())
         if args.module:
@@ -263,16 +272,16 @@ def cmd_errors(args: argparse.Namespace) -> str:
     else:
         query = ErrorLog.unresolved(args.module)
     return _listing(args, ["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id",
-                           "resolved"], list(query.limit(args.limit)),
-                    lambda e: [e.id, e.occurred_at, e.module, e.error_type, e.error_message, e.pipeline_run_id,
-                               e.resolved])
+                           "resolved"], list(query.limit(args.limit or ERRORS_LIMIT)),
+                    lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message),
+                               e.pipeline_run_id, e.resolved])
 
 
 def _show_error(error: ErrorLog, as_document: bool) -> str:
     if as_document:
         return dumps(as_json(error))
     header = aligned_pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
-                     ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
+                            ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
     # The message and the trace keep their lines (that is why this command exists), never a control character.
     message = printable(redact(error.error_message), keep="\n\t")
     trace = printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
@@ -283,10 +292,11 @@ def cmd_resolve(args: argparse.Namespace) -> str:
     """`resolve`: mark an error resolved."""
     _bind_for_change(args.db)
     error = _get(ErrorLog, args.error_id, "error")
+    what = f"error {error.id} ({shown(error.module)}: {shown(error.error_type)})"
     if error.resolved:
-        return f"error {error.id} ({error.module}: {error.error_type}) was already resolved: nothing changed"
+        return f"{what} was already resolved: nothing changed"
     error.resolve()
-    return f"error {error.id} ({error.module}: {error.error_type}) resolved"
+    return f"{what} resolved"
 
 
 def cmd_retry(args: argparse.Namespace) -> str:
@@ -295,7 +305,7 @@ def cmd_retry(args: argparse.Namespace) -> str:
     run = _get(PipelineRun, args.run_id, "run")
     why = run.last_error
     run.retry()  # InvalidTransition (one line) unless it failed
-    return f"run {run.id} queued again, its attempts counted afresh" + (f" (it failed: {why})" if why else "")
+    return f"run {run.id} queued again, its attempts counted afresh" + (f" (it failed: {shown(why)})" if why else "")
 
 
 def cmd_compact(args: argparse.Namespace) -> str:
@@ -337,16 +347,16 @@ def cmd_config(args: argparse.Namespace) -> str:
         value = args.value if args.string else _json(args.value)  # before opening: a refused value needs no database
         _bind_for_change(args.db)
         ConfigOverride.set(args.key, value, updated_by=args.by)
-        return f"{args.key} = {json.dumps(value, ensure_ascii=False)}"
+        return f"{shown(args.key)} = {shown_json(value)}"
     _bind_readonly(args.db)
     if args.action == "get":
         value = ConfigOverride.value_of(args.key, _MISSING)
         if value is _MISSING:
             raise NotFound(f"no config override named {args.key!r}")
-        return json.dumps(value, ensure_ascii=False)
+        return shown_json(value)
     rows = list(ConfigOverride.select().order_by(ConfigOverride.key))
     return _listing(args, ["key", "value", "updated_by", "updated_at (UTC)"], rows,
-                    lambda c: [c.key, json.dumps(c.value, ensure_ascii=False), c.updated_by, c.updated_at])
+                    lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at])
 
 
 _MISSING = object()
@@ -378,14 +388,20 @@ def cmd_report(args: argparse.Namespace) -> str:
     from . import report
 
     report.require_extra()  # before opening: without the extra there is nothing to do
+    if args.output == "-":  # the convention: the HTML on stdout, and nothing else there
+        _bind_readonly(args.db)
+        sys.stdout.write(report.render(top=args.top))
+        sys.stdout.flush()  # here: a closed pipe fails inside main's try
+        return ""
     directory = os.path.dirname(os.path.abspath(args.output))
     if os.path.isdir(args.output):
-        raise ValueError(f"-o {args.output} is a directory: give a file, e.g. {os.path.join(args.output, 'report.html')}")
+        raise ValueError(f"-o {args.output} is a directory: give a file, "
+                         f"e.g. {os.path.join(args.output, 'report.html')}")
     if not os.path.isdir(directory):
         raise ValueError(f"-o {args.output}: there is no directory {directory}")
     _bind_readonly(args.db)
     written = report.write(args.output, top=args.top)
-    return (f"wrote {written.path}: {plural(written.runs, 'run')}, {written.published:,} published, "
+    return (f"wrote {shown(written.path)}: {plural(written.runs, 'run')}, {written.published:,} published, "
             f"{plural(written.charts, 'chart')}, {written.bytes / 1e6:.1f} MB; open it in a browser (it works offline)")
 
 
@@ -408,11 +424,11 @@ DEBUG_HELP = "on an error, also print its traceback (for a bug report; passwords
 def parser() -> argparse.ArgumentParser:
     """The argument parser of the command line."""
     # $PIPELINE_DB may hold a password; %% because argparse %-formats help texts.
-    shown = redact(os.environ.get("PIPELINE_DB") or DEFAULT_DB).replace("%", "%%")
+    now = shown(os.environ.get("PIPELINE_DB") or DEFAULT_DB).replace("%", "%%")
     # SUPPRESS: an option given before the command must not be overwritten by the command's default;
     # the database's default is filled in after parsing (the demo's differs).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP % shown)
+    common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP % now)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print one JSON document (timestamps ISO 8601 UTC)")
@@ -430,7 +446,7 @@ def parser() -> argparse.ArgumentParser:
 
     def statuses(p: argparse.ArgumentParser, what: str, enum_: Any, limit: int) -> None:
         p.add_argument("--status", help=f"only {what} in this status (" + ", ".join(s.value for s in enum_) + ")")
-        p.add_argument("--limit", type=_count, default=limit, help=f"at most this many (default {limit})")
+        p.add_argument("--limit", type=_count, default=limit, metavar="N", help=f"at most N (default {limit})")
 
     add(sub, "init", cmd_init, "create the database or upgrade its schema, and say what was applied")
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
@@ -445,20 +461,31 @@ def parser() -> argparse.ArgumentParser:
     statuses(add(sub, "shorts", cmd_shorts, "list shorts, newest first", listing=True), "shorts", ShortStatus, 20)
     p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers", listing=True)
     p.add_argument("--open", action="store_true", help="only open ones (auto-held included)")
-    p.add_argument("--limit", type=_count, default=20, help="at most this many (default 20)")
+    p.add_argument("--limit", type=_count, default=20, metavar="N", help="at most N (default 20)")
     p = add(sub, "review", cmd_review, "review answer ID ACTION: answer a review as the chat bot would")
+    # Written out, in the order typed: argparse's own puts the options first and drops the suppressed "answer".
+    answers = "{" + ",".join(a.value for a in ReviewAction) + "}"
+    p.usage = (f"{PROG} review answer MESSAGE_ID|REVIEW_ID {answers}\n"
+               f"       [--by-message-id | --by-review-id] [--detail TEXT] [--reviewer NAME] [--db DB]")
     p.add_argument("action_word", choices=["answer"], metavar="answer", help=argparse.SUPPRESS)
-    p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID", help="the chat message id of the review, or its id")
+    p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID",
+                   help="the chat message id of the review, or its id (when it is both, say which with a flag below)")
     p.add_argument("action", choices=[a.value for a in ReviewAction], help="the answer")
-    p.add_argument("--detail", help="the reviewer's words, e.g. the edit asked for")
-    p.add_argument("--reviewer", default="cli", help="who answered (default: cli)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--by-message-id", dest="by", action="store_const", const="message",
+                       help="MESSAGE_ID|REVIEW_ID is a chat message id")
+    which.add_argument("--by-review-id", dest="by", action="store_const", const="id",
+                       help="MESSAGE_ID|REVIEW_ID is a review's id")
+    p.add_argument("--detail", metavar="TEXT", help="the reviewer's words, e.g. the edit asked for")
+    p.add_argument("--reviewer", metavar="NAME", default="cli", help="who answered (default: cli)")
     p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show ID: one in full",
             listing=True)
     p.usage = (f"{PROG} errors [--module MODULE] [--all] [--limit N] [--json] [--db DB]\n"
                f"       {PROG} errors show ERROR_ID [--json] [--db DB]")
     p.add_argument("--module", help="only this module's errors")
     p.add_argument("--all", action="store_true", help="resolved ones too")
-    p.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
+    # No default here: `errors show` refuses a --limit given before it, so it must know whether one was.
+    p.add_argument("--limit", type=_count, metavar="N", help=f"at most N (default {ERRORS_LIMIT})")
     p.set_defaults(action=None)
     shows = p.add_subparsers(dest="action", metavar="show", parser_class=_Parser)
     shower = shows.add_parser("show", parents=[common, as_json], help="one error in full, with its stack trace",
@@ -478,7 +505,8 @@ def parser() -> argparse.ArgumentParser:
                         "the file), on PostgreSQL make the space reusable")
     p = add(sub, "config", cmd_config, "read and write runtime config overrides")
     actions = p.add_subparsers(dest="action", metavar="action", required=True, parser_class=_Parser)
-    actions.add_parser("get", parents=[common], help="print one value as JSON").add_argument("key")
+    actions.add_parser("get", parents=[common], help="print one value as JSON (a password in it as ***)"
+                       ).add_argument("key")
     setter = actions.add_parser("set", parents=[common], help="store a JSON value (or text, with --string)")
     setter.add_argument("key")
     setter.add_argument("value", help="a JSON value: 60, true, \"text\", [1, 2], {\"a\": 1}")
@@ -486,10 +514,11 @@ def parser() -> argparse.ArgumentParser:
     setter.add_argument("--by", default="cli", help="who changed it (default: cli)")
     actions.add_parser("list", parents=[common, as_json], help="every override")
     p = add(sub, "analytics", cmd_analytics, "latest snapshot of each video, most viewed first", listing=True)
-    p.add_argument("--top", type=_count, default=20, help="at most this many videos (default 20)")
+    p.add_argument("--top", type=_count, default=20, metavar="N", help="at most N videos (default 20)")
     p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser (needs the report extra)")
-    p.add_argument("-o", "--output", default="report.html", help="the file to write (default: %(default)s)")
-    p.add_argument("--top", type=_number(1, 100), default=10, help="view curves of this many shorts (default 10)")
+    p.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                   help="the file to write, - for stdout (default: %(default)s)")
+    p.add_argument("--top", type=_number(1, 100), default=10, metavar="N", help="view curves of N shorts (default 10)")
     # The demo's database is never $PIPELINE_DB: it must not write simulated data where the pipeline's lives.
     p = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP, epilog=EPILOG)
     p.set_defaults(func=cmd_demo, default_db=DEMO_DB)

@@ -23,10 +23,34 @@ def shortened(text: str, limit: int = 40) -> str:
 
 
 def one_line(text: object) -> str:
-    """`text` on one line of printable characters, passwords redacted: safe to show on a terminal."""
-    text = " ".join(redact(text).split())
-    # Data (an error message, a title) must not move the cursor or clear the terminal: escape control characters.
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    """A message (an error's, which may span lines) on one line of printable characters, passwords redacted."""
+    return printable(" ".join(redact(text).split()))
+
+
+def shown(value: object) -> str:
+    """A value as every command shows it, in a table or a message: passwords redacted, control characters escaped."""
+    # Line breaks too: a worker named "w\r\nx" shows as w\r\nx, not cut short (only first_line() cuts, and says so).
+    return printable(redact(value))
+
+
+def shown_json(value: Any) -> str:
+    """A value as JSON, its text redacted string by string (redacting the JSON text could eat a quote)."""
+    return json.dumps(json_value(value), ensure_ascii=False)
+
+
+def review_state(review: Any) -> str:
+    """A review's state as the listings show it: its answer, else open (auto-held or not)."""
+    if review.action is not None:
+        return review.action.value
+    return "open, auto-held" if review.auto_held else "open"
+
+
+def first_line(text: Optional[str]) -> Optional[str]:
+    """A message as a table shows it: its first line, and " …" when more follow (the show commands have them all)."""
+    if text is None:
+        return None
+    lines = str(text).splitlines() or [""]
+    return lines[0] + (" …" if len(lines) > 1 else "")
 
 
 def plural(n: int, word: str) -> str:
@@ -67,14 +91,12 @@ def cell(value: Any) -> str:
         return str(value.value)
     if isinstance(value, datetime.datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    # One line per row: a multi-line message shows its first line (`errors show` has the rest).
-    lines = redact(value).splitlines() or [""]
-    text = printable(lines[0]) + (" …" if len(lines) > 1 else "")
+    text = shown(value)
     return text if len(text) <= 60 else text[:59] + "…"
 
 
 def printable(text: str, keep: str = "") -> str:
-    """`text` with control characters escaped (except those in `keep`): data must not move a terminal's cursor."""
+    """`text` with control characters (but those in `keep`) escaped as \\x1b: data must not move a terminal's cursor."""
     return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
@@ -82,7 +104,8 @@ def terminal_safe(text: str) -> str:
     """`text` with every character that is not printable escaped, but newlines and tabs: what a command prints.
 
     Data (a title, an error message, a config key) must not move the cursor, retitle the terminal or
-    reverse the text; the escapes are JSON's (\\u001b), so a --json document stays valid JSON.
+    reverse the text. The commands show data through shown() (or JSON), so this is the safety net of a
+    JSON document: its escapes are JSON's (\\u001b), so a --json document stays valid JSON.
     """
     if text.isprintable():
         return text

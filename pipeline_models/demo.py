@@ -20,8 +20,8 @@ import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
-from .cli_output import plural, table
-from .db import MIGRATIONS_DIR, _is_postgres, db, init_db, redact
+from .cli_output import plural, shown, table
+from .db import MIGRATIONS_DIR, _connect, _database_for, _is_postgres, db, init_db, redact
 from .enums import RunStatus, ShortStatus, VideoStatus
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
 from .fields import UTCDateTimeField, utcnow
@@ -120,16 +120,11 @@ def _empty_postgres(target: str) -> None:
         writer.close()
 
 
-def _postgres(target: str, readonly: bool) -> peewee.PostgresqlDatabase:
+def _postgres(target: str, readonly: bool) -> peewee.Database:
     """A connection to the PostgreSQL database of `target`; `readonly`: a session that refuses every write."""
-    try:
-        kwargs = db_url.parseresult_to_dict(urlparse(target), unquote_password=True, unquote_user=True)
-        if readonly:
-            kwargs["options"] = (kwargs.get("options", "") + " -c default_transaction_read_only=on").strip()
-        database = peewee.PostgresqlDatabase(**kwargs)
-        database.connect()
-    except (ValueError, peewee.PeeweeException) as exc:
-        raise CannotOpenDatabase(target, " ".join(str(exc).split())) from None
+    # init_db's own way of opening it, so a failure (no driver, a refused connection) reads as status's does.
+    database = _database_for(target, readonly=readonly)
+    _connect(database, target, check_file=False)
     return database
 
 
@@ -231,7 +226,8 @@ def _backdate(by: timedelta) -> None:
                 if _is_postgres():
                     earlier = peewee.NodeList((column, peewee.SQL("- %s::interval", [f"{by.total_seconds()} seconds"])))
                 else:  # fixed-width UTC text: datetime() keeps whole seconds, the microseconds are kept as they are
-                    earlier = peewee.fn.datetime(column, f"-{by.total_seconds()} seconds").concat(peewee.fn.substr(column, 20))
+                    earlier = (peewee.fn.datetime(column, f"-{by.total_seconds()} seconds")
+                               .concat(peewee.fn.substr(column, 20)))
                 model.update({field: earlier}).where(field.is_null(False)).execute()
 
 
@@ -281,7 +277,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     # All that happened a week ago, so that the week of analytics after the uploads is in the past too.
     _backdate(timedelta(days=7))
     _record_week_of_analytics(rng, out)
-    out(f"\n{redact(target)} after {time.monotonic() - began:.1f} s:\n")
+    out(f"\n{shown(target)} after {time.monotonic() - began:.1f} s:\n")
     out(table(["what", "status", "count"], status_rows()))
 
 
@@ -319,7 +315,7 @@ def _produce_with_workers(target: str, runs: List[PipelineRun], progress: Callab
     db.obj.close()  # the workers open their own connections
     _run_workers(target, fail_run_id, len(runs), progress, every)
     out(f"two workers produced {plural(Short.select().count(), 'short')}; run {fail_run_id} failed: "
-        f"{PipelineRun.get_by_id(fail_run_id).last_error}")
+        f"{shown(PipelineRun.get_by_id(fail_run_id).last_error)}")
     return fail_run_id
 
 

@@ -11,8 +11,16 @@ __all__ = ["PipelineModelsError", "DatabaseNotBound", "CannotOpenDatabase", "Dat
 
 def redact(text: object) -> str:
     """`text` with the password of any URL (scheme://user:password@host) or DSN (password=...) as ***."""
-    text = re.sub(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)[^@\s]*@", r"\1***@", str(text))
-    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", text, flags=re.IGNORECASE)
+    # A URL's password runs from the ':' after its user name to the LAST '@' of its address, where urllib and
+    # the drivers split it (so a password may hold an '@'); the address ends at '/', '?' or '#'. A space ends
+    # it too, but where the URL starts the text (a target redacted on its own) or follows a quote: only there
+    # can a password with a space be told from words after a URL ("http://host:8080 is down, mail ops@x.org").
+    user = r"[A-Za-z][\w+.-]*://[^/?#\s:@'\"]*:"
+    text = re.sub(r"(?:\A|(?<=['\"]))(" + user + r")[^/?#'\"\n]*@", r"\1***@", str(text))
+    text = re.sub(r"(" + user + r")[^/?#\s'\"]*@", r"\1***@", text)
+    # A DSN's password: libpq's quoted value ('a b', 'it\'s'), else up to a space, '&' or a quote (which closes
+    # the quoted text the DSN is in, as in "cannot open 'postgresql://h/x?password=secret': ...").
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)", r"\1***", text, flags=re.IGNORECASE)
 
 
 # How TablesMissing names an in-memory SQLite database.

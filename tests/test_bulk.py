@@ -413,7 +413,7 @@ def test_postgres_copies_analytics_in_one_binary_copy(database):
 
 
 def test_a_postgres_database_without_the_tables_says_which(pg_server):
-    pm.init_db(pg_server.new_database(), migrate=False)  # bound, never migrated: no tables
+    pm.init_db(pg_server.new_database(), upgrade=False)  # bound, never migrated: no tables
     with pytest.raises(pm.TablesMissing, match="analytics"):
         pm.Analytics.record_many([snapshot(0)])
     with pytest.raises(pm.TablesMissing, match="scripts"):

@@ -110,7 +110,8 @@ def test_retry_a_failed_run(dbfile, cli):
     run.advance("failed", reason="render crashed")
     pm.db.obj.close()
     status, out, _ = cli("retry", run.id, "--db", dbfile)
-    assert status == 0 and out == f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n"
+    assert status == 0
+    assert out == f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n"
     status, out, err = cli("retry", run.id, "--db", dbfile)
     assert status == 1 and err.strip() == (f"pipeline-models: error: run {run.id} is already pending: "
                                            "only a failed run is retried")
@@ -128,7 +129,7 @@ def test_config_get_set_list(dbfile, cli):
     assert out.splitlines()[0].split() == ["key", "value", "updated_by", "updated_at", "(UTC)"]
     assert "alice" in out and '["alloy", "echo"]' in out
     pm.init_db(dbfile)
-    assert pm.ConfigOverride.get("render.fps") == 60 and pm.ConfigOverride.get("voices") == ["alloy", "echo"]
+    assert pm.ConfigOverride.value_of("render.fps") == 60 and pm.ConfigOverride.value_of("voices") == ["alloy", "echo"]
 
 
 def test_analytics_best_first(dbfile, cli):
@@ -255,7 +256,8 @@ def test_messages_are_one_line_of_printable_text(dbfile, cli):
 
 def test_config_set_refused_value_changes_nothing(dbfile, cli):
     cli("config", "set", "k", "1", "--db", dbfile)
-    status, _, err = cli("config", "set", "k", "x" * 300, "--string", "--db", dbfile)  # a key over 255 characters is not it
+    # A value over 255 characters is fine (a key that long is not).
+    status, _, err = cli("config", "set", "k", "x" * 300, "--string", "--db", dbfile)
     assert status == 0
     status, _, err = cli("config", "set", "y" * 300, "1", "--db", dbfile)
     assert status == 1 and "ConfigOverride.key" in err and len(err.splitlines()) == 1

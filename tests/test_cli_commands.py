@@ -16,12 +16,12 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
 T0 = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
 
 
-def pipeline(*argv, env=None):
+def pipeline(*argv, env=None, cwd=None):
     """`python -m pipeline_models ARGV` in a fresh process: (exit status, stdout, stderr)."""
     environment = {k: v for k, v in os.environ.items() if k != "PIPELINE_DB"}
     environment.update(env or {})
     done = subprocess.run([sys.executable, "-m", "pipeline_models", *map(str, argv)], capture_output=True,
-                          text=True, encoding="utf-8", env=environment, timeout=120)
+                          text=True, encoding="utf-8", env=environment, timeout=120, cwd=cwd)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -197,6 +197,18 @@ def test_read_commands_as_text(dbfile):
     (("shorts", "--limit", "0"), 2, "argument --limit: 0 is out of range"),
     (("errors", "show", "x"), 2, "argument ERROR_ID: invalid int value: 'x'"),
     (("report", "--top", "0"), 2, "argument --top: 0 is out of range"),
+    # An empty filter is refused like an unknown one, not read as no filter at all.
+    (("runs", "--status", ""), 1, "PipelineRun.status: '' is not one of: pending, running"),
+    (("videos", "--status", ""), 1, "DiscoveredVideo.status: '' is not one of"),
+    (("shorts", "--status", ""), 1, "Short.status: '' is not one of"),
+    (("errors", "--module", ""), 1, "--module is empty: give a module's name"),
+    # The listing's options mean nothing to one error.
+    (("errors", "--all", "show", "1"), 2, "errors show takes no --all"),
+    (("errors", "--limit", "5", "show", "1"), 2, "errors show takes no --limit"),
+    (("errors", "--module", "render", "show", "1"), 2, "errors show takes no --module"),
+    (("review", "answer", "chat:2", "approve", "--by-review-id"), 1, "no review with id 'chat:2'"),
+    (("review", "answer", "2", "approve", "--by-message-id"), 1, "no review with message id '2'"),
+    (("review", "answer", "2", "approve", "--by-message-id", "--by-review-id"), 2, "not allowed with argument"),
 ])
 def test_refusals_exit_as_documented_and_change_nothing(dbfile, argv, code, message):
     before = open(dbfile, "rb").read()
@@ -208,10 +220,48 @@ def test_refusals_exit_as_documented_and_change_nothing(dbfile, argv, code, mess
 def test_config_set_json_or_string(tmp_path, dbfile):
     path = tmp_path / "c.db"
     path.write_bytes(open(dbfile, "rb").read())
-    assert pipeline("config", "set", "voices", '["alloy", "echo"]', "--db", path)[:2] == (0, 'voices = ["alloy", "echo"]\n')
-    assert pipeline("config", "set", "greeting", '{"a":', "--string", "--db", path)[:2] == (0, 'greeting = "{\\"a\\":"\n')
+    assert pipeline("config", "set", "voices", '["alloy", "echo"]', "--db", path)[:2] == (
+        0, 'voices = ["alloy", "echo"]\n')
+    assert pipeline("config", "set", "greeting", '{"a":', "--string", "--db", path)[:2] == (
+        0, 'greeting = "{\\"a\\":"\n')
     assert pipeline("config", "get", "voices", "--db", path)[:2] == (0, '["alloy", "echo"]\n')
     assert pipeline("config", "get", "greeting", "--db", path)[:2] == (0, '"{\\"a\\":"\n')
+
+
+def test_no_message_prints_a_password_that_the_listings_hide(tmp_path):
+    path = tmp_path / "p.db"
+    pm.init_db(path)
+    video, _ = pm.DiscoveredVideo.discover("vid")
+    pm.PipelineRun.start(video)
+    run = pm.PipelineRun.claim_next("w")
+    run.fail("RuntimeError: could not connect to postgresql://u:secret@127.0.0.1:1/x (refused)", retry=False)
+    error = pm.ErrorLog.record(RuntimeError("boom"), "postgresql://u:secret@db/x", pipeline_run=run)
+    pm.db.obj.close()
+    retried = pipeline("retry", run.id, "--db", path)
+    assert retried[:2] == (0, f"run {run.id} queued again, its attempts counted afresh (it failed: RuntimeError: "
+                              "could not connect to postgresql://u:***@127.0.0.1:1/x (refused))\n")
+    resolved = pipeline("resolve", error.id, "--db", path)
+    assert resolved[:2] == (0, f"error {error.id} (postgresql://u:***@db/x: RuntimeError) resolved\n")
+    url = "postgresql://u:secret@127.0.0.1:1/x"
+    dsn = '{"dsn": "host=h password=secret", "url": "postgresql://u:secret@h/x"}'
+    outputs = [pipeline("config", "set", "url", url, "--string", "--db", path),
+               pipeline("config", "set", "dsn", dsn, "--db", path),
+               pipeline("config", "get", "url", "--db", path), pipeline("config", "get", "dsn", "--db", path),
+               pipeline("config", "list", "--db", path), pipeline("config", "list", "--json", "--db", path)]
+    assert all(status == 0 and "secret" not in out + err for status, out, err in outputs), outputs
+    assert outputs[0][1] == 'url = "postgresql://u:***@127.0.0.1:1/x"\n'
+    assert outputs[2][1] == '"postgresql://u:***@127.0.0.1:1/x"\n'
+    # Redacted string by string, so the JSON stays JSON (redacting its text would eat the closing quote).
+    assert json.loads(outputs[3][1]) == {"dsn": "host=h password=***", "url": "postgresql://u:***@h/x"}
+    assert json.loads(outputs[1][1].split(" = ", 1)[1]) == json.loads(outputs[3][1])
+    pm.init_db(path, readonly=True)
+    assert pm.ConfigOverride.value_of("url") == url  # stored as given: only what is shown is redacted
+
+
+def test_report_to_stdout(tmp_path, dbfile):
+    status, out, err = pipeline("report", "-o", "-", "--db", dbfile, cwd=tmp_path)
+    assert status == 0 and err == "" and out.lower().startswith("<!doctype html>") and out.rstrip().endswith("</html>")
+    assert "yt-one" in out and os.listdir(tmp_path) == []  # no file named "-"
 
 
 def test_review_answer_by_message_id_or_review_id(tmp_path, dbfile):
@@ -241,7 +291,29 @@ def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(
     pm.db.obj.close()
     status, _, err = pipeline("review", "answer", "1", "approve", "--db", path)
     assert status == 1 and "'1' is the message id of review 2 and the id of review 1" in err
+    assert "add --by-message-id or --by-review-id to say which one you mean" in err
     assert pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).count() == 0
+    # Following that advice answers the one meant, each way.
+    assert pipeline("review", "answer", "1", "reject", "--by-message-id", "--db", path)[:2] == (
+        0, "review 2 answered reject: run 2 is now rejected\n")
+    assert pipeline("review", "answer", "1", "approve", "--by-review-id", "--db", path)[:2] == (
+        0, "review 1 answered approve: run 1 is now approved\n")
+
+
+def test_review_usage_line_can_be_copied(tmp_path, dbfile):
+    status, out, _ = pipeline("review", "--help")
+    usage = out.splitlines()[0]
+    assert status == 0 and usage.startswith(
+        "usage: pipeline-models review answer MESSAGE_ID|REVIEW_ID {approve,reject,edit}"), usage
+    path = tmp_path / "r.db"
+    path.write_bytes(open(dbfile, "rb").read())
+    words = usage.split()[1:4] + ["chat:2", "approve"]  # the command as the usage line spells it, filled in
+    assert pipeline(*words[1:], "--db", path)[:2] == (0, "review 2 answered approve: run 2 is now approved\n")
+
+
+def test_errors_help_names_one_metavar_for_limit():
+    status, out, _ = pipeline("errors", "--help")
+    assert status == 0 and "[--limit N]" in out and "--limit N " in out and "LIMIT" not in out
 
 
 def test_report_writes_one_html_file_and_changes_nothing(tmp_path, dbfile):
@@ -285,10 +357,11 @@ def test_write_commands_as_an_operator_runs_them(tmp_path):
     pm.db.obj.close()
     assert pipeline("retry", run.id, "--db", path)[:2] == (
         0, f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n")
-    assert pipeline("resolve", error.id, "--db", path)[:2] == (0, f"error {error.id} (uploader: RuntimeError) resolved\n")
+    assert pipeline("resolve", error.id, "--db", path)[:2] == (
+        0, f"error {error.id} (uploader: RuntimeError) resolved\n")
     assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (0, "render.fps = 60\n")
     assert run.refresh().status is pm.RunStatus.pending and error.refresh().resolved
-    assert pm.ConfigOverride.get("render.fps") == 60 and pm.ConfigOverride.get_by_id("render.fps").updated_by == "ops"
+    assert pm.ConfigOverride.value_of("render.fps") == 60 and pm.ConfigOverride.get_by_id("render.fps").updated_by == "ops"
 
 
 def test_demo_as_a_subprocess(tmp_path):
@@ -320,17 +393,29 @@ def test_data_cannot_drive_the_terminal_in_any_output(tmp_path):
     run.fail("bad \x1b]0;title\x07 \u202e x", retry=False)
     error = pm.ErrorLog.record(RuntimeError("boom"), "mod\x1b[31m", pipeline_run=run)
     pm.ConfigOverride.set("evil", "\u202eevil\x7f")
+    other, _ = pm.DiscoveredVideo.discover("vid2")
+    pm.PipelineRun.start(other)
+    pm.PipelineRun.claim_next("w\r\nx")
     pm.db.obj.close()
     outputs = [pipeline("retry", run.id, "--db", path), pipeline("resolve", error.id, "--db", path),
-               pipeline("config", "set", "k\x1b[2J", "1", "--db", path), pipeline("config", "get", "evil", "--db", path),
+               pipeline("config", "set", "k\x1b[2J", "1", "--db", path),
+               pipeline("config", "get", "evil", "--db", path),
                pipeline("videos", "--db", path), pipeline("videos", "--json", "--db", path),
-               pipeline("run", "show", run.id, "--db", path)]
+               pipeline("run", "show", run.id, "--db", path), pipeline("runs", "--db", path),
+               pipeline("run", "show", run.id + 1, "--db", path)]
     for status, out, err in outputs:
         assert status == 0 and err == "", err
-        assert not any(ch in out for ch in "\x1b\x07\x7f\u202e"), out
-    assert "(it failed: bad \\u001b]0;title\\u0007 \\u202e x)" in outputs[0][1]
+        assert not any(ch in out for ch in "\x1b\x07\x7f\u202e\r"), out
+    # Messages escape as the tables do (\x1b, not JSON's \u001b), and a value with a line break is escaped
+    # in full, not cut at it; only a JSON value (config get, --json) keeps JSON's escapes.
+    assert "(it failed: bad \\x1b]0;title\\x07 \\u202e x)" in outputs[0][1]
+    assert outputs[1][1] == f"error {error.id} (mod\\x1b[31m: RuntimeError) resolved\n"
+    assert outputs[2][1] == "k\\x1b[2J = 1\n"
+    assert "clear \\x1b[2J title \\u202ereversed" in outputs[4][1]
+    assert " w\\r\\nx " in outputs[7][1] and "  worker              w\\r\\nx\n" in outputs[8][1]
     assert json.loads(outputs[3][1]) == "\u202eevil\x7f"  # escaped, and still the same JSON value
-    assert json.loads(outputs[5][1])[0]["title"] == "clear \x1b[2J title \u202ereversed"
+    titles = {v["youtube_video_id"]: v["title"] for v in json.loads(outputs[5][1])}
+    assert titles["vid"] == "clear \x1b[2J title \u202ereversed"
 
 
 def test_write_failures_are_one_line_and_exit_1(tmp_path, dbfile):
@@ -341,7 +426,8 @@ def test_write_failures_are_one_line_and_exit_1(tmp_path, dbfile):
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "pipeline_models", "runs", "--db", dbfile], stdout=full,
                               stderr=subprocess.PIPE, text=True, timeout=60)
-    assert done.returncode == 1 and done.stderr == "pipeline-models: error: cannot write the output: No space left on device\n"
+    assert done.returncode == 1
+    assert done.stderr == "pipeline-models: error: cannot write the output: No space left on device\n"
 
 
 def test_resolving_twice_says_nothing_changed_and_blank_keys_are_refused(tmp_path, dbfile):

@@ -89,7 +89,7 @@ def test_demo_remakes_its_own_file_with_its_wal_and_shm(tmp_path):
     for suffix in ("-wal", "-shm"):
         open(path + suffix, "wb").close()  # as a demo killed half-way leaves them
     _fresh_database(path)
-    assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.get(MARKER) is True
+    assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.value_of(MARKER) is True
     pm.db.obj.close()
 
 
@@ -125,7 +125,7 @@ def test_demo_on_postgresql_drops_only_its_own_tables(pg_server):
     pm.db.execute_sql("INSERT INTO notes VALUES ('keep me')")
     pm.db.obj.close()
     _fresh_database(url)
-    assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.get(MARKER) is True
+    assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.value_of(MARKER) is True
     assert pm.db.execute_sql("SELECT text FROM notes").fetchall() == [("keep me",)]
     pm.db.obj.close()
 
@@ -146,6 +146,19 @@ def test_a_long_demo_shows_progress(tmp_path):
     run_demo(str(tmp_path / "long.db"), videos=60, out=lambda line: None, progress=progress.append,
              progress_every=0.01)
     assert progress and all("runs through production" in line for line in progress)
+
+
+def test_demo_without_a_postgresql_driver_says_so_as_status_does(monkeypatch, capsys):
+    monkeypatch.setattr(peewee, "psycopg2", None)
+    monkeypatch.setattr(peewee, "psycopg", None)
+    url = "postgresql://u:secret@127.0.0.1:1/x"
+    refusals = []
+    for command in ("demo", "status"):
+        assert main(["--db", url, command]) == 1
+        refusals.append(capsys.readouterr().err)
+    assert refusals[0] == refusals[1], refusals
+    assert "install the 'postgres' extra, which installs psycopg 3" in refusals[0]
+    assert "psycopg2" not in refusals[0] and "secret" not in refusals[0] and pm.db.obj is None
 
 
 def test_demo_default_file_ignores_pipeline_db(monkeypatch):

@@ -67,7 +67,7 @@ def check_worker(out):
     assert (best.youtube_video_id, best.view_count) == ("yt000000003", 7200)
     first = pm.Short.get_by_id(1)
     assert pm.Analytics.growth(first.youtube_video_id, first.uploaded_at)["view_count"] == 2400
-    assert pm.ConfigOverride.get(PipelineRun.RETRY_DELAY_KEY) == 1
+    assert pm.ConfigOverride.value_of(PipelineRun.RETRY_DELAY_KEY) == 1
 
 
 CHECKS = {"quickstart.py": check_quickstart, "worker.py": check_worker}
@@ -89,6 +89,12 @@ def test_example_runs_and_leaves_its_database(script, fresh_target, tmp_path):
 
 def test_the_examples_are_found():
     assert {"quickstart.py", "worker.py"} <= set(map(os.path.basename, EXAMPLES))
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=os.path.basename)
+def test_example_help_prints_usage_and_creates_nothing(script, tmp_path):
+    out = run_example(script, ["--help"], cwd=tmp_path)
+    assert out.startswith("usage: ") and list(tmp_path.iterdir()) == []  # not a database named --help
 
 
 @pytest.mark.slow

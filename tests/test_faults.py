@@ -309,6 +309,21 @@ def test_redact_hides_url_and_dsn_passwords_only():
     assert redact("postgresql://u:p%40ss@h:5432/db and host=h password='a b' user=u") == \
         "postgresql://u:***@h:5432/db and host=h password=*** user=u"
     assert redact("sqlite:///pipeline.db postgresql://u@h/db") == "sqlite:///pipeline.db postgresql://u@h/db"
+    # Unusual URLs that still connect: the driver splits at the LAST '@' of the address, so the password can
+    # hold one; a password with a space is hidden where the URL is the whole text or quoted.
+    assert redact("could not connect to postgresql://u:p@secret@127.0.0.1:1/x") == \
+        "could not connect to postgresql://u:***@127.0.0.1:1/x"
+    assert redact("postgresql://u:sec ret@127.0.0.1:1/x") == "postgresql://u:***@127.0.0.1:1/x"
+    assert redact("cannot open database 'postgresql://u:sec ret@127.0.0.1:1/x': refused") == \
+        "cannot open database 'postgresql://u:***@127.0.0.1:1/x': refused"
+    # A DSN password in a quoted message: the closing quote is the message's, not the password's.
+    assert redact("'postgresql://127.0.0.1:1/x?user=u&password=secret': connection failed") == \
+        "'postgresql://127.0.0.1:1/x?user=u&password=***': connection failed"
+    assert redact("host=h password='it\\'s secret' user=u") == "host=h password=*** user=u"
+    # Ordinary text keeps every word: an address with a port and no user, then an e-mail address further on.
+    for text in ("GET http://localhost:8080 failed; mail ops@example.com at 10:30",
+                 "see https://example.com/a:b@c, user:pass@host and a@b", "postgresql://u:***@h/x"):
+        assert redact(text) == text
 
 
 def test_init_on_a_full_disk_says_so_in_one_line(small_disk, capsys):

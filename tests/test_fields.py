@@ -140,7 +140,7 @@ def test_config_value_is_at_most_1024_characters_of_json(database):
 def test_config_text_written_by_other_code_reads_back_as_that_text(database):
     database.execute_sql("INSERT INTO config_overrides (key, value, updated_at, updated_by) "
                          "VALUES ('plain', 'hello world', CURRENT_TIMESTAMP, 'seed-era code')")
-    assert pm.ConfigOverride.get("plain") == "hello world"
+    assert pm.ConfigOverride.value_of("plain") == "hello world"
     assert pm.ConfigOverride.get_by_id("plain").updated_by == "seed-era code"
 
 

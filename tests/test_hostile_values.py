@@ -62,8 +62,8 @@ def write_paths(model, name, bad, key, row):
         paths.append(("record_many", lambda: pm.Analytics.record_many([row])))
     if model is pm.ConfigOverride and name in ("key", "value", "updated_by"):
         paths.append(("set", lambda: pm.ConfigOverride.set(row["key"], row["value"], row.get("updated_by", "x"))))
-    if model is pm.DiscoveredVideo and name in ("youtube_video_id", *pm.DiscoveredVideo.METADATA):
-        found = {k: v for k, v in row.items() if k in pm.DiscoveredVideo.METADATA}
+    if model is pm.DiscoveredVideo and name in ("youtube_video_id", *pm.DiscoveredVideo.DISCOVER_FIELDS):
+        found = {k: v for k, v in row.items() if k in pm.DiscoveredVideo.DISCOVER_FIELDS}
         paths.append(("discover", lambda: pm.DiscoveredVideo.discover(row["youtube_video_id"], **found)))
     return paths
 
@@ -187,7 +187,7 @@ def test_json_big_integers_and_ordinary_floats_round_trip_exactly_on_both_backen
             if model is pm.Script:
                 got = model.select().order_by(model.id.desc()).first().full_script_json
             else:
-                got = pm.ConfigOverride.get(row["key"])
+                got = pm.ConfigOverride.value_of(row["key"])
             assert same_json(value, got), (value, got)
 
 
@@ -199,7 +199,7 @@ def test_jsonb_floats_that_would_read_back_as_ints_are_refused(run):
 def test_json_text_keeps_large_floats_as_floats(run):
     for value in (1e16, [1.5e300, -1e20]):
         pm.ConfigOverride.set("big", value)
-        assert same_json(value, pm.ConfigOverride.get("big"))
+        assert same_json(value, pm.ConfigOverride.value_of("big"))
 
 
 def test_json_non_finite_floats_are_refused(run):

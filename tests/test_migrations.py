@@ -421,7 +421,7 @@ def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_col
     assert pm.ErrorLog.create(module="m", error_type="E", error_message="x").id == 3
     assert pm.ConfigOverride.get_by_id("max_clips").value == 3
     pm.ConfigOverride.set("max_clips", 4)
-    assert pm.ConfigOverride.get("max_clips") == 4 and pm.ConfigOverride.select().count() == 3
+    assert pm.ConfigOverride.value_of("max_clips") == 4 and pm.ConfigOverride.select().count() == 3
 
 
 def test_a_0003_database_made_by_create_tables_without_history_is_upgraded_too(tmp_path):

@@ -300,7 +300,7 @@ def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
     assert pm.ReviewLog.hold_stale(timedelta(hours=1)) == 0  # already held
     held = {r.id: r.auto_held for r in pm.ReviewLog.select()}
     assert held == {old.id: True, answered.id: False, fresh.id: False}
-    assert [r.id for r in pm.ReviewLog.open()] == [old.id, fresh.id]
+    assert [r.id for r in pm.ReviewLog.unanswered()] == [old.id, fresh.id]
 
 
 # --- uploads ------------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ def test_growth_between_the_first_snapshot_since_and_the_latest(database):
                                    1e16, 1.5e300, 2 ** 70, -0.0, "5", {"n": 1e16}])
 def test_config_values_keep_their_type(database, value):
     pm.ConfigOverride.set("k", value)
-    got = pm.ConfigOverride.get("k")
+    got = pm.ConfigOverride.value_of("k")
     assert got == value and type(got) is type(value)
 
 
@@ -438,9 +438,9 @@ def test_config_set_replaces_and_records_who(database):
 
 
 def test_config_get_default_and_as_dict(database):
-    assert pm.ConfigOverride.get("missing") is None
-    assert pm.ConfigOverride.get("missing", 7) == 7
-    assert pm.ConfigOverride.get("missing", default=[]) == []
+    assert pm.ConfigOverride.value_of("missing") is None
+    assert pm.ConfigOverride.value_of("missing", 7) == 7
+    assert pm.ConfigOverride.value_of("missing", default=[]) == []
     pm.ConfigOverride.set("b", 2)
     pm.ConfigOverride.set("a", {"x": 1})
     assert pm.ConfigOverride.as_dict() == {"a": {"x": 1}, "b": 2}
@@ -451,7 +451,7 @@ def test_config_refuses_what_json_cannot_hold(database):
     for bad in ({1, 2}, object(), float("nan"), b"bytes"):
         with pytest.raises(ValueError, match="ConfigOverride.value"):
             pm.ConfigOverride.set("k", bad)
-    assert pm.ConfigOverride.get("k") == 1
+    assert pm.ConfigOverride.value_of("k") == 1
 
 
 # --- errors -------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def busy(database):
 
 
 def approve_and_upload():
-    review = pm.ReviewLog.open().first()
+    review = pm.ReviewLog.unanswered().first()
     short = pm.Short.create(pipeline_run=review.pipeline_run_id, status="rendered")
     review.respond("approve")
     short.start_upload()
@@ -108,7 +108,7 @@ OPERATIONS = {
     "unresolved": lambda: list(pm.ErrorLog.unresolved()),
     "unresolved_module": lambda: list(pm.ErrorLog.unresolved("m1")),
     "hold_stale": lambda: pm.ReviewLog.hold_stale(timedelta(hours=1)),
-    "open_reviews": lambda: list(pm.ReviewLog.open()),
+    "open_reviews": lambda: list(pm.ReviewLog.unanswered()),
     "runs_by_status": lambda: list(pm.PipelineRun.select().where(pm.PipelineRun.status == "pending")
                                    .order_by(pm.PipelineRun.created_at)),
 }
