@@ -46,6 +46,16 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(UTC)
 
 
+def _now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
+    """The `now` an operation was given (default: the clock): an aware datetime, or a ValueError naming it."""
+    if value is None:
+        return utcnow()
+    if not isinstance(value, datetime.datetime) or value.utcoffset() is None:
+        raise ValueError(f"{operation}: now must be an aware datetime, e.g. datetime.now(timezone.utc), "
+                         f"not {value!r}")
+    return value
+
+
 class _Checked:
     """Mixin: `check(value)` runs on every value written; its error is re-raised naming the field."""
 
@@ -306,10 +316,10 @@ def _walk_json(value: Any, depth: int, strings: List[str], jsonb: bool) -> None:
             raise ValueError(f"JSON nested more than {JSON_MAX_DEPTH} lists and dicts deep is refused "
                              f"(a circular value is endlessly deep); flatten it")
         if isinstance(value, dict):
-            key = next((key for key in value if not isinstance(key, str)), None)
-            if key is not None or None in value:  # json.dumps writes the key 1 as "1": it would read back changed
-                raise ValueError(f"a JSON key must be a string, not the {type(key).__name__} {key!r}: it would "
-                                 f"read back as a string"[:200])
+            for key in value:
+                if not isinstance(key, str):  # json.dumps writes the key 1 as "1": it would read back changed
+                    raise ValueError(f"a JSON key must be a string, not the {type(key).__name__} {key!r}: it would "
+                                     f"read back as a string"[:200])
             strings.extend(value)
             value = value.values()
         for item in value:

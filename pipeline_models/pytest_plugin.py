@@ -259,9 +259,9 @@ class PipelineFactory:
                 rows["short"].mark_uploaded(f"testsht{self._next():04d}")
         if fields:
             PipelineRun.update(**fields).where(PipelineRun.id == run.id).execute()
-        for row in (video, run, *rows.values()):
+        for row in (video, *rows.values()):
             row.refresh()
-        _sync(run, PipelineRun.get_by_id(run.id))  # refresh() keeps a run's own claim; the chain's is the database's
+        _sync(run, PipelineRun.get_by_id(run.id))  # not refresh(), which keeps a claim `fields` may have replaced
         return Chain(video=video, run=run, **rows)
 
     def _claim(self, run: PipelineRun) -> None:

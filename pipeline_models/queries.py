@@ -14,7 +14,7 @@ from peewee import SQL, Case, NodeList, fn
 
 from .db import _is_postgres, _label, db
 from .enums import ReviewAction, RunStatus, ShortStatus
-from .fields import UTC, utcnow
+from .fields import UTC, _now
 from .models import Analytics, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
 
 __all__ = ["counts_by_status", "percentile", "report_data", "status_rows"]
@@ -275,7 +275,7 @@ def _top_shorts(top: int) -> List[Dict[str, Any]]:
 
 def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Dict[str, Any]:
     """Every number the report shows, as plain Python values, read from the bound database (read-only)."""
-    now = _checked_now(now)
+    now = _now("report", now).astimezone(UTC)
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise ValueError(f"report: top must be a whole number of shorts, 0 or more, not {top!r}")
     outermost = not db.in_transaction()  # else atomic() is a savepoint in the caller's transaction
@@ -299,9 +299,3 @@ def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Di
         }
 
 
-def _checked_now(now: Optional[datetime.datetime]) -> datetime.datetime:
-    if now is None:
-        return utcnow()
-    if not isinstance(now, datetime.datetime) or now.utcoffset() is None:
-        raise ValueError(f"report: now must be an aware datetime, e.g. datetime.now(timezone.utc), not {now!r}")
-    return now.astimezone(UTC)

@@ -228,15 +228,22 @@ def test_config_set_json_or_string(tmp_path, dbfile):
     assert pipeline("config", "get", "greeting", "--db", path)[:2] == (0, '"{\\"a\\":"\n')
 
 
-def test_no_message_prints_a_password_that_the_listings_hide(tmp_path):
-    path = tmp_path / "p.db"
+def failed_run_and_error(path, reason, exc, module):
+    """In the database at `path`: a run failed for good with `reason`, and `exc` recorded against it by `module`."""
     pm.init_db(path)
     video, _ = pm.DiscoveredVideo.discover("vid")
     pm.PipelineRun.start(video)
     run = pm.PipelineRun.claim_next("w")
-    run.fail("RuntimeError: could not connect to postgresql://u:secret@127.0.0.1:1/x (refused)", retry=False)
-    error = pm.ErrorLog.record(RuntimeError("boom"), "postgresql://u:secret@db/x", pipeline_run=run)
+    run.fail(reason, retry=False)
+    error = pm.ErrorLog.record(exc, module, pipeline_run=run)
     pm.db.obj.close()
+    return run, error
+
+
+def test_no_message_prints_a_password_that_the_listings_hide(tmp_path):
+    path = tmp_path / "p.db"
+    run, error = failed_run_and_error(path, "RuntimeError: could not connect to postgresql://u:secret@127.0.0.1:1/x "
+                                      "(refused)", RuntimeError("boom"), "postgresql://u:secret@db/x")
     retried = pipeline("retry", run.id, "--db", path)
     assert retried[:2] == (0, f"run {run.id} queued again, its attempts counted afresh (it failed: RuntimeError: "
                               "could not connect to postgresql://u:***@127.0.0.1:1/x (refused))\n")
@@ -348,20 +355,15 @@ def test_write_commands_as_an_operator_runs_them(tmp_path):
     status, out, _ = pipeline("init", "--db", path)
     assert status == 0 and out.startswith(f"{path}: applied 0001_original_tables")
     assert pipeline("migrate", "--db", path)[:2] == (0, f"{path}: schema up to date, nothing to apply\n")
-    pm.init_db(path)
-    video, _ = pm.DiscoveredVideo.discover("vid")
-    pm.PipelineRun.start(video)
-    run = pm.PipelineRun.claim_next("w")
-    run.fail("render crashed", retry=False)
-    error = pm.ErrorLog.record(RuntimeError("quota"), "uploader", pipeline_run=run)
-    pm.db.obj.close()
+    run, error = failed_run_and_error(path, "render crashed", RuntimeError("quota"), "uploader")
     assert pipeline("retry", run.id, "--db", path)[:2] == (
         0, f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n")
     assert pipeline("resolve", error.id, "--db", path)[:2] == (
         0, f"error {error.id} (uploader: RuntimeError) resolved\n")
     assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (0, "render.fps = 60\n")
     assert run.refresh().status is pm.RunStatus.pending and error.refresh().resolved
-    assert pm.ConfigOverride.value_of("render.fps") == 60 and pm.ConfigOverride.get_by_id("render.fps").updated_by == "ops"
+    assert pm.ConfigOverride.value_of("render.fps") == 60
+    assert pm.ConfigOverride.get_by_id("render.fps").updated_by == "ops"
 
 
 def test_demo_as_a_subprocess(tmp_path):

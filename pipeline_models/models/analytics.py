@@ -11,7 +11,7 @@ import peewee
 from peewee import Check
 
 from ..db import _tables_missing, db, write_lock
-from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, utcnow
+from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, _now, utcnow
 from .analytics_sql import (_LATEST_DROP, _LATEST_FILL, _LATEST_INDEX, _LATEST_KEYS, _LATEST_TABLE, _LATEST_TYPES,
                             _POSTGRES_TRIGGERS, _SQLITE_LATEST_REFRESH, _SQLITE_TRIGGERS)
 from .base import BaseModel, _at_least_zero, _is_postgres, _refuse_unknown_fields
@@ -270,9 +270,7 @@ class Analytics(BaseModel):
         if not datetime.timedelta(0) < older_than <= datetime.timedelta(days=36500):
             raise ValueError(f"Analytics.compact: older_than must be more than zero and at most 100 years, "
                              f"not {older_than}")
-        now = utcnow() if now is None else now
-        if not isinstance(now, datetime.datetime) or now.utcoffset() is None:
-            raise ValueError(f"Analytics.compact: now must be an aware datetime, not {now!r}")
+        now = _now("Analytics.compact", now)
         try:
             return cls._midnight(now - older_than)
         except OverflowError:

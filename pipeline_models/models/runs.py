@@ -13,7 +13,7 @@ from ..db import db, write_lock
 from ..enums import RunStatus, ShortStatus, VideoStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
-                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, utcnow)
+                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, _now, utcnow)
 from .base import (BaseModel, _at_least_zero, _Deprecated, _is_postgres, _one_line, _refuse_unknown_fields,
                    _unchanged_on_failure)
 from .config import ConfigOverride
@@ -316,7 +316,7 @@ class PipelineRun(BaseModel):
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         if not reason.strip():
             raise ValueError("PipelineRun.fail: give the error or a reason, e.g. run.fail(exc)")
-        now = None if now is None else _now("fail", now)
+        now = _now("fail", now)
         with _unchanged_on_failure(self), write_lock():
             row = self._moving(RunStatus.failed)
             if not retry or row.status is not RunStatus.running:
@@ -397,14 +397,14 @@ class PipelineRun(BaseModel):
         return limit, datetime.timedelta(seconds=_retry_delay(seconds))
 
     def _retry_or_give_up(self, attempts: int, reason: str, policy: Tuple[int, datetime.timedelta],
-                          now: Optional[datetime.datetime]) -> Dict[str, Any]:
+                          now: datetime.datetime) -> Dict[str, Any]:
         """The changes that requeue a run after `attempts` attempts, with backoff, or fail it for good."""
         limit, base = policy
         if attempts >= limit:
             return {"status": RunStatus.failed, "last_error": _one_line(f"gave up after {attempts} attempts: {reason}")}
         delay = min(base * 2 ** min(max(attempts - 1, 0), 30), self.RETRY_DELAY_LIMIT)
         # "Equal jitter": at least half the backoff, so retries of runs that failed together spread out.
-        not_before = (utcnow() if now is None else now) + delay * random.uniform(0.5, 1.0)
+        not_before = now + delay * random.uniform(0.5, 1.0)
         return {"status": RunStatus.pending, "not_before": not_before,
                 "last_error": _one_line(f"attempt {attempts} of {limit} failed: {reason}")}
 
@@ -429,7 +429,7 @@ class PipelineRun(BaseModel):
         older_than = _duration("requeue_stale", older_than)
         now = _now("requeue_stale", now)
         if max_attempts is not None:
-            cls._policy(max_attempts)  # refused now, whether or not a run is stale
+            _attempts_limit(max_attempts, "max_attempts")  # refused now, whether or not a run is stale
         cutoff = now - older_than
         stale = (cls.status == RunStatus.running) & (
             (cls.heartbeat_at < cutoff) | (cls.heartbeat_at.is_null() & (cls.started_at < cutoff)))
@@ -468,16 +468,6 @@ def _retry_delay(value: Any) -> float:
 
 ConfigOverride.CHECKS.update({PipelineRun.MAX_ATTEMPTS_KEY: _attempts_limit,
                               PipelineRun.RETRY_DELAY_KEY: _retry_delay})
-
-
-def _now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
-    """`now` as given to an operation (default: the clock): an aware datetime, or a ValueError naming it."""
-    if value is None:
-        return utcnow()
-    if not isinstance(value, datetime.datetime) or value.utcoffset() is None:
-        raise ValueError(f"{operation}: now must be an aware datetime, e.g. datetime.now(timezone.utc), "
-                         f"not {value!r}")
-    return value
 
 
 def _duration(operation: str, value: Any) -> datetime.timedelta:
