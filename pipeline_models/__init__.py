@@ -1,12 +1,13 @@
-"""pipeline_models: the Peewee data layer of an automated short-video pipeline.
+"""pipeline_models: the Peewee data layer of an automated YouTube compilation pipeline.
 
     import pipeline_models as pm
-    pm.init_db("pipeline.db")
-    video = pm.DiscoveredVideo.create(youtube_video_id="dQw4w9WgXcQ", title="...")
+    pm.init_db("viral_channel.db")
+    run = pm.PipelineRun.schedule("gaming", cycle_start)
+    pending = pm.get_pending_videos("gaming")
 """
 from . import db as _db, enums as _enums, errors as _errors, models as _models
 from .db import MIGRATIONS_DIR, SQLITE_FILE_PRAGMAS, db, init_db, migrate, write_lock
-from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
+from .enums import ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import (
     AlreadyAnswered,
     AlreadyUploaded,
@@ -36,9 +37,12 @@ from .models import (
     Script,
     Short,
     TTSAudio,
+    get_pending_videos,
+    log_error,
+    mark_video_processed,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Each module lists its own public names; these are all of them, once.
 __all__ = [*_db.__all__, *_models.__all__, *_enums.__all__, *_errors.__all__, "utcnow"]

@@ -257,30 +257,41 @@ class CheckedBooleanField(_Checked, peewee.BooleanField):
         return values if types == {bool} else None
 
 
-class CheckedEnumField(_Checked, pw_fields.EnumField):
-    """A str-valued enum column with a matching CHECK constraint; takes the member or its value."""
+class _EnumChecks(_Checked):
+    """An enum column with a matching CHECK constraint; takes the member or its value, reads back the member."""
 
     def bind(self, model: Any, name: str, set_attribute: bool = True) -> None:
         super().bind(model, name, set_attribute)
-        allowed = ", ".join(f"'{member.value}'" for member in self.enum_class)
+        allowed = ", ".join(repr(member.value) for member in self.enum_class)
         # The CHECK also guards raw SQL and other programs writing to the same database.
         self.constraints = [*(self.constraints or ()), peewee.Check(f'"{self.column_name}" IN ({allowed})')]
 
-    def check(self, value: Any) -> str:
-        if isinstance(value, str):  # anything else is no member, and the enum's own error would repr it whole
+    def check(self, value: Any) -> Any:
+        kind = self.enum_value_type
+        # Anything else is no member (True is no 1 here), and the enum's own error would repr it whole.
+        if isinstance(value, kind) and not isinstance(value, bool):
             try:
                 return self.enum_class(value).value
             except ValueError:
                 pass
-        allowed = ", ".join(member.value for member in self.enum_class)
+        allowed = ", ".join(str(member.value) for member in self.enum_class)
         raise ValueError(f"{_shown(value)} is not one of: {allowed}")
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
-        # Members hash and compare as their values: one dict maps both to the plain str stored.
+        # Members hash and compare as their values: one dict maps both to the plain value stored.
         plain = {m.value: m.value for m in self.enum_class}
-        if not all(issubclass(t, str) for t in types) or not set(values) <= plain.keys():
+        kind = self.enum_value_type
+        if not all(issubclass(t, kind) and not issubclass(t, bool) for t in types) or not set(values) <= plain.keys():
             return None
         return list(map(plain.__getitem__, values))
+
+
+class CheckedEnumField(_EnumChecks, pw_fields.EnumField):
+    """A str-valued enum column (VARCHAR) with a matching CHECK constraint."""
+
+
+class CheckedIntEnumField(_EnumChecks, pw_fields.IntEnumField):
+    """An int-valued enum column (INTEGER) with a matching CHECK constraint: takes 1 or the member."""
 
 
 def _check_json(value: Any, jsonb: bool) -> None:

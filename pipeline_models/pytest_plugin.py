@@ -3,7 +3,7 @@
 Installing the package is enough: any test may ask for them, with no conftest and no set-up code.
 
     def test_review(pipeline_factory):
-        chain = pipeline_factory.chain("awaiting_review")
+        chain = pipeline_factory.chain("review")
         pm.ReviewLog.answer(chain.review.message_id, "approve")
         assert chain.run.refresh().status == "approved"
 
@@ -17,11 +17,12 @@ Nothing here is autouse: a test that asks for neither fixture is left alone.
 """
 from __future__ import annotations  # the hints name pytest's types: never evaluated, so any pytest can load this
 
+import datetime
 import itertools
 import secrets
 import sqlite3
 import uuid
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import peewee
@@ -29,10 +30,12 @@ import pytest
 
 from . import _peewee
 from .db import _database_for, db, init_db, redact
-from .enums import ReviewAction, RunStatus, ShortStatus
+from .enums import ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
-from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
+from .models import (ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio,
+                     mark_video_processed)
 from .models.base import _sync
+from .models.runs import CYCLE
 
 __all__ = ["Chain", "PipelineFactory", "pipeline_db", "pipeline_factory"]
 
@@ -129,14 +132,14 @@ def pipeline_db(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
 
 
 class Chain(NamedTuple):
-    """The rows of one run by the time it reached its status; None for a row it does not have yet."""
+    """The rows of one run by the time it reached its status; empty lists and None for rows it has not yet."""
 
-    video: DiscoveredVideo
     run: PipelineRun
-    clip: Optional[Clip] = None
+    videos: List[DiscoveredVideo]  # the clips' source videos, in rank order
+    clips: List[Clip]  # ranked 1..N
     script: Optional[Script] = None
     audio: Optional[TTSAudio] = None
-    short: Optional[Short] = None
+    shorts: List[Short] = []  # one of each of the top clips
     review: Optional[ReviewLog] = None
 
 
@@ -148,79 +151,97 @@ class PipelineFactory:
 
     WORKER = "test-worker"
     REVIEWER = "test-reviewer"
+    NICHE = "gaming"
+    FIRST_CYCLE = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)
 
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
+        self._cycles: Dict[str, int] = {}
 
     def _next(self) -> int:
         return next(self._numbers)
 
     def video(self, **fields: Any) -> DiscoveredVideo:
-        """A discovered video (status new) with a unique YouTube id."""
+        """A pending candidate video of NICHE with a unique YouTube id."""
         n = self._next()
-        values = dict(youtube_video_id=f"testvid{n:04d}", title=f"Source video {n}", channel_id="UCtestchannel",
-                      channel_title="Test channel", duration_seconds=600.0, view_count=1000, source="search:test")
+        values = dict(video_id=f"testvid{n:04d}", title=f"Source video {n}", channel_name=f"Creator {n}",
+                      channel_id=f"UCtest{n:04d}", url=f"https://www.youtube.com/watch?v=testvid{n:04d}",
+                      niche=self.NICHE, duration_seconds=600, view_count=1000 * n, view_velocity=50.0,
+                      viral_score=float(n), discovery_source="youtube_trending")
         return DiscoveredVideo.create(**{**values, **fields})
 
-    def run(self, video: Optional[DiscoveredVideo] = None, status: Union[RunStatus, str] = RunStatus.pending,
+    def cycle(self, niche: Optional[str] = None) -> datetime.datetime:
+        """The start of the next cycle of `niche` (NICHE by default) no run of this factory has yet."""
+        niche = niche or self.NICHE
+        n = self._cycles[niche] = self._cycles.get(niche, -1) + 1
+        return self.FIRST_CYCLE + n * CYCLE
+
+    def run(self, status: Union[RunStatus, str] = RunStatus.pending, niche: Optional[str] = None,
             **fields: Any) -> PipelineRun:
-        """A run of `video` (a new one by default) moved to `status`, then `fields` written over it.
+        """A run of `niche` for a new cycle moved to `status`, then `fields` written over it.
 
-        pending: PipelineRun.start(); running: claimed by WORKER, as claim_next claims; awaiting_review:
-        ReviewLog.request(); approved, rejected: REVIEWER's answer; published: approved, then a short
-        recorded with Short.mark_uploaded(); failed: fail(retry=False) while running.
+        pending: PipelineRun.schedule(); running: claimed by WORKER, as claim_next claims; review:
+        ReviewLog.request(); approved, rejected: REVIEWER's answer; uploaded: approved, then its long-form
+        video recorded with mark_uploaded(); failed: fail(retry=False) while running.
         """
-        return self._chain(status, video, fields, worked=False).run
+        return self._chain(status, niche, fields, clips=0).run
 
-    def chain(self, status: Union[RunStatus, str] = RunStatus.awaiting_review,
-              video: Optional[DiscoveredVideo] = None) -> Chain:
-        """A video and its run in `status`, with the rows the pipeline made on the way there.
+    def chain(self, status: Union[RunStatus, str] = RunStatus.review, niche: Optional[str] = None,
+              clips: int = 3) -> Chain:
+        """A run of `niche` in `status`, with the rows the pipeline made on the way there.
 
-        pending: no other row yet. From running on: a clip, a script, TTS audio and a rendered short, written
-        by the worker under its claim (run.fenced()); from awaiting_review on: the review, with a chat message
-        id for ReviewLog.answer(); rejected: the short rejected with the run; published: the short uploaded.
+        pending: no other row yet. From running on: `clips` clips ranked 1..N, each of a video of its own
+        (marked used), a script, TTS audio and a short of each of the top three clips, written by the
+        worker under its claim (run.fenced()); from review on: the review, with a chat message id for
+        ReviewLog.answer(); rejected: the shorts rejected with the run; uploaded: the long-form video recorded.
         """
-        return self._chain(status, video, {}, worked=True)
+        return self._chain(status, niche, {}, clips=clips)
 
-    def clip(self, run: Optional[PipelineRun] = None, **fields: Any) -> Clip:
-        """A clip of `run` (a new running run by default)."""
+    def clip(self, run: Optional[PipelineRun] = None, video: Optional[DiscoveredVideo] = None,
+             **fields: Any) -> Clip:
+        """A clip of `run` (a new running run by default) from `video` (a new one), at the next free rank."""
+        run = self._run_of(run)
+        video = self.video(niche=run.niche) if video is None else video
         n = self._next()
-        values = dict(start_seconds=12.0, end_seconds=58.5, file_path=f"clips/clip-{n}.mp4", score=0.9,
-                      transcript=f"What is said in clip {n}.")
-        return Clip.create(pipeline_run=self._run_of(run), **{**values, **fields})
+        rank = (Clip.select(peewee.fn.MAX(Clip.rank_position)).where(Clip.pipeline_run == run).scalar() or 0) + 1
+        values = dict(rank_position=rank, start_time_seconds=12.0, end_time_seconds=30.0,
+                      clip_duration_seconds=18.0, extraction_method=ExtractionMethod.most_replayed,
+                      clip_file_path=f"clips/clip-{n}.mp4", score=1.0 / rank, transcript=f"What is said in clip {n}.")
+        return Clip.create(pipeline_run=run, discovered_video=video, **{**values, **fields})
 
     def script(self, run: Optional[PipelineRun] = None, **fields: Any) -> Script:
         """A script for `run` (a new running run by default)."""
         n = self._next()
-        opening, body, closing = f"Here is short {n}.", "The middle part.", "Follow for more."
+        opening, body, closing = f"Here is countdown {n}.", "Number one is next.", "Follow for more."
         values = dict(opening_text=opening, closing_text=closing,
-                      full_script_json={"opening": opening, "body": [body], "closing": closing},
-                      total_char_count=len(opening + body + closing), estimated_duration_seconds=3.0,
-                      llm_model_used="test-llm", title=f"Short {n}", prompt_tokens=100, completion_tokens=50,
+                      full_script_json={"opening": opening, "clips": [{"intro": body, "outro": body}],
+                                        "closing": closing},
+                      total_char_count=len(opening + body + body + closing), estimated_duration_seconds=3.0,
+                      llm_model_used="test-llm", title=f"Countdown {n}", prompt_tokens=100, completion_tokens=50,
                       cost_usd=0.001)
         return Script.create(pipeline_run=self._run_of(run), **{**values, **fields})
 
     def audio(self, run: Optional[PipelineRun] = None, **fields: Any) -> TTSAudio:
         """TTS audio for `run` (a new running run by default)."""
         n = self._next()
-        values = dict(engine_used="test-tts", voice_profile="narrator", audio_file_path=f"audio/audio-{n}.wav",
+        values = dict(engine_used="piper", voice_profile="narrator", audio_file_path=f"audio/audio-{n}.wav",
                       duration_seconds=3.0)
         return TTSAudio.create(pipeline_run=self._run_of(run), **{**values, **fields})
 
     def short(self, run: Optional[PipelineRun] = None, **fields: Any) -> Short:
-        """A rendered short of `run` (a new running run by default).
+        """A short of `run` (a new running run by default).
 
         status="uploaded" records the upload with Short.mark_uploaded() (a unique video id unless
-        youtube_video_id is given), which publishes an approved run whose last short this is.
+        youtube_video_id is given), which needs an approved run.
         """
         n = self._next()
-        values = dict(file_path=f"shorts/short-{n}.mp4", duration_seconds=46.5, title=f"Short {n}",
-                      description=f"Short {n}, cut from its source video.", status=ShortStatus.rendered)
+        values = dict(file_path=f"shorts/short-{n}.mp4", duration_seconds=18.0, title=f"Short {n}",
+                      description=f"Short {n}, cut from a clip of the countdown.", status=ShortStatus.pending)
         values.update(fields)
         video_id = None
-        if ShortStatus(values["status"]) is ShortStatus.uploaded:  # rendered first, then the real upload
+        if ShortStatus(values["status"]) is ShortStatus.uploaded:  # pending first, then the real upload
             video_id = values.pop("youtube_video_id", None) or f"testsht{n:04d}"
-            values["status"] = ShortStatus.rendered
+            values["status"] = ShortStatus.pending
         short = Short.create(pipeline_run=self._run_of(run), **values)
         if video_id is not None:
             short.mark_uploaded(video_id)
@@ -229,47 +250,45 @@ class PipelineFactory:
     def _run_of(self, run: Optional[PipelineRun]) -> PipelineRun:
         return self.run(status=RunStatus.running) if run is None else run
 
-    def _chain(self, status: Union[RunStatus, str], video: Optional[DiscoveredVideo], fields: Dict[str, Any],
-               worked: bool) -> Chain:
-        """Start a run of `video` and move it to `status` as the pipeline would; `fields` are written last."""
+    def _chain(self, status: Union[RunStatus, str], niche: Optional[str], fields: Dict[str, Any],
+               clips: int) -> Chain:
+        """Schedule a run and move it to `status` as the pipeline would; `fields` are written last."""
         target = RunStatus(PipelineRun.status.db_value(status))  # ValueError listing the statuses
-        video = self.video() if video is None else video
-        active = PipelineRun.get_or_none((PipelineRun.discovered_video == video)
-                                         & PipelineRun.status.in_(PipelineRun.ACTIVE))
-        if active is not None:
-            raise ValueError(f"pipeline_factory: video {video.id} already has the active run {active.id} "
-                             f"({active.status}), and a video has one at a time: pass another video")
-        run = PipelineRun.start(video, again=True)
-        rows: Dict[str, Any] = {}
+        niche = niche or self.NICHE
+        run = PipelineRun.schedule(niche, self.cycle(niche))
+        rows: Dict[str, Any] = {"clips": [], "shorts": []}
         if target is not RunStatus.pending:
             self._claim(run)
-        if worked and target is not RunStatus.pending:
+        if clips and target is not RunStatus.pending:
             with run.fenced():
-                rows["clip"], rows["script"], rows["audio"] = self.clip(run), self.script(run), self.audio(run)
-                rows["short"] = self.short(run, clip=rows["clip"])
+                rows["clips"] = [self.clip(run) for _ in range(clips)]
+                rows["script"], rows["audio"] = self.script(run), self.audio(run)
+                rows["shorts"] = [self.short(run, clip=clip) for clip in rows["clips"][:3]]
+                for clip in rows["clips"]:
+                    mark_video_processed(clip.discovered_video.video_id, Processed.used)
         if target is RunStatus.failed:
             run.fail("failed by pipeline_factory", retry=False)
         elif target not in (RunStatus.pending, RunStatus.running):
             rows["review"] = ReviewLog.request(run, message_id=f"test-message-{self._next()}")
-            if target is not RunStatus.awaiting_review:
+            if target is not RunStatus.review:
                 answer = ReviewAction.reject if target is RunStatus.rejected else ReviewAction.approve
                 rows["review"].respond(answer, reviewer=self.REVIEWER, run=run)
-            if target is RunStatus.published:  # the upload of the run's last short publishes it
-                rows["short"] = rows.get("short") or self.short(run)
-                rows["short"].mark_uploaded(f"testsht{self._next():04d}")
+            if target is RunStatus.uploaded:
+                run.mark_uploaded(f"testlng{self._next():04d}")
         if fields:
             PipelineRun.update(**fields).where(PipelineRun.id == run.id).execute()
-        for row in (video, *rows.values()):
-            row.refresh()
+        for row in (*rows["clips"], *rows["shorts"], rows.get("script"), rows.get("audio"), rows.get("review")):
+            if row is not None:
+                row.refresh()
         _sync(run, PipelineRun.get_by_id(run.id))  # not refresh(), which keeps a claim `fields` may have replaced
-        return Chain(video=video, run=run, **rows)
+        videos = [DiscoveredVideo.get_by_id(clip.discovered_video_id) for clip in rows["clips"]]
+        return Chain(run=run, videos=videos, **rows)
 
     def _claim(self, run: PipelineRun) -> None:
-        """Claim `run` for WORKER, writing what claim_next writes (claim_next would take the oldest pending run)."""
+        """Claim `run` for WORKER, writing what claim_next writes (claim_next would take the earliest pending run)."""
         now = utcnow()
-        (PipelineRun.update(status=RunStatus.running, worker=self.WORKER, attempts=PipelineRun.attempts + 1,
-                            claim_token=secrets.token_hex(16), not_before=None, started_at=now, heartbeat_at=now,
-                            finished_at=None, updated_at=now)
+        (PipelineRun.update(status=RunStatus.running, worker=self.WORKER, claim_token=secrets.token_hex(16),
+                            not_before=None, started_at=now, heartbeat_at=now, completed_at=None, updated_at=now)
          .where((PipelineRun.id == run.id) & (PipelineRun.status == RunStatus.pending)).execute())
         _sync(run, PipelineRun.get_by_id(run.id))  # the object now holds the claim, as claim_next's would
 

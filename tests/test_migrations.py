@@ -20,7 +20,8 @@ from pipeline_models import SchemaMismatch
 
 FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
 FOURTH, FIFTH, SIXTH = "0004_seed_schema", "0005_run_queue", "0006_analytics_latest"
-ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH]
+SEVENTH = "0007_pipeline_tables"
+ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH]
 
 
 def runner(database):
@@ -342,7 +343,7 @@ ROWS_AFTER_0004 = {
              estimated_revenue_usd=None, engaged_views=None, shares=None, watch_time_minutes=None),
     ],
     pm.ReviewLog: [
-        dict(id=1, pipeline_run=1, sent_at=T, responded_at=T2, action=pm.ReviewAction.edit,
+        dict(id=1, pipeline_run=1, sent_at=T, responded_at=T2, action="edit",
              response_detail="Shorter title", auto_held=False, message_id="chat:1", reviewer="@alice"),
         dict(id=2, pipeline_run=2, sent_at=T, responded_at=None, action=None, response_detail=None, auto_held=True,
              message_id=None, reviewer=None),

@@ -24,12 +24,14 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     JSONField,
-    PostgresqlDatabase,
     TextField,
 )
 
 from pipeline_models.errors import SchemaMismatch
-from pipeline_models.migrations._base import Timestamp, frozen_base
+from pipeline_models.migrations._base import (Timestamp, drop_aside, frozen_base, migration, q, refuse_dependent_views,
+                                              reset_sequence, set_aside)
+
+_q = q
 
 NARRATION_CHARS_PER_SECOND = 15.0  # about 150 spoken words a minute
 
@@ -214,14 +216,7 @@ def down(migrator, db):
 
 def _frozen_0003(db):
     """The seven tables as 0002 made them, plus 0003's upload claim."""
-    import importlib.util
-    import os
-
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "0002_review_publish_analytics.py")
-    spec = importlib.util.spec_from_file_location("_0002_review_publish_analytics", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    models = module.frozen_models(db)
+    models = migration("0002_review_publish_analytics").frozen_models(db)
     short = next(m for m in models if m._meta.table_name == "shorts")
     short._meta.add_field("upload_started_at", Timestamp(null=True))
     return models
@@ -230,14 +225,10 @@ def _frozen_0003(db):
 def _rebuild_all(db, models, sources):
     """Rebuild each model's table from `sources[table]`, after checking that every table can be rebuilt."""
     for model in models:
-        _refuse_dependent_views(db, model._meta.table_name)
+        refuse_dependent_views(db, model._meta.table_name, "the seed's schema", "with the seed's column names")
         _refuse_values_too_long(db, model, sources[model._meta.table_name])
     for model in models:
         _rebuild(db, model, sources[model._meta.table_name])
-
-
-def _q(name):
-    return '"' + name + '"'
 
 
 def _refuse_values_too_long(db, model, sources):
@@ -259,46 +250,11 @@ def _refuse_values_too_long(db, model, sources):
             )
 
 
-def _refuse_dependent_views(db, table):
-    """Stop, naming them, if PostgreSQL views depend on `table`: a rebuild cannot carry them over.
-
-    (SQLite views name their tables and see the rebuilt one: _rebuild renames in legacy mode.)
-    """
-    if not isinstance(db, PostgresqlDatabase):
-        return
-    views = [r[0] for r in db.execute_sql(
-        "SELECT DISTINCT view_name FROM information_schema.view_table_usage "
-        "WHERE table_name = %s AND table_schema = current_schema() ORDER BY 1", (table,))]
-    if views:
-        raise SchemaMismatch(
-            f"cannot upgrade {table} to the seed's schema while the views {', '.join(views)} depend on it: "
-            "drop them, run init_db again, then recreate them with the seed's column names (nothing was changed)"
-        )
-
-
 def _rebuild(db, model, sources):
     """Replace `model`'s table with one made from the model, each column filled from `sources` or its old self."""
     table = model._meta.table_name
-    aside = table + "__old"
     old_columns = {c.name for c in db.get_columns(table)}
-    is_postgres = isinstance(db, PostgresqlDatabase)
-    # Index (and on PostgreSQL sequence) names are per schema: free them for the new table's.
-    for index in db.get_indexes(table):
-        if is_postgres:
-            db.execute_sql(f"ALTER INDEX {_q(index.name)} RENAME TO {_q(index.name + '__old')}")
-        elif index.sql:  # SQLite's own autoindexes go with their table
-            db.execute_sql(f"DROP INDEX {_q(index.name)}")
-    if is_postgres and "id" in old_columns:
-        sequence = db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]
-        if sequence:
-            db.execute_sql(f"ALTER SEQUENCE {sequence} RENAME TO {_q(aside + '_id_seq')}")
-    if is_postgres:
-        db.execute_sql(f"ALTER TABLE {_q(table)} RENAME TO {_q(aside)}")
-    else:  # legacy mode: views and triggers keep naming `table`, so they see the new one, not the old
-        legacy = db.execute_sql("PRAGMA legacy_alter_table").fetchone()[0]
-        db.execute_sql("PRAGMA legacy_alter_table = 1")
-        db.execute_sql(f"ALTER TABLE {_q(table)} RENAME TO {_q(aside)}")
-        db.execute_sql(f"PRAGMA legacy_alter_table = {legacy}")
+    aside = set_aside(db, table)
     db.create_tables([model])
     columns, values = [], []
     for field in model._meta.sorted_fields:
@@ -308,10 +264,9 @@ def _rebuild(db, model, sources):
         columns.append(_q(field.column_name))
         values.append(source)
     db.execute_sql(f"INSERT INTO {_q(table)} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {_q(aside)}")
-    db.execute_sql(f"DROP TABLE {_q(aside)}")
-    if is_postgres and model._meta.primary_key.column_name == "id":
-        db.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                       f"COALESCE((SELECT MAX(id) FROM {_q(table)}), 0) + 1, false)")
+    drop_aside(db, [table])
+    if model._meta.primary_key.column_name == "id":
+        reset_sequence(db, table)
 
 
 def _narration_chars(value):

@@ -1,34 +1,98 @@
-"""What a run makes: Clip, Script, TTSAudio and Short (a rendered short, from render through review to upload)."""
-import datetime
-from typing import Optional
+"""What a run makes: its ranked Clips, the Script, the TTSAudio, and the Shorts (uploaded once, after approval)."""
+from typing import Any, Dict
 
-from peewee import Check
+import peewee
+from peewee import SQL, Check
 
 from ..db import write_lock
-from ..enums import ShortStatus
-from ..errors import AlreadyUploaded, InvalidTransition, UploadInDoubt
+from ..enums import ContentIdRisk, ExtractionMethod, RunStatus, ShortStatus
+from ..errors import InvalidTransition
 from ..fields import (CheckedCharField, CheckedEnumField, CheckedFloatField, CheckedForeignKeyField,
                       CheckedIntegerField, CheckedJSONField, CheckedTextField, UTCDateTimeField, utcnow)
-from .base import BaseModel, _at_least_zero, _sync
-from .runs import PipelineRun
+from .base import BaseModel, UploadOnce, _at_least_zero
+from .runs import URL_LENGTH, DiscoveredVideo, PipelineRun
 
 
 class Clip(BaseModel):
-    """A cut of the source video, scored for how well it would work as a short."""
+    """One moment of a source video, cut for a run and ranked in it (1 = the most viral, shown last)."""
 
-    pipeline_run = CheckedForeignKeyField(PipelineRun, backref="clips", on_delete="CASCADE",
-                                          help_text="the run that cut it")
-    start_seconds = CheckedFloatField(constraints=_at_least_zero("start_seconds"),
-                                      help_text="where it starts in the source")
-    end_seconds = CheckedFloatField(help_text="where it ends; after start_seconds")
-    file_path = CheckedTextField(null=True, help_text="the cut file")
-    score = CheckedFloatField(null=True, help_text="how well it would work as a short")
+    # index=False: the pipeline's idx_clips_pipeline is its index.
+    pipeline_run = CheckedForeignKeyField(PipelineRun, backref="clips", on_delete="CASCADE", index=False,
+                                          help_text="the run it is part of")
+    # No cascade: deleting a video must not silently take the runs' clips (and their shorts) with it.
+    discovered_video = CheckedForeignKeyField(DiscoveredVideo, backref="clips", help_text="the source video")
+    rank_position = CheckedIntegerField(constraints=[Check("rank_position >= 1")],
+                                        help_text="its rank in the run, 1 = the most viral")
+    start_time_seconds = CheckedFloatField(constraints=_at_least_zero("start_time_seconds"),
+                                           help_text="where it starts in the source")
+    end_time_seconds = CheckedFloatField(help_text="where it ends in the source; after the start")
+    clip_duration_seconds = CheckedFloatField(constraints=_at_least_zero("clip_duration_seconds"),
+                                              help_text="its length in the compilation")
+    extraction_method = CheckedEnumField(ExtractionMethod, max_length=32, null=True,
+                                         help_text="most_replayed, transcript, audio_energy or scene_detection")
+    clip_file_path = CheckedCharField(max_length=URL_LENGTH, null=True, help_text="the cut file")
+    content_id_risk = CheckedEnumField(ContentIdRisk, max_length=16, default=ContentIdRisk.unknown,
+                                       help_text="low, medium, high or unknown")
+    # Beyond the pipeline's columns (nullable, so its inserts work unchanged):
+    score = CheckedFloatField(null=True, help_text="how viral the moment is; the ranks follow it")
     transcript = CheckedTextField(null=True, help_text="what is said in it")
-    created_at = UTCDateTimeField(default=utcnow, help_text="when it was cut")
+    created_at = UTCDateTimeField(null=True, default=utcnow, help_text="when it was cut")
+    dropped_at = UTCDateTimeField(null=True, help_text="when a reviewer's skip dropped it (kept as history)")
 
     class Meta:
         table_name = "clips"
-        constraints = [Check("end_seconds > start_seconds", name="clips_end_after_start")]
+        constraints = [Check("end_time_seconds > start_time_seconds", name="clips_end_after_start")]
+
+    # What save() checks against the run's other clips when they change.
+    _PLACE = ("pipeline_run", "discovered_video", "rank_position")
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        """peewee's save(); a new clip, or one moved, must name a video and a rank its run does not have yet
+        (ValueError naming them, nothing written)."""
+        names = {field if isinstance(field, str) else field.name for field in (only or self.dirty_fields)}
+        if self._pk is not None and not force_insert and not names & set(self._PLACE):
+            return super().save(force_insert=force_insert, only=only)
+        with write_lock():
+            # The run's row lock queues the clip writes of one run (PostgreSQL), so the check below holds.
+            PipelineRun(id=self.pipeline_run_id)._locked_row()
+            self._refuse_taken_place()
+            return super().save(force_insert=force_insert, only=only)
+
+    def _refuse_taken_place(self) -> None:
+        cls = type(self)
+        others = cls.select(cls.id, cls.discovered_video, cls.rank_position).where(
+            (cls.pipeline_run == self.pipeline_run_id) & (cls.id != (self.id or 0)))
+        taken = others.where(cls.discovered_video == self.discovered_video_id).first()
+        if taken is not None:
+            raise ValueError(f"Clip.discovered_video: run {self.pipeline_run_id} already has a clip of video "
+                             f"{self.discovered_video_id} (clip {taken.id}); a run takes one clip per video")
+        taken = others.where((cls.rank_position == self.rank_position) & cls.dropped_at.is_null()).first()
+        if taken is not None and self.dropped_at is None:
+            raise ValueError(f"Clip.rank_position: run {self.pipeline_run_id} already has a clip ranked "
+                             f"{self.rank_position} (clip {taken.id})")
+
+    @classmethod
+    def insert_rows(cls, rows: Any, fields: Any = None, chunk_size: int = 2000, none_is_default: Any = ()) -> int:
+        """BaseModel.insert_rows, with save()'s rule: no run gets two clips of one video (ValueError naming the
+        run and the video, nothing written); two of one rank are refused by the database's unique index."""
+        with write_lock():
+            before = cls.select(peewee.fn.MAX(cls.id)).scalar() or 0
+            count = super().insert_rows(rows, fields=fields, chunk_size=chunk_size, none_is_default=none_is_default)
+            other = cls.alias()
+            clash = (cls.select(cls.pipeline_run, cls.discovered_video)
+                     .join(other, on=((other.pipeline_run == cls.pipeline_run)
+                                      & (other.discovered_video == cls.discovered_video) & (other.id < cls.id)))
+                     .where(cls.id > before).tuples().first())
+            if clash is not None:
+                raise ValueError(f"Clip.discovered_video: run {clash[0]} would have two clips of video {clash[1]}; "
+                                 f"a run takes one clip per video (nothing was written)")
+        return count
+
+
+# The pipeline's index; the ranks of a run's clips (those not dropped) are distinct, kept by the database.
+Clip.add_index(Clip.pipeline_run, name="idx_clips_pipeline")
+Clip.add_index(Clip.index(Clip.pipeline_run, Clip.rank_position, unique=True, name="clips_rank_in_run",
+                          where=SQL("dropped_at IS NULL")))
 
 
 class Script(BaseModel):
@@ -61,7 +125,7 @@ class TTSAudio(BaseModel):
 
     pipeline_run = CheckedForeignKeyField(PipelineRun, backref="audio", on_delete="CASCADE",
                                           help_text="the run it narrates")
-    engine_used = CheckedCharField(max_length=255, help_text="the TTS engine, e.g. piper or openai")
+    engine_used = CheckedCharField(max_length=255, help_text="the TTS engine: xtts_v2, styletts2 or piper")
     voice_profile = CheckedCharField(max_length=255, null=True, help_text="the voice it used")
     audio_file_path = CheckedCharField(max_length=512, null=True, help_text="the audio file")
     duration_seconds = CheckedFloatField(null=True, constraints=_at_least_zero("duration_seconds"),
@@ -72,8 +136,8 @@ class TTSAudio(BaseModel):
         table_name = "tts_audio"
 
 
-class Short(BaseModel):
-    """A rendered vertical short, from render through review to upload."""
+class Short(UploadOnce, BaseModel):
+    """A vertical short cut from one of a run's top clips, uploaded once after the run is approved."""
 
     pipeline_run = CheckedForeignKeyField(PipelineRun, backref="shorts", on_delete="CASCADE",
                                           help_text="the run that rendered it")
@@ -89,7 +153,7 @@ class Short(BaseModel):
                                         help_text="its YouTube id once uploaded")
     youtube_url = CheckedCharField(max_length=512, null=True, help_text="its address on YouTube")
     status = CheckedEnumField(ShortStatus, max_length=32, default=ShortStatus.pending,
-                              help_text="pending, rendered, uploaded, rejected or failed")
+                              help_text="pending, review, uploaded, failed or rejected")
     uploaded_at = UTCDateTimeField(null=True, help_text="when it was uploaded")
     # Set when an upload begins: with no video id after it, an upload may have reached YouTube unrecorded.
     upload_started_at = UTCDateTimeField(null=True, help_text="when an upload of it began (the upload claim)")
@@ -100,80 +164,39 @@ class Short(BaseModel):
 
     # Where each status may go, and what moves it (drawn in the README's diagram).
     TRANSITIONS = {
-        ShortStatus.pending: {ShortStatus.rendered: "the worker renders it", ShortStatus.uploaded: "mark_uploaded()",
-                              ShortStatus.rejected: "ReviewLog respond() reject", ShortStatus.failed: "the worker"},
-        ShortStatus.rendered: {ShortStatus.uploaded: "mark_uploaded()",
-                               ShortStatus.rejected: "ReviewLog respond() reject",
-                               ShortStatus.failed: "the uploader gives up"},
+        ShortStatus.pending: {ShortStatus.review: "ReviewLog.request() of its run",
+                              ShortStatus.uploaded: "mark_uploaded()",
+                              ShortStatus.rejected: "its run rejected or rendered again", ShortStatus.failed: "the worker"},
+        ShortStatus.review: {ShortStatus.uploaded: "mark_uploaded()",
+                             ShortStatus.rejected: "its run rejected or rendered again",
+                             ShortStatus.failed: "the uploader gives up"},
         ShortStatus.failed: {ShortStatus.uploaded: "mark_uploaded()"},
         ShortStatus.uploaded: {},
         ShortStatus.rejected: {},
     }
+    # A short is uploaded only once its run is approved (its long-form video may be uploaded already).
+    RUN_UPLOADABLE = (RunStatus.approved, RunStatus.uploaded)
+    _URL, _NAME = "https://youtube.com/shorts/{}", "short"
+
+    def _upload_row(self) -> "Short":
+        # The run first: a review answer locks the run, then its shorts; the same order never deadlocks.
+        self._run_row = PipelineRun(id=self.pipeline_run_id)._locked_row()
+        return self._locked_row()
 
     def _uploadable(self, row: "Short") -> None:
-        """Refuse an upload of a short whose status cannot become uploaded (a rejected one)."""
+        """Refuse an upload of a short of a run not approved, or whose status cannot become uploaded."""
+        run = self._run_row
+        if run.status not in self.RUN_UPLOADABLE:
+            raise InvalidTransition(f"short {self.id}", row.status, ShortStatus.uploaded,
+                                    f"its run {run.id} is {run.status}: only an approved run's shorts are uploaded")
         if ShortStatus.uploaded not in self.TRANSITIONS[row.status]:
             raise InvalidTransition(f"short {self.id}", row.status, ShortStatus.uploaded,
-                                    "only a pending, rendered or failed short is uploaded")
+                                    "only a pending, review or failed short is uploaded")
 
-    def start_upload(self) -> None:
-        """Claim this short for one upload, before sending it to YouTube.
-
-        Raises AlreadyUploaded if it has a video id, and UploadInDoubt if an earlier upload began and never
-        recorded one (a crash between the upload and mark_uploaded): check the channel, then call
-        mark_uploaded() with the id found or abandon_upload() to allow a new upload. Raises InvalidTransition
-        for a rejected short and DoesNotExist for a deleted one. Nothing else, whatever other processes do.
-        """
+    def _record_upload(self, changes: Dict[str, Any]) -> None:
         cls = type(self)
-        now = utcnow()
-        with write_lock():  # the check and the claim see one state of the row
-            row = self._locked_row()
-            if row.youtube_video_id is not None:
-                raise AlreadyUploaded(f"short {self.id} is already on YouTube as {row.youtube_video_id}")
-            if row.upload_started_at is not None:
-                raise UploadInDoubt(
-                    f"short {self.id} began uploading at {row.upload_started_at:%Y-%m-%d %H:%M:%S} UTC and "
-                    "recorded no video id: check the channel, then call mark_uploaded(id) or abandon_upload()")
-            self._uploadable(row)
-            cls.update(upload_started_at=now).where(cls.id == self.id).execute()
-        self.upload_started_at = now
-
-    def abandon_upload(self) -> None:
-        """Release an upload claim when the upload is known not to have reached YouTube."""
-        cls = type(self)
-        if cls.update(upload_started_at=None).where((cls.id == self.id) & cls.youtube_video_id.is_null()).execute():
-            self.upload_started_at = None
-
-    def mark_uploaded(self, youtube_video_id: str, youtube_url: Optional[str] = None,
-                      uploaded_at: Optional[datetime.datetime] = None) -> bool:
-        """Record the upload (video id, url, time, status uploaded); True if this call recorded it.
-
-        When this was the last of an approved run's shorts still to upload, the run is published and its
-        video marked processed, in the same transaction (and the run object this short holds is updated).
-        Recording the same id again is a harmless retry (False); a different id raises AlreadyUploaded; a
-        missing, empty or blank id raises ValueError.
-        """
-        if not isinstance(youtube_video_id, str) or not youtube_video_id.strip():
-            raise ValueError(f"Short.youtube_video_id: mark_uploaded needs the video id YouTube returned, "
-                             f"not {youtube_video_id!r}")
-        cls = type(self)
-        changes = dict(youtube_video_id=youtube_video_id, status=ShortStatus.uploaded,
-                       youtube_url=f"https://youtube.com/shorts/{youtube_video_id}" if youtube_url is None
-                       else youtube_url,
-                       uploaded_at=utcnow() if uploaded_at is None else uploaded_at)
-        with write_lock():
-            # The run first: two of its shorts recorded at once take turns, so the second sees the first.
-            run = PipelineRun(id=self.pipeline_run_id)._locked_row()
-            row = self._locked_row()
-            if row.youtube_video_id is not None:
-                if row.youtube_video_id != youtube_video_id:
-                    raise AlreadyUploaded(f"short {self.id} is already on YouTube as {row.youtube_video_id}; "
-                                          f"refusing to record {youtube_video_id}")
-                return False
-            self._uploadable(row)
-            cls.update(**changes).where(cls.id == self.id).execute()
-            run._publish_if_done()
+        changes["status"] = ShortStatus.uploaded
+        cls.update(**changes).where(cls.id == self.id).execute()
         for name, value in changes.items():
-            setattr(self, name, value)
-        _sync(self.__rel__.get("pipeline_run"), run)
-        return True
+            self.__data__[name] = value
+        self._dirty.difference_update(changes)

@@ -90,6 +90,21 @@ class ErrorLog(BaseModel):
 ErrorLog.add_index(ErrorLog.module, ErrorLog.occurred_at, name="idx_error_log_module")  # a module's errors
 
 
+def log_error(module: str, error_type: str, message: str, pipeline_run_id: Optional[int] = None,
+              stack_trace: Optional[str] = None) -> ErrorLog:
+    """Store an unresolved error of `module` (the pipeline's helper; ErrorLog.record takes an exception).
+
+    An empty module, error_type or message is a ValueError naming it; NUL and lone surrogates are escaped
+    as record() escapes them. One INSERT.
+    """
+    for name, value in (("module", module), ("error_type", error_type), ("error_message", message)):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"ErrorLog.{name}: log_error needs the {name.replace('_', ' ')}, not {value!r}")
+    return ErrorLog.create(pipeline_run=pipeline_run_id, module=escape_unstorable(module),
+                           error_type=escape_unstorable(error_type), error_message=escape_unstorable(message),
+                           stack_trace=escape_unstorable(stack_trace))
+
+
 class _Capture(contextlib.ContextDecorator):
     """ErrorLog.capture(): records the exception leaving the block; a failure to record never hides it."""
 

@@ -1,31 +1,31 @@
-"""ReviewLog: a request for a human verdict on a run's short, and the answer, which moves the run."""
+"""ReviewLog: a request for a human verdict on a run's compilation, and the answer, which moves the run."""
 import datetime
-import warnings
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import peewee
 
 from ..db import write_lock
-from ..enums import ReviewAction, RunStatus, ShortStatus
-from ..errors import AlreadyAnswered
+from ..enums import Processed, ReviewAction, RunStatus, ShortStatus
+from ..errors import AlreadyAnswered, InvalidTransition
 from ..fields import (CheckedBooleanField, CheckedCharField, CheckedEnumField, CheckedForeignKeyField, UTCDateTimeField,
                       utcnow)
-from .artefacts import Short
+from .artefacts import Clip, Short
 from .base import BaseModel, _sync, _unchanged_on_failure
-from .runs import PipelineRun, _duration
+from .runs import DiscoveredVideo, PipelineRun, _duration
 
 
 class ReviewLog(BaseModel):
-    """A request for a human verdict on a run's short, and the answer (action is NULL until then)."""
+    """A request for a human verdict on a run's compilation, and the answer (action is NULL until then)."""
 
     pipeline_run = CheckedForeignKeyField(PipelineRun, backref="reviews", on_delete="CASCADE",
                                           help_text="the run under review")
     sent_at = UTCDateTimeField(default=utcnow, help_text="when the request was sent")
     responded_at = UTCDateTimeField(null=True, help_text="when the answer came")
-    action = CheckedEnumField(ReviewAction, null=True, help_text="approve, reject or edit; NULL until answered")
+    action = CheckedEnumField(ReviewAction, null=True,
+                              help_text="approve, reject, hold, skip or redo_script; NULL until answered")
     response_detail = CheckedCharField(max_length=1024, null=True,
-                                       help_text="the reviewer's words, e.g. the edit asked for")
-    auto_held = CheckedBooleanField(default=False, help_text="nobody answered in time")
+                                       help_text="the answer's argument, e.g. 'skip 4,7'")
+    auto_held = CheckedBooleanField(default=False, help_text="nobody answered in time: held by hold_stale()")
     # The chat message that asked: a second tap on it finds this row and changes nothing.
     message_id = CheckedCharField(max_length=128, null=True, unique=True, help_text="the chat message that asked")
     reviewer = CheckedCharField(max_length=255, null=True, help_text="who answered")
@@ -35,74 +35,92 @@ class ReviewLog(BaseModel):
         # Unanswered reviews (action IS NULL) oldest first: the auto-hold sweep and the open count.
         indexes = ((("action", "sent_at"), False),)
 
-    # What each answer does to the run: an edit approves the short with the reviewer's changes in `response_detail`.
+    # What each answer does to the run. hold leaves it in review (a held review may be answered again);
+    # skip and redo_script send it back to the queue, at the stage named, for a worker to redo.
     OUTCOME = {
         ReviewAction.approve: RunStatus.approved,
-        ReviewAction.edit: RunStatus.approved,
         ReviewAction.reject: RunStatus.rejected,
+        ReviewAction.hold: RunStatus.review,
+        ReviewAction.skip: RunStatus.pending,
+        ReviewAction.redo_script: RunStatus.pending,
     }
+    STAGE_AGAIN = {ReviewAction.skip: "render", ReviewAction.redo_script: "script"}
 
     # A review's states (its action is NULL while open) and what moves it, for the README's diagram.
     TRANSITIONS = {
-        "open": {"answered": "respond() / answer(): approve, edit or reject", "auto_held": "hold_stale()"},
-        "auto_held": {"answered": "respond() / answer(), late"},
+        "open": {"answered": "respond() / answer(): approve, reject, skip or redo_script",
+                 "held": "respond() hold, hold_stale() (auto_held)"},
+        "held": {"answered": "respond() / answer(), later"},
         "answered": {},
     }
 
     @classmethod
     def request(cls, run: PipelineRun, message_id: Optional[str] = None) -> "ReviewLog":
-        """Ask for a review of `run` (sent now) and move the run to awaiting_review, in one transaction.
+        """Ask for a review of `run` (sent now) and move the run to review and its pending shorts with it, in
+        one transaction.
 
         Only the worker holding the run's claim may ask (LeaseLost otherwise); `run` is updated, or left as it
         was when the request fails.
         """
         _a_run("ReviewLog.request", run)
         with _unchanged_on_failure(run), write_lock():
-            run.advance(RunStatus.awaiting_review, stage="review")
+            run.advance(RunStatus.review, stage="review")
+            (Short.update(status=ShortStatus.review)
+             .where((Short.pipeline_run == run.id) & (Short.status == ShortStatus.pending)).execute())
             return cls.create(pipeline_run=run, message_id=message_id)
 
     def respond(self, action: Union[ReviewAction, str], response_detail: Optional[str] = None,
                 reviewer: Optional[str] = None, run: Optional[PipelineRun] = None) -> bool:
-        """Record the human answer once and move the run to approved or rejected; True if this call recorded it.
+        """Record the human answer once and move the run; True if this call recorded it.
 
-        A rejection also marks the run's not yet uploaded shorts rejected; an approval of a run whose
-        shorts are all uploaded publishes it. The run object given as `run`, or the one this review holds
-        (as after ReviewLog.request(run)), is updated.
+        approve: the run is approved (its uploads may start). reject: rejected, with its shorts not yet
+        uploaded. hold: it stays in review, held; the review may be answered again. skip: `response_detail`
+        names the ranks to drop ('skip 4,7' or '4,7'): those clips are dropped (kept, with dropped_at, their
+        videos rejected), the rest ranked 1..N again in their order, and the run goes back to the queue at
+        the render stage. redo_script: back to the queue at the script stage. Both reject the run's shorts
+        not yet uploaded (they are rendered again). The run object given as `run`, or the one this review
+        holds (as after ReviewLog.request(run)), is updated.
 
         The same answer again (a second tap on the button) changes nothing and returns False; a different
-        answer to an answered review (or an edit with other words) raises AlreadyAnswered.
+        answer to an answered review raises AlreadyAnswered. A bad skip detail is a ValueError naming it.
         """
         cls = type(self)
         if action is None:
-            raise ValueError("ReviewLog.action: respond needs the answer: approve, reject or edit")
+            raise ValueError("ReviewLog.action: respond needs the answer: approve, reject, hold, skip or redo_script")
         action = ReviewAction(cls.action.db_value(action))  # ValueError naming the field if unknown
+        cls.response_detail.db_value(response_detail)
         if run is not None:
             _a_run("ReviewLog.respond", run)
         if run is not None and run.id != self.pipeline_run_id:
             raise ValueError(f"ReviewLog.respond: review {self.id} is of run {self.pipeline_run_id}, not run {run.id}")
         now = utcnow()
         with write_lock():
-            answered = (cls.update(action=action, response_detail=response_detail, reviewer=reviewer,
-                                   responded_at=now)
-                        .where((cls.id == self.id) & cls.action.is_null()).execute())
-            if not answered:
-                row = cls.get_by_id(self.id)
+            # The database's run, not a caller's copy that may be stale: the answer is the reviewer's.
+            moved = PipelineRun(id=self.pipeline_run_id)._locked_row()
+            row = self._locked_row()
+            if row.action is not None and row.action is not ReviewAction.hold or row.action is action:
                 if row.action is action and response_detail in (None, row.response_detail):
                     return False
                 said = f"{action} ({response_detail!r})" if row.action is action else str(action)
                 raise AlreadyAnswered(f"review {self.id} was already answered {row.action} "
                                       f"by {row.reviewer or 'someone'}; refusing {said}")
-            # The database's run, not a caller's copy that may be stale: the answer is the reviewer's.
-            moved = PipelineRun(id=self.pipeline_run_id)._locked_row()
-            moved.advance(self.OUTCOME[action])
-            if action is ReviewAction.reject:  # the run's unpublished shorts are rejected with it
+            if moved.status is not RunStatus.review:
+                raise InvalidTransition(f"run {moved.id}", moved.status, self.OUTCOME[action],
+                                        f"review {self.id} is of a run no longer in review")
+            if action is ReviewAction.skip:
+                _drop_clips(moved, _ranks_to_skip(moved, response_detail), now)
+            cls.update(action=action, response_detail=response_detail, reviewer=reviewer,
+                       responded_at=now).where(cls.id == self.id).execute()
+            if action is not ReviewAction.hold:
+                moved._move({"status": self.OUTCOME[action], "current_stage": self.STAGE_AGAIN.get(action,
+                                                                                                  moved.current_stage)})
+            if action in (ReviewAction.reject, *self.STAGE_AGAIN):  # its shorts will never be uploaded as they are
                 (Short.update(status=ShortStatus.rejected)
                  .where((Short.pipeline_run == moved.id)
-                        & Short.status.in_([ShortStatus.pending, ShortStatus.rendered]))
+                        & Short.status.in_([ShortStatus.pending, ShortStatus.review]))
                  .execute())
-            else:
-                moved._publish_if_done()
         self.action, self.response_detail, self.reviewer, self.responded_at = action, response_detail, reviewer, now
+        self._dirty.clear()
         for copy in (run, self.__rel__.get("pipeline_run")):
             _sync(copy, moved)
         return True
@@ -124,22 +142,56 @@ class ReviewLog(BaseModel):
 
     @classmethod
     def hold_stale(cls, older_than: datetime.timedelta) -> int:
-        """Mark unanswered reviews sent more than `older_than` ago as auto-held; return how many."""
+        """Hold the unanswered reviews sent more than `older_than` ago (action hold, auto_held); return how many.
+
+        Their runs stay in review, and a later answer still counts.
+        """
         cutoff = utcnow() - _duration("hold_stale", older_than)
-        return (cls.update(auto_held=True)
-                .where(cls.action.is_null() & (cls.sent_at < cutoff) & (cls.auto_held == False))  # noqa: E712
+        return (cls.update(action=ReviewAction.hold, auto_held=True)
+                .where(cls.action.is_null() & (cls.sent_at < cutoff))
                 .execute())
 
     @classmethod
     def unanswered(cls) -> peewee.ModelSelect:
-        """Reviews still waiting for an answer, oldest first (auto-held ones included)."""
-        return cls.select().where(cls.action.is_null()).order_by(cls.sent_at)
+        """Reviews still waiting for an answer, oldest first (held ones included: they may still be answered)."""
+        return cls.select().where(cls.action.is_null() | (cls.action == ReviewAction.hold)).order_by(cls.sent_at)
 
-    @classmethod
-    def open(cls) -> peewee.ModelSelect:
-        """Deprecated: use unanswered()."""
-        warnings.warn("ReviewLog.open() is deprecated: use ReviewLog.unanswered()", DeprecationWarning, stacklevel=2)
-        return cls.unanswered()
+
+def _ranks_to_skip(run: PipelineRun, detail: Optional[str]) -> List[int]:
+    """The ranks a skip answer names ('skip 4,7', '4, 7'), each a rank of the run's clips, not all of them."""
+    text = (detail or "").strip()
+    if text.lower().startswith("skip"):
+        text = text[4:]
+    words = [word.strip() for word in text.replace(" ", ",").split(",") if word.strip()]
+    if not words:
+        raise ValueError(f"ReviewLog.response_detail: skip needs the ranks to drop, e.g. 'skip 4,7', not {detail!r}")
+    bad = [word for word in words if not word.isdigit()]
+    if bad:
+        raise ValueError(f"ReviewLog.response_detail: {bad[0]!r} in {detail!r} is not a rank; e.g. 'skip 4,7'")
+    ranks = sorted({int(word) for word in words})
+    kept = {clip.rank_position for clip in run.clips.where(Clip.dropped_at.is_null())}
+    missing = [rank for rank in ranks if rank not in kept]
+    if missing:
+        raise ValueError(f"ReviewLog.response_detail: run {run.id} has no clip ranked {missing[0]} "
+                         f"(its ranks: {', '.join(map(str, sorted(kept))) or 'none'})")
+    if len(ranks) == len(kept):
+        raise ValueError(f"ReviewLog.response_detail: {detail!r} would drop every clip of run {run.id}; "
+                         f"reject it instead")
+    return ranks
+
+
+def _drop_clips(run: PipelineRun, ranks: List[int], now: datetime.datetime) -> None:
+    """Drop the clips of `run` ranked `ranks` (their videos rejected) and rank the rest 1..N in their order."""
+    current = run.clips.where(Clip.dropped_at.is_null())
+    dropped = current.where(Clip.rank_position.in_(ranks))
+    (DiscoveredVideo.update(processed=Processed.rejected)
+     .where(DiscoveredVideo.id.in_(dropped.select(Clip.discovered_video))).execute())
+    Clip.update(dropped_at=now).where(Clip.id.in_(dropped.select(Clip.id))).execute()
+    kept = [clip.id for clip in current.order_by(Clip.rank_position)]
+    # Out of the way first, then into place: the ranks stay distinct after every row's change.
+    Clip.update(rank_position=Clip.rank_position + 100000).where(Clip.id.in_(kept)).execute()
+    for rank, clip_id in enumerate(kept, 1):
+        Clip.update(rank_position=rank).where(Clip.id == clip_id).execute()
 
 
 def _a_run(operation: str, run: object) -> None:

@@ -1,72 +1,92 @@
-"""The work queue: DiscoveredVideo, the source videos found, and PipelineRun, one pass of one video through
-the pipeline (claimed under a lease, retried with backoff, reviewed, published)."""
+"""The pipeline's work: DiscoveredVideo, the candidate videos found, and PipelineRun, one niche's compilation
+for one 6-hour cycle (scheduled once, claimed by a worker under a lease, retried, reviewed, uploaded)."""
 import contextlib
 import datetime
-import random
 import secrets
 from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import peewee
-from peewee import SQL
+from peewee import Check
 
 from ..db import db, write_lock
-from ..enums import RunStatus, ShortStatus, VideoStatus
+from ..enums import ContentIdRisk, Processed, RunStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
-                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, _now, utcnow)
-from .base import (BaseModel, _at_least_zero, _Deprecated, _is_postgres, _one_line, _refuse_unknown_fields,
+                      CheckedIntegerField, CheckedIntEnumField, CheckedTextField, UTCDateTimeField, _now, utcnow)
+from .base import (BaseModel, UploadOnce, _at_least_zero, _is_postgres, _one_line, _refuse_unknown_fields,
                    _unchanged_on_failure)
 from .config import ConfigOverride
 
+# The pipeline's own columns leave strings unbounded; these limits are set from what the values are: a
+# YouTube id is 11 characters and a channel id 24 (room kept for other sources), a YouTube title 100 and a
+# Reddit title 300 characters, a channel name 100; a URL or path within the seed's 512; a niche a word.
+VIDEO_ID_LENGTH, TITLE_LENGTH, NAME_LENGTH, URL_LENGTH, NICHE_LENGTH = 64, 1024, 255, 512, 64
+
+CYCLE = datetime.timedelta(hours=6)  # one run per niche per cycle
+
 
 class DiscoveredVideo(BaseModel):
-    """A source video found on YouTube by a search query, channel or feed."""
+    """A candidate video found for a niche, deduplicated by its YouTube id; `processed` says what became of it."""
 
-    youtube_video_id = CheckedCharField(max_length=64, unique=True, help_text="the source video's YouTube id")
-    title = CheckedTextField(null=True, help_text="its title on YouTube")
-    channel_id = CheckedCharField(max_length=64, null=True, help_text="the channel that published it")
-    channel_title = CheckedTextField(null=True, help_text="that channel's name")
-    published_at = UTCDateTimeField(null=True, help_text="when it was published on YouTube")
-    duration_seconds = CheckedFloatField(null=True, constraints=_at_least_zero("duration_seconds"),
-                                         help_text="its length")
+    video_id = CheckedCharField(max_length=VIDEO_ID_LENGTH, unique=True, help_text="the YouTube video id")
+    title = CheckedCharField(max_length=TITLE_LENGTH, help_text="its title")
+    channel_name = CheckedCharField(max_length=NAME_LENGTH, help_text="the creator, credited in the description")
+    channel_id = CheckedCharField(max_length=VIDEO_ID_LENGTH, help_text="the creator's channel id")
+    url = CheckedCharField(max_length=URL_LENGTH, help_text="its address")
+    category_id = CheckedIntegerField(null=True, help_text="its YouTube category")
+    duration_seconds = CheckedIntegerField(null=True, constraints=_at_least_zero("duration_seconds"),
+                                           help_text="its length, in whole seconds")
     view_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("view_count"),
                                         help_text="its views when found")
-    source = CheckedTextField(null=True, help_text="the search, channel or feed that found it")
+    like_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("like_count"),
+                                        help_text="its likes when found")
+    comment_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("comment_count"),
+                                           help_text="its comments when found")
+    view_velocity = CheckedFloatField(null=True, constraints=_at_least_zero("view_velocity"),
+                                      help_text="views per hour when found")
+    viral_score = CheckedFloatField(null=True, help_text="the composite score candidates are ranked by")
+    niche = CheckedCharField(max_length=NICHE_LENGTH, help_text="gaming, sports, funny, entertainment, ...")
+    discovery_source = CheckedCharField(max_length=NAME_LENGTH, null=True,
+                                        help_text="where it was found: youtube_trending, reddit, ...")
     discovered_at = UTCDateTimeField(default=utcnow, help_text="when it was found")
-    status = CheckedEnumField(VideoStatus, default=VideoStatus.new, help_text="new, selected, skipped or processed")
+    processed = CheckedIntEnumField(Processed, default=Processed.pending,
+                                    help_text="0 pending, 1 used, 2 skipped, 3 rejected (Processed)")
+    content_id_risk = CheckedEnumField(ContentIdRisk, max_length=16, default=ContentIdRisk.unknown,
+                                       help_text="low, medium, high or unknown")
+    # Beyond the pipeline's columns (nullable, so its inserts work unchanged):
+    published_at = UTCDateTimeField(null=True, help_text="when it was published on YouTube")
 
     class Meta:
         table_name = "discovered_videos"
 
-    # The metadata discover() takes and refreshes.
-    DISCOVER_FIELDS = ("title", "channel_id", "channel_title", "published_at", "duration_seconds", "view_count",
-                       "source")
-    METADATA = _Deprecated("DISCOVER_FIELDS")  # the old name, for one release
-    # Where each status may go, and what moves it (drawn in the README's diagram). A video's status follows its
-    # latest run: PipelineRun.VIDEO_AFTER.
-    TRANSITIONS = {
-        VideoStatus.new: {VideoStatus.selected: "PipelineRun.start()", VideoStatus.skipped: "your discovery filter"},
-        VideoStatus.selected: {VideoStatus.processed: "its run published",
-                               VideoStatus.skipped: "its run rejected or failed for good"},
-        VideoStatus.skipped: {VideoStatus.selected: "start(), start(again=True), retry()"},
-        VideoStatus.processed: {VideoStatus.selected: "start(again=True)"},
-    }
+    # The metadata discover() takes and refreshes: every column but the id, the YouTube id and what the
+    # pipeline decides (processed, discovered_at).
+    DISCOVER_FIELDS = ("title", "channel_name", "channel_id", "url", "category_id", "duration_seconds",
+                       "view_count", "like_count", "comment_count", "view_velocity", "viral_score", "niche",
+                       "discovery_source", "content_id_risk", "published_at")
+    _REQUIRED = ("title", "channel_name", "channel_id", "niche")
 
     @classmethod
-    def discover(cls, youtube_video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
-        """Record a found video once: return (video, created); finding it again refreshes the metadata given."""
+    def discover(cls, video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
+        """Record a found video once: return (video, created); finding it again refreshes the metadata given.
+
+        A new video needs title, channel_name, channel_id and niche; `url` defaults to its YouTube address.
+        """
         _refuse_unknown_fields(cls, fields, cls.DISCOVER_FIELDS)
-        if not isinstance(youtube_video_id, str) or not youtube_video_id.strip():
-            raise ValueError(f"DiscoveredVideo.youtube_video_id: discover needs the video's YouTube id, "
-                             f"not {youtube_video_id!r}")
+        _video_id("discover", video_id)
         with write_lock():
-            video = cls.get_or_none(cls.youtube_video_id == youtube_video_id)
+            video = cls.get_or_none(cls.video_id == video_id)
             if video is None:
+                missing = [name for name in cls._REQUIRED if fields.get(name) is None]
+                if missing:
+                    raise ValueError(f"DiscoveredVideo.{missing[0]}: a new video needs "
+                                     f"{', '.join(missing)} (discover({video_id!r}, ...))")
+                fields.setdefault("url", f"https://www.youtube.com/watch?v={video_id}")
                 try:
                     with db.atomic():  # a savepoint: on PostgreSQL another process may insert first
-                        return cls.create(youtube_video_id=youtube_video_id, **fields), True
+                        return cls.create(video_id=video_id, **fields), True
                 except peewee.IntegrityError:
-                    video = cls.get_or_none(cls.youtube_video_id == youtube_video_id)
+                    video = cls.get_or_none(cls.video_id == video_id)
                     if video is None:
                         raise
             changed = {name: value for name, value in fields.items() if getattr(video, name) != value}
@@ -77,43 +97,92 @@ class DiscoveredVideo(BaseModel):
             return video, False
 
 
-class PipelineRun(BaseModel):
-    """One pass of one video through the pipeline: queued, claimed by a worker under a lease, reviewed, published."""
+# The pipeline's two indexes: a niche's recent finds, and the candidates not used yet.
+DiscoveredVideo.add_index(DiscoveredVideo.niche, DiscoveredVideo.discovered_at, name="idx_discovered_videos_niche")
+DiscoveredVideo.add_index(DiscoveredVideo.processed, name="idx_discovered_videos_processed")
 
-    # No cascade: deleting a video must not silently take its runs (and uploaded shorts) with it.
-    discovered_video = CheckedForeignKeyField(DiscoveredVideo, backref="runs", help_text="the video this run processes")
-    status = CheckedEnumField(RunStatus, default=RunStatus.pending,
-                              help_text="pending, running, awaiting_review, approved, rejected, published or failed")
+
+def _video_id(operation: str, video_id: Any) -> str:
+    if not isinstance(video_id, str) or not video_id.strip():
+        raise ValueError(f"DiscoveredVideo.video_id: {operation} needs the video's YouTube id, not {video_id!r}")
+    return video_id
+
+
+def _niche(operation: str, niche: Any) -> str:
+    if not isinstance(niche, str) or not niche.strip():
+        raise ValueError(f"PipelineRun.niche: {operation} needs the niche's name, e.g. 'gaming', not {niche!r}")
+    return niche
+
+
+def get_pending_videos(niche: str) -> peewee.ModelSelect:
+    """The niche's videos not used yet (processed = 0), best viral_score first (unscored last), oldest first."""
+    _niche("get_pending_videos", niche)
+    video = DiscoveredVideo
+    return (video.select().where((video.niche == niche) & (video.processed == Processed.pending))
+            .order_by(video.viral_score.desc(nulls="LAST"), video.discovered_at, video.id))
+
+
+def mark_video_processed(video_id: str, status: Union[Processed, int]) -> None:
+    """Set `processed` of the video with that YouTube id (1 used, 2 skipped, 3 rejected, 0 pending again).
+
+    An empty id, an id no video has, or a status outside 0-3 is a ValueError naming it; one statement.
+    """
+    _video_id("mark_video_processed", video_id)
+    video = DiscoveredVideo
+    video.processed.db_value(status)  # ValueError naming the field, before anything is written
+    if not video.update(processed=status).where(video.video_id == video_id).execute():
+        raise ValueError(f"DiscoveredVideo.video_id: no video has the id {video_id!r}")
+
+
+class PipelineRun(UploadOnce, BaseModel):
+    """One niche's compilation for one cycle: scheduled once, claimed by a worker under a lease, reviewed, uploaded."""
+
+    niche = CheckedCharField(max_length=NICHE_LENGTH, help_text="the niche (channel) it is for")
+    cycle_start = UTCDateTimeField(help_text="the start of the 6-hour window it covers")
+    cycle_end = UTCDateTimeField(help_text="the end of that window; after cycle_start")
+    status = CheckedEnumField(RunStatus, max_length=32, default=RunStatus.pending,
+                              help_text="pending, running, review, approved, uploaded, failed or rejected")
+    started_at = UTCDateTimeField(null=True, help_text="when its current (or last) attempt was claimed")
+    completed_at = UTCDateTimeField(null=True, help_text="when it was uploaded, rejected or failed for good")
+    video_file_path = CheckedCharField(max_length=URL_LENGTH, null=True, help_text="the rendered long-form video")
+    video_duration_seconds = CheckedFloatField(null=True, constraints=_at_least_zero("video_duration_seconds"),
+                                               help_text="its length")
+    video_file_size_bytes = CheckedBigIntegerField(null=True, constraints=_at_least_zero("video_file_size_bytes"),
+                                                   help_text="its size")
+    # Unique when set (NULLs never collide): the long-form video is uploaded once.
+    youtube_video_id = CheckedCharField(max_length=100, null=True, unique=True,
+                                        help_text="the long-form video's YouTube id, once uploaded")
+    youtube_url = CheckedCharField(max_length=URL_LENGTH, null=True, help_text="its address on YouTube")
+    error_message = CheckedTextField(null=True, help_text="why it last failed or was requeued, on one line")
+    retry_count = CheckedIntegerField(default=0, constraints=_at_least_zero("retry_count"),
+                                      help_text="failed attempts retried since it was scheduled or retried by hand")
+    # Beyond the pipeline's columns, the queue's (nullable or defaulted, so its inserts work unchanged):
     current_stage = CheckedCharField(max_length=64, null=True, help_text="the stage its worker last reported")
     worker = CheckedCharField(max_length=255, null=True, help_text="the worker that claimed it")
-    attempts = CheckedIntegerField(default=0, constraints=_at_least_zero("attempts"),
-                                   help_text="times it was claimed since it was queued or retried by an operator")
-    started_at = UTCDateTimeField(null=True, help_text="when its current attempt was claimed")
-    finished_at = UTCDateTimeField(null=True, help_text="when it was published, rejected or failed")
     heartbeat_at = UTCDateTimeField(null=True, help_text="when its worker last said it is alive")
-    last_error = CheckedTextField(null=True, help_text="why it last failed or was requeued, on one line")
-    created_at = UTCDateTimeField(default=utcnow, help_text="when it was queued")
-    updated_at = UTCDateTimeField(default=utcnow, help_text="when it last changed")
     # The fencing token: every write only the claiming worker may make compares it, so a worker whose
     # lease was lost (requeued while it stalled) changes nothing.
     claim_token = CheckedCharField(max_length=32, null=True, help_text="the current claim's token, new at every claim")
     not_before = UTCDateTimeField(null=True, help_text="a requeued run is not claimed before this time (backoff)")
+    # Set when the long-form upload begins: with no video id after it, it may have reached YouTube unrecorded.
+    upload_started_at = UTCDateTimeField(null=True, help_text="when an upload of its video began (the upload claim)")
+    created_at = UTCDateTimeField(default=utcnow, help_text="when it was scheduled")
+    updated_at = UTCDateTimeField(default=utcnow, help_text="when it last changed")
 
     class Meta:
         table_name = "pipeline_runs"
-        # The work queue: oldest pending run first, stale running runs, counts by status.
-        indexes = ((("status", "created_at"), False),)
+        constraints = [Check("cycle_end > cycle_start", name="pipeline_runs_cycle_end_after_start")]
 
     # The queue's own fields: only its operations write them on an existing run (save() refuses them).
-    QUEUE_FIELDS = ("status", "worker", "attempts", "claim_token", "started_at", "finished_at", "heartbeat_at",
-                    "not_before")
+    QUEUE_FIELDS = ("status", "worker", "retry_count", "claim_token", "started_at", "completed_at", "heartbeat_at",
+                    "not_before", "upload_started_at", "youtube_video_id")
 
     def save(self, force_insert: bool = False, only: Any = None) -> Union[int, bool]:
         """Save the fields changed on this object, stamping updated_at.
 
         On an existing run, the queue's fields (QUEUE_FIELDS) are refused with ValueError: claim_next(),
-        heartbeat(), advance(), fail(), retry() and requeue_stale() move them. A run this object holds the
-        claim of is saved only while the claim holds (LeaseLost otherwise, nothing written).
+        heartbeat(), advance(), fail(), retry(), requeue_stale() and the upload calls move them. A run this
+        object holds the claim of is saved only while the claim holds (LeaseLost otherwise, nothing written).
         """
         self.updated_at = utcnow()
         if only:
@@ -126,7 +195,7 @@ class PipelineRun(BaseModel):
             field = self._meta.fields[changed[0]]
             field.db_value(getattr(self, field.name))  # a bad value is refused for what it is first
             raise ValueError(f"{field.label()}: save() does not move a run; use claim_next(), heartbeat(), "
-                             f"advance(), fail(), retry() or requeue_stale()")
+                             f"advance(), fail(), retry(), requeue_stale() or mark_uploaded()")
         with write_lock():
             if self.status is RunStatus.running and self.claim_token is not None:
                 self._check_claim(self._locked_row())  # this object's worker holds the claim still
@@ -136,9 +205,9 @@ class PipelineRun(BaseModel):
         """Reload every field from the database; self. A claim this object held and lost meanwhile is kept.
 
         So a worker whose lease was lost still gets LeaseLost (naming its own claim) after a refresh, rather
-        than taking on the new holder's claim: its worker, attempts and claim_token stay its own.
+        than taking on the new holder's claim: its worker, retry count and claim_token stay its own.
         """
-        claim = {name: self.__data__.get(name) for name in ("worker", "attempts", "claim_token")}
+        claim = {name: self.__data__.get(name) for name in ("worker", "retry_count", "claim_token")}
         super().refresh()
         if claim["claim_token"] not in (None, self.claim_token):
             self.__data__.update(claim)
@@ -147,76 +216,69 @@ class PipelineRun(BaseModel):
     # Where each status may go, and the operation that moves it there (the README's diagram is drawn from this).
     TRANSITIONS = {
         RunStatus.pending: {RunStatus.running: "claim_next()"},
-        RunStatus.running: {RunStatus.awaiting_review: "ReviewLog.request()",
+        RunStatus.running: {RunStatus.review: "ReviewLog.request()",
                             RunStatus.pending: "fail() to retry, requeue_stale()",
                             RunStatus.failed: "fail() for good, advance()"},
-        RunStatus.awaiting_review: {RunStatus.approved: "respond() approve or edit",
-                                    RunStatus.rejected: "respond() reject", RunStatus.failed: "advance()"},
-        RunStatus.approved: {RunStatus.published: "mark_uploaded() of its last short, advance()",
-                             RunStatus.failed: "advance()"},
+        RunStatus.review: {RunStatus.approved: "respond() approve",
+                           RunStatus.rejected: "respond() reject",
+                           RunStatus.pending: "respond() skip or redo_script (rendered or written again)",
+                           RunStatus.failed: "advance()"},
+        RunStatus.approved: {RunStatus.uploaded: "mark_uploaded()", RunStatus.failed: "advance()"},
+        RunStatus.uploaded: {},
         RunStatus.rejected: {},
-        RunStatus.published: {},
         RunStatus.failed: {RunStatus.pending: "retry()"},
     }
-    # Moves only these operations make: they hold the claim or the retry policy advance() knows nothing of.
+    # Moves only these operations make: they hold the claim, the retry policy or the review advance() knows
+    # nothing of.
     _THROUGH = {(RunStatus.pending, RunStatus.running): "claim_next(worker)",
                 (RunStatus.running, RunStatus.pending): "fail(reason) or requeue_stale()",
-                (RunStatus.failed, RunStatus.pending): "retry()"}
-    FINISHED = (RunStatus.published, RunStatus.rejected, RunStatus.failed)
-    ACTIVE = (RunStatus.pending, RunStatus.running, RunStatus.awaiting_review, RunStatus.approved)
-    # What a run's end makes of its video.
-    VIDEO_AFTER = {RunStatus.published: VideoStatus.processed, RunStatus.rejected: VideoStatus.skipped,
-                   RunStatus.failed: VideoStatus.skipped, RunStatus.pending: VideoStatus.selected}
+                (RunStatus.review, RunStatus.pending): "ReviewLog respond() skip or redo_script",
+                (RunStatus.failed, RunStatus.pending): "retry()",
+                (RunStatus.approved, RunStatus.uploaded): "mark_uploaded(youtube_video_id)"}
+    FINISHED = (RunStatus.uploaded, RunStatus.rejected, RunStatus.failed)
+    ACTIVE = (RunStatus.pending, RunStatus.running, RunStatus.review, RunStatus.approved)
 
-    # The retry policy; ConfigOverride keys of the same meaning override the defaults at run time.
+    # The retry policy, the pipeline's: attempt 2 after 30 s, attempt 3 after 90 s, then failed for good
+    # (each delay RETRY_BACKOFF times the one before). ConfigOverride keys override it at run time.
     MAX_ATTEMPTS = 3
-    RETRY_DELAY = datetime.timedelta(seconds=30)  # before the second attempt; doubles with each one
+    RETRY_DELAY = datetime.timedelta(seconds=30)
+    RETRY_BACKOFF = 3
     RETRY_DELAY_LIMIT = datetime.timedelta(hours=1)
     MAX_ATTEMPTS_KEY = "queue.max_attempts"
     RETRY_DELAY_KEY = "queue.retry_delay_seconds"
 
     @classmethod
-    def start(cls, video: DiscoveredVideo, again: bool = False) -> "PipelineRun":
-        """Queue a run for `video` once: return its active run if it has one, else its last run, else a new one.
+    def schedule(cls, niche: str, cycle_start: datetime.datetime,
+                 cycle_end: Optional[datetime.datetime] = None) -> "PipelineRun":
+        """The run of `niche` for the cycle starting at `cycle_start`: made pending the first time, the same
+        run every time after (the scheduler firing twice, or again after a restart, on any machine).
 
-        Re-running discovery and start is safe: a video is never queued twice. `again=True` queues a new run
-        for a video whose runs all ended (published, rejected or failed). A new run marks the video selected.
+        `cycle_end` defaults to cycle_start + 6 hours; given for a cycle that has a run, it must be that run's.
         """
-        active = (cls.discovered_video == video) & cls.status.in_(cls.ACTIVE)
-        with write_lock():
-            run = cls.select().where(active).first()
-            if run is None and not again:
-                run = cls.select().where(cls.discovered_video == video).order_by(cls.id.desc()).first()
-            if run is not None:
-                return run
-            try:
-                with db.atomic():  # a savepoint: on PostgreSQL another process may queue one first
-                    run = cls.create(discovered_video=video)
-            except peewee.IntegrityError:
-                run = cls.select().where(active).first()
-                if run is None:
-                    raise
-                return run
-            run._settle_video(RunStatus.pending)
-        if isinstance(video, DiscoveredVideo):
-            video.status = VideoStatus.selected
+        _niche("schedule", niche)
+        if not isinstance(cycle_start, datetime.datetime):
+            raise ValueError(f"PipelineRun.cycle_start: schedule needs the cycle's start as an aware datetime, "
+                             f"not {cycle_start!r}")
+        end = cycle_start + CYCLE if cycle_end is None else cycle_end
+        row = dict(niche=niche, cycle_start=cycle_start, cycle_end=end)
+        for name, value in row.items():
+            cls._meta.fields[name].db_value(value)  # a naive time or a long niche: ValueError naming the field
+        if isinstance(end, datetime.datetime) and not end > cycle_start:
+            raise ValueError(f"PipelineRun.cycle_end: {end} is not after cycle_start {cycle_start}")
+        # The unique index on (niche, cycle_start) decides, on both backends, whoever inserts first.
+        (cls.insert(**row).on_conflict(action="nothing", conflict_target=[cls.niche, cls.cycle_start])
+         .execute())
+        run = cls.get((cls.niche == niche) & (cls.cycle_start == cycle_start))
+        if cycle_end is not None and run.cycle_end != cycle_end:
+            raise ValueError(f"PipelineRun.cycle_end: the {niche} run of the cycle starting {run.cycle_start} "
+                             f"(run {run.id}) ends at {run.cycle_end}, not {cycle_end}")
         return run
 
     @classmethod
-    def insert_rows(cls, rows: Any, fields: Any = None, chunk_size: int = 2000, none_is_default: Any = ()) -> int:
-        """BaseModel.insert_rows: many runs at once; each new run's video is then moved as start() moves it
-        (VIDEO_AFTER: a pending run's video is selected), in the same transaction."""
-        with write_lock():
-            before = cls.select(peewee.fn.MAX(cls.id)).scalar() or 0
-            count = super().insert_rows(rows, fields=fields, chunk_size=chunk_size, none_is_default=none_is_default)
-            for status, video_status in cls.VIDEO_AFTER.items():
-                new = cls.select(cls.discovered_video).where((cls.id > before) & (cls.status == status))
-                DiscoveredVideo.update(status=video_status).where(DiscoveredVideo.id.in_(new)).execute()
-        return count
-
-    @classmethod
-    def claim_next(cls, worker: str, *, now: Optional[datetime.datetime] = None) -> Optional["PipelineRun"]:
-        """Take the oldest pending run that is due for `worker`: running, attempts + 1, a new claim token.
+    def claim_next(cls, worker: str, *, niche: Optional[str] = None,
+                   now: Optional[datetime.datetime] = None) -> Optional["PipelineRun"]:
+        """Take the pending run of the earliest cycle that is due (of `niche`, if given) for `worker`: running,
+        under a new claim token.
 
         None when no run is due. One statement under the write lock, so N processes claiming at once claim
         each run exactly once; on PostgreSQL, FOR UPDATE SKIP LOCKED lets them pass one another. `now`
@@ -226,12 +288,13 @@ class PipelineRun(BaseModel):
             raise ValueError(f"PipelineRun.worker: claim_next needs the worker's name, not {worker!r}")
         now = _now("claim_next", now)
         due = (cls.status == RunStatus.pending) & (cls.not_before.is_null() | (cls.not_before <= now))
-        oldest = cls.select(cls.id).where(due).order_by(cls.created_at, cls.id).limit(1)
+        if niche is not None:
+            due &= cls.niche == _niche("claim_next", niche)
+        oldest = cls.select(cls.id).where(due).order_by(cls.cycle_start, cls.id).limit(1)
         if _is_postgres():
             oldest = oldest.for_update(skip_locked=True)
-        claim = (cls.update(status=RunStatus.running, worker=worker, attempts=cls.attempts + 1,
-                            claim_token=secrets.token_hex(16), not_before=None, started_at=now,
-                            heartbeat_at=now, finished_at=None, updated_at=now)
+        claim = (cls.update(status=RunStatus.running, worker=worker, claim_token=secrets.token_hex(16),
+                            not_before=None, started_at=now, heartbeat_at=now, completed_at=None, updated_at=now)
                  .where((cls.id == oldest) & (cls.status == RunStatus.pending))
                  .returning(cls))
         with write_lock():
@@ -241,7 +304,8 @@ class PipelineRun(BaseModel):
     def _check_claim(self, row: "PipelineRun") -> None:
         """Raise LeaseLost unless `row` (the database's run) is still running under this object's claim."""
         if row.status is not RunStatus.running or row.claim_token != self.claim_token:
-            raise LeaseLost(self.id, self.worker, self.attempts, row.status, row.worker, row.attempts)
+            raise LeaseLost(self.id, self.worker, (self.retry_count or 0) + 1, row.status, row.worker,
+                            row.retry_count + 1)
 
     @contextlib.contextmanager
     def fenced(self) -> Iterator["PipelineRun"]:
@@ -275,11 +339,10 @@ class PipelineRun(BaseModel):
                 reason: Optional[str] = None) -> "PipelineRun":
         """Move the run to `status` if the transition is allowed, as a compare-and-set, and update this object.
 
-        `stage` sets current_stage. Moving to failed needs a `reason` (kept in last_error, on one line) and
-        is for good; `fail()` retries. Out of running, only the worker holding the claim may move it
+        `stage` sets current_stage. Moving to failed needs a `reason` (kept in error_message, on one line)
+        and is for good; `fail()` retries. Out of running, only the worker holding the claim may move it
         (LeaseLost otherwise). Raises InvalidTransition, changing nothing, when the move is not allowed
         from the status the run has in the database, or when that status is not this object's.
-        A run that ends moves its video to processed (published) or skipped (rejected, failed).
         """
         if status is None:
             raise ValueError("PipelineRun.status: advance needs the status to move to, e.g. advance('failed', "
@@ -291,7 +354,7 @@ class PipelineRun(BaseModel):
         if stage is not None:
             changes["current_stage"] = stage
         if reason is not None:
-            changes["last_error"] = _one_line(reason)
+            changes["error_message"] = _one_line(reason)
         with _unchanged_on_failure(self), write_lock():
             row = self._moving(target)
             through = self._THROUGH.get((row.status, target))
@@ -302,12 +365,12 @@ class PipelineRun(BaseModel):
 
     def fail(self, error: Union[BaseException, str], *, retry: bool = True, max_attempts: Optional[int] = None,
              now: Optional[datetime.datetime] = None) -> "PipelineRun":
-        """The worker gives up on this attempt: requeue the run with backoff, or fail it for good.
+        """The worker gives up on this attempt: requeue the run after the retry delay, or fail it for good.
 
-        `error` (an exception or a message) goes to last_error. With `retry` (the default) a running run
-        goes back to pending, claimable after an exponential backoff with jitter, unless it has had
-        `max_attempts` attempts (default MAX_ATTEMPTS, or the ConfigOverride "queue.max_attempts"): then it
-        fails for good, "gave up after N attempts: ...". `retry=False` fails it for good at once (an error
+        `error` (an exception or a message) goes to error_message. With `retry` (the default) a running run
+        goes back to pending, claimable after 30 s, then 90 s (retry_count counts them), until it has had
+        `max_attempts` attempts (default MAX_ATTEMPTS, 3, or the ConfigOverride "queue.max_attempts"): then
+        it fails for good, "gave up after N attempts: ...". `retry=False` fails it for good at once (an error
         no retry can fix). Only the worker holding the claim may fail a running run (LeaseLost otherwise).
         """
         if not isinstance(error, (BaseException, str)):
@@ -320,24 +383,16 @@ class PipelineRun(BaseModel):
         with _unchanged_on_failure(self), write_lock():
             row = self._moving(RunStatus.failed)
             if not retry or row.status is not RunStatus.running:
-                self._move({"status": RunStatus.failed, "last_error": _one_line(reason)})
+                self._move({"status": RunStatus.failed, "error_message": _one_line(reason)})
                 return self
-            self._move(self._retry_or_give_up(row.attempts, reason, self._policy(max_attempts), now))
+            self._move(self._retry_or_give_up(row.retry_count, reason, self._policy(max_attempts), now))
         return self
 
     def retry(self) -> "PipelineRun":
-        """The operator's retry of a failed run: pending again, its attempts counted afresh, its video selected."""
+        """The operator's retry of a failed run: pending again, its retries counted afresh."""
         with _unchanged_on_failure(self), write_lock():
-            row = self._moving(RunStatus.pending, "only a failed run is retried", only_from=RunStatus.failed)
-            try:
-                with db.atomic():
-                    self._move({"status": RunStatus.pending, "attempts": 0, "not_before": None})
-            except peewee.IntegrityError:
-                other = (type(self).select(type(self).id)
-                         .where((type(self).discovered_video == row.discovered_video_id)
-                                & type(self).status.in_(self.ACTIVE)).scalar())
-                raise InvalidTransition(f"run {self.id}", row.status, RunStatus.pending,
-                                        f"its video already has the active run {other}") from None
+            self._moving(RunStatus.pending, "only a failed run is retried", only_from=RunStatus.failed)
+            self._move({"status": RunStatus.pending, "retry_count": 0, "not_before": None})
         return self
 
     def _moving(self, target: RunStatus, detail: str = "", only_from: Optional[RunStatus] = None) -> "PipelineRun":
@@ -354,15 +409,14 @@ class PipelineRun(BaseModel):
         return row
 
     def _move(self, changes: Dict[str, Any]) -> None:
-        """Write a checked move (the caller holds the lock), stamping times, and settle the video."""
+        """Write a checked move (the caller holds the lock), stamping times."""
         now = utcnow()
         target = changes["status"]
         if target in self.FINISHED:
-            changes["finished_at"] = now
+            changes.setdefault("completed_at", now)
         elif target is RunStatus.pending:  # queued again: a worker will claim it afresh
-            changes.update(finished_at=None, worker=None, heartbeat_at=None)
+            changes.update(completed_at=None, worker=None, heartbeat_at=None)
         self._write(changes, now)
-        self._settle_video(target)
 
     def _write(self, changes: Dict[str, Any], now: Optional[datetime.datetime] = None) -> None:
         cls = type(self)
@@ -375,13 +429,6 @@ class PipelineRun(BaseModel):
         for name, value in changes.items():
             setattr(self, name, value)
         self._dirty.difference_update(changes)
-
-    def _settle_video(self, status: RunStatus) -> None:
-        """Move the run's video to what `status` makes of it (VIDEO_AFTER), in the caller's transaction."""
-        video_status = self.VIDEO_AFTER.get(status)
-        if video_status is not None:
-            (DiscoveredVideo.update(status=video_status)
-             .where(DiscoveredVideo.id == self.discovered_video_id).execute())
 
     @classmethod
     def _policy(cls, max_attempts: Optional[int]) -> Tuple[int, datetime.timedelta]:
@@ -396,35 +443,25 @@ class PipelineRun(BaseModel):
             return limit, cls.RETRY_DELAY
         return limit, datetime.timedelta(seconds=_retry_delay(seconds))
 
-    def _retry_or_give_up(self, attempts: int, reason: str, policy: Tuple[int, datetime.timedelta],
+    def _retry_or_give_up(self, retries: int, reason: str, policy: Tuple[int, datetime.timedelta],
                           now: datetime.datetime) -> Dict[str, Any]:
-        """The changes that requeue a run after `attempts` attempts, with backoff, or fail it for good."""
-        limit, base = policy
-        if attempts >= limit:
-            return {"status": RunStatus.failed, "last_error": _one_line(f"gave up after {attempts} attempts: {reason}")}
-        delay = min(base * 2 ** min(max(attempts - 1, 0), 30), self.RETRY_DELAY_LIMIT)
-        # "Equal jitter": at least half the backoff, so retries of runs that failed together spread out.
-        not_before = now + delay * random.uniform(0.5, 1.0)
-        return {"status": RunStatus.pending, "not_before": not_before,
-                "last_error": _one_line(f"attempt {attempts} of {limit} failed: {reason}")}
-
-    def _publish_if_done(self) -> None:
-        """Publish this approved run (the caller holds its lock) once it has uploads and no short left to upload."""
-        if self.status is not RunStatus.approved:
-            return
-        shorts = self.shorts  # Short.select() of this run's shorts, through the backref Short declares
-        Short = shorts.model
-        waiting = shorts.where(Short.status.in_([ShortStatus.pending, ShortStatus.rendered])).exists()
-        if not waiting and shorts.where(Short.status == ShortStatus.uploaded).exists():
-            self._move({"status": RunStatus.published})
+        """The changes that requeue a run whose attempt `retries + 1` failed, or fail it for good."""
+        limit, first = policy
+        attempt = retries + 1
+        if attempt >= limit:
+            return {"status": RunStatus.failed,
+                    "error_message": _one_line(f"gave up after {attempt} attempts: {reason}")}
+        delay = min(first * self.RETRY_BACKOFF ** min(retries, 30), self.RETRY_DELAY_LIMIT)
+        return {"status": RunStatus.pending, "retry_count": attempt, "not_before": now + delay,
+                "error_message": _one_line(f"attempt {attempt} of {limit} failed: {reason}")}
 
     @classmethod
     def requeue_stale(cls, older_than: datetime.timedelta, *, max_attempts: Optional[int] = None,
                       now: Optional[datetime.datetime] = None) -> int:
         """Expire the leases of running runs with no heartbeat for `older_than` (their worker died or stalled).
 
-        Each goes back to pending with backoff, or fails for good after max_attempts, as fail() does; the
-        stalled worker's later writes raise LeaseLost. Returns how many leases expired.
+        Each goes back to pending after the retry delay, or fails for good after max_attempts, as fail()
+        does; the stalled worker's later writes raise LeaseLost. Returns how many leases expired.
         """
         older_than = _duration("requeue_stale", older_than)
         now = _now("requeue_stale", now)
@@ -440,15 +477,26 @@ class PipelineRun(BaseModel):
             runs = list(query)
             policy = cls._policy(max_attempts) if runs else None
             for run in runs:
-                run._move(run._retry_or_give_up(run.attempts, f"no heartbeat for {older_than} (worker "
+                run._move(run._retry_or_give_up(run.retry_count, f"no heartbeat for {older_than} (worker "
                                                 f"{run.worker!r})", policy, now))
         return len(runs)
 
+    # The long-form upload (UploadOnce): only an approved run's video; recording it makes the run uploaded.
+    _URL, _NAME = "https://www.youtube.com/watch?v={}", "run"
 
-# One active run per video, kept by the database whoever writes: a second start() fails instead of queueing twice.
-PipelineRun.add_index(PipelineRun.index(
-    PipelineRun.discovered_video, unique=True, name="pipeline_runs_one_active_per_video",
-    where=SQL("status IN ('pending', 'running', 'awaiting_review', 'approved')")))
+    def _uploadable(self, row: "PipelineRun") -> None:
+        if row.status is not RunStatus.approved:
+            raise InvalidTransition(f"run {self.id}", row.status, RunStatus.uploaded,
+                                    "only an approved run's video is uploaded")
+
+    def _record_upload(self, changes: Dict[str, Any]) -> None:
+        changes["completed_at"] = changes.pop("uploaded_at")
+        self._move({"status": RunStatus.uploaded, **changes})
+
+
+# The pipeline's two indexes; (niche, cycle_start) is unique: one run per niche per cycle, whoever schedules it.
+PipelineRun.add_index(PipelineRun.status, name="idx_pipeline_runs_status")
+PipelineRun.add_index(PipelineRun.niche, PipelineRun.cycle_start, unique=True, name="idx_pipeline_runs_niche")
 
 
 def _attempts_limit(value: Any, where: str = f"ConfigOverride {PipelineRun.MAX_ATTEMPTS_KEY!r}") -> int:
