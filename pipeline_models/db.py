@@ -9,6 +9,7 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 
     db.initialize(SqliteDatabase(":memory:")); db.create_tables(ALL_MODELS)
 """
+import importlib.util
 import logging
 import os
 import re
@@ -48,15 +49,16 @@ logger = logging.getLogger("pipeline_models")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
-# The tables the three-model version created, before this package kept a migration history.
+# The three tables the pipeline had before this package, which every pipeline database has.
 _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
 
-# Columns the first version's tables always had: tables without them were made by something else.
-_ORIGINAL_KEYS = (("discovered_videos", "youtube_video_id"), ("pipeline_runs", "discovered_video_id"),
-                  ("pipeline_runs", "status"), ("clips", "pipeline_run_id"))
+# Columns only the pipeline's own tables have (its SQLAlchemy module made them): such a database is adopted.
+_PIPELINE_KEYS = (("discovered_videos", "video_id"), ("pipeline_runs", "cycle_start"),
+                  ("clips", "rank_position"))
+_PIPELINE_MIGRATION = "0007_pipeline_tables"  # the schema adoption brings the pipeline's tables to
 
 # A (table, column) each migration leaves that the ones before it did not: a database without history
-# (made by create_tables() of some release) is adopted at the last migration in an unbroken run of marks.
+# made by create_tables() of an earlier release is adopted at the last migration in an unbroken run of marks.
 _MIGRATION_MARKS = (
     ("pipeline_runs", "id"),  # 0001_original_tables
     ("pipeline_runs", "heartbeat_at"),  # 0002_review_publish_analytics
@@ -320,8 +322,9 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
     """Record as applied what a database without history already has.
 
     Tables made by db.create_tables(ALL_MODELS) are the whole current schema: every migration is
-    recorded. Tables made by an earlier release's create_tables(), or the three tables of the first,
-    three-model version, are recorded up to the last migration whose mark they carry; the rest then runs.
+    recorded. The pipeline's own tables (made by its SQLAlchemy module) are rebuilt to the schema of
+    0007, every row kept, and recorded up to it. Tables made by an earlier release's create_tables() are
+    recorded up to the last migration whose mark they carry. The rest then runs.
     """
     tables = set(database.get_tables())
     present = [t for t in _ORIGINAL_TABLES if t in tables]
@@ -333,22 +336,26 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
     if len(present) < len(_ORIGINAL_TABLES):
         missing = ", ".join(t for t in _ORIGINAL_TABLES if t not in tables)
         raise SchemaMismatch(
-            f"the database has {', '.join(present)} but not {missing}: it is not a database this "
-            "package made, and it will not be adopted; use a new file"
+            f"the database has {', '.join(present)} but not {missing}: it is not a pipeline database, "
+            "and it will not be adopted; use a new file"
         )
     columns = {t: {c.name for c in database.get_columns(t)} for t in present}
-    lacking = [f"column {t}.{c}" for t, c in _ORIGINAL_KEYS if c not in columns[t]]
-    if lacking:
-        raise SchemaMismatch(f"the database lacks {', '.join(lacking)}: it is not a database this package made, "
-                             "and it will not be adopted; use a new file")
+    if all(c in columns[t] for t, c in _PIPELINE_KEYS):
+        logger.info("adopting the pipeline's own tables: rebuilt to %s, every row kept", _PIPELINE_MIGRATION)
+        path = next(m.path for m in runner.migrations() if m.name == _PIPELINE_MIGRATION)
+        spec = importlib.util.spec_from_file_location("_" + _PIPELINE_MIGRATION, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.adopt_pipeline(database)
+        return runner.fake(_PIPELINE_MIGRATION)
     reached = None
     for migration, (table, column) in zip(runner.migrations(), _MIGRATION_MARKS):
         if table not in tables or column not in {c.name for c in database.get_columns(table)}:
             break
         reached = migration.name
-    if reached is None:
-        raise SchemaMismatch("pipeline_runs has no id column: it is not a database this package made, and it "
-                             "will not be adopted; use a new file")
+    if reached is None or "youtube_video_id" not in columns["discovered_videos"]:
+        raise SchemaMismatch("the database's discovered_videos, pipeline_runs and clips are neither the pipeline's "
+                             "nor this package's: it will not be adopted; use a new file")
     logger.info("adopting a database without migration history: up to %s recorded as applied", reached)
     return runner.fake(reached)
 

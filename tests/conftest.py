@@ -127,22 +127,47 @@ def fresh_target(request, tmp_path):
     return request.getfixturevalue("pg_server").new_database()
 
 
+CYCLE_START = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)  # gaming's first cycle
+
+
+def make_video(video_id, niche="gaming", **fields):
+    """A candidate video with the columns the pipeline requires (title, channel, url, niche)."""
+    values = dict(title=f"Video {video_id}", channel_name="A creator", channel_id="UCcreator",
+                  url=f"https://www.youtube.com/watch?v={video_id}", niche=niche)
+    return pm.DiscoveredVideo.create(video_id=video_id, **{**values, **fields})
+
+
+def make_run(niche="gaming", cycle=0, **fields):
+    """The run of `niche` for its cycle number `cycle` (6 hours apart from CYCLE_START), made with create()."""
+    start = CYCLE_START + datetime.timedelta(hours=6 * cycle)
+    return pm.PipelineRun.create(niche=niche, cycle_start=start, cycle_end=start + datetime.timedelta(hours=6),
+                                 **fields)
+
+
+def make_clip(run, video, rank=1, **fields):
+    """A clip of `video` ranked `rank` in `run`."""
+    values = dict(start_time_seconds=10.0, end_time_seconds=28.0, clip_duration_seconds=18.0)
+    return pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank, **{**values, **fields})
+
+
 @pytest.fixture
 def run(database):
-    """A pending pipeline run of a freshly discovered video."""
-    video = pm.DiscoveredVideo.create(youtube_video_id="vid00000001", title="Source video")
-    return pm.PipelineRun.create(discovered_video=video)
+    """A pending pipeline run of the gaming niche's first cycle."""
+    return make_run()
 
 
 def minimal_row(model, run, unique="fresh"):
     """The fewest values that make a valid row of `model`; `unique` fills its unique text column.
 
-    A run's row gets a video of its own: a video has one active run at a time.
+    A run's row gets a cycle of its own (a niche has one run per cycle); a clip, a video of its own.
     """
     rows = {
-        pm.DiscoveredVideo: lambda: dict(youtube_video_id=unique),
-        pm.PipelineRun: lambda: dict(discovered_video=pm.DiscoveredVideo.create(youtube_video_id=f"run-{unique}")),
-        pm.Clip: lambda: dict(pipeline_run=run, start_seconds=1.0, end_seconds=2.0),
+        pm.DiscoveredVideo: lambda: dict(video_id=unique, title="t", channel_name="c", channel_id="UC", url="u",
+                                         niche="gaming"),
+        pm.PipelineRun: lambda: dict(niche=f"niche-{unique}"[:64], cycle_start=CYCLE_START,
+                                     cycle_end=CYCLE_START + datetime.timedelta(hours=6)),
+        pm.Clip: lambda: dict(pipeline_run=run, discovered_video=make_video(f"clip-{unique}"[:64]), rank_position=1,
+                              start_time_seconds=1.0, end_time_seconds=2.0, clip_duration_seconds=1.0),
         pm.Script: lambda: dict(pipeline_run=run, full_script_json={}, total_char_count=0,
                                 estimated_duration_seconds=0, llm_model_used="m"),
         pm.TTSAudio: lambda: dict(pipeline_run=run, engine_used="piper"),

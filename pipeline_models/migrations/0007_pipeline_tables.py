@@ -305,8 +305,9 @@ def _rebuild(db, models, sources):
     for model in models:
         copy_rows(db, model, _select(db, model, sources[model._meta.table_name], aside))
     drop_aside(db, reversed(tables))
-    for table in tables:
-        reset_sequence(db, table)
+    for model in models:
+        if model._meta.primary_key.column_name == "id":
+            reset_sequence(db, model._meta.table_name)
 
 
 def _cycles(db):
@@ -349,7 +350,7 @@ def down(migrator, db):
 
 
 def adopt_pipeline(db):
-    """Bring the ten tables the pipeline's SQLAlchemy module made (any it lacks are created) to this schema."""
+    """Bring the tables the pipeline's SQLAlchemy module made (any of the ten it lacks are created) to this schema."""
     models = frozen_models(db)
     sources = _from_pipeline(db, models)
     _refuse_bad_flags_and_json(db, models, sources)
