@@ -1,5 +1,5 @@
 """Renamed public names: the old name still works for one release, warns (DeprecationWarning) naming the new
-one, and answers as the new name does; the new names do not warn."""
+one, and answers as the new name does; the new names do not warn. The old domain's names are gone (0.2.0)."""
 import warnings
 
 import peewee
@@ -41,49 +41,46 @@ def test_config_override_value_of_and_peewee_get_do_not_warn(database, no_warnin
     assert isinstance(pm.ConfigOverride.value, peewee.Field)
 
 
-def test_review_log_open_warns_and_returns_what_unanswered_returns(database):
-    video, _ = pm.DiscoveredVideo.discover("v1")
-    run = pm.PipelineRun.start(video)
-    run = pm.PipelineRun.claim_next("w1")
-    review = pm.ReviewLog.request(run)
-    with pytest.warns(DeprecationWarning, match=r"ReviewLog\.open\(\) is deprecated: use ReviewLog\.unanswered\(\)"):
-        old = pm.ReviewLog.open()
-    assert isinstance(old, peewee.ModelSelect)
-    assert [r.id for r in old] == [r.id for r in pm.ReviewLog.unanswered()] == [review.id]
-
-
 def test_review_log_unanswered_does_not_warn(database, no_warnings):
     assert list(pm.ReviewLog.unanswered()) == []
 
 
-def test_discovered_video_metadata_warns_and_is_discover_fields(database):
-    with pytest.warns(DeprecationWarning, match=r"DiscoveredVideo\.METADATA is deprecated: use "
-                                                r"DiscoveredVideo\.DISCOVER_FIELDS"):
-        old = pm.DiscoveredVideo.METADATA
-    assert old == pm.DiscoveredVideo.DISCOVER_FIELDS
-    assert "title" in old and "youtube_video_id" not in old
-    video, _ = pm.DiscoveredVideo.discover("v1", title="t")
-    with pytest.warns(DeprecationWarning):  # read through a row too
-        assert video.METADATA == pm.DiscoveredVideo.DISCOVER_FIELDS
+def test_discover_fields_do_not_warn(database, no_warnings):
+    values = dict(title="t", channel_name="c", channel_id="UC", url="u", category_id=20, duration_seconds=60,
+                  view_count=1, like_count=1, comment_count=1, view_velocity=1.0, viral_score=1.0, niche="gaming",
+                  discovery_source="reddit", content_id_risk="low", published_at=pm.utcnow())
+    assert sorted(values) == sorted(pm.DiscoveredVideo.DISCOVER_FIELDS)
+    video, created = pm.DiscoveredVideo.discover("v1", **values)
+    assert created and video.title == "t"
 
 
-def test_discovered_video_discover_fields_does_not_warn(database, no_warnings):
-    video, created = pm.DiscoveredVideo.discover("v1", **dict.fromkeys(pm.DiscoveredVideo.DISCOVER_FIELDS))
-    assert created and video.title is None
+# 0.2.0 replaced the one-run-per-video domain with the pipeline's, with no alias layer: the names deprecated in
+# 0.1.x that belonged to it went with it (the CHANGELOG says what replaced each), and so did the old domain's.
+REMOVED = [
+    (pm.DiscoveredVideo, "METADATA"),  # deprecated in 0.1.x: DISCOVER_FIELDS
+    (pm.ReviewLog, "open"),  # deprecated in 0.1.x: unanswered()
+    (pm, "VideoStatus"),  # Processed
+    (pm.enums, "VideoStatus"),
+    (pm.PipelineRun, "start"),  # schedule(niche, cycle_start)
+    (pm.PipelineRun, "VIDEO_AFTER"),  # runs no longer move their videos
+    (pm.PipelineRun, "attempts"),  # retry_count
+    (pm.PipelineRun, "last_error"),  # error_message
+    (pm.PipelineRun, "finished_at"),  # completed_at
+    (pm.PipelineRun, "discovered_video"),  # a run is a niche's cycle; its clips name their videos
+    (pm.DiscoveredVideo, "youtube_video_id"),  # video_id
+    (pm.DiscoveredVideo, "status"),  # processed
+    (pm.Clip, "start_seconds"),  # start_time_seconds
+    (pm.Clip, "file_path"),  # clip_file_path
+]
 
 
-def test_the_deprecated_attribute_leaves_peewee_models_alone(database, no_warnings):
-    """The descriptor is no field: the table and a subclass are as before, and making them reads nothing old."""
-    assert "METADATA" not in pm.DiscoveredVideo._meta.fields
-
-    class Found(pm.DiscoveredVideo):
-        class Meta:
-            table_name = "found_videos"
-
-    assert Found._meta.sorted_field_names == pm.DiscoveredVideo._meta.sorted_field_names
-    assert Found.DISCOVER_FIELDS == pm.DiscoveredVideo.DISCOVER_FIELDS
-    with pytest.warns(DeprecationWarning, match=r"Found\.METADATA is deprecated: use Found\.DISCOVER_FIELDS"):
-        assert Found.METADATA == pm.DiscoveredVideo.DISCOVER_FIELDS
+@pytest.mark.parametrize("owner, name", REMOVED, ids=lambda x: getattr(x, "__name__", x))
+def test_the_old_domains_names_are_gone_not_aliased(owner, name, no_warnings):
+    assert not hasattr(owner, name)
+    if isinstance(owner, type):
+        assert name not in owner._meta.fields
+        with pytest.raises(TypeError, match=f"has no settable field {name}"):
+            owner(**{name: 1})
 
 
 @pytest.mark.parametrize("old", ["CharField", "TextField", "IntegerField", "BigIntegerField", "FloatField",

@@ -1,6 +1,6 @@
 """The package's shape, kept: no import cycle, no module over the line budget, peewee's private parts used
-only through _peewee.py, ARCHITECTURE.md naming exactly the files there are, and every public name of the
-previous release (0.1.0) still importable where it was."""
+only through _peewee.py, ARCHITECTURE.md naming exactly the files there are, and this release's (0.2.0) public
+names importable where they are listed."""
 import ast
 import importlib
 import re
@@ -136,30 +136,39 @@ def test_architecture_names_every_package_module():
     assert sorted(package_files - NAMED) == []
 
 
-# --- the previous release's public names -----------------------------------------------------------
+# --- the public API of this release (0.2.0) ---------------------------------------------------------
 
-PUBLIC_0_1_0 = {
+# 0.2.0 took the pipeline's own domain (issue 21): VideoStatus and the names deprecated in 0.1.x that belonged to
+# the old domain are gone (tests/test_deprecations.py), the pipeline's vocabulary and helpers are new.
+VERSION = "0.2.0"
+PUBLIC_0_2_0 = {
     "pipeline_models": [
         "ALL_MODELS", "AlreadyAnswered", "AlreadyUploaded", "Analytics", "BaseModel", "BusySnapshot",
-        "CannotOpenDatabase", "Clip", "ConfigOverride", "DatabaseFileChanged", "DatabaseNotBound",
-        "DiscoveredVideo", "ErrorLog", "ExtraMissing", "InvalidTransition", "LeaseLost", "MIGRATIONS_DIR",
-        "PipelineModelsError", "PipelineRun", "ReviewAction", "ReviewLog", "RunStatus", "SQLITE_FILE_PRAGMAS",
-        "SchemaMismatch", "Script", "Short", "ShortStatus", "TTSAudio", "TablesMissing", "UploadInDoubt",
-        "VideoStatus", "db", "init_db", "migrate", "utcnow", "write_lock", "__version__"],
+        "CannotOpenDatabase", "Clip", "ConfigOverride", "ContentIdRisk", "DatabaseFileChanged", "DatabaseNotBound",
+        "DiscoveredVideo", "ErrorLog", "ExtraMissing", "ExtractionMethod", "InvalidTransition", "LeaseLost",
+        "MIGRATIONS_DIR", "PipelineModelsError", "PipelineRun", "Processed", "ReviewAction", "ReviewLog", "RunStatus",
+        "SQLITE_FILE_PRAGMAS", "SchemaMismatch", "Script", "Short", "ShortStatus", "TTSAudio", "TablesMissing",
+        "UploadInDoubt", "db", "get_pending_videos", "init_db", "log_error", "mark_video_processed", "migrate",
+        "utcnow", "write_lock", "__version__"],
     "pipeline_models.db": ["POSTGRES_DRIVER_MISSING", "SQLITE_FILE_PRAGMAS", "db", "init_db", "migrate", "redact",
                            "write_lock", "MIGRATIONS_DIR"],
-    "pipeline_models.enums": ["ReviewAction", "RunStatus", "ShortStatus", "StrEnum", "VideoStatus"],
+    "pipeline_models.enums": ["ContentIdRisk", "ExtractionMethod", "Processed", "ReviewAction", "RunStatus",
+                              "ShortStatus", "StrEnum"],
     "pipeline_models.errors": [
         "AlreadyAnswered", "AlreadyUploaded", "BusySnapshot", "CannotOpenDatabase", "DatabaseFileChanged",
         "DatabaseNotBound", "ExtraMissing", "InvalidTransition", "LeaseLost", "PipelineModelsError",
         "SchemaMismatch", "TablesMissing", "UploadInDoubt"],
     "pipeline_models.fields": [
+        "CheckedBigIntegerField", "CheckedBooleanField", "CheckedCharField", "CheckedEnumField", "CheckedFloatField",
+        "CheckedForeignKeyField", "CheckedIntEnumField", "CheckedIntegerField", "CheckedJSONField", "CheckedTextField",
+        "JSONTextField", "JSON_MAX_DEPTH", "UTC", "UTCDateTimeField", "escape_unstorable", "utcnow",
+        # deprecated in 0.1.x, still importable (with a DeprecationWarning) until the next release:
         "BigIntegerField", "BooleanField", "CharField", "EnumField", "FloatField", "ForeignKeyField",
-        "IntegerField", "JSONField", "JSONTextField", "JSON_MAX_DEPTH", "TextField", "UTC", "UTCDateTimeField",
-        "escape_unstorable", "utcnow"],
+        "IntegerField", "JSONField", "TextField"],
     "pipeline_models.models": [
         "ALL_MODELS", "Analytics", "BaseModel", "Clip", "ConfigOverride", "DiscoveredVideo", "ErrorLog",
-        "PipelineRun", "ReviewLog", "Script", "Short", "TTSAudio"],
+        "PipelineRun", "ReviewLog", "Script", "Short", "TTSAudio", "get_pending_videos", "log_error",
+        "mark_video_processed"],
     "pipeline_models.cli": [
         "DB_HELP", "DEBUG_HELP", "DEFAULT_DB", "DEMO_DB", "DEMO_HELP", "EPILOG", "EXIT_BROKEN_PIPE",
         "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "MAX_DEMO_VIDEOS", "MAX_NUMBER", "NotFound",
@@ -176,15 +185,23 @@ PUBLIC_0_1_0 = {
 }
 
 
-@pytest.mark.parametrize("module", sorted(PUBLIC_0_1_0))
-def test_every_public_name_of_the_previous_release_still_imports(module):
+@pytest.mark.parametrize("module", sorted(PUBLIC_0_2_0))
+def test_every_public_name_of_this_release_imports(module):
     loaded = importlib.import_module(module)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # renamed ones warn: tests/test_deprecations.py
-        missing = [name for name in PUBLIC_0_1_0[module] if not hasattr(loaded, name)]
+        missing = [name for name in PUBLIC_0_2_0[module] if not hasattr(loaded, name)]
     assert missing == []
 
 
-def test_the_package_lists_each_public_name_once():
+def test_the_package_is_this_release():
+    assert pipeline_models.__version__ == VERSION
+
+
+def test_the_package_lists_each_public_name_once_and_no_other():
     assert len(pipeline_models.__all__) == len(set(pipeline_models.__all__))
-    assert set(PUBLIC_0_1_0["pipeline_models"]) - {"__version__"} <= set(pipeline_models.__all__)
+    assert sorted(pipeline_models.__all__) == sorted(set(PUBLIC_0_2_0["pipeline_models"]) - {"__version__"})
+    # Each submodule's list is its part of the package's (an old name listed again there would be an alias).
+    for module in ("pipeline_models.db", "pipeline_models.enums", "pipeline_models.errors", "pipeline_models.models"):
+        listed = importlib.import_module(module).__all__
+        assert set(listed) <= set(PUBLIC_0_2_0[module]) & set(pipeline_models.__all__), module
