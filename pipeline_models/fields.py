@@ -412,6 +412,14 @@ class CheckedForeignKeyField(_Checked, peewee.ForeignKeyField):
         return super().db_value(value)
 
 
+def server_now(database: Any) -> str:
+    """The DEFAULT clause of a timestamp column that is now, in the form the models store on `database`."""
+    if isinstance(database, peewee.PostgresqlDatabase):
+        return "DEFAULT CURRENT_TIMESTAMP"
+    # SQLite: the fixed-width UTC text check() writes (milliseconds are all its clock gives).
+    return "DEFAULT (strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+
 class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField):
     """An aware UTC datetime: TIMESTAMPTZ on PostgreSQL, fixed-width UTC text on SQLite.
 
@@ -423,10 +431,17 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
     field_type = "TIMESTAMPTZ"
     _as_text = True
 
+    def __init__(self, *args: Any, server_now: bool = False, **kwargs: Any) -> None:
+        # server_now: the column's DEFAULT is the database's clock too, for rows other programs insert.
+        self.server_now = server_now
+        super().__init__(*args, **kwargs)
+
     def _db_hook(self, database: Any) -> None:
         if isinstance(database, peewee.Proxy):  # Model.bind_ctx() hands back the proxy on exit
             database = database.obj
         self._as_text = database is None or isinstance(database, peewee.SqliteDatabase)
+        if self.server_now:
+            self.constraints = [peewee.SQL(server_now(database))]
 
     def check(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -5,6 +5,12 @@ without a length, naive UTC datetimes) and the seed design's seven (its Interfac
 `func.now()` where the seed wrote MySQL's `func.utc_timestamp()`), transcribed here so that no test reads
 ../shared. Tests use it to make a database the way the pipeline does (`create_all`, then rows) for init_db to
 adopt, and to read and write a database init_db made.
+
+Where the package deliberately differs from the seed (its integer flags are not copied), this client,
+faithful to the seed, cannot write on PostgreSQL: auto_held and resolved are BOOLEAN there and
+full_script_json is JSONB, which SQLAlchemy's Integer and Text bind with explicit casts the server refuses.
+A SQLAlchemy client of a PostgreSQL database made by init_db maps them as Boolean and JSONB. On SQLite they
+are what the seed says.
 """
 import datetime
 from typing import Optional
@@ -176,7 +182,9 @@ def engine_for(target):
     """A SQLAlchemy engine for a SQLite path or a postgresql:// URL (psycopg 3)."""
     if "://" not in target:
         return create_engine(f"sqlite:///{target}")
-    return create_engine(target.replace("postgresql://", "postgresql+psycopg://", 1))
+    # Its naive datetimes are UTC: the session's time zone must be UTC for TIMESTAMPTZ to read them so.
+    return create_engine(target.replace("postgresql://", "postgresql+psycopg://", 1),
+                         connect_args={"options": "-c timezone=UTC"})
 
 
 def init_db(target):

@@ -47,12 +47,19 @@ from pipeline_models.migrations._base import (Timestamp, copy_rows, drop_aside, 
                                               migration, q, refuse_bad_rows, refuse_dependent_views,
                                               reset_sequence, set_aside)
 
-UPGRADE = "the pipeline's tables (0007)"
+UPGRADE, ADOPT = "migration 0007 cannot upgrade", "cannot adopt the pipeline's"
 CYCLE = datetime.timedelta(hours=6)
 # Rebuilt parents first; the ten in that order when adopting the pipeline's own database.
 REBUILT = ("discovered_videos", "pipeline_runs", "clips", "scripts", "tts_audio", "shorts", "review_logs",
            "error_logs")
 ALL = (*REBUILT, "analytics", "config_overrides")
+
+
+def _server_now(db):
+    """A DEFAULT of now, stored as the models store times (0007 keeps its own copy of the clause)."""
+    if is_postgres(db):
+        return "DEFAULT CURRENT_TIMESTAMP"
+    return "DEFAULT (strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
 
 
 def _enum(column, values):
@@ -112,8 +119,8 @@ def frozen_models(db):
         claim_token = CharField(max_length=32, null=True)
         not_before = Timestamp(null=True)
         upload_started_at = Timestamp(null=True)
-        created_at = Timestamp()
-        updated_at = Timestamp()
+        created_at = Timestamp(constraints=[SQL(_server_now(db))])
+        updated_at = Timestamp(constraints=[SQL(_server_now(db))])
 
         class Meta:
             table_name = "pipeline_runs"
@@ -288,16 +295,16 @@ def _select(db, model, sources, old):
     return f"SELECT {', '.join(values)} FROM {q(source)} AS src"
 
 
-def _rebuild(db, models, sources):
+def _rebuild(db, models, sources, doing):
     """Check every row first, then rebuild each table of `models` (parents first) from `sources`."""
     tables = [m._meta.table_name for m in models]
     for table in tables:
-        refuse_dependent_views(db, table, UPGRADE, "with the new column names")
+        refuse_dependent_views(db, table, "the pipeline's schema (migration 0007)", "with the new column names")
     current = {name: name for name in ALL}
     for model in models:
         table = model._meta.table_name
         parents = {f.column_name: f.rel_model._meta.table_name for f in model._meta.refs}
-        refuse_bad_rows(db, model, _select(db, model, sources[table], current), parents, UPGRADE)
+        refuse_bad_rows(db, model, _select(db, model, sources[table], current), parents, doing)
     for table in tables:
         set_aside(db, table)
     db.create_tables(models)
@@ -340,7 +347,7 @@ def up(migrator, db):
     rebuilt = [m for m in models if m._meta.table_name in REBUILT]
     _cycles(db)
     sources = _from_0006(db)
-    _rebuild(db, rebuilt, {m._meta.table_name: sources.get(m._meta.table_name, {}) for m in rebuilt})
+    _rebuild(db, rebuilt, {m._meta.table_name: sources.get(m._meta.table_name, {}) for m in rebuilt}, UPGRADE)
     db.execute_sql("DROP TABLE _pm_cycles")
 
 
@@ -355,7 +362,7 @@ def adopt_pipeline(db):
     sources = _from_pipeline(db, models)
     _refuse_bad_flags_and_json(db, models, sources)
     present = [m for m in models if m._meta.table_name in sources]
-    _rebuild(db, present, sources)
+    _rebuild(db, present, sources, ADOPT)
     db.create_tables([m for m in models if m._meta.table_name not in sources])
     migration("0006_analytics_latest").up(None, db)  # analytics_latest and its triggers, filled from the rows
 
@@ -386,5 +393,5 @@ def _refuse_bad_flags_and_json(db, models, sources):
 def _bad(table, row_id, column, value, rule):
     value = repr(value)
     value = value if len(value) <= 80 else value[:79] + "…"
-    raise SchemaMismatch(f"cannot adopt {table}: row id = {row_id} has {column} = {value}, which breaks its rule "
+    raise SchemaMismatch(f"{ADOPT} {table}: row id = {row_id} has {column} = {value}, which breaks its rule "
                          f"({rule}); correct that row, then run init_db again (nothing was changed)")

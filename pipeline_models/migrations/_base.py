@@ -121,13 +121,13 @@ def _checks(db: Any, nodes: Optional[List[Any]]) -> List[str]:
     return found
 
 
-def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], upgrade: str,
+def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], doing: str,
                     extra: Iterable[tuple] = ()) -> None:
     """Stop before anything is written if a row `select` makes for `model` would break a rule of its table.
 
     `select` gives the new table's columns by name; `parents` maps a foreign key's column to the table (as
     it is now) whose ids it must name; `extra` adds (column, SQL condition a bad row meets, what it breaks).
-    The error names the table, the row's id, the column and the value, and says what to do.
+    The error, "{doing} {table}: ...", names the row's id, the column and the value, and says what to do.
     """
     table = model._meta.table_name
     key = model._meta.primary_key.column_name
@@ -161,7 +161,7 @@ def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], 
             value = repr(row[1] if len(row) == 2 else tuple(row[1:]))
             value = value if len(value) <= 80 else value[:79] + "…"
             raise SchemaMismatch(
-                f"cannot upgrade {table} to {upgrade}: row {key} = {row[0]} would have {column} = {value}, "
+                f"{doing} {table}: row {key} = {row[0]} would have {column} = {value}, "
                 f"which breaks its rule ({rule}); correct that row, then run init_db again (nothing was changed)")
     for columns, where in _unique_keys(db, model):
         shown = ", ".join(q(c) for c in columns)
@@ -171,7 +171,7 @@ def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], 
         if row is not None:
             value = repr(row[0] if len(columns) == 1 else tuple(row[:len(columns)]))
             raise SchemaMismatch(
-                f"cannot upgrade {table} to {upgrade}: rows {key} = {row[-2]} and {row[-1]} would both have "
+                f"{doing} {table}: rows {key} = {row[-2]} and {row[-1]} would both have "
                 f"{', '.join(columns)} = {value[:80]}, which must be unique; correct one of them, then run "
                 "init_db again (nothing was changed)")
 

@@ -166,8 +166,9 @@ class PipelineRun(UploadOnce, BaseModel):
     not_before = UTCDateTimeField(null=True, help_text="a requeued run is not claimed before this time (backoff)")
     # Set when the long-form upload begins: with no video id after it, it may have reached YouTube unrecorded.
     upload_started_at = UTCDateTimeField(null=True, help_text="when an upload of its video began (the upload claim)")
-    created_at = UTCDateTimeField(default=utcnow, help_text="when it was scheduled")
-    updated_at = UTCDateTimeField(default=utcnow, help_text="when it last changed")
+    # server_now: the pipeline's own inserts (which know nothing of these two) get the database's clock.
+    created_at = UTCDateTimeField(default=utcnow, server_now=True, help_text="when it was scheduled")
+    updated_at = UTCDateTimeField(default=utcnow, server_now=True, help_text="when it last changed")
 
     class Meta:
         table_name = "pipeline_runs"
