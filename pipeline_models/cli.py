@@ -17,11 +17,11 @@ from typing import Any, Callable, Dict, Optional, Sequence
 import peewee
 
 from . import __version__
-from .cli_output import (LinePrinter, aligned_pairs, as_json, cell, dumps, duration, elapsed_seconds, first_line,
-                         one_line, plural, printable, review_state, say, shortened, shown, shown_json, silence, table,
-                         terminal_safe, utf8_output)
+from .cli_output import (LinePrinter, as_json, dumps, elapsed_seconds, error_page, first_line, one_line, plural,
+                         review_state, run_document, run_page, say, shortened, shown, shown_json, silence, table, terminal_safe,
+                         utf8_output)
 from .db import _is_postgres, db, init_db, migrate, redact
-from .enums import ReviewAction, RunStatus, ShortStatus, VideoStatus
+from .enums import Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import PipelineModelsError
 from .fields import UTC  # noqa: F401  (re-exported: its old home)
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
@@ -110,10 +110,15 @@ def _listing(args: argparse.Namespace, headers: Sequence[str], rows: Sequence[pe
     return table(headers, [cells(row) for row in rows])
 
 
-def _status_filter(model: Any, args: argparse.Namespace) -> Any:
+def _filtered(model: Any, args: argparse.Namespace) -> Any:
+    """`model`'s rows, narrowed by the listing's --status and --niche (an unknown status or an empty one refused)."""
     query = model.select()
-    if args.status is not None:  # ValueError naming the field and its choices if unknown, '' included
+    if getattr(args, "status", None) is not None:  # ValueError naming the field and its choices if unknown, '' too
         query = query.where(model.status == model.status.db_value(args.status))
+    if getattr(args, "niche", None) is not None:
+        if not args.niche.strip():
+            raise ValueError("--niche is empty: give a niche's name, e.g. gaming (without --niche: every niche)")
+        query = query.where(model.niche == args.niche)
     return query
 
 
@@ -139,40 +144,47 @@ def cmd_status(args: argparse.Namespace) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> str:
-    """`runs`: runs, newest first."""
+    """`runs`: pipeline runs, latest cycle first."""
     _bind_readonly(args.db)
-    query = _status_filter(PipelineRun, args).order_by(PipelineRun.created_at.desc(), PipelineRun.id.desc())
-    return _listing(args, ["id", "status", "stage", "worker", "attempts", "created (UTC)", "last error"],
-                    list(query.limit(args.limit)),
-                    lambda r: [r.id, r.status, r.current_stage, r.worker, r.attempts, r.created_at,
-                               first_line(r.last_error)])
+    query = _filtered(PipelineRun, args).order_by(PipelineRun.cycle_start.desc(), PipelineRun.id.desc())
+    return _listing(args, ["id", "niche", "cycle_start (UTC)", "status", "stage", "worker", "retry_count",
+                           "youtube_video_id", "error_message"], list(query.limit(args.limit)),
+                    lambda r: [r.id, r.niche, r.cycle_start, r.status, r.current_stage, r.worker, r.retry_count,
+                               r.youtube_video_id, first_line(r.error_message)])
 
 
 def cmd_videos(args: argparse.Namespace) -> str:
-    """`videos`: discovered source videos, newest first."""
+    """`videos`: discovered candidate videos, newest first."""
     _bind_readonly(args.db)
-    query = (_status_filter(DiscoveredVideo, args)
-             .order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc()))
-    return _listing(args, ["id", "youtube_video_id", "status", "views", "discovered (UTC)", "source", "title"],
-                    list(query.limit(args.limit)),
-                    lambda v: [v.id, v.youtube_video_id, v.status, v.view_count, v.discovered_at, v.source, v.title])
+    query = _filtered(DiscoveredVideo, args)
+    if args.processed is not None:  # a name or the pipeline's number for it
+        state = {key: m for m in Processed for key in (m.name, str(m.value))}.get(args.processed)
+        if state is None:
+            raise ValueError(f"DiscoveredVideo.processed: {shortened(args.processed)!r} is not one of: "
+                             + ", ".join(f"{m.name} ({m.value})" for m in Processed))
+        query = query.where(DiscoveredVideo.processed == state)
+    query = query.order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc())
+    return _listing(args, ["id", "video_id", "niche", "viral_score", "processed", "content_id_risk",
+                           "discovered (UTC)", "channel_name", "title"], list(query.limit(args.limit)),
+                    lambda v: [v.id, v.video_id, v.niche, v.viral_score, v.processed, v.content_id_risk,
+                               v.discovered_at, v.channel_name, v.title])
 
 
 def cmd_shorts(args: argparse.Namespace) -> str:
     """`shorts`: rendered shorts, newest first."""
     _bind_readonly(args.db)
-    query = _status_filter(Short, args).order_by(Short.id.desc())
+    query = _filtered(Short, args).order_by(Short.id.desc())
     return _listing(args, ["id", "run", "status", "youtube_video_id", "uploaded (UTC)", "title"],
                     list(query.limit(args.limit)),
                     lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title])
 
 
 def cmd_reviews(args: argparse.Namespace) -> str:
-    """`reviews`: open reviews first (oldest first), then answered ones, most recent first."""
+    """`reviews`: open reviews first (held ones included, oldest first), then answered ones, most recent first."""
     _bind_readonly(args.db)
     rows = list(ReviewLog.unanswered().limit(args.limit))
     if not args.open and len(rows) < args.limit:
-        answered = (ReviewLog.select().where(ReviewLog.action.is_null(False))
+        answered = (ReviewLog.select().where(ReviewLog.action.is_null(False) & (ReviewLog.action != ReviewAction.hold))
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
         rows += list(answered.limit(args.limit - len(rows)))
     return _listing(args, ["id", "run", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
@@ -195,60 +207,50 @@ def _review(key: str, by: Optional[str]) -> ReviewLog:
     return review
 
 
+def _detail(args: argparse.Namespace) -> Optional[str]:
+    """The answer's response_detail as the chat bot stores it: the words after the action ('skip 4,7'), or --detail."""
+    if args.words and args.detail is not None:
+        raise UsageError("give the answer's detail once, after the action or with --detail, not both "
+                         f"(see {PROG} review --help)")
+    text = " ".join(args.words) if args.words else args.detail
+    if args.action != ReviewAction.skip.value:
+        return text
+    if not (text or "").strip():
+        raise UsageError(f"skip needs the ranks of the clips to drop, e.g. {PROG} review answer chat:2 skip 4,7")
+    return text if text.lower().startswith("skip") else f"skip {text}"
+
+
 def cmd_review(args: argparse.Namespace) -> str:
     """`review answer`: record a reviewer's answer, as the chat bot would."""
+    detail = _detail(args)  # before opening: a usage error needs no database
     _bind_for_change(args.db)
     review = _review(args.review, args.by)
-    recorded = review.respond(args.action, response_detail=args.detail, reviewer=args.reviewer)
+    recorded = review.respond(args.action, response_detail=detail, reviewer=args.reviewer)
     run = PipelineRun.get_by_id(review.pipeline_run_id)
+    said = shown(detail) if args.action == ReviewAction.skip.value else args.action
+    state = "in review" if run.status is RunStatus.review else str(run.status)
     if not recorded:
-        return f"review {review.id} was already answered {args.action}: nothing changed (run {run.id} is {run.status})"
-    return f"review {review.id} answered {args.action}: run {run.id} is now {run.status}"
+        return f"review {review.id} was already answered {said}: nothing changed (run {run.id} is {state})"
+    if run.status is RunStatus.review:  # held: the review may be answered again
+        return f"review {review.id} answered {said}: run {run.id} stays in review, to be answered again"
+    stage = f" at stage {shown(run.current_stage)}" if run.status is RunStatus.pending else ""
+    return f"review {review.id} answered {said}: run {run.id} is now {state}{stage}"
 
 
 def cmd_run(args: argparse.Namespace) -> str:
-    """`run show`: one run in full, with its video, artefacts, shorts, reviews, errors and timings."""
+    """`run show`: one run in full, with its ranked clips (and their videos), artefacts, reviews, errors, timings."""
     _bind_readonly(args.db)
     run = _get(PipelineRun, args.run_id, "run")
-    video = DiscoveredVideo.get_by_id(run.discovered_video_id)
-    parts = {name: list(query.order_by(model.id)) for name, model, query in (
-        ("clips", Clip, run.clips), ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio),
-        ("shorts", Short, run.shorts), ("reviews", ReviewLog, run.reviews), ("errors", ErrorLog, run.errors))}
+    # The clips in the compilation by rank, then those a reviewer's skip dropped; each with its source video.
+    clips = sorted(Clip.select(Clip, DiscoveredVideo).join(DiscoveredVideo).where(Clip.pipeline_run == run.id),
+                   key=lambda c: (c.dropped_at is not None, c.rank_position, c.id))
+    parts = {"clips": clips, **{name: list(query.order_by(model.id)) for name, model, query in (
+        ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio), ("shorts", Short, run.shorts),
+        ("reviews", ReviewLog, run.reviews), ("errors", ErrorLog, run.errors))}}
     timings = {"queued_seconds": elapsed_seconds(run.created_at, run.started_at),
-               "running_seconds": elapsed_seconds(run.started_at, run.finished_at),
-               "total_seconds": elapsed_seconds(run.created_at, run.finished_at)}
-    if args.json:
-        return dumps({"run": as_json(run), "video": as_json(video), "timings": timings,
-                      **{name: [as_json(row) for row in rows] for name, rows in parts.items()}})
-    lines = [f"run {run.id}: {run.status.value}, video {shown(video.youtube_video_id)} ({cell(video.title)})",
-             aligned_pairs([
-                 ["stage", run.current_stage], ["worker", run.worker], ["attempts", run.attempts],
-                 ["queued", run.created_at], ["started", run.started_at], ["heartbeat", run.heartbeat_at],
-                 ["finished", run.finished_at], ["retry not before", run.not_before],
-                 ["last error", first_line(run.last_error)],
-                 ["waited in queue", duration(timings["queued_seconds"])],
-                 ["ran (last attempt)", duration(timings["running_seconds"])],
-                 ["in all", duration(timings["total_seconds"])]])]
-    sections = {
-        "clips": (["id", "start s", "end s", "score", "file"],
-                  lambda c: [c.id, c.start_seconds, c.end_seconds, c.score, c.file_path]),
-        "scripts": (["id", "llm", "chars", "est. s", "tokens in", "tokens out", "cost usd", "title"],
-                    lambda s: [s.id, s.llm_model_used, s.total_char_count, s.estimated_duration_seconds,
-                               s.prompt_tokens, s.completion_tokens, s.cost_usd, s.title]),
-        "audio": (["id", "engine", "voice", "seconds", "file"],
-                  lambda a: [a.id, a.engine_used, a.voice_profile, a.duration_seconds, a.audio_file_path]),
-        "shorts": (["id", "status", "youtube_video_id", "uploaded (UTC)", "title"],
-                   lambda s: [s.id, s.status, s.youtube_video_id, s.uploaded_at, s.title]),
-        "reviews": (["id", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
-                    lambda r: [r.id, r.message_id, review_state(r), r.sent_at, r.responded_at, r.reviewer,
-                               first_line(r.response_detail)]),
-        "errors": (["id", "occurred (UTC)", "module", "error_type", "error_message", "resolved"],
-                   lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message), e.resolved]),
-    }
-    for name, rows in parts.items():
-        headers, cells = sections[name]
-        lines.append(f"\n{name}: none" if not rows else f"\n{name}:\n" + table(headers, map(cells, rows)))
-    return "\n".join(lines)
+               "running_seconds": elapsed_seconds(run.started_at, run.completed_at),
+               "total_seconds": elapsed_seconds(run.created_at, run.completed_at)}
+    return dumps(run_document(run, parts, timings)) if args.json else run_page(run, parts, timings)
 
 
 def cmd_errors(args: argparse.Namespace) -> str:
@@ -261,7 +263,8 @@ def cmd_errors(args: argparse.Namespace) -> str:
             raise UsageError(f"errors show takes no {given[0]}: it shows the one error named "
                              f"(see {PROG} errors show --help)")
         _bind_readonly(args.db)
-        return _show_error(_get(ErrorLog, args.error_id, "error"), args.json)
+        error = _get(ErrorLog, args.error_id, "error")
+        return dumps(as_json(error)) if args.json else error_page(error)
     if args.module == "":
         raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
     _bind_readonly(args.db)
@@ -275,17 +278,6 @@ def cmd_errors(args: argparse.Namespace) -> str:
                            "resolved"], list(query.limit(args.limit or ERRORS_LIMIT)),
                     lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message),
                                e.pipeline_run_id, e.resolved])
-
-
-def _show_error(error: ErrorLog, as_document: bool) -> str:
-    if as_document:
-        return dumps(as_json(error))
-    header = aligned_pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
-                            ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
-    # The message and the trace keep their lines (that is why this command exists), never a control character.
-    message = printable(redact(error.error_message), keep="\n\t")
-    trace = printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
-    return (f"error {error.id}\n{header}\n\nmessage:\n{message}\n\nstack trace:\n{trace.rstrip()}")
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
@@ -303,9 +295,9 @@ def cmd_retry(args: argparse.Namespace) -> str:
     """`retry`: queue a failed run again."""
     _bind_for_change(args.db)
     run = _get(PipelineRun, args.run_id, "run")
-    why = run.last_error
+    why = run.error_message
     run.retry()  # InvalidTransition (one line) unless it failed
-    return f"run {run.id} queued again, its attempts counted afresh" + (f" (it failed: {shown(why)})" if why else "")
+    return f"run {run.id} queued again, its retries counted afresh" + (f" (it failed: {shown(why)})" if why else "")
 
 
 def cmd_compact(args: argparse.Namespace) -> str:
@@ -400,9 +392,9 @@ def cmd_report(args: argparse.Namespace) -> str:
     if not os.path.isdir(directory):
         raise ValueError(f"-o {args.output}: there is no directory {directory}")
     _bind_readonly(args.db)
-    written = report.write(args.output, top=args.top)
-    return (f"wrote {shown(written.path)}: {plural(written.runs, 'run')}, {written.published:,} published, "
-            f"{plural(written.charts, 'chart')}, {written.bytes / 1e6:.1f} MB; open it in a browser (it works offline)")
+    path, runs, uploaded, charts, size = report.write(args.output, top=args.top)  # a ReportSummary
+    return (f"wrote {shown(path)}: {plural(runs, 'run')}, {uploaded:,} uploaded, {plural(charts, 'chart')}, "
+            f"{size / 1e6:.1f} MB; open it in a browser (it works offline)")
 
 
 def cmd_demo(args: argparse.Namespace) -> str:
@@ -444,39 +436,48 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, default_db=None)
         return p
 
-    def statuses(p: argparse.ArgumentParser, what: str, enum_: Any, limit: int) -> None:
-        p.add_argument("--status", help=f"only {what} in this status (" + ", ".join(s.value for s in enum_) + ")")
-        p.add_argument("--limit", type=_count, default=limit, metavar="N", help=f"at most N (default {limit})")
+    def filters(p: argparse.ArgumentParser, what: str, enum_: Any = None, niche: bool = True) -> None:
+        if enum_ is not None:
+            p.add_argument("--status", help=f"only {what} in this status (" + ", ".join(s.value for s in enum_) + ")")
+        if niche:
+            p.add_argument("--niche", help=f"only the {what} of this niche, e.g. gaming")
+        p.add_argument("--limit", type=_count, default=20, metavar="N", help="at most N (default 20)")
 
     add(sub, "init", cmd_init, "create the database or upgrade its schema, and say what was applied")
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
     add(sub, "status", cmd_status, "runs and shorts by status, open reviews, unresolved errors", listing=True)
-    statuses(add(sub, "runs", cmd_runs, "list pipeline runs, newest first", listing=True), "runs", RunStatus, 20)
-    p = add(sub, "run", cmd_run, "run show RUN_ID: one run with its artefacts, reviews, errors and timings",
-            listing=True)
-    p.add_argument("action", choices=["show"], help="show: the run with its artefacts, reviews, errors and timings")
+    filters(add(sub, "runs", cmd_runs, "list pipeline runs (one per niche and cycle), latest cycle first",
+                listing=True), "runs", RunStatus)
+    p = add(sub, "run", cmd_run, "run show RUN_ID: one run with its ranked clips, artefacts, reviews, errors and "
+                                 "timings", listing=True)
+    p.add_argument("action", choices=["show"], help="show: the run with its clips, artefacts, reviews and timings")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
-    statuses(add(sub, "videos", cmd_videos, "list discovered videos, newest first", listing=True), "videos",
-             VideoStatus, 20)
-    statuses(add(sub, "shorts", cmd_shorts, "list shorts, newest first", listing=True), "shorts", ShortStatus, 20)
+    p = add(sub, "videos", cmd_videos, "list discovered candidate videos, newest first", listing=True)
+    p.add_argument("--processed", metavar="STATE", help="only videos in this state: "
+                   + ", ".join(f"{m.name} ({m.value})" for m in Processed))
+    filters(p, "videos")
+    filters(add(sub, "shorts", cmd_shorts, "list shorts, newest first", listing=True), "shorts", ShortStatus,
+            niche=False)
     p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers", listing=True)
-    p.add_argument("--open", action="store_true", help="only open ones (auto-held included)")
-    p.add_argument("--limit", type=_count, default=20, metavar="N", help="at most N (default 20)")
+    p.add_argument("--open", action="store_true", help="only open ones (held ones included)")
+    filters(p, "reviews", niche=False)
     p = add(sub, "review", cmd_review, "review answer ID ACTION: answer a review as the chat bot would")
     # Written out, in the order typed: argparse's own puts the options first and drops the suppressed "answer".
     answers = "{" + ",".join(a.value for a in ReviewAction) + "}"
-    p.usage = (f"{PROG} review answer MESSAGE_ID|REVIEW_ID {answers}\n"
+    p.usage = (f"{PROG} review answer MESSAGE_ID|REVIEW_ID {answers} [DETAIL ...]\n"
                f"       [--by-message-id | --by-review-id] [--detail TEXT] [--reviewer NAME] [--db DB]")
     p.add_argument("action_word", choices=["answer"], metavar="answer", help=argparse.SUPPRESS)
     p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID",
                    help="the chat message id of the review, or its id (when it is both, say which with a flag below)")
     p.add_argument("action", choices=[a.value for a in ReviewAction], help="the answer")
+    p.add_argument("words", nargs="*", metavar="DETAIL",
+                   help="its argument, as in the chat: skip 4,7 drops the clips ranked 4 and 7 (skip needs one)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--by-message-id", dest="by", action="store_const", const="message",
                        help="MESSAGE_ID|REVIEW_ID is a chat message id")
     which.add_argument("--by-review-id", dest="by", action="store_const", const="id",
                        help="MESSAGE_ID|REVIEW_ID is a review's id")
-    p.add_argument("--detail", metavar="TEXT", help="the reviewer's words, e.g. the edit asked for")
+    p.add_argument("--detail", metavar="TEXT", help="the whole response_detail instead of DETAIL, e.g. 'skip 4,7'")
     p.add_argument("--reviewer", metavar="NAME", default="cli", help="who answered (default: cli)")
     p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show ID: one in full",
             listing=True)

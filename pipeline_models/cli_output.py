@@ -39,10 +39,12 @@ def shown_json(value: Any) -> str:
 
 
 def review_state(review: Any) -> str:
-    """A review's state as the listings show it: its answer, else open (auto-held or not)."""
-    if review.action is not None:
-        return review.action.value
-    return "open, auto-held" if review.auto_held else "open"
+    """A review's state as the listings show it: open, held (auto-held when nobody answered in time), or its answer."""
+    if review.action is None:
+        return "open"
+    if review.action.value == "hold":  # still open: a held review may be answered again
+        return "auto-held" if review.auto_held else "held"
+    return review.action.value
 
 
 def first_line(text: Optional[str]) -> Optional[str]:
@@ -63,14 +65,18 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     rows = [[("-" if v is None else v) for v in row] for row in rows]
     cells = [list(map(str, headers))] + [[cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [any(isinstance(row[i], (int, float)) for row in rows)
-               and all(isinstance(row[i], (int, float)) or row[i] == "-" for row in rows)
+    numeric = [any(_number(row[i]) for row in rows) and all(_number(row[i]) or row[i] == "-" for row in rows)
                for i in range(len(headers))]
     lines = []
     for row in cells:
         parts = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def _number(value: Any) -> bool:
+    """A number a table right-aligns: not a flag, and not an int enum (shown by its name)."""
+    return isinstance(value, (int, float)) and not isinstance(value, (bool, enum.Enum))
 
 
 def aligned_pairs(pairs: Sequence[Sequence[Any]], indent: str = "  ") -> str:
@@ -83,12 +89,12 @@ def cell(value: Any) -> str:
     """A value as one table cell: numbers grouped, times in UTC, one line of at most 60 characters."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, enum.Enum):  # before int: a Processed (an IntEnum) shows its name, used, not 1
+        return str(value)
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
     if isinstance(value, datetime.datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     text = shown(value)
@@ -132,6 +138,64 @@ def as_json(row: peewee.Model, **extra: Any) -> Dict[str, Any]:
     document = {f.column_name: json_value(row.__data__.get(f.name)) for f in row._meta.sorted_fields}
     document.update({k: json_value(v) for k, v in extra.items()})
     return document
+
+
+RUN_SECTIONS = {  # run show's tables: (headers, the cells of a row); a clip's video is read with it
+    "clips": (["rank", "id", "video_id", "title", "channel_name", "start s", "seconds", "risk", "dropped (UTC)"],
+              lambda c: [c.rank_position, c.id, c.discovered_video.video_id, c.discovered_video.title,
+                         c.discovered_video.channel_name, c.start_time_seconds, c.clip_duration_seconds,
+                         c.content_id_risk, c.dropped_at]),
+    "scripts": (["id", "llm", "chars", "est. s", "tokens in", "tokens out", "cost usd", "title"],
+                lambda s: [s.id, s.llm_model_used, s.total_char_count, s.estimated_duration_seconds,
+                           s.prompt_tokens, s.completion_tokens, s.cost_usd, s.title]),
+    "audio": (["id", "engine", "voice", "seconds", "file"],
+              lambda a: [a.id, a.engine_used, a.voice_profile, a.duration_seconds, a.audio_file_path]),
+    "shorts": (["id", "clip", "status", "youtube_video_id", "uploaded (UTC)", "title"],
+               lambda s: [s.id, s.clip_id, s.status, s.youtube_video_id, s.uploaded_at, s.title]),
+    "reviews": (["id", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
+                lambda r: [r.id, r.message_id, review_state(r), r.sent_at, r.responded_at, r.reviewer,
+                           first_line(r.response_detail)]),
+    "errors": (["id", "occurred (UTC)", "module", "error_type", "error_message", "resolved"],
+               lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message), e.resolved]),
+}
+
+
+def run_page(run: Any, parts: Dict[str, Sequence[Any]], timings: Dict[str, Optional[float]]) -> str:
+    """`run show` as text: the run, then a table for each of `parts` (its clips, scripts, ...: RUN_SECTIONS)."""
+    lines = [f"run {run.id}: {run.status.value}, {shown(run.niche)}, the cycle {cell(run.cycle_start)} to "
+             f"{cell(run.cycle_end)} UTC",
+             aligned_pairs([
+                 ["stage", run.current_stage], ["worker", run.worker], ["retry_count", run.retry_count],
+                 ["queued", run.created_at], ["started", run.started_at], ["heartbeat", run.heartbeat_at],
+                 ["completed", run.completed_at], ["retry not before", run.not_before],
+                 ["error_message", first_line(run.error_message)], ["video file", run.video_file_path],
+                 ["video length", duration(run.video_duration_seconds)],
+                 ["youtube_video_id", run.youtube_video_id], ["youtube_url", run.youtube_url],
+                 ["waited in queue", duration(timings["queued_seconds"])],
+                 ["ran (last attempt)", duration(timings["running_seconds"])],
+                 ["in all", duration(timings["total_seconds"])]])]
+    for name, rows in parts.items():
+        headers, cells = RUN_SECTIONS[name]
+        lines.append(f"\n{name}: none" if not rows else f"\n{name}:\n" + table(headers, map(cells, rows)))
+    return "\n".join(lines)
+
+
+def run_document(run: Any, parts: Dict[str, Sequence[Any]], timings: Dict[str, Optional[float]]) -> Dict[str, Any]:
+    """`run show --json`: the run, its timings, and each of `parts` as rows; each clip with its source "video"."""
+    documents = {name: [as_json(row) for row in rows] for name, rows in parts.items()}
+    for document, clip in zip(documents["clips"], parts["clips"]):
+        document["video"] = as_json(clip.discovered_video)
+    return {"run": as_json(run), "timings": timings, **documents}
+
+
+def error_page(error: Any) -> str:
+    """`errors show` as text: the error, then its whole message and stack trace."""
+    header = aligned_pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
+                            ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
+    # The message and the trace keep their lines (that is why this command exists), never a control character.
+    message = printable(redact(error.error_message), keep="\n\t")
+    trace = printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
+    return f"error {error.id}\n{header}\n\nmessage:\n{message}\n\nstack trace:\n{trace.rstrip()}"
 
 
 def dumps(document: Any) -> str:
