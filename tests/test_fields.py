@@ -1,12 +1,13 @@
 """Values: aware UTC timestamps, JSON, enums, CHECK constraints and type checks, each refusing bad input."""
 import datetime
+import json
 
 import peewee
 import pytest
 from conftest import aware, minimal_row, sqlite_only
 
 import pipeline_models as pm
-from pipeline_models import ShortStatus
+from pipeline_models import Processed, ShortStatus
 
 UTC = datetime.timezone.utc
 
@@ -70,10 +71,10 @@ def test_iso_text_with_an_offset_is_accepted(database):
 def test_naive_text_stored_by_older_code_reads_as_utc(run, database):
     sqlite_only(database, "PostgreSQL columns are TIMESTAMPTZ, which hold no naive text")
     database.execute_sql("UPDATE pipeline_runs SET started_at = '2025-12-31 23:59:59'")
-    database.execute_sql("UPDATE pipeline_runs SET finished_at = '2025-12-31 23:59:59.5'")
+    database.execute_sql("UPDATE pipeline_runs SET completed_at = '2025-12-31 23:59:59.5'")
     row = pm.PipelineRun.get_by_id(run.id)
     assert row.started_at == aware(2025, 12, 31, 23, 59, 59)
-    assert row.finished_at == aware(2025, 12, 31, 23, 59, 59, 500000)
+    assert row.completed_at == aware(2025, 12, 31, 23, 59, 59, 500000)
 
 
 def test_aggregates_come_back_as_aware_datetimes(database):
@@ -148,52 +149,66 @@ def test_config_text_written_by_other_code_reads_back_as_that_text(database):
 
 
 def test_enum_takes_the_member_or_its_value(run):
-    short = pm.Short.create(pipeline_run=run, status="rendered")
-    assert pm.Short.get_by_id(short.id).status is ShortStatus.rendered
+    short = pm.Short.create(pipeline_run=run, status="review")
+    assert pm.Short.get_by_id(short.id).status is ShortStatus.review
     pm.Short.update(status=ShortStatus.failed).execute()
     assert pm.Short.get_by_id(short.id).status is ShortStatus.failed
     assert pm.Short.get(pm.Short.status == "failed").id == short.id
     assert ShortStatus.failed == "failed" and str(ShortStatus.failed) == "failed"
 
 
+def test_an_int_enum_takes_the_member_or_its_int_and_reads_back_the_member(run):
+    video = pm.DiscoveredVideo.create(**minimal_row(pm.DiscoveredVideo, run))
+    assert pm.DiscoveredVideo.get_by_id(video.id).processed is Processed.pending == 0  # the default
+    pm.DiscoveredVideo.update(processed=1).execute()  # as the pipeline's own code writes it
+    assert pm.DiscoveredVideo.get_by_id(video.id).processed is Processed.used
+    pm.DiscoveredVideo.update(processed=Processed.rejected).execute()
+    assert pm.DiscoveredVideo.get(pm.DiscoveredVideo.processed == 3).id == video.id
+    assert str(Processed.rejected) == "rejected" and Processed.skipped == 2
+
+
 ENUM_COLUMNS = [
-    (pm.DiscoveredVideo, "status", pm.VideoStatus),
+    (pm.DiscoveredVideo, "processed", Processed),
+    (pm.DiscoveredVideo, "content_id_risk", pm.ContentIdRisk),
     (pm.PipelineRun, "status", pm.RunStatus),
+    (pm.Clip, "extraction_method", pm.ExtractionMethod),
+    (pm.Clip, "content_id_risk", pm.ContentIdRisk),
     (pm.Short, "status", pm.ShortStatus),
     (pm.ReviewLog, "action", pm.ReviewAction),
 ]
 
 
-@pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS)
+def _enum_ids(value):
+    return getattr(value, "__name__", value)
+
+
+@pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS, ids=_enum_ids)
 def test_bad_enum_value_is_refused_by_python_naming_the_field(run, model, column, enum):
-    rows = {
-        pm.DiscoveredVideo: dict(youtube_video_id="other"),
-        pm.PipelineRun: dict(discovered_video=run.discovered_video),
-        pm.Short: dict(pipeline_run=run),
-        pm.ReviewLog: dict(pipeline_run=run),
-    }[model]
     before = model.select().count()
-    allowed = ", ".join(m.value for m in enum)
-    with pytest.raises(ValueError, match=rf"{model.__name__}\.{column}: 'bogus' is not one of: {allowed}"):
-        model.create(**rows, **{column: "bogus"})
+    allowed = ", ".join(str(m.value) for m in enum)
+    for bad in ("bogus", 7):
+        with pytest.raises(ValueError, match=rf"{model.__name__}\.{column}: {bad!r} is not one of: {allowed}$"):
+            model.create(**{**minimal_row(model, run, f"enum-{bad}"), column: bad})
     assert model.select().count() == before
 
 
-@pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS)
+def _bad_for_the_database(enum):
+    """A value of the column's type that no member has: PostgreSQL refuses text in an integer column earlier."""
+    return 7 if issubclass(enum, int) else "bogus"
+
+
+@pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS, ids=_enum_ids)
 def test_database_check_takes_every_enum_value_and_refuses_others(run, database, model, column, enum):
     """The CHECK guards raw SQL too, and agrees with the enum (in both schema builds)."""
     table, p = model._meta.table_name, database.param
-    row = {
-        pm.DiscoveredVideo: run.discovered_video.id,
-        pm.PipelineRun: run.id,
-        pm.Short: pm.Short.create(pipeline_run=run).id,
-        pm.ReviewLog: pm.ReviewLog.create(pipeline_run=run).id,
-    }[model]
+    row = model.create(**minimal_row(model, run, "check")).get_id()
     for member in enum:
         database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', (member.value, row))
         assert getattr(model.get_by_id(row), column) is member
-    with pytest.raises(peewee.IntegrityError, match="(?i)check constraint"):
-        database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', ("bogus", row))
+    for bad in (_bad_for_the_database(enum), *([-1, 4] if issubclass(enum, int) else ["", "LOW"])):
+        with pytest.raises(peewee.IntegrityError, match="(?i)check constraint"):
+            with database.atomic():
+                database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', (bad, row))
     assert getattr(model.get_by_id(row), column) is member
 
 
@@ -202,9 +217,17 @@ def test_database_check_takes_every_enum_value_and_refuses_others(run, database,
 CHECKS = [
     # (model, column, a value the database refuses)
     (pm.DiscoveredVideo, "view_count", -1),
-    (pm.DiscoveredVideo, "duration_seconds", -0.5),
-    (pm.PipelineRun, "attempts", -1),
-    (pm.Clip, "start_seconds", -1.0),
+    (pm.DiscoveredVideo, "duration_seconds", -1),
+    (pm.DiscoveredVideo, "like_count", -1),
+    (pm.DiscoveredVideo, "comment_count", -1),
+    (pm.DiscoveredVideo, "view_velocity", -0.5),
+    (pm.PipelineRun, "retry_count", -1),
+    (pm.PipelineRun, "video_duration_seconds", -0.5),
+    (pm.PipelineRun, "video_file_size_bytes", -1),
+    (pm.Clip, "rank_position", 0),
+    (pm.Clip, "rank_position", -3),
+    (pm.Clip, "start_time_seconds", -1.0),
+    (pm.Clip, "clip_duration_seconds", -0.5),
     (pm.Script, "prompt_tokens", -1),
     (pm.Script, "completion_tokens", -5),
     (pm.Script, "cost_usd", -0.01),
@@ -234,17 +257,55 @@ def test_check_constraint_refuses_and_leaves_no_row(run, model, column, bad):
     assert model.select().count() == before
 
 
+def raw_insert(database, model, row):
+    """INSERT `row` (field name -> value) with raw SQL: no Python check runs, only the database's."""
+    fields = [model._meta.fields[name] for name in row]
+    json_mark = "json(?)" if isinstance(database, peewee.SqliteDatabase) else "%s::jsonb"
+    marks = ", ".join(json_mark if isinstance(f, peewee.JSONField) else database.param for f in fields)
+    columns = ", ".join(f'"{f.column_name}"' for f in fields)
+    sql = f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})'
+    params = [json.dumps(row[f.name]) if isinstance(f, peewee.JSONField) else f.db_value(row[f.name]) for f in fields]
+    with database.atomic():
+        database.execute_sql(sql, params)
+
+
+def full_row(model, run, unique):
+    """minimal_row with the defaults filled in as create() would (raw SQL gets no Python default)."""
+    row = minimal_row(model, run, unique)
+    for field in model._meta.sorted_fields:
+        if field.name not in row and field.default is not None and not isinstance(field, peewee.AutoField):
+            row[field.name] = field.default() if callable(field.default) else field.default
+    return row
+
+
+@pytest.mark.parametrize("model, column, bad", CHECKS, ids=lambda x: getattr(x, "__name__", str(x)))
+def test_the_database_refuses_a_raw_sql_insert_breaking_a_check(run, database, model, column, bad):
+    before = model.select().count()
+    raw_insert(database, model, full_row(model, run, "raw-good"))  # the same statement, with good values, works
+    with pytest.raises(peewee.IntegrityError, match=f"(?i)check constraint.*{column}|{column}.*check"):
+        raw_insert(database, model, {**full_row(model, run, "raw-bad"), column: bad})
+    assert model.select().count() == before + 1
+
+
+@pytest.mark.parametrize("model, columns, bad", [
+    (pm.Clip, ("start_time_seconds", "end_time_seconds"), (10.0, 10.0)),
+    (pm.Clip, ("start_time_seconds", "end_time_seconds"), (10.0, 9.5)),
+    (pm.PipelineRun, ("cycle_start", "cycle_end"), (aware(2026, 1, 1), aware(2026, 1, 1))),
+    (pm.PipelineRun, ("cycle_start", "cycle_end"), (aware(2026, 1, 1, 6), aware(2026, 1, 1))),
+], ids=lambda x: getattr(x, "__name__", None))
+def test_the_database_refuses_a_raw_sql_end_not_after_its_start(run, database, model, columns, bad):
+    name = {pm.Clip: "clips_end_after_start", pm.PipelineRun: "pipeline_runs_cycle_end_after_start"}[model]
+    with pytest.raises(peewee.IntegrityError, match=name):
+        raw_insert(database, model, {**full_row(model, run, "raw"), **dict(zip(columns, bad))})
+    with pytest.raises(peewee.IntegrityError, match=name):
+        model.create(**{**minimal_row(model, run, "orm"), **dict(zip(columns, bad))})
+    assert model.select().count() == (1 if model is pm.PipelineRun else 0)  # the fixture's run
+
+
 @pytest.mark.parametrize("value", [0, 0.5, 1])
 def test_click_through_rate_bounds_are_inclusive(database, value):
     snapshot = pm.Analytics.create(youtube_video_id="v", click_through_rate=value)
     assert pm.Analytics.get_by_id(snapshot.id).click_through_rate == value
-
-
-@pytest.mark.parametrize("start, end", [(10.0, 10.0), (10.0, 9.5)])
-def test_clip_must_end_after_it_starts(run, start, end):
-    with pytest.raises(peewee.IntegrityError, match="clips_end_after_start"):
-        pm.Clip.create(pipeline_run=run, start_seconds=start, end_seconds=end)
-    assert pm.Clip.select().count() == 0
 
 
 # --- type checks --------------------------------------------------------------------------------
@@ -269,10 +330,13 @@ def test_wrong_types_are_refused_naming_the_field(database, column, bad, message
     assert pm.Analytics.select().count() == 0
 
 
-def test_integers_beyond_32_bits_fit_counters_not_attempts(run):
+def test_integers_beyond_32_bits_fit_counters_not_retry_counts(run):
     assert pm.Analytics.create(youtube_video_id="v", view_count=2**40).view_count == 2**40
-    with pytest.raises(ValueError, match=r"PipelineRun\.attempts: .*32-bit"):
-        pm.PipelineRun.update(attempts=2**31).execute()
+    assert pm.DiscoveredVideo.create(**minimal_row(pm.DiscoveredVideo, run), view_count=2**40).view_count == 2**40
+    with pytest.raises(ValueError, match=r"PipelineRun\.retry_count: .*32-bit"):
+        pm.PipelineRun.update(retry_count=2**31).execute()
+    with pytest.raises(ValueError, match=r"Clip\.rank_position: .*32-bit"):
+        pm.Clip.create(**{**minimal_row(pm.Clip, run), "rank_position": 2**31})
 
 
 def test_booleans_only_take_true_or_false(database):
