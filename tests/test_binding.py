@@ -1,4 +1,5 @@
 """Binding the proxy: init_db's targets and pragmas, foreign keys however bound, and clear errors."""
+import datetime
 import os
 import sqlite3
 
@@ -7,6 +8,21 @@ import pytest
 
 import pipeline_models as pm
 from pipeline_models import CannotOpenDatabase, DatabaseNotBound, TablesMissing
+
+CYCLE = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)
+
+
+def video(video_id):
+    """A candidate video with only the columns the pipeline requires."""
+    return pm.DiscoveredVideo.create(video_id=video_id, title="t", channel_name="c", channel_id="UC", url="u",
+                                     niche="gaming")
+
+
+def orphan_clip():
+    """A clip of run 42 and video 42, which do not exist: only the database's foreign keys refuse it (insert(), not
+    create(), whose save() looks the run up first)."""
+    return pm.Clip.insert(pipeline_run=42, discovered_video=42, rank_position=1, start_time_seconds=0,
+                          end_time_seconds=1, clip_duration_seconds=1).execute()
 
 
 def test_every_model_uses_the_proxy():
@@ -17,7 +33,7 @@ def test_every_model_uses_the_proxy():
 def test_unbound_proxy_says_how_to_bind():
     for use in (
         lambda: pm.PipelineRun.select().count(),
-        lambda: pm.DiscoveredVideo.create(youtube_video_id="x"),
+        lambda: video("x"),
         lambda: pm.db.create_tables(pm.ALL_MODELS),
         lambda: pm.db.atomic().__enter__(),
         lambda: pm.db.__enter__(),
@@ -33,7 +49,7 @@ def test_bare_sqlite_binding_enforces_foreign_keys():
     pm.db.create_tables(pm.ALL_MODELS)
     assert database.pragma("foreign_keys") == 1
     with pytest.raises(peewee.IntegrityError):
-        pm.Clip.create(pipeline_run=42, start_seconds=0, end_seconds=1)
+        orphan_clip()
     assert pm.Clip.select().count() == 0
 
 
@@ -66,10 +82,10 @@ def test_init_db_with_a_path_sets_the_multiprocess_pragmas(tmp_path):
     assert database.pragma("busy_timeout") >= 5000
     assert database.pragma("cache_size") == -32_000
     assert database.pragma("foreign_keys") == 1
-    pm.DiscoveredVideo.create(youtube_video_id="a")
+    video("a")
     database.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT youtube_video_id FROM discovered_videos").fetchall() == [("a",)]
+        assert conn.execute("SELECT video_id FROM discovered_videos").fetchall() == [("a",)]
 
 
 def test_init_db_keeps_pragmas_the_caller_chose(tmp_path):
@@ -82,7 +98,7 @@ def test_init_db_keeps_pragmas_the_caller_chose(tmp_path):
 def test_init_db_memory():
     database = pm.init_db(":memory:")
     assert database.pragma("foreign_keys") == 1
-    pm.DiscoveredVideo.create(youtube_video_id="a")
+    video("a")
     assert pm.DiscoveredVideo.select().count() == 1
 
 
@@ -163,7 +179,7 @@ def test_failed_init_db_keeps_the_previous_binding(tmp_path):
 def test_init_db_twice_changes_nothing(tmp_path):
     path = tmp_path / "twice.db"
     database = pm.init_db(path)
-    pm.DiscoveredVideo.create(youtube_video_id="a")
+    video("a")
     dump = list(database.connection().iterdump())
     version = database.execute_sql("PRAGMA schema_version").fetchone()
     database.close()
@@ -197,8 +213,9 @@ def test_init_db_postgresql_url(pg_server):
     url = pg_server.new_database()
     database = pm.init_db(url)
     assert isinstance(database, peewee.PostgresqlDatabase) and pm.db.obj is database
-    run = pm.PipelineRun.start(pm.DiscoveredVideo.discover("pg1")[0])
+    run = pm.PipelineRun.schedule("gaming", CYCLE)
     assert pm.PipelineRun.claim_next("w").id == run.id
+    assert pm.DiscoveredVideo.discover("pg1", title="t", channel_name="c", channel_id="UC", niche="gaming")[1]
     assert pm.init_db(url) and pm.migrate() == []  # idempotent there too
 
 
@@ -222,11 +239,12 @@ def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do(
     assert caught.value.table == "pipeline_runs"
     assert isinstance(caught.value.__cause__, peewee.OperationalError)
     assert "no such table" in str(caught.value.__cause__)
-    for write in (lambda: pm.DiscoveredVideo.create(youtube_video_id="a"),
+    for write in (lambda: video("a"),
                   lambda: pm.ConfigOverride.set("k", 1),
                   lambda: pm.ErrorLog.unresolved().first(),
                   lambda: pm.Analytics.record_many([{"youtube_video_id": "a", "view_count": 1}]),  # the bulk path
-                  lambda: pm.PipelineRun.insert_rows([{"discovered_video": 1}])):
+                  lambda: pm.PipelineRun.insert_rows([{"niche": "gaming", "cycle_start": CYCLE,
+                                                       "cycle_end": CYCLE + datetime.timedelta(hours=6)}])):
         with pytest.raises(TablesMissing, match="does not exist"):
             write()
 
@@ -247,7 +265,7 @@ def test_tables_missing_is_still_the_error_handlers_expect():
 def test_a_table_dropped_from_an_init_db_file_is_named_with_the_file(tmp_path):
     path = tmp_path / "p.db"
     database = pm.init_db(path)
-    pm.DiscoveredVideo.create(youtube_video_id="a")
+    video("a")
     database.execute_sql("DROP TABLE tts_audio")
     with pytest.raises(TablesMissing, match=rf"^table 'tts_audio' does not exist in SQLite file {path}: "
                        + MISSING_HINT):
@@ -261,7 +279,7 @@ def test_other_failures_are_not_taken_for_a_missing_table():
         list(pm.PipelineRun.raw("SELECT nope FROM pipeline_runs"))
     assert not isinstance(caught.value, TablesMissing)
     with pytest.raises(peewee.IntegrityError):
-        pm.Clip.create(pipeline_run=42, start_seconds=0, end_seconds=1)
+        orphan_clip()
     with pytest.raises(peewee.OperationalError) as caught:  # a raw statement does not go through a model
         pm.db.execute_sql("SELECT * FROM no_such_thing")
     assert not isinstance(caught.value, TablesMissing)
@@ -273,14 +291,14 @@ def test_a_missing_table_inside_a_transaction_rolls_back_as_before():
     pm.db.create_tables([pm.DiscoveredVideo])
     with pytest.raises(TablesMissing):
         with pm.db.atomic():
-            pm.DiscoveredVideo.create(youtube_video_id="rolled back")
+            video("rolled back")
             pm.PipelineRun.select().count()
     with pm.db.atomic():
-        pm.DiscoveredVideo.create(youtube_video_id="kept")
+        video("kept")
         with pytest.raises(TablesMissing):
             with pm.db.atomic():  # a savepoint: only it is rolled back
                 pm.PipelineRun.select().count()
-    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select()] == ["kept"]
+    assert [v.video_id for v in pm.DiscoveredVideo.select()] == ["kept"]
 
 
 def test_postgresql_sqlstate_names_a_missing_table_in_any_language():
@@ -320,14 +338,14 @@ def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before
     # The failed statement aborts the transaction, which rolls back whole, as it would without the translation.
     with pytest.raises(TablesMissing):
         with pm.db.atomic():
-            pm.DiscoveredVideo.create(youtube_video_id="rolled back")
+            video("rolled back")
             pm.TTSAudio.select().count()
     with pm.db.atomic():
-        pm.DiscoveredVideo.create(youtube_video_id="kept")
+        video("kept")
         with pytest.raises(TablesMissing):
             with pm.db.atomic():
                 pm.TTSAudio.create(pipeline_run=1, engine_used="piper")
-        pm.DiscoveredVideo.create(youtube_video_id="after the savepoint")
-    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id)] == \
+        video("after the savepoint")
+    assert [v.video_id for v in pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id)] == \
         ["kept", "after the savepoint"]
     database.close()
