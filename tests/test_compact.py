@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import peewee
 import pytest
-from conftest import aware, kill_inside
+from conftest import CYCLE_START, aware, kill_inside
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_query_plans import captured_sql, full_scans
@@ -340,9 +340,9 @@ def _claimer(target, ready, compacting, done, out):
 @pytest.mark.slow
 def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_target, tmp_path):
     pm.init_db(fresh_target)
-    videos = [f"v{n}" for n in range(800)]
-    pm.DiscoveredVideo.insert_rows(((v,) for v in videos), fields=("youtube_video_id",))
-    pm.PipelineRun.insert_rows(((n + 1,) for n in range(len(videos))), fields=("discovered_video",))
+    cycles = [CYCLE_START + n * timedelta(hours=6) for n in range(800)]  # 800 cycles of one niche
+    pm.PipelineRun.insert_rows((("gaming", start, start + timedelta(hours=6)) for start in cycles),
+                               fields=("niche", "cycle_start", "cycle_end"))
     pm.Analytics.record_many(hourly([f"s{n}" for n in range(20)], 40))
     before = rows_now()
     ready, compacting, done = spawn.Event(), spawn.Event(), spawn.Event()
@@ -362,10 +362,11 @@ def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_targe
             claimer.kill()
     claims = json.load(open(out))
     assert claims["failures"] == []
-    assert sorted(claims["claimed"]) == list(range(1, len(videos) + 1))  # each run claimed once, none lost
+    assert sorted(claims["claimed"]) == list(range(1, len(cycles) + 1))  # each run claimed once, none lost
+    assert claims["claimed"] == sorted(claims["claimed"])  # the earliest cycle first
     assert claims["during"] > 0 and result["batches"] > 20  # they really overlapped
     runs = pm.PipelineRun.select()
-    assert {(r.status, r.worker, r.attempts) for r in runs} == {(pm.RunStatus.running, "claimer", 1)}
+    assert {(r.status, r.worker, r.retry_count) for r in runs} == {(pm.RunStatus.running, "claimer", 0)}
     assert {r[0] for r in rows_now()} == expected_ids(before, T0 + timedelta(days=30))
 
 
