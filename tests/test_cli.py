@@ -1,4 +1,5 @@
 """The pipeline-models command line: each subcommand's output, and one clear line for every bad input."""
+import datetime
 import os
 import sqlite3
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import peewee
 import pytest
+from conftest import CYCLE_START, make_clip, make_video
 from playhouse.migrations import Runner
 
 import pipeline_models as pm
@@ -24,23 +26,37 @@ def cli(capsys):
 
 
 @pytest.fixture
-def dbfile(tmp_path, cli):
-    """A migrated database file with a little of everything in it, unbound again."""
-    path = tmp_path / "p.db"
-    pm.init_db(path)
-    for n in range(3):
-        video, _ = pm.DiscoveredVideo.discover(f"v{n}")
-        pm.PipelineRun.start(video)
-    run = pm.PipelineRun.claim_next("w1")
+def dbfile(fresh_target):
+    """A migrated database (a SQLite file or a PostgreSQL database) with a little of everything in it, unbound.
+
+    Runs: gaming's first cycle (in review, three ranked clips, a short, an error), gaming's second and sports'
+    first (pending). Videos: v0-v2 (gaming; v2 used) and s0 (sports).
+    """
+    pm.init_db(fresh_target)
+    videos = [make_video(f"v{n}", viral_score=float(n)) for n in range(3)]
+    make_video("s0", niche="sports", title="A sports video")
+    for cycle in range(2):
+        pm.PipelineRun.schedule("gaming", CYCLE_START + datetime.timedelta(hours=6 * cycle))
+    pm.PipelineRun.schedule("sports", CYCLE_START + datetime.timedelta(minutes=30))
+    run = pm.PipelineRun.claim_next("w1")  # the earliest cycle: gaming's first
+    with run.fenced():
+        for rank, video in enumerate(videos, 1):
+            make_clip(run, video, rank=rank)
+        pm.Short.create(pipeline_run=run)
+    pm.mark_video_processed("v2", pm.Processed.used)
     pm.ReviewLog.request(run, message_id="m1")
     pm.ErrorLog.record(RuntimeError("quota exceeded"), "uploader", pipeline_run=run)
     pm.ErrorLog.create(module="render", error_type="E", error_message="old", resolved=True)
-    pm.Short.create(pipeline_run=run, status="rendered")
     pm.Analytics.record("yt1", view_count=100, like_count=5)
     pm.Analytics.record("yt2", view_count=900)
     pm.db.obj.close()
     pm.db.initialize(None)
-    return path
+    return fresh_target
+
+
+def ids(out):
+    """The first column of a listing's rows, as ints."""
+    return [int(line.split()[0]) for line in out.splitlines()[1:]]
 
 
 def test_table_aligns_columns():
@@ -52,11 +68,14 @@ def test_table_aligns_columns():
     ]
 
 
-def test_init_and_migrate_say_what_was_applied(tmp_path, cli):
-    path = tmp_path / "new.db"
-    status, out, _ = cli("init", "--db", path)
-    assert status == 0 and "applied 0001_original_tables, 0002_review_publish_analytics" in out
-    status, out, _ = cli("migrate", "--db", path)
+MIGRATIONS = ("0001_original_tables, 0002_review_publish_analytics, 0003_short_upload_claim, 0004_seed_schema, "
+              "0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables")
+
+
+def test_init_and_migrate_say_what_was_applied(fresh_target, cli):
+    status, out, _ = cli("init", "--db", fresh_target)
+    assert status == 0 and out.endswith(f": applied {MIGRATIONS}\n")
+    status, out, _ = cli("migrate", "--db", fresh_target)
     assert status == 0 and "nothing to apply" in out
 
 
@@ -74,9 +93,9 @@ def test_status(dbfile, cli):
     lines = out.splitlines()
     assert lines[0].split() == ["what", "status", "count"]
     rows = {tuple(line.rsplit(None, 1)[0].split(None, 1)): int(line.rsplit(None, 1)[1]) for line in lines[1:]}
-    assert rows[("runs", "pending")] == 2 and rows[("runs", "awaiting_review")] == 1
-    assert rows[("runs", "published")] == 0
-    assert rows[("shorts", "rendered")] == 1
+    assert rows[("runs", "pending")] == 2 and rows[("runs", "review")] == 1
+    assert rows[("runs", "uploaded")] == 0 and rows[("runs", "running")] == 0
+    assert rows[("shorts", "review")] == 1 and rows[("shorts", "pending")] == 0
     assert rows[("reviews", "open")] == 1 and rows[("errors", "unresolved")] == 1
     widths = {len(line) for line in lines}
     assert len(widths) == 1  # aligned: every count ends in the same column
@@ -84,11 +103,40 @@ def test_status(dbfile, cli):
 
 def test_runs_lists_and_filters(dbfile, cli):
     status, out, _ = cli("runs", "--db", dbfile)
-    assert status == 0 and len(out.splitlines()) == 4
-    status, out, _ = cli("runs", "--db", dbfile, "--status", "awaiting_review")
-    assert status == 0 and len(out.splitlines()) == 2 and "w1" in out
+    assert status == 0 and out.splitlines()[0].split() == [
+        "id", "niche", "cycle_start", "(UTC)", "status", "stage", "worker", "retry_count", "youtube_video_id",
+        "error_message"]
+    assert ids(out) == [2, 3, 1]  # the latest cycle first: gaming 06:30, sports 01:00, gaming 00:30
+    assert out.splitlines()[3].split()[:6] == ["1", "gaming", "2026-01-01", "00:30", "review", "review"]
+    status, out, _ = cli("runs", "--db", dbfile, "--status", "review")
+    assert status == 0 and ids(out) == [1] and " w1 " in out
     status, out, _ = cli("runs", "--db", dbfile, "--status", "pending", "--limit", "1")
-    assert len(out.splitlines()) == 2
+    assert ids(out) == [2]
+    status, out, _ = cli("runs", "--db", dbfile, "--niche", "sports")
+    assert status == 0 and ids(out) == [3] and "gaming" not in out
+    status, out, _ = cli("runs", "--niche", "gaming", "--status", "pending", "--db", dbfile)
+    assert status == 0 and ids(out) == [2]
+    status, out, _ = cli("runs", "--niche", "cooking", "--db", dbfile)  # no such niche: no runs, not an error
+    assert status == 0 and len(out.splitlines()) == 1 and out.split()[:2] == ["id", "niche"]
+
+
+def test_videos_lists_and_filters(dbfile, cli):
+    status, out, _ = cli("videos", "--db", dbfile)
+    lines = out.splitlines()
+    assert status == 0 and lines[0].split() == ["id", "video_id", "niche", "viral_score", "processed",
+                                                "content_id_risk", "discovered", "(UTC)", "channel_name", "title"]
+    assert ids(out) == [4, 3, 2, 1]  # newest first
+    # processed by its name, not the pipeline's number; the risk by its value.
+    assert lines[2].split()[:6] == ["3", "v2", "gaming", "2.00", "used", "unknown"]
+    assert lines[4].split()[:6] == ["1", "v0", "gaming", "0", "pending", "unknown"]
+    assert ids(cli("videos", "--niche", "sports", "--db", dbfile)[1]) == [4]
+    for state in ("used", "1"):
+        assert ids(cli("videos", "--processed", state, "--db", dbfile)[1]) == [3]
+    assert ids(cli("videos", "--processed", "pending", "--niche", "gaming", "--db", dbfile)[1]) == [2, 1]
+    assert ids(cli("videos", "--processed", "rejected", "--db", dbfile)[1]) == []
+    status, out, err = cli("videos", "--processed", "new", "--db", dbfile)
+    assert (status, out) == (1, "") and err == ("pipeline-models: error: DiscoveredVideo.processed: 'new' is not one "
+                                                "of: pending (0), used (1), skipped (2), rejected (3)\n")
 
 
 def test_errors_and_resolve(dbfile, cli):
@@ -106,17 +154,25 @@ def test_errors_and_resolve(dbfile, cli):
 
 def test_retry_a_failed_run(dbfile, cli):
     pm.init_db(dbfile)
+    later = pm.utcnow() + datetime.timedelta(hours=1)
     run = pm.PipelineRun.claim_next("w2")
-    run.advance("failed", reason="render crashed")
+    run.fail("first try")  # back to pending, its retry counted
+    run = pm.PipelineRun.claim_next("w2", now=later)
+    run.fail("render crashed", retry=False)
+    assert (run.id, run.status, run.retry_count) == (3, pm.RunStatus.failed, 1)
     pm.db.obj.close()
     status, out, _ = cli("retry", run.id, "--db", dbfile)
     assert status == 0
-    assert out == f"run {run.id} queued again, its attempts counted afresh (it failed: render crashed)\n"
+    assert out == f"run {run.id} queued again, its retries counted afresh (it failed: render crashed)\n"
     status, out, err = cli("retry", run.id, "--db", dbfile)
     assert status == 1 and err.strip() == (f"pipeline-models: error: run {run.id} is already pending: "
                                            "only a failed run is retried")
+    status, out, err = cli("retry", 1, "--db", dbfile)  # in review, not failed
+    assert status == 1 and "run 1 cannot go from review to pending: only a failed run is retried" in err
     pm.init_db(dbfile)
-    assert pm.PipelineRun.get_by_id(run.id).status is pm.RunStatus.pending
+    run = pm.PipelineRun.get_by_id(run.id)
+    assert (run.status, run.retry_count, run.not_before, run.worker) == (pm.RunStatus.pending, 0, None, None)
+    assert pm.PipelineRun.get_by_id(1).status is pm.RunStatus.review
 
 
 def test_config_get_set_list(dbfile, cli):
@@ -142,7 +198,13 @@ def test_analytics_best_first(dbfile, cli):
 
 
 @pytest.mark.parametrize("argv, message, code", [
-    (["runs", "--status", "bogus"], "PipelineRun.status: 'bogus' is not one of", 1),
+    (["runs", "--status", "bogus"], "PipelineRun.status: 'bogus' is not one of: pending, running, review", 1),
+    (["runs", "--status", "awaiting_review"], "'awaiting_review' is not one of", 1),  # the old names are gone
+    (["shorts", "--status", "rendered"], "Short.status: 'rendered' is not one of: pending, review, uploaded", 1),
+    (["videos", "--status", "new"], "unrecognized arguments: --status new", 2),
+    (["runs", "--niche", ""], "--niche is empty: give a niche's name", 1),
+    (["videos", "--niche", " "], "--niche is empty: give a niche's name", 1),
+    (["shorts", "--niche", "gaming"], "unrecognized arguments: --niche gaming", 2),
     (["resolve", "9999"], "no error with id 9999", 1),
     (["retry", "9999"], "no run with id 9999", 1),
     (["resolve", "abc"], "invalid int value: 'abc'", 2),
