@@ -9,7 +9,7 @@ import textwrap
 
 import peewee
 import pytest
-from conftest import kill_inside, minimal_row
+from conftest import kill_inside, make_video, minimal_row
 from playhouse import db_url
 from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
@@ -127,24 +127,21 @@ def _database_at_0001(target):
 
 
 def test_database_at_0001_upgrades_with_every_row_intact(fresh_target):
-    old = _database_at_0001(fresh_target)
-    tables = ("discovered_videos", "pipeline_runs", "clips")
-    rows_before = {t: old.execute_sql(f"SELECT * FROM {t} ORDER BY id").fetchall() for t in tables}
-    old.close()
+    _database_at_0001(fresh_target).close()
 
     database = pm.init_db(fresh_target)
 
     assert [m.name for m in runner(database).status() if m.applied] == ALL
-    for table, rows in rows_before.items():
-        after = database.execute_sql(f"SELECT * FROM {table} ORDER BY id").fetchall()
-        # pipeline_runs gained two trailing columns, NULL for old rows.
-        assert [row[: len(rows[0])] for row in after] == rows, table
+    video = pm.DiscoveredVideo.get()
+    assert (video.video_id, video.title, video.niche, video.processed, video.url) == (
+        "old1", "An old find", "unknown", pm.Processed.used, "https://www.youtube.com/watch?v=old1")
+    assert video.discovered_at == pm.utcnow().replace(2024, 5, 1, 10, 0, 0, 0)
     run = pm.PipelineRun.get()
-    assert run.status is pm.RunStatus.published
-    assert run.created_at == pm.utcnow().replace(2024, 5, 1, 10, 5, 0, 250000)
-    assert run.heartbeat_at is None and run.last_error is None
-    assert [c.start_seconds for c in run.clips] == [3.5]
-    assert run.discovered_video.title == "An old find"
+    assert run.status is pm.RunStatus.uploaded and run.retry_count == 0
+    assert run.created_at == run.cycle_start == pm.utcnow().replace(2024, 5, 1, 10, 5, 0, 250000)
+    assert run.heartbeat_at is None and run.error_message is None
+    assert [(c.start_time_seconds, c.end_time_seconds, c.rank_position, c.discovered_video_id) for c in run.clips] == [
+        (3.5, 48.0, 1, video.id)]
     pm.Short.create(pipeline_run=run, clip=run.clips[0])  # and the new tables work with the old rows
 
 
@@ -157,7 +154,7 @@ def test_three_table_database_without_history_is_adopted(fresh_target):
 
     history = runner(database).status()
     assert [(m.name, bool(m.applied)) for m in history] == [(name, True) for name in ALL]
-    assert pm.DiscoveredVideo.get().youtube_video_id == "old1"
+    assert pm.DiscoveredVideo.get().video_id == "old1"
     assert not diff_models(database, pm.ALL_MODELS)
 
 
@@ -166,13 +163,13 @@ def test_a_database_made_by_create_tables_is_adopted_as_current(tmp_path):
     made = peewee.SqliteDatabase(path)
     pm.db.initialize(made)
     pm.db.create_tables(pm.ALL_MODELS)  # what the README says a script may do
-    pm.DiscoveredVideo.create(youtube_video_id="kept")
+    make_video("kept")
     made.close()
 
     database = pm.init_db(path)
 
     assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
-    assert pm.DiscoveredVideo.get().youtube_video_id == "kept"
+    assert pm.DiscoveredVideo.get().video_id == "kept"
 
 
 def test_a_database_with_only_some_original_tables_is_refused_unchanged(tmp_path):
@@ -196,7 +193,7 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
     for table in ("discovered_videos", "pipeline_runs", "clips"):
         other.execute_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
     other.close()
-    with pytest.raises(SchemaMismatch, match="lacks .*column discovered_videos.youtube_video_id"):
+    with pytest.raises(SchemaMismatch, match="are neither the pipeline's nor this package's: it will not be adopted"):
         pm.init_db(path)
     check = peewee.SqliteDatabase(str(path))
     assert sorted(check.get_tables()) == ["clips", "discovered_videos", "pipeline_runs"]
@@ -204,12 +201,24 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
 
 
 def test_down_and_up_again(tmp_path):
-    database = pm.init_db(tmp_path / "d.db")
+    database = open_raw(str(tmp_path / "d.db"))
+    runner(database).up(SIXTH)
     assert runner(database).down(SECOND) == [SIXTH, FIFTH, FOURTH, THIRD, SECOND]
     assert "shorts" not in database.get_tables()
     assert "heartbeat_at" not in [c.name for c in database.get_columns("pipeline_runs")]
-    assert pm.migrate() == [SECOND, THIRD, FOURTH, FIFTH, SIXTH]
-    assert not diff_models(database, pm.ALL_MODELS)
+    database.close()
+    pm.init_db(tmp_path / "d.db")
+    assert not diff_models(pm.db.obj, pm.ALL_MODELS)
+
+
+def test_0007_cannot_be_undone_and_refusing_changes_nothing(tmp_path):
+    database = pm.init_db(tmp_path / "d.db")
+    make_video("kept")
+    before = _dump(database)
+    with pytest.raises(SchemaMismatch, match="migration 0007 cannot be undone"):
+        with pm.write_lock():
+            runner(database).down(SIXTH)
+    assert _dump(database) == before and [m.name for m in runner(database).status() if m.applied] == ALL
 
 
 @pytest.mark.slow
@@ -305,9 +314,33 @@ ROWS_AT_0003 = {
     ],
 }
 
-# The same rows read through the models after the upgrade: each value in its seed column, and the
-# documented values for what 0003 lacked.
-ROWS_AFTER_0004 = {
+# The same rows read through the models after the upgrade: each value in its seed column (and, for the
+# three original tables, in the pipeline's: migration 0007), with the documented values for what 0003 lacked.
+SIX_HOURS = datetime.timedelta(hours=6)
+RUN_AFTER = dict(niche="unknown", started_at=None, completed_at=None, video_file_path=None,
+                 video_duration_seconds=None, video_file_size_bytes=None, youtube_video_id=None, youtube_url=None,
+                 current_stage=None, worker=None, heartbeat_at=None, claim_token=None, not_before=None,
+                 upload_started_at=None, created_at=T)
+ROWS_AFTER = {
+    pm.DiscoveredVideo: [
+        dict(id=1, video_id="src1", title="Canyons", channel_name="", channel_id="",
+             url="https://www.youtube.com/watch?v=src1", category_id=None, duration_seconds=None, view_count=None,
+             like_count=None, comment_count=None, view_velocity=None, viral_score=None, niche="unknown",
+             discovery_source=None, discovered_at=T, processed=pm.Processed.used,
+             content_id_risk=pm.ContentIdRisk.unknown, published_at=None),
+    ],
+    pm.PipelineRun: [  # both created at T: the second run's cycle starts a microsecond later
+        dict(RUN_AFTER, id=1, cycle_start=T, cycle_end=T + SIX_HOURS, status=pm.RunStatus.uploaded,
+             error_message=None, retry_count=0, updated_at=T2),
+        dict(RUN_AFTER, id=2, cycle_start=T + datetime.timedelta(microseconds=1),
+             cycle_end=T + SIX_HOURS + datetime.timedelta(microseconds=1), status=pm.RunStatus.failed,
+             error_message="boom", retry_count=1, updated_at=T),
+    ],
+    pm.Clip: [
+        dict(id=1, pipeline_run=1, discovered_video=1, rank_position=1, start_time_seconds=3.5, end_time_seconds=48.0,
+             clip_duration_seconds=44.5, extraction_method=None, clip_file_path=None,
+             content_id_risk=pm.ContentIdRisk.unknown, score=None, transcript=None, created_at=T, dropped_at=None),
+    ],
     pm.Script: [
         dict(id=1, pipeline_run=1, opening_text="Did you know?", closing_text=None,
              full_script_json={"hook": "Did you know?", "beats": ["ab", "cde"], "n": 3},
@@ -342,11 +375,11 @@ ROWS_AFTER_0004 = {
              average_view_duration_seconds=None, click_through_rate=None, subscriber_gain=None,
              estimated_revenue_usd=None, engaged_views=None, shares=None, watch_time_minutes=None),
     ],
-    pm.ReviewLog: [
-        dict(id=1, pipeline_run=1, sent_at=T, responded_at=T2, action="edit",
+    pm.ReviewLog: [  # an edit approved with changes (0007), an unanswered auto-held review is held
+        dict(id=1, pipeline_run=1, sent_at=T, responded_at=T2, action=pm.ReviewAction.approve,
              response_detail="Shorter title", auto_held=False, message_id="chat:1", reviewer="@alice"),
-        dict(id=2, pipeline_run=2, sent_at=T, responded_at=None, action=None, response_detail=None, auto_held=True,
-             message_id=None, reviewer=None),
+        dict(id=2, pipeline_run=2, sent_at=T, responded_at=None, action=pm.ReviewAction.hold, response_detail=None,
+             auto_held=True, message_id=None, reviewer=None),
     ],
     pm.ConfigOverride: [  # ordered by key
         dict(key="max_clips", value=3, updated_at=T, updated_by="alice"),
@@ -397,29 +430,21 @@ def _read(model):
     return [model_to_dict(row, recurse=False) for row in model.select().order_by(order)]
 
 
-def test_a_0003_database_upgrades_to_the_seed_schema_with_every_value_in_its_column(fresh_target):
-    old = _database_at_0003(fresh_target)
-    originals = ("discovered_videos", "pipeline_runs", "clips")
-    untouched = {t: v for t, v in _dump(old).items() if t in originals}
-    order = {t: [c.name for c in old.get_columns(t)] for t in originals}  # SELECT *'s order
-    old.close()
+def test_a_0003_database_upgrades_to_the_latest_schema_with_every_value_in_its_column(fresh_target):
+    _database_at_0003(fresh_target).close()
 
     database = pm.init_db(fresh_target)
 
     assert [m.name for m in runner(database).status() if m.applied] == ALL
     assert not diff_models(database, pm.ALL_MODELS)
-    for model, rows in ROWS_AFTER_0004.items():
+    for model, rows in ROWS_AFTER.items():
         assert _read(model) == rows, model.__name__
-    # 0004 leaves the original tables alone; 0005 adds two NULL queue columns to pipeline_runs, nothing else.
-    queue_columns = {"claim_token", "not_before"}
-    for table, (columns, rows) in untouched.items():
-        assert [c for c in _columns(database)[table] if c[0] not in queue_columns] == columns
-        assert database.execute_sql(f'SELECT {", ".join(order[table])} FROM "{table}" ORDER BY 1').fetchall() == rows
     assert "config_overrides" not in {t for t, cols in _columns(database).items() if "id" in {c[0] for c in cols}}
     # New rows take the next ids, and the seed's API works on the upgraded rows.
     assert pm.Script.create(**minimal_row(pm.Script, pm.PipelineRun.get_by_id(1))).id == 4
     assert pm.Analytics.record("yt1", view_count=1).id == 3
     assert pm.ErrorLog.create(module="m", error_type="E", error_message="x").id == 3
+    assert pm.PipelineRun.schedule("gaming", T).id == 3 and make_video("new").id == 2
     assert pm.ConfigOverride.get_by_id("max_clips").value == 3
     pm.ConfigOverride.set("max_clips", 4)
     assert pm.ConfigOverride.value_of("max_clips") == 4 and pm.ConfigOverride.select().count() == 3
@@ -434,7 +459,7 @@ def test_a_0003_database_made_by_create_tables_without_history_is_upgraded_too(t
     database = pm.init_db(path)
 
     assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
-    assert _read(pm.Analytics) == ROWS_AFTER_0004[pm.Analytics]
+    assert _read(pm.Analytics) == ROWS_AFTER[pm.Analytics]
 
 
 def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_target, monkeypatch):
@@ -448,7 +473,7 @@ def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_t
 
     monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_review_logs)
     with pytest.raises(pm.CannotOpenDatabase,
-                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}: disk I/O error"):
+                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}, {SEVENTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
@@ -487,7 +512,7 @@ def test_an_upgrade_killed_half_way_leaves_the_database_exactly_at_0003(fresh_ta
         assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
     database.close()
     pm.init_db(fresh_target)  # and the upgrade then runs to the end
-    assert _read(pm.ReviewLog) == ROWS_AFTER_0004[pm.ReviewLog]
+    assert _read(pm.ReviewLog) == ROWS_AFTER[pm.ReviewLog]
 
 
 def test_an_old_value_longer_than_its_seed_length_stops_the_upgrade_naming_it(fresh_target):
@@ -512,7 +537,7 @@ def test_views_on_the_upgraded_tables(fresh_target):
     assert _dump(old) == before
     old.execute_sql("DROP VIEW uploaded")
     pm.init_db(fresh_target)  # as the message says: drop, upgrade, recreate
-    assert _read(pm.Short) == ROWS_AFTER_0004[pm.Short]
+    assert _read(pm.Short) == ROWS_AFTER[pm.Short]
 
 
 # --- 0006: analytics_latest, the newest snapshot of each video, kept by triggers -------------------------
@@ -610,12 +635,12 @@ def test_0006_failing_half_way_leaves_the_database_at_0005(fresh_target, monkeyp
         return execute_sql(self, sql, params)
 
     monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_the_fill)
-    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}: disk I/O error"):
+    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}, {SEVENTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
     database = open_raw(fresh_target)
-    assert [m.name for m in runner(database).status() if m.applied] == ALL[:-1]
+    assert [m.name for m in runner(database).status() if m.applied] == ALL[:-2]
     assert "analytics_latest" not in database.get_tables() and _dump(database) == before  # triggers too:
     if isinstance(database, peewee.SqliteDatabase):
         assert database.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
@@ -630,3 +655,215 @@ def test_a_missing_trigger_is_a_schema_mismatch(fresh_target):
     database.close()
     with pytest.raises(SchemaMismatch, match="lacks trigger analytics_latest_delete"):
         pm.init_db(fresh_target)
+
+
+# --- 0007: the pipeline's own three tables, every row kept -----------------------------------------
+
+# A 0006 database with a row in every table and every case 0007 maps: each video status, NULL and
+# fractional metadata, runs in each status (two created at one instant), clips ranked by score.
+ROWS_AT_0006 = {
+    "discovered_videos": [
+        dict(id=1, youtube_video_id="new1", title="Fresh", channel_id="UCa", channel_title="Alpha", published_at=T,
+             duration_seconds=61.2, view_count=10, source="search:cats", discovered_at=T, status="new"),
+        dict(id=2, youtube_video_id="sel2", discovered_at=T, status="selected"),
+        dict(id=3, youtube_video_id="skp3", title="Skipped", duration_seconds=30.0, discovered_at=T2, status="skipped"),
+        dict(id=4, youtube_video_id="pro4", title="Done", duration_seconds=0.4, discovered_at=T2, status="processed"),
+    ],
+    "pipeline_runs": [
+        dict(id=1, discovered_video_id=2, status="pending", attempts=2, created_at=T, updated_at=T,
+             last_error="attempt 2 of 3 failed: boom", not_before=T2),
+        dict(id=2, discovered_video_id=1, status="running", current_stage="render", worker="w1", attempts=1,
+             started_at=T, heartbeat_at=T, created_at=T, updated_at=T, claim_token="c" * 32),
+        dict(id=3, discovered_video_id=4, status="awaiting_review", attempts=1, created_at=T2, updated_at=T2),
+        dict(id=4, discovered_video_id=3, status="approved", attempts=3, created_at=T2.replace(hour=11),
+             updated_at=T2),
+        dict(id=5, discovered_video_id=4, status="published", attempts=1, finished_at=T2, created_at=T2.replace(hour=12),
+             updated_at=T2),
+        dict(id=6, discovered_video_id=3, status="rejected", attempts=1, finished_at=T2, created_at=T2.replace(hour=13),
+             updated_at=T2),
+        dict(id=7, discovered_video_id=3, status="failed", attempts=0, finished_at=T2, created_at=T2.replace(hour=14),
+             updated_at=T2, last_error="gave up"),
+    ],
+    "clips": [
+        dict(id=1, pipeline_run_id=5, start_seconds=1.0, end_seconds=20.0, file_path="/c/1.mp4", score=0.2,
+             transcript="one", created_at=T2),
+        dict(id=2, pipeline_run_id=5, start_seconds=30.0, end_seconds=44.5, score=0.9, created_at=T2),
+        dict(id=3, pipeline_run_id=5, start_seconds=50.0, end_seconds=55.0, score=None, created_at=T2),
+        dict(id=4, pipeline_run_id=5, start_seconds=60.0, end_seconds=61.0, score=0.9, created_at=T2),
+        dict(id=5, pipeline_run_id=3, start_seconds=0.0, end_seconds=12.0, created_at=T2),
+    ],
+    "scripts": [dict(id=1, pipeline_run_id=5, full_script_json={"hook": "Hi"}, total_char_count=2,
+                     estimated_duration_seconds=0.5, llm_model_used="m", generated_at=T2)],
+    "tts_audio": [dict(id=1, pipeline_run_id=5, engine_used="piper", generated_at=T2)],
+    "shorts": [
+        dict(id=1, pipeline_run_id=5, clip_id=2, status="uploaded", youtube_video_id="yt1", uploaded_at=T2,
+             created_at=T2),
+        dict(id=2, pipeline_run_id=3, clip_id=5, status="rendered", created_at=T2),
+        dict(id=3, pipeline_run_id=6, status="rejected", created_at=T2),
+    ],
+    "analytics": [dict(id=1, youtube_video_id="yt1", measured_at=T2, view_count=77)],
+    "review_logs": [
+        dict(id=1, pipeline_run_id=5, sent_at=T2, responded_at=T2, action="edit", response_detail="shorter",
+             auto_held=False, message_id="m1", reviewer="@a"),
+        dict(id=2, pipeline_run_id=3, sent_at=T2, auto_held=True, message_id="m2"),
+        dict(id=3, pipeline_run_id=6, sent_at=T2, responded_at=T2, action="reject", auto_held=False),
+    ],
+    "config_overrides": [dict(key="queue.max_attempts", value="4", updated_by="ops", updated_at=T)],
+    "error_logs": [dict(id=1, pipeline_run_id=7, module="render", error_type="E", error_message="gave up",
+                        occurred_at=T2, resolved=False)],
+}
+VIDEO_AFTER = dict(category_id=None, like_count=None, comment_count=None, view_velocity=None, viral_score=None,
+                   niche="unknown", content_id_risk=pm.ContentIdRisk.unknown)
+CLIP_AFTER = dict(extraction_method=None, content_id_risk=pm.ContentIdRisk.unknown, dropped_at=None)
+U = datetime.timedelta(microseconds=1)
+
+
+def _run_after(run_id, created, **values):
+    row = dict(RUN_AFTER, id=run_id, cycle_start=created, cycle_end=created + SIX_HOURS, created_at=created,
+               started_at=None, completed_at=None, error_message=None, updated_at=T2, retry_count=0)
+    return {**row, **values}
+
+
+ROWS_AFTER_0007 = {
+    pm.DiscoveredVideo: [
+        dict(VIDEO_AFTER, id=1, video_id="new1", title="Fresh", channel_name="Alpha", channel_id="UCa",
+             url="https://www.youtube.com/watch?v=new1", duration_seconds=62, view_count=10,
+             discovery_source="search:cats", discovered_at=T, processed=pm.Processed.pending, published_at=T),
+        dict(VIDEO_AFTER, id=2, video_id="sel2", title="", channel_name="", channel_id="",
+             url="https://www.youtube.com/watch?v=sel2", duration_seconds=None, view_count=None, discovery_source=None,
+             discovered_at=T, processed=pm.Processed.used, published_at=None),
+        dict(VIDEO_AFTER, id=3, video_id="skp3", title="Skipped", channel_name="", channel_id="",
+             url="https://www.youtube.com/watch?v=skp3", duration_seconds=30, view_count=None, discovery_source=None,
+             discovered_at=T2, processed=pm.Processed.skipped, published_at=None),
+        dict(VIDEO_AFTER, id=4, video_id="pro4", title="Done", channel_name="", channel_id="",
+             url="https://www.youtube.com/watch?v=pro4", duration_seconds=1, view_count=None, discovery_source=None,
+             discovered_at=T2, processed=pm.Processed.used, published_at=None),
+    ],
+    pm.PipelineRun: [
+        _run_after(1, T, status=pm.RunStatus.pending, retry_count=2, error_message="attempt 2 of 3 failed: boom",
+                   not_before=T2, updated_at=T),
+        _run_after(2, T + U, status=pm.RunStatus.running, retry_count=0, current_stage="render", worker="w1",
+                   started_at=T, heartbeat_at=T, claim_token="c" * 32, created_at=T, updated_at=T),
+        _run_after(3, T2, status=pm.RunStatus.review),
+        _run_after(4, T2.replace(hour=11), status=pm.RunStatus.approved, retry_count=2),
+        _run_after(5, T2.replace(hour=12), status=pm.RunStatus.uploaded, completed_at=T2),
+        _run_after(6, T2.replace(hour=13), status=pm.RunStatus.rejected, completed_at=T2),
+        _run_after(7, T2.replace(hour=14), status=pm.RunStatus.failed, completed_at=T2, error_message="gave up"),
+    ],
+    pm.Clip: [  # run 5's ranks follow the scores: 0.9 (ids 2 and 4: by id), 0.2, then the unscored
+        dict(CLIP_AFTER, id=1, pipeline_run=5, discovered_video=4, rank_position=3, start_time_seconds=1.0,
+             end_time_seconds=20.0, clip_duration_seconds=19.0, clip_file_path="/c/1.mp4", score=0.2,
+             transcript="one", created_at=T2),
+        dict(CLIP_AFTER, id=2, pipeline_run=5, discovered_video=4, rank_position=1, start_time_seconds=30.0,
+             end_time_seconds=44.5, clip_duration_seconds=14.5, clip_file_path=None, score=0.9, transcript=None,
+             created_at=T2),
+        dict(CLIP_AFTER, id=3, pipeline_run=5, discovered_video=4, rank_position=4, start_time_seconds=50.0,
+             end_time_seconds=55.0, clip_duration_seconds=5.0, clip_file_path=None, score=None, transcript=None,
+             created_at=T2),
+        dict(CLIP_AFTER, id=4, pipeline_run=5, discovered_video=4, rank_position=2, start_time_seconds=60.0,
+             end_time_seconds=61.0, clip_duration_seconds=1.0, clip_file_path=None, score=0.9, transcript=None,
+             created_at=T2),
+        dict(CLIP_AFTER, id=5, pipeline_run=3, discovered_video=4, rank_position=1, start_time_seconds=0.0,
+             end_time_seconds=12.0, clip_duration_seconds=12.0, clip_file_path=None, score=None, transcript=None,
+             created_at=T2),
+    ],
+}
+SHORT_STATUSES_AFTER_0007 = {1: "uploaded", 2: "review", 3: "rejected"}
+REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True), 3: ("reject", None, False)}
+
+
+def _database_at_0006(target, rows=ROWS_AT_0006):
+    database = open_raw(target)
+    assert runner(database).up(SIXTH) == ALL[:6]
+    for table, table_rows in rows.items():
+        for row in table_rows:
+            marks = ", ".join(database.param for _ in row)
+            database.execute_sql(f'INSERT INTO "{table}" ({", ".join(row)}) VALUES ({marks})',
+                                 [_as_stored(database, v) for v in row.values()])
+    if not isinstance(database, peewee.SqliteDatabase):
+        for table in rows:
+            if table != "config_overrides":
+                database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT MAX(id) FROM \"{table}\"))")
+    return database
+
+
+def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_its_column(fresh_target):
+    old = _database_at_0006(fresh_target)
+    untouched = {t: v for t, v in _dump(old).items() if t in ("analytics", "config_overrides", "scripts",
+                                                              "tts_audio", "error_logs")}
+    old.close()
+
+    database = pm.init_db(fresh_target)
+
+    assert [m.name for m in runner(database).status() if m.applied] == ALL
+    assert not diff_models(database, pm.ALL_MODELS)
+    for model, rows in ROWS_AFTER_0007.items():
+        assert _read(model) == rows, model.__name__
+    assert {s.id: s.status for s in pm.Short.select()} == SHORT_STATUSES_AFTER_0007
+    assert {r.id: (r.action, r.response_detail, r.auto_held) for r in pm.ReviewLog.select()} == REVIEWS_AFTER_0007
+    current = _dump(database)
+    assert {t: current[t] for t in untouched} == untouched  # rebuilt or not, the same columns and rows
+    assert [a.view_count for a in pm.Analytics.latest()] == [77]
+    # The queue and the rules work on the upgraded rows; new rows take the next ids.
+    assert pm.PipelineRun.claim_next("w2", now=T2).id == 1
+    assert pm.PipelineRun.schedule("gaming", T).id == 8
+    assert make_video("next").id == 5 and pm.Short.create(pipeline_run=5).id == 4
+    with pytest.raises(ValueError, match="Clip.rank_position: run 5 already has a clip ranked 1"):
+        pm.Clip.create(pipeline_run=5, discovered_video=5, rank_position=1, start_time_seconds=0,
+                       end_time_seconds=1, clip_duration_seconds=1)
+
+
+def test_0007_failing_half_way_leaves_the_database_exactly_at_0006(fresh_target, monkeypatch):
+    before = _dump(_database_at_0006(fresh_target))
+    execute_sql = peewee.Database.execute_sql
+
+    def fail_in_shorts(self, sql, params=None):
+        if sql.startswith('INSERT INTO "shorts"'):  # five tables copied, three to go
+            raise peewee.OperationalError("disk I/O error")
+        return execute_sql(self, sql, params)
+
+    monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_shorts)
+    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SEVENTH}: disk I/O error"):
+        pm.init_db(fresh_target)
+    monkeypatch.undo()
+
+    database = open_raw(fresh_target)
+    assert [m.name for m in runner(database).status() if m.applied] == ALL[:6]
+    assert _dump(database) == before
+    assert "_pm_cycles" not in database.get_tables()
+
+
+KILLED_IN_0007 = KILLED_IN_0004.replace('INSERT INTO "review_logs"', 'INSERT INTO "shorts"')
+
+
+@pytest.mark.slow
+def test_an_upgrade_killed_in_0007_leaves_the_database_exactly_at_0006(fresh_target):
+    old = _database_at_0006(fresh_target)
+    before = _dump(old)
+    old.close()
+
+    kill_inside(KILLED_IN_0007, fresh_target)
+
+    database = open_raw(fresh_target)
+    assert [m.name for m in runner(database).status() if m.applied] == ALL[:6]
+    assert _dump(database) == before
+    if isinstance(database, peewee.SqliteDatabase):
+        assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
+    database.close()
+    pm.init_db(fresh_target)  # and the upgrade then runs to the end
+    assert _read(pm.Clip) == ROWS_AFTER_0007[pm.Clip]
+
+
+@pytest.mark.parametrize("table, row, message", [
+    ("clips", dict(id=9, pipeline_run_id=5, start_seconds=0.0, end_seconds=1.0, file_path="/" + "c" * 512,
+                   created_at=T2), r"clips: row id = 9 would have clip_file_path = '/ccc.*at most 512 characters"),
+    ("discovered_videos", dict(id=9, youtube_video_id="long", title="t" * 1025, discovered_at=T, status="new"),
+     r"discovered_videos: row id = 9 would have title = 'ttt.*at most 1024 characters"),
+])
+def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(fresh_target, table, row, message):
+    rows = {**ROWS_AT_0006, table: [*ROWS_AT_0006[table], row]}
+    before = _dump(_database_at_0006(fresh_target, rows))
+    with pytest.raises(SchemaMismatch, match=rf"^migration 0007 cannot upgrade {message}.*nothing was changed"):
+        pm.init_db(fresh_target)
+    assert _dump(open_raw(fresh_target)) == before
