@@ -156,6 +156,10 @@ def run(database):
     return make_run()
 
 
+def _next_rank(run):
+    return (pm.Clip.select(peewee.fn.MAX(pm.Clip.rank_position)).where(pm.Clip.pipeline_run == run).scalar() or 0) + 1
+
+
 def minimal_row(model, run, unique="fresh"):
     """The fewest values that make a valid row of `model`; `unique` fills its unique text column.
 
@@ -166,8 +170,9 @@ def minimal_row(model, run, unique="fresh"):
                                          niche="gaming"),
         pm.PipelineRun: lambda: dict(niche=f"niche-{unique}"[:64], cycle_start=CYCLE_START,
                                      cycle_end=CYCLE_START + datetime.timedelta(hours=6)),
-        pm.Clip: lambda: dict(pipeline_run=run, discovered_video=make_video(f"clip-{unique}"[:64]), rank_position=1,
-                              start_time_seconds=1.0, end_time_seconds=2.0, clip_duration_seconds=1.0),
+        pm.Clip: lambda: dict(pipeline_run=run, discovered_video=make_video(f"clip-{unique}"[:64]),
+                              rank_position=_next_rank(run), start_time_seconds=1.0, end_time_seconds=2.0,
+                              clip_duration_seconds=1.0),
         pm.Script: lambda: dict(pipeline_run=run, full_script_json={}, total_char_count=0,
                                 estimated_duration_seconds=0, llm_model_used="m"),
         pm.TTSAudio: lambda: dict(pipeline_run=run, engine_used="piper"),

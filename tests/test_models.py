@@ -3,53 +3,75 @@ import datetime
 
 import peewee
 import pytest
-from conftest import aware, minimal_row
+from conftest import aware, make_clip, make_run, make_video, minimal_row
 from playhouse.shortcuts import model_to_dict
 
 import pipeline_models as pm
-from pipeline_models import ReviewAction, RunStatus, ShortStatus, VideoStatus
+from pipeline_models import ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
 
 UTC = datetime.timezone.utc
 
 
 def sample_rows(run):
     """A value for every field of every model, none of them a default."""
-    clip = pm.Clip.create(pipeline_run=run, start_seconds=12.5, end_seconds=41.0)
+    clip = make_clip(run, make_video("clip-source"))
     return {
         pm.DiscoveredVideo: dict(
-            youtube_video_id="abcdefghijk",
-            title="How rivers carve canyons",
+            video_id="abcdefghijk",
+            title="Top 10 clutch plays",
+            channel_name="Geo Daily",
             channel_id="UC1234567890",
-            channel_title="Geo Daily",
-            published_at=aware(2026, 3, 1, 9, 30, hours=-5),
-            duration_seconds=1312.5,
+            url="https://www.youtube.com/watch?v=abcdefghijk",
+            category_id=20,
+            duration_seconds=1312,
             view_count=12_000_000_000,
-            source="search:canyon erosion",
+            like_count=3_000_000,
+            comment_count=45_000,
+            view_velocity=81234.5,
+            viral_score=97.25,
+            niche="gaming",
+            discovery_source="youtube_trending",
             discovered_at=aware(2026, 11, 1, 8, 0, 0, 123456, hours=2),
-            status=VideoStatus.selected,
+            processed=Processed.skipped,
+            content_id_risk=ContentIdRisk.medium,
+            published_at=aware(2026, 3, 1, 9, 30, hours=-5),
         ),
         pm.PipelineRun: dict(
-            discovered_video=pm.DiscoveredVideo.create(youtube_video_id="sample-run-video"),
+            niche="sports",
+            cycle_start=aware(2026, 11, 2, 1, 0),
+            cycle_end=aware(2026, 11, 2, 7, 0),
             status=RunStatus.running,
+            started_at=aware(2026, 11, 2, 10, 0),
+            completed_at=aware(2026, 11, 2, 10, 30),
+            video_file_path="/renders/sports-2026-11-02.mp4",
+            video_duration_seconds=540.5,
+            video_file_size_bytes=3_500_000_000,
+            youtube_video_id="longform001",
+            youtube_url="https://www.youtube.com/watch?v=longform001",
+            error_message="ffmpeg exited 1: moov atom not found",
+            retry_count=2,
             current_stage="render",
             worker="host-a:4242",
-            attempts=2,
-            started_at=aware(2026, 11, 2, 10, 0),
-            finished_at=aware(2026, 11, 2, 10, 30),
             heartbeat_at=aware(2026, 11, 2, 10, 29),
-            last_error="ffmpeg exited 1: moov atom not found",
-            created_at=aware(2026, 11, 2, 9, 59),
             claim_token="3f2a9c0d1e4b5a6978f0e1d2c3b4a596",
             not_before=aware(2026, 11, 2, 10, 45),
+            upload_started_at=aware(2026, 11, 2, 10, 40),
+            created_at=aware(2026, 11, 2, 9, 59),
         ),
         pm.Clip: dict(
             pipeline_run=run,
-            start_seconds=0.0,
-            end_seconds=59.9,
-            file_path="/clips/1.mp4",
+            discovered_video=make_video("ranked-source"),
+            rank_position=2,
+            start_time_seconds=0.0,
+            end_time_seconds=22.5,
+            clip_duration_seconds=22.5,
+            extraction_method=ExtractionMethod.transcript,
+            clip_file_path="/clips/1.mp4",
+            content_id_risk=ContentIdRisk.high,
             score=0.87,
-            transcript="Rivers cut down, not sideways...",
+            transcript="And he clutches it...",
             created_at=aware(2026, 11, 2, 10, 5),
+            dropped_at=aware(2026, 11, 2, 11, 5),
         ),
         pm.Script: dict(
             pipeline_run=run,
@@ -67,7 +89,7 @@ def sample_rows(run):
         ),
         pm.TTSAudio: dict(
             pipeline_run=run,
-            engine_used="openai",
+            engine_used="xtts_v2",
             voice_profile="alloy",
             audio_file_path="/audio/1.wav",
             duration_seconds=58.2,
@@ -105,8 +127,8 @@ def sample_rows(run):
             pipeline_run=run,
             message_id="chat42:msg1001",
             sent_at=aware(2026, 11, 2, 10, 9),
-            action=ReviewAction.edit,
-            response_detail="Shorter title please",
+            action=ReviewAction.skip,
+            response_detail="skip 4,7",
             reviewer="@alice",
             responded_at=aware(2026, 11, 2, 10, 15),
             auto_held=True,
@@ -155,18 +177,35 @@ def test_defaults(run):
     short = pm.Short.create(pipeline_run=run)
     review = pm.ReviewLog.create(pipeline_run=run)
     error = pm.ErrorLog.create(module="m", error_type="E", error_message="boom")
-    video = pm.DiscoveredVideo.create(youtube_video_id="new-one")
+    video = make_video("new-one")
+    clip = make_clip(run, video)
     after = pm.utcnow()
     assert pm.Short.get_by_id(short.id).status is ShortStatus.pending
     assert pm.ReviewLog.get_by_id(review.id).action is None
     assert pm.ReviewLog.get_by_id(review.id).auto_held is False
     assert pm.ErrorLog.get_by_id(error.id).resolved is False
-    assert pm.DiscoveredVideo.get_by_id(video.id).status is VideoStatus.new
-    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.pending
-    assert pm.PipelineRun.get_by_id(run.id).attempts == 0
+    stored = pm.DiscoveredVideo.get_by_id(video.id)
+    assert (stored.processed, stored.content_id_risk) == (Processed.pending, ContentIdRisk.unknown)
+    stored = pm.Clip.get_by_id(clip.id)
+    assert (stored.content_id_risk, stored.extraction_method, stored.dropped_at) == (ContentIdRisk.unknown, None, None)
+    stored = pm.PipelineRun.get_by_id(run.id)
+    assert (stored.status, stored.retry_count, stored.youtube_video_id) == (RunStatus.pending, 0, None)
     assert pm.ConfigOverride.create(key="k", value=1).updated_by == "system"
-    for stamp in (short.created_at, review.sent_at, error.occurred_at, video.discovered_at):
+    for stamp in (short.created_at, review.sent_at, error.occurred_at, video.discovered_at, clip.created_at):
         assert before <= stamp <= after
+
+
+def test_a_run_inserted_by_another_program_gets_its_timestamps_from_the_database(database):
+    """created_at and updated_at, which the pipeline's own inserts know nothing of, default to the clock."""
+    before = pm.utcnow().replace(microsecond=0)
+    table, p = "pipeline_runs", database.param
+    start, end = (pm.PipelineRun.cycle_start.db_value(aware(2026, 1, 1, h)) for h in (0, 6))
+    database.execute_sql(f"INSERT INTO {table} (niche, cycle_start, cycle_end, status, retry_count) "
+                         f"VALUES ({p}, {p}, {p}, 'pending', 0)", ("gaming", start, end))
+    run = pm.PipelineRun.get()
+    assert before <= run.created_at <= pm.utcnow() and before <= run.updated_at <= pm.utcnow()
+    assert run.created_at.tzinfo == UTC
+    assert pm.PipelineRun.claim_next("w").id == run.id
 
 
 def test_metrics_are_null_when_not_reported(database):
@@ -184,13 +223,14 @@ def test_save_stamps_updated_at(run):
 
 
 def test_named_backrefs(run):
-    clip = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=10)
+    video = make_video("source")
+    clip = make_clip(run, video)
     script = pm.Script.create(**minimal_row(pm.Script, run))
     audio = pm.TTSAudio.create(**minimal_row(pm.TTSAudio, run))
     short = pm.Short.create(pipeline_run=run, clip=clip)
     review = pm.ReviewLog.create(pipeline_run=run)
     error = pm.ErrorLog.create(pipeline_run=run, module="m", error_type="E", error_message="x")
-    assert list(run.discovered_video.runs) == [run]
+    assert list(video.clips) == [clip]
     assert list(run.clips) == [clip]
     assert list(run.scripts) == [script]
     assert list(run.audio) == [audio]
@@ -207,7 +247,7 @@ def test_every_backref_name_is_unique_per_model():
 
 
 def test_deleting_a_run_cascades_and_keeps_its_errors(run):
-    clip = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=10)
+    clip = make_clip(run, make_video("source"))
     pm.Script.create(**minimal_row(pm.Script, run))
     pm.TTSAudio.create(**minimal_row(pm.TTSAudio, run))
     pm.Short.create(pipeline_run=run, clip=clip)
@@ -220,27 +260,33 @@ def test_deleting_a_run_cascades_and_keeps_its_errors(run):
         assert model.select().count() == 0, model.__name__
     kept = pm.ErrorLog.get_by_id(error.id)
     assert kept.pipeline_run_id is None and kept.error_message == "x"
+    assert pm.DiscoveredVideo.select().count() == 1  # the clip's video stays
 
 
 def test_deleting_a_clip_keeps_its_short(run):
-    clip = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=10)
+    clip = make_clip(run, make_video("source"))
     short = pm.Short.create(pipeline_run=run, clip=clip)
     clip.delete_instance()
     assert pm.Short.get_by_id(short.id).clip_id is None
 
 
-def test_deleting_a_video_with_runs_is_refused(run):
+def test_deleting_a_video_a_clip_was_cut_from_is_refused(run):
+    video = make_video("source")
+    make_clip(run, video)
     with pytest.raises(peewee.IntegrityError):
-        run.discovered_video.delete_instance()
-    assert pm.DiscoveredVideo.select().count() == 1
+        video.delete_instance()
+    assert pm.DiscoveredVideo.select().count() == 1 and pm.Clip.select().count() == 1
 
 
 def test_orphan_rows_are_refused_and_leave_nothing(database):
+    video = make_video("source")
+    with pytest.raises(pm.PipelineRun.DoesNotExist):  # the clip's run is looked up (and locked) first
+        make_clip(999, video)
     with pytest.raises(peewee.IntegrityError):
-        pm.Clip.create(pipeline_run=999, start_seconds=0, end_seconds=1)
+        make_clip(make_run(), 12345)
     with pytest.raises(peewee.IntegrityError):
-        pm.PipelineRun.create(discovered_video=12345)
-    assert pm.Clip.select().count() == 0 and pm.PipelineRun.select().count() == 0
+        pm.Short.create(pipeline_run=999)
+    assert pm.Clip.select().count() == 0 and pm.Short.select().count() == 0
 
 
 def test_short_youtube_id_is_unique_when_set(run):
@@ -253,8 +299,13 @@ def test_short_youtube_id_is_unique_when_set(run):
 
 
 def test_unique_keys(run):
+    make_video("v1")
     with pytest.raises(peewee.IntegrityError):
-        pm.DiscoveredVideo.create(youtube_video_id=run.discovered_video.youtube_video_id)
+        make_video("v1")
+    pm.PipelineRun.create(niche="gaming", cycle_start=aware(2026, 2, 1), cycle_end=aware(2026, 2, 2),
+                          youtube_video_id="long1")
+    with pytest.raises(peewee.IntegrityError):  # a long-form video is uploaded once
+        make_run(cycle=5, youtube_video_id="long1")
     pm.ReviewLog.create(pipeline_run=run, message_id="m1")
     with pytest.raises(peewee.IntegrityError):
         pm.ReviewLog.create(pipeline_run=run, message_id="m1")
@@ -266,12 +317,15 @@ def test_unique_keys(run):
 EXPECTED_INDEXES = {
     "analytics": {("youtube_video_id", "measured_at")},  # idx_analytics_video
     "error_logs": {("module", "occurred_at"), ("resolved", "occurred_at"), ("pipeline_run_id",)},
-    "pipeline_runs": {("status", "created_at"), ("discovered_video_id",)},
+    # idx_pipeline_runs_status, idx_pipeline_runs_niche (unique: a run per niche and cycle), the long-form id
+    "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",)},
     "review_logs": {("action", "sent_at"), ("pipeline_run_id",), ("message_id",)},
-    "discovered_videos": {("youtube_video_id",)},
+    # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed
+    "discovered_videos": {("video_id",), ("niche", "discovered_at"), ("processed",)},
     "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",)},
     "config_overrides": set(),  # key is the primary key
-    "clips": {("pipeline_run_id",)},
+    # idx_clips_pipeline, clips_rank_in_run (unique among clips not dropped), a video's clips
+    "clips": {("pipeline_run_id",), ("pipeline_run_id", "rank_position"), ("discovered_video_id",)},
     "scripts": {("pipeline_run_id",)},
     "tts_audio": {("pipeline_run_id",)},
 }
