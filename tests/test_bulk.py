@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import peewee
 import pytest
-from conftest import aware, same_json
+from conftest import CYCLE_START, aware, make_run, make_video, same_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playhouse.shortcuts import model_to_dict
 
 import pipeline_models as pm
-from pipeline_models import RunStatus
+from pipeline_models import ContentIdRisk, Processed, RunStatus
 from pipeline_models.bulk import _copy_bad_row, _copy_plan
 
 T0 = aware(2026, 11, 1, 12, 0, hours=-5)
@@ -26,9 +26,28 @@ def snapshot(i):
             None if i % 3 else i * 0.001, i // 2, i // 50, i * 0.25)
 
 
-def stored(model):
+def stored(model, after=0):
+    """The rows of `model` past id `after`, as dicts of field values without the id."""
     return [{k: v for k, v in model_to_dict(row, recurse=False).items() if k != "id"}
-            for row in model.select().order_by(model.id)]
+            for row in model.select().where(model.id > after).order_by(model.id)]
+
+
+def video_row(video_id, **fields):
+    """A discovered_videos row with the columns the pipeline requires."""
+    return dict(video_id=video_id, title=f"Video {video_id}", channel_name="A creator", channel_id="UCcreator",
+                url=f"https://www.youtube.com/watch?v={video_id}", niche="gaming") | fields
+
+
+def run_row(cycle, niche="gaming", **fields):
+    """A pipeline_runs row: `niche`'s run of its cycle number `cycle`."""
+    start = CYCLE_START + timedelta(hours=6 * cycle)
+    return dict(niche=niche, cycle_start=start, cycle_end=start + timedelta(hours=6)) | fields
+
+
+def clip_row(run, video, rank, **fields):
+    """A clips row: `video`'s moment ranked `rank` in `run`."""
+    return dict(pipeline_run=run, discovered_video=video, rank_position=rank, start_time_seconds=10.0,
+                end_time_seconds=28.0, clip_duration_seconds=18.0) | fields
 
 
 def test_record_many_stores_what_record_would(database):
@@ -49,8 +68,12 @@ def test_dict_rows_get_defaults_like_create(database):
     a, b = pm.Analytics.select().order_by(pm.Analytics.id)
     assert (a.view_count, a.like_count, b.view_count, b.like_count) == (5, None, None, 2)
     assert before <= a.measured_at <= b.measured_at <= pm.utcnow()  # None means now, as in record()
-    with pytest.raises(peewee.IntegrityError, match="row 0: PipelineRun.attempts may not be NULL"):
-        pm.PipelineRun.insert_rows([{"discovered_video": 1, "attempts": None}])
+    with pytest.raises(peewee.IntegrityError, match="row 0: PipelineRun.retry_count may not be NULL"):
+        pm.PipelineRun.insert_rows([{**run_row(0), "retry_count": None}])
+    assert pm.PipelineRun.insert_rows([run_row(0)]) == 1
+    run = pm.PipelineRun.get()
+    assert (run.status, run.retry_count, run.error_message) == (RunStatus.pending, 0, None)
+    assert before <= run.created_at <= run.updated_at <= pm.utcnow()
 
 
 def test_a_generator_is_read_in_chunks_and_fully_written(database):
@@ -78,7 +101,7 @@ def test_a_chunk_size_that_is_not_a_positive_count_is_refused(database, chunk_si
                                          f"more, not {re.escape(repr(chunk_size))}"):
         pm.Analytics.record_many(rows, chunk_size=chunk_size)
     with pytest.raises(ValueError, match="DiscoveredVideo.insert_rows: chunk_size"):
-        pm.DiscoveredVideo.insert_rows([{"youtube_video_id": "v"}], chunk_size=chunk_size)
+        pm.DiscoveredVideo.insert_rows([video_row("v")], chunk_size=chunk_size)
     assert pm.Analytics.select().count() == pm.DiscoveredVideo.select().count() == 0
 
 
@@ -131,13 +154,12 @@ def test_rows_of_the_wrong_shape(database):
 
 
 def test_insert_rows_works_for_any_model(run):
-    video, other = run.discovered_video, pm.DiscoveredVideo.create(youtube_video_id="other")
-    n = pm.PipelineRun.insert_rows([{"discovered_video": video, "status": RunStatus.failed, "last_error": "x"},
-                                    {"discovered_video": other.id, "status": "running", "attempts": 3}])
+    n = pm.PipelineRun.insert_rows([run_row(1, status=RunStatus.failed, error_message="x"),
+                                    run_row(1, niche="funny", status="running", retry_count=2)])
     assert n == 2
     rows = list(pm.PipelineRun.select().order_by(pm.PipelineRun.id))[1:]
-    assert [(r.status, r.attempts, r.discovered_video_id) for r in rows] == [
-        (RunStatus.failed, 0, video.id), (RunStatus.running, 3, other.id)]
+    assert [(r.niche, r.status, r.retry_count, r.error_message) for r in rows] == [
+        ("gaming", RunStatus.failed, 0, "x"), ("funny", RunStatus.running, 2, None)]
     fields = ("pipeline_run", "full_script_json", "total_char_count", "estimated_duration_seconds", "llm_model_used")
     pm.Script.insert_rows([(run.id, {"beats": ["ab", "c"]}, 3, 0.2, "m")], fields=fields)
     assert pm.Script.get().full_script_json == {"beats": ["ab", "c"]}
@@ -145,12 +167,74 @@ def test_insert_rows_works_for_any_model(run):
         pm.Script.insert_rows([(run.id, [], 0, 0, "m"), (run.id, "just text", 9, 1, "m")], fields=fields)
     assert pm.Script.select().count() == 1
     with pytest.raises(ValueError, match=r"row 0: PipelineRun.status: 'bogus' is not one of"):
-        pm.PipelineRun.insert_rows([{"discovered_video": video, "status": "bogus"}])
-    with pytest.raises(peewee.IntegrityError, match="row 1"):
-        pm.PipelineRun.insert_rows([{"discovered_video": video, "status": "published"}, {"discovered_video": 999}])
-    with pytest.raises(peewee.IntegrityError, match="row 0: PipelineRun: .*(UNIQUE|unique)"):  # the video's second active run
-        pm.PipelineRun.insert_rows([{"discovered_video": other}])
+        pm.PipelineRun.insert_rows([run_row(2, status="bogus")])
+    with pytest.raises(ValueError, match=r"row 0: PipelineRun.status: 'published' is not one of"):  # the old name
+        pm.PipelineRun.insert_rows([run_row(2, status="published")])
+    with pytest.raises(peewee.IntegrityError, match="row 1: PipelineRun: .*pipeline_runs_cycle_end_after_start"):
+        pm.PipelineRun.insert_rows([run_row(2, status="uploaded"), run_row(3, cycle_end=CYCLE_START)])
+    with pytest.raises(peewee.IntegrityError, match="row 1: PipelineRun: .*(UNIQUE|unique)"):  # gaming's cycle 0 has a run
+        pm.PipelineRun.insert_rows([run_row(2), run_row(0)])
     assert pm.PipelineRun.select().count() == 3
+
+
+def test_video_insert_rows_needs_the_pipelines_columns_and_gets_its_defaults(database):
+    before = pm.utcnow()
+    rows = [video_row(f"v{i}", viral_score=float(i % 3)) for i in range(5)]
+    rows[4].update(processed=1, content_id_risk="high")  # as the pipeline's own code writes them
+    assert pm.DiscoveredVideo.insert_rows(rows) == 5
+    videos = list(pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id))
+    assert [(v.processed, v.content_id_risk) for v in videos] == [(Processed.pending, ContentIdRisk.unknown)] * 4 + [
+        (Processed.used, ContentIdRisk.high)]
+    assert all(before <= v.discovered_at <= pm.utcnow() for v in videos)
+    assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["v2", "v1", "v0", "v3"]  # best score first
+    for column in ("video_id", "title", "channel_name", "channel_id", "url", "niche"):
+        incomplete = {k: v for k, v in video_row("x").items() if k != column}
+        with pytest.raises(peewee.IntegrityError, match=f"row 1: DiscoveredVideo.{column} may not be NULL"):
+            pm.DiscoveredVideo.insert_rows([video_row("ok"), incomplete])
+    for bad in (4, -1, True, "1", 1.5):
+        with pytest.raises(ValueError, match=rf"row 2: DiscoveredVideo\.processed: {re.escape(repr(bad))} is not one of: "
+                                             r"0, 1, 2, 3$"):
+            pm.DiscoveredVideo.insert_rows([video_row("a"), video_row("b"), video_row("c", processed=bad)])
+    with pytest.raises(ValueError, match=r"row 0: DiscoveredVideo\.content_id_risk: 'none' is not one of: low, medium"):
+        pm.DiscoveredVideo.insert_rows([video_row("a", content_id_risk="none")])
+    with pytest.raises(peewee.IntegrityError, match="row 1: DiscoveredVideo: .*(UNIQUE|unique)"):
+        pm.DiscoveredVideo.insert_rows([video_row("new"), video_row("v3")])
+    assert pm.DiscoveredVideo.select().count() == 5
+
+
+def test_clip_insert_rows_takes_one_clip_per_video_in_a_run(run):
+    videos = [make_video(f"v{n}") for n in range(5)]
+    other = make_run(cycle=1)
+    rows = [clip_row(run, video, rank) for rank, video in enumerate(videos[:3], 1)]
+    rows.append(clip_row(other, videos[0], 1))  # a video's clip in another run is another matter
+    assert pm.Clip.insert_rows(rows) == 4
+    ranked = run.clips.order_by(pm.Clip.rank_position)
+    assert [(c.rank_position, c.discovered_video_id) for c in ranked] == [(1, videos[0].id), (2, videos[1].id),
+                                                                          (3, videos[2].id)]
+    clip = pm.Clip.get(pm.Clip.pipeline_run == other)
+    assert (clip.content_id_risk, clip.extraction_method, clip.dropped_at) == (ContentIdRisk.unknown, None, None)
+    # A second clip of a video the run has, or two of one video in the batch: refused, naming them, nothing written.
+    with pytest.raises(ValueError, match=rf"Clip\.discovered_video: run {run.id} would have two clips of video "
+                                         rf"{videos[1].id}; a run takes one clip per video \(nothing was written\)"):
+        pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[1], 5)])
+    with pytest.raises(ValueError, match=rf"Clip\.discovered_video: run {other.id} would have two clips of video "
+                                         rf"{videos[4].id}"):
+        pm.Clip.insert_rows([clip_row(other, videos[4], 2), clip_row(other, videos[4], 3)], chunk_size=1)
+    assert pm.Clip.select().count() == 4
+    # A rank the run has (among the clips not dropped) is refused by the database's unique index.
+    with pytest.raises(peewee.IntegrityError, match="row 1: Clip: .*(UNIQUE|unique)"):
+        pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[4], 2)])
+    for bad, check in ((dict(rank_position=0), "rank_position"), (dict(end_time_seconds=10.0), "clips_end_after_start"),
+                       (dict(clip_duration_seconds=-1.0), "clip_duration_seconds")):
+        with pytest.raises(peewee.IntegrityError, match=f"row 1: Clip: .*{check}"):
+            pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[4], 5, **bad)])
+    with pytest.raises(ValueError, match=r"row 0: Clip\.extraction_method: 'heatmap' is not one of: most_replayed"):
+        pm.Clip.insert_rows([clip_row(run, videos[3], 4, extraction_method="heatmap")])
+    assert pm.Clip.select().count() == 4
+    # A dropped clip keeps its rank as history: a new clip may take it.
+    pm.Clip.update(dropped_at=pm.utcnow()).where(pm.Clip.id == ranked[1].id).execute()
+    assert pm.Clip.insert_rows([clip_row(run, videos[3], 2, extraction_method="transcript")]) == 1
+    assert sorted(c.rank_position for c in run.clips.where(pm.Clip.dropped_at.is_null())) == [1, 2, 3]
 
 
 def test_insert_rows_needs_a_binding():
@@ -260,12 +344,12 @@ def test_a_refusal_in_the_last_chunk_rolls_back_every_chunk_before_it_and_nothin
 def test_a_duplicate_is_named_before_a_later_refused_row_of_its_chunk(database):
     # PostgreSQL's COPY checks a unique index when it flushes its buffer, after reading the rows that follow:
     # SQLite reports the first bad row, and so must every backend.
-    rows = [{"youtube_video_id": f"s{i}", "view_count": i} for i in range(300)]
-    rows[150]["youtube_video_id"] = "s120"
+    rows = [video_row(f"s{i}", view_count=i) for i in range(300)]
+    rows[150]["video_id"] = "s120"
     rows[160]["view_count"] = -1
     with pytest.raises(peewee.IntegrityError, match="row 150: DiscoveredVideo: .*(UNIQUE|unique)"):
         pm.DiscoveredVideo.insert_rows(rows, chunk_size=200)
-    rows[150]["youtube_video_id"] = "s150"
+    rows[150]["video_id"] = "s150"
     with pytest.raises(peewee.IntegrityError, match="row 160: DiscoveredVideo: .*view_count"):
         pm.DiscoveredVideo.insert_rows(rows, chunk_size=200)
     assert pm.DiscoveredVideo.select().count() == 0
@@ -352,7 +436,52 @@ def test_another_connection_writes_through_the_trigger_again_after_a_large_batch
 HOSTILE_TEXT = "tab\there\nnew line\r\\N \\ back\\slash 'q' \"dq\" café 😀 \u2028 end"
 
 
-def round_trip_rows(run):
+def round_trip_rows(run, model):
+    """Rows of `model` holding those values; the clips' source videos are made here."""
+    if model is pm.DiscoveredVideo:
+        return [
+            dict(video_id=HOSTILE_TEXT[:64], title=HOSTILE_TEXT, channel_name=HOSTILE_TEXT, channel_id="\\N",
+                 url="https://www.youtube.com/watch?v=\t", category_id=-(2 ** 31), duration_seconds=2 ** 31 - 1,
+                 view_count=2 ** 63 - 1, like_count=0, comment_count=None, view_velocity=5e-324,
+                 viral_score=-1.7976931348623157e308, niche="café 😀", discovery_source=None,
+                 discovered_at=aware(1, 1, 1, hours=-5), processed=Processed.rejected, content_id_risk="high",
+                 published_at=aware(9999, 12, 31, 23, 59, 59, 999999)),
+            dict(video_id="", title="", channel_name="", channel_id="", url="", niche="", processed=0,
+                 discovered_at=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5)),
+            dict(video_id="\\", title="\\.", channel_name="\n", channel_id="UC", url="u", niche="gaming",
+                 viral_score=0.1 + 0.2, view_velocity=123456789.125, processed=1, content_id_risk=ContentIdRisk.low,
+                 discovery_source="reddit\tr/all", discovered_at=T0),
+        ]
+    if model is pm.PipelineRun:
+        return [
+            dict(niche=HOSTILE_TEXT[:64], cycle_start=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5),
+                 cycle_end=aware(9999, 12, 31, 23, 59, 59, 999999), status="uploaded", started_at=T0,
+                 completed_at=aware(2026, 6, 30, 23, 59, 59, 1), video_file_path=HOSTILE_TEXT,
+                 video_duration_seconds=5e-324, video_file_size_bytes=2 ** 63 - 1,
+                 youtube_video_id=HOSTILE_TEXT[:100], youtube_url="\\N", error_message=HOSTILE_TEXT,
+                 retry_count=2 ** 31 - 1, current_stage="", worker="w\\t", heartbeat_at=aware(2000, 1, 1, hours=14),
+                 claim_token="0" * 32, not_before=aware(2026, 1, 1, hours=-12), upload_started_at=T0,
+                 created_at=aware(1, 1, 1, hours=-5)),
+            dict(niche="gaming", cycle_start=T0, cycle_end=T0 + timedelta(microseconds=1), created_at=T0),
+            dict(niche="\\", cycle_start=aware(1, 1, 1, hours=-5), cycle_end=aware(1, 1, 1, 1, hours=-5),
+                 status=RunStatus.failed, retry_count=0, video_duration_seconds=2 ** 53,
+                 error_message="\\.\n\\.", created_at=aware(2026, 2, 3, 4, 5, 6, 7)),
+        ]
+    if model is pm.Clip:
+        videos = [make_video(f"rt{n}") for n in range(3)]
+        return [
+            dict(pipeline_run=run, discovered_video=videos[0], rank_position=2 ** 31 - 1, start_time_seconds=0.0,
+                 end_time_seconds=5e-324, clip_duration_seconds=1.7976931348623157e308,
+                 extraction_method="transcript", clip_file_path=HOSTILE_TEXT, content_id_risk="medium", score=-0.0,
+                 transcript=HOSTILE_TEXT, created_at=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5), dropped_at=None),
+            dict(pipeline_run=run.id, discovered_video=videos[1].id, rank_position=1, start_time_seconds=2 ** 53,
+                 end_time_seconds=2.0 ** 53 + 2, clip_duration_seconds=0, score=0.1 + 0.2, transcript="",
+                 created_at=None),
+            # Rank 1 again, dropped: only the clips not dropped have distinct ranks.
+            dict(pipeline_run=run, discovered_video=videos[2], rank_position=1, start_time_seconds=1.5,
+                 end_time_seconds=2.5, clip_duration_seconds=1.0, extraction_method=pm.ExtractionMethod.audio_energy,
+                 clip_file_path="\\", created_at=T0, dropped_at=aware(9999, 12, 31, 23, 59, 59, 999999)),
+        ]
     return {
         pm.Analytics: [
             dict(youtube_video_id=HOSTILE_TEXT[:100], measured_at=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5),
@@ -381,18 +510,25 @@ def round_trip_rows(run):
             dict(pipeline_run=None, module="m", error_type="\\.", error_message="\\.\n\\.", stack_trace="",
                  occurred_at=aware(2026, 1, 1, hours=-12)),
         ],
-    }
+    }[model]
 
 
-@pytest.mark.parametrize("model", [pm.Analytics, pm.Script, pm.ErrorLog], ids=lambda m: m.__name__)
+ROUND_TRIPPED = [pm.Analytics, pm.Script, pm.ErrorLog, pm.DiscoveredVideo, pm.PipelineRun, pm.Clip]
+
+
+@pytest.mark.parametrize("model", ROUND_TRIPPED, ids=lambda m: m.__name__)
 def test_bulk_round_trips_every_column_type_exactly_as_create(run, model):
-    rows = round_trip_rows(run)[model]
+    rows = round_trip_rows(run, model)
+    after = model.select(peewee.fn.MAX(model.id)).scalar() or 0  # the fixture's run, for PipelineRun
     for row in rows:
         model.create(**row)
-    created = stored(model)
-    model.delete().execute()
+    created = stored(model, after)
+    model.delete().where(model.id > after).execute()
     assert model.insert_rows(rows) == len(rows)
-    bulk = stored(model)
+    bulk = stored(model, after)
+    if model is pm.PipelineRun:  # save() stamps updated_at whatever was given: it is not a value round-tripped
+        for row in (*created, *bulk):
+            del row["updated_at"]
     if model is pm.Script:  # 1.0 == 1 and 2 ** 53 == 2.0 ** 53 in Python: JSON must keep its types too
         for a, b in zip(created, bulk):
             assert same_json(a.pop("full_script_json"), b.pop("full_script_json"))
