@@ -1,23 +1,23 @@
-"""The run queue as a job queue: fenced leases, one active run per video, retries with backoff, a lifecycle
-that ends by itself, uploads, stale objects and writes while a loop reads. tests/test_queue_chaos.py runs
-the same queue under SIGKILL and SIGSTOP."""
+"""The run queue as a job queue: fenced leases, one run per niche and cycle, the pipeline's retry schedule,
+a lifecycle that ends with the long-form upload, stale objects and writes while a loop reads.
+tests/test_queue_chaos.py runs the same queue under SIGKILL and SIGSTOP."""
 import multiprocessing
 import re
 from datetime import timedelta
 
 import peewee
 import pytest
-from playhouse.migrations import Runner
+from conftest import CYCLE_START, make_clip, make_video
 
 import pipeline_models as pm
-from pipeline_models import InvalidTransition, LeaseLost, RunStatus, ShortStatus, VideoStatus
+from pipeline_models import InvalidTransition, LeaseLost, Processed, RunStatus, ShortStatus
 
 spawn = multiprocessing.get_context("spawn")
 
 
-def queued(n=1):
-    video, _ = pm.DiscoveredVideo.discover(f"video{n}")
-    return pm.PipelineRun.start(video)
+def queued(n=1, niche="gaming"):
+    """The run of `niche` for its cycle number `n`."""
+    return pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * n))
 
 
 def later(**delta):
@@ -29,6 +29,14 @@ def row(run):
     return pm.PipelineRun.get_by_id(run.id)
 
 
+_videos = iter(range(10 ** 6))
+
+
+def clip_of(run, rank=1, **fields):
+    """A clip of a new video, ranked `rank` in `run`."""
+    return make_clip(run, make_video(f"src{next(_videos)}"), rank=rank, **fields)
+
+
 # --- fenced leases ------------------------------------------------------------------------------
 
 
@@ -36,15 +44,15 @@ def test_a_worker_that_lost_its_lease_changes_nothing_and_the_new_holder_carries
     queued()
     a = pm.PipelineRun.claim_next("A")
     with a.fenced():
-        pm.Clip.create(pipeline_run=a, start_seconds=0, end_seconds=1, transcript="A, before it stalled")
+        clip_of(a, 1, transcript="A, before it stalled")
     # A stalls past its lease; the janitor requeues the run; B claims it after the backoff.
     assert pm.PipelineRun.requeue_stale(timedelta(minutes=1), now=later(minutes=5)) == 1
     b = pm.PipelineRun.claim_next("B", now=later(hours=2))
-    assert (b.id, b.worker, b.attempts) == (a.id, "B", 2) and b.claim_token != a.claim_token
+    assert (b.id, b.worker, b.retry_count) == (a.id, "B", 1) and b.claim_token != a.claim_token
 
     def write_clip():
         with a.fenced():
-            pm.Clip.create(pipeline_run=a, start_seconds=1, end_seconds=2, transcript="A, the zombie")
+            clip_of(a, 2, transcript="A, the zombie")
 
     zombie_writes = [lambda: a.heartbeat(stage="render"), lambda: a.advance("failed", reason="A gives up"),
                      lambda: a.fail("A gives up"), lambda: a.fail("A gives up", retry=False),
@@ -61,10 +69,10 @@ def test_a_worker_that_lost_its_lease_changes_nothing_and_the_new_holder_carries
 
     assert b.heartbeat(stage="render") is True
     with b.fenced():
-        pm.Clip.create(pipeline_run=b, start_seconds=1, end_seconds=2, transcript="B")
+        clip_of(b, 2, transcript="B")
     pm.ReviewLog.request(b, message_id="chat:B")
-    assert (row(b).status, b.status, row(b).worker) == (RunStatus.awaiting_review, RunStatus.awaiting_review, "B")
-    with pytest.raises(LeaseLost, match="the run is awaiting_review now"):
+    assert (row(b).status, b.status, row(b).worker) == (RunStatus.review, RunStatus.review, "B")
+    with pytest.raises(LeaseLost, match="the run is review now"):
         a.heartbeat()
 
 
@@ -82,9 +90,9 @@ def test_a_fenced_block_that_fails_writes_nothing(run):
     claimed = pm.PipelineRun.claim_next("w")
     with pytest.raises(ZeroDivisionError):
         with claimed.fenced():
-            pm.Clip.create(pipeline_run=claimed, start_seconds=0, end_seconds=1)
+            clip_of(claimed)
             1 / 0
-    assert pm.Clip.select().count() == 0
+    assert pm.Clip.select().count() == 0 and pm.DiscoveredVideo.select().count() == 0
 
 
 def test_operations_that_are_not_the_workers_ignore_the_claim(database):
@@ -95,67 +103,54 @@ def test_operations_that_are_not_the_workers_ignore_the_claim(database):
     operator = pm.PipelineRun.get_by_id(worker.id)  # the operator's copy holds no claim
     operator.advance("failed", reason="cancelled by the operator")
     operator.retry()
-    assert row(worker).status is RunStatus.pending and row(worker).attempts == 0
+    assert row(worker).status is RunStatus.pending and row(worker).retry_count == 0
 
 
-# --- one active run per video -------------------------------------------------------------------
+# --- one run per niche and cycle ----------------------------------------------------------------
 
 
-def test_start_is_idempotent_and_queues_again_only_when_asked(database):
-    video, _ = pm.DiscoveredVideo.discover("v")
-    first = pm.PipelineRun.start(video)
-    assert pm.PipelineRun.start(video).id == first.id and video.status is VideoStatus.selected
-    claimed = pm.PipelineRun.claim_next("w")
-    assert pm.PipelineRun.start(video).id == first.id  # running: still the one active run
-    claimed.fail("unplayable source", retry=False)
-    assert pm.PipelineRun.start(video).id == first.id  # ended: its last run, not a second pass
-    assert pm.DiscoveredVideo.get_by_id(video.id).status is VideoStatus.skipped
-    second = pm.PipelineRun.start(video, again=True)
-    assert second.id != first.id and second.status is RunStatus.pending
-    assert pm.PipelineRun.start(video, again=True).id == second.id  # active: again cannot make two
-    assert pm.DiscoveredVideo.get_by_id(video.id).status is VideoStatus.selected
-    assert pm.PipelineRun.select().count() == 2
-
-
-def test_the_database_keeps_one_active_run_per_video_whoever_writes(database):
+def test_an_operator_retry_queues_the_same_run_again_with_its_retries_counted_afresh(database):
     run = queued()
-    with pytest.raises(peewee.IntegrityError):
-        with pm.db.atomic():
-            pm.PipelineRun.create(discovered_video=run.discovered_video_id)
-    for status in ("published", "rejected", "failed"):  # ended runs do not count
-        pm.PipelineRun.create(discovered_video=run.discovered_video_id, status=status)
-    assert pm.PipelineRun.select().count() == 4
+    claimed = pm.PipelineRun.claim_next("w")
+    claimed.fail("boom")
+    pm.PipelineRun.claim_next("w", now=later(hours=1)).fail("no source", retry=False)
+    assert (row(run).status, row(run).retry_count) == (RunStatus.failed, 1)
+    assert queued().id == run.id  # the scheduler firing again does not make a second run
+    pm.PipelineRun.get_by_id(run.id).retry()
+    assert (row(run).status, row(run).retry_count, row(run).not_before) == (RunStatus.pending, 0, None)
+    assert pm.PipelineRun.claim_next("w").id == run.id
+    with pytest.raises(InvalidTransition, match="only a failed run is retried"):
+        pm.PipelineRun.get_by_id(run.id).retry()
 
 
-def test_an_operator_retry_cannot_make_a_second_active_run(database):
-    first = queued()
-    pm.PipelineRun.claim_next("w").fail("boom", retry=False)
-    second = pm.PipelineRun.start(first.discovered_video, again=True)
-    with pytest.raises(InvalidTransition, match=f"its video already has the active run {second.id}"):
-        pm.PipelineRun.get_by_id(first.id).retry()
-    assert row(first).status is RunStatus.failed
+def test_claim_next_takes_the_earliest_cycle_and_may_keep_to_a_niche(database):
+    late, early = queued(5), queued(1)
+    sports = queued(0, niche="sports")
+    assert pm.PipelineRun.claim_next("g", niche="gaming").id == early.id
+    assert pm.PipelineRun.claim_next("any").id == sports.id
+    assert pm.PipelineRun.claim_next("f", niche="funny") is None
+    assert pm.PipelineRun.claim_next("g", niche="gaming").id == late.id
+    with pytest.raises(ValueError, match="PipelineRun.niche: claim_next needs the niche's name"):
+        pm.PipelineRun.claim_next("g", niche="")
 
 
-def _start_all(target, barrier, ids, out):
+def _schedule_all(target, barrier, cycles, out):
     pm.init_db(target)
     barrier.wait()
-    started = [pm.PipelineRun.start(pm.DiscoveredVideo.get(pm.DiscoveredVideo.youtube_video_id == v)).id
-               for v in ids]
+    made = [pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * n)).id for niche, n in cycles]
     with open(out, "w") as fh:
-        fh.write(" ".join(map(str, started)))
+        fh.write(" ".join(map(str, made)))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_processes_starting_the_same_videos_at_once_queue_each_once(backend, request, tmp_path):
+def test_schedulers_firing_at_once_in_several_processes_make_each_run_once(backend, request, tmp_path):
     target = str(tmp_path / "q.db") if backend == "sqlite" else request.getfixturevalue("pg_server").new_database()
     pm.init_db(target)
-    ids = [f"v{n}" for n in range(30)]
-    for video_id in ids:
-        pm.DiscoveredVideo.discover(video_id)
     pm.db.obj.close()
+    cycles = [(niche, n) for niche in ("gaming", "sports", "funny") for n in range(10)]
     barrier = spawn.Barrier(4)
     outs = [tmp_path / f"out{n}" for n in range(4)]
-    procs = [spawn.Process(target=_start_all, args=(target, barrier, ids[n:] + ids[:n], str(outs[n])))
+    procs = [spawn.Process(target=_schedule_all, args=(target, barrier, cycles[n:] + cycles[:n], str(outs[n])))
              for n in range(4)]
     for proc in procs:
         proc.start()
@@ -164,49 +159,57 @@ def test_processes_starting_the_same_videos_at_once_queue_each_once(backend, req
         assert proc.exitcode == 0
     pm.init_db(target)
     assert pm.PipelineRun.select().count() == 30
-    runs = {int(x) for out in outs for x in out.read_text().split()}
-    assert runs == {r.id for r in pm.PipelineRun.select()}
+    made = [[int(x) for x in out.read_text().split()] for out in outs]
+    assert {run for ids in made for run in ids} == {r.id for r in pm.PipelineRun.select()}
+    # Each process got the one run of each cycle, whoever inserted it.
+    by_cycle = [dict(zip(cycles[n:] + cycles[:n], ids)) for n, ids in enumerate(made)]
+    assert all(found == by_cycle[0] for found in by_cycle)
     pm.db.obj.close()
 
 
 # --- retries with backoff and a limit -----------------------------------------------------------
 
 
-def test_a_failed_attempt_waits_out_an_exponential_backoff_with_jitter_then_gives_up(database):
+def test_a_failed_attempt_is_retried_after_30_then_90_seconds_then_fails_for_good(database):
     run = queued()
-    delay = pm.PipelineRun.RETRY_DELAY
-    for attempt in (1, 2):
-        claimed = pm.PipelineRun.claim_next("w", now=later(days=attempt))
-        assert (claimed.id, claimed.attempts) == (run.id, attempt)
-        failed_at = later(days=attempt, minutes=1)
+    failed_at = later(days=1)
+    for attempt, delay in ((1, 30), (2, 90)):
+        claimed = pm.PipelineRun.claim_next("w", now=failed_at)
+        assert (claimed.id, claimed.retry_count) == (run.id, attempt - 1)
         claimed.fail(RuntimeError("ffmpeg exited 1"), now=failed_at)
         due = row(run).not_before
-        backoff = delay * 2 ** (attempt - 1)
-        assert failed_at + backoff / 2 <= due <= failed_at + backoff  # "equal jitter": half to all of it
-        assert row(run).last_error == f"attempt {attempt} of 3 failed: RuntimeError: ffmpeg exited 1"
+        assert due == failed_at + timedelta(seconds=delay)  # the pipeline's schedule, to the microsecond
+        assert (row(run).retry_count, row(run).error_message) == (
+            attempt, f"attempt {attempt} of 3 failed: RuntimeError: ffmpeg exited 1")
         assert pm.PipelineRun.claim_next("early", now=due - timedelta(microseconds=1)) is None
         assert row(run).status is RunStatus.pending
+        failed_at = due
     last = pm.PipelineRun.claim_next("w", now=due)
-    assert last.attempts == 3
-    last.fail("ffmpeg exited 1", now=later(days=4))
+    assert last.retry_count == 2
+    last.fail("ffmpeg exited 1", now=due)
     gave_up = row(run)
-    assert (gave_up.status, gave_up.last_error) == (RunStatus.failed, "gave up after 3 attempts: ffmpeg exited 1")
-    assert gave_up.finished_at is not None and pm.DiscoveredVideo.get().status is VideoStatus.skipped
+    assert (gave_up.status, gave_up.error_message) == (RunStatus.failed, "gave up after 3 attempts: ffmpeg exited 1")
+    assert gave_up.completed_at is not None and gave_up.retry_count == 2
     assert pm.PipelineRun.claim_next("w", now=later(days=30)) is None
 
 
-def test_jitter_spreads_runs_that_failed_together(database):
-    runs = [queued(n) for n in range(20)]
+def test_the_first_delay_comes_from_the_config_and_each_one_is_three_times_the_last(database):
+    pm.ConfigOverride.set("queue.retry_delay_seconds", 10)
+    pm.ConfigOverride.set("queue.max_attempts", 5)
+    run = queued()
     now = later(minutes=1)
-    for _ in runs:
-        pm.PipelineRun.claim_next("w").fail("rate limited", now=now)
-    assert len({row(r).not_before for r in runs}) == 20
+    delays = []
+    for _ in range(4):
+        pm.PipelineRun.claim_next("w", now=now).fail("rate limited", now=now)
+        delays.append((row(run).not_before - now).total_seconds())
+        now = row(run).not_before
+    assert delays == [10, 30, 90, 270] and row(run).status is RunStatus.pending
 
 
 def test_max_attempts_per_call_and_by_config(database):
     run = queued()
     pm.PipelineRun.claim_next("w").fail("boom", max_attempts=1)
-    assert row(run).last_error == "gave up after 1 attempts: boom"
+    assert row(run).error_message == "gave up after 1 attempts: boom"
 
     pm.ConfigOverride.set("queue.max_attempts", 2)
     pm.ConfigOverride.set("queue.retry_delay_seconds", 0)
@@ -214,7 +217,7 @@ def test_max_attempts_per_call_and_by_config(database):
     pm.PipelineRun.claim_next("w").fail("boom")
     assert row(run).status is RunStatus.pending
     pm.PipelineRun.claim_next("w").fail("boom")
-    assert row(run).last_error == "gave up after 2 attempts: boom"
+    assert row(run).error_message == "gave up after 2 attempts: boom"
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -239,7 +242,7 @@ def test_a_bad_retry_policy_is_refused_by_name_and_changes_nothing(database, key
 def test_a_worker_fails_a_run_for_good_at_once(database):
     run = queued()
     pm.PipelineRun.claim_next("w").fail(ValueError("not a video"), retry=False)
-    assert (row(run).status, row(run).last_error) == (RunStatus.failed, "ValueError: not a video")
+    assert (row(run).status, row(run).error_message) == (RunStatus.failed, "ValueError: not a video")
     with pytest.raises(ValueError, match="give the error or a reason"):
         pm.PipelineRun.get_by_id(run.id).fail("  ")
 
@@ -250,8 +253,8 @@ def test_requeue_stale_gives_up_after_max_attempts(database):
         pm.PipelineRun.claim_next("poison", now=later(days=attempt))
         assert pm.PipelineRun.requeue_stale(timedelta(minutes=10), now=later(days=attempt, hours=1)) == 1
     gave_up = row(run)
-    assert gave_up.status is RunStatus.failed and gave_up.attempts == 3
-    assert gave_up.last_error == "gave up after 3 attempts: no heartbeat for 0:10:00 (worker 'poison')"
+    assert gave_up.status is RunStatus.failed and gave_up.retry_count == 2
+    assert gave_up.error_message == "gave up after 3 attempts: no heartbeat for 0:10:00 (worker 'poison')"
 
 
 @pytest.mark.parametrize("bad, error", [
@@ -271,66 +274,80 @@ def test_bad_durations_are_refused_and_change_nothing(database, bad, error):
 # --- the lifecycle ------------------------------------------------------------------------------
 
 
-def test_from_discovery_to_published_and_processed(database):
-    video, _ = pm.DiscoveredVideo.discover("dQw4w9WgXcQ", title="Canyons", view_count=1200)
-    assert video.status is VideoStatus.new
-    pm.PipelineRun.start(video)
+def test_from_discovery_to_the_uploaded_compilation(database):
+    for n in range(12):
+        pm.DiscoveredVideo.discover(f"cand{n:02d}", title=f"Clip {n}", channel_name=f"Creator {n}",
+                                    channel_id=f"UC{n}", niche="gaming", viral_score=float(n))
+    pm.PipelineRun.schedule("gaming", CYCLE_START)
     run = pm.PipelineRun.claim_next("host-a:1")
+    candidates = list(pm.get_pending_videos("gaming").limit(10))
     with run.fenced():
-        clip = pm.Clip.create(pipeline_run=run, start_seconds=3, end_seconds=40)
-        pm.Script.create(pipeline_run=run, full_script_json={"beats": ["a"]}, total_char_count=1,
+        clips = [pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank, start_time_seconds=5,
+                                end_time_seconds=25, clip_duration_seconds=20)
+                 for rank, video in enumerate(candidates, 1)]
+        for video in candidates:
+            pm.mark_video_processed(video.video_id, Processed.used)
+        pm.Script.create(pipeline_run=run, full_script_json={"opening": "a"}, total_char_count=1,
                          estimated_duration_seconds=0.1, llm_model_used="m")
         pm.TTSAudio.create(pipeline_run=run, engine_used="piper")
-        shorts = [pm.Short.create(pipeline_run=run, clip=clip, status=ShortStatus.rendered) for _ in range(2)]
+        shorts = [pm.Short.create(pipeline_run=run, clip=clip) for clip in clips[:3]]
+    run.video_file_path, run.video_duration_seconds = "renders/gaming.mp4", 540.0
+    run.save()
+    assert [c.discovered_video.video_id for c in clips[:2]] == ["cand11", "cand10"]  # best score: rank 1
+    assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["cand01", "cand00"]
+    for upload in (run.start_upload, shorts[0].start_upload):  # nothing goes up before a human approves
+        with pytest.raises(InvalidTransition, match="running"):
+            upload()
     review = pm.ReviewLog.request(run, message_id="chat:9")
-    assert run.status is RunStatus.awaiting_review
+    assert run.status is RunStatus.review and {s.refresh().status for s in shorts} == {ShortStatus.review}
     review.respond("approve", reviewer="@alice")
     assert run.status is RunStatus.approved  # the object request() was given, updated by respond()
 
-    shorts[0].start_upload()
-    shorts[0].mark_uploaded("yt-one")
-    assert row(run).status is RunStatus.approved  # one short still to upload
-    shorts[1].start_upload()
-    shorts[1].mark_uploaded("yt-two")
-    published = row(run)
-    assert published.status is RunStatus.published and published.finished_at is not None
-    assert shorts[1].pipeline_run.status is RunStatus.published and run.status is RunStatus.published
-    assert pm.DiscoveredVideo.get_by_id(video.id).status is VideoStatus.processed
-    assert pm.PipelineRun.start(video).id == run.id  # a processed video is not queued again
+    for n, short in enumerate(shorts):
+        short.start_upload()
+        short.mark_uploaded(f"yt-short-{n}")
+    assert row(run).status is RunStatus.approved  # shorts do not finish the run: the long-form video does
+    run.start_upload()
+    assert run.mark_uploaded("yt-long") is True
+    uploaded = row(run)
+    assert (uploaded.status, uploaded.youtube_video_id, uploaded.youtube_url) == (
+        RunStatus.uploaded, "yt-long", "https://www.youtube.com/watch?v=yt-long")
+    assert uploaded.completed_at is not None and run.status is RunStatus.uploaded
+    assert run.mark_uploaded("yt-long") is False  # a retry of the record changes nothing
+    with pytest.raises(pm.AlreadyUploaded, match=f"run {run.id} is already on YouTube as yt-long"):
+        run.start_upload()
+    # A short of an uploaded run may still go up (the long form went first).
+    late = pm.Short.create(pipeline_run=run, clip=clips[3])
+    late.start_upload()
+    assert late.mark_uploaded("yt-short-late") and pm.PipelineRun.schedule("gaming", CYCLE_START).id == run.id
 
 
-def test_an_approval_after_every_upload_publishes_at_once(database):
-    queued()
-    run = pm.PipelineRun.claim_next("w")
-    with run.fenced():
-        short = pm.Short.create(pipeline_run=run, status=ShortStatus.rendered)
-    pm.ReviewLog.request(run, message_id="chat:1")
-    short.start_upload()
-    short.mark_uploaded("yt-early")  # uploaded (unlisted) before the verdict
-    assert row(run).status is RunStatus.awaiting_review
-    mine = pm.PipelineRun.get_by_id(run.id)
-    pm.ReviewLog.answer("chat:1", "edit", response_detail="new title", run=mine)
-    assert row(run).status is RunStatus.published and mine.status is RunStatus.published
-
-
-def test_a_rejection_skips_the_video_and_its_shorts_are_never_uploaded(database):
+def test_a_rejected_run_uploads_nothing(database):
     run = queued()
     claimed = pm.PipelineRun.claim_next("w")
     with claimed.fenced():
-        short = pm.Short.create(pipeline_run=claimed, status=ShortStatus.rendered)
+        clip_of(claimed)
+        short = pm.Short.create(pipeline_run=claimed)
     pm.ReviewLog.request(claimed).respond("reject", response_detail="off-topic")
-    assert pm.DiscoveredVideo.get().status is VideoStatus.skipped and claimed.status is RunStatus.rejected
+    assert claimed.status is RunStatus.rejected and row(run).completed_at is not None
     for upload in (short.start_upload, lambda: short.mark_uploaded("yt-x")):
-        with pytest.raises(InvalidTransition, match=f"short {short.id} cannot go from rejected to uploaded"):
+        with pytest.raises(InvalidTransition, match=f"short {short.id} cannot go from rejected to uploaded: its run "
+                                                    f"{run.id} is rejected"):
             upload()
-    assert pm.Short.get_by_id(short.id).youtube_video_id is None and pm.PipelineRun.start(run.discovered_video).id == run.id
+    for upload in (claimed.start_upload, lambda: claimed.mark_uploaded("yt-long")):
+        with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from rejected to uploaded"):
+            upload()
+    assert pm.Short.get_by_id(short.id).youtube_video_id is None and row(run).youtube_video_id is None
+    assert pm.Short.get_by_id(short.id).upload_started_at is None and row(run).upload_started_at is None
 
 
 def test_transition_tables_name_only_real_statuses():
-    for model, enum in ((pm.PipelineRun, RunStatus), (pm.Short, ShortStatus), (pm.DiscoveredVideo, VideoStatus)):
+    for model, enum in ((pm.PipelineRun, RunStatus), (pm.Short, ShortStatus)):
         assert set(model.TRANSITIONS) == set(enum), model.__name__
         assert all(set(targets) <= set(enum) for targets in model.TRANSITIONS.values()), model.__name__
-    assert set(pm.PipelineRun.VIDEO_AFTER) <= set(RunStatus)
+    assert set(pm.ReviewLog.OUTCOME) == set(pm.ReviewAction)
+    assert all(outcome in pm.PipelineRun.TRANSITIONS[RunStatus.review] or outcome is RunStatus.review
+               for outcome in pm.ReviewLog.OUTCOME.values())
     for source, target in pm.PipelineRun._THROUGH:
         assert target in pm.PipelineRun.TRANSITIONS[source]
 
@@ -340,11 +357,14 @@ def test_transition_tables_name_only_real_statuses():
 
 @pytest.mark.parametrize("bad", [None, "", "   ", 42])
 def test_mark_uploaded_refuses_a_missing_or_blank_video_id(run, bad):
-    short = pm.Short.create(pipeline_run=run, status=ShortStatus.rendered)
+    short = pm.Short.create(pipeline_run=run, status=ShortStatus.review)
     with pytest.raises(ValueError, match="Short.youtube_video_id: mark_uploaded needs the video id"):
         short.mark_uploaded(bad)
+    with pytest.raises(ValueError, match="PipelineRun.youtube_video_id: mark_uploaded needs the video id"):
+        run.mark_uploaded(bad)
     stored = pm.Short.get_by_id(short.id)
-    assert (stored.status, stored.youtube_video_id, stored.youtube_url) == (ShortStatus.rendered, None, None)
+    assert (stored.status, stored.youtube_video_id, stored.youtube_url) == (ShortStatus.review, None, None)
+    assert (row(run).status, row(run).youtube_video_id) == (RunStatus.pending, None)
 
 
 def test_refresh_reloads_any_model_and_says_when_the_row_is_gone(run):
@@ -364,13 +384,13 @@ def test_a_stale_copy_is_told_to_refresh_and_then_works(database):
     queued()
     run = pm.PipelineRun.claim_next("w")
     review = pm.ReviewLog.request(run, message_id="chat:1")
-    stale = pm.PipelineRun.get_by_id(run.id)  # awaiting_review
+    stale = pm.PipelineRun.get_by_id(run.id)  # review
     pm.ReviewLog.answer("chat:1", "approve")  # another call, not given `stale`
-    with pytest.raises(InvalidTransition, match="is approved in the database, not awaiting_review") as error:
-        stale.advance("published")
-    assert (error.value.current, error.value.copy, error.value.target) == ("approved", "awaiting_review", "published")
-    assert stale.refresh().advance("published").status is RunStatus.published
-    assert review.pipeline_run is run and run.status is RunStatus.awaiting_review  # answer() was not given it
+    with pytest.raises(InvalidTransition, match="is approved in the database, not review") as error:
+        stale.advance("failed", reason="cancelled")
+    assert (error.value.current, error.value.copy, error.value.target) == ("approved", "review", "failed")
+    assert stale.refresh().advance("failed", reason="cancelled").status is RunStatus.failed
+    assert review.pipeline_run is run and run.status is RunStatus.review  # answer() was not given it
 
 
 def test_save_writes_only_what_changed_so_a_stale_copy_undoes_nothing(database):
@@ -382,10 +402,10 @@ def test_save_writes_only_what_changed_so_a_stale_copy_undoes_nothing(database):
     operator.current_stage = "note from the operator"
     operator.save()
     saved = row(worker)
-    assert (saved.status, saved.worker, saved.attempts, saved.current_stage) == (
-        RunStatus.approved, "w", 1, "note from the operator")
+    assert (saved.status, saved.worker, saved.retry_count, saved.current_stage) == (
+        RunStatus.approved, "w", 0, "note from the operator")
 
-    short = pm.Short.create(pipeline_run=worker, status=ShortStatus.rendered)
+    short = pm.Short.create(pipeline_run=worker, status=ShortStatus.review)
     copy = pm.Short.get_by_id(short.id)
     short.start_upload()
     short.mark_uploaded("yt1")
@@ -398,8 +418,9 @@ def test_save_writes_only_what_changed_so_a_stale_copy_undoes_nothing(database):
         copy.start_upload()
 
 
-@pytest.mark.parametrize("name, value", [("status", "published"), ("worker", "someone"), ("attempts", 0),
-                                         ("claim_token", "f" * 32), ("not_before", None)])
+@pytest.mark.parametrize("name, value", [("status", "uploaded"), ("worker", "someone"), ("retry_count", 0),
+                                         ("claim_token", "f" * 32), ("not_before", None), ("completed_at", None),
+                                         ("youtube_video_id", "long1"), ("upload_started_at", None)])
 def test_save_refuses_the_queue_fields_of_an_existing_run(database, name, value):
     queued()
     run = pm.PipelineRun.claim_next("w")
@@ -409,10 +430,10 @@ def test_save_refuses_the_queue_fields_of_an_existing_run(database, name, value)
     with pytest.raises(ValueError, match=rf"PipelineRun\.{name}: save\(\) does not move a run; use claim_next"):
         run.save()
     assert pm.PipelineRun.select().dicts().get() == before
-    with pytest.raises(ValueError, match=r"PipelineRun\.attempts: "):  # a bad value is refused for what it is
-        pm.PipelineRun(id=run.id, attempts=2 ** 40).save()
-    made = pm.PipelineRun.create(discovered_video=pm.DiscoveredVideo.discover("v2")[0], status="published")
-    assert row(made).status is RunStatus.published  # a new row may be made in any status
+    with pytest.raises(ValueError, match=r"PipelineRun\.retry_count: "):  # a bad value is refused for what it is
+        pm.PipelineRun(id=run.id, retry_count=2 ** 40).save()
+    made = pm.PipelineRun.create(niche="sports", cycle_start=CYCLE_START, cycle_end=later(days=1), status="uploaded")
+    assert row(made).status is RunStatus.uploaded  # a new row may be made in any status
 
 
 def test_a_worker_that_lost_its_lease_cannot_save_the_run(database):
@@ -432,7 +453,7 @@ def test_a_worker_that_lost_its_lease_cannot_save_the_run(database):
     # refresh() keeps the object's own claim: a zombie that reloads the run does not become its holder
     with pytest.raises(LeaseLost, match="'A' no longer holds it"):
         a.refresh().heartbeat(stage="A, refreshed")
-    assert (a.worker, a.attempts, a.claim_token, a.current_stage) == ("A", 1, token, "clip") and token != b.claim_token
+    assert (a.worker, a.retry_count, a.claim_token, a.current_stage) == ("A", 0, token, "clip") and token != b.claim_token
     assert b.refresh().heartbeat(stage="render") and row(b).current_stage == "render"
 
 
@@ -463,8 +484,10 @@ def test_a_failed_request_leaves_the_run_object_as_it_was(database):
      "fail: now must be an aware datetime"),
     (lambda run: run.advance(None), ValueError, r"PipelineRun.status: advance needs the status"),
     (lambda run: pm.ReviewLog.request(run.id), TypeError, "ReviewLog.request: run must be a PipelineRun"),
-    (lambda run: pm.DiscoveredVideo.discover(""), ValueError, "DiscoveredVideo.youtube_video_id: discover needs"),
-    (lambda run: pm.DiscoveredVideo.discover(None), ValueError, "DiscoveredVideo.youtube_video_id: discover needs"),
+    (lambda run: pm.DiscoveredVideo.discover(""), ValueError, "DiscoveredVideo.video_id: discover needs"),
+    (lambda run: pm.DiscoveredVideo.discover(None), ValueError, "DiscoveredVideo.video_id: discover needs"),
+    (lambda run: pm.PipelineRun.schedule("gaming", "tomorrow"), ValueError, "PipelineRun.cycle_start: schedule"),
+    (lambda run: run.mark_uploaded("yt", uploaded_at="soon"), ValueError, "PipelineRun.completed_at:"),
 ])
 def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(database, call, error, message):
     queued()
@@ -475,18 +498,13 @@ def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(datab
     assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)] == before
 
 
-def test_insert_rows_of_runs_selects_their_videos_as_start_does(database):
-    videos = [pm.DiscoveredVideo.discover(f"bulk{n}")[0] for n in range(3)]
-    done = pm.DiscoveredVideo.discover("done")[0]
-    assert pm.PipelineRun.insert_rows([{"discovered_video": v} for v in videos]
-                                      + [{"discovered_video": done, "status": "published"}]) == 4
-    statuses = {v.youtube_video_id: v.status for v in pm.DiscoveredVideo.select()}
-    assert statuses == {"bulk0": VideoStatus.selected, "bulk1": VideoStatus.selected,
-                        "bulk2": VideoStatus.selected, "done": VideoStatus.processed}
-    with pytest.raises(peewee.IntegrityError, match="row 1"):  # a second active run: nothing written
-        pm.PipelineRun.insert_rows([{"discovered_video": done}, {"discovered_video": videos[0]}])
-    assert pm.PipelineRun.select().count() == 4
-    assert pm.DiscoveredVideo.get_by_id(done.id).status is VideoStatus.processed
+def test_insert_rows_of_runs_keeps_one_run_per_niche_and_cycle(database):
+    start = CYCLE_START
+    rows = [dict(niche=niche, cycle_start=start, cycle_end=start + timedelta(hours=6)) for niche in ("a", "b")]
+    assert pm.PipelineRun.insert_rows(rows) == 2
+    with pytest.raises(peewee.IntegrityError, match="row 1"):  # the cycle of niche a again: nothing written
+        pm.PipelineRun.insert_rows([dict(rows[0], niche="c"), rows[0]])
+    assert sorted(r.niche for r in pm.PipelineRun.select()) == ["a", "b"]
 
 
 # --- writes while a loop reads (SQLite) ---------------------------------------------------------
@@ -530,9 +548,9 @@ def test_a_loop_over_a_query_may_write_while_another_process_commits(other_proce
         run.retry()
         retried.append(run.id)
     assert len(retried) == 5 and {r.status for r in pm.PipelineRun.select()} == {RunStatus.pending}
-    for video in pm.DiscoveredVideo.select():  # a backref query and a plain write, too
+    for run in pm.PipelineRun.select():  # a plain write, too
         other_process()
-        pm.ErrorLog.create(module="janitor", error_type="E", error_message=video.youtube_video_id)
+        pm.ErrorLog.create(module="janitor", error_type="E", error_message=run.niche)
     assert pm.ErrorLog.select().count() == 5
 
 
@@ -555,6 +573,7 @@ T = "2026-01-01 00:00:00.000000"
 
 def test_0005_keeps_every_run_and_closes_duplicate_active_ones(fresh_target):
     from playhouse import db_url
+    from playhouse.migrations import Runner
 
     database = db_url.connect(fresh_target) if "://" in fresh_target else peewee.SqliteDatabase(fresh_target)
     Runner(database, str(pm.MIGRATIONS_DIR)).up("0004_seed_schema")
@@ -566,18 +585,16 @@ def test_0005_keeps_every_run_and_closes_duplicate_active_ones(fresh_target):
                              f"updated_at) VALUES ({n}, {video}, '{status}', 0, '{T}', '{T}')")
     database.close()
 
-    pm.init_db(fresh_target)
-    runs = {r.id: (r.status.value, r.last_error) for r in pm.PipelineRun.select()}
+    pm.init_db(fresh_target)  # 0005, then the later migrations (0007 renames the statuses and columns)
+    runs = {r.id: (r.status.value, r.error_message) for r in pm.PipelineRun.select()}
     closed = "closed by migration 0005: run 2 is the active run of its video"
-    assert runs == {1: ("failed", closed), 2: ("running", None), 3: ("published", None), 4: ("failed", closed),
+    assert runs == {1: ("failed", closed), 2: ("running", None), 3: ("uploaded", None), 4: ("failed", closed),
                     5: ("approved", None)}
-    assert pm.PipelineRun.get_by_id(1).finished_at is not None
-    with pytest.raises(peewee.IntegrityError):
-        pm.PipelineRun.create(id=6, discovered_video=2)
+    assert pm.PipelineRun.get_by_id(1).completed_at is not None
     pm.db.obj.close()
 
 
 def test_a_failure_whose_message_no_database_stores_is_recorded_escaped(database):
     run = queued()
     pm.PipelineRun.claim_next("w").fail(OSError("cannot open clip\udcff.mp4\x00"), retry=False)
-    assert row(run).last_error == "OSError: cannot open clip\\udcff.mp4\\x00"
+    assert row(run).error_message == "OSError: cannot open clip\\udcff.mp4\\x00"
