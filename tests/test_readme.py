@@ -1,4 +1,13 @@
-"""The README's quickstart and the example script run as written; its model reference matches the models."""
+"""The README's Python blocks run as written, in README order, on SQLite and PostgreSQL; its test file passes
+under pytest; its column reference and state diagram are generated from the models.
+
+A ```python block runs unless the line before it says otherwise:
+- `<!-- readme-python: pytest -->`: the block is a whole test file, run by pytest with the package's plugin;
+- `<!-- readme-python: skip (reason) -->`: not run (e.g. it names a server that is not there).
+The other blocks run one after the other in one namespace, as a reader pasting them into one session would,
+in a new working directory; the Quickstart binds the database (on the PostgreSQL leg, its init_db target is
+swapped for a new database on the test server).
+"""
 import json
 import os
 import re
@@ -11,27 +20,117 @@ import pytest
 import pipeline_models as pm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_MARK = re.compile(r"^<!--\s*readme-python:\s*(pytest|skip\s*\((.+)\))\s*-->$")
+
+
+def _readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        return fh.read()
+
+
+def python_blocks(text):
+    """The README's ```python blocks in order, as dicts (line, body, kind: run, pytest or skip)."""
+    blocks, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].strip() == "```python":
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+            before = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+            mark = _MARK.match(before)
+            kind = "run" if mark is None else "pytest" if mark.group(1) == "pytest" else "skip"
+            blocks.append(dict(line=i + 1, body="\n".join(lines[i + 1:end]) + "\n", kind=kind))
+            i = end
+        i += 1
+    return blocks
+
+
+BLOCKS = python_blocks(_readme())
+
+
+def _quickstart():
+    return re.search(r"## Quickstart\s+```python\n(.*?)```", _readme(), re.S).group(1)
+
+
+QUICKSTART_OUTPUT = "[(1, 'gamevid0002'), (2, 'gamevid0003'), (3, 'gamevid0001')] 0 2026-06-01 06:30:00+00:00"
 
 
 def test_readme_quickstart_runs(tmp_path, monkeypatch, capsys):
-    with open(os.path.join(ROOT, "README.md")) as fh:
-        readme = fh.read()
-    block = re.search(r"## Quickstart\s+```python\n(.*?)```", readme, re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(block, "README.md", "exec"), {})
-    assert capsys.readouterr().out.strip() == "[1] 1 UTC"
+    exec(compile(_quickstart(), "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == QUICKSTART_OUTPUT
     assert (tmp_path / "pipeline.db").is_file()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def readme_target(request, monkeypatch):
+    """Where the Quickstart's init_db("pipeline.db") binds: the file itself, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return "pipeline.db"
+    url = request.getfixturevalue("pg_server").new_database()
+    init_db = pm.init_db
+    monkeypatch.setattr(pm, "init_db", lambda target="pipeline.db", **kw: init_db(
+        url if target == "pipeline.db" else target, **kw))
+    return url
+
+
+def test_readme_python_blocks_run_in_order(tmp_path, monkeypatch, capsys, readme_target):
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    ran = [block for block in BLOCKS if block["kind"] == "run"]
+    assert ran[0]["body"] == _quickstart()  # the Quickstart binds the database the later blocks use
+    for block in ran:
+        try:
+            exec(compile(block["body"], f"README.md, the block at line {block['line']}", "exec"), namespace)
+        except Exception as exc:
+            raise AssertionError(f"README.md line {block['line']}: the block fails: {exc!r}") from exc
+    # What the blocks say they leave: the story's run uploaded, after a hold, a skip and an approval.
+    run = pm.PipelineRun.get(pm.PipelineRun.niche == "gaming")
+    assert run.status is pm.RunStatus.uploaded and run.youtube_video_id and run.completed_at
+    kept = run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
+    assert [clip.rank_position for clip in kept] == [1, 2]
+    (dropped,) = run.clips.where(pm.Clip.dropped_at.is_null(False))
+    assert dropped.discovered_video.processed is pm.Processed.rejected
+    assert [r.action for r in run.reviews.order_by(pm.ReviewLog.id)] == [pm.ReviewAction.skip, pm.ReviewAction.approve]
+    assert {s.status for s in run.shorts} == {pm.ShortStatus.rejected, pm.ShortStatus.uploaded}
+    assert pm.ErrorLog.select().where(pm.ErrorLog.module == "uploader").count() >= 1
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_readme_test_file_passes_under_pytest(tmp_path, backend, request):
+    (block,) = [block for block in BLOCKS if block["kind"] == "pytest"]
+    (tmp_path / "test_readme_example.py").write_text(block["body"])
+    args = []
+    if backend == "postgres":
+        args = ["--pipeline-db-url", request.getfixturevalue("pg_server").url]
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTEST_ADDOPTS="")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pipeline_models.pytest_plugin",
+                           "-p", "no:cacheprovider", *args, "test_readme_example.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    tests = len(re.findall(r"^def test_", block["body"], re.M))
+    assert proc.returncode == 0 and f"{tests} passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_every_python_block_is_run_or_says_why_not():
+    kinds = [block["kind"] for block in BLOCKS]
+    assert kinds.count("pytest") == 1 and kinds.count("run") >= 5
+    text = _readme()
+    assert len(re.findall(r"readme-python:", text)) == kinds.count("pytest") + kinds.count("skip"), (
+        "a readme-python marker must come right before a ```python block")
+
+
+@pytest.mark.slow
 def test_example_quickstart_script(tmp_path):
     path = tmp_path / "q.db"
-    for _ in range(2):  # a second start reuses the video and migrates nothing
-        out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "quickstart.py"), str(path)],
-                             check=True, capture_output=True, text=True).stdout
-    assert "run 2: failed at stage clip" in out and "latest analytics: view_count 1200" in out
-    database = pm.init_db(path)
-    assert pm.DiscoveredVideo.select().count() == 1 and pm.PipelineRun.select().count() == 2
-    database.close()
+    counts = []
+    for _ in range(2):  # a second run on the same file finds the same video and migrates nothing
+        subprocess.run([sys.executable, os.path.join(ROOT, "examples", "quickstart.py"), str(path)],
+                       check=True, capture_output=True, text=True, timeout=120)
+        database = pm.init_db(path)
+        counts.append((pm.DiscoveredVideo.select().count(), pm.PipelineRun.select().count() > 0))
+        database.close()
+        pm.db.initialize(None)
+    assert counts[0] == counts[1] and counts[0][0] >= 1 and counts[0][1]
 
 
 # --- the model reference in the README is generated from the models -------------------------------
@@ -75,8 +174,16 @@ def _default(field):
 def _meaning(field):
     meaning = field.help_text or ("the row's id" if isinstance(field, peewee.AutoField) else "")
     assert meaning, f"{field.model.__name__}.{field.name} has no help_text"
-    checks = [c.sql for c in field.constraints or () if not isinstance(field, pm.fields.CheckedEnumField)]
+    enum = isinstance(field, (pm.fields.CheckedEnumField, pm.fields.CheckedIntEnumField))  # said in the meaning
+    checks = [c.sql for c in field.constraints or () if not enum]
     return meaning + "".join(f"; `{check}`" for check in checks)
+
+
+def _named(index, model):
+    """An index added by name (the pipeline's, the seed's, the package's composite and partial ones), not the
+    one peewee makes by itself for a unique field or a foreign key."""
+    columns = [e.column_name for e in index._expressions]
+    return len(columns) > 1 or index._where is not None or index._name != f"{model._meta.table_name}_{columns[0]}"
 
 
 def reference():
@@ -87,9 +194,13 @@ def reference():
                   "| column | type | NULL | default | meaning |", "|---|---|---|---|---|"]
         lines += [f"| `{f.column_name}` | {_type(f)} | {'yes' if f.null else 'no'} | {_default(f)} | {_meaning(f)} |"
                   for f in model._meta.sorted_fields]
-        indexes = [i for i in model._meta.fields_to_index() if len(i._expressions) > 1 or i._where is not None]
-        if indexes:
-            lines += ["", "Indexes: " + ", ".join(_index(i) for i in indexes) + "."]
+        sql = peewee.SqliteDatabase(None).get_sql_context()
+        checks = [sql.sql(check).query()[0] for check in model._meta.constraints or ()]
+        indexes = [i for i in model._meta.fields_to_index() if _named(i, model)]
+        notes = (["Checks: " + ", ".join(f"`{check}`" for check in checks) + "."] if checks else []) + (
+            ["Indexes: " + ", ".join(_index(i) for i in indexes) + "."] if indexes else [])
+        if notes:
+            lines += ["", " ".join(notes)]
     return "\n".join(lines + ["", END])
 
 
@@ -99,6 +210,12 @@ def _index(index):
     return f"`{index._name}` ({unique}{', '.join(e.column_name for e in index._expressions)}{where})"
 
 
+def test_the_reference_names_the_seven_indexes_of_the_pipeline_and_the_seed():
+    seven = {"idx_discovered_videos_niche", "idx_discovered_videos_processed", "idx_pipeline_runs_status",
+             "idx_pipeline_runs_niche", "idx_clips_pipeline", "idx_analytics_video", "idx_error_log_module"}
+    assert seven <= set(re.findall(r"`(idx_\w+)` \(", reference()))
+
+
 # --- the state diagram in the README is drawn from the transition tables ----------------------------
 
 STATES_BEGIN = "<!-- states: generated by `python tests/test_readme.py` from the transition tables -->"
@@ -106,15 +223,15 @@ STATES_END = "<!-- /states -->"
 
 # How each machine is entered (the tables say only where each status may go from there).
 MACHINES = [
-    ("PipelineRun.status", "run", pm.PipelineRun.TRANSITIONS, "pending", "PipelineRun.start()"),
+    ("PipelineRun.status", "run", pm.PipelineRun.TRANSITIONS, "pending", "PipelineRun.schedule()"),
     ("Short.status", "short", pm.Short.TRANSITIONS, "pending", "Short.create()"),
     ("ReviewLog", "review", pm.ReviewLog.TRANSITIONS, "open", "ReviewLog.request()"),
-    ("DiscoveredVideo.status", "video", pm.DiscoveredVideo.TRANSITIONS, "new", "DiscoveredVideo.discover()"),
 ]
 
 
 def states():
-    """The README's state diagram (mermaid): every machine's statuses and moves, with the operation that makes each."""
+    """The README's state diagram (mermaid): every machine's statuses and moves, with the operation that makes
+    each; and what sets a video's `processed`, which is no state machine."""
     lines = [STATES_BEGIN, "", "```mermaid", "stateDiagram-v2"]
     for title, prefix, table, first, entry in MACHINES:
         lines.append(f'    state "{title}" as {prefix} {{')
@@ -125,15 +242,14 @@ def states():
             if not targets:
                 lines.append(f"        {prefix}_{source} --> [*]")
         lines.append("    }")
-    after = ", ".join(f"{run} → {video}" for run, video in pm.PipelineRun.VIDEO_AFTER.items())
-    lines += ["```", "", f"A run's move settles its video in the same transaction (`PipelineRun.VIDEO_AFTER`): {after}.",
-              "", STATES_END]
+    values = ", ".join(f"{int(member)} {member.name}" for member in pm.Processed)
+    lines += ["```", "",
+              f"A video's `processed` is an integer, not a state machine: {values} (`Processed`). `discover()` "
+              "makes a video 0; `mark_video_processed(video_id, status)` sets it to any of the four (the "
+              "pipeline marks the videos it cut clips of 1, those it passed over 2); a reviewer's `skip` sets the "
+              "videos of the dropped clips to 3, in the same transaction. Nothing else moves it: a run's end "
+              "leaves its videos as they are.", "", STATES_END]
     return "\n".join(str(line) for line in lines)
-
-
-def _readme():
-    with open(os.path.join(ROOT, "README.md")) as fh:
-        return fh.read()
 
 
 SECTIONS = [(BEGIN, END, reference), (STATES_BEGIN, STATES_END, states)]
@@ -154,7 +270,10 @@ def test_the_state_diagram_covers_every_status_and_move():
             assert f'state "{source}" as {prefix}_{source}' in diagram
             for target, how in targets.items():
                 assert f"{prefix}_{source} --> {prefix}_{target}: {how}" in diagram
-    assert diagram.count(" --> ") == sum(len(t) or 1 for _, _, table, _, _ in MACHINES for t in table.values()) + 4
+    moves = sum(len(t) or 1 for _, _, table, _, _ in MACHINES for t in table.values())
+    assert diagram.count(" --> ") == moves + len(MACHINES)  # and one entry per machine
+    assert not hasattr(pm.DiscoveredVideo, "TRANSITIONS")  # processed has none: the text under the diagram says so
+    assert all(f"{int(member)} {member.name}" in diagram for member in pm.Processed)
 
 
 if __name__ == "__main__":  # rewrite the README's generated sections from the code
@@ -162,6 +281,6 @@ if __name__ == "__main__":  # rewrite the README's generated sections from the c
     for begin, end, make in SECTIONS:
         start, stop = text.index(begin), text.index(end) + len(end)
         text = text[:start] + make() + text[stop:]
-    with open(os.path.join(ROOT, "README.md"), "w") as fh:
+    with open(os.path.join(ROOT, "README.md"), "w", encoding="utf-8") as fh:
         fh.write(text)
     print("README.md: model reference and state diagram rewritten")
