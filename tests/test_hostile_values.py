@@ -4,13 +4,14 @@ nothing, the same on SQLite and PostgreSQL; ErrorLog stores what the database ca
 Lone surrogates and NUL in text and inside JSON, JSON nested past the limit, integers beyond their column,
 floats that are not finite or not exact, and foreign keys that are not ids.
 """
+import datetime
 import itertools
 import re
 import sys
 
 import peewee
 import pytest
-from conftest import minimal_row, same_json
+from conftest import make_clip, make_video, minimal_row, same_json
 
 import pipeline_models as pm
 from pipeline_models import fields
@@ -62,9 +63,14 @@ def write_paths(model, name, bad, key, row):
         paths.append(("record_many", lambda: pm.Analytics.record_many([row])))
     if model is pm.ConfigOverride and name in ("key", "value", "updated_by"):
         paths.append(("set", lambda: pm.ConfigOverride.set(row["key"], row["value"], row.get("updated_by", "x"))))
-    if model is pm.DiscoveredVideo and name in ("youtube_video_id", *pm.DiscoveredVideo.DISCOVER_FIELDS):
+    if model is pm.DiscoveredVideo and name in ("video_id", *pm.DiscoveredVideo.DISCOVER_FIELDS):
         found = {k: v for k, v in row.items() if k in pm.DiscoveredVideo.DISCOVER_FIELDS}
-        paths.append(("discover", lambda: pm.DiscoveredVideo.discover(row["youtube_video_id"], **found)))
+        paths.append(("discover", lambda: pm.DiscoveredVideo.discover(row["video_id"], **found)))
+    if model is pm.DiscoveredVideo and name == "processed":  # the pipeline's helper, on the row `key`
+        paths.append(("mark_video_processed",
+                      lambda: pm.mark_video_processed(pm.DiscoveredVideo.get_by_id(key).video_id, bad)))
+    if model is pm.PipelineRun and name in ("niche", "cycle_start", "cycle_end"):
+        paths.append(("schedule", lambda: pm.PipelineRun.schedule(row["niche"], row["cycle_start"], row["cycle_end"])))
     return paths
 
 
@@ -99,10 +105,14 @@ def test_a_lone_surrogate_or_nul_in_any_column_is_refused_naming_it(run, model):
 
 def test_valid_unicode_beyond_ascii_is_stored_as_it_is(run):
     text = "café ☕ 😀 \U0010fffd naïve"  # astral characters are not surrogates
-    created = pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=1, transcript=text)
+    video = make_video(text[:12], title=text, channel_name=text, niche=text[:6])
+    created = make_clip(run, video, transcript=text)
     pm.Analytics.record_many([(text[:10], None, 1) + (None,) * 9])
     assert pm.Clip.get_by_id(created.id).transcript == text
     assert pm.Analytics.get().youtube_video_id == text[:10]
+    found = pm.DiscoveredVideo.get_by_id(video.id)
+    assert (found.video_id, found.title, found.channel_name, found.niche) == (text[:12], text, text, text[:6])
+    assert [v.id for v in pm.get_pending_videos(text[:6])] == [video.id]
 
 
 def test_bulk_finds_a_surrogate_among_many_ascii_and_non_ascii_rows(database):
@@ -235,6 +245,85 @@ def test_floats_not_finite_or_not_exact_are_refused_on_every_write_path(run):
         assert_refused_everywhere(model, name, [10 ** 400], run, "too large")
 
 
+# --- text too long, values of the wrong type, enum values that are not members -------------------
+
+CHAR_COLUMNS = [(m, n, m._meta.fields[n].max_length) for m, n in COLUMNS
+                if isinstance(m._meta.fields[n], fields.CheckedCharField)]
+WRONG_TYPES = [  # (field class, values of another type, the refusal)
+    ((fields.CheckedCharField, fields.CheckedTextField), [5, 1.5, b"x", True, ["x"]], "expected text"),
+    ((fields.CheckedIntegerField, fields.CheckedBigIntegerField), ["5", 5.0, True, b"1", [1]], "expected an integer"),
+    (fields.CheckedFloatField, ["0.5", True, b"1", [0.5]], "expected a number"),
+    (fields.UTCDateTimeField, [datetime.datetime(2026, 1, 1), datetime.date(2026, 1, 1), "yesterday", 1767225600],
+     "naive datetime|expected an aware datetime|isoformat"),
+    (fields.CheckedBooleanField, ["false", 1, 0, "True"], "expected True or False"),
+]
+
+
+def test_text_longer_than_its_column_is_refused_on_every_write_path(run):
+    for model, name, limit in CHAR_COLUMNS:
+        for char in ("x", "é"):  # the limit counts characters, not bytes
+            assert_refused_everywhere(model, name, [char * (limit + 1)], run, f"longer than the limit of {limit}")
+
+
+def test_text_of_exactly_its_columns_limit_is_stored_whole(run):
+    for model, name, limit in CHAR_COLUMNS:
+        value = "é" * (limit - 1) + "😀"
+        created = model.create(**{**minimal_row(model, run, next(_unique)), name: value})
+        assert getattr(model.get_by_id(created.get_id()), name) == value, (model, name)
+
+
+def test_values_of_the_wrong_type_are_refused_on_every_write_path(run):
+    checked = set()
+    for kinds, bads, why in WRONG_TYPES:
+        for model, name in COLUMNS:
+            if isinstance(model._meta.fields[name], kinds):
+                # The operations (discover, schedule) say what they need instead: "... needs the video's id".
+                assert_refused_everywhere(model, name, bads, run, f"({why}| needs )")
+                checked.add((model, name))
+    untyped = {(m, n) for m, n in COLUMNS if not isinstance(m._meta.fields[n], (fields.CheckedJSONField,
+                                                                                 fields.JSONTextField))}
+    # Every column is in one of the kinds above, but for enums (below) and JSON (any JSON value is valid).
+    assert untyped - checked == {(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n], fields._EnumChecks)}
+
+
+ENUMS = [
+    (pm.DiscoveredVideo, "processed", [4, -1, True, "1", 1.5, 2 ** 40, "pending", pm.ShortStatus.pending]),
+    (pm.DiscoveredVideo, "content_id_risk", ["none", "LOW", " low", "", 0]),
+    (pm.PipelineRun, "status", ["awaiting_review", "published", "Pending", "", 1]),  # 0.1's names too
+    (pm.Clip, "extraction_method", ["heatmap", "MOST_REPLAYED", "", 1]),
+    (pm.Clip, "content_id_risk", ["none", "LOW", "", 0]),
+    (pm.Short, "status", ["rendered", "published", "", 0]),
+    (pm.ReviewLog, "action", ["edit", "approved", "", 0]),
+]
+
+
+@pytest.mark.parametrize("model, name, bads", ENUMS, ids=lambda x: getattr(x, "__name__", x) if not isinstance(x, list)
+                         else "")
+def test_an_enum_column_refuses_what_is_not_a_member_on_every_write_path(run, model, name, bads):
+    allowed = ", ".join(str(member.value) for member in model._meta.fields[name].enum_class)
+    assert_refused_everywhere(model, name, bads, run, f"is not one of: {re.escape(allowed)}$")
+
+
+def test_processed_takes_the_pipelines_ints_and_the_members(run):
+    video = pm.DiscoveredVideo.create(**minimal_row(pm.DiscoveredVideo, run, next(_unique)))
+    for value, member in ((1, pm.Processed.used), (pm.Processed.skipped, pm.Processed.skipped), (3, pm.Processed.rejected),
+                          (0, pm.Processed.pending)):
+        pm.mark_video_processed(video.video_id, value)
+        assert pm.DiscoveredVideo.get_by_id(video.id).processed is member
+
+
+FOREIGN_KEYS = [(m, f.name) for m in pm.ALL_MODELS for f in m._meta.sorted_fields
+                if isinstance(f, fields.CheckedForeignKeyField)]
+
+
+def test_a_foreign_key_of_the_models_takes_a_row_of_its_model_or_an_id_only(run):
+    for model, name in FOREIGN_KEYS:
+        other = pm.ErrorLog(id=1) if model._meta.fields[name].rel_model is not pm.ErrorLog else pm.Short(id=1)
+        bads = [1.5, True, "1", b"1", other]
+        assert_refused_everywhere(model, name, bads, run, "expected a")
+        assert_refused_everywhere(model, name, [2 ** 31, -(2 ** 31) - 1], run, "does not fit in a 32-bit")
+
+
 def test_an_exact_integer_into_a_float_column_is_stored_as_that_float(database):
     pm.Analytics.record_many([("v", None, None, None, None, 2 ** 53, None, None, 2 ** 70, None, None, 3)])
     row = pm.Analytics.get()
@@ -307,6 +396,35 @@ def test_record_stores_nul_and_lone_surrogates_escaped(run):
         assert (row.error_type, row.error_message, row.module) == ("RuntimeError", stored, f"render {stored}")
         assert row.stack_trace.endswith(f"RuntimeError: {stored}\n") and "in raise_" in row.stack_trace
         assert row.pipeline_run_id == run.id
+
+
+def test_log_error_stores_nul_and_lone_surrogates_escaped(run):
+    for message, stored in ESCAPED:
+        error = pm.log_error(f"render {message}", f"E {message}", message, pipeline_run_id=run.id,
+                             stack_trace=f"Traceback: {message}")
+        row = pm.ErrorLog.get_by_id(error.id)
+        assert (row.module, row.error_type, row.error_message, row.stack_trace) == (
+            f"render {stored}", f"E {stored}", stored, f"Traceback: {stored}")
+        assert row.pipeline_run_id == run.id and row.resolved is False
+
+
+def test_log_error_refuses_what_it_cannot_store_naming_the_column(run):
+    for args, kwargs, why in [
+        (("", "E", "m"), {}, r"ErrorLog\.module: log_error needs the module"),
+        (("m", " ", "m"), {}, r"ErrorLog\.error_type: log_error needs the error type"),
+        (("m", "E", None), {}, r"ErrorLog\.error_message: log_error needs the error message"),
+        ((5, "E", "m"), {}, r"ErrorLog\.module"),
+        (("m" * 256, "E", "m"), {}, r"ErrorLog\.module: text of 256 characters is longer than the limit of 255"),
+        (("m", "E", "m"), {"pipeline_run_id": "1"}, r"ErrorLog\.pipeline_run: expected a PipelineRun or its id"),
+        (("m", "E", "m"), {"pipeline_run_id": 1.5}, r"ErrorLog\.pipeline_run: expected a PipelineRun or its id"),
+        (("m", "E", "m"), {"pipeline_run_id": 2 ** 31}, r"ErrorLog\.pipeline_run: .*32-bit"),
+        (("m", "E", "m"), {"stack_trace": b"tb"}, r"ErrorLog\.stack_trace: expected text"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=why):
+            pm.log_error(*args, **kwargs)
+    with pytest.raises(peewee.IntegrityError):  # a run that does not exist
+        pm.log_error("m", "E", "m", pipeline_run_id=run.id + 1000)
+    assert pm.ErrorLog.select().count() == 0
 
 
 def test_capture_records_unstorable_text_escaped_and_reraises_the_original(database):
