@@ -4,30 +4,32 @@ from datetime import timedelta
 
 import peewee
 import pytest
-from conftest import aware
+from conftest import CYCLE_START, aware, make_clip, make_video
 
 import pipeline_models as pm
 from pipeline_models import (
     AlreadyAnswered,
     AlreadyUploaded,
     InvalidTransition,
+    Processed,
     ReviewAction,
     RunStatus,
     ShortStatus,
     UploadInDoubt,
-    VideoStatus,
 )
 
 # --- discovery ----------------------------------------------------------------------------------
 
+FOUND = dict(title="First title", channel_name="A creator", channel_id="UC1", niche="gaming")
+
 
 def test_discover_creates_once_and_refreshes_the_metadata_given(database):
-    video, created = pm.DiscoveredVideo.discover("yt1", title="First title", view_count=10, source="search:a")
+    video, created = pm.DiscoveredVideo.discover("yt1", **FOUND, view_count=10, discovery_source="reddit")
     assert created and video.id
     again, created = pm.DiscoveredVideo.discover("yt1", title="New title", view_count=25)
     assert not created and again.id == video.id
     row = pm.DiscoveredVideo.get_by_id(video.id)
-    assert (row.title, row.view_count, row.source) == ("New title", 25, "search:a")
+    assert (row.title, row.view_count, row.discovery_source) == ("New title", 25, "reddit")
     assert pm.DiscoveredVideo.select().count() == 1
 
 
@@ -39,71 +41,73 @@ def test_discover_refuses_unknown_fields_and_writes_nothing(database):
 
 def test_discover_with_a_bad_value_writes_nothing(database):
     with pytest.raises(peewee.IntegrityError):
-        pm.DiscoveredVideo.discover("yt1", view_count=-5)
+        pm.DiscoveredVideo.discover("yt1", **FOUND, view_count=-5)
     assert pm.DiscoveredVideo.select().count() == 0
 
 
 # --- run lifecycle ------------------------------------------------------------------------------
 
 
-def new_run(n=1):
-    video, _ = pm.DiscoveredVideo.discover(f"video{n}")
-    return pm.PipelineRun.start(video)
+def new_run(n=1, niche="gaming"):
+    return pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * n))
 
 
-def test_start_queues_a_pending_run_and_selects_the_video(database):
+def test_schedule_queues_a_pending_run(database):
     run = new_run()
     assert run.status is RunStatus.pending or run.status == "pending"
-    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.pending
-    assert pm.DiscoveredVideo.get_by_id(run.discovered_video_id).status is VideoStatus.selected
+    stored = pm.PipelineRun.get_by_id(run.id)
+    assert (stored.status, stored.niche, stored.retry_count, stored.worker) == (RunStatus.pending, "gaming", 0, None)
 
 
-def test_claim_next_takes_the_oldest_pending_run(database):
-    first, second = new_run(1), new_run(2)
-    pm.PipelineRun.update(created_at=aware(2026, 1, 2)).where(pm.PipelineRun.id == first.id).execute()
-    pm.PipelineRun.update(created_at=aware(2026, 1, 1)).where(pm.PipelineRun.id == second.id).execute()
+def test_claim_next_takes_the_run_of_the_earliest_cycle(database):
+    later, earlier = new_run(2), new_run(1)
 
     claimed = pm.PipelineRun.claim_next("worker-a")
 
-    assert claimed.id == second.id
-    assert (claimed.status, claimed.worker, claimed.attempts) == (RunStatus.running, "worker-a", 1)
+    assert claimed.id == earlier.id
+    assert (claimed.status, claimed.worker, claimed.retry_count) == (RunStatus.running, "worker-a", 0)
     assert claimed.started_at and claimed.heartbeat_at and claimed.started_at.tzinfo == datetime.timezone.utc
-    row = pm.PipelineRun.get_by_id(second.id)
-    assert (row.status, row.worker, row.attempts) == (RunStatus.running, "worker-a", 1)
-    assert pm.PipelineRun.claim_next("worker-b").id == first.id
+    row = pm.PipelineRun.get_by_id(earlier.id)
+    assert (row.status, row.worker, row.claim_token) == (RunStatus.running, "worker-a", claimed.claim_token)
+    assert pm.PipelineRun.claim_next("worker-b").id == later.id
     assert pm.PipelineRun.claim_next("worker-c") is None
 
 
 def test_a_run_goes_the_whole_happy_path(database):
-    run = new_run()
+    new_run()
     run = pm.PipelineRun.claim_next("w")
-    run.advance("awaiting_review", stage="review")
+    run.advance("review", stage="review")
     run.advance(RunStatus.approved)
-    run.advance(RunStatus.published, stage="done")
+    run.mark_uploaded("yt-long")
     row = pm.PipelineRun.get_by_id(run.id)
-    assert (row.status, row.current_stage) == (RunStatus.published, "done")
-    assert row.finished_at is not None and row.updated_at >= row.started_at
+    assert (row.status, row.current_stage, row.youtube_video_id) == (RunStatus.uploaded, "review", "yt-long")
+    assert row.completed_at is not None and row.updated_at >= row.started_at
 
 
 def walk(run, path):
-    """Take `run` along `path`: running by claim_next (the only way in), the rest by advance."""
+    """Take `run` along `path`: running by claim_next (the only way in), uploaded by mark_uploaded, the rest by
+    advance."""
     for status in path:
         if status == "running":
             run = pm.PipelineRun.claim_next("w")
+        elif status == "uploaded":
+            run.mark_uploaded("yt-long")
         else:
             run.advance(status, reason="x")
     return run
 
 
 @pytest.mark.parametrize("path, bad, hint", [
-    ([], "awaiting_review", ""),
-    ([], "published", ""),
+    ([], "review", ""),
+    ([], "uploaded", ""),
     ([], "running", ": use claim_next"),
     (["running"], "approved", ""),
     (["running"], "pending", r": use fail\(reason\) or requeue_stale"),
     (["running", "failed"], "pending", r": use retry\(\)"),
-    (["running", "awaiting_review", "rejected"], "pending", ""),
-    (["running", "awaiting_review", "approved", "published"], "failed", ""),
+    (["running", "review"], "pending", r": use ReviewLog respond\(\) skip or redo_script"),
+    (["running", "review", "rejected"], "pending", ""),
+    (["running", "review", "approved"], "uploaded", r": use mark_uploaded\(youtube_video_id\)"),
+    (["running", "review", "approved", "uploaded"], "failed", ""),
 ])
 def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(database, path, bad, hint):
     run = walk(new_run(), path)
@@ -112,7 +116,7 @@ def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(data
     with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from {current} to {bad}{hint}"):
         run.advance(bad, reason="x")
     after = pm.PipelineRun.get_by_id(run.id)
-    fields = ("status", "updated_at", "finished_at", "last_error")
+    fields = ("status", "updated_at", "completed_at", "error_message")
     assert [getattr(after, f) for f in fields] == [getattr(before, f) for f in fields]
 
 
@@ -128,11 +132,11 @@ def test_advance_is_a_compare_and_set_and_names_the_status_in_the_database(datab
     mine = pm.PipelineRun.get()
     theirs = pm.PipelineRun.get()
     theirs.advance("failed", reason="operator cancelled")
-    with pytest.raises(InvalidTransition, match=f"run {mine.id} is failed in the database, not awaiting_review as "
+    with pytest.raises(InvalidTransition, match=f"run {mine.id} is failed in the database, not review as "
                                                 r"this object says .*call \.refresh\(\)"):
         mine.advance("approved")
     assert pm.PipelineRun.get_by_id(mine.id).status is RunStatus.failed
-    assert mine.refresh() is mine and mine.status is RunStatus.failed and mine.finished_at is not None
+    assert mine.refresh() is mine and mine.status is RunStatus.failed and mine.completed_at is not None
 
 
 def test_failing_needs_a_reason_kept_on_one_line(database):
@@ -143,22 +147,23 @@ def test_failing_needs_a_reason_kept_on_one_line(database):
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.running
     run.advance("failed", reason="ffmpeg exited 1\n  moov atom not found\n")
     row = pm.PipelineRun.get_by_id(run.id)
-    assert row.last_error == "ffmpeg exited 1 moov atom not found"
-    assert row.finished_at is not None
+    assert row.error_message == "ffmpeg exited 1 moov atom not found"
+    assert row.completed_at is not None
 
 
-def test_retry_returns_a_failed_run_to_the_queue_with_its_attempts_reset(database):
+def test_retry_returns_a_failed_run_to_the_queue_with_its_retries_reset(database):
     new_run()
     run = pm.PipelineRun.claim_next("w1")
+    run.fail("render crashed")
+    run = pm.PipelineRun.claim_next("w1", now=pm.utcnow() + timedelta(minutes=5))
     run.advance("failed", reason="render crashed")
-    assert pm.DiscoveredVideo.get().status is VideoStatus.skipped
     run.retry()
     row = pm.PipelineRun.get_by_id(run.id)
-    assert (row.status, row.finished_at, row.worker, row.attempts, row.last_error) == (
+    assert (row.status, row.completed_at, row.worker, row.retry_count, row.error_message) == (
         RunStatus.pending, None, None, 0, "render crashed")
-    assert run.status is RunStatus.pending and pm.DiscoveredVideo.get().status is VideoStatus.selected
+    assert run.status is RunStatus.pending
     again = pm.PipelineRun.claim_next("w2")
-    assert (again.id, again.attempts, again.worker) == (run.id, 1, "w2")
+    assert (again.id, again.retry_count, again.worker) == (run.id, 0, "w2")
     with pytest.raises(InvalidTransition, match="cannot go from running to pending: only a failed run is retried"):
         again.retry()
 
@@ -175,9 +180,9 @@ def test_heartbeat_and_requeue_stale(database):
     assert pm.PipelineRun.requeue_stale(timedelta(minutes=10)) == 1
 
     requeued = pm.PipelineRun.get_by_id(dead.id)
-    assert (requeued.status, requeued.worker) == (RunStatus.pending, None)
-    assert "attempt 1 of 3 failed: no heartbeat for 0:10:00 (worker 'dead')" == requeued.last_error
-    assert requeued.not_before > pm.utcnow()  # backoff: not claimable at once
+    assert (requeued.status, requeued.worker, requeued.retry_count) == (RunStatus.pending, None, 1)
+    assert "attempt 1 of 3 failed: no heartbeat for 0:10:00 (worker 'dead')" == requeued.error_message
+    assert requeued.not_before > pm.utcnow()  # the retry delay: not claimable at once
     assert pm.PipelineRun.get_by_id(alive.id).status is RunStatus.running
     with pytest.raises(pm.LeaseLost, match=f"run {dead.id}: 'dead' no longer holds it"):
         dead.heartbeat(stage="upload")  # the dead worker, if it wakes, learns it lost the run
@@ -188,15 +193,22 @@ def test_heartbeat_and_requeue_stale(database):
 # --- reviews ------------------------------------------------------------------------------------
 
 
-def reviewed_run(database, message_id="chat:1"):
+def reviewed_run(database, message_id="chat:1", clips=0):
+    """A run under review with `clips` clips ranked 1..N (each of a video of its own) and a short of the first."""
     new_run()
     run = pm.PipelineRun.claim_next("w")
-    return run, pm.ReviewLog.request(run, message_id=message_id)
+    with run.fenced():
+        for rank in range(1, clips + 1):
+            make_clip(run, make_video(f"v{rank}"), rank=rank)
+        short = pm.Short.create(pipeline_run=run)
+    review = pm.ReviewLog.request(run, message_id=message_id)
+    assert short.refresh().status is ShortStatus.review  # the run's shorts went to review with it
+    return run, review
 
 
-def test_request_moves_the_run_to_awaiting_review(database):
+def test_request_moves_the_run_to_review(database):
     run, review = reviewed_run(database)
-    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.awaiting_review
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.review
     row = pm.ReviewLog.get_by_id(review.id)
     assert row.action is None and row.sent_at is not None and row.message_id == "chat:1"
 
@@ -209,21 +221,79 @@ def test_request_on_a_run_that_is_not_running_writes_nothing(database):
 
 
 @pytest.mark.parametrize("action, outcome", [
-    ("approve", RunStatus.approved), ("edit", RunStatus.approved), ("reject", RunStatus.rejected)])
+    ("approve", RunStatus.approved), ("reject", RunStatus.rejected), ("hold", RunStatus.review),
+    ("redo_script", RunStatus.pending)])
 def test_respond_records_the_answer_and_moves_the_run(database, action, outcome):
     run, review = reviewed_run(database)
     assert review.respond(action, response_detail="ok", reviewer="@alice") is True
     row = pm.ReviewLog.get_by_id(review.id)
     assert (row.action, row.response_detail, row.reviewer) == (ReviewAction(action), "ok", "@alice")
     assert row.responded_at is not None
-    assert pm.PipelineRun.get_by_id(run.id).status is outcome
+    assert pm.PipelineRun.get_by_id(run.id).status is outcome and run.status is outcome
 
 
-def test_a_rejection_rejects_the_runs_rendered_shorts(database):
+def test_a_rejection_rejects_the_runs_shorts_not_yet_uploaded(database):
     run, review = reviewed_run(database)
-    short = pm.Short.create(pipeline_run=run, status=ShortStatus.rendered)
     review.respond("reject", response_detail="off-topic")
-    assert pm.Short.get_by_id(short.id).status is ShortStatus.rejected
+    assert {s.status for s in pm.Short.select()} == {ShortStatus.rejected}
+    assert pm.PipelineRun.get_by_id(run.id).completed_at is not None
+
+
+def test_a_held_review_stays_in_review_and_may_be_answered_later(database):
+    run, review = reviewed_run(database, message_id="chat:5")
+    assert pm.ReviewLog.answer("chat:5", "hold", reviewer="@alice")[1] is True
+    assert pm.ReviewLog.answer("chat:5", "hold")[1] is False  # a second tap
+    assert [r.id for r in pm.ReviewLog.unanswered()] == [review.id]  # held: still waiting for a verdict
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.review
+    assert pm.ReviewLog.answer("chat:5", "approve", reviewer="@bob")[1] is True
+    row = pm.ReviewLog.get_by_id(review.id)
+    assert (row.action, row.reviewer) == (ReviewAction.approve, "@bob")
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
+    assert list(pm.ReviewLog.unanswered()) == []
+
+
+def test_skip_drops_the_ranks_named_rejects_their_videos_and_renders_again(database):
+    run, review = reviewed_run(database, clips=5)
+    assert review.respond("skip", response_detail="skip 2,4", reviewer="@alice") is True
+    clips = list(pm.Clip.select().order_by(pm.Clip.id))
+    assert [(c.discovered_video.video_id, c.rank_position, c.dropped_at is not None) for c in clips] == [
+        ("v1", 1, False), ("v2", 2, True), ("v3", 2, False), ("v4", 4, True), ("v5", 3, False)]
+    assert {v.video_id: v.processed for v in pm.DiscoveredVideo.select()} == {
+        "v1": 0, "v2": Processed.rejected, "v3": 0, "v4": Processed.rejected, "v5": 0}
+    back = pm.PipelineRun.get_by_id(run.id)
+    assert (back.status, back.current_stage, back.worker) == (RunStatus.pending, "render", None)
+    assert {s.status for s in pm.Short.select()} == {ShortStatus.rejected}  # rendered again
+    again = pm.PipelineRun.claim_next("w2")
+    assert again.id == run.id and again.current_stage == "render"
+    assert [c.rank_position for c in again.clips.where(pm.Clip.dropped_at.is_null())
+            .order_by(pm.Clip.rank_position)] == [1, 2, 3]
+
+
+def test_redo_script_sends_the_run_back_to_the_script_stage(database):
+    run, review = reviewed_run(database, clips=2)
+    pm.Script.create(pipeline_run=run, full_script_json={"opening": "old"}, total_char_count=3,
+                     estimated_duration_seconds=1, llm_model_used="m")
+    review.respond("redo_script", reviewer="@alice")
+    back = pm.PipelineRun.get_by_id(run.id)
+    assert (back.status, back.current_stage) == (RunStatus.pending, "script")
+    assert pm.Script.select().count() == 1 and pm.Clip.select().where(pm.Clip.dropped_at.is_null()).count() == 2
+
+
+@pytest.mark.parametrize("detail, message", [
+    ("skip 11", "run 1 has no clip ranked 11 \\(its ranks: 1, 2, 3\\)"),
+    ("skip x", "'x' in 'skip x' is not a rank"),
+    ("skip", "skip needs the ranks to drop, e.g. 'skip 4,7', not 'skip'"),
+    (None, "skip needs the ranks to drop"),
+    ("skip 1,2,3", "'skip 1,2,3' would drop every clip of run 1; reject it instead"),
+    ("skip -1", "'-1' in 'skip -1' is not a rank"),
+])
+def test_a_bad_skip_is_refused_naming_it_and_changes_nothing(database, detail, message):
+    run, review = reviewed_run(database, clips=3)
+    before = [list(m.select().dicts()) for m in (pm.Clip, pm.DiscoveredVideo, pm.PipelineRun, pm.Short)]
+    with pytest.raises(ValueError, match="ReviewLog.response_detail: " + message):
+        review.respond("skip", response_detail=detail)
+    assert [list(m.select().dicts()) for m in (pm.Clip, pm.DiscoveredVideo, pm.PipelineRun, pm.Short)] == before
+    assert pm.ReviewLog.get_by_id(review.id).action is None and run.status is RunStatus.review
 
 
 def test_a_second_different_answer_is_an_error_and_changes_nothing(database):
@@ -246,14 +316,15 @@ def test_a_second_tap_on_the_same_message_changes_nothing(database):
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
 
 
-def test_an_edit_with_other_words_is_a_different_answer(database):
-    run, review = reviewed_run(database, message_id="chat:8")
-    pm.ReviewLog.answer("chat:8", "edit", response_detail="shorter title")
-    assert pm.ReviewLog.answer("chat:8", "edit", response_detail="shorter title")[1] is False  # a second tap
-    assert pm.ReviewLog.answer("chat:8", "edit")[1] is False  # the button again, without words
-    with pytest.raises(AlreadyAnswered, match="already answered edit by someone; refusing edit \\('no music'\\)"):
-        pm.ReviewLog.answer("chat:8", "edit", response_detail="no music")
-    assert pm.ReviewLog.get_by_id(review.id).response_detail == "shorter title"
+def test_a_skip_with_other_ranks_is_a_different_answer(database):
+    run, review = reviewed_run(database, message_id="chat:8", clips=4)
+    pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 4")
+    assert pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 4")[1] is False  # a second tap
+    assert pm.ReviewLog.answer("chat:8", "skip")[1] is False  # the button again, without words
+    with pytest.raises(AlreadyAnswered, match="already answered skip by someone; refusing skip \\('skip 2'\\)"):
+        pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 2")
+    assert pm.ReviewLog.get_by_id(review.id).response_detail == "skip 4"
+    assert pm.Clip.select().where(pm.Clip.dropped_at.is_null(False)).count() == 1
 
 
 @pytest.mark.parametrize("message_id", [None, "", "  ", 5])
@@ -262,13 +333,16 @@ def test_answer_without_a_message_id_answers_nothing(database, message_id):
     with pytest.raises(ValueError, match="ReviewLog.message_id: answer needs the id of the tapped chat message"):
         pm.ReviewLog.answer(message_id, "approve")
     assert pm.ReviewLog.get_by_id(review.id).action is None
-    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.awaiting_review
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.review
 
 
 def test_respond_refuses_a_missing_action_or_a_run_id(database):
     run, review = reviewed_run(database)
     with pytest.raises(ValueError, match="ReviewLog.action: respond needs the answer"):
         review.respond(None)
+    with pytest.raises(ValueError, match="ReviewLog.action: 'edit' is not one of: approve, reject, hold, skip, "
+                                         "redo_script"):
+        review.respond("edit")
     with pytest.raises(TypeError, match="ReviewLog.respond: run must be a PipelineRun"):
         review.respond("approve", run=run.id)
     assert pm.ReviewLog.get_by_id(review.id).action is None
@@ -279,10 +353,11 @@ def test_answer_to_an_unknown_message(database):
         pm.ReviewLog.answer("chat:404", "approve")
 
 
-def test_a_failed_run_move_rolls_back_the_answer(database):
+def test_an_answer_to_a_run_no_longer_in_review_is_refused_and_writes_nothing(database):
     run, review = reviewed_run(database)
     pm.PipelineRun.get_by_id(run.id).advance("failed", reason="operator cancelled")
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from failed to approved: review "
+                                                f"{review.id} is of a run no longer in review"):
         review.respond("approve")
     assert pm.ReviewLog.get_by_id(review.id).action is None
 
@@ -298,17 +373,23 @@ def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
 
     assert pm.ReviewLog.hold_stale(timedelta(hours=1)) == 1
     assert pm.ReviewLog.hold_stale(timedelta(hours=1)) == 0  # already held
-    held = {r.id: r.auto_held for r in pm.ReviewLog.select()}
-    assert held == {old.id: True, answered.id: False, fresh.id: False}
+    held = {r.id: (r.auto_held, r.action) for r in pm.ReviewLog.select()}
+    assert held == {old.id: (True, ReviewAction.hold), answered.id: (False, ReviewAction.approve),
+                    fresh.id: (False, None)}
     assert [r.id for r in pm.ReviewLog.unanswered()] == [old.id, fresh.id]
+    assert pm.PipelineRun.get_by_id(runs[0].id).status is RunStatus.review  # held: neither uploaded nor dropped
+    pm.ReviewLog.get_by_id(old.id).respond("approve")  # an auto-held review may still be answered
+    assert pm.PipelineRun.get_by_id(runs[0].id).status is RunStatus.approved
 
 
 # --- uploads ------------------------------------------------------------------------------------
 
 
 def rendered_short(database):
-    run = new_run()
-    return pm.Short.create(pipeline_run=run, status=ShortStatus.rendered, file_path="/s.mp4")
+    """A short of an approved run, ready to upload."""
+    run, review = reviewed_run(database)
+    review.respond("approve")
+    return pm.Short.get(pm.Short.pipeline_run == run.id)
 
 
 def test_upload_once(database):
@@ -325,6 +406,33 @@ def test_upload_once(database):
     with pytest.raises(AlreadyUploaded, match="refusing to record yt-other"):
         pm.Short.get_by_id(short.id).mark_uploaded("yt-other")
     assert pm.Short.get_by_id(short.id).youtube_video_id == "yt-abc"
+
+
+def test_the_long_form_video_is_uploaded_once_too(database):
+    run, review = reviewed_run(database)
+    review.respond("approve")
+    run.start_upload()
+    with pytest.raises(UploadInDoubt, match=f"run {run.id} began uploading at .* recorded no video id"):
+        pm.PipelineRun.get_by_id(run.id).start_upload()
+    run.abandon_upload()
+    assert pm.PipelineRun.get_by_id(run.id).upload_started_at is None and run.upload_started_at is None
+    run.start_upload()
+    assert run.mark_uploaded("yt-long", youtube_url="https://youtu.be/yt-long") is True
+    with pytest.raises(AlreadyUploaded, match=f"run {run.id} is already on YouTube as yt-long; refusing to record x"):
+        run.mark_uploaded("x")
+    row = pm.PipelineRun.get_by_id(run.id)
+    assert (row.status, row.youtube_url, row.completed_at is not None) == (
+        RunStatus.uploaded, "https://youtu.be/yt-long", True)
+
+
+def test_a_short_of_a_run_not_approved_is_not_uploaded(database):
+    run, review = reviewed_run(database)
+    short = pm.Short.get()
+    for upload in (short.start_upload, lambda: short.mark_uploaded("yt-early")):
+        with pytest.raises(InvalidTransition, match=f"its run {run.id} is review: only an approved run's shorts"):
+            upload()
+    row = pm.Short.get_by_id(short.id)
+    assert (row.status, row.youtube_video_id, row.upload_started_at) == (ShortStatus.review, None, None)
 
 
 def test_a_crash_between_upload_and_write_is_seen_by_the_retry(database):
@@ -476,7 +584,7 @@ def test_capture_records_after_the_block_rolled_back_and_reraises(run):
     with pytest.raises(RuntimeError):
         with pm.ErrorLog.capture("render", pipeline_run=run):
             with pm.db.atomic():
-                pm.Clip.create(pipeline_run=run, start_seconds=0, end_seconds=1)
+                make_clip(run, make_video("src"))
                 boom()
     assert pm.Clip.select().count() == 0  # the block's work rolled back
     (error,) = pm.ErrorLog.select()
