@@ -15,18 +15,22 @@ from peewee import SQL, Case, NodeList, fn
 from .db import _is_postgres, _label, db
 from .enums import ReviewAction, RunStatus, ShortStatus
 from .fields import UTC, _now
-from .models import Analytics, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
+from .models import Analytics, Clip, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
 
 __all__ = ["counts_by_status", "percentile", "report_data", "status_rows"]
 
-FUNNEL_STEPS = ("discovered", "selected (has a run)", "produced a short", "sent to review", "approved",
-                "published")
-OUTCOMES = ("published", "rejected", "failed", "in progress")
+# A video's steps, each counting the videos at it or beyond (report.py's docstring defines them).
+FUNNEL_STEPS = ("discovered", "used in a clip", "in a reviewed run", "approved", "uploaded")
+OUTCOMES = ("uploaded", "rejected", "failed", "in review", "in progress")
+KINDS = ("long-form", "shorts")  # what an uploaded video is: a run's compilation, or one of its shorts
 NO_STAGE = "(no stage)"
 NOT_LOGGED = "(no error logged)"
 LEASE_EXPIRED = "lease expired (no heartbeat)"
-# What requeue_stale() writes to last_error when a run runs out of attempts without a heartbeat.
+# What requeue_stale() writes to error_message when a run runs out of attempts without a heartbeat.
 _LEASE_PATTERN = "gave up after % attempts: no heartbeat for %"
+# The newest snapshot of each video, kept by triggers on analytics (models/analytics.py); read, never written.
+_LATEST = peewee.Table("analytics_latest", ("youtube_video_id", "view_count", "subscriber_gain",
+                                            "click_through_rate", "average_view_duration_seconds")).bind(db)
 
 
 def percentile(sorted_values: List[float], percent: int) -> float:
@@ -48,14 +52,15 @@ def counts_by_status(model: Any, statuses: Iterable[Any]) -> Dict[str, int]:
 # --- the status table ----------------------------------------------------------------------------------
 
 def status_rows() -> List[List[Any]]:
-    """(what, status, count) for runs and shorts by status, open reviews and unresolved errors."""
+    """(what, status, count) for runs and shorts by status, open and held reviews and unresolved errors."""
     rows: List[List[Any]] = []
     for model, enum_, what in ((PipelineRun, RunStatus, "runs"), (Short, ShortStatus, "shorts")):
         rows += [[what, status, count] for status, count in counts_by_status(model, enum_).items()]
-    open_reviews = ReviewLog.unanswered()
-    rows.append(["reviews", "open", open_reviews.count()])
-    held = open_reviews.where(ReviewLog.auto_held == True).count()  # noqa: E712
-    rows.append(["reviews", "of which auto-held", held])
+    # A review's states (ReviewLog.TRANSITIONS): open (no answer yet), held (may still be answered), answered.
+    rows.append(["reviews", "open", ReviewLog.select().where(ReviewLog.action.is_null()).count()])
+    held = ReviewLog.select().where(ReviewLog.action == ReviewAction.hold)
+    rows.append(["reviews", "held", held.count()])
+    rows.append(["reviews", "of which auto-held", held.where(ReviewLog.auto_held == True).count()])  # noqa: E712
     rows.append(["errors", "unresolved", ErrorLog.unresolved().count()])
     return rows
 
@@ -92,73 +97,101 @@ def _seconds_between(start: Any, end: Any) -> Any:
 
 def _totals() -> Dict[str, Any]:
     runs_by_status = counts_by_status(PipelineRun, RunStatus)
+    niches = {niche for (niche,) in PipelineRun.select(PipelineRun.niche).distinct().tuples()}
+    niches |= {niche for (niche,) in DiscoveredVideo.select(DiscoveredVideo.niche).distinct().tuples()}
     return {
         "videos": DiscoveredVideo.select().count(),
+        "niches": sorted(niches),
         "runs": sum(runs_by_status.values()),
         "runs_by_status": runs_by_status,
-        "published_runs": runs_by_status[RunStatus.published.value],
-        "published_shorts": _published_shorts().count(),
-        "open_reviews": ReviewLog.unanswered().count(),
+        "uploaded_runs": runs_by_status[RunStatus.uploaded.value],
+        "uploaded_shorts": Short.select().where(Short.status == ShortStatus.uploaded).count(),
+        "open_reviews": ReviewLog.select().where(ReviewLog.action.is_null()).count(),
+        "held_reviews": ReviewLog.select().where(ReviewLog.action == ReviewAction.hold).count(),
         "unresolved_errors": ErrorLog.unresolved().count(),
         "snapshots": Analytics.select().count(),
     }
 
 
-def _published_shorts() -> peewee.ModelSelect:
-    return (Short.select().join(PipelineRun)
-            .where((Short.status == ShortStatus.uploaded) & (PipelineRun.status == RunStatus.published)))
+def _funnel() -> Tuple[List[Tuple[str, int]], Dict[str, List[Tuple[str, int]]]]:
+    """(steps of every niche, {niche: its steps}): (step, videos at that step or beyond); [] and {} without videos.
 
-
-def _funnel(videos: int) -> List[Tuple[str, int]]:
-    """(step, videos at that step or beyond), from discovered to published; [] when nothing was discovered."""
+    A video counts at the furthest step any of its clips reached: a clip a reviewer's skip dropped was in a
+    reviewed run, but never in an approved or uploaded one.
+    """
+    videos = dict(DiscoveredVideo.select(DiscoveredVideo.niche, fn.COUNT(DiscoveredVideo.id))
+                  .group_by(DiscoveredVideo.niche).tuples())
     if not videos:
-        return []
-    run = PipelineRun
-    # Each run's furthest step, from its status and what it has (one index seek per run and table): a run
-    # created directly as published still counts as approved, reviewed and produced.
-    has_short = fn.EXISTS(Short.select(SQL("1")).where(Short.pipeline_run == run.id))
-    has_review = fn.EXISTS(ReviewLog.select(SQL("1")).where(ReviewLog.pipeline_run == run.id))
+        return [], {}
+    run, clip = PipelineRun, Clip
+    reviewed = fn.EXISTS(ReviewLog.select(SQL("1")).where(ReviewLog.pipeline_run == run.id))
     approved = fn.EXISTS(ReviewLog.select(SQL("1")).where(
-        (ReviewLog.pipeline_run == run.id) & ReviewLog.action.in_([ReviewAction.approve, ReviewAction.edit])))
+        (ReviewLog.pipeline_run == run.id) & (ReviewLog.action == ReviewAction.approve)))
+    kept = clip.dropped_at.is_null()
+    # A run made directly as uploaded (or approved) still counts as approved and reviewed.
     furthest = Case(None, [
-        (run.status == RunStatus.published, SQL("5")),
-        ((run.status == RunStatus.approved) | approved, SQL("4")),
-        (run.status.in_([RunStatus.awaiting_review, RunStatus.rejected]) | has_review, SQL("3")),
-        (has_short, SQL("2")),
+        ((run.status == RunStatus.uploaded) & kept, SQL("4")),
+        ((run.status.in_([RunStatus.approved, RunStatus.uploaded]) | approved) & kept, SQL("3")),
+        (run.status.in_([RunStatus.review, RunStatus.approved, RunStatus.uploaded, RunStatus.rejected])
+         | reviewed | ~kept, SQL("2")),
     ], SQL("1"))
-    per_video = (run.select(run.discovered_video, fn.MAX(furthest).alias("step"))
-                 .group_by(run.discovered_video).alias("per_video"))
-    reached = Counter(dict(run.select(per_video.c.step, fn.COUNT(SQL("*")))
-                           .from_(per_video).group_by(per_video.c.step).tuples()))
-    steps = [(FUNNEL_STEPS[0], videos)]
-    for step in range(1, len(FUNNEL_STEPS)):
-        steps.append((FUNNEL_STEPS[step], sum(n for s, n in reached.items() if int(s) >= step)))
-    return steps
+    video = DiscoveredVideo
+    per_video = (clip.select(video.niche.alias("niche"), fn.MAX(furthest).alias("step"))
+                 .join(run).join_from(clip, video).group_by(clip.discovered_video, video.niche).alias("per_video"))
+    reached: Dict[str, Counter] = defaultdict(Counter)
+    for niche, step, count in (clip.select(per_video.c.niche, per_video.c.step, fn.COUNT(SQL("*")))
+                               .from_(per_video).group_by(per_video.c.niche, per_video.c.step).tuples()):
+        reached[niche][int(step)] += count
+
+    def steps(found: int, at: Counter) -> List[Tuple[str, int]]:
+        return [(FUNNEL_STEPS[0], found)] + [(FUNNEL_STEPS[n], sum(c for s, c in at.items() if s >= n))
+                                             for n in range(1, len(FUNNEL_STEPS))]
+    every: Counter = sum(reached.values(), Counter())
+    return steps(sum(videos.values()), every), {niche: steps(videos[niche], reached[niche]) for niche in sorted(videos)}
 
 
 def _outcome(status: Any) -> str:
-    value = RunStatus(status).value  # the field hands back the enum
-    return value if value in OUTCOMES else "in progress"
+    value = RunStatus(status)  # the field hands back the enum
+    if value.value in OUTCOMES:
+        return value.value
+    return "in review" if value is RunStatus.review else "in progress"
 
 
-def _runs_per_day() -> Dict[str, Dict[str, int]]:
-    """{UTC day queued: {outcome: runs}}, days in order, only the outcomes that day has."""
-    day = _day(PipelineRun.created_at)
-    rows = (PipelineRun.select(day, PipelineRun.status, fn.COUNT(PipelineRun.id))
-            .group_by(day, PipelineRun.status).order_by(day).tuples())
-    per_day: Dict[str, Dict[str, int]] = {}
-    for when, status, count in rows:
-        outcomes = per_day.setdefault(when, {})
+def _runs_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
+    """{niche: {UTC day of the cycle: {outcome: runs}}}, niches and days in order, only the outcomes a day has."""
+    day = _day(PipelineRun.cycle_start)
+    rows = (PipelineRun.select(PipelineRun.niche, day, PipelineRun.status, fn.COUNT(PipelineRun.id))
+            .group_by(PipelineRun.niche, day, PipelineRun.status).order_by(PipelineRun.niche, day).tuples())
+    per_niche: Dict[str, Dict[str, Dict[str, int]]] = {}
+    for niche, when, status, count in rows:
+        outcomes = per_niche.setdefault(niche, {}).setdefault(when, {})
         outcomes[_outcome(status)] = outcomes.get(_outcome(status), 0) + count
-    return per_day
+    return per_niche
+
+
+def _uploads_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
+    """{UTC day: {niche: {"long-form": runs uploaded, "shorts": shorts uploaded}}}, days in order."""
+    run = PipelineRun
+    long_day, short_day = _day(run.completed_at), _day(Short.uploaded_at)
+    long_form = (run.select(long_day, run.niche, fn.COUNT(run.id))
+                 .where(run.youtube_video_id.is_null(False) & run.completed_at.is_null(False))
+                 .group_by(long_day, run.niche).tuples())
+    shorts = (Short.select(short_day, run.niche, fn.COUNT(Short.id)).join(run)
+              .where((Short.status == ShortStatus.uploaded) & Short.uploaded_at.is_null(False))
+              .group_by(short_day, run.niche).tuples())
+    per_day: Dict[str, Dict[str, Dict[str, int]]] = {}
+    for kind, rows in zip(KINDS, (long_form, shorts)):
+        for when, niche, count in rows:
+            per_day.setdefault(when, {}).setdefault(niche, dict.fromkeys(KINDS, 0))[kind] += count
+    return {when: dict(sorted(per_day[when].items())) for when in sorted(per_day)}
 
 
 def _failures() -> Dict[Tuple[str, str], int]:
-    """{(stage, error type): runs failed for good}; see the module docstring for how the type is chosen."""
+    """{(stage, error type): runs failed for good}; see report.py's docstring for how the type is chosen."""
     run = PipelineRun
     newest_error = (ErrorLog.select(ErrorLog.error_type).where(ErrorLog.pipeline_run == run.id)
                     .order_by(ErrorLog.occurred_at.desc(), ErrorLog.id.desc()).limit(1))
-    lease = NodeList((run.last_error, SQL("LIKE"), _LEASE_PATTERN))  # not peewee's %: that is GLOB on SQLite
+    lease = NodeList((run.error_message, SQL("LIKE"), _LEASE_PATTERN))  # not peewee's %: that is GLOB on SQLite
     error_type = Case(None, [(lease, LEASE_EXPIRED)], fn.COALESCE(newest_error, NOT_LOGGED))
     failed = (run.select(fn.COALESCE(run.current_stage, NO_STAGE).alias("stage"), error_type.alias("error_type"))
               .where(run.status == RunStatus.failed).alias("failed"))
@@ -182,24 +215,27 @@ def _week(day: str) -> str:
 
 
 def _reviews(now: datetime.datetime) -> Dict[str, Any]:
-    # Latency needs both times: an answer recorded by other code without responded_at has none.
-    timed = ReviewLog.action.is_null(False) & ReviewLog.responded_at.is_null(False)
-    day = _day(ReviewLog.sent_at)
-    rows = ReviewLog.select(day, _seconds_between(ReviewLog.sent_at, ReviewLog.responded_at)).where(timed).tuples()
+    review = ReviewLog
+    held_now = review.action == ReviewAction.hold
+    # Latency needs both times: an answer recorded by other code without responded_at has none. A hold is not
+    # the answer yet: a held review answered later has the time of that answer.
+    timed = review.action.is_null(False) & (review.action != ReviewAction.hold) & review.responded_at.is_null(False)
+    day = _day(review.sent_at)
+    rows = review.select(day, _seconds_between(review.sent_at, review.responded_at)).where(timed).tuples()
     per_week: Dict[str, List[float]] = defaultdict(list)
     every: List[float] = []
     for when, seconds in rows:
         per_week[_week(when)].append(float(seconds))
         every.append(float(seconds))
     every.sort()
-    held_rows = (ReviewLog.select(day, ReviewLog.action.is_null(), fn.COUNT(ReviewLog.id))
-                 .where(ReviewLog.auto_held == True).group_by(day, ReviewLog.action.is_null()).tuples())  # noqa: E712
+    held_rows = (review.select(day, review.action, fn.COUNT(review.id)).where(review.auto_held == True)  # noqa: E712
+                 .group_by(day, review.action).tuples())
     held_per_week: Counter = Counter()
-    held_open = held_answered = 0
-    for when, still_open, count in held_rows:
+    held_still = held_answered = 0
+    for when, action, count in held_rows:
         held_per_week[_week(when)] += count
-        if still_open:
-            held_open += count
+        if action is ReviewAction.hold:
+            held_still += count
         else:
             held_answered += count
     weeks = []
@@ -208,59 +244,98 @@ def _reviews(now: datetime.datetime) -> Dict[str, Any]:
         weeks.append({"week": week, "timed": len(values), "auto_held": held_per_week.get(week, 0),
                       "median_seconds": statistics.median(values) if values else None,
                       "p95_seconds": percentile(values, 95) if values else None})
-    oldest_open = ReviewLog.select(fn.MIN(ReviewLog.sent_at)).where(ReviewLog.action.is_null()).scalar()
-    if isinstance(oldest_open, str):  # an aggregate's value skips the field's conversion on SQLite
-        oldest_open = ReviewLog.sent_at.python_value(oldest_open)
-    requested, still_open = ReviewLog.select().count(), ReviewLog.unanswered().count()
+    waiting = review.action.is_null() | held_now
+    oldest = review.select(fn.MIN(review.sent_at)).where(waiting).scalar()
+    if isinstance(oldest, str):  # an aggregate's value skips the field's conversion on SQLite
+        oldest = review.sent_at.python_value(oldest)
+    answers: Dict[str, Dict[str, int]] = {}
+    for niche, action, count in (review.select(PipelineRun.niche, review.action, fn.COUNT(review.id))
+                                 .join(PipelineRun).where(review.action.is_null(False))
+                                 .group_by(PipelineRun.niche, review.action).tuples()):
+        answers.setdefault(niche, dict.fromkeys((a.value for a in ReviewAction), 0))[ReviewAction(action).value] = count
+    requested = review.select().count()
+    still_open, held = review.select().where(review.action.is_null()).count(), review.select().where(held_now).count()
     return {
         "requested": requested,
-        "answered": requested - still_open,
+        "answered": requested - still_open - held,
         "timed": len(every),
         "open": still_open,
-        "oldest_open_seconds": None if oldest_open is None else (now - oldest_open).total_seconds(),
+        "held": held,
+        "oldest_waiting_seconds": None if oldest is None else (now - oldest).total_seconds(),
         "median_seconds": statistics.median(every) if every else None,
         "p95_seconds": percentile(every, 95) if every else None,
-        "auto_held": held_open + held_answered,
-        "auto_held_open": held_open,
+        "auto_held": held_still + held_answered,
+        "auto_held_waiting": held_still,
         "auto_held_answered": held_answered,
         "weeks": weeks,
+        "answers": dict(sorted(answers.items())),
     }
 
 
 def _llm_cost() -> Dict[str, Any]:
-    published = PipelineRun.status == RunStatus.published
-    month = _month(fn.COALESCE(PipelineRun.finished_at, PipelineRun.created_at))
-    cost_rows = (Script.select(month, fn.SUM(Script.cost_usd)).join(PipelineRun).where(published)
-                 .group_by(month).tuples())
-    short_rows = (Short.select(month, fn.COUNT(Short.id)).join(PipelineRun)
-                  .where(published & (Short.status == ShortStatus.uploaded)).group_by(month).tuples())
+    run = PipelineRun
+    uploaded = run.status == RunStatus.uploaded
+    month = _month(fn.COALESCE(run.completed_at, run.created_at))
+    cost_rows = Script.select(month, fn.SUM(Script.cost_usd)).join(run).where(uploaded).group_by(month).tuples()
+    run_rows = run.select(month, fn.COUNT(run.id)).where(uploaded).group_by(month).tuples()
     cost = {when: float(total or 0) for when, total in cost_rows}
-    shorts = dict(short_rows)
+    runs = dict(run_rows)
     months = []
-    for when in sorted(set(cost) | set(shorts)):
-        spent, count = cost.get(when, 0.0), shorts.get(when, 0)
-        months.append({"month": when, "cost_usd": spent, "shorts": count,
-                       "per_short_usd": spent / count if count else None})
-    published_cost, published_shorts = sum(cost.values()), sum(shorts.values())
+    for when in sorted(set(cost) | set(runs)):
+        spent, count = cost.get(when, 0.0), runs.get(when, 0)
+        months.append({"month": when, "cost_usd": spent, "runs": count, "per_run_usd": spent / count if count else None})
+    uploaded_cost, uploaded_runs = sum(cost.values(), 0.0), sum(runs.values())
     all_cost = float(Script.select(fn.SUM(Script.cost_usd)).scalar() or 0)
     return {
         "scripts": Script.select().count(),
-        "published_cost_usd": published_cost,
+        "uploaded_cost_usd": uploaded_cost,
         "all_cost_usd": all_cost,
-        "published_shorts": published_shorts,
-        "per_published_short_usd": published_cost / published_shorts if published_shorts else None,
-        "all_in_per_published_short_usd": all_cost / published_shorts if published_shorts else None,
+        "uploaded_runs": uploaded_runs,
+        "per_uploaded_run_usd": uploaded_cost / uploaded_runs if uploaded_runs else None,
+        "all_in_per_uploaded_run_usd": all_cost / uploaded_runs if uploaded_runs else None,
         "months": months,
     }
 
 
-def _top_shorts(top: int) -> List[Dict[str, Any]]:
+def _views() -> Dict[str, Any]:
+    """Each niche's long-form and shorts by their newest snapshots, through both kinds of YouTube id."""
+    latest, run = _LATEST, PipelineRun
+    measures = (fn.COUNT(latest.youtube_video_id), fn.SUM(latest.view_count), fn.SUM(latest.subscriber_gain),
+                fn.AVG(latest.click_through_rate), fn.AVG(latest.average_view_duration_seconds))
+    long_form = (run.select(run.niche, *measures).join(latest, on=(latest.youtube_video_id == run.youtube_video_id))
+                 .group_by(run.niche).tuples())
+    shorts = (Short.select(run.niche, *measures).join(run)
+              .join_from(Short, latest, on=(latest.youtube_video_id == Short.youtube_video_id))
+              .group_by(run.niche).tuples())
+    per_niche: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for kind, rows in zip(KINDS, (long_form, shorts)):
+        for niche, videos, views, subscribers, ctr, duration in rows:
+            per_niche.setdefault(niche, {})[kind] = {
+                "videos": videos, "views": None if views is None else int(views),
+                "subscriber_gain": None if subscribers is None else int(subscribers),
+                "click_through_rate": None if ctr is None else float(ctr),
+                "average_view_duration_seconds": None if duration is None else float(duration)}
+    known = (fn.EXISTS(Short.select(SQL("1")).where(Short.youtube_video_id == latest.youtube_video_id))
+             | fn.EXISTS(run.select(SQL("1")).where(run.youtube_video_id == latest.youtube_video_id)))
+    unmatched = latest.select(fn.COUNT(SQL("*"))).where(~known).scalar()
+    return {"niches": dict(sorted(per_niche.items())), "unmatched_videos": unmatched or 0}
+
+
+def _top_videos(top: int) -> List[Dict[str, Any]]:
     latest = Analytics.top(top)
     ids = [row.youtube_video_id for row in latest]
     if not ids:
         return []
-    titles = dict(Short.select(Short.youtube_video_id, Short.title)
-                  .where(Short.youtube_video_id.in_(ids) & Short.title.is_null(False)).tuples())
+    run = PipelineRun
+    what: Dict[str, Tuple[str, str, Optional[str]]] = {}
+    for video, niche, title in (Short.select(Short.youtube_video_id, run.niche, Short.title).join(run)
+                                .where(Short.youtube_video_id.in_(ids)).tuples()):
+        what[video] = ("shorts", niche, title)
+    newest_title = (Script.select(Script.title).where((Script.pipeline_run == run.id) & Script.title.is_null(False))
+                    .order_by(Script.generated_at.desc(), Script.id.desc()).limit(1))
+    for video, niche, title in (run.select(run.youtube_video_id, run.niche, newest_title)
+                                .where(run.youtube_video_id.in_(ids)).tuples()):
+        what[video] = ("long-form", niche, title)
     curves: Dict[str, List[Tuple[datetime.datetime, int]]] = defaultdict(list)
     # Only these videos' snapshots, through the (youtube_video_id, measured_at) index.
     points = (Analytics.select(Analytics.youtube_video_id, Analytics.measured_at, Analytics.view_count)
@@ -268,34 +343,39 @@ def _top_shorts(top: int) -> List[Dict[str, Any]]:
               .order_by(Analytics.youtube_video_id, Analytics.measured_at, Analytics.id).tuples())
     for video, measured_at, views in points:
         curves[video].append((measured_at, views))
-    return [{"youtube_video_id": row.youtube_video_id, "title": titles.get(row.youtube_video_id),
-             "view_count": row.view_count, "like_count": row.like_count, "measured_at": row.measured_at,
-             "curve": curves.get(row.youtube_video_id, [])} for row in latest]
+    rows = []
+    for row in latest:
+        kind, niche, title = what.get(row.youtube_video_id, (None, None, None))
+        rows.append({"youtube_video_id": row.youtube_video_id, "kind": kind, "niche": niche, "title": title,
+                     "view_count": row.view_count, "like_count": row.like_count, "measured_at": row.measured_at,
+                     "curve": curves.get(row.youtube_video_id, [])})
+    return rows
 
 
 def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Dict[str, Any]:
     """Every number the report shows, as plain Python values, read from the bound database (read-only)."""
     now = _now("report", now).astimezone(UTC)
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
-        raise ValueError(f"report: top must be a whole number of shorts, 0 or more, not {top!r}")
+        raise ValueError(f"report: top must be a whole number of videos, 0 or more, not {top!r}")
     outermost = not db.in_transaction()  # else atomic() is a savepoint in the caller's transaction
     with db.atomic():
         if _is_postgres() and outermost:
             # One snapshot for every query, so the sections agree with one another; and nothing can write.
             db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        totals = _totals()
+        funnel, funnel_by_niche = _funnel()
         return {
             "generated_at": now,
             "database": _label(db),
-            "totals": totals,
-            "funnel": _funnel(totals["videos"]),
+            "totals": _totals(),
+            "funnel": funnel,
+            "funnel_by_niche": funnel_by_niche,
             "runs_per_day": _runs_per_day(),
+            "uploads_per_day": _uploads_per_day(),
             "failures": _failures(),
             "unresolved_errors": _unresolved_errors(),
             "reviews": _reviews(now),
             "llm_cost": _llm_cost(),
-            "top_shorts": _top_shorts(top),
+            "views": _views(),
+            "top_videos": _top_videos(top),
             "top": top,
         }
-
-

@@ -9,33 +9,41 @@ The page embeds plotly.js once and draws each chart from its figure JSON; it fet
 viewed (no CDN, fonts or MathJax, and a Content-Security-Policy that forbids any network request). The key
 numbers are also plain text, so the page is useful without JavaScript. Every query is an aggregate in SQL
 (GROUP BY) or reads a bounded set of rows through an index, read-only, in one transaction (a consistent
-snapshot); it works on SQLite and PostgreSQL. Times are UTC.
+snapshot); it works on SQLite and PostgreSQL. Times are UTC. A run is one niche's compilation for one
+6-hour cycle: 8-10 ranked clips, each of a different discovered video, one long-form video and its shorts.
 
 What each number means:
 
-- Funnel: source videos, each counted at the furthest step any of its runs reached: discovered, selected
-  (has a run), produced a short, sent to review, approved (an approve or edit answer), published. A step
-  counts every video at it or beyond, so the funnel never widens.
-- Runs per day: runs by the UTC day they were queued (created_at), coloured by their status now:
-  published, rejected, failed, or in progress (pending, running, awaiting review, approved).
-- Where runs fail: runs failed for good (status failed), by the stage their worker last reported
-  (current_stage, which fail() leaves where the failure happened) and error type: the error_type of the
-  run's newest ErrorLog row (what ErrorLog.record/capture stored); "lease expired (no heartbeat)" when the
-  run gave up because requeue_stale() found no heartbeat (its last_error says so, and no ErrorLog row is
-  written for that); "(no error logged)" when the run has no ErrorLog row. Attempts that failed and were
+- Funnel, per niche: discovered videos, each counted at the furthest step any of its clips reached: used in
+  a clip; in a reviewed run (a review was requested, or the run is in review or past it); approved (the run
+  approved, by an approve answer or its status, the clip still in it: a clip a reviewer's skip dropped
+  stops before); uploaded (the run's long-form video uploaded, the clip in it). A step counts every video
+  at it or beyond, so the funnel never widens.
+- Runs by outcome, per niche: runs by the UTC day their cycle started, by their status now: uploaded,
+  rejected, failed, in review (waiting for an answer, or held), in progress (pending, running, approved).
+- Uploads per day: long-form videos (a run's youtube_video_id, on the day of its completed_at, the upload
+  time) and shorts (uploaded_at), per niche, by UTC day.
+- Where runs fail: runs failed for good, by the stage their worker last reported (current_stage, which
+  fail() leaves where the failure happened) and error type: that of the run's newest ErrorLog row; "lease
+  expired (no heartbeat)" when requeue_stale() gave up on it (its error_message says so; no ErrorLog row
+  is written for that); "(no error logged)" when it has no ErrorLog row. Attempts that failed and were
   retried are not counted: their errors are in the ErrorLog chart while unresolved.
 - Unresolved errors by module: ErrorLog rows not resolved, by module and error type.
-- Review latency: responded_at - sent_at of answered reviews (late answers to auto-held ones included).
-  Median: statistics.median (the middle value, or the mean of the two middle ones). p95: nearest rank,
-  the smallest latency that at least 95 % of the latencies are at or below (sorted[ceil(0.95 n) - 1]).
-  Auto-held: reviews marked auto_held, whether still open or answered late. Weekly figures use the UTC
-  week (from Monday) in which the review was sent.
-- LLM cost per published short: the cost_usd of every script of the published runs (all their attempts;
-  a script without a cost counts as 0) divided by the uploaded shorts of those runs. "All-in" divides the
-  cost of every script (of rejected, failed and unfinished runs too) by the same shorts. Monthly figures
-  use the month the run was published (finished_at, else created_at).
-- Top shorts: the `top` videos with the most views in their newest analytics snapshot (Analytics.top),
-  and the view_count of each of their snapshots over time.
+- Review latency: responded_at - sent_at of answered reviews with an answer time (a hold is not an answer
+  yet: a held review answered later has the time of that answer). Median: statistics.median. p95: nearest
+  rank, the smallest latency at least 95 % of them are at or below (sorted[ceil(0.95 n) - 1]). Weeks are
+  UTC weeks (from Monday) the review was sent in. Open: not answered yet; held: answered hold or
+  auto-held (nobody answered in time), still to be answered; auto-held: held by hold_stale(), still held
+  or answered later.
+- Review answers, per niche: reviews by their answer now (approve, reject, hold, skip, redo_script).
+- LLM cost per uploaded compilation: the cost_usd of every script of the uploaded runs (every attempt and
+  redo_script; none counts as 0) divided by those runs; "all-in" divides the cost of every script, of
+  rejected, failed and unfinished runs too. Months: the month of the upload (completed_at, else created_at).
+- Long-form versus shorts, per niche: each video's newest analytics snapshot, matched through a run's
+  youtube_video_id (long-form) or a short's (shorts): videos, views and subscribers gained (sums), CTR
+  and average view duration (means of those reported). Videos that are neither are counted as unmatched.
+- Top videos: the `top` most viewed videos by their newest snapshot (Analytics.top), long-form or short,
+  with the view_count of each of their snapshots over time.
 """
 import contextlib
 import datetime
@@ -45,13 +53,14 @@ import os
 import re
 import tempfile
 from collections import Counter
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
+from .enums import ReviewAction
 from .errors import ExtraMissing
 from .fields import UTC
 # The numbers are queried in queries.py (shared with the benchmark); these names keep their old home here.
-from .queries import (FUNNEL_STEPS, LEASE_EXPIRED, NO_STAGE, NOT_LOGGED, OUTCOMES,  # noqa: F401  (re-exported)
-                      percentile, report_data as data)
+from .queries import (FUNNEL_STEPS, KINDS, LEASE_EXPIRED, NO_STAGE, NOT_LOGGED,  # noqa: F401  (re-exported)
+                      OUTCOMES, percentile, report_data as data)
 
 __all__ = ["ReportSummary", "data", "render", "write", "percentile", "require_extra"]
 
@@ -68,7 +77,7 @@ _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inlin
 
 
 class ReportSummary(NamedTuple):
-    """What write() wrote: the file, the runs and published runs it covers, its charts and size in bytes."""
+    """What write() wrote: the file, its runs and those published (long-form uploaded), its charts and bytes."""
 
     path: str
     runs: int
@@ -128,8 +137,8 @@ def _duration(seconds: Optional[float]) -> str:
     return f"{seconds:.0f} s"
 
 
-def _count(value: Optional[int]) -> str:
-    return "-" if value is None else f"{value:,}"
+def _count(value: Optional[float], text: str = "{:,}") -> str:
+    return "-" if value is None else text.format(value)
 
 
 def _stamp(when: datetime.datetime) -> str:
@@ -137,22 +146,16 @@ def _stamp(when: datetime.datetime) -> str:
 
 
 def _fold(counts: Dict[Tuple[str, str], int], keep: int) -> Tuple[List[str], List[str], Dict[Tuple[str, str], int]]:
-    """(rows, columns, counts), most frequent first, with all but the `keep` most frequent columns folded
-    into "other"."""
-    by_column: Counter = Counter()
-    for (_, column), count in counts.items():
-        by_column[column] += count
-    ranked = [column for column, _ in sorted(by_column.items(), key=lambda item: (-item[1], item[0]))]
-    kept = set(ranked[:keep])
+    """(rows, columns, counts), most frequent first, all but the `keep` most frequent columns folded into "other"."""
+    def ranked(totals: Counter) -> List[str]:
+        return [key for key, _ in sorted(totals.items(), key=lambda item: (-item[1], item[0]))]
+    columns = ranked(Counter({column: sum(n for (_, c), n in counts.items() if c == column) for _, column in counts}))
+    kept = set(columns[:keep])
     folded: Counter = Counter()
     for (row, column), count in counts.items():
         folded[(row, column if column in kept else OTHER)] += count
-    columns = [c for c in ranked if c in kept] + ([OTHER] if len(kept) < len(ranked) else [])
-    by_row: Counter = Counter()
-    for (row, _), count in folded.items():
-        by_row[row] += count
-    rows = [row for row, _ in sorted(by_row.items(), key=lambda item: (-item[1], item[0]))]
-    return rows, columns, dict(folded)
+    rows = ranked(Counter({row: sum(n for (r, _), n in folded.items() if r == row) for row, _ in folded}))
+    return rows, columns[:keep] + ([OTHER] if len(kept) < len(columns) else []), dict(folded)
 
 
 class _Page:
@@ -177,8 +180,9 @@ class _Page:
                              f"{body}</section>")
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], numeric: Iterable[int] = ()) -> str:
-    right = set(numeric)
+def _table(headers: Sequence[str], rows: Iterable[Iterable[Any]], numeric: Union[int, Iterable[int]] = 1) -> str:
+    """A table of text; the columns `numeric` (or from column `numeric` on) aligned right."""
+    right = set(range(numeric, len(headers)) if isinstance(numeric, int) else numeric)
     head = "".join(f'<th{" class=num" if i in right else ""}>{_e(h)}</th>' for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(f'<td{" class=num" if i in right else ""}>{_e(v)}</td>' for i, v in enumerate(row))
                    + "</tr>" for row in rows)
@@ -186,22 +190,26 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], numeric: Itera
 
 
 def _funnel_section(page: _Page, report: Dict[str, Any]) -> None:
-    steps = report["funnel"]
+    steps, by_niche = report["funnel"], report["funnel_by_niche"]
     if not steps:
         page.section("funnel", "Funnel", "No videos discovered yet.")
         return
     go = page.go
-    first, last = steps[0][1], steps[-1][1]
-    share = f" ({last / first:.1%} of them)" if first else ""
-    figure = go.Figure(go.Funnel(y=[step for step, _ in steps], x=[n for _, n in steps],
-                                 textinfo="value+percent initial", marker=dict(color="#4c78a8")))
+    figure = go.Figure()
+    for niche, niche_steps in by_niche.items():
+        figure.add_trace(go.Funnel(y=[step for step, _ in niche_steps], x=[n for _, n in niche_steps],
+                                   name=_label_text(niche), textinfo="value+percent initial"))
     figure.update_yaxes(type="category")
-    summary = f"{first:,} videos discovered, {last:,} published{share}; each video counted at the furthest step it reached."
-    page.section("funnel", "Funnel: from discovered to published", _e(summary),
-                 page.chart("funnel", figure, 340) + _table(["step", "videos"], steps, numeric=[1]))
+    first, last = steps[0][1], steps[-1][1]
+    summary = (f"{first:,} videos discovered in {_plural(len(by_niche), 'niche')}, {last:,} in an uploaded "
+               f"compilation ({last / first:.1%}); each video counted at the furthest step its clips reached.")
+    niches = list(by_niche)
+    rows = [[step, n] + [by_niche[niche][i][1] for niche in niches] for i, (step, n) in enumerate(steps)]
+    page.section("funnel", "Funnel: from discovered to uploaded", _e(summary),
+                 page.chart("funnel", figure, 340) + _table(["step", "all niches", *niches], rows))
 
 
-_OUTCOME_COLOURS = {"published": "#54a24b", "rejected": "#eeca3b", "failed": "#e45756", "in progress": "#9d9d9d"}
+_OUTCOME_COLOURS = dict(zip(OUTCOMES, ("#54a24b", "#eeca3b", "#e45756", "#4c78a8", "#9d9d9d")))
 
 
 def _plural(n: int, word: str) -> str:
@@ -212,8 +220,7 @@ _DAY_MS = 86_400_000
 
 
 def _period_axis(first: str, last: str, days: int, title: str) -> Dict[str, Any]:
-    """A date axis showing whole periods of `days` from the day `first` to the period starting on `last`
-    (without it, plotly zooms a single period in to milliseconds)."""
+    """A date axis of whole periods of `days` from `first` to `last` (else plotly zooms one period in to ms)."""
     start = datetime.date.fromisoformat(first) - datetime.timedelta(days=days * 0.25)
     end = datetime.date.fromisoformat(last) + datetime.timedelta(days=days * 1.25)
     return dict(type="date", title=title, range=[start.isoformat(), end.isoformat()])
@@ -225,26 +232,66 @@ def _period_bars(days: int) -> Dict[str, Any]:
 
 
 def _runs_section(page: _Page, report: Dict[str, Any]) -> None:
-    per_day = report["runs_per_day"]
-    totals = report["totals"]
-    if not per_day:
-        page.section("runs", "Runs per day", "No runs yet.")
+    per_niche, totals = report["runs_per_day"], report["totals"]
+    if not per_niche:
+        page.section("runs", "Runs by outcome", "No runs yet.")
         return
-    go = page.go
-    days = list(per_day)
-    figure = go.Figure()
-    for outcome in OUTCOMES:
-        counts = [per_day[day].get(outcome, 0) for day in days]
-        if any(counts):
-            figure.add_trace(go.Bar(x=days, y=counts, name=outcome, marker=dict(color=_OUTCOME_COLOURS[outcome]),
-                                    **_period_bars(1)))
-    figure.update_layout(barmode="stack", xaxis=_period_axis(days[0], days[-1], 1, "day queued (UTC)"),
-                         yaxis=dict(title="runs"))
+    from plotly.subplots import make_subplots  # plotly is there: _build asked for it
+
+    niches = list(per_niche)
+    days = sorted({day for per_day in per_niche.values() for day in per_day})
+    figure = make_subplots(rows=len(niches), cols=1, shared_xaxes=True, vertical_spacing=0.25 / len(niches),
+                           subplot_titles=[_label_text(niche) for niche in niches])
+    shown_outcomes = set()
+    for row, niche in enumerate(niches, 1):
+        for outcome in OUTCOMES:
+            counts = [per_niche[niche].get(day, {}).get(outcome, 0) for day in days]
+            if any(counts):
+                figure.add_trace(page.go.Bar(x=days, y=counts, name=outcome, legendgroup=outcome,
+                                             showlegend=outcome not in shown_outcomes,
+                                             marker=dict(color=_OUTCOME_COLOURS[outcome]), **_period_bars(1)),
+                                 row=row, col=1)
+                shown_outcomes.add(outcome)
+    figure.update_layout(barmode="stack")
+    figure.update_yaxes(title_text="runs")
+    figure.update_xaxes(**_period_axis(days[0], days[-1], 1, ""))
+    figure.update_xaxes(title_text="day the cycle started (UTC)", row=len(niches), col=1)
     by_status = totals["runs_by_status"]
-    summary = (f"{_plural(totals['runs'], 'run')} queued on {_plural(len(days), 'day')} from {days[0]} to "
-               f"{days[-1]}; now " + ", ".join(f"{n:,} {status.replace('_', ' ')}"
-                                               for status, n in by_status.items() if n) + ".")
-    page.section("runs", "Runs per day, by outcome", _e(summary), page.chart("runs-per-day", figure))
+    summary = (f"{_plural(totals['runs'], 'run')} of {_plural(len(niches), 'niche')} for cycles on "
+               f"{_plural(len(days), 'day')} from {days[0]} to {days[-1]}; now "
+               + ", ".join(f"{n:,} {status}" for status, n in by_status.items() if n) + ".")
+    rows = [[niche] + [sum(d.get(outcome, 0) for d in per_niche[niche].values()) for outcome in OUTCOMES]
+            for niche in niches]
+    page.section("runs", "Runs by outcome, per niche", _e(summary),
+                 page.chart("runs-per-day", figure, 120 + 200 * len(niches)) + _table(["niche", *OUTCOMES], rows))
+
+
+def _uploads_section(page: _Page, report: Dict[str, Any]) -> None:
+    per_day = report["uploads_per_day"]
+    if not per_day:
+        page.section("uploads", "Uploads per day", "Nothing uploaded yet.")
+        return
+    go, days = page.go, list(per_day)
+    niches = sorted({niche for by_niche in per_day.values() for niche in by_niche})
+    figure, totals = go.Figure(), Counter()
+    for niche in niches:
+        for kind in KINDS:
+            counts = [per_day[day].get(niche, {}).get(kind, 0) for day in days]
+            totals[(niche, kind)] = sum(counts)
+            if any(counts):
+                figure.add_trace(go.Bar(x=days, y=counts, name=_label_text(f"{niche}: {kind}"),
+                                        marker=dict(pattern=dict(shape="/" if kind == "shorts" else "")),
+                                        **_period_bars(1)))
+    figure.update_layout(barmode="stack", xaxis=_period_axis(days[0], days[-1], 1, "day uploaded (UTC)"),
+                         yaxis=dict(title="videos uploaded", rangemode="tozero"))
+    on_day = {day: sum(sum(kinds.values()) for kinds in per_day[day].values()) for day in days}
+    busiest = max(days, key=lambda day: (on_day[day], day))
+    summary = (f"{sum(totals[(n, KINDS[0])] for n in niches):,} long-form videos and "
+               f"{sum(totals[(n, KINDS[1])] for n in niches):,} shorts uploaded on {_plural(len(days), 'day')}; "
+               f"the busiest, {busiest}, had {on_day[busiest]:,}.")
+    rows = [[niche, totals[(niche, KINDS[0])], totals[(niche, KINDS[1])]] for niche in niches]
+    page.section("uploads", "Uploads per day, long-form and shorts", _e(summary),
+                 page.chart("uploads", figure) + _table(["niche", *KINDS], rows))
 
 
 def _failures_section(page: _Page, report: Dict[str, Any]) -> None:
@@ -295,31 +342,34 @@ def _reviews_section(page: _Page, report: Dict[str, Any]) -> None:
     if not reviews["requested"]:
         page.section("reviews", "Reviews", "No reviews requested yet.")
         return
-    held = (f"{reviews['auto_held']:,} auto-held (nobody answered in time): {reviews['auto_held_open']:,} still open, "
-            f"{reviews['auto_held_answered']:,} answered late")
-    waiting = (f"; {reviews['open']:,} open, the oldest sent {_duration(reviews['oldest_open_seconds'])} ago"
-               if reviews["open"] else "; none open")
+    held = (f"{reviews['auto_held']:,} auto-held (nobody answered in time): {reviews['auto_held_waiting']:,} still "
+            f"held, {reviews['auto_held_answered']:,} answered later")
+    waiting_text = (f"; {reviews['open']:,} open and {reviews['held']:,} held, the oldest sent "
+                    f"{_duration(reviews['oldest_waiting_seconds'])} ago" if reviews["open"] + reviews["held"]
+                    else "; none waiting")
     if reviews["timed"]:
-        untimed = reviews["answered"] - reviews["timed"]
+        untimed = reviews["answered"] > reviews["timed"]
         summary = (f"{reviews['answered']:,} answered: median latency {_duration(reviews['median_seconds'])}, "
-                   f"p95 {_duration(reviews['p95_seconds'])}"
-                   + (f" (of the {reviews['timed']:,} with an answer time)" if untimed else "") + f". {held}{waiting}.")
+                   f"p95 {_duration(reviews['p95_seconds'])}" + (f" (of the {reviews['timed']:,} with an answer "
+                                                                  "time)" if untimed else "") + f". {held}{waiting_text}.")
     elif reviews["answered"]:
-        summary = f"{reviews['answered']:,} answered, none with an answer time (responded_at). {held}{waiting}."
+        summary = f"{reviews['answered']:,} answered, none with an answer time (responded_at). {held}{waiting_text}."
     else:
-        summary = f"No reviews answered yet. {held}{waiting}."
+        summary = f"No reviews answered yet. {held}{waiting_text}."
     numbers = _table(["", ""], [("requested", f"{reviews['requested']:,}"), ("answered", f"{reviews['answered']:,}"),
                                 ("median latency", _duration(reviews["median_seconds"])),
                                 ("p95 latency (nearest rank)", _duration(reviews["p95_seconds"])),
-                                ("auto-held", f"{reviews['auto_held']:,}"), ("open", f"{reviews['open']:,}")],
-                     numeric=[1])
+                                ("auto-held", f"{reviews['auto_held']:,}"), ("open", f"{reviews['open']:,}"),
+                                ("held", f"{reviews['held']:,}")], numeric=[1])
+    body = _latency_chart(page, reviews) + numbers + _answers_chart(page, reviews["answers"])
+    page.section("reviews", "Reviews: latency, auto-held and answers", _e(summary), body)
+
+
+def _latency_chart(page: _Page, reviews: Dict[str, Any]) -> str:
     weeks = reviews["weeks"]
     if not weeks:  # nothing answered with a time, nothing held: no chart to draw
-        page.section("reviews", "Reviews: latency and auto-held", _e(summary), numbers)
-        return
-    go = page.go
-    figure = go.Figure()
-    x = [week["week"] for week in weeks]
+        return ""
+    go, figure, x = page.go, page.go.Figure(), [week["week"] for week in weeks]
     # One unit for the whole chart, chosen by the slowest weekly p95, so the numbers stay readable.
     slowest = max((w["p95_seconds"] for w in weeks if w["p95_seconds"] is not None), default=0)
     unit, size = next((u, n) for u, n in (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
@@ -337,64 +387,98 @@ def _reviews_section(page: _Page, report: Dict[str, Any]) -> None:
                          yaxis=dict(title=f"{unit} to answer", rangemode="tozero"),
                          yaxis2=dict(title="auto-held reviews", overlaying="y", side="right", rangemode="tozero",
                                      showgrid=False, tickformat=",d", dtick=1 if most_held <= 5 else None))
-    page.section("reviews", "Reviews: latency and auto-held", _e(summary), page.chart("reviews", figure) + numbers)
+    return page.chart("reviews", figure)
+
+
+def _answers_chart(page: _Page, answers: Dict[str, Dict[str, int]]) -> str:
+    if not answers:
+        return "<p>No answers yet.</p>"
+    actions, go = [action.value for action in ReviewAction], page.go
+    figure = go.Figure([go.Bar(x=actions, y=[answers[niche][action] for action in actions], name=_label_text(niche))
+                        for niche in answers])
+    figure.update_layout(barmode="group", xaxis=dict(type="category", title="answer"),
+                         yaxis=dict(title="reviews", rangemode="tozero", tickformat=",d"))
+    rows = [[niche] + [answers[niche][action] for action in actions] for niche in answers]
+    return "<h3>Answers, per niche</h3>" + page.chart("answers", figure, 320) + _table(["niche", *actions], rows)
 
 
 def _cost_section(page: _Page, report: Dict[str, Any]) -> None:
     cost = report["llm_cost"]
+    title = "LLM cost per uploaded compilation"
     if not cost["scripts"]:
         page.section("cost", "LLM cost", "No scripts written yet.")
         return
-    per_short = cost["per_published_short_usd"]
-    if per_short is None:
-        summary = f"{_money(cost['all_cost_usd'])} spent on {cost['scripts']:,} scripts; no published shorts yet."
-        page.section("cost", "LLM cost per published short", _e(summary))
+    per_run = cost["per_uploaded_run_usd"]
+    if per_run is None:
+        summary = f"{_money(cost['all_cost_usd'])} spent on {cost['scripts']:,} scripts; nothing uploaded yet."
+        page.section("cost", title, _e(summary))
         return
     go = page.go
-    months = [m for m in cost["months"] if m["shorts"]]
-    figure = go.Figure(go.Bar(x=[m["month"] for m in months], y=[m["per_short_usd"] for m in months],
-                              name="LLM cost per published short", marker=dict(color="#72b7b2"),
-                              customdata=[[m["shorts"], m["cost_usd"]] for m in months],
-                              hovertemplate="%{x}: $%{y:.4f} a short<br>%{customdata[0]} shorts, "
+    months = [m for m in cost["months"] if m["runs"]]
+    figure = go.Figure(go.Bar(x=[m["month"] for m in months], y=[m["per_run_usd"] for m in months],
+                              name=title, marker=dict(color="#72b7b2"),
+                              customdata=[[m["runs"], m["cost_usd"]] for m in months],
+                              hovertemplate="%{x}: $%{y:.4f} a compilation<br>%{customdata[0]} uploaded, "
                                             "$%{customdata[1]:.2f}<extra></extra>"))
-    figure.update_layout(xaxis=dict(type="category", title="month published (UTC)"),
-                         yaxis=dict(title="USD per published short", rangemode="tozero"))
-    summary = (f"{_money(per_short)} per published short ({_money(cost['published_cost_usd'])} of LLM calls for "
-               f"{cost['published_shorts']:,} published shorts); all-in {_money(cost['all_in_per_published_short_usd'])}"
+    figure.update_layout(xaxis=dict(type="category", title="month uploaded (UTC)"),
+                         yaxis=dict(title="USD per uploaded compilation", rangemode="tozero"))
+    summary = (f"{_money(per_run)} per uploaded compilation ({_money(cost['uploaded_cost_usd'])} of LLM calls for "
+               f"{cost['uploaded_runs']:,} uploaded runs); all-in {_money(cost['all_in_per_uploaded_run_usd'])}"
                f" counting the {_money(cost['all_cost_usd'])} spent on every script, rejected and failed runs too.")
-    numbers = _table(["", ""], [("per published short", _money(per_short)),
-                                ("all-in per published short", _money(cost["all_in_per_published_short_usd"])),
-                                ("spent on published runs", _money(cost["published_cost_usd"])),
-                                ("spent on all scripts", _money(cost["all_cost_usd"])),
-                                ("published shorts", f"{cost['published_shorts']:,}")], numeric=[1])
-    page.section("cost", "LLM cost per published short", _e(summary), page.chart("cost", figure, 320) + numbers)
+    page.section("cost", title, _e(summary), page.chart("cost", figure, 320))
+
+
+def _views_section(page: _Page, report: Dict[str, Any]) -> None:
+    views, per_niche = report["views"], report["views"]["niches"]
+    unmatched = (f" {_plural(views['unmatched_videos'], 'video')} with snapshots is neither a run's nor a short's."
+                 if views["unmatched_videos"] else "")
+    if not per_niche:
+        page.section("views", "Long-form versus shorts", _e("No analytics of uploaded videos yet." + unmatched))
+        return
+    go, niches = page.go, list(per_niche)
+    figure = go.Figure([go.Bar(x=[_label_text(n) for n in niches],
+                               y=[per_niche[n].get(kind, {}).get("views") or 0 for n in niches], name=kind,
+                               marker=dict(color=colour))
+                        for kind, colour in zip(KINDS, ("#4c78a8", "#f58518"))])
+    figure.update_layout(barmode="group", xaxis=dict(type="category", title="niche"),
+                         yaxis=dict(title="views (newest snapshots)", rangemode="tozero"))
+    rows = [[niche, kind, got["videos"], _count(got["views"]), _count(got["subscriber_gain"]),
+             _count(got["click_through_rate"], "{:.1%}"), _count(got["average_view_duration_seconds"], "{:.0f} s")]
+            for niche in niches for kind, got in sorted(per_niche[niche].items())]
+    total = {kind: sum(per_niche[n].get(kind, {}).get("views") or 0 for n in niches) for kind in KINDS}
+    summary = (f"{total[KINDS[0]]:,} views of long-form videos and {total[KINDS[1]]:,} of shorts in "
+               f"{_plural(len(niches), 'niche')}, by each video's newest snapshot.{unmatched}")
+    page.section("views", "Long-form versus shorts, per niche", _e(summary), page.chart("views", figure, 320)
+                 + _table(["niche", "kind", "videos", "views", "subscribers gained", "CTR", "avg view"],
+                                rows, 2))
 
 
 def _top_section(page: _Page, report: Dict[str, Any]) -> None:
-    shorts = [s for s in report["top_shorts"] if s["curve"]]
-    if not shorts:
+    videos = [v for v in report["top_videos"] if v["curve"]]
+    if not videos:
         text = "No analytics yet." if not report["totals"]["snapshots"] else "No view counts to draw."
         if not report["top"]:
-            text = "No top shorts asked for (top 0)."
-        page.section("top", "Top shorts: views over time", text)
+            text = "No top videos asked for (top 0)."
+        page.section("top", "Top videos: views over time", text)
         return
     go = page.go
     figure = go.Figure()
-    for short in shorts:
-        name = short["title"] or short["youtube_video_id"]
+    for video in videos:
+        name = f"{video['kind'] or 'unmatched'}: {video['title'] or video['youtube_video_id']}"
         figure.add_trace(go.Scatter(
-            x=[_stamp(when) for when, _ in short["curve"]], y=[views for _, views in short["curve"]],
-            name=_label_text(name), mode="lines",
-            hovertemplate=_label_text(short["youtube_video_id"]) + ": %{y:,} views<br>%{x}<extra></extra>"))
+            x=[_stamp(when) for when, _ in video["curve"]], y=[views for _, views in video["curve"]],
+            name=_label_text(name), mode="lines", line=dict(dash="dot" if video["kind"] == "shorts" else "solid"),
+            hovertemplate=_label_text(video["youtube_video_id"]) + ": %{y:,} views<br>%{x}<extra></extra>"))
     figure.update_layout(xaxis=dict(type="date", title="measured (UTC)"), yaxis=dict(title="views"))
-    rows = [(rank, s["title"] or "", s["youtube_video_id"], _count(s["view_count"]), _stamp(s["measured_at"]))
-            for rank, s in enumerate(report["top_shorts"], 1)]
-    best = report["top_shorts"][0]
-    summary = (f"The {len(report['top_shorts'])} most viewed shorts by their newest snapshot; the first, "
-               f"{best['title'] or best['youtube_video_id']}, has {_count(best['view_count'])} views.")
-    page.section("top", "Top shorts: views over time", _e(summary),
-                 page.chart("top-shorts", figure, 420)
-                 + _table(["#", "title", "video", "views", "measured (UTC)"], rows, numeric=[0, 3]))
+    rows = [(rank, v["kind"] or "unmatched", v["niche"] or "", v["title"] or "", v["youtube_video_id"],
+             _count(v["view_count"]), _stamp(v["measured_at"])) for rank, v in enumerate(report["top_videos"], 1)]
+    best = report["top_videos"][0]
+    summary = (f"The {len(report['top_videos'])} most viewed videos, long-form and shorts, by their newest "
+               f"snapshot; the first, {best['title'] or best['youtube_video_id']}, has {_count(best['view_count'])} "
+               "views.")
+    page.section("top", "Top videos: views over time", _e(summary),
+                 page.chart("top-videos", figure, 420)
+                 + _table(["#", "kind", "niche", "title", "video", "views", "measured (UTC)"], rows, numeric=[0, 5]))
 
 
 _STYLE = """
@@ -412,20 +496,12 @@ th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: left;
 .chart { width: 100%; }
 """
 
-_DEFINITIONS = "".join(f"<li>{html.escape(line)}</li>" for line in (
-    "Funnel: each source video counted once, at the furthest step any of its runs reached; a step counts the "
-    "videos at it or beyond.",
-    "Runs per day: runs by the UTC day they were queued, by their status now (in progress: pending, running, "
-    "awaiting review or approved).",
-    "Where runs fail: runs failed for good, by the stage their worker last reported and the type of the run's "
-    "newest logged error; lease expired when requeue_stale gave up on it.",
-    "Review latency: answer time minus request time of answered reviews; median as usual, p95 by nearest rank "
-    "(the smallest latency at or above 95 % of them). Auto-held: nobody answered in time (still open or answered "
-    "late).",
-    "LLM cost per published short: the cost of every script of the published runs divided by their uploaded "
-    "shorts; all-in divides the cost of every script by the same shorts.",
-    "Top shorts: the most viewed by their newest analytics snapshot, with the views of each snapshot.",
-))
+
+def _definitions() -> str:
+    """The module docstring's "What each number means" list, as HTML: the definitions are written once."""
+    items = __doc__.split("What each number means:", 1)[1].strip().split("\n- ")
+    return "".join(f"<li>{html.escape(' '.join(item.lstrip('- ').split()))}</li>" for item in items)
+
 
 _DRAW = """
 (function () {
@@ -443,19 +519,19 @@ def _build(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Tuple[s
     go, offline, encoder = _plotly()
     report = data(now=now, top=top)
     page = _Page(go)
-    for section in (_funnel_section, _runs_section, _failures_section, _reviews_section, _cost_section,
-                    _top_section):
+    for section in (_funnel_section, _runs_section, _uploads_section, _failures_section, _reviews_section,
+                    _cost_section, _views_section, _top_section):
         section(page, report)
     totals = report["totals"]
-    tiles = [("videos discovered", totals["videos"]), ("runs", totals["runs"]),
-             ("published runs", totals["published_runs"]), ("published shorts", totals["published_shorts"]),
-             ("open reviews", totals["open_reviews"]), ("unresolved errors", totals["unresolved_errors"]),
-             ("analytics snapshots", totals["snapshots"])]
+    tiles = [("videos discovered", totals["videos"]), ("niches", len(totals["niches"])), ("runs", totals["runs"]),
+             ("uploaded runs", totals["uploaded_runs"]), ("uploaded shorts", totals["uploaded_shorts"]),
+             ("open reviews", totals["open_reviews"]), ("held reviews", totals["held_reviews"]),
+             ("unresolved errors", totals["unresolved_errors"]), ("analytics snapshots", totals["snapshots"])]
     tile_html = "".join(f"<div><b>{n:,}</b>{_e(what)}</div>" for what, n in tiles)
-    status = "No runs yet: the pipeline has not queued anything." if not totals["runs"] else ""
+    status = "No runs yet: the pipeline has not scheduled anything." if not totals["runs"] else ""
     nav = "".join(f'<a href="#{anchor}">{text}</a>' for anchor, text in (
-        ("funnel", "funnel"), ("runs", "runs per day"), ("failures", "failures"), ("reviews", "reviews"),
-        ("cost", "LLM cost"), ("top", "top shorts")))
+        ("funnel", "funnel"), ("runs", "runs"), ("uploads", "uploads"), ("failures", "failures"),
+        ("reviews", "reviews"), ("cost", "LLM cost"), ("views", "long-form vs shorts"), ("top", "top videos")))
     plotly_js = offline.get_plotlyjs()
     # A JavaScript file never needs "</script" outside a string; inside one, "<\\/" means the same.
     plotly_js = re.sub(r"</(script)", r"<\\/\1", plotly_js, flags=re.IGNORECASE)
@@ -463,23 +539,18 @@ def _build(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Tuple[s
     document = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Pipeline report, {generated} UTC</title>
-<style>{_STYLE}</style>
+<title>Pipeline report, {generated} UTC</title><style>{_STYLE}</style>
 </head>
 <body>
-<header>
-<h1>Pipeline report</h1>
-<p class="meta">{_e(report['database'])}, generated {generated} UTC. All times UTC.</p>
-<nav>{nav}</nav>
-</header>
+<header><h1>Pipeline report</h1>
+<p class="meta">{_e(report['database'])}, generated {generated} UTC. All times UTC.</p><nav>{nav}</nav></header>
 <div class="totals">{tile_html}</div>
 {f'<p class="summary">{status}</p>' if status else ''}
 <noscript><p>The charts need JavaScript; every number is also given as text.</p></noscript>
 {chr(10).join(page.sections)}
-<footer><details><summary>How these numbers are counted</summary><ul>{_DEFINITIONS}</ul></details>
+<footer><details><summary>How these numbers are counted</summary><ul>{_definitions()}</ul></details>
 <p class="meta">Made by pipeline_models.report (its docstring has the definitions in full). Charts by plotly.js,
 embedded in this file: it opens offline and fetches nothing.</p></footer>
 <script>{plotly_js}</script>
@@ -515,7 +586,7 @@ def write(path: str, **kwargs: Any) -> ReportSummary:
             os.remove(temporary)
         raise
     totals = report["totals"]
-    return ReportSummary(path, totals["runs"], totals["published_runs"], charts, len(encoded))
+    return ReportSummary(path, totals["runs"], totals["uploaded_runs"], charts, len(encoded))
 
 
 def _umask() -> int:
