@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import peewee
 import pytest
-from conftest import aware
+from conftest import CYCLE_START, aware, make_clip
 
 import pipeline_models as pm
 
@@ -72,45 +72,83 @@ def full_scans(database, statements, allowed=()):
 
 @pytest.fixture
 def busy(database):
-    """A database with rows in every table the operations touch."""
+    """A database with rows in every table the operations touch: 20 runs of two niches, 3 ranked clips each."""
     t0 = aware(2026, 1, 1)
+    videos = [pm.DiscoveredVideo.discover(f"v{n}", title=f"Video {n}", channel_name="c", channel_id="UC",
+                                          niche=("gaming", "funny")[n % 2], viral_score=float(n))[0]
+              for n in range(20)]
     for n in range(20):
-        video, _ = pm.DiscoveredVideo.discover(f"v{n}")
-        run = pm.PipelineRun.start(video)
+        run = pm.PipelineRun.schedule(("gaming", "funny")[n % 2], CYCLE_START + timedelta(hours=6 * n))
+        for rank in (1, 2, 3):
+            make_clip(run, videos[(n + rank) % 20], rank=rank)
+        pm.Short.create(pipeline_run=run, clip=None, title=f"Short {n}")
         pm.ErrorLog.create(module=f"m{n % 3}", error_type="E", error_message="x", pipeline_run=run,
                            occurred_at=t0 + timedelta(hours=n))
         for hour in range(10):
             pm.Analytics.record(f"s{n}", measured_at=t0 + timedelta(hours=hour), view_count=hour)
     for n in range(5):
-        pm.ReviewLog.request(pm.PipelineRun.claim_next("w"))
+        pm.ReviewLog.request(pm.PipelineRun.claim_next("w"), message_id=f"m{n}")
     # No ANALYZE: with statistics of a 20-row table the planner rightly prefers a scan; without them it
     # plans as it would for a large table, which is what this test is about.
     return database
 
 
-def approve_and_upload():
+def _answered(action, detail=None):
     review = pm.ReviewLog.unanswered().first()
-    short = pm.Short.create(pipeline_run=review.pipeline_run_id, status="rendered")
-    review.respond("approve")
+    review.respond(action, response_detail=detail)
+    return review
+
+
+def approve_and_upload():
+    review = _answered("approve")
+    run = pm.PipelineRun.get_by_id(review.pipeline_run_id)
+    short = run.shorts.first()
     short.start_upload()
-    short.mark_uploaded("yt-plan")  # the run's last short: publishes it
+    short.mark_uploaded("yt-plan-short")
+    run.start_upload()
+    run.mark_uploaded("yt-plan-long")  # the long-form video: the run is uploaded
+
+
+def clips_of_a_run():
+    return list(pm.PipelineRun.get(pm.PipelineRun.niche == "gaming").clips.order_by(pm.Clip.rank_position))
+
+
+def analytics_of_a_run():
+    """Every snapshot of a run's videos: its long-form video's and its shorts' (analytics is keyed by either)."""
+    run = 3
+    ids = (pm.PipelineRun.select(pm.PipelineRun.youtube_video_id).where(pm.PipelineRun.id == run)
+           | pm.Short.select(pm.Short.youtube_video_id).where(pm.Short.pipeline_run == run))
+    return list(pm.Analytics.select().where(pm.Analytics.youtube_video_id.in_(ids)))
 
 
 OPERATIONS = {
     "claim_next": lambda: pm.PipelineRun.claim_next("w2"),
+    "claim_next_of_a_niche": lambda: pm.PipelineRun.claim_next("w2", niche="funny"),
     "claim_heartbeat_fail": lambda: (run := pm.PipelineRun.claim_next("w3")).heartbeat() and run.fail("boom"),
-    "start_again": lambda: pm.PipelineRun.start(pm.DiscoveredVideo.get(pm.DiscoveredVideo.youtube_video_id == "v7")),
+    "schedule_again": lambda: pm.PipelineRun.schedule("funny", CYCLE_START + timedelta(hours=6 * 7)),
+    "discover_again": lambda: pm.DiscoveredVideo.discover("v7", viral_score=99.0),
+    "get_pending_videos": lambda: list(pm.get_pending_videos("gaming")),
+    "mark_video_processed": lambda: pm.mark_video_processed("v8", pm.Processed.used),
+    "clips_of_a_run": clips_of_a_run,
     "approve_and_upload": approve_and_upload,
+    "reject": lambda: _answered("reject"),
+    "skip": lambda: _answered("skip", "skip 2"),
+    "redo_script": lambda: _answered("redo_script"),
+    "hold": lambda: _answered("hold"),
     "requeue_stale": lambda: pm.PipelineRun.requeue_stale(timedelta(minutes=5)),
     "latest": lambda: pm.Analytics.latest(),
     "top": lambda: pm.Analytics.top(3),
     "growth": lambda: pm.Analytics.growth("s3", since=aware(2026, 1, 1, 5)),
+    "analytics_of_a_video": lambda: list(pm.Analytics.select().where(pm.Analytics.youtube_video_id == "s3")
+                                         .order_by(pm.Analytics.measured_at)),
+    "analytics_of_a_run": analytics_of_a_run,
+    "log_error": lambda: pm.log_error("render", "E", "x", pipeline_run_id=2),
     "unresolved": lambda: list(pm.ErrorLog.unresolved()),
     "unresolved_module": lambda: list(pm.ErrorLog.unresolved("m1")),
     "hold_stale": lambda: pm.ReviewLog.hold_stale(timedelta(hours=1)),
     "open_reviews": lambda: list(pm.ReviewLog.unanswered()),
     "runs_by_status": lambda: list(pm.PipelineRun.select().where(pm.PipelineRun.status == "pending")
-                                   .order_by(pm.PipelineRun.created_at)),
+                                   .order_by(pm.PipelineRun.cycle_start)),
 }
 
 
@@ -120,6 +158,57 @@ def test_operation_uses_an_index(busy, name):
         OPERATIONS[name]()
     assert statements, "the operation ran no SQL to check"
     assert full_scans(busy, statements, READS_WHOLE.get(name, ())) == []
+
+
+# The pipeline's hot queries, and the index each must use (any of those named) on the table it reads.
+HOT = {
+    "claim_next": ("pipeline_runs", ["idx_pipeline_runs_status"]),
+    "claim_next_of_a_niche": ("pipeline_runs", ["idx_pipeline_runs_status", "idx_pipeline_runs_niche"]),
+    "schedule_again": ("pipeline_runs", ["idx_pipeline_runs_niche"]),
+    "get_pending_videos": ("discovered_videos", ["idx_discovered_videos_processed", "idx_discovered_videos_niche"]),
+    "mark_video_processed": ("discovered_videos", ["discovered_videos_video_id"]),
+    "clips_of_a_run": ("clips", ["idx_clips_pipeline", "clips_rank_in_run"]),
+    "analytics_of_a_video": ("analytics", ["idx_analytics_video"]),
+    "analytics_of_a_run": ("analytics", ["idx_analytics_video"]),
+}
+
+
+def index_used(database, statements, table):
+    """The indexes the plans of `statements` read `table` through (a primary key seek counts as "pkey")."""
+    found = set()
+    for sql, params in statements:
+        if not re.match(r"\s*(WITH|SELECT|UPDATE|DELETE)", sql, re.I) or table not in sql:
+            continue
+        if isinstance(database, peewee.SqliteDatabase):
+            # SQLite's plan names a table by its alias in the statement (peewee's "t1"), if it has one.
+            names = "|".join([table, *re.findall(rf'"{table}" AS "(\w+)"', sql)])
+            plan = [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
+            for line in plan:
+                seek = re.match(rf"(?:SEARCH|SCAN) (?:{names})\b USING (?:COVERING )?INDEX (\w+)", line)
+                if seek:
+                    found.add(seek.group(1))
+                elif re.match(rf"SEARCH (?:{names})\b USING INTEGER PRIMARY KEY", line):
+                    found.add("pkey")
+        else:
+            with database.atomic():
+                database.execute_sql("SET LOCAL enable_seqscan = off")
+                plan = [row[0] for row in database.execute_sql("EXPLAIN " + sql, params)]
+            for line in plan:
+                seek = re.search(rf"Index(?: Only)? Scan(?: Backward)? using (\w+) on {table}\b|"
+                                 rf"Bitmap Index Scan on (\w+)", line)
+                if seek:
+                    name = seek.group(1) or seek.group(2)
+                    found.add("pkey" if name == f"{table}_pkey" else name)
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(HOT))
+def test_a_hot_query_reads_its_table_through_its_index(busy, name):
+    table, indexes = HOT[name]
+    with captured_sql() as statements:
+        OPERATIONS[name]()
+    used = index_used(busy, statements, table)
+    assert used & set(indexes), (name, used)
 
 
 def test_the_check_itself_catches_a_full_scan(busy):
