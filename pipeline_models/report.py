@@ -551,7 +551,7 @@ def _build(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Tuple[s
 <noscript><p>The charts need JavaScript; every number is also given as text.</p></noscript>
 {chr(10).join(page.sections)}
 <footer><details><summary>How these numbers are counted</summary><ul>{_definitions()}</ul></details>
-<p class="meta">Made by pipeline_models.report (its docstring has the definitions in full). Charts by plotly.js,
+<p class="meta">Made by pipeline_models.report, whose docstring holds these definitions. Charts by plotly.js,
 embedded in this file: it opens offline and fetches nothing.</p></footer>
 <script>{plotly_js}</script>
 <script id="figures" type="application/json">{_script_json(page.figures, encoder)}</script>

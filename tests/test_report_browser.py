@@ -4,6 +4,7 @@ nothing fetched from anywhere but the file itself.
     PIPELINE_MODELS_REQUIRE_BROWSER=1   a missing Chromium or Playwright fails instead of skipping (CI sets it)
     PIPELINE_MODELS_UPDATE_SCREENSHOT=1 also saves the screenshot of a busier database to docs/report.png
 """
+import itertools
 import json
 import os
 import random
@@ -25,8 +26,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 HOSTILE = "</script><script>alert(1)</script>"
-ALL_CHARTS = {"chart-funnel", "chart-runs-per-day", "chart-failures", "chart-errors", "chart-reviews", "chart-cost",
-              "chart-top-shorts"}
+ALL_CHARTS = {"chart-funnel", "chart-runs-per-day", "chart-uploads", "chart-failures", "chart-errors", "chart-reviews",
+              "chart-answers", "chart-cost", "chart-views", "chart-top-videos"}
 
 
 def _unavailable(reason):
@@ -95,59 +96,81 @@ def png_size(data):
     return struct.unpack(">II", data[16:24])
 
 
-def populate(days=21, per_day=6, seed=7, now=NOW, hostile=True):
-    """A small but complete pipeline: every chart has something to draw; with `hostile`, the most viewed
-    short's title, an error's module and its type are markup that must stay text."""
+def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True):
+    """A small but complete pipeline: each niche's run for each 6-hour cycle, with ranked clips of distinct
+    videos, reviews answered every way, long-form and shorts uploaded and measured, failures and errors; every
+    chart has something to draw. With `hostile`, the most viewed short's title, an error's module and its type
+    are markup that must stay text."""
     rng = random.Random(seed)
     start = now - timedelta(days=days)
     stages = ["clip", "script", "tts", "render", "upload"]
     kinds = ["RenderCrashed", "RateLimitError", "TimeoutError", "FFmpegError"]
-    uploaded = []
+    measured, videos = [], itertools.count()
     with pm.db.atomic():
-        for n in range(days * per_day):
-            created = start + timedelta(hours=24 * n / per_day + rng.random())
-            video = pm.DiscoveredVideo.create(youtube_video_id=f"src{n:05d}", title=f"Source video {n}",
-                                              discovered_at=created - timedelta(hours=2))
-            roll = rng.random()
-            status = ("published" if roll < 0.68 else "rejected" if roll < 0.78 else "failed" if roll < 0.9
-                      else "awaiting_review" if roll < 0.95 else "pending")
-            if created > now - timedelta(hours=12):
-                status = "pending"
-            stage = rng.choice(stages) if status == "failed" else "review" if status != "pending" else None
-            run = pm.PipelineRun.create(
-                discovered_video=video, status=status, current_stage=stage, attempts=1, created_at=created,
-                finished_at=created + timedelta(hours=6) if status in ("published", "rejected", "failed") else None)
-            if status == "failed":
-                if rng.random() < 0.25:  # the worker stalled: requeue_stale gave up, no ErrorLog row
-                    pm.PipelineRun.update(last_error="gave up after 3 attempts: no heartbeat for 0:10:00 "
-                                                     "(worker 'w1')").where(pm.PipelineRun.id == run.id).execute()
-                else:
-                    pm.ErrorLog.create(pipeline_run=run, module=stage, error_type=rng.choice(kinds),
-                                       error_message="ffmpeg exited 1", occurred_at=created + timedelta(hours=1),
-                                       resolved=rng.random() < 0.5)
-            if status == "pending" or (status == "failed" and stage == "clip"):
-                continue
-            pm.Script.create(pipeline_run=run, full_script_json={"beats": []}, total_char_count=600,
-                             estimated_duration_seconds=40.0, llm_model_used="gpt-4.1-mini",
-                             generated_at=created + timedelta(minutes=20),
-                             cost_usd=round(rng.uniform(0.001, 0.006), 6))
-            if status == "failed":
-                continue
-            sent = created + timedelta(hours=1)
-            late = rng.random() < 0.08
-            latency = timedelta(minutes=rng.lognormvariate(3.0, 0.8) + (90 if late else 0))
-            answered = status != "awaiting_review"
-            pm.ReviewLog.create(pipeline_run=run, sent_at=sent, auto_held=late or not answered,
-                                responded_at=sent + latency if answered else None,
-                                action=None if not answered else "reject" if status == "rejected" else "approve")
-            title = HOSTILE if hostile and n == 3 else f"Short #{n}: how rivers carve canyons"
-            short = pm.Short.create(pipeline_run=run, title=title, status={"published": "uploaded",
-                                    "rejected": "rejected"}.get(status, "rendered"), created_at=sent)
-            if status == "published":
-                pm.Short.update(youtube_video_id=f"yt{n:07d}", uploaded_at=created + timedelta(hours=6)).where(
-                    pm.Short.id == short.id).execute()
-                rate = 3000 if hostile and n == 3 else rng.randint(50, 900)
-                uploaded.append((f"yt{n:07d}", created + timedelta(hours=6), rate))
+        for cycle in range(days * 4):
+            for offset, niche in enumerate(niches):
+                cycle_start = start + timedelta(hours=6 * cycle, minutes=30 * (offset + 1))
+                roll = rng.random()
+                status = ("uploaded" if roll < 0.68 else "rejected" if roll < 0.78 else "failed" if roll < 0.9
+                          else "review" if roll < 0.95 else "pending")
+                if cycle_start > now - timedelta(hours=12):
+                    status = "pending"
+                elif hostile and cycle == 3:
+                    status = "uploaded"  # its top short, the most viewed, has the hostile title
+                stage = rng.choice(stages) if status == "failed" else None if status == "pending" else "review"
+                done = cycle_start + timedelta(hours=rng.uniform(2, 6))
+                run = pm.PipelineRun.create(
+                    niche=niche, cycle_start=cycle_start, cycle_end=cycle_start + timedelta(hours=6), status=status,
+                    current_stage=stage, created_at=cycle_start, started_at=cycle_start + timedelta(minutes=1),
+                    completed_at=done if status in ("uploaded", "rejected", "failed") else None)
+                found = [pm.DiscoveredVideo.create(
+                    video_id=f"src{next(videos):06d}", title="A source video", channel_name="A creator",
+                    channel_id="UCcreator", url="https://www.youtube.com/watch?v=x", niche=niche,
+                    viral_score=rng.uniform(1, 100), discovered_at=cycle_start - timedelta(minutes=rng.randint(1, 300)))
+                    for _ in range(5)]
+                if status == "failed":
+                    if rng.random() < 0.25:  # the worker stalled: requeue_stale gave up, no ErrorLog row
+                        pm.PipelineRun.update(error_message="gave up after 3 attempts: no heartbeat for 0:10:00 "
+                                                            "(worker 'w1')").where(pm.PipelineRun.id == run.id).execute()
+                    else:
+                        pm.ErrorLog.create(pipeline_run=run, module=stage, error_type=rng.choice(kinds),
+                                           error_message="ffmpeg exited 1", occurred_at=done, resolved=rng.random() < 0.5)
+                if status == "pending" or (status == "failed" and stage == "clip"):
+                    continue
+                clips = [pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank,
+                                        start_time_seconds=10.0, end_time_seconds=28.0, clip_duration_seconds=18.0)
+                         for rank, video in enumerate(found[:4], 1)]
+                pm.Script.create(pipeline_run=run, full_script_json={"clips": []}, total_char_count=600,
+                                 estimated_duration_seconds=40.0, llm_model_used="gpt-4.1-mini",
+                                 generated_at=cycle_start + timedelta(minutes=20), title=f"{niche} countdown {cycle}",
+                                 cost_usd=round(rng.uniform(0.001, 0.006), 6))
+                if status == "failed":
+                    continue
+                sent = cycle_start + timedelta(hours=1)
+                late = rng.random() < 0.08
+                latency = timedelta(minutes=rng.lognormvariate(3.0, 0.8) + (90 if late else 0))
+                if status == "uploaded" and rng.random() < 0.15:  # a first answer sent it back: skip or redo_script
+                    action = rng.choice(["skip", "redo_script"])
+                    pm.ReviewLog.create(pipeline_run=run, sent_at=sent - timedelta(minutes=30), action=action,
+                                        responded_at=sent - timedelta(minutes=20),
+                                        response_detail="skip 4" if action == "skip" else None)
+                    if action == "skip":
+                        pm.Clip.update(dropped_at=sent).where(pm.Clip.id == clips[3].id).execute()
+                waiting = status == "review"
+                pm.ReviewLog.create(pipeline_run=run, sent_at=sent, auto_held=late or (waiting and rng.random() < 0.5),
+                                    responded_at=None if waiting else sent + latency,
+                                    action=("hold" if waiting else "reject" if status == "rejected" else "approve"))
+                for rank, clip in enumerate(clips[:3], 1):
+                    title = HOSTILE if hostile and cycle == 3 and rank == 1 else f"#{rank} of {niche} countdown {cycle}"
+                    short = pm.Short.create(pipeline_run=run, clip=clip, title=title, created_at=sent,
+                                            status={"uploaded": "uploaded", "rejected": "rejected"}.get(status, "review"))
+                    if status == "uploaded":
+                        pm.Short.update(youtube_video_id=f"sh{short.id:07d}", uploaded_at=done).where(
+                            pm.Short.id == short.id).execute()
+                        measured.append((f"sh{short.id:07d}", done, 3000 if title == HOSTILE else rng.randint(50, 900)))
+                if status == "uploaded":
+                    pm.PipelineRun.update(youtube_video_id=f"lf{run.id:07d}").where(pm.PipelineRun.id == run.id).execute()
+                    measured.append((f"lf{run.id:07d}", done, rng.randint(100, 1500)))
         for n in range(days * 2):
             pm.ErrorLog.create(module=rng.choice(["uploader", "analytics", "discovery"]),
                                error_type=rng.choice(["HttpError", "QuotaExceeded", "TimeoutError"]),
@@ -157,11 +180,13 @@ def populate(days=21, per_day=6, seed=7, now=NOW, hostile=True):
             pm.ErrorLog.create(module=HOSTILE, error_type=HOSTILE, error_message=HOSTILE)
 
     def snapshots():
-        for video, since, rate in uploaded:
+        for video, since, rate in measured:
             views, when = 0, since
             while when <= now:
                 views += int(rate * rng.uniform(0.5, 1.5))
-                yield dict(youtube_video_id=video, measured_at=when, view_count=views, like_count=views // 30)
+                yield dict(youtube_video_id=video, measured_at=when, view_count=views, like_count=views // 30,
+                           subscriber_gain=views // 500, click_through_rate=rng.uniform(0.02, 0.09),
+                           average_view_duration_seconds=rng.uniform(15, 200))
                 when += timedelta(hours=6)
     pm.Analytics.record_many(snapshots())
 
@@ -169,7 +194,7 @@ def populate(days=21, per_day=6, seed=7, now=NOW, hostile=True):
 def test_the_report_renders_every_chart_offline(browser, tmp_path):
     pm.init_db(str(tmp_path / "pipeline.db"))
     if UPDATE_SCREENSHOT:  # the README's picture: a busier pipeline, and no markup in its titles
-        populate(days=60, per_day=12, now=NOW, hostile=False)
+        populate(days=60, niches=("gaming", "sports", "funny", "entertainment"), now=NOW, hostile=False)
     else:
         populate()
     path = tmp_path / "report.html"
@@ -185,10 +210,10 @@ def test_the_report_renders_every_chart_offline(browser, tmp_path):
     assert page.evaluate("document.querySelectorAll('script').length") == 4  # none came from the data
     if not UPDATE_SCREENSHOT:
         text = page.evaluate("document.body.innerText")
-        assert HOSTILE in text  # shown as text, in the top shorts' table and the module table
-        legend = page.evaluate("Array.from(document.querySelectorAll('#chart-top-shorts .legendtext'))"
+        assert HOSTILE in text  # shown as text, in the top videos' table and the module table
+        legend = page.evaluate("Array.from(document.querySelectorAll('#chart-top-videos .legendtext'))"
                                ".map(t => t.textContent)")
-        assert HOSTILE in legend  # plotly shows the title as typed, not as markup
+        assert "shorts: " + HOSTILE in legend  # plotly shows the title as typed, not as markup
         ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-errors .ytick')).map(t => t.textContent)")
         assert HOSTILE in ticks
 
