@@ -17,11 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import peewee
 import pytest
+from conftest import CYCLE_START, make_clip, make_video
 from playhouse.migrations import Runner
 
 import pipeline_models as pm
 from pipeline_models.cli import main
-from pipeline_models.demo import _fresh_database
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "PIPELINE_DB", "LANG", "LANGUAGE")}
 ENV["LC_ALL"] = "C"
@@ -115,10 +115,14 @@ def snapshot(directory):
 
 
 def make_pipeline_database(path):
-    """An up-to-date pipeline database with non-ASCII data, a failed run and an error, unbound again."""
+    """An up-to-date pipeline database with non-ASCII data, a run in review with a clip, an error, unbound again."""
     pm.init_db(path)
-    video, _ = pm.DiscoveredVideo.discover("v1", title="café 💥")
-    run = pm.PipelineRun.start(video)
+    video = make_video("v1", title="café 💥", channel_name="Créateur 🎮")
+    pm.PipelineRun.schedule("gaming", CYCLE_START)
+    run = pm.PipelineRun.claim_next("w1")
+    with run.fenced():
+        make_clip(run, video)
+    pm.ReviewLog.request(run, message_id="m1")
     pm.ErrorLog.record(RuntimeError("render crashed 💥 à la café\nsecond line"), "render", pipeline_run=run)
     pm.ConfigOverride.set("greeting", "héllo 👋")
     pm.Analytics.record("yt1", view_count=100)
@@ -144,9 +148,10 @@ def make_foreign_database(path):
 
 READ_COMMANDS = [["status"], ["runs"], ["errors", "--all"], ["analytics"], ["config", "get", "greeting"],
                  ["config", "list"], ["videos"], ["shorts"], ["reviews"], ["run", "show", "1"], ["errors", "show", "1"],
-                 ["status", "--json"], ["runs", "--json"]]
+                 ["status", "--json"], ["runs", "--json"], ["runs", "--niche", "gaming", "--status", "review"],
+                 ["videos", "--niche", "gaming", "--processed", "pending", "--json"]]
 WRITE_COMMANDS = [["resolve", "1"], ["retry", "1"], ["config", "set", "k", "1"], ["review", "answer", "m1", "approve"],
-                  ["compact"]]
+                  ["review", "answer", "m1", "skip", "1"], ["compact"]]
 
 # (target, exit status, what the error says)
 TARGETS = [
@@ -155,8 +160,8 @@ TARGETS = [
     ("zero.db", 1, "the file is empty, so no database yet"),
     ("missing.db", 1, "there is no such file, so no database yet"),
     ("a_directory", 1, "it is a directory"),
-    ("old.db", 1, "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest: apply them with "
-                  "`pipeline-models migrate`"),
+    ("old.db", 1, "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, "
+                  "0007_pipeline_tables: apply them with `pipeline-models migrate`"),
 ]
 
 # (id, argv, exit status, what stderr says): every one is refused, so none may change a file.
@@ -180,6 +185,12 @@ CASES = [
     ("status not UTF-8", ["runs", "--status", NOT_UTF8], 2, "is not valid UTF-8 text"),
     ("key not UTF-8", ["config", "set", NOT_UTF8, "1"], 2, "is not valid UTF-8 text"),
     ("status unknown", ["runs", "--status", "café💥"], 1, "'café💥' is not one of"),
+    ("old status", ["runs", "--status", "published"], 1, "'published' is not one of: pending, running, review"),
+    ("niche not UTF-8", ["videos", "--niche", NOT_UTF8], 2, "is not valid UTF-8 text"),
+    ("niche empty", ["runs", "--niche", ""], 1, "--niche is empty"),
+    ("processed unknown", ["videos", "--processed", "café💥"], 1, "DiscoveredVideo.processed: 'café💥' is not one of"),
+    ("skip without ranks", ["review", "answer", "m1", "skip"], 2, "skip needs the ranks of the clips to drop"),
+    ("skip rank unknown", ["review", "answer", "m1", "skip", "💥"], 1, "'💥' in 'skip 💥' is not a rank"),
     ("deep JSON", ["config", "set", "k", DEEP_JSON], 1, "nested too deeply"),
     ("key missing", ["config", "get", "nope 💥"], 1, "no config override named 'nope 💥'"),
     ("unknown command", ["frobnicate"], 2, "invalid choice: 'frobnicate'"),
@@ -198,6 +209,7 @@ SUBPROCESS = {f"{' '.join(command)} @ pipeline.db" for command in READ_COMMANDS}
     "errors --all @ old.db", "resolve 1 @ foreign.db", "retry 1 @ zero.db", "config set k 1 @ old.db",
     "limit huge", "limit 5000 digits", "top -1", "retry huge", "resolve -5", "videos 10**20", "status not UTF-8",
     "status unknown", "deep JSON", "key missing", "demo @ foreign.db", "demo @ sqlite URL", "demo @ pipeline.db",
+    "niche not UTF-8", "processed unknown", "skip rank unknown", "review answer m1 skip 1 @ missing.db",
 }
 CLOSED = [["runs"], ["errors", "--all"], ["config", "list"]]
 
@@ -266,20 +278,24 @@ def test_nothing_read_or_refused_changed_a_file(runs):
 
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered stdout", "PYTHONUNBUFFERED"])
 def test_the_demo_remakes_its_own_file_and_finishes_when_stdout_is_closed(tmp_path, buffered):
+    from pipeline_models.demo import _fresh_database  # here: the other cases do not need the demo to import
+
     _fresh_database(str(tmp_path / "own.db"))  # as an earlier demo left it
-    pm.DiscoveredVideo.discover("from the earlier demo")
+    make_video("from-the-earlier-demo")
     pm.db.obj.close()
     # Buffered (a terminal user's default), the unsent report must not break a later flush (starting a worker
     # process flushes stdout) and stop the demo half-way.
     env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}
     if not buffered:
         env["PYTHONUNBUFFERED"] = "1"
-    result = cli("demo", "--db", "sqlite:///own.db", "--videos", "3", cwd=tmp_path, env=env, close_stdout=True)
+    result = cli("demo", "--db", "sqlite:///own.db", cwd=tmp_path, env=env, close_stdout=True)
     assert result.returncode == 141 and "Traceback" not in result.err, result.err
     assert sorted(os.listdir(tmp_path)) == ["own.db"]  # its -wal and -shm went with its connections
     pm.init_db(tmp_path / "own.db", readonly=True)
-    assert pm.DiscoveredVideo.select().count() == 3  # made anew, not added to
-    assert pm.PipelineRun.select().where(pm.PipelineRun.status == pm.RunStatus.published).exists()  # finished
+    videos = pm.DiscoveredVideo.select()
+    assert videos.count() and not videos.where(pm.DiscoveredVideo.video_id == "from-the-earlier-demo").exists()
+    assert pm.PipelineRun.select().where(pm.PipelineRun.status == pm.RunStatus.uploaded).exists()  # finished
+    assert not pm.PipelineRun.select().where(pm.PipelineRun.status == pm.RunStatus.running).exists()
 
 
 # PostgreSQL
@@ -328,26 +344,37 @@ def test_postgresql_read_and_write_commands_change_no_schema(pg):
     assert before[empty] == ([], {}, [])
     cases = [(f"{' '.join(c)} @ empty", [*c, "--db", empty]) for c in READ_COMMANDS + WRITE_COMMANDS]
     cases += [(f"{' '.join(c)} @ pipeline", [*c, "--db", pipeline]) for c in READ_COMMANDS]
-    cases += [("demo @ pipeline", ["demo", "--db", pipeline])]
-    shell = {"runs @ empty", "status @ empty", "config set k 1 @ empty", "config list @ pipeline", "demo @ pipeline"}
+    cases += [("review answer m1 skip 9 @ pipeline", ["review", "answer", "m1", "skip", "9", "--db", pipeline])]
+    shell = {"runs @ empty", "status @ empty", "config set k 1 @ empty", "config list @ pipeline",
+             "runs --niche gaming --status review @ pipeline", "review answer m1 skip 9 @ pipeline"}
     results = run_all(cases, shell)
     for command in READ_COMMANDS + WRITE_COMMANDS:
         check(results, f"{' '.join(command)} @ empty", 1, "it is not a pipeline database")
     for command in READ_COMMANDS:
         check(results, f"{' '.join(command)} @ pipeline", 0)
-    check(results, "demo @ pipeline", 1, "pipeline data the demo did not make")
+    check(results, "review answer m1 skip 9 @ pipeline", 1, "run 1 has no clip ranked 9 (its ranks: 1)")
+    shown = results["runs --niche gaming --status review @ pipeline"][1].out.splitlines()
+    assert [line.split()[:4] for line in shown[1:]] == [["1", "gaming", "2026-01-01", "00:30"]]
     assert {url: schema(url) for url in (empty, pipeline)} == before
+
+
+def test_the_demo_refuses_a_postgresql_database_it_did_not_make(pg):
+    empty, pipeline, _ = pg
+    before = schema(pipeline)
+    results = run_all([("demo @ pipeline", ["demo", "--db", pipeline])], {"demo @ pipeline"})
+    check(results, "demo @ pipeline", 1, "pipeline data the demo did not make")
+    assert schema(pipeline) == before
 
 
 def test_no_command_prints_a_password(pg):
     _, _, secret = pg
-    commands = [["init"], ["migrate"], *READ_COMMANDS, *WRITE_COMMANDS, ["demo"]]
+    commands = [["init"], ["migrate"], *READ_COMMANDS, *WRITE_COMMANDS]
     cases = [(" ".join(c), [*c, "--db", secret]) for c in commands]
     cases += [("--debug " + " ".join(c), ["--debug", *c, "--db", secret]) for c in (["status"], ["retry", "1"])]
-    results = run_all(cases, {"init", "status", "config set k 1", "demo", "--debug retry 1"})
+    results = run_all(cases, {"init", "status", "config set k 1", "review answer m1 skip 1", "--debug retry 1"})
     # With the URL in $PIPELINE_DB: a command that defaults to it, and every help text.
     env = dict(ENV, PIPELINE_DB=secret)
-    helps = [["--help"]] + [[*c[:2 if c[0] == "config" else 1], "--help"] for c in commands]
+    helps = [["--help"]] + [[*c[:2 if c[0] == "config" else 1], "--help"] for c in commands + [["demo"]]]
     results.update(run_all([(" ".join(h), h) for h in helps] + [("status from $PIPELINE_DB", ["status"])],
                            {"--help", "status --help", "status from $PIPELINE_DB"}, env=env))
     for case_id, pair in results.items():
@@ -359,3 +386,14 @@ def test_no_command_prints_a_password(pg):
                 assert result.returncode == 1 and "postgres:***@" in result.err, (case_id, result.err)
                 assert ("Traceback" in result.err) == case_id.startswith("--debug"), (case_id, result.err)
     assert "now postgresql://postgres:***@" in " ".join(results["status --help"][1].out.split())
+
+
+def test_the_demo_prints_no_password(pg):
+    _, _, secret = pg
+    results = run_all([("demo", ["demo", "--db", secret]), ("--debug demo", ["--debug", "demo", "--db", secret])],
+                      {"demo"})
+    for case_id, pair in results.items():
+        for result in filter(None, pair):
+            assert "s3cret" not in result.out + result.err, case_id
+            assert result.returncode == 1 and "postgres:***@" in result.err, (case_id, result.err)
+            assert ("Traceback" in result.err) == case_id.startswith("--debug"), (case_id, result.err)
