@@ -283,7 +283,8 @@ def _llm_cost() -> Dict[str, Any]:
     months = []
     for when in sorted(set(cost) | set(runs)):
         spent, count = cost.get(when, 0.0), runs.get(when, 0)
-        months.append({"month": when, "cost_usd": spent, "runs": count, "per_run_usd": spent / count if count else None})
+        months.append({"month": when, "cost_usd": spent, "runs": count,
+                       "per_run_usd": spent / count if count else None})
     uploaded_cost, uploaded_runs = sum(cost.values(), 0.0), sum(runs.values())
     all_cost = float(Script.select(fn.SUM(Script.cost_usd)).scalar() or 0)
     return {

@@ -349,9 +349,9 @@ def _reviews_section(page: _Page, report: Dict[str, Any]) -> None:
                     else "; none waiting")
     if reviews["timed"]:
         untimed = reviews["answered"] > reviews["timed"]
+        of_timed = f" (of the {reviews['timed']:,} with an answer time)" if untimed else ""
         summary = (f"{reviews['answered']:,} answered: median latency {_duration(reviews['median_seconds'])}, "
-                   f"p95 {_duration(reviews['p95_seconds'])}" + (f" (of the {reviews['timed']:,} with an answer "
-                                                                  "time)" if untimed else "") + f". {held}{waiting_text}.")
+                   f"p95 {_duration(reviews['p95_seconds'])}{of_timed}. {held}{waiting_text}.")
     elif reviews["answered"]:
         summary = f"{reviews['answered']:,} answered, none with an answer time (responded_at). {held}{waiting_text}."
     else:

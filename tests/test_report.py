@@ -417,7 +417,8 @@ def test_top_videos_long_form_and_shorts_view_curves(database):
 
     pm.Analytics.record("vidA", measured_at=aware(2026, 2, 4), like_count=9)  # its newest has no view count
     top = report.data(now=NOW, top=3)["top_videos"]
-    assert [(v["youtube_video_id"], v["kind"]) for v in top] == [("vidB", "long-form"), ("vidC", None), ("vidA", "shorts")]
+    assert [(v["youtube_video_id"], v["kind"]) for v in top] == [("vidB", "long-form"), ("vidC", None),
+                                                                 ("vidA", "shorts")]
     assert top[2]["view_count"] is None and top[2]["curve"] == [(t1, 10), (t3, 200)]
     assert "has 120 views" in report.render(now=NOW, top=3)
     assert "No top videos asked for" in report.render(now=NOW, top=0)

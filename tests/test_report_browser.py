@@ -70,7 +70,8 @@ def open_report(browser, path):
             request_route.continue_()
     context.route("**/*", route)
     page = context.new_page()
-    page.on("console", lambda msg: msg.type in ("error", "warning") and problems.append(f"console {msg.type}: {msg.text}"))
+    page.on("console", lambda msg: msg.type in ("error", "warning")
+            and problems.append(f"console {msg.type}: {msg.text}"))
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
     page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     page.on("request", lambda request: request.url == url or problems.append(f"request: {request.url[:200]}"))
@@ -130,11 +131,12 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                     for _ in range(5)]
                 if status == "failed":
                     if rng.random() < 0.25:  # the worker stalled: requeue_stale gave up, no ErrorLog row
-                        pm.PipelineRun.update(error_message="gave up after 3 attempts: no heartbeat for 0:10:00 "
-                                                            "(worker 'w1')").where(pm.PipelineRun.id == run.id).execute()
+                        stalled = "gave up after 3 attempts: no heartbeat for 0:10:00 (worker 'w1')"
+                        pm.PipelineRun.update(error_message=stalled).where(pm.PipelineRun.id == run.id).execute()
                     else:
                         pm.ErrorLog.create(pipeline_run=run, module=stage, error_type=rng.choice(kinds),
-                                           error_message="ffmpeg exited 1", occurred_at=done, resolved=rng.random() < 0.5)
+                                           error_message="ffmpeg exited 1", occurred_at=done,
+                                           resolved=rng.random() < 0.5)
                 if status == "pending" or (status == "failed" and stage == "clip"):
                     continue
                 clips = [pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank,
@@ -163,13 +165,14 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                 for rank, clip in enumerate(clips[:3], 1):
                     title = HOSTILE if hostile and cycle == 3 and rank == 1 else f"#{rank} of {niche} countdown {cycle}"
                     short = pm.Short.create(pipeline_run=run, clip=clip, title=title, created_at=sent,
-                                            status={"uploaded": "uploaded", "rejected": "rejected"}.get(status, "review"))
+                                            status=status if status in ("uploaded", "rejected") else "review")
                     if status == "uploaded":
                         pm.Short.update(youtube_video_id=f"sh{short.id:07d}", uploaded_at=done).where(
                             pm.Short.id == short.id).execute()
                         measured.append((f"sh{short.id:07d}", done, 3000 if title == HOSTILE else rng.randint(50, 900)))
                 if status == "uploaded":
-                    pm.PipelineRun.update(youtube_video_id=f"lf{run.id:07d}").where(pm.PipelineRun.id == run.id).execute()
+                    long_form = pm.PipelineRun.update(youtube_video_id=f"lf{run.id:07d}")
+                    long_form.where(pm.PipelineRun.id == run.id).execute()
                     measured.append((f"lf{run.id:07d}", done, rng.randint(100, 1500)))
         for n in range(days * 2):
             pm.ErrorLog.create(module=rng.choice(["uploader", "analytics", "discovery"]),
