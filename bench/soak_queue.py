@@ -1,11 +1,16 @@
 """Chaos soak of the run queue: workers that get killed and frozen must never write under a lost lease.
 
-Worker processes claim runs, write clips inside `run.fenced()`, heartbeat, then ask for a review or fail
-the run (to retry, or for good). Meanwhile this driver SIGKILLs a random worker every few hundred ms and
-starts a replacement, and about once a second SIGSTOPs a worker that holds a run for longer than the
-lease, so that it wakes as a zombie whose writes must be refused. A janitor process requeues stale runs
-and rejects the reviews the workers asked for (so that videos come round again). Afterwards the database
-and the workers' logs are checked against the queue's invariants (see `check`).
+Worker processes schedule the runs of three niches, one per niche and 6-hour cycle (the scheduler firing
+late or twice, from any worker), claim them, write ranked clips of distinct videos and shorts inside
+`run.fenced()`, heartbeat, then ask for a review or fail the run (to retry, or for good). A janitor
+process requeues runs whose lease expired and answers the reviews: approve, reject, hold, skip (clips
+dropped, the run rendered again) or redo_script, and taps some answers twice. An uploader process uploads
+the approved runs' shorts and long-form videos to a fake channel (its event log), SIGKILLing itself now and
+then between the upload claim, the upload and its record, and the next one settles the uploads left in
+doubt. Meanwhile this driver SIGKILLs a random worker every few hundred ms and starts a
+replacement, and about once a second SIGSTOPs a worker that holds a run for longer than the lease, so that
+it wakes as a zombie whose writes must be refused. Afterwards the database and the processes' logs are
+checked against the queue's invariants (see `check`).
 
     .venv/bin/python bench/soak_queue.py --seconds 300 --workers 16
     .venv/bin/python bench/soak_queue.py --seconds 60 --db postgresql://postgres@127.0.0.1:5432/soak
@@ -22,30 +27,43 @@ import json
 import multiprocessing
 import os
 import random
+import secrets
 import signal
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import peewee
 
 import pipeline_models as pm
-from pipeline_models import RunStatus
+from pipeline_models import Processed, ReviewAction, RunStatus, ShortStatus
+from pipeline_models.db import redact
 
 spawn = multiprocessing.get_context("spawn")
 
 # --- the soak's settings --------------------------------------------------------------------------
 
-VIDEOS = 40
+# The pipeline's niches, staggered by 30 minutes; cycle k of a niche starts 6 k hours after its first.
+NICHES = {"gaming": 30, "sports": 60, "funny": 90}  # minutes after midnight of FIRST_DAY
+FIRST_DAY = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+VIDEOS_PER_NICHE = 24  # a run has at most 5 claims of 3 clips each, every clip of a different video
+SEED_CYCLES = 4  # cycles of each niche scheduled before the chaos, so that workers start at once
+CYCLE_EVERY = 0.5  # seconds of the soak per cycle: a new cycle of every niche falls due this often
+LATE = (0, 0, 1, 2)  # a scheduler fires for the current cycle, or again for one it already scheduled
 LEASE = datetime.timedelta(milliseconds=300)  # requeue_stale's older_than: the lease a heartbeat renews
-RETRY_DELAY_SECONDS = 0.05  # queue.retry_delay_seconds: requeued runs come back within ~0.1 s
+RETRY_DELAY_SECONDS = 0.05  # queue.retry_delay_seconds: requeued runs come back within ~0.2 s, not 30 s
 MAX_ATTEMPTS = pm.PipelineRun.MAX_ATTEMPTS  # the default (3): left as it is, so the default is what is tested
+MAX_ROUNDS = 3  # reviews of one run at most: skip and redo_script are answered only before the last
 JANITOR_EVERY = 0.1  # seconds between requeue_stale calls
-ANSWER_AFTER = datetime.timedelta(milliseconds=200)  # the janitor rejects reviews open for longer
+ANSWER_AFTER = datetime.timedelta(milliseconds=200)  # the janitor answers reviews open for longer
+# The janitor's answers in turn, so that a short soak meets each kind; skip and redo_script send the run back.
+ANSWERS = ("approve", "skip", "approve", "reject", "redo_script", "approve", "hold", "approve")
+TAP_AGAIN = 0.25  # how often the janitor taps an answer a second time (it must change nothing)
 WORK_SECONDS = (0.0, 0.08)  # a worker "works" this long before each clip and before its move: inside the lease
+UPLOAD_SECONDS = (0.0, 0.02)  # between an upload's claim, the upload and its record
 KILL_EVERY = (0.3, 0.9)  # seconds between SIGKILLs
 STOP_EVERY = (0.5, 1.2)  # seconds between SIGSTOPs: often, as a zombie meets its run's next holder by chance
 STOP_FOR = (2 * LEASE.total_seconds(), 3.3 * LEASE.total_seconds())  # 0.6-1 s: longer than the lease
@@ -54,7 +72,14 @@ OUTCOMES = {"review": 7, "retry": 2, "fatal": 1}  # what a worker does with a ru
 # The least activity that makes a soak meaningful: fewer, and the invariants may hold vacuously. Low, as
 # a loaded 2-CPU machine makes ~60 claims in 20 s; what matters most is that zombies were refused.
 ENOUGH = {"claims": 30, "clips": 30, "reviews": 5, "retries": 1, "fatal": 1, "janitor requeues": 1,
+          "schedule repeats": 1, "answers approve": 1, "answers skip or redo_script": 1, "uploads": 2,
+          "in doubt recovered": 1, "in doubt released": 1,
           "kills": 3, "stops": 3, "LeaseLost": 1, "LeaseLost after a stall": 1, "LeaseLost in a fenced write": 1}
+
+
+def cycle_start(niche: str, cycle: int) -> datetime.datetime:
+    """The start of `niche`'s cycle number `cycle`."""
+    return FIRST_DAY + datetime.timedelta(minutes=NICHES[niche], hours=6 * cycle)
 
 
 # --- event logs: one JSON line per event, so a SIGKILLed process loses at most its last line --------
@@ -66,9 +91,9 @@ class EventLog:
     def __init__(self, path: str) -> None:
         self.file = open(path, "a", buffering=1)  # line buffered: a killed process loses no finished line
 
-    def write(self, kind: str, **fields) -> None:
-        """Record one event of `kind` with its fields."""
-        self.file.write(json.dumps({"e": kind, **fields}, default=str) + "\n")
+    def write(self, event: str, **fields) -> None:
+        """Record one event of its kind (`event`) with its fields."""
+        self.file.write(json.dumps({"e": event, **fields}, default=str) + "\n")
 
     def error(self, op: str, exc: BaseException, **fields) -> None:
         """Record an unexpected exception: any one fails the soak."""
@@ -77,7 +102,7 @@ class EventLog:
 
 
 def read_events(directory: Path) -> List[dict]:
-    """Every event in the logs of `directory`; a line cut short by a SIGKILL is skipped."""
+    """Every event in the logs of `directory`, each file in its order; a line cut short by a SIGKILL is skipped."""
     events = []
     for path in sorted(Path(directory).glob("*.jsonl")):
         for line in path.read_text().splitlines():
@@ -88,45 +113,66 @@ def read_events(directory: Path) -> List[dict]:
     return events
 
 
+class Claim(collections.namedtuple("Claim", "token attempt round worker")):
+    """One claim of a run: claim_next's token, the attempt (retry_count + 1) and review round (reviews the run
+    had) it was made in, the worker. A run's claims follow one another, each after a requeue (the next
+    attempt) or a skip or redo_script answer (the next round), so (attempt, round) names one claim."""
+
+    def __str__(self) -> str:
+        return ":".join(map(str, self))
+
+    @classmethod
+    def parse(cls, text: str) -> "Claim":
+        """The claim written into a clip or a short: "token:attempt:round:worker"."""
+        token, attempt, round_, worker = text.split(":")
+        return cls(token, int(attempt), int(round_), worker)
+
+    @property
+    def key(self) -> Tuple[int, int]:
+        """(attempt, round): later claims of a run have each at least as high, and one higher."""
+        return self.attempt, self.round
+
+
 # --- the worker process ----------------------------------------------------------------------------
 
 
-def worker_main(target: str, name: str, events_path: str, stop_at: float, seed: int) -> None:
-    """A worker process: claim runs and work on them until the wall-clock time `stop_at`."""
+def worker_main(target: str, name: str, events_path: str, epoch: float, stop_at: float, seed: int) -> None:
+    """A worker process: schedule cycles, claim runs and work on them until the wall-clock time `stop_at`."""
     log = EventLog(events_path)
     try:
         pm.init_db(target)
         rng = random.Random(seed)
-        video_ids = [v.id for v in pm.DiscoveredVideo.select(pm.DiscoveredVideo.id)]
+        video = pm.DiscoveredVideo
+        videos = collections.defaultdict(list)
+        for row in video.select(video.id, video.niche):
+            videos[row.niche].append(row.id)
         idle = False
         while time.time() < stop_at:
-            if rng.random() < (0.5 if idle else 0.05):
-                restart_a_video(rng, video_ids, log)
-            run = claim(name, log)
-            idle = run is None
+            if rng.random() < (0.2 if idle else 0.05):
+                schedule_a_cycle(rng, epoch, log)
+            claimed = claim(name, log)
+            idle = claimed is None
             if idle:
                 time.sleep(0.02)
             else:
-                work_on(run, name, rng, log)
+                work_on(*claimed, videos, rng, log)
     except Exception as exc:  # init_db and the like: reported, and the soak fails
         log.error("worker", exc)
 
 
-def restart_a_video(rng: random.Random, video_ids: List[int], log: EventLog) -> None:
-    """start() a random video, again=True or not: it must return the active run, never queue a second one.
-
-    With again=True a video whose runs all ended gets a new run: that keeps the queue fed.
-    """
-    again = rng.random() < 0.5
+def schedule_a_cycle(rng: random.Random, epoch: float, log: EventLog) -> None:
+    """The scheduler of a random niche fires for the cycle now due, or late for one already scheduled: it
+    must return that cycle's run, never make a second one."""
+    niche = rng.choice(list(NICHES))
+    cycle = max(0, SEED_CYCLES + int((time.time() - epoch) / CYCLE_EVERY) - rng.choice(LATE))
     try:
-        video = pm.DiscoveredVideo.get_by_id(rng.choice(video_ids))
-        run = pm.PipelineRun.start(video, again=again)
-        log.write("start", video=video.id, run=run.id, again=again)
+        run = pm.PipelineRun.schedule(niche, cycle_start(niche, cycle))
+        log.write("schedule", niche=niche, cycle=cycle, run=run.id)
     except Exception as exc:
-        log.error("start", exc)
+        log.error("schedule", exc)
 
 
-def claim(name: str, log: EventLog) -> Optional[pm.PipelineRun]:
+def claim(name: str, log: EventLog) -> Optional[Tuple[pm.PipelineRun, Claim]]:
     """claim_next, logging the claim (before any clip of it can exist) or the error."""
     try:
         run = pm.PipelineRun.claim_next(name)
@@ -134,16 +180,29 @@ def claim(name: str, log: EventLog) -> Optional[pm.PipelineRun]:
         log.error("claim_next", exc)
         time.sleep(0.05)  # an error that repeats must not flood the log
         return None
-    if run is not None:
-        log.write("claim", run=run.id, attempt=run.attempts, token=run.claim_token, worker=name)
-    return run
+    if run is None:
+        return None
+    try:
+        with run.fenced():  # while this claim holds, nobody else may ask for a review of the run
+            round_ = run.reviews.count()
+    except pm.LeaseLost:  # frozen right after the claim, and requeued meanwhile
+        log.write("lost", run=run.id, op="claim", stalled=0)
+        return None
+    except Exception as exc:
+        log.error("claim", exc, run=run.id)
+        return None
+    held = Claim(run.claim_token, run.retry_count + 1, round_, name)
+    log.write("claim", run=run.id, claim=str(held))
+    return run, held
 
 
-def work_on(run: pm.PipelineRun, name: str, rng: random.Random, log: EventLog) -> None:
-    """Write 1-3 clips under the fence, heartbeating after each, then ask for a review or fail the run.
+def work_on(run: pm.PipelineRun, held: Claim, videos: Dict[str, List[int]], rng: random.Random,
+            log: EventLog) -> None:
+    """Write 1-3 clips under the fence, heartbeating after each, then 1-2 shorts, then ask for a review or
+    fail the run.
 
-    A freeze (SIGSTOP) usually lands in a "work" sleep, so the zombie's next call is a fenced clip write,
-    or, after the last one, its move of the run.
+    A freeze (SIGSTOP) usually lands in a "work" sleep, so the zombie's next call is a fenced write, or,
+    after the last one, its move of the run.
     """
     progress = time.monotonic()  # when this worker last knew it held the run
     op = "clip"
@@ -153,37 +212,56 @@ def work_on(run: pm.PipelineRun, name: str, rng: random.Random, log: EventLog) -
             time.sleep(rng.uniform(*WORK_SECONDS))
             op = "clip"
             with run.fenced():
-                # The claim rides in the clip, for the checks: token, attempt, worker.
-                pm.Clip.create(pipeline_run=run, start_seconds=i, end_seconds=i + 1,
-                               transcript=f"{run.claim_token}:{run.attempts}:{name}")
+                clip = write_clip(run, held, videos[run.niche], rng)
+            log.write("clip", run=run.id, id=clip.id, claim=str(held))
             op = "heartbeat"
             run.heartbeat(stage="render" if i == clips - 1 else f"clip {i + 1}")  # the stage it goes into
             progress = time.monotonic()
+        op = "shorts"
+        with run.fenced():
+            top = list(run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
+                       .limit(rng.randint(1, 2)))
+            shorts = [pm.Short.create(pipeline_run=run, clip=clip, description=str(held)) for clip in top]
+        log.write("shorts", run=run.id, ids=[short.id for short in shorts], claim=str(held))
         time.sleep(rng.uniform(*WORK_SECONDS))  # "rendering": a zombie frozen here tries to move the run
         op = rng.choices(list(OUTCOMES), weights=list(OUTCOMES.values()))[0]
-        finish(run, op)
-        log.write(op, run=run.id, attempt=run.attempts, token=run.claim_token)
+        review = finish(run, op, held)
+        log.write(op, run=run.id, claim=str(held), review=review)
     except pm.LeaseLost:  # requeued while frozen or slow, maybe claimed again: drop the run
         log.write("lost", run=run.id, op=op, stalled=round(time.monotonic() - progress, 3))
     except Exception as exc:
         log.error(op, exc, run=run.id)
 
 
-def finish(run: pm.PipelineRun, outcome: str) -> None:
-    """Move the run on as `outcome` says: a review request, a failure to retry, or a failure for good."""
+def write_clip(run: pm.PipelineRun, held: Claim, videos: List[int], rng: random.Random) -> pm.Clip:
+    """A clip of a video the run has no clip of, ranked after its clips (the caller holds the fence)."""
+    taken = list(pm.Clip.select(pm.Clip.discovered_video, pm.Clip.rank_position, pm.Clip.dropped_at)
+                 .where(pm.Clip.pipeline_run == run.id))
+    used = {clip.discovered_video_id for clip in taken}
+    rank = 1 + max((clip.rank_position for clip in taken if clip.dropped_at is None), default=0)
+    start = round(rng.uniform(0, 300), 1)
+    # The claim rides in the clip, for the checks: token, attempt, round, worker.
+    return pm.Clip.create(pipeline_run=run, discovered_video=rng.choice([v for v in videos if v not in used]),
+                          rank_position=rank, start_time_seconds=start, end_time_seconds=start + 18,
+                          clip_duration_seconds=18, extraction_method="most_replayed", transcript=str(held))
+
+
+def finish(run: pm.PipelineRun, outcome: str, held: Claim) -> Optional[int]:
+    """Move the run on as `outcome` says: a review request (its id returned), a failure to retry, or for good."""
     if outcome == "review":
-        pm.ReviewLog.request(run)
-    elif outcome == "retry":
+        return pm.ReviewLog.request(run, message_id=held.token).id  # the chat message: one per claim
+    if outcome == "retry":
         run.fail("boom")
     else:
         run.fail("fatal", retry=False)
+    return None
 
 
 # --- the janitor process ---------------------------------------------------------------------------
 
 
-def janitor_main(target: str, events_path: str, stop_at: float) -> None:
-    """Requeue runs whose lease expired and reject reviews left open, every JANITOR_EVERY s until `stop_at`.
+def janitor_main(target: str, events_path: str, stop_at: float, seed: int) -> None:
+    """Requeue runs whose lease expired and answer reviews left open, every JANITOR_EVERY s until `stop_at`.
 
     A process of its own: on SQLite a frozen worker may hold the write lock for a second, and the driver,
     which alone can thaw it, must never wait for that lock.
@@ -194,6 +272,7 @@ def janitor_main(target: str, events_path: str, stop_at: float) -> None:
     except Exception as exc:
         log.error("janitor", exc)
         return
+    rng, answered = random.Random(seed), 0
     while time.time() < stop_at:
         try:
             requeued = pm.PipelineRun.requeue_stale(LEASE)
@@ -202,43 +281,146 @@ def janitor_main(target: str, events_path: str, stop_at: float) -> None:
         except Exception as exc:
             log.error("requeue_stale", exc)
         try:
-            answered = reject_open_reviews()
-            if answered:
-                log.write("rejected", n=answered)
+            answered = answer_open_reviews(rng, answered, log)
         except Exception as exc:
-            log.error("respond", exc)
+            log.error("answer", exc)
         time.sleep(JANITOR_EVERY)
 
 
-def reject_open_reviews() -> int:
-    """Reject the reviews open for longer than ANSWER_AFTER (their videos may be started again); how many."""
+def answer_open_reviews(rng: random.Random, answered: int, log: EventLog) -> int:
+    """Answer the reviews open for longer than ANSWER_AFTER, each with the next of ANSWERS (what the run
+    allows); tap some answers again. Returns the count of answers given so far."""
     cutoff = pm.utcnow() - ANSWER_AFTER
-    reviews = list(pm.ReviewLog.unanswered().where(pm.ReviewLog.sent_at < cutoff))
-    return sum(review.respond("reject", reviewer="soak") for review in reviews)
+    for review in list(pm.ReviewLog.unanswered().where(pm.ReviewLog.sent_at < cutoff)):
+        action, detail = choose_answer(review, ANSWERS[answered % len(ANSWERS)], rng)
+        answered += 1
+        _, recorded = pm.ReviewLog.answer(review.message_id, action, response_detail=detail, reviewer="soak")
+        log.write("answer", review=review.id, run=review.pipeline_run_id, action=action, detail=detail,
+                  recorded=recorded)
+        if rng.random() < TAP_AGAIN:  # the reviewer taps the same button again
+            _, again = pm.ReviewLog.answer(review.message_id, action, response_detail=detail, reviewer="soak")
+            log.write("tap again", review=review.id, recorded=again)
+    return answered
+
+
+def choose_answer(review: pm.ReviewLog, action: str, rng: random.Random) -> Tuple[str, Optional[str]]:
+    """`action`, or what stands in for it: a held review is not held again; a run at its last round is
+    approved rather than sent back; a skip drops one or two ranks, and needs a clip left over."""
+    if action == "hold" and review.action is ReviewAction.hold:
+        action = "approve"
+    if action in ("skip", "redo_script") and review.pipeline_run.reviews.count() >= MAX_ROUNDS:
+        action = "approve"
+    if action != "skip":
+        return action, None
+    ranks = [clip.rank_position for clip in review.pipeline_run.clips.where(pm.Clip.dropped_at.is_null())]
+    if len(ranks) < 2:
+        return "redo_script", None
+    dropped = sorted(rng.sample(ranks, rng.randint(1, min(2, len(ranks) - 1))))
+    return "skip", "skip " + ",".join(map(str, dropped))
+
+
+# --- the uploader process --------------------------------------------------------------------------
+
+
+def uploader_main(target: str, directory: str, number: int, stop_at: float, seed: int) -> None:
+    """Uploader number `number`: settle the uploads a killed uploader left in doubt, then upload the approved
+    runs' shorts and long-form videos until `stop_at`; it SIGKILLs itself in its 1st to 4th upload, after the
+    upload claim (odd numbers: the upload never reached the channel) or after the upload (even: it did)."""
+    log = EventLog(os.path.join(directory, f"uploader{number}.jsonl"))
+    rng = random.Random(seed)
+    crash = (rng.randint(1, 4), "claimed" if number % 2 else "sent")
+    try:
+        pm.init_db(target)
+        settle_in_doubt(directory, log)
+        uploads = 0
+        while time.time() < stop_at:
+            if upload_one(rng, log, crash if uploads + 1 == crash[0] else None):
+                uploads += 1
+            else:
+                time.sleep(0.05)
+    except Exception as exc:
+        log.error("upload", exc)
+
+
+def channel(directory: str) -> Dict[Tuple[str, int], str]:
+    """The fake YouTube channel: {(kind, id): video id} of every upload that reached it, from the logs."""
+    return {(e["kind"], e["id"]): e["yt"] for e in read_events(Path(directory)) if e["e"] == "sent"}
+
+
+def settle_in_doubt(directory: str, log: EventLog) -> None:
+    """Each upload begun and never recorded (its uploader was killed): recorded with the id the channel shows,
+    or released when it never reached the channel. Only one uploader runs at a time, so none is under way."""
+    sent = channel(directory)
+    for kind, model in (("short", pm.Short), ("run", pm.PipelineRun)):
+        for row in model.select().where(model.upload_started_at.is_null(False) & model.youtube_video_id.is_null()):
+            if (kind, row.id) in sent:
+                recorded = row.mark_uploaded(sent[kind, row.id])
+                log.write("recovered", kind=kind, id=row.id, yt=sent[kind, row.id], recorded=recorded)
+            else:
+                row.abandon_upload()
+                log.write("abandoned", kind=kind, id=row.id)
+
+
+def upload_one(rng: random.Random, log: EventLog, crash: Optional[Tuple[int, str]] = None) -> bool:
+    """Upload one short or long-form video of an approved run (dying at the point `crash` names, if given);
+    False when there is none to upload."""
+    run, short = pm.PipelineRun, pm.Short
+    free = short.youtube_video_id.is_null() & short.upload_started_at.is_null()
+    shorts = list(short.select().join(run).where(
+        free & short.status.in_([ShortStatus.pending, ShortStatus.review])
+        & run.status.in_([RunStatus.approved, RunStatus.uploaded])))
+    runs = list(run.select().where((run.status == RunStatus.approved) & run.upload_started_at.is_null()))
+    todo = [("short", row) for row in shorts] + [("run", row) for row in runs]
+    if not todo:
+        return False
+    kind, row = rng.choice(todo)
+    row.start_upload()
+    time.sleep(rng.uniform(*UPLOAD_SECONDS))
+    crash_if(crash, "claimed", log)
+    video_id = f"{kind}{row.id}-{secrets.token_hex(4)}"
+    log.write("sent", kind=kind, id=row.id, yt=video_id)  # the upload reached the channel
+    time.sleep(rng.uniform(*UPLOAD_SECONDS))
+    crash_if(crash, "sent", log)
+    recorded = row.mark_uploaded(video_id)
+    log.write("recorded", kind=kind, id=row.id, yt=video_id, recorded=recorded)
+    return True
+
+
+def crash_if(crash: Optional[Tuple[int, str]], where: str, log: EventLog) -> None:
+    """Die here, as a crash would (SIGKILL, nothing cleaned up), if `crash` names this point."""
+    if crash is not None and crash[1] == where:
+        log.write("crash", where=where)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --- the driver: seeding, the fleet of workers, the chaos ------------------------------------------
 
 
 def seed_queue(target: str) -> None:
-    """Bind this process to `target`, set the retry delay, and queue a run for each of VIDEOS videos."""
+    """Bind this process to `target`, set the retry delay, discover each niche's videos and schedule its first
+    SEED_CYCLES cycles."""
     pm.init_db(target)
     pm.ConfigOverride.set(pm.PipelineRun.RETRY_DELAY_KEY, RETRY_DELAY_SECONDS)
     with pm.db.atomic():
-        for i in range(VIDEOS):
-            video, _ = pm.DiscoveredVideo.discover(f"soak{i:04d}", title=f"soak video {i}")
-            pm.PipelineRun.start(video)
+        for niche in NICHES:
+            for i in range(VIDEOS_PER_NICHE):
+                pm.DiscoveredVideo.discover(f"{niche}{i:03d}", title=f"{niche} video {i}", channel_name="creator",
+                                            channel_id="UCsoak", niche=niche, viral_score=float(i))
+            for cycle in range(SEED_CYCLES):
+                pm.PipelineRun.schedule(niche, cycle_start(niche, cycle))
 
 
 class Fleet:
-    """The worker processes: started, killed and replaced, frozen and thawed; it knows which exits it caused."""
+    """The worker processes and the uploader: started, killed and replaced, frozen and thawed; it knows which
+    exits it caused."""
 
-    def __init__(self, target: str, directory: Path, stop_at: float, rng: random.Random) -> None:
-        self.target, self.directory, self.stop_at, self.rng = target, directory, stop_at, rng
+    def __init__(self, target: str, directory: Path, epoch: float, stop_at: float, rng: random.Random) -> None:
+        self.target, self.directory, self.epoch, self.stop_at, self.rng = target, directory, epoch, stop_at, rng
         self.live: Dict[str, multiprocessing.Process] = {}
         self.killed: List[multiprocessing.Process] = []
         self.frozen: Dict[str, float] = {}  # name -> when to thaw it (time.monotonic())
-        self.started = self.stops = 0
+        self.started = self.stops = self.uploaders = 0
+        self.uploader: Optional[multiprocessing.Process] = None
         self.problems: List[str] = []
 
     def start(self) -> None:
@@ -246,10 +428,25 @@ class Fleet:
         name = f"w{self.started}"
         self.started += 1
         proc = spawn.Process(target=worker_main, name=name, daemon=True,
-                             args=(self.target, name, str(self.directory / f"{name}.jsonl"), self.stop_at,
-                                   self.rng.randrange(2 ** 32)))
+                             args=(self.target, name, str(self.directory / f"{name}.jsonl"), self.epoch,
+                                   self.stop_at, self.rng.randrange(2 ** 32)))
         proc.start()
         self.live[name] = proc
+
+    def keep_an_uploader(self) -> None:
+        """Start the uploader, or a new one once the last has died (killed by itself: any other end is a
+        problem); one at a time, so that an upload in doubt is always a dead uploader's."""
+        if self.uploader is not None:
+            if self.uploader.is_alive():
+                return
+            self.uploader.join()
+            if self.uploader.exitcode not in (0, -signal.SIGKILL):
+                self.problems.append(f"uploader {self.uploaders} exited with code {self.uploader.exitcode}")
+        if time.time() < self.stop_at:
+            self.uploaders += 1
+            self.uploader = spawn.Process(target=uploader_main, daemon=True, args=(
+                self.target, str(self.directory), self.uploaders, self.stop_at, self.rng.randrange(2 ** 32)))
+            self.uploader.start()
 
     def kill_one(self) -> None:
         """SIGKILL a random worker that is not frozen (a frozen one must wake, as a zombie) and replace it."""
@@ -287,16 +484,17 @@ class Fleet:
                 del self.frozen[name]
 
     def wait(self, timeout: float = 60) -> None:
-        """Wait for every worker to stop at the deadline; a hung or crashed one is a problem."""
+        """Wait for every worker and the uploader to stop at the deadline; a hung or crashed one is a problem."""
         self.thaw(everyone=True)
         end = time.monotonic() + timeout
-        for name, proc in self.live.items():
+        procs = dict(self.live, uploader=self.uploader) if self.uploader is not None else self.live
+        for name, proc in procs.items():
             proc.join(max(0.1, end - time.monotonic()))
             if proc.is_alive():
-                self.problems.append(f"worker {name} still running {timeout:.0f} s after the deadline (hung?)")
+                self.problems.append(f"{name} still running {timeout:.0f} s after the deadline (hung?)")
                 proc.kill()
                 proc.join(10)
-            elif proc.exitcode != 0:
+            elif proc.exitcode != 0 and not (name == "uploader" and proc.exitcode == -signal.SIGKILL):
                 self.problems.append(f"worker {name} exited with code {proc.exitcode}, not killed by the soak")
 
 
@@ -311,6 +509,7 @@ def drive(fleet: Fleet, stop_at: float, rng: random.Random) -> None:
     while time.time() < stop_at:
         now = time.monotonic()
         fleet.thaw()
+        fleet.keep_an_uploader()
         if now >= next_kill:
             fleet.kill_one()
             next_kill = now + rng.uniform(*KILL_EVERY)
@@ -334,7 +533,7 @@ class Report:
 
     def summary(self) -> str:
         """A few lines for people: the activity, the runs by status, and the verdict."""
-        lines = [f"soak of {self.target}: {self.seconds:.0f} s, {self.workers} workers"]
+        lines = [f"soak of {redact(str(self.target))}: {self.seconds:.0f} s, {self.workers} workers"]
         lines.append("  " + ", ".join(f"{k}: {v}" for k, v in self.counts.items()))
         lines.append("  runs by status: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())))
         if self.violations:
@@ -357,11 +556,12 @@ def soak(target: str, seconds: float, workers: int, directory: Path, seed: Optio
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     seed_queue(target)
-    stop_at = time.time() + seconds
-    janitor = spawn.Process(target=janitor_main, args=(target, str(directory / "janitor.jsonl"), stop_at),
-                            daemon=True)
+    epoch = time.time()
+    stop_at = epoch + seconds
+    janitor = spawn.Process(target=janitor_main, daemon=True,
+                            args=(target, str(directory / "janitor.jsonl"), stop_at, rng.randrange(2 ** 32)))
     janitor.start()
-    fleet = Fleet(target, directory, stop_at, rng)
+    fleet = Fleet(target, directory, epoch, stop_at, rng)
     for _ in range(workers):
         fleet.start()
     try:
@@ -380,44 +580,40 @@ def soak(target: str, seconds: float, workers: int, directory: Path, seed: Optio
 
 @dataclasses.dataclass
 class Snapshot:
-    """The database after the soak, read once: runs by id, their clips in id order, their reviews."""
+    """The database after the soak, read once: runs by id; their clips, shorts and reviews in id order."""
 
     runs: Dict[int, pm.PipelineRun]
     clips: Dict[int, List[pm.Clip]]
+    shorts: Dict[int, List[pm.Short]]
     reviews: Dict[int, List[pm.ReviewLog]]
+    videos: Dict[int, pm.DiscoveredVideo]
 
     @classmethod
     def read(cls) -> "Snapshot":
         """Read the bound database."""
         runs = {run.id: run for run in pm.PipelineRun.select()}
-        clips, reviews = collections.defaultdict(list), collections.defaultdict(list)
-        for clip in pm.Clip.select().order_by(pm.Clip.id):
-            clips[clip.pipeline_run_id].append(clip)
-        for review in pm.ReviewLog.select().order_by(pm.ReviewLog.id):
-            reviews[review.pipeline_run_id].append(review)
-        return cls(runs, clips, reviews)
+        by_run = []
+        for model in (pm.Clip, pm.Short, pm.ReviewLog):
+            rows = collections.defaultdict(list)
+            for row in model.select().order_by(model.id):
+                rows[row.pipeline_run_id].append(row)
+            by_run.append(rows)
+        return cls(runs, *by_run, {video.id: video for video in pm.DiscoveredVideo.select()})
+
+    def writes(self, run_id: int) -> List[Tuple[str, List[peewee.Model]]]:
+        """The run's writes under its claims, each kind in id order: ("clip", clips), ("short", shorts)."""
+        return [("clip", self.clips.get(run_id, [])), ("short", self.shorts.get(run_id, []))]
 
 
-class Claim(collections.namedtuple("Claim", "token attempt worker")):
-    """One claim of a run: the token claim_next gave, the attempt it counted, the worker it went to."""
-
-
-def claim_of(clip: pm.Clip) -> Claim:
-    """The claim a clip was written under, from its transcript ("token:attempt:worker")."""
-    token, attempt, worker = clip.transcript.split(":")
-    return Claim(token, int(attempt), worker)
+def claim_of(row: peewee.Model) -> Claim:
+    """The claim a clip (its transcript) or a short (its description) was written under."""
+    return Claim.parse(row.transcript if isinstance(row, pm.Clip) else row.description)
 
 
 def check(target: str, seconds: float, workers: int, events: List[dict], fleet: Fleet) -> Report:
     """Check every invariant against the database (bound in this process) and the event logs."""
     snap = Snapshot.read()
-    violations = list(fleet.problems)
-    violations += check_errors(events)
-    violations += check_fence(snap)
-    violations += check_outcomes(snap, events)
-    violations += check_claims(snap, events)
-    violations += check_one_active_run(snap)
-    violations += check_attempts(snap)
+    violations = list(fleet.problems) + check_all(snap, events)
     counts = activity(snap, events, fleet)
     violations += [f"not enough happened for the checks to mean much: {name} {counts[name]} < {least} "
                    "(run longer?)" for name, least in ENOUGH.items() if counts[name] < least]
@@ -425,182 +621,357 @@ def check(target: str, seconds: float, workers: int, events: List[dict], fleet: 
     return Report(target, seconds, workers, counts, dict(statuses), violations)
 
 
+def check_all(snap: Snapshot, events: List[dict]) -> List[str]:
+    """Every invariant's violations, from the database snapshot and the logs."""
+    claims = given_claims(events)
+    return (check_errors(events) + check_claims(snap, events) + check_fence(snap, claims)
+            + check_outcomes(snap, events, claims) + check_reviews(snap, claims) + check_cycles(snap, events)
+            + check_clips(snap) + check_uploads(snap, events) + check_committed(snap, events) + check_attempts(snap))
+
+
+def given_claims(events: List[dict]) -> Dict[str, Tuple[int, Claim]]:
+    """{token: (run id, claim)} of the claims workers logged."""
+    return {claim.token: (e["run"], claim) for e in events if e["e"] == "claim"
+            for claim in [Claim.parse(e["claim"])]}
+
+
 def check_errors(events: List[dict]) -> List[str]:
-    """No process met an exception other than LeaseLost."""
-    return [f"{e.get('op')} raised {e['error']} (run {e.get('run')}) at {' | '.join(e['trace'])!r}"
-            for e in events if e["e"] == "error"]
+    """No process met an exception other than LeaseLost, and a second tap on an answer changed nothing."""
+    violations = [f"{e.get('op')} raised {e['error']} (run {e.get('run')}) at {' | '.join(e['trace'])!r}"
+                  for e in events if e["e"] == "error"]
+    violations += [f"review {e['review']}: the reviewer's answer was not recorded" for e in events
+                   if e["e"] == "answer" and not e["recorded"]]
+    violations += [f"review {e['review']}: a second tap on the same answer changed it again" for e in events
+                   if e["e"] == "tap again" and e["recorded"]]
+    return violations
 
 
-def check_fence(snap: Snapshot) -> List[str]:
-    """No write by a lost lease, read from each run's clips and reviews; see the three checks it runs."""
+def check_claims(snap: Snapshot, events: List[dict]) -> List[str]:
+    """No run claimed twice at once: one token per (run, attempt, round) and one (run, attempt, round) per
+    token, among the claims workers logged and those their writes carry. And every write was made under a
+    claim its worker was given."""
+    given = {(e["run"], Claim.parse(e["claim"])) for e in events if e["e"] == "claim"}
+    written = {(run_id, claim_of(row)) for run_id in snap.runs for _, rows in snap.writes(run_id) for row in rows}
+    tokens, uses = collections.defaultdict(set), collections.defaultdict(set)
+    for run_id, claim in given | written:
+        tokens[run_id, claim.key].add(claim.token)
+        uses[claim.token].add((run_id, claim.key))
+    violations = [f"run {run_id} was claimed {len(found)} times in (attempt, round) {key}: {sorted(found)}"
+                  for (run_id, key), found in sorted(tokens.items()) if len(found) > 1]
+    violations += [f"token {token} was given {len(found)} times: (run, (attempt, round)) {sorted(found)}"
+                   for token, found in uses.items() if len(found) > 1]
+    violations += [f"run {run_id}: writes by {claim}, a claim no worker was given"
+                   for run_id, claim in sorted(written - given)]
+    return violations
+
+
+def check_fence(snap: Snapshot, claims: Dict[str, Tuple[int, Claim]]) -> List[str]:
+    """No write by a lost lease, read from each run's clips, shorts and reviews; see the checks it runs."""
     violations = []
     for run in snap.runs.values():
-        clips, reviews = snap.clips.get(run.id, []), snap.reviews.get(run.id, [])
-        where = f"run {run.id} ({run.status}, attempt {run.attempts}, token {run.claim_token})"
-        found = clips_in_claim_order(clips) + clips_of_current_claim(run, clips, reviews)
-        found += clips_after_leaving_running(run, clips, reviews)
+        current = current_claim(run, snap, claims)
+        where = f"run {run.id} ({run.status}, retry_count {run.retry_count}, claim {current or run.claim_token})"
+        found = []
+        for kind, rows in snap.writes(run.id):
+            found += writes_in_claim_order(kind, rows) + writes_after_leaving_running(run, kind, rows, snap)
+        found += writes_of_current_claim(run, snap, current)
         violations += [f"{where}: {v}" for v in found]
     return violations
 
 
-def clips_in_claim_order(clips: List[pm.Clip]) -> List[str]:
-    """In id order a run's clips go attempt after attempt, one token per attempt.
+def current_claim(run: pm.PipelineRun, snap: Snapshot, claims: Dict[str, Tuple[int, Claim]]) -> Optional[Claim]:
+    """The run's last claim (its claim_token's), from the logs or its writes; None if neither knows it."""
+    if run.claim_token in claims:
+        return claims[run.claim_token][1]
+    for _, rows in snap.writes(run.id):
+        for row in rows:
+            if claim_of(row).token == run.claim_token:
+                return claim_of(row)
+    return None
 
-    Id order is commit order within a run: a clip is inserted while its writer holds the run's lock, which
-    the next claim has to wait for. So a zombie's clip after a newer claim's clip breaks this.
+
+def writes_in_claim_order(kind: str, rows: List[peewee.Model]) -> List[str]:
+    """In id order a run's clips (and its shorts) go claim after claim: attempt and round never go down, and
+    one token per (attempt, round).
+
+    Id order is commit order within a run: a row is inserted while its writer holds the run's lock, which
+    the next claim has to wait for. So a zombie's write after a newer claim's write breaks this.
     """
     violations = []
-    for before, after in zip(clips, clips[1:]):
+    for before, after in zip(rows, rows[1:]):
         older, newer = claim_of(before), claim_of(after)
-        if newer.attempt < older.attempt or (newer.attempt == older.attempt and newer != older):
-            violations.append(f"clip {after.id} by {newer} came after clip {before.id} by {older}: "
+        if newer.attempt < older.attempt or newer.round < older.round or (newer.key == older.key
+                                                                           and newer != older):
+            violations.append(f"{kind} {after.id} by {newer} came after {kind} {before.id} by {older}: "
                               "a write by a lost lease")
     return violations
 
 
-def clips_of_current_claim(run: pm.PipelineRun, clips: List[pm.Clip], reviews: List[pm.ReviewLog]) -> List[str]:
-    """The clips of the run's current attempt were written under its current token; and a run a worker moved
-    on (reviewed, or failed by the worker, not the janitor) has clips of its current claim, as the worker
-    writes clips before it moves the run, and only the claim holder may move it."""
+def writes_of_current_claim(run: pm.PipelineRun, snap: Snapshot, current: Optional[Claim]) -> List[str]:
+    """Every write's claim is the run's last claim or an earlier one; and a run a worker moved on (asked for
+    a review, or failed, as the janitor's requeue does not) has clips of its last claim, as the worker writes
+    clips before it moves the run, and only the claim holder may move it."""
+    reviews = len(snap.reviews.get(run.id, []))
+    # Unlogged (its worker was killed at once), the last claim wrote nothing: then bound by the database.
+    last = current.key if current is not None else (run.retry_count + 1, reviews)
     violations = []
-    claims = {claim_of(clip) for clip in clips}
-    for claim in claims:
-        if claim.attempt > run.attempts or (claim.attempt == run.attempts and claim.token != run.claim_token):
-            violations.append(f"clips by {claim}, which is not a claim the run had")
-    current = {(c.token, c.attempt) for c in claims}
-    if moved_by_worker(run, reviews) and (run.claim_token, run.attempts) not in current:
-        violations.append("moved on by a worker, but no clip of its current claim: a lost lease moved it")
+    for kind, rows in snap.writes(run.id):
+        for claim in {claim_of(row) for row in rows}:
+            if claim.attempt > last[0] or claim.round > last[1] or (current is not None and claim.key == last
+                                                                    and claim != current):
+                violations.append(f"{kind}s by {claim}, which is not a claim the run had")
+    tokens = {claim_of(clip).token for clip in snap.clips.get(run.id, [])}
+    if moved_by_worker(run, current, reviews) and run.claim_token not in tokens:
+        violations.append("moved on by a worker, but no clip of its last claim: a lost lease moved it")
     return violations
 
 
-def clips_after_leaving_running(run: pm.PipelineRun, clips: List[pm.Clip], reviews: List[pm.ReviewLog]) -> List[str]:
-    """No clip is newer than the moment the run last left running (its review's sent_at, finished_at of a
-    failed run, updated_at of a requeued one): those moves are timed inside the run's lock, after any clip
-    transaction of the run committed."""
-    left = left_running_at(run, reviews)
-    late = [clip for clip in clips if left is not None and clip.created_at > left]
+def moved_by_worker(run: pm.PipelineRun, current: Optional[Claim], reviews: int) -> bool:
+    """True when a worker, not the janitor, made the run's last move out of running: a review request (the
+    run is in review or beyond, or pending after a skip or redo_script answer to it) or a failure."""
+    if run.status in (RunStatus.review, RunStatus.approved, RunStatus.uploaded, RunStatus.rejected):
+        return True
+    if run.status is RunStatus.pending:
+        return current is not None and current.round < reviews  # its claim asked for the last review
+    return run.status is RunStatus.failed and "no heartbeat" not in (run.error_message or "")
+
+
+def writes_after_leaving_running(run: pm.PipelineRun, kind: str, rows: List[peewee.Model],
+                                 snap: Snapshot) -> List[str]:
+    """No write is newer than the moment the run last left running (its last review's sent_at, completed_at
+    of a failed run, updated_at of a pending one): those moves are timed inside the run's lock, after any
+    fenced transaction of the run committed."""
+    left = left_running_at(run, snap.reviews.get(run.id, []))
+    late = [row for row in rows if left is not None and row.created_at > left]
     if not late:
         return []
-    return [f"{len(late)} clips written after the run left running at {left}, e.g. clip {late[0].id} by "
+    return [f"{len(late)} {kind}s written after the run left running at {left}, e.g. {kind} {late[0].id} by "
             f"{claim_of(late[0])} at {late[0].created_at}"]
 
 
 def left_running_at(run: pm.PipelineRun, reviews: List[pm.ReviewLog]) -> Optional[datetime.datetime]:
     """When the run last stopped running, timed inside the move's lock; None while it still runs."""
-    if reviews:
-        return reviews[0].sent_at
+    if run.status in (RunStatus.review, RunStatus.approved, RunStatus.uploaded, RunStatus.rejected):
+        return reviews[-1].sent_at if reviews else run.updated_at
     if run.status is RunStatus.failed:
-        return run.finished_at
+        return run.completed_at
     if run.status is RunStatus.pending:
-        return run.updated_at  # the requeue's time (or the queueing's): nothing else writes a pending run
+        return run.updated_at  # the requeue's or the answer's time: nothing else writes a pending run
     return None
 
 
-def moved_by_worker(run: pm.PipelineRun, reviews: List[pm.ReviewLog]) -> bool:
-    """True when a worker, not the janitor, made the run's last move out of running."""
-    if reviews:
-        return True
-    return run.status is RunStatus.failed and "no heartbeat" not in (run.last_error or "")
+def check_outcomes(snap: Snapshot, events: List[dict], claims: Dict[str, Tuple[int, Claim]]) -> List[str]:
+    """Each failure for good a worker made was made by the run's last claim holder; each retry it made left
+    the run requeued (pending under its claim, or claimed again since).
 
-
-def check_outcomes(snap: Snapshot, events: List[dict]) -> List[str]:
-    """Each review, and each failure for good, a worker made was made by the run's last claim holder, once.
-
-    Runs never leave awaiting_review, rejected or failed for another claim in the soak (nobody calls
-    retry()), so the run still carries the token and attempt of the worker that moved it there.
+    Runs never leave failed for another claim in the soak (nobody calls retry()), so a failed run still
+    carries the token of the worker that failed it.
     """
     violations = []
-    for run_id, reviews in snap.reviews.items():
-        if len(reviews) > 1:
-            violations.append(f"run {run_id} has {len(reviews)} review requests: a lost lease asked too")
     for e in events:
         run = snap.runs.get(e.get("run"))
-        final = e["e"] in ("review", "fatal") or (e["e"] == "retry" and e["attempt"] >= MAX_ATTEMPTS)
-        if final and run is not None and (run.claim_token, run.attempts) != (e["token"], e["attempt"]):
-            violations.append(f"run {run.id}: a worker's {e['e']} at attempt {e['attempt']} succeeded, but the "
-                              f"run's claim is now attempt {run.attempts} ({run.claim_token}), not that "
-                              f"worker's ({e['token']})")
-        elif e["e"] == "retry" and run is not None and not final and not requeued_by(run, e):
-            violations.append(f"run {run.id}: a worker's retry at attempt {e['attempt']} succeeded, but the "
-                              f"run is {run.status} at attempt {run.attempts} under {run.claim_token}")
+        if e["e"] not in ("retry", "fatal") or run is None:
+            continue
+        claim = Claim.parse(e["claim"])
+        final = e["e"] == "fatal" or claim.attempt >= MAX_ATTEMPTS
+        if final and (run.status, run.claim_token, run.retry_count + 1) != (RunStatus.failed, claim.token,
+                                                                            claim.attempt):
+            violations.append(f"run {run.id}: a worker's {e['e']} by {claim} succeeded, but the run is "
+                              f"{run.status} at retry_count {run.retry_count} under {run.claim_token}")
+        elif not final and not requeued_by(run, claim):
+            violations.append(f"run {run.id}: a worker's retry by {claim} succeeded, but the run is "
+                              f"{run.status} at retry_count {run.retry_count} under {run.claim_token}")
     return violations
 
 
-def requeued_by(run: pm.PipelineRun, retry: dict) -> bool:
-    """Whether the run is where the worker's successful retry (fail("boom")) left it: pending under that
-    worker's claim, or claimed again since (a later attempt)."""
-    if run.attempts != retry["attempt"]:
-        return run.attempts > retry["attempt"]
-    return run.status is RunStatus.pending and run.claim_token == retry["token"]
+def requeued_by(run: pm.PipelineRun, claim: Claim) -> bool:
+    """Whether the run is where a worker's successful retry (fail("boom")) left it: pending under that
+    worker's claim with its failed attempt counted, or claimed again since (the count only grows)."""
+    if run.claim_token == claim.token:
+        return run.status is RunStatus.pending and run.retry_count == claim.attempt
+    return run.retry_count >= claim.attempt
 
 
-def check_claims(snap: Snapshot, events: List[dict]) -> List[str]:
-    """No run claimed twice in one attempt, and a token of its own for every claim: one token per (run,
-    attempt) and one (run, attempt) per token, among the claims workers logged and those clips carry.
-    And every clip was written under a claim its worker was given."""
-    given = {(e["run"], Claim(e["token"], e["attempt"], e["worker"])) for e in events if e["e"] == "claim"}
-    written = {(run_id, claim_of(clip)) for run_id, clips in snap.clips.items() for clip in clips}
-    tokens, uses = collections.defaultdict(set), collections.defaultdict(set)
-    for run_id, claim in given | written:
-        tokens[run_id, claim.attempt].add(claim.token)
-        uses[claim.token].add((run_id, claim.attempt))
-    violations = [f"run {run_id} was claimed {len(found)} times in attempt {attempt}: {sorted(found)}"
-                  for (run_id, attempt), found in sorted(tokens.items()) if len(found) > 1]
-    violations += [f"token {token} was given {len(found)} times: (run, attempt) {sorted(found)}"
-                   for token, found in uses.items() if len(found) > 1]
-    violations += [f"run {run_id}: clips by {claim}, a claim no worker was given"
-                   for run_id, claim in sorted(written - given)]
+def check_reviews(snap: Snapshot, claims: Dict[str, Tuple[int, Claim]]) -> List[str]:
+    """No run with two answered reviews of one round: SQL finds no run with two reviews open at once or two
+    answered approve or reject; and a run's reviews follow one another, round after round (each asked by the
+    last claim of its round, after the one before was answered skip or redo_script)."""
+    review = pm.ReviewLog
+    violations = []
+    for what, where in (("open", review.action.is_null() | (review.action == ReviewAction.hold)),
+                        ("answered approve or reject", review.action.in_([ReviewAction.approve,
+                                                                           ReviewAction.reject]))):
+        doubled = (review.select(review.pipeline_run, peewee.fn.COUNT(review.id).alias("n")).where(where)
+                   .group_by(review.pipeline_run).having(peewee.fn.COUNT(review.id) > 1))
+        violations += [f"run {row.pipeline_run_id} has {row.n} reviews {what}" for row in doubled]
+    for run_id, reviews in snap.reviews.items():
+        for number, (asked, later) in enumerate(zip(reviews, reviews[1:] + [None])):
+            by = claims.get(asked.message_id, (None, None))[1]
+            if by is None or claims[asked.message_id][0] != run_id or by.round != number:
+                violations.append(f"run {run_id}: review {asked.id} (its number {number + 1}) was asked by "
+                                  f"{by}, not by a claim of the run's round {number}")
+            elif any(other.round == by.round and other.attempt > by.attempt
+                     for other_run, other in claims.values() if other_run == run_id):
+                violations.append(f"run {run_id}: review {asked.id} was asked by {by}, after the run was "
+                                  "claimed again in that round: a lost lease asked")
+            if later is not None and (asked.action not in (ReviewAction.skip, ReviewAction.redo_script)
+                                      or later.sent_at < asked.responded_at):
+                violations.append(f"run {run_id}: review {later.id} was asked while review {asked.id} was "
+                                  f"{asked.action or 'open'} (answered {asked.responded_at})")
     return violations
 
 
-def check_one_active_run(snap: Snapshot) -> List[str]:
-    """No video with two active runs, now (SQL) or ever (a video's runs follow one another)."""
-    Run = pm.PipelineRun
-    doubled = (Run.select(Run.discovered_video, peewee.fn.COUNT(Run.id).alias("n"))
-               .where(Run.status.in_(Run.ACTIVE)).group_by(Run.discovered_video)
-               .having(peewee.fn.COUNT(Run.id) > 1))
-    violations = [f"video {row.discovered_video_id} has {row.n} active runs" for row in doubled]
-    by_video = collections.defaultdict(list)
-    for run in sorted(snap.runs.values(), key=lambda run: run.id):
-        by_video[run.discovered_video_id].append(run)
-    for video_id, runs in by_video.items():
-        for before, after in zip(runs, runs[1:]):  # a run is queued only once every earlier one has ended
-            if before.status not in Run.FINISHED or before.finished_at > after.created_at:
-                violations.append(f"video {video_id}: run {after.id} was queued at {after.created_at} while "
-                                  f"run {before.id} was still active ({before.status}, finished {before.finished_at})")
+def check_cycles(snap: Snapshot, events: List[dict]) -> List[str]:
+    """One run per (niche, cycle_start) (SQL), and every scheduler firing for a cycle got that cycle's run."""
+    run = pm.PipelineRun
+    doubled = (run.select(run.niche, run.cycle_start, peewee.fn.COUNT(run.id).alias("n"))
+               .group_by(run.niche, run.cycle_start).having(peewee.fn.COUNT(run.id) > 1))
+    violations = [f"{row.niche} has {row.n} runs of the cycle starting {row.cycle_start}" for row in doubled]
+    of_cycle = {(r.niche, r.cycle_start): r.id for r in snap.runs.values()}
+    for e in events:
+        if e["e"] == "schedule":
+            start = cycle_start(e["niche"], e["cycle"])
+            if of_cycle.get((e["niche"], start)) != e["run"]:
+                violations.append(f"schedule({e['niche']!r}, {start}) returned run {e['run']}, but that cycle's "
+                                  f"run is {of_cycle.get((e['niche'], start))}")
+    violations += [f"run {r.id}: cycle {r.cycle_start} to {r.cycle_end}, not 6 hours" for r in snap.runs.values()
+                   if r.cycle_end - r.cycle_start != datetime.timedelta(hours=6)]
+    return violations
+
+
+def check_clips(snap: Snapshot) -> List[str]:
+    """No run with two clips of one video or two (kept) clips of one rank (SQL); a run's kept clips are ranked
+    1..N, of its niche's videos; a clip a skip dropped has its video rejected."""
+    clip = pm.Clip
+    count = peewee.fn.COUNT(clip.id)
+    violations = [f"run {row.pipeline_run_id} has {row.n} clips of video {row.discovered_video_id}" for row in
+                  clip.select(clip.pipeline_run, clip.discovered_video, count.alias("n"))
+                  .group_by(clip.pipeline_run, clip.discovered_video).having(count > 1)]
+    violations += [f"run {row.pipeline_run_id} has {row.n} clips ranked {row.rank_position}" for row in
+                   clip.select(clip.pipeline_run, clip.rank_position, count.alias("n"))
+                   .where(clip.dropped_at.is_null()).group_by(clip.pipeline_run, clip.rank_position)
+                   .having(count > 1)]
+    for run_id, clips in snap.clips.items():
+        ranks = sorted(c.rank_position for c in clips if c.dropped_at is None)
+        if ranks != list(range(1, len(ranks) + 1)):
+            violations.append(f"run {run_id}: its clips are ranked {ranks}, not 1..{len(ranks)}")
+        niche = snap.runs[run_id].niche
+        violations += [f"clip {c.id} of run {run_id} ({niche}) is of a {snap.videos[c.discovered_video_id].niche} "
+                       "video" for c in clips if snap.videos[c.discovered_video_id].niche != niche]
+        violations += [f"clip {c.id} was dropped, but its video {c.discovered_video_id} is "
+                       f"{snap.videos[c.discovered_video_id].processed!s}, not rejected"
+                       for c in clips if c.dropped_at is not None
+                       and snap.videos[c.discovered_video_id].processed != Processed.rejected]
+    return violations
+
+
+def check_uploads(snap: Snapshot, events: List[dict]) -> List[str]:
+    """No short or long-form video uploaded twice (sent to the channel twice); each one the database has as
+    uploaded is the one the channel shows; only an approved run's shorts, and its video, were uploaded."""
+    sent = collections.defaultdict(list)
+    for e in events:
+        if e["e"] == "sent":
+            sent[e["kind"], e["id"]].append(e["yt"])
+    violations = [f"{kind} {row_id} was uploaded {len(ids)} times: {ids}" for (kind, row_id), ids in sent.items()
+                  if len(ids) > 1]
+    rows = [("run", run) for run in snap.runs.values()] + [
+        ("short", short) for shorts in snap.shorts.values() for short in shorts]
+    for kind, row in rows:
+        if row.youtube_video_id is not None and sent.get((kind, row.id)) != [row.youtube_video_id]:
+            violations.append(f"{kind} {row.id} is recorded as uploaded as {row.youtube_video_id}, but the "
+                              f"channel has {sent.get((kind, row.id))}")
+        uploaded = row.youtube_video_id is not None
+        if kind == "run" and uploaded != (row.status is RunStatus.uploaded):
+            violations.append(f"run {row.id} is {row.status} with long-form video {row.youtube_video_id}")
+        if kind == "short" and uploaded != (row.status is ShortStatus.uploaded):
+            violations.append(f"short {row.id} is {row.status} with video {row.youtube_video_id}")
+        if kind == "short" and uploaded and snap.runs[row.pipeline_run_id].status not in (RunStatus.approved,
+                                                                                       RunStatus.uploaded):
+            violations.append(f"short {row.id} was uploaded, but its run is {snap.runs[row.pipeline_run_id].status}")
+    return violations
+
+
+def check_committed(snap: Snapshot, events: List[dict]) -> List[str]:
+    """No lost committed write: every write a process logged after it committed is in the database as logged
+    (runs scheduled, clips, shorts, reviews asked, answers and uploads recorded)."""
+    clips = {c.id: c for rows in snap.clips.values() for c in rows}
+    shorts = {s.id: s for rows in snap.shorts.values() for s in rows}
+    reviews = {r.id: r for rows in snap.reviews.values() for r in rows}
+    answers = {e["review"]: e for e in events if e["e"] == "answer" and e["recorded"]}  # the last of each
+    violations = []
+    for e in events:
+        kind = e["e"]
+        if kind == "schedule" and e["run"] not in snap.runs:
+            violations.append(f"run {e['run']} was scheduled for {e['niche']} cycle {e['cycle']}, and is gone")
+        elif kind == "clip" and (e["id"] not in clips or (clips[e["id"]].pipeline_run_id, clips[e["id"]].transcript)
+                                 != (e["run"], e["claim"])):
+            violations.append(f"clip {e['id']} of run {e['run']} by {e['claim']} was committed, and is lost")
+        elif kind == "shorts":
+            violations += [f"short {i} of run {e['run']} by {e['claim']} was committed, and is lost" for i in e["ids"]
+                           if i not in shorts or (shorts[i].pipeline_run_id, shorts[i].description)
+                           != (e["run"], e["claim"])]
+        elif kind == "review" and (e["review"] not in reviews or reviews[e["review"]].message_id
+                                   != Claim.parse(e["claim"]).token):
+            violations.append(f"review {e['review']} asked by {e['claim']} was committed, and is lost")
+        elif kind in ("recorded", "recovered") and e["recorded"]:
+            row = snap.runs.get(e["id"]) if e["kind"] == "run" else shorts.get(e["id"])
+            if row is None or row.youtube_video_id != e["yt"]:
+                violations.append(f"the upload of {e['kind']} {e['id']} as {e['yt']} was recorded, and is lost")
+    for review_id, e in answers.items():
+        row = reviews.get(review_id)
+        if row is None or (str(row.action), row.response_detail) != (e["action"], e["detail"]):
+            violations.append(f"review {review_id} was last answered {e['action']} {e['detail'] or ''}, but "
+                              f"it has {row and row.action} {row and row.response_detail}")
     return violations
 
 
 def check_attempts(snap: Snapshot) -> List[str]:
-    """No run over MAX_ATTEMPTS attempts (none pending at it), and every failed run says why."""
+    """No run over MAX_ATTEMPTS attempts (none pending with them used up), and every failed run says why."""
     violations = []
     for run in snap.runs.values():
-        if run.attempts > MAX_ATTEMPTS or (run.status is RunStatus.pending and run.attempts >= MAX_ATTEMPTS):
-            violations.append(f"run {run.id} is {run.status} after {run.attempts} attempts (max {MAX_ATTEMPTS})")
-        if run.status is RunStatus.failed and not (run.last_error or "").strip():
-            violations.append(f"run {run.id} failed with no last_error")
-        if (run.last_error or "").startswith("gave up after") and run.attempts != MAX_ATTEMPTS:
-            violations.append(f"run {run.id} {run.last_error!r} at attempt {run.attempts}")
+        if run.retry_count > MAX_ATTEMPTS - 1:
+            violations.append(f"run {run.id} is {run.status} at retry_count {run.retry_count} (max {MAX_ATTEMPTS} "
+                              "attempts)")
+        if run.status is RunStatus.failed and not (run.error_message or "").strip():
+            violations.append(f"run {run.id} failed with no error_message")
+        if (run.error_message or "").startswith("gave up after") and (
+                run.status is not RunStatus.failed or run.retry_count != MAX_ATTEMPTS - 1
+                or not run.error_message.startswith(f"gave up after {MAX_ATTEMPTS} attempts")):
+            violations.append(f"run {run.id} is {run.status}, {run.error_message!r} at retry_count {run.retry_count}")
     return violations
 
 
 def activity(snap: Snapshot, events: List[dict], fleet: Fleet) -> Dict[str, int]:
     """How much of each thing happened, for the summary and the ENOUGH check."""
     kinds = collections.Counter(e["e"] for e in events)
+    answers = collections.Counter(e["action"] for e in events if e["e"] == "answer")
+    scheduled = collections.Counter((e["niche"], e["cycle"]) for e in events if e["e"] == "schedule")
     lease = LEASE.total_seconds()
     return {
         "claims": kinds["claim"],
         "clips": sum(map(len, snap.clips.values())),
+        "shorts": sum(map(len, snap.shorts.values())),
         "reviews": sum(map(len, snap.reviews.values())),
         "retries": kinds["retry"],
         "fatal": kinds["fatal"],
         "janitor requeues": sum(e["n"] for e in events if e["e"] == "requeued"),
-        "starts": kinds["start"],
+        "runs": len(snap.runs),
+        "schedules": kinds["schedule"],
+        "schedule repeats": sum(n - 1 for n in scheduled.values()),
+        "answers approve": answers["approve"],
+        "answers reject": answers["reject"],
+        "answers hold": answers["hold"],
+        "answers skip or redo_script": answers["skip"] + answers["redo_script"],
+        "taps again": kinds["tap again"],
+        "uploads": sum(1 for e in events if e["e"] in ("recorded", "recovered") and e["recorded"]),
+        "uploader crashes": kinds["crash"],
+        "in doubt recovered": kinds["recovered"],
+        "in doubt released": kinds["abandoned"],
         "kills": len(fleet.killed),
         "stops": fleet.stops,
         "LeaseLost": kinds["lost"],
         "LeaseLost after a stall": sum(1 for e in events if e["e"] == "lost" and e["stalled"] > lease),
-        "LeaseLost in a fenced write": sum(1 for e in events if e["e"] == "lost" and e["op"] == "clip"),
+        "LeaseLost in a fenced write": sum(1 for e in events if e["e"] == "lost" and e["op"] in ("clip", "shorts")),
         "LeaseLost in a move": sum(1 for e in events if e["e"] == "lost" and e["op"] in OUTCOMES),
         "errors": kinds["error"],
     }

@@ -1,11 +1,17 @@
 """The run queue under chaos, on SQLite and PostgreSQL.
 
-- Workers SIGKILLed and frozen past their lease never write under a lost lease, no run is claimed twice in
-  one attempt, no video ever has two active runs (the soak is bench/soak_queue.py: run it longer there).
-- Two processes racing to upload one short meet only the errors start_upload documents.
+- Workers SIGKILLed and frozen past their lease, on runs scheduled per niche and cycle, never write under a
+  lost lease; no run is claimed twice at once; no committed write is lost; no short or long-form video is
+  uploaded twice by an uploader that crashes mid-upload; no run has two answered reviews of one round; one
+  run per niche and cycle; no run has two clips of one video or of one rank (the soak is
+  bench/soak_queue.py: run it longer there).
+- The soak's checks find each kind of violation, in a history made by hand.
+- Two processes racing to upload one short, or one run's long-form video, meet only the errors start_upload
+  documents.
 
 PIPELINE_MODELS_CHAOS_SECONDS sets how long the soak's chaos lasts per backend (default 20).
 """
+import datetime
 import json
 import multiprocessing
 import os
@@ -15,14 +21,16 @@ from pathlib import Path
 import pytest
 
 import pipeline_models as pm
+from conftest import make_video
 
 # bench/ is a plain directory of scripts; appended, not prepended, so that its run.py shadows nothing.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 import soak_queue  # noqa: E402
+from soak_queue import Claim  # noqa: E402
 
 CHAOS_SECONDS = float(os.environ.get("PIPELINE_MODELS_CHAOS_SECONDS", "20"))
 WORKERS = 8
-UPLOAD_TRIES = 2000  # per process
+UPLOAD_TRIES = 1000  # per process
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -34,25 +42,191 @@ def test_chaos_never_lets_a_lost_lease_write_or_a_run_be_claimed_twice(fresh_tar
     assert report.violations == [], report.summary()
 
 
+# --- the checks, on a history made by hand ---------------------------------------------------------
+
+
+class History:
+    """A small soak history made through the package's API, with the events a soak's processes log for it."""
+
+    def __init__(self):
+        self.events = []
+        pm.ConfigOverride.set(pm.PipelineRun.RETRY_DELAY_KEY, 0)  # a failed run is claimable again at once
+        self.videos = [make_video(f"gaming{i:03d}", viral_score=float(i)) for i in range(6)]
+
+    def schedule(self, cycle):
+        run = pm.PipelineRun.schedule("gaming", soak_queue.cycle_start("gaming", cycle))
+        self.events.append({"e": "schedule", "niche": "gaming", "cycle": cycle, "run": run.id})
+        return run
+
+    def claim(self, worker):
+        run = pm.PipelineRun.claim_next(worker)
+        held = Claim(run.claim_token, run.retry_count + 1, run.reviews.count(), worker)
+        self.events.append({"e": "claim", "run": run.id, "claim": str(held)})
+        return run, held
+
+    def clip(self, run, held, video, rank):
+        clip = pm.Clip.create(pipeline_run=run, discovered_video=self.videos[video], rank_position=rank,
+                              start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
+                              transcript=str(held))
+        self.events.append({"e": "clip", "run": run.id, "id": clip.id, "claim": str(held)})
+        return clip
+
+    def short(self, run, held, clip):
+        short = pm.Short.create(pipeline_run=run, clip=clip, description=str(held))
+        self.events.append({"e": "shorts", "run": run.id, "ids": [short.id], "claim": str(held)})
+        return short
+
+    def upload(self, kind, row):
+        row.start_upload()
+        video_id = f"{kind}{row.id}-yt"
+        self.events.append({"e": "sent", "kind": kind, "id": row.id, "yt": video_id})
+        row.mark_uploaded(video_id)
+        self.events.append({"e": "recorded", "kind": kind, "id": row.id, "yt": video_id, "recorded": True})
+
+
+@pytest.fixture
+def history(database):
+    """Run 1: claimed, two clips, a short, reviewed, skip 1, claimed again, reviewed, approved, uploaded.
+    Run 2: claimed, a clip, failed to retry, claimed again (attempt 2), a clip, still running."""
+    made = History()
+    one, two = made.schedule(0), made.schedule(1)
+    made.schedule(0)  # the scheduler firing again: the same run
+    run, held = made.claim("w1")
+    assert run.id == one.id
+    first = made.clip(run, held, 0, 1)
+    made.clip(run, held, 1, 2)
+    made.short(run, held, first)
+    review = pm.ReviewLog.request(run, message_id=held.token)
+    made.events.append({"e": "review", "run": run.id, "claim": str(held), "review": review.id})
+    pm.ReviewLog.answer(held.token, "skip", response_detail="skip 1", reviewer="soak")
+    made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "skip", "detail": "skip 1",
+                        "recorded": True})
+    run, held = made.claim("w2")
+    assert (run.id, held.key) == (one.id, (1, 1))
+    made.short(run, held, made.clip(run, held, 2, 2))
+    review = pm.ReviewLog.request(run, message_id=held.token)
+    made.events.append({"e": "review", "run": run.id, "claim": str(held), "review": review.id})
+    pm.ReviewLog.answer(held.token, "approve", reviewer="soak")
+    made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "approve", "detail": None,
+                        "recorded": True})
+    made.upload("short", pm.Short.select().where(pm.Short.description == str(held)).get())
+    made.upload("run", pm.PipelineRun.get_by_id(run.id))
+
+    run, held = made.claim("w3")
+    assert run.id == two.id
+    made.clip(run, held, 0, 1)
+    run.fail("boom")
+    made.events.append({"e": "retry", "run": run.id, "claim": str(held), "review": None})
+    made.older = held
+    run, held = made.claim("w4")
+    assert (run.id, held.key) == (two.id, (2, 0))
+    made.clip(run, held, 1, 2)
+    made.second, made.current = run, held
+    return made
+
+
+def _found(history, tamper=None):
+    """The soak's violations of the history, after `tamper(history)` (rolled back afterwards)."""
+    with pm.db.atomic() as transaction:
+        if tamper is not None:
+            tamper(history)
+        found = soak_queue.check_all(soak_queue.Snapshot.read(), history.events)
+        transaction.rollback()
+    return found
+
+
+def _zombie_clip(history):
+    """The first claim of run 2, requeued, writes a clip after its next claim did."""
+    history.clip(history.second, history.older, 3, 3)
+
+
+def _claimed_twice(history):
+    """Run 2 claimed a second time in its current attempt and round, under another token."""
+    twice = history.current._replace(token="f" * 32, worker="w9")
+    history.events.append({"e": "claim", "run": history.second.id, "claim": str(twice)})
+
+
+def _lost_write(history):
+    clip = history.clip(history.second, history.current, 3, 3)
+    pm.Clip.delete().where(pm.Clip.id == clip.id).execute()
+
+
+def _uploaded_twice(history):
+    sent = next(e for e in history.events if e["e"] == "sent" and e["kind"] == "short")
+    history.events.append({**sent, "yt": "a-second-upload"})
+
+
+def _long_form_uploaded_twice(history):
+    sent = next(e for e in history.events if e["e"] == "sent" and e["kind"] == "run")
+    history.events.append({**sent, "yt": "a-second-upload"})
+
+
+def _two_answered_reviews(history):
+    first = pm.ReviewLog.get(pm.ReviewLog.action == "skip")
+    pm.ReviewLog.update(action="approve", response_detail=None).where(pm.ReviewLog.id == first.id).execute()
+
+
+def _two_runs_of_a_cycle(history):
+    pm.db.execute_sql("DROP INDEX idx_pipeline_runs_niche")
+    pm.PipelineRun.create(niche="gaming", cycle_start=history.second.cycle_start, cycle_end=history.second.cycle_end)
+
+
+def _schedule_got_another_run(history):
+    history.events.append({"e": "schedule", "niche": "gaming", "cycle": 1, "run": history.second.id + 100})
+
+
+def _two_clips_of_a_video(history):
+    # insert(), not create(): past the model's own refusal, as a second client's write would be.
+    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[1].id, rank_position=3,
+                   start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
+                   transcript=str(history.current)).execute()
+
+
+def _two_clips_of_a_rank(history):
+    pm.db.execute_sql("DROP INDEX clips_rank_in_run")
+    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[4].id, rank_position=2,
+                   start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
+                   transcript=str(history.current)).execute()
+
+
+@pytest.mark.parametrize("tamper, expected", [
+    (_zombie_clip, "came after clip"),
+    (_claimed_twice, "was claimed 2 times in (attempt, round) (2, 0)"),
+    (_lost_write, "was committed, and is lost"),
+    (_uploaded_twice, "was uploaded 2 times"),
+    (_long_form_uploaded_twice, "was uploaded 2 times"),
+    (_two_answered_reviews, "has 2 reviews answered approve or reject"),
+    (_two_runs_of_a_cycle, "has 2 runs of the cycle starting"),
+    (_schedule_got_another_run, "returned run"),
+    (_two_clips_of_a_video, "clips of video"),
+    (_two_clips_of_a_rank, "has 2 clips ranked 2"),
+])
+def test_the_soaks_checks_find_each_kind_of_violation(history, tamper, expected):
+    assert _found(history) == []  # the history as made breaks nothing
+    found = _found(history, tamper)
+    assert any(expected in violation for violation in found), found
+
+
 # --- the upload race -------------------------------------------------------------------------------
 
 
-def _upload_worker(target, short_id, barrier, out):
-    """Try UPLOAD_TRIES times to claim the short for upload and release it; count how each try ended."""
+def _upload_worker(target, model_name, row_id, barrier, out):
+    """Try UPLOAD_TRIES times to claim the video for upload and release it; count how each try ended."""
     pm.init_db(target)
+    model = getattr(pm, model_name)
     result = {"uploads": 0, "in_doubt": 0, "already": 0, "errors": 0, "first_errors": []}
     barrier.wait()
     for _ in range(UPLOAD_TRIES):
         try:
-            short = pm.Short.get_by_id(short_id)
-            short.start_upload()
+            row = model.get_by_id(row_id)
+            row.start_upload()
             result["uploads"] += 1
-            short.abandon_upload()
+            row.abandon_upload()
         except pm.UploadInDoubt:  # the other process holds the claim right now
             result["in_doubt"] += 1
         except pm.AlreadyUploaded:
             result["already"] += 1
-        except Exception as exc:  # anything else (the old code's bare TypeError) fails the test
+        except Exception as exc:  # anything else fails the test
             result["errors"] += 1
             if len(result["first_errors"]) < 10:
                 result["first_errors"].append(f"{type(exc).__name__}: {exc}")
@@ -60,17 +234,29 @@ def _upload_worker(target, short_id, barrier, out):
         json.dump(result, fh)
 
 
+def _approved_run_with_a_short():
+    """A run taken through the queue to approved (its uploads may start), with one short."""
+    pm.PipelineRun.schedule("gaming", datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc))
+    run = pm.PipelineRun.claim_next("worker")
+    short = pm.Short.create(pipeline_run=run)
+    pm.ReviewLog.request(run).respond("approve")
+    return run, short
+
+
 @pytest.mark.slow
-def test_two_processes_racing_to_upload_one_short_meet_only_the_documented_errors(fresh_target, tmp_path):
+@pytest.mark.parametrize("model_name", ["Short", "PipelineRun"])
+def test_two_processes_racing_to_upload_one_video_meet_only_the_documented_errors(fresh_target, tmp_path,
+                                                                                   model_name):
     pm.init_db(fresh_target)
-    video, _ = pm.DiscoveredVideo.discover("race-video")
-    short = pm.Short.create(pipeline_run=pm.PipelineRun.start(video))
+    run, short = _approved_run_with_a_short()
+    row_id = short.id if model_name == "Short" else run.id  # a short, or the run's long-form video
     pm.db.obj.close()
     pm.db.initialize(None)
 
     barrier = spawn.Barrier(2)
     outs = [str(tmp_path / f"upload{n}.json") for n in range(2)]
-    procs = [spawn.Process(target=_upload_worker, args=(str(fresh_target), short.id, barrier, out)) for out in outs]
+    procs = [spawn.Process(target=_upload_worker, args=(str(fresh_target), model_name, row_id, barrier, out))
+             for out in outs]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -84,5 +270,6 @@ def test_two_processes_racing_to_upload_one_short_meet_only_the_documented_error
     assert all(r["already"] == 0 for r in results)  # nobody recorded a video id
     assert all(r["in_doubt"] > 0 and r["uploads"] > 0 for r in results), results  # the race really ran
     pm.init_db(fresh_target)
-    row = pm.Short.get_by_id(short.id)
+    row = getattr(pm, model_name).get_by_id(row_id)
     assert (row.upload_started_at, row.youtube_video_id) == (None, None)  # every claim was released
+    assert pm.PipelineRun.get_by_id(run.id).status is pm.RunStatus.approved  # still to be uploaded
