@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 
 import peewee
 import pytest
@@ -243,12 +244,12 @@ def states():
                 lines.append(f"        {prefix}_{source} --> [*]")
         lines.append("    }")
     values = ", ".join(f"{int(member)} {member.name}" for member in pm.Processed)
-    lines += ["```", "",
-              f"A video's `processed` is an integer, not a state machine: {values} (`Processed`). `discover()` "
-              "makes a video 0; `mark_video_processed(video_id, status)` sets it to any of the four (the "
-              "pipeline marks the videos it cut clips of 1, those it passed over 2); a reviewer's `skip` sets the "
-              "videos of the dropped clips to 3, in the same transaction. Nothing else moves it: a run's end "
-              "leaves its videos as they are.", "", STATES_END]
+    processed = (f"A video's `processed` is an integer, not a state machine: {values} (`Processed`). `discover()` "
+                 "makes a video 0; `mark_video_processed(video_id, status)` sets it to any of the four (the "
+                 "pipeline marks the videos it cut clips of 1, those it passed over 2); a reviewer's `skip` sets "
+                 "the videos of the dropped clips to 3, in the same transaction. Nothing else moves it: a run's "
+                 "end leaves its videos as they are.")
+    lines += ["```", "", *textwrap.wrap(processed, 110, break_on_hyphens=False), "", STATES_END]
     return "\n".join(str(line) for line in lines)
 
 
