@@ -11,12 +11,18 @@ pytest_plugins = ["pytester"]
 
 # The README's complete example test file ("Testing your pipeline code"), run as written below.
 README_EXAMPLE = '''\
+import datetime
+
 import pipeline_models as pm
 
+CYCLE = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)
 
-def test_a_video_is_queued_once(pipeline_db):
-    video, created = pm.DiscoveredVideo.discover("dQw4w9WgXcQ", title="A source video")
-    assert created and pm.PipelineRun.start(video) == pm.PipelineRun.start(video)
+
+def test_a_video_is_found_once_and_a_cycle_run_once(pipeline_db):
+    video, created = pm.DiscoveredVideo.discover("dQw4w9WgXcQ", title="A source video", channel_name="A creator",
+                                                 channel_id="UCcreator", niche="gaming")
+    assert created and list(pm.get_pending_videos("gaming")) == [video]
+    assert pm.PipelineRun.schedule("gaming", CYCLE) == pm.PipelineRun.schedule("gaming", CYCLE)
     assert pm.PipelineRun.select().count() == 1
 
 
@@ -25,29 +31,37 @@ def test_every_test_starts_empty(pipeline_db):
 
 
 def test_the_reviewer_approves(pipeline_factory):
-    chain = pipeline_factory.chain("awaiting_review")
+    chain = pipeline_factory.chain("review")
     pm.ReviewLog.answer(chain.review.message_id, "approve", reviewer="@alice")
     assert chain.run.refresh().status == "approved"
 
 
-def test_the_last_upload_publishes_the_run(pipeline_factory):
+def test_the_long_form_upload_finishes_the_run(pipeline_factory):
     chain = pipeline_factory.chain("approved")
-    chain.short.mark_uploaded("yt-short-1")
-    assert chain.run.refresh().status == "published"
-    assert chain.video.refresh().status == "processed"
+    chain.run.start_upload()
+    chain.run.mark_uploaded("yt-long-1")
+    assert chain.run.refresh().status == "uploaded"
+    assert [video.refresh().processed for video in chain.videos] == [pm.Processed.used] * 3
 '''
 
 # Each test sees an empty database of its own, bound only while it runs; tests without the fixture see nothing.
 ISOLATION = '''
+import datetime
+
 import peewee
 import pytest
 import pipeline_models as pm
 
 
+def video(video_id):
+    return pm.DiscoveredVideo.create(video_id=video_id, title="t", channel_name="c", channel_id="UC", url="u",
+                                     niche="gaming")
+
+
 def test_first_writes(pipeline_db):
     assert pm.db.obj is pipeline_db and isinstance(pipeline_db, peewee.SqliteDatabase)
-    video = pm.DiscoveredVideo.create(youtube_video_id="first")
-    pm.PipelineRun.start(video)
+    video("first")
+    pm.PipelineRun.schedule("gaming", datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
     pm.ConfigOverride.set("render.fps", 60)
     assert pm.DiscoveredVideo.select().count() == 1
 
@@ -56,7 +70,7 @@ def test_second_sees_none_of_it(pipeline_db):
     assert pm.db.obj is pipeline_db
     for model in pm.ALL_MODELS:
         assert model.select().count() == 0, model
-    assert pm.DiscoveredVideo.create(youtube_video_id="second").id == 1  # ids start again too
+    assert video("second").id == 1  # ids start again too
 
 
 def test_without_the_fixture_the_proxy_is_unbound():
@@ -68,7 +82,6 @@ def test_without_the_fixture_the_proxy_is_unbound():
 def test_last(pipeline_db):
     assert pm.DiscoveredVideo.select().count() == 0
 '''
-
 
 def _run(pytester, source, *args, subprocess=False):
     pytester.makepyfile(test_user=textwrap.dedent(source))
@@ -96,6 +109,7 @@ def test_each_test_gets_a_fresh_database_bound_only_while_it_runs(pytester):
 
 def test_the_schema_is_what_the_migrations_make(pytester):
     result = _run(pytester, '''
+        import datetime
         import peewee
         import pytest
         import pipeline_models as pm
@@ -116,27 +130,42 @@ def test_the_schema_is_what_the_migrations_make(pytester):
 
 
         def test_check_constraints(pipeline_db):
+            video = dict(title="t", channel_name="c", channel_id="UC", url="u", niche="gaming")
             with pytest.raises(peewee.IntegrityError, match="CHECK"):
-                pm.DiscoveredVideo.insert(youtube_video_id="v", view_count=-1).execute()
-            run = pm.PipelineRun.create(discovered_video=pm.DiscoveredVideo.create(youtube_video_id="w"))
+                pm.DiscoveredVideo.insert(video_id="v", view_count=-1, **video).execute()
+            cycle = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+            run = pm.PipelineRun.create(niche="gaming", cycle_start=cycle, cycle_end=cycle + datetime.timedelta(hours=6))
             with pytest.raises(peewee.IntegrityError, match="CHECK"):  # raw SQL: no Python check before the database's
                 pipeline_db.execute_sql("UPDATE pipeline_runs SET status = 'bogus' WHERE id = ?", (run.id,))
+            pm.DiscoveredVideo.create(video_id="w", **video)
+            with pytest.raises(peewee.IntegrityError, match="CHECK"):
+                pipeline_db.execute_sql("UPDATE discovered_videos SET processed = 4")
+
+
+        def clip(run, video, rank):
+            return pm.Clip.insert(pipeline_run=run, discovered_video=video, rank_position=rank, start_time_seconds=0,
+                                  end_time_seconds=1, clip_duration_seconds=1).execute()
 
 
         def test_foreign_keys(pipeline_db):
             assert pipeline_db.pragma("foreign_keys") == 1
             with pytest.raises(peewee.IntegrityError, match="FOREIGN KEY"):
-                pm.Clip.create(pipeline_run=42, start_seconds=0, end_seconds=1)
+                clip(42, 42, 1)
 
 
-        def test_one_active_run_per_video(pipeline_db):
-            video = pm.DiscoveredVideo.create(youtube_video_id="v")
-            pm.PipelineRun.create(discovered_video=video)
+        def test_one_run_per_niche_and_cycle_and_one_clip_per_rank(pipeline_db):
+            cycle = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+            row = dict(niche="gaming", cycle_start=cycle, cycle_end=cycle + datetime.timedelta(hours=6))
+            run = pm.PipelineRun.create(**row)
             with pytest.raises(peewee.IntegrityError, match="UNIQUE"):
-                pm.PipelineRun.create(discovered_video=video)
+                pm.PipelineRun.create(**row)
+            videos = [pm.DiscoveredVideo.create(video_id=f"v{n}", title="t", channel_name="c", channel_id="UC",
+                                                url="u", niche="gaming") for n in range(2)]
+            clip(run, videos[0], 1)
+            with pytest.raises(peewee.IntegrityError, match="UNIQUE"):  # the index clips_rank_in_run
+                clip(run, videos[1], 1)
     ''')
     result.assert_outcomes(passed=4)
-
 
 def test_the_binding_before_the_test_is_given_back(pytester):
     result = _run(pytester, '''
@@ -166,15 +195,20 @@ import pipeline_models as pm
 LEFT = []
 
 
+def video():
+    return pm.DiscoveredVideo.create(video_id="v", title="t", channel_name="c", channel_id="UC", url="u",
+                                     niche="gaming")
+
+
 def test_fails(pipeline_db):
-    pm.DiscoveredVideo.create(youtube_video_id="v")
+    video()
     assert False, "the user's test fails"
 
 
 def test_leaves_a_transaction_open(pipeline_db):
     LEFT.append(pipeline_db)
     pm.db.atomic().__enter__()
-    pm.DiscoveredVideo.create(youtube_video_id="v")
+    video()
 
 
 def test_after_them():
@@ -184,9 +218,8 @@ def test_after_them():
 
 def test_and_a_fresh_database_again(pipeline_db):
     assert pm.DiscoveredVideo.select().count() == 0
-    pm.DiscoveredVideo.create(youtube_video_id="v")
+    video()
 '''
-
 
 def test_a_failing_test_or_an_open_transaction_still_unbinds(pytester):
     result = _run(pytester, LEFT_OPEN, "-p", "no:randomly")
@@ -198,13 +231,12 @@ def test_a_failing_test_or_an_open_transaction_still_unbinds(pytester):
 STATUSES = '''
 import pytest
 import pipeline_models as pm
-from pipeline_models import RunStatus, ShortStatus
+from pipeline_models import Processed, RunStatus
 
-VIDEO = {"pending": "selected", "running": "selected", "awaiting_review": "selected", "approved": "selected",
-         "rejected": "skipped", "published": "processed", "failed": "skipped"}
-SHORT = {"running": "rendered", "awaiting_review": "rendered", "approved": "rendered", "rejected": "rejected",
-         "published": "uploaded", "failed": "rendered"}
-REVIEW = {"awaiting_review": None, "approved": "approve", "rejected": "reject", "published": "approve"}
+SHORT = {"running": "pending", "review": "review", "approved": "review", "uploaded": "review",
+         "rejected": "rejected", "failed": "pending"}
+REVIEW = {"review": None, "approved": "approve", "rejected": "reject", "uploaded": "approve"}
+FINISHED = ("uploaded", "rejected", "failed")
 
 
 def fresh(row):
@@ -215,51 +247,69 @@ def fresh(row):
 def test_chain(pipeline_factory, status):
     chain = pipeline_factory.chain(status)
     run = fresh(chain.run)
-    assert run.status == status == chain.run.status
-    assert fresh(chain.video).status == VIDEO[status] == chain.video.status
-    assert run.discovered_video_id == chain.video.id
+    assert run.status == status == chain.run.status and run.niche == "gaming"
     worked = status != "pending"
-    assert (run.worker == "test-worker") is worked and (run.attempts == int(worked))
-    for name, model in (("clip", pm.Clip), ("script", pm.Script), ("audio", pm.TTSAudio), ("short", pm.Short)):
+    assert (run.worker == "test-worker") is worked and (run.started_at is not None) is worked
+    assert run.retry_count == 0 == chain.run.retry_count  # claim_next counts no retry
+    clips = 3 if worked else 0
+    # Ranked 1..N, each of a video of its own of the run's niche, marked used.
+    assert [fresh(c).rank_position for c in chain.clips] == [c.rank_position for c in chain.clips] == list(
+        range(1, clips + 1))
+    assert [c.discovered_video_id for c in chain.clips] == [v.id for v in chain.videos]
+    assert len({v.id for v in chain.videos}) == len(chain.videos) == pm.Clip.select().count() == clips
+    assert all(c.pipeline_run_id == run.id and c.dropped_at is None for c in chain.clips)
+    assert all(fresh(v).processed is Processed.used is v.processed and v.niche == run.niche for v in chain.videos)
+    for name, model in (("script", pm.Script), ("audio", pm.TTSAudio)):
         row = getattr(chain, name)
         assert (row is not None) is worked and model.select().count() == int(worked), name
         if worked:
             assert row.pipeline_run_id == run.id
-    if worked:
-        assert fresh(chain.short).status == SHORT[status] == chain.short.status
-        assert chain.short.clip_id == chain.clip.id
-    assert (chain.review is not None) is (status in REVIEW)
+    assert len(chain.shorts) == pm.Short.select().count() == clips  # one of each of the top three clips
+    for short, clip in zip(chain.shorts, chain.clips):
+        assert short.clip_id == clip.id and short.pipeline_run_id == run.id
+        assert fresh(short).status == SHORT[status] == short.status and short.youtube_video_id is None
+    assert (chain.review is not None) is (status in REVIEW) and pm.ReviewLog.select().count() == int(status in REVIEW)
     if status in REVIEW:
         review = fresh(chain.review)
-        assert review.action == REVIEW[status] and review.message_id
-    if status == "published":
-        assert chain.short.youtube_video_id and chain.short.uploaded_at
-    if status in ("published", "rejected", "failed"):
-        assert run.finished_at is not None
+        assert review.action == REVIEW[status] and review.message_id and review.pipeline_run_id == run.id
+    assert (run.youtube_video_id is not None) is (status == "uploaded") is (run.youtube_url is not None)
+    assert (run.completed_at is not None) is (status in FINISHED)
     if status == "failed":
-        assert run.last_error == "failed by pipeline_factory"
+        assert run.error_message == "failed by pipeline_factory"
 
 
 @pytest.mark.parametrize("status", [s.value for s in RunStatus])
 def test_run(pipeline_factory, status):
     run = pipeline_factory.run(status=RunStatus(status))
-    assert fresh(run).status == status
-    assert fresh(run.discovered_video).status == VIDEO[status]
-    assert pm.Short.select().count() == (1 if status == "published" else 0)
+    assert fresh(run).status == status == run.status
+    assert pm.Clip.select().count() == pm.Short.select().count() == pm.DiscoveredVideo.select().count() == 0
+    assert pm.ReviewLog.select().count() == (1 if status in REVIEW else 0)
+    assert (fresh(run).youtube_video_id is not None) is (status == "uploaded")
+
+
+@pytest.mark.parametrize("clips", [1, 8, 10])
+def test_chain_of_n_clips_of_a_niche(pipeline_factory, clips):
+    chain = pipeline_factory.chain("review", niche="funny", clips=clips)
+    assert chain.run.niche == "funny" and {v.niche for v in chain.videos} == {"funny"}
+    ranked = chain.run.clips.order_by(pm.Clip.rank_position)
+    assert [(c.rank_position, c.discovered_video_id) for c in ranked] == [
+        (rank, video.id) for rank, video in enumerate(chain.videos, 1)]
+    assert len(set(chain.videos)) == clips and len(chain.shorts) == min(clips, 3)
 
 
 def test_many_chains_have_unique_ids(pipeline_factory):
     chains = [pipeline_factory.chain(status) for status in [s.value for s in RunStatus] * 3]
-    assert len({c.video.youtube_video_id for c in chains}) == len(chains)
-    uploaded = [c.short.youtube_video_id for c in chains if c.short and c.short.youtube_video_id]
+    videos = [v.video_id for c in chains for v in c.videos]
+    assert len(videos) == len(set(videos)) == 3 * 6 * 3  # pending chains have none yet
+    assert len({(c.run.niche, c.run.cycle_start) for c in chains}) == len(chains)  # a cycle of its own each
+    uploaded = [c.run.youtube_video_id for c in chains if c.run.youtube_video_id]
     assert len(uploaded) == len(set(uploaded)) == 3
     assert pm.ReviewLog.select().where(pm.ReviewLog.message_id.is_null()).count() == 0
 '''
 
-
 def test_the_factory_reaches_every_status_as_the_pipeline_would(pytester):
     result = _run(pytester, STATUSES)
-    result.assert_outcomes(passed=15)
+    result.assert_outcomes(passed=18)
 
 
 def test_the_factory_rows_work_with_the_operations(pytester):
@@ -271,67 +321,96 @@ def test_the_factory_rows_work_with_the_operations(pytester):
 
         def test_a_running_run_is_claimed_as_claim_next_claims(pipeline_factory):
             made = pipeline_factory.run(status="running")
-            other = pm.PipelineRun.start(pipeline_factory.video())
+            other = pm.PipelineRun.schedule("gaming", pipeline_factory.cycle())
             claimed = pm.PipelineRun.claim_next("w")
             assert claimed.id == other.id
             filled = lambda run: {k for k, v in pm.PipelineRun.get_by_id(run.id).__data__.items() if v is not None}
             assert filled(made) == filled(claimed)
             assert made.heartbeat(stage="render")
             with made.fenced():
-                pm.Clip.create(pipeline_run=made, start_seconds=1, end_seconds=2)
+                pipeline_factory.clip(made)
             pm.ReviewLog.request(made, message_id="m1")
-            assert made.status == "awaiting_review"
+            assert made.status == "review"
 
 
         def test_the_review_is_answered_by_its_message_id(pipeline_factory):
-            chain = pipeline_factory.chain()  # awaiting_review by default
+            chain = pipeline_factory.chain()  # review by default
             review, recorded = pm.ReviewLog.answer(chain.review.message_id, "reject")
             assert recorded and chain.run.refresh().status == "rejected"
-            assert chain.short.refresh().status == "rejected"
+            assert [short.refresh().status for short in chain.shorts] == ["rejected"] * 3
+
+
+        def test_a_skip_drops_the_clips_named_and_ranks_the_rest_again(pipeline_factory):
+            chain = pipeline_factory.chain("review", clips=5)
+            pm.ReviewLog.answer(chain.review.message_id, "skip", response_detail="skip 2,4")
+            kept = chain.run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
+            assert [(c.rank_position, c.id) for c in kept] == [(1, chain.clips[0].id), (2, chain.clips[2].id),
+                                                                (3, chain.clips[4].id)]
+            assert [video.refresh().processed for video in chain.videos] == [1, 3, 1, 3, 1]
+            assert (chain.run.refresh().status, chain.run.current_stage) == ("pending", "render")
 
 
         def test_fields_are_written_over_the_defaults(pipeline_factory):
-            video = pipeline_factory.video(title="My video", view_count=5)
-            assert (video.title, video.view_count) == ("My video", 5)
+            video = pipeline_factory.video(title="My video", view_count=5, niche="funny")
+            assert (video.title, video.view_count, video.niche, video.processed) == ("My video", 5, "funny", 0)
+            mine = pipeline_factory.video(video_id="abc123")
+            assert mine.url == "https://www.youtube.com/watch?v=abc123"  # the watch URL of the id given
             old = pm.utcnow() - datetime.timedelta(hours=1)
-            run = pipeline_factory.run(video, status="running", heartbeat_at=old)
-            assert run.heartbeat_at == old and run.discovered_video_id == video.id
+            run = pipeline_factory.run(status="running", niche="funny", heartbeat_at=old)
+            assert run.heartbeat_at == old and run.niche == "funny"
             assert pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=10)) == 1
-            clip = pipeline_factory.clip(run, start_seconds=1.0, end_seconds=2.0)
-            assert (clip.start_seconds, clip.pipeline_run_id) == (1.0, run.id)
+            clip = pipeline_factory.clip(run, video, start_time_seconds=1.0, end_time_seconds=2.0,
+                                         clip_duration_seconds=1.0)
+            assert (clip.start_time_seconds, clip.pipeline_run_id, clip.discovered_video_id, clip.rank_position) == (
+                1.0, run.id, video.id, 1)
+            second = pipeline_factory.clip(run)  # the next free rank, of a new video of the run's niche
+            assert second.rank_position == 2 and second.discovered_video.niche == "funny"
             assert pipeline_factory.script(run, llm_model_used="gpt").llm_model_used == "gpt"
             assert pipeline_factory.audio(run, engine_used="piper").engine_used == "piper"
             short = pipeline_factory.short(run, clip=clip, title="T", youtube_video_id="yt1")
-            assert (short.title, short.clip_id, short.youtube_video_id) == ("T", clip.id, "yt1")
-            assert short.status == "rendered"
+            assert (short.title, short.clip_id, short.youtube_video_id, short.status) == ("T", clip.id, "yt1", "pending")
 
 
         def test_an_uploaded_short_goes_through_mark_uploaded(pipeline_factory):
             run = pipeline_factory.run(status="approved")
             short = pipeline_factory.short(run, status="uploaded")
             assert short.status == "uploaded" and short.youtube_video_id and short.uploaded_at
-            assert run.refresh().status == "published"
-            assert pipeline_factory.short(status="uploaded", youtube_video_id="mine").youtube_video_id == "mine"
+            assert run.refresh().status == "approved"  # a run is uploaded by its long-form video, not its shorts
+            assert pipeline_factory.short(run, status="uploaded", youtube_video_id="mine").youtube_video_id == "mine"
+            with pytest.raises(pm.InvalidTransition, match="only an approved run's shorts are uploaded"):
+                pipeline_factory.short(pipeline_factory.run(status="review"), status="uploaded")
 
 
         def test_rows_default_to_a_new_running_run(pipeline_factory):
             short = pipeline_factory.short()
             assert short.pipeline_run.status == "running"
             assert pm.PipelineRun.select().count() == 1
+            clip = pipeline_factory.clip()
+            assert clip.pipeline_run.status == "running" and clip.rank_position == 1
+            assert pm.PipelineRun.select().count() == 2
 
 
-        def test_a_second_active_run_of_a_video_is_refused(pipeline_factory):
+        def test_a_cycle_has_one_run_and_a_run_one_clip_per_video_and_rank(pipeline_factory):
             chain = pipeline_factory.chain("running")
-            with pytest.raises(ValueError, match="already has the active run"):
-                pipeline_factory.run(chain.video)
+            assert pm.PipelineRun.schedule(chain.run.niche, chain.run.cycle_start) == chain.run
+            with pytest.raises(ValueError, match="Clip.discovered_video: .*a run takes one clip per video"):
+                pipeline_factory.clip(chain.run, chain.videos[0])
+            with pytest.raises(ValueError, match="Clip.rank_position: .*already has a clip ranked 1"):
+                pipeline_factory.clip(chain.run, rank_position=1)
             with pytest.raises(ValueError):
                 pipeline_factory.chain("bogus")
-            done = pipeline_factory.chain("published")
-            again = pipeline_factory.run(done.video)  # a video whose runs all ended is queued again
-            assert again.id != done.run.id and again.refresh().status == "pending"
-    ''')
-    result.assert_outcomes(passed=6)
+            with pytest.raises(ValueError, match="'published' is not one of"):  # 0.1's name
+                pipeline_factory.run("published")
+            after = pipeline_factory.run()
+            assert (after.niche, after.cycle_start) == (chain.run.niche, chain.run.cycle_end)  # the next cycle
 
+
+        def test_a_run_the_test_made_itself_is_left_alone(pipeline_factory):
+            mine = pm.PipelineRun.schedule("gaming", pipeline_factory.FIRST_CYCLE)
+            made = pipeline_factory.run(status="running")
+            assert made.id != mine.id and mine.refresh().status == "pending"
+    ''')
+    result.assert_outcomes(passed=8)
 
 def test_the_fixtures_are_documented_and_not_autouse(pytester):
     result = _run(pytester, "def test_nothing(): pass", "--fixtures")
@@ -366,7 +445,7 @@ def test_on_postgresql_with_the_url_option_or_the_ini_setting(pytester, pg_serve
     pytester.makepyfile(test_statuses=STATUSES)
     pytester.makeini(f"[pytest]\npipeline_db_url = {pg_server.url}\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "test_statuses.py")
-    result.assert_outcomes(passed=15)
+    result.assert_outcomes(passed=18)
     assert _throwaway_databases(pg_server) == before  # dropped at the end of each session
 
 
@@ -386,7 +465,7 @@ def test_an_unknown_status_lists_the_known_ones(pytester):
 import pytest
 
 def test_bogus(pipeline_factory):
-    with pytest.raises(ValueError, match="'bogus' is not one of: pending, running, awaiting_review"):
+    with pytest.raises(ValueError, match="'bogus' is not one of: pending, running, review, approved, uploaded, failed, rejected$"):
         pipeline_factory.chain("bogus")
 ''')
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
