@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline_models as pm
-from conftest import kill_inside, minimal_row, same_json
+from conftest import CYCLE_START, kill_inside, make_video, minimal_row, same_json
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -23,12 +23,13 @@ spawn = multiprocessing.get_context("spawn")
 
 PROCESSES = 8
 SECONDS = 3.0
+CYCLES = 40  # the gaming niche's cycles the workers schedule, at random
 
 
 def _mixed_worker(target, barrier, n, out):
     pm.init_db(target)
     rng = random.Random(n)
-    result = {"created_videos": [], "started_runs": [], "claimed": [], "analytics": 0, "errors_logged": 0,
+    result = {"created_videos": [], "scheduled": [], "claimed": [], "analytics": 0, "errors_logged": 0,
               "failures": []}
     barrier.wait()
     deadline = time.monotonic() + SECONDS
@@ -37,16 +38,19 @@ def _mixed_worker(target, barrier, n, out):
         step += 1
         try:
             kind = step % 4
-            if kind == 0:
-                video, created = pm.DiscoveredVideo.discover(f"v{rng.randrange(60)}", view_count=step)
+            if kind == 0:  # discovery, then the scheduler firing for a cycle (maybe one already scheduled)
+                video, created = pm.DiscoveredVideo.discover(f"v{rng.randrange(60)}", title="t", channel_name="c",
+                                                             channel_id="UCc", niche="gaming", view_count=step)
                 if created:
-                    result["created_videos"].append(video.youtube_video_id)
-                    result["started_runs"].append(pm.PipelineRun.start(video).id)
+                    result["created_videos"].append(video.video_id)
+                cycle = rng.randrange(CYCLES)
+                run = pm.PipelineRun.schedule("gaming", CYCLE_START + datetime.timedelta(hours=6 * cycle))
+                result["scheduled"].append([cycle, run.id])
             elif kind == 1:
                 run = pm.PipelineRun.claim_next(f"w{n}")
                 if run is not None:
                     result["claimed"].append(run.id)
-                    run.advance("awaiting_review")
+                    run.advance(pm.RunStatus.review)
             elif kind == 2:
                 pm.Analytics.record(f"s{n}", view_count=step)
                 result["analytics"] += 1
@@ -83,13 +87,17 @@ def test_eight_processes_mixing_every_write_lose_and_duplicate_nothing(fresh_tar
     pm.init_db(fresh_target)
     created = [v for r in results for v in r["created_videos"]]
     assert len(created) == len(set(created)) == pm.DiscoveredVideo.select().count()
-    started = sorted(run_id for r in results for run_id in r["started_runs"])
-    assert started == [r.id for r in pm.PipelineRun.select().order_by(pm.PipelineRun.id)]
+    by_cycle = {}
+    for cycle, run_id in (pair for r in results for pair in r["scheduled"]):
+        by_cycle.setdefault(cycle, set()).add(run_id)
+    assert all(len(ids) == 1 for ids in by_cycle.values()), by_cycle  # every firing got the cycle's one run
+    stored = {(r.cycle_start - CYCLE_START) // datetime.timedelta(hours=6): r.id for r in pm.PipelineRun.select()}
+    assert stored == {cycle: ids.pop() for cycle, ids in by_cycle.items()}  # and no run nobody scheduled
     claimed = [run_id for r in results for run_id in r["claimed"]]
     assert len(claimed) == len(set(claimed))  # no run claimed twice
     for n, result in enumerate(results):
         for run in pm.PipelineRun.select().where(pm.PipelineRun.id.in_(result["claimed"] or [0])):
-            assert (run.worker, run.attempts, run.status) == (f"w{n}", 1, pm.RunStatus.awaiting_review)
+            assert (run.worker, run.retry_count, run.status) == (f"w{n}", 0, pm.RunStatus.review)
         assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == f"s{n}").count() == result["analytics"]
         assert pm.ErrorLog.select().where(pm.ErrorLog.module == f"worker{n}").count() == result["errors_logged"]
     unclaimed = pm.PipelineRun.select().where(pm.PipelineRun.id.not_in(claimed or [0]))
@@ -101,7 +109,7 @@ def test_eight_processes_mixing_every_write_lose_and_duplicate_nothing(fresh_tar
 # --- crash safety: SIGKILL in the middle of a transaction ---------------------------------------
 
 CRASH_PRELUDE = """
-import sys, time
+import datetime, sys, time
 import pipeline_models as pm
 pm.init_db(sys.argv[1])
 """
@@ -118,8 +126,7 @@ pm.Analytics.record_many(rows())
 """
 
 MULTI_STEP_WRITER = CRASH_PRELUDE + """
-video, _ = pm.DiscoveredVideo.discover("crash-video")
-pm.PipelineRun.start(video)
+pm.PipelineRun.schedule("gaming", datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc))
 run = pm.PipelineRun.claim_next("doomed")
 print("committed", flush=True)
 advance = pm.PipelineRun.advance
@@ -167,7 +174,10 @@ INJECTIONS = ["'; DROP TABLE pipeline_runs; --", "\" OR 1=1 --", "x'); DELETE FR
               "Robert'); DROP TABLE students;--", "%s %s", "$1", "?", "\\", "'' OR ''='"]
 OFFSETS = st.builds(datetime.timezone, st.timedeltas(min_value=-datetime.timedelta(hours=23, minutes=59),
                                                      max_value=datetime.timedelta(hours=23, minutes=59)))
-ENUM_VALUES = [m.value for e in (pm.VideoStatus, pm.RunStatus, pm.ShortStatus, pm.ReviewAction) for m in e]
+ENUM_VALUES = [m.value for e in (pm.Processed, pm.ContentIdRisk, pm.ExtractionMethod, pm.RunStatus, pm.ShortStatus,
+                                  pm.ReviewAction) for m in e]
+# The names of 0.1.0's values, which no CHECK accepts any more: refused, not stored.
+OLD_VALUES = ["new", "selected", "awaiting_review", "published", "rendered", "edit"]
 # Text no database can store: lone surrogates (st.text leaves them out) and NUL, among ordinary characters.
 HOSTILE_TEXT = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"]), st.just("\x00")), max_size=40)
 JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
@@ -206,7 +216,7 @@ VALUES = st.one_of(
     st.floats(min_value=0, max_value=1),
     st.text(max_size=300),
     HOSTILE_TEXT,
-    st.sampled_from(INJECTIONS + ENUM_VALUES + ["bogus", "", "x" * 1000]),
+    st.sampled_from(INJECTIONS + ENUM_VALUES + OLD_VALUES + ["bogus", "", "x" * 1000]),
     st.binary(max_size=10),
     st.datetimes(),  # naive
     st.datetimes(timezones=OFFSETS),
@@ -316,13 +326,13 @@ def test_a_closed_database_says_so(tmp_path):
 def test_a_read_only_database_refuses_writes_and_says_why(tmp_path):
     path = tmp_path / "ro.db"
     pm.init_db(path)
-    pm.DiscoveredVideo.discover("kept")
+    make_video("kept")
     pm.db.obj.close()
     read_only = peewee.SqliteDatabase(f"file:{path}?mode=ro", uri=True)
     pm.init_db(read_only)  # up to date: binding reads only
-    assert pm.DiscoveredVideo.get().youtube_video_id == "kept"
+    assert pm.DiscoveredVideo.get().video_id == "kept"
     with pytest.raises(peewee.OperationalError, match="readonly database"):
-        pm.DiscoveredVideo.discover("new")
+        make_video("new")
     assert pm.DiscoveredVideo.select().count() == 1
 
 
