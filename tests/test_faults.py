@@ -14,6 +14,7 @@ import pytest
 import pipeline_models as pm
 from pipeline_models import CannotOpenDatabase, SchemaMismatch
 from pipeline_models.db import redact
+from conftest import make_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spawn = multiprocessing.get_context("spawn")
@@ -158,10 +159,10 @@ def test_a_sqlite_file_changed_under_a_running_process_is_refused(tmp_path, chan
     pm.init_db(path + ".other")
     pm.db.obj.close()
     pm.init_db(path)
-    pm.DiscoveredVideo.discover("before")
+    make_video("before")
     change(path)
     with pytest.raises(pm.DatabaseFileChanged, match=f"was {what} while this process had it open"):
-        pm.DiscoveredVideo.discover("after")
+        make_video("after")
     with pytest.raises(pm.DatabaseFileChanged):
         list(pm.DiscoveredVideo.select())
     pm.db.obj.close()
@@ -177,15 +178,15 @@ def _files(directory):
 def test_a_read_only_open_changes_nothing_and_leaves_no_files(tmp_path):
     path = tmp_path / "p.db"
     pm.init_db(path)
-    pm.DiscoveredVideo.discover("v1")
+    make_video("v1")
     pm.db.obj.close()
     before = _files(tmp_path)
     assert list(before) == ["p.db"]
 
     pm.init_db(path, readonly=True)
-    assert [v.youtube_video_id for v in pm.DiscoveredVideo.select()] == ["v1"]
+    assert [v.video_id for v in pm.DiscoveredVideo.select()] == ["v1"]
     with pytest.raises(peewee.OperationalError, match="readonly"):
-        pm.DiscoveredVideo.discover("v2")
+        make_video("v2")
     pm.db.obj.close()
     assert _files(tmp_path) == before
 
@@ -193,7 +194,7 @@ def test_a_read_only_open_changes_nothing_and_leaves_no_files(tmp_path):
 def test_a_read_only_open_sees_what_a_running_writer_committed(tmp_path):
     path = tmp_path / "p.db"
     writer = pm.init_db(path)
-    pm.DiscoveredVideo.discover("v1")  # the writer stays open: its -wal holds the row
+    make_video("v1")  # the writer stays open: its -wal holds the row
     reader = pm.init_db(path, readonly=True)
     assert pm.DiscoveredVideo.select().count() == 1
     reader.close()
@@ -206,8 +207,8 @@ def test_a_read_only_open_sees_what_a_running_writer_committed(tmp_path):
     (lambda path: peewee.SqliteDatabase(path).execute_sql("CREATE TABLE notes (body TEXT)"), CannotOpenDatabase,
      "it is not a pipeline database"),
     (lambda path: _database_at(path, "0003_short_upload_claim"), SchemaMismatch,
-     "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest: apply them with "
-     "`pipeline-models migrate`"),
+     "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables: apply "
+     "them with `pipeline-models migrate`"),
 ])
 def test_a_read_only_open_refuses_what_it_cannot_read_and_changes_nothing(tmp_path, prepare, error, message):
     path = str(tmp_path / "p.db")
@@ -240,12 +241,12 @@ def test_create_false_refuses_a_missing_or_empty_file(tmp_path):
 def test_a_read_only_postgresql_session_refuses_writes(pg_server):
     url = pg_server.new_database()
     pm.init_db(url)
-    pm.DiscoveredVideo.discover("v1")
+    make_video("v1")
     pm.db.obj.close()
     pm.init_db(url, readonly=True)
     assert pm.DiscoveredVideo.select().count() == 1
     with pytest.raises(peewee.InternalError, match="read-only transaction"):
-        pm.DiscoveredVideo.discover("v2")
+        make_video("v2")
     pm.db.obj.close()
     empty = pg_server.new_database()
     with pytest.raises(CannotOpenDatabase, match="not a pipeline database"):
