@@ -18,8 +18,8 @@ import peewee
 
 from . import __version__
 from .cli_output import (LinePrinter, as_json, dumps, elapsed_seconds, error_page, first_line, one_line, plural,
-                         review_state, run_document, run_page, say, shortened, shown, shown_json, silence, table, terminal_safe,
-                         utf8_output)
+                         review_state, run_document, run_page, say, shortened, shown, shown_json, silence, table,
+                         terminal_safe, utf8_output)
 from .db import _is_postgres, db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import PipelineModelsError

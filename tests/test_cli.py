@@ -1,5 +1,6 @@
 """The pipeline-models command line: each subcommand's output, and one clear line for every bad input."""
 import datetime
+import json
 import os
 import sqlite3
 import subprocess
@@ -57,6 +58,15 @@ def dbfile(fresh_target):
 def ids(out):
     """The first column of a listing's rows, as ints."""
     return [int(line.split()[0]) for line in out.splitlines()[1:]]
+
+
+def test_table_names_an_int_enum_and_aligns_it_as_text():
+    # Processed is an IntEnum: a table shows its name, left-aligned like other words, not the number.
+    assert table(["processed", "n"], [[pm.Processed.used, 5], [pm.Processed.rejected, 12]]).splitlines() == [
+        "processed   n",
+        "used        5",
+        "rejected   12",
+    ]
 
 
 def test_table_aligns_columns():
@@ -137,6 +147,24 @@ def test_videos_lists_and_filters(dbfile, cli):
     status, out, err = cli("videos", "--processed", "new", "--db", dbfile)
     assert (status, out) == (1, "") and err == ("pipeline-models: error: DiscoveredVideo.processed: 'new' is not one "
                                                 "of: pending (0), used (1), skipped (2), rejected (3)\n")
+
+
+def test_reviews_show_held_and_auto_held_reviews_as_open(dbfile, cli):
+    pm.init_db(dbfile)
+    pm.ReviewLog.update(sent_at=pm.utcnow() - datetime.timedelta(hours=5)).execute()
+    assert pm.ReviewLog.hold_stale(datetime.timedelta(hours=4)) == 1  # nobody answered in time
+    pm.db.obj.close()
+    status, out, _ = cli("reviews", "--db", dbfile)
+    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["1", "1", "m1", "auto-held"]]
+    assert cli("reviews", "--open", "--db", dbfile)[1] == out  # still open: it may be answered
+    status, out, _ = cli("reviews", "--json", "--db", dbfile)
+    assert [(r["action"], r["auto_held"]) for r in json.loads(out)] == [("hold", True)]
+    assert json.loads(cli("status", "--json", "--db", dbfile)[1])["reviews"] == {"open": 0, "held": 1, "auto_held": 1}
+    status, out, _ = cli("review", "answer", "m1", "approve", "--db", dbfile)
+    assert (status, out) == (0, "review 1 answered approve: run 1 is now approved\n")
+    status, out, _ = cli("reviews", "--db", dbfile)
+    assert [line.split()[:4] for line in out.splitlines()[1:]] == [["1", "1", "m1", "approve"]]
+    assert cli("reviews", "--open", "--db", dbfile)[1].splitlines()[1:] == []
 
 
 def test_errors_and_resolve(dbfile, cli):

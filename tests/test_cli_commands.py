@@ -239,9 +239,12 @@ def test_run_show_json_has_everything_of_the_run(documents):
     assert shown["reviews"][0]["action"] == "approve" and shown["shorts"][0]["youtube_url"].endswith("yt-one")
     assert shown["shorts"][0]["clip_id"] == shown["clips"][0]["id"]
     timings = shown["timings"]
-    assert set(timings) == {"queued_seconds", "running_seconds", "total_seconds"}
-    assert all(value >= 0 for value in timings.values())
-    assert timings["total_seconds"] >= timings["running_seconds"]
+    at = {name: datetime.datetime.fromisoformat(run[name]) for name in ("created_at", "started_at", "completed_at")}
+    assert timings == {  # to the millisecond: queued until claimed, then claimed until uploaded
+        "queued_seconds": round((at["started_at"] - at["created_at"]).total_seconds(), 3),
+        "running_seconds": round((at["completed_at"] - at["started_at"]).total_seconds(), 3),
+        "total_seconds": round((at["completed_at"] - at["created_at"]).total_seconds(), 3)}
+    assert all(value >= 0 for value in timings.values()) and timings["running_seconds"] > 0
     waiting = documents["run show 2"]
     assert waiting["run"]["status"] == "review" and waiting["timings"]["total_seconds"] is None
     assert [c["video"]["video_id"] for c in waiting["clips"]] == ["sp0", "sp1", "sp2"]
@@ -403,6 +406,9 @@ def test_review_answers_skip_hold_and_repeats(copy):
     # A held review is still open: listed first, and answered later.
     status, out, _ = pipeline("reviews", "--open", "--db", copy)
     assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2", "chat:2", "held"]]
+    status, out, _ = pipeline("reviews", "--db", copy)  # once, among the open ones, then the answered
+    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2", "chat:2", "held"],
+                                                                                   ["1", "1", "chat:1", "approve"]]
     assert json.loads(pipeline("status", "--json", "--db", copy)[1])["reviews"] == {"open": 0, "held": 1,
                                                                                     "auto_held": 0}
     status, out, _ = pipeline("review", "answer", "chat:2", "skip", "2", "--reviewer", "@bo", "--db", copy)
@@ -576,7 +582,8 @@ def test_data_cannot_drive_the_terminal_in_any_output(fresh_target):
                pipeline("config", "get", "evil", "--db", path),
                pipeline("videos", "--db", path), pipeline("videos", "--json", "--db", path),
                pipeline("run", "show", run.id, "--db", path), pipeline("runs", "--db", path),
-               pipeline("run", "show", run.id + 1, "--db", path), pipeline("runs", "--niche", "gam\x1bing", "--db", path)]
+               pipeline("run", "show", run.id + 1, "--db", path),
+               pipeline("runs", "--niche", "gam\x1bing", "--db", path)]
     for status, out, err in outputs:
         assert status == 0 and err == "", err
         assert not any(ch in out for ch in "\x1b\x07\x7f\u202e\r"), out
