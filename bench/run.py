@@ -109,7 +109,7 @@ def ingest_peewee_insert_many(path, n):
 
 
 def sqlalchemy_models():
-    from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+    from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text
     from sqlalchemy.orm import DeclarativeBase, mapped_column
 
     class Base(DeclarativeBase):
@@ -134,16 +134,14 @@ def sqlalchemy_models():
     class PipelineRun(Base):
         __tablename__ = "pipeline_runs"
         id = mapped_column(Integer, primary_key=True)
-        discovered_video_id = mapped_column(ForeignKey("discovered_videos.id"))
-        status = mapped_column(String(255))
-        attempts = mapped_column(Integer)
+        niche = mapped_column(String(64))
+        cycle_start = mapped_column(DateTime)
+        cycle_end = mapped_column(DateTime)
+        status = mapped_column(String(32))
+        retry_count = mapped_column(Integer)
         created_at = mapped_column(DateTime)
         updated_at = mapped_column(DateTime)
-        last_error = mapped_column(Text)
-
-    class DiscoveredVideo(Base):
-        __tablename__ = "discovered_videos"
-        id = mapped_column(Integer, primary_key=True)
+        error_message = mapped_column(Text)
 
     return Analytics, PipelineRun
 
@@ -168,17 +166,37 @@ def ingest_sqlalchemy(path, n):
 
 # --- row by row, queries -------------------------------------------------------------------------
 
-def seed_videos(n):
-    pm.DiscoveredVideo.insert_rows([(f"v{i}",) for i in range(n)], fields=("youtube_video_id",))
+# The pipeline's niches, staggered by 30 minutes; a run per niche per 6-hour cycle.
+NICHES = {"gaming": 30, "sports": 60, "funny": 90, "entertainment": 120}
+CYCLE = timedelta(hours=6)
+
+
+def cycle_of(i):
+    """(niche, cycle_start, cycle_end) of the i-th run of a year: the niches in turn, cycle after cycle."""
+    niche = list(NICHES)[i % len(NICHES)]
+    start = T0 + timedelta(minutes=NICHES[niche]) + CYCLE * (i // len(NICHES))
+    return niche, start, start + CYCLE
+
+
+def seed_runs(n):
+    """n pending runs, one per niche and cycle."""
+    pm.PipelineRun.insert_rows((cycle_of(i) for i in range(n)), fields=("niche", "cycle_start", "cycle_end"))
+
+
+def sqlite_time(moment):
+    """A UTC time as the package stores it in SQLite: 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    return moment.isoformat(" ", "microseconds")[:26]
 
 
 def creates_raw(path, n):
     conn = raw_connection(path)
-    now = datetime.datetime.now(UTC).isoformat(" ", "microseconds")[:26]
+    now = sqlite_time(datetime.datetime.now(UTC))
     conn.execute("BEGIN")
     for i in range(n):
-        conn.execute("INSERT INTO pipeline_runs (discovered_video_id, status, attempts, created_at, updated_at) "
-                     "VALUES (?, ?, ?, ?, ?)", (i + 1, "pending", 0, now, now))
+        niche, start, end = cycle_of(i)
+        conn.execute("INSERT INTO pipeline_runs (niche, cycle_start, cycle_end, status, retry_count, created_at, "
+                     "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (niche, sqlite_time(start), sqlite_time(end), "pending", 0, now, now))
     conn.execute("COMMIT")
     conn.close()
 
@@ -186,7 +204,8 @@ def creates_raw(path, n):
 def creates_package(path, n):
     with pm.db.atomic():
         for i in range(n):
-            pm.PipelineRun.create(discovered_video=i + 1)
+            niche, start, end = cycle_of(i)
+            pm.PipelineRun.create(niche=niche, cycle_start=start, cycle_end=end)
 
 
 def creates_sqlalchemy(path, n):
@@ -194,7 +213,8 @@ def creates_sqlalchemy(path, n):
     now = datetime.datetime.now(UTC)
     with sqlalchemy_session(path) as session, session.begin():
         for i in range(n):
-            session.add(PipelineRun(discovered_video_id=i + 1, status="pending", attempts=0,
+            niche, start, end = cycle_of(i)
+            session.add(PipelineRun(niche=niche, cycle_start=start, cycle_end=end, status="pending", retry_count=0,
                                     created_at=now, updated_at=now))
             session.flush()
 
@@ -207,10 +227,10 @@ LATEST_GROUP_BY = """
 
 def claim_all_raw(path):
     conn = raw_connection(path)
-    sql = ("UPDATE pipeline_runs SET status = 'running', worker = ?, attempts = attempts + 1, claim_token = ?, "
-           "not_before = NULL, started_at = ?, heartbeat_at = ?, finished_at = NULL, updated_at = ? "
+    sql = ("UPDATE pipeline_runs SET status = 'running', worker = ?, claim_token = ?, not_before = NULL, "
+           "started_at = ?, heartbeat_at = ?, completed_at = NULL, updated_at = ? "
            "WHERE id = (SELECT id FROM pipeline_runs WHERE status = 'pending' AND (not_before IS NULL OR "
-           "not_before <= ?) ORDER BY created_at, id LIMIT 1) RETURNING *")
+           "not_before <= ?) ORDER BY cycle_start, id LIMIT 1) AND status = 'pending' RETURNING *")
     while True:
         now = datetime.datetime.now(UTC).isoformat(" ", "microseconds")[:26]
         conn.execute("BEGIN IMMEDIATE")
@@ -227,26 +247,57 @@ def claim_all_package(path):
 
 
 def busy_year():
-    """A year of a busy pipeline: 50 runs a day, a short, a review and a script each, some errors."""
-    days, per_day = 365, 50
-    seed_videos(days * per_day)
-    statuses = ["published"] * 40 + ["rejected"] * 5 + ["failed"] * 3 + ["awaiting_review", "running"]
+    """A year of the pipeline at its largest: 4 niches, a run per niche per 6-hour cycle, each with 14 candidate
+    videos found (9 used), 9 ranked clips, 4 shorts, a review and a script; some errors. Returns the runs."""
+    runs, found, used, shorts_per_run = 365 * 4 * len(NICHES), 14, 9, 4
+    # 40 in 50 uploaded, 5 rejected, 3 failed, one in review and one running.
+    statuses = ["uploaded"] * 40 + ["rejected"] * 5 + ["failed"] * 3 + ["review", "running"]
+    pm.DiscoveredVideo.insert_rows(
+        ((f"v{i}", f"video {i}", "a creator", "UCcreator", f"https://www.youtube.com/watch?v=v{i}",
+          cycle_of(i // found)[0], int(i % found < used), float(i % found), cycle_of(i // found)[1])
+         for i in range(runs * found)),
+        fields=("video_id", "title", "channel_name", "channel_id", "url", "niche", "processed", "viral_score",
+                "discovered_at"))
+
+    # Uploaded videos get the ids the analytics snapshots use (yt0000000, ...): the long-form, then its shorts.
+    def youtube_id(i, short=None):
+        return f"yt{i * (1 + shorts_per_run) + (0 if short is None else 1 + short):07d}"
+
+    failed = "gave up after 3 attempts: RuntimeError: render failed"
     pm.PipelineRun.insert_rows(
-        ((i + 1, statuses[i % 50], 1, T0 + timedelta(minutes=i * 29)) for i in range(days * per_day)),
-        fields=("discovered_video", "status", "attempts", "created_at"))
-    pm.Short.insert_rows(((i + 1, "uploaded" if i % 50 < 40 else "rendered") for i in range(days * per_day)),
-                         fields=("pipeline_run", "status"))
-    # Reviews sent an hour after their run was queued, answered 1 to 240 minutes later (one in 50 never: held).
-    sent = [T0 + timedelta(minutes=i * 29 + 60) for i in range(days * per_day)]
-    pm.ReviewLog.insert_rows(((i + 1, None if i % 50 == 48 else "approve", sent[i],
-                               None if i % 50 == 48 else sent[i] + timedelta(minutes=1 + i * 37 % 240), i % 50 == 48)
-                              for i in range(days * per_day)),
+        ((*cycle_of(i), statuses[i % 50], 2 if statuses[i % 50] == "failed" else 0,
+          failed if statuses[i % 50] == "failed" else None, cycle_of(i)[1] + timedelta(minutes=5),
+          cycle_of(i)[1] + timedelta(hours=3) if statuses[i % 50] in ("uploaded", "rejected", "failed") else None,
+          youtube_id(i) if statuses[i % 50] == "uploaded" else None) for i in range(runs)),
+        fields=("niche", "cycle_start", "cycle_end", "status", "retry_count", "error_message", "created_at",
+                "completed_at", "youtube_video_id"))
+    pm.Clip.insert_rows(((i // used + 1, (i // used) * found + i % used + 1, i % used + 1, 30.0, 48.0, 18.0)
+                         for i in range(runs * used)),
+                        fields=("pipeline_run", "discovered_video", "rank_position", "start_time_seconds",
+                                "end_time_seconds", "clip_duration_seconds"))
+    short_status = {"uploaded": "uploaded", "rejected": "rejected", "failed": "pending", "review": "review",
+                    "running": "pending"}
+    pm.Short.insert_rows(((i // shorts_per_run + 1, i // shorts_per_run * used + i % shorts_per_run + 1,
+                           short_status[statuses[i // shorts_per_run % 50]],
+                           youtube_id(i // shorts_per_run, i % shorts_per_run)
+                           if statuses[i // shorts_per_run % 50] == "uploaded" else None)
+                          for i in range(runs * shorts_per_run)),
+                         fields=("pipeline_run", "clip", "status", "youtube_video_id"))
+    # Reviews sent an hour after their run was scheduled, answered 1 to 240 minutes later (the one in review:
+    # held, never answered); none for the running run.
+    asked = [i for i in range(runs) if statuses[i % 50] != "running"]
+    sent = {i: cycle_of(i)[1] + timedelta(minutes=65) for i in asked}
+    answer = {"uploaded": "approve", "rejected": "reject", "failed": "approve", "review": None}
+    pm.ReviewLog.insert_rows(((i + 1, answer[statuses[i % 50]], sent[i],
+                               None if statuses[i % 50] == "review" else sent[i] + timedelta(minutes=1 + i * 37 % 240),
+                               statuses[i % 50] == "review") for i in asked),
                              fields=("pipeline_run", "action", "sent_at", "responded_at", "auto_held"))
-    pm.Script.insert_rows(((i + 1, {}, 900, 60.0, "gpt-4.1-mini", 0.001 + i % 7 * 0.0005) for i in range(days * per_day)),
+    pm.Script.insert_rows(((i + 1, {}, 900, 60.0, "gpt-4.1-mini", 0.001 + i % 7 * 0.0005) for i in range(runs)),
                           fields=("pipeline_run", "full_script_json", "total_char_count", "estimated_duration_seconds",
                                   "llm_model_used", "cost_usd"))
-    pm.ErrorLog.insert_rows(((f"m{i % 6}", "E", "x", i % 10 == 0) for i in range(days * 15)),
+    pm.ErrorLog.insert_rows(((f"m{i % 6}", "E", "x", i % 10 == 0) for i in range(365 * 15)),
                             fields=("module", "error_type", "error_message", "resolved"))
+    return runs
 
 
 STATUS_RAW = [
@@ -330,8 +381,7 @@ def compaction_workloads(args, directory, add, checks):
     """A year of hourly snapshots compacted to daily after 30 days, while a worker claims runs; then VACUUM."""
     videos = args.compact_videos
     path = year_of_hourly(directory, "compact.db", videos)
-    seed_videos(50 * videos)  # runs enough for the claimer: 100 claims a second for the whole compaction
-    pm.PipelineRun.insert_rows(((i + 1,) for i in range(50 * videos)), fields=("discovered_video",))
+    seed_runs(50 * videos)  # runs enough for the claimer: 100 claims a second for the whole compaction
     rows = pm.Analytics.select().count()
     pm.db.obj.close()  # the WAL checkpointed into the file
     size_before = file_mb(path)
@@ -905,7 +955,8 @@ def main():
     for n in sizes:
         name = f"bulk ingest analytics, {n:,} rows"
         per = {}
-        for contender, fn in [("raw sqlite3 executemany, no trigger", ingest_raw), ("pipeline_models record_many", ingest_package),
+        for contender, fn in [("raw sqlite3 executemany, no trigger", ingest_raw),
+                              ("pipeline_models record_many", ingest_package),
                               ("peewee insert_many", ingest_peewee_insert_many)] + (
                 [("SQLAlchemy 2 bulk insert", ingest_sqlalchemy)] if have_sqla else []):
             def setup():
@@ -927,9 +978,7 @@ def main():
     per = {}
 
     def setup_runs():
-        path = fresh_db(tmp, "runs.db")
-        seed_videos(n)  # one run per video: a video has one active run
-        return path
+        return fresh_db(tmp, "runs.db")
     for contender, fn in [("raw sqlite3 execute", creates_raw), ("pipeline_models create", creates_package)] + (
             [("SQLAlchemy 2 ORM add + flush", creates_sqlalchemy)] if have_sqla else []):
         per[contender] = timed(setup_runs, lambda path: fn(path, n), args.repeat)
@@ -957,8 +1006,7 @@ def main():
 
     def setup_queue():
         path = fresh_db(tmp, "queue.db")
-        seed_videos(n)
-        pm.PipelineRun.insert_rows(((i + 1,) for i in range(n)), fields=("discovered_video",))
+        seed_runs(n)
         return path
     raw = timed(lambda: (setup_queue(), pm.db.obj.close())[0], claim_all_raw, args.repeat)
     add(name, "raw sqlite3, same statement", raw, raw)
@@ -966,8 +1014,8 @@ def main():
     add(name, "pipeline_models claim_next", ours, raw)
 
     path = fresh_db(tmp, "year.db")
-    busy_year()
-    name = "status summary, a year of a busy pipeline (18,250 runs)"
+    runs = busy_year()
+    name = f"status summary, a year of the pipeline ({len(NICHES)} niches, {runs:,} runs)"
     conn = raw_connection(path)
     raw = timed(lambda: None, lambda _: [conn.execute(sql).fetchall() for sql in STATUS_RAW], args.repeat * 3)
     add(name, "raw sqlite3, same counts", raw, raw)
@@ -984,10 +1032,10 @@ def main():
         pm.init_db(path)
         pm.Analytics.record_many(snapshots(max(sizes), videos=2000))
         pm.db.obj.close()  # no ANALYZE: the report must not need one to be fast
-        name = f"HTML report, the busy year and {max(sizes):,} analytics snapshots"
+        name = f"HTML report, the pipeline's year and {max(sizes):,} analytics snapshots"
         seconds = timed(lambda: pm.init_db(path, readonly=True), lambda _: report.render(), args.repeat)
         add(name, "pipeline_models report.render()", seconds, None)
-        checks.append((f"report on a year of a busy pipeline ({max(sizes):,} snapshots): at most 5 seconds",
+        checks.append((f"report on a year of the pipeline ({max(sizes):,} snapshots): at most 5 seconds",
                        seconds <= 5, f"{seconds:.2f} s"))
 
     compaction_workloads(args, tmp, add, checks)
