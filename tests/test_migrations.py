@@ -139,7 +139,7 @@ def test_database_at_0001_upgrades_with_every_row_intact(fresh_target):
     run = pm.PipelineRun.get()
     assert run.status is pm.RunStatus.uploaded and run.retry_count == 0
     assert run.created_at == run.cycle_start == pm.utcnow().replace(2024, 5, 1, 10, 5, 0, 250000)
-    assert run.heartbeat_at is None and run.error_message is None
+    assert run.heartbeat_at is None and run.error_message is None and run.legacy_video_id == video.id
     assert [(c.start_time_seconds, c.end_time_seconds, c.rank_position, c.discovered_video_id) for c in run.clips] == [
         (3.5, 48.0, 1, video.id)]
     pm.Short.create(pipeline_run=run, clip=run.clips[0])  # and the new tables work with the old rows
@@ -320,7 +320,7 @@ SIX_HOURS = datetime.timedelta(hours=6)
 RUN_AFTER = dict(niche="unknown", started_at=None, completed_at=None, video_file_path=None,
                  video_duration_seconds=None, video_file_size_bytes=None, youtube_video_id=None, youtube_url=None,
                  current_stage=None, worker=None, heartbeat_at=None, claim_token=None, not_before=None,
-                 upload_started_at=None, created_at=T)
+                 upload_started_at=None, created_at=T, legacy_video=1)
 ROWS_AFTER = {
     pm.DiscoveredVideo: [
         dict(id=1, video_id="src1", title="Canyons", channel_name="", channel_id="",
@@ -718,8 +718,12 @@ CLIP_AFTER = dict(extraction_method=None, content_id_risk=pm.ContentIdRisk.unkno
 U = datetime.timedelta(microseconds=1)
 
 
+LEGACY_VIDEOS = {run["id"]: run["discovered_video_id"] for run in ROWS_AT_0006["pipeline_runs"]}
+
+
 def _run_after(run_id, created, **values):
-    row = dict(RUN_AFTER, id=run_id, cycle_start=created, cycle_end=created + SIX_HOURS, created_at=created,
+    row = dict(RUN_AFTER, id=run_id, legacy_video=LEGACY_VIDEOS[run_id], cycle_start=created,
+               cycle_end=created + SIX_HOURS, created_at=created,
                started_at=None, completed_at=None, error_message=None, updated_at=T2, retry_count=0)
     return {**row, **values}
 

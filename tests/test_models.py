@@ -56,6 +56,7 @@ def sample_rows(run):
             claim_token="3f2a9c0d1e4b5a6978f0e1d2c3b4a596",
             not_before=aware(2026, 11, 2, 10, 45),
             upload_started_at=aware(2026, 11, 2, 10, 40),
+            legacy_video=make_video("before-0.2"),
             created_at=aware(2026, 11, 2, 9, 59),
         ),
         pm.Clip: dict(

@@ -269,13 +269,14 @@ def test_skip_drops_the_ranks_named_rejects_their_videos_and_renders_again(datab
             .order_by(pm.Clip.rank_position)] == [1, 2, 3]
 
 
-def test_redo_script_sends_the_run_back_to_the_script_stage(database):
+def test_redo_script_sends_the_run_back_to_the_script_stage_with_its_retries_afresh(database):
     run, review = reviewed_run(database, clips=2)
+    pm.PipelineRun.update(retry_count=2).where(pm.PipelineRun.id == run.id).execute()  # it failed twice on the way
     pm.Script.create(pipeline_run=run, full_script_json={"opening": "old"}, total_char_count=3,
                      estimated_duration_seconds=1, llm_model_used="m")
     review.respond("redo_script", reviewer="@alice")
     back = pm.PipelineRun.get_by_id(run.id)
-    assert (back.status, back.current_stage) == (RunStatus.pending, "script")
+    assert (back.status, back.current_stage, back.retry_count) == (RunStatus.pending, "script", 0)
     assert pm.Script.select().count() == 1 and pm.Clip.select().where(pm.Clip.dropped_at.is_null()).count() == 2
 
 

@@ -85,7 +85,7 @@ PIPELINE_INDEXES = {
 }
 SEED_INDEXES = {"idx_analytics_video": ("analytics", ["youtube_video_id", "measured_at"]),
                 "idx_error_log_module": ("error_logs", ["module", "occurred_at"])}
-FOREIGN_KEYS = {"discovered_videos": set(), "pipeline_runs": set(),
+FOREIGN_KEYS = {"discovered_videos": set(), "pipeline_runs": {("legacy_video_id", "discovered_videos", "id")},
                 "clips": {("pipeline_run_id", "pipeline_runs", "id"),
                           ("discovered_video_id", "discovered_videos", "id")}}
 

@@ -15,7 +15,8 @@ From 0006, each old value goes to its new column; what a new column needs for ol
   time (cycle_start = created_at, one microsecond later for each earlier run created at the same instant,
   so every run keeps a cycle of its own); status awaiting_review -> review, published -> uploaded;
   last_error -> error_message, finished_at -> completed_at; retry_count is the attempts that ended in a
-  retry (attempts for a pending run, attempts - 1 otherwise).
+  retry (attempts for a pending run, attempts - 1 otherwise); its video stays in legacy_video, which the
+  pipeline's own runs leave NULL.
 - clips: the old run's video becomes each clip's discovered_video; rank_position follows the old score,
   best first (unscored last, then by id); start/end_seconds -> *_time_seconds, clip_duration_seconds is
   end - start, file_path -> clip_file_path; content_id_risk 'unknown'.
@@ -119,6 +120,7 @@ def frozen_models(db):
         claim_token = CharField(max_length=32, null=True)
         not_before = Timestamp(null=True)
         upload_started_at = Timestamp(null=True)
+        legacy_video = ForeignKeyField(DiscoveredVideo, null=True, index=False)
         created_at = Timestamp(constraints=[SQL(_server_now(db))])
         updated_at = Timestamp(constraints=[SQL(_server_now(db))])
 
@@ -220,6 +222,7 @@ def _from_0006(db):
             "status": "CASE src.status WHEN 'awaiting_review' THEN 'review' WHEN 'published' THEN 'uploaded' "
                       "ELSE src.status END",
             "completed_at": "src.finished_at", "error_message": "src.last_error",
+            "legacy_video_id": "src.discovered_video_id",
             "retry_count": "CASE WHEN src.status = 'pending' THEN src.attempts WHEN src.attempts > 0 "
                            "THEN src.attempts - 1 ELSE 0 END",
         },

@@ -1,5 +1,5 @@
-"""Analytics: snapshots of an uploaded short's YouTube metrics, and what reads them fast (the newest of each
-video, growth between snapshots) or thins them (compact)."""
+"""Analytics: snapshots of an uploaded video's YouTube metrics (a run's long-form video or a short), and what
+reads them fast (the newest of each video, growth between snapshots) or thins them (compact)."""
 import collections
 import datetime
 import itertools
@@ -21,9 +21,9 @@ logger = logging.getLogger("pipeline_models")
 
 
 class Analytics(BaseModel):
-    """One snapshot of an uploaded short's YouTube metrics; NULL means "not reported", not zero."""
+    """One snapshot of an uploaded video's YouTube metrics; NULL means "not reported", not zero."""
 
-    youtube_video_id = CheckedCharField(max_length=100, help_text="the uploaded short's YouTube id")
+    youtube_video_id = CheckedCharField(max_length=100, help_text="the YouTube id of a run's long-form video or of a short")
     measured_at = UTCDateTimeField(default=utcnow, help_text="when the metrics were read")
     view_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("view_count"), help_text="views")
     like_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("like_count"), help_text="likes")

@@ -77,8 +77,8 @@ class ReviewLog(BaseModel):
         uploaded. hold: it stays in review, held; the review may be answered again. skip: `response_detail`
         names the ranks to drop ('skip 4,7' or '4,7'): those clips are dropped (kept, with dropped_at, their
         videos rejected), the rest ranked 1..N again in their order, and the run goes back to the queue at
-        the render stage. redo_script: back to the queue at the script stage. Both reject the run's shorts
-        not yet uploaded (they are rendered again). The run object given as `run`, or the one this review
+        the render stage. redo_script: back to the queue at the script stage. Both count the run's retries
+        afresh and reject its shorts not yet uploaded (they are rendered again). The run object given as `run`, or the one this review
         holds (as after ReviewLog.request(run)), is updated.
 
         The same answer again (a second tap on the button) changes nothing and returns False; a different
@@ -111,9 +111,11 @@ class ReviewLog(BaseModel):
                 _drop_clips(moved, _ranks_to_skip(moved, response_detail), now)
             cls.update(action=action, response_detail=response_detail, reviewer=reviewer,
                        responded_at=now).where(cls.id == self.id).execute()
-            if action is not ReviewAction.hold:
-                moved._move({"status": self.OUTCOME[action], "current_stage": self.STAGE_AGAIN.get(action,
-                                                                                                  moved.current_stage)})
+            if action in self.STAGE_AGAIN:  # work a reviewer asked for: its attempts are counted afresh
+                moved._move({"status": RunStatus.pending, "current_stage": self.STAGE_AGAIN[action],
+                             "retry_count": 0, "not_before": None})
+            elif action is not ReviewAction.hold:
+                moved._move({"status": self.OUTCOME[action]})
             if action in (ReviewAction.reject, *self.STAGE_AGAIN):  # its shorts will never be uploaded as they are
                 (Short.update(status=ShortStatus.rejected)
                  .where((Short.pipeline_run == moved.id)

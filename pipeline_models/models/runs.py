@@ -12,7 +12,8 @@ from ..db import db, write_lock
 from ..enums import ContentIdRisk, Processed, RunStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
-                      CheckedIntegerField, CheckedIntEnumField, CheckedTextField, UTCDateTimeField, _now, utcnow)
+                      CheckedForeignKeyField, CheckedIntegerField, CheckedIntEnumField, CheckedTextField,
+                      UTCDateTimeField, _now, utcnow)
 from .base import (BaseModel, UploadOnce, _at_least_zero, _is_postgres, _one_line, _refuse_unknown_fields,
                    _unchanged_on_failure)
 from .config import ConfigOverride
@@ -167,6 +168,9 @@ class PipelineRun(UploadOnce, BaseModel):
     # Set when the long-form upload begins: with no video id after it, it may have reached YouTube unrecorded.
     upload_started_at = UTCDateTimeField(null=True, help_text="when an upload of its video began (the upload claim)")
     # server_now: the pipeline's own inserts (which know nothing of these two) get the database's clock.
+    # A run before 0.2.0 was one video's: migration 0007 keeps which (the pipeline's own runs have none).
+    legacy_video = CheckedForeignKeyField(DiscoveredVideo, null=True, index=False, backref="legacy_runs",
+                                          help_text="the one video a run made before 0.2.0 was for, else NULL")
     created_at = UTCDateTimeField(default=utcnow, server_now=True, help_text="when it was scheduled")
     updated_at = UTCDateTimeField(default=utcnow, server_now=True, help_text="when it last changed")
 
