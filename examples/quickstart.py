@@ -1,4 +1,5 @@
-"""Quickstart: bind an embedded SQLite file, create a video, a run and a clip, and query them back.
+"""Quickstart: bind an embedded SQLite file, discover candidates, schedule a niche's run, cut its ranked clips,
+and query them back.
 
     python examples/quickstart.py [path/to/pipeline.db]
 """
@@ -14,23 +15,33 @@ parser.add_argument("path", nargs="?", default="quickstart.db",
 path = parser.parse_args().path
 pm.init_db(path)  # binds the models, applies the migrations; safe to call on every start
 
-video, _ = pm.DiscoveredVideo.get_or_create(
-    youtube_video_id="dQw4w9WgXcQ",
-    defaults=dict(title="A source video", channel_title="Some channel", source="search:music"),
-)
-run = pm.PipelineRun.start(video, again=True)  # a video has one active run; again=True queues another once it ended
-run = pm.PipelineRun.claim_next("quickstart")    # running under this worker's claim (attempt 1)
-with run.fenced():  # the worker's writes: all or nothing, and only while it still holds the claim
-    run.heartbeat(stage="clip")
-    pm.Clip.create(pipeline_run=run, start_seconds=12.0, end_seconds=58.5, score=0.91)
-run.fail("the quickstart stops here", retry=False)  # ends the run (failed for good): the next start queues anew
+# Discovery: each candidate once (found again, its metadata is refreshed), with the niche and its viral score.
+for video_id, title, score in [("dQw4w9WgXcQ", "A clutch play", 91.5), ("9bZkp7q19f0", "An impossible save", 78.0),
+                               ("kJQP7kiw5Fk", "A speedrun record", 84.2)]:
+    pm.DiscoveredVideo.discover(video_id, title=title, channel_name="Some creator", channel_id="UCsomecreator",
+                                niche="gaming", viral_score=score, discovery_source="youtube_trending")
+
+# One run per niche per 6-hour cycle (gaming's start at 00:30, 06:30, 12:30 and 18:30 UTC): this one's.
+since = datetime.now(timezone.utc) - timedelta(minutes=30)
+cycle_start = since.replace(hour=since.hour // 6 * 6, minute=0, second=0, microsecond=0) + timedelta(minutes=30)
+run = pm.PipelineRun.schedule("gaming", cycle_start)  # the same run every time for this cycle
+claimed = pm.PipelineRun.claim_next("quickstart", niche="gaming")  # running under this worker's claim
+if claimed is not None:
+    with claimed.fenced():  # the worker's writes: all or nothing, and only while it still holds the claim
+        claimed.heartbeat(stage="clip")
+        for rank, video in enumerate(pm.get_pending_videos("gaming"), 1):  # the best viral score first
+            pm.Clip.create(pipeline_run=claimed, discovered_video=video, rank_position=rank, start_time_seconds=12.0,
+                           end_time_seconds=30.5, clip_duration_seconds=18.5, extraction_method="most_replayed")
+            pm.mark_video_processed(video.video_id, pm.Processed.used)  # taken: not a candidate for the next run
+    claimed.fail("the quickstart stops here", retry=False)  # ends the run (failed for good)
 pm.Analytics.create(youtube_video_id="shortid0001", view_count=1200, click_through_rate=0.05,
                     measured_at=datetime.now(timezone(timedelta(hours=-5))))  # any offset; stored as UTC
 
 print(f"database: {path}")
-for run in video.runs.order_by(pm.PipelineRun.created_at):
-    clips = ", ".join(f"{c.start_seconds:.1f}-{c.end_seconds:.1f}s" for c in run.clips)
-    print(f"run {run.id}: {run.status} at stage {run.current_stage}, "
-          f"created {run.created_at:%Y-%m-%d %H:%M} UTC, clips {clips}")
+for run in pm.PipelineRun.select().order_by(pm.PipelineRun.cycle_start):
+    clips = ", ".join(f"#{c.rank_position} {c.discovered_video.title} ({c.discovered_video.viral_score})"
+                      for c in run.clips.order_by(pm.Clip.rank_position))
+    print(f"run {run.id}: {run.status} at stage {run.current_stage}, {run.niche} cycle "
+          f"{run.cycle_start:%Y-%m-%d %H:%M}-{run.cycle_end:%H:%M} UTC, clips {clips or 'none'}")
 latest = pm.Analytics.select().order_by(pm.Analytics.measured_at.desc()).first()
 print(f"latest analytics: view_count {latest.view_count}, measured {latest.measured_at.isoformat()}")
