@@ -49,7 +49,7 @@ spawn = multiprocessing.get_context("spawn")
 # The pipeline's niches, staggered by 30 minutes; cycle k of a niche starts 6 k hours after its first.
 NICHES = {"gaming": 30, "sports": 60, "funny": 90}  # minutes after midnight of FIRST_DAY
 FIRST_DAY = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-VIDEOS_PER_NICHE = 24  # a run has at most 5 claims of 3 clips each, every clip of a different video
+VIDEOS_PER_NICHE = 30  # a run has at most 9 claims (3 rounds of 3 attempts) of 3 clips, each of another video
 SEED_CYCLES = 4  # cycles of each niche scheduled before the chaos, so that workers start at once
 CYCLE_EVERY = 0.5  # seconds of the soak per cycle: a new cycle of every niche falls due this often
 LATE = (0, 0, 1, 2)  # a scheduler fires for the current cycle, or again for one it already scheduled
@@ -116,7 +116,8 @@ def read_events(directory: Path) -> List[dict]:
 class Claim(collections.namedtuple("Claim", "token attempt round worker")):
     """One claim of a run: claim_next's token, the attempt (retry_count + 1) and review round (reviews the run
     had) it was made in, the worker. A run's claims follow one another, each after a requeue (the next
-    attempt) or a skip or redo_script answer (the next round), so (attempt, round) names one claim."""
+    attempt) or a skip or redo_script answer (the next round, whose attempts may be counted afresh), so
+    (round, attempt) names one claim, and grows from claim to claim."""
 
     def __str__(self) -> str:
         return ":".join(map(str, self))
@@ -129,8 +130,8 @@ class Claim(collections.namedtuple("Claim", "token attempt round worker")):
 
     @property
     def key(self) -> Tuple[int, int]:
-        """(attempt, round): later claims of a run have each at least as high, and one higher."""
-        return self.attempt, self.round
+        """(round, attempt): a later claim of a run has a greater key."""
+        return self.round, self.attempt
 
 
 # --- the worker process ----------------------------------------------------------------------------
@@ -148,7 +149,7 @@ def worker_main(target: str, name: str, events_path: str, epoch: float, stop_at:
             videos[row.niche].append(row.id)
         idle = False
         while time.time() < stop_at:
-            if rng.random() < (0.2 if idle else 0.05):
+            if rng.random() < (0.3 if idle else 0.1):
                 schedule_a_cycle(rng, epoch, log)
             claimed = claim(name, log)
             idle = claimed is None
@@ -324,11 +325,11 @@ def choose_answer(review: pm.ReviewLog, action: str, rng: random.Random) -> Tupl
 
 def uploader_main(target: str, directory: str, number: int, stop_at: float, seed: int) -> None:
     """Uploader number `number`: settle the uploads a killed uploader left in doubt, then upload the approved
-    runs' shorts and long-form videos until `stop_at`; it SIGKILLs itself in its 1st to 4th upload, after the
+    runs' shorts and long-form videos until `stop_at`; it SIGKILLs itself in its 1st to 3rd upload, after the
     upload claim (odd numbers: the upload never reached the channel) or after the upload (even: it did)."""
     log = EventLog(os.path.join(directory, f"uploader{number}.jsonl"))
     rng = random.Random(seed)
-    crash = (rng.randint(1, 4), "claimed" if number % 2 else "sent")
+    crash = (rng.randint(1, 3), "claimed" if number % 2 else "sent")
     try:
         pm.init_db(target)
         settle_in_doubt(directory, log)
@@ -647,7 +648,7 @@ def check_errors(events: List[dict]) -> List[str]:
 
 
 def check_claims(snap: Snapshot, events: List[dict]) -> List[str]:
-    """No run claimed twice at once: one token per (run, attempt, round) and one (run, attempt, round) per
+    """No run claimed twice at once: one token per (run, round, attempt) and one (run, round, attempt) per
     token, among the claims workers logged and those their writes carry. And every write was made under a
     claim its worker was given."""
     given = {(e["run"], Claim.parse(e["claim"])) for e in events if e["e"] == "claim"}
@@ -656,9 +657,9 @@ def check_claims(snap: Snapshot, events: List[dict]) -> List[str]:
     for run_id, claim in given | written:
         tokens[run_id, claim.key].add(claim.token)
         uses[claim.token].add((run_id, claim.key))
-    violations = [f"run {run_id} was claimed {len(found)} times in (attempt, round) {key}: {sorted(found)}"
+    violations = [f"run {run_id} was claimed {len(found)} times in (round, attempt) {key}: {sorted(found)}"
                   for (run_id, key), found in sorted(tokens.items()) if len(found) > 1]
-    violations += [f"token {token} was given {len(found)} times: (run, (attempt, round)) {sorted(found)}"
+    violations += [f"token {token} was given {len(found)} times: (run, (round, attempt)) {sorted(found)}"
                    for token, found in uses.items() if len(found) > 1]
     violations += [f"run {run_id}: writes by {claim}, a claim no worker was given"
                    for run_id, claim in sorted(written - given)]
@@ -691,8 +692,8 @@ def current_claim(run: pm.PipelineRun, snap: Snapshot, claims: Dict[str, Tuple[i
 
 
 def writes_in_claim_order(kind: str, rows: List[peewee.Model]) -> List[str]:
-    """In id order a run's clips (and its shorts) go claim after claim: attempt and round never go down, and
-    one token per (attempt, round).
+    """In id order a run's clips (and its shorts) go claim after claim: (round, attempt) never goes down, and
+    one token per (round, attempt).
 
     Id order is commit order within a run: a row is inserted while its writer holds the run's lock, which
     the next claim has to wait for. So a zombie's write after a newer claim's write breaks this.
@@ -700,8 +701,7 @@ def writes_in_claim_order(kind: str, rows: List[peewee.Model]) -> List[str]:
     violations = []
     for before, after in zip(rows, rows[1:]):
         older, newer = claim_of(before), claim_of(after)
-        if newer.attempt < older.attempt or newer.round < older.round or (newer.key == older.key
-                                                                           and newer != older):
+        if newer.key < older.key or (newer.key == older.key and newer != older):
             violations.append(f"{kind} {after.id} by {newer} came after {kind} {before.id} by {older}: "
                               "a write by a lost lease")
     return violations
@@ -713,12 +713,11 @@ def writes_of_current_claim(run: pm.PipelineRun, snap: Snapshot, current: Option
     clips before it moves the run, and only the claim holder may move it."""
     reviews = len(snap.reviews.get(run.id, []))
     # Unlogged (its worker was killed at once), the last claim wrote nothing: then bound by the database.
-    last = current.key if current is not None else (run.retry_count + 1, reviews)
+    last = current.key if current is not None else (reviews, run.retry_count + 1)
     violations = []
     for kind, rows in snap.writes(run.id):
         for claim in {claim_of(row) for row in rows}:
-            if claim.attempt > last[0] or claim.round > last[1] or (current is not None and claim.key == last
-                                                                    and claim != current):
+            if claim.key > last or (current is not None and claim.key == last and claim != current):
                 violations.append(f"{kind}s by {claim}, which is not a claim the run had")
     tokens = {claim_of(clip).token for clip in snap.clips.get(run.id, [])}
     if moved_by_worker(run, current, reviews) and run.claim_token not in tokens:
@@ -778,18 +777,22 @@ def check_outcomes(snap: Snapshot, events: List[dict], claims: Dict[str, Tuple[i
                                                                             claim.attempt):
             violations.append(f"run {run.id}: a worker's {e['e']} by {claim} succeeded, but the run is "
                               f"{run.status} at retry_count {run.retry_count} under {run.claim_token}")
-        elif not final and not requeued_by(run, claim):
+        elif not final and not requeued_by(run, claim, current_claim(run, snap, claims),
+                                           len(snap.reviews.get(run.id, []))):
             violations.append(f"run {run.id}: a worker's retry by {claim} succeeded, but the run is "
                               f"{run.status} at retry_count {run.retry_count} under {run.claim_token}")
     return violations
 
 
-def requeued_by(run: pm.PipelineRun, claim: Claim) -> bool:
+def requeued_by(run: pm.PipelineRun, claim: Claim, current: Optional[Claim], reviews: int) -> bool:
     """Whether the run is where a worker's successful retry (fail("boom")) left it: pending under that
-    worker's claim with its failed attempt counted, or claimed again since (the count only grows)."""
+    worker's claim with its failed attempt counted, or claimed again since (a later claim; unlogged, it
+    left the failed attempt counted or a later round)."""
     if run.claim_token == claim.token:
         return run.status is RunStatus.pending and run.retry_count == claim.attempt
-    return run.retry_count >= claim.attempt
+    if current is not None:
+        return current.key > claim.key
+    return (reviews, run.retry_count) >= (claim.round, claim.attempt)
 
 
 def check_reviews(snap: Snapshot, claims: Dict[str, Tuple[int, Claim]]) -> List[str]:

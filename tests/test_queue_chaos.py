@@ -119,7 +119,7 @@ def history(database):
     made.events.append({"e": "retry", "run": run.id, "claim": str(held), "review": None})
     made.older = held
     run, held = made.claim("w4")
-    assert (run.id, held.key) == (two.id, (2, 0))
+    assert (run.id, held.key) == (two.id, (0, 2))
     made.clip(run, held, 1, 2)
     made.second, made.current = run, held
     return made
@@ -191,7 +191,7 @@ def _two_clips_of_a_rank(history):
 
 @pytest.mark.parametrize("tamper, expected", [
     (_zombie_clip, "came after clip"),
-    (_claimed_twice, "was claimed 2 times in (attempt, round) (2, 0)"),
+    (_claimed_twice, "was claimed 2 times in (round, attempt) (0, 2)"),
     (_lost_write, "was committed, and is lost"),
     (_uploaded_twice, "was uploaded 2 times"),
     (_long_form_uploaded_twice, "was uploaded 2 times"),
