@@ -2,8 +2,9 @@
 triggers on analytics keep, against a brute-force computation over every snapshot, on every backend.
 
 Random histories (hypothesis) of a few videos: equal times, snapshots arriving late, NULL views, equal views,
-single records and bulk ones (in one chunk and in several), deletes (of the newest snapshot too), updates that move a snapshot in time or to
-another video, and raw SQL that bypasses the models. Query plans and cost: tests/test_query_plans.py.
+single records and bulk ones (in one chunk and in several), deletes (of the newest snapshot too), updates that move
+a snapshot in time or to another video, and raw SQL that bypasses the models. Query plans and cost:
+tests/test_query_plans.py.
 """
 import datetime
 from datetime import timedelta

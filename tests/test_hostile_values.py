@@ -306,8 +306,8 @@ def test_an_enum_column_refuses_what_is_not_a_member_on_every_write_path(run, mo
 
 def test_processed_takes_the_pipelines_ints_and_the_members(run):
     video = pm.DiscoveredVideo.create(**minimal_row(pm.DiscoveredVideo, run, next(_unique)))
-    for value, member in ((1, pm.Processed.used), (pm.Processed.skipped, pm.Processed.skipped), (3, pm.Processed.rejected),
-                          (0, pm.Processed.pending)):
+    for value, member in ((1, pm.Processed.used), (pm.Processed.skipped, pm.Processed.skipped),
+                          (3, pm.Processed.rejected), (0, pm.Processed.pending)):
         pm.mark_video_processed(video.video_id, value)
         assert pm.DiscoveredVideo.get_by_id(video.id).processed is member
 
