@@ -9,19 +9,16 @@ import pipeline_models as pm
 
 pytest_plugins = ["pytester"]
 
-# The README's complete example test file ("Testing your pipeline code"), run as written below.
+# The README's complete example test file ("Testing your code"), run as written below.
 README_EXAMPLE = '''\
 import datetime
 
 import pipeline_models as pm
 
-CYCLE = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)
+CYCLE = datetime.datetime(2026, 6, 1, 0, 30, tzinfo=datetime.timezone.utc)
 
 
-def test_a_video_is_found_once_and_a_cycle_run_once(pipeline_db):
-    video, created = pm.DiscoveredVideo.discover("dQw4w9WgXcQ", title="A source video", channel_name="A creator",
-                                                 channel_id="UCcreator", niche="gaming")
-    assert created and list(pm.get_pending_videos("gaming")) == [video]
+def test_a_cycle_is_scheduled_once(pipeline_db):
     assert pm.PipelineRun.schedule("gaming", CYCLE) == pm.PipelineRun.schedule("gaming", CYCLE)
     assert pm.PipelineRun.select().count() == 1
 
@@ -30,18 +27,19 @@ def test_every_test_starts_empty(pipeline_db):
     assert pm.DiscoveredVideo.select().count() == 0
 
 
-def test_the_reviewer_approves(pipeline_factory):
-    chain = pipeline_factory.chain("review")
-    pm.ReviewLog.answer(chain.review.message_id, "approve", reviewer="@alice")
-    assert chain.run.refresh().status == "approved"
+def test_a_skip_drops_the_clip_and_renders_again(pipeline_factory):
+    chain = pipeline_factory.chain("review", clips=3)
+    pm.ReviewLog.answer(chain.review.message_id, "skip", response_detail="skip 2", reviewer="@alice")
+    assert chain.run.refresh().status == "pending" and chain.run.current_stage == "render"
+    assert chain.videos[1].refresh().processed == pm.Processed.rejected
 
 
-def test_the_long_form_upload_finishes_the_run(pipeline_factory):
+def test_the_long_form_upload_ends_the_run(pipeline_factory):
     chain = pipeline_factory.chain("approved")
     chain.run.start_upload()
     chain.run.mark_uploaded("yt-long-1")
     assert chain.run.refresh().status == "uploaded"
-    assert [video.refresh().processed for video in chain.videos] == [pm.Processed.used] * 3
+    assert chain.shorts[0].mark_uploaded("yt-short-1")     # shorts: once the run is approved, in any order
 '''
 
 # Each test sees an empty database of its own, bound only while it runs; tests without the fixture see nothing.
