@@ -11,7 +11,8 @@ two (one approved later), skip two clips of one (rendered again), ask one script
 unanswered (auto-held), and tap one button twice. The approved runs upload their long-form video and
 their shorts once each; analytics of both are sampled every 6 hours. Everything goes through the
 package's own operations, on timestamps laid out afterwards in each run's cycle (_retime), all in the past.
-The output is the same for the same --videos, on either backend, whatever the machine's speed.
+The output is the same for the same --videos and day, on either backend, whatever the machine's speed (but
+for the time it took).
 """
 import multiprocessing
 import multiprocessing.connection
@@ -377,6 +378,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
     total = _schedule(out)
     _run_workers(target, videos, total, progress, progress_every)
     _report_production(out)
+    _resolve_recovered()
     phases.append(utcnow())
     _answer_reviews(out)
     phases.append(utcnow())
@@ -419,9 +421,13 @@ def _report_production(out: Callable[[str], None]) -> None:
     for run in PipelineRun.select().where(PipelineRun.error_message.is_null(False)).order_by(PipelineRun.id):
         how = "failed for good" if run.status is RunStatus.failed else f"now {run.status}, after a retry"
         out(f"run {run.id} ({run.niche}) {how}: {shown(run.error_message)}")
-    for error in ErrorLog.unresolved().where(ErrorLog.pipeline_run.in_(
-            PipelineRun.select(PipelineRun.id).where(PipelineRun.status != RunStatus.failed))):
-        error.resolve()  # the operator's: the run recovered
+
+
+def _resolve_recovered() -> None:
+    """The operator marks resolved the errors of the runs that recovered; those of the failed run stay open."""
+    recovered = PipelineRun.select(PipelineRun.id).where(PipelineRun.status != RunStatus.failed)
+    for error in ErrorLog.unresolved().where(ErrorLog.pipeline_run.in_(recovered)):
+        error.resolve()
 
 
 def _cycle_of(run: PipelineRun) -> Tuple[str, int]:

@@ -499,6 +499,8 @@ th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: left;
 
 def _definitions() -> str:
     """The module docstring's "What each number means" list, as HTML: the definitions are written once."""
+    if not __doc__:  # python -OO strips docstrings: the page goes without
+        return ""
     items = __doc__.split("What each number means:", 1)[1].strip().split("\n- ")
     return "".join(f"<li>{html.escape(' '.join(item.lstrip('- ').split()))}</li>" for item in items)
 
