@@ -43,7 +43,7 @@ MARKER = "demo.database"  # a config key: this database was made by the demo and
 SOURCES = ["youtube_trending", "youtube_search", "reddit"]
 WORKERS = 2  # one per niche: each niche's runs are made in cycle order, so each takes what the one before left
 _NICHES = {"gaming": 30, "sports": 60}  # minutes past midnight of the first cycle: staggered by 30 minutes
-_DAYS, _CYCLES = 3, 4  # cycles a day
+_DAYS, _CYCLES = 3, 4  # days, and cycles a day
 _MIN_CLIPS, _MAX_CLIPS, _BUFFER = 8, 10, 2  # a run takes its best pending candidates, keeps 8-10 clips
 _SNAPSHOTS = 12  # analytics every 6 hours for 3 days after each upload
 _RETRY_DELAY = 0.05  # seconds: the pipeline's 30 s, compressed as the demo compresses its days
@@ -247,7 +247,7 @@ def _candidates(niche: str, cycle: int, videos: int) -> List[Dict[str, Any]]:
 
 
 def _discover(run: PipelineRun, cycle: int, rng: random.Random, videos: int) -> None:
-    """The cycle's candidates, each recorded once; the best of the cycle before is found again, hotter."""
+    """The cycle's candidates, each recorded once; the first of the cycle before is found again, hotter."""
     for candidate in _candidates(run.niche, cycle, videos):
         age = timedelta(hours=candidate.pop("age_hours"))
         DiscoveredVideo.discover(candidate.pop("video_id"), published_at=utcnow() - age, **candidate)
