@@ -164,17 +164,22 @@ class PipelineFactory:
     def video(self, **fields: Any) -> DiscoveredVideo:
         """A pending candidate video of NICHE with a unique YouTube id."""
         n = self._next()
-        values = dict(video_id=f"testvid{n:04d}", title=f"Source video {n}", channel_name=f"Creator {n}",
-                      channel_id=f"UCtest{n:04d}", url=f"https://www.youtube.com/watch?v=testvid{n:04d}",
+        video_id = fields.get("video_id", f"testvid{n:04d}")
+        values = dict(video_id=video_id, title=f"Source video {n}", channel_name=f"Creator {n}",
+                      channel_id=f"UCtest{n:04d}", url=f"https://www.youtube.com/watch?v={video_id}",
                       niche=self.NICHE, duration_seconds=600, view_count=1000 * n, view_velocity=50.0,
                       viral_score=float(n), discovery_source="youtube_trending")
         return DiscoveredVideo.create(**{**values, **fields})
 
     def cycle(self, niche: Optional[str] = None) -> datetime.datetime:
-        """The start of the next cycle of `niche` (NICHE by default) no run of this factory has yet."""
+        """The start of the next cycle of `niche` (NICHE by default) that has no run yet, the test's own included."""
         niche = niche or self.NICHE
-        n = self._cycles[niche] = self._cycles.get(niche, -1) + 1
-        return self.FIRST_CYCLE + n * CYCLE
+        while True:
+            n = self._cycles[niche] = self._cycles.get(niche, -1) + 1
+            start = self.FIRST_CYCLE + n * CYCLE
+            taken = PipelineRun.select().where((PipelineRun.niche == niche) & (PipelineRun.cycle_start == start))
+            if not taken.exists():
+                return start
 
     def run(self, status: Union[RunStatus, str] = RunStatus.pending, niche: Optional[str] = None,
             **fields: Any) -> PipelineRun:
@@ -192,7 +197,7 @@ class PipelineFactory:
 
         pending: no other row yet. From running on: `clips` clips ranked 1..N, each of a video of its own
         (marked used), a script, TTS audio and a short of each of the top three clips, written by the
-        worker under its claim (run.fenced()); from review on: the review, with a chat message id for
+        worker under its claim (run.fenced()); clips=0 makes none of these; from review on: the review, with a chat message id for
         ReviewLog.answer(); rejected: the shorts rejected with the run; uploaded: the long-form video recorded.
         """
         return self._chain(status, niche, {}, clips=clips)

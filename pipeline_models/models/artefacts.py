@@ -9,7 +9,7 @@ from ..enums import ContentIdRisk, ExtractionMethod, RunStatus, ShortStatus
 from ..errors import InvalidTransition
 from ..fields import (CheckedCharField, CheckedEnumField, CheckedFloatField, CheckedForeignKeyField,
                       CheckedIntegerField, CheckedJSONField, CheckedTextField, UTCDateTimeField, utcnow)
-from .base import BaseModel, UploadOnce, _at_least_zero
+from .base import BaseModel, UploadOnce, _at_least_zero, _is_postgres
 from .runs import URL_LENGTH, DiscoveredVideo, PipelineRun
 
 
@@ -52,9 +52,13 @@ class Clip(BaseModel):
         names = {field if isinstance(field, str) else field.name for field in (only or self.dirty_fields)}
         if self._pk is not None and not force_insert and not names & set(self._PLACE):
             return super().save(force_insert=force_insert, only=only)
+        for field in self.dirty_fields:  # a bad value is refused naming its field before the place is looked up
+            field.db_value(self.__data__.get(field.name))
         with write_lock():
-            # The run's row lock queues the clip writes of one run (PostgreSQL), so the check below holds.
-            PipelineRun(id=self.pipeline_run_id)._locked_row()
+            # The run's row lock queues the clip writes of one run (PostgreSQL), so the check below holds. A run
+            # that does not exist is left to the foreign key: the insert fails as any model's would.
+            run = PipelineRun.select(PipelineRun.id).where(PipelineRun.id == self.pipeline_run_id)
+            (run.for_update() if _is_postgres() else run).first()
             self._refuse_taken_place()
             return super().save(force_insert=force_insert, only=only)
 
