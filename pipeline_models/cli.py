@@ -36,8 +36,8 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose
 
 # Ids and limits: SQLite's integers and PostgreSQL's bigint stop here; a larger number overflows in the driver.
 MAX_NUMBER = 2 ** 63 - 1
-# The demo is a walk-through that takes a few seconds per hundred videos: beyond this it would only run for hours.
-MAX_DEMO_VIDEOS = 10_000
+# The demo is a walk-through of 24 cycles: 100 candidates a cycle take seconds, many more would take minutes.
+MAX_DEMO_VIDEOS = 100
 
 DEFAULT_DB = "pipeline.db"
 ERRORS_LIMIT = 50
@@ -528,7 +528,7 @@ def parser() -> argparse.ArgumentParser:
                         f"earlier demo made, which is made anew; anything else is refused (default: {DEMO_DB})")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     p.add_argument("--videos", type=_number(1, MAX_DEMO_VIDEOS), default=12,
-                   help=f"videos to discover, 1 to {MAX_DEMO_VIDEOS:,} (default 12)")
+                   help=f"candidates discovered per niche per cycle, 1 to {MAX_DEMO_VIDEOS} (default 12: 288 videos)")
     return top
 
 
