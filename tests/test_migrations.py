@@ -462,16 +462,21 @@ def test_a_0003_database_made_by_create_tables_without_history_is_upgraded_too(t
     assert _read(pm.Analytics) == ROWS_AFTER[pm.Analytics]
 
 
-def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_target, monkeypatch):
-    before = _dump(_database_at_0003(fresh_target))
+def _failing_at(monkeypatch, statement):
+    """Make every SQL statement that starts with `statement` fail, as a full disk would."""
     execute_sql = peewee.Database.execute_sql
 
-    def fail_in_review_logs(self, sql, params=None):
-        if sql.startswith('INSERT INTO "review_logs"'):  # four tables rebuilt, three to go
+    def fail(self, sql, params=None):
+        if sql.startswith(statement):
             raise peewee.OperationalError("disk I/O error")
         return execute_sql(self, sql, params)
 
-    monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_review_logs)
+    monkeypatch.setattr(peewee.Database, "execute_sql", fail)
+
+
+def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_target, monkeypatch):
+    before = _dump(_database_at_0003(fresh_target))
+    _failing_at(monkeypatch, 'INSERT INTO "review_logs"')  # four tables rebuilt, three to go
     with pytest.raises(pm.CannotOpenDatabase,
                        match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}, {SEVENTH}: disk I/O error"):
         pm.init_db(fresh_target)
@@ -627,14 +632,7 @@ def test_0006_failing_half_way_leaves_the_database_at_0005(fresh_target, monkeyp
     old = _database_at_0005_with_snapshots(fresh_target)
     before = _dump(old)
     old.close()
-    execute_sql = peewee.Database.execute_sql
-
-    def fail_in_the_fill(self, sql, params=None):
-        if sql.startswith("WITH RECURSIVE videos"):  # table, index and triggers made, the rows not yet copied
-            raise peewee.OperationalError("disk I/O error")
-        return execute_sql(self, sql, params)
-
-    monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_the_fill)
+    _failing_at(monkeypatch, "WITH RECURSIVE videos")  # table, index and triggers made, the rows not yet copied
     with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}, {SEVENTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
@@ -820,14 +818,7 @@ def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_it
 
 def test_0007_failing_half_way_leaves_the_database_exactly_at_0006(fresh_target, monkeypatch):
     before = _dump(_database_at_0006(fresh_target))
-    execute_sql = peewee.Database.execute_sql
-
-    def fail_in_shorts(self, sql, params=None):
-        if sql.startswith('INSERT INTO "shorts"'):  # five tables copied, three to go
-            raise peewee.OperationalError("disk I/O error")
-        return execute_sql(self, sql, params)
-
-    monkeypatch.setattr(peewee.Database, "execute_sql", fail_in_shorts)
+    _failing_at(monkeypatch, 'INSERT INTO "shorts"')  # five tables copied, three to go
     with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SEVENTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()

@@ -10,6 +10,7 @@ import peewee
 import pytest
 from conftest import CYCLE_START, make_clip, make_run, make_video
 from playhouse.schema_diff import diff_models
+from test_seed_schema import kind_of, model_of
 
 import pipeline_models as pm
 from pipeline_models import Processed, SchemaMismatch
@@ -88,20 +89,6 @@ SEED_INDEXES = {"idx_analytics_video": ("analytics", ["youtube_video_id", "measu
 FOREIGN_KEYS = {"discovered_videos": set(), "pipeline_runs": {("legacy_video_id", "discovered_videos", "id")},
                 "clips": {("pipeline_run_id", "pipeline_runs", "id"),
                           ("discovered_video_id", "discovered_videos", "id")}}
-
-
-def kind_of(column, sqlite):
-    """(kind, length) of a column as the database reports it."""
-    declared = (column.data_type if sqlite else column.full_type).lower()
-    if declared.startswith(("varchar", "character varying")):
-        return "string", int(declared.split("(")[1].rstrip(")"))
-    kinds = {"integer": "integer", "bigint": "integer", "text": "text", "real": "float",
-             "double precision": "float", "timestamptz": "datetime", "timestamp with time zone": "datetime"}
-    return kinds[declared], None
-
-
-def model_of(table):
-    return next(m for m in pm.ALL_MODELS if m._meta.table_name == table)
 
 
 @pytest.mark.parametrize("table", PIPELINE)
