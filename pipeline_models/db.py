@@ -9,7 +9,6 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 
     db.initialize(SqliteDatabase(":memory:")); db.create_tables(ALL_MODELS)
 """
-import importlib.util
 import logging
 import os
 import re
@@ -42,6 +41,7 @@ from .errors import (  # noqa: F401  (redact: re-exported, its first home)
     TablesMissing,
     redact,
 )
+from .migrations._base import migration as _migration_module
 
 __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
 
@@ -342,11 +342,7 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
     columns = {t: {c.name for c in database.get_columns(t)} for t in present}
     if all(c in columns[t] for t, c in _PIPELINE_KEYS):
         logger.info("adopting the pipeline's own tables: rebuilt to %s, every row kept", _PIPELINE_MIGRATION)
-        path = next(m.path for m in runner.migrations() if m.name == _PIPELINE_MIGRATION)
-        spec = importlib.util.spec_from_file_location("_" + _PIPELINE_MIGRATION, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.adopt_pipeline(database)
+        _migration_module(_PIPELINE_MIGRATION).adopt_pipeline(database)
         return runner.fake(_PIPELINE_MIGRATION)
     reached = None
     for migration, (table, column) in zip(runner.migrations(), _MIGRATION_MARKS):
