@@ -91,6 +91,10 @@ class LeaseLost(PipelineModelsError):
         self.run_id, self.worker, self.attempt = run_id, worker, attempt
         self.status, self.holder, self.holder_attempt = str(status), holder, holder_attempt
         now = f"running under {holder!r}, attempt {holder_attempt}" if self.status == "running" else self.status
+        if attempt is None:  # an object that never claimed the run: an operator's copy
+            super().__init__(f"run {run_id} is {now}, and this object holds no claim to it: only the object "
+                             f"claim_next() returned may write as its worker. Nothing was written")
+            return
         super().__init__(f"run {run_id}: {worker!r} no longer holds it (its claim was attempt {attempt}); the run is "
                          f"{now} now. Nothing was written: drop the run and claim the next one")
 

@@ -285,7 +285,9 @@ class PipelineFactory:
         for row in (*rows["clips"], *rows["shorts"], rows.get("script"), rows.get("audio"), rows.get("review")):
             if row is not None:
                 row.refresh()
-        _sync(run, PipelineRun.get_by_id(run.id))  # not refresh(), which keeps a claim `fields` may have replaced
+        fresh = PipelineRun.get_by_id(run.id)  # not refresh(), which keeps a claim `fields` may have replaced
+        _sync(run, fresh)
+        run._claim = fresh._claim
         videos = [DiscoveredVideo.get_by_id(clip.discovered_video_id) for clip in rows["clips"]]
         return Chain(run=run, videos=videos, **rows)
 
@@ -295,7 +297,9 @@ class PipelineFactory:
         (PipelineRun.update(status=RunStatus.running, worker=self.WORKER, claim_token=secrets.token_hex(16),
                             not_before=None, started_at=now, heartbeat_at=now, completed_at=None, updated_at=now)
          .where((PipelineRun.id == run.id) & (PipelineRun.status == RunStatus.pending)).execute())
-        _sync(run, PipelineRun.get_by_id(run.id))  # the object now holds the claim, as claim_next's would
+        claimed = PipelineRun.get_by_id(run.id)
+        _sync(run, claimed)
+        run._claim = claimed._claim  # the object now holds the claim, as claim_next's would
 
 
 @pytest.fixture

@@ -76,6 +76,80 @@ def test_a_worker_that_lost_its_lease_changes_nothing_and_the_new_holder_carries
         a.heartbeat()
 
 
+def test_a_stale_worker_that_refreshes_its_object_still_writes_nothing(database):
+    """The zombie of issue 22: A's lease is lost, B finishes the run and it is approved; A refreshes its object
+    (which now shows approved) and tries every write a worker makes. Each is refused; nothing changes."""
+    queued()
+    a = pm.PipelineRun.claim_next("A")
+    pm.PipelineRun.requeue_stale(timedelta(minutes=1), now=later(minutes=5))
+    b = pm.PipelineRun.claim_next("B", now=later(hours=2))
+    with b.fenced():
+        clip_of(b, 1)
+    pm.ReviewLog.request(b, message_id="chat:B").respond("approve")
+    assert row(b).status is RunStatus.approved
+    a.refresh()
+    assert a.status is RunStatus.approved  # it sees the run as it is now...
+
+    def write_clip():
+        with a.fenced():
+            clip_of(a, 2)
+
+    def save():
+        a.video_file_path = "A/zombie.mp4"
+        a.save()
+
+    writes = [save, lambda: a.fail("A gives up"), lambda: a.fail("A gives up", retry=False),
+              lambda: a.advance("failed", reason="A gives up"), lambda: pm.ReviewLog.request(a, message_id="chat:A"),
+              lambda: a.heartbeat(stage="render"), write_clip]
+    before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog, pm.DiscoveredVideo)]
+    for write in writes:  # ... and still writes as the worker whose claim was attempt 1
+        with pytest.raises(LeaseLost, match=re.escape(
+                f"run {a.id}: 'A' no longer holds it (its claim was attempt 1); the run is approved now")):
+            write()
+    assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog, pm.DiscoveredVideo)] == before
+    # An operator's copy, which never held the claim, may still cancel the approved run.
+    pm.PipelineRun.get_by_id(a.id).advance("failed", reason="cancelled by the operator")
+    assert row(a).status is RunStatus.failed
+
+
+def test_an_object_that_never_claimed_a_running_run_cannot_write_as_its_worker(database):
+    queued()
+    pm.PipelineRun.claim_next("w")
+    pm.PipelineRun.requeue_stale(timedelta(minutes=1), now=later(minutes=5))
+    operator = pm.PipelineRun.get_by_id(1)  # pending: it holds no claim, and refresh() gives it none
+    worker = pm.PipelineRun.claim_next("w2", now=later(hours=2))
+    operator.refresh()
+    assert operator.status is RunStatus.running
+    before = list(pm.PipelineRun.select().dicts())
+    for write in (lambda: operator.heartbeat(), lambda: operator.fail("x"), lambda: pm.ReviewLog.request(operator),
+                  lambda: operator.advance("failed", reason="x"), lambda: operator.fenced().__enter__()):
+        with pytest.raises(LeaseLost, match=f"run {operator.id} is running under 'w2', attempt 2, and this object "
+                                            "holds no claim to it"):
+            write()
+    assert list(pm.PipelineRun.select().dicts()) == before
+    assert worker.heartbeat() and pm.ReviewLog.request(worker).pipeline_run_id == worker.id
+
+
+def test_the_workers_own_move_out_of_running_releases_its_claim(database):
+    queued()
+    run = pm.PipelineRun.claim_next("w")
+    review = pm.ReviewLog.request(run, message_id="chat:1")
+    review.respond("approve", run=run)
+    run.video_file_path = "renders/final.mp4"  # the same object, now the uploader's: no claim to hold
+    run.save()
+    run.mark_uploaded("yt-long")
+    assert (row(run).status, row(run).video_file_path) == (RunStatus.uploaded, "renders/final.mp4")
+
+
+def test_a_failed_request_keeps_the_claim_of_the_object(database):
+    queued(1), queued(2)
+    a, b = pm.PipelineRun.claim_next("A"), pm.PipelineRun.claim_next("B")
+    pm.ReviewLog.request(a, message_id="dup")
+    with pytest.raises(peewee.IntegrityError):
+        pm.ReviewLog.request(b, message_id="dup")  # the run's move rolled back with the review's insert
+    assert b.heartbeat() and pm.ReviewLog.request(b, message_id="other").pipeline_run_id == b.id
+
+
 def test_a_requeued_run_refuses_its_old_worker_before_anyone_claims_it(database):
     queued()
     a = pm.PipelineRun.claim_next("A")

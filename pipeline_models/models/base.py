@@ -167,12 +167,15 @@ def _checked_many(model: type, rows: Iterable[Any], fields: Any) -> Tuple[Iterab
 @contextlib.contextmanager
 def _unchanged_on_failure(*objs: Optional[BaseModel]) -> Iterator[None]:
     """Objects an operation updates as it writes: put back as they were when its transaction fails."""
-    saved = [(obj, dict(obj.__data__), set(obj._dirty), dict(obj.__rel__)) for obj in objs if obj is not None]
+    # Everything the object holds (a run's claim too), with its data, dirty set and related rows copied.
+    saved = [(obj, {**obj.__dict__, "__data__": dict(obj.__data__), "_dirty": set(obj._dirty),
+                    "__rel__": dict(obj.__rel__)}) for obj in objs if obj is not None]
     try:
         yield
     except BaseException:
-        for obj, data, dirty, rel in saved:
-            obj.__data__, obj._dirty, obj.__rel__ = data, dirty, rel
+        for obj, state in saved:
+            obj.__dict__.clear()
+            obj.__dict__.update(state)
         raise
 
 

@@ -178,6 +178,15 @@ class PipelineRun(UploadOnce, BaseModel):
         table_name = "pipeline_runs"
         constraints = [Check("cycle_end > cycle_start", name="pipeline_runs_cycle_end_after_start")]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The claim this object holds: (token, worker, attempt). A row read while running carries its claim
+        # (claim_next returns such a row); refresh() keeps it and the object's own move out of running
+        # releases it. Every write only the claim holder may make compares it with the database's.
+        self._claim: Optional[Tuple[str, Any, int]] = None
+        if "__no_default__" in kwargs and self.__data__.get("status") is RunStatus.running:
+            self._claim = (self.claim_token, self.worker, (self.retry_count or 0) + 1)
+
     # The queue's own fields: only its operations write them on an existing run (save() refuses them).
     QUEUE_FIELDS = ("status", "worker", "retry_count", "claim_token", "started_at", "completed_at", "heartbeat_at",
                     "not_before", "upload_started_at", "youtube_video_id")
@@ -202,19 +211,20 @@ class PipelineRun(UploadOnce, BaseModel):
             raise ValueError(f"{field.label()}: save() does not move a run; use claim_next(), heartbeat(), "
                              f"advance(), fail(), retry(), requeue_stale() or mark_uploaded()")
         with write_lock():
-            if self.status is RunStatus.running and self.claim_token is not None:
+            if self._claim is not None:
                 self._check_claim(self._locked_row())  # this object's worker holds the claim still
             return super().save(only=only)
 
     def refresh(self) -> "PipelineRun":
         """Reload every field from the database; self. A claim this object held and lost meanwhile is kept.
 
-        So a worker whose lease was lost still gets LeaseLost (naming its own claim) after a refresh, rather
-        than taking on the new holder's claim: its worker, retry count and claim_token stay its own.
+        So a worker whose lease was lost still gets LeaseLost (naming its own claim) from every write after a
+        refresh, whatever status the run shows now, rather than taking on the new holder's claim: its
+        worker, retry count and claim_token stay its own.
         """
         claim = {name: self.__data__.get(name) for name in ("worker", "retry_count", "claim_token")}
         super().refresh()
-        if claim["claim_token"] not in (None, self.claim_token):
+        if self._claim is not None and self._claim[0] != self.claim_token:
             self.__data__.update(claim)
         return self
 
@@ -308,9 +318,9 @@ class PipelineRun(UploadOnce, BaseModel):
 
     def _check_claim(self, row: "PipelineRun") -> None:
         """Raise LeaseLost unless `row` (the database's run) is still running under this object's claim."""
-        if row.status is not RunStatus.running or row.claim_token != self.claim_token:
-            raise LeaseLost(self.id, self.worker, (self.retry_count or 0) + 1, row.status, row.worker,
-                            row.retry_count + 1)
+        token, worker, attempt = self._claim or (None, None, None)
+        if row.status is not RunStatus.running or token is None or row.claim_token != token:
+            raise LeaseLost(self.id, worker, attempt, row.status, row.worker, row.retry_count + 1)
 
     @contextlib.contextmanager
     def fenced(self) -> Iterator["PipelineRun"]:
@@ -333,9 +343,10 @@ class PipelineRun(UploadOnce, BaseModel):
         if stage is not None:
             changes["current_stage"] = stage
         cls = type(self)
+        token = self._claim[0] if self._claim else None
         with write_lock():  # one compare-and-set on the claim; the row is read only to say why it failed
-            held = (cls.id == self.id) & (cls.status == RunStatus.running) & (cls.claim_token == self.claim_token)
-            if not cls.update(**changes).where(held).execute():
+            held = (cls.id == self.id) & (cls.status == RunStatus.running) & (cls.claim_token == token)
+            if token is None or not cls.update(**changes).where(held).execute():
                 self._check_claim(self._locked_row())  # raises LeaseLost, saying who holds the run now
         self._written(changes)
         return True
@@ -405,7 +416,9 @@ class PipelineRun(UploadOnce, BaseModel):
         for an operation that makes it from one status only, that status)."""
         row = self._locked_row()
         copy = RunStatus(self.status)
-        if copy is RunStatus.running:  # the worker's own move: only while it holds the claim
+        # A move out of running is the claiming worker's, and so is any move by an object that holds a claim
+        # (a stale worker's, whatever its copy says after a refresh): only while that claim holds.
+        if copy is RunStatus.running or row.status is RunStatus.running or self._claim is not None:
             self._check_claim(row)
         if row.status is not copy:
             raise InvalidTransition(f"run {self.id}", row.status, target, copy=copy)
@@ -414,7 +427,8 @@ class PipelineRun(UploadOnce, BaseModel):
         return row
 
     def _move(self, changes: Dict[str, Any]) -> None:
-        """Write a checked move (the caller holds the lock), stamping times."""
+        """Write a checked move (the caller holds the lock), stamping times; out of running, the object's claim
+        is released (put back with the object should the transaction fail)."""
         now = utcnow()
         target = changes["status"]
         if target in self.FINISHED:
@@ -422,6 +436,8 @@ class PipelineRun(UploadOnce, BaseModel):
         elif target is RunStatus.pending:  # queued again: a worker will claim it afresh
             changes.update(completed_at=None, worker=None, heartbeat_at=None)
         self._write(changes, now)
+        if target is not RunStatus.running:
+            self._claim = None
 
     def _write(self, changes: Dict[str, Any], now: Optional[datetime.datetime] = None) -> None:
         cls = type(self)
