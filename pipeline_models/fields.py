@@ -46,13 +46,23 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(UTC)
 
 
+# The times an operation's `now` may be: the operations add and subtract up to a year (a lease, a delay, a
+# retention period), which must not run off the calendar (datetime's years 1 to 9999).
+EARLIEST_NOW = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_NOW = datetime.datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
-    """The `now` an operation was given (default: the clock): an aware datetime, or a ValueError naming it."""
+    """The `now` an operation was given (default: the clock): an aware datetime from 1970 to 9000, or a
+    ValueError naming it."""
     if value is None:
         return utcnow()
     if not isinstance(value, datetime.datetime) or value.utcoffset() is None:
         raise ValueError(f"{operation}: now must be an aware datetime, e.g. datetime.now(timezone.utc), "
                          f"not {value!r}")
+    if not EARLIEST_NOW <= value <= LATEST_NOW:
+        raise ValueError(f"{operation}: now must be between {EARLIEST_NOW:%Y-%m-%d} and {LATEST_NOW:%Y-%m-%d} UTC, "
+                         f"not {value.isoformat(' ')}")
     return value
 
 

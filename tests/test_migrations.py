@@ -348,7 +348,8 @@ ROWS_AFTER = {
              estimated_duration_seconds=42.5,  # the run's TTS audio
              llm_model_used="gpt-4.1-mini", generated_at=T, title="Canyons in 60 s", prompt_tokens=1800,
              completion_tokens=420, cost_usd=0.00123),
-        dict(id=3, pipeline_run=2, opening_text=None, closing_text=None, full_script_json=["one two", {"k": "three"}, 4],
+        dict(id=3, pipeline_run=2, opening_text=None, closing_text=None,
+             full_script_json=["one two", {"k": "three"}, 4],
              total_char_count=7 + 5, estimated_duration_seconds=(7 + 5) / 15,  # no audio: 15 characters a second
              llm_model_used="unknown", generated_at=T2, title=None, prompt_tokens=None, completion_tokens=None,
              cost_usd=None),
@@ -675,8 +676,8 @@ ROWS_AT_0006 = {
         dict(id=3, discovered_video_id=4, status="awaiting_review", attempts=1, created_at=T2, updated_at=T2),
         dict(id=4, discovered_video_id=3, status="approved", attempts=3, created_at=T2.replace(hour=11),
              updated_at=T2),
-        dict(id=5, discovered_video_id=4, status="published", attempts=1, finished_at=T2, created_at=T2.replace(hour=12),
-             updated_at=T2),
+        dict(id=5, discovered_video_id=4, status="published", attempts=1, finished_at=T2,
+             created_at=T2.replace(hour=12), updated_at=T2),
         dict(id=6, discovered_video_id=3, status="rejected", attempts=1, finished_at=T2, created_at=T2.replace(hour=13),
              updated_at=T2),
         dict(id=7, discovered_video_id=3, status="failed", attempts=0, finished_at=T2, created_at=T2.replace(hour=14),

@@ -11,7 +11,7 @@ import peewee
 from peewee import Check
 
 from ..db import _tables_missing, db, write_lock
-from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, _now, utcnow
+from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, _now, _shown, utcnow
 from .analytics_sql import (_LATEST_DROP, _LATEST_FILL, _LATEST_INDEX, _LATEST_KEYS, _LATEST_TABLE, _LATEST_TYPES,
                             _POSTGRES_TRIGGERS, _SQLITE_LATEST_REFRESH, _SQLITE_TRIGGERS)
 from .base import BaseModel, _at_least_zero, _is_postgres, _refuse_unknown_fields
@@ -23,7 +23,8 @@ logger = logging.getLogger("pipeline_models")
 class Analytics(BaseModel):
     """One snapshot of an uploaded video's YouTube metrics; NULL means "not reported", not zero."""
 
-    youtube_video_id = CheckedCharField(max_length=100, help_text="the YouTube id of a run's long-form video or of a short")
+    youtube_video_id = CheckedCharField(max_length=100,
+                                        help_text="the YouTube id of a run's long-form video or of a short")
     measured_at = UTCDateTimeField(default=utcnow, help_text="when the metrics were read")
     view_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("view_count"), help_text="views")
     like_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("like_count"), help_text="likes")
@@ -232,9 +233,9 @@ class Analytics(BaseModel):
         removed, "batches": transactions}.
         """
         cutoff = cls._compact_cutoff(older_than, now)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"Analytics.compact: batch_size must be a whole number of rows, 1 or more, "
-                             f"not {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10 ** 9:
+            raise ValueError(f"Analytics.compact: batch_size must be a whole number of rows from 1 to "
+                             f"1,000,000,000, not {_shown(batch_size)}")
         summary: Dict[str, Any] = {"cutoff": cutoff, "deleted": 0, "batches": 0}
         # In id order: snapshots arrive about in time order, so a batch's rows share a few table pages (walking
         # video by video rewrote each page once per video on it: 8x the writes). Rows recorded meanwhile are

@@ -170,7 +170,8 @@ class Short(UploadOnce, BaseModel):
     TRANSITIONS = {
         ShortStatus.pending: {ShortStatus.review: "ReviewLog.request() of its run",
                               ShortStatus.uploaded: "mark_uploaded()",
-                              ShortStatus.rejected: "its run rejected or rendered again", ShortStatus.failed: "the worker"},
+                              ShortStatus.rejected: "its run rejected or rendered again",
+                              ShortStatus.failed: "the worker"},
         ShortStatus.review: {ShortStatus.uploaded: "mark_uploaded()",
                              ShortStatus.rejected: "its run rejected or rendered again",
                              ShortStatus.failed: "the uploader gives up"},

@@ -2,6 +2,7 @@
 small helpers the model modules share."""
 import contextlib
 import datetime
+import re
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import peewee
@@ -89,10 +90,24 @@ class BaseModel(peewee.Model):
 
     def save(self, force_insert: bool = False, only: Any = None) -> Any:
         """peewee's save(), writing only the changed fields (Meta.only_save_dirty); a bad value is refused
-        (ValueError naming the field) before anything is written, the primary key's included."""
+        (ValueError naming the field) before anything is written, the primary key's included, and so is None
+        for a column that needs a value. A refusal of the database (a foreign row that does not exist, a CHECK,
+        a unique value taken) is an IntegrityError naming Model.field beside the database's words."""
+        inserting = self._pk is None or force_insert
+        for field in self._meta.sorted_fields if inserting else self.dirty_fields:
+            value = self.__data__.get(field.name)
+            if value is None and not field.null and not isinstance(field, peewee.AutoField) \
+                    and field.db_value(None) is None:  # (a JSON column stores None as null)
+                raise ValueError(f"{field.model.__name__}.{field.name}: a value is required, not None")
         for field in self.dirty_fields:
             field.db_value(self.__data__.get(field.name))
-        return super().save(force_insert=force_insert, only=only)
+        try:
+            return super().save(force_insert=force_insert, only=only)
+        except peewee.IntegrityError as exc:
+            named = _named_refusal(self, exc)
+            if named is None:
+                raise
+            raise named from exc
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if "__no_default__" not in kwargs:  # peewee's own row reads carry whatever the query selected
@@ -146,6 +161,68 @@ class BaseModel(peewee.Model):
         the write lock, so no other connection ever writes without it and a failure puts it back.
         """
         return None
+
+
+_SQLITE_COLUMNS = re.compile(r"(?:UNIQUE|NOT NULL) constraint failed: (.+)$")
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (.+)$")
+_PG_KEY = re.compile(r"Key \((.+?)\)=\((.*)\) (is not present in table|already exists)")
+_PG_NULL = re.compile(r'null value in column "(\w+)"')
+_PG_CHECK = re.compile(r'violates check constraint "(\w+)"')
+
+
+def _named_checks(model: type) -> Dict[str, str]:
+    """{name: expression} of the model's named table CHECKs (Check(expression, name=...) in Meta.constraints)."""
+    checks = {}
+    for node in model._meta.constraints or ():
+        found = re.match(r'CONSTRAINT "?(\w+)"? CHECK \((.*)\)$', db.get_sql_context().sql(node).query()[0])
+        if found:
+            checks[found.group(1)] = found.group(2)
+    return checks
+
+
+def _shown_value(value: Any) -> str:
+    return value.isoformat(" ") if isinstance(value, datetime.datetime) else repr(value)
+
+
+def _named_refusal(obj: "BaseModel", exc: peewee.IntegrityError) -> Optional[peewee.IntegrityError]:
+    """The database's refusal of saving `obj`, as an IntegrityError that names Model.field first; None when the
+    message names no column of the model (it is then raised as it is)."""
+    model, text = type(obj), str(exc)
+    first = text.splitlines()[0] if text else ""
+    columns = {f.column_name: f for f in model._meta.sorted_fields}
+    name = lambda fields: ", ".join(f"{model.__name__}.{f.name}" for f in fields)  # noqa: E731
+    found = _PG_KEY.search(text)
+    if found:
+        fields = [columns[c.strip()] for c in found.group(1).split(",") if c.strip() in columns]
+        if found.group(3) == "already exists":
+            return peewee.IntegrityError(f"{name(fields)}: {found.group(2)} is taken by another row ({first})")
+        if len(fields) == 1 and isinstance(fields[0], peewee.ForeignKeyField):
+            return peewee.IntegrityError(f"{name(fields)}: no {fields[0].rel_model.__name__} has the id "
+                                         f"{found.group(2)} ({first})")
+    found = _SQLITE_COLUMNS.search(first)
+    if found:
+        fields = [columns[c.split(".")[-1].strip()] for c in found.group(1).split(",")
+                  if c.split(".")[-1].strip() in columns]
+        if fields:
+            return peewee.IntegrityError(f"{name(fields)}: the value is taken by another row ({first})")
+    if "FOREIGN KEY constraint failed" in first:  # SQLite names no column: the first missing row does
+        for field in model._meta.refs:
+            value = obj.__data__.get(field.name)
+            if value is not None and not field.rel_model.select().where(field.rel_field == value).exists():
+                return peewee.IntegrityError(f"{name([field])}: no {field.rel_model.__name__} has the id {value} "
+                                             f"({first})")
+    found = _PG_CHECK.search(first) or _SQLITE_CHECK.search(first)
+    if found:
+        rule = _named_checks(model).get(found.group(1), found.group(1))  # a table's CHECK by its expression
+        fields = [f for f in model._meta.sorted_fields if re.search(rf"\b{f.column_name}\b", rule)] or [
+            f for f in model._meta.sorted_fields if rule.startswith(f"{model._meta.table_name}_{f.column_name}_")]
+        if fields:
+            values = ", ".join(_shown_value(obj.__data__.get(f.name)) for f in fields)
+            return peewee.IntegrityError(f"{name(fields)}: {values} breaks the rule {rule} ({first})")
+    found = _PG_NULL.search(first)
+    if found and found.group(1) in columns:
+        return peewee.IntegrityError(f"{name([columns[found.group(1)]])}: a value is required ({first})")
+    return None
 
 
 def _checked_many(model: type, rows: Iterable[Any], fields: Any) -> Tuple[Iterable[Any], Any]:

@@ -78,8 +78,8 @@ class ReviewLog(BaseModel):
         names the ranks to drop ('skip 4,7' or '4,7'): those clips are dropped (kept, with dropped_at, their
         videos rejected), the rest ranked 1..N again in their order, and the run goes back to the queue at
         the render stage. redo_script: back to the queue at the script stage. Both count the run's retries
-        afresh and reject its shorts not yet uploaded (they are rendered again). The run object given as `run`, or the one this review
-        holds (as after ReviewLog.request(run)), is updated.
+        afresh and reject its shorts not yet uploaded (they are rendered again). The run object given as
+        `run`, or the one this review holds (as after ReviewLog.request(run)), is updated.
 
         The same answer again (a second tap on the button) changes nothing and returns False; a different
         answer to an answered review raises AlreadyAnswered. A bad skip detail is a ValueError naming it.
