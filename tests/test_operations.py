@@ -636,3 +636,22 @@ def test_unresolved_and_resolve(database):
     c.resolve()
     assert pm.ErrorLog.get_by_id(c.id).resolved is True
     assert [e.id for e in pm.ErrorLog.unresolved("render")] == [a.id]
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "review", "failed", "rejected"])
+def test_uploads_start_only_for_an_approved_run(database, status):
+    """A short, and the run's long-form video, of a run in any other status: InvalidTransition naming the run's
+    status, and no upload claim or video id written."""
+    run = new_run()
+    short = pm.Short.create(pipeline_run=run)
+    pm.PipelineRun.update(status=status).where(pm.PipelineRun.id == run.id).execute()
+    run = pm.PipelineRun.get_by_id(run.id)
+    for upload in (short.start_upload, lambda: short.mark_uploaded("yt-s"), run.start_upload,
+                   lambda: run.mark_uploaded("yt-l")):
+        with pytest.raises(InvalidTransition, match=f"(its run {run.id} is {status}|run {run.id} cannot go from "
+                                                    f"{status} to uploaded)"):
+            upload()
+    assert (pm.Short.get_by_id(short.id).upload_started_at, pm.Short.get_by_id(short.id).youtube_video_id) == (None,
+                                                                                                                None)
+    stored = pm.PipelineRun.get_by_id(run.id)
+    assert (stored.status, stored.upload_started_at, stored.youtube_video_id) == (status, None, None)
