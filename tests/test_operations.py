@@ -651,7 +651,7 @@ def test_uploads_start_only_for_an_approved_run(database, status):
         with pytest.raises(InvalidTransition, match=f"(its run {run.id} is {status}|run {run.id} cannot go from "
                                                     f"{status} to uploaded)"):
             upload()
-    assert (pm.Short.get_by_id(short.id).upload_started_at, pm.Short.get_by_id(short.id).youtube_video_id) == (None,
-                                                                                                                None)
+    stored_short = pm.Short.get_by_id(short.id)
+    assert (stored_short.upload_started_at, stored_short.youtube_video_id) == (None, None)
     stored = pm.PipelineRun.get_by_id(run.id)
     assert (stored.status, stored.upload_started_at, stored.youtube_video_id) == (status, None, None)
