@@ -9,8 +9,16 @@ the approved runs' shorts and long-form videos to a fake channel (its event log)
 then between the upload claim, the upload and its record, and the next one settles the uploads left in
 doubt. Meanwhile this driver SIGKILLs a random worker every few hundred ms and starts a
 replacement, and about once a second SIGSTOPs a worker that holds a run for longer than the lease, so that
-it wakes as a zombie whose writes must be refused. Afterwards the database and the processes' logs are
-checked against the queue's invariants (see `check`).
+it wakes as a zombie whose writes must be refused. A worker that gets LeaseLost (frozen past its lease, or
+merely slow) often carries on as a naive one would: it refreshes its run, maybe after the run moved on, and
+tries save(), fail(), advance() and a review request, each of which must raise LeaseLost and write nothing.
+
+Every write to a run is audited by the database: triggers the soak creates (on SQLite and PostgreSQL alike)
+record it in soak_audit with the claim its writer believed it held (a worker stamps its claim token into a
+column it writes, see `stamped`) and the run's status and claim before the write. Writes under a lost lease,
+uploads of a run not approved at the time and runs with two answered reviews in one round are counted by SQL
+(see `Audit`). Afterwards the database, its audit and the processes' logs are checked against the queue's
+invariants (see `check`).
 
     .venv/bin/python bench/soak_queue.py --seconds 300 --workers 16
     .venv/bin/python bench/soak_queue.py --seconds 60 --db postgresql://postgres@127.0.0.1:5432/soak
@@ -23,6 +31,7 @@ import argparse
 import collections
 import dataclasses
 import datetime
+import itertools
 import json
 import multiprocessing
 import os
@@ -68,18 +77,37 @@ KILL_EVERY = (0.3, 0.9)  # seconds between SIGKILLs
 STOP_EVERY = (0.5, 1.2)  # seconds between SIGSTOPs: often, as a zombie meets its run's next holder by chance
 STOP_FOR = (2 * LEASE.total_seconds(), 3.3 * LEASE.total_seconds())  # 0.6-1 s: longer than the lease
 OUTCOMES = {"review": 7, "retry": 2, "fatal": 1}  # what a worker does with a run it finished, by weight
+ZOMBIE = 0.7  # how often a worker that got LeaseLost refreshes its run and writes on, as a naive worker would
+# How long it dawdles first (half the time not at all): the run may have moved on meanwhile, reviewed,
+# approved, uploaded, failed, so that the refreshed object shows every status.
+ZOMBIE_WAIT = (0.0, 1.0)
 
 # The least activity that makes a soak meaningful: fewer, and the invariants may hold vacuously. Low, as
 # a loaded 2-CPU machine makes ~60 claims in 20 s; what matters most is that zombies were refused.
 ENOUGH = {"claims": 30, "clips": 30, "reviews": 5, "retries": 1, "fatal": 1, "janitor requeues": 1,
           "schedule repeats": 1, "answers approve": 1, "answers skip or redo_script": 1, "uploads": 2,
           "in doubt recovered": 1, "in doubt released": 1,
-          "kills": 3, "stops": 3, "LeaseLost": 1, "LeaseLost after a stall": 1, "LeaseLost in a fenced write": 1}
+          "kills": 3, "stops": 3, "LeaseLost": 1, "LeaseLost after a stall": 1, "LeaseLost in a fenced write": 1,
+          "zombies": 1, "zombie writes refused": 4, "audited writes": 100, "audited worker writes": 30}
 
 
 def cycle_start(niche: str, cycle: int) -> datetime.datetime:
     """The start of `niche`'s cycle number `cycle`."""
     return FIRST_DAY + datetime.timedelta(minutes=NICHES[niche], hours=6 * cycle)
+
+
+_STAMPS = itertools.count(1)
+
+
+def stamped(what: str, token: str) -> str:
+    """`what` stamped with the claim token its writer believes it holds: "what#n@token", for the audit. The
+    number n makes each stamp new, so that the stamped column changes at every write that carries it."""
+    return f"{what}#{next(_STAMPS)}@{token}"
+
+
+def stage_of(current_stage: Optional[str]) -> Optional[str]:
+    """The stage a stamped current_stage names ("render#12@token" -> "render")."""
+    return current_stage.split("#")[0] if current_stage else current_stage
 
 
 # --- event logs: one JSON line per event, so a SIGKILLed process loses at most its last line --------
@@ -151,7 +179,7 @@ def worker_main(target: str, name: str, events_path: str, epoch: float, stop_at:
         while time.time() < stop_at:
             if rng.random() < (0.3 if idle else 0.1):
                 schedule_a_cycle(rng, epoch, log)
-            claimed = claim(name, log)
+            claimed = claim(name, rng, log)
             idle = claimed is None
             if idle:
                 time.sleep(0.02)
@@ -173,7 +201,7 @@ def schedule_a_cycle(rng: random.Random, epoch: float, log: EventLog) -> None:
         log.error("schedule", exc)
 
 
-def claim(name: str, log: EventLog) -> Optional[Tuple[pm.PipelineRun, Claim]]:
+def claim(name: str, rng: random.Random, log: EventLog) -> Optional[Tuple[pm.PipelineRun, Claim]]:
     """claim_next, logging the claim (before any clip of it can exist) or the error."""
     try:
         run = pm.PipelineRun.claim_next(name)
@@ -188,6 +216,8 @@ def claim(name: str, log: EventLog) -> Optional[Tuple[pm.PipelineRun, Claim]]:
             round_ = run.reviews.count()
     except pm.LeaseLost:  # frozen right after the claim, and requeued meanwhile
         log.write("lost", run=run.id, op="claim", stalled=0)
+        if rng.random() < ZOMBIE:
+            zombie(run, f"{run.claim_token}:{run.retry_count + 1}:?:{name}", rng, log)
         return None
     except Exception as exc:
         log.error("claim", exc, run=run.id)
@@ -199,11 +229,11 @@ def claim(name: str, log: EventLog) -> Optional[Tuple[pm.PipelineRun, Claim]]:
 
 def work_on(run: pm.PipelineRun, held: Claim, videos: Dict[str, List[int]], rng: random.Random,
             log: EventLog) -> None:
-    """Write 1-3 clips under the fence, heartbeating after each, then 1-2 shorts, then ask for a review or
-    fail the run.
+    """Write 1-3 clips under the fence, heartbeating after each, then 1-2 shorts, save the rendered video,
+    then ask for a review or fail the run. Each write to the run carries the claim's stamp (see `stamped`).
 
     A freeze (SIGSTOP) usually lands in a "work" sleep, so the zombie's next call is a fenced write, or,
-    after the last one, its move of the run.
+    after the last one, its save or its move of the run. On LeaseLost the worker may write on (`zombie`).
     """
     progress = time.monotonic()  # when this worker last knew it held the run
     op = "clip"
@@ -216,7 +246,8 @@ def work_on(run: pm.PipelineRun, held: Claim, videos: Dict[str, List[int]], rng:
                 clip = write_clip(run, held, videos[run.niche], rng)
             log.write("clip", run=run.id, id=clip.id, claim=str(held))
             op = "heartbeat"
-            run.heartbeat(stage="render" if i == clips - 1 else f"clip {i + 1}")  # the stage it goes into
+            stage = "render" if i == clips - 1 else f"clip {i + 1}"  # the stage it goes into
+            run.heartbeat(stage=stamped(stage, held.token))
             progress = time.monotonic()
         op = "shorts"
         with run.fenced():
@@ -224,14 +255,63 @@ def work_on(run: pm.PipelineRun, held: Claim, videos: Dict[str, List[int]], rng:
                        .limit(rng.randint(1, 2)))
             shorts = [pm.Short.create(pipeline_run=run, clip=clip, description=str(held)) for clip in top]
         log.write("shorts", run=run.id, ids=[short.id for short in shorts], claim=str(held))
-        time.sleep(rng.uniform(*WORK_SECONDS))  # "rendering": a zombie frozen here tries to move the run
+        time.sleep(rng.uniform(*WORK_SECONDS))  # "rendering": a zombie frozen here tries to save or move the run
+        op = "save"
+        run.video_file_path = f"renders/{run.id}/{held.token}.mp4"
+        run.video_duration_seconds = round(rng.uniform(480, 720), 1)
+        run.current_stage = stamped("rendered", held.token)
+        run.save()
+        log.write("save", run=run.id, claim=str(held))
+        time.sleep(rng.uniform(*WORK_SECONDS))  # writing the script: a zombie frozen here tries to move the run
         op = rng.choices(list(OUTCOMES), weights=list(OUTCOMES.values()))[0]
-        review = finish(run, op, held)
+        review = finish(run, op, held, rng)
         log.write(op, run=run.id, claim=str(held), review=review)
-    except pm.LeaseLost:  # requeued while frozen or slow, maybe claimed again: drop the run
+    except pm.LeaseLost:  # requeued while frozen or slow, maybe claimed again: drop the run, or write on
         log.write("lost", run=run.id, op=op, stalled=round(time.monotonic() - progress, 3))
+        if rng.random() < ZOMBIE:
+            zombie(run, str(held), rng, log)
     except Exception as exc:
         log.error(op, exc, run=run.id)
+
+
+def zombie(run: pm.PipelineRun, held: str, rng: random.Random, log: EventLog) -> None:
+    """The refresh-then-write zombie: a worker whose lease was lost refreshes its run (now or a little later,
+    when the run may have moved on) and tries, in a random order, every write a worker makes: save(),
+    fail(), advance() and a review request, each stamped with its lost claim. Each must raise LeaseLost
+    and write nothing (the audit counts any write under a lost lease); one "zombie" event says which were
+    refused, and anything else is an error."""
+    if rng.random() < 0.5:
+        time.sleep(rng.uniform(*ZOMBIE_WAIT))
+    token = held.split(":")[0]
+
+    def save() -> None:
+        run.video_file_path = f"renders/{run.id}/zombie-{token}.mp4"
+        run.current_stage = stamped("zombie save", token)
+        run.save()
+
+    writes = {
+        "save": save,
+        "fail": lambda: run.fail(stamped("zombie fail", token), retry=rng.random() < 0.5),
+        "advance": lambda: run.advance(RunStatus.failed, stage=stamped("zombie advance", token),
+                                       reason=stamped("zombie advance", token)),
+        "request": lambda: pm.ReviewLog.request(run, message_id=token),
+    }
+    refused, accepted = [], []
+    try:
+        seen = str(run.refresh().status)
+    except Exception as exc:
+        log.error("zombie refresh", exc, run=run.id)
+        return
+    for op in rng.sample(list(writes), len(writes)):
+        try:
+            writes[op]()
+        except pm.LeaseLost:
+            refused.append(op)
+        except Exception as exc:
+            log.error(f"zombie {op}", exc, run=run.id, claim=held)
+        else:
+            accepted.append(op)
+    log.write("zombie", run=run.id, claim=held, seen=seen, refused=refused, accepted=accepted)
 
 
 def write_clip(run: pm.PipelineRun, held: Claim, videos: List[int], rng: random.Random) -> pm.Clip:
@@ -247,14 +327,17 @@ def write_clip(run: pm.PipelineRun, held: Claim, videos: List[int], rng: random.
                           clip_duration_seconds=18, extraction_method="most_replayed", transcript=str(held))
 
 
-def finish(run: pm.PipelineRun, outcome: str, held: Claim) -> Optional[int]:
-    """Move the run on as `outcome` says: a review request (its id returned), a failure to retry, or for good."""
+def finish(run: pm.PipelineRun, outcome: str, held: Claim, rng: random.Random) -> Optional[int]:
+    """Move the run on as `outcome` says: a review request (its id returned), a failure to retry, or for good
+    (by fail() or advance()); the failure's reason, or the stage, carries the claim's stamp."""
     if outcome == "review":
         return pm.ReviewLog.request(run, message_id=held.token).id  # the chat message: one per claim
     if outcome == "retry":
-        run.fail("boom")
+        run.fail(stamped("boom", held.token))
+    elif rng.random() < 0.5:
+        run.fail(stamped("fatal", held.token), retry=False)
     else:
-        run.fail("fatal", retry=False)
+        run.advance(RunStatus.failed, stage=stamped("fatal", held.token), reason="fatal: an error no retry fixes")
     return None
 
 
@@ -394,13 +477,221 @@ def crash_if(crash: Optional[Tuple[int, str]], where: str, log: EventLog) -> Non
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# --- the audit: the database records every write to a run, with the claim it was made under ---------
+#
+# Triggers write one soak_audit row per write, in the writer's own transaction (a write rolled back leaves
+# none): every insert and update of pipeline_runs, every clip and short inserted (the fenced writes), and
+# each short's upload claim, record and release. A worker stamps the claim token it believes it holds into
+# a column it writes: current_stage "stage#n@token" (heartbeat, save, advance), error_message "...@token"
+# (fail), a clip's transcript and a short's description (its claim, token first), a review's message_id
+# (ReviewLog.request writes the stage "review" itself: the review's insert puts its message_id on the audit
+# row of the run's move). The row keeps that stamp beside the run's status and claim token before the
+# write, so a write under a lost lease is one SQL comparison. The janitor's, reviewer's and uploader's
+# writes carry no stamp; they are told apart by what they write (AUDIT_KIND), and a write none of them
+# makes is unexplained.
+
+AUDIT_COLUMNS = ("tbl", "op", "row_id", "run_id", "written_at", "run_status", "run_token", "new_status", "new_token",
+                 "old_stage", "new_stage", "new_error", "old_upload", "new_upload", "old_video", "new_video",
+                 "stamp")
+
+
+def _audit_triggers(postgres: bool) -> List[Tuple[str, str, str, Optional[str], str]]:
+    """(name, event, table, condition, statement) of each audit trigger, in the backend's SQL."""
+    now = "CAST(clock_timestamp() AS TEXT)" if postgres else "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+    def differs(column: str) -> str:
+        return f"NEW.{column} IS {'DISTINCT FROM' if postgres else 'NOT'} OLD.{column}"
+
+    def token_in(value: str) -> str:  # the token a stamp ends with, "...@<32 hex digits>"; else NULL
+        return f"(CASE WHEN length({value}) >= 33 AND substr({value}, length({value}) - 32, 1) = '@' " \
+               f"THEN substr({value}, length({value}) - 31) END)"
+
+    def text(value: str) -> str:
+        return f"CAST({value} AS TEXT)"
+
+    def insert(**values: str) -> str:
+        return (f"INSERT INTO soak_audit ({', '.join(values)}) VALUES ({', '.join(values.values())})")
+
+    def run_now(column: str, run_id: str = "NEW.pipeline_run_id") -> str:
+        return f"(SELECT {column} FROM pipeline_runs WHERE id = {run_id})"
+
+    # A stamp rides in the column the write changed: the failure's reason, else the stage.
+    stamp = (f"CASE WHEN {differs('error_message')} AND {token_in('NEW.error_message')} IS NOT NULL "
+             f"THEN {token_in('NEW.error_message')} WHEN {differs('current_stage')} "
+             f"THEN {token_in('NEW.current_stage')} END")
+    uploads = dict(old_upload=text("OLD.upload_started_at"), new_upload=text("NEW.upload_started_at"),
+                   old_video="OLD.youtube_video_id", new_video="NEW.youtube_video_id")
+    # The request's move to review is the run's last audited write, in the transaction that inserts the review.
+    request = ("UPDATE soak_audit SET stamp = NEW.message_id, review_id = NEW.id WHERE id = (SELECT MAX(id) FROM "
+               "soak_audit WHERE run_id = NEW.pipeline_run_id AND tbl = 'pipeline_runs') AND run_status = 'running' "
+               "AND new_status = 'review' AND review_id IS NULL")
+    return [
+        ("soak_audit_run_insert", "INSERT", "pipeline_runs", None, insert(
+            tbl="'pipeline_runs'", op="'insert'", row_id="NEW.id", run_id="NEW.id", written_at=now,
+            new_status="NEW.status", new_token="NEW.claim_token", new_stage="NEW.current_stage")),
+        ("soak_audit_run_update", "UPDATE", "pipeline_runs", None, insert(
+            tbl="'pipeline_runs'", op="'update'", row_id="NEW.id", run_id="NEW.id", written_at=now,
+            run_status="OLD.status", run_token="OLD.claim_token", new_status="NEW.status", new_token="NEW.claim_token",
+            old_stage="OLD.current_stage", new_stage="NEW.current_stage", new_error="NEW.error_message",
+            stamp=stamp, **uploads)),
+        ("soak_audit_clip_insert", "INSERT", "clips", None, insert(
+            tbl="'clips'", op="'insert'", row_id="NEW.id", run_id="NEW.pipeline_run_id", written_at=now,
+            run_status=run_now("status"), run_token=run_now("claim_token"), stamp="substr(NEW.transcript, 1, 32)")),
+        ("soak_audit_short_insert", "INSERT", "shorts", None, insert(
+            tbl="'shorts'", op="'insert'", row_id="NEW.id", run_id="NEW.pipeline_run_id", written_at=now,
+            run_status=run_now("status"), run_token=run_now("claim_token"),
+            stamp="substr(NEW.description, 1, 32)")),
+        ("soak_audit_short_upload", "UPDATE", "shorts",
+         f"{differs('upload_started_at')} OR {differs('youtube_video_id')}", insert(
+            tbl="'shorts'", op="'update'", row_id="NEW.id", run_id="NEW.pipeline_run_id", written_at=now,
+            run_status=run_now("status"), run_token=run_now("claim_token"), **uploads)),
+        ("soak_audit_review_insert", "INSERT", "review_logs", None, request),
+    ]
+
+
+def install_audit(database: peewee.Database) -> None:
+    """Create soak_audit and the triggers that fill it, in `database` (SQLite or PostgreSQL)."""
+    postgres = isinstance(database, peewee.PostgresqlDatabase)
+    key = "SERIAL PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
+    integers = ("row_id", "run_id")
+    columns = ", ".join(f"{name} {'INTEGER' if name in integers else 'TEXT'}" for name in AUDIT_COLUMNS)
+    with database.atomic():
+        database.execute_sql(f"CREATE TABLE soak_audit (id {key}, {columns}, review_id INTEGER)")
+        for name, event, table, condition, statement in _audit_triggers(postgres):
+            when = f" WHEN ({condition})" if condition else ""
+            if postgres:
+                database.execute_sql(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $body$ "
+                                     f"BEGIN {statement}; RETURN NULL; END $body$")
+                database.execute_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{when} "
+                                     f"EXECUTE FUNCTION {name}()")
+            else:
+                database.execute_sql(f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW{when} "
+                                     f"BEGIN {statement}; END")
+
+
+def remove_audit(database: peewee.Database) -> None:
+    """Drop the audit's triggers (and functions) and soak_audit: the database is as it was before."""
+    postgres = isinstance(database, peewee.PostgresqlDatabase)
+    with database.atomic():
+        for name, _, table, _, _ in _audit_triggers(postgres):
+            database.execute_sql(f"DROP TRIGGER IF EXISTS {name}" + (f" ON {table}" if postgres else ""))
+            if postgres:
+                database.execute_sql(f"DROP FUNCTION IF EXISTS {name}()")
+        database.execute_sql("DROP TABLE IF EXISTS soak_audit")
+
+
+# What each audited write was, by SQL: a worker's writes carry a stamp; the others' are known by their shape.
+AUDIT_KIND = """CASE
+    WHEN tbl = 'pipeline_runs' AND op = 'insert' THEN 'schedule'
+    WHEN tbl = 'clips' THEN 'clip'
+    WHEN tbl = 'shorts' AND op = 'insert' THEN 'short'
+    WHEN COALESCE(old_video, '') <> COALESCE(new_video, '') THEN 'upload record'
+    WHEN old_upload IS NULL AND new_upload IS NOT NULL THEN 'upload claim'
+    WHEN old_upload IS NOT NULL AND new_upload IS NULL THEN 'upload release'
+    WHEN stamp IS NOT NULL AND review_id IS NOT NULL THEN 'request'
+    WHEN stamp IS NOT NULL AND new_status = run_status THEN 'heartbeat or save'
+    WHEN stamp IS NOT NULL THEN 'fail or advance'
+    WHEN run_status = 'pending' AND new_status = 'running' AND COALESCE(new_token, '') <> COALESCE(run_token, '')
+        THEN 'claim'
+    WHEN run_status = 'running' AND new_status IN ('pending', 'failed')
+        AND replace(new_error, 'no heartbeat for', '') <> new_error
+        AND COALESCE(new_stage, '') = COALESCE(old_stage, '') THEN 'requeue'
+    WHEN run_status = 'review' AND new_status IN ('approved', 'rejected', 'pending') THEN 'answer'
+    ELSE 'unexplained'
+END"""
+WORKER_KINDS = ("clip", "short", "request", "heartbeat or save", "fail or advance")
+AUDITED = "SELECT a.*, {kind} AS kind FROM soak_audit a".format(kind=AUDIT_KIND)
+
+# A stamped write (a worker's) lands on a run running under the claim it stamps, or it is a lost lease's.
+UNDER_A_LOST_LEASE = f"""SELECT id, kind, tbl, row_id, run_id, stamp, run_status, run_token FROM ({AUDITED}) w
+WHERE stamp IS NOT NULL AND (COALESCE(run_status, '') <> 'running' OR COALESCE(run_token, '') <> stamp)
+ORDER BY id"""
+
+# Uploads (claims and records) of a run not approved at the time: a short's run approved or uploaded, the
+# run's own video only from approved.
+NOT_APPROVED_UPLOADS = f"""SELECT id, kind, tbl, row_id, run_id, run_status FROM ({AUDITED}) w
+WHERE kind IN ('upload claim', 'upload record')
+    AND NOT (COALESCE(run_status, '') = 'approved' OR (tbl = 'shorts' AND run_status = 'uploaded'))
+ORDER BY id"""
+
+# A review's round is how many of its run's reviews before it were answered skip or redo_script.
+ANSWERED_TWICE_IN_A_ROUND = """SELECT pipeline_run_id, review_round, COUNT(*) FROM (
+    SELECT r.pipeline_run_id, r.action, (SELECT COUNT(*) FROM review_logs e WHERE e.pipeline_run_id = r.pipeline_run_id
+        AND e.id < r.id AND e.action IN ('skip', 'redo_script')) AS review_round
+    FROM review_logs r) x
+WHERE action IS NOT NULL GROUP BY pipeline_run_id, review_round HAVING COUNT(*) > 1 ORDER BY pipeline_run_id"""
+
+# A review inserted without the run's audited move to review under a claim (message_id) in its transaction.
+REVIEWS_WITHOUT_A_REQUEST = """SELECT r.id, r.pipeline_run_id FROM review_logs r
+WHERE NOT EXISTS (SELECT 1 FROM soak_audit a WHERE a.review_id = r.id AND a.stamp IS NOT NULL) ORDER BY r.id"""
+
+
+@dataclasses.dataclass
+class Audit:
+    """What the audit log says, read by SQL: writes by kind and the writes no soak may make."""
+
+    kinds: Dict[str, int]
+    lost: List[tuple]  # writes under a lost lease
+    not_approved: List[tuple]  # uploads of a run not approved at the time
+    answered_twice: List[tuple]  # (run, round, answered reviews) with two or more
+    unrequested: List[tuple]  # reviews with no audited request
+    unexplained: List[tuple]  # writes no process of the soak makes
+    zombie_writes: int  # audited writes stamped by a zombie's save, fail or advance
+
+    @classmethod
+    def read(cls, database: peewee.Database) -> "Audit":
+        """Read the audit of `database` (made by install_audit)."""
+        def rows(sql: str) -> List[tuple]:
+            return [tuple(row) for row in database.execute_sql(sql)]
+
+        zombie = rows("SELECT COUNT(*) FROM soak_audit WHERE replace(new_stage, 'zombie', '') <> new_stage "
+                      "OR replace(new_error, 'zombie', '') <> new_error")[0][0]
+        return cls(kinds=dict(rows(f"SELECT kind, COUNT(*) FROM ({AUDITED}) w GROUP BY kind")),
+                   lost=rows(UNDER_A_LOST_LEASE), not_approved=rows(NOT_APPROVED_UPLOADS),
+                   answered_twice=rows(ANSWERED_TWICE_IN_A_ROUND), unrequested=rows(REVIEWS_WITHOUT_A_REQUEST),
+                   unexplained=rows(f"SELECT id, tbl, op, row_id, run_id, run_status, new_status, old_stage, "
+                                    f"new_stage, new_error FROM ({AUDITED}) w WHERE kind = 'unexplained' ORDER BY id"),
+                   zombie_writes=zombie)
+
+    def violations(self, snap: "Snapshot", events: List[dict]) -> List[str]:
+        """Each write the audit shows no soak may make, and any sign that the audit missed writes."""
+        found = [f"audit {i}: a {kind} ({tbl} {row}) of run {run} stamped with claim {stamp}, made while the run "
+                 f"was {status} under {token}: a write under a lost lease"
+                 for i, kind, tbl, row, run, stamp, status, token in self.lost]
+        found += [f"audit {i}: an {kind} of {tbl} {row} while its run {run} was {status}: an upload of a run not "
+                  "approved" for i, kind, tbl, row, run, status in self.not_approved]
+        found += [f"run {run} has {n} answered reviews in round {round_}" for run, round_, n in self.answered_twice]
+        found += [f"review {review} of run {run} was inserted without its run's move to review under a claim"
+                  for review, run in self.unrequested]
+        found += [f"audit {row[0]}: an unexplained write {row[1:]}" for row in self.unexplained]
+        if self.zombie_writes:
+            found.append(f"the audit has {self.zombie_writes} writes stamped by a zombie's save, fail or advance")
+        # The audit saw everything: each row the soak made, each claim a worker logged.
+        expected = {"schedule": len(snap.runs), "clip": sum(map(len, snap.clips.values())),
+                    "short": sum(map(len, snap.shorts.values())), "request": sum(map(len, snap.reviews.values()))}
+        found += [f"the audit has {self.kinds.get(kind, 0)} {kind} writes, the database {n} rows"
+                  for kind, n in expected.items() if self.kinds.get(kind, 0) != n]
+        claims = sum(1 for e in events if e["e"] == "claim")
+        if self.kinds.get("claim", 0) < claims:
+            found.append(f"the audit has {self.kinds.get('claim', 0)} claims, the workers logged {claims}")
+        return found
+
+    def counts(self) -> Dict[str, int]:
+        """The figures for the summary."""
+        return {"audited writes": sum(self.kinds.values()),
+                "audited worker writes": sum(self.kinds.get(kind, 0) for kind in WORKER_KINDS),
+                "writes under a lost lease": len(self.lost),
+                "two-answer runs": len({row[0] for row in self.answered_twice}),
+                "non-approved uploads": len(self.not_approved), "unexplained writes": len(self.unexplained)}
+
+
 # --- the driver: seeding, the fleet of workers, the chaos ------------------------------------------
 
 
 def seed_queue(target: str) -> None:
-    """Bind this process to `target`, set the retry delay, discover each niche's videos and schedule its first
-    SEED_CYCLES cycles."""
-    pm.init_db(target)
+    """Bind this process to `target`, install the audit, set the retry delay, discover each niche's videos and
+    schedule its first SEED_CYCLES cycles."""
+    install_audit(pm.init_db(target))
     pm.ConfigOverride.set(pm.PipelineRun.RETRY_DELAY_KEY, RETRY_DELAY_SECONDS)
     with pm.db.atomic():
         for niche in NICHES:
@@ -466,7 +757,7 @@ class Fleet:
         False if none does."""
         running = (pm.PipelineRun.select(pm.PipelineRun.worker, pm.PipelineRun.current_stage)
                    .where(pm.PipelineRun.status == RunStatus.running))
-        holders = sorted({run.worker for run in running if stage in (None, run.current_stage)}
+        holders = sorted({run.worker for run in running if stage in (None, stage_of(run.current_stage))}
                          & set(self.live) - set(self.frozen))
         if not holders:
             return False
@@ -502,8 +793,9 @@ class Fleet:
 def drive(fleet: Fleet, stop_at: float, rng: random.Random) -> None:
     """The chaos, until `stop_at`: a SIGKILL every KILL_EVERY, a SIGSTOP of a run holder every STOP_EVERY.
 
-    Every other SIGSTOP picks a worker about to move its run (stage "render"), so that zombies try moves as
-    often as fenced writes (freezes at random mostly land before a clip, there being 1-3 of those).
+    Every other SIGSTOP picks a worker that has made its clips (stage "render": about to save the run) or saved
+    it (stage "rendered": about to move it), so that zombies try saves and moves as often as fenced writes
+    (freezes at random mostly land before a clip, there being 1-3 of those).
     """
     now = time.monotonic()
     next_kill, next_stop = now + rng.uniform(*KILL_EVERY), now + rng.uniform(*STOP_EVERY)
@@ -515,7 +807,7 @@ def drive(fleet: Fleet, stop_at: float, rng: random.Random) -> None:
             fleet.kill_one()
             next_kill = now + rng.uniform(*KILL_EVERY)
         if now >= next_stop:
-            stopped = fleet.freeze_a_holder("render" if fleet.stops % 2 else None)
+            stopped = fleet.freeze_a_holder((None, "render", None, "rendered")[fleet.stops % 4])
             # No such holder right now (all idle, or frozen, or elsewhere): try again shortly.
             next_stop = now + (rng.uniform(*STOP_EVERY) if stopped else 0.02)
         time.sleep(0.02)
@@ -615,7 +907,7 @@ def check(target: str, seconds: float, workers: int, events: List[dict], fleet: 
     """Check every invariant against the database (bound in this process) and the event logs."""
     snap = Snapshot.read()
     violations = list(fleet.problems) + check_all(snap, events)
-    counts = activity(snap, events, fleet)
+    counts = {**activity(snap, events, fleet), **Audit.read(pm.db.obj).counts()}
     violations += [f"not enough happened for the checks to mean much: {name} {counts[name]} < {least} "
                    "(run longer?)" for name, least in ENOUGH.items() if counts[name] < least]
     statuses = collections.Counter(str(run.status) for run in snap.runs.values())
@@ -623,9 +915,10 @@ def check(target: str, seconds: float, workers: int, events: List[dict], fleet: 
 
 
 def check_all(snap: Snapshot, events: List[dict]) -> List[str]:
-    """Every invariant's violations, from the database snapshot and the logs."""
+    """Every invariant's violations, from the database snapshot, its audit and the logs."""
     claims = given_claims(events)
-    return (check_errors(events) + check_claims(snap, events) + check_fence(snap, claims)
+    return (Audit.read(pm.db.obj).violations(snap, events) + check_zombies(events)
+            + check_errors(events) + check_claims(snap, events) + check_fence(snap, claims)
             + check_outcomes(snap, events, claims) + check_reviews(snap, claims) + check_cycles(snap, events)
             + check_clips(snap) + check_uploads(snap, events) + check_committed(snap, events) + check_attempts(snap))
 
@@ -634,6 +927,13 @@ def given_claims(events: List[dict]) -> Dict[str, Tuple[int, Claim]]:
     """{token: (run id, claim)} of the claims workers logged."""
     return {claim.token: (e["run"], claim) for e in events if e["e"] == "claim"
             for claim in [Claim.parse(e["claim"])]}
+
+
+def check_zombies(events: List[dict]) -> List[str]:
+    """Every write a zombie tried after refreshing its run was refused with LeaseLost (the audit checks that
+    none was written)."""
+    return [f"run {e['run']}: the zombie {e['claim']}, after refresh() showed it {e['seen']}, was let {op}"
+            for e in events if e["e"] == "zombie" for op in e["accepted"]]
 
 
 def check_errors(events: List[dict]) -> List[str]:
@@ -976,6 +1276,11 @@ def activity(snap: Snapshot, events: List[dict], fleet: Fleet) -> Dict[str, int]
         "LeaseLost after a stall": sum(1 for e in events if e["e"] == "lost" and e["stalled"] > lease),
         "LeaseLost in a fenced write": sum(1 for e in events if e["e"] == "lost" and e["op"] in ("clip", "shorts")),
         "LeaseLost in a move": sum(1 for e in events if e["e"] == "lost" and e["op"] in OUTCOMES),
+        "zombies": kinds["zombie"],
+        "zombies that saw the run moved on": sum(1 for e in events if e["e"] == "zombie"
+                                                 and e["seen"] not in ("pending", "running")),
+        "zombie writes refused": sum(len(e["refused"]) for e in events if e["e"] == "zombie"),
+        "zombie writes accepted": sum(len(e["accepted"]) for e in events if e["e"] == "zombie"),
         "errors": kinds["error"],
     }
 

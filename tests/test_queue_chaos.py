@@ -1,11 +1,14 @@
 """The run queue under chaos, on SQLite and PostgreSQL.
 
 - Workers SIGKILLed and frozen past their lease, on runs scheduled per niche and cycle, never write under a
-  lost lease; no run is claimed twice at once; no committed write is lost; no short or long-form video is
-  uploaded twice by an uploader that crashes mid-upload; no run has two answered reviews of one round; one
+  lost lease, counted by SQL from the audit the soak's triggers keep of every write to a run, even when they
+  refresh their run and write on (the refresh-then-write zombie); no run is claimed twice at once; no
+  committed write is lost; no short or long-form video is uploaded twice by an uploader that crashes
+  mid-upload, nor uploaded while its run was not approved; no run has two answered reviews of one round; one
   run per niche and cycle; no run has two clips of one video or of one rank (the soak is
   bench/soak_queue.py: run it longer there).
-- The soak's checks find each kind of violation, in a history made by hand.
+- The soak's checks find each kind of violation, in a history made by hand (the audit's among them).
+- The refresh-then-write zombie is refused each write, and the audit shows none.
 - Two processes racing to upload one short, or one run's long-form video, meet only the errors start_upload
   documents.
 
@@ -15,13 +18,16 @@ import datetime
 import json
 import multiprocessing
 import os
+import random
 import sys
 from pathlib import Path
 
+import peewee
 import pytest
 
 import pipeline_models as pm
 from conftest import make_video
+from pipeline_models import RunStatus
 
 # bench/ is a plain directory of scripts; appended, not prepended, so that its run.py shadows nothing.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
@@ -58,8 +64,8 @@ class History:
         self.events.append({"e": "schedule", "niche": "gaming", "cycle": cycle, "run": run.id})
         return run
 
-    def claim(self, worker):
-        run = pm.PipelineRun.claim_next(worker)
+    def claim(self, worker, now=None):
+        run = pm.PipelineRun.claim_next(worker, now=now)
         held = Claim(run.claim_token, run.retry_count + 1, run.reviews.count(), worker)
         self.events.append({"e": "claim", "run": run.id, "claim": str(held)})
         return run, held
@@ -85,11 +91,22 @@ class History:
 
 
 @pytest.fixture
-def history(database):
+def audited(database):
+    """The test's database with the soak's audit (its table and triggers), removed afterwards: on PostgreSQL the
+    database is the session's."""
+    soak_queue.remove_audit(database)
+    soak_queue.install_audit(database)
+    yield database
+    soak_queue.remove_audit(database)
+
+
+@pytest.fixture
+def history(audited):
     """Run 1: claimed, two clips, a short, reviewed, skip 1, claimed again, reviewed, approved, uploaded.
     Run 2: claimed, a clip, failed to retry, claimed again (attempt 2), a clip, still running."""
     made = History()
     one, two = made.schedule(0), made.schedule(1)
+    made.first = one
     made.schedule(0)  # the scheduler firing again: the same run
     run, held = made.claim("w1")
     assert run.id == one.id
@@ -106,6 +123,7 @@ def history(database):
     made.short(run, held, made.clip(run, held, 2, 2))
     review = pm.ReviewLog.request(run, message_id=held.token)
     made.events.append({"e": "review", "run": run.id, "claim": str(held), "review": review.id})
+    made.approved_by = held
     pm.ReviewLog.answer(held.token, "approve", reviewer="soak")
     made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "approve", "detail": None,
                         "recorded": True})
@@ -115,7 +133,7 @@ def history(database):
     run, held = made.claim("w3")
     assert run.id == two.id
     made.clip(run, held, 0, 1)
-    run.fail("boom")
+    run.fail(soak_queue.stamped("boom", held.token))  # a worker's write carries its claim, for the audit
     made.events.append({"e": "retry", "run": run.id, "claim": str(held), "review": None})
     made.older = held
     run, held = made.claim("w4")
@@ -189,6 +207,56 @@ def _two_clips_of_a_rank(history):
                    transcript=str(history.current)).execute()
 
 
+def _stale_save(history):
+    """Run 2's first claim, requeued, saves the run its next claim holds (an UPDATE past the fence, as a package
+    whose fence failed would write)."""
+    pm.PipelineRun.update(current_stage=soak_queue.stamped("render", history.older.token)).where(
+        pm.PipelineRun.id == history.second.id).execute()
+
+
+def _stale_fail_of_an_uploaded_run(history):
+    """The claim that asked for run 1's approved review fails the run after its upload (issue 22's zombie)."""
+    pm.PipelineRun.update(status="failed", error_message=soak_queue.stamped("boom", history.approved_by.token)).where(
+        pm.PipelineRun.id == history.first.id).execute()
+
+
+def _stale_request(history):
+    """Run 2's first claim asks for a review of the run its next claim holds."""
+    pm.PipelineRun.update(status="review", current_stage="review").where(
+        pm.PipelineRun.id == history.second.id).execute()
+    pm.ReviewLog.create(pipeline_run=history.second.id, message_id=history.older.token)
+
+
+def _short_upload_of_a_running_run(history):
+    short = history.short(history.second, history.current, pm.Clip.get(pm.Clip.transcript == str(history.current)))
+    pm.Short.update(upload_started_at=pm.utcnow()).where(pm.Short.id == short.id).execute()
+
+
+def _long_form_upload_of_a_running_run(history):
+    pm.PipelineRun.update(upload_started_at=pm.utcnow()).where(pm.PipelineRun.id == history.second.id).execute()
+
+
+def _answered_again_in_its_round(history):
+    """Run 1 reviewed (and answered) a second time in its last round."""
+    pm.ReviewLog.insert(pipeline_run=history.first.id, message_id="again", action="approve",
+                        responded_at=pm.utcnow()).execute()
+
+
+def _review_without_a_request(history):
+    pm.ReviewLog.insert(pipeline_run=history.second.id, message_id="unasked").execute()
+
+
+def _unexplained_write(history):
+    """Run 1, uploaded, put back to pending: no process of the soak makes that write."""
+    pm.PipelineRun.update(status="pending").where(pm.PipelineRun.id == history.first.id).execute()
+
+
+def _unaudited_clip(history):
+    postgres = isinstance(pm.db.obj, peewee.PostgresqlDatabase)
+    pm.db.execute_sql("DROP TRIGGER soak_audit_clip_insert" + (" ON clips" if postgres else ""))
+    history.clip(history.second, history.current, 3, 3)
+
+
 @pytest.mark.parametrize("tamper, expected", [
     (_zombie_clip, "came after clip"),
     (_claimed_twice, "was claimed 2 times in (round, attempt) (0, 2)"),
@@ -200,11 +268,51 @@ def _two_clips_of_a_rank(history):
     (_schedule_got_another_run, "returned run"),
     (_two_clips_of_a_video, "clips of video"),
     (_two_clips_of_a_rank, "has 2 clips ranked 2"),
+    (_stale_save, "a heartbeat or save (pipeline_runs 2) of run 2 stamped with claim"),
+    (_stale_fail_of_an_uploaded_run, "made while the run was uploaded under"),
+    (_stale_request, "a request (pipeline_runs 2) of run 2 stamped with claim"),
+    (_zombie_clip, "a clip (clips 6) of run 2 stamped with claim"),
+    (_short_upload_of_a_running_run, "while its run 2 was running: an upload of a run not approved"),
+    (_long_form_upload_of_a_running_run, "an upload claim of pipeline_runs 2 while its run 2 was running"),
+    (_answered_again_in_its_round, "run 1 has 2 answered reviews in round 1"),
+    (_two_answered_reviews, "run 1 has 2 answered reviews in round 0"),
+    (_review_without_a_request, "was inserted without its run's move to review under a claim"),
+    (_unexplained_write, "an unexplained write"),
+    (_unaudited_clip, "the audit has 5 clip writes, the database 6 rows"),
 ])
 def test_the_soaks_checks_find_each_kind_of_violation(history, tamper, expected):
     assert _found(history) == []  # the history as made breaks nothing
     found = _found(history, tamper)
     assert any(expected in violation for violation in found), found
+
+
+# --- the refresh-then-write zombie ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))  # the zombie tries its writes in a random order
+def test_a_zombie_that_refreshes_its_run_is_refused_every_write_and_the_audit_shows_none(audited, tmp_path, seed):
+    """Issue 22's zombie, as the soak's workers play it: A's lease is lost, B claims the run, writes a clip and
+    asks for the review, which is approved; A refreshes its run (it shows approved) and tries save(), fail(),
+    advance() and a review request. Each raises LeaseLost, and the audit has no write under a lost lease."""
+    made = History()
+    made.schedule(0)
+    zombie, held = made.claim("A")
+    later = pm.utcnow() + datetime.timedelta(minutes=5)
+    assert pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=1), now=later) == 1
+    run, current = made.claim("B", now=later)  # the requeued run is due again at `later` (no retry delay)
+    made.clip(run, current, 0, 1)
+    pm.ReviewLog.request(run, message_id=current.token).respond("approve")
+    before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog)]
+
+    soak_queue.zombie(zombie, str(held), random.Random(seed), soak_queue.EventLog(str(tmp_path / "w.jsonl")))
+
+    events = soak_queue.read_events(tmp_path)
+    assert [(e["e"], e.get("seen"), sorted(e.get("refused", [])), e.get("accepted")) for e in events] == [
+        ("zombie", "approved", ["advance", "fail", "request", "save"], [])], events
+    assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog)] == before
+    audit = soak_queue.Audit.read(pm.db.obj)
+    assert (audit.lost, audit.zombie_writes, audit.unexplained) == ([], 0, [])
+    assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
 
 
 # --- the upload race -------------------------------------------------------------------------------
