@@ -36,6 +36,16 @@ def set_pragmas(database: peewee.SqliteDatabase, values: Dict[str, Any]) -> None
     database._pragmas = list(values.items())
 
 
+def client_encoding(database: peewee.PostgresqlDatabase) -> Any:
+    """The client_encoding a PostgreSQL database asks for on each new connection, or None (`_encoding`)."""
+    return database._encoding
+
+
+def set_client_encoding(database: peewee.PostgresqlDatabase, encoding: str) -> None:
+    """Set it: peewee takes it only in the constructor (encoding=), and init_db binds a caller's database."""
+    database._encoding = encoding
+
+
 def connection(database: peewee.Database) -> Any:
     """The driver connection the database holds for this thread, or None (peewee keeps it in `_state`)."""
     return database._state.conn

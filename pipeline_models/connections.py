@@ -11,28 +11,40 @@ import peewee
 from playhouse import db_url
 
 from . import _peewee
-from .errors import CannotOpenDatabase, DatabaseFileChanged
+from .errors import CannotOpenDatabase, DatabaseFileChanged, PipelineModelsError
 
 # For a file shared by several worker processes: readers never block the writer (WAL), commits skip
 # the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and each
 # connection keeps up to 32 MB of pages (SQLite's default 2 MB is outgrown by a few months of analytics).
 SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10_000, "cache_size": -32_000}
 
+# What every PostgreSQL connection the package opens (or is bound to) speaks, whatever the server's encoding:
+# on a SQL_ASCII database the server's own would make psycopg return text as bytes.
+CLIENT_ENCODING = "UTF8"
+
 
 def _label(database: Any) -> str:
     """How an error names a database: its file, or its name, host and port (never a password)."""
     database = getattr(database, "obj", database)
     if isinstance(database, peewee.SqliteDatabase):
-        return f"SQLite file {_sqlite_file(database) or database.database}"
+        name = _sqlite_file(database) or database.database or ""
+        if name in ("", ":memory:") or "mode=memory" in name:
+            return "the in-memory SQLite database"
+        return f"SQLite file {name}"
     params = getattr(database, "connect_params", {}) or {}
     where = f" at {params['host']}:{params.get('port', 5432)}" if params.get("host") else ""
     return f"database {database.database}{where}"
 
 
 def _named(exc: Any, database: Any) -> Any:
-    """`exc` (a database failure that is not about the data) with the database it happened on in its message."""
-    if exc is None or isinstance(exc, (peewee.IntegrityError, peewee.DataError)) \
-            or not isinstance(exc, peewee.DatabaseError) or getattr(database, "obj", database) is None:
+    """`exc` (a database failure that is not about the data) with the database it happened on in its message.
+
+    A connection refused or lost is a peewee.InterfaceError as often as an OperationalError: both are named.
+    The package's own errors (TablesMissing) say where already.
+    """
+    if exc is None or isinstance(exc, (peewee.IntegrityError, peewee.DataError, PipelineModelsError)) \
+            or not isinstance(exc, (peewee.DatabaseError, peewee.InterfaceError)) \
+            or getattr(database, "obj", database) is None:
         return exc
     label = _label(database)
     if label in str(exc):
@@ -45,15 +57,43 @@ def _named(exc: Any, database: Any) -> Any:
 
 
 class _NamesItsFailures:
-    """Mixin for the databases init_db makes: a statement's failure (not the data's) names the database."""
+    """Mixin for the databases init_db makes: a failure (not the data's) names the database, whether a statement
+    met it, the connection (made again after a restart), or the BEGIN, COMMIT or ROLLBACK of a transaction."""
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        try:
+        with _naming(self):
             return super().execute_sql(sql, params)  # type: ignore[misc]
-        except peewee.DatabaseError as exc:
-            named = _named(exc, self)
-            if named is exc:
-                raise
+
+    def connect(self, *args: Any, **kwargs: Any) -> Any:
+        with _naming(self):
+            return super().connect(*args, **kwargs)  # type: ignore[misc]
+
+    def begin(self, *args: Any, **kwargs: Any) -> Any:
+        # peewee sends BEGIN (and COMMIT, ROLLBACK) through a cursor, past execute_sql.
+        with _naming(self):
+            return super().begin(*args, **kwargs)  # type: ignore[misc]
+
+    def commit(self) -> Any:
+        with _naming(self):
+            return super().commit()  # type: ignore[misc]
+
+    def rollback(self) -> Any:
+        with _naming(self):
+            return super().rollback()  # type: ignore[misc]
+
+
+class _naming:
+    """A context that re-raises a failure of `database` with the database named (see _named)."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        named = _named(exc, self.database)
+        if named is not exc:
             raise named from None
 
 
@@ -80,6 +120,18 @@ class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
             self._check_file()
         return super().cursor(named_cursor)
 
+    def rollback(self) -> Any:
+        """ROLLBACK, even when the file was changed under the connection.
+
+        Only this connection holds the transaction, and with it a lock every other process waits for (in WAL
+        mode the lock is in the -shm file, which a replaced database file keeps): a rollback refused because
+        the file changed would leave it held as long as the process lives.
+        """
+        if self.is_closed():
+            return super().rollback()  # peewee's error for it
+        with _naming(self), _peewee.exception_wrapper:
+            _peewee.connection(self).cursor().execute("ROLLBACK")
+
     def _check_file(self) -> None:
         try:
             st = os.stat(self.path)
@@ -99,7 +151,13 @@ class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
     A statement is never run twice: the one that met the dead connection fails to its caller (it may or
     may not have run), as does a transaction that was cut; only BEGIN, which has done nothing yet, is
     tried again on a new connection. playhouse's ReconnectMixin re-runs the failed statement instead.
+
+    Its connections speak CLIENT_ENCODING, unless the URL sets a client_encoding.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("encoding", CLIENT_ENCODING)
+        super().__init__(*args, **kwargs)
 
     def cursor(self, named_cursor: Any = None) -> Any:
         """peewee's cursor(), on a new connection when the current one is known dead and no transaction is open."""
@@ -216,7 +274,8 @@ def _connect(database: peewee.Database, target: Any, check_file: bool) -> None:
         reason = (POSTGRES_DRIVER_MISSING if "postgres driver not found" in str(exc) else str(exc))
         raise CannotOpenDatabase(target, reason) from None
     except peewee.PeeweeException as exc:
-        reason = " ".join(str(exc).split())
+        # CannotOpenDatabase names the target already: not twice.
+        reason = " ".join(str(exc).replace(f" ({_label(database)})", "").split())
         if reason == "file is not a database":
             reason = "the file is not a SQLite database"
         raise CannotOpenDatabase(target, reason) from None

@@ -22,6 +22,7 @@ from playhouse.schema_diff import diff_models
 
 from . import _peewee
 from .connections import (  # noqa: F401  (POSTGRES_DRIVER_MISSING and redact: re-exported, their first home)
+    CLIENT_ENCODING,
     POSTGRES_DRIVER_MISSING,
     SQLITE_FILE_PRAGMAS,
     _connect,
@@ -86,27 +87,61 @@ class _atomic(_peewee.Atomic):
     """peewee's atomic block, raising the error that ended the transaction, not the rollback's complaint.
 
     On a full disk or an I/O error SQLite rolls the transaction back by itself; peewee's own rollback then
-    fails with "cannot rollback - no transaction is active", which would hide the real cause.
+    fails with "cannot rollback - no transaction is active", which would hide the real cause. A failure
+    that is not the data's names the database, at BEGIN as at any statement in the block; and on SQLite
+    the block never ends with the connection still in its transaction (see _left_transaction).
     """
 
     def __enter__(self) -> Any:
         try:
             return super().__enter__()
-        except peewee.OperationalError as exc:
+        except (peewee.DatabaseError, peewee.InterfaceError) as exc:
             if _is_busy_snapshot(exc):
                 raise BusySnapshot() from exc
-            raise
+            named = _named(exc, self.db)  # BEGIN: a database bound by hand names it here too
+            if named is exc:
+                raise
+            raise named from None
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         try:
             result = super().__exit__(exc_type, exc, tb)
-        except peewee.DatabaseError as failure:
+        except (peewee.DatabaseError, peewee.InterfaceError) as failure:
             if not _ALREADY_ROLLED_BACK.search(str(failure)):
                 raise _named(failure, self.db)
             raise _named(exc if exc is not None else _first_cause(failure), self.db) from None
+        finally:
+            _left_transaction(self.db)
         if _is_busy_snapshot(exc):  # a write in the block met the snapshot an open read pins
             raise BusySnapshot() from exc
+        named = _named(exc, self.db)  # a statement past execute_sql (the bulk path's cursor) failed in the block
+        if named is not exc:
+            raise named from None
         return result
+
+
+def _left_transaction(database: Any) -> None:
+    """After the outermost block on SQLite, make sure the connection holds no transaction peewee forgot.
+
+    peewee counts the transaction ended before its ROLLBACK runs; a ROLLBACK that failed would leave SQLite's
+    connection in the transaction, holding the write lock every other process waits for, for good. Such a
+    connection is rolled back here, or closed (SQLite rolls back a closed connection's transaction).
+    """
+    database = getattr(database, "obj", database)
+    if not isinstance(database, peewee.SqliteDatabase) or database.is_closed() or database.in_transaction():
+        return
+    conn = _peewee.connection(database)
+    if not getattr(conn, "in_transaction", False):
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except Exception:  # whatever refused it, closing the connection below ends the transaction
+        pass
+    if conn.in_transaction:
+        try:
+            database.close()
+        except Exception:  # peewee forgets the connection whatever close() met: the next statement opens anew
+            pass
 
 
 def _first_cause(failure: BaseException) -> BaseException:
@@ -146,8 +181,10 @@ def _is_busy_snapshot(exc: Any) -> bool:
     """SQLITE_BUSY_SNAPSHOT: no busy timeout helps, the reading statement must finish first."""
     if not isinstance(exc, peewee.OperationalError):
         return False
-    # peewee raises its own OperationalError while handling the driver's, which is its context.
-    return any(getattr(e, "sqlite_errorcode", None) == 517 for e in (exc.__context__, *exc.args))
+    # peewee raises its own OperationalError while handling the driver's, which is its context (or its
+    # `orig`, once the error was named: see connections._named).
+    causes = (exc.__context__, getattr(exc, "orig", None), *exc.args)
+    return any(getattr(e, "sqlite_errorcode", None) == 517 for e in causes)
 
 
 class _DatabaseProxy(peewee.DatabaseProxy):
@@ -163,13 +200,16 @@ class _DatabaseProxy(peewee.DatabaseProxy):
             raise DatabaseNotBound()
         try:
             return self.obj.execute(query, **context_options)
-        except (peewee.OperationalError, peewee.ProgrammingError) as exc:
-            missing = _tables_missing(exc, self.obj)
-            if missing is None:
-                raise
+        except (peewee.DatabaseError, peewee.InterfaceError) as exc:
             # Only the exception changes: the statement failed as it did, and a PostgreSQL transaction
             # is aborted just the same, for the caller's atomic() to roll back.
-            raise missing from exc
+            missing = _tables_missing(exc, self.obj)
+            if missing is not None:
+                raise missing from exc
+            named = _named(exc, self.obj)  # a database bound by hand: named as init_db's are
+            if named is exc:
+                raise
+            raise named from None
 
     def __getattr__(self, attr: str) -> Any:
         # Private and dunder look-ups keep AttributeError, so hasattr() and copy still work.
@@ -197,6 +237,28 @@ def _enforce_foreign_keys(database: Any) -> None:
     # A connection opened before binding (":memory:" often is) missed the connect-time pragma.
     if not database.is_closed() and not database.in_transaction():
         database.execute_sql("PRAGMA foreign_keys = 1")
+
+
+@db.attach_callback
+def _speak_utf8(database: Any) -> None:
+    """Make every connection of a PostgreSQL database bound to the proxy speak CLIENT_ENCODING, however it is bound.
+
+    On a SQL_ASCII database the server's encoding would be the client's too, and psycopg would return text
+    as bytes (peewee's introspection fails on them, and so would every model's text field).
+    """
+    if not isinstance(database, peewee.PostgresqlDatabase):
+        return
+    if _peewee.client_encoding(database) is None:  # a caller who chose an encoding keeps it
+        _peewee.set_client_encoding(database, CLIENT_ENCODING)
+    # A connection opened before binding may have been made with SQL_ASCII (libpq knows: no round trip).
+    conn = _peewee.connection(database)
+    if conn is None or database.in_transaction() or _peewee.status_unknown(database):
+        return
+    if str(conn.info.parameter_status("client_encoding") or "").upper() == "SQL_ASCII":
+        try:
+            database.execute_sql(f"SET client_encoding TO '{CLIENT_ENCODING}'")
+        except peewee.PeeweeException:  # a dead connection: binding still binds, the next statement says why
+            pass
 
 
 def init_db(

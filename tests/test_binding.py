@@ -349,3 +349,55 @@ def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before
     assert [v.video_id for v in pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id)] == \
         ["kept", "after the savepoint"]
     database.close()
+
+
+# --- PostgreSQL in any server encoding -------------------------------------------------------------
+
+
+@pytest.fixture
+def sql_ascii_database(pg_server):
+    """Makes new databases in the SQL_ASCII encoding (what initdb makes without a UTF-8 locale); their URLs."""
+    def new():
+        name = "pm_test_ascii_" + os.urandom(6).hex()
+        pg_server.admin.execute_sql(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+                                    "TEMPLATE template0")
+        pg_server.created.append(name)  # dropped at the end of the session
+        return pg_server.url.rsplit("/", 1)[0] + "/" + name
+
+    return new
+
+
+TEXT = "Ünïcode 漢字 🎬 'quoted' \\ back"
+
+
+def test_a_sql_ascii_postgresql_database_works_as_any_other(sql_ascii_database, tmp_path):
+    from playhouse import db_url
+
+    from pipeline_models.cli import main
+
+    url = sql_ascii_database()
+    database = pm.init_db(url)  # its migrations and peewee's introspection read text
+    assert database.execute_sql("SHOW server_encoding").fetchone()[0] == "SQL_ASCII"
+    assert database.execute_sql("SHOW client_encoding").fetchone()[0] == "UTF8"
+    created = pm.DiscoveredVideo.create(video_id="ascii1", title=TEXT, channel_name="c", channel_id="UC", url="u",
+                                        niche="gaming")
+    pm.ConfigOverride.set("note", {"text": TEXT})
+    assert pm.DiscoveredVideo.get_by_id(created.id).title == TEXT
+    assert pm.ConfigOverride.value_of("note") == {"text": TEXT}
+    assert pm.DiscoveredVideo.get(pm.DiscoveredVideo.title == TEXT).id == created.id  # a parameter, as stored
+    assert pm.init_db(url) and pm.migrate() == []
+    pm.db.obj.close()
+
+    # A database bound by hand and connected before binding, with the server's encoding: binding fixes it.
+    own = db_url.connect(url)
+    own.connect()
+    assert own.execute_sql("SHOW client_encoding").fetchone()[0] == b"SQL_ASCII"  # psycopg's bytes: the failure
+    pm.db.initialize(own)
+    assert pm.DiscoveredVideo.get_by_id(created.id).title == TEXT
+    own.close()
+    pm.db.initialize(None)
+
+    demo = sql_ascii_database()
+    assert main(["demo", "--db", demo, "--videos", "1"]) == 0
+    assert main(["report", "--db", demo, "-o", str(tmp_path / "r.html")]) == 0
+    assert "<!doctype html>" in (tmp_path / "r.html").read_text(encoding="utf-8").lower()

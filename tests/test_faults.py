@@ -1,20 +1,24 @@
-"""Faults: a full disk, a PostgreSQL restart, a SQLite file deleted or replaced under a process, read-only
-opening, concurrent starts, and passwords that must never be printed."""
+"""Faults: a full disk, a PostgreSQL restart or outage, a SQLite file deleted or replaced under a process (inside
+a transaction too), read-only opening, concurrent starts, and passwords that must never be printed."""
+import datetime
 import json
 import multiprocessing
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import peewee
 import pytest
 
 import pipeline_models as pm
-from pipeline_models import CannotOpenDatabase, SchemaMismatch
+from pipeline_models import CannotOpenDatabase, SchemaMismatch, _peewee
 from pipeline_models.db import redact
-from conftest import make_video
+from conftest import CYCLE_START, make_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 spawn = multiprocessing.get_context("spawn")
@@ -81,12 +85,13 @@ def private_pg(pg_server):
     assert started.returncode == 0, started.stderr
     url = started.stdout.strip().split("=", 1)[1]
 
-    def restart():
-        done = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "restart", str(directory)],
+    def script(command):
+        done = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), command, str(directory)],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
 
-    yield url, restart
+    # restart: a crash (if it runs) and a start; stop: a clean shutdown, the server down until a restart.
+    yield SimpleNamespace(url=url, restart=lambda: script("restart"), stop=lambda: script("stop"))
     subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "stop", str(directory)], capture_output=True)
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -115,7 +120,7 @@ def _steady_writer(url, seconds, out):
 
 
 def test_a_worker_carries_on_by_itself_after_a_postgresql_crash_and_restart(private_pg, tmp_path):
-    url, restart = private_pg
+    url, restart = private_pg.url, private_pg.restart
     pm.init_db(url)
     pm.db.obj.close()
     out = tmp_path / "writer.json"
@@ -139,6 +144,79 @@ def test_a_worker_carries_on_by_itself_after_a_postgresql_crash_and_restart(priv
     stored = {e.id for e in pm.ErrorLog.select(pm.ErrorLog.id)}
     assert {row_id for row_id, _ in result["committed"]} <= stored  # nothing that committed was lost
     pm.db.obj.close()
+
+
+# --- a database that is down, locked or gone is named, whichever statement meets it ------------------
+
+
+def _operations(claimed):
+    """The queue's operations, each of which starts with BEGIN (write_lock), and a plain query, by name."""
+    return {
+        "heartbeat": claimed.heartbeat,
+        "claim_next": lambda: pm.PipelineRun.claim_next("worker-2"),
+        "discover": lambda: pm.DiscoveredVideo.discover("v-down", title="t", channel_name="c", channel_id="UC",
+                                                         niche="gaming"),
+        "requeue_stale": lambda: pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=5)),
+        "a query": lambda: pm.PipelineRun.select().count(),
+    }
+
+
+def _assert_named(call, label, errors=(peewee.OperationalError, peewee.InterfaceError), match=None):
+    with pytest.raises(errors, match=match) as failed:
+        call()
+    for text in (str(failed.value), repr(failed.value)):
+        assert label in text and "s3cret" not in text, text
+
+
+def test_a_postgresql_server_down_is_named_by_every_operation_begin_included(private_pg):
+    parts = urlsplit(private_pg.url)
+    url = parts._replace(netloc=f"postgres:s3cret-pw@{parts.hostname}:{parts.port}").geturl()  # trust: ignored
+    pm.init_db(url)
+    pm.PipelineRun.schedule("gaming", CYCLE_START)
+    claimed = pm.PipelineRun.claim_next("worker-1")
+    label = f"(database postgres at 127.0.0.1:{parts.port})"
+    for name, operation in _operations(claimed).items():
+        assert pm.PipelineRun.select().count() == 1  # the connection is open when the server goes
+        private_pg.stop()
+        _assert_named(operation, label)  # the open connection is found dead, and a new one is refused
+        _assert_named(operation, label)  # no connection: refused at once
+        private_pg.restart()
+    assert claimed.heartbeat() and pm.PipelineRun.claim_next("worker-2") is None  # all as before, once it is back
+    pm.db.obj.close()
+
+
+@pytest.mark.parametrize("bound_by", ["url", "hand"])
+def test_a_closed_port_is_named_by_every_operation_begin_included(bound_by):
+    from pipeline_models.connections import _database_for
+
+    url = "postgresql://pipeline:s3cret-pw@127.0.0.1:1/pipeline"  # port 1: nothing listens
+    database = _database_for(url) if bound_by == "url" else peewee.PostgresqlDatabase(
+        "pipeline", host="127.0.0.1", port=1, user="pipeline", password="s3cret-pw")
+    pm.db.initialize(database)  # as init_db binds it, or a user's own database bound by hand
+    claimed = pm.PipelineRun(id=1, status="running", claim_token="t")
+    for operation in _operations(claimed).values():
+        _assert_named(operation, "(database pipeline at 127.0.0.1:1)")
+
+
+def test_a_sqlite_file_locked_or_gone_is_named_by_every_operation_begin_included(tmp_path):
+    path = tmp_path / "gone" / "p.db"
+    path.parent.mkdir()
+    database = pm.init_db(path)
+    pm.PipelineRun.schedule("gaming", CYCLE_START)
+    claimed = pm.PipelineRun.claim_next("worker-1")
+    database.execute_sql("PRAGMA busy_timeout = 100")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the busy timeout
+    operations = _operations(claimed)
+    for name, operation in operations.items():
+        if name != "a query":  # WAL: a reader is never locked out
+            _assert_named(operation, f"(SQLite file {path})", peewee.OperationalError, "database is locked")
+    holder.execute("ROLLBACK")
+    holder.close()
+    database.close()
+    shutil.rmtree(path.parent)  # the disk it was on went away: a new connection cannot be made
+    for operation in operations.values():
+        _assert_named(operation, f"(SQLite file {path})", peewee.OperationalError, "unable to open")
 
 
 # --- a SQLite file deleted, replaced or truncated under a process --------------------------------
@@ -166,6 +244,101 @@ def test_a_sqlite_file_changed_under_a_running_process_is_refused(tmp_path, chan
     with pytest.raises(pm.DatabaseFileChanged):
         list(pm.DiscoveredVideo.select())
     pm.db.obj.close()
+
+
+def _write_within_2s(target, run_id, out):
+    """Another process: open `target` waiting at most 2 s for a lock, and write (a video, or the run `run_id`)."""
+    began = time.monotonic()
+    try:
+        if "://" in target:
+            pm.init_db(target)
+            pm.db.execute_sql("SET lock_timeout = '2s'")
+        else:
+            pm.init_db(peewee.SqliteDatabase(target, pragmas={"busy_timeout": 2000}))
+        with pm.write_lock():
+            if run_id is None:
+                make_video("from another process")
+            else:
+                pm.PipelineRun.update(current_stage="another process").where(pm.PipelineRun.id == run_id).execute()
+        error = None
+    except Exception as exc:  # reported: the test says what it was
+        error = f"{type(exc).__name__}: {exc}"
+    with open(out, "w") as fh:
+        json.dump({"error": error, "seconds": time.monotonic() - began}, fh)
+
+
+def _another_process_writes(target, tmp_path, run_id=None):
+    out = tmp_path / "other.json"
+    other = spawn.Process(target=_write_within_2s, args=(target, run_id, str(out)))
+    other.start()
+    other.join(60)
+    assert other.exitcode == 0
+    result = json.loads(out.read_text())
+    assert result["error"] is None, result["error"]
+
+
+CHANGES = [(os.remove, "deleted"), (_replace, "replaced by another file"),
+           (lambda path: open(path, "w").close(), "truncated to 0 bytes")]
+
+
+@pytest.mark.parametrize("block", ["write_lock", "savepoint in peewee's atomic"])
+@pytest.mark.parametrize("change, what", CHANGES, ids=[what.split()[0] for _, what in CHANGES])
+def test_a_sqlite_file_changed_inside_a_transaction_leaves_no_lock_behind(tmp_path, change, what, block):
+    path = str(tmp_path / "p.db")
+    pm.init_db(path + ".other")
+    pm.db.obj.close()
+    database = pm.init_db(path)
+    make_video("before")
+    with pytest.raises(pm.DatabaseFileChanged, match=f"was {what}"):
+        with (pm.write_lock() if block == "write_lock" else database.atomic()):
+            make_video("inside")
+            change(path)
+            with pm.db.atomic():  # a savepoint: it cannot roll back either, and the transaction must
+                make_video("after")
+    # The ROLLBACK reached SQLite: this connection holds no transaction, and so no lock (in WAL mode it is
+    # in the -shm file, which a replaced database file keeps: every other writer would wait for it forever).
+    assert not database.in_transaction() and not _peewee.connection(database).in_transaction
+    if what.startswith("replaced"):
+        # (A file deleted or truncated to nothing beside the -wal and -shm this process keeps open is no
+        # database a new process can open, "disk I/O error", until it closes them, in a transaction or not:
+        # stop every process, as DatabaseFileChanged says.)
+        _another_process_writes(path, tmp_path)
+
+
+def test_a_rollback_sqlite_refuses_still_ends_the_transaction(tmp_path, monkeypatch):
+    path = str(tmp_path / "p.db")
+    database = pm.init_db(peewee.SqliteDatabase(path))  # a plain peewee database: its own rollback()
+    make_video("before")
+
+    def refused(self):
+        raise peewee.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(peewee.SqliteDatabase, "rollback", refused)
+    with pytest.raises(peewee.OperationalError, match=r"disk I/O error \(SQLite file .*p\.db\)"):
+        with pm.write_lock():
+            make_video("rolled back")
+            raise RuntimeError("the block failed")
+    monkeypatch.undo()
+    assert not _peewee.connection(database).in_transaction
+    _another_process_writes(path, tmp_path)
+    assert [v.video_id for v in pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id)] == \
+        ["before", "from another process"]
+
+
+def test_an_error_inside_a_transaction_releases_its_locks_for_another_process(fresh_target, tmp_path):
+    pm.init_db(fresh_target)
+    run = pm.PipelineRun.schedule("gaming", CYCLE_START)
+    hold = pm.PipelineRun.update(current_stage="held").where(pm.PipelineRun.id == run.id)
+    with pytest.raises(RuntimeError):
+        with pm.write_lock():
+            hold.execute()  # the row (PostgreSQL) or the file (SQLite) is locked from here
+            raise RuntimeError("the worker's own bug")
+    with pytest.raises(peewee.DatabaseError):
+        with pm.write_lock():
+            hold.execute()
+            pm.db.execute_sql("SELECT no_such_column FROM pipeline_runs")
+    _another_process_writes(fresh_target, tmp_path, run.id)
+    assert pm.PipelineRun.get_by_id(run.id).current_stage == "another process"
 
 
 # --- read-only opening --------------------------------------------------------------------------
