@@ -165,9 +165,9 @@ def _bulk_column(model: type, field: peewee.Field, values: Optional[List[Any]], 
     present, stored_none = values, None
     if type(None) in types:
         stored_none = field.db_value(None)  # what create() stores for None: NULL, or JSON text 'null'
-        if stored_none is None and not field.null:  # the error create() gets from the database's NOT NULL
+        if stored_none is None and not field.null:  # what create() says: a value is required
             position = values.index(None)
-            raise peewee.IntegrityError(f"row {start + position}: {model.__name__}.{field.name} may not be NULL")
+            raise ValueError(f"row {start + position}: {model.__name__}.{field.name}: a value is required, not None")
         present = [v for v in values if v is not None]
         types.discard(type(None))
     fast = getattr(field, "fast_values", None)

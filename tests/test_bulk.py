@@ -68,7 +68,7 @@ def test_dict_rows_get_defaults_like_create(database):
     a, b = pm.Analytics.select().order_by(pm.Analytics.id)
     assert (a.view_count, a.like_count, b.view_count, b.like_count) == (5, None, None, 2)
     assert before <= a.measured_at <= b.measured_at <= pm.utcnow()  # None means now, as in record()
-    with pytest.raises(peewee.IntegrityError, match="row 0: PipelineRun.retry_count may not be NULL"):
+    with pytest.raises(ValueError, match="row 0: PipelineRun.retry_count: a value is required, not None"):
         pm.PipelineRun.insert_rows([{**run_row(0), "retry_count": None}])
     assert pm.PipelineRun.insert_rows([run_row(0)]) == 1
     run = pm.PipelineRun.get()
@@ -123,7 +123,7 @@ def test_a_row_of_another_kind_is_refused_naming_its_position(database, bad, kin
     ("click_through_rate", float("nan"), "Analytics.click_through_rate: .* not a finite number"),
     ("measured_at", aware(2026, 1, 1).replace(tzinfo=None), "Analytics.measured_at: naive datetime"),
     ("youtube_video_id", "x" * 101, "Analytics.youtube_video_id: text of 101 characters is longer than the limit"),
-    ("youtube_video_id", None, "Analytics.youtube_video_id may not be NULL"),
+    ("youtube_video_id", None, "Analytics.youtube_video_id: a value is required, not None"),
 ])
 def test_a_bad_value_names_its_row_and_field_and_writes_nothing(database, column, bad, message):
     rows = [dict(zip(pm.Analytics.RECORD_FIELDS, snapshot(i))) for i in range(250)]
@@ -190,7 +190,7 @@ def test_video_insert_rows_needs_the_pipelines_columns_and_gets_its_defaults(dat
     assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["v2", "v1", "v0", "v3"]  # best score first
     for column in ("video_id", "title", "channel_name", "channel_id", "url", "niche"):
         incomplete = {k: v for k, v in video_row("x").items() if k != column}
-        with pytest.raises(peewee.IntegrityError, match=f"row 1: DiscoveredVideo.{column} may not be NULL"):
+        with pytest.raises(ValueError, match=f"row 1: DiscoveredVideo.{column}: a value is required, not None"):
             pm.DiscoveredVideo.insert_rows([video_row("ok"), incomplete])
     for bad in (4, -1, True, "1", 1.5):
         refused = rf"row 2: DiscoveredVideo\.processed: {re.escape(repr(bad))} is not one of: 0, 1, 2, 3$"

@@ -108,6 +108,9 @@ def test_peewee_private_parts_still_exist():
     _peewee.forget_connection(database)
     assert _peewee.connection(database) is None
     assert _peewee.status_unknown(peewee.PostgresqlDatabase("never_connected")) is False
+    postgres = peewee.PostgresqlDatabase("never_connected")
+    _peewee.set_client_encoding(postgres, "UTF8")
+    assert _peewee.client_encoding(postgres) == "UTF8"
 
 
 PRIVATE_PEEWEE = re.compile(r"peewee\._[a-z]|__exception_wrapper__|\._pragmas\b|\._state\b|\._adapter\b")
