@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
 import peewee
@@ -37,6 +38,7 @@ from soak_queue import Claim  # noqa: E402
 CHAOS_SECONDS = float(os.environ.get("PIPELINE_MODELS_CHAOS_SECONDS", "20"))
 WORKERS = 8
 UPLOAD_TRIES = 1000  # per process
+UPLOAD_HOLD = 0.001  # seconds an upload claim is held at most before its release
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -329,6 +331,10 @@ def _upload_worker(target, model_name, row_id, barrier, out):
             row = model.get_by_id(row_id)
             row.start_upload()
             result["uploads"] += 1
+            # "Uploading" for a moment: a short's release takes no lock its run's holds, so on PostgreSQL a
+            # release at once slips in before the other process (queued on the run's lock) reads the short,
+            # and a loaded machine's two processes would take turns without ever meeting the other's claim.
+            time.sleep(random.uniform(0, UPLOAD_HOLD))
             row.abandon_upload()
         except pm.UploadInDoubt:  # the other process holds the claim right now
             result["in_doubt"] += 1
