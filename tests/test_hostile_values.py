@@ -422,8 +422,8 @@ def test_log_error_refuses_what_it_cannot_store_naming_the_column(run):
     ]:
         with pytest.raises((ValueError, TypeError), match=why):
             pm.log_error(*args, **kwargs)
-    with pytest.raises(peewee.IntegrityError):  # a run that does not exist
-        pm.log_error("m", "E", "m", pipeline_run_id=run.id + 1000)
+    with pytest.raises(ValueError, match=rf"^ErrorLog\.pipeline_run: no PipelineRun has the id {run.id + 1000} "):
+        pm.log_error("m", "E", "m", pipeline_run_id=run.id + 1000)  # a run that does not exist
     assert pm.ErrorLog.select().count() == 0
 
 

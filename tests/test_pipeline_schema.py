@@ -265,7 +265,7 @@ def test_log_error_escapes_what_no_database_stores(database):
 
 
 def test_log_error_for_a_run_that_does_not_exist_is_refused(database):
-    with pytest.raises(peewee.IntegrityError):
+    with pytest.raises(ValueError, match=r"^ErrorLog\.pipeline_run: no PipelineRun has the id 999 \("):
         pm.log_error("m", "E", "x", pipeline_run_id=999)
     assert pm.ErrorLog.select().count() == 0
 

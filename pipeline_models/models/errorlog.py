@@ -94,15 +94,18 @@ def log_error(module: str, error_type: str, message: str, pipeline_run_id: Optio
               stack_trace: Optional[str] = None) -> ErrorLog:
     """Store an unresolved error of `module` (the pipeline's helper; ErrorLog.record takes an exception).
 
-    An empty module, error_type or message is a ValueError naming it; NUL and lone surrogates are escaped
-    as record() escapes them. One INSERT.
+    An empty module, error_type or message, or a pipeline_run_id no run has, is a ValueError naming it; NUL
+    and lone surrogates are escaped as record() escapes them. One INSERT.
     """
     for name, value in (("module", module), ("error_type", error_type), ("error_message", message)):
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"ErrorLog.{name}: log_error needs the {name.replace('_', ' ')}, not {value!r}")
-    return ErrorLog.create(pipeline_run=pipeline_run_id, module=escape_unstorable(module),
-                           error_type=escape_unstorable(error_type), error_message=escape_unstorable(message),
-                           stack_trace=escape_unstorable(stack_trace))
+    try:
+        return ErrorLog.create(pipeline_run=pipeline_run_id, module=escape_unstorable(module),
+                               error_type=escape_unstorable(error_type), error_message=escape_unstorable(message),
+                               stack_trace=escape_unstorable(stack_trace))
+    except peewee.IntegrityError as exc:  # the one a foreign key gives: an id that names no run is an argument's
+        raise ValueError(str(exc)) from exc
 
 
 class _Capture(contextlib.ContextDecorator):
