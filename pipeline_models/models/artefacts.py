@@ -1,5 +1,6 @@
 """What a run makes: its ranked Clips, the Script, the TTSAudio, and the Shorts (uploaded once, after approval)."""
-from typing import Any, Dict
+import contextlib
+from typing import Any, ContextManager, Dict, Iterator, Set
 
 import peewee
 from peewee import SQL, Check
@@ -46,21 +47,22 @@ class Clip(BaseModel):
     # What save() checks against the run's other clips when they change.
     _PLACE = ("pipeline_run", "discovered_video", "rank_position")
 
-    def save(self, force_insert: bool = False, only: Any = None) -> Any:
-        """peewee's save(); a new clip, or one moved, must name a video and a rank its run does not have yet
+    def _saving(self, inserting: bool, names: Set[str]) -> ContextManager[Any]:
+        """save() of a new clip, or of one moved: it must name a video and a rank its run does not have yet
         (ValueError naming them, nothing written)."""
-        names = {field if isinstance(field, str) else field.name for field in (only or self.dirty_fields)}
-        if self._pk is not None and not force_insert and not names & set(self._PLACE):
-            return super().save(force_insert=force_insert, only=only)
-        for field in self.dirty_fields:  # a bad value is refused naming its field before the place is looked up
-            field.db_value(self.__data__.get(field.name))
+        if not inserting and not names & set(self._PLACE):
+            return contextlib.nullcontext()
+        return self._in_its_place()
+
+    @contextlib.contextmanager
+    def _in_its_place(self) -> Iterator[None]:
         with write_lock():
             # The run's row lock queues the clip writes of one run (PostgreSQL), so the check below holds. A run
             # that does not exist is left to the foreign key: the insert fails as any model's would.
             run = PipelineRun.select(PipelineRun.id).where(PipelineRun.id == self.pipeline_run_id)
             (run.for_update() if _is_postgres() else run).first()
             self._refuse_taken_place()
-            return super().save(force_insert=force_insert, only=only)
+            yield
 
     def _refuse_taken_place(self) -> None:
         cls = type(self)
@@ -202,6 +204,4 @@ class Short(UploadOnce, BaseModel):
         cls = type(self)
         changes["status"] = ShortStatus.uploaded
         cls.update(**changes).where(cls.id == self.id).execute()
-        for name, value in changes.items():
-            self.__data__[name] = value
-        self._dirty.difference_update(changes)
+        self._written(changes)

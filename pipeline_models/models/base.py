@@ -3,7 +3,7 @@ small helpers the model modules share."""
 import contextlib
 import datetime
 import re
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar
 
 import peewee
 from peewee import Check
@@ -67,6 +67,17 @@ class BaseModel(peewee.Model):
         """peewee's select(); looping over it on SQLite reads the rows first (see _Select)."""
         return _Select(cls, fields or cls._meta.sorted_fields, is_default=not fields)
 
+    def _saving(self, inserting: bool, names: Set[str]) -> ContextManager[Any]:
+        """What save() writes inside, once the values are checked: a model with a rule across rows (Clip) locks
+        and checks it here, in the transaction of the write."""
+        return contextlib.nullcontext()
+
+    def _written(self, changes: Dict[str, Any]) -> None:
+        """Keep this object in step with what an operation just wrote: the values, and nothing left to save."""
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self._dirty.difference_update(changes)
+
     def _locked_row(self: _Model) -> _Model:
         """This row as the database has it, locked until the transaction ends (the caller holds write_lock)."""
         cls = type(self)
@@ -101,8 +112,10 @@ class BaseModel(peewee.Model):
                 raise ValueError(f"{field.model.__name__}.{field.name}: a value is required, not None")
         for field in self.dirty_fields:
             field.db_value(self.__data__.get(field.name))
+        names = {field if isinstance(field, str) else field.name for field in (only or self.dirty_fields)}
         try:
-            return super().save(force_insert=force_insert, only=only)
+            with self._saving(inserting, names):
+                return super().save(force_insert=force_insert, only=only)
         except peewee.IntegrityError as exc:
             named = _named_refusal(self, exc)
             if named is None:
@@ -311,14 +324,14 @@ class UploadOnce:
                     "recorded no video id: check the channel, then call mark_uploaded(id) or abandon_upload()")
             self._uploadable(row)
             cls.update(upload_started_at=now).where(cls._meta.primary_key == self.get_id()).execute()
-        self.__data__["upload_started_at"] = now
+        self._written({"upload_started_at": now})
 
     def abandon_upload(self) -> None:
         """Release an upload claim when the upload is known not to have reached YouTube."""
         cls = type(self)
         unrecorded = (cls._meta.primary_key == self.get_id()) & cls.youtube_video_id.is_null()
         if cls.update(upload_started_at=None).where(unrecorded).execute():
-            self.__data__["upload_started_at"] = None
+            self._written({"upload_started_at": None})
 
     def mark_uploaded(self, youtube_video_id: str, youtube_url: Optional[str] = None,
                       uploaded_at: Optional[datetime.datetime] = None) -> bool:

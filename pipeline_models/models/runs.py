@@ -445,12 +445,6 @@ class PipelineRun(UploadOnce, BaseModel):
         cls.update(**changes).where(cls.id == self.id).execute()
         self._written(changes)
 
-    def _written(self, changes: Dict[str, Any]) -> None:
-        """Keep this object in step with what was just written: the values, and nothing left to save."""
-        for name, value in changes.items():
-            setattr(self, name, value)
-        self._dirty.difference_update(changes)
-
     @classmethod
     def _policy(cls, max_attempts: Optional[int]) -> Tuple[int, datetime.timedelta]:
         """(max attempts, first retry delay): the argument, else the ConfigOverride, else the class default."""
