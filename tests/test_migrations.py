@@ -405,19 +405,38 @@ def _as_stored(database, value):
     return value
 
 
-def _database_at_0003(target, rows=ROWS_AT_0003):
+def _database_at(target, migration, rows):
+    """`target` migrated up to `migration`, holding `rows` ({table: [row dict]}) in that migration's columns."""
     database = open_raw(target)
-    assert runner(database).up(THIRD) == [FIRST, SECOND, THIRD]
+    assert runner(database).up(migration) == ALL[:ALL.index(migration) + 1]
     for table, table_rows in rows.items():
         for row in table_rows:
             marks = ", ".join(database.param for _ in row)
             database.execute_sql(f'INSERT INTO "{table}" ({", ".join(row)}) VALUES ({marks})',
                                  [_as_stored(database, v) for v in row.values()])
     if not isinstance(database, peewee.SqliteDatabase):
-        for table in rows:  # as if the rows had come through the sequences
-            database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                 f"(SELECT MAX(id) FROM \"{table}\"))")
+        for table, table_rows in rows.items():  # as if the rows had come through the sequences
+            if "id" in table_rows[0]:
+                database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT MAX(id) FROM \"{table}\"))")
     return database
+
+
+def _database_at_0003(target, rows=ROWS_AT_0003):
+    return _database_at(target, THIRD, rows)
+
+
+def _killed_inside_leaves_it_as_it_was(target, script, database, applied):
+    """SIGKILL an init_db of `database` (closed here) inside `script`'s pause: exactly as it was, at `applied`."""
+    before = _dump(database)
+    database.close()
+    kill_inside(script, target)
+    database = open_raw(target)
+    assert [m.name for m in runner(database).status() if m.applied] == applied
+    assert _dump(database) == before
+    if isinstance(database, peewee.SqliteDatabase):
+        assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
+    database.close()
 
 
 def _dump(database):
@@ -505,18 +524,8 @@ pm.init_db(sys.argv[1])
 
 @pytest.mark.slow
 def test_an_upgrade_killed_half_way_leaves_the_database_exactly_at_0003(fresh_target):
-    old = _database_at_0003(fresh_target)
-    before = _dump(old)
-    old.close()
-
-    kill_inside(KILLED_IN_0004, fresh_target)
-
-    database = open_raw(fresh_target)
-    assert [m.name for m in runner(database).status() if m.applied] == [FIRST, SECOND, THIRD]
-    assert _dump(database) == before
-    if isinstance(database, peewee.SqliteDatabase):
-        assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
-    database.close()
+    _killed_inside_leaves_it_as_it_was(fresh_target, KILLED_IN_0004, _database_at_0003(fresh_target),
+                                       [FIRST, SECOND, THIRD])
     pm.init_db(fresh_target)  # and the upgrade then runs to the end
     assert _read(pm.ReviewLog) == ROWS_AFTER[pm.ReviewLog]
 
@@ -776,19 +785,7 @@ REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True),
 
 
 def _database_at_0006(target, rows=ROWS_AT_0006):
-    database = open_raw(target)
-    assert runner(database).up(SIXTH) == ALL[:6]
-    for table, table_rows in rows.items():
-        for row in table_rows:
-            marks = ", ".join(database.param for _ in row)
-            database.execute_sql(f'INSERT INTO "{table}" ({", ".join(row)}) VALUES ({marks})',
-                                 [_as_stored(database, v) for v in row.values()])
-    if not isinstance(database, peewee.SqliteDatabase):
-        for table in rows:
-            if table != "config_overrides":
-                database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                     f"(SELECT MAX(id) FROM \"{table}\"))")
-    return database
+    return _database_at(target, SIXTH, rows)
 
 
 def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_its_column(fresh_target):
@@ -835,18 +832,7 @@ KILLED_IN_0007 = KILLED_IN_0004.replace('INSERT INTO "review_logs"', 'INSERT INT
 
 @pytest.mark.slow
 def test_an_upgrade_killed_in_0007_leaves_the_database_exactly_at_0006(fresh_target):
-    old = _database_at_0006(fresh_target)
-    before = _dump(old)
-    old.close()
-
-    kill_inside(KILLED_IN_0007, fresh_target)
-
-    database = open_raw(fresh_target)
-    assert [m.name for m in runner(database).status() if m.applied] == ALL[:6]
-    assert _dump(database) == before
-    if isinstance(database, peewee.SqliteDatabase):
-        assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
-    database.close()
+    _killed_inside_leaves_it_as_it_was(fresh_target, KILLED_IN_0007, _database_at_0006(fresh_target), ALL[:6])
     pm.init_db(fresh_target)  # and the upgrade then runs to the end
     assert _read(pm.Clip) == ROWS_AFTER_0007[pm.Clip]
 
