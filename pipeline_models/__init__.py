@@ -21,6 +21,7 @@ from .errors import (
     PipelineModelsError,
     SchemaMismatch,
     TablesMissing,
+    UploadCapReached,
     UploadInDoubt,
 )
 from .fields import utcnow

@@ -327,6 +327,17 @@ def write_lock(database: Any = db) -> _atomic:
     return _atomic(database)
 
 
+def serialized(name: str, database: Any = db) -> None:
+    """Inside write_lock(): wait until no other transaction holds the lock called `name`, then hold it to the end.
+
+    For a rule over many rows (at most N running, at most N uploads a day) that two processes must not
+    check at once. SQLite's write lock already admits one writer at a time; PostgreSQL takes an advisory
+    transaction lock, released at COMMIT or ROLLBACK.
+    """
+    if _is_postgres(database):
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pipeline_models.{name}",))
+
+
 def migrate(database: Union[peewee.Database, None] = None) -> List[str]:
     """Apply the pending migrations to `database` (the bound one by default); return their names."""
     if database is None:

@@ -1,12 +1,13 @@
 """The package's exceptions: one class per way things go wrong, all under PipelineModelsError."""
 import re
+import datetime
 from typing import Optional
 
 import peewee
 
 __all__ = ["PipelineModelsError", "DatabaseNotBound", "CannotOpenDatabase", "DatabaseFileChanged", "SchemaMismatch",
            "InvalidTransition", "LeaseLost", "BusySnapshot", "AlreadyAnswered", "AlreadyUploaded", "UploadInDoubt",
-           "ExtraMissing", "TablesMissing"]
+           "ExtraMissing", "TablesMissing", "UploadCapReached"]
 
 
 def redact(text: object) -> str:
@@ -120,6 +121,14 @@ class AlreadyUploaded(PipelineModelsError):
 
 class UploadInDoubt(PipelineModelsError):
     """An earlier upload of a short started and never recorded its video id: it may be on YouTube already."""
+
+
+class UploadCapReached(PipelineModelsError):
+    """The daily upload cap is reached: no upload may start before `next_slot` (an aware UTC datetime)."""
+
+    def __init__(self, message: str, next_slot: datetime.datetime) -> None:
+        super().__init__(message)
+        self.next_slot = next_slot
 
 
 class ExtraMissing(PipelineModelsError):

@@ -79,7 +79,7 @@ def test_table_aligns_columns():
 
 
 MIGRATIONS = ("0001_original_tables, 0002_review_publish_analytics, 0003_short_upload_claim, 0004_seed_schema, "
-              "0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables")
+              "0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables, 0008_cycle")
 
 
 def test_init_and_migrate_say_what_was_applied(fresh_target, cli):

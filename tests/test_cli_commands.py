@@ -525,7 +525,7 @@ def test_report_of_an_empty_database_says_so(tmp_path, fresh_target):
 def test_write_commands_as_an_operator_runs_them(fresh_target):
     path = fresh_target
     status, out, _ = pipeline("init", "--db", path)
-    assert status == 0 and "applied 0001_original_tables" in out and out.endswith(", 0007_pipeline_tables\n")
+    assert status == 0 and "applied 0001_original_tables" in out and out.endswith(", 0007_pipeline_tables, 0008_cycle\n")
     assert pipeline("migrate", "--db", path)[1].endswith(": schema up to date, nothing to apply\n")
     run, error = failed_run_and_error(path, "render crashed", RuntimeError("quota"), "uploader")
     assert pipeline("retry", run.id, "--db", path)[:2] == (

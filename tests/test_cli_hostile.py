@@ -161,7 +161,7 @@ TARGETS = [
     ("missing.db", 1, "there is no such file, so no database yet"),
     ("a_directory", 1, "it is a directory"),
     ("old.db", 1, "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, "
-                  "0007_pipeline_tables: apply them with `pipeline-models migrate`"),
+                  "0007_pipeline_tables, 0008_cycle: apply them with `pipeline-models migrate`"),
 ]
 
 # (id, argv, exit status, what stderr says): every one is refused, so none may change a file.

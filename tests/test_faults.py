@@ -380,7 +380,7 @@ def test_a_read_only_open_sees_what_a_running_writer_committed(tmp_path):
     (lambda path: peewee.SqliteDatabase(path).execute_sql("CREATE TABLE notes (body TEXT)"), CannotOpenDatabase,
      "it is not a pipeline database"),
     (lambda path: _database_at(path, "0003_short_upload_claim"), SchemaMismatch,
-     "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables: apply "
+     "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables, 0008_cycle: apply "
      "them with `pipeline-models migrate`"),
 ])
 def test_a_read_only_open_refuses_what_it_cannot_read_and_changes_nothing(tmp_path, prepare, error, message):

@@ -21,7 +21,8 @@ from pipeline_models import SchemaMismatch
 FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
 FOURTH, FIFTH, SIXTH = "0004_seed_schema", "0005_run_queue", "0006_analytics_latest"
 SEVENTH = "0007_pipeline_tables"
-ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH]
+EIGHTH = "0008_cycle"
+ALL = [FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH]
 
 
 def runner(database):
@@ -394,6 +395,11 @@ ROWS_AFTER = {
              stack_trace=None, occurred_at=T2, resolved=False),
     ],
 }
+# 0008's columns, on every row after it: no video taken by a run yet, no reviewer reminded.
+for _row in ROWS_AFTER[pm.DiscoveredVideo]:
+    _row["taken_by_run"] = None
+for _row in ROWS_AFTER[pm.ReviewLog]:
+    _row["reminded_at"] = None
 
 
 def _as_stored(database, value):
@@ -498,7 +504,7 @@ def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_t
     before = _dump(_database_at_0003(fresh_target))
     _failing_at(monkeypatch, 'INSERT INTO "review_logs"')  # four tables rebuilt, three to go
     with pytest.raises(pm.CannotOpenDatabase,
-                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}, {SEVENTH}: disk I/O error"):
+                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}, {SEVENTH}, {EIGHTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
@@ -643,12 +649,12 @@ def test_0006_failing_half_way_leaves_the_database_at_0005(fresh_target, monkeyp
     before = _dump(old)
     old.close()
     _failing_at(monkeypatch, "WITH RECURSIVE videos")  # table, index and triggers made, the rows not yet copied
-    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}, {SEVENTH}: disk I/O error"):
+    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}, {SEVENTH}, {EIGHTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
     database = open_raw(fresh_target)
-    assert [m.name for m in runner(database).status() if m.applied] == ALL[:-2]
+    assert [m.name for m in runner(database).status() if m.applied] == ALL[:5]
     assert "analytics_latest" not in database.get_tables() and _dump(database) == before  # triggers too:
     if isinstance(database, peewee.SqliteDatabase):
         assert database.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
@@ -721,7 +727,7 @@ ROWS_AT_0006 = {
                         occurred_at=T2, resolved=False)],
 }
 VIDEO_AFTER = dict(category_id=None, like_count=None, comment_count=None, view_velocity=None, viral_score=None,
-                   niche="unknown", content_id_risk=pm.ContentIdRisk.unknown)
+                   niche="unknown", content_id_risk=pm.ContentIdRisk.unknown, taken_by_run=None)  # (0008: none taken)
 CLIP_AFTER = dict(extraction_method=None, content_id_risk=pm.ContentIdRisk.unknown, dropped_at=None)
 U = datetime.timedelta(microseconds=1)
 
@@ -817,7 +823,7 @@ def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_it
 def test_0007_failing_half_way_leaves_the_database_exactly_at_0006(fresh_target, monkeypatch):
     before = _dump(_database_at_0006(fresh_target))
     _failing_at(monkeypatch, 'INSERT INTO "shorts"')  # five tables copied, three to go
-    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SEVENTH}: disk I/O error"):
+    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SEVENTH}, {EIGHTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 

@@ -151,7 +151,7 @@ PUBLIC_0_2_0 = {
         "DiscoveredVideo", "ErrorLog", "ExtraMissing", "ExtractionMethod", "InvalidTransition", "LeaseLost",
         "MIGRATIONS_DIR", "PipelineModelsError", "PipelineRun", "Processed", "ReviewAction", "ReviewLog", "RunStatus",
         "SQLITE_FILE_PRAGMAS", "SchemaMismatch", "Script", "Short", "ShortStatus", "TTSAudio", "TablesMissing",
-        "UploadInDoubt", "db", "get_pending_videos", "init_db", "log_error", "mark_video_processed", "migrate",
+        "UploadCapReached", "UploadInDoubt", "db", "get_pending_videos", "init_db", "log_error", "mark_video_processed", "migrate",
         "utcnow", "write_lock", "__version__"],
     "pipeline_models.db": ["POSTGRES_DRIVER_MISSING", "SQLITE_FILE_PRAGMAS", "db", "init_db", "migrate", "redact",
                            "write_lock", "MIGRATIONS_DIR"],
@@ -160,7 +160,7 @@ PUBLIC_0_2_0 = {
     "pipeline_models.errors": [
         "AlreadyAnswered", "AlreadyUploaded", "BusySnapshot", "CannotOpenDatabase", "DatabaseFileChanged",
         "DatabaseNotBound", "ExtraMissing", "InvalidTransition", "LeaseLost", "PipelineModelsError",
-        "SchemaMismatch", "TablesMissing", "UploadInDoubt"],
+        "SchemaMismatch", "TablesMissing", "UploadCapReached", "UploadInDoubt"],
     "pipeline_models.fields": [
         "CheckedBigIntegerField", "CheckedBooleanField", "CheckedCharField", "CheckedEnumField", "CheckedFloatField",
         "CheckedForeignKeyField", "CheckedIntEnumField", "CheckedIntegerField", "CheckedJSONField", "CheckedTextField",

@@ -1,5 +1,6 @@
 """The ten models of the compilation pipeline, all bound to `pipeline_models.db`, one module per domain; each
-imports only those before it: base <- config <- runs <- artefacts <- review; analytics; errorlog."""
+imports only those before it: base <- config <- uploads, videos <- runs <- artefacts <- review; analytics;
+errorlog."""
 # pipeline run (a niche's cycle) -> clips (each of a discovered video), scripts, TTS audio, shorts, review
 # logs, error logs; analytics snapshots are keyed by an uploaded video's YouTube id (the run's long-form
 # video or a short); config overrides stand alone.
@@ -10,7 +11,8 @@ from .base import BaseModel
 from .config import ConfigOverride
 from .errorlog import ErrorLog, log_error
 from .review import ReviewLog
-from .runs import DiscoveredVideo, PipelineRun, get_pending_videos, mark_video_processed
+from .runs import PipelineRun
+from .videos import DiscoveredVideo, get_pending_videos, mark_video_processed
 
 ALL_MODELS = [
     DiscoveredVideo,

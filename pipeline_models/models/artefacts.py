@@ -10,8 +10,10 @@ from ..enums import ContentIdRisk, ExtractionMethod, RunStatus, ShortStatus
 from ..errors import InvalidTransition
 from ..fields import (CheckedCharField, CheckedEnumField, CheckedFloatField, CheckedForeignKeyField,
                       CheckedIntegerField, CheckedJSONField, CheckedTextField, UTCDateTimeField, utcnow)
-from .base import BaseModel, UploadOnce, _at_least_zero, _is_postgres
-from .runs import URL_LENGTH, DiscoveredVideo, PipelineRun
+from .base import BaseModel, _at_least_zero, _is_postgres
+from .runs import PipelineRun
+from .uploads import UploadOnce
+from .videos import URL_LENGTH, DiscoveredVideo
 
 
 class Clip(BaseModel):

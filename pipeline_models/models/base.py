@@ -10,9 +10,8 @@ from peewee import Check
 
 from ..bulk import _refuse_unknown_fields  # in bulk.py, which must not import the models; they take it from here
 from ..bulk import insert_rows as _bulk_insert_rows
-from ..db import _is_postgres, db, write_lock  # noqa: F401  (_is_postgres: the model modules take it from here)
-from ..errors import AlreadyUploaded, UploadInDoubt
-from ..fields import escape_unstorable, utcnow
+from ..db import _is_postgres, db  # noqa: F401  (_is_postgres: the model modules take it from here)
+from ..fields import escape_unstorable
 
 
 def _at_least_zero(column: str) -> list:
@@ -274,89 +273,3 @@ def _sync(obj: Optional[BaseModel], fresh: BaseModel) -> None:
     if obj is not None and obj is not fresh:
         obj.__data__.update(fresh.__data__)
         obj._dirty.clear()
-
-
-class UploadOnce:
-    """Uploading a row's video to YouTube exactly once: a run's long-form video, a short.
-
-    start_upload() claims the upload before the video is sent, mark_uploaded() records the id YouTube gave,
-    abandon_upload() releases a claim whose upload is known not to have arrived. The row has the columns
-    youtube_video_id (unique), youtube_url and upload_started_at; the model says when it may be uploaded
-    (_uploadable) and what recording one writes (_record_upload).
-    """
-
-    _URL = "{}"  # the default youtube_url, from the id
-    _NAME = "row"  # what messages call it
-
-    def _upload_row(self) -> Any:
-        """This row, locked (the caller holds write_lock); a model that must lock another row first overrides it."""
-        return self._locked_row()
-
-    def _uploadable(self, row: Any) -> None:
-        """Raise InvalidTransition when `row` (the database's) may not be uploaded now."""
-        raise NotImplementedError
-
-    def _record_upload(self, changes: Dict[str, Any]) -> None:
-        """Write the recorded upload (youtube_video_id, youtube_url, uploaded_at) and what it moves."""
-        raise NotImplementedError
-
-    def _subject(self) -> str:
-        return f"{self._NAME} {self.get_id()}"
-
-    def start_upload(self) -> None:
-        """Claim this video for one upload, before sending it to YouTube.
-
-        Raises AlreadyUploaded if it has a video id, and UploadInDoubt if an earlier upload began and never
-        recorded one (a crash between the upload and mark_uploaded): check the channel, then call
-        mark_uploaded() with the id found or abandon_upload() to allow a new upload. Raises InvalidTransition
-        when it may not be uploaded (see the model) and DoesNotExist for a deleted row; nothing else,
-        whatever other processes do.
-        """
-        cls = type(self)
-        now = utcnow()
-        with write_lock():  # the check and the claim see one state of the row
-            row = self._upload_row()
-            if row.youtube_video_id is not None:
-                raise AlreadyUploaded(f"{self._subject()} is already on YouTube as {row.youtube_video_id}")
-            if row.upload_started_at is not None:
-                raise UploadInDoubt(
-                    f"{self._subject()} began uploading at {row.upload_started_at:%Y-%m-%d %H:%M:%S} UTC and "
-                    "recorded no video id: check the channel, then call mark_uploaded(id) or abandon_upload()")
-            self._uploadable(row)
-            cls.update(upload_started_at=now).where(cls._meta.primary_key == self.get_id()).execute()
-        self._written({"upload_started_at": now})
-
-    def abandon_upload(self) -> None:
-        """Release an upload claim when the upload is known not to have reached YouTube."""
-        cls = type(self)
-        unrecorded = (cls._meta.primary_key == self.get_id()) & cls.youtube_video_id.is_null()
-        if cls.update(upload_started_at=None).where(unrecorded).execute():
-            self._written({"upload_started_at": None})
-
-    def mark_uploaded(self, youtube_video_id: str, youtube_url: Optional[str] = None,
-                      uploaded_at: Optional[datetime.datetime] = None) -> bool:
-        """Record the upload (video id, url, time, status uploaded); True if this call recorded it.
-
-        Recording the same id again is a harmless retry (False); a different id raises AlreadyUploaded; a
-        missing, empty or blank id raises ValueError; a row that may not be uploaded, InvalidTransition.
-        """
-        cls = type(self)
-        if not isinstance(youtube_video_id, str) or not youtube_video_id.strip():
-            raise ValueError(f"{cls.__name__}.youtube_video_id: mark_uploaded needs the video id YouTube returned, "
-                             f"not {youtube_video_id!r}")
-        changes = dict(youtube_video_id=youtube_video_id,
-                       youtube_url=self._URL.format(youtube_video_id) if youtube_url is None else youtube_url,
-                       uploaded_at=utcnow() if uploaded_at is None else uploaded_at)
-        for name in ("youtube_url", "uploaded_at"):
-            field = cls._meta.fields.get(name) or cls._meta.fields["completed_at"]
-            field.db_value(changes[name])  # refused, naming the field, before anything is written
-        with _unchanged_on_failure(self), write_lock():
-            row = self._upload_row()
-            if row.youtube_video_id is not None:
-                if row.youtube_video_id != youtube_video_id:
-                    raise AlreadyUploaded(f"{self._subject()} is already on YouTube as {row.youtube_video_id}; "
-                                          f"refusing to record {youtube_video_id}")
-                return False
-            self._uploadable(row)
-            self._record_upload(changes)
-        return True

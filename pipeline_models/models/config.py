@@ -1,6 +1,8 @@
-"""ConfigOverride: runtime settings, any JSON value under a name, that override the pipeline's defaults."""
+"""ConfigOverride: runtime settings, any JSON value under a dotted name, laid over the pipeline's YAML config."""
+import copy
+import fnmatch
 import warnings
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from ..fields import CheckedCharField, JSONTextField, UTCDateTimeField, utcnow
 from .base import BaseModel
@@ -18,8 +20,19 @@ class ConfigOverride(BaseModel):
         table_name = "config_overrides"
 
     # The settings the package itself reads, each with the check its value must pass (filled in by the models
-    # that read them): set() refuses a bad value at once, rather than every worker failing on it later.
+    # that read them): set() refuses a bad value at once, rather than every worker failing on it later. A key
+    # may hold `*` for one part of the name, e.g. "channels.*.paused".
     CHECKS: Dict[str, Callable[[Any], Any]] = {}
+
+    @classmethod
+    def _check_for(cls, key: str) -> Optional[Callable[[Any], Any]]:
+        if key in cls.CHECKS:
+            return cls.CHECKS[key]
+        parts = key.split(".")
+        for pattern, check in cls.CHECKS.items():
+            if "*" in pattern and len(pattern.split(".")) == len(parts) and fnmatch.fnmatchcase(key, pattern):
+                return check
+        return None
 
     @classmethod
     def set(cls, key: str, value: Any, updated_by: str = "system") -> Any:
@@ -30,7 +43,10 @@ class ConfigOverride(BaseModel):
         """
         if isinstance(key, str) and not key.strip():  # a blank name cannot be asked for again by anyone
             raise ValueError(f"ConfigOverride.key: give the setting a name, not {key!r}")
-        check = cls.CHECKS.get(key) if isinstance(key, str) else None
+        if isinstance(key, str) and "" in key.split("."):  # overlay() could not lay it on a path
+            raise ValueError(f"ConfigOverride.key: {key!r} has an empty part; name it as a dotted path, "
+                             f"e.g. 'channels.gaming.video.max_clips'")
+        check = cls._check_for(key) if isinstance(key, str) else None
         if check is not None and value is not None:  # null stands for the package's default
             check(value)
         row = dict(key=key, value=value, updated_by=updated_by, updated_at=utcnow())
@@ -44,6 +60,48 @@ class ConfigOverride(BaseModel):
         """The value stored under `key`, with its JSON type; `default` when there is none."""
         row = cls.select(cls.value).where(cls.key == key).first()
         return default if row is None else row.value
+
+    @classmethod
+    def setting(cls, key: str, default: Any) -> Any:
+        """The value the package uses for `key`: the override, checked as set() checks it, else `default`.
+
+        A stored value the check refuses (written by other code, straight into the table) is a ValueError
+        naming the key, rather than a worker acting on it.
+        """
+        value = cls.value_of(key)
+        if value is None:
+            return default
+        check = cls._check_for(key)
+        return value if check is None else check(value)
+
+    @classmethod
+    def overlay(cls, base: Mapping[str, Any]) -> Dict[str, Any]:
+        """A new dictionary: the pipeline's config `base` (YAML and environment merged) with every override laid
+        over it, the dotted key "channels.gaming.video.max_clips" setting base["channels"]["gaming"]["video"]
+        ["max_clips"]; `base` is left as it was.
+
+        Missing sections are made; an override of null leaves the value below it. A key whose path crosses a
+        value that is not a dictionary, or that would replace a whole section with a value, is a ValueError
+        naming the key.
+        """
+        if not isinstance(base, Mapping):
+            raise TypeError(f"ConfigOverride.overlay: base must be the config dictionary, not {type(base).__name__}")
+        merged = copy.deepcopy(dict(base))
+        for key, value in cls.as_dict().items():
+            if value is None:
+                continue
+            *path, last = key.split(".")
+            node = merged
+            for depth, part in enumerate(path, 1):
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ValueError(f"ConfigOverride.key: {key!r} crosses {'.'.join(path[:depth])!r}, which is "
+                                     f"{node!r}, not a section of the config")
+            if isinstance(node.get(last), dict) and not isinstance(value, dict):
+                raise ValueError(f"ConfigOverride.key: {key!r} would replace the section {key!r} with {value!r}; "
+                                 f"override one of its keys, e.g. {key + '.' + next(iter(node[last]), 'name')!r}")
+            node[last] = value
+        return merged
 
     @classmethod
     def get(cls, *query: Any, **filters: Any) -> Any:
@@ -63,3 +121,39 @@ class ConfigOverride(BaseModel):
     def as_dict(cls) -> Dict[str, Any]:
         """Every override as {key: value}."""
         return {row.key: row.value for row in cls.select(cls.key, cls.value).order_by(cls.key)}
+
+
+def whole_number(key: str, lowest: int, highest: int, label: Optional[str] = None) -> Callable[[Any], int]:
+    """The check of a whole number from `lowest` to `highest`: a ValueError naming the setting `key` (or the
+    argument `label`) when a value is not one."""
+    label = label or f"ConfigOverride {key!r}"
+
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
+            raise ValueError(f"{label} must be a whole number from {lowest} to {highest}, not {value!r}")
+        return value
+
+    return check
+
+
+def number(key: str, lowest: float, highest: float) -> Callable[[Any], float]:
+    """The check of a setting that is a number from `lowest` to `highest` (ValueError naming the key)."""
+    label = f"ConfigOverride {key!r}"
+
+    def check(value: Any) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not lowest <= value <= highest:
+            raise ValueError(f"{label} must be a number from {lowest} to {highest}, not {value!r}")
+        return value
+
+    return check
+
+
+def flag(key: str) -> Callable[[Any], bool]:
+    """The check of a setting that is true or false (ValueError naming the key)."""
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"ConfigOverride {key!r} must be true or false, not {value!r}")
+        return value
+
+    return check

@@ -8,10 +8,12 @@ from ..db import write_lock
 from ..enums import Processed, ReviewAction, RunStatus, ShortStatus
 from ..errors import AlreadyAnswered, InvalidTransition
 from ..fields import (CheckedBooleanField, CheckedCharField, CheckedEnumField, CheckedForeignKeyField, UTCDateTimeField,
-                      utcnow)
+                      _now, utcnow)
 from .artefacts import Clip, Short
 from .base import BaseModel, _sync, _unchanged_on_failure
-from .runs import DiscoveredVideo, PipelineRun, _duration
+from .config import ConfigOverride, number
+from .runs import PipelineRun, _duration
+from .videos import DiscoveredVideo
 
 
 class ReviewLog(BaseModel):
@@ -29,6 +31,7 @@ class ReviewLog(BaseModel):
     # The chat message that asked: a second tap on it finds this row and changes nothing.
     message_id = CheckedCharField(max_length=128, null=True, unique=True, help_text="the chat message that asked")
     reviewer = CheckedCharField(max_length=255, null=True, help_text="who answered")
+    reminded_at = UTCDateTimeField(null=True, help_text="when the reviewer was reminded (once, by mark_reminded)")
 
     class Meta:
         table_name = "review_logs"
@@ -50,7 +53,7 @@ class ReviewLog(BaseModel):
     TRANSITIONS = {
         "open": {"answered": "respond() / answer(): approve, reject, skip or redo_script",
                  "held": "respond() hold, hold_stale() (auto_held)"},
-        "held": {"answered": "respond() / answer(), later"},
+        "held": {"answered": "respond() / answer(), later; force_upload() approves"},
         "answered": {},
     }
 
@@ -142,21 +145,81 @@ class ReviewLog(BaseModel):
             raise cls.DoesNotExist(f"no review was requested with message_id {message_id!r}")
         return review, review.respond(action, response_detail=response_detail, reviewer=reviewer, run=run)
 
-    @classmethod
-    def hold_stale(cls, older_than: datetime.timedelta) -> int:
-        """Hold the unanswered reviews sent more than `older_than` ago (action hold, auto_held); return how many.
+    # The pipeline's timing: a reminder after 2 hours without an answer, auto-held after 4 (both overridable).
+    REMINDER_HOURS, REMINDER_KEY = 2, "review.reminder_hours"
+    TIMEOUT_HOURS, TIMEOUT_KEY = 4, "review.timeout_hours"
 
-        Their runs stay in review, and a later answer still counts.
+    @classmethod
+    def _age(cls, operation: str, older_than: Optional[datetime.timedelta], key: str, hours: float,
+             now: Optional[datetime.datetime]) -> datetime.datetime:
+        """The cutoff: now minus `older_than`, else minus the hours the override `key` (or `hours`) says."""
+        if older_than is None:
+            older_than = datetime.timedelta(hours=ConfigOverride.setting(key, hours))
+        return _now(operation, now) - _duration(operation, older_than)
+
+    @classmethod
+    def due_reminders(cls, older_than: Optional[datetime.timedelta] = None,
+                      now: Optional[datetime.datetime] = None) -> peewee.ModelSelect:
+        """Unanswered reviews sent more than `older_than` ago (default 2 hours, review.reminder_hours) whose
+        reviewer was not reminded yet, oldest first. Send a reminder only for those mark_reminded() gives True."""
+        cutoff = cls._age("due_reminders", older_than, cls.REMINDER_KEY, cls.REMINDER_HOURS, now)
+        return (cls.select().where(cls.action.is_null() & cls.reminded_at.is_null() & (cls.sent_at < cutoff))
+                .order_by(cls.sent_at, cls.id))
+
+    def mark_reminded(self, now: Optional[datetime.datetime] = None) -> bool:
+        """Record that the reviewer is being reminded; True for the one caller that records it (any later or
+        concurrent call, in any process, gets False and sends nothing), False too once the review is answered."""
+        cls, now = type(self), _now("mark_reminded", now)
+        first = (cls.id == self.id) & cls.reminded_at.is_null() & cls.action.is_null()
+        if not cls.update(reminded_at=now).where(first).execute():
+            return False
+        self.reminded_at = now
+        self._dirty.discard("reminded_at")
+        return True
+
+    @classmethod
+    def hold_stale(cls, older_than: Optional[datetime.timedelta] = None,
+                   now: Optional[datetime.datetime] = None) -> int:
+        """Hold the unanswered reviews sent more than `older_than` ago (default 4 hours, review.timeout_hours):
+        action hold, auto_held; return how many.
+
+        Their runs stay in review (nothing uploaded, nothing discarded), and a later answer still counts. One
+        statement: janitors in several processes hold each review once.
         """
-        cutoff = utcnow() - _duration("hold_stale", older_than)
+        cutoff = cls._age("hold_stale", older_than, cls.TIMEOUT_KEY, cls.TIMEOUT_HOURS, now)
         return (cls.update(action=ReviewAction.hold, auto_held=True)
                 .where(cls.action.is_null() & (cls.sent_at < cutoff))
                 .execute())
 
     @classmethod
+    def force_upload(cls, run: Union[PipelineRun, int], reviewer: Optional[str] = None) -> "ReviewLog":
+        """/force_upload: approve the held run `run` (an object or its id); its held review, answered approve.
+
+        InvalidTransition when the run has no held review (an unanswered one is answered as usual).
+        """
+        run_id = run.id if isinstance(run, PipelineRun) else run
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            raise TypeError(f"ReviewLog.force_upload: run must be a PipelineRun or its id, not {run!r}")
+        held = (cls.select().where((cls.pipeline_run == run_id) & (cls.action == ReviewAction.hold))
+                .order_by(cls.sent_at.desc(), cls.id.desc()).first())
+        if held is None:
+            status = PipelineRun.select(PipelineRun.status).where(PipelineRun.id == run_id).scalar()
+            if status is None:
+                raise PipelineRun.DoesNotExist(f"no run has the id {run_id}")
+            raise InvalidTransition(f"run {run_id}", RunStatus(status), RunStatus.approved,
+                                    "force_upload approves a held run; this one has no held review")
+        held.respond(ReviewAction.approve, response_detail="force_upload", reviewer=reviewer,
+                     run=run if isinstance(run, PipelineRun) else None)
+        return held
+
+    @classmethod
     def unanswered(cls) -> peewee.ModelSelect:
         """Reviews still waiting for an answer, oldest first (held ones included: they may still be answered)."""
         return cls.select().where(cls.action.is_null() | (cls.action == ReviewAction.hold)).order_by(cls.sent_at)
+
+
+ConfigOverride.CHECKS.update({ReviewLog.REMINDER_KEY: number(ReviewLog.REMINDER_KEY, 0.01, 24 * 366),
+                              ReviewLog.TIMEOUT_KEY: number(ReviewLog.TIMEOUT_KEY, 0.01, 24 * 366)})
 
 
 def _ranks_to_skip(run: PipelineRun, detail: Optional[str]) -> List[int]:

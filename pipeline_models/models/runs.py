@@ -1,138 +1,23 @@
-"""The pipeline's work: DiscoveredVideo, the candidate videos found, and PipelineRun, one niche's compilation
-for one 6-hour cycle (scheduled once, claimed by a worker under a lease, retried, reviewed, uploaded)."""
+"""PipelineRun: one niche's compilation for one 6-hour cycle (scheduled once, claimed by a worker under a lease
+within the concurrency cap, its candidates taken and its clips kept, retried, reviewed, uploaded)."""
 import contextlib
 import datetime
 import secrets
-from typing import Any, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
-import peewee
-from peewee import Check
+from peewee import SQL, Check
 
-from ..db import db, write_lock
-from ..enums import ContentIdRisk, Processed, RunStatus
+from ..db import serialized, write_lock
+from ..enums import Processed, RunStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
-                      CheckedForeignKeyField, CheckedIntegerField, CheckedIntEnumField, CheckedTextField,
-                      UTCDateTimeField, _now, utcnow)
-from .base import (BaseModel, UploadOnce, _at_least_zero, _is_postgres, _one_line, _refuse_unknown_fields,
-                   _unchanged_on_failure)
-from .config import ConfigOverride
-
-# The pipeline's own columns leave strings unbounded; these limits are set from what the values are: a
-# YouTube id is 11 characters and a channel id 24 (room kept for other sources), a YouTube title 100 and a
-# Reddit title 300 characters, a channel name 100; a URL or path within the seed's 512; a niche a word.
-VIDEO_ID_LENGTH, TITLE_LENGTH, NAME_LENGTH, URL_LENGTH, NICHE_LENGTH = 64, 1024, 255, 512, 64
+                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, _now, utcnow)
+from .base import BaseModel, _at_least_zero, _is_postgres, _one_line, _unchanged_on_failure
+from .config import ConfigOverride, flag, whole_number
+from .uploads import UploadOnce
+from .videos import NICHE_LENGTH, URL_LENGTH, DiscoveredVideo, _candidates, _niche
 
 CYCLE = datetime.timedelta(hours=6)  # one run per niche per cycle
-
-
-class DiscoveredVideo(BaseModel):
-    """A candidate video found for a niche, deduplicated by its YouTube id; `processed` says what became of it."""
-
-    video_id = CheckedCharField(max_length=VIDEO_ID_LENGTH, unique=True, help_text="the YouTube video id")
-    title = CheckedCharField(max_length=TITLE_LENGTH, help_text="its title")
-    channel_name = CheckedCharField(max_length=NAME_LENGTH, help_text="the creator, credited in the description")
-    channel_id = CheckedCharField(max_length=VIDEO_ID_LENGTH, help_text="the creator's channel id")
-    url = CheckedCharField(max_length=URL_LENGTH, help_text="its address")
-    category_id = CheckedIntegerField(null=True, help_text="its YouTube category")
-    duration_seconds = CheckedIntegerField(null=True, constraints=_at_least_zero("duration_seconds"),
-                                           help_text="its length, in whole seconds")
-    view_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("view_count"),
-                                        help_text="its views when found")
-    like_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("like_count"),
-                                        help_text="its likes when found")
-    comment_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("comment_count"),
-                                           help_text="its comments when found")
-    view_velocity = CheckedFloatField(null=True, constraints=_at_least_zero("view_velocity"),
-                                      help_text="views per hour when found")
-    viral_score = CheckedFloatField(null=True, help_text="the composite score candidates are ranked by")
-    niche = CheckedCharField(max_length=NICHE_LENGTH, help_text="gaming, sports, funny, entertainment, ...")
-    discovery_source = CheckedCharField(max_length=NAME_LENGTH, null=True,
-                                        help_text="where it was found: youtube_trending, reddit, ...")
-    discovered_at = UTCDateTimeField(default=utcnow, help_text="when it was found")
-    processed = CheckedIntEnumField(Processed, default=Processed.pending,
-                                    help_text="0 pending, 1 used, 2 skipped, 3 rejected (Processed)")
-    content_id_risk = CheckedEnumField(ContentIdRisk, max_length=16, default=ContentIdRisk.unknown,
-                                       help_text="low, medium, high or unknown")
-    # Beyond the pipeline's columns (nullable, so its inserts work unchanged):
-    published_at = UTCDateTimeField(null=True, help_text="when it was published on YouTube")
-
-    class Meta:
-        table_name = "discovered_videos"
-
-    # The metadata discover() takes and refreshes: every column but the id, the YouTube id and what the
-    # pipeline decides (processed, discovered_at).
-    DISCOVER_FIELDS = ("title", "channel_name", "channel_id", "url", "category_id", "duration_seconds",
-                       "view_count", "like_count", "comment_count", "view_velocity", "viral_score", "niche",
-                       "discovery_source", "content_id_risk", "published_at")
-    _REQUIRED = ("title", "channel_name", "channel_id", "niche")
-
-    @classmethod
-    def discover(cls, video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
-        """Record a found video once: return (video, created); finding it again refreshes the metadata given.
-
-        A new video needs title, channel_name, channel_id and niche; `url` defaults to its YouTube address.
-        """
-        _refuse_unknown_fields(cls, fields, cls.DISCOVER_FIELDS)
-        _video_id("discover", video_id)
-        with write_lock():
-            video = cls.get_or_none(cls.video_id == video_id)
-            if video is None:
-                missing = [name for name in cls._REQUIRED if fields.get(name) is None]
-                if missing:
-                    raise ValueError(f"DiscoveredVideo.{missing[0]}: a new video needs "
-                                     f"{', '.join(missing)} (discover({video_id!r}, ...))")
-                fields.setdefault("url", f"https://www.youtube.com/watch?v={video_id}")
-                try:
-                    with db.atomic():  # a savepoint: on PostgreSQL another process may insert first
-                        return cls.create(video_id=video_id, **fields), True
-                except peewee.IntegrityError:
-                    video = cls.get_or_none(cls.video_id == video_id)
-                    if video is None:
-                        raise
-            changed = {name: value for name, value in fields.items() if getattr(video, name) != value}
-            if changed:
-                for name, value in changed.items():
-                    setattr(video, name, value)
-                video.save(only=list(changed))
-            return video, False
-
-
-# The pipeline's two indexes: a niche's recent finds, and the candidates not used yet.
-DiscoveredVideo.add_index(DiscoveredVideo.niche, DiscoveredVideo.discovered_at, name="idx_discovered_videos_niche")
-DiscoveredVideo.add_index(DiscoveredVideo.processed, name="idx_discovered_videos_processed")
-
-
-def _video_id(operation: str, video_id: Any) -> str:
-    if not isinstance(video_id, str) or not video_id.strip():
-        raise ValueError(f"DiscoveredVideo.video_id: {operation} needs the video's YouTube id, not {video_id!r}")
-    return video_id
-
-
-def _niche(operation: str, niche: Any) -> str:
-    if not isinstance(niche, str) or not niche.strip():
-        raise ValueError(f"PipelineRun.niche: {operation} needs the niche's name, e.g. 'gaming', not {niche!r}")
-    return niche
-
-
-def get_pending_videos(niche: str) -> peewee.ModelSelect:
-    """The niche's videos not used yet (processed = 0), best viral_score first (unscored last), oldest first."""
-    _niche("get_pending_videos", niche)
-    video = DiscoveredVideo
-    return (video.select().where((video.niche == niche) & (video.processed == Processed.pending))
-            .order_by(video.viral_score.desc(nulls="LAST"), video.discovered_at, video.id))
-
-
-def mark_video_processed(video_id: str, status: Union[Processed, int]) -> None:
-    """Set `processed` of the video with that YouTube id (1 used, 2 skipped, 3 rejected, 0 pending again).
-
-    An empty id, an id no video has, or a status outside 0-3 is a ValueError naming it; one statement.
-    """
-    _video_id("mark_video_processed", video_id)
-    video = DiscoveredVideo
-    video.processed.db_value(status)  # ValueError naming the field, before anything is written
-    if not video.update(processed=status).where(video.video_id == video_id).execute():
-        raise ValueError(f"DiscoveredVideo.video_id: no video has the id {video_id!r}")
 
 
 class PipelineRun(UploadOnce, BaseModel):
@@ -261,6 +146,13 @@ class PipelineRun(UploadOnce, BaseModel):
     RETRY_DELAY_LIMIT = datetime.timedelta(hours=1)
     MAX_ATTEMPTS_KEY = "queue.max_attempts"
     RETRY_DELAY_KEY = "queue.retry_delay_seconds"
+    # The pipeline's numbers, each overridable under its name in the pipeline's YAML (ConfigOverride): at most
+    # 2 runs at once; per channel, 15 candidates taken, 8 to 10 clips kept; a channel paused or not.
+    MAX_RUNNING, MAX_RUNNING_KEY = 2, "scheduler.max_concurrent_pipelines"
+    CANDIDATES, CANDIDATES_KEY = 15, "channels.{}.discovery.max_candidates"
+    MIN_CLIPS, MIN_CLIPS_KEY = 8, "channels.{}.video.min_clips"
+    MAX_CLIPS, MAX_CLIPS_KEY = 10, "channels.{}.video.max_clips"
+    PAUSED_KEY = "channels.{}.paused"
 
     @classmethod
     def schedule(cls, niche: str, cycle_start: datetime.datetime,
@@ -305,16 +197,130 @@ class PipelineRun(UploadOnce, BaseModel):
         due = (cls.status == RunStatus.pending) & (cls.not_before.is_null() | (cls.not_before <= now))
         if niche is not None:
             due &= cls.niche == _niche("claim_next", niche)
-        oldest = cls.select(cls.id).where(due).order_by(cls.cycle_start, cls.id).limit(1)
-        if _is_postgres():
-            oldest = oldest.for_update(skip_locked=True)
-        claim = (cls.update(status=RunStatus.running, worker=worker, claim_token=secrets.token_hex(16),
-                            not_before=None, started_at=now, heartbeat_at=now, completed_at=None, updated_at=now)
-                 .where((cls.id == oldest) & (cls.status == RunStatus.pending))
-                 .returning(cls))
         with write_lock():
+            # The cap counts the running runs: no two claims may count at once, on any machine.
+            serialized("claims")
+            limit = ConfigOverride.setting(cls.MAX_RUNNING_KEY, cls.MAX_RUNNING)
+            if cls.select().where(cls.status == RunStatus.running).count() >= limit:
+                return None
+            paused = cls.paused_niches()
+            if paused:
+                due &= cls.niche.not_in(sorted(paused))
+            oldest = cls.select(cls.id).where(due).order_by(cls.cycle_start, cls.id).limit(1)
+            claim = (cls.update(status=RunStatus.running, worker=worker, claim_token=secrets.token_hex(16),
+                                not_before=None, started_at=now, heartbeat_at=now, completed_at=None,
+                                updated_at=now)
+                     .where((cls.id == oldest) & (cls.status == RunStatus.pending))
+                     .returning(cls))
             claimed = list(claim.execute())
         return claimed[0] if claimed else None
+
+    @classmethod
+    def pause(cls, niche: str, updated_by: str = "system") -> None:
+        """Stop claiming the runs of `niche` (its channel) until resume(niche); running ones finish."""
+        ConfigOverride.set(cls.PAUSED_KEY.format(_channel("pause", niche)), True, updated_by=updated_by)
+
+    @classmethod
+    def resume(cls, niche: str, updated_by: str = "system") -> None:
+        """Claim the runs of `niche` again after pause(niche)."""
+        ConfigOverride.set(cls.PAUSED_KEY.format(_channel("resume", niche)), False, updated_by=updated_by)
+
+    @classmethod
+    def paused_niches(cls) -> Set[str]:
+        """The niches whose runs are not claimed: those with the override channels.<niche>.paused true."""
+        head, tail = cls.PAUSED_KEY.split("{}")
+        rows = ConfigOverride.select(ConfigOverride.key, ConfigOverride.value).where(
+            ConfigOverride.key.startswith(head))
+        return {row.key[len(head):-len(tail)] for row in rows
+                if row.key.endswith(tail) and "." not in row.key[len(head):-len(tail)] and row.value is True}
+
+    def _channel_setting(self, key: str, default: int) -> int:
+        return ConfigOverride.setting(key.format(self.niche), default)
+
+    def take_candidates(self, limit: Optional[int] = None) -> List[DiscoveredVideo]:
+        """Take the niche's best pending candidates for this run (the claiming worker's call): best first.
+
+        At most `limit` (default: the override channels.<niche>.discovery.max_candidates, else 15). The take
+        is one statement under the claim: the videos are reserved for this run (taken_by_run), so no other
+        run, in any process, takes them, and get_pending_videos() no longer lists them. Asked again (a retried
+        attempt), it returns the videos this run holds, topped up to `limit`. keep_clips() settles them.
+        """
+        if limit is None:
+            limit = self._channel_setting(self.CANDIDATES_KEY, self.CANDIDATES)
+        else:
+            whole_number("", 1, 1000, "PipelineRun.take_candidates: limit")(limit)
+        video = DiscoveredVideo
+        with self.fenced():
+            self._refuse_kept("take_candidates")
+            mine = list(video.select().where((video.taken_by_run == self.id) & (video.processed == Processed.pending)))
+            if len(mine) < limit:
+                free = _candidates(self.niche).select(video.id).limit(limit - len(mine))
+                if _is_postgres():
+                    free = free.for_update(skip_locked=True)  # two takes at once pass each other's rows
+                taken = (video.update(taken_by_run=self.id)
+                         .where(video.id.in_(free) & video.taken_by_run.is_null()).returning(video))
+                mine += list(taken.execute())
+        return sorted(mine, key=_best_first)
+
+    def keep_clips(self, clips: Iterable[Mapping[str, Any]], *, others: Union[Processed, int] = Processed.pending,
+                   min_clips: Optional[int] = None, max_clips: Optional[int] = None) -> List[Any]:
+        """Keep the clips this run cut, given best first, ranked 1..N (1 = the most viral); the Clip rows made.
+
+        Each clip is a dict of Clip's fields with its `discovered_video`, one of this run's candidates
+        (take_candidates()). The top `max_clips` are kept (default: the override channels.<niche>.video.
+        max_clips, else 10); fewer than `min_clips` (channels.<niche>.video.min_clips, else 8) is a ValueError
+        naming the run and the count. Then the videos settle: a kept clip's video is used (1); every other
+        candidate the run took goes back to pending (0, for another run) or is skipped (2), as `others` says.
+        One transaction under the claim (LeaseLost otherwise); a refusal writes nothing.
+        """
+        if others not in (Processed.pending, Processed.skipped):
+            raise ValueError(f"PipelineRun.keep_clips: others must be Processed.pending (0) or Processed.skipped "
+                             f"(2), not {others!r}")
+        low = self._channel_setting(self.MIN_CLIPS_KEY, self.MIN_CLIPS) if min_clips is None else min_clips
+        high = self._channel_setting(self.MAX_CLIPS_KEY, self.MAX_CLIPS) if max_clips is None else max_clips
+        whole_number("", 1, 1000, "PipelineRun.keep_clips: min_clips")(low)
+        whole_number("", low, 1000, "PipelineRun.keep_clips: max_clips")(high)
+        clips = list(clips)
+        if len(clips) < low:
+            raise ValueError(f"PipelineRun.keep_clips: run {self.id} has {len(clips)} clips; it needs at least {low} "
+                             f"(channels.{self.niche}.video.min_clips)")
+        for clip in clips:
+            if not isinstance(clip, Mapping):
+                raise TypeError(f"PipelineRun.keep_clips: each clip is a dict of Clip's fields, not "
+                                f"{type(clip).__name__}")
+            given = sorted({"pipeline_run", "rank_position"} & set(clip))
+            if given:
+                raise ValueError(f"Clip.{given[0]}: keep_clips sets it; give the clips best first")
+        video = DiscoveredVideo
+        Clip = type(self).clips.rel_model  # clips.py imports this module: the model is reached by its backref
+        with self.fenced():
+            self._refuse_kept("keep_clips")
+            taken = {v.id for v in video.select(video.id).where((video.taken_by_run == self.id)
+                                                                 & (video.processed == Processed.pending))}
+            ids = [getattr(clip.get("discovered_video"), "id", clip.get("discovered_video")) for clip in clips]
+            for video_id in ids:
+                if video_id not in taken:
+                    raise ValueError(f"Clip.discovered_video: video {video_id!r} is not a candidate run {self.id} "
+                                     f"holds (take_candidates() gives them)")
+            if len(set(ids)) < len(ids):
+                twice = next(video_id for video_id in ids if ids.count(video_id) > 1)
+                raise ValueError(f"Clip.discovered_video: video {twice} has two clips; a run takes one per video")
+            kept = [Clip.create(pipeline_run=self, rank_position=rank, **clip)
+                    for rank, clip in enumerate(clips[:high], 1)]
+            used = ids[:high]
+            video.update(processed=Processed.used).where(video.id.in_(used)).execute()
+            rest = video.id.in_(sorted(taken - set(used)))
+            if others == Processed.pending:
+                video.update(taken_by_run=None).where(rest).execute()
+            else:
+                video.update(processed=Processed.skipped).where(rest).execute()
+        return kept
+
+    def _refuse_kept(self, operation: str) -> None:
+        kept = self.clips.where(SQL("dropped_at IS NULL")).count()
+        if kept:
+            raise ValueError(f"PipelineRun.{operation}: run {self.id} keeps {kept} clips already; its worker goes on "
+                             f"from stage {self.current_stage or 'clips'} (a skip answer re-ranks them)")
 
     def _check_claim(self, row: "PipelineRun") -> None:
         """Raise LeaseLost unless `row` (the database's run) is still running under this object's claim."""
@@ -436,6 +442,9 @@ class PipelineRun(UploadOnce, BaseModel):
         elif target is RunStatus.pending:  # queued again: a worker will claim it afresh
             changes.update(completed_at=None, worker=None, heartbeat_at=None)
         self._write(changes, now)
+        if target in self.FINISHED:  # its candidates not settled yet are free for the next run
+            DiscoveredVideo.update(taken_by_run=None).where(
+                (DiscoveredVideo.taken_by_run == self.id) & (DiscoveredVideo.processed == Processed.pending)).execute()
         if target is not RunStatus.running:
             self._claim = None
 
@@ -514,6 +523,18 @@ PipelineRun.add_index(PipelineRun.status, name="idx_pipeline_runs_status")
 PipelineRun.add_index(PipelineRun.niche, PipelineRun.cycle_start, unique=True, name="idx_pipeline_runs_niche")
 
 
+def _best_first(video: DiscoveredVideo) -> Tuple[Any, ...]:
+    """The order candidates are taken in: best viral_score first, unscored last, then the oldest."""
+    return (video.viral_score is None, -(video.viral_score or 0), video.discovered_at, video.id)
+
+
+def _channel(operation: str, niche: Any) -> str:
+    """A niche's name as it can stand in a dotted config key."""
+    if "." in _niche(operation, niche):
+        raise ValueError(f"PipelineRun.niche: {operation} needs a niche's name without dots, not {niche!r}")
+    return niche
+
+
 def _attempts_limit(value: Any, where: str = f"ConfigOverride {PipelineRun.MAX_ATTEMPTS_KEY!r}") -> int:
     """A maximum number of attempts, 1 to 1000, or a ValueError naming `where` it came from."""
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
@@ -529,8 +550,15 @@ def _retry_delay(value: Any) -> float:
     return value
 
 
-ConfigOverride.CHECKS.update({PipelineRun.MAX_ATTEMPTS_KEY: _attempts_limit,
-                              PipelineRun.RETRY_DELAY_KEY: _retry_delay})
+ConfigOverride.CHECKS.update({
+    PipelineRun.MAX_ATTEMPTS_KEY: _attempts_limit,
+    PipelineRun.RETRY_DELAY_KEY: _retry_delay,
+    PipelineRun.MAX_RUNNING_KEY: whole_number(PipelineRun.MAX_RUNNING_KEY, 0, 1000),
+    PipelineRun.CANDIDATES_KEY.format("*"): whole_number(PipelineRun.CANDIDATES_KEY.format("*"), 1, 1000),
+    PipelineRun.MIN_CLIPS_KEY.format("*"): whole_number(PipelineRun.MIN_CLIPS_KEY.format("*"), 1, 1000),
+    PipelineRun.MAX_CLIPS_KEY.format("*"): whole_number(PipelineRun.MAX_CLIPS_KEY.format("*"), 1, 1000),
+    PipelineRun.PAUSED_KEY.format("*"): flag(PipelineRun.PAUSED_KEY.format("*")),
+})
 
 
 def _duration(operation: str, value: Any) -> datetime.timedelta:

@@ -1,0 +1,32 @@
+"""The compilation cycle: a candidate's reservation and a review's reminder.
+
+discovered_videos.taken_by_run: the run that took the video as a candidate (PipelineRun.take_candidates), a
+run's id and not a foreign key (pipeline_runs references discovered_videos already); with the partial index
+idx_discovered_videos_candidates, a niche's free candidates in the order they are taken (on PostgreSQL the
+index says NULLS LAST, as the take's ORDER BY does; SQLite's DESC puts NULLs last by itself).
+review_logs.reminded_at: when the reviewer was reminded. Both columns are NULL on every existing row: no
+video is taken, no review was reminded.
+"""
+from peewee import IntegerField
+
+from pipeline_models.migrations._base import Timestamp, is_postgres
+
+INDEX = "idx_discovered_videos_candidates"
+
+
+def up(migrator, db):
+    migrator.migrate(
+        migrator.add_column("discovered_videos", "taken_by_run", IntegerField(null=True)),
+        migrator.add_column("review_logs", "reminded_at", Timestamp(null=True)),
+    )
+    nulls = " NULLS LAST" if is_postgres(db) else ""
+    db.execute_sql(f'CREATE INDEX "{INDEX}" ON "discovered_videos" ("niche", "viral_score" DESC{nulls}, '
+                   f'"discovered_at", "id") WHERE processed = 0 AND taken_by_run IS NULL')
+
+
+def down(migrator, db):
+    db.execute_sql(f'DROP INDEX "{INDEX}"')
+    migrator.migrate(
+        migrator.drop_column("review_logs", "reminded_at"),
+        migrator.drop_column("discovered_videos", "taken_by_run"),
+    )
