@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional
 
 from ..db import serialized, write_lock
 from ..errors import AlreadyUploaded, UploadCapReached, UploadInDoubt
-from ..fields import utcnow
+from ..fields import _now, utcnow
 from .base import _unchanged_on_failure
 from .config import ConfigOverride, whole_number
 
@@ -54,7 +54,7 @@ class UploadOnce:
     def next_upload_slot(cls, now: Optional[datetime.datetime] = None) -> Optional[datetime.datetime]:
         """None when an upload may start now; else when the daily cap (youtube.max_uploads_per_day) lets the
         next one start: 24 hours after the upload that then leaves the window."""
-        now = utcnow() if now is None else now
+        now = _now("next_upload_slot", now)
         cap = ConfigOverride.setting(cls.MAX_UPLOADS_KEY, cls.MAX_UPLOADS)
         times = cls.uploads_since(now - cls.DAY)
         if len(times) < cap:
@@ -76,17 +76,18 @@ class UploadOnce:
     def _subject(self) -> str:
         return f"{self._NAME} {self.get_id()}"
 
-    def start_upload(self) -> None:
+    def start_upload(self, now: Optional[datetime.datetime] = None) -> None:
         """Claim this video for one upload, before sending it to YouTube.
 
         Raises AlreadyUploaded if it has a video id, and UploadInDoubt if an earlier upload began and never
         recorded one (a crash between the upload and mark_uploaded): check the channel, then call
         mark_uploaded() with the id found or abandon_upload() to allow a new upload. Raises InvalidTransition
         when it may not be uploaded (see the model), UploadCapReached (with its next_slot) when the daily cap
-        is reached, and DoesNotExist for a deleted row; nothing else, whatever other processes do.
+        is reached, and DoesNotExist for a deleted row; nothing else, whatever other processes do. `now`
+        (default: the clock) is when the upload begins.
         """
         cls = type(self)
-        now = utcnow()
+        now = _now("start_upload", now)
         with write_lock():  # the check and the claim see one state of the row
             row = self._upload_row()
             if row.youtube_video_id is not None:
