@@ -31,7 +31,7 @@ class ConfigOverride(BaseModel):
         parts = key.split(".")
         for pattern, check in cls.CHECKS.items():
             if "*" in pattern and len(pattern.split(".")) == len(parts) and fnmatch.fnmatchcase(key, pattern):
-                return check
+                return _naming(check, pattern, key)
         return None
 
     @classmethod
@@ -157,3 +157,15 @@ def flag(key: str) -> Callable[[Any], bool]:
         return value
 
     return check
+
+
+def _naming(check: Callable[[Any], Any], pattern: str, key: str) -> Callable[[Any], Any]:
+    """A pattern's check whose refusal names the key it checked, not the pattern."""
+
+    def named(value: Any) -> Any:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace(repr(pattern), repr(key), 1)) from None
+
+    return named

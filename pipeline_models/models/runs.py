@@ -257,9 +257,11 @@ class PipelineRun(UploadOnce, BaseModel):
                 free = _candidates(self.niche).select(video.id).limit(limit - len(mine))
                 if _is_postgres():
                     free = free.for_update(skip_locked=True)  # two takes at once pass each other's rows
-                taken = (video.update(taken_by_run=self.id)
-                         .where(video.id.in_(free) & video.taken_by_run.is_null()).returning(video))
-                mine += list(taken.execute())
+                # Read, then reserve: PostgreSQL may run an IN (... LIMIT n) subquery once per row it updates.
+                ids = [row[0] for row in free.tuples()]
+                if ids:
+                    taken = video.update(taken_by_run=self.id).where(video.id.in_(ids)).returning(video)
+                    mine += list(taken.execute())
         return sorted(mine, key=_best_first)
 
     def keep_clips(self, clips: Iterable[Mapping[str, Any]], *, others: Union[Processed, int] = Processed.pending,
@@ -506,7 +508,7 @@ class PipelineRun(UploadOnce, BaseModel):
         return len(runs)
 
     # The long-form upload (UploadOnce): only an approved run's video; recording it makes the run uploaded.
-    _URL, _NAME = "https://www.youtube.com/watch?v={}", "run"
+    _URL, _NAME, _UPLOADED_AT = "https://www.youtube.com/watch?v={}", "run", "completed_at"
 
     def _uploadable(self, row: "PipelineRun") -> None:
         if row.status is not RunStatus.approved:

@@ -35,8 +35,8 @@ class UploadOnce:
 
     @classmethod
     def uploads_since(cls, since: datetime.datetime) -> List[datetime.datetime]:
-        """When each upload counted against the cap began (or, begun elsewhere, was recorded) at or after
-        `since`, oldest first: long-form and shorts alike. An abandoned upload does not count."""
+        """When each upload counted against the cap began (or, begun elsewhere, was recorded) after `since`,
+        oldest first: long-form and shorts alike. An abandoned upload does not count."""
         times: List[datetime.datetime] = []
         tables = set()
         for model in UploadOnce._counted:
@@ -45,8 +45,8 @@ class UploadOnce:
             tables.add(model._meta.table_name)
             recorded = getattr(model, model._UPLOADED_AT)
             began = model.upload_started_at
-            counted = (began >= since) | (began.is_null() & model.youtube_video_id.is_null(False)
-                                           & (recorded >= since))
+            counted = (began > since) | (began.is_null() & model.youtube_video_id.is_null(False)
+                                          & (recorded > since))
             times += [row[0] or row[1] for row in model.select(began, recorded).where(counted).tuples()]
         return sorted(times)
 
