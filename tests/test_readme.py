@@ -183,7 +183,7 @@ def _meaning(field):
 def _named(index, model):
     """An index added by name (the pipeline's, the seed's, the package's composite and partial ones), not the
     one peewee makes by itself for a unique field or a foreign key."""
-    columns = [e.column_name for e in index._expressions]
+    columns = [_column(e) for e in index._expressions]
     return len(columns) > 1 or index._where is not None or index._name != f"{model._meta.table_name}_{columns[0]}"
 
 
@@ -205,10 +205,17 @@ def reference():
     return "\n".join(lines + ["", END])
 
 
+def _column(expression):
+    """An index's column by name, or an ordered one as SQLite writes it (viral_score DESC)."""
+    if hasattr(expression, "column_name"):
+        return expression.column_name
+    return peewee.SqliteDatabase(None).get_sql_context().sql(expression).query()[0].replace('"', "")
+
+
 def _index(index):
     where = f" where `{index._where.sql}`" if index._where is not None else ""
     unique = "unique " if index._unique else ""
-    return f"`{index._name}` ({unique}{', '.join(e.column_name for e in index._expressions)}{where})"
+    return f"`{index._name}` ({unique}{', '.join(_column(e) for e in index._expressions)}{where})"
 
 
 def test_the_reference_names_the_seven_indexes_of_the_pipeline_and_the_seed():
@@ -227,6 +234,9 @@ MACHINES = [
     ("PipelineRun.status", "run", pm.PipelineRun.TRANSITIONS, "pending", "PipelineRun.schedule()"),
     ("Short.status", "short", pm.Short.TRANSITIONS, "pending", "Short.create()"),
     ("ReviewLog", "review", pm.ReviewLog.TRANSITIONS, "open", "ReviewLog.request()"),
+    ("DiscoveredVideo (processed, taken_by_run)", "video", pm.DiscoveredVideo.TRANSITIONS, "pending",
+     "DiscoveredVideo.discover()"),
+    ("Clip", "clip", pm.Clip.TRANSITIONS, "kept", "PipelineRun.keep_clips()"),
 ]
 
 
@@ -244,11 +254,9 @@ def states():
                 lines.append(f"        {prefix}_{source} --> [*]")
         lines.append("    }")
     values = ", ".join(f"{int(member)} {member.name}" for member in pm.Processed)
-    processed = (f"A video's `processed` is an integer, not a state machine: {values} (`Processed`). `discover()` "
-                 "makes a video 0; `mark_video_processed(video_id, status)` sets it to any of the four (the "
-                 "pipeline marks the videos it cut clips of 1, those it passed over 2); a reviewer's `skip` sets "
-                 "the videos of the dropped clips to 3, in the same transaction. Nothing else moves it: a run's "
-                 "end leaves its videos as they are.")
+    processed = (f"A video's `processed` is the pipeline's integer: {values} (`Processed`); \"taken\" is a "
+                 "pending video a run holds (`taken_by_run`), listed by no `get_pending_videos()`. The "
+                 "pipeline's own `mark_video_processed(video_id, status)` may set any of the four.")
     lines += ["```", "", *textwrap.wrap(processed, 110, break_on_hyphens=False), "", STATES_END]
     return "\n".join(str(line) for line in lines)
 
@@ -273,7 +281,7 @@ def test_the_state_diagram_covers_every_status_and_move():
                 assert f"{prefix}_{source} --> {prefix}_{target}: {how}" in diagram
     moves = sum(len(t) or 1 for _, _, table, _, _ in MACHINES for t in table.values())
     assert diagram.count(" --> ") == moves + len(MACHINES)  # and one entry per machine
-    assert not hasattr(pm.DiscoveredVideo, "TRANSITIONS")  # processed has none: the text under the diagram says so
+    assert {name for name in pm.DiscoveredVideo.TRANSITIONS} == {m.name for m in pm.Processed} | {"taken"}
     assert all(f"{int(member)} {member.name}" in diagram for member in pm.Processed)
 
 

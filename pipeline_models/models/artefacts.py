@@ -42,6 +42,9 @@ class Clip(BaseModel):
     created_at = UTCDateTimeField(null=True, default=utcnow, help_text="when it was cut")
     dropped_at = UTCDateTimeField(null=True, help_text="when a reviewer's skip dropped it (kept as history)")
 
+    # A clip's life, for the README's diagram: kept (ranked) until a reviewer's skip drops it.
+    TRANSITIONS = {"kept": {"dropped": "respond() skip: dropped_at set, the rest ranked 1..N again"}, "dropped": {}}
+
     class Meta:
         table_name = "clips"
         constraints = [Check("end_time_seconds > start_time_seconds", name="clips_end_after_start")]

@@ -61,6 +61,19 @@ class DiscoveredVideo(BaseModel):
                        "discovery_source", "content_id_risk", "published_at")
     _REQUIRED = ("title", "channel_name", "channel_id", "niche")
 
+    # What becomes of a candidate, for the README's diagram: `processed` (0-3), and "taken" while a run holds
+    # it (processed 0, taken_by_run set). mark_video_processed(), the pipeline's own helper, sets any value.
+    TRANSITIONS = {
+        "pending": {"taken": "PipelineRun.take_candidates()",
+                    "used": "mark_video_processed(id, 1)", "skipped": "mark_video_processed(id, 2)"},
+        "taken": {"used": "keep_clips(): its clip kept",
+                  "pending": "keep_clips(): not kept; or its run failed for good first",
+                  "skipped": "keep_clips(others=Processed.skipped): not kept"},
+        "used": {"rejected": "respond() skip: its clip dropped"},
+        "skipped": {},
+        "rejected": {},
+    }
+
     @classmethod
     def discover(cls, video_id: str, **fields: Any) -> Tuple["DiscoveredVideo", bool]:
         """Record a found video once: return (video, created); finding it again refreshes the metadata given.
