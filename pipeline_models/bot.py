@@ -17,7 +17,8 @@ from .enums import ContentIdRisk, ReviewAction, RunStatus
 from .fields import UTC, _now
 from .models import Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
 
-__all__ = ["KINDS", "NO_NICHE", "PREVIEW_CHARS", "digest", "errors", "queue", "review_summary", "stats", "status"]
+__all__ = ["KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue", "review_summary",
+           "stats", "status"]
 
 KINDS = ("long-form", "shorts")  # what an uploaded video is: a run's compilation, or one of its shorts
 NO_NICHE = "(none)"  # stats' niche of errors logged without a run
@@ -56,6 +57,20 @@ def _since(operation: str, since: Any, now: datetime.datetime) -> datetime.datet
         return since
     raise ValueError(f"{operation}: since must be an aware datetime or a timedelta of 0 or more before now, "
                      f"e.g. timedelta(hours=6), not {since!r}")
+
+
+def parse_since(text: str) -> Since:
+    """A `since` as a person types it: a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isascii() and text[:-1].isdigit() and int(text[:-1]) <= 10 ** 7:
+        return datetime.timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:39] + "…"
+        raise ValueError(f"since: {shown!r} is neither a time ago (30m, 6h, 7d) nor an ISO 8601 time "
+                         f"(2026-01-01T00:00, UTC unless it has an offset)") from None
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
 
 def _niches(table: str) -> List[str]:

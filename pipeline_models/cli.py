@@ -12,21 +12,22 @@ import json
 import os
 import sys
 import traceback
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import peewee
 
-from . import __version__
-from .cli_output import (LinePrinter, as_json, dumps, elapsed_seconds, error_page, first_line, one_line, plural,
-                         review_state, run_document, run_page, say, shortened, shown, shown_json, silence, table,
-                         terminal_safe, utf8_output)
+from . import __version__, bot
+from .cli_output import (POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, answered, as_json, compacted, digest_page, dumps,
+                         error_page, errors_table, first_line, listing, one_line, paused_page, plural, queue_page,
+                         review_state, run_document, run_page, run_timings, say, shortened, shown, shown_json, silence,
+                         stats_page, status_page, summary_page, terminal_safe, utf8_output)
+from .cli_output import table  # noqa: F401  (re-exported: its old home)
 from .db import _is_postgres, db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import PipelineModelsError
 from .fields import UTC  # noqa: F401  (re-exported: its old home)
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
-from .queries import status_rows
 
 PROG = "pipeline-models"
 
@@ -41,6 +42,7 @@ MAX_DEMO_VIDEOS = 100
 
 DEFAULT_DB = "pipeline.db"
 ERRORS_LIMIT = 50
+_MISSING = object()  # config get: no such override
 DB_HELP = ("the database: a file path, :memory:, sqlite:///... or postgresql://... (default: $PIPELINE_DB, "
            f"else {DEFAULT_DB}; now %s); before or after the command")
 EPILOG = ("exit status: 0 done, 1 refused or not found (a bad value, an id that does not exist, or a database that "
@@ -102,14 +104,6 @@ def _get(model: Any, id: int, what: str) -> Any:
     return row
 
 
-def _listing(args: argparse.Namespace, headers: Sequence[str], rows: Sequence[peewee.Model],
-             cells: Callable[[Any], Sequence[Any]]) -> str:
-    """A listing: a table of `cells(row)` under `headers`, or with --json every row's columns."""
-    if args.json:
-        return dumps([as_json(row) for row in rows])
-    return table(headers, [cells(row) for row in rows])
-
-
 def _filtered(model: Any, args: argparse.Namespace) -> Any:
     """`model`'s rows, narrowed by the listing's --status and --niche (an unknown status or an empty one refused)."""
     query = model.select()
@@ -132,25 +126,39 @@ def cmd_init(args: argparse.Namespace) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> str:
-    """`status`: runs and shorts by status, open reviews and unresolved errors, as a table."""
+    """`status`, `stats`, `queue`, `digest`: the bot's query of that name (pipeline_models.bot), as text or JSON."""
     _bind_readonly(args.db)
-    rows = status_rows()
-    if args.json:
-        document: Dict[str, Dict[str, int]] = {}
-        for what, status, count in rows:
-            document.setdefault(what, {})[status.replace("of which auto-held", "auto_held")] = count
-        return dumps(document)
-    return table(["what", "status", "count"], rows)
+    document = args.query(args)  # set by parser(), with the page that shows it as text
+    return dumps(document) if args.json else args.page(document)
+
+
+def _since(text: str) -> Union[datetime.datetime, datetime.timedelta]:
+    """An argparse type: --since as bot.parse_since() reads it."""
+    try:
+        return bot.parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_pause(args: argparse.Namespace) -> str:
+    """`pause NICHE` / `resume NICHE`: stop or start again claiming the runs of a niche (its channel)."""
+    _bind_for_change(args.db)
+    pausing = args.command == "pause"
+    if (args.niche in PipelineRun.paused_niches()) == pausing:
+        return f"{shown(args.niche)} is {'already' if pausing else 'not'} paused: nothing changed"
+    (PipelineRun.pause if pausing else PipelineRun.resume)(args.niche, updated_by=args.by)
+    known = any(model.select().where(model.niche == args.niche).exists() for model in (PipelineRun, DiscoveredVideo))
+    return paused_page(args.niche, pausing, known)
 
 
 def cmd_runs(args: argparse.Namespace) -> str:
     """`runs`: pipeline runs, latest cycle first."""
     _bind_readonly(args.db)
     query = _filtered(PipelineRun, args).order_by(PipelineRun.cycle_start.desc(), PipelineRun.id.desc())
-    return _listing(args, ["id", "niche", "cycle_start (UTC)", "status", "stage", "worker", "retry_count",
-                           "youtube_video_id", "error_message"], list(query.limit(args.limit)),
-                    lambda r: [r.id, r.niche, r.cycle_start, r.status, r.current_stage, r.worker, r.retry_count,
-                               r.youtube_video_id, first_line(r.error_message)])
+    return listing(args, ["id", "niche", "cycle_start (UTC)", "status", "stage", "worker", "retry_count",
+                          "youtube_video_id", "error_message"], list(query.limit(args.limit)),
+                   lambda r: [r.id, r.niche, r.cycle_start, r.status, r.current_stage, r.worker, r.retry_count,
+                              r.youtube_video_id, first_line(r.error_message)])
 
 
 def cmd_videos(args: argparse.Namespace) -> str:
@@ -164,19 +172,19 @@ def cmd_videos(args: argparse.Namespace) -> str:
                              + ", ".join(f"{m.name} ({m.value})" for m in Processed))
         query = query.where(DiscoveredVideo.processed == state)
     query = query.order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc())
-    return _listing(args, ["id", "video_id", "niche", "viral_score", "processed", "content_id_risk",
-                           "discovered (UTC)", "channel_name", "title"], list(query.limit(args.limit)),
-                    lambda v: [v.id, v.video_id, v.niche, v.viral_score, v.processed, v.content_id_risk,
-                               v.discovered_at, v.channel_name, v.title])
+    return listing(args, ["id", "video_id", "niche", "viral_score", "processed", "content_id_risk",
+                          "discovered (UTC)", "channel_name", "title"], list(query.limit(args.limit)),
+                   lambda v: [v.id, v.video_id, v.niche, v.viral_score, v.processed, v.content_id_risk,
+                              v.discovered_at, v.channel_name, v.title])
 
 
 def cmd_shorts(args: argparse.Namespace) -> str:
     """`shorts`: rendered shorts, newest first."""
     _bind_readonly(args.db)
     query = _filtered(Short, args).order_by(Short.id.desc())
-    return _listing(args, ["id", "run", "status", "youtube_video_id", "uploaded (UTC)", "title"],
-                    list(query.limit(args.limit)),
-                    lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title])
+    return listing(args, ["id", "run", "status", "youtube_video_id", "uploaded (UTC)", "title"],
+                   list(query.limit(args.limit)),
+                   lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title])
 
 
 def cmd_reviews(args: argparse.Namespace) -> str:
@@ -187,9 +195,9 @@ def cmd_reviews(args: argparse.Namespace) -> str:
         answered = (ReviewLog.select().where(ReviewLog.action.is_null(False) & (ReviewLog.action != ReviewAction.hold))
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
         rows += list(answered.limit(args.limit - len(rows)))
-    return _listing(args, ["id", "run", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
-                    rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, review_state(r), r.sent_at,
-                                     r.responded_at, r.reviewer, first_line(r.response_detail)])
+    return listing(args, ["id", "run", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
+                   rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, review_state(r), r.sent_at,
+                                    r.responded_at, r.reviewer, first_line(r.response_detail)])
 
 
 def _review(key: str, by: Optional[str]) -> ReviewLog:
@@ -226,30 +234,25 @@ def cmd_review(args: argparse.Namespace) -> str:
     _bind_for_change(args.db)
     review = _review(args.review, args.by)
     recorded = review.respond(args.action, response_detail=detail, reviewer=args.reviewer)
-    run = PipelineRun.get_by_id(review.pipeline_run_id)
     said = shown(detail) if args.action == ReviewAction.skip.value else args.action
-    state = "in review" if run.status is RunStatus.review else str(run.status)
-    if not recorded:
-        return f"review {review.id} was already answered {said}: nothing changed (run {run.id} is {state})"
-    if run.status is RunStatus.review:  # held: the review may be answered again
-        return f"review {review.id} answered {said}: run {run.id} stays in review, to be answered again"
-    stage = f" at stage {shown(run.current_stage)}" if run.status is RunStatus.pending else ""
-    return f"review {review.id} answered {said}: run {run.id} is now {state}{stage}"
+    return answered(review, PipelineRun.get_by_id(review.pipeline_run_id), said, recorded)
 
 
 def cmd_run(args: argparse.Namespace) -> str:
-    """`run show`: one run in full, with its ranked clips (and their videos), artefacts, reviews, errors, timings."""
+    """`run show`: one run in full, with its ranked clips (and their videos), artefacts, reviews, errors, timings;
+    `run summary`: what its review message shows (bot.review_summary)."""
     _bind_readonly(args.db)
     run = _get(PipelineRun, args.run_id, "run")
+    if args.action == "summary":
+        document = bot.review_summary(run)
+        return dumps(document) if args.json else summary_page(document)
     # The clips in the compilation by rank, then those a reviewer's skip dropped; each with its source video.
     clips = sorted(Clip.select(Clip, DiscoveredVideo).join(DiscoveredVideo).where(Clip.pipeline_run == run.id),
                    key=lambda c: (c.dropped_at is not None, c.rank_position, c.id))
     parts = {"clips": clips, **{name: list(query.order_by(model.id)) for name, model, query in (
         ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio), ("shorts", Short, run.shorts),
         ("reviews", ReviewLog, run.reviews), ("errors", ErrorLog, run.errors))}}
-    timings = {"queued_seconds": elapsed_seconds(run.created_at, run.started_at),
-               "running_seconds": elapsed_seconds(run.started_at, run.completed_at),
-               "total_seconds": elapsed_seconds(run.created_at, run.completed_at)}
+    timings = run_timings(run)
     return dumps(run_document(run, parts, timings)) if args.json else run_page(run, parts, timings)
 
 
@@ -268,16 +271,8 @@ def cmd_errors(args: argparse.Namespace) -> str:
     if args.module == "":
         raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
     _bind_readonly(args.db)
-    if args.all:
-        query = ErrorLog.select().order_by(ErrorLog.occurred_at.desc(), ErrorLog.id.desc())
-        if args.module:
-            query = query.where(ErrorLog.module == args.module)
-    else:
-        query = ErrorLog.unresolved(args.module)
-    return _listing(args, ["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id",
-                           "resolved"], list(query.limit(args.limit or ERRORS_LIMIT)),
-                    lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message),
-                               e.pipeline_run_id, e.resolved])
+    rows = bot.errors(args.limit or ERRORS_LIMIT, unresolved=not args.all, module=args.module)
+    return dumps(rows) if args.json else errors_table(rows)
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
@@ -305,16 +300,10 @@ def cmd_compact(args: argparse.Namespace) -> str:
     _bind_for_change(args.db)
     older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
     done = Analytics.compact(older_than)  # the ConfigOverride policy, else 30 days, when --older-than is not given
-    line = (f"removed {plural(done['deleted'], 'snapshot')} older than {done['cutoff']:%Y-%m-%d} 00:00 UTC "
-            f"(kept each video's first of every UTC day and its newest) in {plural(done['batches'], 'transaction')}; "
-            f"{Analytics.select().count():,} snapshots remain")
+    line = compacted(done, Analytics.select().count())
     postgres = _is_postgres()
     if not args.vacuum:
-        if postgres:
-            return line + "; autovacuum makes the space reusable (VACUUM FULL analytics would shrink the table, " \
-                          "locking it)"
-        return line + ("; the file keeps its size and new snapshots reuse the space: to shrink it, run "
-                       "compact --vacuum (VACUUM) while the workers are stopped")
+        return line + (POSTGRES_SPACE if postgres else SQLITE_SPACE)
     if postgres:  # plain VACUUM: space reusable, no lock that stops readers or writers (VACUUM FULL would)
         size = "SELECT pg_total_relation_size('analytics')"
         before = db.execute_sql(size).fetchone()[0]
@@ -347,11 +336,8 @@ def cmd_config(args: argparse.Namespace) -> str:
             raise NotFound(f"no config override named {args.key!r}")
         return shown_json(value)
     rows = list(ConfigOverride.select().order_by(ConfigOverride.key))
-    return _listing(args, ["key", "value", "updated_by", "updated_at (UTC)"], rows,
-                    lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at])
-
-
-_MISSING = object()
+    return listing(args, ["key", "value", "updated_by", "updated_at (UTC)"], rows,
+                   lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at])
 
 
 def _json(text: str) -> Any:
@@ -369,10 +355,10 @@ def _json(text: str) -> Any:
 def cmd_analytics(args: argparse.Namespace) -> str:
     """`analytics`: the latest snapshot of each video, most viewed first."""
     _bind_readonly(args.db)
-    return _listing(args, ["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
-                           "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], Analytics.top(args.top),
-                    lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count,
-                               a.click_through_rate, a.subscriber_gain, a.estimated_revenue_usd])
+    return listing(args, ["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
+                          "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], Analytics.top(args.top),
+                   lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count,
+                              a.click_through_rate, a.subscriber_gain, a.estimated_revenue_usd])
 
 
 def cmd_report(args: argparse.Namespace) -> str:
@@ -445,12 +431,29 @@ def parser() -> argparse.ArgumentParser:
 
     add(sub, "init", cmd_init, "create the database or upgrade its schema, and say what was applied")
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
-    add(sub, "status", cmd_status, "runs and shorts by status, open reviews, unresolved errors", listing=True)
+    since = "SINCE: a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset; default: %s"
+    for name, query, page, what, hours in (
+            ("status", bot.status, status_page, "per niche: runs by status, the running and the next run, paused or "
+                                                "not; the concurrency cap", None),
+            ("stats", bot.stats, stats_page, "per niche: uploads since SINCE, their views, errors", 24),
+            ("queue", bot.queue, queue_page, "reviews awaiting an answer and held ones, with their age", None),
+            ("digest", bot.digest, digest_page, "since SINCE: runs uploaded and failed, videos uploaded, pending "
+                                                "review, the top video", 6)):
+        p = add(sub, name, cmd_status, what, listing=True)
+        p.set_defaults(query=(lambda args, q=query: q(args.since)) if hours else (lambda args, q=query: q()), page=page)
+        if hours:
+            p.add_argument("--since", type=_since, default=datetime.timedelta(hours=hours), help=since % f"{hours}h")
+    for name, what in (("pause", "stop claiming the runs of NICHE (running ones finish)"),
+                       ("resume", "claim the runs of NICHE again")):
+        p = add(sub, name, cmd_pause, what)
+        p.add_argument("niche", metavar="NICHE")
+        p.add_argument("--by", default="cli", help="who changed it (default: cli)")
     filters(add(sub, "runs", cmd_runs, "list pipeline runs (one per niche and cycle), latest cycle first",
                 listing=True), "runs", RunStatus)
     p = add(sub, "run", cmd_run, "run show RUN_ID: one run with its ranked clips, artefacts, reviews, errors and "
-                                 "timings", listing=True)
-    p.add_argument("action", choices=["show"], help="show: the run with its clips, artefacts, reviews and timings")
+                                 "timings; run summary RUN_ID: what its review message shows", listing=True)
+    p.add_argument("action", choices=["show", "summary"], help="show: the run with its clips, artefacts, reviews "
+                   "and timings; summary: its clips by rank (title, creator, seconds), content-ID flags, the script")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
     p = add(sub, "videos", cmd_videos, "list discovered candidate videos, newest first", listing=True)
     p.add_argument("--processed", metavar="STATE", help="only videos in this state: "

@@ -140,6 +140,24 @@ def as_json(row: peewee.Model, **extra: Any) -> Dict[str, Any]:
     return document
 
 
+def listing(args: Any, headers: Sequence[str], rows: Sequence[peewee.Model], cells: Any) -> str:
+    """A listing: a table of `cells(row)` under `headers`, or with `args.json` every row's columns."""
+    if args.json:
+        return dumps([as_json(row) for row in rows])
+    return table(headers, [cells(row) for row in rows])
+
+
+def answered(review: Any, run: Any, said: str, recorded: bool) -> str:
+    """What `review answer` says: the answer `said` and where it left the run."""
+    state = "in review" if run.status.value == "review" else run.status.value
+    if not recorded:
+        return f"review {review.id} was already answered {said}: nothing changed (run {run.id} is {state})"
+    if run.status.value == "review":  # held: the review may be answered again
+        return f"review {review.id} answered {said}: run {run.id} stays in review, to be answered again"
+    stage = f" at stage {shown(run.current_stage)}" if run.status.value == "pending" else ""
+    return f"review {review.id} answered {said}: run {run.id} is now {state}{stage}"
+
+
 RUN_SECTIONS = {  # run show's tables: (headers, the cells of a row); a clip's video is read with it
     "clips": (["rank", "id", "video_id", "title", "channel_name", "start s", "seconds", "risk", "dropped (UTC)"],
               lambda c: [c.rank_position, c.id, c.discovered_video.video_id, c.discovered_video.title,
@@ -186,6 +204,26 @@ def run_document(run: Any, parts: Dict[str, Sequence[Any]], timings: Dict[str, O
     for document, clip in zip(documents["clips"], parts["clips"]):
         document["video"] = as_json(clip.discovered_video)
     return {"run": as_json(run), "timings": timings, **documents}
+
+
+def run_timings(run: Any) -> Dict[str, Optional[float]]:
+    """How long a run waited in the queue, ran (its last attempt) and took in all, in seconds (None if not yet)."""
+    return {"queued_seconds": elapsed_seconds(run.created_at, run.started_at),
+            "running_seconds": elapsed_seconds(run.started_at, run.completed_at),
+            "total_seconds": elapsed_seconds(run.created_at, run.completed_at)}
+
+
+def compacted(done: Dict[str, Any], remaining: int) -> str:
+    """What `compact` says it did (Analytics.compact()'s summary `done`, and the snapshots `remaining`)."""
+    return (f"removed {plural(done['deleted'], 'snapshot')} older than {done['cutoff']:%Y-%m-%d} 00:00 UTC "
+            f"(kept each video's first of every UTC day and its newest) in {plural(done['batches'], 'transaction')}; "
+            f"{remaining:,} snapshots remain")
+
+
+# What becomes of the space compact frees, without --vacuum.
+POSTGRES_SPACE = "; autovacuum makes the space reusable (VACUUM FULL analytics would shrink the table, locking it)"
+SQLITE_SPACE = ("; the file keeps its size and new snapshots reuse the space: to shrink it, run compact --vacuum "
+                "(VACUUM) while the workers are stopped")
 
 
 def error_page(error: Any) -> str:
@@ -269,3 +307,112 @@ def utf8_output() -> None:
                 reconfigure(encoding="utf-8", errors="backslashreplace")
         except (LookupError, TypeError, ValueError, OSError):  # a stream that cannot be changed stays as it is
             pass
+
+
+# --- the bot's documents (pipeline_models.bot) as text: status, stats, queue, digest, review summary -------
+
+def _when(text: Optional[str]) -> Optional[datetime.datetime]:
+    """A bot document's ISO 8601 timestamp as a datetime (cell() shows it in UTC); None stays None."""
+    return None if text is None else datetime.datetime.fromisoformat(text)
+
+
+def _per_niche(counted: Dict[str, Any]) -> str:
+    """{"total": 3, "niches": {"gaming": 2, ...}} as "3 (gaming 2, sports 1)"."""
+    niches = ", ".join(f"{shown(niche)} {count:,}" for niche, count in counted["niches"].items())
+    return f"{counted['total']:,}" + (f" ({niches})" if niches else "")
+
+
+def status_page(document: Dict[str, Any]) -> str:
+    """`status` as text: a row per niche (runs by status, the next run), the running runs, the cap."""
+    niches = document["niches"]
+    rows = []
+    for niche, entry in niches.items():
+        upcoming = entry["next"] or {}
+        due = upcoming and ("yes" if upcoming["due"] else f"after {cell(_when(upcoming['not_before']))}")
+        rows.append([niche, entry["paused"], *entry["runs"].values(), upcoming.get("id"),
+                     _when(upcoming.get("cycle_start")), due or None])
+    statuses = list(next(iter(niches.values()))["runs"]) if niches else []
+    lines = [table(["niche", "paused", *statuses, "next run", "next cycle (UTC)", "due"], rows) if rows
+             else "no niches yet: no runs, videos or paused channels"]
+    running = [(niche, run) for niche, entry in niches.items() for run in entry["running"]]
+    if running:
+        lines.append("\nrunning:\n" + table(
+            ["run", "niche", "cycle (UTC)", "stage", "worker", "heartbeat"],
+            [[run["id"], niche, _when(run["cycle_start"]), run["stage"], run["worker"],
+              None if run["heartbeat_age_seconds"] is None else f"{duration(run['heartbeat_age_seconds'])} ago"]
+             for niche, run in running]))
+    paused = ", ".join(map(shown, document["paused"])) or "none"
+    lines.append(f"\n{document['running']:,} of at most {document['max_concurrent_pipelines']:,} runs running; "
+                 f"paused: {paused}")
+    return "\n".join(lines)
+
+
+def stats_page(document: Dict[str, Any]) -> str:
+    """`stats` as text: a row per niche of uploads, their views and errors since the time given."""
+    rows = [[niche, entry["uploads"]["long-form"], entry["uploads"]["shorts"], entry["views"]["long-form"],
+             entry["views"]["shorts"], entry["errors"]] for niche, entry in document["niches"].items()]
+    head = f"since {cell(_when(document['since']))} UTC"
+    if not rows:
+        return head + ": no runs or errors"
+    return head + "\n" + table(["niche", "long-form", "shorts", "long-form views", "shorts views", "errors"], rows)
+
+
+def queue_page(document: Dict[str, Any]) -> str:
+    """`queue` as text: the reviews awaiting an answer and the held ones, oldest first, with their ages."""
+    reviews = document["reviews"]
+    if not reviews:
+        return "nothing awaits review"
+    rows = [[r["review_id"], r["run_id"], r["niche"], _when(r["cycle_start"]), _when(r["sent_at"]),
+             duration(r["age_seconds"]), ("auto-held" if r["auto_held"] else "held") if r["held"] else "awaiting",
+             _when(r["reminded_at"])] for r in reviews]
+    return (table(["review", "run", "niche", "cycle (UTC)", "sent (UTC)", "waiting", "state", "reminded (UTC)"], rows)
+            + f"\n\n{document['awaiting']:,} awaiting an answer, {document['held']:,} held")
+
+
+def digest_page(document: Dict[str, Any]) -> str:
+    """`digest` as text: what the period brought, one line each."""
+    top = document["top_video"]
+    pending = document["pending_review"]
+    return "\n".join([
+        f"digest {cell(_when(document['since']))} to {cell(_when(document['until']))} UTC",
+        f"runs uploaded: {_per_niche(document['runs_uploaded'])}",
+        f"runs failed: {_per_niche(document['runs_failed'])}",
+        f"long-form videos uploaded: {_per_niche(document['videos_uploaded']['long-form'])}",
+        f"shorts uploaded: {_per_niche(document['videos_uploaded']['shorts'])}",
+        f"pending review: {pending['awaiting']:,} awaiting an answer, {pending['held']:,} held",
+        "top video: none with views" if top is None else
+        f"top video: {shown(top['youtube_video_id'])} ({top['kind']}, {shown(top['niche'])}, run {top['run_id']}): "
+        f"{top['views']:,} views"])
+
+
+def summary_page(document: Dict[str, Any]) -> str:
+    """`review summary` as text: what the review message shows."""
+    size = document["video_file_size_bytes"]
+    lines = [f"run {document['run_id']} ({shown(document['niche'])}, {document['status']}): the cycle "
+             f"{cell(_when(document['cycle_start']))} to {cell(_when(document['cycle_end']))} UTC",
+             f"video: {duration(document['video_duration_seconds']) or 'not rendered'}, "
+             f"{'size unknown' if size is None else f'{size / 1e6:,.1f} MB'}"]
+    clips = [[c["rank"], c["video_id"], c["title"], c["creator"], c["seconds"], c["start_seconds"], c["end_seconds"]]
+             for c in document["clips"]]
+    lines.append("clips: none" if not clips else "clips:\n" + table(
+        ["rank", "video_id", "title", "creator", "seconds", "from s", "to s"], clips))
+    flags = [f"rank {f['rank']} {f['of']} {shown(f['video_id'])} {f['risk']}" for f in document["content_id_flags"]]
+    lines.append("content-ID flags: " + ("; ".join(flags) or "none"))
+    preview = document["script_preview"]
+    lines.append("script: none yet" if preview is None else f"script: {one_line(preview)}")
+    return "\n".join(lines)
+
+
+def errors_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """`errors` as text: bot.errors() rows, one line each."""
+    return table(["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id", "niche",
+                  "resolved"], [[e["id"], _when(e["occurred_at"]), e["module"], e["error_type"],
+                                 first_line(e["error_message"]), e["pipeline_run_id"], e["niche"], e["resolved"]]
+                                for e in rows])
+
+
+def paused_page(niche: str, pausing: bool, known: bool) -> str:
+    """What `pause NICHE` / `resume NICHE` say when they changed it; `known`: a run or video has the niche."""
+    said = (f"{shown(niche)} paused: its runs are not claimed until `resume {shown(niche)}`; running ones finish"
+            if pausing else f"{shown(niche)} resumed: its runs are claimed again")
+    return said + ("" if known else f"; no run or video has the niche {shown(niche)} yet")
