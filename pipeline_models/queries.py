@@ -13,9 +13,11 @@ import peewee
 from peewee import SQL, Case, NodeList, fn
 
 from .db import _is_postgres, _label, db
-from .enums import ReviewAction, RunStatus, ShortStatus
+from .enums import ContentIdRisk, ReviewAction, RunStatus, ShortStatus
 from .fields import UTC, _now
-from .models import Analytics, Clip, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
+from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
+                     Short)
+from .models.uploads import UploadOnce
 
 __all__ = ["counts_by_status", "percentile", "report_data", "status_rows"]
 
@@ -23,6 +25,10 @@ __all__ = ["counts_by_status", "percentile", "report_data", "status_rows"]
 FUNNEL_STEPS = ("discovered", "used in a clip", "in a reviewed run", "approved", "uploaded")
 OUTCOMES = ("uploaded", "rejected", "failed", "in review", "in progress")
 KINDS = ("long-form", "shorts")  # what an uploaded video is: a run's compilation, or one of its shorts
+# What a review's answer is now: each review in one of them (report.py's docstring says which).
+ANSWERS = ("approve", "force_upload", "reject", "hold", "auto_held", "skip", "redo_script")
+FORCED = "force_upload"  # the response_detail of the approval ReviewLog.force_upload() writes
+RISKY = (ContentIdRisk.medium.value, ContentIdRisk.high.value)  # a Content ID flag: medium or high risk
 NO_STAGE = "(no stage)"
 NOT_LOGGED = "(no error logged)"
 LEASE_EXPIRED = "lease expired (no heartbeat)"
@@ -103,10 +109,12 @@ def _videos_per_niche() -> Dict[str, int]:
 
 def _totals(videos: Dict[str, int]) -> Dict[str, Any]:
     runs_by_status = counts_by_status(PipelineRun, RunStatus)
-    niches = set(videos) | {niche for (niche,) in PipelineRun.select(PipelineRun.niche).distinct().tuples()}
+    paused = PipelineRun.paused_niches()
+    niches = set(videos) | paused | {niche for (niche,) in PipelineRun.select(PipelineRun.niche).distinct().tuples()}
     return {
         "videos": sum(videos.values()),
         "niches": sorted(niches),
+        "paused_niches": sorted(paused),
         "runs": sum(runs_by_status.values()),
         "runs_by_status": runs_by_status,
         "uploaded_runs": runs_by_status[RunStatus.uploaded.value],
@@ -172,35 +180,50 @@ def _runs_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
     return per_niche
 
 
-def _uploads_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
-    """{UTC day: {niche: {"long-form": runs uploaded, "shorts": shorts uploaded}}}, days in order."""
-    run = PipelineRun
-    long_day, short_day = _day(run.completed_at), _day(Short.uploaded_at)
-    long_form = (run.select(long_day, run.niche, fn.COUNT(run.id))
-                 .where(run.youtube_video_id.is_null(False) & run.completed_at.is_null(False))
-                 .group_by(long_day, run.niche).tuples())
-    shorts = (Short.select(short_day, run.niche, fn.COUNT(Short.id)).join(run)
-              .where((Short.status == ShortStatus.uploaded) & Short.uploaded_at.is_null(False))
-              .group_by(short_day, run.niche).tuples())
+def _uploads_per_day(now: datetime.datetime) -> Tuple[Dict[str, Dict[str, Dict[str, int]]], Dict[str, Any]]:
+    """({UTC day: {niche: {"long-form": n, "shorts": n}}}, the cap): every upload the daily cap counts, by the
+    day it began (upload_started_at; a recording with no start, by the day recorded), days in order."""
+    run, short = PipelineRun, Short
     per_day: Dict[str, Dict[str, Dict[str, int]]] = {}
-    for kind, rows in zip(KINDS, (long_form, shorts)):
+    for kind, model, recorded in zip(KINDS, (run, short), (run.completed_at, short.uploaded_at)):
+        # What UploadOnce.uploads_since() counts: begun (in flight or in doubt too), or recorded without a start.
+        counted = model.upload_started_at.is_null(False) | (model.youtube_video_id.is_null(False)
+                                                            & recorded.is_null(False))
+        day = _day(fn.COALESCE(model.upload_started_at, recorded))
+        rows = model.select(day, run.niche, fn.COUNT(model.id))
+        rows = (rows if model is run else rows.join(run)).where(counted).group_by(day, run.niche).tuples()
         for when, niche, count in rows:
             per_day.setdefault(when, {}).setdefault(niche, dict.fromkeys(KINDS, 0))[kind] += count
-    return {when: dict(sorted(per_day[when].items())) for when in sorted(per_day)}
+    per_day = {when: dict(sorted(per_day[when].items())) for when in sorted(per_day)}
+    cap = ConfigOverride.setting(UploadOnce.MAX_UPLOADS_KEY, UploadOnce.MAX_UPLOADS)
+    on_day = {when: sum(sum(kinds.values()) for kinds in niches.values()) for when, niches in per_day.items()}
+    return per_day, {
+        "cap": cap, "key": UploadOnce.MAX_UPLOADS_KEY,
+        "days_at_cap": sum(1 for n in on_day.values() if n >= cap),
+        "last_24_hours": len(UploadOnce.uploads_since(now - UploadOnce.DAY)),
+        "next_slot": UploadOnce.next_upload_slot(now),
+    }
 
 
-def _failures() -> Dict[Tuple[str, str], int]:
-    """{(stage, error type): runs failed for good}; see report.py's docstring for how the type is chosen."""
+def _failures() -> Tuple[Dict[Tuple[str, str], int], Dict[str, Dict[str, int]]]:
+    """({(stage, error type): runs failed for good}, {niche: {stage: those runs}}); report.py's docstring says
+    how the type is chosen."""
     run = PipelineRun
     newest_error = (ErrorLog.select(ErrorLog.error_type).where(ErrorLog.pipeline_run == run.id)
                     .order_by(ErrorLog.occurred_at.desc(), ErrorLog.id.desc()).limit(1))
     lease = NodeList((run.error_message, SQL("LIKE"), _LEASE_PATTERN))  # not peewee's %: that is GLOB on SQLite
     error_type = Case(None, [(lease, LEASE_EXPIRED)], fn.COALESCE(newest_error, NOT_LOGGED))
-    failed = (run.select(fn.COALESCE(run.current_stage, NO_STAGE).alias("stage"), error_type.alias("error_type"))
-              .where(run.status == RunStatus.failed).alias("failed"))
-    rows = (run.select(failed.c.stage, failed.c.error_type, fn.COUNT(SQL("*"))).from_(failed)
-            .group_by(failed.c.stage, failed.c.error_type).tuples())
-    return {(stage, kind): count for stage, kind, count in rows}
+    # A subquery: PostgreSQL matches GROUP BY to the select list by text, and parameters never match.
+    failed = (run.select(run.niche, fn.COALESCE(run.current_stage, NO_STAGE).alias("stage"),
+                         error_type.alias("error_type")).where(run.status == RunStatus.failed).alias("failed"))
+    rows = (run.select(failed.c.niche, failed.c.stage, failed.c.error_type, fn.COUNT(SQL("*"))).from_(failed)
+            .group_by(failed.c.niche, failed.c.stage, failed.c.error_type).tuples())
+    by_type: Counter = Counter()
+    by_niche: Dict[str, Counter] = defaultdict(Counter)
+    for niche, stage, kind, count in rows:
+        by_type[(stage, kind)] += count
+        by_niche[niche][stage] += count
+    return dict(by_type), {niche: dict(sorted(by_niche[niche].items())) for niche in sorted(by_niche)}
 
 
 def _unresolved_errors() -> Dict[Tuple[str, str], int]:
@@ -211,68 +234,122 @@ def _unresolved_errors() -> Dict[Tuple[str, str], int]:
     return {(module, kind): count for module, kind, count in rows}
 
 
-def _week(day: str) -> str:
-    """The Monday starting the week of a 'YYYY-MM-DD' day."""
-    date = datetime.date.fromisoformat(day)
-    return (date - datetime.timedelta(days=date.weekday())).isoformat()
+def _answer(action: Any, auto_held: bool) -> str:
+    """Which of ANSWERS (or "open") a review's answer now is; a forced upload is told apart by its count."""
+    if action is None:
+        return "open"
+    action = ReviewAction(action)
+    if action is ReviewAction.hold:
+        return "auto_held" if auto_held else "hold"
+    return action.value
+
+
+def _review_stats(answers: Counter, auto_held: int, latencies: List[float]) -> Dict[str, Any]:
+    """The numbers of a set of reviews: `answers` counts each by _answer(), `auto_held` those ever auto-held."""
+    latencies = sorted(latencies)
+    held, still_open = answers["hold"] + answers["auto_held"], answers["open"]
+    requested = sum(answers.values())
+    return {"requested": requested, "answered": requested - still_open - held, "open": still_open, "held": held,
+            "auto_held": auto_held, "force_upload": answers["force_upload"], "timed": len(latencies),
+            "median_seconds": statistics.median(latencies) if latencies else None,
+            "p95_seconds": percentile(latencies, 95) if latencies else None,
+            "answers": {answer: answers[answer] for answer in ANSWERS}}
 
 
 def _reviews(now: datetime.datetime) -> Dict[str, Any]:
-    review = ReviewLog
-    held_now = review.action == ReviewAction.hold
+    review, run = ReviewLog, PipelineRun
+    forced = fn.SUM(Case(None, [(review.response_detail == FORCED, 1)], 0))
+    rows = (review.select(run.niche, review.action, review.auto_held, fn.COUNT(review.id), forced).join(run)
+            .group_by(run.niche, review.action, review.auto_held).tuples())
+    answers: Dict[str, Counter] = defaultdict(Counter)
+    auto_held: Counter = Counter()
+    for niche, action, held, count, forced_count in rows:
+        auto_held[niche] += count if held else 0
+        answer = _answer(action, held)
+        if answer == ReviewAction.approve.value:  # /force_upload approves a held review with this detail
+            answers[niche]["force_upload"] += int(forced_count or 0)
+            count -= int(forced_count or 0)
+        answers[niche][answer] += count
     # Latency needs both times: an answer recorded by other code without responded_at has none. A hold is not
-    # the answer yet: a held review answered later has the time of that answer.
+    # the answer yet: a held review answered later (or forced) has the time of that answer.
     timed = review.action.is_null(False) & (review.action != ReviewAction.hold) & review.responded_at.is_null(False)
-    day = _day(review.sent_at)
-    rows = review.select(day, _seconds_between(review.sent_at, review.responded_at)).where(timed).tuples()
-    per_week: Dict[str, List[float]] = defaultdict(list)
-    every: List[float] = []
-    for when, seconds in rows:
-        per_week[_week(when)].append(float(seconds))
-        every.append(float(seconds))
-    every.sort()
-    held_rows = (review.select(day, review.action, fn.COUNT(review.id)).where(review.auto_held == True)  # noqa: E712
-                 .group_by(day, review.action).tuples())
-    held_per_week: Counter = Counter()
-    held_still = held_answered = 0
-    for when, action, count in held_rows:
-        held_per_week[_week(when)] += count
-        if action is ReviewAction.hold:
-            held_still += count
-        else:
-            held_answered += count
-    weeks = []
-    for week in sorted(set(per_week) | set(held_per_week)):
-        values = sorted(per_week.get(week, []))
-        weeks.append({"week": week, "timed": len(values), "auto_held": held_per_week.get(week, 0),
-                      "median_seconds": statistics.median(values) if values else None,
-                      "p95_seconds": percentile(values, 95) if values else None})
-    waiting = review.action.is_null() | held_now
+    latencies: Dict[str, List[float]] = defaultdict(list)
+    for niche, seconds in (review.select(run.niche, _seconds_between(review.sent_at, review.responded_at))
+                           .join(run).where(timed).tuples()):
+        latencies[niche].append(float(seconds))
+    waiting = review.action.is_null() | (review.action == ReviewAction.hold)
     oldest = review.select(fn.MIN(review.sent_at)).where(waiting).scalar()
     if isinstance(oldest, str):  # an aggregate's value skips the field's conversion on SQLite
         oldest = review.sent_at.python_value(oldest)
-    answers: Dict[str, Dict[str, int]] = {}
-    for niche, action, count in (review.select(PipelineRun.niche, review.action, fn.COUNT(review.id))
-                                 .join(PipelineRun).where(review.action.is_null(False))
-                                 .group_by(PipelineRun.niche, review.action).tuples()):
-        answers.setdefault(niche, dict.fromkeys((a.value for a in ReviewAction), 0))[ReviewAction(action).value] = count
-    requested = review.select().count()
-    still_open, held = review.select().where(review.action.is_null()).count(), review.select().where(held_now).count()
-    return {
-        "requested": requested,
-        "answered": requested - still_open - held,
-        "timed": len(every),
-        "open": still_open,
-        "held": held,
-        "oldest_waiting_seconds": None if oldest is None else (now - oldest).total_seconds(),
-        "median_seconds": statistics.median(every) if every else None,
-        "p95_seconds": percentile(every, 95) if every else None,
-        "auto_held": held_still + held_answered,
-        "auto_held_waiting": held_still,
-        "auto_held_answered": held_answered,
-        "weeks": weeks,
-        "answers": dict(sorted(answers.items())),
-    }
+    every = _review_stats(sum(answers.values(), Counter()), sum(auto_held.values()),
+                          [s for values in latencies.values() for s in values])
+    return {**every, "oldest_waiting_seconds": None if oldest is None else (now - oldest).total_seconds(),
+            "niches": {niche: _review_stats(answers[niche], auto_held[niche], latencies[niche])
+                       for niche in sorted(answers)}}
+
+
+def _views() -> Dict[str, Any]:
+    """Each niche's long-form and shorts by their newest snapshots, through both kinds of YouTube id."""
+    latest, run = _LATEST, PipelineRun
+    measures = (fn.COUNT(latest.youtube_video_id), fn.SUM(latest.view_count), fn.SUM(latest.subscriber_gain),
+                fn.COUNT(latest.click_through_rate), fn.SUM(latest.click_through_rate),
+                fn.AVG(latest.average_view_duration_seconds))
+    long_form = (run.select(run.niche, *measures).join(latest, on=(latest.youtube_video_id == run.youtube_video_id))
+                 .group_by(run.niche).tuples())
+    shorts = (Short.select(run.niche, *measures).join(run)
+              .join_from(Short, latest, on=(latest.youtube_video_id == Short.youtube_video_id))
+              .group_by(run.niche).tuples())
+    per_niche: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    rates: Dict[str, Counter] = defaultdict(Counter)  # a niche's CTR: the mean of every one reported, both kinds
+    for kind, rows in zip(KINDS, (long_form, shorts)):
+        for niche, videos, views, subscribers, reported, ctr, duration in rows:
+            per_niche.setdefault(niche, {})[kind] = {
+                "videos": videos, "views": None if views is None else int(views),
+                "subscriber_gain": None if subscribers is None else int(subscribers),
+                "click_through_rate": float(ctr) / reported if reported else None,
+                "average_view_duration_seconds": None if duration is None else float(duration)}
+            rates[niche].update({"reported": reported, "sum": float(ctr or 0)})
+    audience = {}
+    for niche, kinds in sorted(per_niche.items()):
+        gains = [got["subscriber_gain"] for got in kinds.values() if got["subscriber_gain"] is not None]
+        audience[niche] = {"videos": sum(got["videos"] for got in kinds.values()),
+                           "views": sum(got["views"] or 0 for got in kinds.values()),
+                           "subscriber_gain": sum(gains) if gains else None,
+                           "click_through_rate": (rates[niche]["sum"] / rates[niche]["reported"]
+                                                  if rates[niche]["reported"] else None)}
+    known = (fn.EXISTS(Short.select(SQL("1")).where(Short.youtube_video_id == latest.youtube_video_id))
+             | fn.EXISTS(run.select(SQL("1")).where(run.youtube_video_id == latest.youtube_video_id)))
+    unmatched = latest.select(fn.COUNT(SQL("*"))).where(~known).scalar()
+    return {"niches": dict(sorted(per_niche.items())), "audience": audience, "unmatched_videos": unmatched or 0}
+
+
+def _content_id() -> Dict[str, Dict[str, Any]]:
+    """{niche: its clips flagged for Content ID}: the clip's own risk or its source video's medium or high."""
+    run, clip, video = PipelineRun, Clip, DiscoveredVideo
+    flagged = clip.content_id_risk.in_(RISKY) | video.content_id_risk.in_(RISKY)
+    dropped = clip.dropped_at.is_null(False)
+    rows = (clip.select(run.niche, clip.content_id_risk, video.content_id_risk, dropped, fn.COUNT(clip.id))
+            .join(run).join_from(clip, video).where(flagged)
+            .group_by(run.niche, clip.content_id_risk, video.content_id_risk, dropped).tuples())
+    per_niche: Dict[str, Dict[str, Any]] = {}
+
+    def of(niche: str) -> Dict[str, Any]:
+        return per_niche.setdefault(niche, {"clips": dict.fromkeys(RISKY, 0), "videos": dict.fromkeys(RISKY, 0),
+                                            "flagged": 0, "dropped": 0, "runs": {}})
+    for niche, clip_risk, video_risk, was_dropped, count in rows:
+        got = of(niche)
+        for level, counts in ((clip_risk, got["clips"]), (video_risk, got["videos"])):
+            if level is not None and ContentIdRisk(level).value in counts:
+                counts[ContentIdRisk(level).value] += count
+        got["flagged"] += count
+        got["dropped"] += count if was_dropped else 0
+    # The runs that still have a flagged clip (a skip may have dropped it), by their outcome now.
+    runs = (run.select(run.niche, run.status, fn.COUNT(fn.DISTINCT(run.id))).join(clip).join_from(clip, video)
+            .where(flagged & ~dropped).group_by(run.niche, run.status).tuples())
+    for niche, status, count in runs:
+        outcomes = of(niche)["runs"]
+        outcomes[_outcome(status)] = outcomes.get(_outcome(status), 0) + count
+    return dict(sorted(per_niche.items()))
 
 
 def _llm_cost() -> Dict[str, Any]:
@@ -299,30 +376,6 @@ def _llm_cost() -> Dict[str, Any]:
         "all_in_per_uploaded_run_usd": all_cost / uploaded_runs if uploaded_runs else None,
         "months": months,
     }
-
-
-def _views() -> Dict[str, Any]:
-    """Each niche's long-form and shorts by their newest snapshots, through both kinds of YouTube id."""
-    latest, run = _LATEST, PipelineRun
-    measures = (fn.COUNT(latest.youtube_video_id), fn.SUM(latest.view_count), fn.SUM(latest.subscriber_gain),
-                fn.AVG(latest.click_through_rate), fn.AVG(latest.average_view_duration_seconds))
-    long_form = (run.select(run.niche, *measures).join(latest, on=(latest.youtube_video_id == run.youtube_video_id))
-                 .group_by(run.niche).tuples())
-    shorts = (Short.select(run.niche, *measures).join(run)
-              .join_from(Short, latest, on=(latest.youtube_video_id == Short.youtube_video_id))
-              .group_by(run.niche).tuples())
-    per_niche: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for kind, rows in zip(KINDS, (long_form, shorts)):
-        for niche, videos, views, subscribers, ctr, duration in rows:
-            per_niche.setdefault(niche, {})[kind] = {
-                "videos": videos, "views": None if views is None else int(views),
-                "subscriber_gain": None if subscribers is None else int(subscribers),
-                "click_through_rate": None if ctr is None else float(ctr),
-                "average_view_duration_seconds": None if duration is None else float(duration)}
-    known = (fn.EXISTS(Short.select(SQL("1")).where(Short.youtube_video_id == latest.youtube_video_id))
-             | fn.EXISTS(run.select(SQL("1")).where(run.youtube_video_id == latest.youtube_video_id)))
-    unmatched = latest.select(fn.COUNT(SQL("*"))).where(~known).scalar()
-    return {"niches": dict(sorted(per_niche.items())), "unmatched_videos": unmatched or 0}
 
 
 def _top_videos(top: int) -> List[Dict[str, Any]]:
@@ -368,6 +421,8 @@ def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Di
             db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         videos = _videos_per_niche()
         funnel, funnel_by_niche = _funnel(videos)
+        uploads_per_day, upload_cap = _uploads_per_day(now)
+        failures, failures_by_niche = _failures()
         return {
             "generated_at": now,
             "database": _label(db),
@@ -375,12 +430,15 @@ def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Di
             "funnel": funnel,
             "funnel_by_niche": funnel_by_niche,
             "runs_per_day": _runs_per_day(),
-            "uploads_per_day": _uploads_per_day(),
-            "failures": _failures(),
+            "uploads_per_day": uploads_per_day,
+            "upload_cap": upload_cap,
+            "failures": failures,
+            "failures_by_niche": failures_by_niche,
             "unresolved_errors": _unresolved_errors(),
             "reviews": _reviews(now),
             "llm_cost": _llm_cost(),
             "views": _views(),
+            "content_id": _content_id(),
             "top_videos": _top_videos(top),
             "top": top,
         }

@@ -5,12 +5,11 @@
     summary = report.write("report.html")   # written atomically; ReportSummary(path, runs, published, ...)
     numbers = report.data()                 # what the page shows, as plain values (no plotly needed)
 
-The page embeds plotly.js once and draws each chart from its figure JSON; it fetches nothing when it is
-viewed (no CDN, fonts or MathJax, and a Content-Security-Policy that forbids any network request). The key
-numbers are also plain text, so the page is useful without JavaScript. Every query is an aggregate in SQL
-(GROUP BY) or reads a bounded set of rows through an index, read-only, in one transaction (a consistent
-snapshot); it works on SQLite and PostgreSQL. Times are UTC. A run is one niche's compilation for one
-6-hour cycle: 8-10 ranked clips, each of a different discovered video, one long-form video and its shorts.
+The page embeds plotly.js once and draws each chart from its figure JSON; it fetches nothing (no CDN, fonts
+or MathJax; a Content-Security-Policy forbids any request). The key numbers are also text. Every query is a
+GROUP BY or reads a bounded set of rows, read-only, in one snapshot, on SQLite and PostgreSQL; times are UTC.
+A run is one niche's compilation for one 6-hour cycle: 8-10 ranked clips of distinct videos, one long-form
+video and 3-5 shorts, one review (five answers, or auto-held), uploads within a daily cap.
 
 What each number means:
 
@@ -21,27 +20,34 @@ What each number means:
   at it or beyond, so the funnel never widens.
 - Runs by outcome, per niche: runs by the UTC day their cycle started, by their status now: uploaded,
   rejected, failed, in review (waiting for an answer, or held), in progress (pending, running, approved).
-- Uploads per day: long-form videos (a run's youtube_video_id, on the day of its completed_at, the upload
-  time) and shorts (uploaded_at), per niche, by UTC day.
-- Where runs fail: runs failed for good, by the stage their worker last reported (current_stage, which
-  fail() leaves where the failure happened) and error type: that of the run's newest ErrorLog row; "lease
-  expired (no heartbeat)" when requeue_stale() gave up on it (its error_message says so; no ErrorLog row
-  is written for that); "(no error logged)" when it has no ErrorLog row. Attempts that failed and were
-  retried are not counted: their errors are in the ErrorLog chart while unresolved.
+- Uploads per day against the cap: the uploads the daily cap counts (UploadOnce.uploads_since), long-form
+  (a run's youtube_video_id) and shorts alike, per niche, by the UTC day each began (upload_started_at; in
+  flight or in doubt too), else was recorded (completed_at, uploaded_at). The line is the cap,
+  youtube.max_uploads_per_day (20 unless overridden); counted over any 24 hours, no UTC day passes it.
+- Where runs fail: runs failed for good, per niche and by the stage their worker last reported
+  (current_stage, which fail() leaves where the failure happened), and by error type: that of the run's
+  newest ErrorLog row; "lease expired (no heartbeat)" when requeue_stale() gave up on it (no ErrorLog row
+  is written for that); "(no error logged)" when it has none. Retried attempts are not counted: their
+  errors are in the ErrorLog chart while unresolved.
 - Unresolved errors by module: ErrorLog rows not resolved, by module and error type.
-- Review latency: responded_at - sent_at of answered reviews with an answer time (a hold is not an answer
-  yet: a held review answered later has the time of that answer). Median: statistics.median. p95: nearest
-  rank, the smallest latency at least 95 % of them are at or below (sorted[ceil(0.95 n) - 1]). Weeks are
-  UTC weeks (from Monday) the review was sent in. Open: not answered yet; held: answered hold or
-  auto-held (nobody answered in time), still to be answered; auto-held: held by hold_stale(), still held
-  or answered later.
-- Review answers, per niche: reviews by their answer now (approve, reject, hold, skip, redo_script).
+- Review latency, per niche: responded_at - sent_at of answered reviews with an answer time (a hold is not
+  an answer yet: a held review answered later, or forced, has the time of that answer); median
+  (statistics.median) and p95 (nearest rank: sorted[ceil(0.95 n) - 1]). Open: not answered yet; held: held
+  by a reviewer or auto-held, still to be answered; auto-held: every review hold_stale() held (nobody
+  answered in time), answered later or not; force_upload: held runs approved by /force_upload.
+- Review answers, per niche: each review by its answer now, one of: approve (a reviewer's), force_upload
+  (an approve whose response_detail is 'force_upload'), reject, hold (a reviewer's, still held), auto_held
+  (still held by hold_stale()), skip, redo_script.
 - LLM cost per uploaded compilation: the cost_usd of every script of the uploaded runs (every attempt and
   redo_script; none counts as 0) divided by those runs; "all-in" divides the cost of every script, of
   rejected, failed and unfinished runs too. Months: the month of the upload (completed_at, else created_at).
-- Long-form versus shorts, per niche: each video's newest analytics snapshot, matched through a run's
-  youtube_video_id (long-form) or a short's (shorts): videos, views and subscribers gained (sums), CTR
-  and average view duration (means of those reported). Videos that are neither are counted as unmatched.
+- Long-form versus shorts, per niche: each video's newest snapshot (analytics_latest), matched through a
+  run's youtube_video_id (long-form) or a short's (shorts): videos, views and subscribers gained (sums), CTR
+  and average view duration (means of those reported); "both" is the two kinds together. Videos that are
+  neither are counted as unmatched.
+- Content-ID flags, per niche: clips whose own content_id_risk, or whose source video's, is medium or high;
+  by each level of the clip and of the video, those a reviewer's skip dropped, and the runs still having
+  one, by outcome.
 - Top videos: the `top` most viewed videos by their newest snapshot (Analytics.top), long-form or short,
   with the view_count of each of their snapshots over time.
 """
@@ -55,18 +61,20 @@ import tempfile
 from collections import Counter
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .enums import ReviewAction
 from .errors import ExtraMissing
 from .fields import UTC
 # The numbers are queried in queries.py (shared with the benchmark); these names keep their old home here.
-from .queries import (FUNNEL_STEPS, KINDS, LEASE_EXPIRED, NO_STAGE, NOT_LOGGED,  # noqa: F401  (re-exported)
-                      OUTCOMES, percentile, report_data as data)
+from .queries import (ANSWERS, FUNNEL_STEPS, KINDS, LEASE_EXPIRED, NO_STAGE,  # noqa: F401  (re-exported)
+                      NOT_LOGGED, OUTCOMES, RISKY, percentile, report_data as data)
 
 __all__ = ["ReportSummary", "data", "render", "write", "percentile", "require_extra"]
 
 # Beyond this many error types a chart folds the rarest into "other": a legend of hundreds helps nobody.
 MAX_ERROR_TYPES = 10
 OTHER = "other"
+_OUTCOME_COLOURS = dict(zip(OUTCOMES, ("#54a24b", "#eeca3b", "#e45756", "#4c78a8", "#9d9d9d")))
+_KIND_COLOURS = ("#4c78a8", "#f58518")
+_DAY_MS = 86_400_000
 
 _CONFIG = {"displaylogo": False, "responsive": True, "showLink": False, "showSendToCloud": False,
            "showEditInChartStudio": False}
@@ -86,15 +94,16 @@ class ReportSummary(NamedTuple):
     bytes: int
 
 
-def _plotly() -> Tuple[Any, Any, Any]:
-    """plotly's graph_objects, offline and JSON encoder modules, or ExtraMissing naming the extra."""
+def _plotly() -> Tuple[Any, Any, Any, Any]:
+    """plotly's graph_objects, offline, JSON encoder and make_subplots, or ExtraMissing naming the extra."""
     try:
         import plotly.graph_objects as go
         import plotly.offline as offline
+        from plotly.subplots import make_subplots
         from plotly.utils import PlotlyJSONEncoder
     except ImportError:
         raise ExtraMissing("the report", "report", "plotly") from None
-    return go, offline, PlotlyJSONEncoder
+    return go, offline, PlotlyJSONEncoder, make_subplots
 
 
 def require_extra() -> None:
@@ -123,9 +132,7 @@ def _script_json(value: Any, encoder: Any) -> str:
 
 
 def _money(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    return "-" if value is None else f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
 def _duration(seconds: Optional[float]) -> str:
@@ -161,9 +168,10 @@ def _fold(counts: Dict[Tuple[str, str], int], keep: int) -> Tuple[List[str], Lis
 class _Page:
     """The sections and figures of one report, assembled into the HTML document."""
 
-    def __init__(self, go: Any) -> None:
-        self.go = go
+    def __init__(self, go: Any, subplots: Any) -> None:
+        self.go, self.subplots = go, subplots
         self.sections: List[str] = []
+        self.anchors: List[str] = []
         self.figures: Dict[str, Any] = {}
 
     def chart(self, name: str, figure: Any, height: int = 380) -> str:
@@ -176,6 +184,7 @@ class _Page:
         return f'<div id="{chart_id}" class="chart" style="height:{height}px"></div>'
 
     def section(self, anchor: str, heading: str, summary: str, body: str = "") -> None:
+        self.anchors.append(anchor)
         self.sections.append(f'<section id="{anchor}"><h2>{_e(heading)}</h2>\n<p class="summary">{summary}</p>\n'
                              f"{body}</section>")
 
@@ -209,14 +218,8 @@ def _funnel_section(page: _Page, report: Dict[str, Any]) -> None:
                  page.chart("funnel", figure, 340) + _table(["step", "all niches", *niches], rows))
 
 
-_OUTCOME_COLOURS = dict(zip(OUTCOMES, ("#54a24b", "#eeca3b", "#e45756", "#4c78a8", "#9d9d9d")))
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
-_DAY_MS = 86_400_000
 
 
 def _period_axis(first: str, last: str, days: int, title: str) -> Dict[str, Any]:
@@ -236,11 +239,9 @@ def _runs_section(page: _Page, report: Dict[str, Any]) -> None:
     if not per_niche:
         page.section("runs", "Runs by outcome", "No runs yet.")
         return
-    from plotly.subplots import make_subplots  # plotly is there: _build asked for it
-
     niches = list(per_niche)
     days = sorted({day for per_day in per_niche.values() for day in per_day})
-    figure = make_subplots(rows=len(niches), cols=1, shared_xaxes=True, vertical_spacing=0.25 / len(niches),
+    figure = page.subplots(rows=len(niches), cols=1, shared_xaxes=True, vertical_spacing=0.25 / len(niches),
                            subplot_titles=[_label_text(niche) for niche in niches])
     shown_outcomes = set()
     for row, niche in enumerate(niches, 1):
@@ -267,9 +268,11 @@ def _runs_section(page: _Page, report: Dict[str, Any]) -> None:
 
 
 def _uploads_section(page: _Page, report: Dict[str, Any]) -> None:
-    per_day = report["uploads_per_day"]
+    per_day, cap = report["uploads_per_day"], report["upload_cap"]
+    slot = "now" if cap["next_slot"] is None else f"at {_stamp(cap['next_slot'])} UTC"
+    against = f"{cap['last_24_hours']:,} of the {cap['cap']:,} a day ({cap['key']}) in the last 24 hours; next {slot}."
     if not per_day:
-        page.section("uploads", "Uploads per day", "Nothing uploaded yet.")
+        page.section("uploads", "Uploads per day against the cap", _e("Nothing uploaded yet. " + against))
         return
     go, days = page.go, list(per_day)
     niches = sorted({niche for by_niche in per_day.values() for niche in by_niche})
@@ -282,15 +285,17 @@ def _uploads_section(page: _Page, report: Dict[str, Any]) -> None:
                 figure.add_trace(go.Bar(x=days, y=counts, name=_label_text(f"{niche}: {kind}"),
                                         marker=dict(pattern=dict(shape="/" if kind == "shorts" else "")),
                                         **_period_bars(1)))
-    figure.update_layout(barmode="stack", xaxis=_period_axis(days[0], days[-1], 1, "day uploaded (UTC)"),
-                         yaxis=dict(title="videos uploaded", rangemode="tozero"))
+    figure.add_hline(y=cap["cap"], line=dict(color="#e45756", dash="dash"), annotation_text=f"cap {cap['cap']}")
+    figure.update_layout(barmode="stack", xaxis=_period_axis(days[0], days[-1], 1, "day the upload began (UTC)"),
+                         yaxis=dict(title="uploads (long-form and shorts)", rangemode="tozero"))
     on_day = {day: sum(sum(kinds.values()) for kinds in per_day[day].values()) for day in days}
     busiest = max(days, key=lambda day: (on_day[day], day))
     summary = (f"{sum(totals[(n, KINDS[0])] for n in niches):,} long-form videos and "
                f"{sum(totals[(n, KINDS[1])] for n in niches):,} shorts uploaded on {_plural(len(days), 'day')}; "
-               f"the busiest, {busiest}, had {on_day[busiest]:,}.")
+               f"the busiest, {busiest}, had {on_day[busiest]:,}; {_plural(cap['days_at_cap'], 'day')} at the cap. "
+               + against)
     rows = [[niche, totals[(niche, KINDS[0])], totals[(niche, KINDS[1])]] for niche in niches]
-    page.section("uploads", "Uploads per day, long-form and shorts", _e(summary),
+    page.section("uploads", "Uploads per day against the cap", _e(summary),
                  page.chart("uploads", figure) + _table(["niche", *KINDS], rows))
 
 
@@ -308,11 +313,14 @@ def _failures_section(page: _Page, report: Dict[str, Any]) -> None:
             hovertemplate="stage %{y}<br>%{x}: %{z} runs<extra></extra>"))
         figure.update_xaxes(type="category", title="error type")
         figure.update_yaxes(type="category", title="stage", autorange="reversed")
-        body.append("<h3>Failed runs: stage × error type</h3>")
-        body.append(page.chart("failures", figure, max(260, 60 + 40 * len(stages))))
-        worst = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:5]
-        body.append(_table(["stage", "error type", "failed runs"], [(s, k, n) for (s, k), n in worst], numeric=[2]))
-        where = f"{failed:,} runs failed for good; most at stage {worst[0][0][0]!s} ({worst[0][0][1]!s})."
+        body.append("<h3>Failed runs: stage × error type</h3>"
+                    + page.chart("failures", figure, max(260, 60 + 40 * len(stages))))
+        (most, kind), _ = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[0]
+        by_niche = report["failures_by_niche"]
+        stages = sorted({stage for got in by_niche.values() for stage in got})
+        body.append("<h3>Failed runs, per niche and stage</h3>" + _table(
+            ["niche", *stages], [[niche, *(got.get(stage, 0) for stage in stages)] for niche, got in by_niche.items()]))
+        where = f"{failed:,} runs failed for good; most at stage {most} ({kind})."
     else:
         where = "No failed runs."
     unresolved = sum(errors.values())
@@ -324,11 +332,9 @@ def _failures_section(page: _Page, report: Dict[str, Any]) -> None:
                                     name=_label_text(kind), orientation="h"))
         figure.update_layout(barmode="stack", xaxis=dict(title="unresolved errors"))
         figure.update_yaxes(type="category", autorange="reversed")
-        body.append("<h3>Unresolved errors by module</h3>")
-        body.append(page.chart("errors", figure, max(260, 80 + 30 * len(modules))))
-        per_module: Counter = Counter()
-        for (module, _), count in errors.items():
-            per_module[module] += count
+        body.append("<h3>Unresolved errors by module</h3>"
+                    + page.chart("errors", figure, max(260, 80 + 30 * len(modules))))
+        per_module = sum((Counter({module: n}) for (module, _), n in errors.items()), Counter())
         body.append(_table(["module", "unresolved errors"], sorted(per_module.items(), key=lambda i: (-i[1], i[0])),
                            numeric=[1]))
         where += f" {_plural(unresolved, 'unresolved error')} in {_plural(len(per_module), 'module')}."
@@ -338,68 +344,53 @@ def _failures_section(page: _Page, report: Dict[str, Any]) -> None:
 
 
 def _reviews_section(page: _Page, report: Dict[str, Any]) -> None:
-    reviews = report["reviews"]
+    reviews, niches = report["reviews"], report["reviews"]["niches"]
     if not reviews["requested"]:
         page.section("reviews", "Reviews", "No reviews requested yet.")
         return
-    held = (f"{reviews['auto_held']:,} auto-held (nobody answered in time): {reviews['auto_held_waiting']:,} still "
-            f"held, {reviews['auto_held_answered']:,} answered later")
-    waiting_text = (f"; {reviews['open']:,} open and {reviews['held']:,} held, the oldest sent "
-                    f"{_duration(reviews['oldest_waiting_seconds'])} ago" if reviews["open"] + reviews["held"]
-                    else "; none waiting")
-    if reviews["timed"]:
-        untimed = reviews["answered"] > reviews["timed"]
-        of_timed = f" (of the {reviews['timed']:,} with an answer time)" if untimed else ""
-        summary = (f"{reviews['answered']:,} answered: median latency {_duration(reviews['median_seconds'])}, "
-                   f"p95 {_duration(reviews['p95_seconds'])}{of_timed}. {held}{waiting_text}.")
-    elif reviews["answered"]:
-        summary = f"{reviews['answered']:,} answered, none with an answer time (responded_at). {held}{waiting_text}."
-    else:
-        summary = f"No reviews answered yet. {held}{waiting_text}."
-    numbers = _table(["", ""], [("requested", f"{reviews['requested']:,}"), ("answered", f"{reviews['answered']:,}"),
-                                ("median latency", _duration(reviews["median_seconds"])),
-                                ("p95 latency (nearest rank)", _duration(reviews["p95_seconds"])),
-                                ("auto-held", f"{reviews['auto_held']:,}"), ("open", f"{reviews['open']:,}"),
-                                ("held", f"{reviews['held']:,}")], numeric=[1])
-    body = _latency_chart(page, reviews) + numbers + _answers_chart(page, reviews["answers"])
-    page.section("reviews", "Reviews: latency, auto-held and answers", _e(summary), body)
+    untimed = f" (of the {reviews['timed']:,} with an answer time)" if reviews["answered"] > reviews["timed"] else ""
+    latency = (f"median latency {_duration(reviews['median_seconds'])}, p95 {_duration(reviews['p95_seconds'])}"
+               f"{untimed}" if reviews["timed"] else "none with an answer time (responded_at)")
+    waiting = (f"{reviews['open']:,} open and {reviews['held']:,} held, the oldest sent "
+               f"{_duration(reviews['oldest_waiting_seconds'])} ago" if reviews["open"] + reviews["held"]
+               else "none waiting")
+    summary = (f"{reviews['answered']:,} answered: {latency}. {reviews['auto_held']:,} auto-held (nobody answered "
+               f"in time), {reviews['force_upload']:,} approved by force_upload; {waiting}.")
+    columns = ["requested", "answered", "median latency", "p95 latency", "auto-held", "force_upload", "open", "held"]
+    rows = [[niche, got["requested"], got["answered"], _duration(got["median_seconds"]),
+             _duration(got["p95_seconds"]), got["auto_held"], got["force_upload"], got["open"], got["held"]]
+            for niche, got in [*niches.items(), ("all niches", reviews)]]
+    page.section("reviews", "Reviews: latency and answers, per niche", _e(summary),
+                 _latency_chart(page, niches) + _table(["niche", *columns], rows) + _answers(page, niches))
 
 
-def _latency_chart(page: _Page, reviews: Dict[str, Any]) -> str:
-    weeks = reviews["weeks"]
-    if not weeks:  # nothing answered with a time, nothing held: no chart to draw
+def _latency_chart(page: _Page, niches: Dict[str, Dict[str, Any]]) -> str:
+    timed = [niche for niche, got in niches.items() if got["timed"]]
+    if not timed:  # nothing answered with a time: no latency to draw
         return ""
-    go, figure, x = page.go, page.go.Figure(), [week["week"] for week in weeks]
-    # One unit for the whole chart, chosen by the slowest weekly p95, so the numbers stay readable.
-    slowest = max((w["p95_seconds"] for w in weeks if w["p95_seconds"] is not None), default=0)
+    go, figure = page.go, page.go.Figure()
+    # One unit for the whole chart, chosen by the slowest p95, so the numbers stay readable.
+    slowest = max(niches[n]["p95_seconds"] for n in timed)
     unit, size = next((u, n) for u, n in (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
                       if slowest >= 2 * n or n == 1)
-    figure.add_trace(go.Bar(x=x, y=[w["auto_held"] for w in weeks], name="auto-held reviews", yaxis="y2",
-                            marker=dict(color="#f2b880"), opacity=0.7, **_period_bars(7)))
-    if reviews["timed"]:
-        for key, name, line in (("median_seconds", "median latency", dict(color="#4c78a8")),
-                                ("p95_seconds", "p95 latency", dict(color="#e45756", dash="dot"))):
-            figure.add_trace(go.Scatter(x=x, y=[None if w[key] is None else w[key] / size for w in weeks], name=name,
-                                        mode="lines+markers", line=line, xperiod=7 * _DAY_MS,
-                                        xperiodalignment="middle"))
-    most_held = max(w["auto_held"] for w in weeks)
-    figure.update_layout(xaxis=_period_axis(x[0], x[-1], 7, "week the review was sent (UTC, from Monday)"),
-                         yaxis=dict(title=f"{unit} to answer", rangemode="tozero"),
-                         yaxis2=dict(title="auto-held reviews", overlaying="y", side="right", rangemode="tozero",
-                                     showgrid=False, tickformat=",d", dtick=1 if most_held <= 5 else None))
-    return page.chart("reviews", figure)
+    for key, name, colour in (("median_seconds", "median", "#4c78a8"), ("p95_seconds", "p95", "#e45756")):
+        figure.add_trace(go.Bar(x=[_label_text(n) for n in timed], y=[niches[n][key] / size for n in timed],
+                                name=f"{name} latency", marker=dict(color=colour)))
+    figure.update_layout(barmode="group", xaxis=dict(type="category", title="niche"),
+                         yaxis=dict(title=f"{unit} to answer", rangemode="tozero"))
+    return page.chart("reviews", figure, 320)
 
 
-def _answers_chart(page: _Page, answers: Dict[str, Dict[str, int]]) -> str:
+def _answers(page: _Page, niches: Dict[str, Dict[str, Any]]) -> str:
+    answers = {niche: got["answers"] for niche, got in niches.items() if any(got["answers"].values())}
     if not answers:
         return "<p>No answers yet.</p>"
-    actions, go = [action.value for action in ReviewAction], page.go
-    figure = go.Figure([go.Bar(x=actions, y=[answers[niche][action] for action in actions], name=_label_text(niche))
-                        for niche in answers])
-    figure.update_layout(barmode="group", xaxis=dict(type="category", title="answer"),
-                         yaxis=dict(title="reviews", rangemode="tozero", tickformat=",d"))
-    rows = [[niche] + [answers[niche][action] for action in actions] for niche in answers]
-    return "<h3>Answers, per niche</h3>" + page.chart("answers", figure, 320) + _table(["niche", *actions], rows)
+    figure = page.go.Figure([page.go.Bar(x=[_label_text(n) for n in answers], y=[got[a] for got in answers.values()],
+                                         name=a) for a in ANSWERS])
+    figure.update_layout(barmode="stack", xaxis=dict(type="category", title="niche"),
+                         yaxis=dict(title="reviews, by their answer now", rangemode="tozero", tickformat=",d"))
+    return ("<h3>Answers, per niche</h3>" + page.chart("answers", figure, 320)
+            + _table(["niche", *ANSWERS], [[niche, *(got[a] for a in ANSWERS)] for niche, got in answers.items()]))
 
 
 def _cost_section(page: _Page, report: Dict[str, Any]) -> None:
@@ -429,37 +420,64 @@ def _cost_section(page: _Page, report: Dict[str, Any]) -> None:
 
 
 def _views_section(page: _Page, report: Dict[str, Any]) -> None:
-    views, per_niche = report["views"], report["views"]["niches"]
+    views, per_niche, audience = report["views"], report["views"]["niches"], report["views"]["audience"]
     unmatched = (f" {_plural(views['unmatched_videos'], 'video')} with snapshots is neither a run's nor a short's."
                  if views["unmatched_videos"] else "")
     if not per_niche:
         page.section("views", "Long-form versus shorts", _e("No analytics of uploaded videos yet." + unmatched))
         return
-    go, niches = page.go, list(per_niche)
-    figure = go.Figure([go.Bar(x=[_label_text(n) for n in niches],
-                               y=[per_niche[n].get(kind, {}).get("views") or 0 for n in niches], name=kind,
-                               marker=dict(color=colour))
-                        for kind, colour in zip(KINDS, ("#4c78a8", "#f58518"))])
-    figure.update_layout(barmode="group", xaxis=dict(type="category", title="niche"),
-                         yaxis=dict(title="views (newest snapshots)", rangemode="tozero"))
+    go, niches = page.go, [_label_text(n) for n in per_niche]
+    figure = page.subplots(rows=1, cols=3, subplot_titles=["views (newest snapshots)", "subscribers gained",
+                                                           "click-through rate"])
+    for kind, colour in zip(KINDS, _KIND_COLOURS):
+        for col, key in enumerate(("views", "subscriber_gain", "click_through_rate"), 1):
+            figure.add_trace(go.Bar(x=niches, y=[got.get(kind, {}).get(key) for got in per_niche.values()],
+                                    name=kind, legendgroup=kind, showlegend=col == 1, marker=dict(color=colour)),
+                             row=1, col=col)
+    figure.update_layout(barmode="group")
+    figure.update_yaxes(rangemode="tozero")
+    figure.update_yaxes(tickformat=".1%", row=1, col=3)
     rows = [[niche, kind, got["videos"], _count(got["views"]), _count(got["subscriber_gain"]),
-             _count(got["click_through_rate"], "{:.1%}"), _count(got["average_view_duration_seconds"], "{:.0f} s")]
-            for niche in niches for kind, got in sorted(per_niche[niche].items())]
-    total = {kind: sum(per_niche[n].get(kind, {}).get("views") or 0 for n in niches) for kind in KINDS}
+             _count(got["click_through_rate"], "{:.1%}"), _count(got.get("average_view_duration_seconds"), "{:.0f} s")]
+            for niche in per_niche for kind, got in [*sorted(per_niche[niche].items()), ("both", audience[niche])]]
+    total = {kind: sum(got.get(kind, {}).get("views") or 0 for got in per_niche.values()) for kind in KINDS}
+    best = max(audience, key=lambda n: (audience[n]["subscriber_gain"] or 0, n))
     summary = (f"{total[KINDS[0]]:,} views of long-form videos and {total[KINDS[1]]:,} of shorts in "
-               f"{_plural(len(niches), 'niche')}, by each video's newest snapshot.{unmatched}")
-    page.section("views", "Long-form versus shorts, per niche", _e(summary), page.chart("views", figure, 320)
-                 + _table(["niche", "kind", "videos", "views", "subscribers gained", "CTR", "avg view"],
-                                rows, 2))
+               f"{_plural(len(niches), 'niche')}, by each video's newest snapshot; {best} gained the most "
+               f"subscribers ({_count(audience[best]['subscriber_gain'])}).{unmatched}")
+    page.section("views", "Long-form versus shorts, subscribers and CTR, per niche", _e(summary),
+                 page.chart("views", figure, 340)
+                 + _table(["niche", "kind", "videos", "views", "subscribers gained", "CTR", "avg view"], rows, 2))
+
+
+def _content_id_section(page: _Page, report: Dict[str, Any]) -> None:
+    flags = report["content_id"]
+    if not flags:
+        page.section("content-id", "Content-ID flags", "No clip or source video of medium or high risk.")
+        return
+    go, niches, shade = page.go, list(flags), {"medium": 0.6, "high": 1.0}
+    figure = go.Figure([go.Bar(x=[_label_text(n) for n in niches], y=[flags[n][what][level] for n in niches],
+                               name=f"{what}: {level}", marker=dict(color=colour, opacity=shade[level]))
+                        for what, colour in (("clips", "#e45756"), ("videos", "#b279a2")) for level in RISKY])
+    figure.update_layout(barmode="group", xaxis=dict(type="category", title="niche"),
+                         yaxis=dict(title="flagged clips", rangemode="tozero", tickformat=",d"))
+    rows = [[niche, got["flagged"], *(got[w][level] for w in ("clips", "videos") for level in RISKY), got["dropped"]]
+            + [got["runs"].get(outcome, 0) for outcome in OUTCOMES] for niche, got in flags.items()]
+    flagged, dropped = sum(g["flagged"] for g in flags.values()), sum(g["dropped"] for g in flags.values())
+    uploaded = sum(g["runs"].get(OUTCOMES[0], 0) for g in flags.values())
+    summary = (f"{_plural(flagged, 'clip')} flagged (the clip's or its source video's risk medium or high), "
+               f"{dropped:,} dropped by a reviewer's skip; {_plural(uploaded, 'uploaded run')} still had one.")
+    headers = ["niche", "flagged", "clip medium", "clip high", "video medium", "video high", "dropped",
+               *(f"runs {outcome}" for outcome in OUTCOMES)]
+    page.section("content-id", "Content-ID flags, per niche", _e(summary),
+                 page.chart("content-id", figure, 320) + _table(headers, rows))
 
 
 def _top_section(page: _Page, report: Dict[str, Any]) -> None:
-    videos = [v for v in report["top_videos"] if v["curve"]]
+    videos, top = [v for v in report["top_videos"] if v["curve"]], report["top"]
     if not videos:
         text = "No analytics yet." if not report["totals"]["snapshots"] else "No view counts to draw."
-        if not report["top"]:
-            text = "No top videos asked for (top 0)."
-        page.section("top", "Top videos: views over time", text)
+        page.section("top", "Top videos: views over time", text if top else "No top videos asked for (top 0).")
         return
     go = page.go
     figure = go.Figure()
@@ -483,17 +501,14 @@ def _top_section(page: _Page, report: Dict[str, Any]) -> None:
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 2em; color: #222; }
-header { border-bottom: 1px solid #ddd; margin-bottom: 1em; }
+header { border-bottom: 1px solid #ddd; margin-bottom: 1em; } nav a { margin-right: 1em; }
 h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #eee; } h3 { font-size: 1em; }
-.meta, .summary { color: #555; } .summary { font-size: 1.05em; }
-nav a { margin-right: 1em; }
-.totals { display: flex; flex-wrap: wrap; gap: 0.6em; margin: 0.8em 0; }
+.meta, .summary { color: #555; } .summary { font-size: 1.05em; } .chart { width: 100%; }
+.totals { display: flex; flex-wrap: wrap; gap: 0.6em; margin: 0.8em 0; } .totals b { display: block; font-size: 1.4em; }
 .totals div { background: #f4f6f8; border-radius: 6px; padding: 0.5em 0.9em; }
-.totals b { display: block; font-size: 1.4em; }
 table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.92em; }
 th, td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
-.chart { width: 100%; }
 """
 
 
@@ -505,24 +520,20 @@ def _definitions() -> str:
     return "".join(f"<li>{html.escape(' '.join(item.lstrip('- ').split()))}</li>" for item in items)
 
 
-_DRAW = """
-(function () {
+_DRAW = """(function () {
   var figures = JSON.parse(document.getElementById("figures").textContent);
   var config = JSON.parse(document.getElementById("plotly-config").textContent);
-  Object.keys(figures).forEach(function (id) {
-    Plotly.newPlot(id, figures[id].data, figures[id].layout, config);
-  });
-})();
-"""
+  Object.keys(figures).forEach(function (id) { Plotly.newPlot(id, figures[id].data, figures[id].layout, config); });
+})();"""
 
 
 def _build(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Tuple[str, Dict[str, Any], int]:
     """(the HTML document, the data it shows, how many charts it draws)."""
-    go, offline, encoder = _plotly()
+    go, offline, encoder, subplots = _plotly()
     report = data(now=now, top=top)
-    page = _Page(go)
+    page = _Page(go, subplots)
     for section in (_funnel_section, _runs_section, _uploads_section, _failures_section, _reviews_section,
-                    _cost_section, _views_section, _top_section):
+                    _cost_section, _views_section, _content_id_section, _top_section):
         section(page, report)
     totals = report["totals"]
     tiles = [("videos discovered", totals["videos"]), ("niches", len(totals["niches"])), ("runs", totals["runs"]),
@@ -531,23 +542,18 @@ def _build(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Tuple[s
              ("unresolved errors", totals["unresolved_errors"]), ("analytics snapshots", totals["snapshots"])]
     tile_html = "".join(f"<div><b>{n:,}</b>{_e(what)}</div>" for what, n in tiles)
     status = "No runs yet: the pipeline has not scheduled anything." if not totals["runs"] else ""
-    nav = "".join(f'<a href="#{anchor}">{text}</a>' for anchor, text in (
-        ("funnel", "funnel"), ("runs", "runs"), ("uploads", "uploads"), ("failures", "failures"),
-        ("reviews", "reviews"), ("cost", "LLM cost"), ("views", "long-form vs shorts"), ("top", "top videos")))
+    nav = "".join(f'<a href="#{anchor}">{anchor.replace("-", " ")}</a>' for anchor in page.anchors)
     plotly_js = offline.get_plotlyjs()
     # A JavaScript file never needs "</script" outside a string; inside one, "<\\/" means the same.
     plotly_js = re.sub(r"</(script)", r"<\\/\1", plotly_js, flags=re.IGNORECASE)
     generated = _stamp(report["generated_at"])
+    paused = _e(f" Paused (not claimed): {', '.join(totals['paused_niches'])}." if totals["paused_niches"] else "")
     document = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{_CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Pipeline report, {generated} UTC</title><style>{_STYLE}</style>
-</head>
-<body>
-<header><h1>Pipeline report</h1>
-<p class="meta">{_e(report['database'])}, generated {generated} UTC. All times UTC.</p><nav>{nav}</nav></header>
+<title>Pipeline report, {generated} UTC</title><style>{_STYLE}</style></head>
+<body><header><h1>Pipeline report</h1>
+<p class="meta">{_e(report['database'])}, generated {generated} UTC. All times UTC.{paused}</p><nav>{nav}</nav></header>
 <div class="totals">{tile_html}</div>
 {f'<p class="summary">{status}</p>' if status else ''}
 <noscript><p>The charts need JavaScript; every number is also given as text.</p></noscript>
@@ -559,8 +565,7 @@ embedded in this file: it opens offline and fetches nothing.</p></footer>
 <script id="figures" type="application/json">{_script_json(page.figures, encoder)}</script>
 <script id="plotly-config" type="application/json">{_script_json(_CONFIG, encoder)}</script>
 <script>{_DRAW}</script>
-</body>
-</html>
+</body></html>
 """
     return document, report, len(page.figures)
 
@@ -581,7 +586,9 @@ def write(path: str, **kwargs: Any) -> ReportSummary:
             out.write(encoded)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a report is an ordinary file
+        umask = os.umask(0o022)  # reading the umask means setting it: set it straight back
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -589,11 +596,4 @@ def write(path: str, **kwargs: Any) -> ReportSummary:
         raise
     totals = report["totals"]
     return ReportSummary(path, totals["runs"], totals["uploaded_runs"], charts, len(encoded))
-
-
-def _umask() -> int:
-    """The process's umask (reading it means setting it: set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 

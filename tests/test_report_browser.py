@@ -27,7 +27,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
 HOSTILE = "</script><script>alert(1)</script>"
 ALL_CHARTS = {"chart-funnel", "chart-runs-per-day", "chart-uploads", "chart-failures", "chart-errors", "chart-reviews",
-              "chart-answers", "chart-cost", "chart-views", "chart-top-videos"}
+              "chart-answers", "chart-cost", "chart-views", "chart-content-id", "chart-top-videos"}
+RISKS = ["low"] * 40 + ["unknown"] * 4 + ["medium"] * 3 + ["high"]  # a few clips and videos flagged
 
 
 def _unavailable(reason):
@@ -98,10 +99,11 @@ def png_size(data):
 
 
 def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True):
-    """A small but complete pipeline: each niche's run for each 6-hour cycle, with ranked clips of distinct
-    videos, reviews answered every way, long-form and shorts uploaded and measured, failures and errors; every
-    chart has something to draw. With `hostile`, the most viewed short's title, an error's module and its type
-    are markup that must stay text."""
+    """A small but complete pipeline: each niche's run for each 6-hour cycle takes 12 candidates and keeps 8
+    ranked clips (some of medium or high Content ID risk), reviews answered every way (auto-held, forced
+    uploads), long-form and 3 shorts uploaded within the cap and measured, failures and errors; every chart has
+    something to draw. With `hostile`, the most viewed short's title, an error's module and its type are markup
+    that must stay text."""
     rng = random.Random(seed)
     start = now - timedelta(days=days)
     stages = ["clip", "script", "tts", "render", "upload"]
@@ -127,8 +129,8 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                 found = [pm.DiscoveredVideo.create(
                     video_id=f"src{next(videos):06d}", title="A source video", channel_name="A creator",
                     channel_id="UCcreator", url="https://www.youtube.com/watch?v=x", niche=niche,
-                    viral_score=rng.uniform(1, 100), discovered_at=cycle_start - timedelta(minutes=rng.randint(1, 300)))
-                    for _ in range(5)]
+                    viral_score=rng.uniform(1, 100), discovered_at=cycle_start - timedelta(minutes=rng.randint(1, 300)),
+                    content_id_risk=rng.choice(RISKS)) for _ in range(12)]
                 if status == "failed":
                     if rng.random() < 0.25:  # the worker stalled: requeue_stale gave up, no ErrorLog row
                         stalled = "gave up after 3 attempts: no heartbeat for 0:10:00 (worker 'w1')"
@@ -140,8 +142,9 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                 if status == "pending" or (status == "failed" and stage == "clip"):
                     continue
                 clips = [pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank,
-                                        start_time_seconds=10.0, end_time_seconds=28.0, clip_duration_seconds=18.0)
-                         for rank, video in enumerate(found[:4], 1)]
+                                        start_time_seconds=10.0, end_time_seconds=28.0, clip_duration_seconds=18.0,
+                                        content_id_risk=rng.choice(RISKS))
+                         for rank, video in enumerate(found[:8], 1)]
                 pm.Script.create(pipeline_run=run, full_script_json={"clips": []}, total_char_count=600,
                                  estimated_duration_seconds=40.0, llm_model_used="gpt-4.1-mini",
                                  generated_at=cycle_start + timedelta(minutes=20), title=f"{niche} countdown {cycle}",
@@ -155,23 +158,24 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                     action = rng.choice(["skip", "redo_script"])
                     pm.ReviewLog.create(pipeline_run=run, sent_at=sent - timedelta(minutes=30), action=action,
                                         responded_at=sent - timedelta(minutes=20),
-                                        response_detail="skip 4" if action == "skip" else None)
+                                        response_detail="skip 8" if action == "skip" else None)
                     if action == "skip":
-                        pm.Clip.update(dropped_at=sent).where(pm.Clip.id == clips[3].id).execute()
-                waiting = status == "review"
+                        pm.Clip.update(dropped_at=sent).where(pm.Clip.id == clips[7].id).execute()
+                waiting, forced = status == "review", status == "uploaded" and late  # held, then /force_upload
                 pm.ReviewLog.create(pipeline_run=run, sent_at=sent, auto_held=late or (waiting and rng.random() < 0.5),
                                     responded_at=None if waiting else sent + latency,
+                                    response_detail="force_upload" if forced else None,
                                     action=("hold" if waiting else "reject" if status == "rejected" else "approve"))
                 for rank, clip in enumerate(clips[:3], 1):
                     title = HOSTILE if hostile and cycle == 3 and rank == 1 else f"#{rank} of {niche} countdown {cycle}"
                     short = pm.Short.create(pipeline_run=run, clip=clip, title=title, created_at=sent,
                                             status=status if status in ("uploaded", "rejected") else "review")
                     if status == "uploaded":
-                        pm.Short.update(youtube_video_id=f"sh{short.id:07d}", uploaded_at=done).where(
-                            pm.Short.id == short.id).execute()
+                        pm.Short.update(youtube_video_id=f"sh{short.id:07d}", uploaded_at=done,
+                                        upload_started_at=done).where(pm.Short.id == short.id).execute()
                         measured.append((f"sh{short.id:07d}", done, 3000 if title == HOSTILE else rng.randint(50, 900)))
                 if status == "uploaded":
-                    long_form = pm.PipelineRun.update(youtube_video_id=f"lf{run.id:07d}")
+                    long_form = pm.PipelineRun.update(youtube_video_id=f"lf{run.id:07d}", upload_started_at=done)
                     long_form.where(pm.PipelineRun.id == run.id).execute()
                     measured.append((f"lf{run.id:07d}", done, rng.randint(100, 1500)))
         for n in range(days * 2):
@@ -181,6 +185,8 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                                resolved=rng.random() < 0.4)
         if hostile:
             pm.ErrorLog.create(module=HOSTILE, error_type=HOSTILE, error_message=HOSTILE)
+        pm.ConfigOverride.set("youtube.max_uploads_per_day", 30)  # 2 niches x 4 cycles x (1 + 3 shorts) fit
+        pm.PipelineRun.pause(niches[-1])
 
     def snapshots():
         for video, since, rate in measured:
