@@ -344,6 +344,7 @@ def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_targe
     pm.PipelineRun.insert_rows((("gaming", start, start + timedelta(hours=6)) for start in cycles),
                                fields=("niche", "cycle_start", "cycle_end"))
     pm.Analytics.record_many(hourly([f"s{n}" for n in range(20)], 40))
+    pm.ConfigOverride.set("scheduler.max_concurrent_pipelines", 1000)  # the claimer claims them all, finishing none
     before = rows_now()
     ready, compacting, done = spawn.Event(), spawn.Event(), spawn.Event()
     out = str(tmp_path / "claimer.json")

@@ -163,4 +163,4 @@ def test_processes_starting_at_once_on_a_new_file_migrate_it_once(tmp_path):
     database = pm.init_db(tmp_path / "shared.db")
     names = [row[0] for row in database.execute_sql("SELECT name FROM schema_migration ORDER BY id")]
     assert names == [m.stem for m in sorted(pm.MIGRATIONS_DIR.glob("0*.py"))]  # each once, in order
-    assert len(names) == 7
+    assert len(names) == 8

@@ -35,6 +35,7 @@ def sample_rows(run):
             processed=Processed.skipped,
             content_id_risk=ContentIdRisk.medium,
             published_at=aware(2026, 3, 1, 9, 30, hours=-5),
+            taken_by_run=41,
         ),
         pm.PipelineRun: dict(
             niche="sports",
@@ -133,6 +134,7 @@ def sample_rows(run):
             reviewer="@alice",
             responded_at=aware(2026, 11, 2, 10, 15),
             auto_held=True,
+            reminded_at=aware(2026, 11, 2, 10, 11),
         ),
         pm.ConfigOverride: dict(
             key="render.max_duration",
@@ -322,8 +324,9 @@ EXPECTED_INDEXES = {
     # idx_pipeline_runs_status, idx_pipeline_runs_niche (unique: a run per niche and cycle), the long-form id
     "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",)},
     "review_logs": {("action", "sent_at"), ("pipeline_run_id",), ("message_id",)},
-    # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed
-    "discovered_videos": {("video_id",), ("niche", "discovered_at"), ("processed",)},
+    # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed, idx_discovered_videos_candidates
+    "discovered_videos": {("video_id",), ("niche", "discovered_at"), ("processed",),
+                          ("niche", "viral_score", "discovered_at", "id")},
     "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",)},
     "config_overrides": set(),  # key is the primary key
     # idx_clips_pipeline, clips_rank_in_run (unique among clips not dropped), a video's clips

@@ -366,8 +366,11 @@ def test_an_answer_to_a_run_no_longer_in_review_is_refused_and_writes_nothing(da
 def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
     for n in range(3):
         new_run(n)
-    runs = [pm.PipelineRun.claim_next("w") for _ in range(3)]
-    old, answered, fresh = (pm.ReviewLog.request(r) for r in runs)
+    runs, reviews = [], []
+    for _ in range(3):  # each sent to review before the next is claimed: never over the cap of 2 running
+        runs.append(pm.PipelineRun.claim_next("w"))
+        reviews.append(pm.ReviewLog.request(runs[-1]))
+    old, answered, fresh = reviews
     two_hours_ago = pm.utcnow() - timedelta(hours=2)
     pm.ReviewLog.update(sent_at=two_hours_ago).where(pm.ReviewLog.id.in_([old.id, answered.id])).execute()
     answered.respond("approve")

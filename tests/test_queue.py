@@ -198,6 +198,7 @@ def test_an_operator_retry_queues_the_same_run_again_with_its_retries_counted_af
 
 
 def test_claim_next_takes_the_earliest_cycle_and_may_keep_to_a_niche(database):
+    pm.ConfigOverride.set("scheduler.max_concurrent_pipelines", 3)  # three run at once here
     late, early = queued(5), queued(1)
     sports = queued(0, niche="sports")
     assert pm.PipelineRun.claim_next("g", niche="gaming").id == early.id
@@ -333,7 +334,7 @@ def test_requeue_stale_gives_up_after_max_attempts(database):
 
 @pytest.mark.parametrize("bad, error", [
     (timedelta(minutes=-10), ValueError), (timedelta(0), ValueError), (timedelta.max, ValueError),
-    (timedelta(days=367), ValueError), (600, TypeError), (None, TypeError)])
+    (timedelta(days=367), ValueError), (600, TypeError)])
 def test_bad_durations_are_refused_and_change_nothing(database, bad, error):
     queued()
     pm.PipelineRun.claim_next("alive")
@@ -343,6 +344,17 @@ def test_bad_durations_are_refused_and_change_nothing(database, bad, error):
     with pytest.raises(error, match="hold_stale: older_than must be"):
         pm.ReviewLog.hold_stale(bad)
     assert pm.PipelineRun.get().status is RunStatus.running and pm.ReviewLog.get().auto_held is False
+
+
+def test_requeue_stale_needs_its_age_while_hold_stale_defaults_to_the_review_timeout(database):
+    queued()
+    pm.PipelineRun.claim_next("alive")
+    with pytest.raises(TypeError, match="requeue_stale: older_than must be a datetime.timedelta"):
+        pm.PipelineRun.requeue_stale(None)
+    pm.ReviewLog.create(pipeline_run=pm.PipelineRun.get(), sent_at=pm.utcnow() - timedelta(hours=3))
+    assert pm.ReviewLog.hold_stale(None) == 0  # 4 hours, review.timeout_hours
+    pm.ConfigOverride.set("review.timeout_hours", 2)
+    assert pm.ReviewLog.hold_stale(None) == 1
 
 
 # --- the lifecycle ------------------------------------------------------------------------------
