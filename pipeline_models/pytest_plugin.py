@@ -30,10 +30,9 @@ import pytest
 
 from . import _peewee
 from .db import _database_for, db, init_db, redact
-from .enums import ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
+from .enums import ExtractionMethod, ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
-from .models import (ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio,
-                     mark_video_processed)
+from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
 from .models.base import _sync
 from .models.runs import CYCLE
 
@@ -196,7 +195,7 @@ class PipelineFactory:
         """A run of `niche` in `status`, with the rows the pipeline made on the way there.
 
         pending: no other row yet. From running on: `clips` clips ranked 1..N, each of a video of its own
-        (marked used), a script, TTS audio and a short of each of the top three clips, written by the
+        (new, taken by the run and kept with run.keep_clips(): used, taken_by_run the run), a script, TTS audio and a short of each of the top three clips, written by the
         worker under its claim (run.fenced()); clips=0 makes none of these; from review on: the review, with
         a chat message id for ReviewLog.answer(); rejected: the shorts rejected with the run; uploaded: the
         long-form video recorded.
@@ -205,15 +204,24 @@ class PipelineFactory:
 
     def clip(self, run: Optional[PipelineRun] = None, video: Optional[DiscoveredVideo] = None,
              **fields: Any) -> Clip:
-        """A clip of `run` (a new running run by default) from `video` (a new one), at the next free rank."""
+        """A clip of `run` (a new running run by default) from `video` (a new one), at the next free rank.
+
+        Written with Clip.create(), as a test may want any row: the video is left as it is (chain() settles its
+        videos as keep_clips() does).
+        """
         run = self._run_of(run)
         video = self.video(niche=run.niche) if video is None else video
-        n = self._next()
         rank = (Clip.select(peewee.fn.MAX(Clip.rank_position)).where(Clip.pipeline_run == run).scalar() or 0) + 1
-        values = dict(rank_position=rank, start_time_seconds=12.0, end_time_seconds=30.0,
-                      clip_duration_seconds=18.0, extraction_method=ExtractionMethod.most_replayed,
-                      clip_file_path=f"clips/clip-{n}.mp4", score=1.0 / rank, transcript=f"What is said in clip {n}.")
+        values = dict(rank_position=rank, **self._moment(video, rank))
+        del values["discovered_video"]
         return Clip.create(pipeline_run=run, discovered_video=video, **{**values, **fields})
+
+    def _moment(self, video: DiscoveredVideo, rank: int) -> Dict[str, Any]:
+        """A clip's fields (keep_clips() takes them) of `video`, as the clip ranked `rank` would have them."""
+        n = self._next()
+        return dict(discovered_video=video, start_time_seconds=12.0, end_time_seconds=30.0,
+                    clip_duration_seconds=18.0, extraction_method=ExtractionMethod.most_replayed,
+                    clip_file_path=f"clips/clip-{n}.mp4", score=1.0 / rank, transcript=f"What is said in clip {n}.")
 
     def script(self, run: Optional[PipelineRun] = None, **fields: Any) -> Script:
         """A script for `run` (a new running run by default)."""
@@ -266,12 +274,17 @@ class PipelineFactory:
         if target is not RunStatus.pending:
             self._claim(run)
         if clips and target is not RunStatus.pending:
+            videos = [self.video(niche=niche) for _ in range(clips)]
             with run.fenced():
-                rows["clips"] = [self.clip(run) for _ in range(clips)]
+                # The chain's own videos are its candidates, reserved as take_candidates() reserves them (not
+                # by it: it would take a test's own pending videos too); keep_clips() ranks them 1..N and
+                # leaves them used (processed 1) and taken by the run.
+                (DiscoveredVideo.update(taken_by_run=run.id)
+                 .where(DiscoveredVideo.id.in_([video.id for video in videos])).execute())
+                rows["clips"] = run.keep_clips([self._moment(video, rank) for rank, video in enumerate(videos, 1)],
+                                               min_clips=clips, max_clips=clips)
                 rows["script"], rows["audio"] = self.script(run), self.audio(run)
                 rows["shorts"] = [self.short(run, clip=clip) for clip in rows["clips"][:3]]
-                for clip in rows["clips"]:
-                    mark_video_processed(clip.discovered_video.video_id, Processed.used)
         if target is RunStatus.failed:
             run.fail("failed by pipeline_factory", retry=False)
         elif target not in (RunStatus.pending, RunStatus.running):

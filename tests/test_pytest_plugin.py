@@ -277,6 +277,20 @@ def test_chain(pipeline_factory, status):
         assert run.error_message == "failed by pipeline_factory"
 
 
+def test_a_chain_leaves_its_videos_as_keep_clips_leaves_them(pipeline_factory):
+    mine = pipeline_factory.video(viral_score=1000.0)  # the test's own candidate, the niche's best: not taken
+    first, second = pipeline_factory.chain("review", clips=8), pipeline_factory.chain("approved", clips=10)
+    for chain in (first, second):
+        assert {(fresh(v).processed, fresh(v).taken_by_run) for v in chain.videos} == {(Processed.used, chain.run.id)}
+        assert [c.rank_position for c in chain.clips] == list(range(1, len(chain.clips) + 1))
+    assert not {v.id for v in first.videos} & {v.id for v in second.videos}
+    assert (fresh(mine).processed, fresh(mine).taken_by_run) == (Processed.pending, None)
+    assert [v.id for v in pm.get_pending_videos("gaming")] == [mine.id]
+    running = pipeline_factory.chain("running")  # its worker is past the candidates: they were kept
+    with pytest.raises(ValueError, match=f"run {running.run.id} keeps 3 clips already"):
+        running.run.take_candidates()
+
+
 @pytest.mark.parametrize("status", [s.value for s in RunStatus])
 def test_run(pipeline_factory, status):
     run = pipeline_factory.run(status=RunStatus(status))
@@ -308,7 +322,7 @@ def test_many_chains_have_unique_ids(pipeline_factory):
 
 def test_the_factory_reaches_every_status_as_the_pipeline_would(pytester):
     result = _run(pytester, STATUSES)
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=19)
 
 
 def test_the_factory_rows_work_with_the_operations(pytester):
@@ -445,7 +459,7 @@ def test_on_postgresql_with_the_url_option_or_the_ini_setting(pytester, pg_serve
     pytester.makepyfile(test_statuses=STATUSES)
     pytester.makeini(f"[pytest]\npipeline_db_url = {pg_server.url}\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "test_statuses.py")
-    result.assert_outcomes(passed=18)
+    result.assert_outcomes(passed=19)
     assert _throwaway_databases(pg_server) == before  # dropped at the end of each session
 
 
