@@ -15,11 +15,13 @@ processes.
 import argparse
 import datetime
 import importlib.util
+import itertools
 import json
 import os
 import platform
 import resource
 import secrets
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -33,7 +35,7 @@ from datetime import timedelta
 import peewee
 
 import pipeline_models as pm
-from pipeline_models.queries import status_rows
+from pipeline_models.queries import percentile, status_rows
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 1, 1, tzinfo=UTC)
@@ -459,14 +461,15 @@ SKIP_SCAN_LATEST = """
 def query_options(parser, quick):
     """The query workloads' command line options."""
     parser.add_argument("--big", type=int, default=20_000 if quick else 10_000_000,
-                        help="snapshots in the large query dataset (10M by default: building it takes minutes, "
-                             "once: it is kept in --query-data)")
+                        help="snapshots in the large query dataset (10M by default: building it takes minutes; "
+                             "with --keep, once: it is kept in --query-data)")
     parser.add_argument("--small", type=int, default=2_000 if quick else 1_000_000,
                         help="snapshots in the small query dataset, which the large one is compared with")
     parser.add_argument("--query-videos", type=int, default=50 if quick else 5_000, help="videos in both datasets")
-    parser.add_argument("--query-data", default=os.path.join(tempfile.gettempdir(), "pm-bench-queries"),
-                        help="directory keeping the SQLite datasets between runs (PostgreSQL keeps databases "
-                             "pm_bench_q_ROWS_VIDEOS)")
+    parser.add_argument("--query-data", metavar="DIR",
+                        help="directory keeping the SQLite datasets between runs (default with --keep: "
+                             f"{os.path.join(tempfile.gettempdir(), 'pm-bench-queries')}; PostgreSQL keeps databases "
+                             "pm_bench_q_ROWS_VIDEOS with --keep); without either, they are removed at the end")
 
 
 def query_dataset_sqlite(directory, rows, videos):
@@ -660,6 +663,9 @@ def query_workloads(args, directory, add, checks):
     all alike, and the medians of the rounds compare the two sizes and the contenders fairly.
     """
     videos = args.query_videos
+    if args.query_data is None:  # kept between runs only when asked: otherwise in the run's directory
+        args.query_data = (os.path.join(tempfile.gettempdir(), "pm-bench-queries") if args.keep
+                           else os.path.join(directory, "queries"))
     for backend in ["SQLite"] + (["PostgreSQL"] if args.pg else []):
         bound, connections, plans = {}, [], {}
         for rows in (args.small, args.big):
@@ -707,6 +713,14 @@ def query_workloads(args, directory, add, checks):
             checks.append((f"{backend}, bytes per snapshot", False, f"not measured: {exc}"))
         query_checks(backend, args.small, args.big, times, checks)
         trigger_cost(backend, directory, args.pg, min(args.small, 100_000), add)
+        if backend == "PostgreSQL":
+            import psycopg
+
+            with psycopg.connect(args.pg, autocommit=True) as server:
+                kept = [f"pm_bench_q_{rows}_{videos}" for rows in (args.small, args.big)] if args.keep else []
+                for name in {"pm_bench_triggers", f"pm_bench_q_{args.small}_{videos}",
+                             f"pm_bench_q_{args.big}_{videos}"} - set(kept):
+                    server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def query_checks(backend, small, big, times, checks):
@@ -878,6 +892,375 @@ def pg_ingest_report(args):
     print(render(args, results, checks), end="")  # a part of the table: --write is for a full run
 
 
+# --- the cycle's hot paths at a year's size: take_candidates(15), bot.status(), bot.queue(), bot.digest() ------
+
+# A year of the pipeline at its largest: 4 niches x 4 cycles a day x 365 days = 5,840 runs, each finding 205
+# videos (1,197,200 in all), taking the 15 best, keeping 10 clips (used), the 5 others skipped; the finds no
+# run took are skipped when they are 2 days old (the pipeline's discovery ages them out), so the last 2
+# days' finds are pending. A smaller dataset is the same shape over fewer days.
+FOUND_PER_RUN, TAKEN_PER_RUN, CLIPS_PER_RUN, PENDING_DAYS = 205, 15, 10, 2
+YEAR_RUNS = 365 * 4 * len(NICHES)
+# The older runs' outcomes, in turn: 42 in 50 uploaded, 5 rejected, 3 failed (after their review: approved).
+OUTCOMES = ["uploaded"] * 42 + ["rejected"] * 5 + ["failed"] * 3
+
+
+def cycle_options(parser, quick):
+    """The cycle workload's command line options."""
+    parser.add_argument("--year", action="store_true",
+                        help="run only the cycle's hot paths (take_candidates, bot.status/queue/digest) at "
+                             "--cycle-videos, on SQLite and, with --pg or $PIPELINE_MODELS_TEST_PG, PostgreSQL")
+    parser.add_argument("--cycle-videos", default="3000,10000" if quick else f"10000,{YEAR_RUNS * FOUND_PER_RUN}",
+                        help="discovered videos of the small and the large dataset (runs, clips, shorts, reviews, "
+                             "scripts and analytics in proportion); default 10,000 and a year's 1,197,200")
+    parser.add_argument("--cycle-repeat", type=int, default=5 if quick else 200,
+                        help="timed calls of each operation per dataset (after one untimed warm-up)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the datasets (the cycle's in --cycle-data, the queries' in --query-data; on "
+                             "PostgreSQL databases pm_bench_year_N and pm_bench_q_ROWS_VIDEOS) and reuse them next "
+                             "time; without it every file and database made is removed at the end")
+    parser.add_argument("--cycle-data", default=os.path.join(tempfile.gettempdir(), "pm-bench-year"),
+                        help="directory of the SQLite cycle datasets with --keep")
+
+
+def year_shape(videos):
+    """(runs, cycles, pending_cycles) of a dataset of about `videos` discovered videos."""
+    cycles = max(round(videos / (FOUND_PER_RUN * len(NICHES))), 4)
+    # The last 2 days' finds are pending; a dataset of fewer days keeps at least half of them processed.
+    return cycles * len(NICHES), cycles, min(PENDING_DAYS * 4, cycles // 2)
+
+
+def run_fate(i, cycles):
+    """What became of run i (0-based) of a dataset of `cycles` cycles, the last of which began just now.
+
+    The last cycle's runs are pending (due); the one before: two in review unanswered, one uploaded and one
+    failed within the last 6 hours; two cycles back: one held by the janitor, one approved waiting for an
+    upload slot; older ones as OUTCOMES says, one in 97 still held (nobody forced its upload)."""
+    age, niche = cycles - 1 - i // len(NICHES), i % len(NICHES)
+    if age == 0:
+        return "pending"
+    if age == 1:
+        return ("review", "review", "uploaded", "failed")[niche]
+    if age == 2:
+        return ("held", "approved", "uploaded", "uploaded")[niche]
+    return "held" if i % 97 == 0 else OUTCOMES[i % len(OUTCOMES)]
+
+
+def cycle_dataset(videos, now):
+    """Fill the bound (empty, migrated) database with a pipeline of about `videos` discovered videos whose
+    last cycle began just before `now`. Returns the number of videos."""
+    runs, cycles, pending_cycles = year_shape(videos)
+    origin = now - CYCLE * (cycles - 1) - timedelta(minutes=150)  # the last niche's cycle began 30 min ago
+
+    def start(i):
+        return origin + CYCLE * (i // len(NICHES)) + timedelta(minutes=NICHES[list(NICHES)[i % len(NICHES)]])
+
+    fates = [run_fate(i, cycles) for i in range(runs)]
+    reviewed = [f not in ("pending",) for f in fates]
+
+    def video_rows():
+        for i in range(runs):
+            niche, age, first = list(NICHES)[i % len(NICHES)], cycles - 1 - i // len(NICHES), i * FOUND_PER_RUN
+            for j in range(FOUND_PER_RUN):
+                n = first + j
+                if not reviewed[i] or (j >= TAKEN_PER_RUN and age < pending_cycles):
+                    processed = 0
+                elif j < CLIPS_PER_RUN:
+                    processed = 1
+                elif j < CLIPS_PER_RUN + 2 and i % 10 == 3:
+                    processed = 3  # a reviewer's skip dropped its clip
+                else:
+                    processed = 2
+                yield (f"y{n:010d}", f"video {n}", f"creator {n % 977}", f"UC{n % 977:022d}",
+                       f"https://www.youtube.com/watch?v=y{n:010d}", niche, n * 7919 % 10007 / 100.0,
+                       start(i) - CYCLE + timedelta(seconds=j * 100), processed, n * 31 % 2_000_000, 60 + n % 900)
+
+    pm.DiscoveredVideo.insert_rows(video_rows(), fields=(
+        "video_id", "title", "channel_name", "channel_id", "url", "niche", "viral_score", "discovered_at",
+        "processed", "view_count", "duration_seconds"), chunk_size=5000)
+
+    def finished(i):
+        return start(i) + timedelta(hours=3, minutes=i % 90)
+
+    status = {"held": "review", "failed": "failed"}
+
+    def run_rows():
+        for i, fate in enumerate(fates):
+            done = fate in ("uploaded", "rejected", "failed")
+            yield (*cycle_of_run(i, start), status.get(fate, fate), 2 if fate == "failed" else 0,
+                   None if fate == "pending" else start(i) + timedelta(minutes=2),
+                   finished(i) if done else None,
+                   f"L{i:09d}" if fate == "uploaded" else None,
+                   f"https://youtu.be/L{i:09d}" if fate == "uploaded" else None,
+                   None if fate == "pending" else 480.0 + i % 120, None if fate == "pending" else 200_000_000 + i,
+                   "gave up after 3 attempts: RuntimeError: render failed" if fate == "failed" else None,
+                   start(i) - timedelta(minutes=5), finished(i) if done else start(i))
+
+    pm.PipelineRun.insert_rows(run_rows(), fields=(
+        "niche", "cycle_start", "cycle_end", "status", "retry_count", "started_at", "completed_at",
+        "youtube_video_id", "youtube_url", "video_duration_seconds", "video_file_size_bytes", "error_message",
+        "created_at", "updated_at"))
+
+    # Clips: the run's first 10 finds ranked 1..10; one run in 10 also has two clips a skip dropped.
+    def clip_rows():
+        for i in range(runs):
+            if not reviewed[i]:
+                continue
+            first = i * FOUND_PER_RUN + 1
+            for j in range(CLIPS_PER_RUN + (2 if i % 10 == 3 else 0)):
+                dropped = start(i) + timedelta(hours=2) if j >= CLIPS_PER_RUN else None
+                yield (i + 1, first + j, j + 1 if j < CLIPS_PER_RUN else j - CLIPS_PER_RUN + 4, 30.0 + j, 48.0 + j,
+                       18.0, ("low", "low", "medium", "high")[(i + j) % 4] if j % 5 == 0 else "low", dropped)
+
+    pm.Clip.insert_rows(clip_rows(), fields=("pipeline_run", "discovered_video", "rank_position",
+                                             "start_time_seconds", "end_time_seconds", "clip_duration_seconds",
+                                             "content_id_risk", "dropped_at"), chunk_size=5000)
+    clip_ids = {}  # (run, rank) -> clip id, in insertion order
+    clip_id = 0
+    for i in range(runs):
+        if reviewed[i]:
+            for j in range(CLIPS_PER_RUN + (2 if i % 10 == 3 else 0)):
+                clip_id += 1
+                if j < CLIPS_PER_RUN:
+                    clip_ids[i, j + 1] = clip_id
+
+    short_status = {"uploaded": "uploaded", "rejected": "rejected", "failed": "pending", "review": "review",
+                    "held": "review", "approved": "pending"}
+    shorts = [(i, k) for i in range(runs) if reviewed[i] for k in range(3 + i % 3)]  # 3 to 5 a run
+    pm.Short.insert_rows(((i + 1, clip_ids[i, k + 1], short_status[fates[i]], f"short {i}.{k}",
+                           f"S{i:08d}{k}" if fates[i] == "uploaded" else None,
+                           finished(i) + timedelta(minutes=10 * (k + 1)) if fates[i] == "uploaded" else None)
+                          for i, k in shorts),
+                         fields=("pipeline_run", "clip", "status", "title", "youtube_video_id", "uploaded_at"),
+                         chunk_size=5000)
+
+    # Reviews: sent 65 minutes into the cycle, answered 1 to 240 minutes later; one run in 10 was first
+    # answered skip or redo_script and asked again. The two unanswered ones of the last cycle but one were
+    # sent 1 and 2.5 hours ago (one reminded); the held ones were auto-held by the janitor after 4 hours.
+    answer = {"uploaded": "approve", "rejected": "reject", "failed": "approve", "approved": "approve",
+              "review": None, "held": "hold"}
+
+    def review_rows():
+        for i, fate in enumerate(fates):
+            if not reviewed[i]:
+                continue
+            sent = start(i) + timedelta(minutes=65)
+            if i % 10 == 3:
+                yield (i + 1, "skip" if i % 20 == 3 else "redo_script", "skip 4,7" if i % 20 == 3 else None,
+                       sent - timedelta(minutes=50), sent - timedelta(minutes=40), False, None, f"m{i}a")
+            if fate == "review":
+                sent = now - timedelta(minutes=60 if i % len(NICHES) == 0 else 150)
+                reminded = sent + timedelta(hours=2) if i % len(NICHES) == 1 else None
+                yield (i + 1, None, None, sent, None, False, reminded, f"m{i}")
+            else:
+                yield (i + 1, answer[fate], None, sent, sent + timedelta(minutes=(240 if fate == "held" else
+                                                                                 1 + i * 37 % 240)),
+                       fate == "held", sent + timedelta(hours=2) if fate == "held" else None, f"m{i}")
+
+    pm.ReviewLog.insert_rows(review_rows(), fields=("pipeline_run", "action", "response_detail", "sent_at",
+                                                    "responded_at", "auto_held", "reminded_at", "message_id"))
+    pm.Script.insert_rows(((i + 1, {"clips": CLIPS_PER_RUN}, 900, 62.0, "gpt-4.1-mini", 0.0015,
+                            start(i) + timedelta(minutes=30 + 5 * n), f"Opening of run {i}. " * 15)
+                           for i in range(runs) if reviewed[i] for n in range(2 if i % 20 == 13 else 1)),
+                          fields=("pipeline_run", "full_script_json", "total_char_count",
+                                  "estimated_duration_seconds", "llm_model_used", "cost_usd", "generated_at",
+                                  "opening_text"))
+    pm.ErrorLog.insert_rows(((i + 1, "render", "RuntimeError", "render failed", start(i) + timedelta(hours=h),
+                              cycles - 1 - i // len(NICHES) > 8) for i, fate in enumerate(fates)
+                             if fate == "failed" for h in (1, 2, 3)),
+                            fields=("pipeline_run", "module", "error_type", "error_message", "occurred_at",
+                                    "resolved"))
+
+    # Analytics of every uploaded video (long-form and shorts): snapshots 1 h, 6 h, 1, 3, 7 and 30 days after
+    # its upload, those already taken.
+    def snapshot_rows():
+        for i, fate in enumerate(fates):
+            if fate != "uploaded":
+                continue
+            ids = [(f"L{i:09d}", finished(i))] + [(f"S{i:08d}{k}", finished(i) + timedelta(minutes=10 * (k + 1)))
+                                                   for k in range(3 + i % 3)]
+            for video, uploaded in ids:
+                for hours in (1, 6, 24, 72, 168, 720):
+                    at = uploaded + timedelta(hours=hours)
+                    if at < now:
+                        views = (i * 131 % 5000 + 100) * hours
+                        yield (video, at, views, views // 40, views // 400, 31.5, 0.045, views // 1000, None,
+                               views // 2, views // 300, views * 0.4)
+
+    pm.Analytics.record_many(snapshot_rows())
+    return runs * FOUND_PER_RUN
+
+
+def cycle_of_run(i, start):
+    """(niche, cycle_start, cycle_end) of run i, given the dataset's start(i)."""
+    return list(NICHES)[i % len(NICHES)], start(i), start(i) + CYCLE
+
+
+def cycle_dataset_sqlite(directory, videos, keep):
+    """A SQLite file holding cycle_dataset(videos): with `keep`, made once in `directory` and reused."""
+    os.makedirs(directory, exist_ok=True)
+    name = f"year-{videos}.db"
+    path, building = os.path.join(directory, name), os.path.join(directory, name + ".building")
+    if keep and os.path.exists(path) and not os.path.exists(building):
+        return path
+    open(building, "w").close()  # a run killed while building leaves this: the next one starts again
+    fresh_db(directory, name)
+    cycle_dataset(videos, datetime.datetime.now(UTC))
+    pm.db.obj.close()  # no ANALYZE: nothing in the package runs one, so the plans must not need it
+    os.remove(building)
+    return path
+
+
+def cycle_dataset_postgres(url, videos, keep):
+    """A PostgreSQL database holding cycle_dataset(videos) (insert_rows streams COPY), analysed as autovacuum
+    would have after a year; with `keep`, made once and reused. Returns its URL."""
+    import psycopg
+
+    name = f"pm_bench_year_{videos}"
+    with psycopg.connect(url, autocommit=True) as server:
+        done = server.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone()
+        if keep and done and done[0] == "complete":
+            return pg_url(url, name)
+    target = fresh_pg_db(url, name)
+    pm.init_db(target)
+    cycle_dataset(videos, datetime.datetime.now(UTC))
+    pm.db.obj.close()
+    with psycopg.connect(target, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute(f"COMMENT ON DATABASE \"{name}\" IS 'complete'")
+    return target
+
+
+def cycle_operations():
+    """([(name, setup, run)], the runs claimed) on the bound dataset: run() is timed, setup() (untimed) comes
+    before each call.
+
+    take_candidates(15) is taken by two runs claimed for this (the due runs of two niches) in turn, the
+    state restored between calls: the 15 videos taken are free again, as they were. The bot's queries are
+    left out when pipeline_models has no bot module."""
+    try:
+        from pipeline_models import bot
+    except ImportError:
+        bot = None
+    now = pm.PipelineRun.select(peewee.fn.MAX(pm.PipelineRun.cycle_start)).scalar() + timedelta(minutes=30)
+    claimed = [pm.PipelineRun.claim_next("bench", niche=niche) for niche in list(NICHES)[:2]]
+    assert all(claimed), "the dataset's last cycle has a due run of each niche"
+    taken, turn = [], itertools.count()
+
+    def restore():
+        if taken:
+            video = pm.DiscoveredVideo
+            video.update(taken_by_run=None).where(video.id.in_([v.id for v in taken.pop()])).execute()
+
+    def take():
+        videos = claimed[next(turn) % 2].take_candidates(15)
+        assert len(videos) == 15
+        taken.append(videos)
+
+    operations = [("take_candidates(15)", restore, take)]
+    if bot is not None:
+        operations += [("bot.status()", restore, lambda: bot.status()),
+                       ("bot.queue()", restore, lambda: bot.queue(now=now)),
+                       ("bot.digest(since=6 hours ago)", restore, lambda: bot.digest(since=now - timedelta(hours=6)))]
+    return operations, claimed
+
+
+def release_claims(claimed):
+    """Put the runs cycle_operations() claimed back as they were in the dataset: pending, unclaimed."""
+    run = pm.PipelineRun
+    run.update(status="pending", worker=None, claim_token=None, started_at=None, heartbeat_at=None).where(
+        run.id.in_([r.id for r in claimed])).execute()
+
+
+def ms(seconds):
+    return seconds * 1000
+
+
+def cycle_workloads(args, checks):
+    """The cycle's hot paths at --cycle-videos (small, large) on SQLite and, with a server, PostgreSQL: each
+    timed --cycle-repeat times per dataset, the datasets in turn call by call (a shared machine's drift weighs
+    on both alike). Returns the table's lines; appends the targets to `checks`."""
+    small, big = (int(s) for s in args.cycle_videos.split(","))
+    server = args.pg or os.environ.get("PIPELINE_MODELS_TEST_PG")
+    directory = args.cycle_data if args.keep else tempfile.mkdtemp(prefix="pm-bench-year-")
+    rows, made = [], []
+    try:
+        for backend in ["SQLite"] + (["PostgreSQL"] if server else []):
+            bound, operations, claims, counts = {}, {}, {}, {}
+            for videos in (small, big):
+                started = time.perf_counter()
+                if backend == "SQLite":
+                    target = cycle_dataset_sqlite(directory, videos, args.keep)
+                else:
+                    target = cycle_dataset_postgres(server, videos, args.keep)
+                    made.append(target)
+                print(f"{backend}: the dataset of {videos:,} videos in {time.perf_counter() - started:.0f} s",
+                      file=sys.stderr, flush=True)
+                bound[videos] = pm.init_db(target)
+                counts[videos] = {model.__name__: model.select().count() for model in (
+                    pm.DiscoveredVideo, pm.PipelineRun, pm.Clip, pm.Short)}
+                operations[videos], claims[videos] = cycle_operations()
+            samples = {}
+            for index, (name, _, _) in enumerate(operations[small]):
+                for round_ in range(args.cycle_repeat + 1):  # round 0 warms caches and plans: not counted
+                    for videos in (small, big):
+                        pm.db.initialize(bound[videos])
+                        _, setup, run = operations[videos][index]
+                        setup()
+                        started = time.perf_counter()
+                        run()
+                        if round_:
+                            samples.setdefault((name, videos), []).append(time.perf_counter() - started)
+                    for videos in (small, big):
+                        pm.db.initialize(bound[videos])
+                        operations[videos][index][1]()  # the last take's videos freed
+            for videos in (small, big):
+                pm.db.initialize(bound[videos])
+                release_claims(claims[videos])
+                bound[videos].close()
+            pm.db.initialize(None)
+            for name, _, _ in operations[small]:
+                timings = {}
+                for videos in (small, big):
+                    values = sorted(samples[name, videos])
+                    timings[videos] = statistics.median(values), percentile(values, 95)
+                    c = counts[videos]
+                    rows.append((backend, name, f"{c['DiscoveredVideo']:,} videos, {c['PipelineRun']:,} runs, "
+                                 f"{c['Clip']:,} clips, {c['Short']:,} shorts", *map(ms, timings[videos]),
+                                 timings[videos][0] / timings[small][0]))
+                median, p95 = timings[big]
+                ratio = median / timings[small][0]
+                checks.append((f"{backend}: {name} at {counts[big]['DiscoveredVideo']:,} videos: at most 5 ms and "
+                               f"at most 1.5 x its time at {counts[small]['DiscoveredVideo']:,}",
+                               median <= 0.005 and ratio <= 1.5,
+                               f"median {ms(median):.2f} ms (p95 {ms(p95):.2f}), {ratio:.2f} x"))
+    finally:
+        pm.db.initialize(None)
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+            if made:
+                import psycopg
+
+                with psycopg.connect(server, autocommit=True) as conn:
+                    for target in made:
+                        name = urllib.parse.urlsplit(target).path.lstrip("/")
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return cycle_table(rows, args.cycle_repeat)
+
+
+def cycle_table(rows, repeat):
+    """The cycle workload's lines: per backend and operation, each dataset's median and p95 in ms."""
+    if not rows:
+        return []
+    width = max(len(r[2]) for r in rows)
+    lines = [f"the cycle's hot paths: {repeat} calls per dataset (after a warm-up), ms; ratio of medians to the "
+             "smaller dataset's", "",
+             f"{'backend':<10}  {'operation':<29}  {'dataset':<{width}}  {'median':>7}  {'p95':>7}  {'ratio':>5}"]
+    for backend, name, dataset, median, p95, ratio in rows:
+        lines.append(f"{backend:<10}  {name:<29}  {dataset:<{width}}  {median:>7.3f}  {p95:>7.3f}  {ratio:>5.2f}")
+    return lines
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 def peak_rss_mb(rows):
@@ -934,11 +1317,14 @@ def main():
     compaction_options(parser, quick)
     query_options(parser, quick)
     ingest_pg_options(parser, quick)
+    cycle_options(parser, quick)
     args = parser.parse_args()
     if args.memory_probe:
         return memory_probe(args.memory_probe)
     if args.pg_ingest_only:
         return pg_ingest_report(args)
+    if args.year:
+        return year_report(args)
     try:
         import sqlalchemy  # noqa: F401
         have_sqla = True
@@ -948,6 +1334,18 @@ def main():
     sizes = [int(s) for s in args.rows.split(",")]
     results, checks = [], []
     tmp = tempfile.mkdtemp(prefix="pm-bench-")
+    try:
+        table = all_workloads(args, sizes, have_sqla, tmp, results, checks)
+    finally:
+        pm.db.initialize(None)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table, end="")
+    if args.write:
+        write(table)
+
+
+def all_workloads(args, sizes, have_sqla, tmp, results, checks):
+    """Every workload of a full run, in its order; the table as render() makes it."""
 
     def add(workload, contender, seconds, raw):
         results.append((workload, contender, seconds, seconds / raw if raw else None))
@@ -1046,14 +1444,25 @@ def main():
     checks.append((f"peak RSS, ingest from a generator: {large:,} rows vs {small:,}", rss_large - rss_small < 50,
                    f"{rss_small:.0f} MB -> {rss_large:.0f} MB"))
 
-    table = render(args, results, checks)
+    cycle = cycle_workloads(args, checks)
+    return render(args, results, checks, cycle)
+
+
+def year_report(args):
+    """--year: the cycle's hot paths alone; with --write, their part of bench/RESULTS.txt is replaced."""
+    checks = []
+    lines = [f"machine: {machine()}", f"load average before: {os.getloadavg()[0]:.2f}", ""]
+    lines += cycle_workloads(args, checks)
+    lines[1] += f", after: {os.getloadavg()[0]:.2f}"
+    lines += ["", "targets:"] + [f"  [{'met ' if ok else 'MISS'}] {text}: {detail}" for text, ok, detail in checks]
+    table = "\n".join(line.rstrip() for line in lines) + "\n"
     print(table, end="")
     if args.write:
-        write(table)
+        write_year(table)
 
 
-def render(args, results, checks):
-    """The results table and the targets, as printed and as written by --write."""
+def render(args, results, checks, cycle=()):
+    """The results table, the cycle's table and the targets, as printed and as written by --write."""
     lines = [f"machine: {machine()}", f"median of {args.repeat} runs (x3 for the queries); ratio to the first "
              "contender of each workload (raw sqlite3 or the raw driver where there is one)", ""]
     width = max(len(r[0]) for r in results)
@@ -1065,6 +1474,8 @@ def render(args, results, checks):
         previous = workload
         shown_ratio = "-" if ratio is None else f"{ratio:.2f}"  # no raw contender to compare with
         lines.append(f"{shown:<{width}}  {contender:<{cwidth}}  {seconds:>9.4f}  {shown_ratio:>6}")
+    if cycle:
+        lines += [""] + list(cycle)
     lines += ["", "targets:"] + [f"  [{'met ' if ok else 'MISS'}] {text}: {detail}" for text, ok, detail in checks]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
@@ -1084,6 +1495,22 @@ def write(table):
     with open(readme_path, "w") as readme:
         readme.write(text[:start] + "\n```text\n" + table + "```\n" + text[end:])
     print(f"written: {os.path.relpath(os.path.join(here, 'RESULTS.txt'))} and the README's Performance table")
+
+
+YEAR_START = "--- python bench/run.py --year --write: start ---"
+YEAR_END = "--- python bench/run.py --year --write: end ---"
+
+
+def write_year(table):
+    """The --year table into bench/RESULTS.txt, in place of the previous one (else at its end)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.txt")
+    with open(path) as results:
+        text = results.read()
+    if YEAR_START in text and YEAR_END in text:
+        text = text[:text.index(YEAR_START)] + text[text.index(YEAR_END) + len(YEAR_END) + 1:]
+    with open(path, "w") as results:
+        results.write(text.rstrip("\n") + "\n\n" + YEAR_START + "\n" + table + YEAR_END + "\n")
+    print(f"written: {os.path.relpath(path)}")
 
 
 if __name__ == "__main__":
