@@ -101,14 +101,13 @@ def test_status(dbfile, cli):
     status, out, err = cli("status", "--db", dbfile)
     assert status == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].split() == ["what", "status", "count"]
-    rows = {tuple(line.rsplit(None, 1)[0].split(None, 1)): int(line.rsplit(None, 1)[1]) for line in lines[1:]}
-    assert rows[("runs", "pending")] == 2 and rows[("runs", "review")] == 1
-    assert rows[("runs", "uploaded")] == 0 and rows[("runs", "running")] == 0
-    assert rows[("shorts", "review")] == 1 and rows[("shorts", "pending")] == 0
-    assert rows[("reviews", "open")] == 1 and rows[("errors", "unresolved")] == 1
-    widths = {len(line) for line in lines}
-    assert len(widths) == 1  # aligned: every count ends in the same column
+    assert lines[0].split() == ["niche", "paused", "pending", "running", "review", "approved", "uploaded", "failed",
+                                "rejected", "next", "run", "next", "cycle", "(UTC)", "due"]
+    # Per niche its runs by status and the next run (gaming's second cycle, sports' first), due.
+    assert lines[1].split() == ["gaming", "no", "1", "0", "1", "0", "0", "0", "0", "2", "2026-01-01", "06:30", "yes"]
+    assert lines[2].split() == ["sports", "no", "1", "0", "0", "0", "0", "0", "0", "3", "2026-01-01", "01:00", "yes"]
+    assert len({len(line) for line in lines[:3]}) == 1  # aligned: every row ends in the same column
+    assert lines[3:] == ["", "0 of at most 2 runs running; paused: none"]
 
 
 def test_runs_lists_and_filters(dbfile, cli):
@@ -159,7 +158,9 @@ def test_reviews_show_held_and_auto_held_reviews_as_open(dbfile, cli):
     assert cli("reviews", "--open", "--db", dbfile)[1] == out  # still open: it may be answered
     status, out, _ = cli("reviews", "--json", "--db", dbfile)
     assert [(r["action"], r["auto_held"]) for r in json.loads(out)] == [("hold", True)]
-    assert json.loads(cli("status", "--json", "--db", dbfile)[1])["reviews"] == {"open": 0, "held": 1, "auto_held": 1}
+    queued = json.loads(cli("queue", "--json", "--db", dbfile)[1])
+    assert (queued["awaiting"], queued["held"], [(r["run_id"], r["auto_held"]) for r in queued["reviews"]]) == (
+        0, 1, [(1, True)])
     status, out, _ = cli("review", "answer", "m1", "approve", "--db", dbfile)
     assert (status, out) == (0, "review 1 answered approve: run 1 is now approved\n")
     status, out, _ = cli("reviews", "--db", dbfile)
@@ -171,7 +172,8 @@ def test_errors_and_resolve(dbfile, cli):
     status, out, _ = cli("errors", "--db", dbfile)
     assert status == 0 and "quota exceeded" in out and "old" not in out
     assert out.splitlines()[0].split() == ["id", "occurred_at", "(UTC)", "module", "error_type", "error_message",
-                                           "pipeline_run_id", "resolved"]  # the seed's column names
+                                           "pipeline_run_id", "niche", "resolved"]  # the seed's column names, and niche
+    assert out.splitlines()[1].split()[-3:] == ["1", "gaming", "no"]
     assert "old" in cli("errors", "--db", dbfile, "--all")[1]
     assert "quota" not in cli("errors", "--db", dbfile, "--module", "render")[1]
     error_id = out.splitlines()[1].split()[0]
@@ -360,7 +362,7 @@ def test_console_script_and_module_entry_points(dbfile):
     for argv in (["pipeline-models"], [sys.executable, "-m", "pipeline_models"]):
         exe = os.path.join(os.path.dirname(sys.executable), argv[0]) if argv[0] == "pipeline-models" else argv[0]
         out = subprocess.run([exe, *argv[1:], "status", "--db", str(dbfile)], capture_output=True, text=True)
-        assert out.returncode == 0 and out.stdout.startswith("what"), out.stderr
+        assert out.returncode == 0 and out.stdout.startswith("niche   paused  pending"), out.stderr
         bad = subprocess.run([exe, *argv[1:], "runs", "--status", "x", "--db", str(dbfile)],
                              capture_output=True, text=True)
         assert bad.returncode == 1 and "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1

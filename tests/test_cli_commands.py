@@ -147,7 +147,9 @@ def test_db_before_or_after_the_command_and_from_the_environment(dbfile):
 
 READ_COMMANDS = [("status",), ("runs",), ("videos",), ("shorts",), ("reviews",), ("errors",), ("analytics",),
                  ("config", "list"), ("run", "show", "1"), ("run", "show", "2"), ("errors", "show", "1"),
-                 ("runs", "--niche", "gaming"), ("videos", "--niche", "sports"), ("videos", "--processed", "0")]
+                 ("runs", "--niche", "gaming"), ("videos", "--niche", "sports"), ("videos", "--processed", "0"),
+                 ("queue",), ("stats", "--since", "2000-01-01T00:00"), ("digest", "--since", "2000-01-01T00:00"),
+                 ("run", "summary", "1"), ("run", "summary", "2")]
 
 
 @pytest.fixture(scope="module")
@@ -181,19 +183,57 @@ def test_every_timestamp_in_json_is_iso_8601_utc(documents):
 
 def test_json_rows_are_keyed_by_the_schema_column_names(documents):
     for command, model in (("runs", pm.PipelineRun), ("videos", pm.DiscoveredVideo), ("shorts", pm.Short),
-                           ("reviews", pm.ReviewLog), ("errors", pm.ErrorLog), ("analytics", pm.Analytics),
-                           ("config list", pm.ConfigOverride)):
+                           ("reviews", pm.ReviewLog), ("analytics", pm.Analytics), ("config list", pm.ConfigOverride)):
         columns = [field.column_name for field in model._meta.sorted_fields]
         assert documents[command] and all(list(row) == columns for row in documents[command]), command
+    # errors are bot.errors() rows: the columns without the stack trace (errors show has it), and the run's niche.
+    assert list(documents["errors"][0]) == ["id", "occurred_at", "module", "error_type", "error_message",
+                                            "pipeline_run_id", "niche", "resolved"]
     assert "discovered_video_id" in documents["run show 1"]["clips"][0]  # a foreign key by its column name
 
 
-def test_status_json_counts(documents):
-    assert documents["status"]["runs"] == {"pending": 1, "running": 0, "review": 1, "approved": 0, "uploaded": 1,
-                                           "failed": 0, "rejected": 0}
-    assert documents["status"]["shorts"]["uploaded"] == 1 and documents["status"]["shorts"]["review"] == 1
-    assert documents["status"]["reviews"] == {"open": 1, "held": 0, "auto_held": 0}
-    assert documents["status"]["errors"] == {"unresolved": 1}
+def test_status_json_is_bot_status(documents):
+    document = documents["status"]
+    assert (document["max_concurrent_pipelines"], document["running"], document["paused"]) == (2, 0, [])
+    assert document["niches"] == {
+        "gaming": {"paused": False, "running": [], "runs": {"pending": 1, "running": 0, "review": 0, "approved": 0,
+                                                            "uploaded": 1, "failed": 0, "rejected": 0},
+                   "next": {"id": 3, "cycle_start": "2026-01-01T06:30:00+00:00", "not_before": None, "due": True}},
+        "sports": {"paused": False, "running": [], "runs": {"pending": 0, "running": 0, "review": 1, "approved": 0,
+                                                            "uploaded": 0, "failed": 0, "rejected": 0},
+                   "next": None}}
+
+
+def test_bot_commands_json_are_the_bot_queries(documents):
+    assert documents["stats --since 2000-01-01T00:00"] == {"since": "2000-01-01T00:00:00+00:00", "niches": {
+        "gaming": {"uploads": {"long-form": 1, "shorts": 1}, "views": {"long-form": 500, "shorts": 20}, "errors": 0},
+        "sports": {"uploads": {"long-form": 0, "shorts": 0}, "views": {"long-form": 0, "shorts": 0}, "errors": 1}}}
+    digest = documents["digest --since 2000-01-01T00:00"]
+    assert digest["since"] == "2000-01-01T00:00:00+00:00" and ISO_UTC.match(digest.pop("until"))
+    assert digest == {
+        "since": "2000-01-01T00:00:00+00:00", "runs_uploaded": {"total": 1, "niches": {"gaming": 1}},
+        "runs_failed": {"total": 0, "niches": {}},
+        "videos_uploaded": {"long-form": {"total": 1, "niches": {"gaming": 1}},
+                            "shorts": {"total": 1, "niches": {"gaming": 1}}},
+        "pending_review": {"awaiting": 1, "held": 0},
+        "top_video": {"youtube_video_id": "yt-long", "kind": "long-form", "niche": "gaming", "run_id": 1,
+                      "views": 500}}
+    queued = documents["queue"]
+    assert (queued["awaiting"], queued["held"]) == (1, 0)
+    assert [(r["review_id"], r["message_id"], r["run_id"], r["niche"], r["cycle_start"], r["held"], r["reminded"])
+            for r in queued["reviews"]] == [(2, "chat:2", 2, "sports", "2026-01-01T01:00:00+00:00", False, False)]
+    assert queued["reviews"][0]["age_seconds"] >= 0
+    summary = documents["run summary 1"]
+    assert [(c["rank"], c["video_id"], c["title"], c["creator"], c["seconds"], c["content_id_risk"])
+            for c in summary["clips"]] == [(1, "vid0", "Video 0", "Creator 0", 18.0, "low"),
+                                          (2, "vid1", "Video 1", "Creator 1", 18.0, "high"),
+                                          (3, "vid2", "Video 2", "Creator 2", 18.0, "medium")]
+    assert summary["content_id_flags"] == [{"rank": 2, "of": "clip", "video_id": "vid1", "risk": "high"},
+                                           {"rank": 3, "of": "clip", "video_id": "vid2", "risk": "medium"}]
+    assert (summary["niche"], summary["cycle_start"], summary["script_preview"]) == (
+        "gaming", "2026-01-01T00:30:00+00:00", "hi")
+    assert [c["title"] for c in documents["run summary 2"]["clips"]] == ["Match 0", "Match 1", "Match 2"]
+    assert (documents["run summary 2"]["content_id_flags"], documents["run summary 2"]["script_preview"]) == ([], None)
 
 
 def test_listings_json(documents):
@@ -286,6 +326,22 @@ def test_read_commands_as_text(dbfile):
     assert "  error_message       -\n" in page
     assert "\nerrors:\n" in out["run show 2"] and "ffmpeg exited 1 …" in out["run show 2"]
     assert "message:\nffmpeg exited 1\nmoov atom not found" in out["errors show 1"]
+    assert [line.split()[:3] for line in out["status"].splitlines()[1:3]] == [["gaming", "no", "1"],
+                                                                              ["sports", "no", "0"]]
+    assert out["status"].endswith("\n0 of at most 2 runs running; paused: none\n")
+    assert out["stats --since 2000-01-01T00:00"].splitlines()[2:] == [
+        "gaming          1       1              500            20       0",
+        "sports          0       0                0             0       1"]
+    assert out["queue"].splitlines()[1].split()[:5] == ["2", "2", "sports", "2026-01-01", "01:00"]
+    assert out["queue"].endswith("\n\n1 awaiting an answer, 0 held\n")
+    assert out["digest --since 2000-01-01T00:00"].splitlines()[1:] == [
+        "runs uploaded: 1 (gaming 1)", "runs failed: 0", "long-form videos uploaded: 1 (gaming 1)",
+        "shorts uploaded: 1 (gaming 1)", "pending review: 1 awaiting an answer, 0 held",
+        "top video: yt-long (long-form, gaming, run 1): 500 views"]
+    summary = out["run summary 1"].splitlines()
+    assert summary[0] == "run 1 (gaming, uploaded): the cycle 2026-01-01 00:30 to 2026-01-01 06:30 UTC"
+    assert summary[4].split() == ["1", "vid0", "Video", "0", "Creator", "0", "18.00", "10.00", "28.00"]
+    assert summary[-2:] == ["content-ID flags: rank 2 clip vid1 high; rank 3 clip vid2 medium", "script: hi"]
     assert "stack trace:\nTraceback (most recent call last):" in out["errors show 1"]
 
 
@@ -392,6 +448,41 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
     assert "u:secret@" in pm.PipelineRun.get_by_id(run.id).error_message
 
 
+def test_pause_and_resume_a_niche(copy):
+    assert pipeline("pause", "gaming", "--db", copy)[:2] == (
+        0, "gaming paused: its runs are not claimed until `resume gaming`; running ones finish\n")
+    assert pipeline("pause", "gaming", "--db", copy)[:2] == (0, "gaming is already paused: nothing changed\n")
+    assert pipeline("pause", "cooking", "--by", "@ops", "--db", copy)[:2] == (
+        0, "cooking paused: its runs are not claimed until `resume cooking`; running ones finish; no run or video "
+           "has the niche cooking yet\n")
+    document = json.loads(pipeline("status", "--json", "--db", copy)[1])
+    assert document["paused"] == ["cooking", "gaming"] and document["niches"]["gaming"]["paused"] is True
+    overrides = {c["key"]: (c["value"], c["updated_by"]) for c in json.loads(pipeline("config", "list", "--json",
+                                                                                      "--db", copy)[1])}
+    assert overrides["channels.gaming.paused"] == (True, "cli") and overrides["channels.cooking.paused"] == (
+        True, "@ops")
+    pm.init_db(copy)
+    try:
+        assert pm.PipelineRun.claim_next("w9") is None  # gaming's pending run 3 is not claimed while it is paused
+    finally:
+        unbind()
+    assert pipeline("resume", "gaming", "--db", copy)[:2] == (0, "gaming resumed: its runs are claimed again\n")
+    assert pipeline("resume", "gaming", "--db", copy)[:2] == (0, "gaming is not paused: nothing changed\n")
+    assert json.loads(pipeline("status", "--json", "--db", copy)[1])["paused"] == ["cooking"]
+    pm.init_db(copy)
+    try:
+        assert pm.PipelineRun.claim_next("w9").id == 3
+    finally:
+        unbind()
+
+
+def test_bot_commands_refuse_bad_input(dbfile):
+    status, out, err = pipeline("stats", "--since", "yesterday", "--db", dbfile)
+    assert (status, out) == (2, "") and "argument --since: since: 'yesterday' is neither a time ago (30m, 6h, 7d)" in err
+    status, out, err = pipeline("run", "summary", "99", "--db", dbfile)
+    assert (status, out, err) == (1, "", "pipeline-models: error: no run with id 99\n")
+
+
 def test_report_to_stdout(tmp_path, dbfile):
     status, out, err = pipeline("report", "-o", "-", "--db", dbfile, cwd=tmp_path)
     assert status == 0 and err == "" and out.lower().startswith("<!doctype html>") and out.rstrip().endswith("</html>")
@@ -409,8 +500,9 @@ def test_review_answers_skip_hold_and_repeats(copy):
     status, out, _ = pipeline("reviews", "--db", copy)  # once, among the open ones, then the answered
     assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2", "chat:2", "held"],
                                                                                    ["1", "1", "chat:1", "approve"]]
-    assert json.loads(pipeline("status", "--json", "--db", copy)[1])["reviews"] == {"open": 0, "held": 1,
-                                                                                    "auto_held": 0}
+    queued = json.loads(pipeline("queue", "--json", "--db", copy)[1])
+    assert (queued["awaiting"], queued["held"], [(r["review_id"], r["held"], r["auto_held"]) for r in
+                                                 queued["reviews"]]) == (0, 1, [(2, True, False)])
     status, out, _ = pipeline("review", "answer", "chat:2", "skip", "2", "--reviewer", "@bo", "--db", copy)
     assert (status, out) == (0, "review 2 answered skip 2: run 2 is now pending at stage render\n")
     # The same answer again (by the review's id, the detail as the bot stores it) is a repeat: nothing changes.
