@@ -28,6 +28,7 @@ from .errors import PipelineModelsError
 from .fields import UTC  # noqa: F401  (re-exported: its old home)
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
+from .models.runs import _channel
 
 PROG = "pipeline-models"
 
@@ -144,7 +145,7 @@ def cmd_pause(args: argparse.Namespace) -> str:
     """`pause NICHE` / `resume NICHE`: stop or start again claiming the runs of a niche (its channel)."""
     _bind_for_change(args.db)
     pausing = args.command == "pause"
-    if (args.niche in PipelineRun.paused_niches()) == pausing:
+    if (_channel(args.command, args.niche) in PipelineRun.paused_niches()) == pausing:  # a bad name refused first
         return f"{shown(args.niche)} is {'already' if pausing else 'not'} paused: nothing changed"
     (PipelineRun.pause if pausing else PipelineRun.resume)(args.niche, updated_by=args.by)
     known = any(model.select().where(model.niche == args.niche).exists() for model in (PipelineRun, DiscoveredVideo))

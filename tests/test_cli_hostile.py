@@ -149,9 +149,10 @@ def make_foreign_database(path):
 READ_COMMANDS = [["status"], ["runs"], ["errors", "--all"], ["analytics"], ["config", "get", "greeting"],
                  ["config", "list"], ["videos"], ["shorts"], ["reviews"], ["run", "show", "1"], ["errors", "show", "1"],
                  ["status", "--json"], ["runs", "--json"], ["runs", "--niche", "gaming", "--status", "review"],
-                 ["videos", "--niche", "gaming", "--processed", "pending", "--json"]]
+                 ["videos", "--niche", "gaming", "--processed", "pending", "--json"], ["queue"], ["stats"],
+                 ["digest", "--json"], ["run", "summary", "1"]]
 WRITE_COMMANDS = [["resolve", "1"], ["retry", "1"], ["config", "set", "k", "1"], ["review", "answer", "m1", "approve"],
-                  ["review", "answer", "m1", "skip", "1"], ["compact"]]
+                  ["review", "answer", "m1", "skip", "1"], ["compact"], ["pause", "gaming"], ["resume", "gaming"]]
 
 # (target, exit status, what the error says)
 TARGETS = [
@@ -195,6 +196,10 @@ CASES = [
     ("deep JSON", ["config", "set", "k", DEEP_JSON], 1, "nested too deeply"),
     ("key missing", ["config", "get", "nope 💥"], 1, "no config override named 'nope 💥'"),
     ("unknown command", ["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+    ("since unknown", ["stats", "--since", "café💥"], 2, "argument --since: since: 'café💥' is neither a time ago"),
+    ("since negative", ["digest", "--since=-6h"], 2, "argument --since: since: '-6h' is neither a time ago"),
+    ("pause dotted", ["pause", "a.b"], 1, "PipelineRun.niche: pause needs a niche's name without dots, not 'a.b'"),
+    ("resume empty", ["resume", " "], 1, "PipelineRun.niche: resume needs the niche's name, e.g. 'gaming', not ' '"),
     ("demo @ foreign.db", ["demo", "--db", "foreign.db"], 1, "the demo will not use 'foreign.db': it is not a pipe"),
     ("demo @ sqlite URL", ["demo", "--db", "sqlite:///foreign.db"], 1, "the demo will not use 'sqlite:///foreign.db'"),
     ("demo @ pipeline.db", ["demo", "--db", "pipeline.db"], 1, "pipeline data the demo did not make"),
