@@ -297,3 +297,13 @@ def test_since_must_be_an_aware_datetime_or_a_timedelta(database, since):
     for query in (bot.stats, bot.digest):
         with pytest.raises(ValueError, match="since must be an aware datetime or a timedelta"):
             query(since)
+
+
+def test_parse_since_reads_a_time_ago_or_an_iso_time():
+    assert bot.parse_since("30m") == datetime.timedelta(minutes=30)
+    assert bot.parse_since("6h") == 6 * H and bot.parse_since("7d") == datetime.timedelta(days=7)
+    assert bot.parse_since("2026-01-01T00:30") == CYCLE_START  # UTC unless it says otherwise
+    assert bot.parse_since("2026-01-01T02:30+02:00") == CYCLE_START
+    for text in ("yesterday", "-6h", "6 h", "6w", "", "٦h"):
+        with pytest.raises(ValueError, match="is neither a time ago"):
+            bot.parse_since(text)
