@@ -195,8 +195,8 @@ class PipelineFactory:
         """A run of `niche` in `status`, with the rows the pipeline made on the way there.
 
         pending: no other row yet. From running on: `clips` clips ranked 1..N, each of a video of its own
-        (new, taken by the run and kept with run.keep_clips(): used, taken_by_run the run), a script, TTS audio and a short of each of the top three clips, written by the
-        worker under its claim (run.fenced()); clips=0 makes none of these; from review on: the review, with
+        (new, taken by the run and kept with run.keep_clips(): used, taken_by_run the run), a script, TTS
+        audio and a short of each of the top three clips, written by the worker under its claim (run.fenced()); clips=0 makes none of these; from review on: the review, with
         a chat message id for ReviewLog.answer(); rejected: the shorts rejected with the run; uploaded: the
         long-form video recorded.
         """
