@@ -196,9 +196,9 @@ class PipelineFactory:
 
         pending: no other row yet. From running on: `clips` clips ranked 1..N, each of a video of its own
         (new, taken by the run and kept with run.keep_clips(): used, taken_by_run the run), a script, TTS
-        audio and a short of each of the top three clips, written by the worker under its claim (run.fenced()); clips=0 makes none of these; from review on: the review, with
-        a chat message id for ReviewLog.answer(); rejected: the shorts rejected with the run; uploaded: the
-        long-form video recorded.
+        audio and a short of each of the top three clips, written by the worker under its claim
+        (run.fenced()); clips=0 makes none of these; from review on: the review, with a chat message id for
+        ReviewLog.answer(); rejected: the shorts rejected with the run; uploaded: the long-form video recorded.
         """
         return self._chain(status, niche, {}, clips=clips)
 

@@ -178,11 +178,13 @@ PUBLIC_0_2_0 = {
         "PROG", "UTC", "UsageError", "as_json", "cmd_analytics", "cmd_compact", "cmd_config", "cmd_demo",
         "cmd_errors", "cmd_init", "cmd_report", "cmd_resolve", "cmd_retry", "cmd_review", "cmd_reviews",
         "cmd_run", "cmd_runs", "cmd_shorts", "cmd_status", "cmd_videos", "main", "parse", "parser", "plural",
-        "status_rows", "table"],
+        "table"],
     "pipeline_models.report": [
         "FUNNEL_STEPS", "LEASE_EXPIRED", "MAX_ERROR_TYPES", "NOT_LOGGED", "NO_STAGE", "OTHER", "OUTCOMES",
         "ReportSummary", "UTC", "data", "percentile", "render", "require_extra", "write"],
     "pipeline_models.demo": ["ALL_MODELS", "MARKER", "RenderCrashed", "SOURCES", "WORKERS", "run_demo"],
+    "pipeline_models.bot": ["KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue",
+                            "review_summary", "stats", "status"],
     "pipeline_models.pytest_plugin": ["ALL_MODELS", "Chain", "PipelineFactory", "pipeline_db", "pipeline_factory",
                                       "pytest_addoption", "pytest_report_header"],
 }
