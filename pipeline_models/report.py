@@ -269,8 +269,8 @@ def _runs_section(page: _Page, report: Dict[str, Any]) -> None:
 
 def _uploads_section(page: _Page, report: Dict[str, Any]) -> None:
     per_day, cap = report["uploads_per_day"], report["upload_cap"]
-    slot = "now" if cap["next_slot"] is None else f"at {_stamp(cap['next_slot'])} UTC"
-    against = f"{cap['last_24_hours']:,} of the {cap['cap']:,} a day ({cap['key']}) in the last 24 hours; next {slot}."
+    slot = "one may start now" if cap["next_slot"] is None else f"the next slot opens {_stamp(cap['next_slot'])} UTC"
+    against = f"{cap['last_24_hours']:,} of the {cap['cap']:,} a day ({cap['key']}) in the last 24 hours; {slot}."
     if not per_day:
         page.section("uploads", "Uploads per day against the cap", _e("Nothing uploaded yet. " + against))
         return

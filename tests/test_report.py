@@ -88,14 +88,20 @@ def test_an_empty_database_says_so_and_draws_no_chart(database):
     assert numbers["totals"]["runs"] == numbers["totals"]["videos"] == numbers["totals"]["snapshots"] == 0
     assert numbers["funnel"] == [] and numbers["funnel_by_niche"] == {} and numbers["runs_per_day"] == {}
     assert numbers["uploads_per_day"] == {} and numbers["failures"] == {} and numbers["unresolved_errors"] == {}
-    assert numbers["top_videos"] == [] and numbers["views"] == {"niches": {}, "unmatched_videos": 0}
+    assert numbers["top_videos"] == [] and numbers["views"] == {"niches": {}, "audience": {}, "unmatched_videos": 0}
+    assert numbers["content_id"] == {} and numbers["failures_by_niche"] == {}
+    assert numbers["totals"]["paused_niches"] == []
+    assert numbers["upload_cap"] == {"cap": 20, "key": "youtube.max_uploads_per_day", "days_at_cap": 0,
+                                     "last_24_hours": 0, "next_slot": None}
     reviews, cost = numbers["reviews"], numbers["llm_cost"]
     assert reviews["answered"] == 0 and reviews["median_seconds"] is None and reviews["p95_seconds"] is None
-    assert reviews["oldest_waiting_seconds"] is None and reviews["weeks"] == [] and reviews["answers"] == {}
+    assert reviews["oldest_waiting_seconds"] is None and reviews["niches"] == {}
+    assert reviews["answers"] == dict.fromkeys(report.ANSWERS, 0)
     assert cost["per_uploaded_run_usd"] is None and cost["all_cost_usd"] == 0 and cost["months"] == []
 
     document = report.render(now=NOW)
-    for says in ("No runs yet", "No videos discovered yet.", "Nothing uploaded yet.",
+    for says in ("No runs yet", "No videos discovered yet.", "Nothing uploaded yet. 0 of the 20 a day",
+                 "No clip or source video of medium or high risk.",
                  "No failed runs. No unresolved errors.", "No reviews requested yet.", "No scripts written yet.",
                  "No analytics of uploaded videos yet.", "No analytics yet."):
         assert says in document
@@ -174,7 +180,9 @@ def test_uploads_per_day_count_long_form_and_shorts_by_niche(database):
                        "2026-02-03": {"gaming": {"long-form": 0, "shorts": 1}}}
     assert list(per_day) == sorted(per_day)
     document = report.render(now=NOW)
-    assert "2 long-form videos and 4 shorts uploaded on 3 days; the busiest, 2026-02-02, had 3." in document
+    # Recorded without a start (upload_started_at): counted on the day recorded, as the cap counts them.
+    assert ("2 long-form videos and 4 shorts uploaded on 3 days; the busiest, 2026-02-02, had 3; 0 days at the cap. "
+            "0 of the 20 a day (youtube.max_uploads_per_day) in the last 24 hours; one may start now.") in document
     traces = figures_of(document)["chart-uploads"]["data"]
     assert [(t["name"], t["y"]) for t in traces] == [("gaming: long-form", [1, 0, 0]), ("gaming: shorts", [1, 1, 1]),
                                                      ("sports: long-form", [0, 1, 0]), ("sports: shorts", [0, 1, 0])]
@@ -249,58 +257,26 @@ def test_percentile_is_nearest_rank():
         report.percentile([1], 0)
 
 
-def test_review_latency_median_p95_and_auto_held(database):
-    run = make_run()
-    for minutes in range(1, 21):  # 1..10 min in the week of Monday 5 January, 11..20 in the next
-        sent = aware(2026, 1, 6 if minutes <= 10 else 13, 9)
-        if minutes == 10:
-            sent = aware(2026, 1, 12, 1, 30, hours=2)  # Monday locally, Sunday 23:30 UTC: the first week
-        pm.ReviewLog.create(pipeline_run=run, sent_at=sent, responded_at=sent + timedelta(minutes=minutes),
-                            action="approve", auto_held=minutes == 20)  # the slowest: auto-held, answered later
-    held = aware(2026, 1, 13, 10)  # a reviewer's hold: not an answer yet, so no latency
-    pm.ReviewLog.create(pipeline_run=run, sent_at=held, responded_at=held + timedelta(minutes=3), action="hold")
-    pm.ReviewLog.create(pipeline_run=run, sent_at=aware(2026, 1, 14, 8), action="hold", auto_held=True)  # still held
-    pm.ReviewLog.create(pipeline_run=run, sent_at=NOW - timedelta(hours=2))  # open, not held yet
-
-    reviews = report.data(now=NOW)["reviews"]
-    assert (reviews["requested"], reviews["answered"], reviews["timed"]) == (23, 20, 20)
-    assert (reviews["open"], reviews["held"]) == (1, 2)
-    assert reviews["median_seconds"] == pytest.approx(10.5 * 60, abs=0.01)
-    assert reviews["p95_seconds"] == pytest.approx(19 * 60, abs=0.01)
-    assert (reviews["auto_held"], reviews["auto_held_waiting"], reviews["auto_held_answered"]) == (2, 1, 1)
-    assert reviews["oldest_waiting_seconds"] == (NOW - held).total_seconds()
-    first, second = reviews["weeks"]  # the week of the open review, neither answered nor auto-held, has none
-    assert (first["week"], first["timed"], first["auto_held"]) == ("2026-01-05", 10, 0)
-    assert first["median_seconds"] == pytest.approx(5.5 * 60, abs=0.01)
-    assert first["p95_seconds"] == pytest.approx(10 * 60, abs=0.01)
-    assert (second["week"], second["timed"], second["auto_held"]) == ("2026-01-12", 10, 2)
-    assert second["median_seconds"] == pytest.approx(15.5 * 60, abs=0.01)
-    assert second["p95_seconds"] == pytest.approx(20 * 60, abs=0.01)
-
-    document = report.render(now=NOW)
-    assert "median latency 10.5 min, p95 19.0 min" in document
-    assert "2 auto-held (nobody answered in time): 1 still held, 1 answered later" in document
-    assert "1 open and 2 held, the oldest sent 47.1 d ago" in document
-
-
-def test_reviews_without_answer_times_or_weeks_say_so_and_draw_no_chart(database):
+def test_reviews_without_answer_times_say_so_and_draw_no_latency_chart(database):
     run = make_run()
     pm.ReviewLog.create(pipeline_run=run, sent_at=NOW - timedelta(hours=1))
     document = report.render(now=NOW)
-    assert "No reviews answered yet. 0 auto-held" in document and "the oldest sent 1.0 h ago" in document
+    assert ("0 answered: none with an answer time (responded_at). 0 auto-held (nobody answered in time), 0 approved "
+            "by force_upload; 1 open and 0 held, the oldest sent 1.0 h ago.") in document
     assert "chart-reviews" not in figures_of(document) and "No answers yet." in document
 
     pm.ReviewLog.create(pipeline_run=run, action="approve")  # answered by other code, without responded_at
     reviews = report.data(now=NOW)["reviews"]
     assert (reviews["answered"], reviews["timed"], reviews["median_seconds"]) == (1, 0, None)
+    assert reviews["niches"]["gaming"]["answers"]["approve"] == 1
     document = report.render(now=NOW)
-    assert "1 answered, none with an answer time" in document and "chart-reviews" not in figures_of(document)
+    assert "1 answered: none with an answer time" in document and "chart-reviews" not in figures_of(document)
 
     sent = aware(2026, 2, 2, 9)
     pm.ReviewLog.create(pipeline_run=run, action="approve", sent_at=sent, responded_at=sent + timedelta(minutes=3))
     document = report.render(now=NOW)
     assert "2 answered: median latency 3.0 min, p95 3.0 min (of the 1 with an answer time)" in document
-    assert "chart-reviews" in figures_of(document)
+    assert figures_of(document)["chart-reviews"]["data"][0]["y"] == [pytest.approx(3.0)]  # in minutes
 
 
 def test_review_answers_per_niche_and_the_status_table(database):
@@ -313,14 +289,17 @@ def test_review_answers_per_niche_and_the_status_table(database):
     assert pm.ReviewLog.hold_stale(timedelta(microseconds=1)) == 1  # only funny's is unanswered: auto-held
     reviewed("entertainment")  # open
 
-    answers = report.data(now=NOW)["reviews"]["answers"]
-    zero = dict.fromkeys(["approve", "reject", "hold", "skip", "redo_script"], 0)
-    assert answers == {"funny": {**zero, "hold": 1},  # entertainment's review has no answer yet
-                       "gaming": {**zero, "approve": 1, "reject": 1, "hold": 1, "skip": 1},
-                       "sports": {**zero, "redo_script": 1}}
-    assert list(answers) == sorted(answers)
-    traces = figures_of(report.render(now=NOW))["chart-answers"]["data"]
-    assert [(t["name"], t["y"]) for t in traces if t["name"] == "gaming"] == [("gaming", [1, 1, 1, 1, 0])]
+    niches = report.data(now=NOW)["reviews"]["niches"]
+    zero = dict.fromkeys(report.ANSWERS, 0)
+    assert {niche: got["answers"] for niche, got in niches.items()} == {
+        "entertainment": zero,  # its review has no answer yet
+        "funny": {**zero, "auto_held": 1},
+        "gaming": {**zero, "approve": 1, "reject": 1, "hold": 1, "skip": 1},
+        "sports": {**zero, "redo_script": 1}}
+    assert list(niches) == sorted(niches)
+    traces = figures_of(report.render(now=NOW))["chart-answers"]["data"]  # the niches with an answer
+    assert [(t["name"], t["y"]) for t in traces if t["name"] in ("approve", "hold")] == [
+        ("approve", [0, 1, 0]), ("hold", [0, 1, 0])]
 
     rows = {(what, status): count for what, status, count in queries.status_rows()}
     assert [status for what, status in rows if what == "runs"] == [s.value for s in RunStatus]
@@ -334,6 +313,216 @@ def test_review_answers_per_niche_and_the_status_table(database):
     pm.ErrorLog.create(module="m", error_type="E", error_message="x")
     pm.ErrorLog.create(module="m", error_type="E", error_message="y").resolve()
     assert queries.status_rows()[-1] == ["errors", "unresolved", 1]
+
+
+# --- the cycle: a small pipeline of known numbers, made through the package's operations ---------------
+
+REPORT_NOW = aware(2026, 2, 2, 12)  # the report's "now": the cap's last 24 hours are Feb 1 12:00 to Feb 2 12:00
+VIDEO_DAY, UPLOAD_DAY = aware(2026, 2, 1, 10), aware(2026, 2, 2, 11)
+
+
+def produced_run(niche, cycle, clip_risks=("low",) * 3, video_risks=("low",) * 3, shorts=2):
+    """The niche's run of `cycle`: claimed, 4 candidates taken (the 4th of high risk and never cut), the top 3
+    kept as clips with the risks given by rank (clip's, video's), shorts of the top `shorts`, sent to review."""
+    for n, risk in enumerate([*video_risks, "high"]):
+        make_video(f"{niche}-{cycle}-{n}", niche=niche, viral_score=100.0 - n, content_id_risk=risk)
+    pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * cycle))
+    run = pm.PipelineRun.claim_next("w1", niche=niche)
+    assert run.cycle_start == CYCLE_START + timedelta(hours=6 * cycle)
+    candidates = run.take_candidates(limit=4)
+    clips = run.keep_clips([dict(discovered_video=video, start_time_seconds=5.0, end_time_seconds=20.0,
+                                 clip_duration_seconds=15.0, content_id_risk=risk)
+                            for video, risk in zip(candidates, clip_risks)],
+                           others=pm.Processed.skipped, min_clips=3, max_clips=3)
+    with run.fenced():
+        for clip in clips[:shorts]:
+            pm.Short.create(pipeline_run=run, clip=clip, title=f"{niche} short of rank {clip.rank_position}")
+    review = pm.ReviewLog.request(run, message_id=f"m-{niche}-{cycle}")
+    return run, review
+
+
+def failed_run(niche, cycle, stage, error=None):
+    """The niche's run of `cycle`, failed for good at `stage`, with `error` logged if given."""
+    pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * cycle))
+    run = pm.PipelineRun.claim_next("w1", niche=niche)
+    run.heartbeat(stage=stage)
+    if error is not None:
+        pm.ErrorLog.record(error, stage, pipeline_run=run)
+    run.fail(error or "gave up", retry=False)
+    return run
+
+
+def at(review, sent, minutes=None):
+    """Set a review's times: sent at `sent`, answered `minutes` later (respond() stamps the clock's time)."""
+    responded = None if minutes is None else sent + timedelta(minutes=minutes)
+    pm.ReviewLog.update(sent_at=sent, responded_at=responded).where(pm.ReviewLog.id == review.id).execute()
+
+
+def upload(item, video_id, when, record=True):
+    """Begin an upload at `when` (counted against the cap) and record it a minute later, unless `record` is
+    False (then it stays in doubt, and still counts)."""
+    item.start_upload(now=when)
+    if record:
+        item.mark_uploaded(video_id, uploaded_at=when + timedelta(minutes=1))
+
+
+class RenderCrashed(Exception):
+    pass
+
+
+@pytest.fixture
+def cycle(database):
+    """Two niches through the cycle (a third paused), every answer once, with known numbers:
+
+    gaming  g1 approve, uploaded with one short      clip 1 of high risk, video of clip 2 medium
+            g2 reject                                 video of clip 1 high
+            g3 hold (a reviewer's)
+            g4 auto-held, then force_upload, uploaded
+            g5 skip 2 (back to render)                clip 2 of medium risk: dropped by the skip
+            g6 failed at render, RenderCrashed logged
+    sports  s1 redo_script (back to script)
+            s2 auto-held, still held
+            s3 approve, uploaded, its short in doubt  clip 1 and its video medium
+            s4 failed at download, nothing logged
+            s5 open
+    Uploads under a cap of 3 a day: Feb 1 g1 and its short; Feb 2 s3, s3's short (in doubt) and g4; then
+    s3's second short is refused (UploadCapReached) until Feb 3 11:00.
+    """
+    pm.ConfigOverride.set("youtube.max_uploads_per_day", 3)
+    pm.PipelineRun.pause("funny")
+    g1, r1 = produced_run("gaming", 0, clip_risks=("high", "low", "low"), video_risks=("low", "medium", "low"))
+    g2, r2 = produced_run("gaming", 1, video_risks=("high", "low", "low"))
+    g3, r3 = produced_run("gaming", 2)
+    g4, r4 = produced_run("gaming", 3)
+    g5, r5 = produced_run("gaming", 4, clip_risks=("low", "medium", "low"))
+    failed_run("gaming", 5, "render", RenderCrashed("moov atom not found"))
+    s1, q1 = produced_run("sports", 0)
+    s2, q2 = produced_run("sports", 1)
+    s3, q3 = produced_run("sports", 2, clip_risks=("medium", "low", "low"), video_risks=("medium", "low", "low"))
+    failed_run("sports", 3, "download")
+    s5, q5 = produced_run("sports", 4)
+
+    day = aware(2026, 1, 1, 8)
+    for review, minutes, answer in ((r1, 10, "approve"), (r2, 20, "reject"), (r3, 3, "hold"),
+                                    (r5, 30, "skip 2"), (q1, 40, "redo_script"), (q3, 60, "approve")):
+        action, _, detail = answer.partition(" ")
+        review.respond(action, response_detail=answer if detail else None, reviewer="@alice")
+        at(review, day, minutes)
+    for review in (r4, q2):
+        at(review, day)
+    at(q5, aware(2026, 2, 2, 9))  # sent this morning: not auto-held yet
+    assert pm.ReviewLog.hold_stale(now=day + timedelta(hours=5)) == 2  # r4, q2: 4 hours without an answer
+    pm.ReviewLog.force_upload(g4, reviewer="@bob")
+    at(r4, day, 300)
+
+    g1, g4, s3 = (run.refresh() for run in (g1, g4, s3))
+    upload(g1, "LF-G1", VIDEO_DAY)
+    upload(g1.shorts.order_by(pm.Short.id)[0], "SH-G1", VIDEO_DAY + timedelta(minutes=5))
+    upload(s3, "LF-S3", UPLOAD_DAY)
+    s3_shorts = list(s3.shorts.order_by(pm.Short.id))
+    upload(s3_shorts[0], None, UPLOAD_DAY + timedelta(minutes=5), record=False)
+    upload(g4, "LF-G4", UPLOAD_DAY + timedelta(minutes=10))
+    with pytest.raises(pm.UploadCapReached):
+        upload(s3_shorts[1], "SH-S3", UPLOAD_DAY + timedelta(minutes=15))
+
+    for video, views, gain, ctr in (("LF-G1", 1000, 10, 0.05), ("SH-G1", 3000, 4, 0.10), ("LF-G4", 500, 6, 0.03),
+                                    ("LF-S3", 200, None, None)):
+        pm.Analytics.record(video, measured_at=aware(2026, 2, 2), view_count=views // 2)  # an older one
+        pm.Analytics.record(video, measured_at=REPORT_NOW, view_count=views, subscriber_gain=gain,
+                            click_through_rate=ctr)
+    return report.data(now=REPORT_NOW)
+
+
+def test_the_cycle_runs_by_outcome_and_paused_niches(cycle):
+    assert cycle["runs_per_day"] == {
+        "gaming": {"2026-01-01": {"uploaded": 2, "rejected": 1, "in review": 1},
+                   "2026-01-02": {"in progress": 1, "failed": 1}},
+        "sports": {"2026-01-01": {"in progress": 1, "in review": 1, "uploaded": 1, "failed": 1},
+                   "2026-01-02": {"in review": 1}}}
+    assert cycle["totals"]["paused_niches"] == ["funny"] and cycle["totals"]["niches"] == ["funny", "gaming", "sports"]
+    assert "Paused (not claimed): funny." in report.render(now=REPORT_NOW)
+
+
+def test_the_cycle_reviews_latency_and_answers_per_niche(cycle):
+    reviews = cycle["reviews"]
+    zero = dict.fromkeys(report.ANSWERS, 0)
+    gaming, sports = reviews["niches"]["gaming"], reviews["niches"]["sports"]
+    assert gaming["answers"] == {**zero, "approve": 1, "force_upload": 1, "reject": 1, "hold": 1, "skip": 1}
+    assert sports["answers"] == {**zero, "approve": 1, "auto_held": 1, "redo_script": 1}
+    counted = ("requested", "answered", "open", "held", "auto_held", "force_upload", "timed")
+    assert [gaming[key] for key in counted] == [5, 4, 0, 1, 1, 1, 4]
+    assert [sports[key] for key in counted] == [4, 2, 1, 1, 1, 0, 2]
+    assert [reviews[key] for key in counted] == [9, 6, 1, 2, 2, 1, 6]
+    # Minutes to the answer: gaming 10, 20, 30 and the forced 300; sports 40 and 60.
+    assert (gaming["median_seconds"], gaming["p95_seconds"]) == (pytest.approx(25 * 60), pytest.approx(300 * 60))
+    assert (sports["median_seconds"], sports["p95_seconds"]) == (pytest.approx(50 * 60), pytest.approx(60 * 60))
+    assert (reviews["median_seconds"], reviews["p95_seconds"]) == (pytest.approx(35 * 60), pytest.approx(300 * 60))
+    assert reviews["oldest_waiting_seconds"] == (REPORT_NOW - aware(2026, 1, 1, 8)).total_seconds()
+    assert reviews["answers"] == {**zero, "approve": 2, "force_upload": 1, "reject": 1, "hold": 1, "auto_held": 1,
+                                  "skip": 1, "redo_script": 1}
+
+    document = report.render(now=REPORT_NOW)
+    assert ("6 answered: median latency 35.0 min, p95 5.0 h. 2 auto-held (nobody answered in time), 1 approved "
+            "by force_upload; 1 open and 2 held, the oldest sent 32.2 d ago.") in document
+    figures = figures_of(document)
+    assert [(t["name"], t["y"]) for t in figures["chart-reviews"]["data"]] == [
+        ("median latency", pytest.approx([25 / 60, 50 / 60])), ("p95 latency", pytest.approx([5.0, 1.0]))]  # hours
+    assert [(t["name"], t["y"]) for t in figures["chart-answers"]["data"]] == [
+        (answer, [gaming["answers"][answer], sports["answers"][answer]]) for answer in report.ANSWERS]
+
+
+def test_the_cycle_uploads_per_day_against_the_cap(cycle):
+    assert cycle["uploads_per_day"] == {
+        "2026-02-01": {"gaming": {"long-form": 1, "shorts": 1}},
+        "2026-02-02": {"gaming": {"long-form": 1, "shorts": 0}, "sports": {"long-form": 1, "shorts": 1}}}
+    assert cycle["upload_cap"] == {"cap": 3, "key": "youtube.max_uploads_per_day", "days_at_cap": 1,
+                                   "last_24_hours": 3, "next_slot": aware(2026, 2, 3, 11)}
+    document = report.render(now=REPORT_NOW)
+    assert ("3 long-form videos and 2 shorts uploaded on 2 days; the busiest, 2026-02-02, had 3; 1 day at the cap. "
+            "3 of the 3 a day (youtube.max_uploads_per_day) in the last 24 hours; the next slot opens "
+            "2026-02-03 11:00:00 UTC.") in document
+    shapes = figures_of(document)["chart-uploads"]["layout"]["shapes"]
+    assert [(shape["y0"], shape["y1"]) for shape in shapes] == [(3, 3)]  # the cap's line
+
+
+def test_the_cycle_views_subscribers_and_ctr_per_niche(cycle):
+    views = cycle["views"]
+    assert views["niches"]["gaming"]["long-form"] == {
+        "videos": 2, "views": 1500, "subscriber_gain": 16, "click_through_rate": pytest.approx(0.04),
+        "average_view_duration_seconds": None}
+    assert views["niches"]["gaming"]["shorts"] == {
+        "videos": 1, "views": 3000, "subscriber_gain": 4, "click_through_rate": pytest.approx(0.10),
+        "average_view_duration_seconds": None}
+    assert views["niches"]["sports"] == {"long-form": {
+        "videos": 1, "views": 200, "subscriber_gain": None, "click_through_rate": None,
+        "average_view_duration_seconds": None}}  # its short is in doubt: no id, no analytics
+    assert views["audience"] == {
+        "gaming": {"videos": 3, "views": 4500, "subscriber_gain": 20, "click_through_rate": pytest.approx(0.06)},
+        "sports": {"videos": 1, "views": 200, "subscriber_gain": None, "click_through_rate": None}}
+    traces = figures_of(report.render(now=REPORT_NOW))["chart-views"]["data"]
+    assert [(t["name"], t["xaxis"], t["y"]) for t in traces] == [
+        ("long-form", "x", [1500, 200]), ("long-form", "x2", [16, None]), ("long-form", "x3", [0.04, None]),
+        ("shorts", "x", [3000, None]), ("shorts", "x2", [4, None]), ("shorts", "x3", [0.10, None])]
+
+
+def test_the_cycle_content_id_flags_per_niche(cycle):
+    assert cycle["content_id"] == {
+        "gaming": {"clips": {"medium": 1, "high": 1}, "videos": {"medium": 1, "high": 1}, "flagged": 4,
+                   "dropped": 1, "runs": {"uploaded": 1, "rejected": 1}},
+        "sports": {"clips": {"medium": 1, "high": 0}, "videos": {"medium": 1, "high": 0}, "flagged": 1,
+                   "dropped": 0, "runs": {"uploaded": 1}}}
+    document = report.render(now=REPORT_NOW)
+    assert ("5 clips flagged (the clip&#x27;s or its source video&#x27;s risk medium or high), 1 dropped by a "
+            "reviewer&#x27;s skip; 2 uploaded runs still had one.") in document
+    traces = figures_of(document)["chart-content-id"]["data"]
+    assert [(t["name"], t["y"]) for t in traces] == [("clips: medium", [1, 1]), ("clips: high", [1, 0]),
+                                                     ("videos: medium", [1, 1]), ("videos: high", [1, 0])]
+
+
+def test_the_cycle_failures_by_niche_and_stage(cycle):
+    assert cycle["failures"] == {("render", "RenderCrashed"): 1, ("download", report.NOT_LOGGED): 1}
+    assert cycle["failures_by_niche"] == {"gaming": {"render": 1}, "sports": {"download": 1}}
+    assert cycle["unresolved_errors"] == {("render", "RenderCrashed"): 1}
 
 
 def test_llm_cost_per_uploaded_compilation(database):
@@ -386,7 +575,12 @@ def test_long_form_and_shorts_views_per_niche_through_both_kinds_of_id(database)
     assert "340 views of long-form videos and 120 of shorts in 2 niches" in document
     assert "1 video with snapshots is neither a run&#x27;s nor a short&#x27;s." in document
     traces = figures_of(document)["chart-views"]["data"]
-    assert [(t["name"], t["y"]) for t in traces] == [("long-form", [300, 40]), ("shorts", [120, 0])]
+    views_panel = [(t["name"], t["y"]) for t in traces if t["xaxis"] == "x"]  # then subscribers (x2), CTR (x3)
+    assert views_panel == [("long-form", [300, 40]), ("shorts", [120, None])]  # sports has no shorts measured
+    assert views["audience"] == {  # both kinds: CTR the mean of the two reported
+        "gaming": {"videos": 3, "views": 420, "subscriber_gain": 9, "click_through_rate": pytest.approx(0.08)},
+        "sports": {"videos": 1, "views": 40, "subscriber_gain": None, "click_through_rate": None}}
+    assert "gaming gained the most subscribers (9)" in document
 
 
 def test_top_videos_long_form_and_shorts_view_curves(database):
@@ -508,7 +702,7 @@ def test_the_page_fetches_nothing_and_defines_its_numbers(database):
     assert "default-src 'none'" in document  # and the browser is told to refuse any request all the same
     assert document.count("plotly.js v") == 1  # embedded once
     definitions = re.findall(r"<li>(.*?)</li>", document)  # the docstring's, one item per number
-    assert len(definitions) == 10 and definitions[0].startswith("Funnel, per niche: discovered videos")
+    assert len(definitions) == 11 and definitions[0].startswith("Funnel, per niche: discovered videos")
     assert definitions[-1].startswith("Top videos:") and all("\n" not in d for d in definitions)
 
 
