@@ -669,6 +669,7 @@ def test_database_text_is_escaped_everywhere(database):
     run.fail(HOSTILE, retry=False)
     done = reviewed(HOSTILE, answer="approve")
     pm.Short.update(title=HOSTILE).where(pm.Short.pipeline_run == done.id).execute()
+    pm.Clip.update(content_id_risk="high").where(pm.Clip.pipeline_run == done.id).execute()  # flagged
     uploaded(done)
     short = done.shorts[0]
     pm.Analytics.record(short.youtube_video_id, view_count=9, measured_at=aware(2026, 2, 1))
@@ -683,7 +684,7 @@ def test_database_text_is_escaped_everywhere(database):
     as_plotly_text = html.escape(HOSTILE, quote=False)  # plotly shows it as typed instead of reading tags
     figures = figures_of(document)
     for chart in ("chart-funnel", "chart-runs-per-day", "chart-uploads", "chart-failures", "chart-errors",
-                  "chart-answers", "chart-views", "chart-top-videos"):
+                  "chart-reviews", "chart-answers", "chart-views", "chart-content-id", "chart-top-videos"):
         assert as_plotly_text in json.dumps(figures[chart]), chart
     assert HOSTILE not in json.dumps(figures)
 

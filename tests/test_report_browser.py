@@ -185,7 +185,8 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                                resolved=rng.random() < 0.4)
         if hostile:
             pm.ErrorLog.create(module=HOSTILE, error_type=HOSTILE, error_message=HOSTILE)
-        pm.ConfigOverride.set("youtube.max_uploads_per_day", 30)  # 2 niches x 4 cycles x (1 + 3 shorts) fit
+        # A cap every day's uploads fit under: 4 cycles a niche, each a long-form video and 3 shorts.
+        pm.ConfigOverride.set("youtube.max_uploads_per_day", 16 * len(niches))
         pm.PipelineRun.pause(niches[-1])
 
     def snapshots():
