@@ -902,6 +902,7 @@ FOUND_PER_RUN, TAKEN_PER_RUN, CLIPS_PER_RUN, PENDING_DAYS = 205, 15, 10, 2
 YEAR_RUNS = 365 * 4 * len(NICHES)
 # The older runs' outcomes, in turn: 42 in 50 uploaded, 5 rejected, 3 failed (after their review: approved).
 OUTCOMES = ["uploaded"] * 42 + ["rejected"] * 5 + ["failed"] * 3
+UPLOADED = ("uploaded", "forced")  # "forced": held, then uploaded by /force_upload
 
 
 def cycle_options(parser, quick):
@@ -934,7 +935,8 @@ def run_fate(i, cycles):
 
     The last cycle's runs are pending (due); the one before: two in review unanswered, one uploaded and one
     failed within the last 6 hours; two cycles back: one held by the janitor, one approved waiting for an
-    upload slot; older ones as OUTCOMES says, one in 97 still held (nobody forced its upload)."""
+    upload slot; older ones as OUTCOMES says, but one in 97 held by the janitor: held still within 3 days,
+    uploaded by a /force_upload after that ("forced")."""
     age, niche = cycles - 1 - i // len(NICHES), i % len(NICHES)
     if age == 0:
         return "pending"
@@ -942,7 +944,9 @@ def run_fate(i, cycles):
         return ("review", "review", "uploaded", "failed")[niche]
     if age == 2:
         return ("held", "approved", "uploaded", "uploaded")[niche]
-    return "held" if i % 97 == 0 else OUTCOMES[i % len(OUTCOMES)]
+    if i % 97 == 0:
+        return "held" if age < 12 else "forced"
+    return OUTCOMES[i % len(OUTCOMES)]
 
 
 def cycle_dataset(videos, now):
@@ -955,7 +959,7 @@ def cycle_dataset(videos, now):
         return origin + CYCLE * (i // len(NICHES)) + timedelta(minutes=NICHES[list(NICHES)[i % len(NICHES)]])
 
     fates = [run_fate(i, cycles) for i in range(runs)]
-    reviewed = [f not in ("pending",) for f in fates]
+    reviewed = [fate != "pending" for fate in fates]
 
     def video_rows():
         for i in range(runs):
@@ -979,18 +983,18 @@ def cycle_dataset(videos, now):
         "processed", "view_count", "duration_seconds"), chunk_size=5000)
 
     def finished(i):
-        return start(i) + timedelta(hours=3, minutes=i % 90)
+        return start(i) + timedelta(hours=27 if fates[i] == "forced" else 3, minutes=i % 90)
 
-    status = {"held": "review", "failed": "failed"}
+    status = {"held": "review", "forced": "uploaded"}
 
     def run_rows():
         for i, fate in enumerate(fates):
-            done = fate in ("uploaded", "rejected", "failed")
+            done = fate in ("uploaded", "forced", "rejected", "failed")
             yield (*cycle_of_run(i, start), status.get(fate, fate), 2 if fate == "failed" else 0,
                    None if fate == "pending" else start(i) + timedelta(minutes=2),
                    finished(i) if done else None,
-                   f"L{i:09d}" if fate == "uploaded" else None,
-                   f"https://youtu.be/L{i:09d}" if fate == "uploaded" else None,
+                   f"L{i:09d}" if fate in UPLOADED else None,
+                   f"https://youtu.be/L{i:09d}" if fate in UPLOADED else None,
                    None if fate == "pending" else 480.0 + i % 120, None if fate == "pending" else 200_000_000 + i,
                    "gave up after 3 attempts: RuntimeError: render failed" if fate == "failed" else None,
                    start(i) - timedelta(minutes=5), finished(i) if done else start(i))
@@ -1023,12 +1027,13 @@ def cycle_dataset(videos, now):
                 if j < CLIPS_PER_RUN:
                     clip_ids[i, j + 1] = clip_id
 
-    short_status = {"uploaded": "uploaded", "rejected": "rejected", "failed": "pending", "review": "review",
+    short_status = {"uploaded": "uploaded", "forced": "uploaded", "rejected": "rejected", "failed": "pending",
+                    "review": "review",
                     "held": "review", "approved": "pending"}
     shorts = [(i, k) for i in range(runs) if reviewed[i] for k in range(3 + i % 3)]  # 3 to 5 a run
     pm.Short.insert_rows(((i + 1, clip_ids[i, k + 1], short_status[fates[i]], f"short {i}.{k}",
-                           f"S{i:08d}{k}" if fates[i] == "uploaded" else None,
-                           finished(i) + timedelta(minutes=10 * (k + 1)) if fates[i] == "uploaded" else None)
+                           f"S{i:08d}{k}" if fates[i] in UPLOADED else None,
+                           finished(i) + timedelta(minutes=10 * (k + 1)) if fates[i] in UPLOADED else None)
                           for i, k in shorts),
                          fields=("pipeline_run", "clip", "status", "title", "youtube_video_id", "uploaded_at"),
                          chunk_size=5000)
@@ -1051,10 +1056,13 @@ def cycle_dataset(videos, now):
                 sent = now - timedelta(minutes=60 if i % len(NICHES) == 0 else 150)
                 reminded = sent + timedelta(hours=2) if i % len(NICHES) == 1 else None
                 yield (i + 1, None, None, sent, None, False, reminded, f"m{i}")
+            elif fate in ("held", "forced"):  # auto-held after 4 hours, reminded at 2; forced a day later
+                yield (i + 1, "approve" if fate == "forced" else "hold", "force_upload" if fate == "forced" else None,
+                       sent, sent + timedelta(hours=4 if fate == "held" else 24), True, sent + timedelta(hours=2),
+                       f"m{i}")
             else:
-                yield (i + 1, answer[fate], None, sent, sent + timedelta(minutes=(240 if fate == "held" else
-                                                                                 1 + i * 37 % 240)),
-                       fate == "held", sent + timedelta(hours=2) if fate == "held" else None, f"m{i}")
+                yield (i + 1, answer[fate], None, sent, sent + timedelta(minutes=1 + i * 37 % 240), False, None,
+                       f"m{i}")
 
     pm.ReviewLog.insert_rows(review_rows(), fields=("pipeline_run", "action", "response_detail", "sent_at",
                                                     "responded_at", "auto_held", "reminded_at", "message_id"))
@@ -1074,7 +1082,7 @@ def cycle_dataset(videos, now):
     # its upload, those already taken.
     def snapshot_rows():
         for i, fate in enumerate(fates):
-            if fate != "uploaded":
+            if fate not in UPLOADED:
                 continue
             ids = [(f"L{i:09d}", finished(i))] + [(f"S{i:08d}{k}", finished(i) + timedelta(minutes=10 * (k + 1)))
                                                    for k in range(3 + i % 3)]
@@ -1159,9 +1167,12 @@ def cycle_operations():
 
     operations = [("take_candidates(15)", restore, take)]
     if bot is not None:
-        operations += [("bot.status()", restore, lambda: bot.status()),
-                       ("bot.queue()", restore, lambda: bot.queue(now=now)),
-                       ("bot.digest(since=6 hours ago)", restore, lambda: bot.digest(since=now - timedelta(hours=6)))]
+        def nothing():
+            pass
+        operations += [("bot.status()", nothing, lambda: bot.status(now=now)),
+                       ("bot.queue()", nothing, lambda: bot.queue(now=now)),
+                       ("bot.digest(since=6 hours ago)", nothing, lambda: bot.digest(since=now - timedelta(hours=6),
+                                                                                       now=now))]
     return operations, claimed
 
 
@@ -1223,12 +1234,12 @@ def cycle_workloads(args, checks):
                 timings = {}
                 for videos in (small, big):
                     values = sorted(samples[name, videos])
-                    timings[videos] = statistics.median(values), percentile(values, 95)
+                    timings[videos] = statistics.median(values), percentile(values, 95), values[0]
                     c = counts[videos]
                     rows.append((backend, name, f"{c['DiscoveredVideo']:,} videos, {c['PipelineRun']:,} runs, "
                                  f"{c['Clip']:,} clips, {c['Short']:,} shorts", *map(ms, timings[videos]),
                                  timings[videos][0] / timings[small][0]))
-                median, p95 = timings[big]
+                median, p95, _ = timings[big]
                 ratio = median / timings[small][0]
                 checks.append((f"{backend}: {name} at {counts[big]['DiscoveredVideo']:,} videos: at most 5 ms and "
                                f"at most 1.5 x its time at {counts[small]['DiscoveredVideo']:,}",
@@ -1253,11 +1264,13 @@ def cycle_table(rows, repeat):
     if not rows:
         return []
     width = max(len(r[2]) for r in rows)
-    lines = [f"the cycle's hot paths: {repeat} calls per dataset (after a warm-up), ms; ratio of medians to the "
-             "smaller dataset's", "",
-             f"{'backend':<10}  {'operation':<29}  {'dataset':<{width}}  {'median':>7}  {'p95':>7}  {'ratio':>5}"]
-    for backend, name, dataset, median, p95, ratio in rows:
-        lines.append(f"{backend:<10}  {name:<29}  {dataset:<{width}}  {median:>7.3f}  {p95:>7.3f}  {ratio:>5.2f}")
+    lines = [f"the cycle's hot paths: {repeat} calls per dataset (after a warm-up), the datasets in turn; ms; ratio "
+             "of medians to the smaller dataset's", "",
+             f"{'backend':<10}  {'operation':<29}  {'dataset':<{width}}  {'median':>7}  {'p95':>7}  {'min':>7}  "
+             f"{'ratio':>5}"]
+    for backend, name, dataset, median, p95, least, ratio in rows:
+        lines.append(f"{backend:<10}  {name:<29}  {dataset:<{width}}  {median:>7.3f}  {p95:>7.3f}  {least:>7.3f}  "
+                     f"{ratio:>5.2f}")
     return lines
 
 
