@@ -1,16 +1,18 @@
 """Chaos soak of the run queue: workers that get killed and frozen must never write under a lost lease.
 
-Worker processes schedule the runs of three niches, one per niche and 6-hour cycle (the scheduler firing
-late or twice, from any worker), claim them, write ranked clips of distinct videos and shorts inside
-`run.fenced()`, heartbeat, then ask for a review or fail the run (to retry, or for good). A janitor
-process requeues runs whose lease expired and answers the reviews: approve, reject, hold, skip (clips
-dropped, the run rendered again) or redo_script, and taps some answers twice. An uploader process uploads
-the approved runs' shorts and long-form videos to a fake channel (its event log), SIGKILLing itself now and
-then between the upload claim, the upload and its record, and the next one settles the uploads left in
-doubt. Meanwhile this driver SIGKILLs a random worker every few hundred ms and starts a
-replacement, and about once a second SIGSTOPs a worker that holds a run for longer than the lease, so that
-it wakes as a zombie whose writes must be refused. A worker that gets LeaseLost (frozen past its lease, or
-merely slow) often carries on as a naive one would: it refreshes its run, maybe after the run moved on, and
+Worker processes schedule the runs of three niches, one per niche and 6-hour cycle (the scheduler firing late
+or twice, from any worker, and discovering a few videos), claim them within the concurrency cap (2), take
+their niche's best candidates, keep 1-3 ranked clips (the other candidates back to pending, or skipped), write
+shorts inside `run.fenced()`, heartbeat, then ask for a review or fail the run (to retry, or for good). A
+janitor process requeues runs whose lease expired and answers the reviews: approve, reject, hold, skip (clips
+dropped, the run rendered again) or redo_script, and taps some answers twice. An uploader process uploads the
+approved runs' shorts and long-form videos to a fake channel (its event log), SIGKILLing itself now and then
+between the upload claim, the upload and its record, and the next one settles the uploads left in doubt; its
+clock runs a simulated day every SIM_DAY seconds, so that the daily upload cap (lowered to UPLOAD_CAP) is
+reached and its slots open again. Meanwhile this driver SIGKILLs a random worker every few hundred ms and
+starts a replacement, and about once a second SIGSTOPs a worker that holds a run for longer than the lease, so
+that it wakes as a zombie whose writes must be refused. A worker that gets LeaseLost (frozen past its lease,
+or merely slow) often carries on as a naive one would: it refreshes its run, maybe after the run moved on, and
 tries save(), fail(), advance() and a review request, each of which must raise LeaseLost and write nothing.
 
 Every write to a run is audited by the database: triggers the soak creates (on SQLite and PostgreSQL alike)
@@ -18,7 +20,8 @@ record it in soak_audit with the claim its writer believed it held (a worker sta
 column it writes, see `stamped`) and the run's status and claim before the write. Writes under a lost lease,
 uploads of a run not approved at the time and runs with two answered reviews in one round are counted by SQL
 (see `Audit`). Afterwards the database, its audit and the processes' logs are checked against the queue's
-invariants (see `check`).
+invariants (see `check`): among them, no video in two runs' clips nor reserved by a finished run, never more
+than the cap running (the audit replayed in write order), never more than the daily cap of uploads in 24 hours.
 
     .venv/bin/python bench/soak_queue.py --seconds 300 --workers 16
     .venv/bin/python bench/soak_queue.py --seconds 60 --db postgresql://postgres@127.0.0.1:5432/soak
@@ -58,7 +61,14 @@ spawn = multiprocessing.get_context("spawn")
 # The pipeline's niches, staggered by 30 minutes; cycle k of a niche starts 6 k hours after its first.
 NICHES = {"gaming": 30, "sports": 60, "funny": 90}  # minutes after midnight of FIRST_DAY
 FIRST_DAY = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-VIDEOS_PER_NICHE = 30  # a run has at most 9 claims (3 rounds of 3 attempts) of 3 clips, each of another video
+VIDEOS_PER_NICHE = 200  # candidates seeded per niche; a kept clip uses its video up
+DISCOVERED_PER_SCHEDULE = 2  # videos a scheduler's firing discovers for its niche's cycle
+TAKE = (2, 5)  # candidates a run takes (take_candidates' limit)
+KEEP = (1, 3)  # clips it keeps of them (keep_clips), the rest back to pending, or skipped (1 in SKIP_OTHERS)
+SKIP_OTHERS = 5
+MAX_RUNNING = 2  # scheduler.max_concurrent_pipelines: the pipeline's cap, set explicitly
+UPLOAD_CAP = 3  # youtube.max_uploads_per_day, lowered from 20 so that a short soak meets it
+SIM_DAY = 8.0  # seconds of soak per simulated day of the uploader's clock
 SEED_CYCLES = 4  # cycles of each niche scheduled before the chaos, so that workers start at once
 CYCLE_EVERY = 0.5  # seconds of the soak per cycle: a new cycle of every niche falls due this often
 LATE = (0, 0, 1, 2)  # a scheduler fires for the current cycle, or again for one it already scheduled
@@ -86,6 +96,7 @@ ZOMBIE_WAIT = (0.0, 1.0)
 # a loaded 2-CPU machine makes ~60 claims in 20 s; what matters most is that zombies were refused.
 ENOUGH = {"claims": 30, "clips": 30, "reviews": 5, "retries": 1, "fatal": 1, "janitor requeues": 1,
           "schedule repeats": 1, "answers approve": 1, "answers skip or redo_script": 1, "uploads": 2,
+          "videos taken again": 1, "most running at once": MAX_RUNNING, "uploads refused at the cap": 1,
           "in doubt recovered": 1, "in doubt released": 1,
           "kills": 3, "stops": 3, "LeaseLost": 1, "LeaseLost after a stall": 1, "LeaseLost in a fenced write": 1,
           "zombies": 1, "zombie writes refused": 4, "audited writes": 100, "audited worker writes": 30}
@@ -171,10 +182,6 @@ def worker_main(target: str, name: str, events_path: str, epoch: float, stop_at:
     try:
         pm.init_db(target)
         rng = random.Random(seed)
-        video = pm.DiscoveredVideo
-        videos = collections.defaultdict(list)
-        for row in video.select(video.id, video.niche):
-            videos[row.niche].append(row.id)
         idle = False
         while time.time() < stop_at:
             if rng.random() < (0.3 if idle else 0.1):
@@ -184,7 +191,7 @@ def worker_main(target: str, name: str, events_path: str, epoch: float, stop_at:
             if idle:
                 time.sleep(0.02)
             else:
-                work_on(*claimed, videos, rng, log)
+                work_on(*claimed, rng, log)
     except Exception as exc:  # init_db and the like: reported, and the soak fails
         log.error("worker", exc)
 
@@ -197,6 +204,10 @@ def schedule_a_cycle(rng: random.Random, epoch: float, log: EventLog) -> None:
     try:
         run = pm.PipelineRun.schedule(niche, cycle_start(niche, cycle))
         log.write("schedule", niche=niche, cycle=cycle, run=run.id)
+        for i in range(DISCOVERED_PER_SCHEDULE):  # the cycle's discovery: found again when it fires again
+            pm.DiscoveredVideo.discover(f"{niche}-{cycle}-{i}", title=f"{niche} cycle {cycle} video {i}",
+                                        channel_name="creator", channel_id="UCsoak", niche=niche,
+                                        viral_score=rng.uniform(0, 100))
     except Exception as exc:
         log.error("schedule", exc)
 
@@ -227,28 +238,33 @@ def claim(name: str, rng: random.Random, log: EventLog) -> Optional[Tuple[pm.Pip
     return run, held
 
 
-def work_on(run: pm.PipelineRun, held: Claim, videos: Dict[str, List[int]], rng: random.Random,
-            log: EventLog) -> None:
-    """Write 1-3 clips under the fence, heartbeating after each, then 1-2 shorts, save the rendered video,
-    then ask for a review or fail the run. Each write to the run carries the claim's stamp (see `stamped`).
+def work_on(run: pm.PipelineRun, held: Claim, rng: random.Random, log: EventLog) -> None:
+    """Unless the run keeps clips already (a retry after they were kept, or a round after a skip or
+    redo_script answer), take 2-5 candidates, heartbeat, and keep 1-3 clips of them; then heartbeat, write 1-2
+    shorts, save the rendered video, then ask for a review or fail the run. Each write to the run carries the
+    claim's stamp (see `stamped`).
 
-    A freeze (SIGSTOP) usually lands in a "work" sleep, so the zombie's next call is a fenced write, or,
-    after the last one, its save or its move of the run. On LeaseLost the worker may write on (`zombie`).
+    A freeze (SIGSTOP) usually lands in a "work" sleep, so the zombie's next call is a fenced write (the take,
+    the keep, the shorts), or its save or its move of the run. On LeaseLost the worker may write on (`zombie`).
     """
     progress = time.monotonic()  # when this worker last knew it held the run
     op = "clip"
     try:
-        clips = rng.randint(1, 3)
-        for i in range(clips):
+        if not run.clips.where(pm.Clip.dropped_at.is_null()).exists():
             time.sleep(rng.uniform(*WORK_SECONDS))
-            op = "clip"
-            with run.fenced():
-                clip = write_clip(run, held, videos[run.niche], rng)
-            log.write("clip", run=run.id, id=clip.id, claim=str(held))
-            op = "heartbeat"
-            stage = "render" if i == clips - 1 else f"clip {i + 1}"  # the stage it goes into
-            run.heartbeat(stage=stamped(stage, held.token))
+            taken = run.take_candidates(rng.randint(*TAKE))
+            log.write("take", run=run.id, claim=str(held), videos=[video.id for video in taken])
+            run.heartbeat(stage=stamped("clips", held.token))
             progress = time.monotonic()
+            time.sleep(rng.uniform(*WORK_SECONDS))  # cutting: a zombie frozen here tries to keep its clips
+            others = Processed.skipped if rng.randrange(SKIP_OTHERS) == 0 else Processed.pending
+            clips = run.keep_clips([cut(video, held, rng) for video in taken[:rng.randint(*KEEP)]], min_clips=1,
+                                   max_clips=KEEP[1], others=others)
+            for clip in clips:
+                log.write("clip", run=run.id, id=clip.id, claim=str(held))
+        op = "heartbeat"
+        run.heartbeat(stage=stamped("render", held.token))
+        progress = time.monotonic()
         op = "shorts"
         with run.fenced():
             top = list(run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
@@ -314,17 +330,12 @@ def zombie(run: pm.PipelineRun, held: str, rng: random.Random, log: EventLog) ->
     log.write("zombie", run=run.id, claim=held, seen=seen, refused=refused, accepted=accepted)
 
 
-def write_clip(run: pm.PipelineRun, held: Claim, videos: List[int], rng: random.Random) -> pm.Clip:
-    """A clip of a video the run has no clip of, ranked after its clips (the caller holds the fence)."""
-    taken = list(pm.Clip.select(pm.Clip.discovered_video, pm.Clip.rank_position, pm.Clip.dropped_at)
-                 .where(pm.Clip.pipeline_run == run.id))
-    used = {clip.discovered_video_id for clip in taken}
-    rank = 1 + max((clip.rank_position for clip in taken if clip.dropped_at is None), default=0)
+def cut(video: pm.DiscoveredVideo, held: Claim, rng: random.Random) -> Dict[str, object]:
+    """The clip cut from `video`, as keep_clips takes it; the claim rides in it, for the checks: token, attempt,
+    round, worker."""
     start = round(rng.uniform(0, 300), 1)
-    # The claim rides in the clip, for the checks: token, attempt, round, worker.
-    return pm.Clip.create(pipeline_run=run, discovered_video=rng.choice([v for v in videos if v not in used]),
-                          rank_position=rank, start_time_seconds=start, end_time_seconds=start + 18,
-                          clip_duration_seconds=18, extraction_method="most_replayed", transcript=str(held))
+    return dict(discovered_video=video, start_time_seconds=start, end_time_seconds=start + 18,
+                clip_duration_seconds=18, extraction_method="most_replayed", transcript=str(held))
 
 
 def finish(run: pm.PipelineRun, outcome: str, held: Claim, rng: random.Random) -> Optional[int]:
@@ -406,19 +417,25 @@ def choose_answer(review: pm.ReviewLog, action: str, rng: random.Random) -> Tupl
 # --- the uploader process --------------------------------------------------------------------------
 
 
-def uploader_main(target: str, directory: str, number: int, stop_at: float, seed: int) -> None:
+def upload_clock(epoch: float) -> datetime.datetime:
+    """The uploaders' simulated clock: FIRST_DAY at the soak's start (`epoch`), a day later every SIM_DAY s."""
+    return FIRST_DAY + datetime.timedelta(days=(time.time() - epoch) / SIM_DAY)
+
+
+def uploader_main(target: str, directory: str, number: int, epoch: float, stop_at: float, seed: int) -> None:
     """Uploader number `number`: settle the uploads a killed uploader left in doubt, then upload the approved
-    runs' shorts and long-form videos until `stop_at`; it SIGKILLs itself in its 1st to 3rd upload, after the
-    upload claim (odd numbers: the upload never reached the channel) or after the upload (even: it did)."""
+    runs' shorts and long-form videos until `stop_at`, on the simulated clock (upload_clock), within the daily
+    cap; it SIGKILLs itself in its 1st to 3rd upload, after the upload claim (odd numbers: the upload never
+    reached the channel) or after the upload (even: it did)."""
     log = EventLog(os.path.join(directory, f"uploader{number}.jsonl"))
     rng = random.Random(seed)
     crash = (rng.randint(1, 3), "claimed" if number % 2 else "sent")
     try:
         pm.init_db(target)
-        settle_in_doubt(directory, log)
+        settle_in_doubt(directory, epoch, log)
         uploads = 0
         while time.time() < stop_at:
-            if upload_one(rng, log, crash if uploads + 1 == crash[0] else None):
+            if upload_one(rng, epoch, log, crash if uploads + 1 == crash[0] else None):
                 uploads += 1
             else:
                 time.sleep(0.05)
@@ -431,23 +448,23 @@ def channel(directory: str) -> Dict[Tuple[str, int], str]:
     return {(e["kind"], e["id"]): e["yt"] for e in read_events(Path(directory)) if e["e"] == "sent"}
 
 
-def settle_in_doubt(directory: str, log: EventLog) -> None:
+def settle_in_doubt(directory: str, epoch: float, log: EventLog) -> None:
     """Each upload begun and never recorded (its uploader was killed): recorded with the id the channel shows,
     or released when it never reached the channel. Only one uploader runs at a time, so none is under way."""
     sent = channel(directory)
     for kind, model in (("short", pm.Short), ("run", pm.PipelineRun)):
         for row in model.select().where(model.upload_started_at.is_null(False) & model.youtube_video_id.is_null()):
             if (kind, row.id) in sent:
-                recorded = row.mark_uploaded(sent[kind, row.id])
+                recorded = row.mark_uploaded(sent[kind, row.id], uploaded_at=upload_clock(epoch))
                 log.write("recovered", kind=kind, id=row.id, yt=sent[kind, row.id], recorded=recorded)
             else:
                 row.abandon_upload()
                 log.write("abandoned", kind=kind, id=row.id)
 
 
-def upload_one(rng: random.Random, log: EventLog, crash: Optional[Tuple[int, str]] = None) -> bool:
+def upload_one(rng: random.Random, epoch: float, log: EventLog, crash: Optional[Tuple[int, str]] = None) -> bool:
     """Upload one short or long-form video of an approved run (dying at the point `crash` names, if given);
-    False when there is none to upload."""
+    False when there is none to upload, or the daily cap refuses it (logged with the slot it names)."""
     run, short = pm.PipelineRun, pm.Short
     free = short.youtube_video_id.is_null() & short.upload_started_at.is_null()
     shorts = list(short.select().join(run).where(
@@ -458,14 +475,19 @@ def upload_one(rng: random.Random, log: EventLog, crash: Optional[Tuple[int, str
     if not todo:
         return False
     kind, row = rng.choice(todo)
-    row.start_upload()
+    now = upload_clock(epoch)
+    try:
+        row.start_upload(now=now)
+    except pm.UploadCapReached as exc:
+        log.write("capped", kind=kind, id=row.id, now=now.isoformat(), next_slot=exc.next_slot.isoformat())
+        return False
     time.sleep(rng.uniform(*UPLOAD_SECONDS))
     crash_if(crash, "claimed", log)
     video_id = f"{kind}{row.id}-{secrets.token_hex(4)}"
     log.write("sent", kind=kind, id=row.id, yt=video_id)  # the upload reached the channel
     time.sleep(rng.uniform(*UPLOAD_SECONDS))
     crash_if(crash, "sent", log)
-    recorded = row.mark_uploaded(video_id)
+    recorded = row.mark_uploaded(video_id, uploaded_at=upload_clock(epoch))
     log.write("recorded", kind=kind, id=row.id, yt=video_id, recorded=recorded)
     return True
 
@@ -689,10 +711,12 @@ class Audit:
 
 
 def seed_queue(target: str) -> None:
-    """Bind this process to `target`, install the audit, set the retry delay, discover each niche's videos and
-    schedule its first SEED_CYCLES cycles."""
+    """Bind this process to `target`, install the audit, set the retry delay and the caps, discover each niche's
+    videos and schedule its first SEED_CYCLES cycles."""
     install_audit(pm.init_db(target))
     pm.ConfigOverride.set(pm.PipelineRun.RETRY_DELAY_KEY, RETRY_DELAY_SECONDS)
+    pm.ConfigOverride.set(pm.PipelineRun.MAX_RUNNING_KEY, MAX_RUNNING)
+    pm.ConfigOverride.set(pm.PipelineRun.MAX_UPLOADS_KEY, UPLOAD_CAP)
     with pm.db.atomic():
         for niche in NICHES:
             for i in range(VIDEOS_PER_NICHE):
@@ -737,7 +761,8 @@ class Fleet:
         if time.time() < self.stop_at:
             self.uploaders += 1
             self.uploader = spawn.Process(target=uploader_main, daemon=True, args=(
-                self.target, str(self.directory), self.uploaders, self.stop_at, self.rng.randrange(2 ** 32)))
+                self.target, str(self.directory), self.uploaders, self.epoch, self.stop_at,
+                self.rng.randrange(2 ** 32)))
             self.uploader.start()
 
     def kill_one(self) -> None:
@@ -920,7 +945,8 @@ def check_all(snap: Snapshot, events: List[dict]) -> List[str]:
     return (Audit.read(pm.db.obj).violations(snap, events) + check_zombies(events)
             + check_errors(events) + check_claims(snap, events) + check_fence(snap, claims)
             + check_outcomes(snap, events, claims) + check_reviews(snap, claims) + check_cycles(snap, events)
-            + check_clips(snap) + check_uploads(snap, events) + check_committed(snap, events) + check_attempts(snap))
+            + check_clips(snap) + check_uploads(snap, events) + check_committed(snap, events) + check_attempts(snap)
+            + check_videos(snap) + check_running_cap() + check_daily_cap(snap, events))
 
 
 def given_claims(events: List[dict]) -> Dict[str, Tuple[int, Claim]]:
@@ -1009,8 +1035,8 @@ def writes_in_claim_order(kind: str, rows: List[peewee.Model]) -> List[str]:
 
 def writes_of_current_claim(run: pm.PipelineRun, snap: Snapshot, current: Optional[Claim]) -> List[str]:
     """Every write's claim is the run's last claim or an earlier one; and a run a worker moved on (asked for
-    a review, or failed, as the janitor's requeue does not) has clips of its last claim, as the worker writes
-    clips before it moves the run, and only the claim holder may move it."""
+    a review, or failed, as the janitor's requeue does not) has clips or shorts of its last claim, as the worker
+    writes them before it moves the run, and only the claim holder may move it."""
     reviews = len(snap.reviews.get(run.id, []))
     # Unlogged (its worker was killed at once), the last claim wrote nothing: then bound by the database.
     last = current.key if current is not None else (reviews, run.retry_count + 1)
@@ -1019,9 +1045,10 @@ def writes_of_current_claim(run: pm.PipelineRun, snap: Snapshot, current: Option
         for claim in {claim_of(row) for row in rows}:
             if claim.key > last or (current is not None and claim.key == last and claim != current):
                 violations.append(f"{kind}s by {claim}, which is not a claim the run had")
-    tokens = {claim_of(clip).token for clip in snap.clips.get(run.id, [])}
+    # A claim of a run that keeps clips already (a retry, a later round) cuts none, but writes shorts.
+    tokens = {claim_of(row).token for _, rows in snap.writes(run.id) for row in rows}
     if moved_by_worker(run, current, reviews) and run.claim_token not in tokens:
-        violations.append("moved on by a worker, but no clip of its last claim: a lost lease moved it")
+        violations.append("moved on by a worker, but no clip or short of its last claim: a lost lease moved it")
     return violations
 
 
@@ -1228,6 +1255,69 @@ def check_committed(snap: Snapshot, events: List[dict]) -> List[str]:
     return violations
 
 
+def check_videos(snap: Snapshot) -> List[str]:
+    """No video in two runs' clips (SQL); a video a run holds (taken, not settled) is held by a run that may
+    still use it, pending or running; a kept clip's video is used, or rejected once a skip dropped the clip."""
+    clip = pm.Clip
+    runs = peewee.fn.COUNT(clip.pipeline_run.distinct())
+    violations = [f"video {row.discovered_video_id} is in the clips of {row.n} runs" for row in
+                  clip.select(clip.discovered_video, runs.alias("n")).group_by(clip.discovered_video).having(runs > 1)]
+    for video in snap.videos.values():
+        holder = snap.runs.get(video.taken_by_run)
+        if video.processed is Processed.pending and video.taken_by_run is not None and (
+                holder is None or holder.status not in (RunStatus.pending, RunStatus.running)):
+            violations.append(f"video {video.id} is held by run {video.taken_by_run}, which is "
+                              f"{holder.status if holder else 'gone'}")
+    for clips in snap.clips.values():
+        for c in clips:
+            state = snap.videos[c.discovered_video_id].processed
+            if c.dropped_at is None and state is not Processed.used:
+                violations.append(f"video {c.discovered_video_id} has a kept clip ({c.id}) but is {state!s}, not used")
+    return violations
+
+
+def most_running() -> int:
+    """The most runs running at once, replaying the audit's writes to runs in their order (a claim waits
+    until the moves out of running it counted have committed, so the replay never undercounts a claim's)."""
+    running = most = 0
+    for old, new in pm.db.execute_sql("SELECT run_status, new_status FROM soak_audit WHERE tbl = 'pipeline_runs' "
+                                      "ORDER BY id"):
+        running += (new == "running") - (old == "running")
+        most = max(most, running)
+    return most
+
+
+def check_running_cap() -> List[str]:
+    """Never more than MAX_RUNNING runs running at once (scheduler.max_concurrent_pipelines), by the audit."""
+    most = most_running()
+    return [f"{most} runs were running at once; the cap is {MAX_RUNNING}"] if most > MAX_RUNNING else []
+
+
+def upload_times(snap: Snapshot) -> List[datetime.datetime]:
+    """When each upload counted against the daily cap began, oldest first (released claims are not counted)."""
+    rows = list(snap.runs.values()) + [short for shorts in snap.shorts.values() for short in shorts]
+    return sorted(row.upload_started_at for row in rows if row.upload_started_at is not None)
+
+
+def most_uploads_in_a_day(snap: Snapshot) -> int:
+    """The most uploads that began within 24 hours (a window ending at an upload's start)."""
+    times = upload_times(snap)
+    return max((sum(1 for t in times[:i + 1] if t > at - pm.Short.DAY) for i, at in enumerate(times)), default=0)
+
+
+def check_daily_cap(snap: Snapshot, events: List[dict]) -> List[str]:
+    """Never more than UPLOAD_CAP uploads began in 24 hours (youtube.max_uploads_per_day), and each refusal
+    named a slot within the next 24 hours that an upload counted then leaves the window at."""
+    most = most_uploads_in_a_day(snap)
+    violations = [f"{most} uploads began within 24 hours; the daily cap is {UPLOAD_CAP}"] if most > UPLOAD_CAP else []
+    for e in events:
+        if e["e"] == "capped":
+            now, slot = (datetime.datetime.fromisoformat(e[k]) for k in ("now", "next_slot"))
+            if not now < slot <= now + pm.Short.DAY:
+                violations.append(f"{e['kind']} {e['id']} was refused at {now}, told the next slot opens at {slot}")
+    return violations
+
+
 def check_attempts(snap: Snapshot) -> List[str]:
     """No run over MAX_ATTEMPTS attempts (none pending with them used up), and every failed run says why."""
     violations = []
@@ -1249,6 +1339,10 @@ def activity(snap: Snapshot, events: List[dict], fleet: Fleet) -> Dict[str, int]
     kinds = collections.Counter(e["e"] for e in events)
     answers = collections.Counter(e["action"] for e in events if e["e"] == "answer")
     scheduled = collections.Counter((e["niche"], e["cycle"]) for e in events if e["e"] == "schedule")
+    taken = collections.defaultdict(set)  # video -> the runs that took it
+    for e in events:
+        for video in e["videos"] if e["e"] == "take" else ():
+            taken[video].add(e["run"])
     lease = LEASE.total_seconds()
     return {
         "claims": kinds["claim"],
@@ -1281,6 +1375,10 @@ def activity(snap: Snapshot, events: List[dict], fleet: Fleet) -> Dict[str, int]
                                                  and e["seen"] not in ("pending", "running")),
         "zombie writes refused": sum(len(e["refused"]) for e in events if e["e"] == "zombie"),
         "zombie writes accepted": sum(len(e["accepted"]) for e in events if e["e"] == "zombie"),
+        "videos taken again": sum(1 for runs in taken.values() if len(runs) > 1),  # by another run
+        "most running at once": most_running(),
+        "uploads refused at the cap": kinds["capped"],
+        "most uploads in 24 h": most_uploads_in_a_day(snap),
         "errors": kinds["error"],
     }
 

@@ -5,8 +5,9 @@
   refresh their run and write on (the refresh-then-write zombie); no run is claimed twice at once; no
   committed write is lost; no short or long-form video is uploaded twice by an uploader that crashes
   mid-upload, nor uploaded while its run was not approved; no run has two answered reviews of one round; one
-  run per niche and cycle; no run has two clips of one video or of one rank (the soak is
-  bench/soak_queue.py: run it longer there).
+  run per niche and cycle; no run has two clips of one video or of one rank; no video is in two runs'
+  clips or held by a finished run; never more than the cap (2) running, nor more than the daily cap of
+  uploads in 24 hours (the soak is bench/soak_queue.py: run it longer there).
 - The soak's checks find each kind of violation, in a history made by hand (the audit's among them).
 - The refresh-then-write zombie is refused each write, and the audit shows none.
 - Two processes racing to upload one short, or one run's long-form video, meet only the errors start_upload
@@ -28,7 +29,7 @@ import pytest
 
 import pipeline_models as pm
 from conftest import make_video
-from pipeline_models import RunStatus
+from pipeline_models import Processed, RunStatus
 
 # bench/ is a plain directory of scripts; appended, not prepended, so that its run.py shadows nothing.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
@@ -76,6 +77,7 @@ class History:
         clip = pm.Clip.create(pipeline_run=run, discovered_video=self.videos[video], rank_position=rank,
                               start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
                               transcript=str(held))
+        pm.mark_video_processed(self.videos[video].video_id, Processed.used)  # as keep_clips settles it
         self.events.append({"e": "clip", "run": run.id, "id": clip.id, "claim": str(held)})
         return clip
 
@@ -134,13 +136,13 @@ def history(audited):
 
     run, held = made.claim("w3")
     assert run.id == two.id
-    made.clip(run, held, 0, 1)
+    made.clip(run, held, 3, 1)  # of videos of its own: a video is in one run's clips
     run.fail(soak_queue.stamped("boom", held.token))  # a worker's write carries its claim, for the audit
     made.events.append({"e": "retry", "run": run.id, "claim": str(held), "review": None})
     made.older = held
     run, held = made.claim("w4")
     assert (run.id, held.key) == (two.id, (0, 2))
-    made.clip(run, held, 1, 2)
+    made.clip(run, held, 4, 2)
     made.second, made.current = run, held
     return made
 
@@ -157,7 +159,7 @@ def _found(history, tamper=None):
 
 def _zombie_clip(history):
     """The first claim of run 2, requeued, writes a clip after its next claim did."""
-    history.clip(history.second, history.older, 3, 3)
+    history.clip(history.second, history.older, 5, 3)
 
 
 def _claimed_twice(history):
@@ -167,7 +169,7 @@ def _claimed_twice(history):
 
 
 def _lost_write(history):
-    clip = history.clip(history.second, history.current, 3, 3)
+    clip = history.clip(history.second, history.current, 5, 3)
     pm.Clip.delete().where(pm.Clip.id == clip.id).execute()
 
 
@@ -197,14 +199,14 @@ def _schedule_got_another_run(history):
 
 def _two_clips_of_a_video(history):
     # insert(), not create(): past the model's own refusal, as a second client's write would be.
-    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[1].id, rank_position=3,
+    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[4].id, rank_position=3,
                    start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
                    transcript=str(history.current)).execute()
 
 
 def _two_clips_of_a_rank(history):
     pm.db.execute_sql("DROP INDEX clips_rank_in_run")
-    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[4].id, rank_position=2,
+    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[5].id, rank_position=2,
                    start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
                    transcript=str(history.current)).execute()
 
@@ -256,7 +258,40 @@ def _unexplained_write(history):
 def _unaudited_clip(history):
     postgres = isinstance(pm.db.obj, peewee.PostgresqlDatabase)
     pm.db.execute_sql("DROP TRIGGER soak_audit_clip_insert" + (" ON clips" if postgres else ""))
-    history.clip(history.second, history.current, 3, 3)
+    history.clip(history.second, history.current, 5, 3)
+
+
+def _video_in_two_runs(history):
+    """Run 2 cuts a clip of video 0, which run 1 had a clip of."""
+    history.clip(history.second, history.current, 0, 3)
+
+
+def _video_held_by_a_finished_run(history):
+    pm.DiscoveredVideo.update(taken_by_run=history.first.id).where(
+        pm.DiscoveredVideo.id == history.videos[5].id).execute()
+
+
+def _kept_clip_of_an_unused_video(history):
+    video = pm.DiscoveredVideo
+    video.update(processed=Processed.pending).where(video.id == history.videos[4].id).execute()
+
+
+def _three_running(history):
+    """Runs 1 (uploaded) and 3 put to running beside run 2, past claim_next and its cap."""
+    third = history.schedule(2)
+    pm.PipelineRun.update(status="running").where(pm.PipelineRun.id.in_([history.first.id, third.id])).execute()
+
+
+def _past_the_daily_cap(history):
+    """Five more shorts of run 1 began uploading now, past start_upload and its cap: seven in 24 hours."""
+    pm.Short.insert_many([dict(pipeline_run=history.first.id, description=str(history.approved_by),
+                               upload_started_at=pm.utcnow())] * 5).execute()
+
+
+def _a_slot_past_a_day(history):
+    now = pm.utcnow()
+    history.events.append({"e": "capped", "kind": "short", "id": 1, "now": now.isoformat(),
+                           "next_slot": (now + datetime.timedelta(hours=25)).isoformat()})
 
 
 @pytest.mark.parametrize("tamper, expected", [
@@ -281,6 +316,12 @@ def _unaudited_clip(history):
     (_review_without_a_request, "was inserted without its run's move to review under a claim"),
     (_unexplained_write, "an unexplained write"),
     (_unaudited_clip, "the audit has 5 clip writes, the database 6 rows"),
+    (_video_in_two_runs, "video 1 is in the clips of 2 runs"),
+    (_video_held_by_a_finished_run, "video 6 is held by run 1, which is uploaded"),
+    (_kept_clip_of_an_unused_video, "video 5 has a kept clip (5) but is pending, not used"),
+    (_three_running, "3 runs were running at once; the cap is 2"),
+    (_past_the_daily_cap, "7 uploads began within 24 hours; the daily cap is 3"),
+    (_a_slot_past_a_day, "was refused at"),
 ])
 def test_the_soaks_checks_find_each_kind_of_violation(history, tamper, expected):
     assert _found(history) == []  # the history as made breaks nothing
