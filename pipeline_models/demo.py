@@ -1,29 +1,35 @@
-"""`pipeline-models demo`: the pipeline simulated on a SQLite file (or PostgreSQL), a worker process per niche.
+"""`pipeline-models demo`: the pipeline's cycles simulated on a SQLite file (or PostgreSQL), on a simulated clock.
 
-Two niches, four 6-hour cycles a day for a few days, as PIPELINE.md describes them: the scheduler schedules
-each niche's run for each cycle (PipelineRun.schedule); a worker process per niche claims them earliest
-cycle first, discovers the cycle's candidates (DiscoveredVideo.discover, with niche and viral_score), cuts
-8-10 clips of distinct pending videos (get_pending_videos; a failed download skips a candidate) and ranks
-them (1 = most viral), marks their videos used, writes the script, the TTS audio, the long-form render and
-3-5 shorts under its claim (run.fenced()), and asks for a review. One render crashes once and is retried
-(attempt 2), one TTS fails every attempt (failed for good). The reviewers approve most, reject one, hold
-two (one approved later), skip two clips of one (rendered again), ask one script again, leave one
-unanswered (auto-held), and tap one button twice. The approved runs upload their long-form video and
-their shorts once each; analytics of both are sampled every 6 hours. Everything goes through the
-package's own operations, on timestamps laid out afterwards in each run's cycle (_retime), all in the past.
-The output is the same for the same --videos and day, on either backend, whatever the machine's speed (but
-for the time it took).
+Two niches, four 6-hour cycles a day for three days, as PIPELINE.md tells a cycle, every step one of the
+package's operations: the scheduler schedules each niche's run at its cycle's start (PipelineRun.schedule);
+three workers claim them (PipelineRun.claim_next: at most 2 running at once, a paused niche waits); a run
+discovers its cycle's candidates (DiscoveredVideo.discover), takes the niche's 15 best pending ones
+(run.take_candidates), cuts one clip of each (a few downloads fail: skipped) and keeps the top 8-10 ranked
+(run.keep_clips: the rest go back to pending, or are skipped by the day's last cycle), writes the script, the
+TTS audio, the long-form render and 3-5 shorts of the top ranks, and asks for a review (ReviewLog.request).
+One render crashes once and is retried (fail(), attempt 2); one TTS fails every attempt (failed for good).
+The reviewers give every answer: approve (one button tapped twice), reject, hold (one approved later, one
+left held), `skip 4,7` (rendered again) and redo_script (written again); a janitor reminds the late ones
+(ReviewLog.due_reminders, mark_reminded) and auto-holds one nobody answers (ReviewLog.hold_stale), which is
+then uploaded by /force_upload (ReviewLog.force_upload). The sports channel is paused for a morning. The
+uploader uploads each approved run's long-form video, then its shorts, each once (start_upload,
+mark_uploaded) within the daily cap of 20: an upload past it waits for the slot UploadCapReached names.
+Analytics of both are sampled every 6 hours.
+
+Time is simulated: every operation that takes `now=` is given the simulated time, and the few that stamp the
+machine's clock (a review's request and answer, a heartbeat, a move's completed_at) are set to it right
+after. The whole story lies in the past (it begins _BEFORE days before today), takes seconds, and is the same
+for the same --videos, seed and day, on either backend.
 """
-import multiprocessing
-import multiprocessing.connection
+import heapq
+import itertools
 import os
 import random
 import sys
-import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timedelta
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
 
 import peewee
@@ -32,27 +38,33 @@ from playhouse.migrations import Runner
 
 from .cli_output import plural, shown, table
 from .db import MIGRATIONS_DIR, _connect, _database_for, db, init_db, redact
-from .enums import ContentIdRisk, ExtractionMethod, Processed, RunStatus, ShortStatus
-from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
-from .fields import UTCDateTimeField, utcnow
+from .enums import ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
+from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch, UploadCapReached
+from .fields import utcnow
 from .models import (ALL_MODELS, Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog,
-                     Script, Short, TTSAudio, get_pending_videos, mark_video_processed)
+                     Script, Short, TTSAudio, mark_video_processed)
 from .queries import status_rows
 
 MARKER = "demo.database"  # a config key: this database was made by the demo and may be made anew
 SOURCES = ["youtube_trending", "youtube_search", "reddit"]
-WORKERS = 2  # one per niche: each niche's runs are made in cycle order, so each takes what the one before left
+SEED = 2026  # the demo's randomness: the same seed, the same story
+WORKERS = 3  # one more than the concurrency cap lets run at once, so the cap has something to refuse
 _NICHES = {"gaming": 30, "sports": 60}  # minutes past midnight of the first cycle: staggered by 30 minutes
 _DAYS, _CYCLES = 3, 4  # days, and cycles a day
-_MIN_CLIPS, _MAX_CLIPS, _BUFFER = 8, 10, 2  # a run takes its best pending candidates, keeps 8-10 clips
+_BEFORE = 14  # days before today the first cycle begins: the deferred uploads and their analytics end days ago
 _SNAPSHOTS = 12  # analytics every 6 hours for 3 days after each upload
-_RETRY_DELAY = 0.05  # seconds: the pipeline's 30 s, compressed as the demo compresses its days
-# The runs whose work fails, and the reviewers' answers other than approve, by (niche, cycle number).
+_DOWNLOAD_FAILS = 0.12  # the share of candidates whose download fails (while enough are left)
+# The runs whose work fails, and the reviewers' answers other than a prompt approve, by (niche, cycle number).
 _FLAKY, _DOOMED = ("gaming", 2), ("sports", 5)  # a render crashes once; the TTS fails every attempt
-_ANSWERS = {("gaming", 1): "reject", ("sports", 2): "skip", ("gaming", 4): "redo_script", ("sports", 7): "hold",
-            ("gaming", 8): "hold"}
-_HELD_THEN_APPROVED = ("sports", 7)
-_STAGES = ("discover", "clip", "script", "tts", "render")  # a retried or sent-back run resumes at its stage
+_ANSWERS = {("gaming", 1): "reject", ("sports", 2): "skip", ("gaming", 4): "redo_script",
+            ("sports", 7): "hold", ("gaming", 8): "hold", ("gaming", 6): None}  # None: nobody answers
+_HELD_THEN_APPROVED = ("sports", 7)  # approved 5 hours after the hold; ("gaming", 8) is left held
+_LATE = ("sports", 3)  # answered after 2.5 hours: reminded first
+_FORCED_AFTER = timedelta(hours=7)  # the unanswered review: reminded at 2 h, auto-held at 4 h, forced at 7 h
+_PAUSE = (timedelta(days=1, hours=5), timedelta(days=1, hours=12, minutes=45))  # sports paused, from day 1's start
+_JANITOR = timedelta(minutes=10)  # how often the reminder and auto-hold cron runs
+_STAGES = {"discover": (3, 6), "clip": (15, 25), "script": (2, 4), "tts": (3, 6), "render": (18, 28)}  # minutes
+_UPLOAD_MINUTES = {"run": 6, "short": 1}  # how long an upload takes
 
 
 class RenderCrashed(RuntimeError):
@@ -93,8 +105,9 @@ def _sqlite_path(target: str) -> Optional[str]:
         raise _refuse(target, "the demo runs on a SQLite file or a PostgreSQL database")
     path = db_url.parseresult_to_dict(urlparse(target))["database"] if scheme else target
     if not path or path == ":memory:" or path.startswith("file:"):
-        # The worker processes each open the target: an in-memory database would be a new one in each.
-        raise _refuse(target, "its worker processes need a database they can all open, such as a file")
+        # The demo's database is for looking at afterwards (status, report): an in-memory one is gone at exit.
+        raise _refuse(target, "its database is left to look at afterwards, which an in-memory one is not; "
+                              "give a file")
     return path
 
 
@@ -172,361 +185,396 @@ def _not_made_by_demo(target: str, database: Optional[peewee.Database] = None) -
 
 
 
-# --- the worker processes ----------------------------------------------------------------------------------
+# --- the simulation -----------------------------------------------------------------------------------------
 
-def _work(target: str, name: str, niche: str, videos: int, start: Any) -> None:
-    """A worker process: claim `niche`'s runs until none is left; a failure is one line on stderr, not a traceback."""
-    try:
-        _claim_and_produce(target, name, niche, videos, start)
-    except threading.BrokenBarrierError:  # the other worker failed before starting, and says why
-        sys.exit(1)
-    except KeyboardInterrupt:  # Ctrl-C reached the whole process group: the parent says so
-        sys.exit(130)
-    except Exception as exc:
-        try:
-            print(f"pipeline-models: demo {name}: {type(exc).__name__}: {' '.join(redact(exc).split())}",
-                  file=sys.stderr, flush=True)
-        except (OSError, ValueError):  # stderr closed: the parent still reports the exit status
-            pass
-        sys.exit(1)
+def _stamp(model: Any, row_id: Any, **times: datetime) -> None:
+    """Set times an operation took from the machine's clock to the simulated ones (it takes no now=)."""
+    model.update(**times).where(model._meta.primary_key == row_id).execute()
 
 
-def _claim_and_produce(target: str, name: str, niche: str, videos: int, start: Any) -> None:
-    """Claim the niche's runs, earliest cycle first, and take each to its review request; a failed attempt is
-    retried after the retry delay, so a run waiting for it is waited for."""
-    init_db(target)
-    start.wait()  # the workers begin together, as the workers of a running pipeline would
-    while True:
-        run = PipelineRun.claim_next(name, niche=niche)
-        if run is None:
-            pending = (PipelineRun.niche == niche) & (PipelineRun.status == RunStatus.pending)
-            waiting = PipelineRun.select().where(pending).order_by(PipelineRun.not_before).first()
-            if waiting is None:
-                break
-            time.sleep(max(0.0, ((waiting.not_before or utcnow()) - utcnow()).total_seconds()) + 0.01)
-            continue
-        try:
-            _produce(run, videos)
-        except (RenderCrashed, SynthesisFailed) as exc:  # recorded in ErrorLog by the stage that failed
-            run.fail(exc)  # pending again after the retry delay; after the third attempt, failed for good
-            continue
-        ReviewLog.request(run, message_id=f"chat:4242:{run.id}:{run.reviews.count() + 1}")
-    db.obj.close()
+class _Story:
+    """The simulated pipeline: a clock, the events due on it, the workers, the reviewers, the uploader, a janitor.
 
+    Events are (time, order, what, arguments): handled in time order, ties in the order they were made, so
+    the same seed tells the same story.
+    """
 
-def _produce(run: PipelineRun, videos: int) -> None:
-    """Take `run` from its stage to the end of its render: a retried attempt, or a run a reviewer sent back,
-    resumes at the stage it was at. Each stage's writes are one transaction under the claim."""
-    cycle = PipelineRun.select().where((PipelineRun.niche == run.niche)
-                                       & (PipelineRun.cycle_start < run.cycle_start)).count()
-    first = _STAGES.index(run.current_stage) if run.current_stage in _STAGES else 0
-    for stage in _STAGES[first:]:
+    def __init__(self, videos: int, seed: int, first: datetime) -> None:
+        self.videos, self.seed, self.first = videos, seed, first
+        self.events: List[Tuple[datetime, int, str, Tuple[Any, ...]]] = []
+        self.order = itertools.count()
+        self.now = first
+        self.idle = [f"worker-{n + 1}" for n in range(WORKERS)]  # the workers without a run, in name order
+        self.held: Dict[str, PipelineRun] = {}  # worker -> the run object it claimed (it holds the claim)
+        self.cycles: Dict[int, Tuple[str, int]] = {}  # run id -> (niche, cycle number)
+        self.uploads: Deque[Tuple[str, int]] = deque()  # ("run" | "short", id), in the order they go out
+        self.uploading = False
+        self.said: Counter = Counter()  # what happened, for the summary
+        self.most_running = 0
+
+    # the clock
+    def at(self, when: datetime, what: str, *args: Any) -> None:
+        heapq.heappush(self.events, (when, next(self.order), what, args))
+
+    def rng(self, *words: Any) -> random.Random:
+        return random.Random(":".join(map(str, (self.seed, *words))))
+
+    def run_until_done(self, progress: Callable[[str], None], every: float, total: int) -> None:
+        """Handle the events in time order until none is left (the janitor runs while anything else is due)."""
+        shown_at = time.monotonic()
+        while self.events:
+            self.now, _, what, args = heapq.heappop(self.events)
+            getattr(self, "_" + what)(*args)
+            if what == "janitor" and self.events:
+                self.at(self.now + _JANITOR, "janitor")
+            self._dispatch()
+            if time.monotonic() - shown_at >= every:
+                shown_at = time.monotonic()
+                done = PipelineRun.select().where(PipelineRun.status.not_in([RunStatus.pending, RunStatus.running]))
+                progress(f"  simulated {self.now:%Y-%m-%d %H:%M}: {done.count()}/{total} runs through production")
+
+    # the scheduler and the operator
+    def _cycle(self, niche: str, cycle: int, start: datetime) -> None:
+        """A cycle begins: the scheduler schedules its run."""
+        run = PipelineRun.schedule(niche, start)
+        _stamp(PipelineRun, run.id, created_at=start, updated_at=start)
+        self.cycles[run.id] = (niche, cycle)
+
+    def _pause(self, niche: str) -> None:
+        PipelineRun.pause(niche, updated_by="@ops")
+        _stamp(ConfigOverride, PipelineRun.PAUSED_KEY.format(niche), updated_at=self.now)
+        self.said["paused"] += 1
+
+    def _resume(self, niche: str) -> None:
+        PipelineRun.resume(niche, updated_by="@ops")
+        _stamp(ConfigOverride, PipelineRun.PAUSED_KEY.format(niche), updated_at=self.now)
+
+    def _wake(self) -> None:
+        """A requeued run is due again: _dispatch claims it."""
+
+    # the workers
+    def _dispatch(self) -> None:
+        """Each idle worker asks for a run; the cap of 2 running (or an empty queue) sends the rest away."""
+        while self.idle:
+            run = PipelineRun.claim_next(self.idle[0], now=self.now)
+            if run is None:
+                due = PipelineRun.select().where(
+                    (PipelineRun.status == RunStatus.pending) & (PipelineRun.cycle_start <= self.now)
+                    & (PipelineRun.not_before.is_null() | (PipelineRun.not_before <= self.now))
+                    & PipelineRun.niche.not_in(sorted(PipelineRun.paused_niches()) or [""]))
+                if due.exists():  # a run was due and a worker free: only the cap kept it waiting
+                    self.said["cap waits"] += 1
+                return
+            worker = self.idle.pop(0)
+            self.held[worker] = run
+            running = PipelineRun.select().where(PipelineRun.status == RunStatus.running).count()
+            self.most_running = max(self.most_running, running)
+            stage = run.current_stage if run.current_stage in _STAGES else "discover"
+            self._begin(worker, run, stage)
+
+    def _begin(self, worker: str, run: PipelineRun, stage: str) -> None:
         run.heartbeat(stage=stage)  # between slow steps: the queue sees the worker alive; LeaseLost if not
-        # Seeded by the run, its stage and its round of review: the same work whichever process does it, when.
-        rng = random.Random(f"{run.niche}:{cycle}:{stage}:{run.reviews.count()}")
-        with ErrorLog.capture(stage, pipeline_run=run):  # outside the stage's transaction: kept when it rolls back
-            _STAGE_WORK[stage](run, cycle, rng, videos)
+        _stamp(PipelineRun, run.id, heartbeat_at=self.now, updated_at=self.now)
+        low, high = _STAGES[stage]
+        took = self.rng(*self.cycles[run.id], stage, run.retry_count, run.reviews.count()).uniform(low, high)
+        self.at(self.now + timedelta(minutes=took),
+                "stage_done", worker, stage)
 
+    def _stage_done(self, worker: str, stage: str) -> None:
+        """The worker finished the slow part of `stage`: its results are written under the claim."""
+        run = self.held[worker]
+        niche, cycle = self.cycles[run.id]
+        rng = self.rng(niche, cycle, stage, run.reviews.count())
+        try:
+            with ErrorLog.capture(stage, pipeline_run=run):  # outside the stage's transaction: kept when it rolls back
+                getattr(self, "_" + stage)(run, niche, cycle, rng)
+        except (RenderCrashed, SynthesisFailed) as exc:
+            error = ErrorLog.select().where(ErrorLog.pipeline_run == run.id).order_by(ErrorLog.id.desc()).first()
+            _stamp(ErrorLog, error.id, occurred_at=self.now)
+            run.fail(exc, now=self.now)  # pending after 30 s, then 90 s; the third failed attempt is for good
+            _stamp(PipelineRun, run.id, updated_at=self.now,
+                   **({"completed_at": self.now} if run.status is RunStatus.failed else {}))
+            if run.status is RunStatus.pending:
+                self.at(run.not_before, "wake")
+            self._free(worker)
+            return
+        later = list(_STAGES)[list(_STAGES).index(stage) + 1:]
+        if later:
+            self._begin(worker, run, later[0])
+            return
+        review = ReviewLog.request(run, message_id=f"chat:4242:{run.id}:{run.reviews.count() + 1}")
+        _stamp(ReviewLog, review.id, sent_at=self.now)
+        _stamp(PipelineRun, run.id, updated_at=self.now)
+        self._free(worker)
+        self._reviewer(run, review)
 
-def _candidates(niche: str, cycle: int, videos: int) -> List[Dict[str, Any]]:
-    """The videos discovery finds for `niche`'s cycle number `cycle`, the same every time (seeded)."""
-    rng = random.Random(f"{niche}:{cycle}:discovery")
-    found = []
-    for n in range(videos):
-        views, hours = rng.randint(20_000, 3_000_000), rng.uniform(1, 6)
-        creator = rng.randint(1, 40)
-        found.append(dict(
-            video_id=f"{niche[:2]}{cycle:03d}x{n:05d}", title=f"{niche.title()} moment {cycle}-{n}",
-            channel_name=f"{niche.title()} creator {creator}", channel_id=f"UC{niche[:2]}{creator:04d}", niche=niche,
-            category_id=20 if niche == "gaming" else 17, duration_seconds=rng.randint(240, 1800), view_count=views,
-            like_count=views // rng.randint(20, 60), comment_count=views // rng.randint(200, 900),
-            view_velocity=round(views / hours, 1), viral_score=round(rng.uniform(20, 100), 2),
-            discovery_source=rng.choice(SOURCES), age_hours=hours,
-            content_id_risk=rng.choices(list(ContentIdRisk), weights=[6, 2, 1, 3])[0]))
-    return found
+    def _free(self, worker: str) -> None:
+        del self.held[worker]
+        self.idle = sorted(self.idle + [worker])
 
+    def _candidates(self, niche: str, cycle: int) -> List[Dict[str, Any]]:
+        """The videos discovery finds for `niche`'s cycle number `cycle`, the same every time (seeded)."""
+        rng = self.rng(niche, cycle, "discovery")
+        found = []
+        for n in range(self.videos):
+            views, hours = rng.randint(20_000, 3_000_000), rng.uniform(1, 6)
+            creator = rng.randint(1, 40)
+            found.append(dict(
+                video_id=f"{niche[:2]}{cycle:03d}x{n:05d}", title=f"{niche.title()} moment {cycle}-{n}",
+                channel_name=f"{niche.title()} creator {creator}", channel_id=f"UC{niche[:2]}{creator:04d}",
+                niche=niche, category_id=20 if niche == "gaming" else 17, duration_seconds=rng.randint(240, 1800),
+                view_count=views, like_count=views // rng.randint(20, 60), comment_count=views // rng.randint(200, 900),
+                view_velocity=round(views / hours, 1), viral_score=round(rng.uniform(20, 100), 2),
+                discovery_source=rng.choice(SOURCES), age_hours=hours,
+                content_id_risk=rng.choices(list(ContentIdRisk), weights=[6, 2, 1, 3])[0]))
+        return found
 
-def _discover(run: PipelineRun, cycle: int, rng: random.Random, videos: int) -> None:
-    """The cycle's candidates, each recorded once; the first of the cycle before is found again, hotter."""
-    for candidate in _candidates(run.niche, cycle, videos):
-        age = timedelta(hours=candidate.pop("age_hours"))
-        DiscoveredVideo.discover(candidate.pop("video_id"), published_at=utcnow() - age, **candidate)
-    if cycle:
-        again = _candidates(run.niche, cycle - 1, 1)[0]
-        DiscoveredVideo.discover(again["video_id"], view_count=again["view_count"] * 3,
-                                 viral_score=min(100.0, again["viral_score"] * 1.5))
+    # the stages
+    def _discover(self, run: PipelineRun, niche: str, cycle: int, rng: random.Random) -> None:
+        """The cycle's candidates, each recorded once; the first of the cycle before is found again, hotter."""
+        for candidate in self._candidates(niche, cycle):
+            age = timedelta(hours=candidate.pop("age_hours"))
+            video, created = DiscoveredVideo.discover(candidate.pop("video_id"), published_at=self.now - age,
+                                                      **candidate)
+            if created:
+                _stamp(DiscoveredVideo, video.id, discovered_at=self.now)
+        if cycle:
+            again = self._candidates(niche, cycle - 1)[0]
+            DiscoveredVideo.discover(again["video_id"], view_count=again["view_count"] * 3,
+                                     viral_score=min(100.0, again["viral_score"] * 1.5))
 
+    def _clip(self, run: PipelineRun, niche: str, cycle: int, rng: random.Random) -> None:
+        """Take the niche's best pending candidates, cut one clip of each (some downloads fail), keep the top ranked."""
+        candidates = run.take_candidates()  # 15: reserved for this run, no other run gets them
+        self.said["taken"] += len(candidates)
+        low = ConfigOverride.setting(PipelineRun.MIN_CLIPS_KEY.format(niche), PipelineRun.MIN_CLIPS)
+        cut, failed = [], []
+        for video in candidates:
+            if rng.random() < _DOWNLOAD_FAILS and len(candidates) - len(failed) > low:  # while enough are left
+                failed.append(video)
+                continue
+            length = round(min(rng.uniform(15, 25), video.duration_seconds / 10), 2)  # at most 25 s, under 10 %
+            begin = round(rng.uniform(0, video.duration_seconds - length), 2)
+            cut.append(dict(discovered_video=video, start_time_seconds=begin, end_time_seconds=begin + length,
+                            clip_duration_seconds=length,
+                            extraction_method=rng.choices(list(ExtractionMethod), weights=[5, 3, 2, 1])[0],
+                            score=round(video.viral_score * rng.uniform(0.7, 1.3), 2),
+                            content_id_risk=video.content_id_risk, transcript=f"What happens in {video.title}.",
+                            clip_file_path=f"clips/{run.id}/{video.video_id}.mp4", created_at=self.now))
+        # A day's last cycle leaves nothing stale for tomorrow: its candidates not kept are skipped, not pending
+        # (the demo's last day has no tomorrow: its leftovers stay pending, to look at).
+        last = cycle % _CYCLES == _CYCLES - 1 and cycle < (_DAYS - 1) * _CYCLES
+        others = Processed.skipped if last else Processed.pending
+        with run.fenced():  # the failed downloads and the kept clips in one transaction
+            for video in failed:
+                mark_video_processed(video.video_id, Processed.skipped)
+            kept = run.keep_clips(sorted(cut, key=lambda clip: -clip["score"]), others=others)
+        self.said["download failed"] += len(failed)
+        self.said["kept"] += len(kept)
 
-def _cut(run: PipelineRun, cycle: int, rng: random.Random, videos: int) -> None:
-    """8-10 clips, each of a different pending video of the niche, best candidates first, ranked by virality."""
-    pending = list(get_pending_videos(run.niche).limit(_MAX_CLIPS + _BUFFER))
-    want = rng.randint(_MIN_CLIPS, _MAX_CLIPS)
-    cut, skipped = [], []
-    for video in pending:
-        if len(cut) == want:
-            break
-        if rng.random() < 0.1 and len(pending) - len(skipped) > want:  # a failed download, while the buffer lasts
-            skipped.append(video)
-            continue
-        length = round(min(rng.uniform(15, 25), video.duration_seconds / 10), 2)  # at most 25 s, under 10 %
-        begin = round(rng.uniform(0, video.duration_seconds - length), 2)
-        cut.append((video, dict(start_time_seconds=begin, end_time_seconds=begin + length, clip_duration_seconds=length,
-                                extraction_method=rng.choices(list(ExtractionMethod), weights=[5, 3, 2, 1])[0],
-                                score=round(video.viral_score * rng.uniform(0.7, 1.3), 2),
-                                content_id_risk=video.content_id_risk, transcript=f"What happens in {video.title}.")))
-    with run.fenced():
-        for rank, (video, moment) in enumerate(sorted(cut, key=lambda c: -c[1]["score"]), 1):
-            Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank,
-                        clip_file_path=f"clips/{run.id}/{rank:02d}.mp4", **moment)
-            mark_video_processed(video.video_id, Processed.used)
-        for video in skipped:
-            mark_video_processed(video.video_id, Processed.skipped)
+    def _script(self, run: PipelineRun, niche: str, cycle: int, rng: random.Random) -> None:
+        """The narration of the countdown, from the last rank to rank 1, with what the LLM call cost."""
+        clips = _kept(run)[::-1]
+        opening, closing = f"The {len(clips)} wildest {niche} moments of the day.", "Subscribe for the next countdown."
+        parts = [{"rank": c.rank_position, "intro": f"Number {c.rank_position}.", "outro": "Unbelievable."}
+                 for c in clips]
+        narration = len(opening) + len(closing) + sum(len(p["intro"]) + len(p["outro"]) for p in parts)
+        prompt, completion = rng.randint(1500, 4000), rng.randint(400, 1200)
+        with run.fenced():
+            Script.create(pipeline_run=run, opening_text=opening, closing_text=closing,
+                          full_script_json={"opening": opening, "clips": parts, "closing": closing},
+                          total_char_count=narration, estimated_duration_seconds=round(narration / 15, 1),
+                          llm_model_used="gpt-4.1-mini", title=f"Top {len(clips)} {niche} moments",
+                          prompt_tokens=prompt, completion_tokens=completion,
+                          cost_usd=round(prompt * 0.4e-6 + completion * 1.6e-6, 6), generated_at=self.now)
+
+    def _tts(self, run: PipelineRun, niche: str, cycle: int, rng: random.Random) -> None:
+        if (niche, cycle) == _DOOMED:
+            raise SynthesisFailed(f"xtts_v2: CUDA out of memory synthesising run {run.id}")
+        script = run.scripts.order_by(Script.generated_at.desc(), Script.id.desc()).first()
+        with run.fenced():
+            TTSAudio.create(pipeline_run=run, engine_used=rng.choice(["xtts_v2", "styletts2", "piper"]),
+                            voice_profile="narrator", audio_file_path=f"audio/{run.id}-{run.audio.count() + 1}.wav",
+                            duration_seconds=script.estimated_duration_seconds, generated_at=self.now)
+
+    def _render(self, run: PipelineRun, niche: str, cycle: int, rng: random.Random) -> None:
+        """The long-form countdown (8-10 minutes) and 3-5 shorts of its top ranks."""
+        if (niche, cycle) == _FLAKY and run.retry_count == 0:
+            raise RenderCrashed(f"ffmpeg exited 1 rendering run {run.id}: moov atom not found")
+        clips = _kept(run)
+        with run.fenced():
+            run.video_file_path = f"renders/{niche}/{run.cycle_start:%Y%m%d-%H%M}-{run.reviews.count() + 1}.mp4"
+            run.video_duration_seconds = round(rng.uniform(480, 600), 1)
+            run.video_file_size_bytes = int(run.video_duration_seconds * rng.uniform(0.9e6, 1.3e6))
+            run.save(only=[PipelineRun.video_file_path, PipelineRun.video_duration_seconds,
+                           PipelineRun.video_file_size_bytes])
+            for clip in clips[:rng.randint(3, 5)]:
+                source = DiscoveredVideo.get_by_id(clip.discovered_video_id)
+                Short.create(pipeline_run=run, clip=clip, file_path=f"shorts/{run.id}/{clip.rank_position}.mp4",
+                             duration_seconds=clip.clip_duration_seconds, created_at=self.now,
+                             title=f"#{clip.rank_position}: {source.title}",
+                             description=f"Clip of {source.title} by {source.channel_name}: {source.url}")
+
+    # the reviewers, the janitor, /force_upload
+    def _reviewer(self, run: PipelineRun, review: ReviewLog) -> None:
+        """When, and how, the reviewers answer a request just sent."""
+        key = self.cycles[run.id]
+        first = review.message_id.endswith(":1")
+        action = _ANSWERS.get(key, "approve") if first else "approve"  # the work redone is approved
+        if action is None:  # nobody answers: reminded, auto-held by the janitor, then forced
+            self.at(self.now + _FORCED_AFTER, "force", run.id)
+            return
+        latency = timedelta(minutes=150) if key == _LATE and first else timedelta(
+            minutes=min(100.0, self.rng(*key, review.message_id.rsplit(":", 1)[1]).lognormvariate(3.0, 0.8)))
+        detail = None
+        if action == "skip":
+            ranks = [clip.rank_position for clip in _kept(run)]
+            wanted = [rank for rank in (4, 7) if rank in ranks] if len(ranks) >= 8 else ranks[-1:]
+            action, detail = ("skip", "skip " + ",".join(map(str, wanted))) if len(ranks) > 1 else ("approve", None)
+        self.at(self.now + latency, "answer", review.message_id, action, detail, "@alice")
+        if key == _HELD_THEN_APPROVED and first:
+            self.at(self.now + latency + timedelta(hours=5), "answer", review.message_id, "approve", None, "@bob")
+
+    def _answer(self, message_id: str, action: str, detail: Optional[str], reviewer: str) -> None:
+        """A reviewer taps an answer on the chat message `message_id`."""
+        review, recorded = ReviewLog.answer(message_id, action, response_detail=detail, reviewer=reviewer)
+        if not recorded:
+            return
+        self.said[detail or action] += 1
+        _stamp(ReviewLog, review.id, responded_at=self.now)
+        run = PipelineRun.get_by_id(review.pipeline_run_id)
+        stamps = {"updated_at": self.now, **({"completed_at": self.now} if run.status is RunStatus.rejected else {})}
+        _stamp(PipelineRun, run.id, **stamps)
+        if action == "skip":
+            Clip.update(dropped_at=self.now).where((Clip.pipeline_run == run.id) & (Clip.dropped_at > self.now)
+                                                   ).execute()
+        if run.status is RunStatus.approved:
+            if not self.said["double tap"]:  # the button tapped twice: the second tap changes nothing
+                self.said["double tap"] += 1
+                self.said["double tap changed it"] += ReviewLog.answer(message_id, action, reviewer=reviewer)[1]
+            self._approved(run)
+
+    def _janitor(self) -> None:
+        """The cron: remind each late review once, auto-hold those nobody answered in 4 hours."""
+        for review in ReviewLog.due_reminders(now=self.now):
+            if review.mark_reminded(now=self.now):  # True for one caller only: one reminder each
+                self.said["reminded"] += 1
+        self.said["auto-held"] += ReviewLog.hold_stale(now=self.now)
+
+    def _force(self, run_id: int) -> None:
+        """/force_upload: an operator approves the auto-held run."""
+        held = ReviewLog.force_upload(run_id, reviewer="@ops")
+        _stamp(ReviewLog, held.id, responded_at=self.now)
+        _stamp(PipelineRun, run_id, updated_at=self.now)
+        self.said["forced"] += 1
+        self._approved(PipelineRun.get_by_id(run_id))
+
+    # the uploader
+    def _approved(self, run: PipelineRun) -> None:
+        self.uploads.append(("run", run.id))
+        if not self.uploading:
+            self.uploading = True
+            self.at(self.now + timedelta(minutes=5), "upload")
+
+    def _upload(self) -> None:
+        """Upload the next video in line, within the daily cap: past it, wait for the slot the refusal names."""
+        kind, row_id = self.uploads[0]
+        row = PipelineRun.get_by_id(row_id) if kind == "run" else Short.get_by_id(row_id)
+        try:
+            row.start_upload(now=self.now)
+        except UploadCapReached as full:
+            self.said["deferred"] += 1
+            self.at(full.next_slot, "upload")
+            return
+        self.uploads.popleft()
+        done = self.now + timedelta(minutes=_UPLOAD_MINUTES[kind])
+        if kind == "run":
+            row.mark_uploaded(f"lf{row.id:05d}", uploaded_at=done)
+            _stamp(PipelineRun, row.id, updated_at=done)
+            shorts = row.shorts.where(Short.status == ShortStatus.review).order_by(Short.id)
+            self.uploads.extendleft(("short", short.id) for short in reversed(list(shorts)))
+        else:
+            row.mark_uploaded(f"sh{row.pipeline_run_id:05d}r{row.clip.rank_position}", uploaded_at=done)
+        self.said[f"uploaded {kind}"] += 1
+        self.uploading = bool(self.uploads)
+        if self.uploading:
+            self.at(done, "upload")
 
 
 def _kept(run: PipelineRun) -> List[Clip]:
     return list(run.clips.where(Clip.dropped_at.is_null()).order_by(Clip.rank_position))
 
 
-def _write_script(run: PipelineRun, cycle: int, rng: random.Random, videos: int) -> None:
-    """The narration of the countdown, from the last rank to rank 1, with what the LLM call cost."""
-    clips = _kept(run)[::-1]
-    opening, closing = f"The {len(clips)} wildest {run.niche} moments of the day.", "Subscribe for the next countdown."
-    parts = [{"rank": c.rank_position, "intro": f"Number {c.rank_position}.", "outro": "Unbelievable."} for c in clips]
-    narration = len(opening) + len(closing) + sum(len(p["intro"]) + len(p["outro"]) for p in parts)
-    prompt, completion = rng.randint(1500, 4000), rng.randint(400, 1200)
-    with run.fenced():
-        Script.create(pipeline_run=run, opening_text=opening, closing_text=closing,
-                      full_script_json={"opening": opening, "clips": parts, "closing": closing},
-                      total_char_count=narration, estimated_duration_seconds=round(narration / 15, 1),
-                      llm_model_used="gpt-4.1-mini", title=f"Top {len(clips)} {run.niche} moments",
-                      prompt_tokens=prompt, completion_tokens=completion,
-                      cost_usd=round(prompt * 0.4e-6 + completion * 1.6e-6, 6))
-
-
-def _speak(run: PipelineRun, cycle: int, rng: random.Random, videos: int) -> None:
-    if (run.niche, cycle) == _DOOMED:
-        raise SynthesisFailed(f"xtts_v2: CUDA out of memory synthesising run {run.id}")
-    script = run.scripts.order_by(Script.generated_at.desc(), Script.id.desc()).first()
-    with run.fenced():
-        TTSAudio.create(pipeline_run=run, engine_used=rng.choice(["xtts_v2", "styletts2", "piper"]),
-                        voice_profile="narrator", audio_file_path=f"audio/{run.id}-{run.audio.count() + 1}.wav",
-                        duration_seconds=script.estimated_duration_seconds)
-
-
-def _render(run: PipelineRun, cycle: int, rng: random.Random, videos: int) -> None:
-    """The long-form countdown and 3-5 shorts of its top clips."""
-    if (run.niche, cycle) == _FLAKY and run.retry_count == 0:
-        raise RenderCrashed(f"ffmpeg exited 1 rendering run {run.id}: moov atom not found")
-    clips = _kept(run)
-    with run.fenced():
-        run.video_file_path = f"renders/{run.niche}/{run.cycle_start:%Y%m%d-%H%M}-{run.reviews.count() + 1}.mp4"
-        run.video_duration_seconds = round(sum(c.clip_duration_seconds for c in clips) + rng.uniform(300, 400), 1)
-        run.video_file_size_bytes = int(run.video_duration_seconds * rng.uniform(0.9e6, 1.3e6))
-        run.save(only=[PipelineRun.video_file_path, PipelineRun.video_duration_seconds,
-                       PipelineRun.video_file_size_bytes])
-        for clip in clips[:rng.randint(3, 5)]:
-            source = DiscoveredVideo.get_by_id(clip.discovered_video_id)
-            Short.create(pipeline_run=run, clip=clip, file_path=f"shorts/{run.id}/{clip.rank_position}.mp4",
-                         duration_seconds=clip.clip_duration_seconds, title=f"#{clip.rank_position}: {source.title}",
-                         description=f"Clip of {source.title} by {source.channel_name}: {source.url}")
-
-
-_STAGE_WORK = {"discover": _discover, "clip": _cut, "script": _write_script, "tts": _speak, "render": _render}
-
-
-def _run_workers(target: str, videos: int, total: int, progress: Callable[[str], None], every: float) -> None:
-    """Run a worker process per niche to completion, reporting progress every `every` seconds while they work."""
-    db.obj.close()  # the workers open their own connections
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(WORKERS)
-    procs = [ctx.Process(target=_work, args=(target, f"worker-{n + 1}", niche, videos, start))
-             for n, niche in enumerate(_NICHES)]
-    for proc in procs:
-        proc.start()
-    running = {proc.sentinel: proc for proc in procs}
-    while running:
-        ended = multiprocessing.connection.wait(list(running), timeout=every)
-        for sentinel in ended:
-            proc = running.pop(sentinel)
-            proc.join()
-            if proc.exitcode != 0:
-                start.abort()  # a worker still waiting for it to start would wait forever
-        if running and not ended:
-            waiting = PipelineRun.select().where(PipelineRun.status.in_([RunStatus.pending, RunStatus.running]))
-            progress(f"  workers: {total - waiting.count()}/{total} runs through production")
-    failed = [proc.exitcode for proc in procs if proc.exitcode != 0]
-    if failed:
-        raise PipelineModelsError(f"a demo worker process exited with status {failed[0]}")
-
-
 # --- the demo ----------------------------------------------------------------------------------------------
 
 def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[str], None] = print,
              progress: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
-             progress_every: float = 2.0) -> None:
+             progress_every: float = 2.0, seed: int = SEED) -> None:
     """Simulate the pipeline on `target`, `videos` candidates discovered per niche per cycle, and print what
     happened.
 
     `target` is a SQLite file path or URL, or a PostgreSQL URL: a new or empty database, or one an earlier
-    demo made (made anew); anything else is refused, unchanged, with PipelineModelsError. While the workers
-    run longer than `progress_every` seconds, `progress` gets a line about how far they are.
+    demo made (made anew); anything else is refused, unchanged, with PipelineModelsError. While it runs
+    longer than `progress_every` seconds, `progress` gets a line about how far it is. The same `seed`
+    tells the same story.
     """
     began = time.monotonic()
     _fresh_database(target)
-    ConfigOverride.set(PipelineRun.RETRY_DELAY_KEY, _RETRY_DELAY, updated_by="demo")
-    phases = [utcnow()]  # when each phase began: the retimed runs wait for a reviewer, a worker, between them
-    total = _schedule(out)
-    _run_workers(target, videos, total, progress, progress_every)
-    _report_production(out)
-    _resolve_recovered()
-    phases.append(utcnow())
-    _answer_reviews(out)
-    phases.append(utcnow())
-    _run_workers(target, videos, total, progress, progress_every)  # the runs sent back: rendered or written again
-    phases.append(utcnow())
-    _answer_again(out)
-    phases.append(utcnow())
-    _upload_approved(out)
-    ConfigOverride.delete_by_id(PipelineRun.RETRY_DELAY_KEY)  # the database keeps the pipeline's retry delay
-    _retime(phases, videos)
-    _record_analytics(out)
+    if videos < PipelineRun.MIN_CLIPS:  # fewer candidates a cycle than a countdown's 8: the channels make do
+        for niche in _NICHES:
+            ConfigOverride.set(PipelineRun.MIN_CLIPS_KEY.format(niche), videos, updated_by="demo")
+    first = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=_BEFORE)
+    story = _Story(videos, seed, first)
+    starts = sorted((first + timedelta(hours=6 * cycle, minutes=minutes), niche, cycle)
+                    for cycle in range(_DAYS * _CYCLES) for niche, minutes in _NICHES.items())
+    for start, niche, cycle in starts:
+        story.at(start, "cycle", niche, cycle, start)
+    story.at(first + _PAUSE[0], "pause", "sports")
+    story.at(first + _PAUSE[1], "resume", "sports")
+    story.at(first + _JANITOR, "janitor")
+    story.run_until_done(progress, progress_every, len(starts))
+    # The scheduler restarted fires every cycle again: the same runs, none made twice.
+    again = {PipelineRun.schedule(niche, start).id for start, niche, _ in starts}
+    if again != set(story.cycles):
+        raise PipelineModelsError(f"the scheduler made {len(again - set(story.cycles))} runs twice")
+    # The operator marks resolved the errors of the runs that recovered; those of the failed run stay open.
+    recovered = PipelineRun.select(PipelineRun.id).where(PipelineRun.status != RunStatus.failed)
+    for error in ErrorLog.unresolved().where(ErrorLog.pipeline_run.in_(recovered)):
+        error.resolve()
+    _report(out, story, first)
+    _record_analytics(out, story.now)
     out(f"\n{shown(target)} after {time.monotonic() - began:.1f} s:\n")
     out(table(["what", "status", "count"], status_rows()))
 
 
-def _first_cycle_day() -> datetime:
-    """Midnight (UTC) of the first day: every run, its uploads and their analytics end days before now."""
-    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=_DAYS + 5)
-
-
-def _schedule(out: Callable[[str], None]) -> int:
-    """The scheduler: each niche's run of each 6-hour cycle, scheduled twice (idempotent: once each)."""
-    first = _first_cycle_day()
-    starts = [(first + timedelta(hours=6 * cycle, minutes=minutes), niche)
-              for cycle in range(_DAYS * _CYCLES) for niche, minutes in _NICHES.items()]
-    for _ in range(2):  # the scheduler firing again (a restart) gets the same runs
-        runs = {PipelineRun.schedule(niche, start).id for start, niche in sorted(starts)}
-    out(f"scheduled {plural(len(runs), 'run')}: {' and '.join(_NICHES)}, {_CYCLES} cycles a day for {_DAYS} days "
-        f"from {first:%Y-%m-%d}")
-    return len(runs)
-
-
-def _report_production(out: Callable[[str], None]) -> None:
-    clips = Clip.select().count()
-    in_review = PipelineRun.select().where(PipelineRun.status == RunStatus.review).count()
-    out(f"{WORKERS} workers, one per niche, discovered {plural(DiscoveredVideo.select().count(), 'video')} and cut "
-        f"{plural(clips, 'ranked clip')} ({clips / max(1, PipelineRun.select().join(Clip).distinct().count()):.1f} "
-        f"a run); {plural(in_review, 'run')} sent to review with {plural(Short.select().count(), 'short')}")
+def _report(out: Callable[[str], None], story: _Story, first: datetime) -> None:
+    said = story.said
+    runs = PipelineRun.select().count()
+    out(f"scheduled {plural(runs, 'run')}: {' and '.join(_NICHES)}, {_CYCLES} cycles a day for {_DAYS} days "
+        f"from {first:%Y-%m-%d} (scheduled again after a restart: the same runs)")
+    out(f"{WORKERS} workers, at most {story.most_running} runs at once ({plural(said['cap waits'], 'claim')} "
+        f"waited for the cap of {PipelineRun.MAX_RUNNING}), sports paused for "
+        f"{(_PAUSE[1] - _PAUSE[0]).total_seconds() / 3600:g} hours")
+    out(f"discovered {plural(DiscoveredVideo.select().count(), 'video')}, took {plural(said['taken'], 'candidate')} "
+        f"({said['download failed']} failed to download) and kept {plural(said['kept'], 'ranked clip')} "
+        f"({said['kept'] / max(1, PipelineRun.select().join(Clip).distinct().count()):.1f} a run); "
+        f"rendered {plural(Short.select().count(), 'short')}")
     for run in PipelineRun.select().where(PipelineRun.error_message.is_null(False)).order_by(PipelineRun.id):
         how = "failed for good" if run.status is RunStatus.failed else f"now {run.status}, after a retry"
         out(f"run {run.id} ({run.niche}) {how}: {shown(run.error_message)}")
+    answers = [(what, n) for what, n in said.items()
+               if what in {a.value for a in ReviewAction} or what.startswith("skip ")]
+    out(f"reviews: {sum(n for _, n in answers)} answered (" + ", ".join(
+        f"{n} {what}" for what, n in sorted(answers, key=lambda a: (-a[1], a[0]))) + f"), "
+        f"{plural(said['reminded'], 'reminder')}, {said['auto-held']} auto-held, {said['forced']} forced upload; "
+        + ("a repeated tap changed it" if said["double tap changed it"] else "a repeated tap ignored"))
+    out(f"uploaded {plural(said['uploaded run'], 'long-form video')} and {plural(said['uploaded short'], 'short')} "
+        f"(at most {PipelineRun.MAX_UPLOADS} in 24 hours: the uploader "
+        f"waited {plural(said['deferred'], 'time')} for the next slot)")
 
 
-def _resolve_recovered() -> None:
-    """The operator marks resolved the errors of the runs that recovered; those of the failed run stay open."""
-    recovered = PipelineRun.select(PipelineRun.id).where(PipelineRun.status != RunStatus.failed)
-    for error in ErrorLog.unresolved().where(ErrorLog.pipeline_run.in_(recovered)):
-        error.resolve()
-
-
-def _cycle_of(run: PipelineRun) -> Tuple[str, int]:
-    """(niche, cycle number) of a run: its place among the niche's runs."""
-    earlier = PipelineRun.select().where((PipelineRun.niche == run.niche) & (PipelineRun.cycle_start < run.cycle_start))
-    return run.niche, earlier.count()
-
-
-def _answer_reviews(out: Callable[[str], None]) -> None:
-    """The reviewers' first answers, in cycle order; the last request is left unanswered, and auto-held."""
-    reviews = list(ReviewLog.select(ReviewLog, PipelineRun).join(PipelineRun).where(ReviewLog.action.is_null())
-                   .order_by(PipelineRun.cycle_start, PipelineRun.niche))
-    said: Counter = Counter()
-    for review in reviews[:-1]:
-        action, detail = _ANSWERS.get(_cycle_of(review.pipeline_run), "approve"), None
-        if action == "skip":
-            ranks = [clip.rank_position for clip in _kept(review.pipeline_run)]
-            wanted = [rank for rank in (4, 7) if rank in ranks] if len(ranks) >= 8 else ranks[-1:]
-            action, detail = ("skip", "skip " + ",".join(map(str, wanted))) if len(ranks) > 1 else ("approve", None)
-        ReviewLog.answer(review.message_id, action, response_detail=detail, reviewer="@alice")
-        said[detail or action] += 1
-    first = next((r for r in reviews if r.refresh().action == "approve"), None)
-    if first is not None:  # the button tapped twice: the second tap changes nothing
-        _, again = ReviewLog.answer(first.message_id, "approve", reviewer="@alice")
-    # Nobody answers the last one: the demo's reviewers get no time at all (the pipeline gives them 4 hours).
-    held = ReviewLog.hold_stale(timedelta(microseconds=1)) if reviews else 0
-    out(f"reviews: {sum(said.values())} answered (" + ", ".join(f"{n} {what}" for what, n in said.most_common())
-        + f"), {held} auto-held" + ("" if first is None else "; a repeated tap changed it" if again
-                                     else "; a repeated tap ignored"))
-
-
-def _answer_again(out: Callable[[str], None]) -> None:
-    """The runs rendered or written again are approved; so is one of the held ones."""
-    redone = PipelineRun.select().where(PipelineRun.status == RunStatus.review).order_by(PipelineRun.id)
-    answered = []
-    for run in redone:
-        review = run.reviews.order_by(ReviewLog.id.desc()).first()
-        if review.action is None or (review.action == "hold" and not review.auto_held
-                                     and _cycle_of(run) == _HELD_THEN_APPROVED):
-            ReviewLog.answer(review.message_id, "approve", reviewer="@bob")
-            answered.append(f"{run.id}" + (" (held before)" if review.action == "hold" else ""))
-    out(f"the workers made the runs sent back again; approved runs {', '.join(answered) or 'none'}")
-
-
-def _upload_approved(out: Callable[[str], None]) -> None:
-    """Upload each approved run's long-form video, then its shorts, each once."""
-    shorts = 0
-    for run in PipelineRun.select().where(PipelineRun.status == RunStatus.approved).order_by(PipelineRun.id):
-        run.start_upload()  # AlreadyUploaded / UploadInDoubt instead of a second copy on the channel
-        run.mark_uploaded(f"lf{run.id:05d}")  # (the id YouTube's API returned)
-        for short in run.shorts.where(Short.status == ShortStatus.review).order_by(Short.id):
-            short.start_upload()
-            short.mark_uploaded(f"sh{run.id:05d}r{short.clip.rank_position}")
-            shorts += 1
-    uploaded = PipelineRun.select().where(PipelineRun.status == RunStatus.uploaded).count()
-    out(f"uploaded {plural(uploaded, 'long-form video')} and {plural(shorts, 'short')}")
-
-
-_GAPS = [(1, 5), None, (2, 10), None, (5, 30)]  # minutes, after each phase began; None: a reviewer's latency
-
-
-def _retime(phases: List[datetime], videos: int) -> None:
-    """Lay each run's timestamps out in its cycle, in their order, in one transaction: the first at the cycle's
-    start, a real millisecond a simulated second (at most a minute) within a phase, and between phases the
-    wait for a worker, a reviewer or the uploader (seeded). Its videos' discovery moves with it."""
-    models = [m for m in ALL_MODELS if m not in (PipelineRun, DiscoveredVideo) and "pipeline_run" in m._meta.fields]
-    with db.atomic():
-        for run in list(PipelineRun.select().order_by(PipelineRun.id)):
-            niche, cycle = _cycle_of(run)
-            ids = [candidate["video_id"] for candidate in _candidates(niche, cycle, videos)]
-            rows = [run, *DiscoveredVideo.select().where(DiscoveredVideo.video_id.in_(ids))]
-            rows += [row for model in models for row in model.select().where(model.pipeline_run == run.id)]
-            fields = {row: [f for f in type(row)._meta.sorted_fields if isinstance(f, UTCDateTimeField)
-                            and f.name not in ("cycle_start", "cycle_end", "published_at")] for row in rows}
-            stamps = sorted({getattr(row, f.name) for row in rows for f in fields[row]} - {None})
-            rng, moved, at = random.Random(f"{niche}:{cycle}:retime"), {}, run.cycle_start
-            for before, when in zip([None, *stamps], stamps):
-                if before is not None:
-                    crossed = [k for k, began in enumerate(phases) if before < began <= when]
-                    at += sum((_gap(rng, k) for k in crossed), timedelta()) if crossed else min(
-                        (when - before) * 1000, timedelta(minutes=1))
-                moved[when] = at
-            for row in rows:
-                changes = {f: moved[getattr(row, f.name)] for f in fields[row] if getattr(row, f.name) is not None}
-                if isinstance(row, DiscoveredVideo) and row.published_at is not None:
-                    changes[DiscoveredVideo.published_at] = changes[DiscoveredVideo.discovered_at] - (
-                        row.discovered_at - row.published_at)
-                type(row).update(changes).where(type(row).id == row.id).execute()
-
-
-def _gap(rng: random.Random, phase: int) -> timedelta:
-    span = _GAPS[phase]
-    if span is None:  # a reviewer: mostly within the half hour, a few hours at worst (auto-held at 4)
-        return timedelta(minutes=min(210.0, rng.lognormvariate(3.0, 0.9)))
-    return timedelta(minutes=rng.uniform(*span))
-
-
-def _snapshots(rng: random.Random) -> Iterator[Dict[str, Any]]:
-    """Every uploaded video's analytics, every 6 hours from its upload: long-form videos first, then shorts."""
+def _snapshots(rng: random.Random, until: datetime) -> Iterator[Dict[str, Any]]:
+    """Every uploaded video's analytics, every 6 hours from its upload until `until`: long-form first, then shorts."""
     uploads = [(r.youtube_video_id, r.completed_at, 400) for r in
                PipelineRun.select().where(PipelineRun.status == RunStatus.uploaded).order_by(PipelineRun.id)]
     uploads += [(s.youtube_video_id, s.uploaded_at, 2500) for s in
@@ -534,6 +582,8 @@ def _snapshots(rng: random.Random) -> Iterator[Dict[str, Any]]:
     for video, since, pace in uploads:
         views = 0
         for step in range(_SNAPSHOTS):
+            if since + timedelta(hours=6 * step) > until:
+                break
             views += int(pace * rng.uniform(0.2, 3.0))
             yield dict(youtube_video_id=video, measured_at=since + timedelta(hours=6 * step), view_count=views,
                        like_count=views // 25, comment_count=views // 400,
@@ -543,9 +593,10 @@ def _snapshots(rng: random.Random) -> Iterator[Dict[str, Any]]:
                        engaged_views=int(views * 0.6), shares=views // 300, watch_time_minutes=views * 0.4)
 
 
-def _record_analytics(out: Callable[[str], None]) -> None:
+def _record_analytics(out: Callable[[str], None], last: datetime) -> None:
     """Analytics of the long-form videos and the shorts, written in bulk (one transaction); then the top video."""
-    Analytics.record_many(_snapshots(random.Random(2026)))
+    until = last + timedelta(days=_SNAPSHOTS // 4)
+    Analytics.record_many(_snapshots(random.Random(SEED), until))
     out(f"recorded {plural(Analytics.select().count(), 'analytics snapshot')}, every 6 hours for "
         f"{_SNAPSHOTS // 4} days after each upload")
     best = Analytics.top(1)
