@@ -17,7 +17,7 @@ from .enums import ContentIdRisk, ReviewAction, RunStatus
 from .fields import UTC, _now
 from .models import Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
 
-__all__ = ["KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue", "review_summary",
+__all__ = ["FINISHED_WINDOW", "KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue", "review_summary",
            "stats", "status"]
 
 KINDS = ("long-form", "shorts")  # what an uploaded video is: a run's compilation, or one of its shorts
@@ -85,11 +85,19 @@ def _run_id(operation: str, run: Any) -> int:
     return run_id
 
 
+# /status counts the runs that finished in the last week: what is happening now costs the same in a year.
+FINISHED_WINDOW = datetime.timedelta(days=7)
+
+
 def status(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
-    """/status: per niche its runs by status, the running runs, the next run, paused or not; the concurrency cap."""
+    """/status: per niche its runs by status (every active one; those finished in the last 7 days), the running
+    runs, the next run, paused or not; the concurrency cap."""
     now = _now("status", now)
     run = PipelineRun
-    counts = list(run.select(run.niche, run.status, fn.COUNT(run.id)).group_by(run.niche, run.status).tuples())
+    since = now - FINISHED_WINDOW
+    counted = run.status.in_(list(run.ACTIVE)) | (run.status.in_(list(run.FINISHED)) & (run.completed_at >= since))
+    counts = list(run.select(run.niche, run.status, fn.COUNT(run.id)).where(counted)
+                  .group_by(run.niche, run.status).tuples())
     running = list(run.select(run.id, run.niche, run.cycle_start, run.current_stage, run.worker, run.heartbeat_at)
                    .where(run.status == RunStatus.running).order_by(run.niche, run.cycle_start, run.id))
     # What claim_next would take next of each niche: its earliest pending cycle (due or not). The pending
@@ -101,7 +109,7 @@ def status(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
                                         "not_before": _iso(row.not_before),
                                         "due": row.not_before is None or row.not_before <= now})
     paused = PipelineRun.paused_niches()
-    names = sorted({niche for niche, _, _ in counts} | set(_niches("discovered_videos")) | paused)
+    names = sorted(set(_niches("pipeline_runs")) | set(_niches("discovered_videos")) | paused)
     niches: Dict[str, Dict[str, Any]] = {
         niche: {"paused": niche in paused, "runs": {s.value: 0 for s in RunStatus}, "running": [],
                 "next": upcoming.get(niche)} for niche in names}
@@ -111,7 +119,7 @@ def status(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
         niches[row.niche]["running"].append({
             "id": row.id, "cycle_start": _iso(row.cycle_start), "stage": row.current_stage, "worker": row.worker,
             "heartbeat_at": _iso(row.heartbeat_at), "heartbeat_age_seconds": _seconds(row.heartbeat_at, now)})
-    return {"now": _iso(now),
+    return {"now": _iso(now), "finished_since": _iso(since),
             "max_concurrent_pipelines": ConfigOverride.setting(run.MAX_RUNNING_KEY, run.MAX_RUNNING),
             "running": len(running), "paused": sorted(paused), "niches": niches}
 

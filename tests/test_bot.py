@@ -97,6 +97,7 @@ def test_status(pipeline):
     assert json.loads(json.dumps(result)) == result
     assert result == {
         "now": "2026-01-01T21:00:00+00:00",
+        "finished_since": "2025-12-25T21:00:00+00:00",
         "max_concurrent_pipelines": 3,
         "running": 2,
         "paused": ["cooking", "sports"],
@@ -133,8 +134,17 @@ def test_status_next_run_is_due_once_its_backoff_passed_and_follows_claims(pipel
 
 
 def test_status_of_an_empty_database(database):
-    assert bot.status(NOW) == {"now": "2026-01-01T21:00:00+00:00", "max_concurrent_pipelines": 2, "running": 0,
-                               "paused": [], "niches": {}}
+    assert bot.status(NOW) == {"now": "2026-01-01T21:00:00+00:00", "finished_since": "2025-12-25T21:00:00+00:00",
+                               "max_concurrent_pipelines": 2, "running": 0, "paused": [], "niches": {}}
+
+
+def test_status_counts_the_runs_finished_in_the_last_week_and_every_active_one(database):
+    old = make_run("travel", cycle=-40, status="uploaded", completed_at=NOW - 8 * 24 * H)
+    make_run("travel", cycle=-39, status="failed", completed_at=NOW - 6 * 24 * H)
+    make_run("travel", cycle=-38, status="review")
+    runs = bot.status(NOW)["niches"]["travel"]["runs"]
+    assert runs == counts(failed=1, review=1)  # the upload of 8 days ago is history: /stats and the report
+    assert pm.PipelineRun.get_by_id(old.id).status is pm.RunStatus.uploaded
 
 
 def test_stats(pipeline):

@@ -322,12 +322,13 @@ EXPECTED_INDEXES = {
     "analytics": {("youtube_video_id", "measured_at")},  # idx_analytics_video
     "error_logs": {("module", "occurred_at"), ("resolved", "occurred_at"), ("pipeline_run_id",)},
     # idx_pipeline_runs_status, idx_pipeline_runs_niche (unique: a run per niche and cycle), the long-form id
-    "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",)},
+    "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",), ("completed_at",),
+                      ("upload_started_at",)},
     "review_logs": {("action", "sent_at"), ("pipeline_run_id",), ("message_id",)},
     # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed, idx_discovered_videos_candidates
     "discovered_videos": {("video_id",), ("niche", "discovered_at"), ("processed",),
-                          ("niche", "viral_score", "discovered_at", "id")},
-    "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",)},
+                          ("niche", "viral_score", "discovered_at", "id"), ("taken_by_run",)},
+    "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",), ("uploaded_at",), ("upload_started_at",)},
     "config_overrides": set(),  # key is the primary key
     # idx_clips_pipeline, clips_rank_in_run (unique among clips not dropped), a video's clips
     "clips": {("pipeline_run_id",), ("pipeline_run_id", "rank_position"), ("discovered_video_id",)},

@@ -5,13 +5,19 @@ run's id and not a foreign key (pipeline_runs references discovered_videos alrea
 idx_discovered_videos_candidates, a niche's free candidates in the order they are taken (on PostgreSQL the
 index says NULLS LAST, as the take's ORDER BY does; SQLite's DESC puts NULLs last by itself).
 review_logs.reminded_at: when the reviewer was reminded. Both columns are NULL on every existing row: no
-video is taken, no review was reminded.
+video is taken, no review was reminded. The indexes of what is recent (the digest, /stats, the daily upload
+cap): pipeline_runs completed_at and upload_started_at, shorts uploaded_at and upload_started_at; and of a
+run's own candidates, idx_discovered_videos_taken.
 """
 from peewee import IntegerField
 
 from pipeline_models.migrations._base import Timestamp, is_postgres
 
 INDEX = "idx_discovered_videos_candidates"
+RECENT = (("idx_pipeline_runs_completed", "pipeline_runs", "completed_at"),
+          ("idx_pipeline_runs_upload_started", "pipeline_runs", "upload_started_at"),
+          ("shorts_uploaded_at", "shorts", "uploaded_at"),
+          ("shorts_upload_started_at", "shorts", "upload_started_at"))
 
 
 def up(migrator, db):
@@ -22,9 +28,16 @@ def up(migrator, db):
     nulls = " NULLS LAST" if is_postgres(db) else ""
     db.execute_sql(f'CREATE INDEX "{INDEX}" ON "discovered_videos" ("niche", "viral_score" DESC{nulls}, '
                    f'"discovered_at", "id") WHERE processed = 0 AND taken_by_run IS NULL')
+    db.execute_sql('CREATE INDEX "idx_discovered_videos_taken" ON "discovered_videos" ("taken_by_run") '
+                   'WHERE taken_by_run IS NOT NULL')
+    for name, table, column in RECENT:
+        db.execute_sql(f'CREATE INDEX "{name}" ON "{table}" ("{column}")')
 
 
 def down(migrator, db):
+    for name, _, _ in RECENT:
+        db.execute_sql(f'DROP INDEX "{name}"')
+    db.execute_sql('DROP INDEX "idx_discovered_videos_taken"')
     db.execute_sql(f'DROP INDEX "{INDEX}"')
     migrator.migrate(
         migrator.drop_column("review_logs", "reminded_at"),

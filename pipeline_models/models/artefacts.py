@@ -172,6 +172,8 @@ class Short(UploadOnce, BaseModel):
 
     class Meta:
         table_name = "shorts"
+        # What was uploaded or began uploading lately (the digest, /stats, the daily cap).
+        indexes = ((("uploaded_at",), False), (("upload_started_at",), False))
 
     # Where each status may go, and what moves it (drawn in the README's diagram).
     TRANSITIONS = {

@@ -121,6 +121,9 @@ DiscoveredVideo.add_index(DiscoveredVideo.processed, name="idx_discovered_videos
 DiscoveredVideo.add_index(DiscoveredVideo.index(
     DiscoveredVideo.niche, _BestFirst(), DiscoveredVideo.discovered_at, DiscoveredVideo.id,
     name="idx_discovered_videos_candidates", where=SQL("processed = 0 AND taken_by_run IS NULL")))
+# A run's own candidates (a retried take, keep_clips, its end freeing them): the few a run holds.
+DiscoveredVideo.add_index(DiscoveredVideo.index(DiscoveredVideo.taken_by_run, name="idx_discovered_videos_taken",
+                                                where=SQL("taken_by_run IS NOT NULL")))
 
 
 def _video_id(operation: str, video_id: Any) -> str:
