@@ -323,7 +323,7 @@ EXPECTED_INDEXES = {
     "error_logs": {("module", "occurred_at"), ("resolved", "occurred_at"), ("pipeline_run_id",)},
     # idx_pipeline_runs_status, idx_pipeline_runs_niche (unique: a run per niche and cycle), the long-form id
     "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",), ("completed_at",),
-                      ("upload_started_at",)},
+                      ("status", "completed_at"), ("upload_started_at",)},
     "review_logs": {("action", "sent_at"), ("pipeline_run_id",), ("message_id",)},
     # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed, idx_discovered_videos_candidates
     "discovered_videos": {("video_id",), ("niche", "discovered_at"), ("processed",),

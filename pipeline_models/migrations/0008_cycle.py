@@ -6,8 +6,8 @@ idx_discovered_videos_candidates, a niche's free candidates in the order they ar
 index says NULLS LAST, as the take's ORDER BY does; SQLite's DESC puts NULLs last by itself).
 review_logs.reminded_at: when the reviewer was reminded. Both columns are NULL on every existing row: no
 video is taken, no review was reminded. The indexes of what is recent (the digest, /stats, the daily upload
-cap): pipeline_runs completed_at and upload_started_at, shorts uploaded_at and upload_started_at; and of a
-run's own candidates, idx_discovered_videos_taken.
+cap): pipeline_runs completed_at, (status, completed_at) and upload_started_at, shorts uploaded_at and
+upload_started_at; and of a run's own candidates, idx_discovered_videos_taken.
 """
 from peewee import IntegerField
 
@@ -32,9 +32,11 @@ def up(migrator, db):
                    'WHERE taken_by_run IS NOT NULL')
     for name, table, column in RECENT:
         db.execute_sql(f'CREATE INDEX "{name}" ON "{table}" ("{column}")')
+    db.execute_sql('CREATE INDEX "idx_pipeline_runs_status_completed" ON "pipeline_runs" ("status", "completed_at")')
 
 
 def down(migrator, db):
+    db.execute_sql('DROP INDEX "idx_pipeline_runs_status_completed"')
     for name, _, _ in RECENT:
         db.execute_sql(f'DROP INDEX "{name}"')
     db.execute_sql('DROP INDEX "idx_discovered_videos_taken"')

@@ -525,6 +525,8 @@ PipelineRun.add_index(PipelineRun.status, name="idx_pipeline_runs_status")
 PipelineRun.add_index(PipelineRun.niche, PipelineRun.cycle_start, unique=True, name="idx_pipeline_runs_niche")
 # What finished or began uploading lately (the digest, /stats, the daily cap): a few rows of a year's.
 PipelineRun.add_index(PipelineRun.completed_at, name="idx_pipeline_runs_completed")
+# The runs that finished lately, by outcome (/status, the digest): a seek per status, not every uploaded run.
+PipelineRun.add_index(PipelineRun.status, PipelineRun.completed_at, name="idx_pipeline_runs_status_completed")
 PipelineRun.add_index(PipelineRun.upload_started_at, name="idx_pipeline_runs_upload_started")
 
 
