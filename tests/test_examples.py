@@ -48,44 +48,53 @@ def check_quickstart(out):
 
 
 def check_worker(out):
-    """Three cycles' runs uploaded, the flaky one after a recorded failure and a retry; each with 8 ranked clips
-    of distinct videos, its artefacts, its review, its long-form video and shorts uploaded, and their analytics."""
+    """Three cycles' runs uploaded: each took its candidates (a few downloads failed), kept 10 ranked clips of
+    videos no other run has, its script, audio, render and 3 shorts; the flaky one after a recorded failure and
+    a retry, then a skip and a render again; uploads within the lowered cap of 10 in 24 h; analytics of both."""
     runs = list(PipelineRun.select().order_by(PipelineRun.id))
     assert [r.status for r in runs] == [RunStatus.uploaded] * 3 and {r.niche for r in runs} == {"gaming"}
-    assert [r.cycle_start.hour for r in runs] == [0, 6, 12]
-    assert [r.retry_count for r in runs] == [0, 1, 0] and len({r.worker for r in runs}) == 1 and runs[0].worker
-    retried = runs[1]
-    assert retried.error_message.startswith("attempt 1 of 3 failed: RenderCrashed: ffmpeg exited 1")
+    assert [r.cycle_start.hour for r in runs] == [0, 6, 12] and len({r.worker for r in runs}) == 1 and runs[0].worker
+    flaky = runs[1]
+    assert flaky.error_message.startswith("attempt 1 of 3 failed: RenderCrashed: ffmpeg exited 1")
     assert [r.error_message for r in (runs[0], runs[2])] == [None, None]
     (error,) = pm.ErrorLog.select()
-    assert (error.pipeline_run_id, error.module, error.error_type) == (retried.id, "render", "RenderCrashed")
+    assert (error.pipeline_run_id, error.module, error.error_type) == (flaky.id, "render", "RenderCrashed")
     assert "Traceback" in error.stack_trace and not error.resolved
-    assert pm.DiscoveredVideo.select().count() == 30
-    used = [c.discovered_video_id for c in pm.Clip.select()]
-    assert len(used) == len(set(used)) == 24  # no video in two runs
-    for video in pm.DiscoveredVideo.select():
-        assert video.processed is (Processed.used if video.id in used else Processed.pending)
-    for run in runs:  # the crashed attempt wrote nothing: each run has the artefacts of one attempt
-        clips = list(run.clips.order_by(pm.Clip.rank_position))
-        assert [c.rank_position for c in clips] == list(range(1, 9))
-        assert [c.score for c in clips] == sorted((c.score for c in clips), reverse=True)
-        assert run.audio.count() == 1 and run.video_file_path == f"renders/{run.id}.mp4"
-        (script,) = run.scripts
-        assert script.prompt_tokens > 0 and script.completion_tokens > 0 and script.cost_usd > 0
-        shorts = list(run.shorts.order_by(pm.Short.id))
+    assert "took 14 candidates" in out and out.count("took 15 candidates") == 2  # 15 at most: the config's default
+    assert pm.DiscoveredVideo.select().count() == 42
+    clips = list(pm.Clip.select())
+    assert len(clips) == len({c.discovered_video_id for c in clips}) == 30  # no video in two runs
+    for clip in clips:  # settled as keep_clips() and the skip leave them
+        video = pm.DiscoveredVideo.get_by_id(clip.discovered_video_id)
+        assert video.taken_by_run == clip.pipeline_run_id
+        assert video.processed is (Processed.rejected if clip.dropped_at else Processed.used)
+    rest = [v for v in pm.DiscoveredVideo.select() if not v.clips.exists()]
+    assert {(v.processed, v.taken_by_run is None) for v in rest} == {(Processed.skipped, False),
+                                                                    (Processed.pending, True)}
+    for run in runs:  # the crashed render wrote nothing: each run has one script and one audio
+        kept = list(run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position))
+        assert [c.rank_position for c in kept] == list(range(1, 10 if run == flaky else 11))
+        assert [c.score for c in kept] == sorted((c.score for c in kept), reverse=True)
+        assert run.audio.count() == run.scripts.count() == 1 and run.video_file_path == f"renders/{run.id}.mp4"
+        assert run.scripts.get().cost_usd > 0
+        shorts = list(run.shorts.where(pm.Short.status == ShortStatus.uploaded).order_by(pm.Short.id))
         assert [s.clip.rank_position for s in shorts] == [1, 2, 3]
-        assert all(s.status is ShortStatus.uploaded and s.youtube_video_id == f"sh{s.id:09d}" for s in shorts)
-        assert run.youtube_video_id == f"lf{run.id:09d}" and run.completed_at <= shorts[0].uploaded_at
-        (review,) = run.reviews
-        assert review.action is pm.ReviewAction.approve and review.reviewer == "@alice"
-    assert "a repeated tap was ignored" in out and "scheduled again, cycle 1 is run 1" in out
-    assert "as the worker holds it: review; after refresh(): approved" in out
-    assert pm.Analytics.select().count() == 12 * 25
+        assert all(s.youtube_video_id == f"sh{s.id:09d}" and run.completed_at <= s.uploaded_at for s in shorts)
+        assert run.youtube_video_id == f"lf{run.id:09d}"
+        actions = [r.action for r in run.reviews.order_by(pm.ReviewLog.id)]
+        assert actions == ([pm.ReviewAction.skip] if run == flaky else []) + [pm.ReviewAction.approve]
+    assert {s.status for s in flaky.shorts} == {ShortStatus.rejected, ShortStatus.uploaded}  # rendered again
+    assert "a repeated tap was ignored" in out and "skips clip 2; the run goes back to render" in out
+    began = sorted([r.upload_started_at for r in runs] + [s.upload_started_at for s in pm.Short.select()
+                                                          if s.upload_started_at])
+    assert len(began) == 12 and max(sum(1 for t in began[i:] if t < t0 + timedelta(hours=24))
+                                    for i, t0 in enumerate(began)) == 10  # the cap held, and was reached
+    assert "cap reached, waiting until 2026-01-02 00:30" in out
+    assert pm.Analytics.select().count() == 5 * 12
     best = pm.Analytics.top(1)[0]
-    # The last video uploaded: run 3's last short (made before run 2's retry, so its shorts have lower ids).
-    assert (best.youtube_video_id, best.view_count) == ("sh000000006", 28800)
-    assert pm.Analytics.growth(runs[0].youtube_video_id, runs[0].completed_at)["view_count"] == 2400
-    assert pm.ConfigOverride.value_of(PipelineRun.RETRY_DELAY_KEY) == 1
+    assert (best.youtube_video_id, best.view_count) == ("sh000000012", 4800)  # the last video uploaded
+    assert pm.Analytics.growth(runs[0].youtube_video_id, runs[0].completed_at)["view_count"] == 400
+    assert pm.ConfigOverride.value_of("youtube.max_uploads_per_day") == 10
 
 
 CHECKS = {"quickstart.py": check_quickstart, "worker.py": check_worker}
@@ -118,7 +127,7 @@ def test_example_help_prints_usage_and_creates_nothing(script, tmp_path):
 @pytest.mark.slow
 def test_worker_without_db_leaves_no_file_behind(tmp_path):
     out = run_example(os.path.join(ROOT, "examples", "worker.py"), [], cwd=tmp_path)
-    assert "2 uploaded after 2 attempt(s)" in out
+    assert "2 uploaded after 2 reviews" in out
     assert list(tmp_path.iterdir()) == []
 
 
