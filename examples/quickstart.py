@@ -27,12 +27,14 @@ cycle_start = since.replace(hour=since.hour // 6 * 6, minute=0, second=0, micros
 run = pm.PipelineRun.schedule("gaming", cycle_start)  # the same run every time for this cycle
 claimed = pm.PipelineRun.claim_next("quickstart", niche="gaming")  # running under this worker's claim
 if claimed is not None:
-    with claimed.fenced():  # the worker's writes: all or nothing, and only while it still holds the claim
-        claimed.heartbeat(stage="clip")
-        for rank, video in enumerate(pm.get_pending_videos("gaming"), 1):  # the best viral score first
-            pm.Clip.create(pipeline_run=claimed, discovered_video=video, rank_position=rank, start_time_seconds=12.0,
-                           end_time_seconds=30.5, clip_duration_seconds=18.5, extraction_method="most_replayed")
-            pm.mark_video_processed(video.video_id, pm.Processed.used)  # taken: not a candidate for the next run
+    claimed.heartbeat(stage="clip")
+    candidates = claimed.take_candidates()  # the niche's best pending videos, reserved for this run alone
+    # One clip of each, best first; keep_clips ranks them 1..N and marks their videos used. A countdown keeps
+    # 8 to 10 (the channel's min_clips and max_clips); the quickstart has found only 3.
+    if candidates:  # none when run again in a later cycle: the 3 videos are used already
+        claimed.keep_clips([dict(discovered_video=video, start_time_seconds=12.0, end_time_seconds=30.5,
+                                 clip_duration_seconds=18.5, extraction_method="most_replayed")
+                            for video in candidates], min_clips=len(candidates))
     claimed.fail("the quickstart stops here", retry=False)  # ends the run (failed for good)
 pm.Analytics.create(youtube_video_id="shortid0001", view_count=1200, click_through_rate=0.05,
                     measured_at=datetime.now(timezone(timedelta(hours=-5))))  # any offset; stored as UTC

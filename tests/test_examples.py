@@ -36,8 +36,8 @@ def check_quickstart(out):
     assert "clips #1 A clutch play (91.5), #2 A speedrun record (84.2), #3 An impossible save (78.0)" in out
     videos = list(pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.viral_score.desc()))
     assert [v.video_id for v in videos] == ["dQw4w9WgXcQ", "kJQP7kiw5Fk", "9bZkp7q19f0"]
-    assert {(v.niche, v.processed) for v in videos} == {("gaming", Processed.used)}
     (run,) = pm.PipelineRun.select()
+    assert {(v.niche, v.processed, v.taken_by_run) for v in videos} == {("gaming", Processed.used, run.id)}
     assert run.status is RunStatus.failed and run.error_message == "the quickstart stops here"
     assert run.retry_count == 0 and run.niche == "gaming" and run.cycle_end - run.cycle_start == timedelta(hours=6)
     assert (run.cycle_start.hour % 6, run.cycle_start.minute) == (0, 30) and run.cycle_start <= pm.utcnow()
