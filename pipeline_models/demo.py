@@ -1,25 +1,22 @@
 """`pipeline-models demo`: the pipeline's cycles simulated on a SQLite file (or PostgreSQL), on a simulated clock.
 
-Two niches, four 6-hour cycles a day for three days, as PIPELINE.md tells a cycle, every step one of the
-package's operations: the scheduler schedules each niche's run at its cycle's start (PipelineRun.schedule);
-three workers claim them (PipelineRun.claim_next: at most 2 running at once, a paused niche waits); a run
-discovers its cycle's candidates (DiscoveredVideo.discover), takes the niche's 15 best pending ones
-(run.take_candidates), cuts one clip of each (a few downloads fail: skipped) and keeps the top 8-10 ranked
-(run.keep_clips: the rest go back to pending, or are skipped by the day's last cycle), writes the script, the
-TTS audio, the long-form render and 3-5 shorts of the top ranks, and asks for a review (ReviewLog.request).
-One render crashes once and is retried (fail(), attempt 2); one TTS fails every attempt (failed for good).
-The reviewers give every answer: approve (one button tapped twice), reject, hold (one approved later, one
+Two niches, four 6-hour cycles a day for three days, every step one of the package's operations: the scheduler
+schedules each niche's run at its cycle's start (PipelineRun.schedule); three workers claim them
+(PipelineRun.claim_next: at most 2 running at once, a paused niche waits); a run discovers its cycle's candidates
+(DiscoveredVideo.discover), takes the niche's 15 best pending ones (run.take_candidates), cuts one clip of each (a
+few downloads fail: skipped) and keeps the top 8-10 ranked (run.keep_clips: the rest go back to pending, or are
+skipped by the day's last cycle), writes the script, the TTS audio, the long-form render and 3-5 shorts of the top
+ranks, and asks for a review (ReviewLog.request). One render crashes once and is retried; one TTS fails every
+attempt. The reviewers give every answer: approve (one button tapped twice), reject, hold (one approved later, one
 left held), `skip 4,7` (rendered again) and redo_script (written again); a janitor reminds the late ones
-(ReviewLog.due_reminders, mark_reminded) and auto-holds one nobody answers (ReviewLog.hold_stale), which is
-then uploaded by /force_upload (ReviewLog.force_upload). The sports channel is paused for a morning. The
-uploader uploads each approved run's long-form video, then its shorts, each once (start_upload,
-mark_uploaded) within the daily cap of 20: an upload past it waits for the slot UploadCapReached names.
-Analytics of both are sampled every 6 hours.
+(ReviewLog.due_reminders, mark_reminded) and auto-holds one nobody answers (ReviewLog.hold_stale), which is then
+uploaded by /force_upload (ReviewLog.force_upload). The sports channel is paused for a morning. The uploader
+uploads each approved run's long-form video, then its shorts, each once (start_upload, mark_uploaded) within the
+daily cap of 20: an upload past it waits for the slot UploadCapReached names. Analytics of both are sampled every
+6 hours.
 
-Time is simulated: every operation that takes `now=` is given the simulated time, and the few that stamp the
-machine's clock (a review's request and answer, a heartbeat, a move's completed_at) are set to it right
-after. The whole story lies in the past (it begins _BEFORE days before today), takes seconds, and is the same
-for the same --videos, seed and day, on either backend.
+Time is simulated (operations take it as `now=`; what others stamp is set to it after); the story lies in the
+past, takes seconds, and is the same for the same --videos, seed and day, on either backend.
 """
 import heapq
 import itertools
@@ -186,6 +183,10 @@ def _not_made_by_demo(target: str, database: Optional[peewee.Database] = None) -
 
 
 # --- the simulation -----------------------------------------------------------------------------------------
+
+def _ranked(run: PipelineRun) -> List[Clip]:
+    return list(run.clips.where(Clip.dropped_at.is_null()).order_by(Clip.rank_position))
+
 
 def _stamp(model: Any, row_id: Any, **times: datetime) -> None:
     """Set times an operation took from the machine's clock to the simulated ones (it takes no now=)."""
@@ -374,7 +375,7 @@ class _Story:
 
     def _script(self, run: PipelineRun, niche: str, cycle: int, rng: random.Random) -> None:
         """The narration of the countdown, from the last rank to rank 1, with what the LLM call cost."""
-        clips = _kept(run)[::-1]
+        clips = _ranked(run)[::-1]
         opening, closing = f"The {len(clips)} wildest {niche} moments of the day.", "Subscribe for the next countdown."
         parts = [{"rank": c.rank_position, "intro": f"Number {c.rank_position}.", "outro": "Unbelievable."}
                  for c in clips]
@@ -401,7 +402,7 @@ class _Story:
         """The long-form countdown (8-10 minutes) and 3-5 shorts of its top ranks."""
         if (niche, cycle) == _FLAKY and run.retry_count == 0:
             raise RenderCrashed(f"ffmpeg exited 1 rendering run {run.id}: moov atom not found")
-        clips = _kept(run)
+        clips = _ranked(run)
         with run.fenced():
             run.video_file_path = f"renders/{niche}/{run.cycle_start:%Y%m%d-%H%M}-{run.reviews.count() + 1}.mp4"
             run.video_duration_seconds = round(rng.uniform(480, 600), 1)
@@ -428,7 +429,7 @@ class _Story:
             minutes=min(100.0, self.rng(*key, review.message_id.rsplit(":", 1)[1]).lognormvariate(3.0, 0.8)))
         detail = None
         if action == "skip":
-            ranks = [clip.rank_position for clip in _kept(run)]
+            ranks = [clip.rank_position for clip in _ranked(run)]
             wanted = [rank for rank in (4, 7) if rank in ranks] if len(ranks) >= 8 else ranks[-1:]
             action, detail = ("skip", "skip " + ",".join(map(str, wanted))) if len(ranks) > 1 else ("approve", None)
         self.at(self.now + latency, "answer", review.message_id, action, detail, "@alice")
@@ -501,10 +502,6 @@ class _Story:
             self.at(done, "upload")
 
 
-def _kept(run: PipelineRun) -> List[Clip]:
-    return list(run.clips.where(Clip.dropped_at.is_null()).order_by(Clip.rank_position))
-
-
 # --- the demo ----------------------------------------------------------------------------------------------
 
 def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[str], None] = print,
@@ -549,8 +546,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
 
 def _report(out: Callable[[str], None], story: _Story, first: datetime) -> None:
     said = story.said
-    runs = PipelineRun.select().count()
-    out(f"scheduled {plural(runs, 'run')}: {' and '.join(_NICHES)}, {_CYCLES} cycles a day for {_DAYS} days "
+    out(f"scheduled {plural(PipelineRun.select().count(), 'run')}: {' and '.join(_NICHES)}, {_CYCLES} cycles a day for {_DAYS} days "
         f"from {first:%Y-%m-%d} (scheduled again after a restart: the same runs)")
     out(f"{WORKERS} workers, at most {story.most_running} runs at once ({plural(said['cap waits'], 'claim')} "
         f"waited for the cap of {PipelineRun.MAX_RUNNING}), sports paused for "
@@ -599,8 +595,6 @@ def _record_analytics(out: Callable[[str], None], last: datetime) -> None:
     Analytics.record_many(_snapshots(random.Random(SEED), until))
     out(f"recorded {plural(Analytics.select().count(), 'analytics snapshot')}, every 6 hours for "
         f"{_SNAPSHOTS // 4} days after each upload")
-    best = Analytics.top(1)
-    if best:
-        kind = "long-form" if PipelineRun.select().where(PipelineRun.youtube_video_id == best[0].youtube_video_id
-                                                          ).exists() else "short"
-        out(f"top video: {best[0].youtube_video_id} ({kind}) with {best[0].view_count:,} views")
+    for best in Analytics.top(1):
+        long_form = PipelineRun.select().where(PipelineRun.youtube_video_id == best.youtube_video_id).exists()
+        out(f"top video: {best.youtube_video_id} ({'long-form' if long_form else 'short'}) with {best.view_count:,} views")

@@ -206,7 +206,7 @@ CASES = [
     ("demo @ old.db", ["demo", "--db", "old.db"], 1, "an older release"),
     ("demo @ zero.db, a -wal beside", ["demo", "--db", "zero.db"], 1, "'zero.db-wal' is left beside it"),
     ("demo @ a_directory", ["demo", "--db", "a_directory"], 1, "it is a directory"),
-    ("demo @ :memory:", ["demo", "--db", ":memory:"], 1, "worker processes need a database"),
+    ("demo @ :memory:", ["demo", "--db", ":memory:"], 1, "an in-memory one is not"),
 ]
 
 # Run as subprocesses too: every command, every kind of target and of hostile input at least once.
