@@ -245,6 +245,9 @@ def _claimer(target, barrier, n, out):
                 run.fail("a render crashed")
             else:
                 pm.ReviewLog.request(run)
+            # A worker's pace between runs: without it, on a loaded machine, the two processes that hold the
+            # runs take the next ones at once and the other four never meet the cap.
+            time.sleep(rng.uniform(0.002, 0.01))
         except Exception as exc:
             errors.append(_error(exc))
             if len(errors) > 20:
