@@ -1,6 +1,6 @@
 """The package's exceptions: one class per way things go wrong, all under PipelineModelsError."""
-import re
 import datetime
+import re
 from typing import Optional
 
 import peewee

@@ -38,10 +38,9 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     JSONField,
+    SQL,
     TextField,
 )
-
-from peewee import SQL
 
 from pipeline_models.errors import SchemaMismatch
 from pipeline_models.migrations._base import (Timestamp, copy_rows, drop_aside, frozen_base, is_postgres,

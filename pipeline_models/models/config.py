@@ -123,37 +123,41 @@ class ConfigOverride(BaseModel):
         return {row.key: row.value for row in cls.select(cls.key, cls.value).order_by(cls.key)}
 
 
-def whole_number(key: str, lowest: int, highest: int, label: Optional[str] = None) -> Callable[[Any], int]:
-    """The check of a whole number from `lowest` to `highest`: a ValueError naming the setting `key` (or the
-    argument `label`) when a value is not one."""
-    label = label or f"ConfigOverride {key!r}"
+def setting_name(key: str) -> str:
+    """How a refusal names the setting `key`: ConfigOverride 'queue.max_attempts'."""
+    return f"ConfigOverride {key!r}"
+
+
+def whole_number(what: str, lowest: int, highest: int) -> Callable[[Any], int]:
+    """The check of a whole number from `lowest` to `highest`: a ValueError naming `what` (a setting's
+    setting_name(key), or an argument, e.g. "PipelineRun.keep_clips: min_clips") when a value is not one."""
 
     def check(value: Any) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
-            raise ValueError(f"{label} must be a whole number from {lowest} to {highest}, not {value!r}")
+            raise ValueError(f"{what} must be a whole number from {lowest} to {highest}, not {value!r}")
         return value
 
     return check
 
 
-def number(key: str, lowest: float, highest: float) -> Callable[[Any], float]:
-    """The check of a setting that is a number from `lowest` to `highest` (ValueError naming the key)."""
-    label = f"ConfigOverride {key!r}"
+def number(what: str, lowest: float, highest: float, unit: str = "") -> Callable[[Any], float]:
+    """The check of a number (of `unit`) from `lowest` to `highest`, named as whole_number() names it."""
+    kind = f"a number of {unit}" if unit else "a number"
 
     def check(value: Any) -> float:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not lowest <= value <= highest:
-            raise ValueError(f"{label} must be a number from {lowest} to {highest}, not {value!r}")
+            raise ValueError(f"{what} must be {kind} from {lowest} to {highest}, not {value!r}")
         return value
 
     return check
 
 
-def flag(key: str) -> Callable[[Any], bool]:
-    """The check of a setting that is true or false (ValueError naming the key)."""
+def flag(what: str) -> Callable[[Any], bool]:
+    """The check of a value that is true or false, named as whole_number() names it."""
 
     def check(value: Any) -> bool:
         if not isinstance(value, bool):
-            raise ValueError(f"ConfigOverride {key!r} must be true or false, not {value!r}")
+            raise ValueError(f"{what} must be true or false, not {value!r}")
         return value
 
     return check

@@ -11,7 +11,7 @@ from ..fields import (CheckedBooleanField, CheckedCharField, CheckedEnumField, C
                       _now, utcnow)
 from .artefacts import Clip, Short
 from .base import BaseModel, _sync, _unchanged_on_failure
-from .config import ConfigOverride, number
+from .config import ConfigOverride, number, setting_name
 from .runs import PipelineRun, _duration
 from .videos import DiscoveredVideo
 
@@ -218,8 +218,8 @@ class ReviewLog(BaseModel):
         return cls.select().where(cls.action.is_null() | (cls.action == ReviewAction.hold)).order_by(cls.sent_at)
 
 
-ConfigOverride.CHECKS.update({ReviewLog.REMINDER_KEY: number(ReviewLog.REMINDER_KEY, 0.01, 24 * 366),
-                              ReviewLog.TIMEOUT_KEY: number(ReviewLog.TIMEOUT_KEY, 0.01, 24 * 366)})
+ConfigOverride.CHECKS.update({key: number(setting_name(key), 0.01, 24 * 366, "hours")
+                              for key in (ReviewLog.REMINDER_KEY, ReviewLog.TIMEOUT_KEY)})
 
 
 def _ranks_to_skip(run: PipelineRun, detail: Optional[str]) -> List[int]:

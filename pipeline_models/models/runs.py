@@ -5,7 +5,7 @@ import datetime
 import secrets
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
-from peewee import SQL, Check
+from peewee import Check
 
 from ..db import serialized, write_lock
 from ..enums import Processed, RunStatus
@@ -13,7 +13,7 @@ from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
                       CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, _now, utcnow)
 from .base import BaseModel, _at_least_zero, _is_postgres, _one_line, _unchanged_on_failure
-from .config import ConfigOverride, flag, whole_number
+from .config import ConfigOverride, flag, number, setting_name, whole_number
 from .uploads import UploadOnce
 from .videos import NICHE_LENGTH, URL_LENGTH, DiscoveredVideo, _candidates, _niche
 
@@ -248,7 +248,7 @@ class PipelineRun(UploadOnce, BaseModel):
         if limit is None:
             limit = self._channel_setting(self.CANDIDATES_KEY, self.CANDIDATES)
         else:
-            whole_number("", 1, 1000, "PipelineRun.take_candidates: limit")(limit)
+            whole_number("PipelineRun.take_candidates: limit", 1, 1000)(limit)
         video = DiscoveredVideo
         with self.fenced():
             self._refuse_kept("take_candidates")
@@ -280,8 +280,8 @@ class PipelineRun(UploadOnce, BaseModel):
                              f"(2), not {others!r}")
         low = self._channel_setting(self.MIN_CLIPS_KEY, self.MIN_CLIPS) if min_clips is None else min_clips
         high = self._channel_setting(self.MAX_CLIPS_KEY, self.MAX_CLIPS) if max_clips is None else max_clips
-        whole_number("", 1, 1000, "PipelineRun.keep_clips: min_clips")(low)
-        whole_number("", low, 1000, "PipelineRun.keep_clips: max_clips")(high)
+        whole_number("PipelineRun.keep_clips: min_clips", 1, 1000)(low)
+        whole_number("PipelineRun.keep_clips: max_clips", low, 1000)(high)
         clips = list(clips)
         if len(clips) < low:
             raise ValueError(f"PipelineRun.keep_clips: run {self.id} has {len(clips)} clips; it needs at least {low} "
@@ -319,7 +319,7 @@ class PipelineRun(UploadOnce, BaseModel):
         return kept
 
     def _refuse_kept(self, operation: str) -> None:
-        kept = self.clips.where(SQL("dropped_at IS NULL")).count()
+        kept = self.clips.where(type(self).clips.rel_model.dropped_at.is_null()).count()
         if kept:
             raise ValueError(f"PipelineRun.{operation}: run {self.id} keeps {kept} clips already; its worker goes on "
                              f"from stage {self.current_stage or 'clips'} (a skip answer re-ranks them)")
@@ -460,14 +460,11 @@ class PipelineRun(UploadOnce, BaseModel):
     def _policy(cls, max_attempts: Optional[int]) -> Tuple[int, datetime.timedelta]:
         """(max attempts, first retry delay): the argument, else the ConfigOverride, else the class default."""
         if max_attempts is None:
-            configured = ConfigOverride.value_of(cls.MAX_ATTEMPTS_KEY)
-            limit = cls.MAX_ATTEMPTS if configured is None else _attempts_limit(configured)
+            limit = ConfigOverride.setting(cls.MAX_ATTEMPTS_KEY, cls.MAX_ATTEMPTS)
         else:
-            limit = _attempts_limit(max_attempts, "max_attempts")
-        seconds = ConfigOverride.value_of(cls.RETRY_DELAY_KEY)
-        if seconds is None:
-            return limit, cls.RETRY_DELAY
-        return limit, datetime.timedelta(seconds=_retry_delay(seconds))
+            limit = _attempts_argument(max_attempts)
+        seconds = ConfigOverride.setting(cls.RETRY_DELAY_KEY, None)
+        return limit, cls.RETRY_DELAY if seconds is None else datetime.timedelta(seconds=seconds)
 
     def _retry_or_give_up(self, retries: int, reason: str, policy: Tuple[int, datetime.timedelta],
                           now: datetime.datetime) -> Dict[str, Any]:
@@ -492,7 +489,7 @@ class PipelineRun(UploadOnce, BaseModel):
         older_than = _duration("requeue_stale", older_than)
         now = _now("requeue_stale", now)
         if max_attempts is not None:
-            _attempts_limit(max_attempts, "max_attempts")  # refused now, whether or not a run is stale
+            _attempts_argument(max_attempts)  # refused now, whether or not a run is stale
         cutoff = now - older_than
         stale = (cls.status == RunStatus.running) & (
             (cls.heartbeat_at < cutoff) | (cls.heartbeat_at.is_null() & (cls.started_at < cutoff)))
@@ -542,30 +539,19 @@ def _channel(operation: str, niche: Any) -> str:
     return niche
 
 
-def _attempts_limit(value: Any, where: str = f"ConfigOverride {PipelineRun.MAX_ATTEMPTS_KEY!r}") -> int:
-    """A maximum number of attempts, 1 to 1000, or a ValueError naming `where` it came from."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1000:
-        raise ValueError(f"PipelineRun: {where} must be a whole number from 1 to 1000, not {value!r}")
-    return value
-
-
-def _retry_delay(value: Any) -> float:
-    """The first retry delay in seconds, 0 to 86400, or a ValueError naming its ConfigOverride key."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 86400:
-        raise ValueError(f"PipelineRun: ConfigOverride {PipelineRun.RETRY_DELAY_KEY!r} must be a number of "
-                         f"seconds from 0 to 86400, not {value!r}")
-    return value
-
-
-ConfigOverride.CHECKS.update({
-    PipelineRun.MAX_ATTEMPTS_KEY: _attempts_limit,
-    PipelineRun.RETRY_DELAY_KEY: _retry_delay,
-    PipelineRun.MAX_RUNNING_KEY: whole_number(PipelineRun.MAX_RUNNING_KEY, 0, 1000),
-    PipelineRun.CANDIDATES_KEY.format("*"): whole_number(PipelineRun.CANDIDATES_KEY.format("*"), 1, 1000),
-    PipelineRun.MIN_CLIPS_KEY.format("*"): whole_number(PipelineRun.MIN_CLIPS_KEY.format("*"), 1, 1000),
-    PipelineRun.MAX_CLIPS_KEY.format("*"): whole_number(PipelineRun.MAX_CLIPS_KEY.format("*"), 1, 1000),
-    PipelineRun.PAUSED_KEY.format("*"): flag(PipelineRun.PAUSED_KEY.format("*")),
-})
+# A maximum number of attempts, given to fail() or requeue_stale() or set as queue.max_attempts: 1 to 1000.
+_attempts_argument = whole_number("PipelineRun: max_attempts", 1, 1000)
+_EACH = "*"  # any niche, in a channel's key
+# The settings PipelineRun reads: (check, key, its bounds).
+ConfigOverride.CHECKS.update({key: check(setting_name(key), *bounds) for check, key, *bounds in (
+    (whole_number, PipelineRun.MAX_ATTEMPTS_KEY, 1, 1000),
+    (number, PipelineRun.RETRY_DELAY_KEY, 0, 86400, "seconds"),
+    (whole_number, PipelineRun.MAX_RUNNING_KEY, 0, 1000),
+    (whole_number, PipelineRun.CANDIDATES_KEY.format(_EACH), 1, 1000),
+    (whole_number, PipelineRun.MIN_CLIPS_KEY.format(_EACH), 1, 1000),
+    (whole_number, PipelineRun.MAX_CLIPS_KEY.format(_EACH), 1, 1000),
+    (flag, PipelineRun.PAUSED_KEY.format(_EACH)),
+)})
 
 
 def _duration(operation: str, value: Any) -> datetime.timedelta:

@@ -6,7 +6,7 @@ from ..db import serialized, write_lock
 from ..errors import AlreadyUploaded, UploadCapReached, UploadInDoubt
 from ..fields import _now, utcnow
 from .base import _unchanged_on_failure
-from .config import ConfigOverride, whole_number
+from .config import ConfigOverride, setting_name, whole_number
 
 
 class UploadOnce:
@@ -54,8 +54,11 @@ class UploadOnce:
     def next_upload_slot(cls, now: Optional[datetime.datetime] = None) -> Optional[datetime.datetime]:
         """None when an upload may start now; else when the daily cap (youtube.max_uploads_per_day) lets the
         next one start: 24 hours after the upload that then leaves the window."""
-        now = _now("next_upload_slot", now)
         cap = ConfigOverride.setting(cls.MAX_UPLOADS_KEY, cls.MAX_UPLOADS)
+        return cls._next_slot(_now("next_upload_slot", now), cap)
+
+    @classmethod
+    def _next_slot(cls, now: datetime.datetime, cap: int) -> Optional[datetime.datetime]:
         times = cls.uploads_since(now - cls.DAY)
         if len(times) < cap:
             return None
@@ -98,9 +101,9 @@ class UploadOnce:
                     "recorded no video id: check the channel, then call mark_uploaded(id) or abandon_upload()")
             self._uploadable(row)
             serialized("uploads")  # the cap counts every upload: no two may count at once, on any machine
-            slot = self.next_upload_slot(now)
+            cap = ConfigOverride.setting(self.MAX_UPLOADS_KEY, self.MAX_UPLOADS)
+            slot = self._next_slot(now, cap)
             if slot is not None:
-                cap = ConfigOverride.setting(self.MAX_UPLOADS_KEY, self.MAX_UPLOADS)
                 raise UploadCapReached(
                     f"{self._subject()}: the daily upload cap is reached ({cap} uploads in 24 hours, "
                     f"{self.MAX_UPLOADS_KEY}); the next slot opens at {slot:%Y-%m-%d %H:%M:%S} UTC", slot)
@@ -143,4 +146,4 @@ class UploadOnce:
         return True
 
 
-ConfigOverride.CHECKS[UploadOnce.MAX_UPLOADS_KEY] = whole_number(UploadOnce.MAX_UPLOADS_KEY, 0, 10000)
+ConfigOverride.CHECKS[UploadOnce.MAX_UPLOADS_KEY] = whole_number(setting_name(UploadOnce.MAX_UPLOADS_KEY), 0, 10000)

@@ -49,7 +49,8 @@ class DiscoveredVideo(BaseModel):
     # The reservation: a run's take_candidates() sets it, so no other run takes the video while this one
     # cuts its clip. A run's id, not a foreign key: pipeline_runs references this table already
     # (legacy_video), and PostgreSQL cannot create two tables that reference each other in one step.
-    taken_by_run = CheckedIntegerField(null=True, help_text="the run that took it as a candidate (kept once used or skipped)")
+    taken_by_run = CheckedIntegerField(null=True,
+                                       help_text="the run that took it as a candidate (kept once used or skipped)")
 
     class Meta:
         table_name = "discovered_videos"
