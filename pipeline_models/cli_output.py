@@ -341,6 +341,9 @@ def status_page(document: Dict[str, Any]) -> str:
             [[run["id"], niche, _when(run["cycle_start"]), run["stage"], run["worker"],
               None if run["heartbeat_age_seconds"] is None else f"{duration(run['heartbeat_age_seconds'])} ago"]
              for niche, run in running]))
+    if rows:  # /status counts only the runs finished lately: say so, or a year's uploads seem lost
+        lines.append(f"\nuploaded, failed and rejected: the runs finished in the last 7 days (since "
+                     f"{cell(_when(document['finished_since']))} UTC)")
     paused = ", ".join(map(shown, document["paused"])) or "none"
     lines.append(f"\n{document['running']:,} of at most {document['max_concurrent_pipelines']:,} runs running; "
                  f"paused: {paused}")

@@ -97,8 +97,14 @@ def test_db_defaults_to_the_environment_then_pipeline_db(tmp_path, cli, monkeypa
     assert cli("init")[0] == 0 and (tmp_path / "env.db").exists()
 
 
+def week_ago():
+    return f"{datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7):%Y-%m-%d %H:%M}"
+
+
 def test_status(dbfile, cli):
+    before = week_ago()
     status, out, err = cli("status", "--db", dbfile)
+    after = week_ago()
     assert status == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].split() == ["niche", "paused", "pending", "running", "review", "approved", "uploaded", "failed",
@@ -107,7 +113,9 @@ def test_status(dbfile, cli):
     assert lines[1].split() == ["gaming", "no", "1", "0", "1", "0", "0", "0", "0", "2", "2026-01-01", "06:30", "yes"]
     assert lines[2].split() == ["sports", "no", "1", "0", "0", "0", "0", "0", "0", "3", "2026-01-01", "01:00", "yes"]
     assert len({len(line) for line in lines[:3]}) == 1  # aligned: every row ends in the same column
-    assert lines[3:] == ["", "0 of at most 2 runs running; paused: none"]
+    # (the minute the command ran, should the clock have turned one meanwhile)
+    assert lines[3:] in (["", "uploaded, failed and rejected: the runs finished in the last 7 days (since "
+                          f"{since} UTC)", "", "0 of at most 2 runs running; paused: none"] for since in (before, after))
 
 
 def test_runs_lists_and_filters(dbfile, cli):
