@@ -377,6 +377,9 @@ def _upload_worker(target, model_name, row_id, barrier, out):
             # and a loaded machine's two processes would take turns without ever meeting the other's claim.
             time.sleep(random.uniform(0, UPLOAD_HOLD))
             row.abandon_upload()
+            # And a moment before the next try: released and at once claimed again, on SQLite the other
+            # process (waiting in its busy handler) may never find the video free, and never claim it.
+            time.sleep(random.uniform(0, UPLOAD_HOLD))
         except pm.UploadInDoubt:  # the other process holds the claim right now
             result["in_doubt"] += 1
         except pm.AlreadyUploaded:
