@@ -280,7 +280,8 @@ def reference():
     """The column reference: each model's columns with type, NULL-ness, default and meaning."""
     lines = [BEGIN]
     for model in pm.ALL_MODELS:
-        lines += ["", f"**`{model.__name__}`** (table `{model._meta.table_name}`): {model.__doc__}", "",
+        title = f"**`{model.__name__}`** (table `{model._meta.table_name}`): {model.__doc__}"
+        lines += ["", *_wrap(title), "",
                   "| column | type | NULL | default | meaning |", "|---|---|---|---|---|"]
         lines += [f"| `{f.column_name}` | {_type(f)} | {'yes' if f.null else 'no'} | {_default(f)} | {_meaning(f)} |"
                   for f in model._meta.sorted_fields]
@@ -290,8 +291,13 @@ def reference():
         notes = (["Checks: " + ", ".join(f"`{check}`" for check in checks) + "."] if checks else []) + (
             ["Indexes: " + ", ".join(_index(i) for i in indexes) + "."] if indexes else [])
         if notes:
-            lines += ["", " ".join(notes)]
+            lines += ["", *_wrap(" ".join(notes))]
     return "\n".join(lines + ["", END])
+
+
+def _wrap(text):
+    """Prose lines of at most 100 characters, as the pages' own (a code span is never split)."""
+    return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
 def _column(expression):
@@ -346,7 +352,7 @@ def states():
     processed = (f"A video's `processed` is the pipeline's integer: {values} (`Processed`); \"taken\" is a "
                  "pending video a run holds (`taken_by_run`), listed by no `get_pending_videos()`. The "
                  "pipeline's own `mark_video_processed(video_id, status)` may set any of the four.")
-    lines += ["```", "", *textwrap.wrap(processed, 100, break_on_hyphens=False), "", STATES_END]
+    lines += ["```", "", *_wrap(processed), "", STATES_END]
     return "\n".join(str(line) for line in lines)
 
 
