@@ -1,6 +1,7 @@
 """The demo tells the pipeline's cycles through the package's operations on a simulated clock: every answer, a
 reminder and an auto-hold, a forced upload, the concurrency cap, a paused channel, the daily upload cap, the
-analytics of long-form videos and shorts; the same story every time, on SQLite and PostgreSQL."""
+analytics of long-form videos and shorts; the same story every time, on SQLite and PostgreSQL; its shape
+(--niches, --days, --videos) scales what goes wrong, so that every chart of the report has data."""
 import re
 import sqlite3
 from collections import Counter
@@ -13,7 +14,8 @@ import pytest
 import pipeline_models as pm
 from pipeline_models import PipelineModelsError, Processed, ReviewAction, RunStatus, ShortStatus
 from pipeline_models.cli import main, parse
-from pipeline_models.demo import MARKER, _fresh_database, run_demo
+from pipeline_models import report
+from pipeline_models.demo import MARKER, NICHES, _fresh_database, _Plan, run_demo
 
 FOUND = dict(title="t", channel_name="c", channel_id="UC", niche="gaming")  # what discover() needs of a new video
 DAY = timedelta(hours=24)
@@ -106,9 +108,9 @@ def test_demo_tells_its_story_and_ends_with_status(demo):
     assert lines[1].startswith("3 workers, at most 2 runs at once (") and "sports paused for 7.75 hours" in lines[1]
     assert lines[2].startswith("discovered 288 videos, took ")
     (said,) = [line for line in lines if line.startswith("reviews: ")]
-    assert said == ("reviews: 25 answered (20 approve, 2 hold, 1 redo_script, 1 reject, 1 skip 4,7), 2 reminders, "
+    assert said == ("reviews: 24 answered (19 approve, 2 hold, 1 redo_script, 1 reject, 1 skip 4,7), 2 reminders, "
                     "1 auto-held, 1 forced upload; a repeated tap ignored")
-    assert lines[-1].splitlines()[-1].split()[:3] == ["errors", "unresolved", "3"]
+    assert lines[-1].splitlines()[-1].split()[:3] == ["errors", "unresolved", "6"]  # 2 runs failed 3 times
     assert main(["report", "--db", path, "-o", path + ".html"]) == 0  # the report reads what the demo leaves
 
 
@@ -135,7 +137,7 @@ def test_every_answer_is_given_with_its_effect(made):
     assert {s.status for s in rejected.shorts} == {ShortStatus.rejected} and rejected.upload_started_at is None
     held = list(pm.ReviewLog.select().where(pm.ReviewLog.action == ReviewAction.hold))
     assert [(h.message_id, h.auto_held, h.pipeline_run.status) for h in held] == [
-        ("chat:4242:17:1", False, RunStatus.review)]  # left held, for the README's reader to answer
+        ("chat:4242:4:1", False, RunStatus.review)]  # left held, for the docs' reader to answer
     (later,) = pm.ReviewLog.select().where(pm.ReviewLog.response_detail.is_null() & (pm.ReviewLog.reviewer == "@bob"))
     assert later.action is ReviewAction.approve and later.pipeline_run.status is RunStatus.uploaded  # held, approved
 
@@ -194,33 +196,40 @@ def test_uploads_keep_the_daily_cap_in_simulated_time_and_analytics_measure_both
     _, lines, _ = made
     runs = list(pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.uploaded))
     shorts = list(pm.Short.select().where(pm.Short.status == ShortStatus.uploaded))
-    assert len(runs) == 21 and all(r.youtube_video_id == f"lf{r.id:05d}" for r in runs)
+    assert len(runs) == 20 and all(r.youtube_video_id == f"lf{r.id:05d}" for r in runs)
     assert all(3 <= r.shorts.where(pm.Short.status == ShortStatus.uploaded).count() <= 5 for r in runs)
     assert {s.pipeline_run_id for s in shorts} == {r.id for r in runs}
     began = sorted([r.upload_started_at for r in runs] + [s.upload_started_at for s in shorts])
     in_a_day = [sum(1 for t in began[i:] if t < start + DAY) for i, start in enumerate(began)]
     assert max(in_a_day) == 20  # the cap held, and was reached: uploads waited for its slots
-    assert "the uploader waited" in lines[6] and " 0 times" not in lines[6]
+    (uploader,) = [line for line in lines if line.startswith("uploaded ")]
+    assert "the uploader waited" in uploader and " 0 times" not in uploader
     measured = Counter(a.youtube_video_id for a in pm.Analytics.select())
     assert set(measured) == {r.youtube_video_id for r in runs} | {s.youtube_video_id for s in shorts}
     assert all(n == 12 for n in measured.values())  # every 6 hours for 3 days, long-form and shorts alike
 
 
 @pytest.mark.slow
-def test_a_render_is_retried_and_a_tts_fails_for_good(made):
+def test_two_runs_are_retried_and_two_fail_for_good_at_two_stages(made):
     runs = list(pm.PipelineRun.select())
-    (retried,) = [r for r in runs if r.retry_count == 1]
-    assert retried.status is RunStatus.uploaded and retried.error_message.startswith(
-        "attempt 1 of 3 failed: RenderCrashed: ffmpeg exited 1")
-    (failed,) = [r for r in runs if r.status is RunStatus.failed]
-    assert failed.error_message.startswith("gave up after 3 attempts: SynthesisFailed")
-    assert failed.current_stage == "tts" and failed.completed_at < pm.utcnow() - timedelta(days=7)
+    retried = [r for r in runs if r.retry_count == 1]
+    assert [r.status for r in retried] == [RunStatus.uploaded] * 2
+    assert [r.error_message.split(":")[:2] for r in retried] == [
+        ["attempt 1 of 3 failed", " ScriptTimedOut"], ["attempt 1 of 3 failed", " RenderCrashed"]]
+    failed = [r for r in runs if r.status is RunStatus.failed]
+    assert [(r.current_stage, r.error_message.split(":")[:2]) for r in failed] == [
+        ("tts", ["gave up after 3 attempts", " SynthesisFailed"]),
+        ("render", ["gave up after 3 attempts", " RenderCrashed"])]
+    assert all(r.completed_at < pm.utcnow() - timedelta(days=7) for r in failed)
     errors = sorted((e.pipeline_run_id, e.module, e.error_type, e.resolved) for e in pm.ErrorLog.select())
-    assert errors == sorted([(retried.id, "render", "RenderCrashed", True)]
-                            + [(failed.id, "tts", "SynthesisFailed", False)] * 3)
-    times = [e.occurred_at for e in failed.errors.order_by(pm.ErrorLog.id)]
-    # The retry delays (30 s, then 90 s), on the simulated clock.
-    assert [b - a >= timedelta(seconds=s) for a, b, s in zip(times, times[1:], (30, 90))] == [True, True]
+    assert errors == sorted([(retried[0].id, "script", "ScriptTimedOut", True),
+                             (retried[1].id, "render", "RenderCrashed", True)]
+                            + [(failed[0].id, "tts", "SynthesisFailed", False)] * 3
+                            + [(failed[1].id, "render", "RenderCrashed", False)] * 3)
+    for run in failed:
+        times = [e.occurred_at for e in run.errors.order_by(pm.ErrorLog.id)]
+        # The retry delays (30 s, then 90 s), on the simulated clock.
+        assert [b - a >= timedelta(seconds=s) for a, b, s in zip(times, times[1:], (30, 90))] == [True, True]
     check_timeline()
 
 
@@ -255,12 +264,12 @@ def test_a_demo_of_one_video_a_cycle_makes_countdowns_of_what_there_is(tmp_path)
     assert lines[2].startswith("discovered 24 videos, took 24 candidates (0 failed to download) and kept 24 ranked "
                                "clips (1.0 a run)")
     (said,) = [line for line in lines if line.startswith("reviews: ")]
-    assert said.startswith("reviews: 24 answered (20 approve, 2 hold, 1 redo_script, 1 reject), ")  # no skip of one
+    assert said.startswith("reviews: 23 answered (19 approve, 2 hold, 1 redo_script, 1 reject), ")  # no skip of one
     pm.init_db(str(tmp_path / "small.db"), readonly=True)
     check_timeline()
     assert {c.rank_position for c in pm.Clip.select()} == {1}
     assert pm.ConfigOverride.value_of("channels.gaming.video.min_clips") == 1  # the channels make do with one
-    assert pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.uploaded).count() == 21
+    assert pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.uploaded).count() == 20
     pm.db.obj.close()
 
 
@@ -382,3 +391,141 @@ def test_demo_default_file_ignores_pipeline_db(monkeypatch):
     assert parse(["status"]).db == "production.db"
 
 
+
+
+# --- the demo's shape: --niches, --days -------------------------------------------------------
+
+def chart_data(numbers):
+    """What each of the report's charts is drawn from (pipeline_models.report draws it when there is any)."""
+    reviews = numbers["reviews"]["niches"]
+    return {
+        "funnel": [n for _, n in numbers["funnel"]],
+        "runs-per-day": {day for per_day in numbers["runs_per_day"].values() for day in per_day},
+        "uploads": set(numbers["uploads_per_day"]),
+        "failures": set(numbers["failures"]),  # (stage, error type) cells
+        "errors": {module for module, _ in numbers["unresolved_errors"]},
+        "reviews": [niche for niche, got in reviews.items() if got["timed"]],
+        "answers": {answer for got in reviews.values() for answer, n in got["answers"].items() if n},
+        "cost": [m for m in numbers["llm_cost"]["months"] if m["runs"]],
+        "views": set(numbers["views"]["niches"]),
+        "content-id": {niche for niche, got in numbers["content_id"].items() if got["flagged"]},
+        "top-videos": [v for v in numbers["top_videos"] if v["curve"]]}
+
+
+def check_charts(path, niches, days):
+    """Every chart of the report of the demo at `path` has data, of every niche; from 2 niches x 3 days on,
+    the failure charts more than one cell, the uploads more days than the runs, the answers every kind."""
+    pm.init_db(path, readonly=True)
+    try:
+        numbers, summary = report.data(), report.write(path + ".html")
+        data = chart_data(numbers)
+    finally:
+        pm.db.obj.close()
+    assert summary.charts == 11 and [chart for chart, got in data.items() if not got] == []
+    assert data["funnel"][-1] > 0 and set(numbers["runs_per_day"]) == set(list(NICHES)[:niches])
+    assert len(data["runs-per-day"]) == days and len(data["uploads"]) >= days
+    assert data["views"] == set(list(NICHES)[:niches])
+    if niches * days >= 6:
+        assert len(data["failures"]) >= 2 and len(data["errors"]) >= 2
+        assert len(data["uploads"]) > days  # more made a day than the cap lets through: they wait
+        assert data["answers"] >= {"approve", "force_upload", "reject", "hold", "skip", "redo_script"}
+    return numbers
+
+
+@pytest.mark.slow
+def test_the_default_demo_gives_every_chart_of_the_report_data(demo):
+    numbers = check_charts(demo[0], 2, 3)
+    assert numbers["failures"] == {("tts", "SynthesisFailed"): 1, ("render", "RenderCrashed"): 1}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("niches, days", [(1, 1), (1, 4), (3, 2)])
+def test_demos_of_other_shapes_give_every_chart_data(tmp_path, niches, days):
+    path, lines = str(tmp_path / "shape.db"), []
+    run_demo(path, videos=6, niches=niches, days=days, out=lines.append, progress=lambda line: None)
+    listed = " and ".join(filter(None, (", ".join(list(NICHES)[:niches - 1]), list(NICHES)[niches - 1])))
+    assert lines[0].startswith(f"scheduled {niches * days * 4} runs: {listed}, 4 cycles a day for {days} day")
+    check_charts(path, niches, days)
+    pm.init_db(path, readonly=True)
+    check_timeline()
+    pm.db.obj.close()
+
+
+@pytest.mark.slow
+def test_a_big_demo_has_what_goes_wrong_in_proportion(tmp_path):
+    path, lines = str(tmp_path / "big.db"), []
+    run_demo(path, videos=4, niches=4, days=5, out=lines.append, progress=lambda line: None)
+    assert lines[0].startswith("scheduled 80 runs: gaming, sports, funny and entertainment, 4 cycles a day for "
+                               "5 days from ")
+    numbers = check_charts(path, 4, 5)
+    assert sum(numbers["failures"].values()) == 7  # one run in 12 fails for good, at each stage in turn
+    assert set(numbers["failures"]) == {("tts", "SynthesisFailed"), ("render", "RenderCrashed"),
+                                        ("script", "ScriptTimedOut")}
+    assert len({day for day in numbers["runs_per_day"]["funny"]}) == 5
+    pm.init_db(path, readonly=True)
+    runs = pm.PipelineRun.select()
+    assert runs.where(pm.PipelineRun.retry_count == 1).count() == 7  # one in 12 fails once, then recovers
+    actions = Counter(r.response_detail or r.action.value for r in pm.ReviewLog.select().where(
+        pm.ReviewLog.action.is_null(False)))
+    # One run in 24 of each answer that is not a prompt approve: 3 of 80 (a hold approved later is approve).
+    assert (actions["reject"], actions["force_upload"], actions["redo_script"]) == (3, 3, 3)
+    assert actions["hold"] == 3 and pm.ReviewLog.select().where(pm.ReviewLog.auto_held == True).count() == 3  # noqa
+    # The daily upload cap grows with the niches (10 each), and is reached.
+    assert pm.ConfigOverride.value_of("youtube.max_uploads_per_day") == 40
+    began = sorted([r.upload_started_at for r in runs.where(pm.PipelineRun.upload_started_at.is_null(False))]
+                   + [s.upload_started_at for s in pm.Short.select().where(pm.Short.uploaded_at.is_null(False))])
+    assert max(sum(1 for t in began[i:] if t < start + DAY) for i, start in enumerate(began)) == 40
+    check_timeline()
+    pm.db.obj.close()
+
+
+@pytest.mark.parametrize("runs", [1, 4, 8, 24, 80, 480])
+def test_the_plan_scales_failures_and_answers_with_the_runs(runs):
+    keys = [("gaming", cycle) for cycle in range(runs)]
+    plan = _Plan(keys, 2026)
+    every = [always for _, always in plan.fails.values()]
+    assert every.count(True) == max(1, round(runs / 12))  # failed for good
+    assert every.count(False) == min(runs - every.count(True), max(1, round(runs / 12)))  # retried
+    doomed = {key for key, (_, always) in plan.fails.items() if always}
+    assert not doomed & set(plan.roles) and not doomed & plan.late  # a failed run is never reviewed
+    answered = runs - len(doomed)
+    assert len(plan.roles) == min((answered + 1) // 2, 6 * max(1, round(runs / 24)))
+    if runs >= 24:  # every answer, as often each
+        assert len(set(Counter(plan.roles.values()).values())) == 1 and len(plan.late) == round(runs / 24)
+    again = _Plan(keys, 2026)  # seeded: the same plan
+    assert (again.fails, again.roles, again.late) == (plan.fails, plan.roles, plan.late)
+
+
+@pytest.mark.parametrize("argument, value", [
+    ("niches", 0), ("niches", 5), ("niches", "2"), ("niches", True), ("days", 0), ("days", 31), ("days", 1.5),
+    ("videos", 0), ("videos", -3)])
+def test_run_demo_refuses_a_bad_shape_naming_it_and_writes_nothing(tmp_path, argument, value):
+    path = tmp_path / "demo.db"
+    with pytest.raises(ValueError, match=rf"^run_demo: {argument} must be a whole number from 1 to \d+, "):
+        run_demo(str(path), **{argument: value}, out=lambda line: None, progress=lambda line: None)
+    assert list(tmp_path.iterdir()) == [] and pm.db.obj is None
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--niches", "0"], "--niches"), (["--niches", "5"], "--niches"), (["--niches", "two"], "--niches"),
+    (["--days", "0"], "--days"), (["--days", "31"], "--days"), (["--days", "1.5"], "--days")])
+def test_a_bad_demo_shape_on_the_command_line_is_a_usage_error_naming_the_option(tmp_path, capsys, argv, option):
+    assert main(["demo", "--db", str(tmp_path / "demo.db"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and "pipeline-models demo --help" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_line_takes_the_shape_run_demo_takes():
+    assert (parse(["demo"]).niches, parse(["demo"]).days) == (2, 3)  # run_demo's defaults
+    args = parse(["demo", "--niches", str(len(NICHES)), "--days", "30"])
+    assert (args.niches, args.days) == (len(NICHES), 30)
+
+
+@pytest.mark.slow
+def test_the_demo_command_runs_the_shape_it_is_given(tmp_path, capsys):
+    path = str(tmp_path / "demo.db")
+    assert main(["demo", "--db", path, "--niches", "1", "--days", "2", "--videos", "9"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("scheduled 8 runs: gaming, 4 cycles a day for 2 days from ")
+    assert "discovered 72 videos" in out
