@@ -1,7 +1,8 @@
-"""The demo tells the pipeline's cycles through the package's operations on a simulated clock: every answer, a
-reminder and an auto-hold, a forced upload, the concurrency cap, a paused channel, the daily upload cap, the
-analytics of long-form videos and shorts; the same story every time, on SQLite and PostgreSQL; its shape
-(--niches, --days, --videos) scales what goes wrong, so that every chart of the report has data."""
+"""The demo tells the pipeline's cycles through the package's operations on a simulated clock:
+every answer, a reminder and an auto-hold, a forced upload, the concurrency cap, a paused channel,
+the daily upload cap, the analytics of long-form videos and shorts; the same story every time, on
+SQLite and PostgreSQL; its shape (--niches, --days, --videos) scales what goes wrong, so that every
+chart of the report has data."""
 import re
 import sqlite3
 from collections import Counter
@@ -108,9 +109,11 @@ def test_demo_tells_its_story_and_ends_with_status(demo):
     assert lines[1].startswith("3 workers, at most 2 runs at once (") and "sports paused for 7.75 hours" in lines[1]
     assert lines[2].startswith("discovered 288 videos, took ")
     (said,) = [line for line in lines if line.startswith("reviews: ")]
-    assert said == ("reviews: 24 answered (19 approve, 2 hold, 1 redo_script, 1 reject, 1 skip 4,7), 2 reminders, "
-                    "1 auto-held, 1 forced upload; a repeated tap ignored")
-    assert lines[-1].splitlines()[-1].split()[:3] == ["errors", "unresolved", "6"]  # 2 runs failed 3 times
+    assert said == ("reviews: 24 answered (19 approve, 2 hold, 1 redo_script, 1 reject, "
+                    "1 skip 4,7), 2 reminders, 1 auto-held, 1 forced upload; "
+                    "a repeated tap ignored")
+    # 2 runs failed 3 times each
+    assert lines[-1].splitlines()[-1].split()[:3] == ["errors", "unresolved", "6"]
     assert main(["report", "--db", path, "-o", path + ".html"]) == 0  # the report reads what the demo leaves
 
 
@@ -229,7 +232,8 @@ def test_two_runs_are_retried_and_two_fail_for_good_at_two_stages(made):
     for run in failed:
         times = [e.occurred_at for e in run.errors.order_by(pm.ErrorLog.id)]
         # The retry delays (30 s, then 90 s), on the simulated clock.
-        assert [b - a >= timedelta(seconds=s) for a, b, s in zip(times, times[1:], (30, 90))] == [True, True]
+        waits = zip(times, times[1:], (30, 90))
+        assert [b - a >= timedelta(seconds=s) for a, b, s in waits] == [True, True]
     check_timeline()
 
 
@@ -264,7 +268,8 @@ def test_a_demo_of_one_video_a_cycle_makes_countdowns_of_what_there_is(tmp_path)
     assert lines[2].startswith("discovered 24 videos, took 24 candidates (0 failed to download) and kept 24 ranked "
                                "clips (1.0 a run)")
     (said,) = [line for line in lines if line.startswith("reviews: ")]
-    assert said.startswith("reviews: 23 answered (19 approve, 2 hold, 1 redo_script, 1 reject), ")  # no skip of one
+    # No skip of a countdown of one.
+    assert said.startswith("reviews: 23 answered (19 approve, 2 hold, 1 redo_script, 1 reject), ")
     pm.init_db(str(tmp_path / "small.db"), readonly=True)
     check_timeline()
     assert {c.rank_position for c in pm.Clip.select()} == {1}
@@ -396,7 +401,7 @@ def test_demo_default_file_ignores_pipeline_db(monkeypatch):
 # --- the demo's shape: --niches, --days -------------------------------------------------------
 
 def chart_data(numbers):
-    """What each of the report's charts is drawn from (pipeline_models.report draws it when there is any)."""
+    """What each of the report's charts is drawn from (the report draws it when there is any)."""
     reviews = numbers["reviews"]["niches"]
     return {
         "funnel": [n for _, n in numbers["funnel"]],
@@ -405,7 +410,8 @@ def chart_data(numbers):
         "failures": set(numbers["failures"]),  # (stage, error type) cells
         "errors": {module for module, _ in numbers["unresolved_errors"]},
         "reviews": [niche for niche, got in reviews.items() if got["timed"]],
-        "answers": {answer for got in reviews.values() for answer, n in got["answers"].items() if n},
+        "answers": {answer for got in reviews.values()
+                    for answer, n in got["answers"].items() if n},
         "cost": [m for m in numbers["llm_cost"]["months"] if m["runs"]],
         "views": set(numbers["views"]["niches"]),
         "content-id": {niche for niche, got in numbers["content_id"].items() if got["flagged"]},
@@ -413,8 +419,9 @@ def chart_data(numbers):
 
 
 def check_charts(path, niches, days):
-    """Every chart of the report of the demo at `path` has data, of every niche; from 2 niches x 3 days on,
-    the failure charts more than one cell, the uploads more days than the runs, the answers every kind."""
+    """Every chart of the report of the demo at `path` has data, of every niche; from 2 niches x 3
+    days on, the failure charts more than one cell, the uploads more days than the runs, the answers
+    every kind."""
     pm.init_db(path, readonly=True)
     try:
         numbers, summary = report.data(), report.write(path + ".html")
@@ -428,7 +435,8 @@ def check_charts(path, niches, days):
     if niches * days >= 6:
         assert len(data["failures"]) >= 2 and len(data["errors"]) >= 2
         assert len(data["uploads"]) > days  # more made a day than the cap lets through: they wait
-        assert data["answers"] >= {"approve", "force_upload", "reject", "hold", "skip", "redo_script"}
+        answers = {"approve", "force_upload", "reject", "hold", "skip", "redo_script"}
+        assert data["answers"] >= answers
     return numbers
 
 
@@ -443,8 +451,10 @@ def test_the_default_demo_gives_every_chart_of_the_report_data(demo):
 def test_demos_of_other_shapes_give_every_chart_data(tmp_path, niches, days):
     path, lines = str(tmp_path / "shape.db"), []
     run_demo(path, videos=6, niches=niches, days=days, out=lines.append, progress=lambda line: None)
-    listed = " and ".join(filter(None, (", ".join(list(NICHES)[:niches - 1]), list(NICHES)[niches - 1])))
-    assert lines[0].startswith(f"scheduled {niches * days * 4} runs: {listed}, 4 cycles a day for {days} day")
+    names = list(NICHES)[:niches]
+    listed = " and ".join(filter(None, (", ".join(names[:-1]), names[-1])))
+    assert lines[0].startswith(f"scheduled {niches * days * 4} runs: {listed}, 4 cycles a day for "
+                               f"{days} day")
     check_charts(path, niches, days)
     pm.init_db(path, readonly=True)
     check_timeline()
@@ -455,25 +465,30 @@ def test_demos_of_other_shapes_give_every_chart_data(tmp_path, niches, days):
 def test_a_big_demo_has_what_goes_wrong_in_proportion(tmp_path):
     path, lines = str(tmp_path / "big.db"), []
     run_demo(path, videos=4, niches=4, days=5, out=lines.append, progress=lambda line: None)
-    assert lines[0].startswith("scheduled 80 runs: gaming, sports, funny and entertainment, 4 cycles a day for "
-                               "5 days from ")
+    assert lines[0].startswith("scheduled 80 runs: gaming, sports, funny and entertainment, "
+                               "4 cycles a day for 5 days from ")
     numbers = check_charts(path, 4, 5)
-    assert sum(numbers["failures"].values()) == 7  # one run in 12 fails for good, at each stage in turn
+    # One run in 12 fails for good, at each stage in turn.
+    assert sum(numbers["failures"].values()) == 7
     assert set(numbers["failures"]) == {("tts", "SynthesisFailed"), ("render", "RenderCrashed"),
                                         ("script", "ScriptTimedOut")}
     assert len({day for day in numbers["runs_per_day"]["funny"]}) == 5
     pm.init_db(path, readonly=True)
     runs = pm.PipelineRun.select()
-    assert runs.where(pm.PipelineRun.retry_count == 1).count() == 7  # one in 12 fails once, then recovers
+    assert runs.where(pm.PipelineRun.retry_count == 1).count() == 7  # 1 in 12 fails once, recovers
     actions = Counter(r.response_detail or r.action.value for r in pm.ReviewLog.select().where(
         pm.ReviewLog.action.is_null(False)))
-    # One run in 24 of each answer that is not a prompt approve: 3 of 80 (a hold approved later is approve).
+    # One run in 24 of each answer that is not a prompt approve: 3 of 80 (a hold approved later is
+    # an approve now).
     assert (actions["reject"], actions["force_upload"], actions["redo_script"]) == (3, 3, 3)
-    assert actions["hold"] == 3 and pm.ReviewLog.select().where(pm.ReviewLog.auto_held == True).count() == 3  # noqa
+    auto_held = pm.ReviewLog.select().where(pm.ReviewLog.auto_held == True)  # noqa: E712
+    assert actions["hold"] == 3 and auto_held.count() == 3
     # The daily upload cap grows with the niches (10 each), and is reached.
     assert pm.ConfigOverride.value_of("youtube.max_uploads_per_day") == 40
-    began = sorted([r.upload_started_at for r in runs.where(pm.PipelineRun.upload_started_at.is_null(False))]
-                   + [s.upload_started_at for s in pm.Short.select().where(pm.Short.uploaded_at.is_null(False))])
+    shorts = pm.Short.select().where(pm.Short.uploaded_at.is_null(False))
+    began = sorted(
+        [r.upload_started_at for r in runs.where(pm.PipelineRun.upload_started_at.is_null(False))]
+        + [s.upload_started_at for s in shorts])
     assert max(sum(1 for t in began[i:] if t < start + DAY) for i, start in enumerate(began)) == 40
     check_timeline()
     pm.db.obj.close()
@@ -491,25 +506,29 @@ def test_the_plan_scales_failures_and_answers_with_the_runs(runs):
     answered = runs - len(doomed)
     assert len(plan.roles) == min((answered + 1) // 2, 6 * max(1, round(runs / 24)))
     if runs >= 24:  # every answer, as often each
-        assert len(set(Counter(plan.roles.values()).values())) == 1 and len(plan.late) == round(runs / 24)
+        assert len(set(Counter(plan.roles.values()).values())) == 1
+        assert len(plan.late) == round(runs / 24)
     again = _Plan(keys, 2026)  # seeded: the same plan
     assert (again.fails, again.roles, again.late) == (plan.fails, plan.roles, plan.late)
 
 
 @pytest.mark.parametrize("argument, value", [
-    ("niches", 0), ("niches", 5), ("niches", "2"), ("niches", True), ("days", 0), ("days", 31), ("days", 1.5),
-    ("videos", 0), ("videos", -3)])
+    ("niches", 0), ("niches", 5), ("niches", "2"), ("niches", True), ("days", 0), ("days", 31),
+    ("days", 1.5), ("videos", 0), ("videos", -3)])
 def test_run_demo_refuses_a_bad_shape_naming_it_and_writes_nothing(tmp_path, argument, value):
     path = tmp_path / "demo.db"
-    with pytest.raises(ValueError, match=rf"^run_demo: {argument} must be a whole number from 1 to \d+, "):
+    refusal = rf"^run_demo: {argument} must be a whole number from 1 to \d+, not "
+    with pytest.raises(ValueError, match=refusal):
         run_demo(str(path), **{argument: value}, out=lambda line: None, progress=lambda line: None)
     assert list(tmp_path.iterdir()) == [] and pm.db.obj is None
 
 
 @pytest.mark.parametrize("argv, option", [
-    (["--niches", "0"], "--niches"), (["--niches", "5"], "--niches"), (["--niches", "two"], "--niches"),
-    (["--days", "0"], "--days"), (["--days", "31"], "--days"), (["--days", "1.5"], "--days")])
-def test_a_bad_demo_shape_on_the_command_line_is_a_usage_error_naming_the_option(tmp_path, capsys, argv, option):
+    (["--niches", "0"], "--niches"), (["--niches", "5"], "--niches"),
+    (["--niches", "two"], "--niches"), (["--days", "0"], "--days"), (["--days", "31"], "--days"),
+    (["--days", "1.5"], "--days")])
+def test_a_bad_demo_shape_on_the_command_line_is_a_usage_error_naming_it(tmp_path, capsys, argv,
+                                                                         option):
     assert main(["demo", "--db", str(tmp_path / "demo.db"), *argv]) == 2
     err = capsys.readouterr().err
     assert f"argument {option}: " in err and "pipeline-models demo --help" in err

@@ -222,7 +222,8 @@ def test_the_report_renders_every_chart_offline(browser, tmp_path):
     legend = page.evaluate("Array.from(document.querySelectorAll('#chart-top-videos .legendtext'))"
                            ".map(t => t.textContent)")
     assert "shorts: " + HOSTILE in legend  # plotly shows the title as typed, not as markup
-    ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-errors .ytick')).map(t => t.textContent)")
+    ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-errors .ytick'))"
+                          ".map(t => t.textContent)")
     assert HOSTILE in ticks
 
     shot = tmp_path / "report.png"
@@ -234,8 +235,9 @@ def test_the_report_renders_every_chart_offline(browser, tmp_path):
 
 
 def test_the_default_demo_s_report_draws_every_chart(browser, tmp_path, monkeypatch):
-    """The report of `pipeline-models demo` as it stands: every chart drawn, the per-day ones and the
-    failures with more than one bar or cell (the docs' picture, with PIPELINE_MODELS_UPDATE_SCREENSHOT=1)."""
+    """The report of `pipeline-models demo` as it stands: every chart drawn, the per-day ones and
+    the failures with more than one bar or cell (the docs' picture, with
+    PIPELINE_MODELS_UPDATE_SCREENSHOT=1)."""
     monkeypatch.chdir(tmp_path)  # the page names the database as the docs' commands do
     path = "pipeline-demo.db"
     run_demo(path, out=lambda line: None, progress=lambda line: None)
@@ -249,7 +251,8 @@ def test_the_default_demo_s_report_draws_every_chart(browser, tmp_path, monkeypa
     for chart in ("chart-runs-per-day", "chart-uploads"):  # more than one day's bars
         assert len({x for trace in figures[chart]["data"] for x in trace["x"]}) > 1, chart
     heatmap = figures["chart-failures"]["data"][0]["z"]
-    assert sum(cell is not None for row in heatmap for cell in row) > 1  # more than one stage x error type
+    # More than one (stage, error type) cell.
+    assert sum(cell is not None for row in heatmap for cell in row) > 1
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     width, height = png_size(shot.read_bytes())
