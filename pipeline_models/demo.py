@@ -50,7 +50,7 @@ SEED = 2026  # the demo's randomness: the same seed, the same story
 WORKERS = 3  # one more than the concurrency cap lets run at once: the cap has something to refuse
 # The niches `niches=N` takes the first N of, and their YouTube category.
 NICHES = {"gaming": 20, "sports": 17, "funny": 23, "entertainment": 24}
-MAX_DAYS = 30
+MAX_DAYS = 30  # days=, at most: a month of 4 niches' cycles takes about 3 minutes
 CYCLES = 4  # cycles a day, one every 6 hours; a niche's start 30 minutes after the one before
 UPLOADS_A_NICHE = 10  # the daily upload cap, per niche: below what they make, so uploads wait
 _SNAPSHOTS = 12  # analytics every 6 hours for 3 days after each upload
@@ -87,7 +87,7 @@ _FAILURES = {"render": (RenderCrashed, "ffmpeg exited 1 rendering run {}: moov a
 
 # --- the simulation -----------------------------------------------------------------------------
 
-Key = Tuple[str, int]  # a run's niche and cycle number
+_Key = Tuple[str, int]  # a run's niche and cycle number
 
 
 class _Plan:
@@ -98,21 +98,21 @@ class _Plan:
     least one of each: at most half of the runs that do not fail get another answer than approve.
     """
 
-    def __init__(self, keys: List[Key], seed: int) -> None:
+    def __init__(self, keys: List[_Key], seed: int) -> None:
         rng = random.Random(f"{seed}:plan")
         order = sorted(keys)
         rng.shuffle(order)
         failing, per_role = max(1, round(len(keys) / 12)), max(1, round(len(keys) / 24))
         doomed, rest = order[:failing], order[failing:]
         flaky = rng.sample(rest, min(len(rest), failing))
-        self.fails: Dict[Key, Tuple[str, bool]] = {  # key -> (stage, every attempt)
+        self.fails: Dict[_Key, Tuple[str, bool]] = {  # key -> (stage, every attempt)
             **{key: (_FAILING[n % 3], False) for n, key in enumerate(flaky, 1)},
             **{key: (_FAILING[n % 3], True) for n, key in enumerate(doomed)}}
         roles = [role for _ in range(per_role) for role in _ROLES][:(len(rest) + 1) // 2]
-        self.roles: Dict[Key, str] = dict(zip(rest, roles))
-        self.late: Set[Key] = set(rest[len(roles):len(roles) + per_role])
+        self.roles: Dict[_Key, str] = dict(zip(rest, roles))
+        self.late: Set[_Key] = set(rest[len(roles):len(roles) + per_role])
 
-    def failure(self, key: Key, stage: str, run: PipelineRun) -> Optional[Exception]:
+    def failure(self, key: _Key, stage: str, run: PipelineRun) -> Optional[Exception]:
         """The exception `run` (of `key`) raises at `stage` in its attempt now, if any."""
         where, always = self.fails.get(key, ("", False))
         if where != stage or (run.retry_count and not always):
@@ -150,7 +150,7 @@ class _Story:
         self.paused = niches[1] if len(niches) > 1 else niches[0]  # paused for a morning
         self.idle = [f"worker-{n + 1}" for n in range(WORKERS)]  # those without a run, by name
         self.held: Dict[str, PipelineRun] = {}  # worker -> the run it claimed (holds the claim)
-        self.cycles: Dict[int, Key] = {}  # run id -> (niche, cycle number)
+        self.cycles: Dict[int, _Key] = {}  # run id -> (niche, cycle number)
         self.uploads: Deque[Tuple[str, int]] = deque()  # ("run" | "short", id), in upload order
         self.uploading = False
         self.said: Counter = Counter()  # what happened, for the summary

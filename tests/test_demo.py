@@ -14,9 +14,9 @@ import pytest
 
 import pipeline_models as pm
 from pipeline_models import PipelineModelsError, Processed, ReviewAction, RunStatus, ShortStatus
-from pipeline_models.cli import main, parse
+from pipeline_models.cli import UsageError, main, parse
 from pipeline_models import report
-from pipeline_models.demo import MARKER, NICHES, _fresh_database, _Plan, run_demo
+from pipeline_models.demo import MARKER, MAX_DAYS, NICHES, _fresh_database, _Plan, run_demo
 
 FOUND = dict(title="t", channel_name="c", channel_id="UC", niche="gaming")  # what discover() needs of a new video
 DAY = timedelta(hours=24)
@@ -537,8 +537,10 @@ def test_a_bad_demo_shape_on_the_command_line_is_a_usage_error_naming_it(tmp_pat
 
 def test_the_command_line_takes_the_shape_run_demo_takes():
     assert (parse(["demo"]).niches, parse(["demo"]).days) == (2, 3)  # run_demo's defaults
-    args = parse(["demo", "--niches", str(len(NICHES)), "--days", "30"])
-    assert (args.niches, args.days) == (len(NICHES), 30)
+    for option, most in (("--niches", len(NICHES)), ("--days", MAX_DAYS)):  # and its limits
+        assert getattr(parse(["demo", option, str(most)]), option[2:]) == most
+        with pytest.raises(UsageError, match=f"argument {option}: {most + 1} is out of range"):
+            parse(["demo", option, str(most + 1)])
 
 
 @pytest.mark.slow
