@@ -18,14 +18,16 @@ from pipeline_models.cli import UsageError, main, parse
 from pipeline_models import report
 from pipeline_models.demo import MARKER, MAX_DAYS, NICHES, _fresh_database, _Plan, run_demo
 
-FOUND = dict(title="t", channel_name="c", channel_id="UC", niche="gaming")  # what discover() needs of a new video
+# What discover() needs of a new video.
+FOUND = dict(title="t", channel_name="c", channel_id="UC", niche="gaming")
 DAY = timedelta(hours=24)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """The demo at its defaults, run once for this module's checks, with every claim_next() watched: how many
-    runs were running just after each claim. Yields (path, its output lines, those counts)."""
+    """The demo at its defaults, run once for this module's checks, with every claim_next() watched:
+    how many runs were running just after each claim. Yields (path, its output lines, those
+    counts)."""
     path = str(tmp_path_factory.mktemp("demo") / "demo.db")
     running, claim = [], pm.PipelineRun.claim_next.__func__
 
@@ -53,22 +55,26 @@ def made(demo):
 
 
 def fingerprint():
-    """What the demo made, its times counted from its first cycle (the calendar is days before today), in an
-    order that does not depend on the backend (which sorts NULL first or last)."""
-    run, clip, video, short, review = pm.PipelineRun, pm.Clip, pm.DiscoveredVideo, pm.Short, pm.ReviewLog
+    """What the demo made, its times counted from its first cycle (the calendar is days before
+    today), in an order that does not depend on the backend (which sorts NULL first or last)."""
+    run, clip, video = pm.PipelineRun, pm.Clip, pm.DiscoveredVideo
+    short, review = pm.Short, pm.ReviewLog
     first = run.select(peewee.fn.MIN(run.cycle_start)).scalar()
     first = run.cycle_start.python_value(first)
     queries = dict(
         videos=video.select(video.video_id, video.processed, video.viral_score, video.taken_by_run,
                             video.discovered_at),
-        runs=run.select(run.id, run.niche, run.status, run.retry_count, run.current_stage, run.worker,
-                        run.youtube_video_id, run.error_message, run.cycle_start, run.started_at, run.completed_at,
-                        run.upload_started_at, run.video_duration_seconds),
-        clips=clip.select(clip.pipeline_run, clip.rank_position, video.video_id, clip.dropped_at, clip.score,
-                          clip.created_at).join(video),
-        shorts=short.select(short.pipeline_run, short.status, short.youtube_video_id, short.title, short.uploaded_at),
-        reviews=review.select(review.pipeline_run, review.message_id, review.action, review.response_detail,
-                              review.auto_held, review.sent_at, review.responded_at, review.reminded_at),
+        runs=run.select(run.id, run.niche, run.status, run.retry_count, run.current_stage,
+                        run.worker, run.youtube_video_id, run.error_message, run.cycle_start,
+                        run.started_at,
+                        run.completed_at, run.upload_started_at, run.video_duration_seconds),
+        clips=clip.select(clip.pipeline_run, clip.rank_position, video.video_id, clip.dropped_at,
+                          clip.score, clip.created_at).join(video),
+        shorts=short.select(short.pipeline_run, short.status, short.youtube_video_id, short.title,
+                            short.uploaded_at),
+        reviews=review.select(review.pipeline_run, review.message_id, review.action,
+                              review.response_detail, review.auto_held, review.sent_at,
+                              review.responded_at, review.reminded_at),
         analytics=pm.Analytics.select(pm.Analytics.youtube_video_id, pm.Analytics.view_count,
                                       pm.Analytics.measured_at))
     return {name: sorted((tuple(v - first if hasattr(v, "utcoffset") else v for v in row)
@@ -81,15 +87,20 @@ def check_timeline():
     for model in pm.ALL_MODELS:
         for field in model._meta.sorted_fields:
             if isinstance(field, pm.fields.UTCDateTimeField):
-                latest = model.select(field).where(field.is_null(False)).order_by(field.desc()).first()
-                assert latest is None or getattr(latest, field.name) <= now, (model.__name__, field.name)
+                latest = model.select(field).where(field.is_null(False)).order_by(
+                    field.desc()).first()
+                assert latest is None or getattr(latest, field.name) <= now, (model.__name__,
+                                                                             field.name)
     for run in pm.PipelineRun.select():
-        assert run.created_at == run.cycle_start and run.cycle_end == run.cycle_start + timedelta(hours=6)
+        assert run.created_at == run.cycle_start
+        assert run.cycle_end == run.cycle_start + timedelta(hours=6)
         assert run.started_at is None or run.started_at >= run.cycle_start
         answered = [r.responded_at for r in run.reviews if r.responded_at is not None]
         for review in run.reviews:
-            assert run.created_at < review.sent_at and (review.responded_at or review.sent_at) >= review.sent_at
-        if run.reviews.exists():  # the last attempt's claim (work sent back is claimed again) came before its review
+            assert run.created_at < review.sent_at
+            assert (review.responded_at or review.sent_at) >= review.sent_at
+        # The last attempt's claim (work sent back is claimed again) came before its review.
+        if run.reviews.exists():
             assert run.started_at < max(r.sent_at for r in run.reviews)
         for clip in run.clips:
             source = pm.DiscoveredVideo.get_by_id(clip.discovered_video_id)
@@ -98,15 +109,19 @@ def check_timeline():
             assert max(answered) < run.upload_started_at < run.completed_at
             for short in run.shorts.where(pm.Short.status == ShortStatus.uploaded):
                 assert run.completed_at <= short.upload_started_at < short.uploaded_at
-                first = pm.Analytics.select().where(pm.Analytics.youtube_video_id == short.youtube_video_id)
-                assert first.order_by(pm.Analytics.measured_at).first().measured_at == short.uploaded_at
+                first = pm.Analytics.select().where(
+                    pm.Analytics.youtube_video_id == short.youtube_video_id)
+                first = first.order_by(pm.Analytics.measured_at).first()
+                assert first.measured_at == short.uploaded_at
 
 
 @pytest.mark.slow
 def test_demo_tells_its_story_and_ends_with_status(demo):
     path, lines, _ = demo
-    assert lines[0].startswith("scheduled 24 runs: gaming and sports, 4 cycles a day for 3 days from ")
-    assert lines[1].startswith("3 workers, at most 2 runs at once (") and "sports paused for 7.75 hours" in lines[1]
+    assert lines[0].startswith("scheduled 24 runs: gaming and sports, 4 cycles a day for 3 days "
+                               "from ")
+    assert lines[1].startswith("3 workers, at most 2 runs at once (")
+    assert "sports paused for 7.75 hours" in lines[1]
     assert lines[2].startswith("discovered 288 videos, took ")
     (said,) = [line for line in lines if line.startswith("reviews: ")]
     assert said == ("reviews: 24 answered (19 approve, 2 hold, 1 redo_script, 1 reject, "
@@ -114,7 +129,8 @@ def test_demo_tells_its_story_and_ends_with_status(demo):
                     "a repeated tap ignored")
     # 2 runs failed 3 times each
     assert lines[-1].splitlines()[-1].split()[:3] == ["errors", "unresolved", "6"]
-    assert main(["report", "--db", path, "-o", path + ".html"]) == 0  # the report reads what the demo leaves
+    # The report reads what the demo leaves.
+    assert main(["report", "--db", path, "-o", path + ".html"]) == 0
 
 
 @pytest.mark.slow
@@ -124,56 +140,71 @@ def test_every_answer_is_given_with_its_effect(made):
     (skip,) = pm.ReviewLog.select().where(pm.ReviewLog.action == ReviewAction.skip)
     skipped = skip.pipeline_run
     dropped = list(skipped.clips.where(pm.Clip.dropped_at.is_null(False)))
-    assert skip.response_detail == "skip 4,7" and len(dropped) == 2 and skipped.status is RunStatus.uploaded
-    assert {pm.DiscoveredVideo.get_by_id(c.discovered_video_id).processed for c in dropped} == {Processed.rejected}
+    assert skip.response_detail == "skip 4,7" and len(dropped) == 2
+    assert skipped.status is RunStatus.uploaded
+    sources = {pm.DiscoveredVideo.get_by_id(c.discovered_video_id).processed for c in dropped}
+    assert sources == {Processed.rejected}
     assert all(c.dropped_at == skip.responded_at for c in dropped)
-    kept = [c.rank_position for c in skipped.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)]
-    assert kept == list(range(1, len(kept) + 1)) and skipped.video_file_path.endswith("-2.mp4")  # rendered again
+    kept = [c.rank_position for c in skipped.clips.where(pm.Clip.dropped_at.is_null()).order_by(
+        pm.Clip.rank_position)]
+    assert kept == list(range(1, len(kept) + 1))
+    assert skipped.video_file_path.endswith("-2.mp4")  # rendered again
     (redo,) = pm.ReviewLog.select().where(pm.ReviewLog.action == ReviewAction.redo_script)
-    assert redo.pipeline_run.scripts.count() == 2 and redo.pipeline_run.audio.count() == 2  # written, spoken again
+    # Written, then spoken again.
+    assert redo.pipeline_run.scripts.count() == 2 and redo.pipeline_run.audio.count() == 2
     assert redo.pipeline_run.status is RunStatus.uploaded
     for run in (skipped, redo.pipeline_run):  # their first shorts rejected, the new ones uploaded
         assert {s.status for s in run.shorts} == {ShortStatus.rejected, ShortStatus.uploaded}
-        assert [r.action for r in run.reviews.order_by(pm.ReviewLog.id)] == [skip.action if run == skipped
-                                                                              else redo.action, ReviewAction.approve]
+        first = skip.action if run == skipped else redo.action
+        actions = [r.action for r in run.reviews.order_by(pm.ReviewLog.id)]
+        assert actions == [first, ReviewAction.approve]
     (rejected,) = pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.rejected)
-    assert {s.status for s in rejected.shorts} == {ShortStatus.rejected} and rejected.upload_started_at is None
+    assert {s.status for s in rejected.shorts} == {ShortStatus.rejected}
+    assert rejected.upload_started_at is None
     held = list(pm.ReviewLog.select().where(pm.ReviewLog.action == ReviewAction.hold))
     assert [(h.message_id, h.auto_held, h.pipeline_run.status) for h in held] == [
         ("chat:4242:4:1", False, RunStatus.review)]  # left held, for the docs' reader to answer
-    (later,) = pm.ReviewLog.select().where(pm.ReviewLog.response_detail.is_null() & (pm.ReviewLog.reviewer == "@bob"))
-    assert later.action is ReviewAction.approve and later.pipeline_run.status is RunStatus.uploaded  # held, approved
+    (later,) = pm.ReviewLog.select().where(pm.ReviewLog.response_detail.is_null()
+                                           & (pm.ReviewLog.reviewer == "@bob"))
+    # Held, then approved.
+    assert later.action is ReviewAction.approve and later.pipeline_run.status is RunStatus.uploaded
 
 
 @pytest.mark.slow
 def test_a_late_review_is_reminded_once_and_an_unanswered_one_auto_held_then_forced(made):
-    reminded = list(pm.ReviewLog.select().where(pm.ReviewLog.reminded_at.is_null(False)).order_by(pm.ReviewLog.id))
+    reminded = list(pm.ReviewLog.select().where(pm.ReviewLog.reminded_at.is_null(False)).order_by(
+        pm.ReviewLog.id))
     assert len(reminded) == 2
     for review in reminded:  # by the janitor's first round after 2 hours (it runs every 10 minutes)
-        assert timedelta(hours=2) < review.reminded_at - review.sent_at <= timedelta(hours=2, minutes=10)
+        waited = review.reminded_at - review.sent_at
+        assert timedelta(hours=2) < waited <= timedelta(hours=2, minutes=10)
     (auto,) = pm.ReviewLog.select().where(pm.ReviewLog.auto_held == True)  # noqa: E712
     assert auto in reminded and auto.response_detail == "force_upload" and auto.reviewer == "@ops"
     assert auto.action is ReviewAction.approve and auto.pipeline_run.status is RunStatus.uploaded
     assert auto.responded_at - auto.sent_at == timedelta(hours=7)
     (late,) = [r for r in reminded if r != auto]
     assert late.action is ReviewAction.approve and late.responded_at > late.reminded_at
-    others = pm.ReviewLog.select().where(pm.ReviewLog.reminded_at.is_null() & pm.ReviewLog.responded_at.is_null(False)
-                                         & (pm.ReviewLog.reviewer == "@alice"))  # not the held one @bob approved
+    others = pm.ReviewLog.select().where(  # not the held one @bob approved
+        pm.ReviewLog.reminded_at.is_null() & pm.ReviewLog.responded_at.is_null(False)
+        & (pm.ReviewLog.reviewer == "@alice"))
     assert all(r.responded_at - r.sent_at < timedelta(hours=2) for r in others)
 
 
 @pytest.mark.slow
 def test_never_more_than_two_running_and_a_paused_channel_waits(made):
     _, lines, running = made
-    assert max(running) == 2 and len(running) > 24  # the retries and the work sent back are claims too
-    assert int(re.search(r"\((\d+) claims waited for the cap", lines[1]).group(1)) > 0  # the cap had work to refuse
+    # The retries and the work sent back are claims too.
+    assert max(running) == 2 and len(running) > 24
+    # The cap had work to refuse.
+    assert int(re.search(r"\((\d+) claims waited for the cap", lines[1]).group(1)) > 0
     paused = pm.ConfigOverride.get_by_id("channels.sports.paused")
     assert paused.value is False and paused.updated_by == "@ops"
     resumed = paused.updated_at
     first = min(r.cycle_start for r in pm.PipelineRun.select())
     sports = pm.PipelineRun.select().where(pm.PipelineRun.niche == "sports")
     waited = [r for r in sports if first + timedelta(days=1, hours=5) < r.cycle_start < resumed]
-    assert waited and all(r.started_at >= resumed for r in waited)  # claimed once resumed, not before
+    # Claimed once resumed, not before.
+    assert waited and all(r.started_at >= resumed for r in waited)
 
 
 @pytest.mark.slow
@@ -187,10 +218,12 @@ def test_no_video_is_in_two_runs_and_the_videos_settle_as_keep_clips_leaves_them
     for run in pm.PipelineRun.select():
         kept = list(run.clips.order_by(pm.Clip.id))
         assert 8 <= len(kept) <= 10 or run.status is RunStatus.failed and not kept, run.id
-        assert [c.score for c in kept] == sorted((c.score for c in kept), reverse=True)  # ranked by the cut
+        # Ranked by the cut.
+        assert [c.score for c in kept] == sorted((c.score for c in kept), reverse=True)
     processed = Counter((v.processed, v.taken_by_run is None) for v in pm.DiscoveredVideo.select()
                         if not v.clips.exists())
-    # Not kept: failed downloads and the day's last cycles' leftovers skipped; the rest pending for anyone.
+    # Not kept: failed downloads and the day's last cycles' leftovers skipped; the rest pending for
+    # anyone.
     assert set(processed) == {(Processed.skipped, False), (Processed.pending, True)}
 
 
@@ -200,7 +233,8 @@ def test_uploads_keep_the_daily_cap_in_simulated_time_and_analytics_measure_both
     runs = list(pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.uploaded))
     shorts = list(pm.Short.select().where(pm.Short.status == ShortStatus.uploaded))
     assert len(runs) == 20 and all(r.youtube_video_id == f"lf{r.id:05d}" for r in runs)
-    assert all(3 <= r.shorts.where(pm.Short.status == ShortStatus.uploaded).count() <= 5 for r in runs)
+    uploaded = [r.shorts.where(pm.Short.status == ShortStatus.uploaded).count() for r in runs]
+    assert all(3 <= n <= 5 for n in uploaded)
     assert {s.pipeline_run_id for s in shorts} == {r.id for r in runs}
     began = sorted([r.upload_started_at for r in runs] + [s.upload_started_at for s in shorts])
     in_a_day = [sum(1 for t in began[i:] if t < start + DAY) for i, start in enumerate(began)]
@@ -208,8 +242,10 @@ def test_uploads_keep_the_daily_cap_in_simulated_time_and_analytics_measure_both
     (uploader,) = [line for line in lines if line.startswith("uploaded ")]
     assert "the uploader waited" in uploader and " 0 times" not in uploader
     measured = Counter(a.youtube_video_id for a in pm.Analytics.select())
-    assert set(measured) == {r.youtube_video_id for r in runs} | {s.youtube_video_id for s in shorts}
-    assert all(n == 12 for n in measured.values())  # every 6 hours for 3 days, long-form and shorts alike
+    videos = {r.youtube_video_id for r in runs} | {s.youtube_video_id for s in shorts}
+    assert set(measured) == videos
+    # Every 6 hours for 3 days, long-form and shorts alike.
+    assert all(n == 12 for n in measured.values())
 
 
 @pytest.mark.slow
@@ -224,7 +260,8 @@ def test_two_runs_are_retried_and_two_fail_for_good_at_two_stages(made):
         ("tts", ["gave up after 3 attempts", " SynthesisFailed"]),
         ("render", ["gave up after 3 attempts", " RenderCrashed"])]
     assert all(r.completed_at < pm.utcnow() - timedelta(days=7) for r in failed)
-    errors = sorted((e.pipeline_run_id, e.module, e.error_type, e.resolved) for e in pm.ErrorLog.select())
+    errors = sorted((e.pipeline_run_id, e.module, e.error_type, e.resolved)
+                    for e in pm.ErrorLog.select())
     assert errors == sorted([(retried[0].id, "script", "ScriptTimedOut", True),
                              (retried[1].id, "render", "RenderCrashed", True)]
                             + [(failed[0].id, "tts", "SynthesisFailed", False)] * 3
@@ -238,17 +275,21 @@ def test_two_runs_are_retried_and_two_fail_for_good_at_two_stages(made):
 
 
 def same_day(lines):
-    """The demo's output without its dates (its calendar ends days before today) and the time it took."""
-    return [re.sub(r"\d{4}-\d{2}-\d{2}", "DAY", line) for line in lines if not line.endswith(" s:\n")]
+    """The demo's output without its dates (its calendar ends days before today) and the time it
+    took."""
+    return [re.sub(r"\d{4}-\d{2}-\d{2}", "DAY", line) for line in lines
+            if not line.endswith(" s:\n")]
 
 
 @pytest.mark.slow
 def test_demo_is_the_same_every_time_and_on_postgresql(tmp_path, pg_server):
     path, outputs, prints = str(tmp_path / "demo.db"), [], []
-    for target in (path, path, pg_server.new_database()):  # its own file, made anew; then PostgreSQL
+    # Its own file, made anew; then PostgreSQL.
+    for target in (path, path, pg_server.new_database()):
         lines = []
         run_demo(target, videos=4, out=lines.append, progress=lambda line: None)
-        # The calendar ends days before today: a run after midnight (UTC) has other dates, the same otherwise.
+        # The calendar ends days before today: a run after midnight (UTC) has other dates, the same
+        # otherwise.
         outputs.append(same_day(lines))
         pm.init_db(target, readonly=True)
         check_timeline()
@@ -257,7 +298,8 @@ def test_demo_is_the_same_every_time_and_on_postgresql(tmp_path, pg_server):
     assert outputs[0] == outputs[1] == outputs[2] and prints[0] == prints[1] == prints[2]
     assert outputs[0][2].startswith("discovered 96 videos")
     other = []
-    run_demo(path, videos=4, out=other.append, progress=lambda line: None, seed=7)  # another seed, another story
+    # Another seed, another story.
+    run_demo(path, videos=4, out=other.append, progress=lambda line: None, seed=7)
     assert same_day(other)[:1] == outputs[0][:1] and same_day(other) != outputs[0]
 
 
@@ -265,15 +307,16 @@ def test_demo_is_the_same_every_time_and_on_postgresql(tmp_path, pg_server):
 def test_a_demo_of_one_video_a_cycle_makes_countdowns_of_what_there_is(tmp_path):
     lines = []
     run_demo(str(tmp_path / "small.db"), videos=1, out=lines.append, progress=lambda line: None)
-    assert lines[2].startswith("discovered 24 videos, took 24 candidates (0 failed to download) and kept 24 ranked "
-                               "clips (1.0 a run)")
+    assert lines[2].startswith("discovered 24 videos, took 24 candidates (0 failed to download) "
+                               "and kept 24 ranked clips (1.0 a run)")
     (said,) = [line for line in lines if line.startswith("reviews: ")]
     # No skip of a countdown of one.
     assert said.startswith("reviews: 23 answered (19 approve, 2 hold, 1 redo_script, 1 reject), ")
     pm.init_db(str(tmp_path / "small.db"), readonly=True)
     check_timeline()
     assert {c.rank_position for c in pm.Clip.select()} == {1}
-    assert pm.ConfigOverride.value_of("channels.gaming.video.min_clips") == 1  # the channels make do with one
+    # The channels make do with one.
+    assert pm.ConfigOverride.value_of("channels.gaming.video.min_clips") == 1
     assert pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.uploaded).count() == 20
     pm.db.obj.close()
 
@@ -283,8 +326,8 @@ def test_a_long_demo_shows_progress(tmp_path):
     progress = []
     run_demo(str(tmp_path / "long.db"), videos=60, out=lambda line: None, progress=progress.append,
              progress_every=0.01)
-    assert progress and all(re.fullmatch(r"  simulated \S+ \d\d:\d\d: \d+/24 runs through production", line)
-                            for line in progress)
+    shown = r"  simulated \S+ \d\d:\d\d: \d+/24 runs through production"
+    assert progress and all(re.fullmatch(shown, line) for line in progress)
 
 
 @pytest.mark.slow
@@ -319,9 +362,11 @@ def test_demo_refuses_files_it_did_not_make_and_leftovers_beside_a_new_one(tmp_p
     connection.close()
     (tmp_path / "new.db-wal").write_bytes(b"someone's log")
     listing = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    for target, why in ((foreign, "it is not a pipeline database"), (f"sqlite:///{foreign}", "not a pipeline"),
-                        (tmp_path / "new.db", "new.db-wal' is left beside it"), (tmp_path, "it is a directory"),
-                        (":memory:", "an in-memory one is not"), ("mysql://h/db", "SQLite file or a Postgre")):
+    for target, why in ((foreign, "it is not a pipeline database"),
+                        (f"sqlite:///{foreign}", "not a pipeline"),
+                        (tmp_path / "new.db", "new.db-wal' is left beside it"),
+                        (tmp_path, "it is a directory"), (":memory:", "an in-memory one is not"),
+                        ("mysql://h/db", "SQLite file or a Postgre")):
         with pytest.raises(PipelineModelsError, match=why) as refused:
             _fresh_database(str(target))
         assert "the demo will not use" in str(refused.value)
@@ -368,7 +413,8 @@ def test_demo_on_postgresql_drops_only_its_own_tables(pg_server):
     url = pg_server.new_database()
     _fresh_database(url)
     pm.DiscoveredVideo.discover("from the first demo", **FOUND)
-    pm.db.execute_sql("CREATE TABLE notes (text TEXT)")  # someone's table beside the demo's: not the demo's to drop
+    # Someone's table beside the demo's: not the demo's to drop.
+    pm.db.execute_sql("CREATE TABLE notes (text TEXT)")
     pm.db.execute_sql("INSERT INTO notes VALUES ('keep me')")
     pm.db.obj.close()
     _fresh_database(url)
