@@ -2,7 +2,9 @@
 
     pip install -e . -r bench/requirements.txt
     python bench/run.py                      # everything: bulk ingest at 10k, 100k and 1M rows
-    python bench/run.py --write              # and the table into bench/RESULTS.txt and the README
+    python bench/run.py --write              # and the table into bench/RESULTS.txt and
+                                             # docs/performance.md (--page, --results: elsewhere)
+    python bench/run.py --keep               # keep the datasets (about 1.5 GB) and reuse them
     python bench/run.py --rows 10000,100000 --repeat 3
     python bench/run.py --pg-ingest-only --pg postgresql://postgres@127.0.0.1/postgres --rows 1000000 --repeat 1
 
@@ -10,7 +12,8 @@ Each workload runs on a new WAL SQLite file, with the package's pragmas (synchro
 cache) on every contender's connection, the same schema for all (made by the package's migrations),
 and the same input, produced by the same generator while it is consumed. Times are medians of
 --repeat runs (standard library timers); ratios are to raw sqlite3. Peak memory is measured in fresh
-processes.
+processes. Every file and database a run makes is removed when it ends (on an error, Ctrl-C or
+SIGTERM too) unless --keep, which keeps the reusable datasets and prints where they are.
 """
 import argparse
 import datetime
@@ -22,6 +25,7 @@ import platform
 import resource
 import secrets
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -503,9 +507,9 @@ def query_dataset_postgres(url, rows, videos):
         done = server.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                               (name,)).fetchone()
         if done and done[0] == "complete":
-            return pg_url(url, name)
+            return pg_url(url, created(url, name))
         server.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        server.execute(f'CREATE DATABASE "{name}"')
+        server.execute(f'CREATE DATABASE "{created(url, name)}"')
     target = pg_url(url, name)
     pm.init_db(target).close()
     with psycopg.connect(target, autocommit=True) as conn:
@@ -629,7 +633,7 @@ def trigger_cost(backend, directory, url, rows, add):
 
             with psycopg.connect(url, autocommit=True) as server:
                 server.execute('DROP DATABASE IF EXISTS "pm_bench_triggers"')
-                server.execute('CREATE DATABASE "pm_bench_triggers"')
+                server.execute(f'CREATE DATABASE "{created(url, "pm_bench_triggers")}"')
             pm.init_db(pg_url(url, "pm_bench_triggers"))
         if not triggers:
             on = "" if backend == "SQLite" else " ON analytics"
@@ -766,10 +770,37 @@ def ingest_pg_options(parser, quick):
                              "largest --rows; the target is 1000000,10000000)")
 
 
+# (server URL, database name) of every PostgreSQL database this run created: dropped at its end unless
+# --keep keeps it (only the reusable datasets, pm_bench_q_* and pm_bench_year_*), even after an error.
+MADE_DATABASES = []
+
+
+def created(url, name):
+    """Note that this run created database `name` on the server at `url`; return `name`."""
+    if (url, name) not in MADE_DATABASES:
+        MADE_DATABASES.append((url, name))
+    return name
+
+
+def drop_made_databases(keep):
+    """Drop the PostgreSQL databases this run created; with `keep`, all but the reusable datasets."""
+    import psycopg
+
+    for url, name in MADE_DATABASES:
+        if keep and name.startswith(("pm_bench_q_", "pm_bench_year_")):
+            continue
+        try:
+            with psycopg.connect(url, autocommit=True) as server:
+                server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error as exc:  # the server gone: say what is left rather than hide the first error
+            print(f"could not drop database {name}: {exc}", file=sys.stderr)
+
+
 def fresh_pg_db(url, name):
     """A new database `name` on the server at `url`, migrated by the package; returns its URL (nothing bound)."""
     import psycopg
 
+    created(url, name)
     with psycopg.connect(url, autocommit=True) as server:
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         server.execute(f'CREATE DATABASE "{name}"')
@@ -872,6 +903,7 @@ def pg_ingest_workloads(args, sizes, add, checks):
             checks.append((f"{name}: faster than SQLAlchemy 2", ours < sqla, f"{ours / sqla:.2f} x SQLAlchemy"))
     small, large = (int(s) for s in args.pg_rss.split(",")) if args.pg_rss else (min(sizes), max(sizes))
     rss = {}
+    created(args.pg, "pm_bench_ingest_rss")  # by the probe's process: dropped by this one
     for rows in (small, large):
         out, _ = probe("pg_ingest_probe", args.pg, rows).communicate()
         rss[rows] = float(out.strip().splitlines()[-1])
@@ -1128,7 +1160,7 @@ def cycle_dataset_postgres(url, videos, keep):
         done = server.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                               (name,)).fetchone()
         if keep and done and done[0] == "complete":
-            return pg_url(url, name)
+            return pg_url(url, created(url, name))
     target = fresh_pg_db(url, name)
     pm.init_db(target)
     cycle_dataset(videos, datetime.datetime.now(UTC))
@@ -1324,15 +1356,20 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    # PIPELINE_MODELS_BENCH_QUICK=1 (set by tests/test_readme_shell.py): small defaults, so the README's
-    # command is seen to work in seconds; its numbers are not the published ones.
+    # PIPELINE_MODELS_BENCH_QUICK=1 (set by tests/test_readme_shell.py and tests/test_bench.py): small
+    # defaults, so the documented command is seen to work in seconds; its numbers are not the published
+    # ones.
     quick = os.environ.get("PIPELINE_MODELS_BENCH_QUICK") == "1"
     parser.add_argument("--rows", default="2000" if quick else "10000,100000,1000000",
                         help="bulk ingest sizes, comma-separated")
     parser.add_argument("--repeat", type=int, default=1 if quick else 3,
                         help="runs per measurement; the median is shown")
     parser.add_argument("--write", action="store_true",
-                        help="also write the table into bench/RESULTS.txt and the README's Performance section")
+                        help="also write the table into --results and into --page between its markers")
+    parser.add_argument("--page", metavar="PATH", default=PAGE,
+                        help="the Markdown page --write puts the table in (default: docs/performance.md)")
+    parser.add_argument("--results", metavar="PATH", default=RESULTS,
+                        help="the text file --write puts the table in (default: bench/RESULTS.txt)")
     parser.add_argument("--memory-probe", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pg", default=os.environ.get("PIPELINE_MODELS_BENCH_PG"), metavar="URL",
                         help="also run on this PostgreSQL server (a database it may create databases on): the "
@@ -1344,16 +1381,42 @@ def main():
     args = parser.parse_args()
     if args.memory_probe:
         return memory_probe(args.memory_probe)
-    if args.pg_ingest_only:
-        return pg_ingest_report(args)
-    if args.year:
-        return year_report(args)
+    # A SIGTERM (a CI timeout, `kill`) raises SystemExit as Ctrl-C raises KeyboardInterrupt: either way
+    # the `finally` below removes what the run made.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        if args.pg_ingest_only:
+            return pg_ingest_report(args)
+        if args.year:
+            return year_report(args)
+        return full_report(args)
+    finally:
+        if MADE_DATABASES:
+            drop_made_databases(args.keep)
+        if args.keep:
+            kept(args)
+
+
+def kept(args):
+    """With --keep: say where the kept datasets are (to stderr: stdout is the table)."""
+    places = [path for path in (args.query_data, args.cycle_data) if path and os.path.isdir(path)]
+    places += [f"database {name} on --pg" for _, name in MADE_DATABASES
+               if name.startswith(("pm_bench_q_", "pm_bench_year_"))]
+    print("--keep: the datasets are kept (and reused next time) in " + ", ".join(places or ["nothing"])
+          + "; remove them by hand when done", file=sys.stderr)
+
+
+def full_report(args):
+    """The default run: every workload; the table printed and, with --write, written."""
     try:
         import sqlalchemy  # noqa: F401
         have_sqla = True
     except ImportError:
         have_sqla = False
-        print("SQLAlchemy is not installed (pip install -r bench/requirements.txt): its rows are left out\n")
+        print("SQLAlchemy is not installed (pip install -r bench/requirements.txt): its rows are left out",
+              file=sys.stderr)
+    if args.write:
+        page_text(args.page)  # a page without its markers is refused now, not after an hour's run
     sizes = [int(s) for s in args.rows.split(",")]
     results, checks = [], []
     tmp = tempfile.mkdtemp(prefix="pm-bench-")
@@ -1364,7 +1427,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     print(table, end="")
     if args.write:
-        write(table)
+        write(table, args.page, args.results)
 
 
 def all_workloads(args, sizes, have_sqla, tmp, results, checks):
@@ -1447,7 +1510,8 @@ def all_workloads(args, sizes, have_sqla, tmp, results, checks):
     # The HTML report on the same year, with analytics as big as the largest ingest (a million by default).
     have_plotly = importlib.util.find_spec("plotly") is not None
     if not have_plotly:
-        print("plotly is not installed (pip install -e '.[report]'): the report's row is left out\n")
+        print("plotly is not installed (pip install -e '.[report]'): the report's row is left out",
+              file=sys.stderr)
     else:
         from pipeline_models import report
         pm.init_db(path)
@@ -1481,7 +1545,7 @@ def year_report(args):
     table = "\n".join(line.rstrip() for line in lines) + "\n"
     print(table, end="")
     if args.write:
-        write_year(table)
+        write_year(table, args.results)
 
 
 def render(args, results, checks, cycle=()):
@@ -1503,30 +1567,39 @@ def render(args, results, checks, cycle=()):
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-README_START, README_END = "<!-- bench/run.py --write: start -->", "<!-- bench/run.py --write: end -->"
+HERE = os.path.dirname(os.path.abspath(__file__))
+PAGE = os.path.join(HERE, os.pardir, "docs", "performance.md")
+RESULTS = os.path.join(HERE, "RESULTS.txt")
+# The page's generated part: what is between these two comments is replaced, nothing else.
+PAGE_START, PAGE_END = "<!-- bench: generated by bench/run.py -->", "<!-- /bench -->"
 
 
-def write(table):
-    """The table into bench/RESULTS.txt and into the README, between its two markers."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "RESULTS.txt"), "w") as results:
-        results.write(table)
-    readme_path = os.path.join(here, os.pardir, "README.md")
-    with open(readme_path) as readme:
-        text = readme.read()
-    start, end = text.index(README_START) + len(README_START), text.index(README_END)
-    with open(readme_path, "w") as readme:
-        readme.write(text[:start] + "\n```text\n" + table + "```\n" + text[end:])
-    print(f"written: {os.path.relpath(os.path.join(here, 'RESULTS.txt'))} and the README's Performance table")
+def page_text(page):
+    """The text of `page`; exits, saying why, if it lacks the two markers."""
+    with open(page) as source:
+        text = source.read()
+    if PAGE_START not in text or PAGE_END not in text.partition(PAGE_START)[2]:
+        sys.exit(f"{page}: no {PAGE_START} ... {PAGE_END} markers to put the table between")
+    return text
+
+
+def write(table, page=PAGE, results=RESULTS):
+    """The table into `results` and into `page`, between its two markers."""
+    text = page_text(page)
+    with open(results, "w") as out:
+        out.write(table)
+    start, end = text.index(PAGE_START) + len(PAGE_START), text.index(PAGE_END)
+    with open(page, "w") as out:
+        out.write(text[:start] + "\n```text\n" + table + "```\n" + text[end:])
+    print(f"written: {os.path.normpath(results)} and {os.path.normpath(page)}", file=sys.stderr)
 
 
 YEAR_START = "--- python bench/run.py --year --write: start ---"
 YEAR_END = "--- python bench/run.py --year --write: end ---"
 
 
-def write_year(table):
-    """The --year table into bench/RESULTS.txt, in place of the previous one (else at its end)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.txt")
+def write_year(table, path=RESULTS):
+    """The --year table into `path` (bench/RESULTS.txt), in place of the previous one (else at its end)."""
     with open(path) as results:
         text = results.read()
     if YEAR_START in text and YEAR_END in text:
