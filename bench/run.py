@@ -7,7 +7,8 @@ runs.
                                              # docs/performance.md (--page, --results: elsewhere)
     python bench/run.py --keep               # keep the datasets (about 1.5 GB) and reuse them
     python bench/run.py --rows 10000,100000 --repeat 3
-    python bench/run.py --pg-ingest-only --pg postgresql://postgres@127.0.0.1/postgres --rows 1000000 --repeat 1
+    python bench/run.py --pg-ingest-only --pg postgresql://postgres@127.0.0.1/postgres \
+        --rows 1000000 --repeat 1
 
 Each workload runs on a new WAL SQLite file, with the package's pragmas (synchronous=NORMAL, 32 MB
 cache) on every contender's connection, the same schema for all (made by the package's migrations),
@@ -66,7 +67,8 @@ def fresh_db(directory, name):
     return path
 
 
-# Every contender's connections get the package's per-connection pragmas (WAL is in the file already).
+# Every contender's connections get the package's per-connection pragmas (WAL is in the file
+# already).
 PRAGMAS = [f"PRAGMA {k} = {v}" for k, v in pm.SQLITE_FILE_PRAGMAS.items() if k != "journal_mode"]
 
 
@@ -439,7 +441,8 @@ def compaction_workloads(args, directory, add, checks):
     vacuum_seconds = time.perf_counter() - started
     size_after = file_mb(path)
 
-    name = f"compact a year of hourly snapshots to daily after 30 days, {videos:,} videos ({rows:,} rows)"
+    name = (f"compact a year of hourly snapshots to daily after 30 days, {videos:,} videos "
+            f"({rows:,} rows)")
     add(name, f"pipeline_models Analytics.compact ({done['batches']:,} batches)", seconds, None)
     add(name, "then pipeline-models compact --vacuum", vacuum_seconds, None)
     checks.append((f"compaction after 30 days: rows per video of {YEAR_HOURS:,} hourly = 30 x 24 + "
@@ -472,7 +475,7 @@ def compaction_workloads(args, directory, add, checks):
                        f"{small:.0f} MB -> {large:.0f} MB"))
 
 
-# --- latest(), top(n) and growth() at 1M and 10M snapshots; bytes per snapshot; the triggers' cost -------
+# --- latest(), top(n) and growth() at 1M and 10M snapshots; bytes per snapshot; the triggers' cost
 
 # The previous release's latest(): a skip-scan of idx_analytics_video, one seek per video for the
 # next video id and one for its newest snapshot; its top(n) was latest()'s first n. For contrast.
@@ -601,13 +604,16 @@ def storage_sqlite(path):
     # The same values in their tightest natural types, in a scratch file: the time as INTEGER
     # microseconds since 1970 instead of 26 characters of text.
     scratch = path + ".raw"
+
+    def is_float(metric):
+        return isinstance(getattr(pm.Analytics, metric), peewee.FloatField)
+
     if os.path.exists(scratch):
         os.remove(scratch)
     conn.execute("ATTACH DATABASE ? AS raw", (scratch,))
     conn.execute("CREATE TABLE raw.analytics (id INTEGER PRIMARY KEY, youtube_video_id TEXT, "
                  "measured_at INTEGER, "
-                 + ", ".join(f"{m} "
-                             f"{'REAL' if isinstance(getattr(pm.Analytics, m), peewee.FloatField) else 'INTEGER'}"
+                 + ", ".join(f"{m} {'REAL' if is_float(m) else 'INTEGER'}"
                              for m in pm.Analytics.METRICS) + ")")
     conn.execute("BEGIN")
     conn.execute(f"INSERT INTO raw.analytics SELECT id, youtube_video_id, "
@@ -667,7 +673,8 @@ def storage_check(backend, rows, ours, raw):
 def trigger_cost(backend, directory, url, rows, add):
     """What keeping analytics_latest costs an ingest: record_many (and on PostgreSQL, COPY) with and
     without."""
-    name = f"{backend}: ingest {rows:,} snapshots of 5,000 videos, without and with the analytics_latest triggers"
+    name = (f"{backend}: ingest {rows:,} snapshots of 5,000 videos, without and with the "
+            "analytics_latest triggers")
     bulk, copied = {}, {}
     for triggers in (False, True):
         if backend == "SQLite":
@@ -773,7 +780,8 @@ def query_workloads(args, directory, add, checks):
             import psycopg
 
             with psycopg.connect(args.pg, autocommit=True) as server:
-                kept = [f"pm_bench_q_{rows}_{videos}" for rows in (args.small, args.big)] if args.keep else []
+                kept = ([f"pm_bench_q_{rows}_{videos}" for rows in (args.small, args.big)]
+                        if args.keep else [])
                 for name in {"pm_bench_triggers", f"pm_bench_q_{args.small}_{videos}",
                              f"pm_bench_q_{args.big}_{videos}"} - set(kept):
                     server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -785,7 +793,8 @@ def query_checks(backend, small, big, times, checks):
                      f"{'raw sqlite3' if backend == 'SQLite' else 'raw psycopg'}, "
                      f"same query"]
     for kind in ("tuples", "namedtuples", "dicts", "models"):
-        contender = "Analytics.latest() (models)" if kind == "models" else f"Analytics.latest(rows='{kind}')"
+        contender = ("Analytics.latest() (models)" if kind == "models"
+                     else f"Analytics.latest(rows='{kind}')")
         ours = times[big, "latest(), every video", contender]
         checks.append((f"{backend}: {contender} at {big:,} snapshots: at most 1.5 x its SQL "
                        "through the raw driver", ours <= 1.5 * raw_time, f"{ours / raw_time:.2f} "
@@ -1000,7 +1009,7 @@ def pg_ingest_report(args):
     print(render(args, results, checks), end="")  # a part of the table: --write is for a full run
 
 
-# --- the cycle's hot paths at a year's size: take_candidates(15), bot.status(), bot.queue(), bot.digest() ------
+# --- the cycle's hot paths at a year's size: take_candidates(15), bot.status/queue/digest() -------
 
 # A year of the pipeline at its largest: 4 niches x 4 cycles a day x 365 days = 5,840 runs, each
 # finding 205 videos (1,197,200 in all), taking the 15 best, keeping 10 clips (used), the 5 others
@@ -1083,7 +1092,8 @@ def cycle_dataset(videos, now):
 
     def video_rows():
         for i in range(runs):
-            niche, age, first = list(NICHES)[i % len(NICHES)], cycles - 1 - i // len(NICHES), i * FOUND_PER_RUN
+            niche, age = list(NICHES)[i % len(NICHES)], cycles - 1 - i // len(NICHES)
+            first = i * FOUND_PER_RUN
             for j in range(FOUND_PER_RUN):
                 n = first + j
                 if not reviewed[i] or (j >= TAKEN_PER_RUN and age < pending_cycles):
@@ -1118,7 +1128,9 @@ def cycle_dataset(videos, now):
                    f"https://youtu.be/L{i:09d}" if fate in UPLOADED else None,
                    None if fate == "pending" else 480.0 + i % 120,
                    None if fate == "pending" else 200_000_000 + i,
-                   "gave up after 3 attempts: RuntimeError: render failed" if fate == "failed" else None, start(i) - timedelta(minutes=5), finished(i) if done else start(i))
+                   ("gave up after 3 attempts: RuntimeError: render failed" if fate == "failed"
+                    else None),
+                   start(i) - timedelta(minutes=5), finished(i) if done else start(i))
 
     pm.PipelineRun.insert_rows(run_rows(), fields=(
         "niche", "cycle_start", "cycle_end", "status", "retry_count", "started_at", "completed_at",
@@ -1157,7 +1169,8 @@ def cycle_dataset(videos, now):
     shorts = [(i, k) for i in range(runs) if reviewed[i] for k in range(3 + i % 3)]  # 3 to 5 a run
     pm.Short.insert_rows(((i + 1, clip_ids[i, k + 1], short_status[fates[i]], f"short {i}.{k}",
                            f"S{i:08d}{k}" if fates[i] in UPLOADED else None,
-                           finished(i) + timedelta(minutes=10 * (k + 1)) if fates[i] in UPLOADED else None)
+                           (finished(i) + timedelta(minutes=10 * (k + 1)) if fates[i] in UPLOADED
+                            else None))
                           for i, k in shorts),
                          fields=("pipeline_run", "clip", "status", "title", "youtube_video_id",
                                  "uploaded_at"),
@@ -1294,7 +1307,8 @@ def cycle_operations():
     def restore():
         if taken:
             video = pm.DiscoveredVideo
-            video.update(taken_by_run=None).where(video.id.in_([v.id for v in taken.pop()])).execute()
+            ids = [v.id for v in taken.pop()]
+            video.update(taken_by_run=None).where(video.id.in_(ids)).execute()
 
     def take():
         videos = claimed[next(turn) % 2].take_candidates(15)
@@ -1380,8 +1394,8 @@ def cycle_workloads(args, checks):
                     c = counts[videos]
                     rows.append((backend, name,
                                  f"{c['DiscoveredVideo']:,} videos, {c['PipelineRun']:,} runs, "
-                                 f"{c['Clip']:,} clips, {c['Short']:,} shorts", *map(ms,
-                                                                                     timings[videos]),
+                                 f"{c['Clip']:,} clips, {c['Short']:,} shorts",
+                                 *map(ms, timings[videos]),
                                  timings[videos][0] / timings[small][0]))
                 median, p95, _ = timings[big]
                 ratio = median / timings[small][0]
@@ -1463,7 +1477,8 @@ def machine():
         sqla = "not installed"
     try:
         import psycopg
-        pg = f", psycopg {psycopg.__version__} (libpq {psycopg.pq.version() // 10000}.{psycopg.pq.version() % 100})"
+        libpq = psycopg.pq.version()
+        pg = f", psycopg {psycopg.__version__} (libpq {libpq // 10000}.{libpq % 100})"
     except ImportError:
         pg = ""
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores; Python "

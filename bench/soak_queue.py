@@ -448,8 +448,8 @@ def choose_answer(review: pm.ReviewLog, action: str, rng: random.Random) -> Tupl
         action = "approve"
     if action != "skip":
         return action, None
-    ranks = [
-        clip.rank_position for clip in review.pipeline_run.clips.where(pm.Clip.dropped_at.is_null())]
+    kept = review.pipeline_run.clips.where(pm.Clip.dropped_at.is_null())
+    ranks = [clip.rank_position for clip in kept]
     if len(ranks) < 2:
         return "redo_script", None
     dropped = sorted(rng.sample(ranks, rng.randint(1, min(2, len(ranks) - 1))))
@@ -579,8 +579,8 @@ def _audit_triggers(postgres: bool) -> List[Tuple[str, str, str, Optional[str], 
 
     # the token a stamp ends with, "...@<32 hex digits>"; else NULL
     def token_in(value: str) -> str:
-        return f"(CASE WHEN length({value}) >= 33 AND substr({value}, length({value}) - 32, 1) = '@' " \
-               f"THEN substr({value}, length({value}) - 31) END)"
+        return (f"(CASE WHEN length({value}) >= 33 AND substr({value}, length({value}) - 32, 1) "
+                f"= '@' THEN substr({value}, length({value}) - 31) END)")
 
     def text(value: str) -> str:
         return f"CAST({value} AS TEXT)"
@@ -602,9 +602,9 @@ def _audit_triggers(postgres: bool) -> List[Tuple[str, str, str, Optional[str], 
     # The request's move to review is the run's last audited write, in the transaction that inserts
     # the review.
     request = ("UPDATE soak_audit SET stamp = NEW.message_id, review_id = NEW.id WHERE id = "
-               "(SELECT MAX(id) FROM soak_audit WHERE run_id = NEW.pipeline_run_id AND tbl = "
-               "'pipeline_runs') AND run_status = 'running' AND new_status = 'review' AND "
-               "review_id IS NULL")
+               "(SELECT MAX(id) FROM "
+               "soak_audit WHERE run_id = NEW.pipeline_run_id AND tbl = 'pipeline_runs') AND "
+               "run_status = 'running' AND new_status = 'review' AND review_id IS NULL")
     return [
         ("soak_audit_run_insert", "INSERT", "pipeline_runs", None, insert(
             tbl="'pipeline_runs'", op="'insert'", row_id="NEW.id", run_id="NEW.id", written_at=now,
@@ -677,7 +677,8 @@ AUDIT_KIND = """CASE
     WHEN stamp IS NOT NULL AND review_id IS NOT NULL THEN 'request'
     WHEN stamp IS NOT NULL AND new_status = run_status THEN 'heartbeat or save'
     WHEN stamp IS NOT NULL THEN 'fail or advance'
-    WHEN run_status = 'pending' AND new_status = 'running' AND COALESCE(new_token, '') <> COALESCE(run_token, '')
+    WHEN run_status = 'pending' AND new_status = 'running'
+        AND COALESCE(new_token, '') <> COALESCE(run_token, '')
         THEN 'claim'
     WHEN run_status = 'running' AND new_status IN ('pending', 'failed')
         AND replace(new_error, 'no heartbeat for', '') <> new_error
@@ -690,8 +691,10 @@ AUDITED = "SELECT a.*, {kind} AS kind FROM soak_audit a".format(kind=AUDIT_KIND)
 
 # A stamped write (a worker's) lands on a run running under the claim it stamps, or it is a lost
 # lease's.
-UNDER_A_LOST_LEASE = f"""SELECT id, kind, tbl, row_id, run_id, stamp, run_status, run_token FROM ({AUDITED}) w
-WHERE stamp IS NOT NULL AND (COALESCE(run_status, '') <> 'running' OR COALESCE(run_token, '') <> stamp)
+UNDER_A_LOST_LEASE = f"""SELECT id, kind, tbl, row_id, run_id, stamp, run_status, run_token
+FROM ({AUDITED}) w
+WHERE stamp IS NOT NULL
+    AND (COALESCE(run_status, '') <> 'running' OR COALESCE(run_token, '') <> stamp)
 ORDER BY id"""
 
 # Uploads (claims and records) of a run not approved at the time: a short's run approved or
@@ -703,15 +706,18 @@ ORDER BY id"""
 
 # A review's round is how many of its run's reviews before it were answered skip or redo_script.
 ANSWERED_TWICE_IN_A_ROUND = """SELECT pipeline_run_id, review_round, COUNT(*) FROM (
-    SELECT r.pipeline_run_id, r.action, (SELECT COUNT(*) FROM review_logs e WHERE e.pipeline_run_id = r.pipeline_run_id
-        AND e.id < r.id AND e.action IN ('skip', 'redo_script')) AS review_round
+    SELECT r.pipeline_run_id, r.action, (SELECT COUNT(*) FROM review_logs e
+        WHERE e.pipeline_run_id = r.pipeline_run_id AND e.id < r.id
+            AND e.action IN ('skip', 'redo_script')) AS review_round
     FROM review_logs r) x
-WHERE action IS NOT NULL GROUP BY pipeline_run_id, review_round HAVING COUNT(*) > 1 ORDER BY pipeline_run_id"""
+WHERE action IS NOT NULL
+GROUP BY pipeline_run_id, review_round HAVING COUNT(*) > 1 ORDER BY pipeline_run_id"""
 
 # A review inserted without the run's audited move to review under a claim (message_id) in its
 # transaction.
 REVIEWS_WITHOUT_A_REQUEST = """SELECT r.id, r.pipeline_run_id FROM review_logs r
-WHERE NOT EXISTS (SELECT 1 FROM soak_audit a WHERE a.review_id = r.id AND a.stamp IS NOT NULL) ORDER BY r.id"""
+WHERE NOT EXISTS (SELECT 1 FROM soak_audit a WHERE a.review_id = r.id AND a.stamp IS NOT NULL)
+ORDER BY r.id"""
 
 
 @dataclasses.dataclass
@@ -739,8 +745,9 @@ class Audit:
                    answered_twice=rows(ANSWERED_TWICE_IN_A_ROUND),
                    unrequested=rows(REVIEWS_WITHOUT_A_REQUEST),
                    unexplained=rows("SELECT id, tbl, op, row_id, run_id, run_status, new_status, "
-                                    f"old_stage, new_stage, new_error FROM ({AUDITED}) w WHERE "
-                                    "kind = 'unexplained' ORDER BY id"),
+                                    "old_stage, "
+                                    f"new_stage, new_error FROM ({AUDITED}) w WHERE kind = "
+                                    "'unexplained' ORDER BY id"),
                    zombie_writes=zombie)
 
     def violations(self, snap: "Snapshot", events: List[dict]) -> List[str]:
@@ -750,8 +757,8 @@ class Audit:
                  f"while the run was {status} under {token}: a write under a lost lease"
                  for i, kind, tbl, row, run, stamp, status, token in self.lost]
         found += [f"audit {i}: an {kind} of {tbl} {row} while its run {run} was {status}: an "
-                  "upload of a run not approved" for i, kind, tbl, row, run,
-                  status in self.not_approved]
+                  "upload of a run not "
+                  "approved" for i, kind, tbl, row, run, status in self.not_approved]
         found += [f"run {run} has {n} answered reviews in round {round_}" for run, round_,
                   n in self.answered_twice]
         found += [f"review {review} of run {run} was inserted without its run's move to review "
@@ -763,8 +770,8 @@ class Audit:
                          "fail or advance")
         # The audit saw everything: each row the soak made, each claim a worker logged.
         expected = {"schedule": len(snap.runs), "clip": sum(map(len, snap.clips.values())),
-                    "short": sum(map(len, snap.shorts.values())), "request": sum(map(len,
-                                                                                     snap.reviews.values()))}
+                    "short": sum(map(len, snap.shorts.values())),
+                    "request": sum(map(len, snap.reviews.values()))}
         found += [f"the audit has {self.kinds.get(kind, 0)} {kind} writes, the database {n} rows"
                   for kind, n in expected.items() if self.kinds.get(kind, 0) != n]
         claims = sum(1 for e in events if e["e"] == "claim")
@@ -809,7 +816,8 @@ class Fleet:
 
     def __init__(self, target: str, directory: Path, epoch: float, stop_at: float,
                  rng: random.Random) -> None:
-        self.target, self.directory, self.epoch, self.stop_at, self.rng = target, directory, epoch, stop_at, rng
+        self.target, self.directory, self.epoch = target, directory, epoch
+        self.stop_at, self.rng = stop_at, rng
         self.live: Dict[str, multiprocessing.Process] = {}
         self.killed: List[multiprocessing.Process] = []
         self.frozen: Dict[str, float] = {}  # name -> when to thaw it (time.monotonic())
@@ -1028,8 +1036,8 @@ def check(target: str, seconds: float, workers: int, events: List[dict], fleet: 
     violations = list(fleet.problems) + check_all(snap, events)
     counts = {**activity(snap, events, fleet), **Audit.read(pm.db.obj).counts()}
     violations += [f"not enough happened for the checks to mean much: {name} {counts[name]} < "
-                   f"{least} (run longer?)" for name,
-                   least in ENOUGH.items() if counts[name] < least]
+                   f"{least} "
+                   "(run longer?)" for name, least in ENOUGH.items() if counts[name] < least]
     statuses = collections.Counter(str(run.status) for run in snap.runs.values())
     return Report(target, seconds, workers, counts, dict(statuses), violations)
 
@@ -1039,9 +1047,9 @@ def check_all(snap: Snapshot, events: List[dict]) -> List[str]:
     claims = given_claims(events)
     return (Audit.read(pm.db.obj).violations(snap, events) + check_zombies(events)
             + check_errors(events) + check_claims(snap, events) + check_fence(snap, claims)
-            + check_outcomes(snap, events, claims) + check_reviews(snap, claims) + check_cycles(
-                snap, events)
-            + check_clips(snap) + check_uploads(snap, events) + check_committed(snap, events) + check_attempts(snap)
+            + check_outcomes(snap, events, claims) + check_reviews(snap, claims)
+            + check_cycles(snap, events) + check_clips(snap) + check_uploads(snap, events)
+            + check_committed(snap, events) + check_attempts(snap)
             + check_videos(snap) + check_running_cap() + check_daily_cap(snap, events))
 
 
@@ -1101,7 +1109,8 @@ def check_fence(snap: Snapshot, claims: Dict[str, Tuple[int, Claim]]) -> List[st
     violations = []
     for run in snap.runs.values():
         current = current_claim(run, snap, claims)
-        where = f"run {run.id} ({run.status}, retry_count {run.retry_count}, claim {current or run.claim_token})"
+        where = (f"run {run.id} ({run.status}, retry_count {run.retry_count}, "
+                 f"claim {current or run.claim_token})")
         found = []
         for kind, rows in snap.writes(run.id):
             found += writes_in_claim_order(kind, rows) + writes_after_leaving_running(run, kind,
@@ -1190,7 +1199,8 @@ def writes_after_leaving_running(run: pm.PipelineRun, kind: str, rows: List[peew
             f"{late[0].id} by {claim_of(late[0])} at {late[0].created_at}"]
 
 
-def left_running_at(run: pm.PipelineRun, reviews: List[pm.ReviewLog]) -> Optional[datetime.datetime]:
+def left_running_at(run: pm.PipelineRun,
+                    reviews: List[pm.ReviewLog]) -> Optional[datetime.datetime]:
     """When the run last stopped running, timed inside the move's lock; None while it still runs."""
     if run.status in (RunStatus.review, RunStatus.approved, RunStatus.uploaded, RunStatus.rejected):
         return reviews[-1].sent_at if reviews else run.updated_at
@@ -1221,12 +1231,14 @@ def check_outcomes(snap: Snapshot, events: List[dict],
                                                                             claim.token,
                                                                             claim.attempt):
             violations.append(f"run {run.id}: a worker's {e['e']} by {claim} succeeded, but the "
-                              f"run is {run.status} at retry_count {run.retry_count} under "
+                              "run is "
+                              f"{run.status} at retry_count {run.retry_count} under "
                               f"{run.claim_token}")
         elif not final and not requeued_by(run, claim, current_claim(run, snap, claims),
                                            len(snap.reviews.get(run.id, []))):
             violations.append(f"run {run.id}: a worker's retry by {claim} succeeded, but the run "
-                              f"is {run.status} at retry_count {run.retry_count} under "
+                              "is "
+                              f"{run.status} at retry_count {run.retry_count} under "
                               f"{run.claim_token}")
     return violations
 
@@ -1270,8 +1282,8 @@ def check_reviews(snap: Snapshot, claims: Dict[str, Tuple[int, Claim]]) -> List[
                                                            ReviewAction.redo_script)
                                       or later.sent_at < asked.responded_at):
                 violations.append(f"run {run_id}: review {later.id} was asked while review "
-                                  f"{asked.id} was {asked.action or 'open'} (answered "
-                                  f"{asked.responded_at})")
+                                  f"{asked.id} was "
+                                  f"{asked.action or 'open'} (answered {asked.responded_at})")
     return violations
 
 
@@ -1291,8 +1303,8 @@ def check_cycles(snap: Snapshot, events: List[dict]) -> List[str]:
                 violations.append(f"schedule({e['niche']!r}, {start}) returned run {e['run']}, but "
                                   f"that cycle's run is {of_cycle.get((e['niche'], start))}")
     violations += [
-        f"run {r.id}: cycle {r.cycle_start} to {r.cycle_end}, not 6 hours" for r in snap.runs.values()
-        if r.cycle_end - r.cycle_start != datetime.timedelta(hours=6)]
+        f"run {r.id}: cycle {r.cycle_start} to {r.cycle_end}, not 6 hours"
+        for r in snap.runs.values() if r.cycle_end - r.cycle_start != datetime.timedelta(hours=6)]
     return violations
 
 
@@ -1316,7 +1328,8 @@ def check_clips(snap: Snapshot) -> List[str]:
             violations.append(f"run {run_id}: its clips are ranked {ranks}, not 1..{len(ranks)}")
         niche = snap.runs[run_id].niche
         violations += [f"clip {c.id} of run {run_id} ({niche}) is of a "
-                       f"{snap.videos[c.discovered_video_id].niche} video" for c in clips if snap.videos[c.discovered_video_id].niche != niche]
+                       f"{snap.videos[c.discovered_video_id].niche} "
+                       "video" for c in clips if snap.videos[c.discovered_video_id].niche != niche]
         violations += [f"clip {c.id} was dropped, but its video {c.discovered_video_id} is "
                        f"{snap.videos[c.discovered_video_id].processed!s}, not rejected"
                        for c in clips if c.dropped_at is not None
@@ -1349,7 +1362,7 @@ def check_uploads(snap: Snapshot, events: List[dict]) -> List[str]:
             violations.append(f"short {row.id} is {row.status} with video {row.youtube_video_id}")
         if kind == "short" and uploaded and snap.runs[row.pipeline_run_id].status not in (
                 RunStatus.approved,
-                                                                                       RunStatus.uploaded):
+                RunStatus.uploaded):
             violations.append(f"short {row.id} was uploaded, but its run is "
                               f"{snap.runs[row.pipeline_run_id].status}")
     return violations
@@ -1376,7 +1389,8 @@ def check_committed(snap: Snapshot, events: List[dict]) -> List[str]:
                               "and is lost")
         elif kind == "shorts":
             violations += [
-                f"short {i} of run {e['run']} by {e['claim']} was committed, and is lost" for i in e["ids"]
+                f"short {i} of run {e['run']} by {e['claim']} was committed, and is lost"
+                for i in e["ids"]
                 if i not in shorts or (shorts[i].pipeline_run_id, shorts[i].description)
                 != (e["run"], e["claim"])]
         elif kind == "review" and (e["review"] not in reviews or reviews[e["review"]].message_id
@@ -1392,8 +1406,8 @@ def check_committed(snap: Snapshot, events: List[dict]) -> List[str]:
         row = reviews.get(review_id)
         if row is None or (str(row.action), row.response_detail) != (e["action"], e["detail"]):
             violations.append(f"review {review_id} was last answered {e['action']} "
-                              f"{e['detail'] or ''}, but it has {row and row.action} "
-                              f"{row and row.response_detail}")
+                              f"{e['detail'] or ''}, but "
+                              f"it has {row and row.action} {row and row.response_detail}")
     return violations
 
 
@@ -1437,7 +1451,9 @@ def check_running_cap() -> List[str]:
     """Never more than MAX_RUNNING runs running at once (scheduler.max_concurrent_pipelines), by the
     audit."""
     most = most_running()
-    return [f"{most} runs were running at once; the cap is {MAX_RUNNING}"] if most > MAX_RUNNING else []
+    if most <= MAX_RUNNING:
+        return []
+    return [f"{most} runs were running at once; the cap is {MAX_RUNNING}"]
 
 
 def upload_times(snap: Snapshot) -> List[datetime.datetime]:
@@ -1459,7 +1475,8 @@ def check_daily_cap(snap: Snapshot, events: List[dict]) -> List[str]:
     refusal named a slot within the next 24 hours that an upload counted then leaves the window
     at."""
     most = most_uploads_in_a_day(snap)
-    violations = [f"{most} uploads began within 24 hours; the daily cap is {UPLOAD_CAP}"] if most > UPLOAD_CAP else []
+    violations = ([f"{most} uploads began within 24 hours; the daily cap is {UPLOAD_CAP}"]
+                  if most > UPLOAD_CAP else [])
     for e in events:
         if e["e"] == "capped":
             now, slot = (datetime.datetime.fromisoformat(e[k]) for k in ("now", "next_slot"))

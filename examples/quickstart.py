@@ -18,8 +18,8 @@ pm.init_db(path)  # binds the models, applies the migrations; safe to call on ev
 
 # Discovery: each candidate once (found again, its metadata is refreshed), with the niche and its
 # viral score.
-for video_id, title, score in [("dQw4w9WgXcQ", "A clutch play", 91.5), ("9bZkp7q19f0",
-                                                                        "An impossible save", 78.0),
+for video_id, title, score in [("dQw4w9WgXcQ", "A clutch play", 91.5),
+                               ("9bZkp7q19f0", "An impossible save", 78.0),
                                ("kJQP7kiw5Fk", "A speedrun record", 84.2)]:
     pm.DiscoveredVideo.discover(video_id, title=title, channel_name="Some creator",
                                 channel_id="UCsomecreator", niche="gaming", viral_score=score,
@@ -28,8 +28,8 @@ for video_id, title, score in [("dQw4w9WgXcQ", "A clutch play", 91.5), ("9bZkp7q
 # One run per niche per 6-hour cycle (gaming's start at 00:30, 06:30, 12:30 and 18:30 UTC): this
 # one's.
 since = datetime.now(timezone.utc) - timedelta(minutes=30)
-cycle_start = since.replace(hour=since.hour // 6 * 6, minute=0, second=0,
-                            microsecond=0) + timedelta(minutes=30)
+cycle_start = (since.replace(hour=since.hour // 6 * 6, minute=0, second=0, microsecond=0)
+               + timedelta(minutes=30))
 run = pm.PipelineRun.schedule("gaming", cycle_start)  # the same run every time for this cycle
 # running under this worker's claim
 claimed = pm.PipelineRun.claim_next("quickstart", niche="gaming")

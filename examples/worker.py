@@ -41,7 +41,10 @@ class RenderCrashed(RuntimeError):
 def open_empty(target):
     """Bind `target` and migrate it, refusing one that holds anything: the example writes made-up
     data."""
-    path = target[len("sqlite:///"):] if target.startswith("sqlite:///") else None if "://" in target else target
+    if target.startswith("sqlite:///"):
+        path = target[len("sqlite:///"):]
+    else:
+        path = None if "://" in target else target
     # checked first: init_db would switch it to WAL
     if path and os.path.exists(path) and os.path.getsize(path) > 0:
         sys.exit(f"worker.py: {target} already exists; give --db a new file or an empty database")
@@ -234,7 +237,8 @@ def main():
                     print(f"  run {run.id}: @alice skips clip 2; the run goes back to "
                           f"{run.refresh().current_stage}")
                     now = work(worker, now)
-                    review = pm.ReviewLog.unanswered().where(pm.ReviewLog.pipeline_run == run.id).get()
+                    review = (pm.ReviewLog.unanswered()
+                              .where(pm.ReviewLog.pipeline_run == run.id).get())
                 _, recorded = pm.ReviewLog.answer(review.message_id, "approve", reviewer="@alice")
                 # a double tap
                 _, again = pm.ReviewLog.answer(review.message_id, "approve", reviewer="@alice")
