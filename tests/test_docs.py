@@ -316,7 +316,7 @@ def _index(index):
 def test_the_reference_names_the_seven_indexes_of_the_pipeline_and_the_seed():
     seven = {"idx_discovered_videos_niche", "idx_discovered_videos_processed", "idx_pipeline_runs_status",
              "idx_pipeline_runs_niche", "idx_clips_pipeline", "idx_analytics_video", "idx_error_log_module"}
-    assert seven <= set(re.findall(r"`(idx_\w+)` \(", reference()))
+    assert seven <= set(re.findall(r"`(idx_\w+)`\s\(", reference()))
 
 
 # --- the state diagram is drawn from the transition tables ----------------------------
