@@ -8,8 +8,10 @@ found, or a database that cannot be used); nothing is half written; --debug adds
 """
 import argparse
 import datetime
+import difflib
 import json
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable, Optional, Sequence, Union
@@ -20,7 +22,7 @@ from . import __version__, bot
 from .cli_output import (POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, answered, as_json, compacted, digest_page, dumps,
                          error_page, errors_table, first_line, listing, one_line, paused_page, plural, queue_page,
                          review_state, run_document, run_page, run_timings, say, shortened, shown, shown_json, silence,
-                         stats_page, status_page, summary_page, terminal_safe, utf8_output)
+                         stats_page, status_page, summary_page, terminal_safe, utf8_output, output_width, wrapped)
 from .cli_output import table  # noqa: F401  (re-exported: its old home)
 from .db import _is_postgres, db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
@@ -60,9 +62,42 @@ class NotFound(Exception):
     """The id or key named on the command line is not in the database."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, at most 100 columns wide; a subcommand that may be left out in brackets."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=min(output_width(), 100) - 2)
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if action.nargs == argparse.PARSER and not action.required:  # `errors [show ERROR_ID]`
+            return "[%s]" % self._metavar_formatter(action, default_metavar)(1)
+        return super()._format_args(action, default_metavar)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not argparse's usage block
+        choice = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if choice:  # a misspelt command or action
+            message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """"; did you mean --json?" when one of `known` is close to the misspelt `word`, else ""."""
+    close = difflib.get_close_matches(word, known, n=1)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def unrecognized(command: argparse.ArgumentParser, words: Sequence[str]) -> str:
+    """The error for arguments `command` does not take: the closest option, and its help."""
+    options = [option for action in command._actions for option in action.option_strings]
+    first = next((word for word in words if word.startswith("-")), None)
+    hint = did_you_mean(first.split("=")[0], options) if first else ""
+    return f"unrecognized arguments: {' '.join(words)}{hint} (see {command.prog} --help)"
 
 
 def _number(lowest: int, highest: int) -> Callable[[str], int]:
@@ -156,10 +191,10 @@ def cmd_runs(args: argparse.Namespace) -> str:
     """`runs`: pipeline runs, latest cycle first."""
     _bind_readonly(args.db)
     query = _filtered(PipelineRun, args).order_by(PipelineRun.cycle_start.desc(), PipelineRun.id.desc())
-    return listing(args, ["id", "niche", "cycle_start (UTC)", "status", "stage", "worker", "retry_count",
+    return listing(args, ["id", "niche", "cycle_start (UTC)", "status", "current_stage", "worker", "retry_count",
                           "youtube_video_id", "error_message"], list(query.limit(args.limit)),
                    lambda r: [r.id, r.niche, r.cycle_start, r.status, r.current_stage, r.worker, r.retry_count,
-                              r.youtube_video_id, first_line(r.error_message)])
+                              r.youtube_video_id, first_line(r.error_message)], "no runs")
 
 
 def cmd_videos(args: argparse.Namespace) -> str:
@@ -174,18 +209,19 @@ def cmd_videos(args: argparse.Namespace) -> str:
         query = query.where(DiscoveredVideo.processed == state)
     query = query.order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc())
     return listing(args, ["id", "video_id", "niche", "viral_score", "processed", "content_id_risk",
-                          "discovered (UTC)", "channel_name", "title"], list(query.limit(args.limit)),
+                          "discovered_at (UTC)", "channel_name", "title"], list(query.limit(args.limit)),
                    lambda v: [v.id, v.video_id, v.niche, v.viral_score, v.processed, v.content_id_risk,
-                              v.discovered_at, v.channel_name, v.title])
+                              v.discovered_at, v.channel_name, v.title], "no videos")
 
 
 def cmd_shorts(args: argparse.Namespace) -> str:
     """`shorts`: rendered shorts, newest first."""
     _bind_readonly(args.db)
     query = _filtered(Short, args).order_by(Short.id.desc())
-    return listing(args, ["id", "run", "status", "youtube_video_id", "uploaded (UTC)", "title"],
+    return listing(args, ["id", "pipeline_run_id", "status", "youtube_video_id", "uploaded_at (UTC)", "title"],
                    list(query.limit(args.limit)),
-                   lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title])
+                   lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title],
+                   "no shorts")
 
 
 def cmd_reviews(args: argparse.Namespace) -> str:
@@ -196,9 +232,11 @@ def cmd_reviews(args: argparse.Namespace) -> str:
         answered = (ReviewLog.select().where(ReviewLog.action.is_null(False) & (ReviewLog.action != ReviewAction.hold))
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
         rows += list(answered.limit(args.limit - len(rows)))
-    return listing(args, ["id", "run", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
+    return listing(args, ["id", "pipeline_run_id", "message_id", "state", "sent_at (UTC)", "responded_at (UTC)",
+                          "reviewer", "response_detail"],
                    rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, review_state(r), r.sent_at,
-                                    r.responded_at, r.reviewer, first_line(r.response_detail)])
+                                    r.responded_at, r.reviewer, first_line(r.response_detail)],
+                   "no open reviews" if args.open else "no reviews")
 
 
 def _review(key: str, by: Optional[str]) -> ReviewLog:
@@ -273,7 +311,7 @@ def cmd_errors(args: argparse.Namespace) -> str:
         raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
     _bind_readonly(args.db)
     rows = bot.errors(args.limit or ERRORS_LIMIT, unresolved=not args.all, module=args.module)
-    return dumps(rows) if args.json else errors_table(rows)
+    return dumps(rows) if args.json else errors_table(rows, "no errors logged" if args.all else "no unresolved errors")
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
@@ -335,10 +373,12 @@ def cmd_config(args: argparse.Namespace) -> str:
         value = ConfigOverride.value_of(args.key, _MISSING)
         if value is _MISSING:
             raise NotFound(f"no config override named {args.key!r}")
+        if args.json:  # the row, keyed as `config list --json` keys each one
+            return dumps(as_json(ConfigOverride.get(ConfigOverride.key == args.key)))
         return shown_json(value)
     rows = list(ConfigOverride.select().order_by(ConfigOverride.key))
     return listing(args, ["key", "value", "updated_by", "updated_at (UTC)"], rows,
-                   lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at])
+                   lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at], "no config overrides")
 
 
 def _json(text: str) -> Any:
@@ -359,7 +399,8 @@ def cmd_analytics(args: argparse.Namespace) -> str:
     return listing(args, ["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
                           "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], Analytics.top(args.top),
                    lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count,
-                              a.click_through_rate, a.subscriber_gain, a.estimated_revenue_usd])
+                              a.click_through_rate, a.subscriber_gain, a.estimated_revenue_usd],
+                   "no analytics snapshots")
 
 
 def cmd_report(args: argparse.Namespace) -> str:
@@ -395,9 +436,15 @@ def cmd_demo(args: argparse.Namespace) -> str:
     return ""
 
 
-DEMO_HELP = "simulate the whole pipeline on an embedded SQLite file (or a PostgreSQL database), then show its status"
+DEMO_HELP = ("simulate the whole pipeline on an embedded SQLite file (or a PostgreSQL database), then "
+             "show its status")
 DEMO_DB = "pipeline-demo.db"
 DEBUG_HELP = "on an error, also print its traceback (for a bug report; passwords are redacted)"
+# Each option's metavar, as the docs write it (tests/test_cli_help.py holds every command to it).
+METAVARS = {"--db": "TARGET", "--limit": "N", "--top": "N", "--videos": "N", "--niches": "N",
+            "--days": "N", "--older-than": "DAYS", "--since": "SINCE", "--status": "STATUS",
+            "--niche": "NICHE", "--processed": "STATE", "--by": "NAME", "--reviewer": "NAME",
+            "--module": "MODULE", "--detail": "TEXT", "--output": "FILE"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -407,138 +454,157 @@ def parser() -> argparse.ArgumentParser:
     # SUPPRESS: an option given before the command must not be overwritten by the command's default;
     # the database's default is filled in after parsing (the demo's differs).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP % now)
+    common.add_argument("--db", default=argparse.SUPPRESS, metavar="TARGET", help=DB_HELP % now)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print one JSON document (timestamps ISO 8601 UTC)")
-    top = _Parser(prog=PROG, description="Look at and steer a short-video pipeline database.", epilog=EPILOG,
-                  parents=[common])
+    as_json.add_argument("--json", action="store_true",
+                         help="print one JSON document (timestamps ISO 8601 UTC)")
+    top = _Parser(prog=PROG, description="Look at and steer a short-video pipeline database.",
+                  epilog=EPILOG, parents=[common])
     top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    top.set_defaults(command_parser=top)
     sub = top.add_subparsers(dest="command", metavar="command", required=True, parser_class=_Parser)
 
-    def add(parent: Any, name: str, func: Callable[[argparse.Namespace], str], help: str,
-            listing: bool = False) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, parents=[common] + ([as_json] if listing else []), help=help, description=help,
-                              epilog=EPILOG)
-        p.set_defaults(func=func, default_db=None)
+    def add(parent: Any, name: str, func: Optional[Callable[[argparse.Namespace], str]], help: str,
+            output: Optional[str] = "message", listed: bool = True,
+            **defaults: Any) -> argparse.ArgumentParser:
+        # output: what it prints ("data" takes --json; "message", one line of what it did; "file").
+        # Not listed: argparse lists a subcommand given a help= under its parent's own line.
+        p = parent.add_parser(name, parents=[common] + ([as_json] if output == "data" else []),
+                              description=help, **({"help": help} if listed else {}))
+        p.set_defaults(func=func, default_db=None, output=output, command_parser=p, **defaults)
         return p
 
     def filters(p: argparse.ArgumentParser, what: str, enum_: Any = None, niche: bool = True) -> None:
         if enum_ is not None:
-            p.add_argument("--status", help=f"only {what} in this status (" + ", ".join(s.value for s in enum_) + ")")
+            p.add_argument("--status", metavar="STATUS", help=f"only {what} in this status ("
+                           + ", ".join(s.value for s in enum_) + ")")
         if niche:
-            p.add_argument("--niche", help=f"only the {what} of this niche, e.g. gaming")
+            p.add_argument("--niche", metavar="NICHE", help=f"only the {what} of this niche, e.g. gaming")
         p.add_argument("--limit", type=_count, default=20, metavar="N", help="at most N (default 20)")
 
     add(sub, "init", cmd_init, "create the database or upgrade its schema, and say what was applied")
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
-    since = "SINCE: a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset; default: %s"
+    since = ("a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset; "
+             "default: %s")
     for name, query, page, what, hours in (
-            ("status", bot.status, status_page, "per niche: runs by status, the running and the next run, paused or "
-                                                "not; the concurrency cap", None),
+            ("status", bot.status, status_page, "per niche: runs by status, the running and the next "
+                                                "run, paused or not; the concurrency cap", None),
             ("stats", bot.stats, stats_page, "per niche: uploads since SINCE, their views, errors", 24),
-            ("queue", bot.queue, queue_page, "reviews awaiting an answer and held ones, with their age", None),
-            ("digest", bot.digest, digest_page, "since SINCE: runs uploaded and failed, videos uploaded, pending "
-                                                "review, the top video", 6)):
-        p = add(sub, name, cmd_status, what, listing=True)
-        p.set_defaults(query=(lambda args, q=query: q(args.since)) if hours else (lambda args, q=query: q()), page=page)
+            ("queue", bot.queue, queue_page, "reviews awaiting an answer and held ones, with their age",
+             None),
+            ("digest", bot.digest, digest_page, "since SINCE: runs uploaded and failed, videos "
+                                                "uploaded, pending review, the top video", 6)):
+        p = add(sub, name, cmd_status, what, "data", page=page,
+                query=(lambda args, q=query: q(args.since)) if hours else (lambda args, q=query: q()))
         if hours:
-            p.add_argument("--since", type=_since, default=datetime.timedelta(hours=hours), help=since % f"{hours}h")
+            p.add_argument("--since", type=_since, default=datetime.timedelta(hours=hours),
+                           metavar="SINCE", help=since % f"{hours}h")
     for name, what in (("pause", "stop claiming the runs of NICHE (running ones finish)"),
                        ("resume", "claim the runs of NICHE again")):
         p = add(sub, name, cmd_pause, what)
         p.add_argument("niche", metavar="NICHE")
-        p.add_argument("--by", default="cli", help="who changed it (default: cli)")
-    filters(add(sub, "runs", cmd_runs, "list pipeline runs (one per niche and cycle), latest cycle first",
-                listing=True), "runs", RunStatus)
-    p = add(sub, "run", cmd_run, "run show RUN_ID: one run with its ranked clips, artefacts, reviews, errors and "
-                                 "timings; run summary RUN_ID: what its review message shows", listing=True)
-    p.add_argument("action", choices=["show", "summary"], help="show: the run with its clips, artefacts, reviews "
-                   "and timings; summary: its clips by rank (title, creator, seconds), content-ID flags, the script")
-    p.add_argument("run_id", type=_count, metavar="RUN_ID")
-    p = add(sub, "videos", cmd_videos, "list discovered candidate videos, newest first", listing=True)
+        p.add_argument("--by", default="cli", metavar="NAME", help="who changed it (default: cli)")
+    filters(add(sub, "runs", cmd_runs, "list pipeline runs (one per niche and cycle), latest cycle "
+                "first", "data"), "runs", RunStatus)
+    runs = add(sub, "run", None, "one run: in full (run show RUN_ID), or what its review message "
+               "shows (run summary RUN_ID)", None).add_subparsers(
+        dest="action", metavar="action", required=True, parser_class=_Parser)
+    for name, what in (("show", "one run with its ranked clips (and their videos), artefacts, "
+                                "reviews, errors and timings"),
+                       ("summary", "what its review message shows: its clips by rank (title, "
+                                   "creator, seconds), content-ID flags, the script")):
+        add(runs, name, cmd_run, what, "data").add_argument("run_id", type=_count, metavar="RUN_ID")
+    p = add(sub, "videos", cmd_videos, "list discovered candidate videos, newest first", "data")
     p.add_argument("--processed", metavar="STATE", help="only videos in this state: "
                    + ", ".join(f"{m.name} ({m.value})" for m in Processed))
     filters(p, "videos")
-    filters(add(sub, "shorts", cmd_shorts, "list shorts, newest first", listing=True), "shorts", ShortStatus,
-            niche=False)
-    p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers", listing=True)
+    filters(add(sub, "shorts", cmd_shorts, "list shorts, newest first", "data"), "shorts",
+            ShortStatus, niche=False)
+    p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers",
+            "data")
     p.add_argument("--open", action="store_true", help="only open ones (held ones included)")
     filters(p, "reviews", niche=False)
-    p = add(sub, "review", cmd_review, "review answer ID ACTION: answer a review as the chat bot would")
-    # Written out, in the order typed: argparse's own puts the options first and drops the suppressed "answer".
-    answers = "{" + ",".join(a.value for a in ReviewAction) + "}"
-    p.usage = (f"{PROG} review answer MESSAGE_ID|REVIEW_ID {answers} [DETAIL ...]\n"
-               f"       [--by-message-id | --by-review-id] [--detail TEXT] [--reviewer NAME] [--db DB]")
-    p.add_argument("action_word", choices=["answer"], metavar="answer", help=argparse.SUPPRESS)
-    p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID",
-                   help="the chat message id of the review, or its id (when it is both, say which with a flag below)")
+    answers = add(sub, "review", None, "answer a review as the chat bot would (review answer)",
+                  None).add_subparsers(dest="action_word", metavar="action", required=True,
+                                       parser_class=_Parser)
+    p = add(answers, "answer", cmd_review, "answer a review as the chat bot would; the same answer "
+            "again changes nothing")
+    p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID", help="the chat message id of the "
+                   "review, or its id (when it is both, say which with a flag below)")
     p.add_argument("action", choices=[a.value for a in ReviewAction], help="the answer")
-    p.add_argument("words", nargs="*", metavar="DETAIL",
-                   help="its argument, as in the chat: skip 4,7 drops the clips ranked 4 and 7 (skip needs one)")
+    p.add_argument("words", nargs="*", metavar="DETAIL", help="its argument, as in the chat: "
+                   "skip 4,7 drops the clips ranked 4 and 7 (skip needs one)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--by-message-id", dest="by", action="store_const", const="message",
                        help="MESSAGE_ID|REVIEW_ID is a chat message id")
     which.add_argument("--by-review-id", dest="by", action="store_const", const="id",
                        help="MESSAGE_ID|REVIEW_ID is a review's id")
-    p.add_argument("--detail", metavar="TEXT", help="the whole response_detail instead of DETAIL, e.g. 'skip 4,7'")
+    p.add_argument("--detail", metavar="TEXT",
+                   help="the whole response_detail instead of DETAIL, e.g. 'skip 4,7'")
     p.add_argument("--reviewer", metavar="NAME", default="cli", help="who answered (default: cli)")
-    p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show ID: one in full",
-            listing=True)
-    p.usage = (f"{PROG} errors [--module MODULE] [--all] [--limit N] [--json] [--db DB]\n"
-               f"       {PROG} errors show ERROR_ID [--json] [--db DB]")
-    p.add_argument("--module", help="only this module's errors")
+    p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show ERROR_ID: "
+            "one in full", "data", action=None)
+    p.add_argument("--module", metavar="MODULE", help="only this module's errors")
     p.add_argument("--all", action="store_true", help="resolved ones too")
     # No default here: `errors show` refuses a --limit given before it, so it must know whether one was.
     p.add_argument("--limit", type=_count, metavar="N", help=f"at most N (default {ERRORS_LIMIT})")
-    p.set_defaults(action=None)
-    shows = p.add_subparsers(dest="action", metavar="show", parser_class=_Parser)
-    shower = shows.add_parser("show", parents=[common, as_json], help="one error in full, with its stack trace",
-                              prog=f"{PROG} errors show")
-    shower.add_argument("error_id", type=_count, metavar="ERROR_ID")
+    shows = p.add_subparsers(dest="action", metavar="show ERROR_ID", parser_class=_Parser,
+                             help="one error in full, with its stack trace")
+    add(shows, "show", cmd_errors, "one error in full, with its stack trace", "data", listed=False
+        ).add_argument("error_id", type=_count, metavar="ERROR_ID")
     p = add(sub, "resolve", cmd_resolve, "mark an error resolved")
     p.add_argument("error_id", type=_count, metavar="ERROR_ID")
     p = add(sub, "retry", cmd_retry, "queue a failed run again")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
-    p = add(sub, "compact", cmd_compact, "thin analytics older than the cut-off to one snapshot per video per UTC "
-                                         "day (growth from any UTC midnight unchanged)")
+    p = add(sub, "compact", cmd_compact, "thin analytics older than the cut-off to one snapshot per "
+            "video per UTC day (growth from any UTC midnight unchanged)")
     p.add_argument("--older-than", type=_number(1, 36500), metavar="DAYS",
-                   help=f"keep every snapshot of the last DAYS days (the cut-off is rounded down to a UTC midnight); "
-                        f"default: config {Analytics.COMPACT_AFTER_KEY}, else {Analytics.COMPACT_AFTER.days}")
+                   help="keep every snapshot of the last DAYS days (the cut-off is rounded down to a "
+                        f"UTC midnight); default: config {Analytics.COMPACT_AFTER_KEY}, else "
+                        f"{Analytics.COMPACT_AFTER.days}")
     p.add_argument("--vacuum", action="store_true",
-                   help="then VACUUM: on SQLite shrink the file (writers wait meanwhile; needs free disk the size of "
-                        "the file), on PostgreSQL make the space reusable")
-    p = add(sub, "config", cmd_config, "read and write runtime config overrides")
-    actions = p.add_subparsers(dest="action", metavar="action", required=True, parser_class=_Parser)
-    actions.add_parser("get", parents=[common], help="print one value as JSON (a password in it as ***)"
-                       ).add_argument("key")
-    setter = actions.add_parser("set", parents=[common], help="store a JSON value (or text, with --string)")
-    setter.add_argument("key")
-    setter.add_argument("value", help="a JSON value: 60, true, \"text\", [1, 2], {\"a\": 1}")
-    setter.add_argument("--string", action="store_true", help="VALUE is text, stored as it is (not JSON)")
-    setter.add_argument("--by", default="cli", help="who changed it (default: cli)")
-    actions.add_parser("list", parents=[common, as_json], help="every override")
-    p = add(sub, "analytics", cmd_analytics, "latest snapshot of each video, most viewed first", listing=True)
+                   help="then VACUUM: on SQLite shrink the file (writers wait meanwhile; needs free "
+                        "disk the size of the file), on PostgreSQL make the space reusable")
+    actions = add(sub, "config", None, "read and write runtime config overrides", None
+                  ).add_subparsers(dest="action", metavar="action", required=True,
+                                   parser_class=_Parser)
+    add(actions, "get", cmd_config, "print one value as JSON (a password in it as ***)", "data"
+        ).add_argument("key", metavar="KEY")
+    setter = add(actions, "set", cmd_config, "store a JSON value (or text, with --string)")
+    setter.add_argument("key", metavar="KEY")
+    setter.add_argument("value", metavar="VALUE",
+                        help="a JSON value: 60, true, \"text\", [1, 2], {\"a\": 1}")
+    setter.add_argument("--string", action="store_true",
+                        help="VALUE is text, stored as it is (not JSON)")
+    setter.add_argument("--by", default="cli", metavar="NAME", help="who changed it (default: cli)")
+    add(actions, "list", cmd_config, "every override", "data")
+    p = add(sub, "analytics", cmd_analytics, "latest snapshot of each video, most viewed first",
+            "data")
     p.add_argument("--top", type=_count, default=20, metavar="N", help="at most N videos (default 20)")
-    p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser (needs the report extra)")
+    p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser (needs "
+            "the report extra)", "file")
     p.add_argument("-o", "--output", default="report.html", metavar="FILE",
                    help="the file to write, - for stdout (default: %(default)s)")
-    p.add_argument("--top", type=_number(1, 100), default=10, metavar="N", help="view curves of N shorts (default 10)")
+    p.add_argument("--top", type=_number(1, 100), default=10, metavar="N",
+                   help="view curves of N shorts (default 10)")
     # The demo's database is never $PIPELINE_DB: it must not write simulated data where the pipeline's lives.
-    p = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP, epilog=EPILOG)
-    p.set_defaults(func=cmd_demo, default_db=DEMO_DB)
-    p.add_argument("--db", default=argparse.SUPPRESS,
+    p = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP)
+    p.set_defaults(func=cmd_demo, default_db=DEMO_DB, output="file", command_parser=p)
+    p.add_argument("--db", default=argparse.SUPPRESS, metavar="TARGET",
                    help="a new SQLite file or URL, an empty PostgreSQL database (postgresql://...), or one an "
                         f"earlier demo made, which is made anew; anything else is refused (default: {DEMO_DB})")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-    p.add_argument("--videos", type=_number(1, MAX_DEMO_VIDEOS), default=12,
+    p.add_argument("--videos", type=_number(1, MAX_DEMO_VIDEOS), default=12, metavar="N",
                    help=f"candidates discovered per niche per cycle, 1 to {MAX_DEMO_VIDEOS} (default 12: 288 videos)")
     return top
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse the command line; --db falls back to the command's default ($PIPELINE_DB, else pipeline.db)."""
-    args = parser().parse_args(argv)
+    args, unknown = parser().parse_known_args(argv)
+    if unknown:  # found by the top parser, but the command's help is the one to read
+        raise UsageError(unrecognized(args.command_parser, unknown))
     if "db" not in args:
         args.db = args.default_db or os.environ.get("PIPELINE_DB") or DEFAULT_DB
     return args
@@ -570,6 +636,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _check_text(argv)
         args = parse(argv)
         output = args.func(args)
+        if output and args.output != "data":  # tables and documents keep their lines
+            output = wrapped(output)
         if output:
             print(terminal_safe(output), flush=True)  # flushed here: a closed pipe fails inside this try
     except SystemExit as exc:  # --help and --version print, then exit 0

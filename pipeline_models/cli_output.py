@@ -8,7 +8,9 @@ import datetime
 import enum
 import json
 import os
+import shutil
 import sys
+import textwrap
 from typing import Any, Dict, Iterable, Optional, Sequence
 
 import peewee
@@ -140,11 +142,26 @@ def as_json(row: peewee.Model, **extra: Any) -> Dict[str, Any]:
     return document
 
 
-def listing(args: Any, headers: Sequence[str], rows: Sequence[peewee.Model], cells: Any) -> str:
-    """A listing: a table of `cells(row)` under `headers`, or with `args.json` every row's columns."""
+def listing(args: Any, headers: Sequence[str], rows: Sequence[peewee.Model], cells: Any,
+            empty: str) -> str:
+    """A listing: a table of `cells(row)` under `headers` (`empty` if no row), or with `args.json`
+    every row's columns."""
     if args.json:
         return dumps([as_json(row) for row in rows])
-    return table(headers, [cells(row) for row in rows])
+    return table(headers, [cells(row) for row in rows]) if rows else empty
+
+
+def output_width() -> int:
+    """The width human output wraps at: the terminal's ($COLUMNS first), else 100."""
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def wrapped(text: str) -> str:
+    """`text` wrapped at the output width, line by line; a long word (a path, a URL) stays whole."""
+    width = max(output_width(), 40)
+    return "\n".join(line if len(line) <= width else textwrap.fill(
+        line, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+        for line in text.split("\n"))
 
 
 def answered(review: Any, run: Any, said: str, recorded: bool) -> str:
@@ -159,21 +176,24 @@ def answered(review: Any, run: Any, said: str, recorded: bool) -> str:
 
 
 RUN_SECTIONS = {  # run show's tables: (headers, the cells of a row); a clip's video is read with it
-    "clips": (["rank", "id", "video_id", "title", "channel_name", "start s", "seconds", "risk", "dropped (UTC)"],
+    "clips": (["rank_position", "id", "video_id", "title", "channel_name", "start_time_seconds",
+               "clip_duration_seconds", "content_id_risk", "dropped_at (UTC)"],
               lambda c: [c.rank_position, c.id, c.discovered_video.video_id, c.discovered_video.title,
                          c.discovered_video.channel_name, c.start_time_seconds, c.clip_duration_seconds,
                          c.content_id_risk, c.dropped_at]),
-    "scripts": (["id", "llm", "chars", "est. s", "tokens in", "tokens out", "cost usd", "title"],
+    "scripts": (["id", "llm_model_used", "total_char_count", "estimated_duration_seconds",
+                 "prompt_tokens", "completion_tokens", "cost_usd", "title"],
                 lambda s: [s.id, s.llm_model_used, s.total_char_count, s.estimated_duration_seconds,
                            s.prompt_tokens, s.completion_tokens, s.cost_usd, s.title]),
-    "audio": (["id", "engine", "voice", "seconds", "file"],
+    "audio": (["id", "engine_used", "voice_profile", "duration_seconds", "audio_file_path"],
               lambda a: [a.id, a.engine_used, a.voice_profile, a.duration_seconds, a.audio_file_path]),
-    "shorts": (["id", "clip", "status", "youtube_video_id", "uploaded (UTC)", "title"],
+    "shorts": (["id", "clip_id", "status", "youtube_video_id", "uploaded_at (UTC)", "title"],
                lambda s: [s.id, s.clip_id, s.status, s.youtube_video_id, s.uploaded_at, s.title]),
-    "reviews": (["id", "message_id", "state", "sent (UTC)", "answered (UTC)", "reviewer", "detail"],
+    "reviews": (["id", "message_id", "state", "sent_at (UTC)", "responded_at (UTC)", "reviewer",
+                 "response_detail"],
                 lambda r: [r.id, r.message_id, review_state(r), r.sent_at, r.responded_at, r.reviewer,
                            first_line(r.response_detail)]),
-    "errors": (["id", "occurred (UTC)", "module", "error_type", "error_message", "resolved"],
+    "errors": (["id", "occurred_at (UTC)", "module", "error_type", "error_message", "resolved"],
                lambda e: [e.id, e.occurred_at, e.module, e.error_type, first_line(e.error_message), e.resolved]),
 }
 
@@ -183,15 +203,16 @@ def run_page(run: Any, parts: Dict[str, Sequence[Any]], timings: Dict[str, Optio
     lines = [f"run {run.id}: {run.status.value}, {shown(run.niche)}, the cycle {cell(run.cycle_start)} to "
              f"{cell(run.cycle_end)} UTC",
              aligned_pairs([
-                 ["stage", run.current_stage], ["worker", run.worker], ["retry_count", run.retry_count],
-                 ["queued", run.created_at], ["started", run.started_at], ["heartbeat", run.heartbeat_at],
-                 ["completed", run.completed_at], ["retry not before", run.not_before],
-                 ["error_message", first_line(run.error_message)], ["video file", run.video_file_path],
-                 ["video length", duration(run.video_duration_seconds)],
+                 ["current_stage", run.current_stage], ["worker", run.worker],
+                 ["retry_count", run.retry_count], ["created_at (UTC)", run.created_at],
+                 ["started_at (UTC)", run.started_at], ["heartbeat_at (UTC)", run.heartbeat_at],
+                 ["completed_at (UTC)", run.completed_at], ["not_before (UTC)", run.not_before],
+                 ["error_message", first_line(run.error_message)],
+                 ["video_file_path", run.video_file_path],
+                 ["video_duration_seconds", duration(run.video_duration_seconds)],
                  ["youtube_video_id", run.youtube_video_id], ["youtube_url", run.youtube_url],
-                 ["waited in queue", duration(timings["queued_seconds"])],
-                 ["ran (last attempt)", duration(timings["running_seconds"])],
-                 ["in all", duration(timings["total_seconds"])]])]
+                 # the timings as `run show --json` names them: queued, ran (the last attempt), in all
+                 *[[key, duration(timings[key])] for key in timings]])]
     for name, rows in parts.items():
         headers, cells = RUN_SECTIONS[name]
         lines.append(f"\n{name}: none" if not rows else f"\n{name}:\n" + table(headers, map(cells, rows)))
@@ -228,8 +249,9 @@ SQLITE_SPACE = ("; the file keeps its size and new snapshots reuse the space: to
 
 def error_page(error: Any) -> str:
     """`errors show` as text: the error, then its whole message and stack trace."""
-    header = aligned_pairs([["module", error.module], ["type", error.error_type], ["run", error.pipeline_run_id],
-                            ["occurred (UTC)", error.occurred_at], ["resolved", error.resolved]])
+    header = aligned_pairs([["module", error.module], ["error_type", error.error_type],
+                            ["pipeline_run_id", error.pipeline_run_id],
+                            ["occurred_at (UTC)", error.occurred_at], ["resolved", error.resolved]])
     # The message and the trace keep their lines (that is why this command exists), never a control character.
     message = printable(redact(error.error_message), keep="\n\t")
     trace = printable(redact(error.stack_trace), keep="\n\t") if error.stack_trace else "(none recorded)"
@@ -332,12 +354,13 @@ def status_page(document: Dict[str, Any]) -> str:
         rows.append([niche, entry["paused"], *entry["runs"].values(), upcoming.get("id"),
                      _when(upcoming.get("cycle_start")), due or None])
     statuses = list(next(iter(niches.values()))["runs"]) if niches else []
-    lines = [table(["niche", "paused", *statuses, "next run", "next cycle (UTC)", "due"], rows) if rows
+    lines = [table(["niche", "paused", *statuses, "next run", "next cycle_start (UTC)", "due"], rows)
+             if rows
              else "no niches yet: no runs, videos or paused channels"]
     running = [(niche, run) for niche, entry in niches.items() for run in entry["running"]]
     if running:
         lines.append("\nrunning:\n" + table(
-            ["run", "niche", "cycle (UTC)", "stage", "worker", "heartbeat"],
+            ["id", "niche", "cycle_start (UTC)", "current_stage", "worker", "heartbeat age"],
             [[run["id"], niche, _when(run["cycle_start"]), run["stage"], run["worker"],
               None if run["heartbeat_age_seconds"] is None else f"{duration(run['heartbeat_age_seconds'])} ago"]
              for niche, run in running]))
@@ -366,9 +389,10 @@ def queue_page(document: Dict[str, Any]) -> str:
     if not reviews:
         return "nothing awaits review"
     rows = [[r["review_id"], r["run_id"], r["niche"], _when(r["cycle_start"]), _when(r["sent_at"]),
-             duration(r["age_seconds"]), ("auto-held" if r["auto_held"] else "held") if r["held"] else "awaiting",
+             duration(r["age_seconds"]), ("auto-held" if r["auto_held"] else "held") if r["held"] else "open",
              _when(r["reminded_at"])] for r in reviews]
-    return (table(["review", "run", "niche", "cycle (UTC)", "sent (UTC)", "waiting", "state", "reminded (UTC)"], rows)
+    return (table(["id", "pipeline_run_id", "niche", "cycle_start (UTC)", "sent_at (UTC)", "waiting",
+                   "state", "reminded_at (UTC)"], rows)
             + f"\n\n{document['awaiting']:,} awaiting an answer, {document['held']:,} held")
 
 
@@ -398,7 +422,8 @@ def summary_page(document: Dict[str, Any]) -> str:
     clips = [[c["rank"], c["video_id"], c["title"], c["creator"], c["seconds"], c["start_seconds"], c["end_seconds"]]
              for c in document["clips"]]
     lines.append("clips: none" if not clips else "clips:\n" + table(
-        ["rank", "video_id", "title", "creator", "seconds", "from s", "to s"], clips))
+        ["rank_position", "video_id", "title", "channel_name", "clip_duration_seconds",
+         "start_time_seconds", "end_time_seconds"], clips))
     flags = [f"rank {f['rank']} {f['of']} {shown(f['video_id'])} {f['risk']}" for f in document["content_id_flags"]]
     lines.append("content-ID flags: " + ("; ".join(flags) or "none"))
     preview = document["script_preview"]
@@ -406,8 +431,10 @@ def summary_page(document: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def errors_table(rows: Sequence[Dict[str, Any]]) -> str:
-    """`errors` as text: bot.errors() rows, one line each."""
+def errors_table(rows: Sequence[Dict[str, Any]], empty: str) -> str:
+    """`errors` as text: bot.errors() rows, one line each (`empty` if none)."""
+    if not rows:
+        return empty
     return table(["id", "occurred_at (UTC)", "module", "error_type", "error_message", "pipeline_run_id", "niche",
                   "resolved"], [[e["id"], _when(e["occurred_at"]), e["module"], e["error_type"],
                                  first_line(e["error_message"]), e["pipeline_run_id"], e["niche"], e["resolved"]]

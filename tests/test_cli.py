@@ -84,9 +84,9 @@ MIGRATIONS = ("0001_original_tables, 0002_review_publish_analytics, 0003_short_u
 
 def test_init_and_migrate_say_what_was_applied(fresh_target, cli):
     status, out, _ = cli("init", "--db", fresh_target)
-    assert status == 0 and out.endswith(f": applied {MIGRATIONS}\n")
+    assert status == 0 and " ".join(out.split()).endswith(f": applied {MIGRATIONS}")  # wrapped
     status, out, _ = cli("migrate", "--db", fresh_target)
-    assert status == 0 and "nothing to apply" in out
+    assert status == 0 and "nothing to apply" in " ".join(out.split())
 
 
 def test_db_defaults_to_the_environment_then_pipeline_db(tmp_path, cli, monkeypatch):
@@ -108,7 +108,7 @@ def test_status(dbfile, cli):
     assert status == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].split() == ["niche", "paused", "pending", "running", "review", "approved", "uploaded", "failed",
-                                "rejected", "next", "run", "next", "cycle", "(UTC)", "due"]
+                                "rejected", "next", "run", "next", "cycle_start", "(UTC)", "due"]
     # Per niche its runs by status and the next run (gaming's second cycle, sports' first), due.
     assert lines[1].split() == ["gaming", "no", "1", "0", "1", "0", "0", "0", "0", "2", "2026-01-01", "06:30", "yes"]
     assert lines[2].split() == ["sports", "no", "1", "0", "0", "0", "0", "0", "0", "3", "2026-01-01", "01:00", "yes"]
@@ -121,7 +121,7 @@ def test_status(dbfile, cli):
 def test_runs_lists_and_filters(dbfile, cli):
     status, out, _ = cli("runs", "--db", dbfile)
     assert status == 0 and out.splitlines()[0].split() == [
-        "id", "niche", "cycle_start", "(UTC)", "status", "stage", "worker", "retry_count", "youtube_video_id",
+        "id", "niche", "cycle_start", "(UTC)", "status", "current_stage", "worker", "retry_count", "youtube_video_id",
         "error_message"]
     assert ids(out) == [2, 3, 1]  # the latest cycle first: gaming 06:30, sports 01:00, gaming 00:30
     assert out.splitlines()[3].split()[:6] == ["1", "gaming", "2026-01-01", "00:30", "review", "review"]
@@ -134,14 +134,15 @@ def test_runs_lists_and_filters(dbfile, cli):
     status, out, _ = cli("runs", "--niche", "gaming", "--status", "pending", "--db", dbfile)
     assert status == 0 and ids(out) == [2]
     status, out, _ = cli("runs", "--niche", "cooking", "--db", dbfile)  # no such niche: no runs, not an error
-    assert status == 0 and len(out.splitlines()) == 1 and out.split()[:2] == ["id", "niche"]
+    assert (status, out) == (0, "no runs\n")
+    assert cli("runs", "--niche", "cooking", "--json", "--db", dbfile)[:2] == (0, "[]\n")
 
 
 def test_videos_lists_and_filters(dbfile, cli):
     status, out, _ = cli("videos", "--db", dbfile)
     lines = out.splitlines()
     assert status == 0 and lines[0].split() == ["id", "video_id", "niche", "viral_score", "processed",
-                                                "content_id_risk", "discovered", "(UTC)", "channel_name", "title"]
+                                                "content_id_risk", "discovered_at", "(UTC)", "channel_name", "title"]
     assert ids(out) == [4, 3, 2, 1]  # newest first
     # processed by its name, not the pipeline's number; the risk by its value.
     assert lines[2].split()[:6] == ["3", "v2", "gaming", "2.00", "used", "unknown"]
