@@ -1,28 +1,31 @@
-"""The `pipeline-models` command line (also `python -m pipeline_models`): look at and steer a pipeline database.
+"""The `pipeline-models` command line (also `python -m pipeline_models`): look at and steer a
+pipeline database.
 
---db (before or after the command; default: $PIPELINE_DB, else pipeline.db) accepts whatever init_db does.
-The read commands (status, the listings, the show commands, report) change nothing at all; only init and
-migrate create or upgrade a database. Every listing and show command prints one JSON document with --json.
-Bad input prints one line on stderr and exits non-zero (2 for usage, 1 for a refused value, something not
-found, or a database that cannot be used); nothing is half written; --debug adds the traceback.
+--db (before or after the command; default: $PIPELINE_DB, else pipeline.db) accepts whatever
+init_db does. The read commands (status, the listings, the show commands, report) change nothing
+at all; only init and migrate create or upgrade a database. Every command that prints data
+(status, stats, queue, digest, the listings, the show and summary commands, config get and list)
+prints one JSON document with --json. Bad input prints one line on stderr and exits non-zero (2 for
+usage, 1 for a refused value, something not found, or a database that cannot be used); nothing is
+half written; --debug adds the traceback.
 """
 import argparse
 import datetime
-import difflib
-import json
 import os
-import re
 import sys
 import traceback
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import peewee
 
 from . import __version__, bot
-from .cli_output import (POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, answered, as_json, compacted, digest_page, dumps,
-                         error_page, errors_table, first_line, listing, one_line, paused_page, plural, queue_page,
-                         review_state, run_document, run_page, run_timings, say, shortened, shown, shown_json, silence,
-                         stats_page, status_page, summary_page, terminal_safe, utf8_output, output_width, wrapped)
+from .cli_output import (EPILOG, POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, Parser, UsageError,
+                         answered, as_json, check_text, commands, compacted, digest_page, dumps,
+                         error_page, errors_table, json_argument, listing, one_line, paused_page,
+                         plural, queue_page, run_document, run_page, run_timings, say, shortened,
+                         shown, shown_json, silence, stats_page, status_page, summary_page,
+                         terminal_safe, unrecognized, utf8_output, wrapped)
+from .cli_output import METAVARS  # noqa: F401  (re-exported: each option's metavar, as documented)
 from .cli_output import table  # noqa: F401  (re-exported: its old home)
 from .db import _is_postgres, db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
@@ -48,56 +51,10 @@ ERRORS_LIMIT = 50
 _MISSING = object()  # config get: no such override
 DB_HELP = ("the database: a file path, :memory:, sqlite:///... or postgresql://... (default: $PIPELINE_DB, "
            f"else {DEFAULT_DB}; now %s); before or after the command")
-EPILOG = ("exit status: 0 done, 1 refused or not found (a bad value, an id that does not exist, or a database that "
-          "is missing, foreign, older or unreadable), 2 usage error, 141 output closed early (e.g. piped into head). "
-          "The read commands (status, the listings, the show commands, config get/list, report) never change the "
-          "database.")
-
-
-class UsageError(Exception):
-    """Bad input on the command line; its message is printed as the one line of output on stderr."""
 
 
 class NotFound(Exception):
     """The id or key named on the command line is not in the database."""
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help, at most 100 columns wide; a subcommand that may be left out in brackets."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=min(output_width(), 100) - 2)
-
-    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
-        if action.nargs == argparse.PARSER and not action.required:  # `errors [show ERROR_ID]`
-            return "[%s]" % self._metavar_formatter(action, default_metavar)(1)
-        return super()._format_args(action, default_metavar)
-
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
-        choice = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
-        if choice:  # a misspelt command or action
-            message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-def did_you_mean(word: str, known: Sequence[str]) -> str:
-    """"; did you mean --json?" when one of `known` is close to the misspelt `word`, else ""."""
-    close = difflib.get_close_matches(word, known, n=1)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
-def unrecognized(command: argparse.ArgumentParser, words: Sequence[str]) -> str:
-    """The error for arguments `command` does not take: the closest option, and its help."""
-    options = [option for action in command._actions for option in action.option_strings]
-    first = next((word for word in words if word.startswith("-")), None)
-    hint = did_you_mean(first.split("=")[0], options) if first else ""
-    return f"unrecognized arguments: {' '.join(words)}{hint} (see {command.prog} --help)"
 
 
 def _number(lowest: int, highest: int) -> Callable[[str], int]:
@@ -191,10 +148,7 @@ def cmd_runs(args: argparse.Namespace) -> str:
     """`runs`: pipeline runs, latest cycle first."""
     _bind_readonly(args.db)
     query = _filtered(PipelineRun, args).order_by(PipelineRun.cycle_start.desc(), PipelineRun.id.desc())
-    return listing(args, ["id", "niche", "cycle_start (UTC)", "status", "current_stage", "worker", "retry_count",
-                          "youtube_video_id", "error_message"], list(query.limit(args.limit)),
-                   lambda r: [r.id, r.niche, r.cycle_start, r.status, r.current_stage, r.worker, r.retry_count,
-                              r.youtube_video_id, first_line(r.error_message)], "no runs")
+    return listing(args, "runs", list(query.limit(args.limit)))
 
 
 def cmd_videos(args: argparse.Namespace) -> str:
@@ -208,20 +162,14 @@ def cmd_videos(args: argparse.Namespace) -> str:
                              + ", ".join(f"{m.name} ({m.value})" for m in Processed))
         query = query.where(DiscoveredVideo.processed == state)
     query = query.order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc())
-    return listing(args, ["id", "video_id", "niche", "viral_score", "processed", "content_id_risk",
-                          "discovered_at (UTC)", "channel_name", "title"], list(query.limit(args.limit)),
-                   lambda v: [v.id, v.video_id, v.niche, v.viral_score, v.processed, v.content_id_risk,
-                              v.discovered_at, v.channel_name, v.title], "no videos")
+    return listing(args, "videos", list(query.limit(args.limit)))
 
 
 def cmd_shorts(args: argparse.Namespace) -> str:
     """`shorts`: rendered shorts, newest first."""
     _bind_readonly(args.db)
     query = _filtered(Short, args).order_by(Short.id.desc())
-    return listing(args, ["id", "pipeline_run_id", "status", "youtube_video_id", "uploaded_at (UTC)", "title"],
-                   list(query.limit(args.limit)),
-                   lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at, s.title],
-                   "no shorts")
+    return listing(args, "shorts", list(query.limit(args.limit)))
 
 
 def cmd_reviews(args: argparse.Namespace) -> str:
@@ -232,11 +180,7 @@ def cmd_reviews(args: argparse.Namespace) -> str:
         answered = (ReviewLog.select().where(ReviewLog.action.is_null(False) & (ReviewLog.action != ReviewAction.hold))
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
         rows += list(answered.limit(args.limit - len(rows)))
-    return listing(args, ["id", "pipeline_run_id", "message_id", "state", "sent_at (UTC)", "responded_at (UTC)",
-                          "reviewer", "response_detail"],
-                   rows, lambda r: [r.id, r.pipeline_run_id, r.message_id, review_state(r), r.sent_at,
-                                    r.responded_at, r.reviewer, first_line(r.response_detail)],
-                   "no open reviews" if args.open else "no reviews")
+    return listing(args, "reviews", rows, "no open reviews" if args.open else None)
 
 
 def _review(key: str, by: Optional[str]) -> ReviewLog:
@@ -311,7 +255,9 @@ def cmd_errors(args: argparse.Namespace) -> str:
         raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
     _bind_readonly(args.db)
     rows = bot.errors(args.limit or ERRORS_LIMIT, unresolved=not args.all, module=args.module)
-    return dumps(rows) if args.json else errors_table(rows, "no errors logged" if args.all else "no unresolved errors")
+    if args.json:
+        return dumps(rows)
+    return errors_table(rows, "no errors logged" if args.all else "no unresolved errors")
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
@@ -364,7 +310,8 @@ def cmd_compact(args: argparse.Namespace) -> str:
 def cmd_config(args: argparse.Namespace) -> str:
     """`config get|set|list`: runtime config overrides."""
     if args.action == "set":
-        value = args.value if args.string else _json(args.value)  # before opening: a refused value needs no database
+        # before opening: a refused value needs no database
+        value = args.value if args.string else json_argument(args.value)
         _bind_for_change(args.db)
         ConfigOverride.set(args.key, value, updated_by=args.by)
         return f"{shown(args.key)} = {shown_json(value)}"
@@ -377,30 +324,13 @@ def cmd_config(args: argparse.Namespace) -> str:
             return dumps(as_json(ConfigOverride.get(ConfigOverride.key == args.key)))
         return shown_json(value)
     rows = list(ConfigOverride.select().order_by(ConfigOverride.key))
-    return listing(args, ["key", "value", "updated_by", "updated_at (UTC)"], rows,
-                   lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at], "no config overrides")
-
-
-def _json(text: str) -> Any:
-    """VALUE of `config set`: its JSON value; text that is not JSON is refused (--string stores text as it is)."""
-    try:
-        return json.loads(text)
-    except RecursionError:  # json.loads gives up on deep nesting this way, not with a ValueError
-        raise ValueError(f"VALUE is JSON nested too deeply to read ({len(text):,} characters): "
-                         "store a flatter value") from None
-    except ValueError as exc:
-        raise ValueError(f"VALUE {shortened(text)!r} is not JSON ({exc}): give --string to store the text "
-                         "as it is (a JSON string is in double quotes: '\"text\"')") from None
+    return listing(args, "config", rows)
 
 
 def cmd_analytics(args: argparse.Namespace) -> str:
     """`analytics`: the latest snapshot of each video, most viewed first."""
     _bind_readonly(args.db)
-    return listing(args, ["youtube_video_id", "measured_at (UTC)", "view_count", "like_count", "comment_count",
-                          "click_through_rate", "subscriber_gain", "estimated_revenue_usd"], Analytics.top(args.top),
-                   lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count, a.comment_count,
-                              a.click_through_rate, a.subscriber_gain, a.estimated_revenue_usd],
-                   "no analytics snapshots")
+    return listing(args, "analytics", list(Analytics.top(args.top)))
 
 
 def cmd_report(args: argparse.Namespace) -> str:
@@ -436,15 +366,10 @@ def cmd_demo(args: argparse.Namespace) -> str:
     return ""
 
 
-DEMO_HELP = ("simulate the whole pipeline on an embedded SQLite file (or a PostgreSQL database), then "
-             "show its status")
+DEMO_HELP = ("simulate the whole pipeline on an embedded SQLite file (or a PostgreSQL database), "
+             "then show its status")
 DEMO_DB = "pipeline-demo.db"
 DEBUG_HELP = "on an error, also print its traceback (for a bug report; passwords are redacted)"
-# Each option's metavar, as the docs write it (tests/test_cli_help.py holds every command to it).
-METAVARS = {"--db": "TARGET", "--limit": "N", "--top": "N", "--videos": "N", "--niches": "N",
-            "--days": "N", "--older-than": "DAYS", "--since": "SINCE", "--status": "STATUS",
-            "--niche": "NICHE", "--processed": "STATE", "--by": "NAME", "--reviewer": "NAME",
-            "--module": "MODULE", "--detail": "TEXT", "--output": "FILE"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -459,44 +384,50 @@ def parser() -> argparse.ArgumentParser:
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true",
                          help="print one JSON document (timestamps ISO 8601 UTC)")
-    top = _Parser(prog=PROG, description="Look at and steer a short-video pipeline database.",
+    top = Parser(prog=PROG, description="Look at and steer a short-video pipeline database.",
                   epilog=EPILOG, parents=[common])
     top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     top.set_defaults(command_parser=top)
-    sub = top.add_subparsers(dest="command", metavar="command", required=True, parser_class=_Parser)
+    sub = top.add_subparsers(dest="command", metavar="command", required=True, parser_class=Parser)
 
     def add(parent: Any, name: str, func: Optional[Callable[[argparse.Namespace], str]], help: str,
-            output: Optional[str] = "message", listed: bool = True,
+            prints: Optional[str] = "message", listed: bool = True,
             **defaults: Any) -> argparse.ArgumentParser:
-        # output: what it prints ("data" takes --json; "message", one line of what it did; "file").
+        # prints: "data" (takes --json), "message" (what it did, wrapped) or "file" (report, demo).
         # Not listed: argparse lists a subcommand given a help= under its parent's own line.
-        p = parent.add_parser(name, parents=[common] + ([as_json] if output == "data" else []),
+        p = parent.add_parser(name, parents=[common] + ([as_json] if prints == "data" else []),
                               description=help, **({"help": help} if listed else {}))
-        p.set_defaults(func=func, default_db=None, output=output, command_parser=p, **defaults)
+        p.set_defaults(func=func, default_db=None, prints=prints, command_parser=p, **defaults)
         return p
 
-    def filters(p: argparse.ArgumentParser, what: str, enum_: Any = None, niche: bool = True) -> None:
+    def filters(p: argparse.ArgumentParser, what: str, enum_: Any = None,
+                niche: bool = True) -> None:
         if enum_ is not None:
             p.add_argument("--status", metavar="STATUS", help=f"only {what} in this status ("
                            + ", ".join(s.value for s in enum_) + ")")
         if niche:
-            p.add_argument("--niche", metavar="NICHE", help=f"only the {what} of this niche, e.g. gaming")
-        p.add_argument("--limit", type=_count, default=20, metavar="N", help="at most N (default 20)")
+            p.add_argument("--niche", metavar="NICHE",
+                           help=f"only the {what} of this niche, e.g. gaming")
+        p.add_argument("--limit", type=_count, default=20, metavar="N",
+                       help="at most N (default 20)")
 
-    add(sub, "init", cmd_init, "create the database or upgrade its schema, and say what was applied")
+    add(sub, "init", cmd_init,
+        "create the database or upgrade its schema, and say what was applied")
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
     since = ("a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset; "
              "default: %s")
     for name, query, page, what, hours in (
-            ("status", bot.status, status_page, "per niche: runs by status, the running and the next "
-                                                "run, paused or not; the concurrency cap", None),
-            ("stats", bot.stats, stats_page, "per niche: uploads since SINCE, their views, errors", 24),
-            ("queue", bot.queue, queue_page, "reviews awaiting an answer and held ones, with their age",
-             None),
+            ("status", bot.status, status_page, "per niche: runs by status, the running and the "
+             "next run, paused or not; the concurrency cap", None),
+            ("stats", bot.stats, stats_page,
+             "per niche: uploads since SINCE, their views, errors", 24),
+            ("queue", bot.queue, queue_page,
+             "reviews awaiting an answer and held ones, with their age", None),
             ("digest", bot.digest, digest_page, "since SINCE: runs uploaded and failed, videos "
-                                                "uploaded, pending review, the top video", 6)):
+             "uploaded, pending review, the top video", 6)):
         p = add(sub, name, cmd_status, what, "data", page=page,
-                query=(lambda args, q=query: q(args.since)) if hours else (lambda args, q=query: q()))
+                query=(lambda args, q=query: q(args.since)) if hours
+                else (lambda args, q=query: q()))
         if hours:
             p.add_argument("--since", type=_since, default=datetime.timedelta(hours=hours),
                            metavar="SINCE", help=since % f"{hours}h")
@@ -509,7 +440,7 @@ def parser() -> argparse.ArgumentParser:
                 "first", "data"), "runs", RunStatus)
     runs = add(sub, "run", None, "one run: in full (run show RUN_ID), or what its review message "
                "shows (run summary RUN_ID)", None).add_subparsers(
-        dest="action", metavar="action", required=True, parser_class=_Parser)
+        dest="action", metavar="action", required=True, parser_class=Parser)
     for name, what in (("show", "one run with its ranked clips (and their videos), artefacts, "
                                 "reviews, errors and timings"),
                        ("summary", "what its review message shows: its clips by rank (title, "
@@ -527,7 +458,7 @@ def parser() -> argparse.ArgumentParser:
     filters(p, "reviews", niche=False)
     answers = add(sub, "review", None, "answer a review as the chat bot would (review answer)",
                   None).add_subparsers(dest="action_word", metavar="action", required=True,
-                                       parser_class=_Parser)
+                                       parser_class=Parser)
     p = add(answers, "answer", cmd_review, "answer a review as the chat bot would; the same answer "
             "again changes nothing")
     p.add_argument("review", metavar="MESSAGE_ID|REVIEW_ID", help="the chat message id of the "
@@ -543,13 +474,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", metavar="TEXT",
                    help="the whole response_detail instead of DETAIL, e.g. 'skip 4,7'")
     p.add_argument("--reviewer", metavar="NAME", default="cli", help="who answered (default: cli)")
-    p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show ERROR_ID: "
-            "one in full", "data", action=None)
+    p = add(sub, "errors", cmd_errors, "list unresolved errors, newest first; errors show "
+            "ERROR_ID: one in full", "data", action=None)
     p.add_argument("--module", metavar="MODULE", help="only this module's errors")
     p.add_argument("--all", action="store_true", help="resolved ones too")
     # No default here: `errors show` refuses a --limit given before it, so it must know whether one was.
     p.add_argument("--limit", type=_count, metavar="N", help=f"at most N (default {ERRORS_LIMIT})")
-    shows = p.add_subparsers(dest="action", metavar="show ERROR_ID", parser_class=_Parser,
+    shows = p.add_subparsers(dest="action", metavar="show ERROR_ID", parser_class=Parser,
                              help="one error in full, with its stack trace")
     add(shows, "show", cmd_errors, "one error in full, with its stack trace", "data", listed=False
         ).add_argument("error_id", type=_count, metavar="ERROR_ID")
@@ -557,18 +488,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("error_id", type=_count, metavar="ERROR_ID")
     p = add(sub, "retry", cmd_retry, "queue a failed run again")
     p.add_argument("run_id", type=_count, metavar="RUN_ID")
-    p = add(sub, "compact", cmd_compact, "thin analytics older than the cut-off to one snapshot per "
-            "video per UTC day (growth from any UTC midnight unchanged)")
+    p = add(sub, "compact", cmd_compact, "thin analytics older than the cut-off to one snapshot "
+            "per video per UTC day (growth from any UTC midnight unchanged)")
     p.add_argument("--older-than", type=_number(1, 36500), metavar="DAYS",
-                   help="keep every snapshot of the last DAYS days (the cut-off is rounded down to a "
-                        f"UTC midnight); default: config {Analytics.COMPACT_AFTER_KEY}, else "
-                        f"{Analytics.COMPACT_AFTER.days}")
+                   help="keep every snapshot of the last DAYS days (the cut-off is rounded down "
+                        f"to a UTC midnight); default: config {Analytics.COMPACT_AFTER_KEY}, "
+                        f"else {Analytics.COMPACT_AFTER.days}")
     p.add_argument("--vacuum", action="store_true",
-                   help="then VACUUM: on SQLite shrink the file (writers wait meanwhile; needs free "
-                        "disk the size of the file), on PostgreSQL make the space reusable")
+                   help="then VACUUM: on SQLite shrink the file (writers wait meanwhile; needs "
+                        "free disk the size of the file), on PostgreSQL make the space reusable")
     actions = add(sub, "config", None, "read and write runtime config overrides", None
                   ).add_subparsers(dest="action", metavar="action", required=True,
-                                   parser_class=_Parser)
+                                   parser_class=Parser)
     add(actions, "get", cmd_config, "print one value as JSON (a password in it as ***)", "data"
         ).add_argument("key", metavar="KEY")
     setter = add(actions, "set", cmd_config, "store a JSON value (or text, with --string)")
@@ -581,27 +512,32 @@ def parser() -> argparse.ArgumentParser:
     add(actions, "list", cmd_config, "every override", "data")
     p = add(sub, "analytics", cmd_analytics, "latest snapshot of each video, most viewed first",
             "data")
-    p.add_argument("--top", type=_count, default=20, metavar="N", help="at most N videos (default 20)")
-    p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser (needs "
-            "the report extra)", "file")
+    p.add_argument("--top", type=_count, default=20, metavar="N",
+                   help="at most N videos (default 20)")
+    p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser "
+            "(needs the report extra)", "file")
     p.add_argument("-o", "--output", default="report.html", metavar="FILE",
                    help="the file to write, - for stdout (default: %(default)s)")
     p.add_argument("--top", type=_number(1, 100), default=10, metavar="N",
                    help="view curves of N shorts (default 10)")
-    # The demo's database is never $PIPELINE_DB: it must not write simulated data where the pipeline's lives.
+    # The demo's database is never $PIPELINE_DB: it must not write simulated data where the
+    # pipeline's lives.
     p = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP)
-    p.set_defaults(func=cmd_demo, default_db=DEMO_DB, output="file", command_parser=p)
+    p.set_defaults(func=cmd_demo, default_db=DEMO_DB, prints="file", command_parser=p)
     p.add_argument("--db", default=argparse.SUPPRESS, metavar="TARGET",
-                   help="a new SQLite file or URL, an empty PostgreSQL database (postgresql://...), or one an "
-                        f"earlier demo made, which is made anew; anything else is refused (default: {DEMO_DB})")
+                   help="a new SQLite file or URL, an empty PostgreSQL database "
+                        "(postgresql://...), or one an earlier demo made, which is made anew; "
+                        "anything else is refused "
+                        f"(default: {DEMO_DB})")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     p.add_argument("--videos", type=_number(1, MAX_DEMO_VIDEOS), default=12, metavar="N",
-                   help=f"candidates discovered per niche per cycle, 1 to {MAX_DEMO_VIDEOS} (default 12: 288 videos)")
+                   help=f"candidates discovered per niche per cycle, 1 to {MAX_DEMO_VIDEOS} "
+                        "(default 12: 288 videos)")
     return top
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    """Parse the command line; --db falls back to the command's default ($PIPELINE_DB, else pipeline.db)."""
+    """Parse the command line; --db defaults to the command's ($PIPELINE_DB, else pipeline.db)."""
     args, unknown = parser().parse_known_args(argv)
     if unknown:  # found by the top parser, but the command's help is the one to read
         raise UsageError(unrecognized(args.command_parser, unknown))
@@ -610,13 +546,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def _check_text(argv: Sequence[str]) -> None:
-    """Refuse an argument that is not valid text (bytes that are not UTF-8 reach Python as lone surrogates)."""
-    for arg in argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError(f"argument {shortened(ascii(arg))} is not valid UTF-8 text: give it in UTF-8") from None
+def help_texts() -> Dict[str, str]:
+    """Each command's --help by its full name, in the order of `pipeline-models --help`."""
+    return {name: command.format_help() for name, command in commands(parser()).items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -633,10 +565,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return status
 
     try:
-        _check_text(argv)
+        check_text(argv)
         args = parse(argv)
         output = args.func(args)
-        if output and args.output != "data":  # tables and documents keep their lines
+        if output and args.prints != "data":  # tables and documents keep their lines
             output = wrapped(output)
         if output:
             print(terminal_safe(output), flush=True)  # flushed here: a closed pipe fails inside this try

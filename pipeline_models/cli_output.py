@@ -1,13 +1,18 @@
 """What the command line prints: aligned tables, JSON documents, and text made safe for a terminal.
 
-Also the streams it prints to: UTF-8 whatever the locale, and a reader that goes away (`| head`) is not an error.
-Nothing here reads the database; every value shown passes through redact(), so no password is printed.
+Also how it reads its arguments (help at most 100 columns wide; a usage error is one line naming the
+closest option and the command's help; text that is not UTF-8 refused), and the streams it prints
+to: UTF-8 whatever the locale, and a reader that goes away (`| head`) is not an error. Nothing here
+reads the database; every value shown passes through redact(), so no password is printed.
 """
+import argparse
 import codecs
 import datetime
+import difflib
 import enum
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
@@ -17,6 +22,101 @@ import peewee
 
 from .db import redact
 from .fields import UTC
+
+
+# The top level's help ends with it (only the top level's: one place to read it).
+EPILOG = ("exit status: 0 done, 1 refused or not found (a bad value, an id that does not exist, "
+          "or a database that is missing, foreign, older or unreadable), 2 usage error, 141 output "
+          "closed early (e.g. piped into head). The read commands (status, the listings, the show "
+          "commands, config get/list, report) never change the database.")
+# Each option's metavar, as the docs write it (tests/test_cli_help.py holds every command to it).
+METAVARS = {"--db": "TARGET", "--limit": "N", "--top": "N", "--videos": "N", "--niches": "N",
+            "--days": "N", "--older-than": "DAYS", "--since": "SINCE", "--status": "STATUS",
+            "--niche": "NICHE", "--processed": "STATE", "--by": "NAME", "--reviewer": "NAME",
+            "--module": "MODULE", "--detail": "TEXT", "--output": "FILE"}
+
+
+class UsageError(Exception):
+    """Bad input on the command line; its message is printed as the one line of output on stderr."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, at most 100 columns wide; a subcommand that may be left out in brackets."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=min(output_width(), 100) - 2)
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if action.nargs == argparse.PARSER and not action.required:  # `errors [show ERROR_ID]`
+            return "[%s]" % self._metavar_formatter(action, default_metavar)(1)
+        return super()._format_args(action, default_metavar)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line naming the command's help (a UsageError)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        choice = re.search(r"invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if choice:  # a misspelt command or action
+            message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """The hint "; did you mean --json?" when one of `known` is close to the misspelt `word`."""
+    close = difflib.get_close_matches(word, known, n=3)
+    # Two letters swapped ("stauts") beat one left out: difflib alone would say stats.
+    close.sort(key=lambda name: sorted(name) != sorted(word))
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def unrecognized(command: argparse.ArgumentParser, words: Sequence[str]) -> str:
+    """The error for arguments `command` does not take: the closest option, and its help."""
+    options = [option for action in command._actions for option in action.option_strings]
+    first = next((word for word in words if word.startswith("-")), None)
+    hint = did_you_mean(first.split("=")[0], options) if first else ""
+    return f"unrecognized arguments: {' '.join(words)}{hint} (see {command.prog} --help)"
+
+
+def commands(top: argparse.ArgumentParser) -> Dict[str, argparse.ArgumentParser]:
+    """Every command's parser under `top` by its full name, each before its subcommands."""
+    found, todo = {}, [top]
+    while todo:
+        current = todo.pop(0)
+        found[current.prog] = current
+        # argparse keeps a command's subcommands in the choices of its one PARSER argument
+        subcommands = [a.choices.values() for a in current._actions if a.nargs == argparse.PARSER]
+        todo[:0] = [command for choices in subcommands for command in choices]
+    return found
+
+
+def check_text(argv: Sequence[str]) -> None:
+    """Refuse an argument that is not valid text (bytes that are not UTF-8 reach Python as lone
+    surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"argument {shortened(ascii(arg))} is not valid UTF-8 text: "
+                             "give it in UTF-8") from None
+
+
+def json_argument(text: str) -> Any:
+    """VALUE of `config set`: its JSON value; text that is not JSON is refused (--string stores
+    text as it is)."""
+    try:
+        return json.loads(text)
+    except RecursionError:  # json.loads gives up on deep nesting this way, not with a ValueError
+        raise ValueError(f"VALUE is JSON nested too deeply to read ({len(text):,} characters): "
+                         "store a flatter value") from None
+    except ValueError as exc:
+        raise ValueError(f"VALUE {shortened(text)!r} is not JSON ({exc}): give --string to store "
+                         "the text as it is (a JSON string is in double quotes: '\"text\"')"
+                         ) from None
 
 
 def shortened(text: str, limit: int = 40) -> str:
@@ -142,13 +242,43 @@ def as_json(row: peewee.Model, **extra: Any) -> Dict[str, Any]:
     return document
 
 
-def listing(args: Any, headers: Sequence[str], rows: Sequence[peewee.Model], cells: Any,
-            empty: str) -> str:
-    """A listing: a table of `cells(row)` under `headers` (`empty` if no row), or with `args.json`
-    every row's columns."""
+# Each listing's table: (what it says when empty, its headers, the cells of a row). A column is
+# named as its field everywhere (a time with " (UTC)"), here, in run show and in the bot's pages.
+LISTINGS = {
+    "runs": ("no runs", ["id", "niche", "cycle_start (UTC)", "status", "current_stage", "worker",
+                         "retry_count", "youtube_video_id", "error_message"],
+             lambda r: [r.id, r.niche, r.cycle_start, r.status, r.current_stage, r.worker,
+                        r.retry_count, r.youtube_video_id, first_line(r.error_message)]),
+    "videos": ("no videos", ["id", "video_id", "niche", "viral_score", "processed",
+                             "content_id_risk", "discovered_at (UTC)", "channel_name", "title"],
+               lambda v: [v.id, v.video_id, v.niche, v.viral_score, v.processed, v.content_id_risk,
+                          v.discovered_at, v.channel_name, v.title]),
+    "shorts": ("no shorts", ["id", "pipeline_run_id", "status", "youtube_video_id",
+                             "uploaded_at (UTC)", "title"],
+               lambda s: [s.id, s.pipeline_run_id, s.status, s.youtube_video_id, s.uploaded_at,
+                          s.title]),
+    "reviews": ("no reviews", ["id", "pipeline_run_id", "message_id", "state", "sent_at (UTC)",
+                               "responded_at (UTC)", "reviewer", "response_detail"],
+                lambda r: [r.id, r.pipeline_run_id, r.message_id, review_state(r), r.sent_at,
+                           r.responded_at, r.reviewer, first_line(r.response_detail)]),
+    "config": ("no config overrides", ["key", "value", "updated_by", "updated_at (UTC)"],
+               lambda c: [c.key, shown_json(c.value), c.updated_by, c.updated_at]),
+    "analytics": ("no analytics snapshots", ["youtube_video_id", "measured_at (UTC)", "view_count",
+                                             "like_count", "comment_count", "click_through_rate",
+                                             "subscriber_gain", "estimated_revenue_usd"],
+                  lambda a: [a.youtube_video_id, a.measured_at, a.view_count, a.like_count,
+                             a.comment_count, a.click_through_rate, a.subscriber_gain,
+                             a.estimated_revenue_usd]),
+}
+
+
+def listing(args: Any, name: str, rows: Sequence[peewee.Model], empty: Optional[str] = None) -> str:
+    """The listing `name` (LISTINGS): a table, what it says when there is no row (`empty` if given),
+    or with `args.json` every row's columns."""
     if args.json:
         return dumps([as_json(row) for row in rows])
-    return table(headers, [cells(row) for row in rows]) if rows else empty
+    said, headers, cells = LISTINGS[name]
+    return table(headers, [cells(row) for row in rows]) if rows else (empty or said)
 
 
 def output_width() -> int:
@@ -211,7 +341,7 @@ def run_page(run: Any, parts: Dict[str, Sequence[Any]], timings: Dict[str, Optio
                  ["video_file_path", run.video_file_path],
                  ["video_duration_seconds", duration(run.video_duration_seconds)],
                  ["youtube_video_id", run.youtube_video_id], ["youtube_url", run.youtube_url],
-                 # the timings as `run show --json` names them: queued, ran (the last attempt), in all
+                 # as `run show --json` names them: queued, ran (the last attempt), in all
                  *[[key, duration(timings[key])] for key in timings]])]
     for name, rows in parts.items():
         headers, cells = RUN_SECTIONS[name]
@@ -354,8 +484,8 @@ def status_page(document: Dict[str, Any]) -> str:
         rows.append([niche, entry["paused"], *entry["runs"].values(), upcoming.get("id"),
                      _when(upcoming.get("cycle_start")), due or None])
     statuses = list(next(iter(niches.values()))["runs"]) if niches else []
-    lines = [table(["niche", "paused", *statuses, "next run", "next cycle_start (UTC)", "due"], rows)
-             if rows
+    headers = ["niche", "paused", *statuses, "next run", "next cycle_start (UTC)", "due"]
+    lines = [table(headers, rows) if rows
              else "no niches yet: no runs, videos or paused channels"]
     running = [(niche, run) for niche, entry in niches.items() for run in entry["running"]]
     if running:
@@ -389,10 +519,11 @@ def queue_page(document: Dict[str, Any]) -> str:
     if not reviews:
         return "nothing awaits review"
     rows = [[r["review_id"], r["run_id"], r["niche"], _when(r["cycle_start"]), _when(r["sent_at"]),
-             duration(r["age_seconds"]), ("auto-held" if r["auto_held"] else "held") if r["held"] else "open",
+             duration(r["age_seconds"]),
+             ("auto-held" if r["auto_held"] else "held") if r["held"] else "open",
              _when(r["reminded_at"])] for r in reviews]
-    return (table(["id", "pipeline_run_id", "niche", "cycle_start (UTC)", "sent_at (UTC)", "waiting",
-                   "state", "reminded_at (UTC)"], rows)
+    return (table(["id", "pipeline_run_id", "niche", "cycle_start (UTC)", "sent_at (UTC)",
+                   "waiting", "state", "reminded_at (UTC)"], rows)
             + f"\n\n{document['awaiting']:,} awaiting an answer, {document['held']:,} held")
 
 

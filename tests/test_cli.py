@@ -89,6 +89,39 @@ def test_init_and_migrate_say_what_was_applied(fresh_target, cli):
     assert status == 0 and "nothing to apply" in " ".join(out.split())
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["runs"], "no runs"), (["videos"], "no videos"), (["shorts"], "no shorts"),
+    (["reviews"], "no reviews"), (["reviews", "--open"], "no open reviews"),
+    (["errors"], "no unresolved errors"),
+    (["errors", "--all"], "no errors logged"), (["config", "list"], "no config overrides"),
+    (["analytics"], "no analytics snapshots")])
+def test_an_empty_listing_says_so_and_its_json_is_an_empty_list(fresh_target, cli, argv, said):
+    pm.init_db(fresh_target)
+    pm.db.obj.close()
+    pm.db.initialize(None)
+    assert cli(*argv, "--db", fresh_target) == (0, said + "\n", "")
+    assert cli(*argv, "--json", "--db", fresh_target) == (0, "[]\n", "")
+
+
+def test_messages_wrap_at_the_terminal_width_else_100(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = "a-long-file-name-" * 3 + ".db"  # kept whole on its line
+    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal (captured): 100 columns
+    status, out, _ = cli("init", "--db", target)
+    lines = out.splitlines()
+    assert status == 0 and len(lines) > 1 and max(map(len, lines)) <= 100
+    assert lines[0].startswith(target)
+    assert all(line.startswith("  ") for line in lines[1:])  # a continuation is indented
+    assert " ".join(out.split()) == f"{target}: applied {MIGRATIONS}"
+    monkeypatch.setenv("COLUMNS", "60")  # read first by shutil.get_terminal_size, as a terminal
+    status, out, _ = cli("pause", "cooking", "--db", target)
+    assert status == 0 and len(out.splitlines()) == 3 and max(map(len, out.splitlines())) <= 60
+    monkeypatch.setenv("COLUMNS", "300")
+    status, out, _ = cli("resume", "cooking", "--db", target)  # short enough: one line
+    assert (status, out) == (0, "cooking resumed: its runs are claimed again; no run or video has "
+                                "the niche cooking yet\n")
+
+
 def test_db_defaults_to_the_environment_then_pipeline_db(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PIPELINE_DB", raising=False)
@@ -121,8 +154,8 @@ def test_status(dbfile, cli):
 def test_runs_lists_and_filters(dbfile, cli):
     status, out, _ = cli("runs", "--db", dbfile)
     assert status == 0 and out.splitlines()[0].split() == [
-        "id", "niche", "cycle_start", "(UTC)", "status", "current_stage", "worker", "retry_count", "youtube_video_id",
-        "error_message"]
+        "id", "niche", "cycle_start", "(UTC)", "status", "current_stage", "worker", "retry_count",
+        "youtube_video_id", "error_message"]
     assert ids(out) == [2, 3, 1]  # the latest cycle first: gaming 06:30, sports 01:00, gaming 00:30
     assert out.splitlines()[3].split()[:6] == ["1", "gaming", "2026-01-01", "00:30", "review", "review"]
     status, out, _ = cli("runs", "--db", dbfile, "--status", "review")
@@ -141,8 +174,9 @@ def test_runs_lists_and_filters(dbfile, cli):
 def test_videos_lists_and_filters(dbfile, cli):
     status, out, _ = cli("videos", "--db", dbfile)
     lines = out.splitlines()
-    assert status == 0 and lines[0].split() == ["id", "video_id", "niche", "viral_score", "processed",
-                                                "content_id_risk", "discovered_at", "(UTC)", "channel_name", "title"]
+    assert status == 0 and lines[0].split() == [
+        "id", "video_id", "niche", "viral_score", "processed", "content_id_risk", "discovered_at",
+        "(UTC)", "channel_name", "title"]
     assert ids(out) == [4, 3, 2, 1]  # newest first
     # processed by its name, not the pipeline's number; the risk by its value.
     assert lines[2].split()[:6] == ["3", "v2", "gaming", "2.00", "used", "unknown"]

@@ -322,8 +322,9 @@ def test_read_commands_as_text(dbfile):
     assert page.startswith("run 1: uploaded, gaming, the cycle 2026-01-01 00:30 to 2026-01-01 06:30 UTC\n")
     assert "  youtube_video_id        yt-long\n" in page and "  retry_count             0\n" in page
     clips = page.split("\nclips:\n")[1].split("\n\n")[0].splitlines()
-    assert clips[0].split() == ["rank_position", "id", "video_id", "title", "channel_name", "start_time_seconds",
-                                "clip_duration_seconds", "content_id_risk", "dropped_at", "(UTC)"]
+    assert clips[0].split() == ["rank_position", "id", "video_id", "title", "channel_name",
+                                "start_time_seconds", "clip_duration_seconds", "content_id_risk",
+                                "dropped_at", "(UTC)"]
     assert [line.split() for line in clips[1:]] == [
         [str(rank), str(rank), f"vid{rank - 1}", "Video", str(rank - 1), "Creator", str(rank - 1), "10.00", "18.00",
          risk, "-"] for rank, risk in ((1, "low"), (2, "high"), (3, "medium"))]
@@ -430,8 +431,8 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
     path = fresh_target
     retried = pipeline("retry", run.id, "--db", path)
     assert (retried[0], unwrapped(retried[1])) == (
-        0, f"run {run.id} queued again, its retries counted afresh (it failed: RuntimeError: could not "
-           "connect to postgresql://u:***@127.0.0.1:1/x (refused))")
+        0, f"run {run.id} queued again, its retries counted afresh (it failed: RuntimeError: "
+           "could not connect to postgresql://u:***@127.0.0.1:1/x (refused))")
     resolved = pipeline("resolve", error.id, "--db", path)
     assert resolved[:2] == (0, f"error {error.id} (postgresql://u:***@db/x: RuntimeError) resolved\n")
     url = "postgresql://u:secret@127.0.0.1:1/x"
@@ -576,9 +577,9 @@ def test_review_usage_line_can_be_copied(copy):
     status, out, _ = pipeline("review", "answer", "--help")
     usage = " ".join(out.split("\n\n")[0].split())  # argparse's own, wrapped
     assert status == 0 and usage == (
-        "usage: pipeline-models review answer [-h] [--db TARGET] [--debug] [--by-message-id | --by-review-id] "
-        "[--detail TEXT] [--reviewer NAME] MESSAGE_ID|REVIEW_ID {approve,reject,hold,skip,redo_script} "
-        "[DETAIL ...]"), usage
+        "usage: pipeline-models review answer [-h] [--db TARGET] [--debug] "
+        "[--by-message-id | --by-review-id] [--detail TEXT] [--reviewer NAME] MESSAGE_ID|REVIEW_ID "
+        "{approve,reject,hold,skip,redo_script} [DETAIL ...]"), usage
     words = usage.split()[1:4] + ["chat:2", "skip", "1,3"]  # the command as the usage line spells it, filled in
     assert pipeline(*words[1:], "--db", copy)[:2] == (
         0, "review 2 answered skip 1,3: run 2 is now pending at stage render\n")
@@ -628,7 +629,8 @@ def test_write_commands_as_an_operator_runs_them(fresh_target):
     status, out, _ = pipeline("init", "--db", path)
     assert status == 0 and "applied 0001_original_tables" in unwrapped(out)
     assert unwrapped(out).endswith(", 0007_pipeline_tables, 0008_cycle")
-    assert unwrapped(pipeline("migrate", "--db", path)[1]).endswith(": schema up to date, nothing to apply")
+    migrated = unwrapped(pipeline("migrate", "--db", path)[1])
+    assert migrated.endswith(": schema up to date, nothing to apply")
     run, error = failed_run_and_error(path, "render crashed", RuntimeError("quota"), "uploader")
     assert pipeline("retry", run.id, "--db", path)[:2] == (
         0, f"run {run.id} queued again, its retries counted afresh (it failed: render crashed)\n")
