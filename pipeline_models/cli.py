@@ -500,8 +500,8 @@ def parser() -> argparse.ArgumentParser:
     actions = add(sub, "config", None, "read and write runtime config overrides", None
                   ).add_subparsers(dest="action", metavar="action", required=True,
                                    parser_class=Parser)
-    add(actions, "get", cmd_config, "print one value as JSON (a password in it as ***)", "data"
-        ).add_argument("key", metavar="KEY")
+    add(actions, "get", cmd_config, "print one value as JSON (a password in it as ***); with "
+        "--json, the override's row", "data").add_argument("key", metavar="KEY")
     setter = add(actions, "set", cmd_config, "store a JSON value (or text, with --string)")
     setter.add_argument("key", metavar="KEY")
     setter.add_argument("value", metavar="VALUE",

@@ -77,8 +77,10 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
 def unrecognized(command: argparse.ArgumentParser, words: Sequence[str]) -> str:
     """The error for arguments `command` does not take: the closest option, and its help."""
     options = [option for action in command._actions for option in action.option_strings]
-    first = next((word for word in words if word.startswith("-")), None)
-    hint = did_you_mean(first.split("=")[0], options) if first else ""
+    first = next((word.split("=")[0] for word in words if word.startswith("-")), None)
+    hint = did_you_mean(first, options) if first else ""
+    if first in options:  # given before the command's name, where the top level reads options
+        hint = f"; give {first} after {command.prog}"
     return f"unrecognized arguments: {' '.join(words)}{hint} (see {command.prog} --help)"
 
 

@@ -160,6 +160,9 @@ def test_every_data_command_prints_json(dbfile, capsys):
     (["config", "lst"], "did you mean list? (see pipeline-models config --help)"),
     (["run", "shwo", "1"], "did you mean show? (see pipeline-models run --help)"),
     (["runs", "--zzz"], "unrecognized arguments: --zzz (see pipeline-models runs --help)"),
+    (["--json", "status"], "unrecognized arguments: --json; give --json after pipeline-models status "
+                           "(see pipeline-models status --help)"),
+    (["run", "--json", "show", "1"], "give --json after pipeline-models run show (see "),
 ])
 def test_a_misspelt_option_or_command_names_the_closest_and_its_help(tmp_path, monkeypatch, capsys,
                                                                      argv, said):
