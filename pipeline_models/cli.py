@@ -255,9 +255,8 @@ def cmd_errors(args: argparse.Namespace) -> str:
         raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
     _bind_readonly(args.db)
     rows = bot.errors(args.limit or ERRORS_LIMIT, unresolved=not args.all, module=args.module)
-    if args.json:
-        return dumps(rows)
-    return errors_table(rows, "no errors logged" if args.all else "no unresolved errors")
+    empty = "no errors logged" if args.all else "no unresolved errors"
+    return dumps(rows) if args.json else errors_table(rows, empty)
 
 
 def cmd_resolve(args: argparse.Namespace) -> str:
@@ -382,7 +381,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--db", default=argparse.SUPPRESS, metavar="TARGET", help=DB_HELP % now)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true",
+    as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS,  # as --db's
                          help="print one JSON document (timestamps ISO 8601 UTC)")
     top = Parser(prog=PROG, description="Look at and steer a short-video pipeline database.",
                   epilog=EPILOG, parents=[common])
@@ -543,6 +542,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         raise UsageError(unrecognized(args.command_parser, unknown))
     if "db" not in args:
         args.db = args.default_db or os.environ.get("PIPELINE_DB") or DEFAULT_DB
+    args.json = "json" in args  # given before a subcommand (errors --json show 1) or after it
     return args
 
 

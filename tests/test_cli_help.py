@@ -146,6 +146,9 @@ def test_every_data_command_prints_json(dbfile, capsys):
     assert cli.main(["config", "get", values["KEY"], "--json", "--db", dbfile]) == 0
     document = json.loads(capsys.readouterr().out)
     assert (document["key"], document["value"]) == (values["KEY"], 3) and "updated_at" in document
+    for argv in (["errors", "--json", "show", "1"], ["errors", "show", "1", "--json"]):  # either place
+        assert cli.main([*argv, "--db", dbfile]) == 0
+        assert json.loads(capsys.readouterr().out)["error_message"] == "boom"
 
 
 @pytest.mark.parametrize("argv, said", [
@@ -160,8 +163,8 @@ def test_every_data_command_prints_json(dbfile, capsys):
     (["config", "lst"], "did you mean list? (see pipeline-models config --help)"),
     (["run", "shwo", "1"], "did you mean show? (see pipeline-models run --help)"),
     (["runs", "--zzz"], "unrecognized arguments: --zzz (see pipeline-models runs --help)"),
-    (["--json", "status"], "unrecognized arguments: --json; give --json after pipeline-models status "
-                           "(see pipeline-models status --help)"),
+    (["--json", "status"], "unrecognized arguments: --json; give --json after "
+                           "pipeline-models status (see pipeline-models status --help)"),
     (["run", "--json", "show", "1"], "give --json after pipeline-models run show (see "),
 ])
 def test_a_misspelt_option_or_command_names_the_closest_and_its_help(tmp_path, monkeypatch, capsys,
