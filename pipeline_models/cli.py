@@ -384,7 +384,7 @@ def parser() -> argparse.ArgumentParser:
     as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS,  # as --db's
                          help="print one JSON document (timestamps ISO 8601 UTC)")
     top = Parser(prog=PROG, description="Look at and steer a short-video pipeline database.",
-                  epilog=EPILOG, parents=[common])
+                 epilog=EPILOG, parents=[common])
     top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     top.set_defaults(command_parser=top)
     sub = top.add_subparsers(dest="command", metavar="command", required=True, parser_class=Parser)
