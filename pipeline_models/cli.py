@@ -49,8 +49,8 @@ MAX_DEMO_VIDEOS = 100
 DEFAULT_DB = "pipeline.db"
 ERRORS_LIMIT = 50
 _MISSING = object()  # config get: no such override
-DB_HELP = ("the database: a file path, :memory:, sqlite:///... or postgresql://... (default: $PIPELINE_DB, "
-           f"else {DEFAULT_DB}; now %s); before or after the command")
+DB_HELP = ("the database: a file path, :memory:, sqlite:///... or postgresql://... (default: "
+           f"$PIPELINE_DB, else {DEFAULT_DB}; now %s); before or after the command")
 
 
 class NotFound(Exception):
@@ -75,16 +75,16 @@ _count = _number(1, MAX_NUMBER)
 
 
 def _bind_readonly(target: str) -> None:
-    """Bind `target` for reading: an up-to-date pipeline database, left exactly as it was (not even a -wal file)."""
+    """Bind `target` for reading: an up-to-date pipeline database, left as it was (no -wal file)."""
     init_db(target, readonly=True)
 
 
 def _bind_for_change(target: str) -> None:
-    """Bind `target` for a change: an existing, up-to-date pipeline database, never a new or foreign one."""
-    # Checked read-only first, which refuses an older pipeline database rather than migrating it: init_db alone
-    # would add the pipeline tables to another application's database (a PostgreSQL one is never "missing"),
-    # and upgrading the schema under the workers of the older release is for the operator to decide, with
-    # `migrate`, not a side effect of retrying one run.
+    """Bind `target` for a change: an existing, up-to-date pipeline database, not a new one."""
+    # Checked read-only first, which refuses an older pipeline database, not migrates it: init_db
+    # alone would add the pipeline tables to another application's database (a PostgreSQL one is
+    # never "missing"), and upgrading the schema under the older release's workers is for the
+    # operator to decide, with `migrate`, not a side effect of retrying one run.
     init_db(target, readonly=True)
     db.obj.close()
     init_db(target, create=False)
@@ -98,13 +98,13 @@ def _get(model: Any, id: int, what: str) -> Any:
 
 
 def _filtered(model: Any, args: argparse.Namespace) -> Any:
-    """`model`'s rows, narrowed by the listing's --status and --niche (an unknown status or an empty one refused)."""
+    """`model`'s rows, narrowed by the listing's --status and --niche (unknown, empty: refused)."""
     query = model.select()
-    if getattr(args, "status", None) is not None:  # ValueError naming the field and its choices if unknown, '' too
+    if getattr(args, "status", None) is not None:  # unknown, '' too: a ValueError, the choices
         query = query.where(model.status == model.status.db_value(args.status))
     if getattr(args, "niche", None) is not None:
         if not args.niche.strip():
-            raise ValueError("--niche is empty: give a niche's name, e.g. gaming (without --niche: every niche)")
+            raise ValueError("--niche is empty: give a niche's name, e.g. gaming (without it: all)")
         query = query.where(model.niche == args.niche)
     return query
 
@@ -119,7 +119,7 @@ def cmd_init(args: argparse.Namespace) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> str:
-    """`status`, `stats`, `queue`, `digest`: the bot's query of that name (pipeline_models.bot), as text or JSON."""
+    """`status`, `stats`, `queue`, `digest`: the bot's query of that name, as text or JSON."""
     _bind_readonly(args.db)
     document = args.query(args)  # set by parser(), with the page that shows it as text
     return dumps(document) if args.json else args.page(document)
@@ -134,20 +134,22 @@ def _since(text: str) -> Union[datetime.datetime, datetime.timedelta]:
 
 
 def cmd_pause(args: argparse.Namespace) -> str:
-    """`pause NICHE` / `resume NICHE`: stop or start again claiming the runs of a niche (its channel)."""
+    """`pause NICHE` / `resume NICHE`: stop or start again claiming a niche's runs (its channel)."""
     _bind_for_change(args.db)
     pausing = args.command == "pause"
     if (_channel(args.command, args.niche) in PipelineRun.paused_niches()) == pausing:  # a bad name refused first
         return f"{shown(args.niche)} is {'already' if pausing else 'not'} paused: nothing changed"
     (PipelineRun.pause if pausing else PipelineRun.resume)(args.niche, updated_by=args.by)
-    known = any(model.select().where(model.niche == args.niche).exists() for model in (PipelineRun, DiscoveredVideo))
+    known = any(model.select().where(model.niche == args.niche).exists()
+                for model in (PipelineRun, DiscoveredVideo))
     return paused_page(args.niche, pausing, known)
 
 
 def cmd_runs(args: argparse.Namespace) -> str:
     """`runs`: pipeline runs, latest cycle first."""
     _bind_readonly(args.db)
-    query = _filtered(PipelineRun, args).order_by(PipelineRun.cycle_start.desc(), PipelineRun.id.desc())
+    query = _filtered(PipelineRun, args).order_by(PipelineRun.cycle_start.desc(),
+                                                  PipelineRun.id.desc())
     return listing(args, "runs", list(query.limit(args.limit)))
 
 
@@ -158,8 +160,8 @@ def cmd_videos(args: argparse.Namespace) -> str:
     if args.processed is not None:  # a name or the pipeline's number for it
         state = {key: m for m in Processed for key in (m.name, str(m.value))}.get(args.processed)
         if state is None:
-            raise ValueError(f"DiscoveredVideo.processed: {shortened(args.processed)!r} is not one of: "
-                             + ", ".join(f"{m.name} ({m.value})" for m in Processed))
+            raise ValueError(f"DiscoveredVideo.processed: {shortened(args.processed)!r} is not one "
+                             "of: " + ", ".join(f"{m.name} ({m.value})" for m in Processed))
         query = query.where(DiscoveredVideo.processed == state)
     query = query.order_by(DiscoveredVideo.discovered_at.desc(), DiscoveredVideo.id.desc())
     return listing(args, "videos", list(query.limit(args.limit)))
@@ -173,24 +175,25 @@ def cmd_shorts(args: argparse.Namespace) -> str:
 
 
 def cmd_reviews(args: argparse.Namespace) -> str:
-    """`reviews`: open reviews first (held ones included, oldest first), then answered ones, most recent first."""
+    """`reviews`: open reviews (held ones too) oldest first, then answered ones, latest first."""
     _bind_readonly(args.db)
     rows = list(ReviewLog.unanswered().limit(args.limit))
     if not args.open and len(rows) < args.limit:
-        answered = (ReviewLog.select().where(ReviewLog.action.is_null(False) & (ReviewLog.action != ReviewAction.hold))
+        answered = (ReviewLog.select().where(ReviewLog.action.is_null(False)
+                                             & (ReviewLog.action != ReviewAction.hold))
                     .order_by(ReviewLog.responded_at.desc(), ReviewLog.id.desc()))
         rows += list(answered.limit(args.limit - len(rows)))
     return listing(args, "reviews", rows, "no open reviews" if args.open else None)
 
 
 def _review(key: str, by: Optional[str]) -> ReviewLog:
-    """The review whose chat message id is `key`, else whose id it is (`by` "message" or "id": only that one)."""
+    """The review whose chat message id is `key`, else whose id it is (or by `by` alone)."""
     by_message = ReviewLog.get_or_none(ReviewLog.message_id == key) if by != "id" else None
     is_id = key.isdigit() and int(key) <= MAX_NUMBER and by != "message"
     by_id = ReviewLog.get_or_none(ReviewLog.id == int(key)) if is_id else None
     if by_message is not None and by_id is not None and by_message.id != by_id.id:
-        raise ValueError(f"{key!r} is the message id of review {by_message.id} and the id of review {by_id.id}: "
-                         f"add --by-message-id or --by-review-id to say which one you mean")
+        raise ValueError(f"{key!r} is the message id of review {by_message.id} and the id of "
+                         f"review {by_id.id}: say which with --by-message-id or --by-review-id")
     review = by_message or by_id
     if review is None:
         what = {"message": "message id", "id": "id"}.get(by or "", "message id or id")
@@ -199,15 +202,16 @@ def _review(key: str, by: Optional[str]) -> ReviewLog:
 
 
 def _detail(args: argparse.Namespace) -> Optional[str]:
-    """The answer's response_detail as the chat bot stores it: the words after the action ('skip 4,7'), or --detail."""
+    """The response_detail as the chat bot stores it: the words after the action, or --detail."""
     if args.words and args.detail is not None:
-        raise UsageError("give the answer's detail once, after the action or with --detail, not both "
-                         f"(see {PROG} review --help)")
+        raise UsageError("give the answer's detail once, after the action or with --detail, not "
+                         f"both (see {PROG} review answer --help)")
     text = " ".join(args.words) if args.words else args.detail
     if args.action != ReviewAction.skip.value:
         return text
     if not (text or "").strip():
-        raise UsageError(f"skip needs the ranks of the clips to drop, e.g. {PROG} review answer chat:2 skip 4,7")
+        raise UsageError("skip needs the ranks of the clips to drop, e.g. "
+                         f"{PROG} review answer chat:2 skip 4,7")
     return text if text.lower().startswith("skip") else f"skip {text}"
 
 
@@ -222,19 +226,20 @@ def cmd_review(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> str:
-    """`run show`: one run in full, with its ranked clips (and their videos), artefacts, reviews, errors, timings;
-    `run summary`: what its review message shows (bot.review_summary)."""
+    """`run show`: one run in full, its ranked clips (and their videos), artefacts, reviews, errors,
+    timings; `run summary`: what its review message shows (bot.review_summary)."""
     _bind_readonly(args.db)
     run = _get(PipelineRun, args.run_id, "run")
     if args.action == "summary":
         document = bot.review_summary(run)
         return dumps(document) if args.json else summary_page(document)
-    # The clips in the compilation by rank, then those a reviewer's skip dropped; each with its source video.
-    clips = sorted(Clip.select(Clip, DiscoveredVideo).join(DiscoveredVideo).where(Clip.pipeline_run == run.id),
-                   key=lambda c: (c.dropped_at is not None, c.rank_position, c.id))
+    # The compilation's clips by rank, then those a reviewer's skip dropped; each with its video.
+    clips = Clip.select(Clip, DiscoveredVideo).join(DiscoveredVideo).where(Clip.pipeline_run == run)
+    clips = sorted(clips, key=lambda c: (c.dropped_at is not None, c.rank_position, c.id))
     parts = {"clips": clips, **{name: list(query.order_by(model.id)) for name, model, query in (
-        ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio), ("shorts", Short, run.shorts),
-        ("reviews", ReviewLog, run.reviews), ("errors", ErrorLog, run.errors))}}
+        ("scripts", Script, run.scripts), ("audio", TTSAudio, run.audio),
+        ("shorts", Short, run.shorts), ("reviews", ReviewLog, run.reviews),
+        ("errors", ErrorLog, run.errors))}}
     timings = run_timings(run)
     return dumps(run_document(run, parts, timings)) if args.json else run_page(run, parts, timings)
 
@@ -243,7 +248,8 @@ def cmd_errors(args: argparse.Namespace) -> str:
     """`errors`: unresolved errors (all with --all), newest first; `errors show ID`: one in full."""
     if args.action == "show":
         # The listing's options before `show` would be silently meaningless for one error.
-        given = [option for option, value in (("--module", args.module), ("--all", args.all), ("--limit", args.limit))
+        given = [option for option, value in (("--module", args.module), ("--all", args.all),
+                                              ("--limit", args.limit))
                  if value not in (None, False)]
         if given:
             raise UsageError(f"errors show takes no {given[0]}: it shows the one error named "
@@ -252,7 +258,7 @@ def cmd_errors(args: argparse.Namespace) -> str:
         error = _get(ErrorLog, args.error_id, "error")
         return dumps(as_json(error)) if args.json else error_page(error)
     if args.module == "":
-        raise ValueError("--module is empty: give a module's name (errors --all shows every module's errors)")
+        raise ValueError("--module is empty: give a module's name (errors --all: every module's)")
     _bind_readonly(args.db)
     rows = bot.errors(args.limit or ERRORS_LIMIT, unresolved=not args.all, module=args.module)
     empty = "no errors logged" if args.all else "no unresolved errors"
@@ -276,19 +282,20 @@ def cmd_retry(args: argparse.Namespace) -> str:
     run = _get(PipelineRun, args.run_id, "run")
     why = run.error_message
     run.retry()  # InvalidTransition (one line) unless it failed
-    return f"run {run.id} queued again, its retries counted afresh" + (f" (it failed: {shown(why)})" if why else "")
+    failed = f" (it failed: {shown(why)})" if why else ""
+    return f"run {run.id} queued again, its retries counted afresh{failed}"
 
 
 def cmd_compact(args: argparse.Namespace) -> str:
-    """`compact`: thin analytics older than the cut-off to one snapshot per video per UTC day; --vacuum shrinks."""
+    """`compact`: thin old analytics to one snapshot per video per UTC day; --vacuum shrinks."""
     _bind_for_change(args.db)
     older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
-    done = Analytics.compact(older_than)  # the ConfigOverride policy, else 30 days, when --older-than is not given
+    done = Analytics.compact(older_than)  # without --older-than: the config's policy, else 30 days
     line = compacted(done, Analytics.select().count())
     postgres = _is_postgres()
     if not args.vacuum:
         return line + (POSTGRES_SPACE if postgres else SQLITE_SPACE)
-    if postgres:  # plain VACUUM: space reusable, no lock that stops readers or writers (VACUUM FULL would)
+    if postgres:  # plain VACUUM: space reusable, no lock stopping readers or writers (FULL would)
         size = "SELECT pg_total_relation_size('analytics')"
         before = db.execute_sql(size).fetchone()[0]
         db.execute_sql("VACUUM (ANALYZE) analytics")
@@ -299,8 +306,8 @@ def cmd_compact(args: argparse.Namespace) -> str:
     def size() -> int:
         return sum(os.path.getsize(path + s) for s in ("", "-wal") if os.path.exists(path + s))
     before = size()
-    # VACUUM rewrites the whole file under the write lock (other writers wait, up to their busy timeout) and
-    # needs free disk about the file's size; the checkpoint then moves it into the file and empties the WAL.
+    # VACUUM rewrites the whole file under the write lock (other writers wait, up to their busy
+    # timeout), needing free disk of the file's size; the checkpoint moves it in, empties the WAL.
     db.execute_sql("VACUUM")
     db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return line + f"; VACUUM: {before / 1e6:,.1f} MB -> {size() / 1e6:,.1f} MB"
@@ -350,8 +357,9 @@ def cmd_report(args: argparse.Namespace) -> str:
         raise ValueError(f"-o {args.output}: there is no directory {directory}")
     _bind_readonly(args.db)
     path, runs, uploaded, charts, size = report.write(args.output, top=args.top)  # a ReportSummary
-    return (f"wrote {shown(path)}: {plural(runs, 'run')}, {uploaded:,} uploaded, {plural(charts, 'chart')}, "
-            f"{size / 1e6:.1f} MB; open it in a browser (it works offline)")
+    return (f"wrote {shown(path)}: {plural(runs, 'run')}, {uploaded:,} uploaded, "
+            f"{plural(charts, 'chart')}, {size / 1e6:.1f} MB; open it in a browser (it works "
+            "offline)")
 
 
 def cmd_demo(args: argparse.Namespace) -> str:
@@ -365,8 +373,7 @@ def cmd_demo(args: argparse.Namespace) -> str:
     return ""
 
 
-DEMO_HELP = ("simulate the whole pipeline on an embedded SQLite file (or a PostgreSQL database), "
-             "then show its status")
+DEMO_HELP = "simulate the whole pipeline on a new SQLite file (or PostgreSQL), then show its status"
 DEMO_DB = "pipeline-demo.db"
 DEBUG_HELP = "on an error, also print its traceback (for a bug report; passwords are redacted)"
 
@@ -405,16 +412,13 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--status", metavar="STATUS", help=f"only {what} in this status ("
                            + ", ".join(s.value for s in enum_) + ")")
         if niche:
-            p.add_argument("--niche", metavar="NICHE",
-                           help=f"only the {what} of this niche, e.g. gaming")
+            p.add_argument("--niche", metavar="NICHE", help=f"only the {what} of this niche")
         p.add_argument("--limit", type=_count, default=20, metavar="N",
                        help="at most N (default 20)")
 
-    add(sub, "init", cmd_init,
-        "create the database or upgrade its schema, and say what was applied")
+    add(sub, "init", cmd_init, "create the database or upgrade its schema; say what was applied")
     add(sub, "migrate", cmd_init, "apply pending migrations (same as init)")
-    since = ("a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset; "
-             "default: %s")
+    since = "a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it has an offset; default: %s"
     for name, query, page, what, hours in (
             ("status", bot.status, status_page, "per niche: runs by status, the running and the "
              "next run, paused or not; the concurrency cap", None),
@@ -440,10 +444,8 @@ def parser() -> argparse.ArgumentParser:
     runs = add(sub, "run", None, "one run: in full (run show RUN_ID), or what its review message "
                "shows (run summary RUN_ID)", None).add_subparsers(
         dest="action", metavar="action", required=True, parser_class=Parser)
-    for name, what in (("show", "one run with its ranked clips (and their videos), artefacts, "
-                                "reviews, errors and timings"),
-                       ("summary", "what its review message shows: its clips by rank (title, "
-                                   "creator, seconds), content-ID flags, the script")):
+    for name, what in (("show", "one run with its clips, artefacts, reviews, errors and timings"),
+                       ("summary", "what its review message shows: clips, content-ID flags")):
         add(runs, name, cmd_run, what, "data").add_argument("run_id", type=_count, metavar="RUN_ID")
     p = add(sub, "videos", cmd_videos, "list discovered candidate videos, newest first", "data")
     p.add_argument("--processed", metavar="STATE", help="only videos in this state: "
@@ -451,8 +453,7 @@ def parser() -> argparse.ArgumentParser:
     filters(p, "videos")
     filters(add(sub, "shorts", cmd_shorts, "list shorts, newest first", "data"), "shorts",
             ShortStatus, niche=False)
-    p = add(sub, "reviews", cmd_reviews, "list reviews: open ones first, then the latest answers",
-            "data")
+    p = add(sub, "reviews", cmd_reviews, "list reviews: open ones, then the latest answers", "data")
     p.add_argument("--open", action="store_true", help="only open ones (held ones included)")
     filters(p, "reviews", niche=False)
     answers = add(sub, "review", None, "answer a review as the chat bot would (review answer)",
@@ -477,7 +478,7 @@ def parser() -> argparse.ArgumentParser:
             "ERROR_ID: one in full", "data", action=None)
     p.add_argument("--module", metavar="MODULE", help="only this module's errors")
     p.add_argument("--all", action="store_true", help="resolved ones too")
-    # No default here: `errors show` refuses a --limit given before it, so it must know whether one was.
+    # No default: `errors show` refuses a --limit given before it, so it must know if one was.
     p.add_argument("--limit", type=_count, metavar="N", help=f"at most N (default {ERRORS_LIMIT})")
     shows = p.add_subparsers(dest="action", metavar="show ERROR_ID", parser_class=Parser,
                              help="one error in full, with its stack trace")
@@ -509,10 +510,8 @@ def parser() -> argparse.ArgumentParser:
                         help="VALUE is text, stored as it is (not JSON)")
     setter.add_argument("--by", default="cli", metavar="NAME", help="who changed it (default: cli)")
     add(actions, "list", cmd_config, "every override", "data")
-    p = add(sub, "analytics", cmd_analytics, "latest snapshot of each video, most viewed first",
-            "data")
-    p.add_argument("--top", type=_count, default=20, metavar="N",
-                   help="at most N videos (default 20)")
+    p = add(sub, "analytics", cmd_analytics, "latest snapshot per video, most viewed first", "data")
+    p.add_argument("--top", type=_count, default=20, metavar="N", help="at most N (default 20)")
     p = add(sub, "report", cmd_report, "write an HTML report that opens offline in a browser "
             "(needs the report extra)", "file")
     p.add_argument("-o", "--output", default="report.html", metavar="FILE",
@@ -560,7 +559,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def fail(exc: BaseException, message: str, status: int) -> int:
         if debug:
-            say(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))).rstrip())
+            trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            say(redact("".join(trace)).rstrip())
         say(f"{PROG}: error: {one_line(message)}")
         return status
 
@@ -571,7 +571,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if output and args.prints != "data":  # tables and documents keep their lines
             output = wrapped(output)
         if output:
-            print(terminal_safe(output), flush=True)  # flushed here: a closed pipe fails inside this try
+            print(terminal_safe(output), flush=True)  # here: a closed pipe fails inside this try
     except SystemExit as exc:  # --help and --version print, then exit 0
         sys.stdout.flush()
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -562,7 +562,7 @@ def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(
     path = fresh_target
     status, _, err = pipeline("review", "answer", "1", "approve", "--db", path)
     assert status == 1 and "'1' is the message id of review 2 and the id of review 1" in err
-    assert "add --by-message-id or --by-review-id to say which one you mean" in err
+    assert "say which with --by-message-id or --by-review-id" in err
     pm.init_db(path, readonly=True)
     assert pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).count() == 0
     unbind()
