@@ -1,4 +1,5 @@
-"""The pipeline-models command line: each subcommand's output, and one clear line for every bad input."""
+"""The pipeline-models command line: each subcommand's output, and one clear line for every bad
+input."""
 import datetime
 import json
 import os
@@ -28,10 +29,11 @@ def cli(capsys):
 
 @pytest.fixture
 def dbfile(fresh_target):
-    """A migrated database (a SQLite file or a PostgreSQL database) with a little of everything in it, unbound.
+    """A migrated database (a SQLite file or a PostgreSQL database) with a little of everything in
+    it, unbound.
 
-    Runs: gaming's first cycle (in review, three ranked clips, a short, an error), gaming's second and sports'
-    first (pending). Videos: v0-v2 (gaming; v2 used) and s0 (sports).
+    Runs: gaming's first cycle (in review, three ranked clips, a short, an error), gaming's second
+    and sports' first (pending). Videos: v0-v2 (gaming; v2 used) and s0 (sports).
     """
     pm.init_db(fresh_target)
     videos = [make_video(f"v{n}", viral_score=float(n)) for n in range(3)]
@@ -61,8 +63,10 @@ def ids(out):
 
 
 def test_table_names_an_int_enum_and_aligns_it_as_text():
-    # Processed is an IntEnum: a table shows its name, left-aligned like other words, not the number.
-    assert table(["processed", "n"], [[pm.Processed.used, 5], [pm.Processed.rejected, 12]]).splitlines() == [
+    # Processed is an IntEnum: a table shows its name, left-aligned like other words, not the
+    # number.
+    rows = [[pm.Processed.used, 5], [pm.Processed.rejected, 12]]
+    assert table(["processed", "n"], rows).splitlines() == [
         "processed   n",
         "used        5",
         "rejected   12",
@@ -78,15 +82,49 @@ def test_table_aligns_columns():
     ]
 
 
-MIGRATIONS = ("0001_original_tables, 0002_review_publish_analytics, 0003_short_upload_claim, 0004_seed_schema, "
-              "0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables, 0008_cycle")
+MIGRATIONS = ("0001_original_tables, 0002_review_publish_analytics, 0003_short_upload_claim, "
+              "0004_seed_schema, 0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables, "
+              "0008_cycle")
 
 
 def test_init_and_migrate_say_what_was_applied(fresh_target, cli):
     status, out, _ = cli("init", "--db", fresh_target)
-    assert status == 0 and out.endswith(f": applied {MIGRATIONS}\n")
+    assert status == 0 and " ".join(out.split()).endswith(f": applied {MIGRATIONS}")  # wrapped
     status, out, _ = cli("migrate", "--db", fresh_target)
-    assert status == 0 and "nothing to apply" in out
+    assert status == 0 and "nothing to apply" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["runs"], "no runs"), (["videos"], "no videos"), (["shorts"], "no shorts"),
+    (["reviews"], "no reviews"), (["reviews", "--open"], "no open reviews"),
+    (["errors"], "no unresolved errors"),
+    (["errors", "--all"], "no errors logged"), (["config", "list"], "no config overrides"),
+    (["analytics"], "no analytics snapshots")])
+def test_an_empty_listing_says_so_and_its_json_is_an_empty_list(fresh_target, cli, argv, said):
+    pm.init_db(fresh_target)
+    pm.db.obj.close()
+    pm.db.initialize(None)
+    assert cli(*argv, "--db", fresh_target) == (0, said + "\n", "")
+    assert cli(*argv, "--json", "--db", fresh_target) == (0, "[]\n", "")
+
+
+def test_messages_wrap_at_the_terminal_width_else_100(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = "a-long-file-name-" * 3 + ".db"  # kept whole on its line
+    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal (captured): 100 columns
+    status, out, _ = cli("init", "--db", target)
+    lines = out.splitlines()
+    assert status == 0 and len(lines) > 1 and max(map(len, lines)) <= 100
+    assert lines[0].startswith(target)
+    assert all(line.startswith("  ") for line in lines[1:])  # a continuation is indented
+    assert " ".join(out.split()) == f"{target}: applied {MIGRATIONS}"
+    monkeypatch.setenv("COLUMNS", "60")  # read first by shutil.get_terminal_size, as a terminal
+    status, out, _ = cli("pause", "cooking", "--db", target)
+    assert status == 0 and len(out.splitlines()) == 3 and max(map(len, out.splitlines())) <= 60
+    monkeypatch.setenv("COLUMNS", "300")
+    status, out, _ = cli("resume", "cooking", "--db", target)  # short enough: one line
+    assert (status, out) == (0, "cooking resumed: its runs are claimed again; no run or video has "
+                                "the niche cooking yet\n")
 
 
 def test_db_defaults_to_the_environment_then_pipeline_db(tmp_path, cli, monkeypatch):
@@ -98,7 +136,8 @@ def test_db_defaults_to_the_environment_then_pipeline_db(tmp_path, cli, monkeypa
 
 
 def week_ago():
-    return f"{datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=7):%Y-%m-%d %H:%M}"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return f"{now - datetime.timedelta(days=7):%Y-%m-%d %H:%M}"
 
 
 def test_status(dbfile, cli):
@@ -107,24 +146,29 @@ def test_status(dbfile, cli):
     after = week_ago()
     assert status == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].split() == ["niche", "paused", "pending", "running", "review", "approved", "uploaded", "failed",
-                                "rejected", "next", "run", "next", "cycle", "(UTC)", "due"]
+    assert lines[0].split() == ["niche", "paused", "pending", "running", "review", "approved",
+                                "uploaded", "failed", "rejected", "next", "run", "next",
+                                "cycle_start", "(UTC)", "due"]
     # Per niche its runs by status and the next run (gaming's second cycle, sports' first), due.
-    assert lines[1].split() == ["gaming", "no", "1", "0", "1", "0", "0", "0", "0", "2", "2026-01-01", "06:30", "yes"]
-    assert lines[2].split() == ["sports", "no", "1", "0", "0", "0", "0", "0", "0", "3", "2026-01-01", "01:00", "yes"]
+    assert lines[1].split() == ["gaming", "no", "1", "0", "1", "0", "0", "0", "0", "2",
+                                "2026-01-01", "06:30", "yes"]
+    assert lines[2].split() == ["sports", "no", "1", "0", "0", "0", "0", "0", "0", "3",
+                                "2026-01-01", "01:00", "yes"]
     assert len({len(line) for line in lines[:3]}) == 1  # aligned: every row ends in the same column
     # (the minute the command ran, should the clock have turned one meanwhile)
-    assert lines[3:] in (["", "uploaded, failed and rejected: the runs finished in the last 7 days (since "
-                          f"{since} UTC)", "", "0 of at most 2 runs running; paused: none"] for since in (before, after))
+    assert lines[3:] in (["", "uploaded, failed and rejected: the runs finished in the last 7 days "
+                          f"(since {since} UTC)", "", "0 of at most 2 runs running; paused: none"]
+                         for since in (before, after))
 
 
 def test_runs_lists_and_filters(dbfile, cli):
     status, out, _ = cli("runs", "--db", dbfile)
     assert status == 0 and out.splitlines()[0].split() == [
-        "id", "niche", "cycle_start", "(UTC)", "status", "stage", "worker", "retry_count", "youtube_video_id",
-        "error_message"]
+        "id", "niche", "cycle_start", "(UTC)", "status", "current_stage", "worker", "retry_count",
+        "youtube_video_id", "error_message"]
     assert ids(out) == [2, 3, 1]  # the latest cycle first: gaming 06:30, sports 01:00, gaming 00:30
-    assert out.splitlines()[3].split()[:6] == ["1", "gaming", "2026-01-01", "00:30", "review", "review"]
+    assert out.splitlines()[3].split()[:6] == ["1", "gaming", "2026-01-01", "00:30", "review",
+                                               "review"]
     status, out, _ = cli("runs", "--db", dbfile, "--status", "review")
     assert status == 0 and ids(out) == [1] and " w1 " in out
     status, out, _ = cli("runs", "--db", dbfile, "--status", "pending", "--limit", "1")
@@ -133,15 +177,18 @@ def test_runs_lists_and_filters(dbfile, cli):
     assert status == 0 and ids(out) == [3] and "gaming" not in out
     status, out, _ = cli("runs", "--niche", "gaming", "--status", "pending", "--db", dbfile)
     assert status == 0 and ids(out) == [2]
-    status, out, _ = cli("runs", "--niche", "cooking", "--db", dbfile)  # no such niche: no runs, not an error
-    assert status == 0 and len(out.splitlines()) == 1 and out.split()[:2] == ["id", "niche"]
+    # no such niche: no runs, not an error
+    status, out, _ = cli("runs", "--niche", "cooking", "--db", dbfile)
+    assert (status, out) == (0, "no runs\n")
+    assert cli("runs", "--niche", "cooking", "--json", "--db", dbfile)[:2] == (0, "[]\n")
 
 
 def test_videos_lists_and_filters(dbfile, cli):
     status, out, _ = cli("videos", "--db", dbfile)
     lines = out.splitlines()
-    assert status == 0 and lines[0].split() == ["id", "video_id", "niche", "viral_score", "processed",
-                                                "content_id_risk", "discovered", "(UTC)", "channel_name", "title"]
+    assert status == 0 and lines[0].split() == [
+        "id", "video_id", "niche", "viral_score", "processed", "content_id_risk", "discovered_at",
+        "(UTC)", "channel_name", "title"]
     assert ids(out) == [4, 3, 2, 1]  # newest first
     # processed by its name, not the pipeline's number; the risk by its value.
     assert lines[2].split()[:6] == ["3", "v2", "gaming", "2.00", "used", "unknown"]
@@ -149,11 +196,13 @@ def test_videos_lists_and_filters(dbfile, cli):
     assert ids(cli("videos", "--niche", "sports", "--db", dbfile)[1]) == [4]
     for state in ("used", "1"):
         assert ids(cli("videos", "--processed", state, "--db", dbfile)[1]) == [3]
-    assert ids(cli("videos", "--processed", "pending", "--niche", "gaming", "--db", dbfile)[1]) == [2, 1]
-    assert ids(cli("videos", "--processed", "rejected", "--db", dbfile)[1]) == []
+    pending = cli("videos", "--processed", "pending", "--niche", "gaming", "--db", dbfile)[1]
+    assert ids(pending) == [2, 1]
+    assert cli("videos", "--processed", "rejected", "--db", dbfile)[1] == "no videos\n"
     status, out, err = cli("videos", "--processed", "new", "--db", dbfile)
-    assert (status, out) == (1, "") and err == ("pipeline-models: error: DiscoveredVideo.processed: 'new' is not one "
-                                                "of: pending (0), used (1), skipped (2), rejected (3)\n")
+    assert (status, out) == (1, "") and err == (
+        "pipeline-models: error: DiscoveredVideo.processed: 'new' is not one of: pending (0), "
+        "used (1), skipped (2), rejected (3)\n")
 
 
 def test_reviews_show_held_and_auto_held_reviews_as_open(dbfile, cli):
@@ -162,25 +211,27 @@ def test_reviews_show_held_and_auto_held_reviews_as_open(dbfile, cli):
     assert pm.ReviewLog.hold_stale(datetime.timedelta(hours=4)) == 1  # nobody answered in time
     pm.db.obj.close()
     status, out, _ = cli("reviews", "--db", dbfile)
-    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["1", "1", "m1", "auto-held"]]
+    rows = [line.split()[:4] for line in out.splitlines()[1:]]
+    assert status == 0 and rows == [["1", "1", "m1", "auto-held"]]
     assert cli("reviews", "--open", "--db", dbfile)[1] == out  # still open: it may be answered
     status, out, _ = cli("reviews", "--json", "--db", dbfile)
     assert [(r["action"], r["auto_held"]) for r in json.loads(out)] == [("hold", True)]
     queued = json.loads(cli("queue", "--json", "--db", dbfile)[1])
-    assert (queued["awaiting"], queued["held"], [(r["run_id"], r["auto_held"]) for r in queued["reviews"]]) == (
-        0, 1, [(1, True)])
+    held = [(r["run_id"], r["auto_held"]) for r in queued["reviews"]]
+    assert (queued["awaiting"], queued["held"], held) == (0, 1, [(1, True)])
     status, out, _ = cli("review", "answer", "m1", "approve", "--db", dbfile)
     assert (status, out) == (0, "review 1 answered approve: run 1 is now approved\n")
     status, out, _ = cli("reviews", "--db", dbfile)
     assert [line.split()[:4] for line in out.splitlines()[1:]] == [["1", "1", "m1", "approve"]]
-    assert cli("reviews", "--open", "--db", dbfile)[1].splitlines()[1:] == []
+    assert cli("reviews", "--open", "--db", dbfile)[1] == "no open reviews\n"
 
 
 def test_errors_and_resolve(dbfile, cli):
     status, out, _ = cli("errors", "--db", dbfile)
     assert status == 0 and "quota exceeded" in out and "old" not in out
-    assert out.splitlines()[0].split() == ["id", "occurred_at", "(UTC)", "module", "error_type", "error_message",
-                                           "pipeline_run_id", "niche", "resolved"]  # the seed's column names, and niche
+    # the seed's column names, and niche
+    assert out.splitlines()[0].split() == ["id", "occurred_at", "(UTC)", "module", "error_type",
+                                           "error_message", "pipeline_run_id", "niche", "resolved"]
     assert out.splitlines()[1].split()[-3:] == ["1", "gaming", "no"]
     assert "old" in cli("errors", "--db", dbfile, "--all")[1]
     assert "quota" not in cli("errors", "--db", dbfile, "--module", "render")[1]
@@ -201,15 +252,18 @@ def test_retry_a_failed_run(dbfile, cli):
     pm.db.obj.close()
     status, out, _ = cli("retry", run.id, "--db", dbfile)
     assert status == 0
-    assert out == f"run {run.id} queued again, its retries counted afresh (it failed: render crashed)\n"
+    assert out == (f"run {run.id} queued again, its retries counted afresh (it failed: render "
+                   "crashed)\n")
     status, out, err = cli("retry", run.id, "--db", dbfile)
-    assert status == 1 and err.strip() == (f"pipeline-models: error: run {run.id} is already pending: "
-                                           "only a failed run is retried")
+    assert status == 1 and err.strip() == (f"pipeline-models: error: run {run.id} is already "
+                                           "pending: only a failed run is retried")
     status, out, err = cli("retry", 1, "--db", dbfile)  # in review, not failed
-    assert status == 1 and "run 1 cannot go from review to pending: only a failed run is retried" in err
+    assert status == 1
+    assert "run 1 cannot go from review to pending: only a failed run is retried" in err
     pm.init_db(dbfile)
     run = pm.PipelineRun.get_by_id(run.id)
-    assert (run.status, run.retry_count, run.not_before, run.worker) == (pm.RunStatus.pending, 0, None, None)
+    assert (run.status, run.retry_count, run.not_before, run.worker) == (
+        pm.RunStatus.pending, 0, None, None)
     assert pm.PipelineRun.get_by_id(1).status is pm.RunStatus.review
 
 
@@ -223,22 +277,27 @@ def test_config_get_set_list(dbfile, cli):
     assert out.splitlines()[0].split() == ["key", "value", "updated_by", "updated_at", "(UTC)"]
     assert "alice" in out and '["alloy", "echo"]' in out
     pm.init_db(dbfile)
-    assert pm.ConfigOverride.value_of("render.fps") == 60 and pm.ConfigOverride.value_of("voices") == ["alloy", "echo"]
+    assert pm.ConfigOverride.value_of("render.fps") == 60
+    assert pm.ConfigOverride.value_of("voices") == ["alloy", "echo"]
 
 
 def test_analytics_best_first(dbfile, cli):
     status, out, _ = cli("analytics", "--db", dbfile, "--top", "5")
     lines = out.splitlines()
     assert status == 0 and lines[1].startswith("yt2") and lines[2].startswith("yt1")
-    assert lines[0].split() == ["youtube_video_id", "measured_at", "(UTC)", "view_count", "like_count",
-                                "comment_count", "click_through_rate", "subscriber_gain", "estimated_revenue_usd"]
+    assert lines[0].split() == ["youtube_video_id", "measured_at", "(UTC)", "view_count",
+                                "like_count", "comment_count", "click_through_rate",
+                                "subscriber_gain", "estimated_revenue_usd"]
     assert len(cli("analytics", "--db", dbfile, "--top", "1")[1].splitlines()) == 2
 
 
 @pytest.mark.parametrize("argv, message, code", [
-    (["runs", "--status", "bogus"], "PipelineRun.status: 'bogus' is not one of: pending, running, review", 1),
-    (["runs", "--status", "awaiting_review"], "'awaiting_review' is not one of", 1),  # the old names are gone
-    (["shorts", "--status", "rendered"], "Short.status: 'rendered' is not one of: pending, review, uploaded", 1),
+    (["runs", "--status", "bogus"],
+     "PipelineRun.status: 'bogus' is not one of: pending, running, review", 1),
+    # the old names are gone
+    (["runs", "--status", "awaiting_review"], "'awaiting_review' is not one of", 1),
+    (["shorts", "--status", "rendered"],
+     "Short.status: 'rendered' is not one of: pending, review, uploaded", 1),
     (["videos", "--status", "new"], "unrecognized arguments: --status new", 2),
     (["runs", "--niche", ""], "--niche is empty: give a niche's name", 1),
     (["videos", "--niche", " "], "--niche is empty: give a niche's name", 1),
@@ -253,16 +312,18 @@ def test_analytics_best_first(dbfile, cli):
 def test_bad_input_is_one_line_on_stderr(dbfile, cli, argv, message, code):
     status, out, err = cli(*argv, "--db", dbfile)
     assert status == code and out == ""
-    assert len(err.splitlines()) == 1 and message in err and err.startswith("pipeline-models: error: ")
+    assert len(err.splitlines()) == 1 and message in err
+    assert err.startswith("pipeline-models: error: ")
 
 
 def test_unreadable_databases(tmp_path, cli):
     garbage = tmp_path / "g.db"
     garbage.write_text("not a database")
     status, _, err = cli("status", "--db", garbage)
-    assert status == 1 and err.strip() == f"pipeline-models: error: cannot open database '{garbage}': " \
-                                          "the file is not a SQLite database"
-    for command in (["status"], ["runs"], ["config", "list"], ["retry", "1"], ["config", "set", "k", "1"]):
+    assert status == 1 and err.strip() == (f"pipeline-models: error: cannot open database "
+                                           f"'{garbage}': the file is not a SQLite database")
+    for command in (["status"], ["runs"], ["config", "list"], ["retry", "1"],
+                    ["config", "set", "k", "1"]):
         status, _, err = cli(*command, "--db", tmp_path / "missing.db")
         assert status == 1 and "so no database yet" in err and "pipeline-models init" in err
         assert len(err.splitlines()) == 1
@@ -281,7 +342,8 @@ def test_write_commands_refuse_other_databases_unchanged(tmp_path, cli):
     for command in (["retry", "1"], ["resolve", "1"], ["config", "set", "k", "1"]):
         status, _, err = cli(*command, "--db", foreign)
         assert status == 1 and "it is not a pipeline database" in err
-    assert foreign.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
 
 
 def test_write_commands_refuse_an_older_database_rather_than_migrate_it(tmp_path, cli):
@@ -309,7 +371,8 @@ def test_write_commands_refuse_an_older_database_rather_than_migrate_it(tmp_path
 ])
 def test_numbers_out_of_range_are_usage_errors(tmp_path, cli, argv, option):
     status, out, err = cli(*argv, "--db", tmp_path / "never.db")
-    assert status == 2 and out == "" and len(err.splitlines()) == 1 and f"argument {option}: " in err
+    assert status == 2 and out == "" and len(err.splitlines()) == 1
+    assert f"argument {option}: " in err
     assert len(err) < 300 and not (tmp_path / "never.db").exists()
 
 
@@ -334,7 +397,8 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_its_traceback(dbfile, c
     for argv in (["--debug", "status"], ["status", "--debug"]):
         status, _, err = cli(*argv, "--db", dbfile)
         assert status == 1 and "Traceback (most recent call last)" in err and "in broken" in err
-        assert err.splitlines()[-1].startswith("pipeline-models: error: unexpected KeyError") and "s3cret" not in err
+        assert err.splitlines()[-1].startswith("pipeline-models: error: unexpected KeyError")
+        assert "s3cret" not in err
 
 
 def test_debug_shows_the_traceback_of_a_refusal_too(tmp_path, cli):
@@ -349,7 +413,8 @@ def test_messages_are_one_line_of_printable_text(dbfile, cli):
     pm.db.obj.close()
     status, out, _ = cli("errors", "--db", dbfile)
     # One row per error: its first line, control characters escaped; `errors show` prints the rest.
-    assert status == 0 and "red \\x1b[31m alert …" in out and "second line" not in out and "\x1b" not in out
+    assert status == 0 and "red \\x1b[31m alert …" in out
+    assert "second line" not in out and "\x1b" not in out
     status, _, err = cli("runs", "--status", "bad\x1b[2J\nline", "--db", dbfile)
     assert status == 1 and len(err.splitlines()) == 1 and "\x1b" not in err
 
@@ -368,9 +433,13 @@ def test_config_set_refused_value_changes_nothing(dbfile, cli):
 @pytest.mark.slow
 def test_console_script_and_module_entry_points(dbfile):
     for argv in (["pipeline-models"], [sys.executable, "-m", "pipeline_models"]):
-        exe = os.path.join(os.path.dirname(sys.executable), argv[0]) if argv[0] == "pipeline-models" else argv[0]
-        out = subprocess.run([exe, *argv[1:], "status", "--db", str(dbfile)], capture_output=True, text=True)
+        exe = argv[0]
+        if exe == "pipeline-models":  # the console script beside this Python
+            exe = os.path.join(os.path.dirname(sys.executable), exe)
+        out = subprocess.run([exe, *argv[1:], "status", "--db", str(dbfile)], capture_output=True,
+                             text=True)
         assert out.returncode == 0 and out.stdout.startswith("niche   paused  pending"), out.stderr
         bad = subprocess.run([exe, *argv[1:], "runs", "--status", "x", "--db", str(dbfile)],
                              capture_output=True, text=True)
-        assert bad.returncode == 1 and "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr
+        assert len(bad.stderr.splitlines()) == 1

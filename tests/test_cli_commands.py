@@ -29,6 +29,11 @@ def pipeline(*argv, env=None, cwd=None):
     return done.returncode, done.stdout, done.stderr
 
 
+def unwrapped(text):
+    """A message as one line: the command wraps it at the output width."""
+    return " ".join(text.split())
+
+
 def run_all(commands):
     """Several commands at once (each is its own process): {command: (status, out, err)}."""
     with ThreadPoolExecutor(8) as pool:
@@ -315,15 +320,16 @@ def test_read_commands_as_text(dbfile):
     assert "ffmpeg exited 1 …" in out["errors"]  # one line per error
     page = out["run show 1"]
     assert page.startswith("run 1: uploaded, gaming, the cycle 2026-01-01 00:30 to 2026-01-01 06:30 UTC\n")
-    assert "  youtube_video_id    yt-long\n" in page and "  retry_count         0\n" in page
+    assert "  youtube_video_id        yt-long\n" in page and "  retry_count             0\n" in page
     clips = page.split("\nclips:\n")[1].split("\n\n")[0].splitlines()
-    assert clips[0].split() == ["rank", "id", "video_id", "title", "channel_name", "start", "s", "seconds", "risk",
-                                "dropped", "(UTC)"]
+    assert clips[0].split() == ["rank_position", "id", "video_id", "title", "channel_name",
+                                "start_time_seconds", "clip_duration_seconds", "content_id_risk",
+                                "dropped_at", "(UTC)"]
     assert [line.split() for line in clips[1:]] == [
         [str(rank), str(rank), f"vid{rank - 1}", "Video", str(rank - 1), "Creator", str(rank - 1), "10.00", "18.00",
          risk, "-"] for rank, risk in ((1, "low"), (2, "high"), (3, "medium"))]
     assert "scripts:" in page and "gpt-4o" in page and "errors: none" in page
-    assert "  error_message       -\n" in page
+    assert "  error_message           -\n" in page
     assert "\nerrors:\n" in out["run show 2"] and "ffmpeg exited 1 …" in out["run show 2"]
     assert "message:\nffmpeg exited 1\nmoov atom not found" in out["errors show 1"]
     assert [line.split()[:3] for line in out["status"].splitlines()[1:3]] == [["gaming", "no", "1"],
@@ -424,8 +430,9 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
                                       "postgresql://u:secret@db/x")
     path = fresh_target
     retried = pipeline("retry", run.id, "--db", path)
-    assert retried[:2] == (0, f"run {run.id} queued again, its retries counted afresh (it failed: RuntimeError: "
-                              "could not connect to postgresql://u:***@127.0.0.1:1/x (refused))\n")
+    assert (retried[0], unwrapped(retried[1])) == (
+        0, f"run {run.id} queued again, its retries counted afresh (it failed: RuntimeError: "
+           "could not connect to postgresql://u:***@127.0.0.1:1/x (refused))")
     resolved = pipeline("resolve", error.id, "--db", path)
     assert resolved[:2] == (0, f"error {error.id} (postgresql://u:***@db/x: RuntimeError) resolved\n")
     url = "postgresql://u:secret@127.0.0.1:1/x"
@@ -452,9 +459,10 @@ def test_pause_and_resume_a_niche(copy):
     assert pipeline("pause", "gaming", "--db", copy)[:2] == (
         0, "gaming paused: its runs are not claimed until `resume gaming`; running ones finish\n")
     assert pipeline("pause", "gaming", "--db", copy)[:2] == (0, "gaming is already paused: nothing changed\n")
-    assert pipeline("pause", "cooking", "--by", "@ops", "--db", copy)[:2] == (
+    status, out, _ = pipeline("pause", "cooking", "--by", "@ops", "--db", copy)
+    assert (status, unwrapped(out)) == (
         0, "cooking paused: its runs are not claimed until `resume cooking`; running ones finish; no run or video "
-           "has the niche cooking yet\n")
+           "has the niche cooking yet")
     document = json.loads(pipeline("status", "--json", "--db", copy)[1])
     assert document["paused"] == ["cooking", "gaming"] and document["niches"]["gaming"]["paused"] is True
     overrides = {c["key"]: (c["value"], c["updated_by"]) for c in json.loads(pipeline("config", "list", "--json",
@@ -554,7 +562,7 @@ def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(
     path = fresh_target
     status, _, err = pipeline("review", "answer", "1", "approve", "--db", path)
     assert status == 1 and "'1' is the message id of review 2 and the id of review 1" in err
-    assert "add --by-message-id or --by-review-id to say which one you mean" in err
+    assert "say which with --by-message-id or --by-review-id" in err
     pm.init_db(path, readonly=True)
     assert pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).count() == 0
     unbind()
@@ -566,10 +574,12 @@ def test_review_key_that_is_both_a_message_id_and_another_reviews_id_is_refused(
 
 
 def test_review_usage_line_can_be_copied(copy):
-    status, out, _ = pipeline("review", "--help")
-    usage = out.splitlines()[0]
-    assert status == 0 and usage == ("usage: pipeline-models review answer MESSAGE_ID|REVIEW_ID "
-                                      "{approve,reject,hold,skip,redo_script} [DETAIL ...]"), usage
+    status, out, _ = pipeline("review", "answer", "--help")
+    usage = " ".join(out.split("\n\n")[0].split())  # argparse's own, wrapped
+    assert status == 0 and usage == (
+        "usage: pipeline-models review answer [-h] [--db TARGET] [--debug] "
+        "[--by-message-id | --by-review-id] [--detail TEXT] [--reviewer NAME] MESSAGE_ID|REVIEW_ID "
+        "{approve,reject,hold,skip,redo_script} [DETAIL ...]"), usage
     words = usage.split()[1:4] + ["chat:2", "skip", "1,3"]  # the command as the usage line spells it, filled in
     assert pipeline(*words[1:], "--db", copy)[:2] == (
         0, "review 2 answered skip 1,3: run 2 is now pending at stage render\n")
@@ -617,8 +627,10 @@ def test_report_of_an_empty_database_says_so(tmp_path, fresh_target):
 def test_write_commands_as_an_operator_runs_them(fresh_target):
     path = fresh_target
     status, out, _ = pipeline("init", "--db", path)
-    assert status == 0 and "applied 0001_original_tables" in out and out.endswith(", 0007_pipeline_tables, 0008_cycle\n")
-    assert pipeline("migrate", "--db", path)[1].endswith(": schema up to date, nothing to apply\n")
+    assert status == 0 and "applied 0001_original_tables" in unwrapped(out)
+    assert unwrapped(out).endswith(", 0007_pipeline_tables, 0008_cycle")
+    migrated = unwrapped(pipeline("migrate", "--db", path)[1])
+    assert migrated.endswith(": schema up to date, nothing to apply")
     run, error = failed_run_and_error(path, "render crashed", RuntimeError("quota"), "uploader")
     assert pipeline("retry", run.id, "--db", path)[:2] == (
         0, f"run {run.id} queued again, its retries counted afresh (it failed: render crashed)\n")
@@ -687,7 +699,7 @@ def test_data_cannot_drive_the_terminal_in_any_output(fresh_target):
     assert "clear \\x1b[2J title \\u202ereversed" in outputs[4][1] and "chan\\x1b]0;x\\x07nel" in outputs[4][1]
     assert outputs[6][1].startswith(f"run {run.id}: pending, gam\\x1bing, the cycle ")
     assert "clear \\x1b[2J title \\u202ereversed" in outputs[6][1] and "chan\\x1b]0;x\\x07nel" in outputs[6][1]
-    assert " w\\r\\nx " in outputs[7][1] and "  worker              w\\r\\nx\n" in outputs[8][1]
+    assert " w\\r\\nx " in outputs[7][1] and "  worker                  w\\r\\nx\n" in outputs[8][1]
     assert [line.split()[:2] for line in outputs[9][1].splitlines()[1:]] == [[str(run.id), "gam\\x1bing"]]
     assert json.loads(outputs[3][1]) == "\u202eevil\x7f"  # escaped, and still the same JSON value
     titles = {v["video_id"]: (v["title"], v["channel_name"]) for v in json.loads(outputs[5][1])}
