@@ -442,8 +442,8 @@ def silence(stream: Any) -> None:
 class LinePrinter:
     """Prints lines to sys.stdout or sys.stderr until its reader goes away (`| head`), then no more.
 
-    The demo's report must not stop its work half-way: a closed pipe is remembered, not raised.
-    """
+    The demo must not stop half-way: a closed pipe is remembered, not raised. A one-line message
+    is wrapped at the output width, a table (several lines) printed as it is."""
 
     def __init__(self, stream: str) -> None:
         self.stream, self.closed = stream, False
@@ -452,7 +452,7 @@ class LinePrinter:
         if self.closed:
             return
         try:
-            print(line, file=getattr(sys, self.stream), flush=True)
+            print(line if "\n" in line else wrapped(line), file=getattr(sys, self.stream), flush=True)
         except BrokenPipeError:
             self.closed = True
             # What stays in the buffer would fail the stream's next flush, which starting a worker
