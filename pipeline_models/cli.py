@@ -22,13 +22,13 @@ from .cli_output import (POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, answered, as
                          review_state, run_document, run_page, run_timings, say, shortened, shown, shown_json, silence,
                          stats_page, status_page, summary_page, terminal_safe, utf8_output)
 from .cli_output import table  # noqa: F401  (re-exported: its old home)
-from .db import _is_postgres, db, init_db, migrate, redact
+from .db import db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import PipelineModelsError
-from .fields import UTC  # noqa: F401  (re-exported: its old home)
+from .fields import UTC, backend_of  # noqa: F401  (UTC re-exported: its old home)
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
-from .models.runs import _channel
+from .models.runs import niche_channel
 
 PROG = "pipeline-models"
 
@@ -145,7 +145,7 @@ def cmd_pause(args: argparse.Namespace) -> str:
     """`pause NICHE` / `resume NICHE`: stop or start again claiming the runs of a niche (its channel)."""
     _bind_for_change(args.db)
     pausing = args.command == "pause"
-    if (_channel(args.command, args.niche) in PipelineRun.paused_niches()) == pausing:  # a bad name refused first
+    if (niche_channel(args.command, args.niche) in PipelineRun.paused_niches()) == pausing:
         return f"{shown(args.niche)} is {'already' if pausing else 'not'} paused: nothing changed"
     (PipelineRun.pause if pausing else PipelineRun.resume)(args.niche, updated_by=args.by)
     known = any(model.select().where(model.niche == args.niche).exists() for model in (PipelineRun, DiscoveredVideo))
@@ -302,7 +302,7 @@ def cmd_compact(args: argparse.Namespace) -> str:
     older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
     done = Analytics.compact(older_than)  # the ConfigOverride policy, else 30 days, when --older-than is not given
     line = compacted(done, Analytics.select().count())
-    postgres = _is_postgres()
+    postgres = backend_of(db) == "postgres"
     if not args.vacuum:
         return line + (POSTGRES_SPACE if postgres else SQLITE_SPACE)
     if postgres:  # plain VACUUM: space reusable, no lock that stops readers or writers (VACUUM FULL would)

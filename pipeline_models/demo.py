@@ -34,7 +34,7 @@ from playhouse import db_url
 from playhouse.migrations import Runner
 
 from .cli_output import plural, shown, table
-from .db import MIGRATIONS_DIR, _connect, _database_for, db, init_db, redact
+from .db import MIGRATIONS_DIR, database_for, db, init_db, open_connection, redact
 from .enums import ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch, UploadCapReached
 from .fields import utcnow
@@ -158,8 +158,8 @@ def _empty_postgres(target: str) -> None:
 def _postgres(target: str, readonly: bool) -> peewee.Database:
     """A connection to the PostgreSQL database of `target`; `readonly`: a session that refuses every write."""
     # init_db's own way of opening it, so a failure (no driver, a refused connection) reads as status's does.
-    database = _database_for(target, readonly=readonly)
-    _connect(database, target, check_file=False)
+    database = database_for(target, readonly=readonly)
+    open_connection(database, target, check_file=False)
     return database
 
 

@@ -25,7 +25,7 @@ def redact(text: object) -> str:
 
 
 # How TablesMissing names an in-memory SQLite database.
-_IN_MEMORY = "the in-memory SQLite database"
+IN_MEMORY = "the in-memory SQLite database"
 
 
 class PipelineModelsError(Exception):
@@ -152,7 +152,7 @@ class TablesMissing(PipelineModelsError, peewee.OperationalError, peewee.Program
         self.table, self.where = table, where
         what = f"table {table!r}" if table else "a table the query uses"
         hint = ""
-        if where == _IN_MEMORY:
+        if where == IN_MEMORY:
             hint = (" (an in-memory database lives only as long as its connection: a new connection, after "
                     "db.close() or in another thread, starts empty)")
         super().__init__(
