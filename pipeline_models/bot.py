@@ -14,7 +14,7 @@ from peewee import JOIN, fn
 
 from .db import db
 from .enums import ContentIdRisk, ReviewAction, RunStatus
-from .fields import UTC, checked_now
+from .fields import UTC, checked_now, whole_number
 from .models import Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
 
 __all__ = ["FINISHED_WINDOW", "KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue", "review_summary",
@@ -164,8 +164,7 @@ def stats(since: Since) -> Dict[str, Any]:
 
 def errors(limit: int = 50, *, unresolved: bool = False, module: Optional[str] = None) -> List[Dict[str, Any]]:
     """/errors: the latest `limit` errors, newest first, each with its run's niche (only unresolved / of `module`)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 2 ** 63 - 1:
-        raise ValueError(f"errors: limit must be a whole number of errors, 1 or more, not {limit!r}")
+    whole_number("errors: limit", 1, unit="errors")(limit)
     error = ErrorLog
     columns = (error.id, error.occurred_at, error.module, error.error_type, error.error_message, error.pipeline_run,
                PipelineRun.niche, error.resolved)

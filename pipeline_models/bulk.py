@@ -9,7 +9,7 @@ import peewee
 from ._peewee import exception_wrapper
 from .db import db, missing_table_error, write_lock
 from .errors import DatabaseNotBound
-from .fields import backend_of
+from .fields import backend_of, whole_number
 
 # A value the caller left out (the field's default goes there); None is a value.
 _MISSING = object()
@@ -37,9 +37,7 @@ def refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None:
 def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
                 chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
     """Insert many rows of `model`, validated as create() would, in one transaction (BaseModel.insert_rows)."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"{model.__name__}.insert_rows: chunk_size must be a whole number of rows, 1 or more, "
-                         f"not {chunk_size!r}")
+    whole_number(f"{model.__name__}.insert_rows: chunk_size", 1, unit="rows")(chunk_size)
     database = db.obj
     if database is None:
         raise DatabaseNotBound()

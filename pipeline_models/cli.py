@@ -21,15 +21,15 @@ from .cli_output import (POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, answered, as
                          error_page, errors_table, first_line, listing, one_line, paused_page, plural, queue_page,
                          review_state, run_document, run_page, run_timings, say, shortened, shown, shown_json, silence,
                          stats_page, status_page, summary_page, terminal_safe, utf8_output)
-from .cli_output import table  # noqa: F401  (re-exported: its old home)
 from .db import db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
-from .errors import PipelineModelsError
-from .fields import UTC, backend_of  # noqa: F401  (UTC re-exported: its old home)
+from .errors import PipelineModelsError, renamed_attributes
+from .fields import backend_of
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
 from .models.runs import niche_channel
 
+__getattr__ = renamed_attributes(__name__, {"table": "cli_output.table", "UTC": "fields.UTC"})
 PROG = "pipeline-models"
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2

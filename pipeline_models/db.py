@@ -12,7 +12,6 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 import logging
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -41,6 +40,7 @@ from .errors import (  # noqa: F401
     DatabaseNotBound,
     SchemaMismatch,
     TablesMissing,
+    deprecated,
     redact,
 )
 from .fields import backend_of
@@ -263,7 +263,7 @@ def _speak_utf8(database: Any) -> None:
 
 def init_db(
     target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, upgrade: bool = True,
-    readonly: bool = False, create: bool = True, **deprecated: Any,
+    readonly: bool = False, create: bool = True, **old_names: Any,
 ) -> peewee.Database:
     """Open `target`, bind the models to it, apply pending migrations and return the database.
 
@@ -277,7 +277,7 @@ def init_db(
     database, or needs migrations, is refused.
     Raises CannotOpenDatabase, naming the target (never its password), when it cannot be opened.
     """
-    upgrade = _renamed_upgrade(upgrade, deprecated)
+    upgrade = _renamed_upgrade(upgrade, old_names)
     database = database_for(target, readonly)
     path = sqlite_file(database)
     if path is not None:
@@ -300,14 +300,13 @@ def init_db(
     return database
 
 
-def _renamed_upgrade(upgrade: bool, deprecated: Dict[str, Any]) -> bool:
+def _renamed_upgrade(upgrade: bool, old_names: Dict[str, Any]) -> bool:
     """init_db's `upgrade`, from its old name `migrate` (which hid the migrate() function) with a warning."""
-    if "migrate" in deprecated:
-        warnings.warn("init_db(migrate=...) is deprecated: use init_db(upgrade=...)", DeprecationWarning,
-                      stacklevel=3)
-        upgrade = deprecated.pop("migrate")
-    if deprecated:
-        raise TypeError(f"init_db() got an unexpected keyword argument {next(iter(deprecated))!r}")
+    if "migrate" in old_names:
+        deprecated("init_db(migrate=...)", "init_db(upgrade=...)", stacklevel=3)
+        upgrade = old_names.pop("migrate")
+    if old_names:
+        raise TypeError(f"init_db() got an unexpected keyword argument {next(iter(old_names))!r}")
     return upgrade
 
 

@@ -17,10 +17,11 @@ import math
 import operator
 import os
 import reprlib
-import warnings
-from typing import Any, List, Optional, Set
+from typing import Any, Callable, List, Optional, Set
 
 import peewee
+
+from .errors import renamed_attributes
 from playhouse import fields as pw_fields
 
 UTC = datetime.timezone.utc
@@ -119,6 +120,28 @@ def shown(value: Any) -> str:
         return _reprs.repr(value)
     except (ValueError, RecursionError):  # e.g. a huge int inside a list
         return f"a {_type_name(value)}"
+
+
+# The largest whole number a BIGINT column or a LIMIT holds: the bound of an argument with no other.
+MAX_WHOLE = 2 ** 63 - 1
+
+
+def whole_number(what: str, lowest: int, highest: int = MAX_WHOLE,
+                 unit: str = "") -> Callable[[Any], int]:
+    """The check of a whole number (of `unit`), `lowest` to `highest`: a ValueError naming `what`.
+
+    `what` is an argument ("Analytics.top: n") or a setting (ConfigOverride 'queue.max_attempts'):
+    the one check of whole-number arguments and settings, so that every refusal reads the same.
+    """
+    kind = f"a whole number of {unit}" if unit else "a whole number"
+    bounds = f", {lowest} or more" if highest == MAX_WHOLE else f" from {lowest} to {highest}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+            raise ValueError(f"{what} must be {kind}{bounds}, not {shown(value)}")
+        return value
+
+    return check
 
 
 def escape_unstorable(text: Any) -> Any:
@@ -504,14 +527,6 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
 
 # 0.1.0's names, which shadowed peewee's (a reader of `CharField(...)` could not tell which one it was):
 # they still import, with a DeprecationWarning, until the next release.
-_RENAMED = {name: "Checked" + name for name in ("CharField", "TextField", "IntegerField", "BigIntegerField",
-                                                "FloatField", "BooleanField", "EnumField", "JSONField",
-                                                "ForeignKeyField")}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RENAMED:
-        warnings.warn(f"pipeline_models.fields.{name} is deprecated: use {_RENAMED[name]}", DeprecationWarning,
-                      stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed_attributes(__name__, {name: f"fields.Checked{name}" for name in (
+    "CharField", "TextField", "IntegerField", "BigIntegerField", "FloatField", "BooleanField",
+    "EnumField", "JSONField", "ForeignKeyField")})

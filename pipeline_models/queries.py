@@ -15,7 +15,7 @@ from peewee import SQL, Case, NodeList, fn
 from .connections import database_label
 from .db import db
 from .enums import ContentIdRisk, ReviewAction, RunStatus, ShortStatus
-from .fields import UTC, backend_of, checked_now
+from .fields import UTC, backend_of, checked_now, whole_number
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short)
 from .models.uploads import UploadOnce
@@ -413,8 +413,7 @@ def _top_videos(top: int) -> List[Dict[str, Any]]:
 def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Dict[str, Any]:
     """Every number the report shows, as plain Python values, read from the bound database (read-only)."""
     now = checked_now("report", now).astimezone(UTC)
-    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
-        raise ValueError(f"report: top must be a whole number of videos, 0 or more, not {top!r}")
+    whole_number("report: top", 0, unit="videos")(top)
     outermost = not db.in_transaction()  # else atomic() is a savepoint in the caller's transaction
     with db.atomic():
         if backend_of(db) == "postgres" and outermost:

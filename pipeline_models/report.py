@@ -61,7 +61,7 @@ import tempfile
 from collections import Counter
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from .errors import ExtraMissing
+from .errors import ExtraMissing, plural
 from .fields import UTC
 # The numbers are queried in queries.py (shared with the benchmark); these names keep their old home here.
 from .queries import (ANSWERS, FUNNEL_STEPS, KINDS, LEASE_EXPIRED, NO_STAGE,  # noqa: F401  (re-exported)
@@ -210,16 +210,12 @@ def _funnel_section(page: _Page, report: Dict[str, Any]) -> None:
                                    name=_label_text(niche), textinfo="value+percent initial"))
     figure.update_yaxes(type="category")
     first, last = steps[0][1], steps[-1][1]
-    summary = (f"{first:,} videos discovered in {_plural(len(by_niche), 'niche')}, {last:,} in an uploaded "
+    summary = (f"{first:,} videos discovered in {plural(len(by_niche), 'niche')}, {last:,} in an uploaded "
                f"compilation ({last / first:.1%}); each video counted at the furthest step its clips reached.")
     niches = list(by_niche)
     rows = [[step, n] + [by_niche[niche][i][1] for niche in niches] for i, (step, n) in enumerate(steps)]
     page.section("funnel", "Funnel: from discovered to uploaded", _e(summary),
                  page.chart("funnel", figure, 340) + _table(["step", "all niches", *niches], rows))
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def _period_axis(first: str, last: str, days: int, title: str) -> Dict[str, Any]:
@@ -258,8 +254,8 @@ def _runs_section(page: _Page, report: Dict[str, Any]) -> None:
     figure.update_xaxes(**_period_axis(days[0], days[-1], 1, ""))
     figure.update_xaxes(title_text="day the cycle started (UTC)", row=len(niches), col=1)
     by_status = totals["runs_by_status"]
-    summary = (f"{_plural(totals['runs'], 'run')} of {_plural(len(niches), 'niche')} for cycles on "
-               f"{_plural(len(days), 'day')} from {days[0]} to {days[-1]}; now "
+    summary = (f"{plural(totals['runs'], 'run')} of {plural(len(niches), 'niche')} for cycles on "
+               f"{plural(len(days), 'day')} from {days[0]} to {days[-1]}; now "
                + ", ".join(f"{n:,} {status}" for status, n in by_status.items() if n) + ".")
     rows = [[niche] + [sum(d.get(outcome, 0) for d in per_niche[niche].values()) for outcome in OUTCOMES]
             for niche in niches]
@@ -291,8 +287,8 @@ def _uploads_section(page: _Page, report: Dict[str, Any]) -> None:
     on_day = {day: sum(sum(kinds.values()) for kinds in per_day[day].values()) for day in days}
     busiest = max(days, key=lambda day: (on_day[day], day))
     summary = (f"{sum(totals[(n, KINDS[0])] for n in niches):,} long-form videos and "
-               f"{sum(totals[(n, KINDS[1])] for n in niches):,} shorts uploaded on {_plural(len(days), 'day')}; "
-               f"the busiest, {busiest}, had {on_day[busiest]:,}; {_plural(cap['days_at_cap'], 'day')} at the cap. "
+               f"{sum(totals[(n, KINDS[1])] for n in niches):,} shorts uploaded on {plural(len(days), 'day')}; "
+               f"the busiest, {busiest}, had {on_day[busiest]:,}; {plural(cap['days_at_cap'], 'day')} at the cap. "
                + against)
     rows = [[niche, totals[(niche, KINDS[0])], totals[(niche, KINDS[1])]] for niche in niches]
     page.section("uploads", "Uploads per day against the cap", _e(summary),
@@ -337,7 +333,7 @@ def _failures_section(page: _Page, report: Dict[str, Any]) -> None:
         per_module = sum((Counter({module: n}) for (module, _), n in errors.items()), Counter())
         body.append(_table(["module", "unresolved errors"], sorted(per_module.items(), key=lambda i: (-i[1], i[0])),
                            numeric=[1]))
-        where += f" {_plural(unresolved, 'unresolved error')} in {_plural(len(per_module), 'module')}."
+        where += f" {plural(unresolved, 'unresolved error')} in {plural(len(per_module), 'module')}."
     else:
         where += " No unresolved errors."
     page.section("failures", "Where runs fail", _e(where), "\n".join(body))
@@ -421,7 +417,7 @@ def _cost_section(page: _Page, report: Dict[str, Any]) -> None:
 
 def _views_section(page: _Page, report: Dict[str, Any]) -> None:
     views, per_niche, audience = report["views"], report["views"]["niches"], report["views"]["audience"]
-    unmatched = (f" {_plural(views['unmatched_videos'], 'video')} with snapshots is neither a run's nor a short's."
+    unmatched = (f" {plural(views['unmatched_videos'], 'video')} with snapshots is neither a run's nor a short's."
                  if views["unmatched_videos"] else "")
     if not per_niche:
         page.section("views", "Long-form versus shorts", _e("No analytics of uploaded videos yet." + unmatched))
@@ -443,7 +439,7 @@ def _views_section(page: _Page, report: Dict[str, Any]) -> None:
     total = {kind: sum(got.get(kind, {}).get("views") or 0 for got in per_niche.values()) for kind in KINDS}
     best = max(audience, key=lambda n: (audience[n]["subscriber_gain"] or 0, n))
     summary = (f"{total[KINDS[0]]:,} views of long-form videos and {total[KINDS[1]]:,} of shorts in "
-               f"{_plural(len(niches), 'niche')}, by each video's newest snapshot; {best} gained the most "
+               f"{plural(len(niches), 'niche')}, by each video's newest snapshot; {best} gained the most "
                f"subscribers ({_count(audience[best]['subscriber_gain'])}).{unmatched}")
     page.section("views", "Long-form versus shorts, subscribers and CTR, per niche", _e(summary),
                  page.chart("views", figure, 340)
@@ -465,8 +461,8 @@ def _content_id_section(page: _Page, report: Dict[str, Any]) -> None:
             + [got["runs"].get(outcome, 0) for outcome in OUTCOMES] for niche, got in flags.items()]
     flagged, dropped = sum(g["flagged"] for g in flags.values()), sum(g["dropped"] for g in flags.values())
     uploaded = sum(g["runs"].get(OUTCOMES[0], 0) for g in flags.values())
-    summary = (f"{_plural(flagged, 'clip')} flagged (the clip's or its source video's risk medium or high), "
-               f"{dropped:,} dropped by a reviewer's skip; {_plural(uploaded, 'uploaded run')} still had one.")
+    summary = (f"{plural(flagged, 'clip')} flagged (the clip's or its source video's risk medium or high), "
+               f"{dropped:,} dropped by a reviewer's skip; {plural(uploaded, 'uploaded run')} still had one.")
     headers = ["niche", "flagged", "clip medium", "clip high", "video medium", "video high", "dropped",
                *(f"runs {outcome}" for outcome in OUTCOMES)]
     page.section("content-id", "Content-ID flags, per niche", _e(summary),

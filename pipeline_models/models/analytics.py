@@ -13,11 +13,11 @@ from peewee import Check
 from ..bulk import refuse_unknown_fields
 from ..db import db, missing_table_error, write_lock
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField,
-                      backend_of, checked_now, shown, utcnow)
+                      backend_of, checked_now, utcnow, whole_number)
 from .analytics_sql import (LATEST_DROP, LATEST_FILL, LATEST_INDEX, LATEST_KEYS, LATEST_TABLE,
                             LATEST_TYPES, POSTGRES_TRIGGERS, SQLITE_LATEST_REFRESH, SQLITE_TRIGGERS)
 from .base import BaseModel, at_least_zero
-from .config import ConfigOverride
+from .config import ConfigOverride, setting_name
 
 logger = logging.getLogger("pipeline_models")
 
@@ -137,8 +137,7 @@ class Analytics(BaseModel):
     @classmethod
     def top(cls, n: int = 10, rows: str = "models") -> List[Any]:
         """The newest snapshots of the `n` most viewed videos: latest()'s first `n`, reading only those."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 63:
-            raise ValueError(f"Analytics.top: n must be a whole number of videos, 0 or more, not {n!r}")
+        whole_number("Analytics.top: n", 0, unit="videos")(n)
         kind = cls._row_kind(rows)
         return cls._rows_as(cls._fetch(cls._TOP_SQL.format(p=cls._meta.database.param), (n,)), kind)
 
@@ -243,9 +242,7 @@ class Analytics(BaseModel):
         removed, "batches": transactions}.
         """
         cutoff = cls._compact_cutoff(older_than, now)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10 ** 9:
-            raise ValueError(f"Analytics.compact: batch_size must be a whole number of rows from 1 to "
-                             f"1,000,000,000, not {shown(batch_size)}")
+        whole_number("Analytics.compact: batch_size", 1, 10 ** 9, "rows")(batch_size)
         summary: Dict[str, Any] = {"cutoff": cutoff, "deleted": 0, "batches": 0}
         # In id order: snapshots arrive about in time order, so a batch's rows share a few table pages (walking
         # video by video rewrote each page once per video on it: 8x the writes). Rows recorded meanwhile are
@@ -378,12 +375,8 @@ def _utc_datetimes(values: Sequence[Any]) -> List[Any]:
 Analytics.Row = collections.namedtuple("AnalyticsRow", Analytics._meta.sorted_field_names)
 
 
-def _compact_after_days(value: Any) -> int:
-    """The policy's days before compaction, 1 to 36500, or a ValueError naming its ConfigOverride key."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36500:
-        raise ValueError(f"Analytics.compact: ConfigOverride {Analytics.COMPACT_AFTER_KEY!r} must be a whole "
-                         f"number of days from 1 to 36500, not {value!r}")
-    return value
+# The policy's days before compaction, 1 to 36500, or a ValueError naming its ConfigOverride key.
+_compact_after_days = whole_number(setting_name(Analytics.COMPACT_AFTER_KEY), 1, 36500, "days")
 
 
 ConfigOverride.CHECKS[Analytics.COMPACT_AFTER_KEY] = _compact_after_days

@@ -12,9 +12,9 @@ from ..enums import Processed, RunStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
                       CheckedForeignKeyField, CheckedIntegerField, CheckedTextField,
-                      UTCDateTimeField, backend_of, checked_now, utcnow)
+                      UTCDateTimeField, backend_of, checked_now, utcnow, whole_number)
 from .base import BaseModel, at_least_zero, one_line, unchanged_on_failure
-from .config import ConfigOverride, flag, number, setting_name, whole_number
+from .config import ConfigOverride, flag, number, setting_name
 from .uploads import UploadOnce
 from .videos import NICHE_LENGTH, URL_LENGTH, DiscoveredVideo, checked_niche, pending_candidates
 

@@ -4,9 +4,9 @@ from typing import Any, Dict, List, Optional
 
 from ..db import serialized, write_lock
 from ..errors import AlreadyUploaded, UploadCapReached, UploadInDoubt
-from ..fields import checked_now, utcnow
+from ..fields import checked_now, utcnow, whole_number
 from .base import unchanged_on_failure
-from .config import ConfigOverride, setting_name, whole_number
+from .config import ConfigOverride, setting_name
 
 
 class UploadOnce:
