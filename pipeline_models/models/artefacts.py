@@ -198,8 +198,8 @@ class Short(UploadOnce, BaseModel):
 
     def _upload_row(self) -> "Short":
         # The run first: a review answer locks the run, then its shorts; the same order never deadlocks.
-        self._run_row = PipelineRun(id=self.pipeline_run_id)._locked_row()
-        return self._locked_row()
+        self._run_row = PipelineRun(id=self.pipeline_run_id).locked_row()
+        return self.locked_row()
 
     def _uploadable(self, row: "Short") -> None:
         """Refuse an upload of a short of a run not approved, or whose status cannot become uploaded."""

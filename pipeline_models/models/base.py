@@ -77,8 +77,8 @@ class BaseModel(peewee.Model):
             setattr(self, name, value)
         self._dirty.difference_update(changes)
 
-    def _locked_row(self: _Model) -> _Model:
-        """This row as the database has it, locked until the transaction ends (the caller holds write_lock)."""
+    def locked_row(self: _Model) -> _Model:
+        """This row as the database has it, locked until the transaction (write_lock()) ends."""
         cls = type(self)
         query = cls.select().where(cls._meta.primary_key == self.get_id())
         if backend_of(db) == "postgres":

@@ -99,8 +99,8 @@ class ReviewLog(BaseModel):
         now = utcnow()
         with write_lock():
             # The database's run, not a caller's copy that may be stale: the answer is the reviewer's.
-            moved = PipelineRun(id=self.pipeline_run_id)._locked_row()
-            row = self._locked_row()
+            moved = PipelineRun(id=self.pipeline_run_id).locked_row()
+            row = self.locked_row()
             if row.action is not None and row.action is not ReviewAction.hold or row.action is action:
                 if row.action is action and response_detail in (None, row.response_detail):
                     return False

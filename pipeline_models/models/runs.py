@@ -99,7 +99,7 @@ class PipelineRun(UploadOnce, BaseModel):
                              f"advance(), fail(), retry(), requeue_stale() or mark_uploaded()")
         with write_lock():
             if self._claim is not None:
-                self._check_claim(self._locked_row())  # this object's worker holds the claim still
+                self._check_claim(self.locked_row())  # this object's worker holds the claim still
             return super().save(only=only)
 
     def refresh(self) -> "PipelineRun":
@@ -343,7 +343,7 @@ class PipelineRun(UploadOnce, BaseModel):
         The run stays locked against requeueing until the block ends.
         """
         with write_lock():
-            self._check_claim(self._locked_row())
+            self._check_claim(self.locked_row())
             yield self
 
     def heartbeat(self, stage: Optional[str] = None) -> bool:
@@ -359,7 +359,7 @@ class PipelineRun(UploadOnce, BaseModel):
         with write_lock():  # one compare-and-set on the claim; the row is read only to say why it failed
             held = (cls.id == self.id) & (cls.status == RunStatus.running) & (cls.claim_token == token)
             if token is None or not cls.update(**changes).where(held).execute():
-                self._check_claim(self._locked_row())  # raises LeaseLost, saying who holds the run now
+                self._check_claim(self.locked_row())  # raises LeaseLost, naming who holds the run
         self._written(changes)
         return True
 
@@ -426,7 +426,7 @@ class PipelineRun(UploadOnce, BaseModel):
     def _moving(self, target: RunStatus, detail: str = "", only_from: Optional[RunStatus] = None) -> "PipelineRun":
         """The locked database row, checked: the claim (out of running), this object's status, the move (and,
         for an operation that makes it from one status only, that status)."""
-        row = self._locked_row()
+        row = self.locked_row()
         copy = RunStatus(self.status)
         # A move out of running is the claiming worker's, and so is any move by an object that holds a claim
         # (a stale worker's, whatever its copy says after a refresh): only while that claim holds.

@@ -66,7 +66,7 @@ class UploadOnce:
 
     def _upload_row(self) -> Any:
         """This row, locked (the caller holds write_lock); a model that must lock another row first overrides it."""
-        return self._locked_row()
+        return self.locked_row()
 
     def _uploadable(self, row: Any) -> None:
         """Raise InvalidTransition when `row` (the database's) may not be uploaded now."""
