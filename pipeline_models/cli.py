@@ -38,8 +38,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose
 
 # Ids and limits: SQLite's integers and PostgreSQL's bigint stop here; a larger number overflows in the driver.
 MAX_NUMBER = 2 ** 63 - 1
-# The demo is a walk-through of 24 cycles: 100 candidates a cycle take seconds, many more would take minutes.
-MAX_DEMO_VIDEOS = 100
+MAX_DEMO_VIDEOS = 100  # the demo's candidates a cycle: 100 take seconds, many more minutes
 
 DEFAULT_DB = "pipeline.db"
 ERRORS_LIMIT = 50
@@ -387,9 +386,8 @@ def cmd_report(args: argparse.Namespace) -> str:
 def cmd_demo(args: argparse.Namespace) -> str:
     """`demo`: the whole pipeline simulated; its report is best-effort, its work always finished."""
     from .demo import run_demo
-
     out = LinePrinter("stdout")
-    run_demo(args.db, videos=args.videos, out=out, progress=LinePrinter("stderr"))
+    run_demo(args.db, args.videos, out, LinePrinter("stderr"), niches=args.niches, days=args.days)
     if out.closed:
         raise BrokenPipeError()  # the demo finished; only its report was cut short
     return ""
@@ -524,15 +522,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="report.html", metavar="FILE",
                    help="the file to write, - for stdout (default: %(default)s)")
     p.add_argument("--top", type=_number(1, 100), default=10, metavar="N", help="view curves of N shorts (default 10)")
-    # The demo's database is never $PIPELINE_DB: it must not write simulated data where the pipeline's lives.
     p = sub.add_parser("demo", help=DEMO_HELP, description=DEMO_HELP, epilog=EPILOG)
-    p.set_defaults(func=cmd_demo, default_db=DEMO_DB)
-    p.add_argument("--db", default=argparse.SUPPRESS,
-                   help="a new SQLite file or URL, an empty PostgreSQL database (postgresql://...), or one an "
-                        f"earlier demo made, which is made anew; anything else is refused (default: {DEMO_DB})")
+    p.set_defaults(func=cmd_demo, default_db=DEMO_DB)  # never $PIPELINE_DB: no simulated data there
+    p.add_argument("--db", default=argparse.SUPPRESS, help="a new SQLite file or URL, an empty "
+                   f"PostgreSQL database or an earlier demo's (made anew) (default {DEMO_DB})")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
-    p.add_argument("--videos", type=_number(1, MAX_DEMO_VIDEOS), default=12,
-                   help=f"candidates discovered per niche per cycle, 1 to {MAX_DEMO_VIDEOS} (default 12: 288 videos)")
+    for option, most, default, what in (  # run_demo's limits (of videos: the time it takes)
+            ("--videos", MAX_DEMO_VIDEOS, 12, "candidates discovered per niche per cycle"),
+            ("--niches", 4, 2, "niches, the first N of gaming, sports, funny, entertainment"),
+            ("--days", 30, 3, "days of four 6-hour cycles")):
+        p.add_argument(option, type=_number(1, most), default=default, metavar="N",
+                       help=f"{what}, 1 to {most} (default {default})")
     return top
 
 

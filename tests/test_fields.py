@@ -391,8 +391,8 @@ def test_backend_of_names_the_database_or_the_one_bound_to_a_proxy(database):
 
 
 def test_plural_counts_one_way_everywhere():
-    from pipeline_models import cli_output, errors, report
+    from pipeline_models import cli_output, errors, report_charts
 
-    assert cli_output.plural is errors.plural and report.plural is errors.plural
+    assert cli_output.plural is errors.plural and report_charts.plural is errors.plural
     counted = [errors.plural(n, "run") for n in (0, 1, 2, 1234)]
     assert counted == ["0 runs", "1 run", "2 runs", "1,234 runs"]

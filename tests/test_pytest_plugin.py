@@ -469,9 +469,9 @@ def _throwaway_databases(server):
 
 
 
-def test_the_readme_shows_the_example_this_file_runs():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert f"```python\n{README_EXAMPLE}```" in readme
+def test_the_docs_show_the_example_this_file_runs():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "binding.md").read_text(encoding="utf-8")
+    assert f"```python\n{README_EXAMPLE}```" in page
 
 
 def test_an_unknown_status_lists_the_known_ones(pytester):

@@ -15,7 +15,7 @@ import pytest
 from conftest import CYCLE_START, aware, make_clip, make_run, make_video
 
 import pipeline_models as pm
-from pipeline_models import ExtraMissing, RunStatus, ShortStatus, queries, report
+from pipeline_models import ExtraMissing, RunStatus, ShortStatus, queries, report, report_charts
 
 NOW = aware(2026, 3, 1, 12)
 HOSTILE = "</script><script>alert(1)</script>"
@@ -690,7 +690,7 @@ def test_database_text_is_escaped_everywhere(database):
 
 
 def test_plotly_text_shows_dollars_and_markup_as_typed():
-    assert report._label_text("$x$ <b>&") == "&#36;x&#36; &lt;b&gt;&amp;"
+    assert report_charts._label_text("$x$ <b>&") == "&#36;x&#36; &lt;b&gt;&amp;"
 
 
 def test_the_page_fetches_nothing_and_defines_its_numbers(database):
@@ -745,7 +745,7 @@ def test_a_failed_write_leaves_the_old_file_untouched(database, tmp_path, monkey
 
     def broken(page, numbers):
         raise RuntimeError("rendering failed")
-    monkeypatch.setattr(report, "_cost_section", broken)
+    monkeypatch.setattr(report, "SECTIONS", report.SECTIONS[:-1] + (broken,))
     with pytest.raises(RuntimeError, match="rendering failed"):
         report.write(str(path), now=NOW)
     assert path.read_text() == "the old report" and os.listdir(tmp_path) == ["report.html"]

@@ -2,7 +2,8 @@
 nothing fetched from anywhere but the file itself.
 
     PIPELINE_MODELS_REQUIRE_BROWSER=1   a missing Chromium or Playwright fails instead of skipping (CI sets it)
-    PIPELINE_MODELS_UPDATE_SCREENSHOT=1 also saves the screenshot of a busier database to docs/report.png
+    PIPELINE_MODELS_UPDATE_SCREENSHOT=1 also saves the screenshot of the default demo's report to
+                                        docs/report.png (1200 px wide)
 """
 import itertools
 import json
@@ -17,6 +18,7 @@ import pytest
 
 import pipeline_models as pm
 from pipeline_models import report
+from pipeline_models.demo import run_demo
 
 CHROMIUM = "/usr/bin/chromium"
 REQUIRE_BROWSER = os.environ.get("PIPELINE_MODELS_REQUIRE_BROWSER") == "1"
@@ -55,12 +57,12 @@ def browser():
         chromium.close()
 
 
-def open_report(browser, path):
+def open_report(browser, path, width=1280):
     """Open the report file in a new empty context; (page, problems) where problems lists console errors and
     warnings, page errors, dialogs and every request but the one for the file itself (plotly makes none: not
     even data: URLs show up as requests)."""
     url = Path(path).resolve().as_uri()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     problems = []
 
     def route(request_route):  # belt and braces: nothing but the file itself is even attempted
@@ -203,10 +205,7 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
 
 def test_the_report_renders_every_chart_offline(browser, tmp_path):
     pm.init_db(str(tmp_path / "pipeline.db"))
-    if UPDATE_SCREENSHOT:  # the README's picture: a busier pipeline, and no markup in its titles
-        populate(days=60, niches=("gaming", "sports", "funny", "entertainment"), now=NOW, hostile=False)
-    else:
-        populate()
+    populate()
     path = tmp_path / "report.html"
     summary = report.write(str(path), now=NOW)
     assert summary.charts == len(ALL_CHARTS)
@@ -218,20 +217,46 @@ def test_the_report_renders_every_chart_offline(browser, tmp_path):
     for chart_id, traces in drawn.items():  # every trace of every figure has its group in the SVG
         assert traces == len(figures[chart_id]["data"]) >= 1, chart_id
     assert page.evaluate("document.querySelectorAll('script').length") == 4  # none came from the data
-    if not UPDATE_SCREENSHOT:
-        text = page.evaluate("document.body.innerText")
-        assert HOSTILE in text  # shown as text, in the top videos' table and the module table
-        legend = page.evaluate("Array.from(document.querySelectorAll('#chart-top-videos .legendtext'))"
-                               ".map(t => t.textContent)")
-        assert "shorts: " + HOSTILE in legend  # plotly shows the title as typed, not as markup
-        ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-errors .ytick')).map(t => t.textContent)")
-        assert HOSTILE in ticks
+    text = page.evaluate("document.body.innerText")
+    assert HOSTILE in text  # shown as text, in the top videos' table and the module table
+    legend = page.evaluate("Array.from(document.querySelectorAll('#chart-top-videos .legendtext'))"
+                           ".map(t => t.textContent)")
+    assert "shorts: " + HOSTILE in legend  # plotly shows the title as typed, not as markup
+    ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-errors .ytick'))"
+                          ".map(t => t.textContent)")
+    assert HOSTILE in ticks
 
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     width, height = png_size(shot.read_bytes())
     assert width == 1280 and height > 2500 and shot.stat().st_size > 100_000
     assert problems == []
+    page.context.close()
+
+
+def test_the_default_demo_s_report_draws_every_chart(browser, tmp_path, monkeypatch):
+    """The report of `pipeline-models demo` as it stands: every chart drawn, the per-day ones and
+    the failures with more than one bar or cell (the docs' picture, with
+    PIPELINE_MODELS_UPDATE_SCREENSHOT=1)."""
+    monkeypatch.chdir(tmp_path)  # the page names the database as the docs' commands do
+    path = "pipeline-demo.db"
+    run_demo(path, out=lambda line: None, progress=lambda line: None)
+    pm.init_db(path, readonly=True)
+    summary = report.write(str(tmp_path / "report.html"))
+    assert summary.charts == len(ALL_CHARTS)
+    page, problems = open_report(browser, tmp_path / "report.html", width=1200)
+    drawn = rendered_charts(page)
+    figures = json.loads(page.evaluate("document.getElementById('figures').textContent"))
+    assert set(drawn) == ALL_CHARTS and all(drawn[c] == len(figures[c]["data"]) for c in drawn)
+    for chart in ("chart-runs-per-day", "chart-uploads"):  # more than one day's bars
+        assert len({x for trace in figures[chart]["data"] for x in trace["x"]}) > 1, chart
+    heatmap = figures["chart-failures"]["data"][0]["z"]
+    # More than one (stage, error type) cell.
+    assert sum(cell is not None for row in heatmap for cell in row) > 1
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    width, height = png_size(shot.read_bytes())
+    assert width == 1200 and height > 2500 and problems == []
     if UPDATE_SCREENSHOT:
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)

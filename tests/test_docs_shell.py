@@ -1,4 +1,5 @@
-"""The README's shell blocks run as written, in README order, in a fresh shell at the root of a fresh copy.
+"""The shell blocks of the README and the docs run as written, in page order (README.md, then the
+pages docs/index.md lists), in a fresh shell at the root of a fresh copy.
 
 Every fenced block tagged ```sh, ```bash or ```shell is one test (```console and plain ``` blocks show
 output and are not run). Each runs as
@@ -18,12 +19,12 @@ through, except these, set here:
   but does not run again the suite that the run running this test is running.
 - PIPELINE_MODELS_BENCH_QUICK=1: `bench/run.py` takes small defaults (2,000 rows, one repeat: seconds, not
   the 15 minutes of the published run), so the benchmark block shows that its command works.
-- PIPELINE_MODELS_IN_README_TEST=1: this module skips itself in such a nested run.
+- PIPELINE_MODELS_IN_DOCS_TEST=1: this module skips itself in such a nested run.
 - TMPDIR: a directory of this test's (world-writable, as /tmp is), so that whatever a block leaves there
   (e.g. a PostgreSQL server a failed block did not stop) is stopped and removed at the end.
 
-A block right after `<!-- readme-test: skip (reason) -->` is reported as skipped, with that reason.
-PIPELINE_MODELS_SKIP_README_SHELL=1 skips the whole module (it downloads packages and takes minutes).
+A block right after `<!-- docs-shell: skip (reason) -->` is reported as skipped, with that reason.
+PIPELINE_MODELS_SKIP_DOCS_SHELL=1 skips the whole module (it downloads packages and takes minutes).
 """
 import fnmatch
 import glob
@@ -42,18 +43,18 @@ SHELLS = {"sh", "bash", "shell"}
 TIMEOUT = 900  # seconds for one block: an install from the index on a slow network
 
 pytestmark = [
-    pytest.mark.skipif(os.environ.get("PIPELINE_MODELS_SKIP_README_SHELL") == "1",
-                       reason="PIPELINE_MODELS_SKIP_README_SHELL=1"),
-    pytest.mark.skipif(os.environ.get("PIPELINE_MODELS_IN_README_TEST") == "1",
-                       reason="inside a README block's own pytest run"),
+    pytest.mark.skipif(os.environ.get("PIPELINE_MODELS_SKIP_DOCS_SHELL") == "1",
+                       reason="PIPELINE_MODELS_SKIP_DOCS_SHELL=1"),
+    pytest.mark.skipif(os.environ.get("PIPELINE_MODELS_IN_DOCS_TEST") == "1",
+                       reason="inside a docs block's own pytest run"),
 ]
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)")
-_SKIP = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((.+)\)\s*-->$")
+_SKIP = re.compile(r"^<!--\s*docs-shell:\s*skip\s*\((.+)\)\s*-->$")
 
 
 def shell_blocks(text):
-    """The README's shell blocks in order, as dicts (line, tag, body, skip reason), and misplaced skip markers."""
+    """A page's shell blocks in order, as dicts (line, tag, body, skip reason), and misplaced skip markers."""
     blocks, misplaced = [], []
     lines = text.splitlines()
     skip, i = None, 0
@@ -90,8 +91,19 @@ def _title(block):
     return (commands[0] if commands else "(empty)")[:70]
 
 
-with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as _fh:
-    BLOCKS, MISPLACED = shell_blocks(_fh.read())
+def pages():
+    """README.md, then docs/index.md and the pages its toctrees list, in order (as test_docs.py)."""
+    with open(os.path.join(ROOT, "docs", "index.md"), encoding="utf-8") as fh:
+        trees = "\n".join(re.findall(r"```\{toctree\}\n(.*?)```", fh.read(), re.S))
+    return ["README.md", "docs/index.md", *(f"docs/{name}.md" for name in re.findall(r"^(\w+)$", trees, re.M))]
+
+
+BLOCKS, MISPLACED = [], []
+for _page in pages():
+    with open(os.path.join(ROOT, _page), encoding="utf-8") as _fh:
+        _blocks, _misplaced = shell_blocks(_fh.read())
+    BLOCKS += [dict(block, page=_page) for block in _blocks]
+    MISPLACED += [f"{_page}:{line}" for line in _misplaced]
 
 
 def _ignore(patterns):
@@ -136,7 +148,7 @@ class Terminal:
             login_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         self.env = dict(HOME=self.home, PATH=login_path, LANG="C.UTF-8", TMPDIR=self.tmp,
                         PYTEST_ADDOPTS="--collect-only -q", PIPELINE_MODELS_BENCH_QUICK="1",
-                        PIPELINE_MODELS_IN_README_TEST="1")
+                        PIPELINE_MODELS_IN_DOCS_TEST="1")
         self.ran, self.failed = set(), []
 
     def run(self, index):
@@ -170,7 +182,7 @@ class Terminal:
 @pytest.fixture(scope="module")
 def terminal():
     """One fresh copy and environment for all the blocks, removed at the end."""
-    base = tempfile.mkdtemp(prefix="pm-readme-shell-")
+    base = tempfile.mkdtemp(prefix="pm-docs-shell-")
     os.chmod(base, 0o755)  # the postgres user started by a block must reach TMPDIR inside it
     term = Terminal(base)
     try:
@@ -187,30 +199,30 @@ def _tail(text, lines=40):
 @pytest.mark.slow
 @pytest.mark.parametrize("index", [
     pytest.param(n, id=f"{n}-{_title(block)}",
-                 marks=[pytest.mark.skip(reason=f"README.md line {block['line']}: {block['skip']}")]
+                 marks=[pytest.mark.skip(reason=f"{block['page']} line {block['line']}: {block['skip']}")]
                  if block["skip"] else [])
     for n, block in enumerate(BLOCKS)])
-def test_readme_shell_block_runs_in_a_fresh_shell(terminal, index):
+def test_each_shell_block_runs_in_a_fresh_shell(terminal, index):
     block = BLOCKS[index]
     earlier = [n for n in terminal.failed if n < index]
     status, out, err, seconds = terminal.run(index)
     assert status == 0, (
-        f"README.md line {block['line']}: the ```{block['tag']} block exited {status} after {seconds:.0f} s"
+        f"{block['page']} line {block['line']}: the ```{block['tag']} block exited {status} after {seconds:.0f} s"
         + (f" (block {', '.join(map(str, earlier))} before it failed too)" if earlier else "")
         + f"\n--- block\n{block['body']}--- stderr (tail)\n{_tail(err)}\n--- stdout (tail)\n{_tail(out)}")
 
 
-def test_the_readme_has_shell_blocks_and_no_stray_skip_markers():
+def test_the_pages_have_shell_blocks_and_no_stray_skip_markers():
     assert BLOCKS and "python3 -m venv .venv" in BLOCKS[0]["body"]
-    assert not MISPLACED, f"README.md lines {MISPLACED}: a readme-test skip marker must come right before a shell block"
+    assert not MISPLACED, f"{MISPLACED}: a docs-shell skip marker must come right before a shell block"
 
 
 def test_only_shell_blocks_are_picked_and_skip_markers_are_honoured():
     text = "\n".join([
         "```sh", "echo one", "```", "```console", "$ echo shown", "```", "```", "plain", "```",
-        "<!-- readme-test: skip (needs a GPU) -->", "", "```bash", "echo two", "````", "",
+        "<!-- docs-shell: skip (needs a GPU) -->", "", "```bash", "echo two", "````", "",
         "````shell", "echo three", "```", "still three", "````", "```python", "print(4)", "```",
-        "<!-- readme-test: skip (stray) -->", "text", "~~~sh", "echo five", "~~~",
+        "<!-- docs-shell: skip (stray) -->", "text", "~~~sh", "echo five", "~~~",
     ])
     blocks, misplaced = shell_blocks(text)
     assert [(b["tag"], b["body"], b["skip"]) for b in blocks] == [

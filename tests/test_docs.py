@@ -1,12 +1,14 @@
-"""The README's Python blocks run as written, in README order, on SQLite and PostgreSQL; its test file passes
-under pytest; its column reference and state diagram are generated from the models.
+"""The docs run as written: every ```python block of the README and of each page in docs/, in page
+order, on a fresh database (SQLite and PostgreSQL), with no name undefined; each test file they show
+passes under pytest; the site builds with warnings as errors; the column reference and the state
+diagram are generated from the models.
 
 A ```python block runs unless the line before it says otherwise:
-- `<!-- readme-python: pytest -->`: the block is a whole test file, run by pytest with the package's plugin;
-- `<!-- readme-python: skip (reason) -->`: not run (e.g. it names a server that is not there).
-The other blocks run one after the other in one namespace, as a reader pasting them into one session would,
-in a new working directory; the Quickstart binds the database (on the PostgreSQL leg, its init_db target is
-swapped for a new database on the test server).
+- `<!-- docs-python: pytest -->`: the block is a whole test file, run by pytest with the plugin;
+- `<!-- docs-python: skip (reason) -->`: not run (e.g. it names a server that is not there).
+A page's other blocks run one after the other in one namespace, as a reader pasting them into one
+session would, in a new working directory; its first block binds the database (on the PostgreSQL
+leg, an init_db("pipeline.db") binds a new database on the test server instead).
 """
 import json
 import os
@@ -16,21 +18,34 @@ import sys
 import textwrap
 
 import peewee
+import pyflakes.api
+import pyflakes.messages
+import pyflakes.reporter
 import pytest
 
 import pipeline_models as pm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_MARK = re.compile(r"^<!--\s*readme-python:\s*(pytest|skip\s*\((.+)\))\s*-->$")
+DOCS = os.path.join(ROOT, "docs")
+README_LINES = 150  # one screen: the rest is in docs/
+_MARK = re.compile(r"^<!--\s*docs-python:\s*(pytest|skip\s*\((.+)\))\s*-->$")
 
 
-def _readme():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+def pages():
+    """README.md, then docs/index.md and every page its toctrees list, in their order."""
+    index = _read("docs/index.md")
+    listed = re.findall(r"^(\w+)$", "\n".join(re.findall(r"```\{toctree\}\n(.*?)```", index, re.S)),
+                        re.M)
+    return ["README.md", "docs/index.md", *(f"docs/{name}.md" for name in listed)]
+
+
+def _read(page):
+    with open(os.path.join(ROOT, page), encoding="utf-8") as fh:
         return fh.read()
 
 
 def python_blocks(text):
-    """The README's ```python blocks in order, as dicts (line, body, kind: run, pytest or skip)."""
+    """The page's ```python blocks in order, as dicts (line, body, kind: run, pytest or skip)."""
     blocks, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         if lines[i].strip() == "```python":
@@ -44,26 +59,29 @@ def python_blocks(text):
     return blocks
 
 
-BLOCKS = python_blocks(_readme())
+PAGES = pages()
+RUN_PAGES = [page for page in PAGES if any(b["kind"] == "run" for b in python_blocks(_read(page)))]
+TEST_FILES = [(page, block) for page in PAGES for block in python_blocks(_read(page))
+              if block["kind"] == "pytest"]
 
 
-def _quickstart():
-    return re.search(r"## Quickstart\s+```python\n(.*?)```", _readme(), re.S).group(1)
+def test_the_readme_is_one_screen_and_the_package_description():
+    readme = _read("README.md")
+    assert len(readme.splitlines()) <= README_LINES
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as fh:
+        assert 'readme = "README.md"' in fh.read()
+    for link in re.findall(r"\]\((docs/[\w/]+\.md)", readme):  # every page it links to exists
+        assert os.path.exists(os.path.join(ROOT, link)), link
 
 
-QUICKSTART_OUTPUT = "[(1, 'gamevid0002'), (2, 'gamevid0003'), (3, 'gamevid0001')] 0 2026-06-01 06:30:00+00:00"
-
-
-def test_readme_quickstart_runs(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    exec(compile(_quickstart(), "README.md", "exec"), {})
-    assert capsys.readouterr().out.strip() == QUICKSTART_OUTPUT
-    assert (tmp_path / "pipeline.db").is_file()
+def test_every_page_is_in_the_site():
+    on_disk = {f"docs/{name}" for name in os.listdir(DOCS) if name.endswith(".md")}
+    assert on_disk == set(PAGES) - {"README.md"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def readme_target(request, monkeypatch):
-    """Where the Quickstart's init_db("pipeline.db") binds: the file itself, or a new PostgreSQL database."""
+def docs_target(request, monkeypatch):
+    """Where a page's init_db("pipeline.db") binds: the file itself, or a new PostgreSQL database."""
     if request.param == "sqlite":
         return "pipeline.db"
     url = request.getfixturevalue("pg_server").new_database()
@@ -73,51 +91,122 @@ def readme_target(request, monkeypatch):
     return url
 
 
-def test_readme_python_blocks_run_in_order(tmp_path, monkeypatch, capsys, readme_target):
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    ran = [block for block in BLOCKS if block["kind"] == "run"]
-    assert ran[0]["body"] == _quickstart()  # the Quickstart binds the database the later blocks use
-    for block in ran:
+def run_page(page):
+    """Run the page's blocks in order in one namespace; the namespace."""
+    namespace = {"__name__": "__docs__"}
+    for block in python_blocks(_read(page)):
+        if block["kind"] != "run":
+            continue
         try:
-            exec(compile(block["body"], f"README.md, the block at line {block['line']}", "exec"), namespace)
+            exec(compile(block["body"], f"{page}, the block at line {block['line']}", "exec"),
+                 namespace)
         except Exception as exc:
-            raise AssertionError(f"README.md line {block['line']}: the block fails: {exc!r}") from exc
-    # What the blocks say they leave: the story's run uploaded, after a hold, a skip and an approval.
-    run = pm.PipelineRun.get(pm.PipelineRun.niche == "gaming")
-    assert run.status is pm.RunStatus.uploaded and run.youtube_video_id and run.completed_at
-    kept = run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
-    assert [clip.rank_position for clip in kept] == [1, 2]
-    (dropped,) = run.clips.where(pm.Clip.dropped_at.is_null(False))
-    assert dropped.discovered_video.processed is pm.Processed.rejected
-    assert [r.action for r in run.reviews.order_by(pm.ReviewLog.id)] == [pm.ReviewAction.skip, pm.ReviewAction.approve]
-    assert {s.status for s in run.shorts} == {pm.ShortStatus.rejected, pm.ShortStatus.uploaded}
-    assert pm.ErrorLog.select().where(pm.ErrorLog.module == "uploader").count() >= 1
-    capsys.readouterr()
+            raise AssertionError(f"{page} line {block['line']}: the block fails: {exc!r}") from exc
+    return namespace
+
+
+# What some pages print, in full: the story they tell ends where they say it does.
+PRINTS = {
+    "README.md": "[(1, 'gamevid0002'), (2, 'gamevid0003'), (3, 'gamevid0001')] 0 "
+                 "2026-06-01 06:30:00+00:00\n",
+    "docs/cycle.md": "[(1, 'gamevid0002'), (2, 'gamevid0003'), (3, 'gamevid0001')]\nNone\n"
+                     "failed RuntimeError: the source channel is gone\nreview 10\n",
+    "docs/reviews.md": "uploaded None\n",
+}
+
+
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_the_python_blocks_of_each_page_run_in_order_on_a_fresh_database(
+        page, tmp_path, monkeypatch, capsys, docs_target):
+    monkeypatch.chdir(tmp_path)
+    first = next(b for b in python_blocks(_read(page)) if b["kind"] == "run")
+    assert "init_db(" in first["body"], f"{page}: its first block binds the database"
+    run_page(page)
+    out = capsys.readouterr().out
+    if page in PRINTS:
+        assert out == PRINTS[page]
+    if page == "docs/reviews.md":  # after a hold, a skip and an approval, uploaded
+        run = pm.PipelineRun.get(pm.PipelineRun.niche == "gaming")
+        kept = run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
+        assert [clip.rank_position for clip in kept] == [1, 2]
+        assert [r.action for r in run.reviews.order_by(pm.ReviewLog.id)] == [
+            pm.ReviewAction.skip, pm.ReviewAction.approve]
+        assert {s.status for s in run.shorts} == {pm.ShortStatus.rejected, pm.ShortStatus.uploaded}
+
+
+def _undefined(source, filename):
+    """pyflakes' messages about names used but never defined (or defined after use)."""
+    class Collect(pyflakes.reporter.Reporter):
+        def __init__(self):
+            super().__init__(sys.stdout, sys.stderr)
+            self.found = []
+
+        def flake(self, message):
+            if isinstance(message, (pyflakes.messages.UndefinedName,
+                                    pyflakes.messages.UndefinedLocal)):
+                self.found.append(str(message))
+
+        def syntaxError(self, filename, msg, lineno, offset, text):  # noqa: N802 (pyflakes' name)
+            self.found.append(f"{filename}:{lineno}: {msg}")
+
+    reporter = Collect()
+    pyflakes.api.check(source, filename, reporter)
+    return reporter.found
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_uses_a_name_it_does_not_define(page):
+    blocks = [b for b in python_blocks(_read(page)) if b["kind"] == "run"]
+    assert not _undefined("".join(b["body"] for b in blocks), page)
+    for block in (b for b in python_blocks(_read(page)) if b["kind"] != "run"):
+        assert not _undefined(block["body"], f"{page} line {block['line']}")
+
+
+def test_the_undefined_name_check_finds_one():
+    assert _undefined("print(short)\n", "x.md") == ["x.md:1:7: undefined name 'short'"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_the_readme_test_file_passes_under_pytest(tmp_path, backend, request):
-    (block,) = [block for block in BLOCKS if block["kind"] == "pytest"]
-    (tmp_path / "test_readme_example.py").write_text(block["body"])
+@pytest.mark.parametrize("page, block", TEST_FILES, ids=[f"{p}:{b['line']}" for p, b in TEST_FILES])
+def test_each_test_file_shown_passes_under_pytest(tmp_path, backend, request, page, block):
+    (tmp_path / "test_docs_example.py").write_text(block["body"])
     args = []
     if backend == "postgres":
         args = ["--pipeline-db-url", request.getfixturevalue("pg_server").url]
     env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTEST_ADDOPTS="")
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "pipeline_models.pytest_plugin",
-                           "-p", "no:cacheprovider", *args, "test_readme_example.py"],
+                           "-p", "no:cacheprovider", *args, "test_docs_example.py"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     tests = len(re.findall(r"^def test_", block["body"], re.M))
-    assert proc.returncode == 0 and f"{tests} passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0 and f"{tests} passed" in proc.stdout, (
+        proc.stdout[-3000:] + proc.stderr[-3000:])
 
 
 def test_every_python_block_is_run_or_says_why_not():
-    kinds = [block["kind"] for block in BLOCKS]
-    assert kinds.count("pytest") == 1 and kinds.count("run") >= 5
-    text = _readme()
-    assert len(re.findall(r"readme-python:", text)) == kinds.count("pytest") + kinds.count("skip"), (
-        "a readme-python marker must come right before a ```python block")
+    kinds = [block["kind"] for page in PAGES for block in python_blocks(_read(page))]
+    assert kinds.count("pytest") == 2 and kinds.count("run") >= 15
+    marks = sum(len(re.findall(r"docs-python:", _read(page))) for page in PAGES)
+    assert marks == kinds.count("pytest") + kinds.count("skip"), (
+        "a docs-python marker must come right before a ```python block")
+
+
+@pytest.mark.slow
+def test_the_site_builds_without_a_warning(tmp_path):
+    if not _have("sphinx", "myst_parser", "furo", "sphinxcontrib.mermaid"):
+        if os.environ.get("PIPELINE_MODELS_REQUIRE_DOCS") == "1":
+            pytest.fail("PIPELINE_MODELS_REQUIRE_DOCS=1 but the docs extra is not installed")
+        pytest.skip("the docs extra is not installed (pip install -e '.[docs]')")
+    proc = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                           DOCS, str(tmp_path / "html")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    for page in PAGES[1:]:
+        assert (tmp_path / "html" / os.path.basename(page).replace(".md", ".html")).is_file()
+
+
+def _have(*modules):
+    import importlib.util
+    return all(importlib.util.find_spec(name) for name in modules)
 
 
 @pytest.mark.slow
@@ -134,9 +223,9 @@ def test_example_quickstart_script(tmp_path):
     assert counts[0] == counts[1] and counts[0][0] >= 1 and counts[0][1]
 
 
-# --- the model reference in the README is generated from the models -------------------------------
+# --- the column reference is generated from the models -------------------------------
 
-BEGIN, END = "<!-- reference: generated by `python tests/test_readme.py` from the models -->", "<!-- /reference -->"
+BEGIN, END = "<!-- reference: generated by `python tests/test_docs.py` from the models -->", "<!-- /reference -->"
 
 
 def _type(field):
@@ -161,7 +250,7 @@ def _kind(field):
                        (pm.fields.UTCDateTimeField, "TIMESTAMPTZ (UTC text on SQLite)")):
         if isinstance(field, kind):
             return name
-    raise AssertionError(f"no README type for {field!r}")
+    raise AssertionError(f"no reference type for {field!r}")
 
 
 def _default(field):
@@ -188,10 +277,11 @@ def _named(index, model):
 
 
 def reference():
-    """The README's model reference: each model's columns with type, NULL-ness, default and meaning."""
+    """The column reference: each model's columns with type, NULL-ness, default and meaning."""
     lines = [BEGIN]
     for model in pm.ALL_MODELS:
-        lines += ["", f"**`{model.__name__}`** (table `{model._meta.table_name}`): {model.__doc__}", "",
+        title = f"**`{model.__name__}`** (table `{model._meta.table_name}`): {model.__doc__}"
+        lines += ["", *_wrap(title), "",
                   "| column | type | NULL | default | meaning |", "|---|---|---|---|---|"]
         lines += [f"| `{f.column_name}` | {_type(f)} | {'yes' if f.null else 'no'} | {_default(f)} | {_meaning(f)} |"
                   for f in model._meta.sorted_fields]
@@ -201,8 +291,13 @@ def reference():
         notes = (["Checks: " + ", ".join(f"`{check}`" for check in checks) + "."] if checks else []) + (
             ["Indexes: " + ", ".join(_index(i) for i in indexes) + "."] if indexes else [])
         if notes:
-            lines += ["", " ".join(notes)]
+            lines += ["", *_wrap(" ".join(notes))]
     return "\n".join(lines + ["", END])
+
+
+def _wrap(text):
+    """Prose lines of at most 100 characters, as the pages' own (a code span is never split)."""
+    return textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
 def _column(expression):
@@ -224,9 +319,9 @@ def test_the_reference_names_the_seven_indexes_of_the_pipeline_and_the_seed():
     assert seven <= set(re.findall(r"`(idx_\w+)` \(", reference()))
 
 
-# --- the state diagram in the README is drawn from the transition tables ----------------------------
+# --- the state diagram is drawn from the transition tables ----------------------------
 
-STATES_BEGIN = "<!-- states: generated by `python tests/test_readme.py` from the transition tables -->"
+STATES_BEGIN = "<!-- states: generated by `python tests/test_docs.py` from the transition tables -->"
 STATES_END = "<!-- /states -->"
 
 # How each machine is entered (the tables say only where each status may go from there).
@@ -241,7 +336,7 @@ MACHINES = [
 
 
 def states():
-    """The README's state diagram (mermaid): every machine's statuses and moves, with the operation that makes
+    """The state diagram (mermaid): every machine's statuses and moves, with the operation that makes
     each; and what sets a video's `processed`, which is no state machine."""
     lines = [STATES_BEGIN, "", "```mermaid", "stateDiagram-v2"]
     for title, prefix, table, first, entry in MACHINES:
@@ -257,19 +352,20 @@ def states():
     processed = (f"A video's `processed` is the pipeline's integer: {values} (`Processed`); \"taken\" is a "
                  "pending video a run holds (`taken_by_run`), listed by no `get_pending_videos()`. The "
                  "pipeline's own `mark_video_processed(video_id, status)` may set any of the four.")
-    lines += ["```", "", *textwrap.wrap(processed, 110, break_on_hyphens=False), "", STATES_END]
+    lines += ["```", "", *_wrap(processed), "", STATES_END]
     return "\n".join(str(line) for line in lines)
 
 
+REFERENCE = "docs/reference.md"
 SECTIONS = [(BEGIN, END, reference), (STATES_BEGIN, STATES_END, states)]
 
 
 @pytest.mark.parametrize("begin, end, make", SECTIONS, ids=["model reference", "state diagram"])
-def test_the_readme_sections_generated_from_the_code_are_up_to_date(begin, end, make):
-    readme = _readme()
-    assert readme.count(begin) == 1 and readme.count(end) == 1
-    current = readme[readme.index(begin): readme.index(end) + len(end)]
-    assert current == make(), "the README is out of date: run python tests/test_readme.py"
+def test_the_sections_generated_from_the_code_are_up_to_date(begin, end, make):
+    text = _read(REFERENCE)
+    assert text.count(begin) == 1 and text.count(end) == 1
+    current = text[text.index(begin): text.index(end) + len(end)]
+    assert current == make(), f"{REFERENCE} is out of date: run python tests/test_docs.py"
 
 
 def test_the_state_diagram_covers_every_status_and_move():
@@ -285,11 +381,11 @@ def test_the_state_diagram_covers_every_status_and_move():
     assert all(f"{int(member)} {member.name}" in diagram for member in pm.Processed)
 
 
-if __name__ == "__main__":  # rewrite the README's generated sections from the code
-    text = _readme()
+if __name__ == "__main__":  # rewrite the reference's generated sections from the code
+    text = _read(REFERENCE)
     for begin, end, make in SECTIONS:
         start, stop = text.index(begin), text.index(end) + len(end)
         text = text[:start] + make() + text[stop:]
-    with open(os.path.join(ROOT, "README.md"), "w", encoding="utf-8") as fh:
+    with open(os.path.join(ROOT, REFERENCE), "w", encoding="utf-8") as fh:
         fh.write(text)
-    print("README.md: model reference and state diagram rewritten")
+    print(f"{REFERENCE}: column reference and state diagram rewritten")
