@@ -14,7 +14,7 @@ from peewee import JOIN, fn
 
 from .db import db
 from .enums import ContentIdRisk, ReviewAction, RunStatus
-from .fields import UTC, _now
+from .fields import UTC, checked_now, whole_number
 from .models import Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
 
 __all__ = ["FINISHED_WINDOW", "KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue", "review_summary",
@@ -92,7 +92,7 @@ FINISHED_WINDOW = datetime.timedelta(days=7)
 def status(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """/status: per niche its runs by status (every active one; those finished in the last 7 days), the running
     runs, the next run, paused or not; the concurrency cap."""
-    now = _now("status", now)
+    now = checked_now("status", now)
     run = PipelineRun
     since = now - FINISHED_WINDOW
     counted = run.status.in_(list(run.ACTIVE)) | (run.status.in_(list(run.FINISHED)) & (run.completed_at >= since))
@@ -146,7 +146,7 @@ def _uploads(since: datetime.datetime, until: Optional[datetime.datetime] = None
 
 def stats(since: Since) -> Dict[str, Any]:
     """/stats: per niche the uploads since `since` (long-form, shorts), their views (latest snapshots), errors."""
-    since = _since("stats", since, _now("stats", None))
+    since = _since("stats", since, checked_now("stats", None))
     run = PipelineRun
     empty = {kind: 0 for kind in KINDS}
     niches: Dict[str, Dict[str, Any]] = {niche: {"uploads": dict(empty), "views": dict(empty), "errors": 0}
@@ -164,8 +164,7 @@ def stats(since: Since) -> Dict[str, Any]:
 
 def errors(limit: int = 50, *, unresolved: bool = False, module: Optional[str] = None) -> List[Dict[str, Any]]:
     """/errors: the latest `limit` errors, newest first, each with its run's niche (only unresolved / of `module`)."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 2 ** 63 - 1:
-        raise ValueError(f"errors: limit must be a whole number of errors, 1 or more, not {limit!r}")
+    whole_number("errors: limit", 1, unit="errors")(limit)
     error = ErrorLog
     columns = (error.id, error.occurred_at, error.module, error.error_type, error.error_message, error.pipeline_run,
                PipelineRun.niche, error.resolved)
@@ -184,7 +183,7 @@ def errors(limit: int = 50, *, unresolved: bool = False, module: Optional[str] =
 
 def queue(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """/queue: the reviews awaiting an answer and the held ones, oldest first, with their runs and ages."""
-    now = _now("queue", now)
+    now = checked_now("queue", now)
     run = PipelineRun
     rows = (ReviewLog.unanswered().select_extend(run.id, run.niche, run.cycle_start, run.cycle_end).join(run)
             .order_by(ReviewLog.sent_at, ReviewLog.id))
@@ -200,7 +199,7 @@ def queue(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
 
 def digest(since: Since, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     """The 6-hourly digest: runs uploaded and failed, videos uploaded since `since`, reviews pending, the top video."""
-    now = _now("digest", now)
+    now = checked_now("digest", now)
     since = _since("digest", since, now)
     run = PipelineRun
     finished: Dict[str, Dict[str, int]] = {state.value: {} for state in (RunStatus.uploaded, RunStatus.failed)}

@@ -7,14 +7,15 @@ from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 import peewee
 
 from ._peewee import exception_wrapper
-from .db import _tables_missing, db, write_lock
+from .db import db, missing_table_error, write_lock
 from .errors import DatabaseNotBound
+from .fields import backend_of, whole_number
 
 # A value the caller left out (the field's default goes there); None is a value.
 _MISSING = object()
 
 
-def _refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None:
+def refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None:
     """Refuse names that are not fields the caller may set (default: any field, or a foreign key's _id column).
 
     peewee would silently ignore a misspelt keyword in Model(...) and create(), and fail obscurely in
@@ -36,17 +37,15 @@ def _refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None
 def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
                 chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
     """Insert many rows of `model`, validated as create() would, in one transaction (BaseModel.insert_rows)."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"{model.__name__}.insert_rows: chunk_size must be a whole number of rows, 1 or more, "
-                         f"not {chunk_size!r}")
+    whole_number(f"{model.__name__}.insert_rows: chunk_size", 1, unit="rows")(chunk_size)
     database = db.obj
     if database is None:
         raise DatabaseNotBound()
     columns = [f for f in model._meta.sorted_fields if not isinstance(f, peewee.AutoField)]
     names = [f.name for f in columns]
     given = list(fields) if fields is not None else names
-    _refuse_unknown_fields(model, given, names)
-    if isinstance(database, peewee.SqliteDatabase):
+    refuse_unknown_fields(model, given, names)
+    if backend_of(database) == "sqlite":
         marks = ["json(?)" if isinstance(f, peewee.JSONField) else "?" for f in columns]
     else:
         marks = ["%s::jsonb" if isinstance(f, peewee.JSONField) else "%s" for f in columns]
@@ -75,7 +74,7 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
                                         else (None, None, False))
             if one_copy:
                 return _copy_stream(model, cursor, copy_sql, oids, chunks, convert)
-            sqlite = isinstance(database, peewee.SqliteDatabase)
+            sqlite = backend_of(database) == "sqlite"
             # A batch of more than one chunk sets the model's costly row trigger aside (see _bulk_trigger).
             trigger = model._bulk_trigger() if sqlite and second is not None else None
             trigger_sql = trigger and _set_trigger_aside(database, trigger[0])
@@ -112,7 +111,7 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
                 database.execute_sql(trigger_sql)
         except (peewee.OperationalError, peewee.ProgrammingError) as exc:
             # The bulk path writes through a cursor, not the proxy: name a missing table here too.
-            missing = _tables_missing(exc, database)
+            missing = missing_table_error(exc, database)
             if missing is None:
                 raise
             raise missing from exc
@@ -133,7 +132,7 @@ def _bulk_params(model: type, chunk: List[Any], start: int, kind: Any, columns: 
         if not keys <= set(names):
             position = next(i for i, row in enumerate(chunk) if not row.keys() <= set(names))
             try:
-                _refuse_unknown_fields(model, chunk[position], names)
+                refuse_unknown_fields(model, chunk[position], names)
             except TypeError as exc:
                 raise TypeError(f"row {start + position}: {exc}") from None
         values = {name: list(map(operator.methodcaller("get", name, _MISSING), chunk))

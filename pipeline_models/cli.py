@@ -26,15 +26,15 @@ from .cli_output import (EPILOG, POSTGRES_SPACE, SQLITE_SPACE, LinePrinter, Pars
                          shown, shown_json, silence, stats_page, status_page, summary_page,
                          terminal_safe, unrecognized, utf8_output, wrapped)
 from .cli_output import METAVARS  # noqa: F401  (re-exported: each option's metavar, as documented)
-from .cli_output import table  # noqa: F401  (re-exported: its old home)
-from .db import _is_postgres, db, init_db, migrate, redact
+from .db import db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
-from .errors import PipelineModelsError
-from .fields import UTC  # noqa: F401  (re-exported: its old home)
+from .errors import PipelineModelsError, renamed_attributes
+from .fields import backend_of
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
-from .models.runs import _channel
+from .models.runs import niche_channel
 
+__getattr__ = renamed_attributes(__name__, {"table": "cli_output.table", "UTC": "fields.UTC"})
 PROG = "pipeline-models"
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -136,7 +136,7 @@ def cmd_pause(args: argparse.Namespace) -> str:
     """`pause NICHE` / `resume NICHE`: stop or start again claiming a niche's runs (its channel)."""
     _bind_for_change(args.db)
     pausing = args.command == "pause"
-    if (_channel(args.command, args.niche) in PipelineRun.paused_niches()) == pausing:  # a bad name refused first
+    if (niche_channel(args.command, args.niche) in PipelineRun.paused_niches()) == pausing:
         return f"{shown(args.niche)} is {'already' if pausing else 'not'} paused: nothing changed"
     (PipelineRun.pause if pausing else PipelineRun.resume)(args.niche, updated_by=args.by)
     known = any(model.select().where(model.niche == args.niche).exists()
@@ -291,7 +291,7 @@ def cmd_compact(args: argparse.Namespace) -> str:
     older_than = None if args.older_than is None else datetime.timedelta(days=args.older_than)
     done = Analytics.compact(older_than)  # without --older-than: the config's policy, else 30 days
     line = compacted(done, Analytics.select().count())
-    postgres = _is_postgres()
+    postgres = backend_of(db) == "postgres"
     if not args.vacuum:
         return line + (POSTGRES_SPACE if postgres else SQLITE_SPACE)
     if postgres:  # plain VACUUM: space reusable, no lock stopping readers or writers (FULL would)

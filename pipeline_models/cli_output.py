@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence
 import peewee
 
 from .db import redact
+from .errors import plural  # the CLI and the demo take it from here too
 from .fields import UTC
 
 
@@ -157,11 +158,6 @@ def first_line(text: Optional[str]) -> Optional[str]:
         return None
     lines = str(text).splitlines() or [""]
     return lines[0] + (" …" if len(lines) > 1 else "")
-
-
-def plural(n: int, word: str) -> str:
-    """`n` and `word`, with an s unless n is 1: "1 video", "12 videos"."""
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

@@ -11,7 +11,8 @@ import peewee
 from playhouse import db_url
 
 from . import _peewee
-from .errors import CannotOpenDatabase, DatabaseFileChanged, PipelineModelsError
+from .errors import IN_MEMORY, CannotOpenDatabase, DatabaseFileChanged, PipelineModelsError
+from .fields import backend_of
 
 # For a file shared by several worker processes: readers never block the writer (WAL), commits skip
 # the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and each
@@ -23,20 +24,20 @@ SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_tim
 CLIENT_ENCODING = "UTF8"
 
 
-def _label(database: Any) -> str:
+def database_label(database: Any) -> str:
     """How an error names a database: its file, or its name, host and port (never a password)."""
     database = getattr(database, "obj", database)
-    if isinstance(database, peewee.SqliteDatabase):
-        name = _sqlite_file(database) or database.database or ""
+    if backend_of(database) == "sqlite":
+        name = sqlite_file(database) or database.database or ""
         if name in ("", ":memory:") or "mode=memory" in name:
-            return "the in-memory SQLite database"
+            return IN_MEMORY  # TablesMissing adds why such a database can lose its tables
         return f"SQLite file {name}"
     params = getattr(database, "connect_params", {}) or {}
     where = f" at {params['host']}:{params.get('port', 5432)}" if params.get("host") else ""
     return f"database {database.database}{where}"
 
 
-def _named(exc: Any, database: Any) -> Any:
+def named_error(exc: Any, database: Any) -> Any:
     """`exc` (a database failure that is not about the data) with the database it happened on in its message.
 
     A connection refused or lost is a peewee.InterfaceError as often as an OperationalError: both are named.
@@ -46,7 +47,7 @@ def _named(exc: Any, database: Any) -> Any:
             or not isinstance(exc, (peewee.DatabaseError, peewee.InterfaceError)) \
             or getattr(database, "obj", database) is None:
         return exc
-    label = _label(database)
+    label = database_label(database)
     if label in str(exc):
         return exc
     named = type(exc)(f"{exc} ({label})")
@@ -83,7 +84,7 @@ class _NamesItsFailures:
 
 
 class _naming:
-    """A context that re-raises a failure of `database` with the database named (see _named)."""
+    """A context that re-raises a failure of `database` with the database named (named_error)."""
 
     def __init__(self, database: Any) -> None:
         self.database = database
@@ -92,7 +93,7 @@ class _naming:
         pass
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        named = _named(exc, self.database)
+        named = named_error(exc, self.database)
         if named is not exc:
             raise named from None
 
@@ -190,9 +191,9 @@ POSTGRES_DRIVER_MISSING = ("no PostgreSQL driver is installed: install the 'post
                            "(from the repository root: .venv/bin/pip install -e '.[postgres]')")
 
 
-def _sqlite_file(database: peewee.Database) -> Union[str, None]:
+def sqlite_file(database: peewee.Database) -> Union[str, None]:
     """The file path of a SQLite database, or None for in-memory and non-SQLite databases."""
-    if not isinstance(database, peewee.SqliteDatabase):
+    if backend_of(database) != "sqlite":
         return None
     if isinstance(database, _SqliteFile):
         return database.path
@@ -211,7 +212,8 @@ def _check_sqlite_file(target: object, path: str) -> None:
         raise CannotOpenDatabase(target, f"directory {parent!r} does not exist")
 
 
-def _database_for(target: Union[str, "os.PathLike[str]", peewee.Database], readonly: bool = False) -> peewee.Database:
+def database_for(target: Union[str, "os.PathLike[str]", peewee.Database],
+                 readonly: bool = False) -> peewee.Database:
     """init_db's target as a peewee Database, not connected yet."""
     if isinstance(target, peewee.Database):
         return target
@@ -249,8 +251,10 @@ def _database_for(target: Union[str, "os.PathLike[str]", peewee.Database], reado
     return _SqliteFile(path, f"{quoted}?{mode}", uri=True)
 
 
-def _prepare_sqlite_file(database: peewee.SqliteDatabase, target: Any, path: str, must_exist: bool) -> None:
-    """Refuse a path that cannot be a database (or, when it must exist, a missing or empty file); add the pragmas."""
+def prepare_sqlite_file(database: peewee.SqliteDatabase, target: Any, path: str,
+                        must_exist: bool) -> None:
+    """Refuse a path that cannot be a database (or, when it must exist, a missing or empty file);
+    add the pragmas."""
     _check_sqlite_file(target, path)
     if must_exist and not (os.path.exists(path) and os.path.getsize(path) > 0):
         what = "the file is empty" if os.path.exists(path) else "there is no such file"
@@ -261,7 +265,7 @@ def _prepare_sqlite_file(database: peewee.SqliteDatabase, target: Any, path: str
     _peewee.set_pragmas(database, pragmas)
 
 
-def _connect(database: peewee.Database, target: Any, check_file: bool) -> None:
+def open_connection(database: peewee.Database, target: Any, check_file: bool) -> None:
     """Connect, turning every failure into CannotOpenDatabase naming the target."""
     try:
         database.connect(reuse_if_open=True)
@@ -275,13 +279,13 @@ def _connect(database: peewee.Database, target: Any, check_file: bool) -> None:
         raise CannotOpenDatabase(target, reason) from None
     except peewee.PeeweeException as exc:
         # CannotOpenDatabase names the target already: not twice.
-        reason = " ".join(str(exc).replace(f" ({_label(database)})", "").split())
+        reason = " ".join(str(exc).replace(f" ({database_label(database)})", "").split())
         if reason == "file is not a database":
             reason = "the file is not a SQLite database"
         raise CannotOpenDatabase(target, reason) from None
 
 
-def _use_wal(database: peewee.Database, target: object) -> None:
+def use_wal(database: peewee.Database, target: object) -> None:
     """Switch the file to WAL (persistent in the file, so once), waiting out a process that holds it.
 
     The switch needs the file to itself and SQLite does not always wait for that with the busy timeout:

@@ -12,7 +12,6 @@ Tests and scripts that manage the database themselves bind the proxy directly:
 import logging
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -21,27 +20,30 @@ from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
 
 from . import _peewee
-from .connections import (  # noqa: F401  (POSTGRES_DRIVER_MISSING and redact: re-exported, their first home)
+# POSTGRES_DRIVER_MISSING and redact: re-exported, their first home; database_for and
+# open_connection for the demo, which opens a database its own way.
+from .connections import (  # noqa: F401
     CLIENT_ENCODING,
     POSTGRES_DRIVER_MISSING,
     SQLITE_FILE_PRAGMAS,
-    _connect,
-    _database_for,
-    _label,
-    _named,
-    _prepare_sqlite_file,
-    _sqlite_file,
-    _use_wal,
+    database_for,
+    database_label,
+    named_error,
+    open_connection,
+    prepare_sqlite_file,
+    sqlite_file,
+    use_wal,
 )
-from .errors import (  # noqa: F401  (redact: re-exported, its first home)
-    _IN_MEMORY,
+from .errors import (  # noqa: F401
     BusySnapshot,
     CannotOpenDatabase,
     DatabaseNotBound,
     SchemaMismatch,
     TablesMissing,
+    deprecated,
     redact,
 )
+from .fields import backend_of
 from .migrations._base import migration as _migration_module
 
 __all__ = ["db", "init_db", "migrate", "write_lock", "MIGRATIONS_DIR", "SQLITE_FILE_PRAGMAS"]
@@ -98,7 +100,7 @@ class _atomic(_peewee.Atomic):
         except (peewee.DatabaseError, peewee.InterfaceError) as exc:
             if _is_busy_snapshot(exc):
                 raise BusySnapshot() from exc
-            named = _named(exc, self.db)  # BEGIN: a database bound by hand names it here too
+            named = named_error(exc, self.db)  # BEGIN: a database bound by hand names it here too
             if named is exc:
                 raise
             raise named from None
@@ -108,13 +110,14 @@ class _atomic(_peewee.Atomic):
             result = super().__exit__(exc_type, exc, tb)
         except (peewee.DatabaseError, peewee.InterfaceError) as failure:
             if not _ALREADY_ROLLED_BACK.search(str(failure)):
-                raise _named(failure, self.db)
-            raise _named(exc if exc is not None else _first_cause(failure), self.db) from None
+                raise named_error(failure, self.db)
+            raise named_error(exc if exc is not None else _first_cause(failure), self.db) from None
         finally:
             _left_transaction(self.db)
         if _is_busy_snapshot(exc):  # a write in the block met the snapshot an open read pins
             raise BusySnapshot() from exc
-        named = _named(exc, self.db)  # a statement past execute_sql (the bulk path's cursor) failed in the block
+        # A statement past execute_sql (the bulk path's cursor) failed in the block.
+        named = named_error(exc, self.db)
         if named is not exc:
             raise named from None
         return result
@@ -128,7 +131,7 @@ def _left_transaction(database: Any) -> None:
     connection is rolled back here, or closed (SQLite rolls back a closed connection's transaction).
     """
     database = getattr(database, "obj", database)
-    if not isinstance(database, peewee.SqliteDatabase) or database.is_closed() or database.in_transaction():
+    if backend_of(database) != "sqlite" or database.is_closed() or database.in_transaction():
         return
     conn = _peewee.connection(database)
     if not getattr(conn, "in_transaction", False):
@@ -162,7 +165,7 @@ _UNDEFINED_TABLE = re.compile(r'relation "([^"]+)" does not exist')
 _UNDEFINED_TABLE_STATE = "42P01"
 
 
-def _tables_missing(exc: BaseException, database: Any) -> Optional[TablesMissing]:
+def missing_table_error(exc: BaseException, database: Any) -> Optional[TablesMissing]:
     """TablesMissing for `exc` when it says a table does not exist in `database`, else None."""
     if not isinstance(exc, (peewee.OperationalError, peewee.ProgrammingError)) or isinstance(exc, TablesMissing):
         return None
@@ -171,10 +174,7 @@ def _tables_missing(exc: BaseException, database: Any) -> Optional[TablesMissing
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)  # psycopg 3, psycopg2
     if found is None and state != _UNDEFINED_TABLE_STATE:
         return None
-    database = getattr(database, "obj", database)
-    name = getattr(database, "database", None) or ""
-    in_memory = isinstance(database, peewee.SqliteDatabase) and (name == ":memory:" or "mode=memory" in name)
-    return TablesMissing(found.group(1) if found else None, _IN_MEMORY if in_memory else _label(database))
+    return TablesMissing(found.group(1) if found else None, database_label(database))
 
 
 def _is_busy_snapshot(exc: Any) -> bool:
@@ -182,7 +182,7 @@ def _is_busy_snapshot(exc: Any) -> bool:
     if not isinstance(exc, peewee.OperationalError):
         return False
     # peewee raises its own OperationalError while handling the driver's, which is its context (or its
-    # `orig`, once the error was named: see connections._named).
+    # `orig`, once the error was named: see connections.named_error).
     causes = (exc.__context__, getattr(exc, "orig", None), *exc.args)
     return any(getattr(e, "sqlite_errorcode", None) == 517 for e in causes)
 
@@ -203,10 +203,10 @@ class _DatabaseProxy(peewee.DatabaseProxy):
         except (peewee.DatabaseError, peewee.InterfaceError) as exc:
             # Only the exception changes: the statement failed as it did, and a PostgreSQL transaction
             # is aborted just the same, for the caller's atomic() to roll back.
-            missing = _tables_missing(exc, self.obj)
+            missing = missing_table_error(exc, self.obj)
             if missing is not None:
                 raise missing from exc
-            named = _named(exc, self.obj)  # a database bound by hand: named as init_db's are
+            named = named_error(exc, self.obj)  # a database bound by hand: named as init_db's are
             if named is exc:
                 raise
             raise named from None
@@ -229,7 +229,7 @@ db = _DatabaseProxy()
 @db.attach_callback
 def _enforce_foreign_keys(database: Any) -> None:
     """Turn SQLite's foreign keys on for every connection, however the proxy is bound."""
-    if not isinstance(database, peewee.SqliteDatabase):
+    if backend_of(database) != "sqlite":
         return
     pragmas = _peewee.pragmas(database)
     pragmas["foreign_keys"] = 1
@@ -246,7 +246,7 @@ def _speak_utf8(database: Any) -> None:
     On a SQL_ASCII database the server's encoding would be the client's too, and psycopg would return text
     as bytes (peewee's introspection fails on them, and so would every model's text field).
     """
-    if not isinstance(database, peewee.PostgresqlDatabase):
+    if backend_of(database) != "postgres":
         return
     if _peewee.client_encoding(database) is None:  # a caller who chose an encoding keeps it
         _peewee.set_client_encoding(database, CLIENT_ENCODING)
@@ -263,7 +263,7 @@ def _speak_utf8(database: Any) -> None:
 
 def init_db(
     target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, upgrade: bool = True,
-    readonly: bool = False, create: bool = True, **deprecated: Any,
+    readonly: bool = False, create: bool = True, **old_names: Any,
 ) -> peewee.Database:
     """Open `target`, bind the models to it, apply pending migrations and return the database.
 
@@ -277,21 +277,21 @@ def init_db(
     database, or needs migrations, is refused.
     Raises CannotOpenDatabase, naming the target (never its password), when it cannot be opened.
     """
-    upgrade = _renamed_upgrade(upgrade, deprecated)
-    database = _database_for(target, readonly)
-    path = _sqlite_file(database)
+    upgrade = _renamed_upgrade(upgrade, old_names)
+    database = database_for(target, readonly)
+    path = sqlite_file(database)
     if path is not None:
-        _prepare_sqlite_file(database, target, path, readonly or not create)
+        prepare_sqlite_file(database, target, path, readonly or not create)
     previous = db.obj
     db.initialize(database)
     try:
-        _connect(database, target, check_file=path is not None)
+        open_connection(database, target, check_file=path is not None)
         if readonly:
             _check_current(database, target)
         elif upgrade:
             _migrate(database, target)
         if path is not None and not readonly and "journal_mode" not in _peewee.pragmas(database):
-            _use_wal(database, target)
+            use_wal(database, target)
     except BaseException:
         if database is not target:  # ours: close it; a caller's database stays as they left it
             database.close()
@@ -300,20 +300,14 @@ def init_db(
     return database
 
 
-def _renamed_upgrade(upgrade: bool, deprecated: Dict[str, Any]) -> bool:
+def _renamed_upgrade(upgrade: bool, old_names: Dict[str, Any]) -> bool:
     """init_db's `upgrade`, from its old name `migrate` (which hid the migrate() function) with a warning."""
-    if "migrate" in deprecated:
-        warnings.warn("init_db(migrate=...) is deprecated: use init_db(upgrade=...)", DeprecationWarning,
-                      stacklevel=3)
-        upgrade = deprecated.pop("migrate")
-    if deprecated:
-        raise TypeError(f"init_db() got an unexpected keyword argument {next(iter(deprecated))!r}")
+    if "migrate" in old_names:
+        deprecated("init_db(migrate=...)", "init_db(upgrade=...)", stacklevel=3)
+        upgrade = old_names.pop("migrate")
+    if old_names:
+        raise TypeError(f"init_db() got an unexpected keyword argument {next(iter(old_names))!r}")
     return upgrade
-
-
-def _is_postgres(database: Any = db) -> bool:
-    """Whether `database` (the proxy by default: the bound one) is PostgreSQL."""
-    return isinstance(getattr(database, "obj", database), peewee.PostgresqlDatabase)
 
 
 def write_lock(database: Any = db) -> _atomic:
@@ -322,7 +316,7 @@ def write_lock(database: Any = db) -> _atomic:
     On SQLite this is BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at once
     with "database is locked" when another process wrote in between, whatever the busy timeout.
     """
-    if isinstance(getattr(database, "obj", database), peewee.SqliteDatabase):
+    if backend_of(database) == "sqlite":
         return _atomic(database, "IMMEDIATE")
     return _atomic(database)
 
@@ -334,7 +328,7 @@ def serialized(name: str, database: Any = db) -> None:
     check at once. SQLite's write lock already admits one writer at a time; PostgreSQL takes an advisory
     transaction lock, released at COMMIT or ROLLBACK.
     """
-    if _is_postgres(database):
+    if backend_of(database) == "postgres":
         database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pipeline_models.{name}",))
 
 
@@ -358,7 +352,7 @@ def _migrate(database: peewee.Database, target: object) -> List[str]:
         return []
     try:
         with write_lock(database):
-            if isinstance(database, peewee.PostgresqlDatabase):
+            if backend_of(database) == "postgres":
                 # Two processes starting at once must not both run the same migration.
                 database.execute_sql("SELECT pg_advisory_xact_lock(724071)")
             applied = []
@@ -439,7 +433,7 @@ def _missing_from_schema(database: peewee.Database) -> List[str]:
     if source in tables and derived not in tables:
         missing.append(f"table {derived}")
     elif source in tables:
-        if isinstance(database, peewee.SqliteDatabase):
+        if backend_of(database) == "sqlite":
             sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
         else:
             sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal"

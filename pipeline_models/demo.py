@@ -36,11 +36,10 @@ from .demo_db import MARKER, fresh_database  # noqa: F401  (MARKER: importable f
 from .enums import (ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus,
                     ShortStatus)
 from .errors import PipelineModelsError, UploadCapReached
-from .fields import utcnow
+from .fields import utcnow, whole_number
 from .models import (ALL_MODELS, Analytics, Clip, ConfigOverride, DiscoveredVideo,  # noqa: F401
                      ErrorLog, PipelineRun, ReviewLog, Script, Short, TTSAudio,
                      mark_video_processed)  # ALL_MODELS: importable from here, as in 0.2.0
-from .models.config import whole_number
 from .models.uploads import UploadOnce
 from .queries import status_rows
 

@@ -12,7 +12,7 @@ import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
-from .db import MIGRATIONS_DIR, _connect, _database_for, db, init_db, redact
+from .db import MIGRATIONS_DIR, database_for, db, init_db, open_connection, redact
 from .errors import CannotOpenDatabase, PipelineModelsError, SchemaMismatch
 from .models import ALL_MODELS, ConfigOverride
 
@@ -111,8 +111,8 @@ def _postgres(target: str, readonly: bool) -> peewee.Database:
     write."""
     # init_db's own way of opening it, so a failure (no driver, a refused connection) reads as
     # status's does.
-    database = _database_for(target, readonly=readonly)
-    _connect(database, target, check_file=False)
+    database = database_for(target, readonly=readonly)
+    open_connection(database, target, check_file=False)
     return database
 
 

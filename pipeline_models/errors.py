@@ -1,7 +1,9 @@
 """The package's exceptions: one class per way things go wrong, all under PipelineModelsError."""
 import datetime
+import importlib
 import re
-from typing import Optional
+import warnings
+from typing import Any, Callable, Mapping, Optional
 
 import peewee
 
@@ -24,8 +26,42 @@ def redact(text: object) -> str:
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)", r"\1***", text, flags=re.IGNORECASE)
 
 
+def plural(n: int, word: str) -> str:
+    """`n` and `word`, with an s unless n is 1: "1 video", "12 videos"."""
+    # Here, the lowest module, so that the CLI's output and the report count alike.
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+# The release the deprecated names were deprecated in; they go in the release after it.
+DEPRECATED_SINCE = "0.2.0"
+
+
+def deprecated(old: str, new: str, since: str = DEPRECATED_SINCE, stacklevel: int = 2) -> None:
+    """Warn (DeprecationWarning) that `old` is deprecated: use `new`. Every rename warns so.
+
+    `stacklevel` counts from deprecated()'s caller, as warnings.warn's counts from its own: the
+    default, 2, blames the code that called the deprecated function.
+    """
+    warnings.warn(f"{old} is deprecated since {since} and goes in the next release: use {new}",
+                  DeprecationWarning, stacklevel=stacklevel + 1)
+
+
+def renamed_attributes(module: str, renamed: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module's __getattr__ for its old names: each key of `renamed` answers as the name its
+    value gives ("cli_output.table": the package's module, then the name), with deprecated()."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in renamed:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        home, _, attr = f"pipeline_models.{renamed[name]}".rpartition(".")
+        deprecated(f"{module}.{name}", f"{home}.{attr}")
+        return getattr(importlib.import_module(home), attr)
+
+    return __getattr__
+
+
 # How TablesMissing names an in-memory SQLite database.
-_IN_MEMORY = "the in-memory SQLite database"
+IN_MEMORY = "the in-memory SQLite database"
 
 
 class PipelineModelsError(Exception):
@@ -152,7 +188,7 @@ class TablesMissing(PipelineModelsError, peewee.OperationalError, peewee.Program
         self.table, self.where = table, where
         what = f"table {table!r}" if table else "a table the query uses"
         hint = ""
-        if where == _IN_MEMORY:
+        if where == IN_MEMORY:
             hint = (" (an in-memory database lives only as long as its connection: a new connection, after "
                     "db.close() or in another thread, starts empty)")
         super().__init__(

@@ -17,10 +17,11 @@ import math
 import operator
 import os
 import reprlib
-import warnings
-from typing import Any, List, Optional, Set
+from typing import Any, Callable, List, Optional, Set
 
 import peewee
+
+from .errors import renamed_attributes
 from playhouse import fields as pw_fields
 
 UTC = datetime.timezone.utc
@@ -52,7 +53,7 @@ EARLIEST_NOW = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_NOW = datetime.datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
+def checked_now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
     """The `now` an operation was given (default: the clock): an aware datetime from 1970 to 9000, or a
     ValueError naming it."""
     if value is None:
@@ -108,7 +109,7 @@ _reprs = reprlib.Repr()
 _reprs.maxlevel, _reprs.maxstring, _reprs.maxother = 3, 80, 80
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     """A repr of `value` short enough for an error message, whatever its size or depth.
 
     repr() itself raises RecursionError on deeply nested lists, and ValueError on ints of over 4300 digits.
@@ -119,6 +120,28 @@ def _shown(value: Any) -> str:
         return _reprs.repr(value)
     except (ValueError, RecursionError):  # e.g. a huge int inside a list
         return f"a {_type_name(value)}"
+
+
+# The largest whole number a BIGINT column or a LIMIT holds: the bound of an argument with no other.
+MAX_WHOLE = 2 ** 63 - 1
+
+
+def whole_number(what: str, lowest: int, highest: int = MAX_WHOLE,
+                 unit: str = "") -> Callable[[Any], int]:
+    """The check of a whole number (of `unit`), `lowest` to `highest`: a ValueError naming `what`.
+
+    `what` is an argument ("Analytics.top: n") or a setting (ConfigOverride 'queue.max_attempts'):
+    the one check of whole-number arguments and settings, so that every refusal reads the same.
+    """
+    kind = f"a whole number of {unit}" if unit else "a whole number"
+    bounds = f", {lowest} or more" if highest == MAX_WHOLE else f" from {lowest} to {highest}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+            raise ValueError(f"{what} must be {kind}{bounds}, not {shown(value)}")
+        return value
+
+    return check
 
 
 def escape_unstorable(text: Any) -> Any:
@@ -156,7 +179,7 @@ def _check_text(value: Any, max_length: Optional[int]) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str):
-        raise TypeError(f"expected text, got {_type_name(value)} {_shown(value)}")
+        raise TypeError(f"expected text, got {_type_name(value)} {shown(value)}")
     if "\x00" in value:
         raise ValueError("text may not contain NUL characters (PostgreSQL cannot store them)")
     bad = _surrogate(value)
@@ -199,10 +222,10 @@ class CheckedTextField(_Checked, peewee.TextField):
 
 def _check_int(value: Any, bits: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {_type_name(value)} {_shown(value)}")
+        raise TypeError(f"expected an integer, got {_type_name(value)} {shown(value)}")
     limit = 2 ** (bits - 1)
     if not -limit <= value < limit:
-        raise ValueError(f"{_shown(value)} does not fit in a {bits}-bit integer column")
+        raise ValueError(f"{shown(value)} does not fit in a {bits}-bit integer column")
     return int(value)
 
 
@@ -240,12 +263,13 @@ class CheckedFloatField(_Checked, peewee.DoubleField):
 
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {_type_name(value)} {_shown(value)}")
+            raise TypeError(f"expected a number, got {_type_name(value)} {shown(value)}")
         number = float(value)  # OverflowError for an int beyond the float range: refused naming the field
         if not math.isfinite(number):
             raise ValueError(f"{number} is not a finite number")
         if isinstance(value, int) and number != value:  # stored, it would read back as another number
-            raise ValueError(f"the integer {_shown(value)} has no exact float (it would be stored as {number!r}); "
+            raise ValueError(f"the integer {shown(value)} has no exact float "
+                             f"(it would be stored as {number!r}); "
                              f"pass float(value) to accept the rounding")
         return number
 
@@ -260,7 +284,7 @@ class CheckedBooleanField(_Checked, peewee.BooleanField):
 
     def check(self, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise TypeError(f"expected True or False, got {_type_name(value)} {_shown(value)}")
+            raise TypeError(f"expected True or False, got {_type_name(value)} {shown(value)}")
         return value
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
@@ -285,7 +309,7 @@ class _EnumChecks(_Checked):
             except ValueError:
                 pass
         allowed = ", ".join(str(member.value) for member in self.enum_class)
-        raise ValueError(f"{_shown(value)} is not one of: {allowed}")
+        raise ValueError(f"{shown(value)} is not one of: {allowed}")
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
         # Members hash and compare as their values: one dict maps both to the plain value stored.
@@ -410,7 +434,8 @@ class CheckedForeignKeyField(_Checked, peewee.ForeignKeyField):
         if isinstance(value, self.rel_model) or not isinstance(self.rel_field, peewee.AutoField):
             return value
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected a {self.rel_model.__name__} or its id, got {_type_name(value)} {_shown(value)}")
+            raise TypeError(f"expected a {self.rel_model.__name__} or its id, "
+                            f"got {_type_name(value)} {shown(value)}")
         # Serial ids are 32-bit on PostgreSQL (SQLite's are 64-bit): the smaller limit holds on both.
         return _check_int(value, 64 if isinstance(self.rel_field, peewee.BigAutoField) else 32)
 
@@ -418,13 +443,26 @@ class CheckedForeignKeyField(_Checked, peewee.ForeignKeyField):
         # A model instance is a peewee Node, which _Checked passes through: peewee would write its id.
         if isinstance(value, peewee.Model) and not isinstance(value, self.rel_model):
             raise ValueError(f"{self.label()}: expected a {self.rel_model.__name__} or its id, "
-                             f"got {_type_name(value)} {_shown(value)}")
+                             f"got {_type_name(value)} {shown(value)}")
         return super().db_value(value)
+
+
+def backend_of(database: Any) -> str:
+    """Which backend `database` is (a proxy: the one bound): "postgres", "sqlite", "unbound"."""
+    # The one backend check of the package: every "on PostgreSQL ..., on SQLite ..." asks this.
+    database = getattr(database, "obj", database)
+    if database is None:
+        return "unbound"
+    if isinstance(database, peewee.PostgresqlDatabase):
+        return "postgres"
+    if isinstance(database, peewee.SqliteDatabase):
+        return "sqlite"
+    return type(database).__name__  # another peewee backend: neither branch applies
 
 
 def server_now(database: Any) -> str:
     """The DEFAULT clause of a timestamp column that is now, in the form the models store on `database`."""
-    if isinstance(database, peewee.PostgresqlDatabase):
+    if backend_of(database) == "postgres":
         return "DEFAULT CURRENT_TIMESTAMP"
     # SQLite: the fixed-width UTC text check() writes (milliseconds are all its clock gives).
     return "DEFAULT (strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
@@ -449,7 +487,7 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
     def _db_hook(self, database: Any) -> None:
         if isinstance(database, peewee.Proxy):  # Model.bind_ctx() hands back the proxy on exit
             database = database.obj
-        self._as_text = database is None or isinstance(database, peewee.SqliteDatabase)
+        self._as_text = database is None or backend_of(database) == "sqlite"
         if self.server_now:
             self.constraints = [peewee.SQL(server_now(database))]
 
@@ -457,7 +495,7 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
         if isinstance(value, str):
             value = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
         if not isinstance(value, datetime.datetime):
-            raise TypeError(f"expected an aware datetime, got {_type_name(value)} {_shown(value)}")
+            raise TypeError(f"expected an aware datetime, got {_type_name(value)} {shown(value)}")
         if value.utcoffset() is None:
             raise ValueError(
                 f"naive datetime {value!r} has no timezone; pass an aware one, "
@@ -489,14 +527,6 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
 
 # 0.1.0's names, which shadowed peewee's (a reader of `CharField(...)` could not tell which one it was):
 # they still import, with a DeprecationWarning, until the next release.
-_RENAMED = {name: "Checked" + name for name in ("CharField", "TextField", "IntegerField", "BigIntegerField",
-                                                "FloatField", "BooleanField", "EnumField", "JSONField",
-                                                "ForeignKeyField")}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _RENAMED:
-        warnings.warn(f"pipeline_models.fields.{name} is deprecated: use {_RENAMED[name]}", DeprecationWarning,
-                      stacklevel=2)
-        return globals()[_RENAMED[name]]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed_attributes(__name__, {name: f"fields.Checked{name}" for name in (
+    "CharField", "TextField", "IntegerField", "BigIntegerField", "FloatField", "BooleanField",
+    "EnumField", "JSONField", "ForeignKeyField")})

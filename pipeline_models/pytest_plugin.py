@@ -29,11 +29,11 @@ import peewee
 import pytest
 
 from . import _peewee
-from .db import _database_for, db, init_db, redact
+from .db import database_for, db, init_db, redact
 from .enums import ExtractionMethod, ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
 from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
-from .models.base import _sync
+from .models.base import sync_copy
 from .models.runs import CYCLE
 
 __all__ = ["Chain", "PipelineFactory", "pipeline_db", "pipeline_factory"]
@@ -85,7 +85,7 @@ def _pipeline_db_schema() -> Iterator[sqlite3.Connection]:
 def _pipeline_db_postgres(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
     """A throwaway database on the --pipeline-db-url server, migrated once, dropped at the end of the session."""
     url = _url(request.config)
-    server = _database_for(url)
+    server = database_for(url)
     name = "pipeline_test_" + uuid.uuid4().hex[:12]
     server.execute_sql(f'CREATE DATABASE "{name}"')
     previous = db.obj
@@ -300,7 +300,7 @@ class PipelineFactory:
             if row is not None:
                 row.refresh()
         fresh = PipelineRun.get_by_id(run.id)  # not refresh(), which keeps a claim `fields` may have replaced
-        _sync(run, fresh)
+        sync_copy(run, fresh)
         run._claim = fresh._claim
         videos = [DiscoveredVideo.get_by_id(clip.discovered_video_id) for clip in rows["clips"]]
         return Chain(run=run, videos=videos, **rows)
@@ -312,7 +312,7 @@ class PipelineFactory:
                             not_before=None, started_at=now, heartbeat_at=now, completed_at=None, updated_at=now)
          .where((PipelineRun.id == run.id) & (PipelineRun.status == RunStatus.pending)).execute())
         claimed = PipelineRun.get_by_id(run.id)
-        _sync(run, claimed)
+        sync_copy(run, claimed)
         run._claim = claimed._claim  # the object now holds the claim, as claim_next's would
 
 

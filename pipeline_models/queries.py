@@ -12,9 +12,10 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import peewee
 from peewee import SQL, Case, NodeList, fn
 
-from .db import _is_postgres, _label, db
+from .connections import database_label
+from .db import db
 from .enums import ContentIdRisk, ReviewAction, RunStatus, ShortStatus
-from .fields import UTC, _now
+from .fields import UTC, backend_of, checked_now, whole_number
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short)
 from .models.uploads import UploadOnce
@@ -80,7 +81,7 @@ def _utc_text(expression: Any, sqlite_length: int, pg_format: str) -> Any:
     PostgreSQL only matches a GROUP BY expression to the selected one when their text is the same.
     """
     # coerce(False): the text as it is, not parsed by the timestamp field's converter.
-    if _is_postgres():
+    if backend_of(db) == "postgres":
         return fn.to_char(NodeList((expression, SQL("AT TIME ZONE 'UTC'")), parens=True),
                           SQL(f"'{pg_format}'")).coerce(False)
     return fn.substr(expression, SQL("1"), SQL(str(sqlite_length))).coerce(False)
@@ -96,7 +97,7 @@ def _month(expression: Any) -> Any:
 
 def _seconds_between(start: Any, end: Any) -> Any:
     """end - start in seconds, as a float, on either backend."""
-    if _is_postgres():
+    if backend_of(db) == "postgres":
         return NodeList((SQL("EXTRACT(EPOCH FROM"), end, SQL("-"), start, SQL(")"))).cast("double precision")
     return (fn.julianday(end) - fn.julianday(start)) * SQL("86400.0")
 
@@ -411,12 +412,11 @@ def _top_videos(top: int) -> List[Dict[str, Any]]:
 
 def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Dict[str, Any]:
     """Every number the report shows, as plain Python values, read from the bound database (read-only)."""
-    now = _now("report", now).astimezone(UTC)
-    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
-        raise ValueError(f"report: top must be a whole number of videos, 0 or more, not {top!r}")
+    now = checked_now("report", now).astimezone(UTC)
+    whole_number("report: top", 0, unit="videos")(top)
     outermost = not db.in_transaction()  # else atomic() is a savepoint in the caller's transaction
     with db.atomic():
-        if _is_postgres() and outermost:
+        if backend_of(db) == "postgres" and outermost:
             # One snapshot for every query, so the sections agree with one another; and nothing can write.
             db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         videos = _videos_per_niche()
@@ -425,7 +425,7 @@ def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Di
         failures, failures_by_niche = _failures()
         return {
             "generated_at": now,
-            "database": _label(db),
+            "database": database_label(db),
             "totals": _totals(videos),
             "funnel": funnel,
             "funnel_by_niche": funnel_by_niche,

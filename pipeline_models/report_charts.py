@@ -11,6 +11,7 @@ import html
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from .errors import plural
 from .fields import UTC
 from .queries import ANSWERS, KINDS, OUTCOMES, RISKY
 
@@ -59,10 +60,6 @@ def _duration(seconds: Optional[float]) -> str:
 
 def _count(value: Optional[float], text: str = "{:,}") -> str:
     return "-" if value is None else text.format(value)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def _fold(counts: Dict[Tuple[str, str], int],
@@ -133,7 +130,7 @@ def _funnel_section(page: Page, report: Dict[str, Any]) -> None:
                                    textinfo="value+percent initial"))
     figure.update_yaxes(type="category")
     first, last = steps[0][1], steps[-1][1]
-    summary = (f"{first:,} videos discovered in {_plural(len(by_niche), 'niche')}, {last:,} in an "
+    summary = (f"{first:,} videos discovered in {plural(len(by_niche), 'niche')}, {last:,} in an "
                f"uploaded compilation ({last / first:.1%}); each video counted at the furthest "
                "step its clips reached.")
     niches = list(by_niche)
@@ -182,8 +179,8 @@ def _runs_section(page: Page, report: Dict[str, Any]) -> None:
     figure.update_xaxes(**_period_axis(days[0], days[-1], 1, ""))
     figure.update_xaxes(title_text="day the cycle started (UTC)", row=len(niches), col=1)
     by_status = totals["runs_by_status"]
-    summary = (f"{_plural(totals['runs'], 'run')} of {_plural(len(niches), 'niche')} for cycles on "
-               f"{_plural(len(days), 'day')} from {days[0]} to {days[-1]}; now "
+    summary = (f"{plural(totals['runs'], 'run')} of {plural(len(niches), 'niche')} for cycles on "
+               f"{plural(len(days), 'day')} from {days[0]} to {days[-1]}; now "
                + ", ".join(f"{n:,} {status}" for status, n in by_status.items() if n) + ".")
     rows = [[niche] + [sum(d.get(outcome, 0) for d in per_niche[niche].values())
                        for outcome in OUTCOMES] for niche in niches]
@@ -223,8 +220,8 @@ def _uploads_section(page: Page, report: Dict[str, Any]) -> None:
     busiest = max(days, key=lambda day: (on_day[day], day))
     summary = (f"{sum(totals[(n, KINDS[0])] for n in niches):,} long-form videos and "
                f"{sum(totals[(n, KINDS[1])] for n in niches):,} shorts uploaded on "
-               f"{_plural(len(days), 'day')}; the busiest, {busiest}, had {on_day[busiest]:,}; "
-               f"{_plural(cap['days_at_cap'], 'day')} at the cap. " + against)
+               f"{plural(len(days), 'day')}; the busiest, {busiest}, had {on_day[busiest]:,}; "
+               f"{plural(cap['days_at_cap'], 'day')} at the cap. " + against)
     rows = [[niche, totals[(niche, KINDS[0])], totals[(niche, KINDS[1])]] for niche in niches]
     page.section("uploads", "Uploads per day against the cap", _e(summary),
                  page.chart("uploads", figure) + _table(["niche", *KINDS], rows))
@@ -270,8 +267,8 @@ def _failures_section(page: Page, report: Dict[str, Any]) -> None:
         per_module = sum((Counter({module: n}) for (module, _), n in errors.items()), Counter())
         body.append(_table(["module", "unresolved errors"],
                            sorted(per_module.items(), key=lambda i: (-i[1], i[0])), numeric=[1]))
-        where += (f" {_plural(unresolved, 'unresolved error')} in "
-                  f"{_plural(len(per_module), 'module')}.")
+        where += (f" {plural(unresolved, 'unresolved error')} in "
+                  f"{plural(len(per_module), 'module')}.")
     else:
         where += " No unresolved errors."
     page.section("failures", "Where runs fail", _e(where), "\n".join(body))
@@ -370,7 +367,7 @@ def _cost_section(page: Page, report: Dict[str, Any]) -> None:
 def _views_section(page: Page, report: Dict[str, Any]) -> None:
     views = report["views"]
     per_niche, audience = views["niches"], views["audience"]
-    unmatched = (f" {_plural(views['unmatched_videos'], 'video')} with snapshots is neither a "
+    unmatched = (f" {plural(views['unmatched_videos'], 'video')} with snapshots is neither a "
                  "run's nor a short's." if views["unmatched_videos"] else "")
     if not per_niche:
         page.section("views", "Long-form versus shorts",
@@ -396,7 +393,7 @@ def _views_section(page: Page, report: Dict[str, Any]) -> None:
              for kind in KINDS}
     best = max(audience, key=lambda n: (audience[n]["subscriber_gain"] or 0, n))
     summary = (f"{total[KINDS[0]]:,} views of long-form videos and {total[KINDS[1]]:,} of shorts "
-               f"in {_plural(len(niches), 'niche')}, by each video's newest snapshot; {best} "
+               f"in {plural(len(niches), 'niche')}, by each video's newest snapshot; {best} "
                f"gained the most subscribers ({_count(audience[best]['subscriber_gain'])})."
                f"{unmatched}")
     headers = ["niche", "kind", "videos", "views", "subscribers gained", "CTR", "avg view"]
@@ -425,9 +422,9 @@ def _content_id_section(page: Page, report: Dict[str, Any]) -> None:
     flagged = sum(g["flagged"] for g in flags.values())
     dropped = sum(g["dropped"] for g in flags.values())
     uploaded = sum(g["runs"].get(OUTCOMES[0], 0) for g in flags.values())
-    summary = (f"{_plural(flagged, 'clip')} flagged (the clip's or its source video's risk medium "
+    summary = (f"{plural(flagged, 'clip')} flagged (the clip's or its source video's risk medium "
                f"or high), {dropped:,} dropped by a reviewer's skip; "
-               f"{_plural(uploaded, 'uploaded run')} still had one.")
+               f"{plural(uploaded, 'uploaded run')} still had one.")
     headers = ["niche", "flagged", "clip medium", "clip high", "video medium", "video high",
                "dropped", *(f"runs {outcome}" for outcome in OUTCOMES)]
     page.section("content-id", "Content-ID flags, per niche", _e(summary),

@@ -302,7 +302,7 @@ def test_a_missing_table_inside_a_transaction_rolls_back_as_before():
 
 
 def test_postgresql_sqlstate_names_a_missing_table_in_any_language():
-    from pipeline_models.db import _named, _tables_missing
+    from pipeline_models.db import named_error, missing_table_error
 
     class UndefinedTable(Exception):
         sqlstate = "42P01"
@@ -310,13 +310,14 @@ def test_postgresql_sqlstate_names_a_missing_table_in_any_language():
     localized = peewee.ProgrammingError(UndefinedTable("Relation »pipeline_runs« existiert nicht"),
                                         "Relation »pipeline_runs« existiert nicht")
     database = peewee.PostgresqlDatabase("pipeline", host="db.internal")
-    named = _named(localized, database)  # as a database init_db made raises it: with the database in the message
+    # As a database init_db made raises it: with the database in the message.
+    named = named_error(localized, database)
     assert str(named).endswith("(database pipeline at db.internal:5432)")
-    found = _tables_missing(named, database)
+    found = missing_table_error(named, database)
     assert isinstance(found, TablesMissing) and found.table is None
     assert str(found).startswith("a table the query uses does not exist in database pipeline at db.internal:5432: ")
     other = peewee.ProgrammingError(type("UndefinedColumn", (Exception,), {"sqlstate": "42703"})("x"), "x")
-    assert _tables_missing(other, peewee.PostgresqlDatabase("pipeline")) is None
+    assert missing_table_error(other, peewee.PostgresqlDatabase("pipeline")) is None
 
 
 @pytest.mark.parametrize("bound_by", ["init_db", "initialize"])

@@ -14,7 +14,8 @@ from playhouse.migrations import Runner
 
 import pipeline_models as pm
 from pipeline_models import cli as cli_module
-from pipeline_models.cli import main, table
+from pipeline_models.cli import main
+from pipeline_models.cli_output import table
 
 
 @pytest.fixture

@@ -1,11 +1,24 @@
-"""Renamed public names: the old name still works for one release, warns (DeprecationWarning) naming the new
-one, and answers as the new name does; the new names do not warn. The old domain's names are gone (0.2.0)."""
+"""Renamed public names: the old name still works for one release, warns (DeprecationWarning)
+naming the new one, in one wording (errors.deprecated), at the caller's line, and answers as the new
+name does; the new names do not warn. The old domain's names are gone (0.2.0)."""
+import ast
+import importlib
 import warnings
+from pathlib import Path
 
 import peewee
 import pytest
 
 import pipeline_models as pm
+
+
+def said(record, old, new):
+    """The one warning in `record`: deprecated()'s wording of `old` and `new`, at this file."""
+    assert [w.category for w in record] == [DeprecationWarning]
+    wording = f"{old} is deprecated since 0.2.0 and goes in the next release: use {new}"
+    assert str(record[0].message) == wording
+    assert record[0].filename == __file__  # the caller's line, not the package's
+    return True
 
 
 @pytest.fixture
@@ -18,9 +31,9 @@ def no_warnings():
 
 def test_config_override_get_with_a_key_warns_and_answers_as_value_of(database):
     pm.ConfigOverride.set("render.fps", 60)
-    with pytest.warns(DeprecationWarning, match=r"ConfigOverride\.get\(key\) is deprecated: use "
-                                                r"ConfigOverride\.value_of\(key\)"):
+    with pytest.warns(DeprecationWarning) as record:
         old = pm.ConfigOverride.get("render.fps")
+    assert said(record, "ConfigOverride.get(key)", "ConfigOverride.value_of(key)")
     with pytest.warns(DeprecationWarning):
         old_default = pm.ConfigOverride.get("missing", "fallback")
     with pytest.warns(DeprecationWarning):
@@ -88,8 +101,9 @@ def test_the_old_domains_names_are_gone_not_aliased(owner, name, no_warnings):
 def test_the_fields_that_shadowed_peewees_names_still_import_and_warn(old):
     from pipeline_models import fields
 
-    with pytest.warns(DeprecationWarning, match=rf"pipeline_models\.fields\.{old} is deprecated: use Checked{old}"):
+    with pytest.warns(DeprecationWarning) as record:
         renamed = getattr(fields, old)
+    assert said(record, f"pipeline_models.fields.{old}", f"pipeline_models.fields.Checked{old}")
     assert renamed is getattr(fields, f"Checked{old}")
     assert issubclass(renamed, getattr(peewee, old, peewee.Field))  # still the peewee field it refines
     with pytest.raises(AttributeError, match="no attribute 'Nonexistent'"):
@@ -100,9 +114,9 @@ def test_init_db_migrate_is_upgrade(tmp_path, no_warnings):
     pm.init_db(str(tmp_path / "new.db"), upgrade=False)
     assert pm.db.get_tables() == []
     pm.db.close()
-    with pytest.warns(DeprecationWarning, match=r"init_db\(migrate=\.\.\.\) is deprecated: use "
-                                                r"init_db\(upgrade=\.\.\.\)"):
+    with pytest.warns(DeprecationWarning) as record:
         pm.init_db(str(tmp_path / "old.db"), migrate=False)
+    assert said(record, "init_db(migrate=...)", "init_db(upgrade=...)")
     assert pm.db.get_tables() == []
     pm.db.close()
     with pytest.raises(TypeError, match="unexpected keyword argument 'migrat'"):
@@ -111,3 +125,31 @@ def test_init_db_migrate_is_upgrade(tmp_path, no_warnings):
 
 def test_the_new_field_names_do_not_warn(no_warnings):
     from pipeline_models.fields import CheckedCharField, CheckedForeignKeyField  # noqa: F401
+
+
+@pytest.mark.parametrize("old, home, name", [("table", "pipeline_models.cli_output", "table"),
+                                             ("UTC", "pipeline_models.fields", "UTC")])
+def test_the_cli_modules_old_names_warn_and_answer_from_their_home(old, home, name):
+    from pipeline_models import cli
+
+    home = importlib.import_module(home)
+    with pytest.warns(DeprecationWarning) as record:
+        moved = getattr(cli, old)
+    assert said(record, f"pipeline_models.cli.{old}", f"{home.__name__}.{name}")
+    assert moved is getattr(home, name)
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        cli.nonexistent
+
+
+def test_the_new_homes_do_not_warn(no_warnings):
+    from pipeline_models.cli_output import table  # noqa: F401
+    from pipeline_models.fields import UTC  # noqa: F401
+
+
+def test_every_deprecation_goes_through_one_helper():
+    """No module but errors.py names DeprecationWarning in its code: errors.deprecated() warns."""
+    package = Path(pm.__file__).parent
+    naming = {str(path.relative_to(package)) for path in package.rglob("*.py")
+              for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Name) and node.id == "DeprecationWarning"}
+    assert naming == {"errors.py"}

@@ -187,10 +187,10 @@ def test_a_postgresql_server_down_is_named_by_every_operation_begin_included(pri
 
 @pytest.mark.parametrize("bound_by", ["url", "hand"])
 def test_a_closed_port_is_named_by_every_operation_begin_included(bound_by):
-    from pipeline_models.connections import _database_for
+    from pipeline_models.connections import database_for
 
     url = "postgresql://pipeline:s3cret-pw@127.0.0.1:1/pipeline"  # port 1: nothing listens
-    database = _database_for(url) if bound_by == "url" else peewee.PostgresqlDatabase(
+    database = database_for(url) if bound_by == "url" else peewee.PostgresqlDatabase(
         "pipeline", host="127.0.0.1", port=1, user="pipeline", password="s3cret-pw")
     pm.db.initialize(database)  # as init_db binds it, or a user's own database bound by hand
     claimed = pm.PipelineRun(id=1, status="running", claim_token="t")

@@ -355,3 +355,44 @@ def test_strings_with_sql_in_them_are_stored_verbatim(database):
     pm.ErrorLog.create(module=nasty, error_type="E", error_message=nasty)
     assert pm.ErrorLog.get(pm.ErrorLog.module == nasty).error_message == nasty
     assert "analytics" in database.get_tables()
+
+
+# --- the package's shared checks ------------------------------------------------------------------
+
+whole = pm.fields.whole_number
+
+
+@pytest.mark.parametrize("check, value, message", [
+    (whole("f: n", 1, 5), 0, "f: n must be a whole number from 1 to 5, not 0"),
+    (whole("f: n", 1, 5), True, "f: n must be a whole number from 1 to 5, not True"),
+    (whole("f: n", 0, unit="rows"), -1, "f: n must be a whole number of rows, 0 or more, not -1"),
+    (whole("f: n", 0), 2 ** 63, f"f: n must be a whole number, 0 or more, not {2 ** 63}"),
+    (whole("f: n", 0), -10 ** 5000, "f: n must be a whole number, 0 or more, not an int of 16610 "
+                                    "bits"),
+    (whole("f: n", 0), 1.0, "f: n must be a whole number, 0 or more, not 1.0"),
+], ids=["below", "bool", "unit", "over a BIGINT", "huge", "float"])
+def test_whole_number_refuses_by_the_name_it_is_given(check, value, message):
+    with pytest.raises(ValueError) as refused:
+        check(value)
+    assert str(refused.value) == message
+
+
+def test_whole_number_passes_a_whole_number_through():
+    assert whole("f: n", 0)(2 ** 63 - 1) == 2 ** 63 - 1 and whole("f: n", 1, 5)(5) == 5
+
+
+def test_backend_of_names_the_database_or_the_one_bound_to_a_proxy(database):
+    backend_of = pm.fields.backend_of
+    bound = "postgres" if isinstance(pm.db.obj, peewee.PostgresqlDatabase) else "sqlite"
+    assert backend_of(pm.db) == backend_of(pm.db.obj) == bound
+    assert backend_of(peewee.SqliteDatabase(":memory:")) == "sqlite"
+    assert backend_of(peewee.PostgresqlDatabase("never_connected")) == "postgres"
+    assert backend_of(peewee.DatabaseProxy()) == "unbound"
+
+
+def test_plural_counts_one_way_everywhere():
+    from pipeline_models import cli_output, errors, report_charts
+
+    assert cli_output.plural is errors.plural and report_charts.plural is errors.plural
+    counted = [errors.plural(n, "run") for n in (0, 1, 2, 1234)]
+    assert counted == ["0 runs", "1 run", "2 runs", "1,234 runs"]

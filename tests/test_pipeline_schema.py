@@ -521,8 +521,8 @@ def test_adopting_a_row_that_breaks_a_rule_is_refused_naming_it_and_nothing_chan
                                                                                      value, shown):
     _pipeline_database(fresh_target)
     table, name = column.split(".")
-    raw = peewee.SqliteDatabase(fresh_target) if "://" not in fresh_target else pm.connections._database_for(
-        fresh_target, False)
+    raw = (peewee.SqliteDatabase(fresh_target) if "://" not in fresh_target
+           else pm.connections.database_for(fresh_target, False))
     raw.execute_sql(f"UPDATE {table} SET {name} = {value} WHERE id = (SELECT MIN(id) FROM {table})")
     row_id = raw.execute_sql(f"SELECT MIN(id) FROM {table}").fetchone()[0]
     before = _dump(raw)
@@ -530,8 +530,8 @@ def test_adopting_a_row_that_breaks_a_rule_is_refused_naming_it_and_nothing_chan
     with pytest.raises(SchemaMismatch, match=rf"^cannot adopt the pipeline's {table}: row id = {row_id} .*{shown}"
                                              r".*nothing was changed"):
         pm.init_db(fresh_target)
-    raw = peewee.SqliteDatabase(fresh_target) if "://" not in fresh_target else pm.connections._database_for(
-        fresh_target, False)
+    raw = (peewee.SqliteDatabase(fresh_target) if "://" not in fresh_target
+           else pm.connections.database_for(fresh_target, False))
     assert _dump(raw) == before
     raw.close()
 

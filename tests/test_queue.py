@@ -314,6 +314,20 @@ def test_a_bad_retry_policy_is_refused_by_name_and_changes_nothing(database, key
         claimed.fail("boom", max_attempts=True)
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("queue.max_attempts", -5,
+     "ConfigOverride 'queue.max_attempts' must be a whole number from 1 to 1000, not -5"),
+    ("scheduler.max_concurrent_pipelines", 1001,
+     "ConfigOverride 'scheduler.max_concurrent_pipelines' must be a whole number from 0 to 1000, "
+     "not 1001"),
+])
+def test_a_refused_setting_names_the_setting_and_no_model(database, key, value, message):
+    # The setting's own message, whole: not the model that reads it ("PipelineRun: ConfigOverride").
+    with pytest.raises(ValueError) as refused:
+        pm.ConfigOverride.set(key, value)
+    assert str(refused.value) == message
+
+
 def test_a_worker_fails_a_run_for_good_at_once(database):
     run = queued()
     pm.PipelineRun.claim_next("w").fail(ValueError("not a video"), retry=False)

@@ -1,6 +1,7 @@
-"""The package's shape, kept: no import cycle, no module over the line budget, peewee's private parts used
-only through _peewee.py, ARCHITECTURE.md naming exactly the files there are, and this release's (0.2.0) public
-names importable where they are listed."""
+"""The package's shape, kept: no import cycle, no module over the line budget, peewee's private
+parts used only through _peewee.py, no private name taken from another module, ARCHITECTURE.md
+naming exactly the files there are, and this release's (0.2.0) public names importable where they
+are listed."""
 import ast
 import importlib
 import re
@@ -121,6 +122,161 @@ def test_no_other_module_reaches_behind_peewee(name):
     source = modules()[name].read_text()
     assert PRIVATE_PEEWEE.findall(source) == [], f"{name}: go through pipeline_models/_peewee.py"
 
+
+
+# --- no private names across modules --------------------------------------------------------------
+
+# peewee's private parts behind public names: the one module whose private names others may take.
+SHIM = "pipeline_models._peewee"
+
+
+def _private(attr):
+    return attr.startswith("_") and not (attr.startswith("__") and attr.endswith("__"))
+
+
+def _dotted(node):
+    """`a.b.c` for a chain of names and attributes, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id] + parts[::-1])
+
+
+def private_uses(name, source, known):
+    """Where module `name` takes a private name of another package module, as (line, module, name).
+
+    `from .x import _y` and `import x` (or `from . import x`) then `x._y`, at any depth of the code.
+    """
+    package = name if name in PACKAGES else name.rsplit(".", 1)[0]
+    found, bound = [], {}  # bound: a local name -> the package module it is
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("pipeline_models"):
+                    local = alias.asname or alias.name.split(".")[0]
+                    bound[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module or ""
+            if not base.startswith("pipeline_models"):
+                continue
+            for alias in node.names:
+                if f"{base}.{alias.name}" in known:  # a module: its attributes are checked below
+                    bound[alias.asname or alias.name] = f"{base}.{alias.name}"
+                elif base not in (SHIM, name) and _private(alias.name):
+                    found.append((node.lineno, base, alias.name))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            owner = _dotted(node.value)
+            if owner is None or owner.split(".")[0] not in bound:
+                continue
+            first, _, rest = owner.partition(".")
+            module = f"{bound[first]}.{rest}" if rest else bound[first]
+            if module in known and module not in (SHIM, name):
+                found.append((node.lineno, module, node.attr))
+    return sorted(found)
+
+
+PACKAGES = {name for name, path in modules().items() if path.name == "__init__.py"}
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_no_module_takes_a_private_name_of_another(name):
+    path = modules()[name]
+    uses = private_uses(name, path.read_text(), modules())
+    where = path.relative_to(ROOT)
+    assert uses == [], "\n".join(f"{where}:{line}: {name} takes {attr} from {module}: "
+                                  f"make it public where it belongs, or move it"
+                                  for line, module, attr in uses)
+
+
+def test_the_private_name_check_finds_each_way_in():
+    source = """
+from .db import _hidden, db
+from . import _peewee, fields
+from .models import base
+import pipeline_models.connections
+from ._peewee import exception_wrapper
+
+
+def later():
+    from .models.base import _inner
+    return (fields._shown(db), base._sync, pipeline_models.connections._label, _peewee.connection,
+            fields.__name__)
+"""
+    assert private_uses("pipeline_models.bulk", source, modules()) == [
+        (2, "pipeline_models.db", "_hidden"), (10, "pipeline_models.models.base", "_inner"),
+        (11, "pipeline_models.connections", "_label"), (11, "pipeline_models.fields", "_shown"),
+        (11, "pipeline_models.models.base", "_sync")]
+    # A module's own private names, and the shim's, are its own business.
+    own = "from .db import _x\nfrom ._peewee import _y\n"
+    assert private_uses("pipeline_models.db", own, modules()) == []
+
+
+# --- one mechanism per job ------------------------------------------------------------------------
+
+def code_strings(path):
+    """The string constants of a module's code (f-strings' literal parts too), not docstrings."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+            and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def modules_where(found):
+    """The package modules (paths from the package) for which found(path) is true."""
+    return sorted(str(path.relative_to(PACKAGE)) for path in modules().values() if found(path))
+
+
+BACKEND_CLASSES = ("PostgresqlDatabase", "SqliteDatabase")
+
+
+def test_one_backend_check():
+    """"Is it PostgreSQL or SQLite?" is asked of fields.backend_of() alone, never by isinstance."""
+    def asks_itself(path):
+        return any(isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance"
+                   and len(node.args) == 2
+                   and any(getattr(n, "attr", getattr(n, "id", None)) in BACKEND_CLASSES
+                           for n in ast.walk(node.args[1]))
+                   for node in ast.walk(ast.parse(path.read_text())))
+    assert modules_where(asks_itself) == ["fields.py"]
+
+
+def test_one_missing_table_detection():
+    """SQLite's "no such table", PostgreSQL's SQLSTATE: read by db.missing_table_error alone."""
+    def reads(path):
+        return any("no such table" in s or "42P01" in s or "does not exist" in s and "relation" in s
+                   for s in code_strings(path))
+    assert modules_where(reads) == ["db.py"]
+
+
+def test_one_plural():
+    def defines(path):
+        return any(isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "plural"
+                   for node in ast.walk(ast.parse(path.read_text())))
+    assert modules_where(defines) == ["errors.py"]
+
+
+# cli.py's argparse type _number words its own range still (helper "cli"'s file): merge folds it.
+WHOLE_NUMBER_PENDING = {"cli.py"}
+
+
+def test_one_whole_number_check():
+    """Every "must be a whole number" refusal is fields.whole_number's."""
+    def words(path):
+        return any("whole number" in s for s in code_strings(path))
+    assert set(modules_where(words)) - WHOLE_NUMBER_PENDING == {"fields.py"}
 
 # --- ARCHITECTURE.md ----------------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ become failed with last_error naming the run that superseded them, so that the i
 """
 import datetime
 
-from peewee import CharField, PostgresqlDatabase
+from peewee import CharField
 
+from pipeline_models.fields import backend_of
 from pipeline_models.migrations._base import Timestamp
 
 ACTIVE = ("pending", "running", "awaiting_review", "approved")  # furthest along last
@@ -18,7 +19,7 @@ INDEX = "pipeline_runs_one_active_per_video"
 def _now(db):
     """Now, as the models store it: TIMESTAMPTZ on PostgreSQL, fixed-width UTC text on SQLite."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    if isinstance(db, PostgresqlDatabase):
+    if backend_of(db) == "postgres":
         return now
     return now.replace(tzinfo=None).isoformat(" ", "microseconds")
 
@@ -28,7 +29,7 @@ def up(migrator, db):
         migrator.add_column("pipeline_runs", "claim_token", CharField(max_length=32, null=True)),
         migrator.add_column("pipeline_runs", "not_before", Timestamp(null=True)),
     )
-    marks = ", ".join(["%s" if isinstance(db, PostgresqlDatabase) else "?"] * len(ACTIVE))
+    marks = ", ".join(["%s" if backend_of(db) == "postgres" else "?"] * len(ACTIVE))
     rows = db.execute_sql(f"SELECT discovered_video_id, id, status FROM pipeline_runs WHERE status IN ({marks})",
                           ACTIVE).fetchall()
     keep = {}

@@ -7,7 +7,7 @@ SQLite: a WITHOUT ROWID table keyed by the video and three row triggers. Postgre
 (a COPY or a multi-row INSERT costs one upsert per video), whose functions are analytics_latest_*(). The
 seed's tables, columns and idx_analytics_video are unchanged.
 """
-from peewee import PostgresqlDatabase
+from pipeline_models.fields import backend_of
 
 # analytics' columns, in its order, as 0004 left them.
 COLUMNS = ("id", "youtube_video_id", "measured_at", "view_count", "like_count", "comment_count",
@@ -156,7 +156,7 @@ DROP = {
 
 
 def _backend(db):
-    return "postgres" if isinstance(db, PostgresqlDatabase) else "sqlite"
+    return backend_of(db)
 
 
 def up(migrator, db):

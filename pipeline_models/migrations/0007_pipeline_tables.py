@@ -43,7 +43,8 @@ from peewee import (
 )
 
 from pipeline_models.errors import SchemaMismatch
-from pipeline_models.migrations._base import (Timestamp, copy_rows, drop_aside, frozen_base, is_postgres,
+from pipeline_models.fields import backend_of
+from pipeline_models.migrations._base import (Timestamp, copy_rows, drop_aside, frozen_base,
                                               migration, q, refuse_bad_rows, refuse_dependent_views,
                                               reset_sequence, set_aside)
 
@@ -57,7 +58,7 @@ ALL = (*REBUILT, "analytics", "config_overrides")
 
 def _server_now(db):
     """A DEFAULT of now, stored as the models store times (0007 keeps its own copy of the clause)."""
-    if is_postgres(db):
+    if backend_of(db) == "postgres":
         return "DEFAULT CURRENT_TIMESTAMP"
     return "DEFAULT (strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
 
@@ -197,7 +198,7 @@ def frozen_models(db):
 
 def _ceil(db, column):
     """`column` rounded up to a whole number (SQLite's CAST truncates; it has no CEIL here)."""
-    if is_postgres(db):
+    if backend_of(db) == "postgres":
         return f"CAST(CEIL({column}) AS INTEGER)"
     whole = f"CAST({column} AS INTEGER)"
     return f"CASE WHEN {column} > {whole} THEN {whole} + 1 ELSE {whole} END"
@@ -242,7 +243,7 @@ def _from_0006(db):
 def _from_pipeline(db, models):
     """Each column's value from the pipeline's own tables: its columns as they are (naive UTC times as UTC,
     integer flags as booleans, script text as JSON on PostgreSQL), the package's own columns derived."""
-    pg = is_postgres(db)
+    pg = backend_of(db) == "postgres"
     sources = {}
     for model in models:
         table = model._meta.table_name
@@ -339,7 +340,7 @@ def _cycles(db):
 
 def _stored(db, moment):
     """A UTC time as the models store it: TIMESTAMPTZ on PostgreSQL, fixed-width UTC text on SQLite."""
-    if is_postgres(db):
+    if backend_of(db) == "postgres":
         return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
     return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
 

@@ -11,7 +11,8 @@ upload_started_at; and of a run's own candidates, idx_discovered_videos_taken.
 """
 from peewee import IntegerField
 
-from pipeline_models.migrations._base import Timestamp, is_postgres
+from pipeline_models.fields import backend_of
+from pipeline_models.migrations._base import Timestamp
 
 INDEX = "idx_discovered_videos_candidates"
 RECENT = (("idx_pipeline_runs_completed", "pipeline_runs", "completed_at"),
@@ -25,7 +26,7 @@ def up(migrator, db):
         migrator.add_column("discovered_videos", "taken_by_run", IntegerField(null=True)),
         migrator.add_column("review_logs", "reminded_at", Timestamp(null=True)),
     )
-    nulls = " NULLS LAST" if is_postgres(db) else ""
+    nulls = " NULLS LAST" if backend_of(db) == "postgres" else ""
     db.execute_sql(f'CREATE INDEX "{INDEX}" ON "discovered_videos" ("niche", "viral_score" DESC{nulls}, '
                    f'"discovered_at", "id") WHERE processed = 0 AND taken_by_run IS NULL')
     db.execute_sql('CREATE INDEX "idx_discovered_videos_taken" ON "discovered_videos" ("taken_by_run") '

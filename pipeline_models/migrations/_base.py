@@ -10,12 +10,13 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Optional
 
-from peewee import AutoField, ForeignKeyField, Model, PostgresqlDatabase
+from peewee import AutoField, ForeignKeyField, Model
 from playhouse.postgres_ext import DateTimeTZField as Timestamp  # TIMESTAMPTZ; imports without psycopg
 
 from pipeline_models.errors import SchemaMismatch
+from pipeline_models.fields import backend_of
 
-__all__ = ["Timestamp", "frozen_base", "migration", "q", "is_postgres", "refuse_dependent_views", "set_aside",
+__all__ = ["Timestamp", "frozen_base", "migration", "q", "refuse_dependent_views", "set_aside",
            "copy_rows", "drop_aside", "reset_sequence", "refuse_bad_rows"]
 
 
@@ -44,16 +45,12 @@ def q(name: str) -> str:
     return '"' + name + '"'
 
 
-def is_postgres(db: Any) -> bool:
-    return isinstance(db, PostgresqlDatabase)
-
-
 def refuse_dependent_views(db: Any, table: str, upgrade: str, fix: str) -> None:
     """Stop, naming them, if PostgreSQL views depend on `table`: a rebuild cannot carry them over.
 
     (SQLite views name their tables and see the rebuilt one: set_aside renames in legacy mode.)
     """
-    if not is_postgres(db):
+    if backend_of(db) != "postgres":
         return
     views = [r[0] for r in db.execute_sql(
         "SELECT DISTINCT view_name FROM information_schema.view_table_usage "
@@ -69,15 +66,15 @@ def set_aside(db: Any, table: str) -> str:
     """Rename `table` to `table`__old, freeing its index (and PostgreSQL sequence) names; the new name."""
     aside = table + "__old"
     for index in db.get_indexes(table):
-        if is_postgres(db):
+        if backend_of(db) == "postgres":
             db.execute_sql(f"ALTER INDEX {q(index.name)} RENAME TO {q(index.name + '__old')}")
         elif index.sql:  # SQLite's own autoindexes go with their table
             db.execute_sql(f"DROP INDEX {q(index.name)}")
-    if is_postgres(db) and "id" in {c.name for c in db.get_columns(table)}:
+    if backend_of(db) == "postgres" and "id" in {c.name for c in db.get_columns(table)}:
         sequence = db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]
         if sequence:
             db.execute_sql(f"ALTER SEQUENCE {sequence} RENAME TO {q(aside + '_id_seq')}")
-    if is_postgres(db):
+    if backend_of(db) == "postgres":
         db.execute_sql(f"ALTER TABLE {q(table)} RENAME TO {q(aside)}")
     else:  # legacy mode: views, triggers and foreign keys keep naming `table`, so they see the new one
         legacy = db.execute_sql("PRAGMA legacy_alter_table").fetchone()[0]
@@ -101,7 +98,7 @@ def drop_aside(db: Any, tables: Iterable[str]) -> None:
 
 def reset_sequence(db: Any, table: str) -> None:
     """After rows were copied in with their ids, the next PostgreSQL id follows the largest."""
-    if is_postgres(db):
+    if backend_of(db) == "postgres":
         db.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                        f"COALESCE((SELECT MAX(id) FROM {q(table)}), 0) + 1, false)")
 

@@ -10,12 +10,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import peewee
 from peewee import Check
 
-from ..db import _tables_missing, db, write_lock
-from ..fields import CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField, _now, _shown, utcnow
-from .analytics_sql import (_LATEST_DROP, _LATEST_FILL, _LATEST_INDEX, _LATEST_KEYS, _LATEST_TABLE, _LATEST_TYPES,
-                            _POSTGRES_TRIGGERS, _SQLITE_LATEST_REFRESH, _SQLITE_TRIGGERS)
-from .base import BaseModel, _at_least_zero, _is_postgres, _refuse_unknown_fields
-from .config import ConfigOverride
+from ..bulk import refuse_unknown_fields
+from ..db import db, missing_table_error, write_lock
+from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedFloatField, UTCDateTimeField,
+                      backend_of, checked_now, utcnow, whole_number)
+from .analytics_sql import (LATEST_DROP, LATEST_FILL, LATEST_INDEX, LATEST_KEYS, LATEST_TABLE,
+                            LATEST_TYPES, POSTGRES_TRIGGERS, SQLITE_LATEST_REFRESH, SQLITE_TRIGGERS)
+from .base import BaseModel, at_least_zero
+from .config import ConfigOverride, setting_name
 
 logger = logging.getLogger("pipeline_models")
 
@@ -26,22 +28,29 @@ class Analytics(BaseModel):
     youtube_video_id = CheckedCharField(max_length=100,
                                         help_text="the YouTube id of a run's long-form video or of a short")
     measured_at = UTCDateTimeField(default=utcnow, help_text="when the metrics were read")
-    view_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("view_count"), help_text="views")
-    like_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("like_count"), help_text="likes")
-    comment_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("comment_count"), help_text="comments")
+    view_count = CheckedBigIntegerField(null=True, constraints=at_least_zero("view_count"),
+                                        help_text="views")
+    like_count = CheckedBigIntegerField(null=True, constraints=at_least_zero("like_count"),
+                                        help_text="likes")
+    comment_count = CheckedBigIntegerField(null=True, constraints=at_least_zero("comment_count"),
+                                           help_text="comments")
     average_view_duration_seconds = CheckedFloatField(
-        null=True, constraints=_at_least_zero("average_view_duration_seconds"),
+        null=True, constraints=at_least_zero("average_view_duration_seconds"),
         help_text="how long a view lasts on average")
     click_through_rate = CheckedFloatField(null=True, help_text="impressions that became views, as a fraction 0..1",
                                            constraints=[Check("click_through_rate >= 0 AND click_through_rate <= 1")])
-    subscriber_gain = CheckedBigIntegerField(null=True, constraints=_at_least_zero("subscriber_gain"),
+    subscriber_gain = CheckedBigIntegerField(null=True,
+                                             constraints=at_least_zero("subscriber_gain"),
                                              help_text="subscribers gained through it")
-    estimated_revenue_usd = CheckedFloatField(null=True, constraints=_at_least_zero("estimated_revenue_usd"),
+    estimated_revenue_usd = CheckedFloatField(null=True,
+                                              constraints=at_least_zero("estimated_revenue_usd"),
                                               help_text="revenue YouTube estimates for it")
-    engaged_views = CheckedBigIntegerField(null=True, constraints=_at_least_zero("engaged_views"),
+    engaged_views = CheckedBigIntegerField(null=True, constraints=at_least_zero("engaged_views"),
                                            help_text="views YouTube counts as engaged")
-    shares = CheckedBigIntegerField(null=True, constraints=_at_least_zero("shares"), help_text="shares")
-    watch_time_minutes = CheckedFloatField(null=True, constraints=_at_least_zero("watch_time_minutes"),
+    shares = CheckedBigIntegerField(null=True, constraints=at_least_zero("shares"),
+                                    help_text="shares")
+    watch_time_minutes = CheckedFloatField(null=True,
+                                           constraints=at_least_zero("watch_time_minutes"),
                                            help_text="total time watched")
 
     class Meta:
@@ -57,7 +66,7 @@ class Analytics(BaseModel):
     def record(cls, youtube_video_id: str, measured_at: Optional[datetime.datetime] = None,
                **metrics: Any) -> "Analytics":
         """Store one snapshot of a video's metrics (now, unless `measured_at` says when); omitted metrics are NULL."""
-        _refuse_unknown_fields(cls, metrics, cls.METRICS)
+        refuse_unknown_fields(cls, metrics, cls.METRICS)
         measured_at = utcnow() if measured_at is None else measured_at  # not `or`: False is a bad value, not now
         return cls.create(youtube_video_id=youtube_video_id, measured_at=measured_at, **metrics)
 
@@ -66,7 +75,8 @@ class Analytics(BaseModel):
     @classmethod
     def _bulk_trigger(cls) -> Optional[Tuple[str, str, str]]:
         """analytics_latest's insert trigger, an upsert per row: a large batch refreshes each video once instead."""
-        return "analytics_latest_insert", "youtube_video_id", _SQLITE_LATEST_REFRESH.format(**_latest_names())
+        return ("analytics_latest_insert", "youtube_video_id",
+                SQLITE_LATEST_REFRESH.format(**_latest_names()))
 
     @classmethod
     def record_many(cls, rows: Iterable[Any], chunk_size: int = 2000) -> int:
@@ -92,7 +102,7 @@ class Analytics(BaseModel):
         existed = safe and database.table_exists(cls._meta.table_name)
         super().create_table(safe=safe, **options)
         if not existed:
-            for statement in _latest_schema(_is_postgres(database)):
+            for statement in _latest_schema(backend_of(database) == "postgres"):
                 database.execute_sql(statement)
 
     @classmethod
@@ -100,7 +110,7 @@ class Analytics(BaseModel):
         """peewee's drop_table(), and analytics_latest with it (the triggers go with their table)."""
         database = cls._meta.database
         super().drop_table(safe=safe, **options)
-        for statement in _LATEST_DROP["postgres" if _is_postgres(database) else "sqlite"]:
+        for statement in LATEST_DROP[backend_of(database)]:
             database.execute_sql(statement)
 
     # What latest() runs: every row of the small analytics_latest, in the order of its view_count index.
@@ -127,8 +137,7 @@ class Analytics(BaseModel):
     @classmethod
     def top(cls, n: int = 10, rows: str = "models") -> List[Any]:
         """The newest snapshots of the `n` most viewed videos: latest()'s first `n`, reading only those."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2 ** 63:
-            raise ValueError(f"Analytics.top: n must be a whole number of videos, 0 or more, not {n!r}")
+        whole_number("Analytics.top: n", 0, unit="videos")(n)
         kind = cls._row_kind(rows)
         return cls._rows_as(cls._fetch(cls._TOP_SQL.format(p=cls._meta.database.param), (n,)), kind)
 
@@ -139,7 +148,7 @@ class Analytics(BaseModel):
         try:
             return database.execute_sql(sql, params).fetchall()
         except (peewee.OperationalError, peewee.ProgrammingError) as exc:
-            missing = _tables_missing(exc, database)
+            missing = missing_table_error(exc, database)
             if missing is None:
                 raise
             raise missing from exc
@@ -233,9 +242,7 @@ class Analytics(BaseModel):
         removed, "batches": transactions}.
         """
         cutoff = cls._compact_cutoff(older_than, now)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10 ** 9:
-            raise ValueError(f"Analytics.compact: batch_size must be a whole number of rows from 1 to "
-                             f"1,000,000,000, not {_shown(batch_size)}")
+        whole_number("Analytics.compact: batch_size", 1, 10 ** 9, "rows")(batch_size)
         summary: Dict[str, Any] = {"cutoff": cutoff, "deleted": 0, "batches": 0}
         # In id order: snapshots arrive about in time order, so a batch's rows share a few table pages (walking
         # video by video rewrote each page once per video on it: 8x the writes). Rows recorded meanwhile are
@@ -249,7 +256,7 @@ class Analytics(BaseModel):
                 held = time.monotonic() - began
             summary["deleted"] += deleted
             summary["batches"] += 1
-            if isinstance(db.obj, peewee.SqliteDatabase):
+            if backend_of(db.obj) == "sqlite":
                 # SQLite has no queue for its lock: a waiting writer polls (every 100 ms at most). Leaving the
                 # lock free as long as a batch held it lets the polls of workers succeed. (Not counting the
                 # checkpoint after the commit, which runs without the lock.)
@@ -271,7 +278,7 @@ class Analytics(BaseModel):
         if not datetime.timedelta(0) < older_than <= datetime.timedelta(days=36500):
             raise ValueError(f"Analytics.compact: older_than must be more than zero and at most 100 years, "
                              f"not {older_than}")
-        now = _now("Analytics.compact", now)
+        now = checked_now("Analytics.compact", now)
         try:
             return cls._midnight(now - older_than)
         except OverflowError:
@@ -318,7 +325,7 @@ class Analytics(BaseModel):
                 .scalar())
         upto = last if upto is None else min(upto, last)
         database = db.obj
-        sql = cls._COMPACT_SQL.format(p=database.param, day=cls._DAY["postgres" if _is_postgres() else "sqlite"])
+        sql = cls._COMPACT_SQL.format(p=database.param, day=cls._DAY[backend_of(db)])
         cursor = database.execute_sql(sql, (after, upto, cls.measured_at.db_value(cutoff)))
         return cursor.rowcount, upto
 
@@ -335,13 +342,13 @@ def _latest_schema(postgres: bool) -> List[str]:
     """
     backend = "postgres" if postgres else "sqlite"
     names = _latest_names()
-    types = _LATEST_TYPES[backend]
+    types = LATEST_TYPES[backend]
     metrics = [f"{name} {types['float' if isinstance(Analytics._meta.fields[name], peewee.FloatField) else 'int']}"
                for name in Analytics.METRICS]
-    table = _LATEST_TABLE[backend].format(latest_columns=",\n    ".join(_LATEST_KEYS + metrics))
-    triggers = _POSTGRES_TRIGGERS if postgres else _SQLITE_TRIGGERS
-    return [*_LATEST_DROP[backend], table, _LATEST_INDEX[backend],
-            *(t.format(**names) for t in triggers), _LATEST_FILL[backend].format(**names)]
+    table = LATEST_TABLE[backend].format(latest_columns=",\n    ".join(LATEST_KEYS + metrics))
+    triggers = POSTGRES_TRIGGERS if postgres else SQLITE_TRIGGERS
+    return [*LATEST_DROP[backend], table, LATEST_INDEX[backend],
+            *(t.format(**names) for t in triggers), LATEST_FILL[backend].format(**names)]
 
 
 def _latest_names() -> Dict[str, str]:
@@ -368,12 +375,8 @@ def _utc_datetimes(values: Sequence[Any]) -> List[Any]:
 Analytics.Row = collections.namedtuple("AnalyticsRow", Analytics._meta.sorted_field_names)
 
 
-def _compact_after_days(value: Any) -> int:
-    """The policy's days before compaction, 1 to 36500, or a ValueError naming its ConfigOverride key."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 36500:
-        raise ValueError(f"Analytics.compact: ConfigOverride {Analytics.COMPACT_AFTER_KEY!r} must be a whole "
-                         f"number of days from 1 to 36500, not {value!r}")
-    return value
+# The policy's days before compaction, 1 to 36500, or a ValueError naming its ConfigOverride key.
+_compact_after_days = whole_number(setting_name(Analytics.COMPACT_AFTER_KEY), 1, 36500, "days")
 
 
 ConfigOverride.CHECKS[Analytics.COMPACT_AFTER_KEY] = _compact_after_days

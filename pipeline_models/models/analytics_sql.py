@@ -6,23 +6,23 @@ for SQLite and PostgreSQL; formatted with the column lists of Analytics (analyti
 # CHECKs: every row comes from analytics, which checked it). Migration 0006 makes the same (tests/test_migrations
 # compares them); a migration that rebuilds analytics must make the triggers again.
 
-# {latest_columns}: _LATEST_KEYS, then analytics' metrics, typed as each backend names analytics' types.
-_LATEST_TABLE = {
+# {latest_columns}: LATEST_KEYS, then analytics' metrics, typed as each backend names their types.
+LATEST_TABLE = {
     "sqlite": "CREATE TABLE analytics_latest (\n    {latest_columns}\n) WITHOUT ROWID",
     "postgres": "CREATE TABLE analytics_latest (\n    {latest_columns}\n)",
 }
-_LATEST_TYPES = {  # by the kind of analytics' column
+LATEST_TYPES = {  # by the kind of analytics' column
     "sqlite": {"int": "INTEGER", "float": "REAL"},
     "postgres": {"int": "BIGINT", "float": "DOUBLE PRECISION"},
 }
-_LATEST_KEYS = ["id INTEGER NOT NULL", "youtube_video_id VARCHAR(100) NOT NULL PRIMARY KEY",
+LATEST_KEYS = ["id INTEGER NOT NULL", "youtube_video_id VARCHAR(100) NOT NULL PRIMARY KEY",
                 "measured_at TIMESTAMPTZ NOT NULL"]
 
 # top(n) walks this index from its most viewed end. SQLite reads an ascending index backwards (NULLs, its
 # smallest values, come last; only rows of equal views are sorted, by video id, among themselves): cheaper to
 # keep than a descending one, since a video's views grow and its entry mostly moves towards the end, where
 # SQLite inserts fastest (a descending one doubled the triggers' cost). PostgreSQL gets the query's exact order.
-_LATEST_INDEX = {
+LATEST_INDEX = {
     "sqlite": "CREATE INDEX analytics_latest_view_count ON analytics_latest (view_count)",
     "postgres": "CREATE INDEX analytics_latest_view_count ON analytics_latest "
                 "(view_count DESC NULLS LAST, youtube_video_id)",
@@ -31,7 +31,7 @@ _LATEST_INDEX = {
 # Row triggers on SQLite. A snapshot replaces the copy only when newer, so one that arrives late never moves
 # it back; deleting the newest snapshot (and any update: rare) recomputes the video with one seek in
 # idx_analytics_video; deleting an older one (compaction) costs one look-up.
-_SQLITE_TRIGGERS = [
+SQLITE_TRIGGERS = [
     """CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics
 BEGIN
     INSERT INTO analytics_latest ({cols}) VALUES ({new_cols})
@@ -59,7 +59,7 @@ END""",
 # Statement triggers on PostgreSQL: a COPY or a multi-row INSERT costs one upsert per video, not per row.
 # (Row triggers would cost one per row; and each update of a row keeps a version of it until the transaction
 # ends, so a transaction that records the same video in many statements makes each upsert slower.)
-_POSTGRES_TRIGGERS = [
+POSTGRES_TRIGGERS = [
     """CREATE FUNCTION analytics_latest_refresh(videos VARCHAR[]) RETURNS void LANGUAGE sql AS $$
     DELETE FROM analytics_latest WHERE youtube_video_id = ANY (videos);
     INSERT INTO analytics_latest ({cols})
@@ -107,7 +107,7 @@ END $$""",
 
 # Fills analytics_latest from the rows already there: the skip-scan of idx_analytics_video, one seek per
 # video for the next video id and one for its newest snapshot (seconds at ten million rows).
-_LATEST_FILL = {
+LATEST_FILL = {
     "sqlite": """WITH RECURSIVE videos (vid) AS (
     SELECT MIN(youtube_video_id) FROM analytics
     UNION ALL
@@ -129,11 +129,12 @@ SELECT newest.* FROM videos CROSS JOIN LATERAL (
 
 # What a bulk insert runs per video instead of analytics_latest_insert (Analytics._bulk_trigger): the video's
 # newest snapshot, one seek in idx_analytics_video, copied over.
-_SQLITE_LATEST_REFRESH = """INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics WHERE id = (
+SQLITE_LATEST_REFRESH = """INSERT INTO analytics_latest ({cols})
+SELECT {cols} FROM analytics WHERE id = (
     SELECT id FROM analytics WHERE youtube_video_id = ? ORDER BY measured_at DESC, id DESC LIMIT 1)
 ON CONFLICT (youtube_video_id) DO UPDATE SET {set_cols}"""
 
-_LATEST_DROP = {
+LATEST_DROP = {
     "sqlite": ["DROP TABLE IF EXISTS analytics_latest"],
     "postgres": ["DROP TABLE IF EXISTS analytics_latest"] + [
         f"DROP FUNCTION IF EXISTS analytics_latest_{name}" for name in ("insert", "delete", "update", "truncate",

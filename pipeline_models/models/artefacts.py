@@ -5,12 +5,13 @@ from typing import Any, ContextManager, Dict, Iterator, Set
 import peewee
 from peewee import SQL, Check
 
-from ..db import write_lock
+from ..db import db, write_lock
 from ..enums import ContentIdRisk, ExtractionMethod, RunStatus, ShortStatus
 from ..errors import InvalidTransition
 from ..fields import (CheckedCharField, CheckedEnumField, CheckedFloatField, CheckedForeignKeyField,
-                      CheckedIntegerField, CheckedJSONField, CheckedTextField, UTCDateTimeField, utcnow)
-from .base import BaseModel, _at_least_zero, _is_postgres
+                      CheckedIntegerField, CheckedJSONField, CheckedTextField, UTCDateTimeField,
+                      backend_of, utcnow)
+from .base import BaseModel, at_least_zero
 from .runs import PipelineRun
 from .uploads import UploadOnce
 from .videos import URL_LENGTH, DiscoveredVideo
@@ -26,10 +27,10 @@ class Clip(BaseModel):
     discovered_video = CheckedForeignKeyField(DiscoveredVideo, backref="clips", help_text="the source video")
     rank_position = CheckedIntegerField(constraints=[Check("rank_position >= 1")],
                                         help_text="its rank in the run, 1 = the most viral")
-    start_time_seconds = CheckedFloatField(constraints=_at_least_zero("start_time_seconds"),
+    start_time_seconds = CheckedFloatField(constraints=at_least_zero("start_time_seconds"),
                                            help_text="where it starts in the source")
     end_time_seconds = CheckedFloatField(help_text="where it ends in the source; after the start")
-    clip_duration_seconds = CheckedFloatField(constraints=_at_least_zero("clip_duration_seconds"),
+    clip_duration_seconds = CheckedFloatField(constraints=at_least_zero("clip_duration_seconds"),
                                               help_text="its length in the compilation")
     extraction_method = CheckedEnumField(ExtractionMethod, max_length=32, null=True,
                                          help_text="most_replayed, transcript, audio_energy or scene_detection")
@@ -65,7 +66,7 @@ class Clip(BaseModel):
             # The run's row lock queues the clip writes of one run (PostgreSQL), so the check below holds. A run
             # that does not exist is left to the foreign key: the insert fails as any model's would.
             run = PipelineRun.select(PipelineRun.id).where(PipelineRun.id == self.pipeline_run_id)
-            (run.for_update() if _is_postgres() else run).first()
+            (run.for_update() if backend_of(db) == "postgres" else run).first()
             self._refuse_taken_place()
             yield
 
@@ -114,18 +115,21 @@ class Script(BaseModel):
     opening_text = CheckedTextField(null=True, help_text="the opening line, the hook")
     closing_text = CheckedTextField(null=True, help_text="the closing line, the call to action")
     full_script_json = CheckedJSONField(types=(dict, list), help_text="the whole script, structured: a dict or a list")
-    total_char_count = CheckedIntegerField(constraints=_at_least_zero("total_char_count"),
+    total_char_count = CheckedIntegerField(constraints=at_least_zero("total_char_count"),
                                            help_text="characters of narration")
-    estimated_duration_seconds = CheckedFloatField(constraints=_at_least_zero("estimated_duration_seconds"),
-                                                   help_text="how long the narration should take to speak")
+    estimated_duration_seconds = CheckedFloatField(
+        constraints=at_least_zero("estimated_duration_seconds"),
+        help_text="how long the narration should take to speak")
     llm_model_used = CheckedTextField(help_text="the LLM that wrote it")
     generated_at = UTCDateTimeField(default=utcnow, help_text="when it was written")
     title = CheckedTextField(null=True, help_text="the title it proposes for the short")
-    prompt_tokens = CheckedIntegerField(null=True, constraints=_at_least_zero("prompt_tokens"),
+    prompt_tokens = CheckedIntegerField(null=True, constraints=at_least_zero("prompt_tokens"),
                                         help_text="tokens sent to the LLM")
-    completion_tokens = CheckedIntegerField(null=True, constraints=_at_least_zero("completion_tokens"),
+    completion_tokens = CheckedIntegerField(null=True,
+                                            constraints=at_least_zero("completion_tokens"),
                                             help_text="tokens the LLM wrote")
-    cost_usd = CheckedFloatField(null=True, constraints=_at_least_zero("cost_usd"), help_text="what the LLM call cost")
+    cost_usd = CheckedFloatField(null=True, constraints=at_least_zero("cost_usd"),
+                                 help_text="what the LLM call cost")
 
     class Meta:
         table_name = "scripts"
@@ -139,7 +143,7 @@ class TTSAudio(BaseModel):
     engine_used = CheckedCharField(max_length=255, help_text="the TTS engine: xtts_v2, styletts2 or piper")
     voice_profile = CheckedCharField(max_length=255, null=True, help_text="the voice it used")
     audio_file_path = CheckedCharField(max_length=512, null=True, help_text="the audio file")
-    duration_seconds = CheckedFloatField(null=True, constraints=_at_least_zero("duration_seconds"),
+    duration_seconds = CheckedFloatField(null=True, constraints=at_least_zero("duration_seconds"),
                                          help_text="its length")
     generated_at = UTCDateTimeField(default=utcnow, help_text="when it was synthesised")
 
@@ -155,7 +159,7 @@ class Short(UploadOnce, BaseModel):
     clip = CheckedForeignKeyField(Clip, backref="shorts", null=True, on_delete="SET NULL",
                                   help_text="the clip it is cut from")
     file_path = CheckedCharField(max_length=512, null=True, help_text="the rendered video file")
-    duration_seconds = CheckedFloatField(null=True, constraints=_at_least_zero("duration_seconds"),
+    duration_seconds = CheckedFloatField(null=True, constraints=at_least_zero("duration_seconds"),
                                          help_text="its length")
     title = CheckedCharField(max_length=255, null=True, help_text="its title on YouTube")
     description = CheckedTextField(null=True, help_text="its description on YouTube")
@@ -194,8 +198,8 @@ class Short(UploadOnce, BaseModel):
 
     def _upload_row(self) -> "Short":
         # The run first: a review answer locks the run, then its shorts; the same order never deadlocks.
-        self._run_row = PipelineRun(id=self.pipeline_run_id)._locked_row()
-        return self._locked_row()
+        self._run_row = PipelineRun(id=self.pipeline_run_id).locked_row()
+        return self.locked_row()
 
     def _uploadable(self, row: "Short") -> None:
         """Refuse an upload of a short of a run not approved, or whose status cannot become uploaded."""

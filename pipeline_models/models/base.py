@@ -8,13 +8,13 @@ from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional
 import peewee
 from peewee import Check
 
-from ..bulk import _refuse_unknown_fields  # in bulk.py, which must not import the models; they take it from here
+from ..bulk import refuse_unknown_fields  # in bulk.py, which must not import the models
 from ..bulk import insert_rows as _bulk_insert_rows
-from ..db import _is_postgres, db  # noqa: F401  (_is_postgres: the model modules take it from here)
-from ..fields import escape_unstorable
+from ..db import db
+from ..fields import backend_of, escape_unstorable
 
 
-def _at_least_zero(column: str) -> list:
+def at_least_zero(column: str) -> list:
     return [Check(f"{column} >= 0")]
 
 
@@ -23,7 +23,7 @@ def _names(data: Any) -> List[str]:
     return [key for key in data if isinstance(key, str)] if isinstance(data, dict) else []
 
 
-def _one_line(text: str, limit: int = 1000) -> str:
+def one_line(text: str, limit: int = 1000) -> str:
     """Collapse whitespace (tracebacks, multi-line messages) into one line of at most `limit` characters.
 
     NUL and lone surrogates, which no database stores, are escaped: a failure is never lost to its message.
@@ -46,7 +46,7 @@ class _Select(peewee.ModelSelect):
 
     def __iter__(self) -> Iterator[Any]:
         wrapper = self.execute()
-        if isinstance(getattr(self._database, "obj", self._database), peewee.SqliteDatabase):
+        if backend_of(self._database) == "sqlite":
             wrapper.fill_cache()
         return iter(wrapper)
 
@@ -77,11 +77,11 @@ class BaseModel(peewee.Model):
             setattr(self, name, value)
         self._dirty.difference_update(changes)
 
-    def _locked_row(self: _Model) -> _Model:
-        """This row as the database has it, locked until the transaction ends (the caller holds write_lock)."""
+    def locked_row(self: _Model) -> _Model:
+        """This row as the database has it, locked until the transaction (write_lock()) ends."""
         cls = type(self)
         query = cls.select().where(cls._meta.primary_key == self.get_id())
-        if _is_postgres():
+        if backend_of(db) == "postgres":
             query = query.for_update()
         row = query.first()
         if row is None:
@@ -123,13 +123,13 @@ class BaseModel(peewee.Model):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if "__no_default__" not in kwargs:  # peewee's own row reads carry whatever the query selected
-            _refuse_unknown_fields(type(self), kwargs)
+            refuse_unknown_fields(type(self), kwargs)
         super().__init__(*args, **kwargs)
 
     @classmethod
     def insert(cls, data: Any = None, /, **insert: Any) -> peewee.ModelInsert:
         """peewee's insert(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
-        _refuse_unknown_fields(cls, [*_names(data), *insert])
+        refuse_unknown_fields(cls, [*_names(data), *insert])
         return super().insert(data, **insert)
 
     @classmethod
@@ -145,7 +145,7 @@ class BaseModel(peewee.Model):
     @classmethod
     def update(cls, data: Any = None, /, **update: Any) -> peewee.ModelUpdate:
         """peewee's update(), refusing (TypeError) a name that is not a field instead of failing obscurely."""
-        _refuse_unknown_fields(cls, [*_names(data), *update])
+        refuse_unknown_fields(cls, [*_names(data), *update])
         return super().update(data, **update)
 
     @classmethod
@@ -240,10 +240,10 @@ def _named_refusal(obj: "BaseModel", exc: peewee.IntegrityError) -> Optional[pee
 def _checked_many(model: type, rows: Iterable[Any], fields: Any) -> Tuple[Iterable[Any], Any]:
     """insert_many()'s rows and fields, with every string name checked: a list at once, an iterator as peewee
     reads it (still before anything is written: peewee builds the whole statement first)."""
-    _refuse_unknown_fields(model, [name for name in fields or () if isinstance(name, str)])
+    refuse_unknown_fields(model, [name for name in fields or () if isinstance(name, str)])
 
     def checked(row: Any) -> Any:
-        _refuse_unknown_fields(model, _names(row))
+        refuse_unknown_fields(model, _names(row))
         return row
 
     if isinstance(rows, (list, tuple)):
@@ -254,7 +254,7 @@ def _checked_many(model: type, rows: Iterable[Any], fields: Any) -> Tuple[Iterab
 
 
 @contextlib.contextmanager
-def _unchanged_on_failure(*objs: Optional[BaseModel]) -> Iterator[None]:
+def unchanged_on_failure(*objs: Optional[BaseModel]) -> Iterator[None]:
     """Objects an operation updates as it writes: put back as they were when its transaction fails."""
     # Everything the object holds (a run's claim too), with its data, dirty set and related rows copied.
     saved = [(obj, {**obj.__dict__, "__data__": dict(obj.__data__), "_dirty": set(obj._dirty),
@@ -268,7 +268,7 @@ def _unchanged_on_failure(*objs: Optional[BaseModel]) -> Iterator[None]:
         raise
 
 
-def _sync(obj: Optional[BaseModel], fresh: BaseModel) -> None:
+def sync_copy(obj: Optional[BaseModel], fresh: BaseModel) -> None:
     """Bring a caller's copy of a row up to date with `fresh`, the row an operation just wrote."""
     if obj is not None and obj is not fresh:
         obj.__data__.update(fresh.__data__)

@@ -1,9 +1,9 @@
 """ConfigOverride: runtime settings, any JSON value under a dotted name, laid over the pipeline's YAML config."""
 import copy
 import fnmatch
-import warnings
 from typing import Any, Callable, Dict, Mapping, Optional
 
+from ..errors import deprecated
 from ..fields import CheckedCharField, JSONTextField, UTCDateTimeField, utcnow
 from .base import BaseModel
 
@@ -111,8 +111,7 @@ class ConfigOverride(BaseModel):
         """
         if not (query and isinstance(query[0], str)):
             return super().get(*query, **filters)
-        warnings.warn("ConfigOverride.get(key) is deprecated: use ConfigOverride.value_of(key)", DeprecationWarning,
-                      stacklevel=2)
+        deprecated("ConfigOverride.get(key)", "ConfigOverride.value_of(key)")
         key, *rest = query
         default = rest[0] if rest else filters.pop("default", None)
         return cls.value_of(key, default)
@@ -126,18 +125,6 @@ class ConfigOverride(BaseModel):
 def setting_name(key: str) -> str:
     """How a refusal names the setting `key`: ConfigOverride 'queue.max_attempts'."""
     return f"ConfigOverride {key!r}"
-
-
-def whole_number(what: str, lowest: int, highest: int) -> Callable[[Any], int]:
-    """The check of a whole number from `lowest` to `highest`: a ValueError naming `what` (a setting's
-    setting_name(key), or an argument, e.g. "PipelineRun.keep_clips: min_clips") when a value is not one."""
-
-    def check(value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value <= highest:
-            raise ValueError(f"{what} must be a whole number from {lowest} to {highest}, not {value!r}")
-        return value
-
-    return check
 
 
 def number(what: str, lowest: float, highest: float, unit: str = "") -> Callable[[Any], float]:

@@ -8,11 +8,11 @@ from ..db import write_lock
 from ..enums import Processed, ReviewAction, RunStatus, ShortStatus
 from ..errors import AlreadyAnswered, InvalidTransition
 from ..fields import (CheckedBooleanField, CheckedCharField, CheckedEnumField, CheckedForeignKeyField, UTCDateTimeField,
-                      _now, utcnow)
+                      checked_now, utcnow)
 from .artefacts import Clip, Short
-from .base import BaseModel, _sync, _unchanged_on_failure
+from .base import BaseModel, sync_copy, unchanged_on_failure
 from .config import ConfigOverride, number, setting_name
-from .runs import PipelineRun, _duration
+from .runs import PipelineRun, checked_duration
 from .videos import DiscoveredVideo
 
 
@@ -66,7 +66,7 @@ class ReviewLog(BaseModel):
         was when the request fails.
         """
         _a_run("ReviewLog.request", run)
-        with _unchanged_on_failure(run), write_lock():
+        with unchanged_on_failure(run), write_lock():
             run.advance(RunStatus.review, stage="review")
             (Short.update(status=ShortStatus.review)
              .where((Short.pipeline_run == run.id) & (Short.status == ShortStatus.pending)).execute())
@@ -99,8 +99,8 @@ class ReviewLog(BaseModel):
         now = utcnow()
         with write_lock():
             # The database's run, not a caller's copy that may be stale: the answer is the reviewer's.
-            moved = PipelineRun(id=self.pipeline_run_id)._locked_row()
-            row = self._locked_row()
+            moved = PipelineRun(id=self.pipeline_run_id).locked_row()
+            row = self.locked_row()
             if row.action is not None and row.action is not ReviewAction.hold or row.action is action:
                 if row.action is action and response_detail in (None, row.response_detail):
                     return False
@@ -127,7 +127,7 @@ class ReviewLog(BaseModel):
         self.action, self.response_detail, self.reviewer, self.responded_at = action, response_detail, reviewer, now
         self._dirty.clear()
         for copy in (run, self.__rel__.get("pipeline_run")):
-            _sync(copy, moved)
+            sync_copy(copy, moved)
         return True
 
     @classmethod
@@ -155,7 +155,7 @@ class ReviewLog(BaseModel):
         """The cutoff: now minus `older_than`, else minus the hours the override `key` (or `hours`) says."""
         if older_than is None:
             older_than = datetime.timedelta(hours=ConfigOverride.setting(key, hours))
-        return _now(operation, now) - _duration(operation, older_than)
+        return checked_now(operation, now) - checked_duration(operation, older_than)
 
     @classmethod
     def due_reminders(cls, older_than: Optional[datetime.timedelta] = None,
@@ -169,7 +169,7 @@ class ReviewLog(BaseModel):
     def mark_reminded(self, now: Optional[datetime.datetime] = None) -> bool:
         """Record that the reviewer is being reminded; True for the one caller that records it (any later or
         concurrent call, in any process, gets False and sends nothing), False too once the review is answered."""
-        cls, now = type(self), _now("mark_reminded", now)
+        cls, now = type(self), checked_now("mark_reminded", now)
         first = (cls.id == self.id) & cls.reminded_at.is_null() & cls.action.is_null()
         if not cls.update(reminded_at=now).where(first).execute():
             return False

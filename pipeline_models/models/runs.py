@@ -7,15 +7,16 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 
 from peewee import Check
 
-from ..db import serialized, write_lock
+from ..db import db, serialized, write_lock
 from ..enums import Processed, RunStatus
 from ..errors import InvalidTransition, LeaseLost
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
-                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField, UTCDateTimeField, _now, utcnow)
-from .base import BaseModel, _at_least_zero, _is_postgres, _one_line, _unchanged_on_failure
-from .config import ConfigOverride, flag, number, setting_name, whole_number
+                      CheckedForeignKeyField, CheckedIntegerField, CheckedTextField,
+                      UTCDateTimeField, backend_of, checked_now, utcnow, whole_number)
+from .base import BaseModel, at_least_zero, one_line, unchanged_on_failure
+from .config import ConfigOverride, flag, number, setting_name
 from .uploads import UploadOnce
-from .videos import NICHE_LENGTH, URL_LENGTH, DiscoveredVideo, _candidates, _niche
+from .videos import NICHE_LENGTH, URL_LENGTH, DiscoveredVideo, checked_niche, pending_candidates
 
 CYCLE = datetime.timedelta(hours=6)  # one run per niche per cycle
 
@@ -31,16 +32,17 @@ class PipelineRun(UploadOnce, BaseModel):
     started_at = UTCDateTimeField(null=True, help_text="when its current (or last) attempt was claimed")
     completed_at = UTCDateTimeField(null=True, help_text="when it was uploaded, rejected or failed for good")
     video_file_path = CheckedCharField(max_length=URL_LENGTH, null=True, help_text="the rendered long-form video")
-    video_duration_seconds = CheckedFloatField(null=True, constraints=_at_least_zero("video_duration_seconds"),
+    video_duration_seconds = CheckedFloatField(null=True,
+                                               constraints=at_least_zero("video_duration_seconds"),
                                                help_text="its length")
-    video_file_size_bytes = CheckedBigIntegerField(null=True, constraints=_at_least_zero("video_file_size_bytes"),
-                                                   help_text="its size")
+    video_file_size_bytes = CheckedBigIntegerField(
+        null=True, constraints=at_least_zero("video_file_size_bytes"), help_text="its size")
     # Unique when set (NULLs never collide): the long-form video is uploaded once.
     youtube_video_id = CheckedCharField(max_length=100, null=True, unique=True,
                                         help_text="the long-form video's YouTube id, once uploaded")
     youtube_url = CheckedCharField(max_length=URL_LENGTH, null=True, help_text="its address on YouTube")
     error_message = CheckedTextField(null=True, help_text="why it last failed or was requeued, on one line")
-    retry_count = CheckedIntegerField(default=0, constraints=_at_least_zero("retry_count"),
+    retry_count = CheckedIntegerField(default=0, constraints=at_least_zero("retry_count"),
                                       help_text="failed attempts retried since it was scheduled or retried by hand")
     # Beyond the pipeline's columns, the queue's (nullable or defaulted, so its inserts work unchanged):
     current_stage = CheckedCharField(max_length=64, null=True, help_text="the stage its worker last reported")
@@ -97,7 +99,7 @@ class PipelineRun(UploadOnce, BaseModel):
                              f"advance(), fail(), retry(), requeue_stale() or mark_uploaded()")
         with write_lock():
             if self._claim is not None:
-                self._check_claim(self._locked_row())  # this object's worker holds the claim still
+                self._check_claim(self.locked_row())  # this object's worker holds the claim still
             return super().save(only=only)
 
     def refresh(self) -> "PipelineRun":
@@ -162,7 +164,7 @@ class PipelineRun(UploadOnce, BaseModel):
 
         `cycle_end` defaults to cycle_start + 6 hours; given for a cycle that has a run, it must be that run's.
         """
-        _niche("schedule", niche)
+        checked_niche("schedule", niche)
         if not isinstance(cycle_start, datetime.datetime):
             raise ValueError(f"PipelineRun.cycle_start: schedule needs the cycle's start as an aware datetime, "
                              f"not {cycle_start!r}")
@@ -193,10 +195,10 @@ class PipelineRun(UploadOnce, BaseModel):
         """
         if not isinstance(worker, str) or not worker.strip():
             raise ValueError(f"PipelineRun.worker: claim_next needs the worker's name, not {worker!r}")
-        now = _now("claim_next", now)
+        now = checked_now("claim_next", now)
         due = (cls.status == RunStatus.pending) & (cls.not_before.is_null() | (cls.not_before <= now))
         if niche is not None:
-            due &= cls.niche == _niche("claim_next", niche)
+            due &= cls.niche == checked_niche("claim_next", niche)
         with write_lock():
             # The cap counts the running runs: no two claims may count at once, on any machine.
             serialized("claims")
@@ -218,12 +220,14 @@ class PipelineRun(UploadOnce, BaseModel):
     @classmethod
     def pause(cls, niche: str, updated_by: str = "system") -> None:
         """Stop claiming the runs of `niche` (its channel) until resume(niche); running ones finish."""
-        ConfigOverride.set(cls.PAUSED_KEY.format(_channel("pause", niche)), True, updated_by=updated_by)
+        key = cls.PAUSED_KEY.format(niche_channel("pause", niche))
+        ConfigOverride.set(key, True, updated_by=updated_by)
 
     @classmethod
     def resume(cls, niche: str, updated_by: str = "system") -> None:
         """Claim the runs of `niche` again after pause(niche)."""
-        ConfigOverride.set(cls.PAUSED_KEY.format(_channel("resume", niche)), False, updated_by=updated_by)
+        key = cls.PAUSED_KEY.format(niche_channel("resume", niche))
+        ConfigOverride.set(key, False, updated_by=updated_by)
 
     @classmethod
     def paused_niches(cls) -> Set[str]:
@@ -254,8 +258,8 @@ class PipelineRun(UploadOnce, BaseModel):
             self._refuse_kept("take_candidates")
             mine = list(video.select().where((video.taken_by_run == self.id) & (video.processed == Processed.pending)))
             if len(mine) < limit:
-                free = _candidates(self.niche).select(video.id).limit(limit - len(mine))
-                if _is_postgres():
+                free = pending_candidates(self.niche).select(video.id).limit(limit - len(mine))
+                if backend_of(db) == "postgres":
                     free = free.for_update(skip_locked=True)  # two takes at once pass each other's rows
                 # Read, then reserve: PostgreSQL may run an IN (... LIMIT n) subquery once per row it updates.
                 ids = [row[0] for row in free.tuples()]
@@ -339,7 +343,7 @@ class PipelineRun(UploadOnce, BaseModel):
         The run stays locked against requeueing until the block ends.
         """
         with write_lock():
-            self._check_claim(self._locked_row())
+            self._check_claim(self.locked_row())
             yield self
 
     def heartbeat(self, stage: Optional[str] = None) -> bool:
@@ -355,7 +359,7 @@ class PipelineRun(UploadOnce, BaseModel):
         with write_lock():  # one compare-and-set on the claim; the row is read only to say why it failed
             held = (cls.id == self.id) & (cls.status == RunStatus.running) & (cls.claim_token == token)
             if token is None or not cls.update(**changes).where(held).execute():
-                self._check_claim(self._locked_row())  # raises LeaseLost, saying who holds the run now
+                self._check_claim(self.locked_row())  # raises LeaseLost, naming who holds the run
         self._written(changes)
         return True
 
@@ -378,8 +382,8 @@ class PipelineRun(UploadOnce, BaseModel):
         if stage is not None:
             changes["current_stage"] = stage
         if reason is not None:
-            changes["error_message"] = _one_line(reason)
-        with _unchanged_on_failure(self), write_lock():
+            changes["error_message"] = one_line(reason)
+        with unchanged_on_failure(self), write_lock():
             row = self._moving(target)
             through = self._THROUGH.get((row.status, target))
             if through is not None:
@@ -403,18 +407,18 @@ class PipelineRun(UploadOnce, BaseModel):
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         if not reason.strip():
             raise ValueError("PipelineRun.fail: give the error or a reason, e.g. run.fail(exc)")
-        now = _now("fail", now)
-        with _unchanged_on_failure(self), write_lock():
+        now = checked_now("fail", now)
+        with unchanged_on_failure(self), write_lock():
             row = self._moving(RunStatus.failed)
             if not retry or row.status is not RunStatus.running:
-                self._move({"status": RunStatus.failed, "error_message": _one_line(reason)})
+                self._move({"status": RunStatus.failed, "error_message": one_line(reason)})
                 return self
             self._move(self._retry_or_give_up(row.retry_count, reason, self._policy(max_attempts), now))
         return self
 
     def retry(self) -> "PipelineRun":
         """The operator's retry of a failed run: pending again, its retries counted afresh."""
-        with _unchanged_on_failure(self), write_lock():
+        with unchanged_on_failure(self), write_lock():
             self._moving(RunStatus.pending, "only a failed run is retried", only_from=RunStatus.failed)
             self._move({"status": RunStatus.pending, "retry_count": 0, "not_before": None})
         return self
@@ -422,7 +426,7 @@ class PipelineRun(UploadOnce, BaseModel):
     def _moving(self, target: RunStatus, detail: str = "", only_from: Optional[RunStatus] = None) -> "PipelineRun":
         """The locked database row, checked: the claim (out of running), this object's status, the move (and,
         for an operation that makes it from one status only, that status)."""
-        row = self._locked_row()
+        row = self.locked_row()
         copy = RunStatus(self.status)
         # A move out of running is the claiming worker's, and so is any move by an object that holds a claim
         # (a stale worker's, whatever its copy says after a refresh): only while that claim holds.
@@ -473,10 +477,10 @@ class PipelineRun(UploadOnce, BaseModel):
         attempt = retries + 1
         if attempt >= limit:
             return {"status": RunStatus.failed,
-                    "error_message": _one_line(f"gave up after {attempt} attempts: {reason}")}
+                    "error_message": one_line(f"gave up after {attempt} attempts: {reason}")}
         delay = min(first * self.RETRY_BACKOFF ** min(retries, 30), self.RETRY_DELAY_LIMIT)
         return {"status": RunStatus.pending, "retry_count": attempt, "not_before": now + delay,
-                "error_message": _one_line(f"attempt {attempt} of {limit} failed: {reason}")}
+                "error_message": one_line(f"attempt {attempt} of {limit} failed: {reason}")}
 
     @classmethod
     def requeue_stale(cls, older_than: datetime.timedelta, *, max_attempts: Optional[int] = None,
@@ -486,15 +490,15 @@ class PipelineRun(UploadOnce, BaseModel):
         Each goes back to pending after the retry delay, or fails for good after max_attempts, as fail()
         does; the stalled worker's later writes raise LeaseLost. Returns how many leases expired.
         """
-        older_than = _duration("requeue_stale", older_than)
-        now = _now("requeue_stale", now)
+        older_than = checked_duration("requeue_stale", older_than)
+        now = checked_now("requeue_stale", now)
         if max_attempts is not None:
             _attempts_argument(max_attempts)  # refused now, whether or not a run is stale
         cutoff = now - older_than
         stale = (cls.status == RunStatus.running) & (
             (cls.heartbeat_at < cutoff) | (cls.heartbeat_at.is_null() & (cls.started_at < cutoff)))
         query = cls.select().where(stale).order_by(cls.id)
-        if _is_postgres():
+        if backend_of(db) == "postgres":
             query = query.for_update(skip_locked=True)  # two janitors at once share the stale runs out
         with write_lock():
             runs = list(query)
@@ -532,9 +536,9 @@ def _best_first(video: DiscoveredVideo) -> Tuple[Any, ...]:
     return (video.viral_score is None, -(video.viral_score or 0), video.discovered_at, video.id)
 
 
-def _channel(operation: str, niche: Any) -> str:
+def niche_channel(operation: str, niche: Any) -> str:
     """A niche's name as it can stand in a dotted config key."""
-    if "." in _niche(operation, niche):
+    if "." in checked_niche(operation, niche):
         raise ValueError(f"PipelineRun.niche: {operation} needs a niche's name without dots, not {niche!r}")
     return niche
 
@@ -554,7 +558,7 @@ ConfigOverride.CHECKS.update({key: check(setting_name(key), *bounds) for check, 
 )})
 
 
-def _duration(operation: str, value: Any) -> datetime.timedelta:
+def checked_duration(operation: str, value: Any) -> datetime.timedelta:
     """A positive timedelta of at most a year, or a ValueError naming the operation."""
     if not isinstance(value, datetime.timedelta):
         raise TypeError(f"{operation}: older_than must be a datetime.timedelta, e.g. timedelta(minutes=10), "

@@ -4,9 +4,9 @@ from typing import Any, Dict, List, Optional
 
 from ..db import serialized, write_lock
 from ..errors import AlreadyUploaded, UploadCapReached, UploadInDoubt
-from ..fields import _now, utcnow
-from .base import _unchanged_on_failure
-from .config import ConfigOverride, setting_name, whole_number
+from ..fields import checked_now, utcnow, whole_number
+from .base import unchanged_on_failure
+from .config import ConfigOverride, setting_name
 
 
 class UploadOnce:
@@ -55,7 +55,7 @@ class UploadOnce:
         """None when an upload may start now; else when the daily cap (youtube.max_uploads_per_day) lets the
         next one start: 24 hours after the upload that then leaves the window."""
         cap = ConfigOverride.setting(cls.MAX_UPLOADS_KEY, cls.MAX_UPLOADS)
-        return cls._next_slot(_now("next_upload_slot", now), cap)
+        return cls._next_slot(checked_now("next_upload_slot", now), cap)
 
     @classmethod
     def _next_slot(cls, now: datetime.datetime, cap: int) -> Optional[datetime.datetime]:
@@ -66,7 +66,7 @@ class UploadOnce:
 
     def _upload_row(self) -> Any:
         """This row, locked (the caller holds write_lock); a model that must lock another row first overrides it."""
-        return self._locked_row()
+        return self.locked_row()
 
     def _uploadable(self, row: Any) -> None:
         """Raise InvalidTransition when `row` (the database's) may not be uploaded now."""
@@ -90,7 +90,7 @@ class UploadOnce:
         (default: the clock) is when the upload begins.
         """
         cls = type(self)
-        now = _now("start_upload", now)
+        now = checked_now("start_upload", now)
         with write_lock():  # the check and the claim see one state of the row
             row = self._upload_row()
             if row.youtube_video_id is not None:
@@ -134,7 +134,7 @@ class UploadOnce:
         for name in ("youtube_url", "uploaded_at"):
             field = cls._meta.fields.get(name) or cls._meta.fields["completed_at"]
             field.db_value(changes[name])  # refused, naming the field, before anything is written
-        with _unchanged_on_failure(self), write_lock():
+        with unchanged_on_failure(self), write_lock():
             row = self._upload_row()
             if row.youtube_video_id is not None:
                 if row.youtube_video_id != youtube_video_id:

@@ -5,11 +5,13 @@ from typing import Any, Tuple, Union
 import peewee
 from peewee import SQL
 
+from ..bulk import refuse_unknown_fields
 from ..db import db, write_lock
 from ..enums import ContentIdRisk, Processed
 from ..fields import (CheckedBigIntegerField, CheckedCharField, CheckedEnumField, CheckedFloatField,
-                      CheckedIntegerField, CheckedIntEnumField, UTCDateTimeField, utcnow)
-from .base import BaseModel, _at_least_zero, _is_postgres, _refuse_unknown_fields
+                      CheckedIntegerField, CheckedIntEnumField, UTCDateTimeField, backend_of,
+                      utcnow)
+from .base import BaseModel, at_least_zero
 
 # The pipeline's own columns leave strings unbounded; these limits are set from what the values are: a
 # YouTube id is 11 characters and a channel id 24 (room kept for other sources), a YouTube title 100 and a
@@ -25,15 +27,15 @@ class DiscoveredVideo(BaseModel):
     channel_id = CheckedCharField(max_length=VIDEO_ID_LENGTH, help_text="the creator's channel id")
     url = CheckedCharField(max_length=URL_LENGTH, help_text="its address")
     category_id = CheckedIntegerField(null=True, help_text="its YouTube category")
-    duration_seconds = CheckedIntegerField(null=True, constraints=_at_least_zero("duration_seconds"),
+    duration_seconds = CheckedIntegerField(null=True, constraints=at_least_zero("duration_seconds"),
                                            help_text="its length, in whole seconds")
-    view_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("view_count"),
+    view_count = CheckedBigIntegerField(null=True, constraints=at_least_zero("view_count"),
                                         help_text="its views when found")
-    like_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("like_count"),
+    like_count = CheckedBigIntegerField(null=True, constraints=at_least_zero("like_count"),
                                         help_text="its likes when found")
-    comment_count = CheckedBigIntegerField(null=True, constraints=_at_least_zero("comment_count"),
+    comment_count = CheckedBigIntegerField(null=True, constraints=at_least_zero("comment_count"),
                                            help_text="its comments when found")
-    view_velocity = CheckedFloatField(null=True, constraints=_at_least_zero("view_velocity"),
+    view_velocity = CheckedFloatField(null=True, constraints=at_least_zero("view_velocity"),
                                       help_text="views per hour when found")
     viral_score = CheckedFloatField(null=True, help_text="the composite score candidates are ranked by")
     niche = CheckedCharField(max_length=NICHE_LENGTH, help_text="gaming, sports, funny, entertainment, ...")
@@ -81,7 +83,7 @@ class DiscoveredVideo(BaseModel):
 
         A new video needs title, channel_name, channel_id and niche; `url` defaults to its YouTube address.
         """
-        _refuse_unknown_fields(cls, fields, cls.DISCOVER_FIELDS)
+        refuse_unknown_fields(cls, fields, cls.DISCOVER_FIELDS)
         _video_id("discover", video_id)
         with write_lock():
             video = cls.get_or_none(cls.video_id == video_id)
@@ -112,7 +114,7 @@ class _BestFirst(peewee.Node):
 
     def __sql__(self, ctx: Any) -> Any:
         ctx.sql(peewee.Entity("viral_score")).literal(" DESC")
-        return ctx.literal(" NULLS LAST") if _is_postgres() else ctx
+        return ctx.literal(" NULLS LAST") if backend_of(db) == "postgres" else ctx
 
 
 # The pipeline's two indexes: a niche's recent finds, and the candidates not used yet.
@@ -133,13 +135,13 @@ def _video_id(operation: str, video_id: Any) -> str:
     return video_id
 
 
-def _niche(operation: str, niche: Any) -> str:
+def checked_niche(operation: str, niche: Any) -> str:
     if not isinstance(niche, str) or not niche.strip():
         raise ValueError(f"PipelineRun.niche: {operation} needs the niche's name, e.g. 'gaming', not {niche!r}")
     return niche
 
 
-def _candidates(niche: str) -> peewee.ModelSelect:
+def pending_candidates(niche: str) -> peewee.ModelSelect:
     video = DiscoveredVideo
     return (video.select().where((video.niche == niche) & (video.processed == Processed.pending)
                                  & video.taken_by_run.is_null())
@@ -149,7 +151,7 @@ def _candidates(niche: str) -> peewee.ModelSelect:
 def get_pending_videos(niche: str) -> peewee.ModelSelect:
     """The niche's videos not used yet (processed = 0) nor taken by a run, best viral_score first (unscored
     last), oldest first."""
-    return _candidates(_niche("get_pending_videos", niche))
+    return pending_candidates(checked_niche("get_pending_videos", niche))
 
 
 def mark_video_processed(video_id: str, status: Union[Processed, int]) -> None:
