@@ -29,7 +29,7 @@ from .cli_output import METAVARS  # noqa: F401  (re-exported: each option's meta
 from .db import db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import PipelineModelsError, renamed_attributes
-from .fields import backend_of
+from .fields import backend_of, whole_number
 from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
                      Short, TTSAudio)
 from .models.runs import niche_channel
@@ -57,16 +57,18 @@ class NotFound(Exception):
 
 
 def _number(lowest: int, highest: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from `lowest` to `highest`; anything else is a usage error naming it."""
+    """An argparse type: a whole number from `lowest` to `highest` (fields.whole_number's check)."""
+    check = whole_number("the value", lowest, highest)
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:  # not a number, or more digits than Python converts
             raise argparse.ArgumentTypeError(f"invalid int value: {shortened(text)!r}") from None
-        if not lowest <= value <= highest:
-            raise argparse.ArgumentTypeError(
-                f"{shortened(text)} is out of range: give a whole number from {lowest} to {highest}")
-        return value
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
 
 

@@ -134,10 +134,13 @@ def whole_number(what: str, lowest: int, highest: int = MAX_WHOLE,
     the one check of whole-number arguments and settings, so that every refusal reads the same.
     """
     kind = f"a whole number of {unit}" if unit else "a whole number"
-    bounds = f", {lowest} or more" if highest == MAX_WHOLE else f" from {lowest} to {highest}"
 
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+            # "1 or more" unless the number is past the (64-bit) top: then the top is said too.
+            huge = isinstance(value, int) and value > highest
+            bounds = (f", {lowest} or more" if highest == MAX_WHOLE and not huge
+                      else f" from {lowest} to {highest}")
             raise ValueError(f"{what} must be {kind}{bounds}, not {shown(value)}")
         return value
 

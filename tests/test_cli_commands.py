@@ -375,9 +375,9 @@ def test_read_commands_as_text(dbfile):
     (("videos", "--processed", "lost"), 1, "'lost' is not one of: pending (0), used (1), skipped (2), rejected (3)"),
     (("videos", "--status", "new"), 2, "unrecognized arguments: --status new"),
     (("runs", "--status", "published"), 1, "PipelineRun.status: 'published' is not one of: pending, running, review"),
-    (("shorts", "--limit", "0"), 2, "argument --limit: 0 is out of range"),
+    (("shorts", "--limit", "0"), 2, "argument --limit: the value must be a whole number, 1 or more, not 0"),
     (("errors", "show", "x"), 2, "argument ERROR_ID: invalid int value: 'x'"),
-    (("report", "--top", "0"), 2, "argument --top: 0 is out of range"),
+    (("report", "--top", "0"), 2, "argument --top: the value must be a whole number from 1 to 100, not 0"),
     # An empty filter is refused like an unknown one, not read as no filter at all.
     (("runs", "--status", ""), 1, "PipelineRun.status: '' is not one of: pending, running"),
     (("videos", "--processed", ""), 1, "DiscoveredVideo.processed: '' is not one of"),

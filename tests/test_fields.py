@@ -366,7 +366,7 @@ whole = pm.fields.whole_number
     (whole("f: n", 1, 5), 0, "f: n must be a whole number from 1 to 5, not 0"),
     (whole("f: n", 1, 5), True, "f: n must be a whole number from 1 to 5, not True"),
     (whole("f: n", 0, unit="rows"), -1, "f: n must be a whole number of rows, 0 or more, not -1"),
-    (whole("f: n", 0), 2 ** 63, f"f: n must be a whole number, 0 or more, not {2 ** 63}"),
+    (whole("f: n", 0), 2 ** 63, f"f: n must be a whole number from 0 to {2 ** 63 - 1}, not {2 ** 63}"),
     (whole("f: n", 0), -10 ** 5000, "f: n must be a whole number, 0 or more, not an int of 16610 "
                                     "bits"),
     (whole("f: n", 0), 1.0, "f: n must be a whole number, 0 or more, not 1.0"),

@@ -268,15 +268,11 @@ def test_one_plural():
     assert modules_where(defines) == ["errors.py"]
 
 
-# cli.py's argparse type _number words its own range still (helper "cli"'s file): merge folds it.
-WHOLE_NUMBER_PENDING = {"cli.py"}
-
-
 def test_one_whole_number_check():
     """Every "must be a whole number" refusal is fields.whole_number's."""
     def words(path):
         return any("whole number" in s for s in code_strings(path))
-    assert set(modules_where(words)) - WHOLE_NUMBER_PENDING == {"fields.py"}
+    assert set(modules_where(words)) == {"fields.py"}
 
 # --- ARCHITECTURE.md ----------------------------------------------------------------------------------
 
