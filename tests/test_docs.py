@@ -8,8 +8,9 @@ A ```python block runs unless the line before it says otherwise:
 - `<!-- docs-python: skip (reason) -->`: not run (e.g. it names a server that is not there).
 A page's other blocks run one after the other in one namespace, as a reader pasting them into one
 session would, in a new working directory; its first block binds the database (on the PostgreSQL
-leg, an init_db("pipeline.db") binds a new database on the test server instead).
+leg, its init_db("pipeline.db") or init_db(":memory:") binds a new database on the test server).
 """
+import code
 import json
 import os
 import re
@@ -81,13 +82,14 @@ def test_every_page_is_in_the_site():
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def docs_target(request, monkeypatch):
-    """Where a page's init_db("pipeline.db") binds: the file itself, or a new PostgreSQL database."""
+    """Where a page's init_db("pipeline.db") or init_db(":memory:") binds: there, or a new
+    PostgreSQL database."""
     if request.param == "sqlite":
         return "pipeline.db"
     url = request.getfixturevalue("pg_server").new_database()
     init_db = pm.init_db
     monkeypatch.setattr(pm, "init_db", lambda target="pipeline.db", **kw: init_db(
-        url if target == "pipeline.db" else target, **kw))
+        url if target in ("pipeline.db", ":memory:") else target, **kw))
     return url
 
 
@@ -160,6 +162,40 @@ def test_no_page_uses_a_name_it_does_not_define(page):
     assert not _undefined("".join(b["body"] for b in blocks), page)
     for block in (b for b in python_blocks(_read(page)) if b["kind"] != "run"):
         assert not _undefined(block["body"], f"{page} line {block['line']}")
+
+
+def repl_errors(source):
+    """What Python's interactive prompt makes of `source` pasted line by line: its syntax errors.
+
+    The prompt ends a compound statement (for, with, def) only at a blank line, so a statement
+    right after one, unindented, is an error there although it runs as a file."""
+    class Prompt(code.InteractiveConsole):
+        found = []
+
+        def runcode(self, compiled):  # compiled, never run: only whether it parses is asked
+            pass
+
+        def showsyntaxerror(self, filename=None, **kwargs):
+            self.found.append(str(sys.exc_info()[1]))
+
+    prompt = Prompt()
+    prompt.found = []
+    for line in source.splitlines():
+        prompt.push(line)
+    prompt.push("")
+    return prompt.found
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_block_pastes_into_the_interactive_prompt(page):
+    for block in python_blocks(_read(page)):
+        if block["kind"] != "pytest":
+            assert not repl_errors(block["body"]), f"{page} line {block['line']}: add a blank line"
+
+
+def test_the_prompt_check_finds_a_statement_glued_to_a_block():
+    assert repl_errors("for n in range(2):\n    print(n)\nprint('done')\n")
+    assert not repl_errors("for n in range(2):\n    print(n)\n\nprint('done')\n")
 
 
 def test_the_undefined_name_check_finds_one():
