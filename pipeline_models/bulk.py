@@ -1,5 +1,6 @@
-"""The bulk-insert engine behind BaseModel.insert_rows: validated rows in chunks, one prepared INSERT on SQLite,
-COPY on PostgreSQL (psycopg 3). It is given the model class and never imports the models."""
+"""The bulk-insert engine behind BaseModel.insert_rows: validated rows in chunks, one prepared
+INSERT on SQLite, COPY on PostgreSQL (psycopg 3). It is given the model class and never imports the
+models."""
 import itertools
 import operator
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -16,10 +17,11 @@ _MISSING = object()
 
 
 def refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None:
-    """Refuse names that are not fields the caller may set (default: any field, or a foreign key's _id column).
+    """Refuse names that are not fields the caller may set (default: any field, or a foreign key's
+    _id column).
 
-    peewee would silently ignore a misspelt keyword in Model(...) and create(), and fail obscurely in
-    insert() and update(); the TypeError names the unknown name and the valid ones.
+    peewee would silently ignore a misspelt keyword in Model(...) and create(), and fail obscurely
+    in insert() and update(); the TypeError names the unknown name and the valid ones.
     """
     if allowed is None:
         allowed = model._meta.combined  # field names, and column names such as pipeline_run_id
@@ -36,7 +38,8 @@ def refuse_unknown_fields(model: type, names: Any, allowed: Any = None) -> None:
 
 def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]] = None,
                 chunk_size: int = 2000, none_is_default: Sequence[str] = ()) -> int:
-    """Insert many rows of `model`, validated as create() would, in one transaction (BaseModel.insert_rows)."""
+    """Insert many rows of `model`, validated as create() would, in one transaction
+    (BaseModel.insert_rows)."""
     whole_number(f"{model.__name__}.insert_rows: chunk_size", 1, unit="rows")(chunk_size)
     database = db.obj
     if database is None:
@@ -51,8 +54,8 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
         marks = ["%s::jsonb" if isinstance(f, peewee.JSONField) else "%s" for f in columns]
     quote = database.quote[0] + "{}" + database.quote[1]
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote.format(model._meta.table_name), ", ".join(quote.format(f.column_name) for f in columns),
-        ", ".join(marks))
+        quote.format(model._meta.table_name),
+        ", ".join(quote.format(f.column_name) for f in columns), ", ".join(marks))
 
     kind: Any = None  # of the batch's first row: dict, or (tuple, list)
 
@@ -70,12 +73,15 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
             second = next(chunks, None)
             chunks = itertools.chain([first] if second is None else [first, second], chunks)
             cursor = database.cursor()
-            copy_sql, oids, one_copy = (_copy_plan(model, cursor, columns) if hasattr(cursor, "copy")  # psycopg 3
+            # psycopg 3
+            copy_sql, oids, one_copy = (_copy_plan(model, cursor, columns) if hasattr(cursor,
+                                                                                      "copy")
                                         else (None, None, False))
             if one_copy:
                 return _copy_stream(model, cursor, copy_sql, oids, chunks, convert)
             sqlite = backend_of(database) == "sqlite"
-            # A batch of more than one chunk sets the model's costly row trigger aside (see _bulk_trigger).
+            # A batch of more than one chunk sets the model's costly row trigger aside (see
+            # _bulk_trigger).
             trigger = model._bulk_trigger() if sqlite and second is not None else None
             trigger_sql = trigger and _set_trigger_aside(database, trigger[0])
             key_of = trigger_sql and operator.itemgetter(names.index(trigger[1]))
@@ -85,14 +91,16 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
                 if trigger_sql:
                     keys.update(map(key_of, params))
                 if sqlite:
-                    # sqlite3's executemany takes a row, inserts it, then takes the next, and stops at the
-                    # first row refused: the rows it took, less one, is the refused row's position. No
-                    # savepoint per chunk to search it again (with analytics_latest's triggers, a savepoint
-                    # makes SQLite copy every page the chunk touches into its journal).
+                    # sqlite3's executemany takes a row, inserts it, then takes the next, and stops
+                    # at the first row refused: the rows it took, less one, is the refused row's
+                    # position. No savepoint per chunk to search it again (with analytics_latest's
+                    # triggers, a savepoint makes SQLite copy every page the chunk touches into its
+                    # journal).
                     taken = itertools.count()
                     try:
                         with exception_wrapper:
-                            database.cursor().executemany(sql, map(operator.itemgetter(1), zip(taken, params)))
+                            database.cursor().executemany(sql, map(operator.itemgetter(1),
+                                                                   zip(taken, params)))
                     except peewee.IntegrityError as exc:
                         raise peewee.IntegrityError(
                             f"row {count + next(taken) - 1}: {model.__name__}: {exc}") from None
@@ -120,11 +128,12 @@ def insert_rows(model: type, rows: Iterable[Any], fields: Optional[Sequence[str]
 
 def _bulk_params(model: type, chunk: List[Any], start: int, kind: Any, columns: List[peewee.Field],
                  given: List[str], names: List[str], none_is_default: Sequence[str]) -> List[tuple]:
-    """The chunk's rows (all of `kind`: dict, or tuple and list) as statement parameters, converted column by
-    column."""
+    """The chunk's rows (all of `kind`: dict, or tuple and list) as statement parameters, converted
+    column by column."""
     if not all(issubclass(row_type, kind) for row_type in set(map(type, chunk))):
         position = next(i for i, row in enumerate(chunk) if not isinstance(row, kind))
-        raise TypeError(f"row {start + position}: {model.__name__}: a row is a dict of field values or a tuple "
+        raise TypeError(f"row {start + position}: {model.__name__}: a row is a dict of field "
+                        "values or a tuple "
                         f"of the values of {', '.join(given)}, one kind per batch, "
                         f"not {type(chunk[position]).__name__}")
     if kind is dict:
@@ -147,11 +156,13 @@ def _bulk_params(model: type, chunk: List[Any], start: int, kind: Any, columns: 
     for name in none_is_default:
         if name in values and None in values[name]:
             values[name] = [_MISSING if v is None else v for v in values[name]]
-    converted = [_bulk_column(model, field, values.get(field.name), len(chunk), start) for field in columns]
+    converted = [
+        _bulk_column(model, field, values.get(field.name), len(chunk), start) for field in columns]
     return list(zip(*converted))
 
 
-def _bulk_column(model: type, field: peewee.Field, values: Optional[List[Any]], size: int, start: int) -> List[Any]:
+def _bulk_column(model: type, field: peewee.Field, values: Optional[List[Any]], size: int,
+                 start: int) -> List[Any]:
     """One column of a chunk: defaults filled in, NULLs checked, values validated and converted."""
     if values is None:
         values = [_MISSING] * size
@@ -159,14 +170,17 @@ def _bulk_column(model: type, field: peewee.Field, values: Optional[List[Any]], 
     types = set(map(type, values))
     if object in types:  # _MISSING is the only plain object() a column holds
         default = field.default
-        values = [(default() if callable(default) else default) if v is _MISSING else v for v in values]
+        values = [
+            (default() if callable(default) else default) if v is _MISSING else v for v in values]
         types = set(map(type, values))
     present, stored_none = values, None
     if type(None) in types:
-        stored_none = field.db_value(None)  # what create() stores for None: NULL, or JSON text 'null'
+        # what create() stores for None: NULL, or JSON text 'null'
+        stored_none = field.db_value(None)
         if stored_none is None and not field.null:  # what create() says: a value is required
             position = values.index(None)
-            raise ValueError(f"row {start + position}: {model.__name__}.{field.name}: a value is required, not None")
+            raise ValueError(f"row {start + position}: {model.__name__}.{field.name}: a value is "
+                             "required, not None")
         present = [v for v in values if v is not None]
         types.discard(type(None))
     fast = getattr(field, "fast_values", None)
@@ -200,23 +214,28 @@ def _bad_row(model: type, database: peewee.Database, sql: str, params: List[tupl
     return error
 
 
-# Column types (pg_type oids) a binary COPY writes straight from what _bulk_params gives on PostgreSQL:
-# bool, int8, int4, text, float8, varchar, timestamptz. Binary costs the client a fifth of text's formatting
-# (floats and datetimes are not printed); a table with any other type (jsonb) is copied as text.
+# Column types (pg_type oids) a binary COPY writes straight from what _bulk_params gives on
+# PostgreSQL: bool, int8, int4, text, float8, varchar, timestamptz. Binary costs the client a fifth
+# of text's formatting (floats and datetimes are not printed); a table with any other type (jsonb)
+# is copied as text.
 _COPY_BINARY_TYPES = frozenset({16, 20, 23, 25, 701, 1043, 1184})
 
 
-def _copy_plan(model: type, cursor: Any, columns: List[peewee.Field]) -> Tuple[str, Optional[List[int]], bool]:
-    """(COPY statement, column type oids for a binary COPY or None for text, whether one COPY may take it all).
+def _copy_plan(model: type, cursor: Any, columns: List[peewee.Field]) -> Tuple[str,
+                                                                               Optional[List[int]],
+                                                                               bool]:
+    """(COPY statement, column type oids for a binary COPY or None for text, whether one COPY may
+    take it all).
 
-    One COPY is safe when every check the table makes is made row by row as COPY reads the row (CHECK,
-    NOT NULL), so the error's line is the first bad row. A foreign key is checked when the COPY ends, and a
-    unique index on a written column when COPY flushes its buffer (after a later row's CHECK): such tables
-    get a COPY per chunk, in a savepoint, and a refused chunk is searched row by row as on SQLite.
+    One COPY is safe when every check the table makes is made row by row as COPY reads the row
+    (CHECK, NOT NULL), so the error's line is the first bad row. A foreign key is checked when the
+    COPY ends, and a unique index on a written column when COPY flushes its buffer (after a later
+    row's CHECK): such tables get a COPY per chunk, in a savepoint, and a refused chunk is searched
+    row by row as on SQLite.
     """
     names = [f.column_name for f in columns]
-    # The written columns' types in their order; then: no foreign key or exclusion constraint, and no unique
-    # index on a written column (or on an expression).
+    # The written columns' types in their order; then: no foreign key or exclusion constraint, and
+    # no unique index on a written column (or on an expression).
     query = """
         SELECT array_agg(a.atttypid::int ORDER BY array_position(%(names)s::text[], a.attname::text)),
             NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = t.oid AND contype IN ('f', 'x'))
@@ -229,10 +248,12 @@ def _copy_plan(model: type, cursor: Any, columns: List[peewee.Field]) -> Tuple[s
             AND a.attname::text = ANY (%(names)s::text[])
         GROUP BY t.oid"""
     with exception_wrapper:  # a missing table fails here: insert_rows names it
-        cursor.execute(query, {"names": names, "table": '"{}"'.format(model._meta.table_name.replace('"', '""'))})
+        cursor.execute(query, {"names": names,
+                               "table": '"{}"'.format(model._meta.table_name.replace('"', '""'))})
         oids, one_copy = cursor.fetchone() or (None, False)
     binary = oids is not None and len(oids) == len(names) and set(oids) <= _COPY_BINARY_TYPES
-    sql = 'COPY "{}" ({}) FROM STDIN{}'.format(model._meta.table_name, ", ".join(f'"{n}"' for n in names),
+    sql = 'COPY "{}" ({}) FROM STDIN{}'.format(model._meta.table_name,
+                                               ", ".join(f'"{n}"' for n in names),
                                                " (FORMAT BINARY)" if binary else "")
     return sql, oids if binary else None, bool(one_copy)
 
@@ -246,19 +267,20 @@ def _copy_chunk(cursor: Any, sql: str, oids: Optional[List[int]], params: List[t
             copy.write_row(row)
 
 
-def _copy_stream(model: type, cursor: Any, sql: str, oids: Optional[List[int]], chunks: Iterator[List[Any]],
-                 convert: Any) -> int:
+def _copy_stream(model: type, cursor: Any, sql: str, oids: Optional[List[int]],
+                 chunks: Iterator[List[Any]], convert: Any) -> int:
     """Every chunk through one COPY: the server inserts a chunk while the next one is validated.
 
-    A statement's own costs (a statement trigger such as analytics_latest's) are paid once. A row the
-    database refuses ends the COPY with an error whose line names the row.
+    A statement's own costs (a statement trigger such as analytics_latest's) are paid once. A row
+    the database refuses ends the COPY with an error whose line names the row.
     """
     import select
 
     count = start = 0
     current: Any = None  # the open COPY's context manager; its first row is row `start`
     fd = cursor.connection.fileno()
-    if hasattr(select, "poll"):  # select() refuses a descriptor above 1023, which a busy process may have
+    # select() refuses a descriptor above 1023, which a busy process may have
+    if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(fd, select.POLLIN)
 
@@ -283,8 +305,9 @@ def _copy_stream(model: type, cursor: Any, sql: str, oids: Optional[List[int]], 
                 chunk = next(chunks, None)
                 params = None if chunk is None else convert(chunk, count)
             except Exception:
-                # A bad value, or the caller's generator failing, after rows the database may have refused:
-                # SQLite would have reported such a row first, as its chunk was written before this one.
+                # A bad value, or the caller's generator failing, after rows the database may have
+                # refused: SQLite would have reported such a row first, as its chunk was written
+                # before this one.
                 if current is not None:
                     finish()
                 raise
@@ -302,38 +325,46 @@ def _copy_stream(model: type, cursor: Any, sql: str, oids: Optional[List[int]], 
                 for row in params:
                     write_row(row)
             count += len(params)
-            # The server says nothing during a COPY unless it refused a row (or sends a notice): then end
-            # this COPY now, rather than stream the rest of a generator of any length to no purpose.
+            # The server says nothing during a COPY unless it refused a row (or sends a notice):
+            # then end this COPY now, rather than stream the rest of a generator of any length to no
+            # purpose.
             if spoke():
                 finish()
         if current is not None:
             finish()
     except BaseException as exc:
-        if current is not None:  # abort the COPY (CopyFail): the connection must be free for the rollback
+        # abort the COPY (CopyFail): the connection must be free for the rollback
+        if current is not None:
             current.__exit__(type(exc), exc, exc.__traceback__)
         raise
     return count
 
 
 def _copy_bad_row(model: type, error: peewee.IntegrityError, start: int, size: int) -> Exception:
-    """Name the row a COPY of `size` rows, which began at row `start`, was refused on; from its error's line."""
+    """Name the row a COPY of `size` rows, which began at row `start`, was refused on; from its
+    error's line."""
     import re
 
     context = getattr(getattr(getattr(error, "orig", None), "diag", None), "context", None) or ""
     # "COPY analytics, line 7", or its translation: the first number after the table's name.
-    found = re.search(rf"^COPY {re.escape(model._meta.table_name)}\b\D*(\d+)", context, re.MULTILINE)
+    found = re.search(rf"^COPY {re.escape(model._meta.table_name)}\b\D*(\d+)", context,
+                      re.MULTILINE)
     if found is None or not 1 <= int(found.group(1)) <= size:
         return error  # not a row's own failure (a statement trigger's): no row to name
     message = str(error)
     cut = message.find(context)
-    if cut > 0:  # the row is named instead: drop the CONTEXT, whose line counts from this COPY's start
+    # the row is named instead: drop the CONTEXT, whose line counts from this COPY's start
+    if cut > 0:
         message = message[:message.rfind("\n", 0, cut)].rstrip()
-    return peewee.IntegrityError(f"row {start + int(found.group(1)) - 1}: {model.__name__}: {message}")
+    return peewee.IntegrityError(f"row {start + int(found.group(1)) - 1}: {model.__name__}: "
+                                 f"{message}")
 
 
 def _set_trigger_aside(database: peewee.SqliteDatabase, name: str) -> Optional[str]:
-    """Drop the SQLite trigger `name` in the current transaction; return the SQL that makes it again."""
-    row = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)).fetchone()
+    """Drop the SQLite trigger `name` in the current transaction; return the SQL that makes it
+    again."""
+    row = database.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                               (name,)).fetchone()
     if row is None:  # not made on this database (a table made by hand): nothing to set aside
         return None
     database.execute_sql(f'DROP TRIGGER "{name}"')

@@ -30,9 +30,9 @@ from .db import db, init_db, migrate, redact
 from .enums import Processed, ReviewAction, RunStatus, ShortStatus
 from .errors import PipelineModelsError, renamed_attributes
 from .fields import backend_of, whole_number
-from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
-                     Short, TTSAudio)
-from .models.runs import niche_channel
+from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun,
+                     ReviewLog, Script, Short, TTSAudio)
+from .models.videos import niche_channel
 
 __getattr__ = renamed_attributes(__name__, {"table": "cli_output.table", "UTC": "fields.UTC"})
 PROG = "pipeline-models"

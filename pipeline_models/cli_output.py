@@ -448,7 +448,8 @@ class LinePrinter:
         if self.closed:
             return
         try:
-            print(line if "\n" in line else wrapped(line), file=getattr(sys, self.stream), flush=True)
+            print(line if "\n" in line else wrapped(line), file=getattr(sys, self.stream),
+                  flush=True)
         except BrokenPipeError:
             self.closed = True
             # What stays in the buffer would fail the stream's next flush, which starting a worker

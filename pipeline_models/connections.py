@@ -1,6 +1,6 @@
-"""Opening what init_db is given: a SQLite file (pragmas, WAL, noticing a file deleted or replaced under it),
-a PostgreSQL URL (a connection that heals after a server restart), or a peewee.Database; failures that name
-the database and never its password.
+"""Opening what init_db is given: a SQLite file (pragmas, WAL, noticing a file deleted or replaced
+under it), a PostgreSQL URL (a connection that heals after a server restart), or a peewee.Database;
+failures that name the database and never its password.
 """
 import os
 import time
@@ -15,12 +15,14 @@ from .errors import IN_MEMORY, CannotOpenDatabase, DatabaseFileChanged, Pipeline
 from .fields import backend_of
 
 # For a file shared by several worker processes: readers never block the writer (WAL), commits skip
-# the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and each
-# connection keeps up to 32 MB of pages (SQLite's default 2 MB is outgrown by a few months of analytics).
-SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10_000, "cache_size": -32_000}
+# the fsync WAL makes safe to skip, a writer waits up to 10 s for the lock instead of failing, and
+# each connection keeps up to 32 MB of pages (SQLite's default 2 MB is outgrown by a few months of
+# analytics).
+SQLITE_FILE_PRAGMAS = {"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 10_000,
+                       "cache_size": -32_000}
 
-# What every PostgreSQL connection the package opens (or is bound to) speaks, whatever the server's encoding:
-# on a SQL_ASCII database the server's own would make psycopg return text as bytes.
+# What every PostgreSQL connection the package opens (or is bound to) speaks, whatever the server's
+# encoding: on a SQL_ASCII database the server's own would make psycopg return text as bytes.
 CLIENT_ENCODING = "UTF8"
 
 
@@ -38,12 +40,14 @@ def database_label(database: Any) -> str:
 
 
 def named_error(exc: Any, database: Any) -> Any:
-    """`exc` (a database failure that is not about the data) with the database it happened on in its message.
+    """`exc` (a database failure that is not about the data) with the database it happened on in its
+    message.
 
-    A connection refused or lost is a peewee.InterfaceError as often as an OperationalError: both are named.
-    The package's own errors (TablesMissing) say where already.
+    A connection refused or lost is a peewee.InterfaceError as often as an OperationalError: both
+    are named. The package's own errors (TablesMissing) say where already.
     """
-    if exc is None or isinstance(exc, (peewee.IntegrityError, peewee.DataError, PipelineModelsError)) \
+    if exc is None or isinstance(exc,
+                                 (peewee.IntegrityError, peewee.DataError, PipelineModelsError)) \
             or not isinstance(exc, (peewee.DatabaseError, peewee.InterfaceError)) \
             or getattr(database, "obj", database) is None:
         return exc
@@ -52,14 +56,16 @@ def named_error(exc: Any, database: Any) -> Any:
         return exc
     named = type(exc)(f"{exc} ({label})")
     named.__cause__, named.__traceback__ = exc.__cause__, exc.__traceback__
-    if hasattr(exc, "orig"):  # the driver's error: its SQLSTATE tells a missing table in any language
+    # the driver's error: its SQLSTATE tells a missing table in any language
+    if hasattr(exc, "orig"):
         named.orig = exc.orig
     return named
 
 
 class _NamesItsFailures:
-    """Mixin for the databases init_db makes: a failure (not the data's) names the database, whether a statement
-    met it, the connection (made again after a restart), or the BEGIN, COMMIT or ROLLBACK of a transaction."""
+    """Mixin for the databases init_db makes: a failure (not the data's) names the database, whether
+    a statement met it, the connection (made again after a restart), or the BEGIN, COMMIT or
+    ROLLBACK of a transaction."""
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         with _naming(self):
@@ -99,10 +105,12 @@ class _naming:
 
 
 class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
-    """A SQLite file that notices, at the next statement, when it was deleted, replaced or truncated.
+    """A SQLite file that notices, at the next statement, when it was deleted, replaced or
+    truncated.
 
-    A process would otherwise go on writing to a file no other process sees (deleted: the old inode), or
-    read a stranger's file as its own; a new process would make a new, empty database beside it.
+    A process would otherwise go on writing to a file no other process sees (deleted: the old
+    inode), or read a stranger's file as its own; a new process would make a new, empty database
+    beside it.
     """
 
     def __init__(self, path: str, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +124,8 @@ class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
         return conn
 
     def cursor(self, named_cursor: Any = None) -> Any:
-        """peewee's cursor(), after checking that the file is still the one this connection opened."""
+        """peewee's cursor(), after checking that the file is still the one this connection
+        opened."""
         if not self.is_closed():
             self._check_file()
         return super().cursor(named_cursor)
@@ -124,9 +133,9 @@ class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
     def rollback(self) -> Any:
         """ROLLBACK, even when the file was changed under the connection.
 
-        Only this connection holds the transaction, and with it a lock every other process waits for (in WAL
-        mode the lock is in the -shm file, which a replaced database file keeps): a rollback refused because
-        the file changed would leave it held as long as the process lives.
+        Only this connection holds the transaction, and with it a lock every other process waits for
+        (in WAL mode the lock is in the -shm file, which a replaced database file keeps): a rollback
+        refused because the file changed would leave it held as long as the process lives.
         """
         if self.is_closed():
             return super().rollback()  # peewee's error for it
@@ -146,12 +155,13 @@ class _SqliteFile(_NamesItsFailures, peewee.SqliteDatabase):
 
 
 class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
-    """PostgreSQL whose connection, once the server dropped it (a restart, a network cut), is replaced before
-    the next statement.
+    """PostgreSQL whose connection, once the server dropped it (a restart, a network cut), is
+    replaced before the next statement.
 
-    A statement is never run twice: the one that met the dead connection fails to its caller (it may or
-    may not have run), as does a transaction that was cut; only BEGIN, which has done nothing yet, is
-    tried again on a new connection. playhouse's ReconnectMixin re-runs the failed statement instead.
+    A statement is never run twice: the one that met the dead connection fails to its caller (it may
+    or may not have run), as does a transaction that was cut; only BEGIN, which has done nothing
+    yet, is tried again on a new connection. playhouse's ReconnectMixin re-runs the failed statement
+    instead.
 
     Its connections speak CLIENT_ENCODING, unless the URL sets a client_encoding.
     """
@@ -161,7 +171,8 @@ class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
         super().__init__(*args, **kwargs)
 
     def cursor(self, named_cursor: Any = None) -> Any:
-        """peewee's cursor(), on a new connection when the current one is known dead and no transaction is open."""
+        """peewee's cursor(), on a new connection when the current one is known dead and no
+        transaction is open."""
         if not self.is_closed() and not self.in_transaction() and self._dead():
             self._drop()
         return super().cursor(named_cursor)
@@ -187,7 +198,8 @@ class _HealingPostgresqlDatabase(_NamesItsFailures, peewee.PostgresqlDatabase):
         _peewee.forget_connection(self)
 
 
-POSTGRES_DRIVER_MISSING = ("no PostgreSQL driver is installed: install the 'postgres' extra, which installs psycopg 3 "
+POSTGRES_DRIVER_MISSING = ("no PostgreSQL driver is installed: install the 'postgres' extra, which "
+                           "installs psycopg 3 "
                            "(from the repository root: .venv/bin/pip install -e '.[postgres]')")
 
 
@@ -220,18 +232,23 @@ def database_for(target: Union[str, "os.PathLike[str]", peewee.Database],
     if isinstance(target, peewee.Proxy):
         raise CannotOpenDatabase(target, "pass the database itself, not a proxy")
     if not isinstance(target, (str, os.PathLike)):
-        raise CannotOpenDatabase(target, "expected a file path, ':memory:', a database URL or a peewee.Database")
+        raise CannotOpenDatabase(target,
+                                 "expected a file path, ':memory:', a database URL or a "
+                                 "peewee.Database")
     target = os.fspath(target)
     path = target
     if "://" in target:
         parsed = urlparse(target)
         try:
             if parsed.scheme in ("postgres", "postgresql"):
-                kwargs = db_url.parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+                kwargs = db_url.parseresult_to_dict(parsed, unquote_password=True,
+                                                    unquote_user=True)
                 if not kwargs.get("database"):
                     return db_url.connect(target)  # its error says how to name the database
-                if readonly:  # every transaction of the session is READ ONLY: the server refuses writes
-                    kwargs["options"] = (kwargs.get("options", "") + " -c default_transaction_read_only=on").strip()
+                # every transaction of the session is READ ONLY: the server refuses writes
+                if readonly:
+                    kwargs["options"] = (kwargs.get("options", "") + " -c "
+                                                                     "default_transaction_read_only=on").strip()
                 return _HealingPostgresqlDatabase(**kwargs)
             if parsed.scheme != "sqlite":
                 return db_url.connect(target)
@@ -240,7 +257,9 @@ def database_for(target: Union[str, "os.PathLike[str]", peewee.Database],
             raise CannotOpenDatabase(target, str(exc)) from None
     if path == ":memory:" or not path:
         if readonly:
-            raise CannotOpenDatabase(target, "an in-memory database is new and empty: there is nothing to read")
+            raise CannotOpenDatabase(target,
+                                     "an in-memory database is new and empty: there is nothing to "
+                                     "read")
         return peewee.SqliteDatabase(":memory:")
     if not readonly:
         return _SqliteFile(path)
@@ -274,7 +293,8 @@ def open_connection(database: peewee.Database, target: Any, check_file: bool) ->
             # fine): a file that is not a database fails here, and is left as it was.
             database.execute_sql("PRAGMA schema_version")
     except peewee.ImproperlyConfigured as exc:
-        # peewee names psycopg2 when no driver is found; the extra installs psycopg 3, which peewee also uses.
+        # peewee names psycopg2 when no driver is found; the extra installs psycopg 3, which peewee
+        # also uses.
         reason = (POSTGRES_DRIVER_MISSING if "postgres driver not found" in str(exc) else str(exc))
         raise CannotOpenDatabase(target, reason) from None
     except peewee.PeeweeException as exc:
@@ -286,10 +306,11 @@ def open_connection(database: peewee.Database, target: Any, check_file: bool) ->
 
 
 def use_wal(database: peewee.Database, target: object) -> None:
-    """Switch the file to WAL (persistent in the file, so once), waiting out a process that holds it.
+    """Switch the file to WAL (persistent in the file, so once), waiting out a process that holds
+    it.
 
-    The switch needs the file to itself and SQLite does not always wait for that with the busy timeout:
-    processes starting at once could fail here with "database is locked".
+    The switch needs the file to itself and SQLite does not always wait for that with the busy
+    timeout: processes starting at once could fail here with "database is locked".
     """
     for delay in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 4):
         try:
@@ -301,4 +322,6 @@ def use_wal(database: peewee.Database, target: object) -> None:
         if database.pragma("journal_mode") == SQLITE_FILE_PRAGMAS["journal_mode"]:
             return  # another process switched it meanwhile
         time.sleep(delay)
-    raise CannotOpenDatabase(target, "cannot switch to WAL: another process kept the database locked for 8 s")
+    raise CannotOpenDatabase(target,
+                             "cannot switch to WAL: another process kept the database locked for 8 "
+                             "s")

@@ -1,4 +1,5 @@
-"""The one database handle every model uses, and `init_db`, which binds it and brings the schema up to date.
+"""The one database handle every model uses, and `init_db`, which binds it and brings the schema up
+to date.
 
 Bind once per process, then use the models anywhere:
 
@@ -55,13 +56,15 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The three tables the pipeline had before this package, which every pipeline database has.
 _ORIGINAL_TABLES = ("discovered_videos", "pipeline_runs", "clips")
 
-# Columns only the pipeline's own tables have (its SQLAlchemy module made them): such a database is adopted.
+# Columns only the pipeline's own tables have (its SQLAlchemy module made them): such a database is
+# adopted.
 _PIPELINE_KEYS = (("discovered_videos", "video_id"), ("pipeline_runs", "cycle_start"),
                   ("clips", "rank_position"))
 _PIPELINE_MIGRATION = "0007_pipeline_tables"  # the schema adoption brings the pipeline's tables to
 
-# A (table, column) each migration leaves that the ones before it did not: a database without history
-# made by create_tables() of an earlier release is adopted at the last migration in an unbroken run of marks.
+# A (table, column) each migration leaves that the ones before it did not: a database without
+# history made by create_tables() of an earlier release is adopted at the last migration in an
+# unbroken run of marks.
 _MIGRATION_MARKS = (
     ("pipeline_runs", "id"),  # 0001_original_tables
     ("pipeline_runs", "heartbeat_at"),  # 0002_review_publish_analytics
@@ -71,14 +74,16 @@ _MIGRATION_MARKS = (
     ("analytics_latest", "view_count"),  # 0006_analytics_latest
 )
 
-# The package's models, whose tables init_db and migrate check are all there. models/__init__.py adds them
-# when it is imported: it imports this module, so this module cannot import it.
+# The package's models, whose tables init_db and migrate check are all there. models/__init__.py
+# adds them when it is imported: it imports this module, so this module cannot import it.
 SCHEMA_MODELS: List[type] = []
 
-# What Analytics.create_table makes beside the model tables (migration 0006 makes the same): analytics_latest,
-# and the triggers on analytics that keep it. Without them latest() and top(n) would answer from nothing.
+# What Analytics.create_table makes beside the model tables (migration 0006 makes the same):
+# analytics_latest, and the triggers on analytics that keep it. Without them latest() and top(n)
+# would answer from nothing.
 _DERIVED_TABLE = ("analytics", "analytics_latest")
-_DERIVED_TRIGGERS = ("analytics_latest_insert", "analytics_latest_delete", "analytics_latest_update")
+_DERIVED_TRIGGERS = ("analytics_latest_insert", "analytics_latest_delete",
+                     "analytics_latest_update")
 
 
 # What SQLite says when asked to roll back a transaction it already rolled back by itself.
@@ -86,12 +91,14 @@ _ALREADY_ROLLED_BACK = re.compile("no transaction is active|no such savepoint")
 
 
 class _atomic(_peewee.Atomic):
-    """peewee's atomic block, raising the error that ended the transaction, not the rollback's complaint.
+    """peewee's atomic block, raising the error that ended the transaction, not the rollback's
+    complaint.
 
-    On a full disk or an I/O error SQLite rolls the transaction back by itself; peewee's own rollback then
-    fails with "cannot rollback - no transaction is active", which would hide the real cause. A failure
-    that is not the data's names the database, at BEGIN as at any statement in the block; and on SQLite
-    the block never ends with the connection still in its transaction (see _left_transaction).
+    On a full disk or an I/O error SQLite rolls the transaction back by itself; peewee's own
+    rollback then fails with "cannot rollback - no transaction is active", which would hide the real
+    cause. A failure that is not the data's names the database, at BEGIN as at any statement in the
+    block; and on SQLite the block never ends with the connection still in its transaction (see
+    _left_transaction).
     """
 
     def __enter__(self) -> Any:
@@ -124,11 +131,13 @@ class _atomic(_peewee.Atomic):
 
 
 def _left_transaction(database: Any) -> None:
-    """After the outermost block on SQLite, make sure the connection holds no transaction peewee forgot.
+    """After the outermost block on SQLite, make sure the connection holds no transaction peewee
+    forgot.
 
-    peewee counts the transaction ended before its ROLLBACK runs; a ROLLBACK that failed would leave SQLite's
-    connection in the transaction, holding the write lock every other process waits for, for good. Such a
-    connection is rolled back here, or closed (SQLite rolls back a closed connection's transaction).
+    peewee counts the transaction ended before its ROLLBACK runs; a ROLLBACK that failed would leave
+    SQLite's connection in the transaction, holding the write lock every other process waits for,
+    for good. Such a connection is rolled back here, or closed (SQLite rolls back a closed
+    connection's transaction).
     """
     database = getattr(database, "obj", database)
     if backend_of(database) != "sqlite" or database.is_closed() or database.in_transaction():
@@ -143,23 +152,27 @@ def _left_transaction(database: Any) -> None:
     if conn.in_transaction:
         try:
             database.close()
-        except Exception:  # peewee forgets the connection whatever close() met: the next statement opens anew
+        # peewee forgets the connection whatever close() met: the next statement opens anew
+        except Exception:
             pass
 
 
 def _first_cause(failure: BaseException) -> BaseException:
-    """The error that ended a transaction, behind the rollback's complaints about it (a failed COMMIT)."""
+    """The error that ended a transaction, behind the rollback's complaints about it (a failed
+    COMMIT)."""
     cause: Any = failure
     while cause is not None and _ALREADY_ROLLED_BACK.search(str(cause)):
         cause = cause.__context__
     if cause is None:
         return failure
-    if not isinstance(cause, peewee.PeeweeException):  # the driver's own: as peewee would have wrapped it
+    # the driver's own: as peewee would have wrapped it
+    if not isinstance(cause, peewee.PeeweeException):
         return peewee.OperationalError(str(cause))
     return cause
 
 
-# A table a statement names is missing: SQLite's message, PostgreSQL's (English) message and SQLSTATE.
+# A table a statement names is missing: SQLite's message, PostgreSQL's (English) message and
+# SQLSTATE.
 _NO_SUCH_TABLE = re.compile(r"no such table: (?:main\.)?(\S+)")
 _UNDEFINED_TABLE = re.compile(r'relation "([^"]+)" does not exist')
 _UNDEFINED_TABLE_STATE = "42P01"
@@ -167,7 +180,8 @@ _UNDEFINED_TABLE_STATE = "42P01"
 
 def missing_table_error(exc: BaseException, database: Any) -> Optional[TablesMissing]:
     """TablesMissing for `exc` when it says a table does not exist in `database`, else None."""
-    if not isinstance(exc, (peewee.OperationalError, peewee.ProgrammingError)) or isinstance(exc, TablesMissing):
+    if not isinstance(exc, (peewee.OperationalError, peewee.ProgrammingError)) or isinstance(exc,
+                                                                                             TablesMissing):
         return None
     found = _NO_SUCH_TABLE.search(str(exc)) or _UNDEFINED_TABLE.search(str(exc))
     orig = getattr(exc, "orig", None)
@@ -181,28 +195,31 @@ def _is_busy_snapshot(exc: Any) -> bool:
     """SQLITE_BUSY_SNAPSHOT: no busy timeout helps, the reading statement must finish first."""
     if not isinstance(exc, peewee.OperationalError):
         return False
-    # peewee raises its own OperationalError while handling the driver's, which is its context (or its
-    # `orig`, once the error was named: see connections.named_error).
+    # peewee raises its own OperationalError while handling the driver's, which is its context (or
+    # its `orig`, once the error was named: see connections.named_error).
     causes = (exc.__context__, getattr(exc, "orig", None), *exc.args)
     return any(getattr(e, "sqlite_errorcode", None) == 517 for e in causes)
 
 
 class _DatabaseProxy(peewee.DatabaseProxy):
-    """peewee's DatabaseProxy, with errors that say what to do when it is used unbound or a table is missing."""
+    """peewee's DatabaseProxy, with errors that say what to do when it is used unbound or a table is
+    missing."""
 
     def atomic(self, *args: Any, **kwargs: Any) -> _atomic:
-        """A transaction, or a savepoint inside one; see _atomic for how it reports a failed rollback."""
+        """A transaction, or a savepoint inside one; see _atomic for how it reports a failed
+        rollback."""
         return _atomic(self, *args, **kwargs)
 
     def execute(self, query: Any, **context_options: Any) -> Any:
-        """Run a query: every model query comes through here. A missing table raises TablesMissing."""
+        """Run a query: every model query comes through here. A missing table raises
+        TablesMissing."""
         if self.obj is None:
             raise DatabaseNotBound()
         try:
             return self.obj.execute(query, **context_options)
         except (peewee.DatabaseError, peewee.InterfaceError) as exc:
-            # Only the exception changes: the statement failed as it did, and a PostgreSQL transaction
-            # is aborted just the same, for the caller's atomic() to roll back.
+            # Only the exception changes: the statement failed as it did, and a PostgreSQL
+            # transaction is aborted just the same, for the caller's atomic() to roll back.
             missing = missing_table_error(exc, self.obj)
             if missing is not None:
                 raise missing from exc
@@ -241,41 +258,46 @@ def _enforce_foreign_keys(database: Any) -> None:
 
 @db.attach_callback
 def _speak_utf8(database: Any) -> None:
-    """Make every connection of a PostgreSQL database bound to the proxy speak CLIENT_ENCODING, however it is bound.
+    """Make every connection of a PostgreSQL database bound to the proxy speak CLIENT_ENCODING,
+    however it is bound.
 
-    On a SQL_ASCII database the server's encoding would be the client's too, and psycopg would return text
-    as bytes (peewee's introspection fails on them, and so would every model's text field).
+    On a SQL_ASCII database the server's encoding would be the client's too, and psycopg would
+    return text as bytes (peewee's introspection fails on them, and so would every model's text
+    field).
     """
     if backend_of(database) != "postgres":
         return
     if _peewee.client_encoding(database) is None:  # a caller who chose an encoding keeps it
         _peewee.set_client_encoding(database, CLIENT_ENCODING)
-    # A connection opened before binding may have been made with SQL_ASCII (libpq knows: no round trip).
+    # A connection opened before binding may have been made with SQL_ASCII (libpq knows: no round
+    # trip).
     conn = _peewee.connection(database)
     if conn is None or database.in_transaction() or _peewee.status_unknown(database):
         return
     if str(conn.info.parameter_status("client_encoding") or "").upper() == "SQL_ASCII":
         try:
             database.execute_sql(f"SET client_encoding TO '{CLIENT_ENCODING}'")
-        except peewee.PeeweeException:  # a dead connection: binding still binds, the next statement says why
+        # a dead connection: binding still binds, the next statement says why
+        except peewee.PeeweeException:
             pass
 
 
 def init_db(
-    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *, upgrade: bool = True,
-    readonly: bool = False, create: bool = True, **old_names: Any,
+    target: Union[str, "os.PathLike[str]", peewee.Database] = "pipeline.db", *,
+    upgrade: bool = True, readonly: bool = False, create: bool = True, **old_names: Any,
 ) -> peewee.Database:
     """Open `target`, bind the models to it, apply pending migrations and return the database.
 
-    `target` is a SQLite file path, ":memory:", a URL (sqlite:///pipeline.db, postgresql://user@host/db)
-    or a peewee.Database. SQLite files get SQLITE_FILE_PRAGMAS: WAL, synchronous=NORMAL, a 10 s busy
-    timeout and a 32 MB page cache (pragmas the caller set on a Database they pass in are kept).
-    Calling it again on an up-to-date database changes nothing. `upgrade=False` leaves pending migrations
-    unapplied. `create=False` refuses a SQLite file that does not exist or is empty instead of making a new
-    database. `readonly=True` changes nothing at all: no file, no migration, no journal mode; a SQLite file
-    is opened read-only and a PostgreSQL session refuses writes; a database that is not a pipeline
-    database, or needs migrations, is refused.
-    Raises CannotOpenDatabase, naming the target (never its password), when it cannot be opened.
+    `target` is a SQLite file path, ":memory:", a URL (sqlite:///pipeline.db,
+    postgresql://user@host/db) or a peewee.Database. SQLite files get SQLITE_FILE_PRAGMAS: WAL,
+    synchronous=NORMAL, a 10 s busy timeout and a 32 MB page cache (pragmas the caller set on a
+    Database they pass in are kept). Calling it again on an up-to-date database changes nothing.
+    `upgrade=False` leaves pending migrations unapplied. `create=False` refuses a SQLite file that
+    does not exist or is empty instead of making a new database. `readonly=True` changes nothing at
+    all: no file, no migration, no journal mode; a SQLite file is opened read-only and a PostgreSQL
+    session refuses writes; a database that is not a pipeline database, or needs migrations, is
+    refused. Raises CannotOpenDatabase, naming the target (never its password), when it cannot be
+    opened.
     """
     upgrade = _renamed_upgrade(upgrade, old_names)
     database = database_for(target, readonly)
@@ -301,7 +323,8 @@ def init_db(
 
 
 def _renamed_upgrade(upgrade: bool, old_names: Dict[str, Any]) -> bool:
-    """init_db's `upgrade`, from its old name `migrate` (which hid the migrate() function) with a warning."""
+    """init_db's `upgrade`, from its old name `migrate` (which hid the migrate() function) with a
+    warning."""
     if "migrate" in old_names:
         deprecated("init_db(migrate=...)", "init_db(upgrade=...)", stacklevel=3)
         upgrade = old_names.pop("migrate")
@@ -313,8 +336,8 @@ def _renamed_upgrade(upgrade: bool, old_names: Dict[str, Any]) -> bool:
 def write_lock(database: Any = db) -> _atomic:
     """A transaction (context manager or decorator) that holds the write lock from its start.
 
-    On SQLite this is BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at once
-    with "database is locked" when another process wrote in between, whatever the busy timeout.
+    On SQLite this is BEGIN IMMEDIATE: a deferred transaction that reads and then writes fails at
+    once with "database is locked" when another process wrote in between, whatever the busy timeout.
     """
     if backend_of(database) == "sqlite":
         return _atomic(database, "IMMEDIATE")
@@ -322,14 +345,16 @@ def write_lock(database: Any = db) -> _atomic:
 
 
 def serialized(name: str, database: Any = db) -> None:
-    """Inside write_lock(): wait until no other transaction holds the lock called `name`, then hold it to the end.
+    """Inside write_lock(): wait until no other transaction holds the lock called `name`, then hold
+    it to the end.
 
-    For a rule over many rows (at most N running, at most N uploads a day) that two processes must not
-    check at once. SQLite's write lock already admits one writer at a time; PostgreSQL takes an advisory
-    transaction lock, released at COMMIT or ROLLBACK.
+    For a rule over many rows (at most N running, at most N uploads a day) that two processes must
+    not check at once. SQLite's write lock already admits one writer at a time; PostgreSQL takes an
+    advisory transaction lock, released at COMMIT or ROLLBACK.
     """
     if backend_of(database) == "postgres":
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"pipeline_models.{name}",))
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                             (f"pipeline_models.{name}",))
 
 
 def migrate(database: Union[peewee.Database, None] = None) -> List[str]:
@@ -360,28 +385,33 @@ def _migrate(database: peewee.Database, target: object) -> List[str]:
                 applied += _adopt_original_tables(database, runner)
             applied += runner.up()
             _check_schema(database)
-    except peewee.OperationalError as exc:  # read-only, full, locked for longer than the busy timeout
-        raise CannotOpenDatabase(target, f"cannot apply migrations {', '.join(pending)}: {exc}") from None
+    # read-only, full, locked for longer than the busy timeout
+    except peewee.OperationalError as exc:
+        raise CannotOpenDatabase(target,
+                                 f"cannot apply migrations {', '.join(pending)}: {exc}") from None
     for name in applied:
         logger.info("applied migration %s", name)
     return applied
 
 
 def _pending(runner: Runner) -> List[str]:
-    """The names of the migrations not yet applied (history rows whose file is gone are not pending)."""
+    """The names of the migrations not yet applied (history rows whose file is gone are not
+    pending)."""
     return [m.name for m in runner.status() if not m.applied and m.path is not None]
 
 
 def _check_current(database: peewee.Database, target: object) -> None:
-    """Refuse, changing nothing, a database that is not a pipeline database or that needs migrations."""
+    """Refuse, changing nothing, a database that is not a pipeline database or that needs
+    migrations."""
     tables = set(database.get_tables())
     if not set(_ORIGINAL_TABLES) <= tables:
-        raise CannotOpenDatabase(target, "it is not a pipeline database (it has no pipeline tables); "
+        raise CannotOpenDatabase(target,
+                                 "it is not a pipeline database (it has no pipeline tables); "
                                  "create one with init_db or `pipeline-models init`")
     pending = _pending(Runner(database, str(MIGRATIONS_DIR)))
     if pending:
-        raise SchemaMismatch(f"the database needs the migrations {', '.join(pending)}: apply them with "
-                             "`pipeline-models migrate` (or init_db), then try again")
+        raise SchemaMismatch(f"the database needs the migrations {', '.join(pending)}: apply them "
+                             "with `pipeline-models migrate` (or init_db), then try again")
     _check_schema(database)
 
 
@@ -390,8 +420,8 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
 
     Tables made by db.create_tables(ALL_MODELS) are the whole current schema: every migration is
     recorded. The pipeline's own tables (made by its SQLAlchemy module) are rebuilt to the schema of
-    0007, every row kept, and recorded up to it. Tables made by an earlier release's create_tables() are
-    recorded up to the last migration whose mark they carry. The rest then runs.
+    0007, every row kept, and recorded up to it. Tables made by an earlier release's create_tables()
+    are recorded up to the last migration whose mark they carry. The rest then runs.
     """
     tables = set(database.get_tables())
     present = [t for t in _ORIGINAL_TABLES if t in tables]
@@ -403,12 +433,13 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
     if len(present) < len(_ORIGINAL_TABLES):
         missing = ", ".join(t for t in _ORIGINAL_TABLES if t not in tables)
         raise SchemaMismatch(
-            f"the database has {', '.join(present)} but not {missing}: it is not a pipeline database, "
-            "and it will not be adopted; use a new file"
+            f"the database has {', '.join(present)} but not {missing}: it is not a pipeline "
+            "database, and it will not be adopted; use a new file"
         )
     columns = {t: {c.name for c in database.get_columns(t)} for t in present}
     if all(c in columns[t] for t, c in _PIPELINE_KEYS):
-        logger.info("adopting the pipeline's own tables: rebuilt to %s, every row kept", _PIPELINE_MIGRATION)
+        logger.info("adopting the pipeline's own tables: rebuilt to %s, every row kept",
+                    _PIPELINE_MIGRATION)
         _migration_module(_PIPELINE_MIGRATION).adopt_pipeline(database)
         return runner.fake(_PIPELINE_MIGRATION)
     reached = None
@@ -417,14 +448,17 @@ def _adopt_original_tables(database: peewee.Database, runner: Runner) -> List[st
             break
         reached = migration.name
     if reached is None or "youtube_video_id" not in columns["discovered_videos"]:
-        raise SchemaMismatch("the database's discovered_videos, pipeline_runs and clips are neither the pipeline's "
+        raise SchemaMismatch("the database's discovered_videos, pipeline_runs and clips are "
+                             "neither the pipeline's "
                              "nor this package's: it will not be adopted; use a new file")
-    logger.info("adopting a database without migration history: up to %s recorded as applied", reached)
+    logger.info("adopting a database without migration history: up to %s recorded as applied",
+                reached)
     return runner.fake(reached)
 
 
 def _missing_from_schema(database: peewee.Database) -> List[str]:
-    """The tables, columns and triggers the models need that the database lacks (schema_diff: additions only)."""
+    """The tables, columns and triggers the models need that the database lacks (schema_diff:
+    additions only)."""
     diff = diff_models(database, SCHEMA_MODELS)
     missing = [f"table {m._meta.table_name}" for m in diff.create_tables]
     missing += [f"column {f.model._meta.table_name}.{f.column_name}" for f in diff.add_columns]
@@ -443,7 +477,8 @@ def _missing_from_schema(database: peewee.Database) -> List[str]:
 
 
 def _check_schema(database: peewee.Database) -> None:
-    """Fail loudly when a table or column a model needs is missing, rather than on some later query."""
+    """Fail loudly when a table or column a model needs is missing, rather than on some later
+    query."""
     missing = _missing_from_schema(database)
     if missing:
         raise SchemaMismatch(

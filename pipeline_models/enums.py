@@ -1,11 +1,12 @@
 """The fixed sets of values of the pipeline's columns, each the one source of its column's CHECK.
 
-Str-valued enums compare equal to their values ('pending' == RunStatus.pending); `Processed` is an IntEnum
-because the pipeline's own code writes `processed=1`.
+Str-valued enums compare equal to their values ('pending' == RunStatus.pending); `Processed` is an
+IntEnum because the pipeline's own code writes `processed=1`.
 """
 import enum
 
-__all__ = ["Processed", "ContentIdRisk", "ExtractionMethod", "RunStatus", "ShortStatus", "ReviewAction"]
+__all__ = ["Processed", "ContentIdRisk", "ExtractionMethod", "RunStatus", "ShortStatus",
+           "ReviewAction"]
 
 
 class StrEnum(str, enum.Enum):
@@ -37,7 +38,8 @@ class ContentIdRisk(StrEnum):
 
 
 class ExtractionMethod(StrEnum):
-    """How a clip's moment was found, best first: the heatmap, the transcript, audio energy, scene cuts."""
+    """How a clip's moment was found, best first: the heatmap, the transcript, audio energy, scene
+    cuts."""
 
     most_replayed = "most_replayed"
     transcript = "transcript"
@@ -54,7 +56,8 @@ class RunStatus(StrEnum):
     approved = "approved"
     uploaded = "uploaded"
     failed = "failed"
-    # Not in the pipeline's list: a reviewer's reject discards the run, which is neither an error nor waiting.
+    # Not in the pipeline's list: a reviewer's reject discards the run, which is neither an error
+    # nor waiting.
     rejected = "rejected"
 
 

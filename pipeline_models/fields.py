@@ -1,14 +1,16 @@
-"""Peewee fields that refuse bad values with a ValueError naming the field, the same on every backend.
+"""Peewee fields that refuse bad values with a ValueError naming the field, the same on every
+backend.
 
-SQLite stores almost anything in any column (a float NaN becomes NULL, '5' in an integer column stays
-text, an over-long string is kept whole) while PostgreSQL refuses some of it with its own errors. These
-fields check each value in Python before it is written, so both backends accept and refuse the same
-values. Range rules (no negative counts, 0 <= ctr <= 1) are CHECK constraints on the models instead.
+SQLite stores almost anything in any column (a float NaN becomes NULL, '5' in an integer column
+stays text, an over-long string is kept whole) while PostgreSQL refuses some of it with its own
+errors. These fields check each value in Python before it is written, so both backends accept and
+refuse the same values. Range rules (no negative counts, 0 <= ctr <= 1) are CHECK constraints on the
+models instead.
 
-Text anywhere (a text column, or a string or key inside a JSON value) may not hold NUL, which PostgreSQL
-cannot store, nor a lone surrogate such as '\\udcff' (how Python decodes an undecodable byte of a file
-name), which is not valid Unicode and cannot be encoded for either database. JSON values may nest at most
-JSON_MAX_DEPTH lists and dicts deep.
+Text anywhere (a text column, or a string or key inside a JSON value) may not hold NUL, which
+PostgreSQL cannot store, nor a lone surrogate such as '\\udcff' (how Python decodes an undecodable
+byte of a file name), which is not valid Unicode and cannot be encoded for either database. JSON
+values may nest at most JSON_MAX_DEPTH lists and dicts deep.
 """
 import datetime
 import functools
@@ -25,20 +27,21 @@ from .errors import renamed_attributes
 from playhouse import fields as pw_fields
 
 UTC = datetime.timezone.utc
-# NaN and Infinity are not JSON; characters are kept as they are (a length limit counts characters, not escapes).
+# NaN and Infinity are not JSON; characters are kept as they are (a length limit counts characters,
+# not escapes).
 _dumps = functools.partial(json.dumps, allow_nan=False, ensure_ascii=False)
 _tzinfo = operator.attrgetter("tzinfo")
 _iso_microseconds = operator.methodcaller("isoformat", " ", "microseconds")
 _first_26 = operator.itemgetter(slice(26))
 
-# The most lists and dicts a JSON value may hold inside one another ([[1]] is 2 deep). Real scripts and
-# settings need a handful of levels; a deeper value is a bug or an attack. The limit keeps the checks,
-# json.dumps and json.loads (on this and on any other machine reading the value back) far from Python's
-# recursion limit of 1000, which deeper values hit as a RecursionError.
+# The most lists and dicts a JSON value may hold inside one another ([[1]] is 2 deep). Real scripts
+# and settings need a handful of levels; a deeper value is a bug or an attack. The limit keeps the
+# checks, json.dumps and json.loads (on this and on any other machine reading the value back) far
+# from Python's recursion limit of 1000, which deeper values hit as a RecursionError.
 JSON_MAX_DEPTH = 100
 
-# PostgreSQL's jsonb keeps numbers as NUMERIC and prints 1e+16 as 10000000000000000, which reads back as an
-# int: floats this large or larger would not come back as floats.
+# PostgreSQL's jsonb keeps numbers as NUMERIC and prints 1e+16 as 10000000000000000, which reads
+# back as an int: floats this large or larger would not come back as floats.
 _JSONB_INT_FLOATS = 1e16
 
 
@@ -47,28 +50,29 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(UTC)
 
 
-# The times an operation's `now` may be: the operations add and subtract up to a year (a lease, a delay, a
-# retention period), which must not run off the calendar (datetime's years 1 to 9999).
+# The times an operation's `now` may be: the operations add and subtract up to a year (a lease, a
+# delay, a retention period), which must not run off the calendar (datetime's years 1 to 9999).
 EARLIEST_NOW = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_NOW = datetime.datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def checked_now(operation: str, value: Optional[datetime.datetime]) -> datetime.datetime:
-    """The `now` an operation was given (default: the clock): an aware datetime from 1970 to 9000, or a
-    ValueError naming it."""
+    """The `now` an operation was given (default: the clock): an aware datetime from 1970 to 9000,
+    or a ValueError naming it."""
     if value is None:
         return utcnow()
     if not isinstance(value, datetime.datetime) or value.utcoffset() is None:
-        raise ValueError(f"{operation}: now must be an aware datetime, e.g. datetime.now(timezone.utc), "
-                         f"not {value!r}")
+        raise ValueError(f"{operation}: now must be an aware datetime, e.g. "
+                         f"datetime.now(timezone.utc), not {value!r}")
     if not EARLIEST_NOW <= value <= LATEST_NOW:
-        raise ValueError(f"{operation}: now must be between {EARLIEST_NOW:%Y-%m-%d} and {LATEST_NOW:%Y-%m-%d} UTC, "
-                         f"not {value.isoformat(' ')}")
+        raise ValueError(f"{operation}: now must be between {EARLIEST_NOW:%Y-%m-%d} and "
+                         f"{LATEST_NOW:%Y-%m-%d} UTC, not {value.isoformat(' ')}")
     return value
 
 
 class _Checked:
-    """Mixin: `check(value)` runs on every value written; its error is re-raised naming the field."""
+    """Mixin: `check(value)` runs on every value written; its error is re-raised naming the
+    field."""
 
     def check(self, value: Any) -> Any:
         return value
@@ -87,12 +91,12 @@ class _Checked:
         return super().db_value(value)
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
-        """The parameters a bulk INSERT binds for these non-NULL values (of these types), or None to convert
-        them one by one.
+        """The parameters a bulk INSERT binds for these non-NULL values (of these types), or None to
+        convert them one by one.
 
-        A fast path checks a whole column at once with C-level built-ins (type sets, min/max, joins) and
-        must accept only what db_value accepts unchanged; anything unusual goes one by one through
-        slow_value, which accepts and refuses exactly what db_value does.
+        A fast path checks a whole column at once with C-level built-ins (type sets, min/max, joins)
+        and must accept only what db_value accepts unchanged; anything unusual goes one by one
+        through slow_value, which accepts and refuses exactly what db_value does.
         """
         return None
 
@@ -112,7 +116,8 @@ _reprs.maxlevel, _reprs.maxstring, _reprs.maxother = 3, 80, 80
 def shown(value: Any) -> str:
     """A repr of `value` short enough for an error message, whatever its size or depth.
 
-    repr() itself raises RecursionError on deeply nested lists, and ValueError on ints of over 4300 digits.
+    repr() itself raises RecursionError on deeply nested lists, and ValueError on ints of over 4300
+    digits.
     """
     if isinstance(value, int) and value.bit_length() > 256:
         return f"an int of {value.bit_length()} bits"
@@ -147,11 +152,24 @@ def whole_number(what: str, lowest: int, highest: int = MAX_WHOLE,
     return check
 
 
+def checked_duration(operation: str, value: Any) -> datetime.timedelta:
+    """A positive timedelta of at most a year, or a ValueError naming the operation."""
+    if not isinstance(value, datetime.timedelta):
+        raise TypeError(f"{operation}: older_than must be a datetime.timedelta, e.g. "
+                        f"timedelta(minutes=10), not {type(value).__name__}")
+    if not datetime.timedelta(0) < value <= datetime.timedelta(days=366):
+        raise ValueError(f"{operation}: older_than must be more than zero and at most a year, not "
+                         f"{value}")
+    return value
+
+
 def escape_unstorable(text: Any) -> Any:
-    """`text` with each NUL written as \\x00 and each lone surrogate as its escape (\\udcff); other values as they are.
+    """`text` with each NUL written as \\x00 and each lone surrogate as its escape (\\udcff); other
+    values as they are.
 
     The result is storable in any text column; everything else in the text is kept as it is. This is
-    Python's 'backslashreplace' applied to those characters only (ErrorLog stores exceptions this way).
+    Python's 'backslashreplace' applied to those characters only (ErrorLog stores exceptions this
+    way).
     """
     if not isinstance(text, str):
         return text
@@ -167,14 +185,15 @@ def _surrogate(text: str) -> Optional[int]:
     if text.isascii():
         return None
     try:
-        text.encode("utf-8")  # fails exactly on lone surrogates: every other code point has a UTF-8 form
+        # fails exactly on lone surrogates: every other code point has a UTF-8 form
+        text.encode("utf-8")
     except UnicodeEncodeError as exc:
         return exc.start
     return None
 
 
-_SURROGATE_HINT = ("not valid Unicode, so no database can store it (an undecodable byte of a file name "
-                   "decodes to one); decode bytes with errors='replace', or store "
+_SURROGATE_HINT = ("not valid Unicode, so no database can store it (an undecodable byte of a file "
+                   "name decodes to one); decode bytes with errors='replace', or store "
                    "pipeline_models.fields.escape_unstorable(text)")
 
 
@@ -187,14 +206,17 @@ def _check_text(value: Any, max_length: Optional[int]) -> str:
         raise ValueError("text may not contain NUL characters (PostgreSQL cannot store them)")
     bad = _surrogate(value)
     if bad is not None:
-        raise ValueError(f"text holds the lone surrogate {value[bad]!r} at position {bad}: {_SURROGATE_HINT}")
+        raise ValueError(f"text holds the lone surrogate {value[bad]!r} at position {bad}: "
+                         f"{_SURROGATE_HINT}")
     if max_length is not None and len(value) > max_length:
-        raise ValueError(f"text of {len(value)} characters is longer than the limit of {max_length}")
+        raise ValueError(f"text of {len(value)} characters is longer than the limit of "
+                         f"{max_length}")
     return value
 
 
 def _plain_text(values: List[Any], types: Set[type], max_length: Optional[int]) -> bool:
-    """True when every value is valid Unicode text without NUL, within max_length: what _check_text passes."""
+    """True when every value is valid Unicode text without NUL, within max_length: what _check_text
+    passes."""
     if types != {str}:
         return False
     joined = "".join(values)  # one scan of the column in C, not a call per value
@@ -267,17 +289,20 @@ class CheckedFloatField(_Checked, peewee.DoubleField):
     def check(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"expected a number, got {_type_name(value)} {shown(value)}")
-        number = float(value)  # OverflowError for an int beyond the float range: refused naming the field
+        # OverflowError for an int beyond the float range: refused naming the field
+        number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"{number} is not a finite number")
-        if isinstance(value, int) and number != value:  # stored, it would read back as another number
+        # stored, it would read back as another number
+        if isinstance(value, int) and number != value:
             raise ValueError(f"the integer {shown(value)} has no exact float "
                              f"(it would be stored as {number!r}); "
                              f"pass float(value) to accept the rounding")
         return number
 
     def fast_values(self, values: List[Any], types: Set[type]) -> Optional[List[Any]]:
-        # A sum of floats is finite only if every term is (an overflowing sum just takes the slow path).
+        # A sum of floats is finite only if every term is (an overflowing sum just takes the slow
+        # path).
         ok = types == {float} and math.isfinite(sum(values))
         return values if ok else None
 
@@ -295,17 +320,20 @@ class CheckedBooleanField(_Checked, peewee.BooleanField):
 
 
 class _EnumChecks(_Checked):
-    """An enum column with a matching CHECK constraint; takes the member or its value, reads back the member."""
+    """An enum column with a matching CHECK constraint; takes the member or its value, reads back
+    the member."""
 
     def bind(self, model: Any, name: str, set_attribute: bool = True) -> None:
         super().bind(model, name, set_attribute)
         allowed = ", ".join(repr(member.value) for member in self.enum_class)
         # The CHECK also guards raw SQL and other programs writing to the same database.
-        self.constraints = [*(self.constraints or ()), peewee.Check(f'"{self.column_name}" IN ({allowed})')]
+        self.constraints = [*(self.constraints or ()),
+                            peewee.Check(f'"{self.column_name}" IN ({allowed})')]
 
     def check(self, value: Any) -> Any:
         kind = self.enum_value_type
-        # Anything else is no member (True is no 1 here), and the enum's own error would repr it whole.
+        # Anything else is no member (True is no 1 here), and the enum's own error would repr it
+        # whole.
         if isinstance(value, kind) and not isinstance(value, bool):
             try:
                 return self.enum_class(value).value
@@ -328,15 +356,17 @@ class CheckedEnumField(_EnumChecks, pw_fields.EnumField):
 
 
 class CheckedIntEnumField(_EnumChecks, pw_fields.IntEnumField):
-    """An int-valued enum column (INTEGER) with a matching CHECK constraint: takes 1 or the member."""
+    """An int-valued enum column (INTEGER) with a matching CHECK constraint: takes 1 or the
+    member."""
 
 
 def _check_json(value: Any, jsonb: bool) -> None:
-    """Refuse a JSON value nested deeper than JSON_MAX_DEPTH, with NUL or a lone surrogate in a string or key,
-    or (when the column is jsonb on PostgreSQL) a float PostgreSQL would read back as an int.
+    """Refuse a JSON value nested deeper than JSON_MAX_DEPTH, with NUL or a lone surrogate in a
+    string or key, or (when the column is jsonb on PostgreSQL) a float PostgreSQL would read back as
+    an int.
 
-    Runs before json.dumps, which would raise RecursionError on deep values. A circular value is refused as
-    too deep.
+    Runs before json.dumps, which would raise RecursionError on deep values. A circular value is
+    refused as too deep.
     """
     strings: List[str] = []
     _walk_json(value, 1, strings, jsonb)
@@ -346,28 +376,32 @@ def _check_json(value: Any, jsonb: bool) -> None:
                          "(PostgreSQL cannot store them: jsonb refuses \\u0000)")
     bad = _surrogate(text)
     if bad is not None:
-        raise ValueError(f"a JSON string or key holds the lone surrogate {text[bad]!r}: {_SURROGATE_HINT}")
+        raise ValueError(f"a JSON string or key holds the lone surrogate {text[bad]!r}: "
+                         f"{_SURROGATE_HINT}")
 
 
 def _walk_json(value: Any, depth: int, strings: List[str], jsonb: bool) -> None:
-    """Collect the strings and keys of `value`, at `depth` lists and dicts deep, checking depth and floats."""
+    """Collect the strings and keys of `value`, at `depth` lists and dicts deep, checking depth and
+    floats."""
     if isinstance(value, str):
         strings.append(value)
     elif isinstance(value, float):
-        if jsonb and math.isfinite(value) and abs(value) >= _JSONB_INT_FLOATS:  # json.dumps refuses NaN, inf
-            raise ValueError(f"the float {value!r} would read back from PostgreSQL's jsonb as an int; "
-                             f"store int(value), or the number as a string")
+        # json.dumps refuses NaN, inf
+        if jsonb and math.isfinite(value) and abs(value) >= _JSONB_INT_FLOATS:
+            raise ValueError(f"the float {value!r} would read back from PostgreSQL's jsonb as an "
+                             "int; store int(value), or the number as a string")
     elif isinstance(value, tuple):
         raise ValueError(f"a tuple would read back as a list: store the list {list(value)!r}"[:200])
     elif isinstance(value, (list, dict)):
         if depth > JSON_MAX_DEPTH:
-            raise ValueError(f"JSON nested more than {JSON_MAX_DEPTH} lists and dicts deep is refused "
-                             f"(a circular value is endlessly deep); flatten it")
+            raise ValueError(f"JSON nested more than {JSON_MAX_DEPTH} lists and dicts deep is "
+                             "refused (a circular value is endlessly deep); flatten it")
         if isinstance(value, dict):
             for key in value:
-                if not isinstance(key, str):  # json.dumps writes the key 1 as "1": it would read back changed
-                    raise ValueError(f"a JSON key must be a string, not the {type(key).__name__} {key!r}: it would "
-                                     f"read back as a string"[:200])
+                # json.dumps writes the key 1 as "1": it would read back changed
+                if not isinstance(key, str):
+                    raise ValueError(f"a JSON key must be a string, not the {type(key).__name__} "
+                                     f"{key!r}: it would read back as a string"[:200])
             strings.extend(value)
             value = value.values()
         for item in value:
@@ -395,23 +429,29 @@ class CheckedJSONField(_Checked, peewee.JSONField):
         return value
 
     def slow_value(self, value: Any) -> Any:
-        """The JSON text: a bulk INSERT wraps its parameter in json() on SQLite and casts it to jsonb on PostgreSQL."""
-        return self._dumps(self.check(value))  # check() refuses what it must; insert_rows names the field
+        """The JSON text: a bulk INSERT wraps its parameter in json() on SQLite and casts it to
+        jsonb on PostgreSQL."""
+        # check() refuses what it must; insert_rows names the field
+        return self._dumps(self.check(value))
 
 
 class JSONTextField(_Checked, peewee.CharField):
-    """Any JSON value, kept as its exact JSON text (at most max_length characters of it) on every backend.
+    """Any JSON value, kept as its exact JSON text (at most max_length characters of it) on every
+    backend.
 
-    Read back with its Python type; None is stored as the JSON text null, so the column is never NULL.
-    JSONB would normalise numbers: the float 1e16 would come back as the int 10000000000000000.
-    Text that is not JSON (written by other code into the VARCHAR) reads back as that string.
+    Read back with its Python type; None is stored as the JSON text null, so the column is never
+    NULL. JSONB would normalise numbers: the float 1e16 would come back as the int
+    10000000000000000. Text that is not JSON (written by other code into the VARCHAR) reads back as
+    that string.
     """
 
     def check(self, value: Any) -> str:
-        _check_json(value, jsonb=False)  # VARCHAR could hold NUL as the text \u0000, but one rule for all JSON
+        # VARCHAR could hold NUL as the text \u0000, but one rule for all JSON
+        _check_json(value, jsonb=False)
         text = _dumps(value)  # refuses what JSON cannot hold: sets, NaN, objects
         if len(text) > self.max_length:
-            raise ValueError(f"its JSON text has {len(text)} characters, more than the limit of {self.max_length}")
+            raise ValueError(f"its JSON text has {len(text)} characters, more than the limit of "
+                             f"{self.max_length}")
         return text
 
     def db_value(self, value: Any) -> Any:
@@ -427,10 +467,12 @@ class JSONTextField(_Checked, peewee.CharField):
 
 
 class CheckedForeignKeyField(_Checked, peewee.ForeignKeyField):
-    """A foreign key that takes a row of its model, or that row's id as an int its id column can hold.
+    """A foreign key that takes a row of its model, or that row's id as an int its id column can
+    hold.
 
-    peewee passes anything else on to the database, where SQLite stores the float 1.5 as it is and True as
-    the id 1, and a too-large int or a string fails in the driver with an error that differs by backend.
+    peewee passes anything else on to the database, where SQLite stores the float 1.5 as it is and
+    True as the id 1, and a too-large int or a string fails in the driver with an error that differs
+    by backend.
     """
 
     def check(self, value: Any) -> Any:
@@ -439,11 +481,13 @@ class CheckedForeignKeyField(_Checked, peewee.ForeignKeyField):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"expected a {self.rel_model.__name__} or its id, "
                             f"got {_type_name(value)} {shown(value)}")
-        # Serial ids are 32-bit on PostgreSQL (SQLite's are 64-bit): the smaller limit holds on both.
+        # Serial ids are 32-bit on PostgreSQL (SQLite's are 64-bit): the smaller limit holds on
+        # both.
         return _check_int(value, 64 if isinstance(self.rel_field, peewee.BigAutoField) else 32)
 
     def db_value(self, value: Any) -> Any:
-        # A model instance is a peewee Node, which _Checked passes through: peewee would write its id.
+        # A model instance is a peewee Node, which _Checked passes through: peewee would write its
+        # id.
         if isinstance(value, peewee.Model) and not isinstance(value, self.rel_model):
             raise ValueError(f"{self.label()}: expected a {self.rel_model.__name__} or its id, "
                              f"got {_type_name(value)} {shown(value)}")
@@ -464,7 +508,8 @@ def backend_of(database: Any) -> str:
 
 
 def server_now(database: Any) -> str:
-    """The DEFAULT clause of a timestamp column that is now, in the form the models store on `database`."""
+    """The DEFAULT clause of a timestamp column that is now, in the form the models store on
+    `database`."""
     if backend_of(database) == "postgres":
         return "DEFAULT CURRENT_TIMESTAMP"
     # SQLite: the fixed-width UTC text check() writes (milliseconds are all its clock gives).
@@ -475,15 +520,16 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
     """An aware UTC datetime: TIMESTAMPTZ on PostgreSQL, fixed-width UTC text on SQLite.
 
     Any aware datetime is stored as the same instant in UTC and read back as an aware UTC datetime.
-    Naive datetimes are refused: their meaning depends on the machine's clock settings. Text that older
-    code stored without an offset is read as UTC.
+    Naive datetimes are refused: their meaning depends on the machine's clock settings. Text that
+    older code stored without an offset is read as UTC.
     """
 
     field_type = "TIMESTAMPTZ"
     _as_text = True
 
     def __init__(self, *args: Any, server_now: bool = False, **kwargs: Any) -> None:
-        # server_now: the column's DEFAULT is the database's clock too, for rows other programs insert.
+        # server_now: the column's DEFAULT is the database's clock too, for rows other programs
+        # insert.
         self.server_now = server_now
         super().__init__(*args, **kwargs)
 
@@ -528,8 +574,8 @@ class UTCDateTimeField(_Checked, peewee.FieldDatabaseHook, peewee.DateTimeField)
         return value
 
 
-# 0.1.0's names, which shadowed peewee's (a reader of `CharField(...)` could not tell which one it was):
-# they still import, with a DeprecationWarning, until the next release.
+# 0.1.0's names, which shadowed peewee's (a reader of `CharField(...)` could not tell which one it
+# was): they still import, with a DeprecationWarning, until the next release.
 __getattr__ = renamed_attributes(__name__, {name: f"fields.Checked{name}" for name in (
     "CharField", "TextField", "IntegerField", "BigIntegerField", "FloatField", "BooleanField",
     "EnumField", "JSONField", "ForeignKeyField")})

@@ -1,8 +1,8 @@
 """The read-only queries shared by the command line, the demo, the report and the benchmark.
 
 Plain functions over the bound database; they change nothing. `status_rows` is the status table of
-`pipeline-models status` and of the demo's last lines; `report_data` is every number of the HTML report
-(pipeline_models.report's docstring says what each one means). Times are UTC.
+`pipeline-models status` and of the demo's last lines; `report_data` is every number of the HTML
+report (pipeline_models.report's docstring says what each one means). Times are UTC.
 """
 import datetime
 import statistics
@@ -16,8 +16,8 @@ from .connections import database_label
 from .db import db
 from .enums import ContentIdRisk, ReviewAction, RunStatus, ShortStatus
 from .fields import UTC, backend_of, checked_now, whole_number
-from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script,
-                     Short)
+from .models import (Analytics, Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun,
+                     ReviewLog, Script, Short)
 from .models.uploads import UploadOnce
 
 __all__ = ["counts_by_status", "percentile", "report_data", "status_rows"]
@@ -25,45 +25,53 @@ __all__ = ["counts_by_status", "percentile", "report_data", "status_rows"]
 # A video's steps, each counting the videos at it or beyond (report.py's docstring defines them).
 FUNNEL_STEPS = ("discovered", "used in a clip", "in a reviewed run", "approved", "uploaded")
 OUTCOMES = ("uploaded", "rejected", "failed", "in review", "in progress")
-KINDS = ("long-form", "shorts")  # what an uploaded video is: a run's compilation, or one of its shorts
+# what an uploaded video is: a run's compilation, or one of its shorts
+KINDS = ("long-form", "shorts")
 # What a review's answer is now: each review in one of them (report.py's docstring says which).
 ANSWERS = ("approve", "force_upload", "reject", "hold", "auto_held", "skip", "redo_script")
 FORCED = "force_upload"  # the response_detail of the approval ReviewLog.force_upload() writes
-RISKY = (ContentIdRisk.medium.value, ContentIdRisk.high.value)  # a Content ID flag: medium or high risk
+# a Content ID flag: medium or high risk
+RISKY = (ContentIdRisk.medium.value, ContentIdRisk.high.value)
 NO_STAGE = "(no stage)"
 NOT_LOGGED = "(no error logged)"
 LEASE_EXPIRED = "lease expired (no heartbeat)"
 # What requeue_stale() writes to error_message when a run runs out of attempts without a heartbeat.
 _LEASE_PATTERN = "gave up after % attempts: no heartbeat for %"
-# The newest snapshot of each video, kept by triggers on analytics (models/analytics.py); read, never written.
+# The newest snapshot of each video, kept by triggers on analytics (models/analytics.py); read,
+# never written.
 _LATEST = peewee.Table("analytics_latest", ("youtube_video_id", "view_count", "subscriber_gain",
                                             "click_through_rate", "average_view_duration_seconds")).bind(db)
 
 
 def percentile(sorted_values: List[float], percent: int) -> float:
-    """Nearest-rank percentile of an ascending, non-empty list: the smallest value with `percent` % at or below it."""
+    """Nearest-rank percentile of an ascending, non-empty list: the smallest value with `percent` %
+    at or below it."""
     if not sorted_values:
         raise ValueError("percentile of no values")
     if not 0 < percent <= 100:
         raise ValueError(f"percent must be more than 0 and at most 100, not {percent!r}")
-    rank = -(-percent * len(sorted_values) // 100)  # ceil(percent / 100 * n) in integers: no float rounding
+    # ceil(percent / 100 * n) in integers: no float rounding
+    rank = -(-percent * len(sorted_values) // 100)
     return sorted_values[rank - 1]
 
 
 def counts_by_status(model: Any, statuses: Iterable[Any]) -> Dict[str, int]:
-    """{status value: rows of `model` in it} for every member of the enum `statuses`, in its order (0 if none)."""
+    """{status value: rows of `model` in it} for every member of the enum `statuses`, in its order
+    (0 if none)."""
     counts = dict(model.select(model.status, fn.COUNT(model.id)).group_by(model.status).tuples())
     return {member.value: counts.get(member.value, 0) for member in statuses}
 
 
-# --- the status table ----------------------------------------------------------------------------------
+# --- the status table -----------------------------------------------------------------------------
 
 def status_rows() -> List[List[Any]]:
-    """(what, status, count) for runs and shorts by status, open and held reviews and unresolved errors."""
+    """(what, status, count) for runs and shorts by status, open and held reviews and unresolved
+    errors."""
     rows: List[List[Any]] = []
     for model, enum_, what in ((PipelineRun, RunStatus, "runs"), (Short, ShortStatus, "shorts")):
         rows += [[what, status, count] for status, count in counts_by_status(model, enum_).items()]
-    # A review's states (ReviewLog.TRANSITIONS): open (no answer yet), held (may still be answered), answered.
+    # A review's states (ReviewLog.TRANSITIONS): open (no answer yet), held (may still be answered),
+    # answered.
     rows.append(["reviews", "open", ReviewLog.select().where(ReviewLog.action.is_null()).count()])
     held = ReviewLog.select().where(ReviewLog.action == ReviewAction.hold)
     rows.append(["reviews", "held", held.count()])
@@ -72,13 +80,14 @@ def status_rows() -> List[List[Any]]:
     return rows
 
 
-# --- the report's numbers ------------------------------------------------------------------------------
+# --- the report's numbers -------------------------------------------------------------------------
 
 def _utc_text(expression: Any, sqlite_length: int, pg_format: str) -> Any:
     """The UTC date of a timestamp expression as text: 'YYYY-MM-DD' (10) or 'YYYY-MM' (7).
 
-    SQLite stores UTC timestamps as fixed-width text, so the date is its prefix. Literals, not parameters:
-    PostgreSQL only matches a GROUP BY expression to the selected one when their text is the same.
+    SQLite stores UTC timestamps as fixed-width text, so the date is its prefix. Literals, not
+    parameters: PostgreSQL only matches a GROUP BY expression to the selected one when their text is
+    the same.
     """
     # coerce(False): the text as it is, not parsed by the timestamp field's converter.
     if backend_of(db) == "postgres":
@@ -98,7 +107,8 @@ def _month(expression: Any) -> Any:
 def _seconds_between(start: Any, end: Any) -> Any:
     """end - start in seconds, as a float, on either backend."""
     if backend_of(db) == "postgres":
-        return NodeList((SQL("EXTRACT(EPOCH FROM"), end, SQL("-"), start, SQL(")"))).cast("double precision")
+        return NodeList((SQL("EXTRACT(EPOCH FROM"), end, SQL("-"), start, SQL(")"))).cast("double "
+                                                                                          "precision")
     return (fn.julianday(end) - fn.julianday(start)) * SQL("86400.0")
 
 
@@ -111,7 +121,8 @@ def _videos_per_niche() -> Dict[str, int]:
 def _totals(videos: Dict[str, int]) -> Dict[str, Any]:
     runs_by_status = counts_by_status(PipelineRun, RunStatus)
     paused = PipelineRun.paused_niches()
-    niches = set(videos) | paused | {niche for (niche,) in PipelineRun.select(PipelineRun.niche).distinct().tuples()}
+    niches = set(videos) | paused | {
+        niche for (niche,) in PipelineRun.select(PipelineRun.niche).distinct().tuples()}
     return {
         "videos": sum(videos.values()),
         "niches": sorted(niches),
@@ -127,11 +138,13 @@ def _totals(videos: Dict[str, int]) -> Dict[str, Any]:
     }
 
 
-def _funnel(videos: Dict[str, int]) -> Tuple[List[Tuple[str, int]], Dict[str, List[Tuple[str, int]]]]:
-    """(steps of every niche, {niche: its steps}): (step, videos at that step or beyond); [] and {} without videos.
+def _funnel(videos: Dict[str, int]) -> Tuple[List[Tuple[str, int]],
+                                             Dict[str, List[Tuple[str, int]]]]:
+    """(steps of every niche, {niche: its steps}): (step, videos at that step or beyond); [] and {}
+    without videos.
 
-    A video counts at the furthest step any of its clips reached: a clip a reviewer's skip dropped was in a
-    reviewed run, but never in an approved or uploaded one.
+    A video counts at the furthest step any of its clips reached: a clip a reviewer's skip dropped
+    was in a reviewed run, but never in an approved or uploaded one.
     """
     if not videos:
         return [], {}
@@ -144,7 +157,8 @@ def _funnel(videos: Dict[str, int]) -> Tuple[List[Tuple[str, int]], Dict[str, Li
     furthest = Case(None, [
         ((run.status == RunStatus.uploaded) & kept, SQL("4")),
         ((run.status.in_([RunStatus.approved, RunStatus.uploaded]) | approved) & kept, SQL("3")),
-        (run.status.in_([RunStatus.review, RunStatus.approved, RunStatus.uploaded, RunStatus.rejected])
+        (run.status.in_([RunStatus.review, RunStatus.approved, RunStatus.uploaded,
+                         RunStatus.rejected])
          | reviewed | ~kept, SQL("2")),
     ], SQL("1"))
     video = DiscoveredVideo
@@ -156,10 +170,12 @@ def _funnel(videos: Dict[str, int]) -> Tuple[List[Tuple[str, int]], Dict[str, Li
         reached[niche][int(step)] += count
 
     def steps(found: int, at: Counter) -> List[Tuple[str, int]]:
-        return [(FUNNEL_STEPS[0], found)] + [(FUNNEL_STEPS[n], sum(c for s, c in at.items() if s >= n))
+        return [(FUNNEL_STEPS[0], found)] + [(FUNNEL_STEPS[n], sum(c for s,
+                                                                   c in at.items() if s >= n))
                                              for n in range(1, len(FUNNEL_STEPS))]
     every: Counter = sum(reached.values(), Counter())
-    return steps(sum(videos.values()), every), {niche: steps(videos[niche], reached[niche]) for niche in sorted(videos)}
+    return steps(sum(videos.values()), every), {
+        niche: steps(videos[niche], reached[niche]) for niche in sorted(videos)}
 
 
 def _outcome(status: Any) -> str:
@@ -170,7 +186,8 @@ def _outcome(status: Any) -> str:
 
 
 def _runs_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
-    """{niche: {UTC day of the cycle: {outcome: runs}}}, niches and days in order, only the outcomes a day has."""
+    """{niche: {UTC day of the cycle: {outcome: runs}}}, niches and days in order, only the outcomes
+    a day has."""
     day = _day(PipelineRun.cycle_start)
     rows = (PipelineRun.select(PipelineRun.niche, day, PipelineRun.status, fn.COUNT(PipelineRun.id))
             .group_by(PipelineRun.niche, day, PipelineRun.status).order_by(PipelineRun.niche, day).tuples())
@@ -181,23 +198,28 @@ def _runs_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
     return per_niche
 
 
-def _uploads_per_day(now: datetime.datetime) -> Tuple[Dict[str, Dict[str, Dict[str, int]]], Dict[str, Any]]:
-    """({UTC day: {niche: {"long-form": n, "shorts": n}}}, the cap): every upload the daily cap counts, by the
-    day it began (upload_started_at; a recording with no start, by the day recorded), days in order."""
+def _uploads_per_day(now: datetime.datetime) -> Tuple[Dict[str, Dict[str, Dict[str, int]]],
+                                                      Dict[str, Any]]:
+    """({UTC day: {niche: {"long-form": n, "shorts": n}}}, the cap): every upload the daily cap
+    counts, by the day it began (upload_started_at; a recording with no start, by the day recorded),
+    days in order."""
     run, short = PipelineRun, Short
     per_day: Dict[str, Dict[str, Dict[str, int]]] = {}
     for kind, model, recorded in zip(KINDS, (run, short), (run.completed_at, short.uploaded_at)):
-        # What UploadOnce.uploads_since() counts: begun (in flight or in doubt too), or recorded without a start.
+        # What UploadOnce.uploads_since() counts: begun (in flight or in doubt too), or recorded
+        # without a start.
         counted = model.upload_started_at.is_null(False) | (model.youtube_video_id.is_null(False)
                                                             & recorded.is_null(False))
         day = _day(fn.COALESCE(model.upload_started_at, recorded))
         rows = model.select(day, run.niche, fn.COUNT(model.id))
-        rows = (rows if model is run else rows.join(run)).where(counted).group_by(day, run.niche).tuples()
+        rows = (rows if model is run else rows.join(run)).where(counted).group_by(day,
+                                                                                  run.niche).tuples()
         for when, niche, count in rows:
             per_day.setdefault(when, {}).setdefault(niche, dict.fromkeys(KINDS, 0))[kind] += count
     per_day = {when: dict(sorted(per_day[when].items())) for when in sorted(per_day)}
     cap = ConfigOverride.setting(UploadOnce.MAX_UPLOADS_KEY, UploadOnce.MAX_UPLOADS)
-    on_day = {when: sum(sum(kinds.values()) for kinds in niches.values()) for when, niches in per_day.items()}
+    on_day = {when: sum(sum(kinds.values()) for kinds in niches.values()) for when,
+              niches in per_day.items()}
     return per_day, {
         "cap": cap, "key": UploadOnce.MAX_UPLOADS_KEY,
         "days_at_cap": sum(1 for n in on_day.values() if n >= cap),
@@ -207,24 +229,28 @@ def _uploads_per_day(now: datetime.datetime) -> Tuple[Dict[str, Dict[str, Dict[s
 
 
 def _failures() -> Tuple[Dict[Tuple[str, str], int], Dict[str, Dict[str, int]]]:
-    """({(stage, error type): runs failed for good}, {niche: {stage: those runs}}); report.py's docstring says
-    how the type is chosen."""
+    """({(stage, error type): runs failed for good}, {niche: {stage: those runs}}); report.py's
+    docstring says how the type is chosen."""
     run = PipelineRun
     newest_error = (ErrorLog.select(ErrorLog.error_type).where(ErrorLog.pipeline_run == run.id)
                     .order_by(ErrorLog.occurred_at.desc(), ErrorLog.id.desc()).limit(1))
-    lease = NodeList((run.error_message, SQL("LIKE"), _LEASE_PATTERN))  # not peewee's %: that is GLOB on SQLite
+    # not peewee's %: that is GLOB on SQLite
+    lease = NodeList((run.error_message, SQL("LIKE"), _LEASE_PATTERN))
     error_type = Case(None, [(lease, LEASE_EXPIRED)], fn.COALESCE(newest_error, NOT_LOGGED))
-    # A subquery: PostgreSQL matches GROUP BY to the select list by text, and parameters never match.
+    # A subquery: PostgreSQL matches GROUP BY to the select list by text, and parameters never
+    # match.
     failed = (run.select(run.niche, fn.COALESCE(run.current_stage, NO_STAGE).alias("stage"),
                          error_type.alias("error_type")).where(run.status == RunStatus.failed).alias("failed"))
-    rows = (run.select(failed.c.niche, failed.c.stage, failed.c.error_type, fn.COUNT(SQL("*"))).from_(failed)
-            .group_by(failed.c.niche, failed.c.stage, failed.c.error_type).tuples())
+    rows = (
+        run.select(failed.c.niche, failed.c.stage, failed.c.error_type, fn.COUNT(SQL("*"))).from_(failed)
+        .group_by(failed.c.niche, failed.c.stage, failed.c.error_type).tuples())
     by_type: Counter = Counter()
     by_niche: Dict[str, Counter] = defaultdict(Counter)
     for niche, stage, kind, count in rows:
         by_type[(stage, kind)] += count
         by_niche[niche][stage] += count
-    return dict(by_type), {niche: dict(sorted(by_niche[niche].items())) for niche in sorted(by_niche)}
+    return dict(by_type), {
+        niche: dict(sorted(by_niche[niche].items())) for niche in sorted(by_niche)}
 
 
 def _unresolved_errors() -> Dict[Tuple[str, str], int]:
@@ -236,7 +262,8 @@ def _unresolved_errors() -> Dict[Tuple[str, str], int]:
 
 
 def _answer(action: Any, auto_held: bool) -> str:
-    """Which of ANSWERS (or "open") a review's answer now is; a forced upload is told apart by its count."""
+    """Which of ANSWERS (or "open") a review's answer now is; a forced upload is told apart by its
+    count."""
     if action is None:
         return "open"
     action = ReviewAction(action)
@@ -246,12 +273,14 @@ def _answer(action: Any, auto_held: bool) -> str:
 
 
 def _review_stats(answers: Counter, auto_held: int, latencies: List[float]) -> Dict[str, Any]:
-    """The numbers of a set of reviews: `answers` counts each by _answer(), `auto_held` those ever auto-held."""
+    """The numbers of a set of reviews: `answers` counts each by _answer(), `auto_held` those ever
+    auto-held."""
     latencies = sorted(latencies)
     held, still_open = answers["hold"] + answers["auto_held"], answers["open"]
     requested = sum(answers.values())
-    return {"requested": requested, "answered": requested - still_open - held, "open": still_open, "held": held,
-            "auto_held": auto_held, "force_upload": answers["force_upload"], "timed": len(latencies),
+    return {"requested": requested, "answered": requested - still_open - held, "open": still_open,
+            "held": held, "auto_held": auto_held, "force_upload": answers["force_upload"],
+            "timed": len(latencies),
             "median_seconds": statistics.median(latencies) if latencies else None,
             "p95_seconds": percentile(latencies, 95) if latencies else None,
             "answers": {answer: answers[answer] for answer in ANSWERS}}
@@ -260,22 +289,26 @@ def _review_stats(answers: Counter, auto_held: int, latencies: List[float]) -> D
 def _reviews(now: datetime.datetime) -> Dict[str, Any]:
     review, run = ReviewLog, PipelineRun
     forced = fn.SUM(Case(None, [(review.response_detail == FORCED, 1)], 0))
-    rows = (review.select(run.niche, review.action, review.auto_held, fn.COUNT(review.id), forced).join(run)
-            .group_by(run.niche, review.action, review.auto_held).tuples())
+    rows = (
+        review.select(run.niche, review.action, review.auto_held, fn.COUNT(review.id), forced).join(run)
+        .group_by(run.niche, review.action, review.auto_held).tuples())
     answers: Dict[str, Counter] = defaultdict(Counter)
     auto_held: Counter = Counter()
     for niche, action, held, count, forced_count in rows:
         auto_held[niche] += count if held else 0
         answer = _answer(action, held)
-        if answer == ReviewAction.approve.value:  # /force_upload approves a held review with this detail
+        # /force_upload approves a held review with this detail
+        if answer == ReviewAction.approve.value:
             answers[niche]["force_upload"] += int(forced_count or 0)
             count -= int(forced_count or 0)
         answers[niche][answer] += count
-    # Latency needs both times: an answer recorded by other code without responded_at has none. A hold is not
-    # the answer yet: a held review answered later (or forced) has the time of that answer.
+    # Latency needs both times: an answer recorded by other code without responded_at has none. A
+    # hold is not the answer yet: a held review answered later (or forced) has the time of that
+    # answer.
     timed = review.action.is_null(False) & (review.action != ReviewAction.hold) & review.responded_at.is_null(False)
     latencies: Dict[str, List[float]] = defaultdict(list)
-    for niche, seconds in (review.select(run.niche, _seconds_between(review.sent_at, review.responded_at))
+    for niche, seconds in (review.select(run.niche, _seconds_between(review.sent_at,
+                                                                     review.responded_at))
                            .join(run).where(timed).tuples()):
         latencies[niche].append(float(seconds))
     waiting = review.action.is_null() | (review.action == ReviewAction.hold)
@@ -284,24 +317,28 @@ def _reviews(now: datetime.datetime) -> Dict[str, Any]:
         oldest = review.sent_at.python_value(oldest)
     every = _review_stats(sum(answers.values(), Counter()), sum(auto_held.values()),
                           [s for values in latencies.values() for s in values])
-    return {**every, "oldest_waiting_seconds": None if oldest is None else (now - oldest).total_seconds(),
+    return {**every,
+            "oldest_waiting_seconds": None if oldest is None else (now - oldest).total_seconds(),
             "niches": {niche: _review_stats(answers[niche], auto_held[niche], latencies[niche])
-                       for niche in sorted(answers)}}
+              for niche in sorted(answers)}}
 
 
 def _views() -> Dict[str, Any]:
-    """Each niche's long-form and shorts by their newest snapshots, through both kinds of YouTube id."""
+    """Each niche's long-form and shorts by their newest snapshots, through both kinds of YouTube
+    id."""
     latest, run = _LATEST, PipelineRun
-    measures = (fn.COUNT(latest.youtube_video_id), fn.SUM(latest.view_count), fn.SUM(latest.subscriber_gain),
-                fn.COUNT(latest.click_through_rate), fn.SUM(latest.click_through_rate),
-                fn.AVG(latest.average_view_duration_seconds))
-    long_form = (run.select(run.niche, *measures).join(latest, on=(latest.youtube_video_id == run.youtube_video_id))
+    measures = (fn.COUNT(latest.youtube_video_id), fn.SUM(latest.view_count),
+                fn.SUM(latest.subscriber_gain), fn.COUNT(latest.click_through_rate),
+                fn.SUM(latest.click_through_rate), fn.AVG(latest.average_view_duration_seconds))
+    long_form = (run.select(run.niche, *measures).join(latest,
+                                                       on=(latest.youtube_video_id == run.youtube_video_id))
                  .group_by(run.niche).tuples())
     shorts = (Short.select(run.niche, *measures).join(run)
               .join_from(Short, latest, on=(latest.youtube_video_id == Short.youtube_video_id))
               .group_by(run.niche).tuples())
     per_niche: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    rates: Dict[str, Counter] = defaultdict(Counter)  # a niche's CTR: the mean of every one reported, both kinds
+    # a niche's CTR: the mean of every one reported, both kinds
+    rates: Dict[str, Counter] = defaultdict(Counter)
     for kind, rows in zip(KINDS, (long_form, shorts)):
         for niche, videos, views, subscribers, reported, ctr, duration in rows:
             per_niche.setdefault(niche, {})[kind] = {
@@ -312,31 +349,37 @@ def _views() -> Dict[str, Any]:
             rates[niche].update({"reported": reported, "sum": float(ctr or 0)})
     audience = {}
     for niche, kinds in sorted(per_niche.items()):
-        gains = [got["subscriber_gain"] for got in kinds.values() if got["subscriber_gain"] is not None]
+        gains = [
+            got["subscriber_gain"] for got in kinds.values() if got["subscriber_gain"] is not None]
         audience[niche] = {"videos": sum(got["videos"] for got in kinds.values()),
                            "views": sum(got["views"] or 0 for got in kinds.values()),
                            "subscriber_gain": sum(gains) if gains else None,
                            "click_through_rate": (rates[niche]["sum"] / rates[niche]["reported"]
                                                   if rates[niche]["reported"] else None)}
-    known = (fn.EXISTS(Short.select(SQL("1")).where(Short.youtube_video_id == latest.youtube_video_id))
-             | fn.EXISTS(run.select(SQL("1")).where(run.youtube_video_id == latest.youtube_video_id)))
+    known = (
+        fn.EXISTS(Short.select(SQL("1")).where(Short.youtube_video_id == latest.youtube_video_id))
+        | fn.EXISTS(run.select(SQL("1")).where(run.youtube_video_id == latest.youtube_video_id)))
     unmatched = latest.select(fn.COUNT(SQL("*"))).where(~known).scalar()
-    return {"niches": dict(sorted(per_niche.items())), "audience": audience, "unmatched_videos": unmatched or 0}
+    return {"niches": dict(sorted(per_niche.items())), "audience": audience,
+            "unmatched_videos": unmatched or 0}
 
 
 def _content_id() -> Dict[str, Dict[str, Any]]:
-    """{niche: its clips flagged for Content ID}: the clip's own risk or its source video's medium or high."""
+    """{niche: its clips flagged for Content ID}: the clip's own risk or its source video's medium
+    or high."""
     run, clip, video = PipelineRun, Clip, DiscoveredVideo
     flagged = clip.content_id_risk.in_(RISKY) | video.content_id_risk.in_(RISKY)
     dropped = clip.dropped_at.is_null(False)
-    rows = (clip.select(run.niche, clip.content_id_risk, video.content_id_risk, dropped, fn.COUNT(clip.id))
+    rows = (clip.select(run.niche, clip.content_id_risk, video.content_id_risk, dropped,
+                        fn.COUNT(clip.id))
             .join(run).join_from(clip, video).where(flagged)
             .group_by(run.niche, clip.content_id_risk, video.content_id_risk, dropped).tuples())
     per_niche: Dict[str, Dict[str, Any]] = {}
 
     def of(niche: str) -> Dict[str, Any]:
-        return per_niche.setdefault(niche, {"clips": dict.fromkeys(RISKY, 0), "videos": dict.fromkeys(RISKY, 0),
-                                            "flagged": 0, "dropped": 0, "runs": {}})
+        return per_niche.setdefault(niche, {"clips": dict.fromkeys(RISKY, 0),
+                                            "videos": dict.fromkeys(RISKY, 0), "flagged": 0,
+                                            "dropped": 0, "runs": {}})
     for niche, clip_risk, video_risk, was_dropped, count in rows:
         got = of(niche)
         for level, counts in ((clip_risk, got["clips"]), (video_risk, got["videos"])):
@@ -345,8 +388,10 @@ def _content_id() -> Dict[str, Dict[str, Any]]:
         got["flagged"] += count
         got["dropped"] += count if was_dropped else 0
     # The runs that still have a flagged clip (a skip may have dropped it), by their outcome now.
-    runs = (run.select(run.niche, run.status, fn.COUNT(fn.DISTINCT(run.id))).join(clip).join_from(clip, video)
-            .where(flagged & ~dropped).group_by(run.niche, run.status).tuples())
+    runs = (
+        run.select(run.niche, run.status, fn.COUNT(fn.DISTINCT(run.id))).join(clip).join_from(clip,
+                                                                                              video)
+        .where(flagged & ~dropped).group_by(run.niche, run.status).tuples())
     for niche, status, count in runs:
         outcomes = of(niche)["runs"]
         outcomes[_outcome(status)] = outcomes.get(_outcome(status), 0) + count
@@ -386,17 +431,21 @@ def _top_videos(top: int) -> List[Dict[str, Any]]:
         return []
     run = PipelineRun
     what: Dict[str, Tuple[str, str, Optional[str]]] = {}
-    for video, niche, title in (Short.select(Short.youtube_video_id, run.niche, Short.title).join(run)
-                                .where(Short.youtube_video_id.in_(ids)).tuples()):
+    for video, niche, title in (
+            Short.select(Short.youtube_video_id, run.niche, Short.title).join(run)
+            .where(Short.youtube_video_id.in_(ids)).tuples()):
         what[video] = ("shorts", niche, title)
-    newest_title = (Script.select(Script.title).where((Script.pipeline_run == run.id) & Script.title.is_null(False))
-                    .order_by(Script.generated_at.desc(), Script.id.desc()).limit(1))
+    newest_title = (
+        Script.select(Script.title).where(
+            (Script.pipeline_run == run.id) & Script.title.is_null(False))
+        .order_by(Script.generated_at.desc(), Script.id.desc()).limit(1))
     for video, niche, title in (run.select(run.youtube_video_id, run.niche, newest_title)
                                 .where(run.youtube_video_id.in_(ids)).tuples()):
         what[video] = ("long-form", niche, title)
     curves: Dict[str, List[Tuple[datetime.datetime, int]]] = defaultdict(list)
     # Only these videos' snapshots, through the (youtube_video_id, measured_at) index.
-    points = (Analytics.select(Analytics.youtube_video_id, Analytics.measured_at, Analytics.view_count)
+    points = (Analytics.select(Analytics.youtube_video_id, Analytics.measured_at,
+                               Analytics.view_count)
               .where(Analytics.youtube_video_id.in_(ids) & Analytics.view_count.is_null(False))
               .order_by(Analytics.youtube_video_id, Analytics.measured_at, Analytics.id).tuples())
     for video, measured_at, views in points:
@@ -404,20 +453,22 @@ def _top_videos(top: int) -> List[Dict[str, Any]]:
     rows = []
     for row in latest:
         kind, niche, title = what.get(row.youtube_video_id, (None, None, None))
-        rows.append({"youtube_video_id": row.youtube_video_id, "kind": kind, "niche": niche, "title": title,
-                     "view_count": row.view_count, "like_count": row.like_count, "measured_at": row.measured_at,
-                     "curve": curves.get(row.youtube_video_id, [])})
+        rows.append({"youtube_video_id": row.youtube_video_id, "kind": kind, "niche": niche,
+                     "title": title, "view_count": row.view_count, "like_count": row.like_count,
+                     "measured_at": row.measured_at, "curve": curves.get(row.youtube_video_id, [])})
     return rows
 
 
 def report_data(*, now: Optional[datetime.datetime] = None, top: int = 10) -> Dict[str, Any]:
-    """Every number the report shows, as plain Python values, read from the bound database (read-only)."""
+    """Every number the report shows, as plain Python values, read from the bound database
+    (read-only)."""
     now = checked_now("report", now).astimezone(UTC)
     whole_number("report: top", 0, unit="videos")(top)
     outermost = not db.in_transaction()  # else atomic() is a savepoint in the caller's transaction
     with db.atomic():
         if backend_of(db) == "postgres" and outermost:
-            # One snapshot for every query, so the sections agree with one another; and nothing can write.
+            # One snapshot for every query, so the sections agree with one another; and nothing can
+            # write.
             db.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         videos = _videos_per_niche()
         funnel, funnel_by_niche = _funnel(videos)

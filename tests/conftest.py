@@ -1,5 +1,5 @@
-"""Fixtures: a fresh database per test, on SQLite (schema built by create_tables or by the migrations)
-and, when PIPELINE_MODELS_TEST_PG names a server, on PostgreSQL.
+"""Fixtures: a fresh database per test, on SQLite (schema built by create_tables or by the
+migrations) and, when PIPELINE_MODELS_TEST_PG names a server, on PostgreSQL.
 
     PIPELINE_MODELS_TEST_PG=postgresql://postgres@127.0.0.1:5432/postgres pytest
     PIPELINE_MODELS_REQUIRE_PG=1 makes an unreachable server a failure instead of a skip (CI sets it).
@@ -76,7 +76,8 @@ def _unavailable(reason):
 def pg_server():
     """The PostgreSQL test server, or a skip that says why there is none."""
     if not PG_URL:
-        _unavailable("PIPELINE_MODELS_TEST_PG is not set (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+        _unavailable("PIPELINE_MODELS_TEST_PG is not set (e.g. "
+                     "postgresql://postgres@127.0.0.1:5432/postgres)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -105,7 +106,8 @@ def _empty(database):
 
 @pytest.fixture(params=["sqlite-create_tables", "sqlite-migrations", "postgres"])
 def database(request):
-    """A fresh database bound to the proxy: in-memory SQLite built both ways, which must agree, and PostgreSQL."""
+    """A fresh database bound to the proxy: in-memory SQLite built both ways, which must agree, and
+    PostgreSQL."""
     if request.param == "sqlite-create_tables":
         database = peewee.SqliteDatabase(":memory:")
         pm.db.initialize(database)
@@ -127,7 +129,8 @@ def fresh_target(request, tmp_path):
     return request.getfixturevalue("pg_server").new_database()
 
 
-CYCLE_START = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)  # gaming's first cycle
+# gaming's first cycle
+CYCLE_START = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)
 
 
 def make_video(video_id, niche="gaming", **fields):
@@ -138,16 +141,18 @@ def make_video(video_id, niche="gaming", **fields):
 
 
 def make_run(niche="gaming", cycle=0, **fields):
-    """The run of `niche` for its cycle number `cycle` (6 hours apart from CYCLE_START), made with create()."""
+    """The run of `niche` for its cycle number `cycle` (6 hours apart from CYCLE_START), made with
+    create()."""
     start = CYCLE_START + datetime.timedelta(hours=6 * cycle)
-    return pm.PipelineRun.create(niche=niche, cycle_start=start, cycle_end=start + datetime.timedelta(hours=6),
-                                 **fields)
+    return pm.PipelineRun.create(niche=niche, cycle_start=start,
+                                 cycle_end=start + datetime.timedelta(hours=6), **fields)
 
 
 def make_clip(run, video, rank=1, **fields):
     """A clip of `video` ranked `rank` in `run`."""
     values = dict(start_time_seconds=10.0, end_time_seconds=28.0, clip_duration_seconds=18.0)
-    return pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank, **{**values, **fields})
+    return pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank, **{**values,
+                                                                                           **fields})
 
 
 @pytest.fixture
@@ -157,7 +162,8 @@ def run(database):
 
 
 def _next_rank(run):
-    return (pm.Clip.select(peewee.fn.MAX(pm.Clip.rank_position)).where(pm.Clip.pipeline_run == run).scalar() or 0) + 1
+    return (
+        pm.Clip.select(peewee.fn.MAX(pm.Clip.rank_position)).where(pm.Clip.pipeline_run == run).scalar() or 0) + 1
 
 
 def minimal_row(model, run, unique="fresh"):
@@ -166,13 +172,13 @@ def minimal_row(model, run, unique="fresh"):
     A run's row gets a cycle of its own (a niche has one run per cycle); a clip, a video of its own.
     """
     rows = {
-        pm.DiscoveredVideo: lambda: dict(video_id=unique, title="t", channel_name="c", channel_id="UC", url="u",
-                                         niche="gaming"),
+        pm.DiscoveredVideo: lambda: dict(video_id=unique, title="t", channel_name="c",
+                                         channel_id="UC", url="u", niche="gaming"),
         pm.PipelineRun: lambda: dict(niche=f"niche-{unique}"[:64], cycle_start=CYCLE_START,
                                      cycle_end=CYCLE_START + datetime.timedelta(hours=6)),
         pm.Clip: lambda: dict(pipeline_run=run, discovered_video=make_video(f"clip-{unique}"[:64]),
-                              rank_position=_next_rank(run), start_time_seconds=1.0, end_time_seconds=2.0,
-                              clip_duration_seconds=1.0),
+                              rank_position=_next_rank(run), start_time_seconds=1.0,
+                              end_time_seconds=2.0, clip_duration_seconds=1.0),
         pm.Script: lambda: dict(pipeline_run=run, full_script_json={}, total_char_count=0,
                                 estimated_duration_seconds=0, llm_model_used="m"),
         pm.TTSAudio: lambda: dict(pipeline_run=run, engine_used="piper"),
@@ -197,12 +203,14 @@ def aware(*args, hours=0):
 
 
 def kill_inside(script, target):
-    """Run the Python `script` with `target` as argv[1]; SIGKILL it once it prints "inside" after "committed".
+    """Run the Python `script` with `target` as argv[1]; SIGKILL it once it prints "inside" after
+    "committed".
 
-    The script prints "committed" when its earlier work is durable and "inside" from the middle of the
-    transaction the test wants interrupted (then it waits to be killed).
+    The script prints "committed" when its earlier work is durable and "inside" from the middle of
+    the transaction the test wants interrupted (then it waits to be killed).
     """
-    proc = subprocess.Popen([sys.executable, "-c", script, target], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script, target], stdout=subprocess.PIPE,
+                            text=True)
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -221,7 +229,8 @@ def kill_inside(script, target):
 
 
 def same_json(value, got):
-    """Equal and of the same type all the way down: 1e16 and 10**16 are equal, but not the same JSON."""
+    """Equal and of the same type all the way down: 1e16 and 10**16 are equal, but not the same
+    JSON."""
     if type(value) is not type(got):
         return False
     if isinstance(value, list):

@@ -1,16 +1,18 @@
-"""A second client of the same database: the pipeline's own SQLAlchemy 2 module, as its documents define it.
+"""A second client of the same database: the pipeline's own SQLAlchemy 2 module, as its documents
+define it.
 
-The three tables of the pipeline's database module (discovered_videos, pipeline_runs, clips: every String
-without a length, naive UTC datetimes) and the seed design's seven (its Interface Definitions, with
-`func.now()` where the seed wrote MySQL's `func.utc_timestamp()`), transcribed here so that no test reads
+The three tables of the pipeline's database module (discovered_videos, pipeline_runs, clips: every
+String without a length, naive UTC datetimes) and the seed design's seven (its Interface
+Definitions, with `func.now()` where the seed wrote MySQL's `func.utc_timestamp()`), transcribed
+here so that no test reads
 ../shared. Tests use it to make a database the way the pipeline does (`create_all`, then rows) for init_db to
 adopt, and to read and write a database init_db made.
 
-Where the package deliberately differs from the seed (its integer flags are not copied), this client,
-faithful to the seed, cannot write on PostgreSQL: auto_held and resolved are BOOLEAN there and
-full_script_json is JSONB, which SQLAlchemy's Integer and Text bind with explicit casts the server refuses.
-A SQLAlchemy client of a PostgreSQL database made by init_db maps them as Boolean and JSONB. On SQLite they
-are what the seed says.
+Where the package deliberately differs from the seed (its integer flags are not copied), this
+client, faithful to the seed, cannot write on PostgreSQL: auto_held and resolved are BOOLEAN there
+and full_script_json is JSONB, which SQLAlchemy's Integer and Text bind with explicit casts the
+server refuses. A SQLAlchemy client of a PostgreSQL database made by init_db maps them as Boolean
+and JSONB. On SQLite they are what the seed says.
 """
 import datetime
 from typing import Optional
@@ -46,7 +48,8 @@ class DiscoveredVideo(Base):
     viral_score: Mapped[Optional[float]] = mapped_column(Float)
     niche: Mapped[str] = mapped_column(String, nullable=False)
     discovery_source: Mapped[Optional[str]] = mapped_column(String)
-    discovered_at: Mapped[datetime.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    discovered_at: Mapped[datetime.datetime] = mapped_column(DateTime, nullable=False,
+                                                             default=utcnow)
     processed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     content_id_risk: Mapped[str] = mapped_column(String, nullable=False, default="unknown")
 
@@ -73,7 +76,8 @@ class Clip(Base):
     __tablename__ = "clips"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pipeline_run_id: Mapped[int] = mapped_column(ForeignKey("pipeline_runs.id"), nullable=False)
-    discovered_video_id: Mapped[int] = mapped_column(ForeignKey("discovered_videos.id"), nullable=False)
+    discovered_video_id: Mapped[int] = mapped_column(ForeignKey("discovered_videos.id"),
+                                                     nullable=False)
     rank_position: Mapped[int] = mapped_column(Integer, nullable=False)
     start_time_seconds: Mapped[float] = mapped_column(Float, nullable=False)
     end_time_seconds: Mapped[float] = mapped_column(Float, nullable=False)
@@ -93,7 +97,8 @@ Index("idx_clips_pipeline", Clip.pipeline_run_id)
 class Script(Base):
     __tablename__ = "scripts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"), nullable=False)
+    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"),
+                                                 nullable=False)
     opening_text: Mapped[Optional[str]] = mapped_column(Text)
     closing_text: Mapped[Optional[str]] = mapped_column(Text)
     full_script_json: Mapped[str] = mapped_column(Text)
@@ -106,7 +111,8 @@ class Script(Base):
 class TTSAudio(Base):
     __tablename__ = "tts_audio"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"), nullable=False)
+    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"),
+                                                 nullable=False)
     engine_used: Mapped[str] = mapped_column(String(255))
     voice_profile: Mapped[Optional[str]] = mapped_column(String(255))
     audio_file_path: Mapped[Optional[str]] = mapped_column(String(512))
@@ -117,7 +123,8 @@ class TTSAudio(Base):
 class Short(Base):
     __tablename__ = "shorts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"), nullable=False)
+    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"),
+                                                 nullable=False)
     clip_id: Mapped[Optional[int]] = mapped_column(Integer, ForeignKey("clips.id"))
     file_path: Mapped[Optional[str]] = mapped_column(String(512))
     duration_seconds: Mapped[Optional[float]] = mapped_column(Float)
@@ -146,7 +153,8 @@ class Analytics(Base):
 class ReviewLog(Base):
     __tablename__ = "review_logs"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"), nullable=False)
+    pipeline_run_id: Mapped[int] = mapped_column(Integer, ForeignKey("pipeline_runs.id"),
+                                                 nullable=False)
     sent_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=func.now())
     responded_at: Mapped[Optional[datetime.datetime]] = mapped_column(DateTime)
     action: Mapped[Optional[str]] = mapped_column(String(255))
@@ -182,7 +190,8 @@ def engine_for(target):
     """A SQLAlchemy engine for a SQLite path or a postgresql:// URL (psycopg 3)."""
     if "://" not in target:
         return create_engine(f"sqlite:///{target}")
-    # Its naive datetimes are UTC: the session's time zone must be UTC for TIMESTAMPTZ to read them so.
+    # Its naive datetimes are UTC: the session's time zone must be UTC for TIMESTAMPTZ to read them
+    # so.
     return create_engine(target.replace("postgresql://", "postgresql+psycopg://", 1),
                          connect_args={"options": "-c timezone=UTC"})
 
@@ -200,5 +209,6 @@ def get_pending_videos(session, niche):
                                                  DiscoveredVideo.processed == 0).all()
 
 
-__all__ = ["Base", "DiscoveredVideo", "PipelineRun", "Clip", "Script", "TTSAudio", "Short", "Analytics",
-           "ReviewLog", "ConfigOverride", "ErrorLog", "Session", "engine_for", "init_db", "get_pending_videos"]
+__all__ = ["Base", "DiscoveredVideo", "PipelineRun", "Clip", "Script", "TTSAudio", "Short",
+           "Analytics", "ReviewLog", "ConfigOverride", "ErrorLog", "Session", "engine_for",
+           "init_db", "get_pending_videos"]

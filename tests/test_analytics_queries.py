@@ -1,10 +1,11 @@
-"""Analytics.latest(), top(n) and growth(), and analytics_latest, the table of each video's newest snapshot that
-triggers on analytics keep, against a brute-force computation over every snapshot, on every backend.
+"""Analytics.latest(), top(n) and growth(), and analytics_latest, the table of each video's newest
+snapshot that triggers on analytics keep, against a brute-force computation over every snapshot, on
+every backend.
 
-Random histories (hypothesis) of a few videos: equal times, snapshots arriving late, NULL views, equal views,
-single records and bulk ones (in one chunk and in several), deletes (of the newest snapshot too), updates that move
-a snapshot in time or to another video, and raw SQL that bypasses the models. Query plans and cost:
-tests/test_query_plans.py.
+Random histories (hypothesis) of a few videos: equal times, snapshots arriving late, NULL views,
+equal views, single records and bulk ones (in one chunk and in several), deletes (of the newest
+snapshot too), updates that move a snapshot in time or to another video, and raw SQL that bypasses
+the models. Query plans and cost: tests/test_query_plans.py.
 """
 import datetime
 from datetime import timedelta
@@ -38,14 +39,17 @@ def newest_by_video(snapshots):
 
 
 def expected_latest(snapshots):
-    """latest()'s answer: the newest snapshots, most viewed first, NULL views last, then by video id."""
+    """latest()'s answer: the newest snapshots, most viewed first, NULL views last, then by video
+    id."""
     return sorted(newest_by_video(snapshots).values(),
-                  key=lambda r: (r["view_count"] is None, -(r["view_count"] or 0), r["youtube_video_id"]))
+                  key=lambda r: (r["view_count"] is None, -(r["view_count"] or 0),
+                                 r["youtube_video_id"]))
 
 
 def expected_growth(snapshots, video, since):
-    after = sorted((r for r in snapshots if r["youtube_video_id"] == video and r["measured_at"] >= since),
-                   key=lambda r: (r["measured_at"], r["id"]))
+    after = sorted(
+        (r for r in snapshots if r["youtube_video_id"] == video and r["measured_at"] >= since),
+        key=lambda r: (r["measured_at"], r["id"]))
     if not after:
         return None
     first, last = after[0], after[-1]
@@ -60,7 +64,8 @@ def as_dicts(models):
 
 
 def check_every_answer(snapshots=None):
-    """latest() in each row kind, top(n) for several n, growth() from several times, and the stored table."""
+    """latest() in each row kind, top(n) for several n, growth() from several times, and the stored
+    table."""
     snapshots = every_snapshot() if snapshots is None else snapshots
     expected = expected_latest(snapshots)
     names = A._meta.sorted_field_names
@@ -72,20 +77,25 @@ def check_every_answer(snapshots=None):
         assert as_dicts(A.top(n)) == expected[:n], n
         assert A.top(n, rows="dicts") == expected[:n], n
     for video in VIDEOS:
-        for since in (T0 - timedelta(days=1), T0, T0 + timedelta(minutes=30), T0 + timedelta(hours=2)):
-            assert A.growth(video, since) == expected_growth(snapshots, video, since), (video, since)
+        for since in (T0 - timedelta(days=1), T0, T0 + timedelta(minutes=30),
+                      T0 + timedelta(hours=2)):
+            assert A.growth(video, since) == expected_growth(snapshots, video, since), (video,
+                                                                                        since)
     for row in A.latest():
         assert row.measured_at.tzinfo is datetime.timezone.utc and row._dirty == set()
 
 
-# A small pool of times and view counts, so that equal times and equal views are common; times in any order.
+# A small pool of times and view counts, so that equal times and equal views are common; times in
+# any order.
 TIMES = st.integers(0, 8).map(lambda m: T0 + timedelta(minutes=15 * m))
 VIEWS = st.one_of(st.none(), st.integers(0, 4), st.integers(0, 2 ** 62))
-SNAPSHOT = st.tuples(st.sampled_from(VIDEOS), TIMES, VIEWS, st.one_of(st.none(), st.integers(0, 10 ** 6)),
+SNAPSHOT = st.tuples(st.sampled_from(VIDEOS), TIMES, VIEWS, st.one_of(st.none(), st.integers(0,
+                                                                                             10 ** 6)),
                      st.one_of(st.none(), st.floats(0, 1e6)))
 STEP = st.one_of(
     st.tuples(st.just("record"), SNAPSHOT),
-    # chunk_size 1 or 2 makes a batch of several chunks, for which SQLite sets the insert trigger aside.
+    # chunk_size 1 or 2 makes a batch of several chunks, for which SQLite sets the insert trigger
+    # aside.
     st.tuples(st.just("record_many"), st.lists(SNAPSHOT, max_size=6), st.sampled_from([1, 2, 2000])),
     st.tuples(st.just("delete"), st.integers(0, 1000)),  # the n-th row still there (modulo), or...
     st.tuples(st.just("delete_newest"), st.sampled_from(VIDEOS)),
@@ -120,12 +130,15 @@ def apply(step, database):
     elif kind == "raw_insert":  # another module's SQL, which no Python code of ours sees
         row = snapshot_row(args[0])
         marks = ", ".join([database.param] * 4)
-        database.execute_sql(f"INSERT INTO analytics (youtube_video_id, measured_at, view_count, like_count) "
-                             f"VALUES ({marks})", (row["youtube_video_id"], A.measured_at.db_value(row["measured_at"]),
+        database.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at, view_count, "
+                             "like_count) "
+                             f"VALUES ({marks})", (row["youtube_video_id"],
+                                                   A.measured_at.db_value(row["measured_at"]),
                                                    row["view_count"], row["like_count"]))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(STEP, max_size=25))
 def test_latest_top_and_growth_equal_a_brute_force_answer_after_any_history(database, steps):
     A.delete().execute()
@@ -134,10 +147,12 @@ def test_latest_top_and_growth_equal_a_brute_force_answer_after_any_history(data
     check_every_answer()
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(STEP, max_size=25))
 def test_a_history_inside_one_transaction_answers_the_same(database, steps):
-    """Within the writing transaction too (PostgreSQL's statement triggers have run by each statement's end)."""
+    """Within the writing transaction too (PostgreSQL's statement triggers have run by each
+    statement's end)."""
     A.delete().execute()
     with database.atomic():
         for step in steps:
@@ -158,9 +173,11 @@ def test_a_late_snapshot_does_not_replace_a_newer_one_and_equal_times_go_to_the_
     A.record("a", measured_at=T0 + timedelta(hours=2), view_count=20)
     A.record("a", measured_at=T0, view_count=999)  # arrives late
     assert [(r.view_count, r.measured_at) for r in A.latest()] == [(20, T0 + timedelta(hours=2))]
-    tie = A.record("a", measured_at=T0 + timedelta(hours=2), view_count=21)  # the same time: the greater id wins
+    # the same time: the greater id wins
+    tie = A.record("a", measured_at=T0 + timedelta(hours=2), view_count=21)
     assert A.latest()[0].id == tie.id and A.top(1)[0].view_count == 21
-    A.record_many([("a", T0 + timedelta(hours=3), 30) + (None,) * 9, ("a", T0 + timedelta(hours=1), 5) + (None,) * 9])
+    A.record_many([("a", T0 + timedelta(hours=3), 30) + (None,) * 9, ("a", T0 + timedelta(hours=1),
+                                                                      5) + (None,) * 9])
     assert A.latest(rows="tuples")[0][3] == 30
 
 
@@ -191,10 +208,11 @@ def test_an_update_that_moves_a_snapshot_is_followed(database):
 
 
 def test_bulk_and_raw_sql_writers_are_seen(database):
-    A.record_many(dict(youtube_video_id=f"v{i % 7}", measured_at=T0 + timedelta(minutes=i), view_count=i)
+    A.record_many(dict(youtube_video_id=f"v{i % 7}", measured_at=T0 + timedelta(minutes=i),
+                       view_count=i)
                   for i in range(500))
-    database.execute_sql(f"INSERT INTO analytics (youtube_video_id, measured_at, view_count) VALUES "
-                         f"('raw', {database.param}, 10000)", (A.measured_at.db_value(T0),))
+    database.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at, view_count) "
+                         f"VALUES ('raw', {database.param}, 10000)", (A.measured_at.db_value(T0),))
     assert [r.youtube_video_id for r in A.top(2)] == ["raw", "v2"]
     check_every_answer()
 
@@ -202,7 +220,8 @@ def test_bulk_and_raw_sql_writers_are_seen(database):
 def test_the_rows_argument_is_checked(database):
     A.record("a", view_count=1)
     for bad in ("model", "tuple", None, 1, "MODELS"):
-        with pytest.raises(ValueError, match="rows must be one of 'models', 'tuples', 'namedtuples', 'dicts'"):
+        with pytest.raises(ValueError,
+                           match="rows must be one of 'models', 'tuples', 'namedtuples', 'dicts'"):
             A.latest(rows=bad)
         with pytest.raises(ValueError, match="rows must be one of"):
             A.top(1, rows=bad)
@@ -221,7 +240,8 @@ def test_growth_refuses_what_its_query_would(database):
     with pytest.raises(ValueError, match="naive datetime"):
         A.growth("a", T0.replace(tzinfo=None))
     for video, since in [(None, T0), ("a", None)]:
-        with pytest.raises(ValueError, match="Analytics.growth: give a video id and an aware datetime"):
+        with pytest.raises(ValueError,
+                           match="Analytics.growth: give a video id and an aware datetime"):
             A.growth(video, since)
     with pytest.raises(ValueError, match="Analytics.top: n must be a whole number of videos"):
         A.top(2 ** 63)
@@ -231,8 +251,11 @@ def test_growth_refuses_what_its_query_would(database):
 def test_timestamps_other_writers_stored_in_another_form_read_as_the_field_reads_them(database):
     if not isinstance(database, peewee.SqliteDatabase):
         pytest.skip("SQLite keeps timestamps as text; PostgreSQL's TIMESTAMPTZ has one form")
-    for video, text in [("a", "2026-04-01 10:00:00"), ("b", "2026-04-01T11:00:00.5"), ("c", "2026-04-01 12:00:00Z")]:
-        database.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at) VALUES (?, ?)", (video, text))
+    for video, text in [("a", "2026-04-01 10:00:00"), ("b", "2026-04-01T11:00:00.5"), ("c",
+                                                                                       "2026-04-01 "
+                                                                                       "12:00:00Z")]:
+        database.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at) VALUES (?, ?)",
+                             (video, text))
     expected = [A.get(A.youtube_video_id == v).measured_at for v in "abc"]
     assert sorted(r.measured_at for r in A.latest()) == expected
     assert all(t.tzinfo is datetime.timezone.utc for t in expected)

@@ -1,4 +1,5 @@
-"""Binding the proxy: init_db's targets and pragmas, foreign keys however bound, and clear errors."""
+"""Binding the proxy: init_db's targets and pragmas, foreign keys however bound, and clear
+errors."""
 import datetime
 import os
 import sqlite3
@@ -14,15 +15,15 @@ CYCLE = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc)
 
 def video(video_id):
     """A candidate video with only the columns the pipeline requires."""
-    return pm.DiscoveredVideo.create(video_id=video_id, title="t", channel_name="c", channel_id="UC", url="u",
-                                     niche="gaming")
+    return pm.DiscoveredVideo.create(video_id=video_id, title="t", channel_name="c",
+                                     channel_id="UC", url="u", niche="gaming")
 
 
 def orphan_clip():
-    """A clip of run 42 and video 42, which do not exist: only the database's foreign keys refuse it (insert(), not
-    create(), whose save() looks the run up first)."""
-    return pm.Clip.insert(pipeline_run=42, discovered_video=42, rank_position=1, start_time_seconds=0,
-                          end_time_seconds=1, clip_duration_seconds=1).execute()
+    """A clip of run 42 and video 42, which do not exist: only the database's foreign keys refuse it
+    (insert(), not create(), whose save() looks the run up first)."""
+    return pm.Clip.insert(pipeline_run=42, discovered_video=42, rank_position=1,
+                          start_time_seconds=0, end_time_seconds=1, clip_duration_seconds=1).execute()
 
 
 def test_every_model_uses_the_proxy():
@@ -67,7 +68,8 @@ def test_foreign_keys_on_for_every_thread_connection(tmp_path):
     database = peewee.SqliteDatabase(str(tmp_path / "t.db"))
     pm.db.initialize(database)
     seen = []
-    thread = threading.Thread(target=lambda: (seen.append(database.pragma("foreign_keys")), database.close()))
+    thread = threading.Thread(target=lambda: (seen.append(database.pragma("foreign_keys")),
+                                              database.close()))
     thread.start()
     thread.join()
     assert seen == [1]
@@ -123,7 +125,8 @@ def test_init_db_default_target_is_pipeline_db_in_the_current_directory(tmp_path
 
 
 def _snapshot(directory):
-    return sorted((p.name, p.stat().st_size, p.read_bytes()) for p in directory.iterdir() if p.is_file())
+    return sorted(
+        (p.name, p.stat().st_size, p.read_bytes()) for p in directory.iterdir() if p.is_file())
 
 
 def test_directory_target_is_refused_naming_it(tmp_path):
@@ -215,25 +218,29 @@ def test_init_db_postgresql_url(pg_server):
     assert isinstance(database, peewee.PostgresqlDatabase) and pm.db.obj is database
     run = pm.PipelineRun.schedule("gaming", CYCLE)
     assert pm.PipelineRun.claim_next("w").id == run.id
-    assert pm.DiscoveredVideo.discover("pg1", title="t", channel_name="c", channel_id="UC", niche="gaming")[1]
+    assert pm.DiscoveredVideo.discover("pg1", title="t", channel_name="c", channel_id="UC",
+                                       niche="gaming")[1]
     assert pm.init_db(url) and pm.migrate() == []  # idempotent there too
 
 
 def test_unreachable_postgresql_is_refused_naming_the_target():
     url = "postgresql://nobody@127.0.0.1:1/nothing"
-    with pytest.raises(CannotOpenDatabase, match=r"cannot open database 'postgresql://nobody@127\.0\.0\.1:1/nothing'"):
+    with pytest.raises(CannotOpenDatabase,
+                       match=r"cannot open database 'postgresql://nobody@127\.0\.0\.1:1/nothing'"):
         pm.init_db(url)
     assert pm.db.obj is None
 
 
-# --- a missing table is named, with what to do -----------------------------------------------------
+# --- a missing table is named, with what to do ----------------------------------------------------
 
 MISSING_HINT = r"create the schema first, with pipeline_models\.init_db\(.*create_tables\(.*pipeline_db"
 
 
 def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do():
-    pm.db.initialize(peewee.SqliteDatabase(":memory:"))  # as a user's test binds it, create_tables forgotten
-    with pytest.raises(TablesMissing, match=r"^table 'pipeline_runs' does not exist in the in-memory SQLite "
+    # as a user's test binds it, create_tables forgotten
+    pm.db.initialize(peewee.SqliteDatabase(":memory:"))
+    with pytest.raises(TablesMissing,
+                       match=r"^table 'pipeline_runs' does not exist in the in-memory SQLite "
                        r"database \(.*\): " + MISSING_HINT) as caught:
         pm.PipelineRun.select().count()
     assert caught.value.table == "pipeline_runs"
@@ -242,7 +249,8 @@ def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do(
     for write in (lambda: video("a"),
                   lambda: pm.ConfigOverride.set("k", 1),
                   lambda: pm.ErrorLog.unresolved().first(),
-                  lambda: pm.Analytics.record_many([{"youtube_video_id": "a", "view_count": 1}]),  # the bulk path
+                  # the bulk path
+                  lambda: pm.Analytics.record_many([{"youtube_video_id": "a", "view_count": 1}]),
                   lambda: pm.PipelineRun.insert_rows([{"niche": "gaming", "cycle_start": CYCLE,
                                                        "cycle_end": CYCLE + datetime.timedelta(hours=6)}])):
         with pytest.raises(TablesMissing, match="does not exist"):
@@ -251,7 +259,8 @@ def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do(
 
 def test_tables_missing_is_still_the_error_handlers_expect():
     assert issubclass(TablesMissing, pm.PipelineModelsError)
-    for base in (peewee.OperationalError, peewee.ProgrammingError, peewee.DatabaseError, peewee.PeeweeException):
+    for base in (peewee.OperationalError, peewee.ProgrammingError, peewee.DatabaseError,
+                 peewee.PeeweeException):
         assert issubclass(TablesMissing, base)
     pm.db.initialize(peewee.SqliteDatabase(":memory:"))
     try:
@@ -267,7 +276,8 @@ def test_a_table_dropped_from_an_init_db_file_is_named_with_the_file(tmp_path):
     database = pm.init_db(path)
     video("a")
     database.execute_sql("DROP TABLE tts_audio")
-    with pytest.raises(TablesMissing, match=rf"^table 'tts_audio' does not exist in SQLite file {path}: "
+    with pytest.raises(TablesMissing,
+                       match=rf"^table 'tts_audio' does not exist in SQLite file {path}: "
                        + MISSING_HINT):
         list(pm.TTSAudio.select())
     assert pm.DiscoveredVideo.select().count() == 1  # the rest works as before
@@ -280,7 +290,8 @@ def test_other_failures_are_not_taken_for_a_missing_table():
     assert not isinstance(caught.value, TablesMissing)
     with pytest.raises(peewee.IntegrityError):
         orphan_clip()
-    with pytest.raises(peewee.OperationalError) as caught:  # a raw statement does not go through a model
+    # a raw statement does not go through a model
+    with pytest.raises(peewee.OperationalError) as caught:
         pm.db.execute_sql("SELECT * FROM no_such_thing")
     assert not isinstance(caught.value, TablesMissing)
 
@@ -315,13 +326,16 @@ def test_postgresql_sqlstate_names_a_missing_table_in_any_language():
     assert str(named).endswith("(database pipeline at db.internal:5432)")
     found = missing_table_error(named, database)
     assert isinstance(found, TablesMissing) and found.table is None
-    assert str(found).startswith("a table the query uses does not exist in database pipeline at db.internal:5432: ")
-    other = peewee.ProgrammingError(type("UndefinedColumn", (Exception,), {"sqlstate": "42703"})("x"), "x")
+    assert str(found).startswith("a table the query uses does not exist in database pipeline at "
+                                 "db.internal:5432: ")
+    other = peewee.ProgrammingError(
+        type("UndefinedColumn", (Exception,), {"sqlstate": "42703"})("x"), "x")
     assert missing_table_error(other, peewee.PostgresqlDatabase("pipeline")) is None
 
 
 @pytest.mark.parametrize("bound_by", ["init_db", "initialize"])
-def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before(pg_server, bound_by):
+def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before(pg_server,
+                                                                                 bound_by):
     from playhouse import db_url
 
     url = pg_server.new_database()
@@ -332,11 +346,13 @@ def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before
         database = db_url.connect(url)
         pm.db.initialize(database)
     name = url.rsplit("/", 1)[1]
-    with pytest.raises(TablesMissing, match=rf"^table 'tts_audio' does not exist in database {name} at "
+    with pytest.raises(TablesMissing,
+                       match=rf"^table 'tts_audio' does not exist in database {name} at "
                        r"127\.0\.0\.1:\d+: " + MISSING_HINT) as caught:
         pm.TTSAudio.select().count()
     assert isinstance(caught.value, peewee.ProgrammingError)
-    # The failed statement aborts the transaction, which rolls back whole, as it would without the translation.
+    # The failed statement aborts the transaction, which rolls back whole, as it would without the
+    # translation.
     with pytest.raises(TablesMissing):
         with pm.db.atomic():
             video("rolled back")
@@ -352,16 +368,17 @@ def test_postgresql_missing_table_is_named_and_the_transaction_behaves_as_before
     database.close()
 
 
-# --- PostgreSQL in any server encoding -------------------------------------------------------------
+# --- PostgreSQL in any server encoding ------------------------------------------------------------
 
 
 @pytest.fixture
 def sql_ascii_database(pg_server):
-    """Makes new databases in the SQL_ASCII encoding (what initdb makes without a UTF-8 locale); their URLs."""
+    """Makes new databases in the SQL_ASCII encoding (what initdb makes without a UTF-8 locale);
+    their URLs."""
     def new():
         name = "pm_test_ascii_" + os.urandom(6).hex()
-        pg_server.admin.execute_sql(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
-                                    "TEMPLATE template0")
+        pg_server.admin.execute_sql(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' LC_COLLATE "
+                                    "'C' LC_CTYPE 'C' TEMPLATE template0")
         pg_server.created.append(name)  # dropped at the end of the session
         return pg_server.url.rsplit("/", 1)[0] + "/" + name
 
@@ -380,19 +397,22 @@ def test_a_sql_ascii_postgresql_database_works_as_any_other(sql_ascii_database, 
     database = pm.init_db(url)  # its migrations and peewee's introspection read text
     assert database.execute_sql("SHOW server_encoding").fetchone()[0] == "SQL_ASCII"
     assert database.execute_sql("SHOW client_encoding").fetchone()[0] == "UTF8"
-    created = pm.DiscoveredVideo.create(video_id="ascii1", title=TEXT, channel_name="c", channel_id="UC", url="u",
-                                        niche="gaming")
+    created = pm.DiscoveredVideo.create(video_id="ascii1", title=TEXT, channel_name="c",
+                                        channel_id="UC", url="u", niche="gaming")
     pm.ConfigOverride.set("note", {"text": TEXT})
     assert pm.DiscoveredVideo.get_by_id(created.id).title == TEXT
     assert pm.ConfigOverride.value_of("note") == {"text": TEXT}
-    assert pm.DiscoveredVideo.get(pm.DiscoveredVideo.title == TEXT).id == created.id  # a parameter, as stored
+    # a parameter, as stored
+    assert pm.DiscoveredVideo.get(pm.DiscoveredVideo.title == TEXT).id == created.id
     assert pm.init_db(url) and pm.migrate() == []
     pm.db.obj.close()
 
-    # A database bound by hand and connected before binding, with the server's encoding: binding fixes it.
+    # A database bound by hand and connected before binding, with the server's encoding: binding
+    # fixes it.
     own = db_url.connect(url)
     own.connect()
-    assert own.execute_sql("SHOW client_encoding").fetchone()[0] == b"SQL_ASCII"  # psycopg's bytes: the failure
+    # psycopg's bytes: the failure
+    assert own.execute_sql("SHOW client_encoding").fetchone()[0] == b"SQL_ASCII"
     pm.db.initialize(own)
     assert pm.DiscoveredVideo.get_by_id(created.id).title == TEXT
     own.close()

@@ -146,7 +146,8 @@ def test_every_data_command_prints_json(dbfile, capsys):
     assert cli.main(["config", "get", values["KEY"], "--json", "--db", dbfile]) == 0
     document = json.loads(capsys.readouterr().out)
     assert (document["key"], document["value"]) == (values["KEY"], 3) and "updated_at" in document
-    for argv in (["errors", "--json", "show", "1"], ["errors", "show", "1", "--json"]):  # either place
+    # either place
+    for argv in (["errors", "--json", "show", "1"], ["errors", "show", "1", "--json"]):
         assert cli.main([*argv, "--db", dbfile]) == 0
         assert json.loads(capsys.readouterr().out)["error_message"] == "boom"
 

@@ -1,9 +1,10 @@
 """Analytics.compact: retention that thins old snapshots to one per video per UTC day.
 
-What it must keep is checked against a brute-force model (the first snapshot of each video's UTC day before
-the cut-off, the video's newest, everything after the cut-off); that growth() from any UTC midnight, latest()
-and top() answer exactly as before is a hypothesis property; a compaction killed with SIGKILL resumes to the
-same result; claimers keep claiming, losing nothing, while it runs; and `pipeline-models compact` runs it.
+What it must keep is checked against a brute-force model (the first snapshot of each video's UTC day
+before the cut-off, the video's newest, everything after the cut-off); that growth() from any UTC
+midnight, latest() and top() answer exactly as before is a hypothesis property; a compaction killed
+with SIGKILL resumes to the same result; claimers keep claiming, losing nothing, while it runs; and
+`pipeline-models compact` runs it.
 """
 import datetime
 import json
@@ -38,7 +39,8 @@ def rows_now():
 
 
 def expected_ids(rows, cutoff):
-    """The brute-force model: the ids compaction at `cutoff` keeps of `rows` (id, video, measured_at)."""
+    """The brute-force model: the ids compaction at `cutoff` keeps of `rows` (id, video,
+    measured_at)."""
     by_video = defaultdict(list)
     for row in rows:
         by_video[row[1]].append(row)
@@ -62,7 +64,8 @@ def midnights(start, days):
 
 
 def answers(videos, sinces):
-    """Every answer compaction must not change: growth() per video and midnight, latest(), top(2)."""
+    """Every answer compaction must not change: growth() per video and midnight, latest(),
+    top(2)."""
     growth = {(v, s): pm.Analytics.growth(v, s) for v in videos for s in sinces}
     latest = [a.__data__ for a in pm.Analytics.latest()]
     top = [a.__data__ for a in pm.Analytics.top(2)]
@@ -88,7 +91,8 @@ def batches_counted():
 
 
 def hourly(videos, days, start=T0):
-    """Hourly snapshots of `videos` over `days` days, views rising, a NULL like_count now and then."""
+    """Hourly snapshots of `videos` over `days` days, views rising, a NULL like_count now and
+    then."""
     for hour in range(days * 24):
         for n, video in enumerate(videos):
             yield dict(youtube_video_id=video, measured_at=start + timedelta(hours=hour, seconds=n),
@@ -101,7 +105,8 @@ def test_compact_keeps_the_first_snapshot_of_each_utc_day_and_the_newest(databas
     A = pm.Analytics
     midnight = T0 + timedelta(days=1)
     A.record_many([
-        # "a": two snapshots at the same instant at a midnight (the lower id is the day's first), NULL metrics.
+        # "a": two snapshots at the same instant at a midnight (the lower id is the day's first),
+        # NULL metrics.
         dict(youtube_video_id="a", measured_at=midnight - timedelta(microseconds=1), view_count=1),
         dict(youtube_video_id="a", measured_at=midnight, view_count=None),
         dict(youtube_video_id="a", measured_at=midnight, view_count=5),
@@ -122,12 +127,14 @@ def test_compact_keeps_the_first_snapshot_of_each_utc_day_and_the_newest(databas
     assert done == {"cutoff": T0 + timedelta(days=3), "deleted": 3, "batches": 1}
     assert {r[0] for r in rows_now()} == expected_ids(before, done["cutoff"])
     kept = {(r.youtube_video_id, r.view_count) for r in A.select()}
-    assert kept == {("a", 1), ("a", None), ("a", 9), ("a", 12), ("b", 1), ("b", 3), ("c", 1), ("c", 2)}
+    assert kept == {("a", 1), ("a", None), ("a", 9), ("a", 12), ("b", 1), ("b", 3), ("c", 1), ("c",
+                                                                                               2)}
     assert A.compact(timedelta(days=2), now=T0 + timedelta(days=5, hours=6))["deleted"] == 0
 
 
 def test_compact_of_nothing_and_of_nothing_old_enough(database):
-    assert pm.Analytics.compact(now=T0) == {"cutoff": T0 - timedelta(days=30), "deleted": 0, "batches": 0}
+    assert pm.Analytics.compact(now=T0) == {"cutoff": T0 - timedelta(days=30), "deleted": 0,
+                                            "batches": 0}
     pm.Analytics.record_many(hourly(["a", "b"], 2))
     done = pm.Analytics.compact(timedelta(days=3), now=T0 + timedelta(days=2), batch_size=50)
     assert (done["deleted"], done["batches"]) == (0, 2)
@@ -139,7 +146,8 @@ def test_batch_size_bounds_each_transaction_and_changes_nothing_else(database, b
     pm.Analytics.record_many(hourly(["a", "b"], 10))
     before = rows_now()
     with batches_counted() as deleted:
-        done = pm.Analytics.compact(timedelta(days=3), now=T0 + timedelta(days=10), batch_size=batch_size)
+        done = pm.Analytics.compact(timedelta(days=3), now=T0 + timedelta(days=10),
+                                    batch_size=batch_size)
     assert {r[0] for r in rows_now()} == expected_ids(before, T0 + timedelta(days=7))
     assert done["deleted"] == sum(deleted) == 2 * 7 * 23 and done["batches"] == len(deleted)
     assert max(deleted) <= batch_size
@@ -147,22 +155,27 @@ def test_batch_size_bounds_each_transaction_and_changes_nothing_else(database, b
 
 # --- the property: growth() from any UTC midnight, latest() and top() answer as before ---------
 
-# Times over four days around T0, many of them exactly at a midnight or a microsecond either side of one,
-# and from a small pool so equal timestamps (of one video and of several) are common.
+# Times over four days around T0, many of them exactly at a midnight or a microsecond either side of
+# one, and from a small pool so equal timestamps (of one video and of several) are common.
 OFFSETS = st.one_of(st.integers(-1, 4).map(lambda d: timedelta(days=d)),
                     st.tuples(st.integers(-1, 4), st.sampled_from([-1, 1])).map(
                         lambda t: timedelta(days=t[0], microseconds=t[1])),
                     st.integers(0, 4 * 24).map(lambda h: timedelta(hours=h)),
                     st.integers(0, 4 * 24 * 60).map(lambda m: timedelta(minutes=m)))
 METRIC = st.one_of(st.none(), st.integers(0, 10 ** 6))
-SNAPSHOTS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), OFFSETS, METRIC, METRIC), max_size=40)
+SNAPSHOTS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), OFFSETS, METRIC, METRIC),
+                     max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(snapshots=SNAPSHOTS, now=st.integers(-24, 7 * 24).map(lambda h: T0 + timedelta(hours=h, minutes=17)),
-       zone=st.integers(-12, 12), older_than=st.integers(1, 4 * 24).map(lambda h: timedelta(hours=h)),
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(snapshots=SNAPSHOTS, now=st.integers(-24, 7 * 24).map(lambda h: T0 + timedelta(hours=h,
+                                                                                      minutes=17)),
+       zone=st.integers(-12, 12),
+       older_than=st.integers(1, 4 * 24).map(lambda h: timedelta(hours=h)),
        batch_size=st.sampled_from([1, 2, 3, 7, 2000]))
-def test_growth_latest_and_top_answer_the_same_after_a_compaction(database, snapshots, now, zone, older_than,
+def test_growth_latest_and_top_answer_the_same_after_a_compaction(database, snapshots, now, zone,
+                                                                  older_than,
                                                                     batch_size):
     pm.Analytics.delete().execute()
     pm.Analytics.record_many(dict(youtube_video_id=video, measured_at=T0 + offset, view_count=views,
@@ -172,7 +185,8 @@ def test_growth_latest_and_top_answer_the_same_after_a_compaction(database, snap
     sinces = [T0 - timedelta(days=30)] + midnights(T0 - timedelta(days=2), 8)
     before = answers(["a", "b", "c"], sinces)
 
-    now = now.astimezone(datetime.timezone(timedelta(hours=zone)))  # the cut-off is a UTC midnight whatever the zone
+    # the cut-off is a UTC midnight whatever the zone
+    now = now.astimezone(datetime.timezone(timedelta(hours=zone)))
     done = pm.Analytics.compact(older_than, now=now, batch_size=batch_size)
 
     cutoff = done["cutoff"]
@@ -193,7 +207,8 @@ def test_the_default_cut_off_comes_from_the_config_override(database):
     pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, 4)
     assert pm.Analytics.compact(now=now)["cutoff"] == T0 + timedelta(days=6)
     pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, 9)
-    assert pm.Analytics.compact(timedelta(days=2), now=now)["cutoff"] == T0 + timedelta(days=8)  # the argument wins
+    # the argument wins
+    assert pm.Analytics.compact(timedelta(days=2), now=now)["cutoff"] == T0 + timedelta(days=8)
     assert pm.Analytics.select().count() == 8 + 2 * 24
 
 
@@ -204,9 +219,11 @@ def test_a_bad_policy_is_refused_naming_the_key_and_nothing_is_deleted(database,
         pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)
         assert pm.Analytics.compact(now=T0 + timedelta(days=3))["cutoff"] == T0 - timedelta(days=27)
         return
-    with pytest.raises(ValueError, match="ConfigOverride 'analytics.compact_after_days' must be a whole number"):
+    with pytest.raises(ValueError,
+                       match="ConfigOverride 'analytics.compact_after_days' must be a whole number"):
         pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)  # refused at once
-    pm.ConfigOverride.insert(key=pm.Analytics.COMPACT_AFTER_KEY, value=value).execute()  # other code wrote it
+    # other code wrote it
+    pm.ConfigOverride.insert(key=pm.Analytics.COMPACT_AFTER_KEY, value=value).execute()
     with pytest.raises(ValueError, match="analytics.compact_after_days"):
         pm.Analytics.compact(now=T0 + timedelta(days=40))
     assert pm.Analytics.select().count() == 72
@@ -214,9 +231,11 @@ def test_a_bad_policy_is_refused_naming_the_key_and_nothing_is_deleted(database,
 
 @pytest.mark.parametrize("kwargs, error", [
     (dict(older_than=30), TypeError), (dict(older_than=timedelta(0)), ValueError),
-    (dict(older_than=timedelta(days=-1)), ValueError), (dict(older_than=timedelta(days=36501)), ValueError),
+    (dict(older_than=timedelta(days=-1)), ValueError), (dict(older_than=timedelta(days=36501)),
+                                                        ValueError),
     (dict(now=datetime.datetime(2026, 3, 1)), ValueError), (dict(now="2026-03-01"), ValueError),
-    (dict(batch_size=0), ValueError), (dict(batch_size=2.5), ValueError), (dict(batch_size=True), ValueError),
+    (dict(batch_size=0), ValueError), (dict(batch_size=2.5), ValueError), (dict(batch_size=True),
+                                                                           ValueError),
     (dict(now=datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)), ValueError),
 ])
 def test_bad_arguments_are_refused_and_nothing_is_deleted(database, kwargs, error):
@@ -234,8 +253,8 @@ def test_every_statement_of_a_compaction_reaches_its_rows_through_an_index(datab
     with captured_sql() as statements:
         pm.Analytics.compact(timedelta(days=2), now=T0 + timedelta(days=6), batch_size=100)
     assert any(sql.lstrip().startswith("DELETE") for sql, _ in statements)
-    # SQLite's "SCAN batch", "SCAN g", "SCAN v", "SCAN keep" read the batch's own rows (at most batch_size) and
-    # what it keeps, not a table; the batch itself is a range of ids.
+    # SQLite's "SCAN batch", "SCAN g", "SCAN v", "SCAN keep" read the batch's own rows (at most
+    # batch_size) and what it keeps, not a table; the batch itself is a range of ids.
     assert [line for line in full_scans(database, statements)
             if line not in ("SCAN batch", "SCAN g", "SCAN v", "SCAN keep")] == []
 
@@ -272,11 +291,13 @@ def crash_data():
 def contents():
     """The snapshots as comparable values (ids differ between databases)."""
     A = pm.Analytics
-    return sorted(A.select(A.youtube_video_id, A.measured_at, A.view_count, A.like_count).tuples(), key=repr)
+    return sorted(A.select(A.youtube_video_id, A.measured_at, A.view_count, A.like_count).tuples(),
+                  key=repr)
 
 
 def uninterrupted():
-    """An uninterrupted compaction's result on the same data, and what each of its batches deleted."""
+    """An uninterrupted compaction's result on the same data, and what each of its batches
+    deleted."""
     pm.init_db(":memory:")
     pm.Analytics.record_many(crash_data())
     with batches_counted() as deleted:
@@ -304,7 +325,8 @@ def test_a_compaction_killed_mid_batch_resumes_to_the_uninterrupted_result(fresh
         assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
     # The two committed batches stay done; nothing of the third is.
     assert pm.Analytics.select().count() == total - sum(deleted_per_batch[:2])
-    assert answers(["k1", "k2", "k3", "k4"], sinces) == before  # exact at every step, not only at the end
+    # exact at every step, not only at the end
+    assert answers(["k1", "k2", "k3", "k4"], sinces) == before
     done = pm.Analytics.compact(timedelta(days=5), now=NOW, batch_size=100)
     assert done["deleted"] == sum(deleted_per_batch[2:])
     assert contents() == reference
@@ -344,7 +366,8 @@ def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_targe
     pm.PipelineRun.insert_rows((("gaming", start, start + timedelta(hours=6)) for start in cycles),
                                fields=("niche", "cycle_start", "cycle_end"))
     pm.Analytics.record_many(hourly([f"s{n}" for n in range(20)], 40))
-    pm.ConfigOverride.set("scheduler.max_concurrent_pipelines", 1000)  # the claimer claims them all, finishing none
+    # the claimer claims them all, finishing none
+    pm.ConfigOverride.set("scheduler.max_concurrent_pipelines", 1000)
     before = rows_now()
     ready, compacting, done = spawn.Event(), spawn.Event(), spawn.Event()
     out = str(tmp_path / "claimer.json")
@@ -353,7 +376,8 @@ def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_targe
     try:
         assert ready.wait(60)
         compacting.set()
-        result = pm.Analytics.compact(timedelta(days=10), now=T0 + timedelta(days=40), batch_size=200)
+        result = pm.Analytics.compact(timedelta(days=10), now=T0 + timedelta(days=40),
+                                      batch_size=200)
         done.set()
         claimer.join(120)
         assert claimer.exitcode == 0
@@ -363,11 +387,13 @@ def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_targe
             claimer.kill()
     claims = json.load(open(out))
     assert claims["failures"] == []
-    assert sorted(claims["claimed"]) == list(range(1, len(cycles) + 1))  # each run claimed once, none lost
+    # each run claimed once, none lost
+    assert sorted(claims["claimed"]) == list(range(1, len(cycles) + 1))
     assert claims["claimed"] == sorted(claims["claimed"])  # the earliest cycle first
     assert claims["during"] > 0 and result["batches"] > 20  # they really overlapped
     runs = pm.PipelineRun.select()
-    assert {(r.status, r.worker, r.retry_count) for r in runs} == {(pm.RunStatus.running, "claimer", 0)}
+    assert {(r.status, r.worker, r.retry_count) for r in runs} == {(pm.RunStatus.running, "claimer",
+                                                                    0)}
     assert {r[0] for r in rows_now()} == expected_ids(before, T0 + timedelta(days=30))
 
 
@@ -376,17 +402,21 @@ def test_claimers_keep_claiming_during_a_compaction_and_lose_nothing(fresh_targe
 def pipeline(*argv):
     """`python -m pipeline_models ARGV` in a fresh process: (exit status, stdout, stderr)."""
     environment = {k: v for k, v in os.environ.items() if k != "PIPELINE_DB"}
-    done = subprocess.run([sys.executable, "-m", "pipeline_models", *map(str, argv)], capture_output=True,
-                          text=True, encoding="utf-8", env=environment, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "pipeline_models", *map(str, argv)],
+                          capture_output=True, text=True, encoding="utf-8", env=environment,
+                          timeout=120)
     return done.returncode, done.stdout, done.stderr
 
 
-LINE = re.compile(r"^removed ([\d,]+) snapshots? older than (\d{4}-\d\d-\d\d) 00:00 UTC \(kept each video's first "
-                  r"of every UTC day and its newest\) in ([\d,]+) transactions?; ([\d,]+) snapshots remain; (.*)$")
+LINE = re.compile(r"^removed ([\d,]+) snapshots? older than (\d{4}-\d\d-\d\d) 00:00 UTC \(kept "
+                  r"each video's first "
+                  r"of every UTC day and its newest\) in ([\d,]+) transactions?; ([\d,]+) "
+                  r"snapshots remain; (.*)$")
 
 
 def recent_data(target, days=40):
-    """A pipeline database at `target` holding `days` days of hourly snapshots up to now, of three videos."""
+    """A pipeline database at `target` holding `days` days of hourly snapshots up to now, of three
+    videos."""
     pm.init_db(target)
     start = pm.Analytics._midnight(pm.utcnow()) - timedelta(days=days - 1)
     pm.Analytics.record_many(hourly(["a", "b", "c"], days, start=start))
@@ -397,7 +427,8 @@ def recent_data(target, days=40):
 
 
 def check_compacted(target, out, before):
-    """The command's one line agrees with the database, which holds what the model keeps; returns the line."""
+    """The command's one line agrees with the database, which holds what the model keeps; returns
+    the line."""
     match = LINE.match(" ".join(out.split()))
     assert match and max(map(len, out.splitlines())) <= 100, out
     cutoff = datetime.datetime.fromisoformat(match.group(2)).replace(tzinfo=UTC)
@@ -405,7 +436,8 @@ def check_compacted(target, out, before):
     kept = {r[0] for r in rows_now()}
     assert kept == expected_ids(before, cutoff)
     assert int(match.group(1).replace(",", "")) == len(before) - len(kept)
-    assert int(match.group(4).replace(",", "")) == len(kept) and int(match.group(3).replace(",", "")) >= 1
+    assert int(match.group(4).replace(",", "")) == len(kept) and int(
+        match.group(3).replace(",", "")) >= 1
     database.close()
     pm.db.initialize(None)
     return match
@@ -427,14 +459,16 @@ def test_cli_compact_thins_and_says_how_to_shrink(fresh_target):
 @pytest.mark.slow
 def test_cli_compact_uses_the_policy_and_vacuums(fresh_target):
     before = recent_data(fresh_target)
-    assert pipeline("config", "set", "analytics.compact_after_days", "5", "--db", fresh_target)[0] == 0
+    assert pipeline("config", "set", "analytics.compact_after_days", "5", "--db",
+                    fresh_target)[0] == 0
     size = os.path.getsize(fresh_target) if "://" not in fresh_target else None
     status, out, err = pipeline("compact", "--vacuum", "--db", fresh_target)
     assert (status, err) == (0, "")
     match = check_compacted(fresh_target, out, before)
     cutoff = datetime.datetime.fromisoformat(match.group(2)).replace(tzinfo=UTC)
     assert timedelta(days=5) <= pm.utcnow() - cutoff < timedelta(days=6)
-    assert re.match(r"(VACUUM|VACUUM ANALYZE analytics): [\d.,]+ MB -> [\d.,]+ MB$", match.group(5)), out
+    assert re.match(r"(VACUUM|VACUUM ANALYZE analytics): [\d.,]+ MB -> [\d.,]+ MB$",
+                    match.group(5)), out
     if size is not None:
         assert os.path.getsize(fresh_target) < size
         database = pm.init_db(fresh_target)
@@ -447,7 +481,8 @@ def test_cli_compact_refuses_a_bad_older_than_as_a_usage_error(tmp_path, value):
     path = str(tmp_path / "p.db")
     before = recent_data(path, days=3)
     status, out, err = pipeline("compact", "--db", path, "--older-than", value)
-    assert (status, out) == (2, "") and err.startswith("pipeline-models: error: argument --older-than")
+    assert (status, out) == (2, "") and err.startswith("pipeline-models: error: argument "
+                                                       "--older-than")
     assert len(err.strip().splitlines()) == 1
     pm.init_db(path)
     assert rows_now() == before
@@ -457,10 +492,12 @@ def test_cli_compact_refuses_a_bad_older_than_as_a_usage_error(tmp_path, value):
 def test_cli_compact_refuses_a_bad_policy_and_a_missing_database(tmp_path):
     path = str(tmp_path / "p.db")
     before = recent_data(path, days=3)
-    status, out, err = pipeline("config", "set", "analytics.compact_after_days", "soon", "--string", "--db", path)
+    status, out, err = pipeline("config", "set", "analytics.compact_after_days", "soon", "--string",
+                                "--db", path)
     assert status == 1 and "'analytics.compact_after_days' must be a whole number of days" in err
     pm.init_db(path)
-    pm.ConfigOverride.insert(key="analytics.compact_after_days", value="soon").execute()  # other code wrote it
+    # other code wrote it
+    pm.ConfigOverride.insert(key="analytics.compact_after_days", value="soon").execute()
     pm.db.obj.close()
     status, out, err = pipeline("compact", "--db", path)
     assert (status, out) == (1, "") and "analytics.compact_after_days" in err and len(err.splitlines()) == 1

@@ -1,5 +1,5 @@
-"""Several processes on one database at once (a SQLite file, or PostgreSQL): no duplicates, no run claimed
-twice, one run per niche and cycle however many schedulers fire, no "database is locked"."""
+"""Several processes on one database at once (a SQLite file, or PostgreSQL): no duplicates, no run
+claimed twice, one run per niche and cycle however many schedulers fire, no "database is locked"."""
 import datetime
 import json
 import time
@@ -18,9 +18,11 @@ NICHES = ("gaming", "sports")
 
 
 def _run_workers(target, tmp_path, worker, *args):
-    """Start PROCESSES processes on `worker(target, barrier, n, out, *args)` and return their JSON results."""
+    """Start PROCESSES processes on `worker(target, barrier, n, out, *args)` and return their JSON
+    results."""
     barrier = spawn.Barrier(PROCESSES)
-    procs = [spawn.Process(target=worker, args=(str(target), barrier, n, str(tmp_path / f"out{n}.json"), *args))
+    procs = [spawn.Process(target=worker, args=(str(target), barrier, n,
+                                                str(tmp_path / f"out{n}.json"), *args))
              for n in range(PROCESSES)]
     for proc in procs:
         proc.start()
@@ -44,8 +46,9 @@ def _discover_worker(target, barrier, n, out, ids):
     barrier.wait()
     for video_id in ids:
         try:
-            video, was_created = pm.DiscoveredVideo.discover(video_id, title=f"seen by {n}", channel_name="c",
-                                                             channel_id="UCc", niche="gaming", view_count=n)
+            video, was_created = pm.DiscoveredVideo.discover(video_id, title=f"seen by {n}",
+                                                             channel_name="c", channel_id="UCc",
+                                                             niche="gaming", view_count=n)
             if was_created:
                 created.append(video_id)
         except Exception as exc:  # reported to the test, which fails on any
@@ -68,7 +71,8 @@ def _claim_worker(target, barrier, n, out):
             break
         claimed.append(run.id)
         run.advance(pm.RunStatus.review)  # a write of its own between claims, like a real worker
-        time.sleep(0.002)  # and work outside any transaction: SQLite's busy handler lets a waiting process in
+        # and work outside any transaction: SQLite's busy handler lets a waiting process in
+        time.sleep(0.002)
     with open(out, "w") as fh:
         json.dump({"claimed": claimed, "errors": errors}, fh)
 
@@ -78,8 +82,8 @@ def _cycle(i):
 
 
 def _schedule_worker(target, barrier, n, out):
-    """Fire every niche's scheduler for each cycle, in the same order as the other processes (so that they
-    collide on each cycle), twice: {"niche cycle": run id}."""
+    """Fire every niche's scheduler for each cycle, in the same order as the other processes (so
+    that they collide on each cycle), twice: {"niche cycle": run id}."""
     pm.init_db(target)
     runs, errors = {}, []
     barrier.wait()
@@ -92,7 +96,8 @@ def _schedule_worker(target, barrier, n, out):
                     errors.append(f"{type(exc).__name__}: {exc}")
                     continue
                 if runs.setdefault(f"{niche} {i}", run.id) != run.id:
-                    errors.append(f"{niche} cycle {i}: run {run.id}, after run {runs[f'{niche} {i}']}")
+                    errors.append(f"{niche} cycle {i}: run {run.id}, after run "
+                                  f"{runs[f'{niche} {i}']}")
     with open(out, "w") as fh:
         json.dump({"runs": runs, "errors": errors}, fh)
 
@@ -135,7 +140,8 @@ def test_schedulers_firing_at_once_make_one_run_per_niche_and_cycle(fresh_target
     results = _run_workers(_prepared(fresh_target), tmp_path, _schedule_worker)
 
     assert [r["errors"] for r in results] == [[]] * PROCESSES
-    assert all(r["runs"] == results[0]["runs"] for r in results)  # every process got the same run for a cycle
+    # every process got the same run for a cycle
+    assert all(r["runs"] == results[0]["runs"] for r in results)
     assert len(results[0]["runs"]) == len(NICHES) * CYCLES
     pm.init_db(fresh_target)
     runs = {f"{r.niche} {(r.cycle_start - CYCLE_START) // datetime.timedelta(hours=6)}": r.id
@@ -161,6 +167,7 @@ def test_processes_starting_at_once_on_a_new_file_migrate_it_once(tmp_path):
     results = _run_workers(tmp_path / "shared.db", tmp_path, _first_start_worker)
     assert [r["errors"] for r in results] == [[]] * PROCESSES
     database = pm.init_db(tmp_path / "shared.db")
-    names = [row[0] for row in database.execute_sql("SELECT name FROM schema_migration ORDER BY id")]
+    names = [row[0] for row in database.execute_sql("SELECT name FROM schema_migration ORDER BY "
+                                                    "id")]
     assert names == [m.stem for m in sorted(pm.MIGRATIONS_DIR.glob("0*.py"))]  # each once, in order
     assert len(names) == 8

@@ -585,7 +585,9 @@ def test_the_command_line_takes_the_shape_run_demo_takes():
     assert (parse(["demo"]).niches, parse(["demo"]).days) == (2, 3)  # run_demo's defaults
     for option, most in (("--niches", len(NICHES)), ("--days", MAX_DAYS)):  # and its limits
         assert getattr(parse(["demo", option, str(most)]), option[2:]) == most
-        with pytest.raises(UsageError, match=f"argument {option}: the value must be a whole number from 1 to {most}, not {most + 1}"):
+        with pytest.raises(UsageError,
+                           match=f"argument {option}: the value must be a whole number from 1 to "
+                                 f"{most}, not {most + 1}"):
             parse(["demo", option, str(most + 1)])
 
 

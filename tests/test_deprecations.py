@@ -39,14 +39,16 @@ def test_config_override_get_with_a_key_warns_and_answers_as_value_of(database):
     with pytest.warns(DeprecationWarning):
         old_keyword = pm.ConfigOverride.get("missing", default=7)
     assert (old, old_default, old_keyword) == (60, "fallback", 7)
-    assert (pm.ConfigOverride.value_of("render.fps"), pm.ConfigOverride.value_of("missing", "fallback"),
+    assert (pm.ConfigOverride.value_of("render.fps"), pm.ConfigOverride.value_of("missing",
+                                                                                 "fallback"),
             pm.ConfigOverride.value_of("missing", default=7)) == (60, "fallback", 7)
 
 
 def test_config_override_value_of_and_peewee_get_do_not_warn(database, no_warnings):
     pm.ConfigOverride.set("render.fps", 60)
     assert pm.ConfigOverride.value_of("render.fps") == 60 and pm.ConfigOverride.value_of("missing") is None
-    row = pm.ConfigOverride.get(pm.ConfigOverride.key == "render.fps")  # peewee's Model.get: not deprecated
+    # peewee's Model.get: not deprecated
+    row = pm.ConfigOverride.get(pm.ConfigOverride.key == "render.fps")
     assert row.value == 60
     with pytest.raises(pm.ConfigOverride.DoesNotExist):
         pm.ConfigOverride.get(pm.ConfigOverride.key == "missing")
@@ -59,16 +61,18 @@ def test_review_log_unanswered_does_not_warn(database, no_warnings):
 
 
 def test_discover_fields_do_not_warn(database, no_warnings):
-    values = dict(title="t", channel_name="c", channel_id="UC", url="u", category_id=20, duration_seconds=60,
-                  view_count=1, like_count=1, comment_count=1, view_velocity=1.0, viral_score=1.0, niche="gaming",
-                  discovery_source="reddit", content_id_risk="low", published_at=pm.utcnow())
+    values = dict(title="t", channel_name="c", channel_id="UC", url="u", category_id=20,
+                  duration_seconds=60, view_count=1, like_count=1, comment_count=1,
+                  view_velocity=1.0, viral_score=1.0, niche="gaming", discovery_source="reddit",
+                  content_id_risk="low", published_at=pm.utcnow())
     assert sorted(values) == sorted(pm.DiscoveredVideo.DISCOVER_FIELDS)
     video, created = pm.DiscoveredVideo.discover("v1", **values)
     assert created and video.title == "t"
 
 
-# 0.2.0 replaced the one-run-per-video domain with the pipeline's, with no alias layer: the names deprecated in
-# 0.1.x that belonged to it went with it (the CHANGELOG says what replaced each), and so did the old domain's.
+# 0.2.0 replaced the one-run-per-video domain with the pipeline's, with no alias layer: the names
+# deprecated in 0.1.x that belonged to it went with it (the CHANGELOG says what replaced each), and
+# so did the old domain's.
 REMOVED = [
     (pm.DiscoveredVideo, "METADATA"),  # deprecated in 0.1.x: DISCOVER_FIELDS
     (pm.ReviewLog, "open"),  # deprecated in 0.1.x: unanswered()
@@ -96,8 +100,9 @@ def test_the_old_domains_names_are_gone_not_aliased(owner, name, no_warnings):
             owner(**{name: 1})
 
 
-@pytest.mark.parametrize("old", ["CharField", "TextField", "IntegerField", "BigIntegerField", "FloatField",
-                                 "BooleanField", "EnumField", "JSONField", "ForeignKeyField"])
+@pytest.mark.parametrize("old", ["CharField", "TextField", "IntegerField", "BigIntegerField",
+                                 "FloatField", "BooleanField", "EnumField", "JSONField",
+                                 "ForeignKeyField"])
 def test_the_fields_that_shadowed_peewees_names_still_import_and_warn(old):
     from pipeline_models import fields
 
@@ -105,7 +110,8 @@ def test_the_fields_that_shadowed_peewees_names_still_import_and_warn(old):
         renamed = getattr(fields, old)
     assert said(record, f"pipeline_models.fields.{old}", f"pipeline_models.fields.Checked{old}")
     assert renamed is getattr(fields, f"Checked{old}")
-    assert issubclass(renamed, getattr(peewee, old, peewee.Field))  # still the peewee field it refines
+    # still the peewee field it refines
+    assert issubclass(renamed, getattr(peewee, old, peewee.Field))
     with pytest.raises(AttributeError, match="no attribute 'Nonexistent'"):
         fields.Nonexistent
 

@@ -1,27 +1,28 @@
 """The shell blocks of the README and the docs run as written, in page order (README.md, then the
 pages docs/index.md lists), in a fresh shell at the root of a fresh copy.
 
-Every fenced block tagged ```sh, ```bash or ```shell is one test (```console and plain ``` blocks show
-output and are not run). Each runs as
+Every fenced block tagged ```sh, ```bash or ```shell is one test (```console and plain ``` blocks
+show output and are not run). Each runs as
 
     env -i HOME=<new dir> PATH=<a login shell's PATH> LANG=C.UTF-8 <the variables below> bash -euo pipefail -c BLOCK
 
-in one copy of the repository made for this module: its files as a clone would have them (without .git
-and whatever .gitignore ignores, so no .venv), so `python3 -m venv .venv && .venv/bin/pip install ...`
-really makes a virtual environment and installs from the package index. The blocks share the copy, as a
-reader's terminal would: a later block uses the .venv an earlier one made (a block selected alone with -k
-first runs the blocks before it). PATH is what Debian's /etc/profile gives a login shell: with the sbin
-directories for root, since `.ci/postgres` runs the server through runuser. Nothing else is passed
-through, except these, set here:
+in one copy of the repository made for this module: its files as a clone would have them (without
+.git and whatever .gitignore ignores, so no .venv), so `python3 -m venv .venv && .venv/bin/pip
+install ...` really makes a virtual environment and installs from the package index. The blocks
+share the copy, as a reader's terminal would: a later block uses the .venv an earlier one made (a
+block selected alone with -k first runs the blocks before it). PATH is what Debian's /etc/profile
+gives a login shell: with the sbin directories for root, since `.ci/postgres` runs the server
+through runuser. Nothing else is passed through, except these, set here:
 
-- PYTEST_ADDOPTS="--collect-only -q": a block's `.venv/bin/python -m pytest` runs for real (pytest starts
-  in the new environment and imports and collects every test, failing on any import or collection error)
-  but does not run again the suite that the run running this test is running.
-- PIPELINE_MODELS_BENCH_QUICK=1: `bench/run.py` takes small defaults (2,000 rows, one repeat: seconds, not
-  the 15 minutes of the published run), so the benchmark block shows that its command works.
+- PYTEST_ADDOPTS="--collect-only -q": a block's `.venv/bin/python -m pytest` runs for real (pytest
+  starts in the new environment and imports and collects every test, failing on any import or
+  collection error) but does not run again the suite that the run running this test is running.
+- PIPELINE_MODELS_BENCH_QUICK=1: `bench/run.py` takes small defaults (2,000 rows, one repeat:
+  seconds, not the 15 minutes of the published run), so the benchmark block shows that its command
+  works.
 - PIPELINE_MODELS_IN_DOCS_TEST=1: this module skips itself in such a nested run.
-- TMPDIR: a directory of this test's (world-writable, as /tmp is), so that whatever a block leaves there
-  (e.g. a PostgreSQL server a failed block did not stop) is stopped and removed at the end.
+- TMPDIR: a directory of this test's (world-writable, as /tmp is), so that whatever a block leaves
+  there (e.g. a PostgreSQL server a failed block did not stop) is stopped and removed at the end.
 
 A block right after `<!-- docs-shell: skip (reason) -->` is reported as skipped, with that reason.
 PIPELINE_MODELS_SKIP_DOCS_SHELL=1 skips the whole module (it downloads packages and takes minutes).
@@ -54,7 +55,8 @@ _SKIP = re.compile(r"^<!--\s*docs-shell:\s*skip\s*\((.+)\)\s*-->$")
 
 
 def shell_blocks(text):
-    """A page's shell blocks in order, as dicts (line, tag, body, skip reason), and misplaced skip markers."""
+    """A page's shell blocks in order, as dicts (line, tag, body, skip reason), and misplaced skip
+    markers."""
     blocks, misplaced = [], []
     lines = text.splitlines()
     skip, i = None, 0
@@ -87,7 +89,8 @@ def shell_blocks(text):
 
 def _title(block):
     """The block's first command, for the test id."""
-    commands = [ln.strip() for ln in block["body"].splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    commands = [
+        ln.strip() for ln in block["body"].splitlines() if ln.strip() and not ln.strip().startswith("#")]
     return (commands[0] if commands else "(empty)")[:70]
 
 
@@ -95,7 +98,8 @@ def pages():
     """README.md, then docs/index.md and the pages its toctrees list, in order (as test_docs.py)."""
     with open(os.path.join(ROOT, "docs", "index.md"), encoding="utf-8") as fh:
         trees = "\n".join(re.findall(r"```\{toctree\}\n(.*?)```", fh.read(), re.S))
-    return ["README.md", "docs/index.md", *(f"docs/{name}.md" for name in re.findall(r"^(\w+)$", trees, re.M))]
+    return ["README.md", "docs/index.md", *(f"docs/{name}.md" for name in re.findall(r"^(\w+)$",
+                                                                                     trees, re.M))]
 
 
 BLOCKS, MISPLACED = [], []
@@ -138,11 +142,13 @@ class Terminal:
     """The fresh copy, the fresh environment, and which blocks ran (and which failed) in it."""
 
     def __init__(self, base):
-        self.repo, self.home, self.tmp = (os.path.join(base, name) for name in ("repo", "home", "tmp"))
+        self.repo, self.home, self.tmp = (os.path.join(base, name) for name in ("repo", "home",
+                                                                                "tmp"))
         copy_repository(self.repo)
         os.mkdir(self.home)
         os.mkdir(self.tmp)
-        os.chmod(self.tmp, 0o1777)  # as /tmp: .ci/postgres hands a mktemp directory to the postgres user
+        # as /tmp: .ci/postgres hands a mktemp directory to the postgres user
+        os.chmod(self.tmp, 0o1777)
         login_path = "/usr/local/bin:/usr/bin:/bin"
         if os.geteuid() == 0:
             login_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -152,19 +158,22 @@ class Terminal:
         self.ran, self.failed = set(), []
 
     def run(self, index):
-        """Run block `index`, after any earlier block not yet run; (status, stdout, stderr, seconds)."""
+        """Run block `index`, after any earlier block not yet run; (status, stdout, stderr,
+        seconds)."""
         for earlier in range(index):
             if earlier not in self.ran and not BLOCKS[earlier]["skip"]:
                 self.run(earlier)
         command = ["env", "-i", *(f"{k}={v}" for k, v in self.env.items()),
                    "bash", "-euo", "pipefail", "-c", BLOCKS[index]["body"]]
         began = time.monotonic()
-        proc = subprocess.Popen(command, cwd=self.repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(command, cwd=self.repo, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
             out, err = proc.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the block's whole process group: pip, servers it started
+            # the block's whole process group: pip, servers it started
+            os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             err += f"\n(killed after {TIMEOUT} s)"
         self.ran.add(index)
@@ -173,10 +182,12 @@ class Terminal:
         return proc.returncode, out, err, time.monotonic() - began
 
     def close(self):
-        """Stop any PostgreSQL server a block left running under TMPDIR (a failed block does not reach its stop)."""
+        """Stop any PostgreSQL server a block left running under TMPDIR (a failed block does not
+        reach its stop)."""
         for pid in glob.glob(os.path.join(self.tmp, "*", "data", "postmaster.pid")):
             subprocess.run(["bash", os.path.join(self.repo, ".ci", "postgres"), "stop",
-                            os.path.dirname(os.path.dirname(pid))], capture_output=True, timeout=120)
+                            os.path.dirname(os.path.dirname(pid))], capture_output=True,
+                           timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +210,8 @@ def _tail(text, lines=40):
 @pytest.mark.slow
 @pytest.mark.parametrize("index", [
     pytest.param(n, id=f"{n}-{_title(block)}",
-                 marks=[pytest.mark.skip(reason=f"{block['page']} line {block['line']}: {block['skip']}")]
+                 marks=[pytest.mark.skip(reason=f"{block['page']} line {block['line']}: "
+                                                f"{block['skip']}")]
                  if block["skip"] else [])
     for n, block in enumerate(BLOCKS)])
 def test_each_shell_block_runs_in_a_fresh_shell(terminal, index):
@@ -207,9 +219,11 @@ def test_each_shell_block_runs_in_a_fresh_shell(terminal, index):
     earlier = [n for n in terminal.failed if n < index]
     status, out, err, seconds = terminal.run(index)
     assert status == 0, (
-        f"{block['page']} line {block['line']}: the ```{block['tag']} block exited {status} after {seconds:.0f} s"
+        f"{block['page']} line {block['line']}: the ```{block['tag']} block exited {status} after "
+        f"{seconds:.0f} s"
         + (f" (block {', '.join(map(str, earlier))} before it failed too)" if earlier else "")
-        + f"\n--- block\n{block['body']}--- stderr (tail)\n{_tail(err)}\n--- stdout (tail)\n{_tail(out)}")
+        + f"\n--- block\n{block['body']}--- stderr (tail)\n{_tail(err)}\n--- stdout "
+          f"(tail)\n{_tail(out)}")
 
 
 def test_the_pages_have_shell_blocks_and_no_stray_skip_markers():

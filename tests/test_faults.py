@@ -1,5 +1,6 @@
-"""Faults: a full disk, a PostgreSQL restart or outage, a SQLite file deleted or replaced under a process (inside
-a transaction too), read-only opening, concurrent starts, and passwords that must never be printed."""
+"""Faults: a full disk, a PostgreSQL restart or outage, a SQLite file deleted or replaced under a
+process (inside a transaction too), read-only opening, concurrent starts, and passwords that must
+never be printed."""
 import datetime
 import json
 import multiprocessing
@@ -32,8 +33,8 @@ def small_disk(tmp_path):
     """A real 2 MB filesystem (tmpfs; mounting needs root, as in CI), holding a 1 MB filler file."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         reason = f"cannot mount a tmpfs for the full-disk test: {done.stderr.strip() or done.returncode}"
         if os.environ.get("PIPELINE_MODELS_REQUIRE_TMPFS"):
@@ -50,18 +51,21 @@ def test_a_full_disk_fails_whole_transactions_with_the_real_cause_and_the_file(s
     path = str(small_disk / "p.db")
     pm.init_db(path)
     batches = 0
-    with pytest.raises(peewee.OperationalError, match=r"database or disk is full \(SQLite file .*p\.db\)"):
+    with pytest.raises(peewee.OperationalError,
+                       match=r"database or disk is full \(SQLite file .*p\.db\)"):
         while True:
             with pm.write_lock():  # ten rows a batch: all or none of each
                 for _ in range(10):
-                    pm.ErrorLog.create(module=f"batch{batches}", error_type="Fill", error_message="x" * 4000)
+                    pm.ErrorLog.create(module=f"batch{batches}", error_type="Fill",
+                                       error_message="x" * 4000)
             batches += 1
     assert batches > 0
     counts = [c for _, c in pm.ErrorLog.select(pm.ErrorLog.module, peewee.fn.COUNT(pm.ErrorLog.id))
               .group_by(pm.ErrorLog.module).tuples()]
     assert len(counts) == batches and set(counts) == {10}  # the failing batch left nothing behind
     with pytest.raises(peewee.OperationalError, match=r"database or disk is full \(SQLite file"):
-        pm.ErrorLog.create(module="one more", error_type="Fill", error_message="x" * 40000)  # autocommit too
+        # autocommit too
+        pm.ErrorLog.create(module="one more", error_type="Fill", error_message="x" * 40000)
     with pytest.raises(peewee.OperationalError, match="full"):
         pm.Analytics.record_many([{"youtube_video_id": "v" * 90}] * 20000)
     assert pm.Analytics.select().count() == 0
@@ -76,28 +80,36 @@ def test_a_full_disk_fails_whole_transactions_with_the_real_cause_and_the_file(s
 
 @pytest.fixture
 def private_pg(pg_server):
-    """A PostgreSQL server of this test's own (the CI script's kind), which the test may crash and restart."""
-    directory = tempfile.mkdtemp(prefix="pm-restart-")  # not under tmp_path: the server's user must reach it
-    # An acknowledged commit must survive the crash: the CI server's synchronous_commit=off would lose it.
+    """A PostgreSQL server of this test's own (the CI script's kind), which the test may crash and
+    restart."""
+    # not under tmp_path: the server's user must reach it
+    directory = tempfile.mkdtemp(prefix="pm-restart-")
+    # An acknowledged commit must survive the crash: the CI server's synchronous_commit=off would
+    # lose it.
     env = {**os.environ, "PG_EXTRA_OPTIONS": "-c synchronous_commit=on"}
-    started = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "start", str(directory)],
+    started = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "start",
+                              str(directory)],
                              capture_output=True, text=True, env=env)
     assert started.returncode == 0, started.stderr
     url = started.stdout.strip().split("=", 1)[1]
 
     def script(command):
-        done = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), command, str(directory)],
+        done = subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), command,
+                               str(directory)],
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
 
-    # restart: a crash (if it runs) and a start; stop: a clean shutdown, the server down until a restart.
+    # restart: a crash (if it runs) and a start; stop: a clean shutdown, the server down until a
+    # restart.
     yield SimpleNamespace(url=url, restart=lambda: script("restart"), stop=lambda: script("stop"))
-    subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "stop", str(directory)], capture_output=True)
+    subprocess.run(["bash", os.path.join(ROOT, ".ci", "postgres"), "stop", str(directory)],
+                   capture_output=True)
     shutil.rmtree(directory, ignore_errors=True)
 
 
 def _steady_writer(url, seconds, out):
-    """Write an error row over and over, as a long-running worker would, recording what committed and what failed."""
+    """Write an error row over and over, as a long-running worker would, recording what committed
+    and what failed."""
     pm.init_db(url)
     committed, failures = [], []
     deadline = time.monotonic() + seconds
@@ -109,7 +121,8 @@ def _steady_writer(url, seconds, out):
                 with pm.write_lock():
                     row = pm.ErrorLog.create(module="steady", error_type="E", error_message=str(n))
             else:
-                row = pm.ErrorLog.create(module="steady", error_type="E", error_message=str(n))  # autocommit
+                # autocommit
+                row = pm.ErrorLog.create(module="steady", error_type="E", error_message=str(n))
             committed.append([row.id, time.time()])
         except Exception as exc:  # reported: the test checks what they were
             failures.append([type(exc).__module__, type(exc).__name__, str(exc)[:300], time.time()])
@@ -136,25 +149,29 @@ def test_a_worker_carries_on_by_itself_after_a_postgresql_crash_and_restart(priv
 
     assert result["failures"], "the crash went unnoticed: the test did not test anything"
     for module, name, message, when in result["failures"]:
-        assert module == "peewee" and name in ("OperationalError", "InterfaceError"), (name, message)
+        assert module == "peewee" and name in ("OperationalError", "InterfaceError"), (name,
+                                                                                       message)
         assert crashed - 0.5 <= when <= back + 2, f"a failure long after the restart: {message}"
     after = [row_id for row_id, when in result["committed"] if when > back + 2]
     assert after, "the worker did not resume after the restart"
     pm.init_db(url)
     stored = {e.id for e in pm.ErrorLog.select(pm.ErrorLog.id)}
-    assert {row_id for row_id, _ in result["committed"]} <= stored  # nothing that committed was lost
+    # nothing that committed was lost
+    assert {row_id for row_id, _ in result["committed"]} <= stored
     pm.db.obj.close()
 
 
-# --- a database that is down, locked or gone is named, whichever statement meets it ------------------
+# --- a database that is down, locked or gone is named, whichever statement meets it ---------------
 
 
 def _operations(claimed):
-    """The queue's operations, each of which starts with BEGIN (write_lock), and a plain query, by name."""
+    """The queue's operations, each of which starts with BEGIN (write_lock), and a plain query, by
+    name."""
     return {
         "heartbeat": claimed.heartbeat,
         "claim_next": lambda: pm.PipelineRun.claim_next("worker-2"),
-        "discover": lambda: pm.DiscoveredVideo.discover("v-down", title="t", channel_name="c", channel_id="UC",
+        "discover": lambda: pm.DiscoveredVideo.discover("v-down", title="t", channel_name="c",
+                                                        channel_id="UC",
                                                          niche="gaming"),
         "requeue_stale": lambda: pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=5)),
         "a query": lambda: pm.PipelineRun.select().count(),
@@ -170,7 +187,8 @@ def _assert_named(call, label, errors=(peewee.OperationalError, peewee.Interface
 
 def test_a_postgresql_server_down_is_named_by_every_operation_begin_included(private_pg):
     parts = urlsplit(private_pg.url)
-    url = parts._replace(netloc=f"postgres:s3cret-pw@{parts.hostname}:{parts.port}").geturl()  # trust: ignored
+    # trust: ignored
+    url = parts._replace(netloc=f"postgres:s3cret-pw@{parts.hostname}:{parts.port}").geturl()
     pm.init_db(url)
     pm.PipelineRun.schedule("gaming", CYCLE_START)
     claimed = pm.PipelineRun.claim_next("worker-1")
@@ -178,10 +196,12 @@ def test_a_postgresql_server_down_is_named_by_every_operation_begin_included(pri
     for name, operation in _operations(claimed).items():
         assert pm.PipelineRun.select().count() == 1  # the connection is open when the server goes
         private_pg.stop()
-        _assert_named(operation, label)  # the open connection is found dead, and a new one is refused
+        # the open connection is found dead, and a new one is refused
+        _assert_named(operation, label)
         _assert_named(operation, label)  # no connection: refused at once
         private_pg.restart()
-    assert claimed.heartbeat() and pm.PipelineRun.claim_next("worker-2") is None  # all as before, once it is back
+    # all as before, once it is back
+    assert claimed.heartbeat() and pm.PipelineRun.claim_next("worker-2") is None
     pm.db.obj.close()
 
 
@@ -210,7 +230,8 @@ def test_a_sqlite_file_locked_or_gone_is_named_by_every_operation_begin_included
     operations = _operations(claimed)
     for name, operation in operations.items():
         if name != "a query":  # WAL: a reader is never locked out
-            _assert_named(operation, f"(SQLite file {path})", peewee.OperationalError, "database is locked")
+            _assert_named(operation, f"(SQLite file {path})", peewee.OperationalError,
+                          "database is locked")
     holder.execute("ROLLBACK")
     holder.close()
     database.close()
@@ -247,7 +268,8 @@ def test_a_sqlite_file_changed_under_a_running_process_is_refused(tmp_path, chan
 
 
 def _write_within_2s(target, run_id, out):
-    """Another process: open `target` waiting at most 2 s for a lock, and write (a video, or the run `run_id`)."""
+    """Another process: open `target` waiting at most 2 s for a lock, and write (a video, or the run
+    `run_id`)."""
     began = time.monotonic()
     try:
         if "://" in target:
@@ -259,7 +281,8 @@ def _write_within_2s(target, run_id, out):
             if run_id is None:
                 make_video("from another process")
             else:
-                pm.PipelineRun.update(current_stage="another process").where(pm.PipelineRun.id == run_id).execute()
+                pm.PipelineRun.update(current_stage="another process").where(
+                    pm.PipelineRun.id == run_id).execute()
         error = None
     except Exception as exc:  # reported: the test says what it was
         error = f"{type(exc).__name__}: {exc}"
@@ -283,7 +306,8 @@ CHANGES = [(os.remove, "deleted"), (_replace, "replaced by another file"),
 
 @pytest.mark.parametrize("block", ["write_lock", "savepoint in peewee's atomic"])
 @pytest.mark.parametrize("change, what", CHANGES, ids=[what.split()[0] for _, what in CHANGES])
-def test_a_sqlite_file_changed_inside_a_transaction_leaves_no_lock_behind(tmp_path, change, what, block):
+def test_a_sqlite_file_changed_inside_a_transaction_leaves_no_lock_behind(tmp_path, change, what,
+                                                                          block):
     path = str(tmp_path / "p.db")
     pm.init_db(path + ".other")
     pm.db.obj.close()
@@ -293,21 +317,24 @@ def test_a_sqlite_file_changed_inside_a_transaction_leaves_no_lock_behind(tmp_pa
         with (pm.write_lock() if block == "write_lock" else database.atomic()):
             make_video("inside")
             change(path)
-            with pm.db.atomic():  # a savepoint: it cannot roll back either, and the transaction must
+            # a savepoint: it cannot roll back either, and the transaction must
+            with pm.db.atomic():
                 make_video("after")
-    # The ROLLBACK reached SQLite: this connection holds no transaction, and so no lock (in WAL mode it is
-    # in the -shm file, which a replaced database file keeps: every other writer would wait for it forever).
+    # The ROLLBACK reached SQLite: this connection holds no transaction, and so no lock (in WAL mode
+    # it is in the -shm file, which a replaced database file keeps: every other writer would wait
+    # for it forever).
     assert not database.in_transaction() and not _peewee.connection(database).in_transaction
     if what.startswith("replaced"):
-        # (A file deleted or truncated to nothing beside the -wal and -shm this process keeps open is no
-        # database a new process can open, "disk I/O error", until it closes them, in a transaction or not:
-        # stop every process, as DatabaseFileChanged says.)
+        # (A file deleted or truncated to nothing beside the -wal and -shm this process keeps open
+        # is no database a new process can open, "disk I/O error", until it closes them, in a
+        # transaction or not: stop every process, as DatabaseFileChanged says.)
         _another_process_writes(path, tmp_path)
 
 
 def test_a_rollback_sqlite_refuses_still_ends_the_transaction(tmp_path, monkeypatch):
     path = str(tmp_path / "p.db")
-    database = pm.init_db(peewee.SqliteDatabase(path))  # a plain peewee database: its own rollback()
+    # a plain peewee database: its own rollback()
+    database = pm.init_db(peewee.SqliteDatabase(path))
     make_video("before")
 
     def refused(self):
@@ -325,7 +352,8 @@ def test_a_rollback_sqlite_refuses_still_ends_the_transaction(tmp_path, monkeypa
         ["before", "from another process"]
 
 
-def test_an_error_inside_a_transaction_releases_its_locks_for_another_process(fresh_target, tmp_path):
+def test_an_error_inside_a_transaction_releases_its_locks_for_another_process(fresh_target,
+                                                                              tmp_path):
     pm.init_db(fresh_target)
     run = pm.PipelineRun.schedule("gaming", CYCLE_START)
     hold = pm.PipelineRun.update(current_stage="held").where(pm.PipelineRun.id == run.id)
@@ -376,14 +404,16 @@ def test_a_read_only_open_sees_what_a_running_writer_committed(tmp_path):
 
 @pytest.mark.parametrize("prepare, error, message", [
     (lambda path: None, CannotOpenDatabase, "there is no such file, so no database yet"),
-    (lambda path: open(path, "w").close(), CannotOpenDatabase, "the file is empty, so no database yet"),
-    (lambda path: peewee.SqliteDatabase(path).execute_sql("CREATE TABLE notes (body TEXT)"), CannotOpenDatabase,
-     "it is not a pipeline database"),
+    (lambda path: open(path, "w").close(), CannotOpenDatabase,
+     "the file is empty, so no database yet"),
+    (lambda path: peewee.SqliteDatabase(path).execute_sql("CREATE TABLE notes (body TEXT)"),
+     CannotOpenDatabase, "it is not a pipeline database"),
     (lambda path: _database_at(path, "0003_short_upload_claim"), SchemaMismatch,
-     "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, 0007_pipeline_tables, 0008_cycle: apply "
-     "them with `pipeline-models migrate`"),
+     "needs the migrations 0004_seed_schema, 0005_run_queue, 0006_analytics_latest, "
+     "0007_pipeline_tables, 0008_cycle: apply them with `pipeline-models migrate`"),
 ])
-def test_a_read_only_open_refuses_what_it_cannot_read_and_changes_nothing(tmp_path, prepare, error, message):
+def test_a_read_only_open_refuses_what_it_cannot_read_and_changes_nothing(tmp_path, prepare, error,
+                                                                          message):
     path = str(tmp_path / "p.db")
     prepare(path)
     before = _files(tmp_path)
@@ -455,7 +485,8 @@ def test_the_wal_switch_gives_up_naming_the_database(tmp_path, monkeypatch):
 
     monkeypatch.setattr(peewee.SqliteDatabase, "pragma", always_locked)
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
-    with pytest.raises(CannotOpenDatabase, match=r"p\.db'.*cannot switch to WAL: another process kept the database"):
+    with pytest.raises(CannotOpenDatabase,
+                       match=r"p\.db'.*cannot switch to WAL: another process kept the database"):
         pm.init_db(tmp_path / "p.db")
     assert pm.db.obj is None
 
@@ -483,8 +514,9 @@ def test_redact_hides_url_and_dsn_passwords_only():
     assert redact("postgresql://u:p%40ss@h:5432/db and host=h password='a b' user=u") == \
         "postgresql://u:***@h:5432/db and host=h password=*** user=u"
     assert redact("sqlite:///pipeline.db postgresql://u@h/db") == "sqlite:///pipeline.db postgresql://u@h/db"
-    # Unusual URLs that still connect: the driver splits at the LAST '@' of the address, so the password can
-    # hold one; a password with a space is hidden where the URL is the whole text or quoted.
+    # Unusual URLs that still connect: the driver splits at the LAST '@' of the address, so the
+    # password can hold one; a password with a space is hidden where the URL is the whole text or
+    # quoted.
     assert redact("could not connect to postgresql://u:p@secret@127.0.0.1:1/x") == \
         "could not connect to postgresql://u:***@127.0.0.1:1/x"
     assert redact("postgresql://u:sec ret@127.0.0.1:1/x") == "postgresql://u:***@127.0.0.1:1/x"
@@ -494,7 +526,8 @@ def test_redact_hides_url_and_dsn_passwords_only():
     assert redact("'postgresql://127.0.0.1:1/x?user=u&password=secret': connection failed") == \
         "'postgresql://127.0.0.1:1/x?user=u&password=***': connection failed"
     assert redact("host=h password='it\\'s secret' user=u") == "host=h password=*** user=u"
-    # Ordinary text keeps every word: an address with a port and no user, then an e-mail address further on.
+    # Ordinary text keeps every word: an address with a port and no user, then an e-mail address
+    # further on.
     for text in ("GET http://localhost:8080 failed; mail ops@example.com at 10:30",
                  "see https://example.com/a:b@c, user:pass@host and a@b", "postgresql://u:***@h/x"):
         assert redact(text) == text

@@ -1,4 +1,5 @@
-"""Values: aware UTC timestamps, JSON, enums, CHECK constraints and type checks, each refusing bad input."""
+"""Values: aware UTC timestamps, JSON, enums, CHECK constraints and type checks, each refusing bad
+input."""
 import datetime
 import json
 
@@ -32,18 +33,21 @@ def test_stored_as_fixed_width_utc_text_on_sqlite_and_timestamptz_on_postgres(ru
     else:
         assert stored == aware(2026, 6, 1, 10, 0)
         types = dict(database.execute_sql(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'pipeline_runs'"))
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
+            "'pipeline_runs'"))
         assert types["started_at"] == types["created_at"] == "timestamp with time zone"
 
 
 def test_sql_order_and_comparisons_follow_time_not_text(database):
     # Written in mixed offsets: as raw text with offsets, these would sort 01:30, 02:00, 03:00.
-    instants = [aware(2026, 1, 1, 3, 0, hours=5), aware(2026, 1, 1, 1, 30), aware(2026, 1, 1, 2, 0, hours=-1)]
+    instants = [aware(2026, 1, 1, 3, 0, hours=5), aware(2026, 1, 1, 1, 30), aware(2026, 1, 1, 2, 0,
+                                                                                  hours=-1)]
     for i, instant in enumerate(instants):
         pm.Analytics.create(youtube_video_id=f"v{i}", measured_at=instant)
     ordered = [a.measured_at for a in pm.Analytics.select().order_by(pm.Analytics.measured_at)]
     assert ordered == sorted(instants)
-    later = pm.Analytics.select().where(pm.Analytics.measured_at > aware(2026, 1, 1, 0, 0, hours=-2))
+    later = pm.Analytics.select().where(
+        pm.Analytics.measured_at > aware(2026, 1, 1, 0, 0, hours=-2))
     assert sorted(a.youtube_video_id for a in later) == ["v2"]
 
 
@@ -94,7 +98,8 @@ def test_extreme_instants_that_leave_the_calendar_are_refused(database):
 
 
 @pytest.mark.parametrize("value", [
-    {"hook": "Did you know?", "beats": [{"t": 0.5, "text": "Ünïcödé ✓"}], "n": 3, "ok": True, "x": None},
+    {"hook": "Did you know?", "beats": [{"t": 0.5, "text": "Ünïcödé ✓"}], "n": 3, "ok": True,
+     "x": None},
     [1, 2.5, "three", [], {}],
     {},
 ])
@@ -103,7 +108,8 @@ def test_json_round_trip(run, value):
     assert pm.Script.get_by_id(script.id).full_script_json == value
 
 
-@pytest.mark.parametrize("bad", ["just text", 5, {"x": {1, 2}}, {"x": float("nan")}, {"x": object()}])
+@pytest.mark.parametrize("bad", ["just text", 5, {"x": {1, 2}}, {"x": float("nan")},
+                                 {"x": object()}])
 def test_script_json_must_be_a_json_dict_or_list(run, bad):
     with pytest.raises(ValueError, match=r"Script\.full_script_json"):
         pm.Script.create(**{**minimal_row(pm.Script, run), "full_script_json": bad})
@@ -121,7 +127,8 @@ def test_config_none_is_stored_as_json_null_and_a_missing_value_is_refused(datab
     pm.ConfigOverride.create(key="off", value=None)
     assert database.execute_sql("SELECT value FROM config_overrides").fetchone() == ("null",)
     assert pm.ConfigOverride.get_by_id("off").value is None
-    pm.ConfigOverride.insert_rows([{"key": "bulk", "value": None}])  # bulk stores what create() stores
+    # bulk stores what create() stores
+    pm.ConfigOverride.insert_rows([{"key": "bulk", "value": None}])
     assert database.execute_sql("SELECT value FROM config_overrides WHERE key = 'bulk'").fetchone() == ("null",)
     with pytest.raises(peewee.IntegrityError, match="value"):
         pm.ConfigOverride.create(key="missing")
@@ -130,8 +137,9 @@ def test_config_none_is_stored_as_json_null_and_a_missing_value_is_refused(datab
 
 def test_config_value_is_at_most_1024_characters_of_json(database):
     pm.ConfigOverride.create(key="fits", value="x" * 1022)  # 1024 with its quotes
-    with pytest.raises(ValueError, match=r"ConfigOverride\.value: its JSON text has 1025 characters, more than "
-                                         r"the limit of 1024"):
+    with pytest.raises(ValueError,
+                       match=r"ConfigOverride\.value: its JSON text has 1025 characters, more than "
+                             r"the limit of 1024"):
         pm.ConfigOverride.create(key="long", value="x" * 1023)
     with pytest.raises(ValueError, match=r"ConfigOverride\.value: .*1027 characters"):
         pm.ConfigOverride.insert_rows([{"key": "long", "value": ["x" * 1023]}])
@@ -187,28 +195,33 @@ def test_bad_enum_value_is_refused_by_python_naming_the_field(run, model, column
     before = model.select().count()
     allowed = ", ".join(str(m.value) for m in enum)
     for bad in ("bogus", 7):
-        with pytest.raises(ValueError, match=rf"{model.__name__}\.{column}: {bad!r} is not one of: {allowed}$"):
+        with pytest.raises(ValueError,
+                           match=rf"{model.__name__}\.{column}: {bad!r} is not one of: {allowed}$"):
             model.create(**{**minimal_row(model, run, f"enum-{bad}"), column: bad})
     assert model.select().count() == before
 
 
 def _bad_for_the_database(enum):
-    """A value of the column's type that no member has: PostgreSQL refuses text in an integer column earlier."""
+    """A value of the column's type that no member has: PostgreSQL refuses text in an integer column
+    earlier."""
     return 7 if issubclass(enum, int) else "bogus"
 
 
 @pytest.mark.parametrize("model, column, enum", ENUM_COLUMNS, ids=_enum_ids)
-def test_database_check_takes_every_enum_value_and_refuses_others(run, database, model, column, enum):
+def test_database_check_takes_every_enum_value_and_refuses_others(run, database, model, column,
+                                                                  enum):
     """The CHECK guards raw SQL too, and agrees with the enum (in both schema builds)."""
     table, p = model._meta.table_name, database.param
     row = model.create(**minimal_row(model, run, "check")).get_id()
     for member in enum:
-        database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', (member.value, row))
+        database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', (member.value,
+                                                                                     row))
         assert getattr(model.get_by_id(row), column) is member
     for bad in (_bad_for_the_database(enum), *([-1, 4] if issubclass(enum, int) else ["", "LOW"])):
         with pytest.raises(peewee.IntegrityError, match="(?i)check constraint"):
             with database.atomic():
-                database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', (bad, row))
+                database.execute_sql(f'UPDATE {table} SET "{column}" = {p} WHERE id = {p}', (bad,
+                                                                                             row))
     assert getattr(model.get_by_id(row), column) is member
 
 
@@ -258,22 +271,27 @@ def test_check_constraint_refuses_and_leaves_no_row(run, model, column, bad):
 
 
 def raw_insert(database, model, row):
-    """INSERT `row` (field name -> value) with raw SQL: no Python check runs, only the database's."""
+    """INSERT `row` (field name -> value) with raw SQL: no Python check runs, only the
+    database's."""
     fields = [model._meta.fields[name] for name in row]
     json_mark = "json(?)" if isinstance(database, peewee.SqliteDatabase) else "%s::jsonb"
-    marks = ", ".join(json_mark if isinstance(f, peewee.JSONField) else database.param for f in fields)
+    marks = ", ".join(
+        json_mark if isinstance(f, peewee.JSONField) else database.param for f in fields)
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     sql = f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})'
-    params = [json.dumps(row[f.name]) if isinstance(f, peewee.JSONField) else f.db_value(row[f.name]) for f in fields]
+    params = [
+        json.dumps(row[f.name]) if isinstance(f, peewee.JSONField) else f.db_value(row[f.name]) for f in fields]
     with database.atomic():
         database.execute_sql(sql, params)
 
 
 def full_row(model, run, unique):
-    """minimal_row with the defaults filled in as create() would (raw SQL gets no Python default)."""
+    """minimal_row with the defaults filled in as create() would (raw SQL gets no Python
+    default)."""
     row = minimal_row(model, run, unique)
     for field in model._meta.sorted_fields:
-        if field.name not in row and field.default is not None and not isinstance(field, peewee.AutoField):
+        if field.name not in row and field.default is not None and not isinstance(field,
+                                                                                  peewee.AutoField):
             row[field.name] = field.default() if callable(field.default) else field.default
     return row
 
@@ -281,8 +299,10 @@ def full_row(model, run, unique):
 @pytest.mark.parametrize("model, column, bad", CHECKS, ids=lambda x: getattr(x, "__name__", str(x)))
 def test_the_database_refuses_a_raw_sql_insert_breaking_a_check(run, database, model, column, bad):
     before = model.select().count()
-    raw_insert(database, model, full_row(model, run, "raw-good"))  # the same statement, with good values, works
-    with pytest.raises(peewee.IntegrityError, match=f"(?i)check constraint.*{column}|{column}.*check"):
+    # the same statement, with good values, works
+    raw_insert(database, model, full_row(model, run, "raw-good"))
+    with pytest.raises(peewee.IntegrityError,
+                       match=f"(?i)check constraint.*{column}|{column}.*check"):
         raw_insert(database, model, {**full_row(model, run, "raw-bad"), column: bad})
     assert model.select().count() == before + 1
 
@@ -294,7 +314,8 @@ def test_the_database_refuses_a_raw_sql_insert_breaking_a_check(run, database, m
     (pm.PipelineRun, ("cycle_start", "cycle_end"), (aware(2026, 1, 1, 6), aware(2026, 1, 1))),
 ], ids=lambda x: getattr(x, "__name__", None))
 def test_the_database_refuses_a_raw_sql_end_not_after_its_start(run, database, model, columns, bad):
-    name = {pm.Clip: "clips_end_after_start", pm.PipelineRun: "pipeline_runs_cycle_end_after_start"}[model]
+    name = {pm.Clip: "clips_end_after_start",
+            pm.PipelineRun: "pipeline_runs_cycle_end_after_start"}[model]
     with pytest.raises(peewee.IntegrityError, match=name):
         raw_insert(database, model, {**full_row(model, run, "raw"), **dict(zip(columns, bad))})
     with pytest.raises(peewee.IntegrityError, match=name):
@@ -332,7 +353,8 @@ def test_wrong_types_are_refused_naming_the_field(database, column, bad, message
 
 def test_integers_beyond_32_bits_fit_counters_not_retry_counts(run):
     assert pm.Analytics.create(youtube_video_id="v", view_count=2**40).view_count == 2**40
-    assert pm.DiscoveredVideo.create(**minimal_row(pm.DiscoveredVideo, run), view_count=2**40).view_count == 2**40
+    assert pm.DiscoveredVideo.create(**minimal_row(pm.DiscoveredVideo, run),
+                                     view_count=2**40).view_count == 2**40
     with pytest.raises(ValueError, match=r"PipelineRun\.retry_count: .*32-bit"):
         pm.PipelineRun.update(retry_count=2**31).execute()
     with pytest.raises(ValueError, match=r"Clip\.rank_position: .*32-bit"):
@@ -346,7 +368,8 @@ def test_booleans_only_take_true_or_false(database):
 
 
 def test_paths_are_stored_as_text(run, tmp_path):
-    audio = pm.TTSAudio.create(pipeline_run=run, engine_used="piper", audio_file_path=tmp_path / "a.wav")
+    audio = pm.TTSAudio.create(pipeline_run=run, engine_used="piper",
+                               audio_file_path=tmp_path / "a.wav")
     assert pm.TTSAudio.get_by_id(audio.id).audio_file_path == str(tmp_path / "a.wav")
 
 
@@ -366,7 +389,8 @@ whole = pm.fields.whole_number
     (whole("f: n", 1, 5), 0, "f: n must be a whole number from 1 to 5, not 0"),
     (whole("f: n", 1, 5), True, "f: n must be a whole number from 1 to 5, not True"),
     (whole("f: n", 0, unit="rows"), -1, "f: n must be a whole number of rows, 0 or more, not -1"),
-    (whole("f: n", 0), 2 ** 63, f"f: n must be a whole number from 0 to {2 ** 63 - 1}, not {2 ** 63}"),
+    (whole("f: n", 0), 2 ** 63,
+     f"f: n must be a whole number from 0 to {2 ** 63 - 1}, not {2 ** 63}"),
     (whole("f: n", 0), -10 ** 5000, "f: n must be a whole number, 0 or more, not an int of 16610 "
                                     "bits"),
     (whole("f: n", 0), 1.0, "f: n must be a whole number, 0 or more, not 1.0"),

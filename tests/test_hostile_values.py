@@ -1,8 +1,9 @@
-"""Hostile values: every bad value, on every column and write path, is refused naming Model.field and changes
-nothing, the same on SQLite and PostgreSQL; ErrorLog stores what the database cannot hold escaped.
+"""Hostile values: every bad value, on every column and write path, is refused naming Model.field
+and changes nothing, the same on SQLite and PostgreSQL; ErrorLog stores what the database cannot
+hold escaped.
 
-Lone surrogates and NUL in text and inside JSON, JSON nested past the limit, integers beyond their column,
-floats that are not finite or not exact, and foreign keys that are not ids.
+Lone surrogates and NUL in text and inside JSON, JSON nested past the limit, integers beyond their
+column, floats that are not finite or not exact, and foreign keys that are not ids.
 """
 import datetime
 import itertools
@@ -38,9 +39,11 @@ def rows(model):
 
 
 def write_paths(model, name, bad, key, row):
-    """(label, write) for every way `bad` can reach model.name: the generic writes, then the model's operations.
+    """(label, write) for every way `bad` can reach model.name: the generic writes, then the model's
+    operations.
 
-    save and update change the row whose primary key is `key`; the others add `row` with `bad` in it.
+    save and update change the row whose primary key is `key`; the others add `row` with `bad` in
+    it.
     """
     pk, row = model._meta.primary_key, {**row, name: bad}
 
@@ -62,21 +65,25 @@ def write_paths(model, name, bad, key, row):
         paths.append(("record", lambda: pm.Analytics.record(**row)))
         paths.append(("record_many", lambda: pm.Analytics.record_many([row])))
     if model is pm.ConfigOverride and name in ("key", "value", "updated_by"):
-        paths.append(("set", lambda: pm.ConfigOverride.set(row["key"], row["value"], row.get("updated_by", "x"))))
+        paths.append(("set", lambda: pm.ConfigOverride.set(row["key"], row["value"],
+                                                           row.get("updated_by", "x"))))
     if model is pm.DiscoveredVideo and name in ("video_id", *pm.DiscoveredVideo.DISCOVER_FIELDS):
         found = {k: v for k, v in row.items() if k in pm.DiscoveredVideo.DISCOVER_FIELDS}
         paths.append(("discover", lambda: pm.DiscoveredVideo.discover(row["video_id"], **found)))
-    if model is pm.DiscoveredVideo and name == "processed":  # the pipeline's helper, on the row `key`
+    # the pipeline's helper, on the row `key`
+    if model is pm.DiscoveredVideo and name == "processed":
         paths.append(("mark_video_processed",
-                      lambda: pm.mark_video_processed(pm.DiscoveredVideo.get_by_id(key).video_id, bad)))
+                      lambda: pm.mark_video_processed(pm.DiscoveredVideo.get_by_id(key).video_id,
+                                                      bad)))
     if model is pm.PipelineRun and name in ("niche", "cycle_start", "cycle_end"):
-        paths.append(("schedule", lambda: pm.PipelineRun.schedule(row["niche"], row["cycle_start"], row["cycle_end"])))
+        paths.append(("schedule", lambda: pm.PipelineRun.schedule(row["niche"], row["cycle_start"],
+                                                                  row["cycle_end"])))
     return paths
 
 
 def assert_refused_everywhere(model, name, bads, run, why=""):
-    """Every write path raises ValueError or TypeError naming Model.field (and matching `why`) for each of
-    `bads`, and the table is left as it was."""
+    """Every write path raises ValueError or TypeError naming Model.field (and matching `why`) for
+    each of `bads`, and the table is left as it was."""
     label = f"{model.__name__}.{name}"
     key = model.create(**minimal_row(model, run, next(_unique))).get_id()  # for save and update
     row = minimal_row(model, run, next(_unique))
@@ -98,8 +105,10 @@ def assert_refused_everywhere(model, name, bads, run, why=""):
 @pytest.mark.parametrize("model", pm.ALL_MODELS, ids=lambda model: model.__name__)
 def test_a_lone_surrogate_or_nul_in_any_column_is_refused_naming_it(run, model):
     for name in [name for m, name in COLUMNS if m is model]:
-        text_column = isinstance(model._meta.fields[name], TEXT)  # other columns refuse any string their own way
-        assert_refused_everywhere(model, name, SURROGATES, run, "lone surrogate" if text_column else "")
+        # other columns refuse any string their own way
+        text_column = isinstance(model._meta.fields[name], TEXT)
+        assert_refused_everywhere(model, name, SURROGATES, run,
+                                  "lone surrogate" if text_column else "")
         assert_refused_everywhere(model, name, [NUL], run, "NUL" if text_column else "")
 
 
@@ -111,14 +120,16 @@ def test_valid_unicode_beyond_ascii_is_stored_as_it_is(run):
     assert pm.Clip.get_by_id(created.id).transcript == text
     assert pm.Analytics.get().youtube_video_id == text[:10]
     found = pm.DiscoveredVideo.get_by_id(video.id)
-    assert (found.video_id, found.title, found.channel_name, found.niche) == (text[:12], text, text, text[:6])
+    assert (found.video_id, found.title, found.channel_name, found.niche) == (text[:12], text, text,
+                                                                              text[:6])
     assert [v.id for v in pm.get_pending_videos(text[:6])] == [video.id]
 
 
 def test_bulk_finds_a_surrogate_among_many_ascii_and_non_ascii_rows(database):
     snapshots = [(f"v{i}" if i % 2 else f"vidéo{i}", None, i) + (None,) * 9 for i in range(500)]
     snapshots[321] = (SURROGATES[1], None, 1) + (None,) * 9
-    with pytest.raises(ValueError, match=r"row 321: Analytics\.youtube_video_id: text holds the lone surrogate"):
+    with pytest.raises(ValueError,
+                       match=r"row 321: Analytics\.youtube_video_id: text holds the lone surrogate"):
         pm.Analytics.record_many(snapshots, chunk_size=200)
     assert pm.Analytics.select().count() == 0
 
@@ -153,7 +164,8 @@ def circular():
 def test_json_nested_past_the_limit_is_refused_naming_the_field(run, target):
     model, name = target
     limit = fields.JSON_MAX_DEPTH
-    bads = [nested(limit + 1), nested(limit + 1, dict), nested(3000), nested(3000, dict), circular()]
+    bads = [nested(limit + 1), nested(limit + 1, dict), nested(3000), nested(3000, dict),
+            circular()]
     assert_refused_everywhere(model, name, bads, run, f"nested more than {limit}")
 
 
@@ -203,7 +215,8 @@ def test_json_big_integers_and_ordinary_floats_round_trip_exactly_on_both_backen
 
 def test_jsonb_floats_that_would_read_back_as_ints_are_refused(run):
     bads = [[1e16], {"x": -1.5e300}, [1, [2, 1.7976931348623157e308]]]
-    assert_refused_everywhere(pm.Script, "full_script_json", bads, run, "would read back from PostgreSQL's jsonb")
+    assert_refused_everywhere(pm.Script, "full_script_json", bads, run,
+                              "would read back from PostgreSQL's jsonb")
 
 
 def test_json_text_keeps_large_floats_as_floats(run):
@@ -218,10 +231,12 @@ def test_json_non_finite_floats_are_refused(run):
         assert_refused_everywhere(model, name, bads, run, "not JSON compliant")
 
 
-@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="Python < 3.11 writes ints of any length")
+@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"),
+                    reason="Python < 3.11 writes ints of any length")
 def test_json_integers_python_will_not_write_as_text_are_refused(run):
     for model, name in JSON_COLUMNS:
-        assert_refused_everywhere(model, name, [[10 ** (sys.get_int_max_str_digits() + 1)]], run, "Exceeds the limit")
+        assert_refused_everywhere(model, name, [[10 ** (sys.get_int_max_str_digits() + 1)]], run,
+                                  "Exceeds the limit")
 
 
 # --- numbers: integers beyond their column, floats that are not finite or not exact -------------
@@ -229,7 +244,8 @@ def test_json_integers_python_will_not_write_as_text_are_refused(run):
 INT_COLUMNS = [(m, f.name, 64 if isinstance(f, fields.CheckedBigIntegerField) else 32)
                for m, n in COLUMNS for f in [m._meta.fields[n]]
                if isinstance(f, (fields.CheckedIntegerField, fields.CheckedBigIntegerField))]
-FLOAT_COLUMNS = [(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n], fields.CheckedFloatField)]
+FLOAT_COLUMNS = [(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n],
+                                                          fields.CheckedFloatField)]
 
 
 def test_integers_beyond_their_column_are_refused_on_every_write_path(run):
@@ -240,8 +256,10 @@ def test_integers_beyond_their_column_are_refused_on_every_write_path(run):
 
 def test_floats_not_finite_or_not_exact_are_refused_on_every_write_path(run):
     for model, name in FLOAT_COLUMNS:
-        assert_refused_everywhere(model, name, [float("nan"), float("inf"), float("-inf")], run, "not a finite")
-        assert_refused_everywhere(model, name, [2 ** 53 + 1, -(2 ** 60) - 1], run, "has no exact float")
+        assert_refused_everywhere(model, name, [float("nan"), float("inf"), float("-inf")], run,
+                                  "not a finite")
+        assert_refused_everywhere(model, name, [2 ** 53 + 1, -(2 ** 60) - 1], run,
+                                  "has no exact float")
         assert_refused_everywhere(model, name, [10 ** 400], run, "too large")
 
 
@@ -250,10 +268,13 @@ def test_floats_not_finite_or_not_exact_are_refused_on_every_write_path(run):
 CHAR_COLUMNS = [(m, n, m._meta.fields[n].max_length) for m, n in COLUMNS
                 if isinstance(m._meta.fields[n], fields.CheckedCharField)]
 WRONG_TYPES = [  # (field class, values of another type, the refusal)
-    ((fields.CheckedCharField, fields.CheckedTextField), [5, 1.5, b"x", True, ["x"]], "expected text"),
-    ((fields.CheckedIntegerField, fields.CheckedBigIntegerField), ["5", 5.0, True, b"1", [1]], "expected an integer"),
+    ((fields.CheckedCharField, fields.CheckedTextField), [5, 1.5, b"x", True, ["x"]],
+     "expected text"),
+    ((fields.CheckedIntegerField, fields.CheckedBigIntegerField), ["5", 5.0, True, b"1", [1]],
+     "expected an integer"),
     (fields.CheckedFloatField, ["0.5", True, b"1", [0.5]], "expected a number"),
-    (fields.UTCDateTimeField, [datetime.datetime(2026, 1, 1), datetime.date(2026, 1, 1), "yesterday", 1767225600],
+    (fields.UTCDateTimeField, [datetime.datetime(2026, 1, 1), datetime.date(2026, 1, 1),
+                               "yesterday", 1767225600],
      "naive datetime|expected an aware datetime|isoformat"),
     (fields.CheckedBooleanField, ["false", 1, 0, "True"], "expected True or False"),
 ]
@@ -262,7 +283,8 @@ WRONG_TYPES = [  # (field class, values of another type, the refusal)
 def test_text_longer_than_its_column_is_refused_on_every_write_path(run):
     for model, name, limit in CHAR_COLUMNS:
         for char in ("x", "é"):  # the limit counts characters, not bytes
-            assert_refused_everywhere(model, name, [char * (limit + 1)], run, f"longer than the limit of {limit}")
+            assert_refused_everywhere(model, name, [char * (limit + 1)], run,
+                                      f"longer than the limit of {limit}")
 
 
 def test_text_of_exactly_its_columns_limit_is_stored_whole(run):
@@ -277,19 +299,25 @@ def test_values_of_the_wrong_type_are_refused_on_every_write_path(run):
     for kinds, bads, why in WRONG_TYPES:
         for model, name in COLUMNS:
             if isinstance(model._meta.fields[name], kinds):
-                # The operations (discover, schedule) say what they need instead: "... needs the video's id".
+                # The operations (discover, schedule) say what they need instead: "... needs the
+                # video's id".
                 assert_refused_everywhere(model, name, bads, run, f"({why}| needs )")
                 checked.add((model, name))
-    untyped = {(m, n) for m, n in COLUMNS if not isinstance(m._meta.fields[n], (fields.CheckedJSONField,
-                                                                                 fields.JSONTextField))}
-    # Every column is in one of the kinds above, but for enums (below) and JSON (any JSON value is valid).
-    assert untyped - checked == {(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n], fields._EnumChecks)}
+    untyped = {(m, n) for m, n in COLUMNS if not isinstance(m._meta.fields[n],
+                                                            (fields.CheckedJSONField,
+                                                              fields.JSONTextField))}
+    # Every column is in one of the kinds above, but for enums (below) and JSON (any JSON value is
+    # valid).
+    assert untyped - checked == {(m, n) for m, n in COLUMNS if isinstance(m._meta.fields[n],
+                                                                          fields._EnumChecks)}
 
 
 ENUMS = [
-    (pm.DiscoveredVideo, "processed", [4, -1, True, "1", 1.5, 2 ** 40, "pending", pm.ShortStatus.pending]),
+    (pm.DiscoveredVideo, "processed", [4, -1, True, "1", 1.5, 2 ** 40, "pending",
+                                       pm.ShortStatus.pending]),
     (pm.DiscoveredVideo, "content_id_risk", ["none", "LOW", " low", "", 0]),
-    (pm.PipelineRun, "status", ["awaiting_review", "published", "Pending", "", 1]),  # 0.1's names too
+    # 0.1's names too
+    (pm.PipelineRun, "status", ["awaiting_review", "published", "Pending", "", 1]),
     (pm.Clip, "extraction_method", ["heatmap", "MOST_REPLAYED", "", 1]),
     (pm.Clip, "content_id_risk", ["none", "LOW", "", 0]),
     (pm.Short, "status", ["rendered", "published", "", 0]),
@@ -297,7 +325,8 @@ ENUMS = [
 ]
 
 
-@pytest.mark.parametrize("model, name, bads", ENUMS, ids=lambda x: getattr(x, "__name__", x) if not isinstance(x, list)
+@pytest.mark.parametrize("model, name, bads", ENUMS,
+                         ids=lambda x: getattr(x, "__name__", x) if not isinstance(x, list)
                          else "")
 def test_an_enum_column_refuses_what_is_not_a_member_on_every_write_path(run, model, name, bads):
     allowed = ", ".join(str(member.value) for member in model._meta.fields[name].enum_class)
@@ -321,13 +350,16 @@ def test_a_foreign_key_of_the_models_takes_a_row_of_its_model_or_an_id_only(run)
         other = pm.ErrorLog(id=1) if model._meta.fields[name].rel_model is not pm.ErrorLog else pm.Short(id=1)
         bads = [1.5, True, "1", b"1", other]
         assert_refused_everywhere(model, name, bads, run, "expected a")
-        assert_refused_everywhere(model, name, [2 ** 31, -(2 ** 31) - 1], run, "does not fit in a 32-bit")
+        assert_refused_everywhere(model, name, [2 ** 31, -(2 ** 31) - 1], run,
+                                  "does not fit in a 32-bit")
 
 
 def test_an_exact_integer_into_a_float_column_is_stored_as_that_float(database):
-    pm.Analytics.record_many([("v", None, None, None, None, 2 ** 53, None, None, 2 ** 70, None, None, 3)])
+    pm.Analytics.record_many([("v", None, None, None, None, 2 ** 53, None, None, 2 ** 70, None,
+                               None, 3)])
     row = pm.Analytics.get()
-    assert (row.average_view_duration_seconds, row.estimated_revenue_usd, row.watch_time_minutes) == (
+    assert (row.average_view_duration_seconds, row.estimated_revenue_usd,
+            row.watch_time_minutes) == (
         2.0 ** 53, 2.0 ** 70, 3.0)
 
 
@@ -335,7 +367,8 @@ def test_an_exact_integer_into_a_float_column_is_stored_as_that_float(database):
 
 
 class Parent(peewee.Model):
-    """A throwaway model for the checked foreign key (the package's models keep their own tables)."""
+    """A throwaway model for the checked foreign key (the package's models keep their own
+    tables)."""
 
     class Meta:
         database = pm.db
@@ -364,8 +397,11 @@ def test_a_checked_foreign_key_takes_a_row_or_its_id_only(parent_child):
     assert Child.create(parent=parent).parent_id == parent.id
     assert Child.create(parent=parent.id).parent_id == parent.id
     Child.insert_many([{"parent": parent}, {"parent": None}]).execute()
-    for bad, why in [(2 ** 31, "does not fit in a 32-bit"), (2 ** 70, "does not fit"), (1.5, "expected a Parent"),
-                     (True, "expected a Parent"), ("1", "expected a Parent"), ("\ud800", "expected a Parent"),
+    for bad, why in [(2 ** 31, "does not fit in a 32-bit"), (2 ** 70, "does not fit"), (1.5,
+                                                                                        "expected "
+                                                                                        "a Parent"),
+                     (True, "expected a Parent"), ("1", "expected a Parent"), ("\ud800",
+                                                                               "expected a Parent"),
                      (Child(id=1), "expected a Parent")]:
         for write in (lambda: Child.create(parent=bad), lambda: Child.update(parent=bad).execute()):
             with pytest.raises(ValueError, match=rf"Child\.parent: .*{why}"):
@@ -393,7 +429,8 @@ def test_record_stores_nul_and_lone_surrogates_escaped(run):
         except RuntimeError as exc:
             error = pm.ErrorLog.record(exc, f"render {message}", pipeline_run=run)
         row = pm.ErrorLog.get_by_id(error.id)
-        assert (row.error_type, row.error_message, row.module) == ("RuntimeError", stored, f"render {stored}")
+        assert (row.error_type, row.error_message, row.module) == ("RuntimeError", stored,
+                                                                   f"render {stored}")
         assert row.stack_trace.endswith(f"RuntimeError: {stored}\n") and "in raise_" in row.stack_trace
         assert row.pipeline_run_id == run.id
 
@@ -414,15 +451,20 @@ def test_log_error_refuses_what_it_cannot_store_naming_the_column(run):
         (("m", " ", "m"), {}, r"ErrorLog\.error_type: log_error needs the error type"),
         (("m", "E", None), {}, r"ErrorLog\.error_message: log_error needs the error message"),
         ((5, "E", "m"), {}, r"ErrorLog\.module"),
-        (("m" * 256, "E", "m"), {}, r"ErrorLog\.module: text of 256 characters is longer than the limit of 255"),
-        (("m", "E", "m"), {"pipeline_run_id": "1"}, r"ErrorLog\.pipeline_run: expected a PipelineRun or its id"),
-        (("m", "E", "m"), {"pipeline_run_id": 1.5}, r"ErrorLog\.pipeline_run: expected a PipelineRun or its id"),
+        (("m" * 256, "E", "m"), {},
+         r"ErrorLog\.module: text of 256 characters is longer than the limit of 255"),
+        (("m", "E", "m"), {"pipeline_run_id": "1"},
+         r"ErrorLog\.pipeline_run: expected a PipelineRun or its id"),
+        (("m", "E", "m"), {"pipeline_run_id": 1.5},
+         r"ErrorLog\.pipeline_run: expected a PipelineRun or its id"),
         (("m", "E", "m"), {"pipeline_run_id": 2 ** 31}, r"ErrorLog\.pipeline_run: .*32-bit"),
         (("m", "E", "m"), {"stack_trace": b"tb"}, r"ErrorLog\.stack_trace: expected text"),
     ]:
         with pytest.raises((ValueError, TypeError), match=why):
             pm.log_error(*args, **kwargs)
-    with pytest.raises(ValueError, match=rf"^ErrorLog\.pipeline_run: no PipelineRun has the id {run.id + 1000} "):
+    with pytest.raises(ValueError,
+                       match=r"^ErrorLog\.pipeline_run: no PipelineRun has the id "
+                             rf"{run.id + 1000} "):
         pm.log_error("m", "E", "m", pipeline_run_id=run.id + 1000)  # a run that does not exist
     assert pm.ErrorLog.select().count() == 0
 
@@ -464,14 +506,16 @@ def test_record_survives_a_broken_str_and_a_very_long_class_name(database):
 
 
 def test_record_takes_an_exception_only(database):
-    with pytest.raises(TypeError, match="ErrorLog.record: exc must be the exception caught, not str"):
+    with pytest.raises(TypeError,
+                       match="ErrorLog.record: exc must be the exception caught, not str"):
         pm.ErrorLog.record("disk full", "render")
     assert pm.ErrorLog.select().count() == 0
 
 
 def test_capture_failing_to_record_leaves_the_callers_transaction_usable(database, monkeypatch):
     def failing_insert(*args, **kwargs):
-        pm.db.execute_sql("SELECT * FROM no_such_table")  # a database error: on PostgreSQL it aborts the transaction
+        # a database error: on PostgreSQL it aborts the transaction
+        pm.db.execute_sql("SELECT * FROM no_such_table")
 
     monkeypatch.setattr(pm.ErrorLog, "record", failing_insert)
     with pm.db.atomic():
@@ -493,7 +537,8 @@ def test_records_written_directly_are_still_checked(database):
 def test_json_that_would_read_back_changed_is_refused(run, target):
     model, name = target
     bads = [{1: "a"}, {"a": {None: 1}}, {"ok": [1, {2.5: "x"}]}, [(1, 2)], {"k": (1,)}]
-    assert_refused_everywhere(model, name, bads, run, "a JSON key must be a string|a tuple would read back as a list")
+    assert_refused_everywhere(model, name, bads, run,
+                              "a JSON key must be a string|a tuple would read back as a list")
 
 
 def test_config_values_count_characters_not_escapes(database):
@@ -503,15 +548,16 @@ def test_config_values_count_characters_not_escapes(database):
         pm.ConfigOverride.set("greeting", "é" * 1023)
 
 
-# --- refusals of the database, and arithmetic, name what they refuse (issue 22) ---------------------
+# --- refusals of the database, and arithmetic, name what they refuse (issue 22) -------------------
 
 REQUIRED = [(model, f.name) for model in pm.ALL_MODELS for f in model._meta.sorted_fields
             if not f.null and not isinstance(f, peewee.AutoField) and f.db_value(None) is None
             and f is not pm.PipelineRun.updated_at]  # save() stamps it, whatever was given
 REFERENCES = [(model, f.name) for model in pm.ALL_MODELS for f in model._meta.refs]
 CHECKED = [(model, f.name) for model in pm.ALL_MODELS for f in model._meta.sorted_fields
-           if any(">= 0" in str(getattr(c, "sql", c)) or "rank_position" in str(getattr(c, "sql", c))
-                  for c in f.constraints or ())]
+           if any(
+               ">= 0" in str(getattr(c, "sql", c)) or "rank_position" in str(getattr(c, "sql", c))
+               for c in f.constraints or ())]
 
 
 @pytest.mark.parametrize("target", REQUIRED, ids=_ids)
@@ -519,7 +565,8 @@ def test_none_for_a_column_that_needs_a_value_is_refused_naming_it(run, target):
     model, name = target
     row = {**minimal_row(model, run, next(_unique)), name: None}
     before = rows(model)
-    with pytest.raises(ValueError, match=rf"^{model.__name__}\.{name}: a value is required, not None$"):
+    with pytest.raises(ValueError,
+                       match=rf"^{model.__name__}\.{name}: a value is required, not None$"):
         model.create(**row)
     assert rows(model) == before
 
@@ -530,8 +577,9 @@ def test_a_foreign_key_naming_no_row_is_refused_naming_the_field_and_the_id(run,
     field = model._meta.fields[name]
     row = {**minimal_row(model, run, next(_unique)), name: 987654}
     before = rows(model)
-    with pytest.raises(peewee.IntegrityError, match=rf"^{model.__name__}\.{name}: no {field.rel_model.__name__} "
-                                                    r"has the id 987654 \("):
+    with pytest.raises(peewee.IntegrityError,
+                       match=rf"^{model.__name__}\.{name}: no {field.rel_model.__name__} "
+                             r"has the id 987654 \("):
         with pm.db.atomic():
             model.create(**row)
     assert rows(model) == before
@@ -542,7 +590,8 @@ def test_a_value_a_check_refuses_is_refused_naming_the_field(run, target):
     model, name = target
     row = {**minimal_row(model, run, next(_unique)), name: -1}
     before = rows(model)
-    with pytest.raises(peewee.IntegrityError, match=rf"^{model.__name__}\.{name}: -1 breaks the rule "):
+    with pytest.raises(peewee.IntegrityError,
+                       match=rf"^{model.__name__}\.{name}: -1 breaks the rule "):
         with pm.db.atomic():
             model.create(**row)
     assert rows(model) == before
@@ -550,12 +599,14 @@ def test_a_value_a_check_refuses_is_refused_naming_the_field(run, target):
 
 def test_a_table_rule_names_its_fields_and_a_taken_value_its_columns(run):
     video = make_video("v1")
-    with pytest.raises(peewee.IntegrityError, match=r"^Clip\.start_time_seconds, Clip\.end_time_seconds: 5\.0, "
-                                                    r"5\.0 breaks the rule end_time_seconds > start_time_seconds"):
+    with pytest.raises(peewee.IntegrityError,
+                       match=r"^Clip\.start_time_seconds, Clip\.end_time_seconds: 5\.0, "
+                             r"5\.0 breaks the rule end_time_seconds > start_time_seconds"):
         with pm.db.atomic():
             make_clip(run, video, start_time_seconds=5.0, end_time_seconds=5.0)
     make_video("v2", title="t")
-    with pytest.raises(peewee.IntegrityError, match=r"^DiscoveredVideo\.video_id: .*taken by another row"):
+    with pytest.raises(peewee.IntegrityError,
+                       match=r"^DiscoveredVideo\.video_id: .*taken by another row"):
         with pm.db.atomic():
             make_video("v2")
 
@@ -571,7 +622,8 @@ def test_a_now_off_the_calendar_is_refused_naming_it_and_changes_nothing(run, wh
     pm.Analytics.record("v", view_count=1)
     before = [rows(m) for m in (pm.PipelineRun, pm.Analytics)]
     calls = [("fail", lambda: claimed.fail("boom", now=when)),
-             ("requeue_stale", lambda: pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=1), now=when)),
+             ("requeue_stale", lambda: pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=1),
+                                                                    now=when)),
              ("claim_next", lambda: pm.PipelineRun.claim_next("w2", now=when)),
              ("Analytics.compact", lambda: pm.Analytics.compact(now=when))]
     for operation, call in calls:
@@ -583,15 +635,17 @@ def test_a_now_off_the_calendar_is_refused_naming_it_and_changes_nothing(run, wh
 @pytest.mark.parametrize("bad", [2 ** 1024, 10 ** 9 + 1, 0, -5, 1.5, True, "10"])
 def test_compact_refuses_a_batch_size_it_cannot_use_naming_it(database, bad):
     pm.Analytics.record("v", view_count=1)
-    with pytest.raises(ValueError, match=r"^Analytics\.compact: batch_size must be a whole number of rows from 1 "):
+    with pytest.raises(ValueError,
+                       match=r"^Analytics\.compact: batch_size must be a whole number of rows from "
+                             r"1 "):
         pm.Analytics.compact(batch_size=bad)
     assert pm.Analytics.select().count() == 1
 
 
 def test_no_hostile_value_escapes_as_a_bare_database_or_overflow_error(run):
-    """The count the issue asks for: every column of every model, fed values that overflow, break a rule or name
-    nothing, through create(): each refusal is a ValueError, TypeError or IntegrityError naming Model.field; none
-    is a bare OverflowError or DataError."""
+    """The count the issue asks for: every column of every model, fed values that overflow, break a
+    rule or name nothing, through create(): each refusal is a ValueError, TypeError or
+    IntegrityError naming Model.field; none is a bare OverflowError or DataError."""
     bare = []
     for model in pm.ALL_MODELS:
         for field in model._meta.sorted_fields:
@@ -605,7 +659,9 @@ def test_no_hostile_value_escapes_as_a_bare_database_or_overflow_error(run):
                 except (ValueError, TypeError, peewee.IntegrityError) as exc:
                     named = str(exc).startswith(f"{model.__name__}.") or f"{model.__name__}.{field.name}" in str(exc)
                     if not named:
-                        bare.append((model.__name__, field.name, bad if len(repr(bad)) < 30 else "...", repr(exc)))
+                        bare.append((model.__name__, field.name,
+                                     bad if len(repr(bad)) < 30 else "...", repr(exc)))
                 except Exception as exc:  # noqa: BLE001  (exactly what the count is about)
-                    bare.append((model.__name__, field.name, bad if len(repr(bad)) < 30 else "...", repr(exc)))
+                    bare.append((model.__name__, field.name, bad if len(repr(bad)) < 30 else "...",
+                                 repr(exc)))
     assert bare == []

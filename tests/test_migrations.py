@@ -1,4 +1,5 @@
-"""Migrations: they build what the models describe, upgrade old databases intact, and ship in the wheel."""
+"""Migrations: they build what the models describe, upgrade old databases intact, and ship in the
+wheel."""
 import datetime
 import json
 import os
@@ -30,7 +31,8 @@ def runner(database):
 
 
 def test_migrations_are_numbered_and_complete():
-    names = [m.name for m in Runner(peewee.SqliteDatabase(":memory:"), str(pm.MIGRATIONS_DIR)).migrations()]
+    names = [
+        m.name for m in Runner(peewee.SqliteDatabase(":memory:"), str(pm.MIGRATIONS_DIR)).migrations()]
     assert names == ALL
 
 
@@ -51,12 +53,15 @@ def _tables():
 
 def _columns(database):
     """(name, type with its length, NULL-ness, primary key) of every column, per table."""
-    return {t: sorted((c.name, c.full_type or c.data_type, c.null, c.primary_key) for c in database.get_columns(t))
-            for t in _tables()}
+    return {
+        t: sorted(
+            (c.name, c.full_type or c.data_type, c.null, c.primary_key) for c in database.get_columns(t))
+        for t in _tables()}
 
 
 def _indexes(database):
-    return {t: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(t)) for t in _tables()}
+    return {
+        t: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(t)) for t in _tables()}
 
 
 def _foreign_keys(database):
@@ -73,13 +78,15 @@ def _foreign_keys(database):
 
 
 def _checks(database):
-    """The CHECK constraints' expressions, per table (PostgreSQL; SQLite keeps them in the CREATE text)."""
+    """The CHECK constraints' expressions, per table (PostgreSQL; SQLite keeps them in the CREATE
+    text)."""
     sql = """SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c' AND conrelid = %s::regclass"""
     return {t: sorted(r[0] for r in database.execute_sql(sql, (t,))) for t in _tables()}
 
 
 def migrated_and_direct(fresh_target, request):
-    """The fresh target brought up by the migrations, and an empty database of its kind made by create_tables."""
+    """The fresh target brought up by the migrations, and an empty database of its kind made by
+    create_tables."""
     migrated = pm.init_db(fresh_target)
     if isinstance(migrated, peewee.SqliteDatabase):
         direct = peewee.SqliteDatabase(":memory:")
@@ -91,7 +98,8 @@ def migrated_and_direct(fresh_target, request):
 
 
 def test_migrated_schema_matches_create_tables_column_for_column(fresh_target, request):
-    """schema_diff compares names only; types, NULL-ness, index names and ON DELETE must match too."""
+    """schema_diff compares names only; types, NULL-ness, index names and ON DELETE must match
+    too."""
     migrated, direct = migrated_and_direct(fresh_target, request)
     assert _columns(migrated) == _columns(direct)
     assert _foreign_keys(migrated) == _foreign_keys(direct)
@@ -141,9 +149,11 @@ def test_database_at_0001_upgrades_with_every_row_intact(fresh_target):
     assert run.status is pm.RunStatus.uploaded and run.retry_count == 0
     assert run.created_at == run.cycle_start == pm.utcnow().replace(2024, 5, 1, 10, 5, 0, 250000)
     assert run.heartbeat_at is None and run.error_message is None and run.legacy_video_id == video.id
-    assert [(c.start_time_seconds, c.end_time_seconds, c.rank_position, c.discovered_video_id) for c in run.clips] == [
+    assert [
+        (c.start_time_seconds, c.end_time_seconds, c.rank_position, c.discovered_video_id) for c in run.clips] == [
         (3.5, 48.0, 1, video.id)]
-    pm.Short.create(pipeline_run=run, clip=run.clips[0])  # and the new tables work with the old rows
+    # and the new tables work with the old rows
+    pm.Short.create(pipeline_run=run, clip=run.clips[0])
 
 
 def test_three_table_database_without_history_is_adopted(fresh_target):
@@ -169,14 +179,16 @@ def test_a_database_made_by_create_tables_is_adopted_as_current(tmp_path):
 
     database = pm.init_db(path)
 
-    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
+    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [
+        (name, True) for name in ALL]
     assert pm.DiscoveredVideo.get().video_id == "kept"
 
 
 def test_a_database_with_only_some_original_tables_is_refused_unchanged(tmp_path):
     path = tmp_path / "odd.db"
     odd = peewee.SqliteDatabase(str(path))
-    odd.execute_sql("CREATE TABLE discovered_videos (id INTEGER PRIMARY KEY, youtube_video_id TEXT)")
+    odd.execute_sql("CREATE TABLE discovered_videos (id INTEGER PRIMARY KEY, youtube_video_id "
+                    "TEXT)")
     odd.close()
     before = path.read_bytes()
     with pytest.raises(SchemaMismatch, match="discovered_videos but not pipeline_runs, clips"):
@@ -194,7 +206,9 @@ def test_adopting_tables_that_lack_columns_is_refused_and_rolled_back(tmp_path):
     for table in ("discovered_videos", "pipeline_runs", "clips"):
         other.execute_sql(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY)")
     other.close()
-    with pytest.raises(SchemaMismatch, match="are neither the pipeline's nor this package's: it will not be adopted"):
+    with pytest.raises(SchemaMismatch,
+                       match="are neither the pipeline's nor this package's: it will not be "
+                             "adopted"):
         pm.init_db(path)
     check = peewee.SqliteDatabase(str(path))
     assert sorted(check.get_tables()) == ["clips", "discovered_videos", "pipeline_runs"]
@@ -224,22 +238,27 @@ def test_0007_cannot_be_undone_and_refusing_changes_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_migrations_ship_in_a_non_editable_wheel(tmp_path):
-    """Build a wheel, install it into a fresh virtual environment, and migrate from outside the checkout."""
+    """Build a wheel, install it into a fresh virtual environment, and migrate from outside the
+    checkout."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     source, dist, venv = tmp_path / "source", tmp_path / "dist", tmp_path / "venv"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md", "pipeline_models"):  # build a copy: the checkout stays clean
+    # build a copy: the checkout stays clean
+    for name in ("pyproject.toml", "README.md", "pipeline_models"):
         copy = shutil.copytree if os.path.isdir(os.path.join(root, name)) else shutil.copy
         copy(os.path.join(root, name), source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, source],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+         dist, source],
         check=True,
     )
     (wheel,) = dist.glob("pipeline_models-*.whl")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], check=True)
-    # peewee comes from this environment (the fresh one has no network need); the package from the wheel.
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel],
+                   check=True)
+    # peewee comes from this environment (the fresh one has no network need); the package from the
+    # wheel.
     site = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True, capture_output=True, text=True,
@@ -268,17 +287,22 @@ T2 = T.replace(day=2)
 
 # A 0003 database with rows in every table, in 0003's column names.
 ROWS_AT_0003 = {
-    "discovered_videos": [dict(id=1, youtube_video_id="src1", title="Canyons", discovered_at=T, status="processed")],
+    "discovered_videos": [dict(id=1, youtube_video_id="src1", title="Canyons", discovered_at=T,
+                               status="processed")],
     "pipeline_runs": [
-        dict(id=1, discovered_video_id=1, status="published", attempts=1, created_at=T, updated_at=T2),
-        dict(id=2, discovered_video_id=1, status="failed", attempts=2, created_at=T, updated_at=T, last_error="boom"),
+        dict(id=1, discovered_video_id=1, status="published", attempts=1, created_at=T,
+             updated_at=T2),
+        dict(id=2, discovered_video_id=1, status="failed", attempts=2, created_at=T, updated_at=T,
+             last_error="boom"),
     ],
     "clips": [dict(id=1, pipeline_run_id=1, start_seconds=3.5, end_seconds=48.0, created_at=T)],
     "scripts": [
         dict(id=1, pipeline_run_id=1, title="Canyons in 60 s", hook="Did you know?",
-             full_script_json={"hook": "Did you know?", "beats": ["ab", "cde"], "n": 3}, llm_model="gpt-4.1-mini",
-             prompt_tokens=1800, completion_tokens=420, cost_usd=0.00123, created_at=T),
-        dict(id=3, pipeline_run_id=2, full_script_json=["one two", {"k": "three"}, 4], created_at=T2),
+             full_script_json={"hook": "Did you know?", "beats": ["ab", "cde"], "n": 3},
+             llm_model="gpt-4.1-mini", prompt_tokens=1800, completion_tokens=420, cost_usd=0.00123,
+             created_at=T),
+        dict(id=3, pipeline_run_id=2, full_script_json=["one two", {"k": "three"}, 4],
+             created_at=T2),
     ],
     "tts_audio": [
         dict(id=1, pipeline_run_id=1, file_path="/audio/1.wav", voice="alloy", provider="openai",
@@ -286,20 +310,22 @@ ROWS_AT_0003 = {
         dict(id=2, pipeline_run_id=2, file_path="/audio/2.wav", created_at=T2),
     ],
     "shorts": [
-        dict(id=1, pipeline_run_id=1, clip_id=1, title="Canyons #shorts", description="Why rivers carve down.",
-             file_path="/shorts/1.mp4", duration_seconds=44.5, status="uploaded", youtube_video_id="yt1",
-             youtube_url="https://youtube.com/shorts/yt1", uploaded_at=T2, upload_started_at=T2, created_at=T),
+        dict(id=1, pipeline_run_id=1, clip_id=1, title="Canyons #shorts",
+             description="Why rivers carve down.", file_path="/shorts/1.mp4", duration_seconds=44.5,
+             status="uploaded", youtube_video_id="yt1",
+             youtube_url="https://youtube.com/shorts/yt1", uploaded_at=T2, upload_started_at=T2,
+             created_at=T),
         dict(id=2, pipeline_run_id=2, status="pending", created_at=T),
     ],
     "analytics": [
-        dict(id=1, youtube_video_id="yt1", measured_at=T, views=1500, engaged_views=900, likes=80, comments=7,
-             shares=3, watch_time_minutes=600.5, avg_view_duration_seconds=24.0, ctr=0.05, subscribers_gained=2,
-             revenue_usd=1.25),
+        dict(id=1, youtube_video_id="yt1", measured_at=T, views=1500, engaged_views=900, likes=80,
+             comments=7, shares=3, watch_time_minutes=600.5, avg_view_duration_seconds=24.0,
+             ctr=0.05, subscribers_gained=2, revenue_usd=1.25),
         dict(id=2, youtube_video_id="yt1", measured_at=T2, views=2 ** 40, likes=0),
     ],
     "review_logs": [
-        dict(id=1, pipeline_run_id=1, message_id="chat:1", sent_at=T, action="edit", detail="Shorter title",
-             reviewer="@alice", responded_at=T2, auto_held=False),
+        dict(id=1, pipeline_run_id=1, message_id="chat:1", sent_at=T, action="edit",
+             detail="Shorter title", reviewer="@alice", responded_at=T2, auto_held=False),
         dict(id=2, pipeline_run_id=2, sent_at=T, auto_held=True),
     ],
     "config_overrides": [
@@ -308,80 +334,90 @@ ROWS_AT_0003 = {
         dict(id=5, key="off", value=None, updated_by="system", updated_at=T2),
     ],
     "error_logs": [
-        dict(id=1, pipeline_run_id=2, module="render", error_type="RuntimeError", error_message="boom",
-             stack_trace="Traceback (most recent call last): ...", occurred_at=T, resolved=True),
-        dict(id=2, module="discovery", error_type="QuotaExceeded", error_message="quota", occurred_at=T2,
-             resolved=False),
+        dict(id=1, pipeline_run_id=2, module="render", error_type="RuntimeError",
+             error_message="boom", stack_trace="Traceback (most recent call last): ...",
+             occurred_at=T, resolved=True),
+        dict(id=2, module="discovery", error_type="QuotaExceeded", error_message="quota",
+             occurred_at=T2, resolved=False),
     ],
 }
 
-# The same rows read through the models after the upgrade: each value in its seed column (and, for the
-# three original tables, in the pipeline's: migration 0007), with the documented values for what 0003 lacked.
+# The same rows read through the models after the upgrade: each value in its seed column (and, for
+# the three original tables, in the pipeline's: migration 0007), with the documented values for what
+# 0003 lacked.
 SIX_HOURS = datetime.timedelta(hours=6)
 RUN_AFTER = dict(niche="unknown", started_at=None, completed_at=None, video_file_path=None,
-                 video_duration_seconds=None, video_file_size_bytes=None, youtube_video_id=None, youtube_url=None,
-                 current_stage=None, worker=None, heartbeat_at=None, claim_token=None, not_before=None,
-                 upload_started_at=None, created_at=T, legacy_video=1)
+                 video_duration_seconds=None, video_file_size_bytes=None, youtube_video_id=None,
+                 youtube_url=None, current_stage=None, worker=None, heartbeat_at=None,
+                 claim_token=None, not_before=None, upload_started_at=None, created_at=T,
+                 legacy_video=1)
 ROWS_AFTER = {
     pm.DiscoveredVideo: [
         dict(id=1, video_id="src1", title="Canyons", channel_name="", channel_id="",
-             url="https://www.youtube.com/watch?v=src1", category_id=None, duration_seconds=None, view_count=None,
-             like_count=None, comment_count=None, view_velocity=None, viral_score=None, niche="unknown",
-             discovery_source=None, discovered_at=T, processed=pm.Processed.used,
-             content_id_risk=pm.ContentIdRisk.unknown, published_at=None),
+             url="https://www.youtube.com/watch?v=src1", category_id=None, duration_seconds=None,
+             view_count=None, like_count=None, comment_count=None, view_velocity=None,
+             viral_score=None, niche="unknown", discovery_source=None, discovered_at=T,
+             processed=pm.Processed.used, content_id_risk=pm.ContentIdRisk.unknown,
+             published_at=None),
     ],
     pm.PipelineRun: [  # both created at T: the second run's cycle starts a microsecond later
         dict(RUN_AFTER, id=1, cycle_start=T, cycle_end=T + SIX_HOURS, status=pm.RunStatus.uploaded,
              error_message=None, retry_count=0, updated_at=T2),
         dict(RUN_AFTER, id=2, cycle_start=T + datetime.timedelta(microseconds=1),
-             cycle_end=T + SIX_HOURS + datetime.timedelta(microseconds=1), status=pm.RunStatus.failed,
-             error_message="boom", retry_count=1, updated_at=T),
+             cycle_end=T + SIX_HOURS + datetime.timedelta(microseconds=1),
+             status=pm.RunStatus.failed, error_message="boom", retry_count=1, updated_at=T),
     ],
     pm.Clip: [
-        dict(id=1, pipeline_run=1, discovered_video=1, rank_position=1, start_time_seconds=3.5, end_time_seconds=48.0,
-             clip_duration_seconds=44.5, extraction_method=None, clip_file_path=None,
-             content_id_risk=pm.ContentIdRisk.unknown, score=None, transcript=None, created_at=T, dropped_at=None),
+        dict(id=1, pipeline_run=1, discovered_video=1, rank_position=1, start_time_seconds=3.5,
+             end_time_seconds=48.0, clip_duration_seconds=44.5, extraction_method=None,
+             clip_file_path=None, content_id_risk=pm.ContentIdRisk.unknown, score=None,
+             transcript=None, created_at=T, dropped_at=None),
     ],
     pm.Script: [
         dict(id=1, pipeline_run=1, opening_text="Did you know?", closing_text=None,
              full_script_json={"hook": "Did you know?", "beats": ["ab", "cde"], "n": 3},
              total_char_count=13 + 2 + 3,  # the strings of full_script_json
              estimated_duration_seconds=42.5,  # the run's TTS audio
-             llm_model_used="gpt-4.1-mini", generated_at=T, title="Canyons in 60 s", prompt_tokens=1800,
-             completion_tokens=420, cost_usd=0.00123),
+             llm_model_used="gpt-4.1-mini", generated_at=T, title="Canyons in 60 s",
+             prompt_tokens=1800, completion_tokens=420, cost_usd=0.00123),
         dict(id=3, pipeline_run=2, opening_text=None, closing_text=None,
              full_script_json=["one two", {"k": "three"}, 4],
-             total_char_count=7 + 5, estimated_duration_seconds=(7 + 5) / 15,  # no audio: 15 characters a second
-             llm_model_used="unknown", generated_at=T2, title=None, prompt_tokens=None, completion_tokens=None,
-             cost_usd=None),
+             # no audio: 15 characters a second
+             total_char_count=7 + 5, estimated_duration_seconds=(7 + 5) / 15,
+             llm_model_used="unknown", generated_at=T2, title=None, prompt_tokens=None,
+             completion_tokens=None, cost_usd=None),
     ],
     pm.TTSAudio: [
-        dict(id=1, pipeline_run=1, engine_used="openai", voice_profile="alloy", audio_file_path="/audio/1.wav",
-             duration_seconds=42.5, generated_at=T),
-        dict(id=2, pipeline_run=2, engine_used="unknown", voice_profile=None, audio_file_path="/audio/2.wav",
-             duration_seconds=None, generated_at=T2),
+        dict(id=1, pipeline_run=1, engine_used="openai", voice_profile="alloy",
+             audio_file_path="/audio/1.wav", duration_seconds=42.5, generated_at=T),
+        dict(id=2, pipeline_run=2, engine_used="unknown", voice_profile=None,
+             audio_file_path="/audio/2.wav", duration_seconds=None, generated_at=T2),
     ],
     pm.Short: [
-        dict(id=1, pipeline_run=1, clip=1, file_path="/shorts/1.mp4", duration_seconds=44.5, title="Canyons #shorts",
-             description="Why rivers carve down.", youtube_video_id="yt1", youtube_url="https://youtube.com/shorts/yt1",
-             status=pm.ShortStatus.uploaded, uploaded_at=T2, upload_started_at=T2, created_at=T),
-        dict(id=2, pipeline_run=2, clip=None, file_path=None, duration_seconds=None, title=None, description=None,
-             youtube_video_id=None, youtube_url=None, status=pm.ShortStatus.pending, uploaded_at=None,
-             upload_started_at=None, created_at=T),
+        dict(id=1, pipeline_run=1, clip=1, file_path="/shorts/1.mp4", duration_seconds=44.5,
+             title="Canyons #shorts", description="Why rivers carve down.", youtube_video_id="yt1",
+             youtube_url="https://youtube.com/shorts/yt1", status=pm.ShortStatus.uploaded,
+             uploaded_at=T2, upload_started_at=T2, created_at=T),
+        dict(id=2, pipeline_run=2, clip=None, file_path=None, duration_seconds=None, title=None,
+             description=None, youtube_video_id=None, youtube_url=None,
+             status=pm.ShortStatus.pending, uploaded_at=None, upload_started_at=None, created_at=T),
     ],
     pm.Analytics: [
-        dict(id=1, youtube_video_id="yt1", measured_at=T, view_count=1500, like_count=80, comment_count=7,
-             average_view_duration_seconds=24.0, click_through_rate=0.05, subscriber_gain=2,
-             estimated_revenue_usd=1.25, engaged_views=900, shares=3, watch_time_minutes=600.5),
-        dict(id=2, youtube_video_id="yt1", measured_at=T2, view_count=2 ** 40, like_count=0, comment_count=None,
-             average_view_duration_seconds=None, click_through_rate=None, subscriber_gain=None,
-             estimated_revenue_usd=None, engaged_views=None, shares=None, watch_time_minutes=None),
+        dict(id=1, youtube_video_id="yt1", measured_at=T, view_count=1500, like_count=80,
+             comment_count=7, average_view_duration_seconds=24.0, click_through_rate=0.05,
+             subscriber_gain=2, estimated_revenue_usd=1.25, engaged_views=900, shares=3,
+             watch_time_minutes=600.5),
+        dict(id=2, youtube_video_id="yt1", measured_at=T2, view_count=2 ** 40, like_count=0,
+             comment_count=None, average_view_duration_seconds=None, click_through_rate=None,
+             subscriber_gain=None, estimated_revenue_usd=None, engaged_views=None, shares=None,
+             watch_time_minutes=None),
     ],
     pm.ReviewLog: [  # an edit approved with changes (0007), an unanswered auto-held review is held
         dict(id=1, pipeline_run=1, sent_at=T, responded_at=T2, action=pm.ReviewAction.approve,
-             response_detail="Shorter title", auto_held=False, message_id="chat:1", reviewer="@alice"),
-        dict(id=2, pipeline_run=2, sent_at=T, responded_at=None, action=pm.ReviewAction.hold, response_detail=None,
-             auto_held=True, message_id=None, reviewer=None),
+             response_detail="Shorter title", auto_held=False, message_id="chat:1",
+             reviewer="@alice"),
+        dict(id=2, pipeline_run=2, sent_at=T, responded_at=None, action=pm.ReviewAction.hold,
+             response_detail=None, auto_held=True, message_id=None, reviewer=None),
     ],
     pm.ConfigOverride: [  # ordered by key
         dict(key="max_clips", value=3, updated_at=T, updated_by="alice"),
@@ -391,8 +427,8 @@ ROWS_AFTER = {
     pm.ErrorLog: [
         dict(id=1, pipeline_run=2, module="render", error_type="RuntimeError", error_message="boom",
              stack_trace="Traceback (most recent call last): ...", occurred_at=T, resolved=True),
-        dict(id=2, pipeline_run=None, module="discovery", error_type="QuotaExceeded", error_message="quota",
-             stack_trace=None, occurred_at=T2, resolved=False),
+        dict(id=2, pipeline_run=None, module="discovery", error_type="QuotaExceeded",
+             error_message="quota", stack_trace=None, occurred_at=T2, resolved=False),
     ],
 }
 # 0008's columns, on every row after it: no video taken by a run yet, no reviewer reminded.
@@ -403,16 +439,19 @@ for _row in ROWS_AFTER[pm.ReviewLog]:
 
 
 def _as_stored(database, value):
-    """A value as the 0003 release wrote it: UTC text for timestamps on SQLite, JSON text for JSON."""
+    """A value as the 0003 release wrote it: UTC text for timestamps on SQLite, JSON text for
+    JSON."""
     if isinstance(value, datetime.datetime) and isinstance(database, peewee.SqliteDatabase):
-        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(" ",
+                                                                                      "microseconds")
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return value
 
 
 def _database_at(target, migration, rows):
-    """`target` migrated up to `migration`, holding `rows` ({table: [row dict]}) in that migration's columns."""
+    """`target` migrated up to `migration`, holding `rows` ({table: [row dict]}) in that migration's
+    columns."""
     database = open_raw(target)
     assert runner(database).up(migration) == ALL[:ALL.index(migration) + 1]
     for table, table_rows in rows.items():
@@ -433,7 +472,8 @@ def _database_at_0003(target, rows=ROWS_AT_0003):
 
 
 def _killed_inside_leaves_it_as_it_was(target, script, database, applied):
-    """SIGKILL an init_db of `database` (closed here) inside `script`'s pause: exactly as it was, at `applied`."""
+    """SIGKILL an init_db of `database` (closed here) inside `script`'s pause: exactly as it was, at
+    `applied`."""
     before = _dump(database)
     database.close()
     kill_inside(script, target)
@@ -448,7 +488,8 @@ def _killed_inside_leaves_it_as_it_was(target, script, database, applied):
 def _dump(database):
     """Every table's columns and rows, raw: what 'exactly at 0003' compares."""
     columns = _columns(database)
-    return {t: (columns[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall()) for t in _tables()}
+    return {
+        t: (columns[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall()) for t in _tables()}
 
 
 def _read(model):
@@ -465,7 +506,8 @@ def test_a_0003_database_upgrades_to_the_latest_schema_with_every_value_in_its_c
     assert not diff_models(database, pm.ALL_MODELS)
     for model, rows in ROWS_AFTER.items():
         assert _read(model) == rows, model.__name__
-    assert "config_overrides" not in {t for t, cols in _columns(database).items() if "id" in {c[0] for c in cols}}
+    assert "config_overrides" not in {t for t,
+                                      cols in _columns(database).items() if "id" in {c[0] for c in cols}}
     # New rows take the next ids, and the seed's API works on the upgraded rows.
     assert pm.Script.create(**minimal_row(pm.Script, pm.PipelineRun.get_by_id(1))).id == 4
     assert pm.Analytics.record("yt1", view_count=1).id == 3
@@ -479,12 +521,14 @@ def test_a_0003_database_upgrades_to_the_latest_schema_with_every_value_in_its_c
 def test_a_0003_database_made_by_create_tables_without_history_is_upgraded_too(tmp_path):
     path = str(tmp_path / "made.db")
     made = _database_at_0003(path)
-    made.execute_sql("DROP TABLE schema_migration")  # create_tables() of the 0003 release keeps no history
+    # create_tables() of the 0003 release keeps no history
+    made.execute_sql("DROP TABLE schema_migration")
     made.close()
 
     database = pm.init_db(path)
 
-    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
+    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [
+        (name, True) for name in ALL]
     assert _read(pm.Analytics) == ROWS_AFTER[pm.Analytics]
 
 
@@ -504,7 +548,8 @@ def test_an_upgrade_failing_half_way_leaves_the_database_exactly_at_0003(fresh_t
     before = _dump(_database_at_0003(fresh_target))
     _failing_at(monkeypatch, 'INSERT INTO "review_logs"')  # four tables rebuilt, three to go
     with pytest.raises(pm.CannotOpenDatabase,
-                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}, {SEVENTH}, {EIGHTH}: disk I/O error"):
+                       match=f"cannot apply migrations {FOURTH}, {FIFTH}, {SIXTH}, {SEVENTH}, "
+                             f"{EIGHTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
@@ -530,30 +575,36 @@ pm.init_db(sys.argv[1])
 
 @pytest.mark.slow
 def test_an_upgrade_killed_half_way_leaves_the_database_exactly_at_0003(fresh_target):
-    _killed_inside_leaves_it_as_it_was(fresh_target, KILLED_IN_0004, _database_at_0003(fresh_target),
-                                       [FIRST, SECOND, THIRD])
+    _killed_inside_leaves_it_as_it_was(fresh_target, KILLED_IN_0004,
+                                       _database_at_0003(fresh_target), [FIRST, SECOND, THIRD])
     pm.init_db(fresh_target)  # and the upgrade then runs to the end
     assert _read(pm.ReviewLog) == ROWS_AFTER[pm.ReviewLog]
 
 
 def test_an_old_value_longer_than_its_seed_length_stops_the_upgrade_naming_it(fresh_target):
-    rows = {**ROWS_AT_0003, "shorts": [dict(id=7, pipeline_run_id=1, status="pending", created_at=T, title="x" * 256)]}
+    rows = {**ROWS_AT_0003, "shorts": [dict(id=7, pipeline_run_id=1, status="pending", created_at=T,
+                                            title="x" * 256)]}
     before = _dump(_database_at_0003(fresh_target, rows))
-    with pytest.raises(SchemaMismatch, match=r"shorts.title allows 255 characters and the rows with id 7 hold longer"):
+    with pytest.raises(SchemaMismatch,
+                       match=r"shorts.title allows 255 characters and the rows with id 7 hold "
+                             r"longer"):
         pm.init_db(fresh_target)
     assert _dump(open_raw(fresh_target)) == before
 
 
 def test_views_on_the_upgraded_tables(fresh_target):
     old = _database_at_0003(fresh_target)
-    old.execute_sql("CREATE VIEW uploaded AS SELECT id, title FROM shorts WHERE youtube_video_id IS NOT NULL")
-    if isinstance(old, peewee.SqliteDatabase):  # SQLite views name their table: they see the rebuilt one
+    old.execute_sql("CREATE VIEW uploaded AS SELECT id, title FROM shorts WHERE youtube_video_id "
+                    "IS NOT NULL")
+    # SQLite views name their table: they see the rebuilt one
+    if isinstance(old, peewee.SqliteDatabase):
         old.close()
         database = pm.init_db(fresh_target)
         assert database.execute_sql("SELECT * FROM uploaded").fetchall() == [(1, "Canyons #shorts")]
         return
     before = _dump(old)
-    with pytest.raises(SchemaMismatch, match="cannot upgrade shorts .* while the views uploaded depend on it"):
+    with pytest.raises(SchemaMismatch,
+                       match="cannot upgrade shorts .* while the views uploaded depend on it"):
         pm.init_db(fresh_target)
     assert _dump(old) == before
     old.execute_sql("DROP VIEW uploaded")
@@ -561,26 +612,31 @@ def test_views_on_the_upgraded_tables(fresh_target):
     assert _read(pm.Short) == ROWS_AFTER[pm.Short]
 
 
-# --- 0006: analytics_latest, the newest snapshot of each video, kept by triggers -------------------------
+# --- 0006: analytics_latest, the newest snapshot of each video, kept by triggers ------------------
 
 def _derived_schema(database):
-    """analytics_latest and what keeps it: its columns and indexes, the triggers on analytics, their functions."""
+    """analytics_latest and what keeps it: its columns and indexes, the triggers on analytics, their
+    functions."""
     columns = sorted((c.name, c.full_type or c.data_type, c.null, c.primary_key)
                      for c in database.get_columns("analytics_latest"))
-    indexes = sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes("analytics_latest"))
+    indexes = sorted(
+        (i.name, tuple(i.columns), i.unique) for i in database.get_indexes("analytics_latest"))
     if isinstance(database, peewee.SqliteDatabase):
         # SQLite keeps each statement's text: table, index and triggers as written.
-        made = database.execute_sql("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name LIKE "
+        made = database.execute_sql("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE "
+                                    "name LIKE "
                                     "'analytics_latest%' OR type = 'trigger' ORDER BY name").fetchall()
     else:
         made = database.execute_sql(
-            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'analytics'::regclass "
+            "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = "
+            "'analytics'::regclass "
             "AND NOT tgisinternal UNION ALL SELECT proname, pg_get_functiondef(oid) FROM pg_proc "
             "WHERE proname ~ '^analytics_latest_' ORDER BY 1, 2").fetchall()
     return columns, indexes, made
 
 
-def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(fresh_target, request):
+def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(fresh_target,
+                                                                                request):
     migrated, direct = migrated_and_direct(fresh_target, request)
     assert _derived_schema(migrated) == _derived_schema(direct)
     columns, indexes, made = _derived_schema(migrated)
@@ -594,13 +650,15 @@ def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(
 
 
 def _database_at_0005_with_snapshots(target):
-    """A 0005 database holding snapshots: equal times, ids out of time order, NULL views, one video of one row."""
+    """A 0005 database holding snapshots: equal times, ids out of time order, NULL views, one video
+    of one row."""
     database = open_raw(target)
     assert runner(database).up(FIFTH) == [FIRST, SECOND, THIRD, FOURTH, FIFTH]
-    rows = [("a", T, 10), ("a", T2, 30), ("a", T, 20), ("b", T2, None), ("b", T2, 5), ("c", T, 7), ("a", T2, 25)]
+    rows = [("a", T, 10), ("a", T2, 30), ("a", T, 20), ("b", T2, None), ("b", T2, 5), ("c", T, 7),
+            ("a", T2, 25)]
     for video, measured_at, views in rows:
-        database.execute_sql(f"INSERT INTO analytics (youtube_video_id, measured_at, view_count) VALUES "
-                             f"({database.param}, {database.param}, {database.param})",
+        database.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at, view_count) "
+                             f"VALUES ({database.param}, {database.param}, {database.param})",
                              (video, _as_stored(database, measured_at), views))
     return database
 
@@ -611,10 +669,12 @@ def test_0006_fills_analytics_latest_from_the_snapshots_there(fresh_target):
     database = pm.init_db(fresh_target)
 
     assert [m.name for m in runner(database).status() if m.applied] == ALL
-    # Each video's greatest (measured_at, id): a's last row of time T2 (id 7), b's second (id 5), c's only.
+    # Each video's greatest (measured_at, id): a's last row of time T2 (id 7), b's second (id 5),
+    # c's only.
     assert [(r.youtube_video_id, r.id, r.view_count) for r in pm.Analytics.latest()] == [
         ("a", 7, 25), ("c", 6, 7), ("b", 5, 5)]
-    pm.Analytics.record("c", measured_at=T2.replace(day=3), view_count=100)  # and the triggers keep it
+    # and the triggers keep it
+    pm.Analytics.record("c", measured_at=T2.replace(day=3), view_count=100)
     assert [r.youtube_video_id for r in pm.Analytics.top(1)] == ["c"]
 
 
@@ -632,7 +692,8 @@ def test_a_database_made_by_an_earlier_create_tables_is_given_analytics_latest(t
 
     database = pm.init_db(path)
 
-    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [(name, True) for name in ALL]
+    assert [(m.name, bool(m.applied)) for m in runner(database).status()] == [
+        (name, True) for name in ALL]
     assert [(r.youtube_video_id, r.view_count) for r in pm.Analytics.latest()] == [("kept", 3)]
 
 
@@ -648,14 +709,18 @@ def test_0006_failing_half_way_leaves_the_database_at_0005(fresh_target, monkeyp
     old = _database_at_0005_with_snapshots(fresh_target)
     before = _dump(old)
     old.close()
-    _failing_at(monkeypatch, "WITH RECURSIVE videos")  # table, index and triggers made, the rows not yet copied
-    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SIXTH}, {SEVENTH}, {EIGHTH}: disk I/O error"):
+    # table, index and triggers made, the rows not yet copied
+    _failing_at(monkeypatch, "WITH RECURSIVE videos")
+    with pytest.raises(pm.CannotOpenDatabase,
+                       match=f"cannot apply migrations {SIXTH}, {SEVENTH}, {EIGHTH}: disk I/O "
+                             "error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
     database = open_raw(fresh_target)
     assert [m.name for m in runner(database).status() if m.applied] == ALL[:5]
-    assert "analytics_latest" not in database.get_tables() and _dump(database) == before  # triggers too:
+    # triggers too:
+    assert "analytics_latest" not in database.get_tables() and _dump(database) == before
     if isinstance(database, peewee.SqliteDatabase):
         assert database.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
     else:
@@ -671,63 +736,73 @@ def test_a_missing_trigger_is_a_schema_mismatch(fresh_target):
         pm.init_db(fresh_target)
 
 
-# --- 0007: the pipeline's own three tables, every row kept -----------------------------------------
+# --- 0007: the pipeline's own three tables, every row kept ----------------------------------------
 
 # A 0006 database with a row in every table and every case 0007 maps: each video status, NULL and
 # fractional metadata, runs in each status (two created at one instant), clips ranked by score.
 ROWS_AT_0006 = {
     "discovered_videos": [
-        dict(id=1, youtube_video_id="new1", title="Fresh", channel_id="UCa", channel_title="Alpha", published_at=T,
-             duration_seconds=61.2, view_count=10, source="search:cats", discovered_at=T, status="new"),
+        dict(id=1, youtube_video_id="new1", title="Fresh", channel_id="UCa", channel_title="Alpha",
+             published_at=T, duration_seconds=61.2, view_count=10, source="search:cats",
+             discovered_at=T, status="new"),
         dict(id=2, youtube_video_id="sel2", discovered_at=T, status="selected"),
-        dict(id=3, youtube_video_id="skp3", title="Skipped", duration_seconds=30.0, discovered_at=T2, status="skipped"),
-        dict(id=4, youtube_video_id="pro4", title="Done", duration_seconds=0.4, discovered_at=T2, status="processed"),
+        dict(id=3, youtube_video_id="skp3", title="Skipped", duration_seconds=30.0,
+             discovered_at=T2, status="skipped"),
+        dict(id=4, youtube_video_id="pro4", title="Done", duration_seconds=0.4, discovered_at=T2,
+             status="processed"),
     ],
     "pipeline_runs": [
         dict(id=1, discovered_video_id=2, status="pending", attempts=2, created_at=T, updated_at=T,
              last_error="attempt 2 of 3 failed: boom", not_before=T2),
-        dict(id=2, discovered_video_id=1, status="running", current_stage="render", worker="w1", attempts=1,
-             started_at=T, heartbeat_at=T, created_at=T, updated_at=T, claim_token="c" * 32),
-        dict(id=3, discovered_video_id=4, status="awaiting_review", attempts=1, created_at=T2, updated_at=T2),
-        dict(id=4, discovered_video_id=3, status="approved", attempts=3, created_at=T2.replace(hour=11),
+        dict(id=2, discovered_video_id=1, status="running", current_stage="render", worker="w1",
+             attempts=1, started_at=T, heartbeat_at=T, created_at=T, updated_at=T,
+             claim_token="c" * 32),
+        dict(id=3, discovered_video_id=4, status="awaiting_review", attempts=1, created_at=T2,
              updated_at=T2),
+        dict(id=4, discovered_video_id=3, status="approved", attempts=3,
+             created_at=T2.replace(hour=11), updated_at=T2),
         dict(id=5, discovered_video_id=4, status="published", attempts=1, finished_at=T2,
              created_at=T2.replace(hour=12), updated_at=T2),
-        dict(id=6, discovered_video_id=3, status="rejected", attempts=1, finished_at=T2, created_at=T2.replace(hour=13),
-             updated_at=T2),
-        dict(id=7, discovered_video_id=3, status="failed", attempts=0, finished_at=T2, created_at=T2.replace(hour=14),
-             updated_at=T2, last_error="gave up"),
+        dict(id=6, discovered_video_id=3, status="rejected", attempts=1, finished_at=T2,
+             created_at=T2.replace(hour=13), updated_at=T2),
+        dict(id=7, discovered_video_id=3, status="failed", attempts=0, finished_at=T2,
+             created_at=T2.replace(hour=14), updated_at=T2, last_error="gave up"),
     ],
     "clips": [
-        dict(id=1, pipeline_run_id=5, start_seconds=1.0, end_seconds=20.0, file_path="/c/1.mp4", score=0.2,
-             transcript="one", created_at=T2),
-        dict(id=2, pipeline_run_id=5, start_seconds=30.0, end_seconds=44.5, score=0.9, created_at=T2),
-        dict(id=3, pipeline_run_id=5, start_seconds=50.0, end_seconds=55.0, score=None, created_at=T2),
-        dict(id=4, pipeline_run_id=5, start_seconds=60.0, end_seconds=61.0, score=0.9, created_at=T2),
+        dict(id=1, pipeline_run_id=5, start_seconds=1.0, end_seconds=20.0, file_path="/c/1.mp4",
+             score=0.2, transcript="one", created_at=T2),
+        dict(id=2, pipeline_run_id=5, start_seconds=30.0, end_seconds=44.5, score=0.9,
+             created_at=T2),
+        dict(id=3, pipeline_run_id=5, start_seconds=50.0, end_seconds=55.0, score=None,
+             created_at=T2),
+        dict(id=4, pipeline_run_id=5, start_seconds=60.0, end_seconds=61.0, score=0.9,
+             created_at=T2),
         dict(id=5, pipeline_run_id=3, start_seconds=0.0, end_seconds=12.0, created_at=T2),
     ],
     "scripts": [dict(id=1, pipeline_run_id=5, full_script_json={"hook": "Hi"}, total_char_count=2,
                      estimated_duration_seconds=0.5, llm_model_used="m", generated_at=T2)],
     "tts_audio": [dict(id=1, pipeline_run_id=5, engine_used="piper", generated_at=T2)],
     "shorts": [
-        dict(id=1, pipeline_run_id=5, clip_id=2, status="uploaded", youtube_video_id="yt1", uploaded_at=T2,
-             created_at=T2),
+        dict(id=1, pipeline_run_id=5, clip_id=2, status="uploaded", youtube_video_id="yt1",
+             uploaded_at=T2, created_at=T2),
         dict(id=2, pipeline_run_id=3, clip_id=5, status="rendered", created_at=T2),
         dict(id=3, pipeline_run_id=6, status="rejected", created_at=T2),
     ],
     "analytics": [dict(id=1, youtube_video_id="yt1", measured_at=T2, view_count=77)],
     "review_logs": [
-        dict(id=1, pipeline_run_id=5, sent_at=T2, responded_at=T2, action="edit", response_detail="shorter",
-             auto_held=False, message_id="m1", reviewer="@a"),
+        dict(id=1, pipeline_run_id=5, sent_at=T2, responded_at=T2, action="edit",
+             response_detail="shorter", auto_held=False, message_id="m1", reviewer="@a"),
         dict(id=2, pipeline_run_id=3, sent_at=T2, auto_held=True, message_id="m2"),
         dict(id=3, pipeline_run_id=6, sent_at=T2, responded_at=T2, action="reject", auto_held=False),
     ],
     "config_overrides": [dict(key="queue.max_attempts", value="4", updated_by="ops", updated_at=T)],
-    "error_logs": [dict(id=1, pipeline_run_id=7, module="render", error_type="E", error_message="gave up",
-                        occurred_at=T2, resolved=False)],
+    "error_logs": [dict(id=1, pipeline_run_id=7, module="render", error_type="E",
+                        error_message="gave up", occurred_at=T2, resolved=False)],
 }
-VIDEO_AFTER = dict(category_id=None, like_count=None, comment_count=None, view_velocity=None, viral_score=None,
-                   niche="unknown", content_id_risk=pm.ContentIdRisk.unknown, taken_by_run=None)  # (0008: none taken)
+VIDEO_AFTER = dict(category_id=None, like_count=None, comment_count=None, view_velocity=None,
+                   # (0008: none taken)
+                   viral_score=None, niche="unknown", content_id_risk=pm.ContentIdRisk.unknown,
+                   taken_by_run=None)
 CLIP_AFTER = dict(extraction_method=None, content_id_risk=pm.ContentIdRisk.unknown, dropped_at=None)
 U = datetime.timedelta(microseconds=1)
 
@@ -744,50 +819,57 @@ def _run_after(run_id, created, **values):
 
 ROWS_AFTER_0007 = {
     pm.DiscoveredVideo: [
-        dict(VIDEO_AFTER, id=1, video_id="new1", title="Fresh", channel_name="Alpha", channel_id="UCa",
-             url="https://www.youtube.com/watch?v=new1", duration_seconds=62, view_count=10,
-             discovery_source="search:cats", discovered_at=T, processed=pm.Processed.pending, published_at=T),
+        dict(VIDEO_AFTER, id=1, video_id="new1", title="Fresh", channel_name="Alpha",
+             channel_id="UCa", url="https://www.youtube.com/watch?v=new1", duration_seconds=62,
+             view_count=10, discovery_source="search:cats", discovered_at=T,
+             processed=pm.Processed.pending, published_at=T),
         dict(VIDEO_AFTER, id=2, video_id="sel2", title="", channel_name="", channel_id="",
-             url="https://www.youtube.com/watch?v=sel2", duration_seconds=None, view_count=None, discovery_source=None,
-             discovered_at=T, processed=pm.Processed.used, published_at=None),
+             url="https://www.youtube.com/watch?v=sel2", duration_seconds=None, view_count=None,
+             discovery_source=None, discovered_at=T, processed=pm.Processed.used,
+             published_at=None),
         dict(VIDEO_AFTER, id=3, video_id="skp3", title="Skipped", channel_name="", channel_id="",
-             url="https://www.youtube.com/watch?v=skp3", duration_seconds=30, view_count=None, discovery_source=None,
-             discovered_at=T2, processed=pm.Processed.skipped, published_at=None),
+             url="https://www.youtube.com/watch?v=skp3", duration_seconds=30, view_count=None,
+             discovery_source=None, discovered_at=T2, processed=pm.Processed.skipped,
+             published_at=None),
         dict(VIDEO_AFTER, id=4, video_id="pro4", title="Done", channel_name="", channel_id="",
-             url="https://www.youtube.com/watch?v=pro4", duration_seconds=1, view_count=None, discovery_source=None,
-             discovered_at=T2, processed=pm.Processed.used, published_at=None),
+             url="https://www.youtube.com/watch?v=pro4", duration_seconds=1, view_count=None,
+             discovery_source=None, discovered_at=T2, processed=pm.Processed.used,
+             published_at=None),
     ],
     pm.PipelineRun: [
-        _run_after(1, T, status=pm.RunStatus.pending, retry_count=2, error_message="attempt 2 of 3 failed: boom",
-                   not_before=T2, updated_at=T),
-        _run_after(2, T + U, status=pm.RunStatus.running, retry_count=0, current_stage="render", worker="w1",
-                   started_at=T, heartbeat_at=T, claim_token="c" * 32, created_at=T, updated_at=T),
+        _run_after(1, T, status=pm.RunStatus.pending, retry_count=2,
+                   error_message="attempt 2 of 3 failed: boom", not_before=T2, updated_at=T),
+        _run_after(2, T + U, status=pm.RunStatus.running, retry_count=0, current_stage="render",
+                   worker="w1", started_at=T, heartbeat_at=T, claim_token="c" * 32, created_at=T,
+                   updated_at=T),
         _run_after(3, T2, status=pm.RunStatus.review),
         _run_after(4, T2.replace(hour=11), status=pm.RunStatus.approved, retry_count=2),
         _run_after(5, T2.replace(hour=12), status=pm.RunStatus.uploaded, completed_at=T2),
         _run_after(6, T2.replace(hour=13), status=pm.RunStatus.rejected, completed_at=T2),
-        _run_after(7, T2.replace(hour=14), status=pm.RunStatus.failed, completed_at=T2, error_message="gave up"),
+        _run_after(7, T2.replace(hour=14), status=pm.RunStatus.failed, completed_at=T2,
+                   error_message="gave up"),
     ],
     pm.Clip: [  # run 5's ranks follow the scores: 0.9 (ids 2 and 4: by id), 0.2, then the unscored
-        dict(CLIP_AFTER, id=1, pipeline_run=5, discovered_video=4, rank_position=3, start_time_seconds=1.0,
-             end_time_seconds=20.0, clip_duration_seconds=19.0, clip_file_path="/c/1.mp4", score=0.2,
-             transcript="one", created_at=T2),
-        dict(CLIP_AFTER, id=2, pipeline_run=5, discovered_video=4, rank_position=1, start_time_seconds=30.0,
-             end_time_seconds=44.5, clip_duration_seconds=14.5, clip_file_path=None, score=0.9, transcript=None,
-             created_at=T2),
-        dict(CLIP_AFTER, id=3, pipeline_run=5, discovered_video=4, rank_position=4, start_time_seconds=50.0,
-             end_time_seconds=55.0, clip_duration_seconds=5.0, clip_file_path=None, score=None, transcript=None,
-             created_at=T2),
-        dict(CLIP_AFTER, id=4, pipeline_run=5, discovered_video=4, rank_position=2, start_time_seconds=60.0,
-             end_time_seconds=61.0, clip_duration_seconds=1.0, clip_file_path=None, score=0.9, transcript=None,
-             created_at=T2),
-        dict(CLIP_AFTER, id=5, pipeline_run=3, discovered_video=4, rank_position=1, start_time_seconds=0.0,
-             end_time_seconds=12.0, clip_duration_seconds=12.0, clip_file_path=None, score=None, transcript=None,
-             created_at=T2),
+        dict(CLIP_AFTER, id=1, pipeline_run=5, discovered_video=4, rank_position=3,
+             start_time_seconds=1.0, end_time_seconds=20.0, clip_duration_seconds=19.0,
+             clip_file_path="/c/1.mp4", score=0.2, transcript="one", created_at=T2),
+        dict(CLIP_AFTER, id=2, pipeline_run=5, discovered_video=4, rank_position=1,
+             start_time_seconds=30.0, end_time_seconds=44.5, clip_duration_seconds=14.5,
+             clip_file_path=None, score=0.9, transcript=None, created_at=T2),
+        dict(CLIP_AFTER, id=3, pipeline_run=5, discovered_video=4, rank_position=4,
+             start_time_seconds=50.0, end_time_seconds=55.0, clip_duration_seconds=5.0,
+             clip_file_path=None, score=None, transcript=None, created_at=T2),
+        dict(CLIP_AFTER, id=4, pipeline_run=5, discovered_video=4, rank_position=2,
+             start_time_seconds=60.0, end_time_seconds=61.0, clip_duration_seconds=1.0,
+             clip_file_path=None, score=0.9, transcript=None, created_at=T2),
+        dict(CLIP_AFTER, id=5, pipeline_run=3, discovered_video=4, rank_position=1,
+             start_time_seconds=0.0, end_time_seconds=12.0, clip_duration_seconds=12.0,
+             clip_file_path=None, score=None, transcript=None, created_at=T2),
     ],
 }
 SHORT_STATUSES_AFTER_0007 = {1: "uploaded", 2: "review", 3: "rejected"}
-REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True), 3: ("reject", None, False)}
+REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True), 3: ("reject", None,
+                                                                                     False)}
 
 
 def _database_at_0006(target, rows=ROWS_AT_0006):
@@ -796,8 +878,8 @@ def _database_at_0006(target, rows=ROWS_AT_0006):
 
 def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_its_column(fresh_target):
     old = _database_at_0006(fresh_target)
-    untouched = {t: v for t, v in _dump(old).items() if t in ("analytics", "config_overrides", "scripts",
-                                                              "tts_audio", "error_logs")}
+    untouched = {t: v for t, v in _dump(old).items() if t in ("analytics", "config_overrides",
+                                                              "scripts", "tts_audio", "error_logs")}
     old.close()
 
     database = pm.init_db(fresh_target)
@@ -809,7 +891,8 @@ def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_it
     assert {s.id: s.status for s in pm.Short.select()} == SHORT_STATUSES_AFTER_0007
     assert {r.id: (r.action, r.response_detail, r.auto_held) for r in pm.ReviewLog.select()} == REVIEWS_AFTER_0007
     current = _dump(database)
-    assert {t: current[t] for t in untouched} == untouched  # rebuilt or not, the same columns and rows
+    # rebuilt or not, the same columns and rows
+    assert {t: current[t] for t in untouched} == untouched
     assert [a.view_count for a in pm.Analytics.latest()] == [77]
     # The queue and the rules work on the upgraded rows; new rows take the next ids.
     assert pm.PipelineRun.claim_next("w2", now=T2).id == 1
@@ -823,7 +906,8 @@ def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_it
 def test_0007_failing_half_way_leaves_the_database_exactly_at_0006(fresh_target, monkeypatch):
     before = _dump(_database_at_0006(fresh_target))
     _failing_at(monkeypatch, 'INSERT INTO "shorts"')  # five tables copied, three to go
-    with pytest.raises(pm.CannotOpenDatabase, match=f"cannot apply migrations {SEVENTH}, {EIGHTH}: disk I/O error"):
+    with pytest.raises(pm.CannotOpenDatabase,
+                       match=f"cannot apply migrations {SEVENTH}, {EIGHTH}: disk I/O error"):
         pm.init_db(fresh_target)
     monkeypatch.undo()
 
@@ -838,20 +922,25 @@ KILLED_IN_0007 = KILLED_IN_0004.replace('INSERT INTO "review_logs"', 'INSERT INT
 
 @pytest.mark.slow
 def test_an_upgrade_killed_in_0007_leaves_the_database_exactly_at_0006(fresh_target):
-    _killed_inside_leaves_it_as_it_was(fresh_target, KILLED_IN_0007, _database_at_0006(fresh_target), ALL[:6])
+    _killed_inside_leaves_it_as_it_was(fresh_target, KILLED_IN_0007,
+                                       _database_at_0006(fresh_target), ALL[:6])
     pm.init_db(fresh_target)  # and the upgrade then runs to the end
     assert _read(pm.Clip) == ROWS_AFTER_0007[pm.Clip]
 
 
 @pytest.mark.parametrize("table, row, message", [
-    ("clips", dict(id=9, pipeline_run_id=5, start_seconds=0.0, end_seconds=1.0, file_path="/" + "c" * 512,
-                   created_at=T2), r"clips: row id = 9 would have clip_file_path = '/ccc.*at most 512 characters"),
-    ("discovered_videos", dict(id=9, youtube_video_id="long", title="t" * 1025, discovered_at=T, status="new"),
+    ("clips", dict(id=9, pipeline_run_id=5, start_seconds=0.0, end_seconds=1.0,
+                   file_path="/" + "c" * 512, created_at=T2),
+     r"clips: row id = 9 would have clip_file_path = '/ccc.*at most 512 characters"),
+    ("discovered_videos", dict(id=9, youtube_video_id="long", title="t" * 1025, discovered_at=T,
+                               status="new"),
      r"discovered_videos: row id = 9 would have title = 'ttt.*at most 1024 characters"),
 ])
-def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(fresh_target, table, row, message):
+def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(fresh_target, table,
+                                                                            row, message):
     rows = {**ROWS_AT_0006, table: [*ROWS_AT_0006[table], row]}
     before = _dump(_database_at_0006(fresh_target, rows))
-    with pytest.raises(SchemaMismatch, match=rf"^migration 0007 cannot upgrade {message}.*nothing was changed"):
+    with pytest.raises(SchemaMismatch,
+                       match=rf"^migration 0007 cannot upgrade {message}.*nothing was changed"):
         pm.init_db(fresh_target)
     assert _dump(open_raw(fresh_target)) == before

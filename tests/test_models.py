@@ -159,7 +159,8 @@ def test_every_model_round_trips_every_field(run):
     assert set(rows) == set(pm.ALL_MODELS)
     for model, values in rows.items():
         stamped = {"updated_at"} if model is pm.PipelineRun else set()  # save() sets it
-        settable = {f.name for f in model._meta.sorted_fields if not isinstance(f, peewee.AutoField)}
+        settable = {
+            f.name for f in model._meta.sorted_fields if not isinstance(f, peewee.AutoField)}
         missing = settable - set(values) - stamped
         assert not missing, f"{model.__name__} sample lacks {missing}"
         created = model.create(**values)
@@ -191,20 +192,25 @@ def test_defaults(run):
     stored = pm.DiscoveredVideo.get_by_id(video.id)
     assert (stored.processed, stored.content_id_risk) == (Processed.pending, ContentIdRisk.unknown)
     stored = pm.Clip.get_by_id(clip.id)
-    assert (stored.content_id_risk, stored.extraction_method, stored.dropped_at) == (ContentIdRisk.unknown, None, None)
+    assert (stored.content_id_risk, stored.extraction_method,
+            stored.dropped_at) == (ContentIdRisk.unknown, None, None)
     stored = pm.PipelineRun.get_by_id(run.id)
-    assert (stored.status, stored.retry_count, stored.youtube_video_id) == (RunStatus.pending, 0, None)
+    assert (stored.status, stored.retry_count, stored.youtube_video_id) == (RunStatus.pending, 0,
+                                                                            None)
     assert pm.ConfigOverride.create(key="k", value=1).updated_by == "system"
-    for stamp in (short.created_at, review.sent_at, error.occurred_at, video.discovered_at, clip.created_at):
+    for stamp in (short.created_at, review.sent_at, error.occurred_at, video.discovered_at,
+                  clip.created_at):
         assert before <= stamp <= after
 
 
 def test_a_run_inserted_by_another_program_gets_its_timestamps_from_the_database(database):
-    """created_at and updated_at, which the pipeline's own inserts know nothing of, default to the clock."""
+    """created_at and updated_at, which the pipeline's own inserts know nothing of, default to the
+    clock."""
     before = pm.utcnow().replace(microsecond=0)
     table, p = "pipeline_runs", database.param
     start, end = (pm.PipelineRun.cycle_start.db_value(aware(2026, 1, 1, h)) for h in (0, 6))
-    database.execute_sql(f"INSERT INTO {table} (niche, cycle_start, cycle_end, status, retry_count) "
+    database.execute_sql(f"INSERT INTO {table} (niche, cycle_start, cycle_end, status, "
+                         "retry_count) "
                          f"VALUES ({p}, {p}, {p}, 'pending', 0)", ("gaming", start, end))
     run = pm.PipelineRun.get()
     assert before <= run.created_at <= pm.utcnow() and before <= run.updated_at <= pm.utcnow()
@@ -306,8 +312,8 @@ def test_unique_keys(run):
     make_video("v1")
     with pytest.raises(peewee.IntegrityError):
         make_video("v1")
-    pm.PipelineRun.create(niche="gaming", cycle_start=aware(2026, 2, 1), cycle_end=aware(2026, 2, 2),
-                          youtube_video_id="long1")
+    pm.PipelineRun.create(niche="gaming", cycle_start=aware(2026, 2, 1),
+                          cycle_end=aware(2026, 2, 2), youtube_video_id="long1")
     with pytest.raises(peewee.IntegrityError):  # a long-form video is uploaded once
         make_run(cycle=5, youtube_video_id="long1")
     pm.ReviewLog.create(pipeline_run=run, message_id="m1")
@@ -321,14 +327,17 @@ def test_unique_keys(run):
 EXPECTED_INDEXES = {
     "analytics": {("youtube_video_id", "measured_at")},  # idx_analytics_video
     "error_logs": {("module", "occurred_at"), ("resolved", "occurred_at"), ("pipeline_run_id",)},
-    # idx_pipeline_runs_status, idx_pipeline_runs_niche (unique: a run per niche and cycle), the long-form id
-    "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",), ("completed_at",),
-                      ("status", "completed_at"), ("upload_started_at",)},
+    # idx_pipeline_runs_status, idx_pipeline_runs_niche (unique: a run per niche and cycle), the
+    # long-form id
+    "pipeline_runs": {("status",), ("niche", "cycle_start"), ("youtube_video_id",),
+                      ("completed_at",), ("status", "completed_at"), ("upload_started_at",)},
     "review_logs": {("action", "sent_at"), ("pipeline_run_id",), ("message_id",)},
-    # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed, idx_discovered_videos_candidates
+    # the video id; idx_discovered_videos_niche, idx_discovered_videos_processed,
+    # idx_discovered_videos_candidates
     "discovered_videos": {("video_id",), ("niche", "discovered_at"), ("processed",),
                           ("niche", "viral_score", "discovered_at", "id"), ("taken_by_run",)},
-    "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",), ("uploaded_at",), ("upload_started_at",)},
+    "shorts": {("pipeline_run_id",), ("clip_id",), ("youtube_video_id",), ("uploaded_at",),
+               ("upload_started_at",)},
     "config_overrides": set(),  # key is the primary key
     # idx_clips_pipeline, clips_rank_in_run (unique among clips not dropped), a video's clips
     "clips": {("pipeline_run_id",), ("pipeline_run_id", "rank_position"), ("discovered_video_id",)},

@@ -1,4 +1,5 @@
-"""The operations the pipeline's scripts call: each one call, atomic, and refusing what it must not do."""
+"""The operations the pipeline's scripts call: each one call, atomic, and refusing what it must not
+do."""
 import datetime
 from datetime import timedelta
 
@@ -24,7 +25,8 @@ FOUND = dict(title="First title", channel_name="A creator", channel_id="UC1", ni
 
 
 def test_discover_creates_once_and_refreshes_the_metadata_given(database):
-    video, created = pm.DiscoveredVideo.discover("yt1", **FOUND, view_count=10, discovery_source="reddit")
+    video, created = pm.DiscoveredVideo.discover("yt1", **FOUND, view_count=10,
+                                                 discovery_source="reddit")
     assert created and video.id
     again, created = pm.DiscoveredVideo.discover("yt1", title="New title", view_count=25)
     assert not created and again.id == video.id
@@ -56,7 +58,8 @@ def test_schedule_queues_a_pending_run(database):
     run = new_run()
     assert run.status is RunStatus.pending or run.status == "pending"
     stored = pm.PipelineRun.get_by_id(run.id)
-    assert (stored.status, stored.niche, stored.retry_count, stored.worker) == (RunStatus.pending, "gaming", 0, None)
+    assert (stored.status, stored.niche, stored.retry_count, stored.worker) == (RunStatus.pending,
+                                                                                "gaming", 0, None)
 
 
 def test_claim_next_takes_the_run_of_the_earliest_cycle(database):
@@ -65,10 +68,12 @@ def test_claim_next_takes_the_run_of_the_earliest_cycle(database):
     claimed = pm.PipelineRun.claim_next("worker-a")
 
     assert claimed.id == earlier.id
-    assert (claimed.status, claimed.worker, claimed.retry_count) == (RunStatus.running, "worker-a", 0)
+    assert (claimed.status, claimed.worker, claimed.retry_count) == (RunStatus.running, "worker-a",
+                                                                     0)
     assert claimed.started_at and claimed.heartbeat_at and claimed.started_at.tzinfo == datetime.timezone.utc
     row = pm.PipelineRun.get_by_id(earlier.id)
-    assert (row.status, row.worker, row.claim_token) == (RunStatus.running, "worker-a", claimed.claim_token)
+    assert (row.status, row.worker, row.claim_token) == (RunStatus.running, "worker-a",
+                                                         claimed.claim_token)
     assert pm.PipelineRun.claim_next("worker-b").id == later.id
     assert pm.PipelineRun.claim_next("worker-c") is None
 
@@ -80,13 +85,14 @@ def test_a_run_goes_the_whole_happy_path(database):
     run.advance(RunStatus.approved)
     run.mark_uploaded("yt-long")
     row = pm.PipelineRun.get_by_id(run.id)
-    assert (row.status, row.current_stage, row.youtube_video_id) == (RunStatus.uploaded, "review", "yt-long")
+    assert (row.status, row.current_stage, row.youtube_video_id) == (RunStatus.uploaded, "review",
+                                                                     "yt-long")
     assert row.completed_at is not None and row.updated_at >= row.started_at
 
 
 def walk(run, path):
-    """Take `run` along `path`: running by claim_next (the only way in), uploaded by mark_uploaded, the rest by
-    advance."""
+    """Take `run` along `path`: running by claim_next (the only way in), uploaded by mark_uploaded,
+    the rest by advance."""
     for status in path:
         if status == "running":
             run = pm.PipelineRun.claim_next("w")
@@ -109,11 +115,13 @@ def walk(run, path):
     (["running", "review", "approved"], "uploaded", r": use mark_uploaded\(youtube_video_id\)"),
     (["running", "review", "approved", "uploaded"], "failed", ""),
 ])
-def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(database, path, bad, hint):
+def test_disallowed_transitions_raise_naming_both_states_and_change_nothing(database, path, bad,
+                                                                            hint):
     run = walk(new_run(), path)
     before = pm.PipelineRun.get_by_id(run.id)
     current = path[-1] if path else "pending"
-    with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from {current} to {bad}{hint}"):
+    with pytest.raises(InvalidTransition,
+                       match=f"run {run.id} cannot go from {current} to {bad}{hint}"):
         run.advance(bad, reason="x")
     after = pm.PipelineRun.get_by_id(run.id)
     fields = ("status", "updated_at", "completed_at", "error_message")
@@ -132,8 +140,9 @@ def test_advance_is_a_compare_and_set_and_names_the_status_in_the_database(datab
     mine = pm.PipelineRun.get()
     theirs = pm.PipelineRun.get()
     theirs.advance("failed", reason="operator cancelled")
-    with pytest.raises(InvalidTransition, match=f"run {mine.id} is failed in the database, not review as "
-                                                r"this object says .*call \.refresh\(\)"):
+    with pytest.raises(InvalidTransition,
+                       match=f"run {mine.id} is failed in the database, not review as "
+                             r"this object says .*call \.refresh\(\)"):
         mine.advance("approved")
     assert pm.PipelineRun.get_by_id(mine.id).status is RunStatus.failed
     assert mine.refresh() is mine and mine.status is RunStatus.failed and mine.completed_at is not None
@@ -164,7 +173,8 @@ def test_retry_returns_a_failed_run_to_the_queue_with_its_retries_reset(database
     assert run.status is RunStatus.pending
     again = pm.PipelineRun.claim_next("w2")
     assert (again.id, again.retry_count, again.worker) == (run.id, 0, "w2")
-    with pytest.raises(InvalidTransition, match="cannot go from running to pending: only a failed run is retried"):
+    with pytest.raises(InvalidTransition,
+                       match="cannot go from running to pending: only a failed run is retried"):
         again.retry()
 
 
@@ -194,7 +204,8 @@ def test_heartbeat_and_requeue_stale(database):
 
 
 def reviewed_run(database, message_id="chat:1", clips=0):
-    """A run under review with `clips` clips ranked 1..N (each of a video of its own) and a short of the first."""
+    """A run under review with `clips` clips ranked 1..N (each of a video of its own) and a short of
+    the first."""
     new_run()
     run = pm.PipelineRun.claim_next("w")
     with run.fenced():
@@ -243,7 +254,8 @@ def test_a_held_review_stays_in_review_and_may_be_answered_later(database):
     run, review = reviewed_run(database, message_id="chat:5")
     assert pm.ReviewLog.answer("chat:5", "hold", reviewer="@alice")[1] is True
     assert pm.ReviewLog.answer("chat:5", "hold")[1] is False  # a second tap
-    assert [r.id for r in pm.ReviewLog.unanswered()] == [review.id]  # held: still waiting for a verdict
+    # held: still waiting for a verdict
+    assert [r.id for r in pm.ReviewLog.unanswered()] == [review.id]
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.review
     assert pm.ReviewLog.answer("chat:5", "approve", reviewer="@bob")[1] is True
     row = pm.ReviewLog.get_by_id(review.id)
@@ -271,7 +283,8 @@ def test_skip_drops_the_ranks_named_rejects_their_videos_and_renders_again(datab
 
 def test_redo_script_sends_the_run_back_to_the_script_stage_with_its_retries_afresh(database):
     run, review = reviewed_run(database, clips=2)
-    pm.PipelineRun.update(retry_count=2).where(pm.PipelineRun.id == run.id).execute()  # it failed twice on the way
+    # it failed twice on the way
+    pm.PipelineRun.update(retry_count=2).where(pm.PipelineRun.id == run.id).execute()
     pm.Script.create(pipeline_run=run, full_script_json={"opening": "old"}, total_char_count=3,
                      estimated_duration_seconds=1, llm_model_used="m")
     review.respond("redo_script", reviewer="@alice")
@@ -290,17 +303,20 @@ def test_redo_script_sends_the_run_back_to_the_script_stage_with_its_retries_afr
 ])
 def test_a_bad_skip_is_refused_naming_it_and_changes_nothing(database, detail, message):
     run, review = reviewed_run(database, clips=3)
-    before = [list(m.select().dicts()) for m in (pm.Clip, pm.DiscoveredVideo, pm.PipelineRun, pm.Short)]
+    before = [list(m.select().dicts()) for m in (pm.Clip, pm.DiscoveredVideo, pm.PipelineRun,
+                                                 pm.Short)]
     with pytest.raises(ValueError, match="ReviewLog.response_detail: " + message):
         review.respond("skip", response_detail=detail)
-    assert [list(m.select().dicts()) for m in (pm.Clip, pm.DiscoveredVideo, pm.PipelineRun, pm.Short)] == before
+    assert [list(m.select().dicts()) for m in (pm.Clip, pm.DiscoveredVideo, pm.PipelineRun,
+                                               pm.Short)] == before
     assert pm.ReviewLog.get_by_id(review.id).action is None and run.status is RunStatus.review
 
 
 def test_a_second_different_answer_is_an_error_and_changes_nothing(database):
     run, review = reviewed_run(database)
     review.respond("approve", reviewer="@alice")
-    with pytest.raises(AlreadyAnswered, match="already answered approve by @alice; refusing reject"):
+    with pytest.raises(AlreadyAnswered,
+                       match="already answered approve by @alice; refusing reject"):
         pm.ReviewLog.get_by_id(review.id).respond("reject", reviewer="@bob")
     row = pm.ReviewLog.get_by_id(review.id)
     assert (row.action, row.reviewer) == (ReviewAction.approve, "@alice")
@@ -320,9 +336,11 @@ def test_a_second_tap_on_the_same_message_changes_nothing(database):
 def test_a_skip_with_other_ranks_is_a_different_answer(database):
     run, review = reviewed_run(database, message_id="chat:8", clips=4)
     pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 4")
-    assert pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 4")[1] is False  # a second tap
+    # a second tap
+    assert pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 4")[1] is False
     assert pm.ReviewLog.answer("chat:8", "skip")[1] is False  # the button again, without words
-    with pytest.raises(AlreadyAnswered, match="already answered skip by someone; refusing skip \\('skip 2'\\)"):
+    with pytest.raises(AlreadyAnswered,
+                       match="already answered skip by someone; refusing skip \\('skip 2'\\)"):
         pm.ReviewLog.answer("chat:8", "skip", response_detail="skip 2")
     assert pm.ReviewLog.get_by_id(review.id).response_detail == "skip 4"
     assert pm.Clip.select().where(pm.Clip.dropped_at.is_null(False)).count() == 1
@@ -331,7 +349,8 @@ def test_a_skip_with_other_ranks_is_a_different_answer(database):
 @pytest.mark.parametrize("message_id", [None, "", "  ", 5])
 def test_answer_without_a_message_id_answers_nothing(database, message_id):
     run, review = reviewed_run(database, message_id=None)  # a review asked without a chat message
-    with pytest.raises(ValueError, match="ReviewLog.message_id: answer needs the id of the tapped chat message"):
+    with pytest.raises(ValueError,
+                       match="ReviewLog.message_id: answer needs the id of the tapped chat message"):
         pm.ReviewLog.answer(message_id, "approve")
     assert pm.ReviewLog.get_by_id(review.id).action is None
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.review
@@ -341,8 +360,9 @@ def test_respond_refuses_a_missing_action_or_a_run_id(database):
     run, review = reviewed_run(database)
     with pytest.raises(ValueError, match="ReviewLog.action: respond needs the answer"):
         review.respond(None)
-    with pytest.raises(ValueError, match="ReviewLog.action: 'edit' is not one of: approve, reject, hold, skip, "
-                                         "redo_script"):
+    with pytest.raises(ValueError,
+                       match="ReviewLog.action: 'edit' is not one of: approve, reject, hold, skip, "
+                             "redo_script"):
         review.respond("edit")
     with pytest.raises(TypeError, match="ReviewLog.respond: run must be a PipelineRun"):
         review.respond("approve", run=run.id)
@@ -357,8 +377,9 @@ def test_answer_to_an_unknown_message(database):
 def test_an_answer_to_a_run_no_longer_in_review_is_refused_and_writes_nothing(database):
     run, review = reviewed_run(database)
     pm.PipelineRun.get_by_id(run.id).advance("failed", reason="operator cancelled")
-    with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from failed to approved: review "
-                                                f"{review.id} is of a run no longer in review"):
+    with pytest.raises(InvalidTransition,
+                       match=f"run {run.id} cannot go from failed to approved: review "
+                             f"{review.id} is of a run no longer in review"):
         review.respond("approve")
     assert pm.ReviewLog.get_by_id(review.id).action is None
 
@@ -367,7 +388,8 @@ def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
     for n in range(3):
         new_run(n)
     runs, reviews = [], []
-    for _ in range(3):  # each sent to review before the next is claimed: never over the cap of 2 running
+    # each sent to review before the next is claimed: never over the cap of 2 running
+    for _ in range(3):
         runs.append(pm.PipelineRun.claim_next("w"))
         reviews.append(pm.ReviewLog.request(runs[-1]))
     old, answered, fresh = reviews
@@ -381,7 +403,8 @@ def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
     assert held == {old.id: (True, ReviewAction.hold), answered.id: (False, ReviewAction.approve),
                     fresh.id: (False, None)}
     assert [r.id for r in pm.ReviewLog.unanswered()] == [old.id, fresh.id]
-    assert pm.PipelineRun.get_by_id(runs[0].id).status is RunStatus.review  # held: neither uploaded nor dropped
+    # held: neither uploaded nor dropped
+    assert pm.PipelineRun.get_by_id(runs[0].id).status is RunStatus.review
     pm.ReviewLog.get_by_id(old.id).respond("approve")  # an auto-held review may still be answered
     assert pm.PipelineRun.get_by_id(runs[0].id).status is RunStatus.approved
 
@@ -416,13 +439,15 @@ def test_the_long_form_video_is_uploaded_once_too(database):
     run, review = reviewed_run(database)
     review.respond("approve")
     run.start_upload()
-    with pytest.raises(UploadInDoubt, match=f"run {run.id} began uploading at .* recorded no video id"):
+    with pytest.raises(UploadInDoubt,
+                       match=f"run {run.id} began uploading at .* recorded no video id"):
         pm.PipelineRun.get_by_id(run.id).start_upload()
     run.abandon_upload()
     assert pm.PipelineRun.get_by_id(run.id).upload_started_at is None and run.upload_started_at is None
     run.start_upload()
     assert run.mark_uploaded("yt-long", youtube_url="https://youtu.be/yt-long") is True
-    with pytest.raises(AlreadyUploaded, match=f"run {run.id} is already on YouTube as yt-long; refusing to record x"):
+    with pytest.raises(AlreadyUploaded,
+                       match=f"run {run.id} is already on YouTube as yt-long; refusing to record x"):
         run.mark_uploaded("x")
     row = pm.PipelineRun.get_by_id(run.id)
     assert (row.status, row.youtube_url, row.completed_at is not None) == (
@@ -433,10 +458,12 @@ def test_a_short_of_a_run_not_approved_is_not_uploaded(database):
     run, review = reviewed_run(database)
     short = pm.Short.get()
     for upload in (short.start_upload, lambda: short.mark_uploaded("yt-early")):
-        with pytest.raises(InvalidTransition, match=f"its run {run.id} is review: only an approved run's shorts"):
+        with pytest.raises(InvalidTransition,
+                           match=f"its run {run.id} is review: only an approved run's shorts"):
             upload()
     row = pm.Short.get_by_id(short.id)
-    assert (row.status, row.youtube_video_id, row.upload_started_at) == (ShortStatus.review, None, None)
+    assert (row.status, row.youtube_video_id, row.upload_started_at) == (ShortStatus.review, None,
+                                                                         None)
 
 
 def test_a_crash_between_upload_and_write_is_seen_by_the_retry(database):
@@ -465,7 +492,8 @@ def test_abandoning_an_upload_that_was_recorded_leaves_the_object_as_the_row(dat
     started = short.upload_started_at
     short.abandon_upload()  # too late: the upload is recorded
     row = pm.Short.get_by_id(short.id)
-    assert (row.youtube_video_id, row.upload_started_at) == ("yt-1", started) and short.upload_started_at == started
+    assert (row.youtube_video_id, row.upload_started_at) == ("yt-1",
+                                                             started) and short.upload_started_at == started
 
 
 def test_two_uploaders_cannot_both_claim(database):
@@ -491,10 +519,12 @@ def test_latest_is_the_newest_snapshot_of_each_video_most_viewed_first(database)
     t0 = aware(2026, 11, 1)
     for hour in range(5):
         pm.Analytics.record("a", measured_at=t0 + timedelta(hours=hour), view_count=100 * hour)
-        pm.Analytics.record("b", measured_at=t0 + timedelta(hours=hour, minutes=1), view_count=1000 + hour)
+        pm.Analytics.record("b", measured_at=t0 + timedelta(hours=hour, minutes=1),
+                            view_count=1000 + hour)
     pm.Analytics.record("c", measured_at=t0, view_count=None, like_count=3)  # views not reported
     latest = pm.Analytics.latest()
-    assert [(a.youtube_video_id, a.view_count) for a in latest] == [("b", 1004), ("a", 400), ("c", None)]
+    assert [(a.youtube_video_id, a.view_count) for a in latest] == [("b", 1004), ("a", 400), ("c",
+                                                                                              None)]
     assert latest[0].measured_at == t0 + timedelta(hours=4, minutes=1)
     assert [a.youtube_video_id for a in pm.Analytics.top(2)] == ["b", "a"]
 
@@ -513,7 +543,8 @@ def test_latest_on_no_data(database):
 
 def test_growth_between_the_first_snapshot_since_and_the_latest(database):
     t0 = aware(2026, 11, 1)
-    pm.Analytics.record("a", measured_at=t0, view_count=100, like_count=1, estimated_revenue_usd=None)
+    pm.Analytics.record("a", measured_at=t0, view_count=100, like_count=1,
+                        estimated_revenue_usd=None)
     pm.Analytics.record("a", measured_at=t0 + timedelta(days=1), view_count=150, like_count=5,
                         estimated_revenue_usd=0.5)
     pm.Analytics.record("a", measured_at=t0 + timedelta(days=2), view_count=400, like_count=9,
@@ -523,7 +554,8 @@ def test_growth_between_the_first_snapshot_since_and_the_latest(database):
     change = pm.Analytics.growth("a", since=t0 + timedelta(hours=1))
 
     assert change["since"] == t0 + timedelta(days=1) and change["until"] == t0 + timedelta(days=2)
-    assert (change["view_count"], change["like_count"], change["estimated_revenue_usd"]) == (250, 4, 0.75)
+    assert (change["view_count"], change["like_count"], change["estimated_revenue_usd"]) == (250, 4,
+                                                                                             0.75)
     assert change["comment_count"] is None  # not reported: no made-up zero
     assert set(change) == {"since", "until", *pm.Analytics.COUNTERS}
     assert pm.Analytics.growth("a", since=t0 + timedelta(days=5)) is None
@@ -579,7 +611,9 @@ def test_record_fills_type_message_and_traceback(run):
     except RuntimeError as exc:
         error = pm.ErrorLog.record(exc, "render", pipeline_run=run)
     row = pm.ErrorLog.get_by_id(error.id)
-    assert (row.error_type, row.error_message, row.module) == ("RuntimeError", "render failed: out of disk", "render")
+    assert (row.error_type, row.error_message, row.module) == ("RuntimeError",
+                                                               "render failed: out of disk",
+                                                               "render")
     assert "in boom" in row.stack_trace and row.stack_trace.startswith("Traceback")
     assert row.pipeline_run_id == run.id and row.resolved is False
 
@@ -592,7 +626,8 @@ def test_capture_records_after_the_block_rolled_back_and_reraises(run):
                 boom()
     assert pm.Clip.select().count() == 0  # the block's work rolled back
     (error,) = pm.ErrorLog.select()
-    assert (error.module, error.error_type, error.pipeline_run_id) == ("render", "RuntimeError", run.id)
+    assert (error.module, error.error_type, error.pipeline_run_id) == ("render", "RuntimeError",
+                                                                       run.id)
 
 
 def test_capture_as_a_decorator(database):
@@ -632,8 +667,10 @@ def test_capture_never_hides_the_original_error(database, monkeypatch):
 def test_unresolved_and_resolve(database):
     t0 = aware(2026, 11, 1)
     a = pm.ErrorLog.create(module="render", error_type="E", error_message="a", occurred_at=t0)
-    b = pm.ErrorLog.create(module="upload", error_type="E", error_message="b", occurred_at=t0 + timedelta(1))
-    c = pm.ErrorLog.create(module="render", error_type="E", error_message="c", occurred_at=t0 + timedelta(2))
+    b = pm.ErrorLog.create(module="upload", error_type="E", error_message="b",
+                           occurred_at=t0 + timedelta(1))
+    c = pm.ErrorLog.create(module="render", error_type="E", error_message="c",
+                           occurred_at=t0 + timedelta(2))
     assert [e.id for e in pm.ErrorLog.unresolved()] == [c.id, b.id, a.id]
     assert [e.id for e in pm.ErrorLog.unresolved("render")] == [c.id, a.id]
     c.resolve()
@@ -643,18 +680,20 @@ def test_unresolved_and_resolve(database):
 
 @pytest.mark.parametrize("status", ["pending", "running", "review", "failed", "rejected"])
 def test_uploads_start_only_for_an_approved_run(database, status):
-    """A short, and the run's long-form video, of a run in any other status: InvalidTransition naming the run's
-    status, and no upload claim or video id written."""
+    """A short, and the run's long-form video, of a run in any other status: InvalidTransition
+    naming the run's status, and no upload claim or video id written."""
     run = new_run()
     short = pm.Short.create(pipeline_run=run)
     pm.PipelineRun.update(status=status).where(pm.PipelineRun.id == run.id).execute()
     run = pm.PipelineRun.get_by_id(run.id)
     for upload in (short.start_upload, lambda: short.mark_uploaded("yt-s"), run.start_upload,
                    lambda: run.mark_uploaded("yt-l")):
-        with pytest.raises(InvalidTransition, match=f"(its run {run.id} is {status}|run {run.id} cannot go from "
-                                                    f"{status} to uploaded)"):
+        with pytest.raises(InvalidTransition,
+                           match=f"(its run {run.id} is {status}|run {run.id} cannot go from "
+                                 f"{status} to uploaded)"):
             upload()
     stored_short = pm.Short.get_by_id(short.id)
     assert (stored_short.upload_started_at, stored_short.youtube_video_id) == (None, None)
     stored = pm.PipelineRun.get_by_id(run.id)
-    assert (stored.status, stored.upload_started_at, stored.youtube_video_id) == (status, None, None)
+    assert (stored.status, stored.upload_started_at, stored.youtube_video_id) == (status, None,
+                                                                                  None)

@@ -1,6 +1,6 @@
-"""The pipeline's own three tables (discovered_videos, pipeline_runs, clips), column by column on every backend;
-its database helpers and its own test scenarios; a second client (the pipeline's SQLAlchemy module) on the
-same database, both ways."""
+"""The pipeline's own three tables (discovered_videos, pipeline_runs, clips), column by column on
+every backend; its database helpers and its own test scenarios; a second client (the pipeline's
+SQLAlchemy module) on the same database, both ways."""
 import datetime
 import shutil
 import sys
@@ -22,8 +22,8 @@ import pipeline_sqlalchemy as client  # noqa: E402  (the second client, beside t
 NOW = "now"
 UTC = datetime.timezone.utc
 
-# The pipeline's database module, transcribed: (column, kind, nullable, default). Its `String` has no
-# length; LENGTHS below are the ones the package chose (pipeline_models.models.runs says why).
+# The pipeline's database module, transcribed: (column, kind, nullable, default). Its `String` has
+# no length; LENGTHS below are the ones the package chose (pipeline_models.models.runs says why).
 PIPELINE = {
     "discovered_videos": [
         ("id", "integer", False, None),
@@ -74,9 +74,10 @@ PIPELINE = {
         ("content_id_risk", "string", False, "unknown"),
     ],
 }
-LENGTHS = {"video_id": 64, "title": 1024, "channel_name": 255, "channel_id": 64, "url": 512, "niche": 64,
-           "discovery_source": 255, "content_id_risk": 16, "status": 32, "video_file_path": 512,
-           "youtube_video_id": 100, "youtube_url": 512, "extraction_method": 32, "clip_file_path": 512}
+LENGTHS = {"video_id": 64, "title": 1024, "channel_name": 255, "channel_id": 64, "url": 512,
+           "niche": 64, "discovery_source": 255, "content_id_risk": 16, "status": 32,
+           "video_file_path": 512, "youtube_video_id": 100, "youtube_url": 512,
+           "extraction_method": 32, "clip_file_path": 512}
 PIPELINE_INDEXES = {
     "idx_discovered_videos_niche": ("discovered_videos", ["niche", "discovered_at"]),
     "idx_discovered_videos_processed": ("discovered_videos", ["processed"]),
@@ -86,7 +87,8 @@ PIPELINE_INDEXES = {
 }
 SEED_INDEXES = {"idx_analytics_video": ("analytics", ["youtube_video_id", "measured_at"]),
                 "idx_error_log_module": ("error_logs", ["module", "occurred_at"])}
-FOREIGN_KEYS = {"discovered_videos": set(), "pipeline_runs": {("legacy_video_id", "discovered_videos", "id")},
+FOREIGN_KEYS = {"discovered_videos": set(), "pipeline_runs": {("legacy_video_id",
+                                                               "discovered_videos", "id")},
                 "clips": {("pipeline_run_id", "pipeline_runs", "id"),
                           ("discovered_video_id", "discovered_videos", "id")}}
 
@@ -97,7 +99,8 @@ def test_every_pipeline_column_has_its_name_kind_and_null_ness(database, table):
     columns = {c.name: c for c in database.get_columns(table)}
     for name, kind, nullable, _ in PIPELINE[table]:
         assert name in columns, f"{table}.{name} is missing"
-        assert kind_of(columns[name], sqlite) == (kind, LENGTHS.get(name) if kind == "string" else None), \
+        assert kind_of(columns[name], sqlite) == (kind,
+                                                  LENGTHS.get(name) if kind == "string" else None), \
             f"{table}.{name}"
         assert columns[name].null is nullable, f"{table}.{name}"
 
@@ -145,7 +148,8 @@ def test_one_run_per_niche_and_cycle_is_the_databases_rule(database):
 
 
 def test_the_value_sets_are_checked_by_the_database_too(database):
-    """Raw SQL (another program) meets the same rules as the models: the CHECKs are in the tables."""
+    """Raw SQL (another program) meets the same rules as the models: the CHECKs are in the
+    tables."""
     make_video("v1")
     run = make_run()
     for sql in ("UPDATE discovered_videos SET processed = 4",
@@ -157,7 +161,8 @@ def test_the_value_sets_are_checked_by_the_database_too(database):
             with pm.db.atomic():
                 database.execute_sql(sql)
     clip = make_clip(run, pm.DiscoveredVideo.get())
-    for sql in ("UPDATE clips SET rank_position = 0", "UPDATE clips SET extraction_method = 'guess'",
+    for sql in ("UPDATE clips SET rank_position = 0",
+                "UPDATE clips SET extraction_method = 'guess'",
                 "UPDATE clips SET end_time_seconds = start_time_seconds",
                 "UPDATE clips SET clip_duration_seconds = -1"):
         with pytest.raises(peewee.IntegrityError):
@@ -167,7 +172,8 @@ def test_the_value_sets_are_checked_by_the_database_too(database):
 
 
 def test_processed_is_an_integer_with_names():
-    assert [(p.name, int(p)) for p in Processed] == [("pending", 0), ("used", 1), ("skipped", 2), ("rejected", 3)]
+    assert [(p.name, int(p)) for p in Processed] == [("pending", 0), ("used", 1), ("skipped", 2),
+                                                     ("rejected", 3)]
     assert pm.DiscoveredVideo.processed.field_type == "INT"
 
 
@@ -176,7 +182,8 @@ def test_processed_is_an_integer_with_names():
 
 def test_a_video_with_only_the_required_columns_is_pending(database):
     video = pm.DiscoveredVideo.create(video_id="abc123", title="A title", channel_name="A creator",
-                                      channel_id="UC123", url="https://youtube.com/watch?v=abc123", niche="gaming")
+                                      channel_id="UC123", url="https://youtube.com/watch?v=abc123",
+                                      niche="gaming")
     stored = pm.DiscoveredVideo.get_by_id(video.id)
     assert stored.processed == 0 and stored.processed is Processed.pending
     assert stored.content_id_risk == "unknown"
@@ -185,7 +192,8 @@ def test_a_video_with_only_the_required_columns_is_pending(database):
 
 def test_a_run_with_niche_and_cycle(database):
     start = datetime.datetime(2026, 3, 1, 0, 30, tzinfo=UTC)
-    run = pm.PipelineRun.create(niche="gaming", cycle_start=start, cycle_end=start + datetime.timedelta(hours=6))
+    run = pm.PipelineRun.create(niche="gaming", cycle_start=start,
+                                cycle_end=start + datetime.timedelta(hours=6))
     stored = pm.PipelineRun.get_by_id(run.id)
     assert (stored.niche, stored.status, stored.retry_count) == ("gaming", "pending", 0)
     assert stored.cycle_end - stored.cycle_start == datetime.timedelta(hours=6)
@@ -193,10 +201,12 @@ def test_a_run_with_niche_and_cycle(database):
 
 def test_a_clip_with_both_foreign_keys_and_rank_one(database):
     video, run = make_video("abc123"), make_run()
-    clip = pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=1, start_time_seconds=0,
-                          end_time_seconds=10, clip_duration_seconds=10)
+    clip = pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=1,
+                          start_time_seconds=0, end_time_seconds=10, clip_duration_seconds=10)
     stored = pm.Clip.get_by_id(clip.id)
-    assert (stored.pipeline_run_id, stored.discovered_video_id, stored.rank_position) == (run.id, video.id, 1)
+    assert (stored.pipeline_run_id, stored.discovered_video_id, stored.rank_position) == (run.id,
+                                                                                          video.id,
+                                                                                          1)
     assert stored.content_id_risk == "unknown"
     assert [c.id for c in run.clips] == [clip.id] and [c.id for c in video.clips] == [clip.id]
 
@@ -212,7 +222,8 @@ def test_get_pending_videos_returns_only_the_pending_videos_of_the_niche_best_fi
     assert len(pm.get_pending_videos("gaming")) == 4
     assert [v.video_id for v in pm.get_pending_videos("gaming").limit(2)] == ["vid2", "vid3"]
     assert list(pm.get_pending_videos("funny")) == []
-    with pytest.raises(ValueError, match="PipelineRun.niche: get_pending_videos needs the niche's name"):
+    with pytest.raises(ValueError,
+                       match="PipelineRun.niche: get_pending_videos needs the niche's name"):
         pm.get_pending_videos("")
 
 
@@ -221,7 +232,8 @@ def test_mark_video_processed(database):
         make_video(f"vid{n}")
     pm.mark_video_processed("vid3", 1)
     pm.mark_video_processed("vid2", Processed.rejected)
-    assert {v.video_id: v.processed for v in pm.DiscoveredVideo.select()} == {"vid1": 0, "vid2": 3, "vid3": 1}
+    assert {v.video_id: v.processed for v in pm.DiscoveredVideo.select()} == {"vid1": 0, "vid2": 3,
+                                                                              "vid3": 1}
     assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["vid1"]
 
 
@@ -251,7 +263,8 @@ def test_log_error_stores_an_unresolved_error(database):
 
 
 @pytest.mark.parametrize("args, name", [(("", "E", "m"), "module"), (("m", " ", "m"), "error_type"),
-                                        (("m", "E", ""), "error_message"), ((None, "E", "m"), "module")])
+                                        (("m", "E", ""), "error_message"), ((None, "E", "m"),
+                                                                            "module")])
 def test_log_error_refuses_an_empty_module_type_or_message(database, args, name):
     with pytest.raises(ValueError, match=rf"ErrorLog\.{name}: log_error needs the"):
         pm.log_error(*args)
@@ -265,7 +278,8 @@ def test_log_error_escapes_what_no_database_stores(database):
 
 
 def test_log_error_for_a_run_that_does_not_exist_is_refused(database):
-    with pytest.raises(ValueError, match=r"^ErrorLog\.pipeline_run: no PipelineRun has the id 999 \("):
+    with pytest.raises(ValueError,
+                       match=r"^ErrorLog\.pipeline_run: no PipelineRun has the id 999 \("):
         pm.log_error("m", "E", "x", pipeline_run_id=999)
     assert pm.ErrorLog.select().count() == 0
 
@@ -290,18 +304,22 @@ def test_schedule_takes_an_explicit_end_and_refuses_a_contradicting_one(database
     end = CYCLE_START + datetime.timedelta(hours=4)
     run = pm.PipelineRun.schedule("funny", CYCLE_START, end)
     assert pm.PipelineRun.schedule("funny", CYCLE_START, end).id == run.id
-    with pytest.raises(ValueError, match=r"PipelineRun.cycle_end: the funny run of the cycle starting .* \(run "
-                                         rf"{run.id}\) ends at"):
+    with pytest.raises(ValueError,
+                       match=r"PipelineRun.cycle_end: the funny run of the cycle starting .* \(run "
+                             rf"{run.id}\) ends at"):
         pm.PipelineRun.schedule("funny", CYCLE_START, CYCLE_START + datetime.timedelta(hours=6))
 
 
 @pytest.mark.parametrize("args, message", [
     (("", CYCLE_START), "PipelineRun.niche: schedule needs the niche's name"),
-    (("gaming", None), "PipelineRun.cycle_start: schedule needs the cycle's start as an aware datetime"),
+    (("gaming", None),
+     "PipelineRun.cycle_start: schedule needs the cycle's start as an aware datetime"),
     (("gaming", datetime.datetime(2026, 1, 1)), "PipelineRun.cycle_start: naive datetime"),
     (("gaming", CYCLE_START, CYCLE_START), "PipelineRun.cycle_end: .* is not after cycle_start"),
-    (("gaming", CYCLE_START, datetime.datetime(2026, 1, 2)), "PipelineRun.cycle_end: naive datetime"),
-    (("x" * 65, CYCLE_START), "PipelineRun.niche: text of 65 characters is longer than the limit of 64"),
+    (("gaming", CYCLE_START, datetime.datetime(2026, 1, 2)),
+     "PipelineRun.cycle_end: naive datetime"),
+    (("x" * 65, CYCLE_START),
+     "PipelineRun.niche: text of 65 characters is longer than the limit of 64"),
 ])
 def test_schedule_refuses_bad_arguments_naming_them(database, args, message):
     with pytest.raises(ValueError, match=message):
@@ -313,10 +331,12 @@ def test_a_clip_of_a_video_or_rank_already_in_its_run_is_refused(database):
     run, other_run = make_run(cycle=0), make_run(cycle=1)
     first, second = make_video("v1"), make_video("v2")
     make_clip(run, first, rank=1)
-    with pytest.raises(ValueError, match=rf"Clip.discovered_video: run {run.id} already has a clip of video "
-                                         rf"{first.id}"):
+    with pytest.raises(ValueError,
+                       match=rf"Clip.discovered_video: run {run.id} already has a clip of video "
+                             rf"{first.id}"):
         make_clip(run, first, rank=2)
-    with pytest.raises(ValueError, match=rf"Clip.rank_position: run {run.id} already has a clip ranked 1"):
+    with pytest.raises(ValueError,
+                       match=rf"Clip.rank_position: run {run.id} already has a clip ranked 1"):
         make_clip(run, second, rank=1)
     make_clip(run, second, rank=2)
     make_clip(other_run, first, rank=1)  # another run may rank the same video and the same rank
@@ -330,26 +350,29 @@ def test_a_clip_of_a_video_or_rank_already_in_its_run_is_refused(database):
 
 def test_clips_inserted_in_bulk_follow_the_same_rule(database):
     run, video = make_run(), make_video("v1")
-    row = dict(pipeline_run=run.id, discovered_video=video.id, start_time_seconds=0.0, end_time_seconds=5.0,
-               clip_duration_seconds=5.0)
+    row = dict(pipeline_run=run.id, discovered_video=video.id, start_time_seconds=0.0,
+               end_time_seconds=5.0, clip_duration_seconds=5.0)
     with pytest.raises(ValueError, match=rf"run {run.id} would have two clips of video {video.id}"):
         pm.Clip.insert_rows([{**row, "rank_position": 1}, {**row, "rank_position": 2}])
     assert pm.Clip.select().count() == 0
     with pytest.raises(peewee.IntegrityError):
-        pm.Clip.insert_rows([{**row, "rank_position": 1}, {**row, "discovered_video": make_video("v2").id,
+        pm.Clip.insert_rows([{**row, "rank_position": 1}, {**row,
+                                                           "discovered_video": make_video("v2").id,
                                                            "rank_position": 1}])
     assert pm.Clip.select().count() == 0
 
 
 def test_discover_records_a_video_once_and_refreshes_its_metadata(database):
-    video, created = pm.DiscoveredVideo.discover("abc", title="First", channel_name="C", channel_id="UC",
-                                                 niche="gaming", viral_score=1.5)
+    video, created = pm.DiscoveredVideo.discover("abc", title="First", channel_name="C",
+                                                 channel_id="UC", niche="gaming", viral_score=1.5)
     assert created and video.url == "https://www.youtube.com/watch?v=abc"
     again, created = pm.DiscoveredVideo.discover("abc", viral_score=7.5, view_count=10)
     assert not created and again.id == video.id
     stored = pm.DiscoveredVideo.get_by_id(video.id)
-    assert (stored.title, stored.viral_score, stored.view_count, stored.processed) == ("First", 7.5, 10, 0)
-    with pytest.raises(ValueError, match="DiscoveredVideo.channel_name: a new video needs channel_name, niche"):
+    assert (stored.title, stored.viral_score, stored.view_count, stored.processed) == ("First", 7.5,
+                                                                                       10, 0)
+    with pytest.raises(ValueError,
+                       match="DiscoveredVideo.channel_name: a new video needs channel_name, niche"):
         pm.DiscoveredVideo.discover("new", title="t", channel_id="UC")
     with pytest.raises(TypeError, match="processed"):
         pm.DiscoveredVideo.discover("abc", processed=1)
@@ -373,34 +396,42 @@ def test_the_sqlalchemy_client_reads_and_writes_a_database_init_db_made(fresh_ta
     engine = client.engine_for(fresh_target)
     with client.Session(engine) as session:
         got = session.query(client.DiscoveredVideo).filter_by(video_id="fromorm").one()
-        assert (got.title, got.processed, got.content_id_risk, got.viral_score) == ("Video fromorm", 0, "unknown", 2.0)
+        assert (got.title, got.processed, got.content_id_risk, got.viral_score) == ("Video fromorm",
+                                                                                    0, "unknown",
+                                                                                    2.0)
         got_run = session.query(client.PipelineRun).one()
         assert (got_run.niche, got_run.status, got_run.retry_count) == ("gaming", "pending", 0)
         assert got_run.cycle_start.replace(tzinfo=None) == CYCLE_START.replace(tzinfo=None)
         error = session.query(client.ErrorLog).one()
-        assert (error.module, error.resolved, error.occurred_at is not None) == ("render", False, True)
+        assert (error.module, error.resolved, error.occurred_at is not None) == ("render", False,
+                                                                                 True)
         clip = session.query(client.Clip).one()
-        assert (clip.pipeline_run_id, clip.discovered_video_id, clip.rank_position) == (run.id, video.id, 1)
+        assert (clip.pipeline_run_id, clip.discovered_video_id, clip.rank_position) == (run.id,
+                                                                                        video.id, 1)
         # The pipeline's own writes, as its code makes them (naive UTC times, integers).
-        new = client.DiscoveredVideo(video_id="fromsa", title="T", channel_name="C", channel_id="UC", url="u",
-                                     niche="sports", viral_score=4.0)
+        new = client.DiscoveredVideo(video_id="fromsa", title="T", channel_name="C",
+                                     channel_id="UC", url="u", niche="sports", viral_score=4.0)
         session.add(new)
         session.flush()
         start = datetime.datetime(2026, 2, 1, 1, 0)
-        sa_run = client.PipelineRun(niche="sports", cycle_start=start, cycle_end=start + datetime.timedelta(hours=6))
+        sa_run = client.PipelineRun(niche="sports", cycle_start=start,
+                                    cycle_end=start + datetime.timedelta(hours=6))
         session.add(sa_run)
         session.flush()
-        session.add(client.Clip(pipeline_run_id=sa_run.id, discovered_video_id=new.id, rank_position=1,
-                                start_time_seconds=0, end_time_seconds=10, clip_duration_seconds=10))
-        if sqlite:  # on PostgreSQL the package's flags are BOOLEAN: a seed-faithful Integer cannot write them
-            session.add(client.ErrorLog(pipeline_run_id=sa_run.id, module="m", error_type="E", error_message="x"))
+        session.add(client.Clip(pipeline_run_id=sa_run.id, discovered_video_id=new.id,
+                                rank_position=1, start_time_seconds=0, end_time_seconds=10,
+                                clip_duration_seconds=10))
+        # on PostgreSQL the package's flags are BOOLEAN: a seed-faithful Integer cannot write them
+        if sqlite:
+            session.add(client.ErrorLog(pipeline_run_id=sa_run.id, module="m", error_type="E",
+                                        error_message="x"))
             session.add(client.ReviewLog(pipeline_run_id=sa_run.id))
         session.query(client.DiscoveredVideo).filter_by(video_id="fromorm").update({"processed": 1})
         assert [v.video_id for v in client.get_pending_videos(session, "sports")] == ["fromsa"]
         session.commit()
         # A value the package's rules refuse is refused for the second client too.
-        session.add(client.DiscoveredVideo(video_id="bad", title="T", channel_name="C", channel_id="UC", url="u",
-                                           niche="gaming", processed=7))
+        session.add(client.DiscoveredVideo(video_id="bad", title="T", channel_name="C",
+                                           channel_id="UC", url="u", niche="gaming", processed=7))
         with pytest.raises(sa.exc.IntegrityError):
             session.commit()
         session.rollback()
@@ -418,44 +449,57 @@ def test_the_sqlalchemy_client_reads_and_writes_a_database_init_db_made(fresh_ta
 
 
 def _pipeline_database(target, rows=True):
-    """A database as the pipeline's SQLAlchemy module makes it: create_all, then a row in every table."""
+    """A database as the pipeline's SQLAlchemy module makes it: create_all, then a row in every
+    table."""
     engine = client.init_db(target)
     if rows:
         with client.Session(engine) as session:
-            videos = [client.DiscoveredVideo(video_id=f"vid{n}", title=f"Video {n}", channel_name=f"Creator {n}",
-                                             channel_id=f"UC{n}", url=f"https://youtu.be/vid{n}", niche="gaming",
-                                             viral_score=float(n), view_count=1000 * n, duration_seconds=60 + n,
+            videos = [client.DiscoveredVideo(video_id=f"vid{n}", title=f"Video {n}",
+                                             channel_name=f"Creator {n}", channel_id=f"UC{n}",
+                                             url=f"https://youtu.be/vid{n}", niche="gaming",
+                                             viral_score=float(n), view_count=1000 * n,
+                                             duration_seconds=60 + n,
                                              discovered_at=datetime.datetime(2026, 1, 1, 0, n),
                                              processed=1 if n < 3 else 0, discovery_source="reddit")
                       for n in range(1, 5)]
             session.add_all(videos)
             start = datetime.datetime(2026, 1, 1, 0, 30)
-            runs = [client.PipelineRun(niche="gaming", cycle_start=start, cycle_end=start + datetime.timedelta(hours=6),
+            runs = [client.PipelineRun(niche="gaming", cycle_start=start,
+                                       cycle_end=start + datetime.timedelta(hours=6),
                                        status="review", started_at=start, retry_count=1,
-                                       video_file_path="out/gaming.mp4", video_file_size_bytes=3 * 2 ** 29),
-                    client.PipelineRun(niche="sports", cycle_start=start, cycle_end=start + datetime.timedelta(hours=6),
-                                       status="uploaded", youtube_video_id="longform1", completed_at=start)]
+                                       video_file_path="out/gaming.mp4",
+                                       video_file_size_bytes=3 * 2 ** 29),
+                    client.PipelineRun(niche="sports", cycle_start=start,
+                                       cycle_end=start + datetime.timedelta(hours=6),
+                                       status="uploaded", youtube_video_id="longform1",
+                                       completed_at=start)]
             session.add_all(runs)
             session.flush()
-            clips = [client.Clip(pipeline_run_id=runs[0].id, discovered_video_id=videos[n].id, rank_position=n + 1,
-                                 start_time_seconds=1.5, end_time_seconds=20.0, clip_duration_seconds=18.5,
-                                 extraction_method="most_replayed", content_id_risk="medium" if n else "low")
+            clips = [client.Clip(pipeline_run_id=runs[0].id, discovered_video_id=videos[n].id,
+                                 rank_position=n + 1, start_time_seconds=1.5, end_time_seconds=20.0,
+                                 clip_duration_seconds=18.5, extraction_method="most_replayed",
+                                 content_id_risk="medium" if n else "low")
                      for n in range(2)]
             session.add_all(clips)
             session.flush()
             session.add_all([
-                client.Script(pipeline_run_id=runs[0].id, opening_text="Hi", full_script_json='{"opening": "Hi"}',
-                              total_char_count=2, estimated_duration_seconds=0.5, llm_model_used="m",
+                client.Script(pipeline_run_id=runs[0].id, opening_text="Hi",
+                              full_script_json='{"opening": "Hi"}', total_char_count=2,
+                              estimated_duration_seconds=0.5, llm_model_used="m",
                               generated_at=start),
-                client.TTSAudio(pipeline_run_id=runs[0].id, engine_used="xtts_v2", generated_at=start),
-                client.Short(pipeline_run_id=runs[0].id, clip_id=clips[0].id, status="review", title="S"),
+                client.TTSAudio(pipeline_run_id=runs[0].id, engine_used="xtts_v2",
+                                generated_at=start),
+                client.Short(pipeline_run_id=runs[0].id, clip_id=clips[0].id, status="review",
+                             title="S"),
                 client.Analytics(youtube_video_id="longform1", view_count=500, measured_at=start),
-                client.ReviewLog(pipeline_run_id=runs[0].id, sent_at=start, action=None, auto_held=1),
-                client.ReviewLog(pipeline_run_id=runs[1].id, sent_at=start, responded_at=start, action="approve",
-                                 auto_held=0),
-                client.ConfigOverride(key="channels.gaming.video.max_clips", value="10", updated_at=start),
-                client.ErrorLog(pipeline_run_id=runs[0].id, module="render", error_type="E", error_message="x",
-                                occurred_at=start, resolved=1),
+                client.ReviewLog(pipeline_run_id=runs[0].id, sent_at=start, action=None,
+                                 auto_held=1),
+                client.ReviewLog(pipeline_run_id=runs[1].id, sent_at=start, responded_at=start,
+                                 action="approve", auto_held=0),
+                client.ConfigOverride(key="channels.gaming.video.max_clips", value="10",
+                                      updated_at=start),
+                client.ErrorLog(pipeline_run_id=runs[0].id, module="render", error_type="E",
+                                error_message="x", occurred_at=start, resolved=1),
             ])
             session.commit()
     engine.dispose()
@@ -465,28 +509,35 @@ def test_init_db_adopts_the_pipelines_own_database_with_every_row(fresh_target):
     _pipeline_database(fresh_target)
     database = pm.init_db(fresh_target)
     assert not diff_models(database, pm.ALL_MODELS)
-    assert {v.video_id: (v.processed, v.viral_score, v.view_count, v.duration_seconds, v.discovery_source)
+    assert {v.video_id: (v.processed, v.viral_score, v.view_count, v.duration_seconds,
+                         v.discovery_source)
             for v in pm.DiscoveredVideo.select()} == {
         "vid1": (1, 1.0, 1000, 61, "reddit"), "vid2": (1, 2.0, 2000, 62, "reddit"),
         "vid3": (0, 3.0, 3000, 63, "reddit"), "vid4": (0, 4.0, 4000, 64, "reddit")}
-    assert pm.DiscoveredVideo.get(video_id="vid2").discovered_at == datetime.datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
+    assert pm.DiscoveredVideo.get(video_id="vid2").discovered_at == datetime.datetime(2026, 1, 1, 0,
+                                                                                      2, tzinfo=UTC)
     gaming, sports = pm.PipelineRun.select().order_by(pm.PipelineRun.id)
     start = datetime.datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
     assert (gaming.niche, gaming.status, gaming.cycle_start, gaming.started_at, gaming.retry_count,
             gaming.video_file_path, gaming.video_file_size_bytes) == (
         "gaming", "review", start, start, 1, "out/gaming.mp4", 3 * 2 ** 29)
-    assert (gaming.created_at, gaming.updated_at, gaming.worker, gaming.claim_token) == (start, start, None, None)
-    assert (sports.status, sports.youtube_video_id, sports.completed_at) == ("uploaded", "longform1", start)
+    assert (gaming.created_at, gaming.updated_at, gaming.worker, gaming.claim_token) == (start,
+                                                                                         start,
+                                                                                         None, None)
+    assert (sports.status, sports.youtube_video_id, sports.completed_at) == ("uploaded",
+                                                                             "longform1", start)
     assert [(c.rank_position, c.discovered_video.video_id, c.content_id_risk, c.extraction_method)
             for c in gaming.clips.order_by(pm.Clip.rank_position)] == [
         (1, "vid1", "low", "most_replayed"), (2, "vid2", "medium", "most_replayed")]
     assert pm.Script.get().full_script_json == {"opening": "Hi"}
     assert pm.TTSAudio.get().engine_used == "xtts_v2" and pm.Short.get().status == "review"
     held, answered = pm.ReviewLog.select().order_by(pm.ReviewLog.id)
-    assert (held.action, held.auto_held, answered.action, answered.auto_held) == ("hold", True, "approve", False)
+    assert (held.action, held.auto_held, answered.action, answered.auto_held) == ("hold", True,
+                                                                                  "approve", False)
     assert pm.ErrorLog.get().resolved is True
     assert pm.ConfigOverride.value_of("channels.gaming.video.max_clips") == 10
-    assert [a.view_count for a in pm.Analytics.latest()] == [500]  # analytics_latest made and filled
+    # analytics_latest made and filled
+    assert [a.view_count for a in pm.Analytics.latest()] == [500]
     # The package's rules hold on the adopted tables, and its operations run there.
     with pytest.raises(peewee.IntegrityError):
         with pm.db.atomic():
@@ -501,7 +552,8 @@ def test_a_pipeline_database_with_only_the_three_tables_is_adopted_and_given_the
     target = str(tmp_path / "viral_channel.db")
     engine = client.engine_for(target)
     client.Base.metadata.create_all(engine, tables=[client.DiscoveredVideo.__table__,
-                                                    client.PipelineRun.__table__, client.Clip.__table__])
+                                                    client.PipelineRun.__table__,
+                                                    client.Clip.__table__])
     engine.dispose()
     database = pm.init_db(target)
     assert not diff_models(database, pm.ALL_MODELS)
@@ -517,7 +569,8 @@ def test_a_pipeline_database_with_only_the_three_tables_is_adopted_and_given_the
     ("scripts.full_script_json", "'not json'", "full_script_json = 'not json'"),
     ("discovered_videos.title", "'" + "t" * 1025 + "'", "title = 'ttt"),
 ])
-def test_adopting_a_row_that_breaks_a_rule_is_refused_naming_it_and_nothing_changes(fresh_target, column,
+def test_adopting_a_row_that_breaks_a_rule_is_refused_naming_it_and_nothing_changes(fresh_target,
+                                                                                    column,
                                                                                      value, shown):
     _pipeline_database(fresh_target)
     table, name = column.split(".")
@@ -527,8 +580,9 @@ def test_adopting_a_row_that_breaks_a_rule_is_refused_naming_it_and_nothing_chan
     row_id = raw.execute_sql(f"SELECT MIN(id) FROM {table}").fetchone()[0]
     before = _dump(raw)
     raw.close()
-    with pytest.raises(SchemaMismatch, match=rf"^cannot adopt the pipeline's {table}: row id = {row_id} .*{shown}"
-                                             r".*nothing was changed"):
+    with pytest.raises(SchemaMismatch,
+                       match=rf"^cannot adopt the pipeline's {table}: row id = {row_id} .*{shown}"
+                             r".*nothing was changed"):
         pm.init_db(fresh_target)
     raw = (peewee.SqliteDatabase(fresh_target) if "://" not in fresh_target
            else pm.connections.database_for(fresh_target, False))

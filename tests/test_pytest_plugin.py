@@ -1,4 +1,5 @@
-"""The pytest plugin the package ships (pipeline_models.pytest_plugin), run on users' test files with pytester."""
+"""The pytest plugin the package ships (pipeline_models.pytest_plugin), run on users' test files
+with pytester."""
 import importlib.metadata
 import textwrap
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_the_long_form_upload_ends_the_run(pipeline_factory):
     assert chain.shorts[0].mark_uploaded("yt-short-1")     # shorts: once the run is approved, in any order
 '''
 
-# Each test sees an empty database of its own, bound only while it runs; tests without the fixture see nothing.
+# Each test sees an empty database of its own, bound only while it runs; tests without the fixture
+# see nothing.
 ISOLATION = '''
 import datetime
 
@@ -84,17 +86,21 @@ def test_last(pipeline_db):
 def _run(pytester, source, *args, subprocess=False):
     pytester.makepyfile(test_user=textwrap.dedent(source))
     run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-    return run("-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args)  # hypothesis: seconds a run
+    # hypothesis: seconds a run
+    return run("-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args)
 
 
 def test_the_entry_point_is_registered():
     found = importlib.metadata.entry_points()
-    group = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11", [])
-    assert {(ep.name, ep.value) for ep in group} >= {("pipeline_models", "pipeline_models.pytest_plugin")}
+    group = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11",
+                                                                                      [])
+    assert {(ep.name, ep.value) for ep in group} >= {("pipeline_models",
+                                                      "pipeline_models.pytest_plugin")}
 
 
 def test_the_readme_example_runs_as_written(pytester):
-    # A subprocess, as a user runs it: the plugin comes in through its entry point, with no conftest.
+    # A subprocess, as a user runs it: the plugin comes in through its entry point, with no
+    # conftest.
     result = _run(pytester, README_EXAMPLE, subprocess=True)
     result.assert_outcomes(passed=4)
 
@@ -437,28 +443,36 @@ def test_with_plugin_autoload_disabled_it_loads_with_dash_p(pytester, monkeypatc
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makepyfile(test_user=README_EXAMPLE)
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=0, errors=4)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "pipeline_models.pytest_plugin")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p",
+                                           "pipeline_models.pytest_plugin")
     result.assert_outcomes(passed=4)
 
 
 def test_a_url_that_is_not_postgresql_is_a_usage_error(pytester):
     pytester.makepyfile(test_user=README_EXAMPLE)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pipeline-db-url", "sqlite:///x:secret@h.db")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pipeline-db-url",
+                                           "sqlite:///x:secret@h.db")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*expected a postgresql:// URL*"])
 
 
 def test_on_postgresql_with_the_url_option_or_the_ini_setting(pytester, pg_server):
-    pytester.makepyfile(test_user=README_EXAMPLE, test_left_open=LEFT_OPEN, test_isolation=ISOLATION.replace(
-        "isinstance(pipeline_db, peewee.SqliteDatabase)", "isinstance(pipeline_db, peewee.PostgresqlDatabase)"))
+    pytester.makepyfile(test_user=README_EXAMPLE, test_left_open=LEFT_OPEN,
+                        test_isolation=ISOLATION.replace(
+        "isinstance(pipeline_db, peewee.SqliteDatabase)",
+        "isinstance(pipeline_db, peewee.PostgresqlDatabase)"))
     before = _throwaway_databases(pg_server)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:hypothesispytest",
-                                           "--pipeline-db-url", pg_server.url)
-    result.assert_outcomes(passed=11, failed=1, errors=1)  # as on SQLite: the session's database is emptied each time
-    result.stdout.fnmatch_lines(["pipeline_models: pipeline_db on a throwaway database of postgresql://*"])
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-p",
+                                           "no:hypothesispytest", "--pipeline-db-url",
+                                           pg_server.url)
+    # as on SQLite: the session's database is emptied each time
+    result.assert_outcomes(passed=11, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["pipeline_models: pipeline_db on a throwaway database of "
+                                 "postgresql://*"])
     pytester.makepyfile(test_statuses=STATUSES)
     pytester.makeini(f"[pytest]\npipeline_db_url = {pg_server.url}\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "test_statuses.py")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                                           "test_statuses.py")
     result.assert_outcomes(passed=19)
     assert _throwaway_databases(pg_server) == before  # dropped at the end of each session
 

@@ -1,6 +1,6 @@
-"""The run queue as a job queue: fenced leases, one run per niche and cycle, the pipeline's retry schedule,
-a lifecycle that ends with the long-form upload, stale objects and writes while a loop reads.
-tests/test_queue_chaos.py runs the same queue under SIGKILL and SIGSTOP."""
+"""The run queue as a job queue: fenced leases, one run per niche and cycle, the pipeline's retry
+schedule, a lifecycle that ends with the long-form upload, stale objects and writes while a loop
+reads. tests/test_queue_chaos.py runs the same queue under SIGKILL and SIGSTOP."""
 import multiprocessing
 import re
 from datetime import timedelta
@@ -54,14 +54,15 @@ def test_a_worker_that_lost_its_lease_changes_nothing_and_the_new_holder_carries
         with a.fenced():
             clip_of(a, 2, transcript="A, the zombie")
 
-    zombie_writes = [lambda: a.heartbeat(stage="render"), lambda: a.advance("failed", reason="A gives up"),
+    zombie_writes = [lambda: a.heartbeat(stage="render"), lambda: a.advance("failed",
+                                                                            reason="A gives up"),
                      lambda: a.fail("A gives up"), lambda: a.fail("A gives up", retry=False),
                      lambda: pm.ReviewLog.request(a, message_id="chat:A"), write_clip]
     before = pm.PipelineRun.select().dicts().get()
     for write in zombie_writes:
         with pytest.raises(LeaseLost, match=re.escape(
-                f"run {a.id}: 'A' no longer holds it (its claim was attempt 1); the run is running under 'B', "
-                "attempt 2 now. Nothing was written")):
+                f"run {a.id}: 'A' no longer holds it (its claim was attempt 1); the run is running "
+                "under 'B', attempt 2 now. Nothing was written")):
             write()
     assert pm.PipelineRun.select().dicts().get() == before
     assert [c.transcript for c in pm.Clip.select()] == ["A, before it stalled"]
@@ -77,8 +78,9 @@ def test_a_worker_that_lost_its_lease_changes_nothing_and_the_new_holder_carries
 
 
 def test_a_stale_worker_that_refreshes_its_object_still_writes_nothing(database):
-    """The zombie of issue 22: A's lease is lost, B finishes the run and it is approved; A refreshes its object
-    (which now shows approved) and tries every write a worker makes. Each is refused; nothing changes."""
+    """The zombie of issue 22: A's lease is lost, B finishes the run and it is approved; A refreshes
+    its object (which now shows approved) and tries every write a worker makes. Each is refused;
+    nothing changes."""
     queued()
     a = pm.PipelineRun.claim_next("A")
     pm.PipelineRun.requeue_stale(timedelta(minutes=1), now=later(minutes=5))
@@ -99,14 +101,18 @@ def test_a_stale_worker_that_refreshes_its_object_still_writes_nothing(database)
         a.save()
 
     writes = [save, lambda: a.fail("A gives up"), lambda: a.fail("A gives up", retry=False),
-              lambda: a.advance("failed", reason="A gives up"), lambda: pm.ReviewLog.request(a, message_id="chat:A"),
+              lambda: a.advance("failed", reason="A gives up"), lambda: pm.ReviewLog.request(a,
+                                                                                             message_id="chat:A"),
               lambda: a.heartbeat(stage="render"), write_clip]
-    before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog, pm.DiscoveredVideo)]
+    before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog,
+                                                 pm.DiscoveredVideo)]
     for write in writes:  # ... and still writes as the worker whose claim was attempt 1
         with pytest.raises(LeaseLost, match=re.escape(
-                f"run {a.id}: 'A' no longer holds it (its claim was attempt 1); the run is approved now")):
+                f"run {a.id}: 'A' no longer holds it (its claim was attempt 1); the run is "
+                "approved now")):
             write()
-    assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog, pm.DiscoveredVideo)] == before
+    assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog,
+                                               pm.DiscoveredVideo)] == before
     # An operator's copy, which never held the claim, may still cancel the approved run.
     pm.PipelineRun.get_by_id(a.id).advance("failed", reason="cancelled by the operator")
     assert row(a).status is RunStatus.failed
@@ -116,15 +122,19 @@ def test_an_object_that_never_claimed_a_running_run_cannot_write_as_its_worker(d
     queued()
     pm.PipelineRun.claim_next("w")
     pm.PipelineRun.requeue_stale(timedelta(minutes=1), now=later(minutes=5))
-    operator = pm.PipelineRun.get_by_id(1)  # pending: it holds no claim, and refresh() gives it none
+    # pending: it holds no claim, and refresh() gives it none
+    operator = pm.PipelineRun.get_by_id(1)
     worker = pm.PipelineRun.claim_next("w2", now=later(hours=2))
     operator.refresh()
     assert operator.status is RunStatus.running
     before = list(pm.PipelineRun.select().dicts())
-    for write in (lambda: operator.heartbeat(), lambda: operator.fail("x"), lambda: pm.ReviewLog.request(operator),
-                  lambda: operator.advance("failed", reason="x"), lambda: operator.fenced().__enter__()):
-        with pytest.raises(LeaseLost, match=f"run {operator.id} is running under 'w2', attempt 2, and this object "
-                                            "holds no claim to it"):
+    for write in (lambda: operator.heartbeat(), lambda: operator.fail("x"),
+                  lambda: pm.ReviewLog.request(operator), lambda: operator.advance("failed",
+                                                                                   reason="x"),
+                  lambda: operator.fenced().__enter__()):
+        with pytest.raises(LeaseLost,
+                           match=f"run {operator.id} is running under 'w2', attempt 2, and this "
+                                 "object holds no claim to it"):
             write()
     assert list(pm.PipelineRun.select().dicts()) == before
     assert worker.heartbeat() and pm.ReviewLog.request(worker).pipeline_run_id == worker.id
@@ -135,7 +145,8 @@ def test_the_workers_own_move_out_of_running_releases_its_claim(database):
     run = pm.PipelineRun.claim_next("w")
     review = pm.ReviewLog.request(run, message_id="chat:1")
     review.respond("approve", run=run)
-    run.video_file_path = "renders/final.mp4"  # the same object, now the uploader's: no claim to hold
+    # the same object, now the uploader's: no claim to hold
+    run.video_file_path = "renders/final.mp4"
     run.save()
     run.mark_uploaded("yt-long")
     assert (row(run).status, row(run).video_file_path) == (RunStatus.uploaded, "renders/final.mp4")
@@ -146,7 +157,8 @@ def test_a_failed_request_keeps_the_claim_of_the_object(database):
     a, b = pm.PipelineRun.claim_next("A"), pm.PipelineRun.claim_next("B")
     pm.ReviewLog.request(a, message_id="dup")
     with pytest.raises(peewee.IntegrityError):
-        pm.ReviewLog.request(b, message_id="dup")  # the run's move rolled back with the review's insert
+        # the run's move rolled back with the review's insert
+        pm.ReviewLog.request(b, message_id="dup")
     assert b.heartbeat() and pm.ReviewLog.request(b, message_id="other").pipeline_run_id == b.id
 
 
@@ -173,7 +185,8 @@ def test_operations_that_are_not_the_workers_ignore_the_claim(database):
     queued()
     worker = pm.PipelineRun.claim_next("w")
     review = pm.ReviewLog.request(worker, message_id="chat:1")
-    assert pm.ReviewLog.answer("chat:1", "approve", reviewer="@alice") == (review, True)  # the reviewer's
+    # the reviewer's
+    assert pm.ReviewLog.answer("chat:1", "approve", reviewer="@alice") == (review, True)
     operator = pm.PipelineRun.get_by_id(worker.id)  # the operator's copy holds no claim
     operator.advance("failed", reason="cancelled by the operator")
     operator.retry()
@@ -191,7 +204,8 @@ def test_an_operator_retry_queues_the_same_run_again_with_its_retries_counted_af
     assert (row(run).status, row(run).retry_count) == (RunStatus.failed, 1)
     assert queued().id == run.id  # the scheduler firing again does not make a second run
     pm.PipelineRun.get_by_id(run.id).retry()
-    assert (row(run).status, row(run).retry_count, row(run).not_before) == (RunStatus.pending, 0, None)
+    assert (row(run).status, row(run).retry_count, row(run).not_before) == (RunStatus.pending, 0,
+                                                                            None)
     assert pm.PipelineRun.claim_next("w").id == run.id
     with pytest.raises(InvalidTransition, match="only a failed run is retried"):
         pm.PipelineRun.get_by_id(run.id).retry()
@@ -212,20 +226,23 @@ def test_claim_next_takes_the_earliest_cycle_and_may_keep_to_a_niche(database):
 def _schedule_all(target, barrier, cycles, out):
     pm.init_db(target)
     barrier.wait()
-    made = [pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * n)).id for niche, n in cycles]
+    made = [pm.PipelineRun.schedule(niche, CYCLE_START + timedelta(hours=6 * n)).id for niche,
+            n in cycles]
     with open(out, "w") as fh:
         fh.write(" ".join(map(str, made)))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_schedulers_firing_at_once_in_several_processes_make_each_run_once(backend, request, tmp_path):
+def test_schedulers_firing_at_once_in_several_processes_make_each_run_once(backend, request,
+                                                                           tmp_path):
     target = str(tmp_path / "q.db") if backend == "sqlite" else request.getfixturevalue("pg_server").new_database()
     pm.init_db(target)
     pm.db.obj.close()
     cycles = [(niche, n) for niche in ("gaming", "sports", "funny") for n in range(10)]
     barrier = spawn.Barrier(4)
     outs = [tmp_path / f"out{n}" for n in range(4)]
-    procs = [spawn.Process(target=_schedule_all, args=(target, barrier, cycles[n:] + cycles[:n], str(outs[n])))
+    procs = [spawn.Process(target=_schedule_all, args=(target, barrier, cycles[n:] + cycles[:n],
+                                                       str(outs[n])))
              for n in range(4)]
     for proc in procs:
         proc.start()
@@ -253,7 +270,8 @@ def test_a_failed_attempt_is_retried_after_30_then_90_seconds_then_fails_for_goo
         assert (claimed.id, claimed.retry_count) == (run.id, attempt - 1)
         claimed.fail(RuntimeError("ffmpeg exited 1"), now=failed_at)
         due = row(run).not_before
-        assert due == failed_at + timedelta(seconds=delay)  # the pipeline's schedule, to the microsecond
+        # the pipeline's schedule, to the microsecond
+        assert due == failed_at + timedelta(seconds=delay)
         assert (row(run).retry_count, row(run).error_message) == (
             attempt, f"attempt {attempt} of 3 failed: RuntimeError: ffmpeg exited 1")
         assert pm.PipelineRun.claim_next("early", now=due - timedelta(microseconds=1)) is None
@@ -263,7 +281,8 @@ def test_a_failed_attempt_is_retried_after_30_then_90_seconds_then_fails_for_goo
     assert last.retry_count == 2
     last.fail("ffmpeg exited 1", now=due)
     gave_up = row(run)
-    assert (gave_up.status, gave_up.error_message) == (RunStatus.failed, "gave up after 3 attempts: ffmpeg exited 1")
+    assert (gave_up.status, gave_up.error_message) == (RunStatus.failed,
+                                                       "gave up after 3 attempts: ffmpeg exited 1")
     assert gave_up.completed_at is not None and gave_up.retry_count == 2
     assert pm.PipelineRun.claim_next("w", now=later(days=30)) is None
 
@@ -296,9 +315,11 @@ def test_max_attempts_per_call_and_by_config(database):
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("queue.max_attempts", 0, "ConfigOverride 'queue.max_attempts' must be a whole number from 1 to 1000, not 0"),
+    ("queue.max_attempts", 0,
+     "ConfigOverride 'queue.max_attempts' must be a whole number from 1 to 1000, not 0"),
     ("queue.max_attempts", "3", "must be a whole number from 1 to 1000, not '3'"),
-    ("queue.retry_delay_seconds", -1, "'queue.retry_delay_seconds' must be a number of seconds from 0 to 86400"),
+    ("queue.retry_delay_seconds", -1,
+     "'queue.retry_delay_seconds' must be a number of seconds from 0 to 86400"),
 ])
 def test_a_bad_retry_policy_is_refused_by_name_and_changes_nothing(database, key, value, message):
     queued()
@@ -306,7 +327,8 @@ def test_a_bad_retry_policy_is_refused_by_name_and_changes_nothing(database, key
     with pytest.raises(ValueError, match=re.escape(message)):
         pm.ConfigOverride.set(key, value)  # refused at once, not in every worker later
     assert pm.ConfigOverride.value_of(key) is None
-    pm.ConfigOverride.insert(key=key, value=value).execute()  # other code may write it: checked where it is read
+    # other code may write it: checked where it is read
+    pm.ConfigOverride.insert(key=key, value=value).execute()
     with pytest.raises(ValueError, match=re.escape(message)):
         claimed.fail("boom")
     assert row(claimed).status is RunStatus.running
@@ -331,7 +353,8 @@ def test_a_refused_setting_names_the_setting_and_no_model(database, key, value, 
 def test_a_worker_fails_a_run_for_good_at_once(database):
     run = queued()
     pm.PipelineRun.claim_next("w").fail(ValueError("not a video"), retry=False)
-    assert (row(run).status, row(run).error_message) == (RunStatus.failed, "ValueError: not a video")
+    assert (row(run).status, row(run).error_message) == (RunStatus.failed,
+                                                         "ValueError: not a video")
     with pytest.raises(ValueError, match="give the error or a reason"):
         pm.PipelineRun.get_by_id(run.id).fail("  ")
 
@@ -340,7 +363,8 @@ def test_requeue_stale_gives_up_after_max_attempts(database):
     run = queued()
     for attempt in (1, 2, 3):
         pm.PipelineRun.claim_next("poison", now=later(days=attempt))
-        assert pm.PipelineRun.requeue_stale(timedelta(minutes=10), now=later(days=attempt, hours=1)) == 1
+        assert pm.PipelineRun.requeue_stale(timedelta(minutes=10),
+                                            now=later(days=attempt, hours=1)) == 1
     gave_up = row(run)
     assert gave_up.status is RunStatus.failed and gave_up.retry_count == 2
     assert gave_up.error_message == "gave up after 3 attempts: no heartbeat for 0:10:00 (worker 'poison')"
@@ -382,8 +406,8 @@ def test_from_discovery_to_the_uploaded_compilation(database):
     run = pm.PipelineRun.claim_next("host-a:1")
     candidates = list(pm.get_pending_videos("gaming").limit(10))
     with run.fenced():
-        clips = [pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank, start_time_seconds=5,
-                                end_time_seconds=25, clip_duration_seconds=20)
+        clips = [pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank,
+                                start_time_seconds=5, end_time_seconds=25, clip_duration_seconds=20)
                  for rank, video in enumerate(candidates, 1)]
         for video in candidates:
             pm.mark_video_processed(video.video_id, Processed.used)
@@ -393,9 +417,11 @@ def test_from_discovery_to_the_uploaded_compilation(database):
         shorts = [pm.Short.create(pipeline_run=run, clip=clip) for clip in clips[:3]]
     run.video_file_path, run.video_duration_seconds = "renders/gaming.mp4", 540.0
     run.save()
-    assert [c.discovered_video.video_id for c in clips[:2]] == ["cand11", "cand10"]  # best score: rank 1
+    # best score: rank 1
+    assert [c.discovered_video.video_id for c in clips[:2]] == ["cand11", "cand10"]
     assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["cand01", "cand00"]
-    for upload in (run.start_upload, shorts[0].start_upload):  # nothing goes up before a human approves
+    # nothing goes up before a human approves
+    for upload in (run.start_upload, shorts[0].start_upload):
         with pytest.raises(InvalidTransition, match="running"):
             upload()
     review = pm.ReviewLog.request(run, message_id="chat:9")
@@ -406,7 +432,8 @@ def test_from_discovery_to_the_uploaded_compilation(database):
     for n, short in enumerate(shorts):
         short.start_upload()
         short.mark_uploaded(f"yt-short-{n}")
-    assert row(run).status is RunStatus.approved  # shorts do not finish the run: the long-form video does
+    # shorts do not finish the run: the long-form video does
+    assert row(run).status is RunStatus.approved
     run.start_upload()
     assert run.mark_uploaded("yt-long") is True
     uploaded = row(run)
@@ -419,7 +446,8 @@ def test_from_discovery_to_the_uploaded_compilation(database):
     # A short of an uploaded run may still go up (the long form went first).
     late = pm.Short.create(pipeline_run=run, clip=clips[3])
     late.start_upload()
-    assert late.mark_uploaded("yt-short-late") and pm.PipelineRun.schedule("gaming", CYCLE_START).id == run.id
+    assert late.mark_uploaded("yt-short-late") and pm.PipelineRun.schedule("gaming",
+                                                                           CYCLE_START).id == run.id
 
 
 def test_a_rejected_run_uploads_nothing(database):
@@ -431,11 +459,13 @@ def test_a_rejected_run_uploads_nothing(database):
     pm.ReviewLog.request(claimed).respond("reject", response_detail="off-topic")
     assert claimed.status is RunStatus.rejected and row(run).completed_at is not None
     for upload in (short.start_upload, lambda: short.mark_uploaded("yt-x")):
-        with pytest.raises(InvalidTransition, match=f"short {short.id} cannot go from rejected to uploaded: its run "
-                                                    f"{run.id} is rejected"):
+        with pytest.raises(InvalidTransition,
+                           match=f"short {short.id} cannot go from rejected to uploaded: its run "
+                                 f"{run.id} is rejected"):
             upload()
     for upload in (claimed.start_upload, lambda: claimed.mark_uploaded("yt-long")):
-        with pytest.raises(InvalidTransition, match=f"run {run.id} cannot go from rejected to uploaded"):
+        with pytest.raises(InvalidTransition,
+                           match=f"run {run.id} cannot go from rejected to uploaded"):
             upload()
     assert pm.Short.get_by_id(short.id).youtube_video_id is None and row(run).youtube_video_id is None
     assert pm.Short.get_by_id(short.id).upload_started_at is None and row(run).upload_started_at is None
@@ -446,8 +476,9 @@ def test_transition_tables_name_only_real_statuses():
         assert set(model.TRANSITIONS) == set(enum), model.__name__
         assert all(set(targets) <= set(enum) for targets in model.TRANSITIONS.values()), model.__name__
     assert set(pm.ReviewLog.OUTCOME) == set(pm.ReviewAction)
-    assert all(outcome in pm.PipelineRun.TRANSITIONS[RunStatus.review] or outcome is RunStatus.review
-               for outcome in pm.ReviewLog.OUTCOME.values())
+    assert all(
+        outcome in pm.PipelineRun.TRANSITIONS[RunStatus.review] or outcome is RunStatus.review
+        for outcome in pm.ReviewLog.OUTCOME.values())
     for source, target in pm.PipelineRun._THROUGH:
         assert target in pm.PipelineRun.TRANSITIONS[source]
 
@@ -458,12 +489,15 @@ def test_transition_tables_name_only_real_statuses():
 @pytest.mark.parametrize("bad", [None, "", "   ", 42])
 def test_mark_uploaded_refuses_a_missing_or_blank_video_id(run, bad):
     short = pm.Short.create(pipeline_run=run, status=ShortStatus.review)
-    with pytest.raises(ValueError, match="Short.youtube_video_id: mark_uploaded needs the video id"):
+    with pytest.raises(ValueError,
+                       match="Short.youtube_video_id: mark_uploaded needs the video id"):
         short.mark_uploaded(bad)
-    with pytest.raises(ValueError, match="PipelineRun.youtube_video_id: mark_uploaded needs the video id"):
+    with pytest.raises(ValueError,
+                       match="PipelineRun.youtube_video_id: mark_uploaded needs the video id"):
         run.mark_uploaded(bad)
     stored = pm.Short.get_by_id(short.id)
-    assert (stored.status, stored.youtube_video_id, stored.youtube_url) == (ShortStatus.review, None, None)
+    assert (stored.status, stored.youtube_video_id, stored.youtube_url) == (ShortStatus.review,
+                                                                            None, None)
     assert (row(run).status, row(run).youtube_video_id) == (RunStatus.pending, None)
 
 
@@ -488,9 +522,11 @@ def test_a_stale_copy_is_told_to_refresh_and_then_works(database):
     pm.ReviewLog.answer("chat:1", "approve")  # another call, not given `stale`
     with pytest.raises(InvalidTransition, match="is approved in the database, not review") as error:
         stale.advance("failed", reason="cancelled")
-    assert (error.value.current, error.value.copy, error.value.target) == ("approved", "review", "failed")
+    assert (error.value.current, error.value.copy, error.value.target) == ("approved", "review",
+                                                                           "failed")
     assert stale.refresh().advance("failed", reason="cancelled").status is RunStatus.failed
-    assert review.pipeline_run is run and run.status is RunStatus.review  # answer() was not given it
+    # answer() was not given it
+    assert review.pipeline_run is run and run.status is RunStatus.review
 
 
 def test_save_writes_only_what_changed_so_a_stale_copy_undoes_nothing(database):
@@ -518,21 +554,26 @@ def test_save_writes_only_what_changed_so_a_stale_copy_undoes_nothing(database):
         copy.start_upload()
 
 
-@pytest.mark.parametrize("name, value", [("status", "uploaded"), ("worker", "someone"), ("retry_count", 0),
-                                         ("claim_token", "f" * 32), ("not_before", None), ("completed_at", None),
-                                         ("youtube_video_id", "long1"), ("upload_started_at", None)])
+@pytest.mark.parametrize("name, value", [("status", "uploaded"), ("worker", "someone"),
+                                         ("retry_count", 0), ("claim_token", "f" * 32),
+                                         ("not_before", None), ("completed_at", None),
+                                         ("youtube_video_id", "long1"),
+                                         ("upload_started_at", None)])
 def test_save_refuses_the_queue_fields_of_an_existing_run(database, name, value):
     queued()
     run = pm.PipelineRun.claim_next("w")
     before = pm.PipelineRun.select().dicts().get()
     setattr(run, name, value)
     run.current_stage = "render"
-    with pytest.raises(ValueError, match=rf"PipelineRun\.{name}: save\(\) does not move a run; use claim_next"):
+    with pytest.raises(ValueError,
+                       match=rf"PipelineRun\.{name}: save\(\) does not move a run; use claim_next"):
         run.save()
     assert pm.PipelineRun.select().dicts().get() == before
-    with pytest.raises(ValueError, match=r"PipelineRun\.retry_count: "):  # a bad value is refused for what it is
+    # a bad value is refused for what it is
+    with pytest.raises(ValueError, match=r"PipelineRun\.retry_count: "):
         pm.PipelineRun(id=run.id, retry_count=2 ** 40).save()
-    made = pm.PipelineRun.create(niche="sports", cycle_start=CYCLE_START, cycle_end=later(days=1), status="uploaded")
+    made = pm.PipelineRun.create(niche="sports", cycle_start=CYCLE_START, cycle_end=later(days=1),
+                                 status="uploaded")
     assert row(made).status is RunStatus.uploaded  # a new row may be made in any status
 
 
@@ -550,7 +591,8 @@ def test_a_worker_that_lost_its_lease_cannot_save_the_run(database):
     with pytest.raises(LeaseLost, match="'A' no longer holds it"):
         a.save()
     assert pm.PipelineRun.select().dicts().get() == before
-    # refresh() keeps the object's own claim: a zombie that reloads the run does not become its holder
+    # refresh() keeps the object's own claim: a zombie that reloads the run does not become its
+    # holder
     with pytest.raises(LeaseLost, match="'A' no longer holds it"):
         a.refresh().heartbeat(stage="A, refreshed")
     assert (a.worker, a.retry_count, a.claim_token, a.current_stage) == ("A", 0, token, "clip")
@@ -572,8 +614,10 @@ def test_a_failed_request_leaves_the_run_object_as_it_was(database):
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda run: pm.PipelineRun.claim_next(None), ValueError, "PipelineRun.worker: claim_next needs the worker"),
-    (lambda run: pm.PipelineRun.claim_next("  "), ValueError, "PipelineRun.worker: claim_next needs the worker"),
+    (lambda run: pm.PipelineRun.claim_next(None), ValueError,
+     "PipelineRun.worker: claim_next needs the worker"),
+    (lambda run: pm.PipelineRun.claim_next("  "), ValueError,
+     "PipelineRun.worker: claim_next needs the worker"),
     (lambda run: pm.PipelineRun.claim_next("w", now=pm.utcnow().replace(tzinfo=None)), ValueError,
      "claim_next: now must be an aware datetime"),
     (lambda run: pm.PipelineRun.requeue_stale(timedelta(minutes=1), now="now"), ValueError,
@@ -584,13 +628,19 @@ def test_a_failed_request_leaves_the_run_object_as_it_was(database):
     (lambda run: run.fail("boom", now=pm.utcnow().replace(tzinfo=None)), ValueError,
      "fail: now must be an aware datetime"),
     (lambda run: run.advance(None), ValueError, r"PipelineRun.status: advance needs the status"),
-    (lambda run: pm.ReviewLog.request(run.id), TypeError, "ReviewLog.request: run must be a PipelineRun"),
-    (lambda run: pm.DiscoveredVideo.discover(""), ValueError, "DiscoveredVideo.video_id: discover needs"),
-    (lambda run: pm.DiscoveredVideo.discover(None), ValueError, "DiscoveredVideo.video_id: discover needs"),
-    (lambda run: pm.PipelineRun.schedule("gaming", "tomorrow"), ValueError, "PipelineRun.cycle_start: schedule"),
-    (lambda run: run.mark_uploaded("yt", uploaded_at="soon"), ValueError, "PipelineRun.completed_at:"),
+    (lambda run: pm.ReviewLog.request(run.id), TypeError,
+     "ReviewLog.request: run must be a PipelineRun"),
+    (lambda run: pm.DiscoveredVideo.discover(""), ValueError,
+     "DiscoveredVideo.video_id: discover needs"),
+    (lambda run: pm.DiscoveredVideo.discover(None), ValueError,
+     "DiscoveredVideo.video_id: discover needs"),
+    (lambda run: pm.PipelineRun.schedule("gaming", "tomorrow"), ValueError,
+     "PipelineRun.cycle_start: schedule"),
+    (lambda run: run.mark_uploaded("yt", uploaded_at="soon"), ValueError,
+     "PipelineRun.completed_at:"),
 ])
-def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(database, call, error, message):
+def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(database, call, error,
+                                                                           message):
     queued()
     claimed = pm.PipelineRun.claim_next("w")
     before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)]
@@ -601,9 +651,11 @@ def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(datab
 
 def test_insert_rows_of_runs_keeps_one_run_per_niche_and_cycle(database):
     start = CYCLE_START
-    rows = [dict(niche=niche, cycle_start=start, cycle_end=start + timedelta(hours=6)) for niche in ("a", "b")]
+    rows = [
+        dict(niche=niche, cycle_start=start, cycle_end=start + timedelta(hours=6)) for niche in ("a", "b")]
     assert pm.PipelineRun.insert_rows(rows) == 2
-    with pytest.raises(peewee.IntegrityError, match="row 1"):  # the cycle of niche a again: nothing written
+    # the cycle of niche a again: nothing written
+    with pytest.raises(peewee.IntegrityError, match="row 1"):
         pm.PipelineRun.insert_rows([dict(rows[0], niche="c"), rows[0]])
     assert sorted(r.niche for r in pm.PipelineRun.select()) == ["a", "b"]
 
@@ -621,7 +673,8 @@ def _commit_on_signal(path, go, done):
 
 @pytest.fixture
 def other_process(tmp_path):
-    """A SQLite file and a second process that commits a write to it whenever asked: call the fixture's value."""
+    """A SQLite file and a second process that commits a write to it whenever asked: call the
+    fixture's value."""
     path = str(tmp_path / "shared.db")
     pm.init_db(path)
     go, done = spawn.Event(), spawn.Event()
@@ -645,7 +698,8 @@ def test_a_loop_over_a_query_may_write_while_another_process_commits(other_proce
         pm.PipelineRun.claim_next("w").fail("boom", retry=False)
     retried = []
     for run in pm.PipelineRun.select().where(pm.PipelineRun.status == RunStatus.failed):
-        other_process()  # commits between the loop's rows: an open read would now pin a stale snapshot
+        # commits between the loop's rows: an open read would now pin a stale snapshot
+        other_process()
         run.retry()
         retried.append(run.id)
     assert len(retried) == 5 and {r.status for r in pm.PipelineRun.select()} == {RunStatus.pending}
@@ -678,19 +732,21 @@ def test_0005_keeps_every_run_and_closes_duplicate_active_ones(fresh_target):
 
     database = db_url.connect(fresh_target) if "://" in fresh_target else peewee.SqliteDatabase(fresh_target)
     Runner(database, str(pm.MIGRATIONS_DIR)).up("0004_seed_schema")
-    database.execute_sql("INSERT INTO discovered_videos (id, youtube_video_id, discovered_at, status) "
-                         f"VALUES (1, 'a', '{T}', 'selected'), (2, 'b', '{T}', 'selected')")
+    database.execute_sql("INSERT INTO discovered_videos (id, youtube_video_id, discovered_at, "
+                         f"status) VALUES (1, 'a', '{T}', 'selected'), (2, 'b', '{T}', 'selected')")
     statuses = [(1, "pending"), (1, "running"), (1, "published"), (1, "pending"), (2, "approved")]
     for n, (video, status) in enumerate(statuses, start=1):
-        database.execute_sql("INSERT INTO pipeline_runs (id, discovered_video_id, status, attempts, created_at, "
+        database.execute_sql("INSERT INTO pipeline_runs (id, discovered_video_id, status, "
+                             "attempts, created_at, "
                              f"updated_at) VALUES ({n}, {video}, '{status}', 0, '{T}', '{T}')")
     database.close()
 
-    pm.init_db(fresh_target)  # 0005, then the later migrations (0007 renames the statuses and columns)
+    # 0005, then the later migrations (0007 renames the statuses and columns)
+    pm.init_db(fresh_target)
     runs = {r.id: (r.status.value, r.error_message) for r in pm.PipelineRun.select()}
     closed = "closed by migration 0005: run 2 is the active run of its video"
-    assert runs == {1: ("failed", closed), 2: ("running", None), 3: ("uploaded", None), 4: ("failed", closed),
-                    5: ("approved", None)}
+    assert runs == {1: ("failed", closed), 2: ("running", None), 3: ("uploaded", None),
+                    4: ("failed", closed), 5: ("approved", None)}
     assert pm.PipelineRun.get_by_id(1).completed_at is not None
     pm.db.obj.close()
 

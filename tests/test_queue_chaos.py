@@ -1,17 +1,18 @@
 """The run queue under chaos, on SQLite and PostgreSQL.
 
-- Workers SIGKILLed and frozen past their lease, on runs scheduled per niche and cycle, never write under a
-  lost lease, counted by SQL from the audit the soak's triggers keep of every write to a run, even when they
-  refresh their run and write on (the refresh-then-write zombie); no run is claimed twice at once; no
-  committed write is lost; no short or long-form video is uploaded twice by an uploader that crashes
-  mid-upload, nor uploaded while its run was not approved; no run has two answered reviews of one round; one
-  run per niche and cycle; no run has two clips of one video or of one rank; no video is in two runs'
-  clips or held by a finished run; never more than the cap (2) running, nor more than the daily cap of
-  uploads in 24 hours (the soak is bench/soak_queue.py: run it longer there).
+- Workers SIGKILLed and frozen past their lease, on runs scheduled per niche and cycle, never write
+  under a lost lease, counted by SQL from the audit the soak's triggers keep of every write to a
+  run, even when they refresh their run and write on (the refresh-then-write zombie); no run is
+  claimed twice at once; no committed write is lost; no short or long-form video is uploaded twice
+  by an uploader that crashes mid-upload, nor uploaded while its run was not approved; no run has
+  two answered reviews of one round; one run per niche and cycle; no run has two clips of one video
+  or of one rank; no video is in two runs' clips or held by a finished run; never more than the cap
+  (2) running, nor more than the daily cap of uploads in 24 hours (the soak is bench/soak_queue.py:
+  run it longer there).
 - The soak's checks find each kind of violation, in a history made by hand (the audit's among them).
 - The refresh-then-write zombie is refused each write, and the audit shows none.
-- Two processes racing to upload one short, or one run's long-form video, meet only the errors start_upload
-  documents.
+- Two processes racing to upload one short, or one run's long-form video, meet only the errors
+  start_upload documents.
 
 PIPELINE_MODELS_CHAOS_SECONDS sets how long the soak's chaos lasts per backend (default 20).
 """
@@ -31,7 +32,8 @@ import pipeline_models as pm
 from conftest import make_video
 from pipeline_models import Processed, RunStatus
 
-# bench/ is a plain directory of scripts; appended, not prepended, so that its run.py shadows nothing.
+# bench/ is a plain directory of scripts; appended, not prepended, so that its run.py shadows
+# nothing.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "bench"))
 import soak_queue  # noqa: E402
 from soak_queue import Claim  # noqa: E402
@@ -51,15 +53,17 @@ def test_chaos_never_lets_a_lost_lease_write_or_a_run_be_claimed_twice(fresh_tar
     assert report.violations == [], report.summary()
 
 
-# --- the checks, on a history made by hand ---------------------------------------------------------
+# --- the checks, on a history made by hand --------------------------------------------------------
 
 
 class History:
-    """A small soak history made through the package's API, with the events a soak's processes log for it."""
+    """A small soak history made through the package's API, with the events a soak's processes log
+    for it."""
 
     def __init__(self):
         self.events = []
-        pm.ConfigOverride.set(pm.PipelineRun.RETRY_DELAY_KEY, 0)  # a failed run is claimable again at once
+        # a failed run is claimable again at once
+        pm.ConfigOverride.set(pm.PipelineRun.RETRY_DELAY_KEY, 0)
         self.videos = [make_video(f"gaming{i:03d}", viral_score=float(i)) for i in range(6)]
 
     def schedule(self, cycle):
@@ -74,10 +78,11 @@ class History:
         return run, held
 
     def clip(self, run, held, video, rank):
-        clip = pm.Clip.create(pipeline_run=run, discovered_video=self.videos[video], rank_position=rank,
-                              start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
-                              transcript=str(held))
-        pm.mark_video_processed(self.videos[video].video_id, Processed.used)  # as keep_clips settles it
+        clip = pm.Clip.create(pipeline_run=run, discovered_video=self.videos[video],
+                              rank_position=rank, start_time_seconds=0, end_time_seconds=18,
+                              clip_duration_seconds=18, transcript=str(held))
+        # as keep_clips settles it
+        pm.mark_video_processed(self.videos[video].video_id, Processed.used)
         self.events.append({"e": "clip", "run": run.id, "id": clip.id, "claim": str(held)})
         return clip
 
@@ -91,13 +96,14 @@ class History:
         video_id = f"{kind}{row.id}-yt"
         self.events.append({"e": "sent", "kind": kind, "id": row.id, "yt": video_id})
         row.mark_uploaded(video_id)
-        self.events.append({"e": "recorded", "kind": kind, "id": row.id, "yt": video_id, "recorded": True})
+        self.events.append({"e": "recorded", "kind": kind, "id": row.id, "yt": video_id,
+                            "recorded": True})
 
 
 @pytest.fixture
 def audited(database):
-    """The test's database with the soak's audit (its table and triggers), removed afterwards: on PostgreSQL the
-    database is the session's."""
+    """The test's database with the soak's audit (its table and triggers), removed afterwards: on
+    PostgreSQL the database is the session's."""
     soak_queue.remove_audit(database)
     soak_queue.install_audit(database)
     yield database
@@ -106,8 +112,9 @@ def audited(database):
 
 @pytest.fixture
 def history(audited):
-    """Run 1: claimed, two clips, a short, reviewed, skip 1, claimed again, reviewed, approved, uploaded.
-    Run 2: claimed, a clip, failed to retry, claimed again (attempt 2), a clip, still running."""
+    """Run 1: claimed, two clips, a short, reviewed, skip 1, claimed again, reviewed, approved,
+    uploaded. Run 2: claimed, a clip, failed to retry, claimed again (attempt 2), a clip, still
+    running."""
     made = History()
     one, two = made.schedule(0), made.schedule(1)
     made.first = one
@@ -120,8 +127,8 @@ def history(audited):
     review = pm.ReviewLog.request(run, message_id=held.token)
     made.events.append({"e": "review", "run": run.id, "claim": str(held), "review": review.id})
     pm.ReviewLog.answer(held.token, "skip", response_detail="skip 1", reviewer="soak")
-    made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "skip", "detail": "skip 1",
-                        "recorded": True})
+    made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "skip",
+                        "detail": "skip 1", "recorded": True})
     run, held = made.claim("w2")
     assert (run.id, held.key) == (one.id, (1, 1))
     made.short(run, held, made.clip(run, held, 2, 2))
@@ -129,15 +136,16 @@ def history(audited):
     made.events.append({"e": "review", "run": run.id, "claim": str(held), "review": review.id})
     made.approved_by = held
     pm.ReviewLog.answer(held.token, "approve", reviewer="soak")
-    made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "approve", "detail": None,
-                        "recorded": True})
+    made.events.append({"e": "answer", "review": review.id, "run": run.id, "action": "approve",
+                        "detail": None, "recorded": True})
     made.upload("short", pm.Short.select().where(pm.Short.description == str(held)).get())
     made.upload("run", pm.PipelineRun.get_by_id(run.id))
 
     run, held = made.claim("w3")
     assert run.id == two.id
     made.clip(run, held, 3, 1)  # of videos of its own: a video is in one run's clips
-    run.fail(soak_queue.stamped("boom", held.token))  # a worker's write carries its claim, for the audit
+    # a worker's write carries its claim, for the audit
+    run.fail(soak_queue.stamped("boom", held.token))
     made.events.append({"e": "retry", "run": run.id, "claim": str(held), "review": None})
     made.older = held
     run, held = made.claim("w4")
@@ -190,37 +198,41 @@ def _two_answered_reviews(history):
 
 def _two_runs_of_a_cycle(history):
     pm.db.execute_sql("DROP INDEX idx_pipeline_runs_niche")
-    pm.PipelineRun.create(niche="gaming", cycle_start=history.second.cycle_start, cycle_end=history.second.cycle_end)
+    pm.PipelineRun.create(niche="gaming", cycle_start=history.second.cycle_start,
+                          cycle_end=history.second.cycle_end)
 
 
 def _schedule_got_another_run(history):
-    history.events.append({"e": "schedule", "niche": "gaming", "cycle": 1, "run": history.second.id + 100})
+    history.events.append({"e": "schedule", "niche": "gaming", "cycle": 1,
+                           "run": history.second.id + 100})
 
 
 def _two_clips_of_a_video(history):
     # insert(), not create(): past the model's own refusal, as a second client's write would be.
-    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[4].id, rank_position=3,
-                   start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
-                   transcript=str(history.current)).execute()
+    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[4].id,
+                   rank_position=3, start_time_seconds=0, end_time_seconds=18,
+                   clip_duration_seconds=18, transcript=str(history.current)).execute()
 
 
 def _two_clips_of_a_rank(history):
     pm.db.execute_sql("DROP INDEX clips_rank_in_run")
-    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[5].id, rank_position=2,
-                   start_time_seconds=0, end_time_seconds=18, clip_duration_seconds=18,
-                   transcript=str(history.current)).execute()
+    pm.Clip.insert(pipeline_run=history.second.id, discovered_video=history.videos[5].id,
+                   rank_position=2, start_time_seconds=0, end_time_seconds=18,
+                   clip_duration_seconds=18, transcript=str(history.current)).execute()
 
 
 def _stale_save(history):
-    """Run 2's first claim, requeued, saves the run its next claim holds (an UPDATE past the fence, as a package
-    whose fence failed would write)."""
+    """Run 2's first claim, requeued, saves the run its next claim holds (an UPDATE past the fence,
+    as a package whose fence failed would write)."""
     pm.PipelineRun.update(current_stage=soak_queue.stamped("render", history.older.token)).where(
         pm.PipelineRun.id == history.second.id).execute()
 
 
 def _stale_fail_of_an_uploaded_run(history):
-    """The claim that asked for run 1's approved review fails the run after its upload (issue 22's zombie)."""
-    pm.PipelineRun.update(status="failed", error_message=soak_queue.stamped("boom", history.approved_by.token)).where(
+    """The claim that asked for run 1's approved review fails the run after its upload (issue 22's
+    zombie)."""
+    pm.PipelineRun.update(status="failed", error_message=soak_queue.stamped("boom",
+                                                                            history.approved_by.token)).where(
         pm.PipelineRun.id == history.first.id).execute()
 
 
@@ -232,12 +244,14 @@ def _stale_request(history):
 
 
 def _short_upload_of_a_running_run(history):
-    short = history.short(history.second, history.current, pm.Clip.get(pm.Clip.transcript == str(history.current)))
+    short = history.short(history.second, history.current,
+                          pm.Clip.get(pm.Clip.transcript == str(history.current)))
     pm.Short.update(upload_started_at=pm.utcnow()).where(pm.Short.id == short.id).execute()
 
 
 def _long_form_upload_of_a_running_run(history):
-    pm.PipelineRun.update(upload_started_at=pm.utcnow()).where(pm.PipelineRun.id == history.second.id).execute()
+    pm.PipelineRun.update(upload_started_at=pm.utcnow()).where(
+        pm.PipelineRun.id == history.second.id).execute()
 
 
 def _answered_again_in_its_round(history):
@@ -279,11 +293,13 @@ def _kept_clip_of_an_unused_video(history):
 def _three_running(history):
     """Runs 1 (uploaded) and 3 put to running beside run 2, past claim_next and its cap."""
     third = history.schedule(2)
-    pm.PipelineRun.update(status="running").where(pm.PipelineRun.id.in_([history.first.id, third.id])).execute()
+    pm.PipelineRun.update(status="running").where(
+        pm.PipelineRun.id.in_([history.first.id, third.id])).execute()
 
 
 def _past_the_daily_cap(history):
-    """Five more shorts of run 1 began uploading now, past start_upload and its cap: seven in 24 hours."""
+    """Five more shorts of run 1 began uploading now, past start_upload and its cap: seven in 24
+    hours."""
     pm.Short.insert_many([dict(pipeline_run=history.first.id, description=str(history.approved_by),
                                upload_started_at=pm.utcnow())] * 5).execute()
 
@@ -309,8 +325,10 @@ def _a_slot_past_a_day(history):
     (_stale_fail_of_an_uploaded_run, "made while the run was uploaded under"),
     (_stale_request, "a request (pipeline_runs 2) of run 2 stamped with claim"),
     (_zombie_clip, "a clip (clips 6) of run 2 stamped with claim"),
-    (_short_upload_of_a_running_run, "while its run 2 was running: an upload of a run not approved"),
-    (_long_form_upload_of_a_running_run, "an upload claim of pipeline_runs 2 while its run 2 was running"),
+    (_short_upload_of_a_running_run, "while its run 2 was running: an upload of a run not "
+                                     "approved"),
+    (_long_form_upload_of_a_running_run,
+     "an upload claim of pipeline_runs 2 while its run 2 was running"),
     (_answered_again_in_its_round, "run 1 has 2 answered reviews in round 1"),
     (_two_answered_reviews, "run 1 has 2 answered reviews in round 0"),
     (_review_without_a_request, "was inserted without its run's move to review under a claim"),
@@ -333,24 +351,31 @@ def test_the_soaks_checks_find_each_kind_of_violation(history, tamper, expected)
 
 
 @pytest.mark.parametrize("seed", range(3))  # the zombie tries its writes in a random order
-def test_a_zombie_that_refreshes_its_run_is_refused_every_write_and_the_audit_shows_none(audited, tmp_path, seed):
-    """Issue 22's zombie, as the soak's workers play it: A's lease is lost, B claims the run, writes a clip and
-    asks for the review, which is approved; A refreshes its run (it shows approved) and tries save(), fail(),
-    advance() and a review request. Each raises LeaseLost, and the audit has no write under a lost lease."""
+def test_a_zombie_that_refreshes_its_run_is_refused_every_write_and_the_audit_shows_none(audited,
+                                                                                         tmp_path,
+                                                                                         seed):
+    """Issue 22's zombie, as the soak's workers play it: A's lease is lost, B claims the run, writes
+    a clip and asks for the review, which is approved; A refreshes its run (it shows approved) and
+    tries save(), fail(), advance() and a review request. Each raises LeaseLost, and the audit has
+    no write under a lost lease."""
     made = History()
     made.schedule(0)
     zombie, held = made.claim("A")
     later = pm.utcnow() + datetime.timedelta(minutes=5)
     assert pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=1), now=later) == 1
-    run, current = made.claim("B", now=later)  # the requeued run is due again at `later` (no retry delay)
+    # the requeued run is due again at `later` (no retry delay)
+    run, current = made.claim("B", now=later)
     made.clip(run, current, 0, 1)
     pm.ReviewLog.request(run, message_id=current.token).respond("approve")
     before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog)]
 
-    soak_queue.zombie(zombie, str(held), random.Random(seed), soak_queue.EventLog(str(tmp_path / "w.jsonl")))
+    soak_queue.zombie(zombie, str(held), random.Random(seed),
+                      soak_queue.EventLog(str(tmp_path / "w.jsonl")))
 
     events = soak_queue.read_events(tmp_path)
-    assert [(e["e"], e.get("seen"), sorted(e.get("refused", [])), e.get("accepted")) for e in events] == [
+    assert [
+        (e["e"], e.get("seen"), sorted(e.get("refused", [])),
+         e.get("accepted")) for e in events] == [
         ("zombie", "approved", ["advance", "fail", "request", "save"], [])], events
     assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog)] == before
     audit = soak_queue.Audit.read(pm.db.obj)
@@ -358,11 +383,12 @@ def test_a_zombie_that_refreshes_its_run_is_refused_every_write_and_the_audit_sh
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.approved
 
 
-# --- the upload race -------------------------------------------------------------------------------
+# --- the upload race ------------------------------------------------------------------------------
 
 
 def _upload_worker(target, model_name, row_id, barrier, out):
-    """Try UPLOAD_TRIES times to claim the video for upload and release it; count how each try ended."""
+    """Try UPLOAD_TRIES times to claim the video for upload and release it; count how each try
+    ended."""
     pm.init_db(target)
     model = getattr(pm, model_name)
     result = {"uploads": 0, "in_doubt": 0, "already": 0, "errors": 0, "first_errors": []}
@@ -372,13 +398,15 @@ def _upload_worker(target, model_name, row_id, barrier, out):
             row = model.get_by_id(row_id)
             row.start_upload()
             result["uploads"] += 1
-            # "Uploading" for a moment: a short's release takes no lock its run's holds, so on PostgreSQL a
-            # release at once slips in before the other process (queued on the run's lock) reads the short,
-            # and a loaded machine's two processes would take turns without ever meeting the other's claim.
+            # "Uploading" for a moment: a short's release takes no lock its run's holds, so on
+            # PostgreSQL a release at once slips in before the other process (queued on the run's
+            # lock) reads the short, and a loaded machine's two processes would take turns without
+            # ever meeting the other's claim.
             time.sleep(random.uniform(0, UPLOAD_HOLD))
             row.abandon_upload()
-            # And a moment before the next try: released and at once claimed again, on SQLite the other
-            # process (waiting in its busy handler) may never find the video free, and never claim it.
+            # And a moment before the next try: released and at once claimed again, on SQLite the
+            # other process (waiting in its busy handler) may never find the video free, and never
+            # claim it.
             time.sleep(random.uniform(0, UPLOAD_HOLD))
         except pm.UploadInDoubt:  # the other process holds the claim right now
             result["in_doubt"] += 1
@@ -394,7 +422,8 @@ def _upload_worker(target, model_name, row_id, barrier, out):
 
 def _approved_run_with_a_short():
     """A run taken through the queue to approved (its uploads may start), with one short."""
-    pm.PipelineRun.schedule("gaming", datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc))
+    pm.PipelineRun.schedule("gaming", datetime.datetime(2026, 1, 1, 0, 30,
+                                                        tzinfo=datetime.timezone.utc))
     run = pm.PipelineRun.claim_next("worker")
     short = pm.Short.create(pipeline_run=run)
     pm.ReviewLog.request(run).respond("approve")
@@ -403,7 +432,8 @@ def _approved_run_with_a_short():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name", ["Short", "PipelineRun"])
-def test_two_processes_racing_to_upload_one_video_meet_only_the_documented_errors(fresh_target, tmp_path,
+def test_two_processes_racing_to_upload_one_video_meet_only_the_documented_errors(fresh_target,
+                                                                                  tmp_path,
                                                                                    model_name):
     pm.init_db(fresh_target)
     run, short = _approved_run_with_a_short()
@@ -413,7 +443,8 @@ def test_two_processes_racing_to_upload_one_video_meet_only_the_documented_error
 
     barrier = spawn.Barrier(2)
     outs = [str(tmp_path / f"upload{n}.json") for n in range(2)]
-    procs = [spawn.Process(target=_upload_worker, args=(str(fresh_target), model_name, row_id, barrier, out))
+    procs = [spawn.Process(target=_upload_worker, args=(str(fresh_target), model_name, row_id,
+                                                        barrier, out))
              for out in outs]
     for proc in procs:
         proc.start()
@@ -426,7 +457,8 @@ def test_two_processes_racing_to_upload_one_video_meet_only_the_documented_error
     assert [(r["errors"], r["first_errors"]) for r in results] == [(0, [])] * 2
     assert [r["uploads"] + r["in_doubt"] + r["already"] for r in results] == [UPLOAD_TRIES] * 2
     assert all(r["already"] == 0 for r in results)  # nobody recorded a video id
-    assert all(r["in_doubt"] > 0 and r["uploads"] > 0 for r in results), results  # the race really ran
+    # the race really ran
+    assert all(r["in_doubt"] > 0 and r["uploads"] > 0 for r in results), results
     pm.init_db(fresh_target)
     row = getattr(pm, model_name).get_by_id(row_id)
     assert (row.upload_started_at, row.youtube_video_id) == (None, None)  # every claim was released

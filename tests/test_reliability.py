@@ -1,4 +1,5 @@
-"""Reliability: concurrent workers, writers killed mid-transaction, hostile input, and broken databases.
+"""Reliability: concurrent workers, writers killed mid-transaction, hostile input, and broken
+databases.
 
 Every loop here is bounded in time and count, and every server is on loopback.
 """
@@ -29,8 +30,8 @@ CYCLES = 40  # the gaming niche's cycles the workers schedule, at random
 def _mixed_worker(target, barrier, n, out):
     pm.init_db(target)
     rng = random.Random(n)
-    result = {"created_videos": [], "scheduled": [], "claimed": [], "analytics": 0, "errors_logged": 0,
-              "failures": []}
+    result = {"created_videos": [], "scheduled": [], "claimed": [], "analytics": 0,
+              "errors_logged": 0, "failures": []}
     barrier.wait()
     deadline = time.monotonic() + SECONDS
     step = 0
@@ -38,13 +39,16 @@ def _mixed_worker(target, barrier, n, out):
         step += 1
         try:
             kind = step % 4
-            if kind == 0:  # discovery, then the scheduler firing for a cycle (maybe one already scheduled)
-                video, created = pm.DiscoveredVideo.discover(f"v{rng.randrange(60)}", title="t", channel_name="c",
-                                                             channel_id="UCc", niche="gaming", view_count=step)
+            # discovery, then the scheduler firing for a cycle (maybe one already scheduled)
+            if kind == 0:
+                video, created = pm.DiscoveredVideo.discover(f"v{rng.randrange(60)}", title="t",
+                                                             channel_name="c", channel_id="UCc",
+                                                             niche="gaming", view_count=step)
                 if created:
                     result["created_videos"].append(video.video_id)
                 cycle = rng.randrange(CYCLES)
-                run = pm.PipelineRun.schedule("gaming", CYCLE_START + datetime.timedelta(hours=6 * cycle))
+                run = pm.PipelineRun.schedule("gaming",
+                                              CYCLE_START + datetime.timedelta(hours=6 * cycle))
                 result["scheduled"].append([cycle, run.id])
             elif kind == 1:
                 run = pm.PipelineRun.claim_next(f"w{n}")
@@ -65,7 +69,8 @@ def _mixed_worker(target, barrier, n, out):
 
 def _run_mixed(target, tmp_path):
     barrier = spawn.Barrier(PROCESSES)
-    procs = [spawn.Process(target=_mixed_worker, args=(target, barrier, n, str(tmp_path / f"r{n}.json")))
+    procs = [spawn.Process(target=_mixed_worker, args=(target, barrier, n,
+                                                       str(tmp_path / f"r{n}.json")))
              for n in range(PROCESSES)]
     for proc in procs:
         proc.start()
@@ -90,9 +95,12 @@ def test_eight_processes_mixing_every_write_lose_and_duplicate_nothing(fresh_tar
     by_cycle = {}
     for cycle, run_id in (pair for r in results for pair in r["scheduled"]):
         by_cycle.setdefault(cycle, set()).add(run_id)
-    assert all(len(ids) == 1 for ids in by_cycle.values()), by_cycle  # every firing got the cycle's one run
-    stored = {(r.cycle_start - CYCLE_START) // datetime.timedelta(hours=6): r.id for r in pm.PipelineRun.select()}
-    assert stored == {cycle: ids.pop() for cycle, ids in by_cycle.items()}  # and no run nobody scheduled
+    # every firing got the cycle's one run
+    assert all(len(ids) == 1 for ids in by_cycle.values()), by_cycle
+    stored = {
+        (r.cycle_start - CYCLE_START) // datetime.timedelta(hours=6): r.id for r in pm.PipelineRun.select()}
+    # and no run nobody scheduled
+    assert stored == {cycle: ids.pop() for cycle, ids in by_cycle.items()}
     claimed = [run_id for r in results for run_id in r["claimed"]]
     assert len(claimed) == len(set(claimed))  # no run claimed twice
     for n, result in enumerate(results):
@@ -172,20 +180,27 @@ def test_writer_killed_in_a_multi_step_operation_leaves_nothing_half_written(fre
 
 INJECTIONS = ["'; DROP TABLE pipeline_runs; --", "\" OR 1=1 --", "x'); DELETE FROM analytics; --",
               "Robert'); DROP TABLE students;--", "%s %s", "$1", "?", "\\", "'' OR ''='"]
-OFFSETS = st.builds(datetime.timezone, st.timedeltas(min_value=-datetime.timedelta(hours=23, minutes=59),
-                                                     max_value=datetime.timedelta(hours=23, minutes=59)))
-ENUM_VALUES = [m.value for e in (pm.Processed, pm.ContentIdRisk, pm.ExtractionMethod, pm.RunStatus, pm.ShortStatus,
+OFFSETS = st.builds(datetime.timezone, st.timedeltas(min_value=-datetime.timedelta(hours=23,
+                                                                                   minutes=59),
+                                                     max_value=datetime.timedelta(hours=23,
+                                                                                  minutes=59)))
+ENUM_VALUES = [m.value for e in (pm.Processed, pm.ContentIdRisk, pm.ExtractionMethod, pm.RunStatus,
+                                 pm.ShortStatus,
                                   pm.ReviewAction) for m in e]
 # The names of 0.1.0's values, which no CHECK accepts any more: refused, not stored.
 OLD_VALUES = ["new", "selected", "awaiting_review", "published", "rendered", "edit"]
-# Text no database can store: lone surrogates (st.text leaves them out) and NUL, among ordinary characters.
-HOSTILE_TEXT = st.text(st.one_of(st.characters(), st.characters(categories=["Cs"]), st.just("\x00")), max_size=40)
-JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
+# Text no database can store: lone surrogates (st.text leaves them out) and NUL, among ordinary
+# characters.
+HOSTILE_TEXT = st.text(
+    st.one_of(st.characters(), st.characters(categories=["Cs"]), st.just("\x00")), max_size=40)
+JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2 ** 70),
+                                                              max_value=2 ** 70),
                         st.floats(), st.text(max_size=5), HOSTILE_TEXT)
 
 
 class Deep:
-    """`leaf` inside `depth` lists (or dicts {"k": ...}), built by the test: hypothesis would recurse printing it."""
+    """`leaf` inside `depth` lists (or dicts {"k": ...}), built by the test: hypothesis would
+    recurse printing it."""
 
     def __init__(self, depth, kind, leaf):
         self.depth, self.kind, self.leaf = depth, kind, leaf
@@ -203,7 +218,8 @@ class Deep:
 
 LIMIT = pm.fields.JSON_MAX_DEPTH
 JSON = st.recursive(JSON_LEAVES, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                          st.dictionaries(HOSTILE_TEXT, inner, max_size=3)),
+                                                          st.dictionaries(HOSTILE_TEXT, inner,
+                                                                          max_size=3)),
                     max_leaves=8)
 DEEP_JSON = st.builds(Deep, st.one_of(st.integers(LIMIT - 2, LIMIT + 2), st.integers(1, 3000)),
                       st.sampled_from([list, dict]), JSON_LEAVES)
@@ -222,7 +238,8 @@ VALUES = st.one_of(
     st.datetimes(timezones=OFFSETS),
     st.dates(),
     st.lists(st.integers(min_value=-1000, max_value=1000), max_size=3),
-    st.dictionaries(st.text(max_size=5), st.one_of(st.integers(-1000, 1000), st.text(max_size=5)), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.one_of(st.integers(-1000, 1000), st.text(max_size=5)),
+                    max_size=3),
     JSON,
     DEEP_JSON,
 )
@@ -238,8 +255,8 @@ _counter = iter(range(10 ** 9))
 
 @st.composite
 def targets_and_values(draw):
-    """A column (the two JSON ones more often: they take the most shapes) and a value for it; half the values
-    for text and JSON columns are the hostile kind."""
+    """A column (the two JSON ones more often: they take the most shapes) and a value for it; half
+    the values for text and JSON columns are the hostile kind."""
     model, name = target = draw(st.sampled_from(FIELDS + JSON_FIELDS * 8))
     field = model._meta.fields[name]
     if target in JSON_FIELDS:
@@ -251,11 +268,12 @@ def targets_and_values(draw):
     return target, draw(st.booleans().flatmap(lambda pick: hostile if pick else VALUES))
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(target_value=targets_and_values(), via=st.sampled_from(["create", "update", "insert_rows"]))
 def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target_value, via):
-    """On every backend (the `run` fixture runs it on each): stored and read back unchanged, or refused with a
-    clear error that leaves the table as it was."""
+    """On every backend (the `run` fixture runs it on each): stored and read back unchanged, or
+    refused with a clear error that leaves the table as it was."""
     (model, name), value = target_value
     if isinstance(value, Deep):
         value = value.build()
@@ -265,7 +283,8 @@ def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target_value, 
         key = model.create(**row).get_id()
 
     def state():
-        """What a refused write must leave as it was: the row to update, or the table's row count."""
+        """What a refused write must leave as it was: the row to update, or the table's row
+        count."""
         return model.select().where(pk == key).tuples().get() if via == "update" else model.select().count()
 
     before = state()
@@ -279,8 +298,10 @@ def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target_value, 
                 model.insert_rows([{**row, name: value}])
                 key = row["key"] if model is pm.ConfigOverride else model.select(peewee.fn.MAX(pk)).scalar()
     except CLEAR_ERRORS as exc:
-        if isinstance(exc, ValueError):  # a driver's UnicodeEncodeError is a ValueError too, but not a clear one
-            assert f"{model.__name__}.{name}: " in str(exc) and not isinstance(exc, UnicodeError), repr(exc)
+        # a driver's UnicodeEncodeError is a ValueError too, but not a clear one
+        if isinstance(exc, ValueError):
+            assert f"{model.__name__}.{name}: " in str(exc) and not isinstance(exc,
+                                                                               UnicodeError), repr(exc)
         assert state() == before
         return
     got = getattr(model.get_by_id(key), name)
@@ -290,12 +311,14 @@ def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target_value, 
 
 
 def same(value, got):
-    """The value read back is the value written: equal, and of its type (an enum member for its string)."""
+    """The value read back is the value written: equal, and of its type (an enum member for its
+    string)."""
     if isinstance(value, (list, dict)):
         return same_json(value, got)
     if value is None or isinstance(value, bool) or isinstance(got, bool):
         return got is value or (type(got) is type(value) and got == value)
-    if isinstance(value, int) and isinstance(got, float):  # an int into a float column: the same number
+    # an int into a float column: the same number
+    if isinstance(value, int) and isinstance(got, float):
         return got == value
     return got == value and isinstance(got, type(value))
 
@@ -304,7 +327,8 @@ def same(value, got):
 def test_sql_injection_in_every_text_field_is_stored_verbatim(run, text):
     for model, name in FIELDS:
         field = model._meta.fields[name]
-        if not isinstance(field, (peewee.CharField, peewee.TextField)) or isinstance(field, pm.fields.CheckedEnumField):
+        if not isinstance(field, (peewee.CharField, peewee.TextField)) or isinstance(field,
+                                                                                     pm.fields.CheckedEnumField):
             continue
         created = model.create(**{**minimal_row(model, run, f"u{next(_counter)}"), name: text})
         assert getattr(model.get_by_id(created.get_id()), name) == text
@@ -348,7 +372,8 @@ def test_a_full_disk_fails_the_transaction_and_keeps_what_was_committed(tmp_path
     database = pm.init_db(tmp_path / "full.db")
     pm.Analytics.record("before", view_count=1)
     pages = database.execute_sql("PRAGMA page_count").fetchone()[0]
-    database.execute_sql(f"PRAGMA max_page_count = {pages + 2}")  # the disk is full two pages from now
+    # the disk is full two pages from now
+    database.execute_sql(f"PRAGMA max_page_count = {pages + 2}")
     with pytest.raises(peewee.OperationalError, match="full"):
         with pm.db.atomic():
             for i in range(5000):

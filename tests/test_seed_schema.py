@@ -1,5 +1,5 @@
-"""The seed design's schema contract: its seven tables, column by column, on every backend; and code written
-from it works unchanged."""
+"""The seed design's schema contract: its seven tables, column by column, on every backend; and code
+written from it works unchanged."""
 import datetime
 
 import peewee
@@ -113,8 +113,8 @@ def kind_of(column, sqlite):
     if declared.startswith(("varchar", "character varying")):
         return "string", int(declared.split("(")[1].rstrip(")"))
     kinds = {"integer": "integer", "bigint": "integer", "text": "text", "real": "float",
-             "double precision": "float", "timestamptz": "datetime", "timestamp with time zone": "datetime",
-             "boolean": "boolean", "jsonb": "json"}
+             "double precision": "float", "timestamptz": "datetime",
+             "timestamp with time zone": "datetime", "boolean": "boolean", "jsonb": "json"}
     return kinds[declared], None
 
 
@@ -137,7 +137,8 @@ def test_every_seed_column_has_its_name_type_length_and_null_ness(database, tabl
 
 @pytest.mark.parametrize("table", SEED)
 def test_columns_beyond_the_seed_are_nullable_so_seed_era_writers_can_insert(database, table):
-    extra = {c.name: c for c in database.get_columns(table)}.keys() - {row[0] for row in SEED[table]}
+    extra = {c.name: c for c in database.get_columns(table)}.keys() - {
+        row[0] for row in SEED[table]}
     for name in extra:
         assert model_of(table)._meta.columns[name].null, f"{table}.{name}"
 
@@ -172,7 +173,8 @@ def test_the_seed_defaults(table):
 
 def test_defaults_are_filled_in_on_every_backend(run):
     before = pm.utcnow()
-    rows = [model.create(**minimal_row(model, run)) for model in pm.ALL_MODELS if model._meta.table_name in SEED]
+    rows = [
+        model.create(**minimal_row(model, run)) for model in pm.ALL_MODELS if model._meta.table_name in SEED]
     for row in rows:
         stored = type(row).get_by_id(row.get_id())
         for name, _, _, _, default in SEED[type(row)._meta.table_name]:
@@ -185,17 +187,23 @@ def test_defaults_are_filled_in_on_every_backend(run):
 
 STRING_COLUMNS = [(model_of(table), name, length) for table, rows in SEED.items()
                   for name, kind, length, _, _ in rows
-                  if kind == "string" and name not in ("status", "action")]  # enums: their values only
+                  # enums: their values only
+                  if kind == "string" and name not in ("status", "action")]
 
 
-@pytest.mark.parametrize("model, column, length", STRING_COLUMNS, ids=lambda x: getattr(x, "__name__", str(x)))
-def test_a_string_longer_than_its_seed_length_is_refused_naming_the_field(run, model, column, length):
+@pytest.mark.parametrize("model, column, length", STRING_COLUMNS, ids=lambda x: getattr(x,
+                                                                                        "__name__",
+                                                                                        str(x)))
+def test_a_string_longer_than_its_seed_length_is_refused_naming_the_field(run, model, column,
+                                                                          length):
     name = model._meta.columns[column].name
-    fits = "x" * (length - 2 if name == "value" else length)  # config values are JSON: "x..." with quotes
+    # config values are JSON: "x..." with quotes
+    fits = "x" * (length - 2 if name == "value" else length)
     model.create(**{**minimal_row(model, run, "one"), name: fits})
     before = model.select().count()
-    with pytest.raises(ValueError, match=rf"{model.__name__}\.{name}: .*longer than the limit of {length}|"
-                                         rf"{model.__name__}\.{name}: .*more than the limit of {length}"):
+    with pytest.raises(ValueError,
+                       match=rf"{model.__name__}\.{name}: .*longer than the limit of {length}|"
+                             rf"{model.__name__}\.{name}: .*more than the limit of {length}"):
         model.create(**{**minimal_row(model, run, "two"), name: fits + "x"})
     assert model.select().count() == before
 
@@ -204,12 +212,14 @@ def test_a_string_longer_than_its_seed_length_is_refused_naming_the_field(run, m
 
 
 def test_seed_era_analytics_and_config_code(database):
-    snapshot = pm.Analytics.create(youtube_video_id="x", view_count=1, like_count=2, comment_count=3,
-                                   average_view_duration_seconds=31.5, click_through_rate=0.05, subscriber_gain=1,
+    snapshot = pm.Analytics.create(youtube_video_id="x", view_count=1, like_count=2,
+                                   comment_count=3, average_view_duration_seconds=31.5,
+                                   click_through_rate=0.05, subscriber_gain=1,
                                    estimated_revenue_usd=0.02)
     stored = pm.Analytics.get_by_id(snapshot.id)
-    assert (stored.view_count, stored.like_count, stored.comment_count, stored.average_view_duration_seconds,
-            stored.click_through_rate, stored.subscriber_gain, stored.estimated_revenue_usd) == (
+    assert (stored.view_count, stored.like_count, stored.comment_count,
+            stored.average_view_duration_seconds, stored.click_through_rate, stored.subscriber_gain,
+            stored.estimated_revenue_usd) == (
         1, 2, 3, 31.5, 0.05, 1, 0.02)
     assert stored.measured_at.tzinfo == datetime.timezone.utc
     pm.ConfigOverride.create(key="max_clips", value=3)
@@ -221,8 +231,9 @@ def test_seed_era_analytics_and_config_code(database):
 def test_seed_era_pipeline_code(run):
     audio = pm.TTSAudio.create(pipeline_run=run, engine_used="piper")
     assert (audio.voice_profile, audio.audio_file_path) == (None, None)
-    script = pm.Script.create(pipeline_run=run, opening_text="Did you know?", closing_text="Follow!",
-                              full_script_json={"beats": ["a"]}, total_char_count=20, estimated_duration_seconds=1.5,
+    script = pm.Script.create(pipeline_run=run, opening_text="Did you know?",
+                              closing_text="Follow!", full_script_json={"beats": ["a"]},
+                              total_char_count=20, estimated_duration_seconds=1.5,
                               llm_model_used="gpt-4o")
     assert pm.Script.get_by_id(script.id).llm_model_used == "gpt-4o"
     short = pm.Short.create(pipeline_run=run, title="t", youtube_video_id="y" * 100)
@@ -264,7 +275,8 @@ def test_an_unknown_keyword_is_refused_naming_it_and_the_valid_fields(run, model
         with pytest.raises(TypeError, match=message):
             many([row, {**second, "llm_model": "x"}]).execute()
         with pytest.raises(TypeError, match=message):
-            many(iter([row, {**second, "llm_model": "x"}])).execute()  # an iterator: found as peewee reads it
+            # an iterator: found as peewee reads it
+            many(iter([row, {**second, "llm_model": "x"}])).execute()
         with pytest.raises(TypeError, match=message):
             many([tuple(row.values())], fields=[*list(row)[:-1], "llm_model"]).execute()
     assert _count(model) == before
@@ -274,8 +286,10 @@ def test_an_unknown_keyword_is_refused_naming_it_and_the_valid_fields(run, model
 @pytest.mark.parametrize("model", pm.ALL_MODELS, ids=lambda m: m.__name__)
 def test_known_keywords_and_foreign_key_ids_still_work(run, model):
     row = minimal_row(model, run, "u2")
-    by_id = {(f"{k}_id" if isinstance(v, peewee.Model) else k): (v.id if isinstance(v, peewee.Model) else v)
-             for k, v in row.items()}
+    by_id = {
+        (f"{k}_id" if isinstance(v, peewee.Model) else k): (
+            v.id if isinstance(v, peewee.Model) else v)
+        for k, v in row.items()}
     created = model.create(**by_id)
     model.insert(**minimal_row(model, run, "u3")).execute()
     field = next(f for f in model._meta.sorted_fields if f.name in row)

@@ -44,7 +44,8 @@ def imported(name, path, known):
             else:
                 base = node.module or ""
             submodules = {f"{base}.{alias.name}" for alias in node.names} & known.keys()
-            targets.update(submodules or {base})  # `from . import x` imports the module x, not the package
+            # `from . import x` imports the module x, not the package
+            targets.update(submodules or {base})
     return {t for t in targets if t in known and t != name}
 
 
@@ -84,8 +85,10 @@ def test_the_cycle_check_finds_a_cycle():
 
 def test_imports_inside_functions_count():
     graph = import_graph()
-    # db.py asks for the models' tables through SCHEMA_MODELS, which the models fill: no import of them.
-    assert not any(name.startswith("pipeline_models.models") for name in graph["pipeline_models.db"])
+    # db.py asks for the models' tables through SCHEMA_MODELS, which the models fill: no import of
+    # them.
+    assert not any(
+        name.startswith("pipeline_models.models") for name in graph["pipeline_models.db"])
     assert "pipeline_models.connections" in graph["pipeline_models.db"]
 
 
@@ -114,7 +117,8 @@ def test_peewee_private_parts_still_exist():
     assert _peewee.client_encoding(postgres) == "UTF8"
 
 
-PRIVATE_PEEWEE = re.compile(r"peewee\._[a-z]|__exception_wrapper__|\._pragmas\b|\._state\b|\._adapter\b")
+PRIVATE_PEEWEE = re.compile(
+    r"peewee\._[a-z]|__exception_wrapper__|\._pragmas\b|\._state\b|\._adapter\b")
 
 
 @pytest.mark.parametrize("name", sorted(n for n in modules() if n != "pipeline_models._peewee"))
@@ -274,7 +278,7 @@ def test_one_whole_number_check():
         return any("whole number" in s for s in code_strings(path))
     assert set(modules_where(words)) == {"fields.py"}
 
-# --- ARCHITECTURE.md ----------------------------------------------------------------------------------
+# --- ARCHITECTURE.md ------------------------------------------------------------------------------
 
 ARCHITECTURE = (ROOT / "ARCHITECTURE.md").read_text()
 NAMED = set(re.findall(r"`((?:pipeline_models|tests|bench|examples)/[\w/.]*\.py)`", ARCHITECTURE))
@@ -291,54 +295,61 @@ def test_architecture_names_every_package_module():
     assert sorted(package_files - NAMED) == []
 
 
-# --- the public API of this release (0.2.0) ---------------------------------------------------------
+# --- the public API of this release (0.2.0) -------------------------------------------------------
 
-# 0.2.0 took the pipeline's own domain (issue 21): VideoStatus and the names deprecated in 0.1.x that belonged to
-# the old domain are gone (tests/test_deprecations.py), the pipeline's vocabulary and helpers are new.
+# 0.2.0 took the pipeline's own domain (issue 21): VideoStatus and the names deprecated in 0.1.x
+# that belonged to the old domain are gone (tests/test_deprecations.py), the pipeline's vocabulary
+# and helpers are new.
 VERSION = "0.2.0"
 PUBLIC_0_2_0 = {
     "pipeline_models": [
-        "ALL_MODELS", "AlreadyAnswered", "AlreadyUploaded", "Analytics", "BaseModel", "BusySnapshot",
-        "CannotOpenDatabase", "Clip", "ConfigOverride", "ContentIdRisk", "DatabaseFileChanged", "DatabaseNotBound",
-        "DiscoveredVideo", "ErrorLog", "ExtraMissing", "ExtractionMethod", "InvalidTransition", "LeaseLost",
-        "MIGRATIONS_DIR", "PipelineModelsError", "PipelineRun", "Processed", "ReviewAction", "ReviewLog", "RunStatus",
-        "SQLITE_FILE_PRAGMAS", "SchemaMismatch", "Script", "Short", "ShortStatus", "TTSAudio", "TablesMissing",
-        "UploadCapReached", "UploadInDoubt", "db", "get_pending_videos", "init_db", "log_error", "mark_video_processed", "migrate",
-        "utcnow", "write_lock", "__version__"],
-    "pipeline_models.db": ["POSTGRES_DRIVER_MISSING", "SQLITE_FILE_PRAGMAS", "db", "init_db", "migrate", "redact",
-                           "write_lock", "MIGRATIONS_DIR"],
-    "pipeline_models.enums": ["ContentIdRisk", "ExtractionMethod", "Processed", "ReviewAction", "RunStatus",
-                              "ShortStatus", "StrEnum"],
+        "ALL_MODELS", "AlreadyAnswered", "AlreadyUploaded", "Analytics", "BaseModel",
+        "BusySnapshot", "CannotOpenDatabase", "Clip", "ConfigOverride", "ContentIdRisk",
+        "DatabaseFileChanged", "DatabaseNotBound", "DiscoveredVideo", "ErrorLog", "ExtraMissing",
+        "ExtractionMethod", "InvalidTransition", "LeaseLost", "MIGRATIONS_DIR",
+        "PipelineModelsError", "PipelineRun", "Processed", "ReviewAction", "ReviewLog", "RunStatus",
+        "SQLITE_FILE_PRAGMAS", "SchemaMismatch", "Script", "Short", "ShortStatus", "TTSAudio",
+        "TablesMissing", "UploadCapReached", "UploadInDoubt", "db", "get_pending_videos", "init_db",
+        "log_error", "mark_video_processed", "migrate", "utcnow", "write_lock", "__version__"],
+    "pipeline_models.db": ["POSTGRES_DRIVER_MISSING", "SQLITE_FILE_PRAGMAS", "db", "init_db",
+                           "migrate", "redact", "write_lock", "MIGRATIONS_DIR"],
+    "pipeline_models.enums": ["ContentIdRisk", "ExtractionMethod", "Processed", "ReviewAction",
+                              "RunStatus", "ShortStatus", "StrEnum"],
     "pipeline_models.errors": [
-        "AlreadyAnswered", "AlreadyUploaded", "BusySnapshot", "CannotOpenDatabase", "DatabaseFileChanged",
-        "DatabaseNotBound", "ExtraMissing", "InvalidTransition", "LeaseLost", "PipelineModelsError",
-        "SchemaMismatch", "TablesMissing", "UploadCapReached", "UploadInDoubt"],
+        "AlreadyAnswered", "AlreadyUploaded", "BusySnapshot", "CannotOpenDatabase",
+        "DatabaseFileChanged", "DatabaseNotBound", "ExtraMissing", "InvalidTransition", "LeaseLost",
+        "PipelineModelsError", "SchemaMismatch", "TablesMissing", "UploadCapReached",
+        "UploadInDoubt"],
     "pipeline_models.fields": [
-        "CheckedBigIntegerField", "CheckedBooleanField", "CheckedCharField", "CheckedEnumField", "CheckedFloatField",
-        "CheckedForeignKeyField", "CheckedIntEnumField", "CheckedIntegerField", "CheckedJSONField", "CheckedTextField",
-        "JSONTextField", "JSON_MAX_DEPTH", "UTC", "UTCDateTimeField", "escape_unstorable", "utcnow",
+        "CheckedBigIntegerField", "CheckedBooleanField", "CheckedCharField", "CheckedEnumField",
+        "CheckedFloatField", "CheckedForeignKeyField", "CheckedIntEnumField", "CheckedIntegerField",
+        "CheckedJSONField", "CheckedTextField", "JSONTextField", "JSON_MAX_DEPTH", "UTC",
+        "UTCDateTimeField", "escape_unstorable", "utcnow",
         # deprecated in 0.1.x, still importable (with a DeprecationWarning) until the next release:
-        "BigIntegerField", "BooleanField", "CharField", "EnumField", "FloatField", "ForeignKeyField",
-        "IntegerField", "JSONField", "TextField"],
+        "BigIntegerField", "BooleanField", "CharField", "EnumField", "FloatField",
+        "ForeignKeyField", "IntegerField", "JSONField", "TextField"],
     "pipeline_models.models": [
-        "ALL_MODELS", "Analytics", "BaseModel", "Clip", "ConfigOverride", "DiscoveredVideo", "ErrorLog",
-        "PipelineRun", "ReviewLog", "Script", "Short", "TTSAudio", "get_pending_videos", "log_error",
-        "mark_video_processed"],
+        "ALL_MODELS", "Analytics", "BaseModel", "Clip", "ConfigOverride", "DiscoveredVideo",
+        "ErrorLog", "PipelineRun", "ReviewLog", "Script", "Short", "TTSAudio", "get_pending_videos",
+        "log_error", "mark_video_processed"],
     "pipeline_models.cli": [
         "DB_HELP", "DEBUG_HELP", "DEFAULT_DB", "DEMO_DB", "DEMO_HELP", "EPILOG", "EXIT_BROKEN_PIPE",
-        "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "MAX_DEMO_VIDEOS", "MAX_NUMBER", "NotFound",
-        "PROG", "UTC", "UsageError", "as_json", "cmd_analytics", "cmd_compact", "cmd_config", "cmd_demo",
-        "cmd_errors", "cmd_init", "cmd_report", "cmd_resolve", "cmd_retry", "cmd_review", "cmd_reviews",
-        "cmd_run", "cmd_runs", "cmd_shorts", "cmd_status", "cmd_videos", "main", "parse", "parser", "plural",
-        "table"],
+        "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "MAX_DEMO_VIDEOS",
+        "MAX_NUMBER", "NotFound", "PROG", "UTC", "UsageError", "as_json", "cmd_analytics",
+        "cmd_compact", "cmd_config", "cmd_demo", "cmd_errors", "cmd_init", "cmd_report",
+        "cmd_resolve", "cmd_retry", "cmd_review", "cmd_reviews", "cmd_run", "cmd_runs",
+        "cmd_shorts", "cmd_status", "cmd_videos", "main", "parse", "parser", "plural", "table"],
     "pipeline_models.report": [
-        "FUNNEL_STEPS", "LEASE_EXPIRED", "MAX_ERROR_TYPES", "NOT_LOGGED", "NO_STAGE", "OTHER", "OUTCOMES",
-        "ReportSummary", "UTC", "data", "percentile", "render", "require_extra", "write"],
-    "pipeline_models.demo": ["ALL_MODELS", "MARKER", "RenderCrashed", "SOURCES", "WORKERS", "run_demo"],
-    "pipeline_models.bot": ["KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors", "parse_since", "queue",
-                            "review_summary", "stats", "status"],
-    "pipeline_models.pytest_plugin": ["ALL_MODELS", "Chain", "PipelineFactory", "pipeline_db", "pipeline_factory",
-                                      "pytest_addoption", "pytest_report_header"],
+        "FUNNEL_STEPS", "LEASE_EXPIRED", "MAX_ERROR_TYPES", "NOT_LOGGED", "NO_STAGE", "OTHER",
+        "OUTCOMES", "ReportSummary", "UTC", "data", "percentile", "render", "require_extra",
+        "write"],
+    "pipeline_models.demo": ["ALL_MODELS", "MARKER", "RenderCrashed", "SOURCES", "WORKERS",
+                             "run_demo"],
+    "pipeline_models.bot": ["KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors",
+                            "parse_since", "queue", "review_summary", "stats", "status"],
+    "pipeline_models.pytest_plugin": ["ALL_MODELS", "Chain", "PipelineFactory", "pipeline_db",
+                                      "pipeline_factory", "pytest_addoption",
+                                      "pytest_report_header"],
 }
 
 
@@ -346,7 +357,8 @@ PUBLIC_0_2_0 = {
 def test_every_public_name_of_this_release_imports(module):
     loaded = importlib.import_module(module)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # renamed ones warn: tests/test_deprecations.py
+        # renamed ones warn: tests/test_deprecations.py
+        warnings.simplefilter("ignore", DeprecationWarning)
         missing = [name for name in PUBLIC_0_2_0[module] if not hasattr(loaded, name)]
     assert missing == []
 
@@ -357,8 +369,11 @@ def test_the_package_is_this_release():
 
 def test_the_package_lists_each_public_name_once_and_no_other():
     assert len(pipeline_models.__all__) == len(set(pipeline_models.__all__))
-    assert sorted(pipeline_models.__all__) == sorted(set(PUBLIC_0_2_0["pipeline_models"]) - {"__version__"})
-    # Each submodule's list is its part of the package's (an old name listed again there would be an alias).
-    for module in ("pipeline_models.db", "pipeline_models.enums", "pipeline_models.errors", "pipeline_models.models"):
+    assert sorted(pipeline_models.__all__) == sorted(
+        set(PUBLIC_0_2_0["pipeline_models"]) - {"__version__"})
+    # Each submodule's list is its part of the package's (an old name listed again there would be an
+    # alias).
+    for module in ("pipeline_models.db", "pipeline_models.enums", "pipeline_models.errors",
+                   "pipeline_models.models"):
         listed = importlib.import_module(module).__all__
         assert set(listed) <= set(PUBLIC_0_2_0[module]) & set(pipeline_models.__all__), module

@@ -1,4 +1,5 @@
-"""Scripts, TTS audio, shorts, analytics, review logs, config overrides and error logs; run heartbeats."""
+"""Scripts, TTS audio, shorts, analytics, review logs, config overrides and error logs; run
+heartbeats."""
 from peewee import (
     BigIntegerField,
     BooleanField,
@@ -96,7 +97,8 @@ def frozen_models(db):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         message_id = CharField(max_length=128, null=True, unique=True)
         sent_at = Timestamp()
-        action = CharField(null=True, constraints=[Check("\"action\" IN ('approve', 'reject', 'edit')")])
+        action = CharField(null=True,
+                           constraints=[Check("\"action\" IN ('approve', 'reject', 'edit')")])
         detail = TextField(null=True)
         reviewer = CharField(null=True)
         responded_at = Timestamp(null=True)

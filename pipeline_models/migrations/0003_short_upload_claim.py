@@ -1,4 +1,5 @@
-"""shorts.upload_started_at: an upload claim, so a retry after a crash never uploads a short twice."""
+"""shorts.upload_started_at: an upload claim, so a retry after a crash never uploads a short
+twice."""
 from pipeline_models.migrations._base import Timestamp
 
 

@@ -1,17 +1,20 @@
-"""The seed design's schema contract for the seven later tables: its column names, types, lengths, NULL-ness,
-primary key and index names, with every row kept.
+"""The seed design's schema contract for the seven later tables: its column names, types, lengths,
+NULL-ness, primary key and index names, with every row kept.
 
-Each table is rebuilt: the old one is set aside, the new one created as the models describe it, the rows
-copied into their renamed columns, the old one dropped. All of it runs in the one transaction init_db
-migrates in, so an interrupted or failing upgrade leaves the database exactly as 0003 left it.
+Each table is rebuilt: the old one is set aside, the new one created as the models describe it, the
+rows copied into their renamed columns, the old one dropped. All of it runs in the one transaction
+init_db migrates in, so an interrupted or failing upgrade leaves the database exactly as 0003 left
+it.
 
 Values a new NOT NULL column needs for old rows, derived and never a made-up zero metric:
 - scripts.total_char_count: the characters of every string in full_script_json (the narration);
 - scripts.estimated_duration_seconds: the run's TTS audio duration when one was recorded, else
   total_char_count / 15 (a narration pace of about 150 words a minute);
 - scripts.llm_model_used and tts_audio.engine_used: the old llm_model and provider, else 'unknown';
-- config_overrides.value: the JSON text null where the old value was SQL NULL (both read back as None).
-scripts.hook becomes opening_text. A value longer than its new seed length stops the upgrade, naming it.
+- config_overrides.value: the JSON text null where the old value was SQL NULL (both read back as
+  None).
+scripts.hook becomes opening_text. A value longer than its new seed length stops the upgrade, naming
+it.
 """
 import json
 
@@ -28,8 +31,8 @@ from peewee import (
 )
 
 from pipeline_models.errors import SchemaMismatch
-from pipeline_models.migrations._base import (Timestamp, drop_aside, frozen_base, migration, q, refuse_dependent_views,
-                                              reset_sequence, set_aside)
+from pipeline_models.migrations._base import (Timestamp, drop_aside, frozen_base, migration, q,
+                                              refuse_dependent_views, reset_sequence, set_aside)
 
 _q = q
 
@@ -55,7 +58,8 @@ def frozen_models(db):
         closing_text = TextField(null=True)
         full_script_json = JSONField()
         total_char_count = IntegerField(constraints=[Check("total_char_count >= 0")])
-        estimated_duration_seconds = DoubleField(constraints=[Check("estimated_duration_seconds >= 0")])
+        estimated_duration_seconds = DoubleField(constraints=[Check("estimated_duration_seconds >= "
+                                                                    "0")])
         llm_model_used = TextField()
         generated_at = Timestamp()
         title = TextField(null=True)
@@ -88,7 +92,8 @@ def frozen_models(db):
         youtube_url = CharField(max_length=512, null=True)
         status = CharField(
             max_length=32,
-            constraints=[Check("\"status\" IN ('pending', 'rendered', 'uploaded', 'rejected', 'failed')")],
+            constraints=[Check("\"status\" IN ('pending', 'rendered', 'uploaded', 'rejected', "
+                               "'failed')")],
         )
         uploaded_at = Timestamp(null=True)
         upload_started_at = Timestamp(null=True)
@@ -110,7 +115,8 @@ def frozen_models(db):
             null=True, constraints=[Check("click_through_rate >= 0 AND click_through_rate <= 1")]
         )
         subscriber_gain = BigIntegerField(null=True, constraints=[Check("subscriber_gain >= 0")])
-        estimated_revenue_usd = DoubleField(null=True, constraints=[Check("estimated_revenue_usd >= 0")])
+        estimated_revenue_usd = DoubleField(null=True,
+                                            constraints=[Check("estimated_revenue_usd >= 0")])
         engaged_views = BigIntegerField(null=True, constraints=[Check("engaged_views >= 0")])
         shares = BigIntegerField(null=True, constraints=[Check("shares >= 0")])
         watch_time_minutes = DoubleField(null=True, constraints=[Check("watch_time_minutes >= 0")])
@@ -118,13 +124,15 @@ def frozen_models(db):
         class Meta:
             table_name = "analytics"
 
-    Analytics.add_index(Analytics.youtube_video_id, Analytics.measured_at, name="idx_analytics_video")
+    Analytics.add_index(Analytics.youtube_video_id, Analytics.measured_at,
+                        name="idx_analytics_video")
 
     class ReviewLog(Base):
         pipeline_run = ForeignKeyField(PipelineRun, on_delete="CASCADE")
         sent_at = Timestamp()
         responded_at = Timestamp(null=True)
-        action = CharField(null=True, constraints=[Check("\"action\" IN ('approve', 'reject', 'edit')")])
+        action = CharField(null=True,
+                           constraints=[Check("\"action\" IN ('approve', 'reject', 'edit')")])
         response_detail = CharField(max_length=1024, null=True)
         auto_held = BooleanField()
         message_id = CharField(max_length=128, null=True, unique=True)
@@ -161,7 +169,8 @@ def frozen_models(db):
     return [Script, TTSAudio, Short, Analytics, ReviewLog, ConfigOverride, ErrorLog]
 
 
-# Each new column, filled from the 0003 row by an SQL expression; columns not listed keep their name.
+# Each new column, filled from the 0003 row by an SQL expression; columns not listed keep their
+# name.
 UP = {
     "scripts": {
         "opening_text": "hook",
@@ -202,7 +211,8 @@ def down(migrator, db):
     """Back to 0003: the seed's new columns (closing_text, total_char_count, ...) are dropped."""
     old = _frozen_0003(db)
     back = {
-        "scripts": {"hook": "opening_text", "llm_model": "llm_model_used", "created_at": "generated_at"},
+        "scripts": {"hook": "opening_text", "llm_model": "llm_model_used",
+                    "created_at": "generated_at"},
         "tts_audio": {"file_path": "COALESCE(audio_file_path, '')", "voice": "voice_profile",
                       "provider": "engine_used", "created_at": "generated_at"},
         "shorts": {"created_at": "COALESCE(created_at, CURRENT_TIMESTAMP)"},
@@ -223,9 +233,11 @@ def _frozen_0003(db):
 
 
 def _rebuild_all(db, models, sources):
-    """Rebuild each model's table from `sources[table]`, after checking that every table can be rebuilt."""
+    """Rebuild each model's table from `sources[table]`, after checking that every table can be
+    rebuilt."""
     for model in models:
-        refuse_dependent_views(db, model._meta.table_name, "the seed's schema", "with the seed's column names")
+        refuse_dependent_views(db, model._meta.table_name, "the seed's schema",
+                               "with the seed's column names")
         _refuse_values_too_long(db, model, sources[model._meta.table_name])
     for model in models:
         _rebuild(db, model, sources[model._meta.table_name])
@@ -241,17 +253,20 @@ def _refuse_values_too_long(db, model, sources):
         if not limit or source is None:
             continue
         rows = [r[0] for r in db.execute_sql(
-            f"SELECT {_q(key)} FROM {_q(table)} WHERE length({source}) > {limit} ORDER BY 1 LIMIT 10")]
+            f"SELECT {_q(key)} FROM {_q(table)} WHERE length({source}) > {limit} ORDER BY 1 LIMIT "
+            "10")]
         if rows:
             raise SchemaMismatch(
-                f"cannot upgrade {table} to the seed's schema: {table}.{field.column_name} allows {limit} "
-                f"characters and the rows with {key} {', '.join(map(str, rows))} hold longer values; shorten "
-                "them, then run init_db again (nothing was changed)"
+                f"cannot upgrade {table} to the seed's schema: {table}.{field.column_name} allows "
+                f"{limit} "
+                f"characters and the rows with {key} {', '.join(map(str, rows))} hold longer "
+                "values; shorten them, then run init_db again (nothing was changed)"
             )
 
 
 def _rebuild(db, model, sources):
-    """Replace `model`'s table with one made from the model, each column filled from `sources` or its old self."""
+    """Replace `model`'s table with one made from the model, each column filled from `sources` or
+    its old self."""
     table = model._meta.table_name
     old_columns = {c.name for c in db.get_columns(table)}
     aside = set_aside(db, table)
@@ -259,11 +274,14 @@ def _rebuild(db, model, sources):
     columns, values = [], []
     for field in model._meta.sorted_fields:
         source = sources.get(field.column_name, _q(field.column_name))
-        if source is None or (source == _q(field.column_name) and field.column_name not in old_columns):
-            continue  # a column the old table lacks: numbered afresh (id) or dropped on the way down
+        if source is None or (
+                source == _q(field.column_name) and field.column_name not in old_columns):
+            # a column the old table lacks: numbered afresh (id) or dropped on the way down
+            continue
         columns.append(_q(field.column_name))
         values.append(source)
-    db.execute_sql(f"INSERT INTO {_q(table)} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {_q(aside)}")
+    db.execute_sql(f"INSERT INTO {_q(table)} ({', '.join(columns)}) SELECT {', '.join(values)} "
+                   f"FROM {_q(aside)}")
     drop_aside(db, [table])
     if model._meta.primary_key.column_name == "id":
         reset_sequence(db, table)
@@ -283,7 +301,8 @@ def _narration_chars(value):
 def _derive_script_lengths(db):
     """Fill total_char_count and estimated_duration_seconds of the scripts copied from 0003."""
     spoken = dict(db.execute_sql(
-        "SELECT pipeline_run_id, duration_seconds FROM tts_audio WHERE duration_seconds IS NOT NULL ORDER BY id"))
+        "SELECT pipeline_run_id, duration_seconds FROM tts_audio WHERE duration_seconds IS NOT "
+        "NULL ORDER BY id"))
     scripts = db.execute_sql("SELECT id, pipeline_run_id, full_script_json FROM scripts").fetchall()
     update = "UPDATE scripts SET total_char_count = {0}, estimated_duration_seconds = {0} WHERE id = {0}"
     for script_id, run_id, script in scripts:

@@ -1,9 +1,11 @@
-"""pipeline_runs as a job queue: claim_token (each claim's fencing token), not_before (the retry backoff),
-and one active run per video, kept by the partial unique index pipeline_runs_one_active_per_video.
+"""pipeline_runs as a job queue: claim_token (each claim's fencing token), not_before (the retry
+backoff), and one active run per video, kept by the partial unique index
+pipeline_runs_one_active_per_video.
 
-A database that already holds several active runs of one video keeps every row: the run furthest along
-(approved, then awaiting_review, running, pending; the oldest among equals) stays active, and the others
-become failed with last_error naming the run that superseded them, so that the index can be built.
+A database that already holds several active runs of one video keeps every row: the run furthest
+along (approved, then awaiting_review, running, pending; the oldest among equals) stays active, and
+the others become failed with last_error naming the run that superseded them, so that the index can
+be built.
 """
 import datetime
 
@@ -30,8 +32,8 @@ def up(migrator, db):
         migrator.add_column("pipeline_runs", "not_before", Timestamp(null=True)),
     )
     marks = ", ".join(["%s" if backend_of(db) == "postgres" else "?"] * len(ACTIVE))
-    rows = db.execute_sql(f"SELECT discovered_video_id, id, status FROM pipeline_runs WHERE status IN ({marks})",
-                          ACTIVE).fetchall()
+    rows = db.execute_sql("SELECT discovered_video_id, id, status FROM pipeline_runs WHERE status "
+                          f"IN ({marks})", ACTIVE).fetchall()
     keep = {}
     for video, run, status in rows:
         rank = (ACTIVE.index(status), -run)
@@ -42,9 +44,10 @@ def up(migrator, db):
         kept = keep[video][1]
         if run != kept:
             db.execute_sql(
-                "UPDATE pipeline_runs SET status = 'failed', finished_at = {0}, updated_at = {0}, last_error = {0} "
-                "WHERE id = {0}".format(marks.split(", ")[0]),
-                (now, now, f"closed by migration 0005: run {kept} is the active run of its video", run))
+                "UPDATE pipeline_runs SET status = 'failed', finished_at = {0}, updated_at = {0}, "
+                "last_error = {0} WHERE id = {0}".format(marks.split(", ")[0]),
+                (now, now, f"closed by migration 0005: run {kept} is the active run of its video",
+                 run))
     db.execute_sql(f"CREATE UNIQUE INDEX {INDEX} ON pipeline_runs (discovered_video_id) "
                    f"WHERE status IN ({', '.join(repr(s) for s in ACTIVE)})")
 

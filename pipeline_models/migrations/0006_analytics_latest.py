@@ -1,18 +1,18 @@
-"""analytics_latest: a copy of each video's newest analytics snapshot (greatest (measured_at, id)), kept by
-triggers on analytics, so that Analytics.latest() and top(n) read one row per video whatever the number of
-snapshots. Filled from the rows already there, in the migration's transaction (seconds at ten million rows:
-one seek per video in idx_analytics_video).
+"""analytics_latest: a copy of each video's newest analytics snapshot (greatest (measured_at, id)),
+kept by triggers on analytics, so that Analytics.latest() and top(n) read one row per video whatever
+the number of snapshots. Filled from the rows already there, in the migration's transaction (seconds
+at ten million rows: one seek per video in idx_analytics_video).
 
-SQLite: a WITHOUT ROWID table keyed by the video and three row triggers. PostgreSQL: four statement triggers
-(a COPY or a multi-row INSERT costs one upsert per video), whose functions are analytics_latest_*(). The
-seed's tables, columns and idx_analytics_video are unchanged.
+SQLite: a WITHOUT ROWID table keyed by the video and three row triggers. PostgreSQL: four statement
+triggers (a COPY or a multi-row INSERT costs one upsert per video), whose functions are
+analytics_latest_*(). The seed's tables, columns and idx_analytics_video are unchanged.
 """
 from pipeline_models.fields import backend_of
 
 # analytics' columns, in its order, as 0004 left them.
 COLUMNS = ("id", "youtube_video_id", "measured_at", "view_count", "like_count", "comment_count",
-           "average_view_duration_seconds", "click_through_rate", "subscriber_gain", "estimated_revenue_usd",
-           "engaged_views", "shares", "watch_time_minutes")
+           "average_view_duration_seconds", "click_through_rate", "subscriber_gain",
+           "estimated_revenue_usd", "engaged_views", "shares", "watch_time_minutes")
 NAMES = dict(cols=", ".join(COLUMNS), new_cols=", ".join(f"NEW.{c}" for c in COLUMNS),
              a_cols=", ".join(f"a.{c}" for c in COLUMNS),
              set_cols=", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "youtube_video_id"))
@@ -116,10 +116,10 @@ BEGIN
     TRUNCATE analytics_latest;
     RETURN NULL;
 END $$""",
-    "CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics REFERENCING NEW TABLE AS new_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_insert()",
-    "CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics REFERENCING OLD TABLE AS old_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_delete()",
+    "CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics REFERENCING NEW TABLE AS "
+    "new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_insert()",
+    "CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics REFERENCING OLD TABLE AS "
+    "old_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_delete()",
     "CREATE TRIGGER analytics_latest_update AFTER UPDATE ON analytics "
     "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
     "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_update()",
@@ -150,7 +150,8 @@ SELECT newest.* FROM videos CROSS JOIN LATERAL (
 DROP = {
     "sqlite": ["DROP TABLE IF EXISTS analytics_latest"],
     "postgres": ["DROP TABLE IF EXISTS analytics_latest"] + [
-        f"DROP FUNCTION IF EXISTS analytics_latest_{name}" for name in ("insert", "delete", "update", "truncate",
+        f"DROP FUNCTION IF EXISTS analytics_latest_{name}" for name in ("insert", "delete",
+                                                                        "update", "truncate",
                                                                        "refresh")],
 }
 
@@ -162,9 +163,10 @@ def _backend(db):
 def up(migrator, db):
     backend = _backend(db)
     triggers = POSTGRES_TRIGGERS if backend == "postgres" else SQLITE_TRIGGERS
-    # A copy left behind when analytics was dropped without it (the demo drops the model tables) is stale.
-    for statement in [*DROP[backend], TABLE[backend], INDEX[backend], *(t.format(**NAMES) for t in triggers),
-                      FILL[backend].format(**NAMES)]:
+    # A copy left behind when analytics was dropped without it (the demo drops the model tables) is
+    # stale.
+    for statement in [*DROP[backend], TABLE[backend], INDEX[backend],
+                      *(t.format(**NAMES) for t in triggers), FILL[backend].format(**NAMES)]:
         db.execute_sql(statement)
 
 

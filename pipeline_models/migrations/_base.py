@@ -1,9 +1,11 @@
-"""What the migrations share: the base of their frozen models, the timestamp column type, and the steps of a
-table rebuild (set the old table aside, create the new one, copy the rows, drop the old one).
+"""What the migrations share: the base of their frozen models, the timestamp column type, and the
+steps of a table rebuild (set the old table aside, create the new one, copy the rows, drop the old
+one).
 
-Not a migration itself (the runner loads only files whose names start with a digit). A migration's frozen
-models never import pipeline_models.models: a later change to a model must not change an old migration.
-The helpers here are fixed in meaning once a migration uses them: a new need gets a new helper.
+Not a migration itself (the runner loads only files whose names start with a digit). A migration's
+frozen models never import pipeline_models.models: a later change to a model must not change an old
+migration. The helpers here are fixed in meaning once a migration uses them: a new need gets a new
+helper.
 """
 import importlib.util
 import os
@@ -11,7 +13,8 @@ import re
 from typing import Any, Dict, Iterable, List, Optional
 
 from peewee import AutoField, ForeignKeyField, Model
-from playhouse.postgres_ext import DateTimeTZField as Timestamp  # TIMESTAMPTZ; imports without psycopg
+# TIMESTAMPTZ; imports without psycopg
+from playhouse.postgres_ext import DateTimeTZField as Timestamp
 
 from pipeline_models.errors import SchemaMismatch
 from pipeline_models.fields import backend_of
@@ -21,7 +24,8 @@ __all__ = ["Timestamp", "frozen_base", "migration", "q", "refuse_dependent_views
 
 
 def frozen_base(db: Any) -> type:
-    """A base for one migration's frozen models: bound to the migrating database, snake_case table names."""
+    """A base for one migration's frozen models: bound to the migrating database, snake_case table
+    names."""
 
     class Frozen(Model):
         class Meta:
@@ -32,7 +36,8 @@ def frozen_base(db: Any) -> type:
 
 
 def migration(name: str) -> Any:
-    """Another migration's module, e.g. migration("0006_analytics_latest"), loaded from this folder."""
+    """Another migration's module, e.g. migration("0006_analytics_latest"), loaded from this
+    folder."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
     spec = importlib.util.spec_from_file_location("_" + name, path)
     module = importlib.util.module_from_spec(spec)
@@ -63,7 +68,8 @@ def refuse_dependent_views(db: Any, table: str, upgrade: str, fix: str) -> None:
 
 
 def set_aside(db: Any, table: str) -> str:
-    """Rename `table` to `table`__old, freeing its index (and PostgreSQL sequence) names; the new name."""
+    """Rename `table` to `table`__old, freeing its index (and PostgreSQL sequence) names; the new
+    name."""
     aside = table + "__old"
     for index in db.get_indexes(table):
         if backend_of(db) == "postgres":
@@ -76,7 +82,8 @@ def set_aside(db: Any, table: str) -> str:
             db.execute_sql(f"ALTER SEQUENCE {sequence} RENAME TO {q(aside + '_id_seq')}")
     if backend_of(db) == "postgres":
         db.execute_sql(f"ALTER TABLE {q(table)} RENAME TO {q(aside)}")
-    else:  # legacy mode: views, triggers and foreign keys keep naming `table`, so they see the new one
+    # legacy mode: views, triggers and foreign keys keep naming `table`, so they see the new one
+    else:
         legacy = db.execute_sql("PRAGMA legacy_alter_table").fetchone()[0]
         db.execute_sql("PRAGMA legacy_alter_table = 1")
         db.execute_sql(f"ALTER TABLE {q(table)} RENAME TO {q(aside)}")
@@ -85,7 +92,8 @@ def set_aside(db: Any, table: str) -> str:
 
 
 def copy_rows(db: Any, model: type, select: str) -> None:
-    """Fill `model`'s new table from `select`, whose columns are the model's columns, named and in order."""
+    """Fill `model`'s new table from `select`, whose columns are the model's columns, named and in
+    order."""
     columns = ", ".join(q(f.column_name) for f in model._meta.sorted_fields)
     db.execute_sql(f"INSERT INTO {q(model._meta.table_name)} ({columns}) {select}")
 
@@ -107,7 +115,8 @@ _CHECK = re.compile(r"CHECK \((.*)\)$", re.S)
 
 
 def _checks(db: Any, nodes: Optional[List[Any]]) -> List[str]:
-    """The expressions of the CHECK constraints among `nodes` (a field's or a table's constraints)."""
+    """The expressions of the CHECK constraints among `nodes` (a field's or a table's
+    constraints)."""
     found = []
     for node in nodes or ():
         ctx = db.get_sql_context()
@@ -120,11 +129,13 @@ def _checks(db: Any, nodes: Optional[List[Any]]) -> List[str]:
 
 def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], doing: str,
                     extra: Iterable[tuple] = ()) -> None:
-    """Stop before anything is written if a row `select` makes for `model` would break a rule of its table.
+    """Stop before anything is written if a row `select` makes for `model` would break a rule of its
+    table.
 
-    `select` gives the new table's columns by name; `parents` maps a foreign key's column to the table (as
-    it is now) whose ids it must name; `extra` adds (column, SQL condition a bad row meets, what it breaks).
-    The error, "{doing} {table}: ...", names the row's id, the column and the value, and says what to do.
+    `select` gives the new table's columns by name; `parents` maps a foreign key's column to the
+    table (as it is now) whose ids it must name; `extra` adds (column, SQL condition a bad row
+    meets, what it breaks). The error, "{doing} {table}: ...", names the row's id, the column and
+    the value, and says what to do.
     """
     table = model._meta.table_name
     key = model._meta.primary_key.column_name
@@ -135,15 +146,19 @@ def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], 
             tests.append((field.column_name, f"{column} IS NULL", "a value is required"))
         limit = getattr(field, "max_length", None)
         if limit:
-            tests.append((field.column_name, f"length({column}) > {limit}", f"at most {limit} characters"))
+            tests.append((field.column_name, f"length({column}) > {limit}",
+                          f"at most {limit} characters"))
         for check in _checks(db, field.constraints):
             tests.append((field.column_name, f"NOT ({check})", f"CHECK ({check})"))
         if isinstance(field, ForeignKeyField) and field.column_name in parents:
             parent = q(parents[field.column_name])
-            tests.append((field.column_name, f"{column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {parent})",
+            tests.append((field.column_name,
+                          f"{column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {parent})",
                           f"an id of {parents[field.column_name]}"))
     for check in _checks(db, model._meta.constraints):
-        columns = [f.column_name for f in model._meta.sorted_fields if re.search(rf"\b{f.column_name}\b", check)]
+        columns = [
+            f.column_name for f in model._meta.sorted_fields if re.search(rf"\b{f.column_name}\b",
+                                                                          check)]
         tests.append((", ".join(columns), f"NOT ({check})", f"CHECK ({check})"))
     candidates = f"({select}) AS candidate"
     # One scan in the usual case, where every row passes; the rule a row breaks is then looked for.
@@ -159,7 +174,8 @@ def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], 
             value = value if len(value) <= 80 else value[:79] + "…"
             raise SchemaMismatch(
                 f"{doing} {table}: row {key} = {row[0]} would have {column} = {value}, "
-                f"which breaks its rule ({rule}); correct that row, then run init_db again (nothing was changed)")
+                f"which breaks its rule ({rule}); correct that row, then run init_db again "
+                "(nothing was changed)")
     for columns, where in _unique_keys(db, model):
         shown = ", ".join(q(c) for c in columns)
         row = db.execute_sql(f"SELECT {shown}, MIN({q(key)}), MAX({q(key)}) FROM {candidates} "
@@ -169,13 +185,14 @@ def refuse_bad_rows(db: Any, model: type, select: str, parents: Dict[str, str], 
             value = repr(row[0] if len(columns) == 1 else tuple(row[:len(columns)]))
             raise SchemaMismatch(
                 f"{doing} {table}: rows {key} = {row[-2]} and {row[-1]} would both have "
-                f"{', '.join(columns)} = {value[:80]}, which must be unique; correct one of them, then run "
-                "init_db again (nothing was changed)")
+                f"{', '.join(columns)} = {value[:80]}, which must be unique; correct one of them, "
+                "then run init_db again (nothing was changed)")
 
 
 def _unique_keys(db: Any, model: type) -> List[tuple]:
     """(columns, extra WHERE) of each unique rule of `model`: unique fields and unique indexes."""
-    keys = [((f.column_name,), "") for f in model._meta.sorted_fields if f.unique and not f.primary_key]
+    keys = [
+        ((f.column_name,), "") for f in model._meta.sorted_fields if f.unique and not f.primary_key]
     for index in model._meta.fields_to_index():
         if not getattr(index, "_unique", False):
             continue

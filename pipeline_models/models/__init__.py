@@ -1,9 +1,9 @@
-"""The ten models of the compilation pipeline, all bound to `pipeline_models.db`, one module per domain; each
-imports only those before it: base <- config <- uploads, videos <- runs <- artefacts <- review; analytics;
-errorlog."""
-# pipeline run (a niche's cycle) -> clips (each of a discovered video), scripts, TTS audio, shorts, review
-# logs, error logs; analytics snapshots are keyed by an uploaded video's YouTube id (the run's long-form
-# video or a short); config overrides stand alone.
+"""The ten models of the compilation pipeline, all bound to `pipeline_models.db`, one module per
+domain; each imports only those before it: base <- config <- uploads, videos <- runs <- artefacts <-
+review; analytics; errorlog."""
+# pipeline run (a niche's cycle) -> clips (each of a discovered video), scripts, TTS audio, shorts,
+# review logs, error logs; analytics snapshots are keyed by an uploaded video's YouTube id (the
+# run's long-form video or a short); config overrides stand alone.
 from ..db import SCHEMA_MODELS
 from .analytics import Analytics
 from .artefacts import Clip, Script, Short, TTSAudio

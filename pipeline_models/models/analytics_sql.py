@@ -1,10 +1,12 @@
-"""The SQL of analytics_latest, the newest snapshot of each video, and of the triggers on analytics that keep it,
-for SQLite and PostgreSQL; formatted with the column lists of Analytics (analytics._latest_names)."""
+"""The SQL of analytics_latest, the newest snapshot of each video, and of the triggers on analytics
+that keep it, for SQLite and PostgreSQL; formatted with the column lists of Analytics
+(analytics._latest_names)."""
 
-# --- analytics_latest: the newest snapshot of each video, kept by triggers on analytics ---------------------
-# A copy of each video's newest row of analytics (greatest (measured_at, id)), with analytics' columns (no
-# CHECKs: every row comes from analytics, which checked it). Migration 0006 makes the same (tests/test_migrations
-# compares them); a migration that rebuilds analytics must make the triggers again.
+# --- analytics_latest: the newest snapshot of each video, kept by triggers on analytics -----------
+# A copy of each video's newest row of analytics (greatest (measured_at, id)), with analytics'
+# columns (no CHECKs: every row comes from analytics, which checked it). Migration 0006 makes the
+# same (tests/test_migrations compares them); a migration that rebuilds analytics must make the
+# triggers again.
 
 # {latest_columns}: LATEST_KEYS, then analytics' metrics, typed as each backend names their types.
 LATEST_TABLE = {
@@ -18,19 +20,20 @@ LATEST_TYPES = {  # by the kind of analytics' column
 LATEST_KEYS = ["id INTEGER NOT NULL", "youtube_video_id VARCHAR(100) NOT NULL PRIMARY KEY",
                 "measured_at TIMESTAMPTZ NOT NULL"]
 
-# top(n) walks this index from its most viewed end. SQLite reads an ascending index backwards (NULLs, its
-# smallest values, come last; only rows of equal views are sorted, by video id, among themselves): cheaper to
-# keep than a descending one, since a video's views grow and its entry mostly moves towards the end, where
-# SQLite inserts fastest (a descending one doubled the triggers' cost). PostgreSQL gets the query's exact order.
+# top(n) walks this index from its most viewed end. SQLite reads an ascending index backwards
+# (NULLs, its smallest values, come last; only rows of equal views are sorted, by video id, among
+# themselves): cheaper to keep than a descending one, since a video's views grow and its entry
+# mostly moves towards the end, where SQLite inserts fastest (a descending one doubled the triggers'
+# cost). PostgreSQL gets the query's exact order.
 LATEST_INDEX = {
     "sqlite": "CREATE INDEX analytics_latest_view_count ON analytics_latest (view_count)",
     "postgres": "CREATE INDEX analytics_latest_view_count ON analytics_latest "
                 "(view_count DESC NULLS LAST, youtube_video_id)",
 }
 
-# Row triggers on SQLite. A snapshot replaces the copy only when newer, so one that arrives late never moves
-# it back; deleting the newest snapshot (and any update: rare) recomputes the video with one seek in
-# idx_analytics_video; deleting an older one (compaction) costs one look-up.
+# Row triggers on SQLite. A snapshot replaces the copy only when newer, so one that arrives late
+# never moves it back; deleting the newest snapshot (and any update: rare) recomputes the video with
+# one seek in idx_analytics_video; deleting an older one (compaction) costs one look-up.
 SQLITE_TRIGGERS = [
     """CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics
 BEGIN
@@ -56,9 +59,10 @@ BEGIN
 END""",
 ]
 
-# Statement triggers on PostgreSQL: a COPY or a multi-row INSERT costs one upsert per video, not per row.
-# (Row triggers would cost one per row; and each update of a row keeps a version of it until the transaction
-# ends, so a transaction that records the same video in many statements makes each upsert slower.)
+# Statement triggers on PostgreSQL: a COPY or a multi-row INSERT costs one upsert per video, not per
+# row. (Row triggers would cost one per row; and each update of a row keeps a version of it until
+# the transaction ends, so a transaction that records the same video in many statements makes each
+# upsert slower.)
 POSTGRES_TRIGGERS = [
     """CREATE FUNCTION analytics_latest_refresh(videos VARCHAR[]) RETURNS void LANGUAGE sql AS $$
     DELETE FROM analytics_latest WHERE youtube_video_id = ANY (videos);
@@ -94,10 +98,10 @@ BEGIN
     TRUNCATE analytics_latest;
     RETURN NULL;
 END $$""",
-    "CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics REFERENCING NEW TABLE AS new_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_insert()",
-    "CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics REFERENCING OLD TABLE AS old_rows "
-    "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_delete()",
+    "CREATE TRIGGER analytics_latest_insert AFTER INSERT ON analytics REFERENCING NEW TABLE AS "
+    "new_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_insert()",
+    "CREATE TRIGGER analytics_latest_delete AFTER DELETE ON analytics REFERENCING OLD TABLE AS "
+    "old_rows FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_delete()",
     "CREATE TRIGGER analytics_latest_update AFTER UPDATE ON analytics "
     "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
     "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_update()",
@@ -105,8 +109,8 @@ END $$""",
     "FOR EACH STATEMENT EXECUTE FUNCTION analytics_latest_truncate()",
 ]
 
-# Fills analytics_latest from the rows already there: the skip-scan of idx_analytics_video, one seek per
-# video for the next video id and one for its newest snapshot (seconds at ten million rows).
+# Fills analytics_latest from the rows already there: the skip-scan of idx_analytics_video, one seek
+# per video for the next video id and one for its newest snapshot (seconds at ten million rows).
 LATEST_FILL = {
     "sqlite": """WITH RECURSIVE videos (vid) AS (
     SELECT MIN(youtube_video_id) FROM analytics
@@ -127,8 +131,8 @@ SELECT newest.* FROM videos CROSS JOIN LATERAL (
     ORDER BY measured_at DESC, id DESC LIMIT 1) AS newest""",
 }
 
-# What a bulk insert runs per video instead of analytics_latest_insert (Analytics._bulk_trigger): the video's
-# newest snapshot, one seek in idx_analytics_video, copied over.
+# What a bulk insert runs per video instead of analytics_latest_insert (Analytics._bulk_trigger):
+# the video's newest snapshot, one seek in idx_analytics_video, copied over.
 SQLITE_LATEST_REFRESH = """INSERT INTO analytics_latest ({cols})
 SELECT {cols} FROM analytics WHERE id = (
     SELECT id FROM analytics WHERE youtube_video_id = ? ORDER BY measured_at DESC, id DESC LIMIT 1)
@@ -137,7 +141,8 @@ ON CONFLICT (youtube_video_id) DO UPDATE SET {set_cols}"""
 LATEST_DROP = {
     "sqlite": ["DROP TABLE IF EXISTS analytics_latest"],
     "postgres": ["DROP TABLE IF EXISTS analytics_latest"] + [
-        f"DROP FUNCTION IF EXISTS analytics_latest_{name}" for name in ("insert", "delete", "update", "truncate",
+        f"DROP FUNCTION IF EXISTS analytics_latest_{name}" for name in ("insert", "delete",
+                                                                        "update", "truncate",
                                                                        "refresh")],
 }
 

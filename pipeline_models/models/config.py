@@ -1,4 +1,5 @@
-"""ConfigOverride: runtime settings, any JSON value under a dotted name, laid over the pipeline's YAML config."""
+"""ConfigOverride: runtime settings, any JSON value under a dotted name, laid over the pipeline's
+YAML config."""
 import copy
 import fnmatch
 from typing import Any, Callable, Dict, Mapping, Optional
@@ -12,16 +13,17 @@ class ConfigOverride(BaseModel):
     """A runtime setting that overrides the pipeline's defaults; the value is any JSON value."""
 
     key = CheckedCharField(max_length=255, primary_key=True, help_text="the setting's name")
-    value = JSONTextField(max_length=1024, help_text="any JSON value, at most 1024 characters of JSON")
+    value = JSONTextField(max_length=1024,
+                          help_text="any JSON value, at most 1024 characters of JSON")
     updated_at = UTCDateTimeField(default=utcnow, help_text="when it was last set")
     updated_by = CheckedCharField(max_length=64, default="system", help_text="who set it")
 
     class Meta:
         table_name = "config_overrides"
 
-    # The settings the package itself reads, each with the check its value must pass (filled in by the models
-    # that read them): set() refuses a bad value at once, rather than every worker failing on it later. A key
-    # may hold `*` for one part of the name, e.g. "channels.*.paused".
+    # The settings the package itself reads, each with the check its value must pass (filled in by
+    # the models that read them): set() refuses a bad value at once, rather than every worker
+    # failing on it later. A key may hold `*` for one part of the name, e.g. "channels.*.paused".
     CHECKS: Dict[str, Callable[[Any], Any]] = {}
 
     @classmethod
@@ -30,22 +32,25 @@ class ConfigOverride(BaseModel):
             return cls.CHECKS[key]
         parts = key.split(".")
         for pattern, check in cls.CHECKS.items():
-            if "*" in pattern and len(pattern.split(".")) == len(parts) and fnmatch.fnmatchcase(key, pattern):
+            if "*" in pattern and len(pattern.split(".")) == len(parts) and fnmatch.fnmatchcase(key,
+                                                                                                pattern):
                 return _naming(check, pattern, key)
         return None
 
     @classmethod
     def set(cls, key: str, value: Any, updated_by: str = "system") -> Any:
-        """Store `value` (anything JSON can hold) under `key`, replacing what was there; returns the value.
+        """Store `value` (anything JSON can hold) under `key`, replacing what was there; returns the
+        value.
 
-        A key the package reads (CHECKS) takes only a value it can use, or None for its default (ValueError
-        naming the key otherwise).
+        A key the package reads (CHECKS) takes only a value it can use, or None for its default
+        (ValueError naming the key otherwise).
         """
-        if isinstance(key, str) and not key.strip():  # a blank name cannot be asked for again by anyone
+        # a blank name cannot be asked for again by anyone
+        if isinstance(key, str) and not key.strip():
             raise ValueError(f"ConfigOverride.key: give the setting a name, not {key!r}")
         if isinstance(key, str) and "" in key.split("."):  # overlay() could not lay it on a path
-            raise ValueError(f"ConfigOverride.key: {key!r} has an empty part; name it as a dotted path, "
-                             f"e.g. 'channels.gaming.video.max_clips'")
+            raise ValueError(f"ConfigOverride.key: {key!r} has an empty part; name it as a dotted "
+                             "path, e.g. 'channels.gaming.video.max_clips'")
         check = cls._check_for(key) if isinstance(key, str) else None
         if check is not None and value is not None:  # null stands for the package's default
             check(value)
@@ -54,7 +59,8 @@ class ConfigOverride(BaseModel):
         cls.insert(**row).on_conflict(conflict_target=[cls.key], preserve=keep).execute()
         return value
 
-    # Not value(key): ConfigOverride.value is the field holding the value (ConfigOverride.value == 3).
+    # Not value(key): ConfigOverride.value is the field holding the value (ConfigOverride.value ==
+    # 3).
     @classmethod
     def value_of(cls, key: str, default: Any = None) -> Any:
         """The value stored under `key`, with its JSON type; `default` when there is none."""
@@ -63,10 +69,11 @@ class ConfigOverride(BaseModel):
 
     @classmethod
     def setting(cls, key: str, default: Any) -> Any:
-        """The value the package uses for `key`: the override, checked as set() checks it, else `default`.
+        """The value the package uses for `key`: the override, checked as set() checks it, else
+        `default`.
 
-        A stored value the check refuses (written by other code, straight into the table) is a ValueError
-        naming the key, rather than a worker acting on it.
+        A stored value the check refuses (written by other code, straight into the table) is a
+        ValueError naming the key, rather than a worker acting on it.
         """
         value = cls.value_of(key)
         if value is None:
@@ -76,16 +83,17 @@ class ConfigOverride(BaseModel):
 
     @classmethod
     def overlay(cls, base: Mapping[str, Any]) -> Dict[str, Any]:
-        """A new dictionary: the pipeline's config `base` (YAML and environment merged) with every override laid
-        over it, the dotted key "channels.gaming.video.max_clips" setting base["channels"]["gaming"]["video"]
-        ["max_clips"]; `base` is left as it was.
+        """A new dictionary: the pipeline's config `base` (YAML and environment merged) with every
+        override laid over it, the dotted key "channels.gaming.video.max_clips" setting
+        base["channels"]["gaming"]["video"] ["max_clips"]; `base` is left as it was.
 
-        Missing sections are made; an override of null leaves the value below it. A key whose path crosses a
-        value that is not a dictionary, or that would replace a whole section with a value, is a ValueError
-        naming the key.
+        Missing sections are made; an override of null leaves the value below it. A key whose path
+        crosses a value that is not a dictionary, or that would replace a whole section with a
+        value, is a ValueError naming the key.
         """
         if not isinstance(base, Mapping):
-            raise TypeError(f"ConfigOverride.overlay: base must be the config dictionary, not {type(base).__name__}")
+            raise TypeError("ConfigOverride.overlay: base must be the config dictionary, not "
+                            f"{type(base).__name__}")
         merged = copy.deepcopy(dict(base))
         for key, value in cls.as_dict().items():
             if value is None:
@@ -95,11 +103,14 @@ class ConfigOverride(BaseModel):
             for depth, part in enumerate(path, 1):
                 node = node.setdefault(part, {})
                 if not isinstance(node, dict):
-                    raise ValueError(f"ConfigOverride.key: {key!r} crosses {'.'.join(path[:depth])!r}, which is "
+                    raise ValueError(f"ConfigOverride.key: {key!r} crosses "
+                                     f"{'.'.join(path[:depth])!r}, which is "
                                      f"{node!r}, not a section of the config")
             if isinstance(node.get(last), dict) and not isinstance(value, dict):
-                raise ValueError(f"ConfigOverride.key: {key!r} would replace the section {key!r} with {value!r}; "
-                                 f"override one of its keys, e.g. {key + '.' + next(iter(node[last]), 'name')!r}")
+                raise ValueError(f"ConfigOverride.key: {key!r} would replace the section {key!r} "
+                                 f"with {value!r}; "
+                                 "override one of its keys, e.g. "
+                                 f"{key + '.' + next(iter(node[last]), 'name')!r}")
             node[last] = value
         return merged
 
@@ -128,7 +139,8 @@ def setting_name(key: str) -> str:
 
 
 def number(what: str, lowest: float, highest: float, unit: str = "") -> Callable[[Any], float]:
-    """The check of a number (of `unit`) from `lowest` to `highest`, named as whole_number() names it."""
+    """The check of a number (of `unit`) from `lowest` to `highest`, named as whole_number() names
+    it."""
     kind = f"a number of {unit}" if unit else "a number"
 
     def check(value: Any) -> float:
