@@ -4,7 +4,8 @@ pages docs/index.md lists), in a fresh shell at the root of a fresh copy.
 Every fenced block tagged ```sh, ```bash or ```shell is one test (```console and plain ``` blocks
 show output and are not run). Each runs as
 
-    env -i HOME=<new dir> PATH=<a login shell's PATH> LANG=C.UTF-8 <the variables below> bash -euo pipefail -c BLOCK
+    env -i HOME=<new dir> PATH=<a login shell's PATH> LANG=C.UTF-8 <the variables below> \
+        bash -euo pipefail -c BLOCK
 
 in one copy of the repository made for this module: its files as a clone would have them (without
 .git and whatever .gitignore ignores, so no .venv), so `python3 -m venv .venv && .venv/bin/pip
@@ -90,7 +91,8 @@ def shell_blocks(text):
 def _title(block):
     """The block's first command, for the test id."""
     commands = [
-        ln.strip() for ln in block["body"].splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        ln.strip() for ln in block["body"].splitlines()
+        if ln.strip() and not ln.strip().startswith("#")]
     return (commands[0] if commands else "(empty)")[:70]
 
 
@@ -134,7 +136,8 @@ def copy_repository(dest):
     if os.path.exists(os.path.join(ROOT, ".gitignore")):
         with open(os.path.join(ROOT, ".gitignore"), encoding="utf-8") as fh:
             patterns = [ln.strip() for ln in fh if ln.strip() and not ln.startswith("#")]
-    assert not [p for p in patterns if p.startswith("!")], ".gitignore negations are not supported here"
+    assert not [p for p in patterns if p.startswith("!")], (
+        ".gitignore negations are not supported here")
     shutil.copytree(ROOT, dest, symlinks=True, ignore=_ignore(patterns))
 
 
@@ -228,7 +231,8 @@ def test_each_shell_block_runs_in_a_fresh_shell(terminal, index):
 
 def test_the_pages_have_shell_blocks_and_no_stray_skip_markers():
     assert BLOCKS and "python3 -m venv .venv" in BLOCKS[0]["body"]
-    assert not MISPLACED, f"{MISPLACED}: a docs-shell skip marker must come right before a shell block"
+    assert not MISPLACED, (
+        f"{MISPLACED}: a docs-shell skip marker must come right before a shell block")
 
 
 def test_only_shell_blocks_are_picked_and_skip_markers_are_honoured():

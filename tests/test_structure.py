@@ -92,10 +92,39 @@ def test_imports_inside_functions_count():
     assert "pipeline_models.connections" in graph["pipeline_models.db"]
 
 
+LINE_WIDTH = 100  # characters, as peewee's own source
+
+
+def python_files():
+    """Every Python file of the repository: the package, its tests, the benchmark, the examples,
+    the docs' configuration."""
+    return sorted(path for folder in ("pipeline_models", "tests", "bench", "examples", "docs")
+                  for path in (ROOT / folder).rglob("*.py") if "_build" not in path.parts)
+
+
+def long_lines(path):
+    """(line number, length) of each line of `path` over LINE_WIDTH characters."""
+    lines = enumerate(path.read_text().splitlines(), 1)
+    return [(number, len(line)) for number, line in lines if len(line) > LINE_WIDTH]
+
+
+def test_every_line_within_100_characters():
+    found = {str(path.relative_to(ROOT)): long_lines(path) for path in python_files()}
+    assert {name: lines for name, lines in found.items() if lines} == {}
+
+
+def test_the_line_width_check_finds_a_long_line(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("x = 1\n" + "y = " + "9" * 97 + "\n")
+    assert long_lines(path) == [(2, 101)]
+    assert len(python_files()) > 60 and ROOT / "docs" / "conf.py" in python_files()
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_module_within_the_line_budget(name):
     lines = len(modules()[name].read_text().splitlines())
-    assert lines <= LINE_BUDGET, f"{name} has {lines} lines, over the budget of {LINE_BUDGET}: split it by concern"
+    assert lines <= LINE_BUDGET, (
+        f"{name} has {lines} lines, over the budget of {LINE_BUDGET}: split it by concern")
 
 
 def test_peewee_private_parts_still_exist():
