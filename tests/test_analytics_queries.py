@@ -55,7 +55,8 @@ def expected_growth(snapshots, video, since):
     first, last = after[0], after[-1]
     change = {"since": first["measured_at"], "until": last["measured_at"]}
     for name in A.COUNTERS:
-        change[name] = None if first[name] is None or last[name] is None else last[name] - first[name]
+        change[name] = (None if first[name] is None or last[name] is None
+                        else last[name] - first[name])
     return change
 
 
@@ -89,14 +90,15 @@ def check_every_answer(snapshots=None):
 # any order.
 TIMES = st.integers(0, 8).map(lambda m: T0 + timedelta(minutes=15 * m))
 VIEWS = st.one_of(st.none(), st.integers(0, 4), st.integers(0, 2 ** 62))
-SNAPSHOT = st.tuples(st.sampled_from(VIDEOS), TIMES, VIEWS, st.one_of(st.none(), st.integers(0,
-                                                                                             10 ** 6)),
+SNAPSHOT = st.tuples(st.sampled_from(VIDEOS), TIMES, VIEWS,
+                     st.one_of(st.none(), st.integers(0, 10 ** 6)),
                      st.one_of(st.none(), st.floats(0, 1e6)))
 STEP = st.one_of(
     st.tuples(st.just("record"), SNAPSHOT),
     # chunk_size 1 or 2 makes a batch of several chunks, for which SQLite sets the insert trigger
     # aside.
-    st.tuples(st.just("record_many"), st.lists(SNAPSHOT, max_size=6), st.sampled_from([1, 2, 2000])),
+    st.tuples(st.just("record_many"), st.lists(SNAPSHOT, max_size=6),
+              st.sampled_from([1, 2, 2000])),
     st.tuples(st.just("delete"), st.integers(0, 1000)),  # the n-th row still there (modulo), or...
     st.tuples(st.just("delete_newest"), st.sampled_from(VIDEOS)),
     st.tuples(st.just("update"), st.integers(0, 1000), TIMES, VIEWS, st.sampled_from(VIDEOS)),
@@ -169,19 +171,20 @@ def test_latest_orders_null_views_last_and_equal_views_by_video(database):
     assert [r.youtube_video_id for r in A.top(3, rows="namedtuples")] == ["d7", "b", "c"]
 
 
-def test_a_late_snapshot_does_not_replace_a_newer_one_and_equal_times_go_to_the_last_recorded(database):
+def test_a_late_snapshot_does_not_replace_a_newer_one_and_equal_times_go_to_the_last_recorded(
+        database):
     A.record("a", measured_at=T0 + timedelta(hours=2), view_count=20)
     A.record("a", measured_at=T0, view_count=999)  # arrives late
     assert [(r.view_count, r.measured_at) for r in A.latest()] == [(20, T0 + timedelta(hours=2))]
     # the same time: the greater id wins
     tie = A.record("a", measured_at=T0 + timedelta(hours=2), view_count=21)
     assert A.latest()[0].id == tie.id and A.top(1)[0].view_count == 21
-    A.record_many([("a", T0 + timedelta(hours=3), 30) + (None,) * 9, ("a", T0 + timedelta(hours=1),
-                                                                      5) + (None,) * 9])
+    A.record_many([("a", T0 + timedelta(hours=3), 30) + (None,) * 9,
+                   ("a", T0 + timedelta(hours=1), 5) + (None,) * 9])
     assert A.latest(rows="tuples")[0][3] == 30
 
 
-def test_deleting_the_newest_snapshot_falls_back_to_the_one_before_and_the_last_one_removes_the_video(database):
+def test_deleting_the_newest_snapshot_falls_back_to_the_one_before_or_drops_the_video(database):
     first = A.record("a", measured_at=T0, view_count=1)
     second = A.record("a", measured_at=T0 + timedelta(hours=1), view_count=2)
     A.record("b", measured_at=T0, view_count=7)
@@ -251,9 +254,8 @@ def test_growth_refuses_what_its_query_would(database):
 def test_timestamps_other_writers_stored_in_another_form_read_as_the_field_reads_them(database):
     if not isinstance(database, peewee.SqliteDatabase):
         pytest.skip("SQLite keeps timestamps as text; PostgreSQL's TIMESTAMPTZ has one form")
-    for video, text in [("a", "2026-04-01 10:00:00"), ("b", "2026-04-01T11:00:00.5"), ("c",
-                                                                                       "2026-04-01 "
-                                                                                       "12:00:00Z")]:
+    for video, text in [("a", "2026-04-01 10:00:00"), ("b", "2026-04-01T11:00:00.5"),
+                        ("c", "2026-04-01 12:00:00Z")]:
         database.execute_sql("INSERT INTO analytics (youtube_video_id, measured_at) VALUES (?, ?)",
                              (video, text))
     expected = [A.get(A.youtube_video_id == v).measured_at for v in "abc"]

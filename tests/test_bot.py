@@ -149,7 +149,8 @@ def test_status_next_run_is_due_once_its_backoff_passed_and_follows_claims(pipel
     claimed = pm.PipelineRun.claim_next("w3", niche="sports", now=later)
     assert claimed.id == 9
     result = bot.status(later)
-    assert result["niches"]["sports"]["next"] is None and result["running"] == 3 and result["paused"] == ["cooking"]
+    assert (result["niches"]["sports"]["next"] is None and result["running"] == 3
+            and result["paused"] == ["cooking"])
     assert [run["id"] for run in result["niches"]["sports"]["running"]] == [9, 10]
     assert result["niches"]["sports"]["running"][0]["heartbeat_age_seconds"] == 0.0
 
@@ -177,24 +178,25 @@ def test_stats(pipeline):
     assert result == {"since": "2026-01-01T00:00:00+00:00", "niches": {
         "(none)": {"uploads": {"long-form": 0, "shorts": 0}, "views": {"long-form": 0, "shorts": 0},
                    "errors": 1},
-        "gaming": {"uploads": {"long-form": 1, "shorts": 2}, "views": {"long-form": 1000,
-                                                                       "shorts": 300}, "errors": 1},
-        "sports": {"uploads": {"long-form": 1, "shorts": 0}, "views": {"long-form": 2500,
-                                                                       "shorts": 0}, "errors": 1},
+        "gaming": {"uploads": {"long-form": 1, "shorts": 2},
+                   "views": {"long-form": 1000, "shorts": 300}, "errors": 1},
+        "sports": {"uploads": {"long-form": 1, "shorts": 0},
+                   "views": {"long-form": 2500, "shorts": 0}, "errors": 1},
     }}
     # A timedelta counts back from now: three days before the fixture's day take in gaming's old
     # upload and error.
-    wide = bot.stats(datetime.datetime.now(datetime.timezone.utc) - (CYCLE_START - 72 * H))["niches"]
+    wide = bot.stats(datetime.datetime.now(datetime.timezone.utc)
+                     - (CYCLE_START - 72 * H))["niches"]
     assert wide["gaming"] == {"uploads": {"long-form": 2, "shorts": 2},
                               "views": {"long-form": 100999, "shorts": 300}, "errors": 2}
 
 
 def test_stats_later_counts_only_what_came_after(pipeline):
     result = bot.stats(CYCLE_START + 5 * H + datetime.timedelta(minutes=1))["niches"]
-    assert result["gaming"] == {"uploads": {"long-form": 0, "shorts": 1}, "views": {"long-form": 0,
-                                                                                    "shorts": 0},
-                                "errors": 1}
-    assert result["sports"]["uploads"] == {"long-form": 1, "shorts": 0} and result["(none)"]["errors"] == 1
+    assert result["gaming"] == {"uploads": {"long-form": 0, "shorts": 1},
+                                "views": {"long-form": 0, "shorts": 0}, "errors": 1}
+    assert (result["sports"]["uploads"] == {"long-form": 1, "shorts": 0}
+            and result["(none)"]["errors"] == 1)
 
 
 def test_errors(pipeline):
@@ -247,7 +249,8 @@ def test_queue_follows_answers_reminders_and_auto_hold(pipeline):
     assert pm.ReviewLog.hold_stale(datetime.timedelta(hours=2), now=NOW) == 1
     waiting = bot.queue(NOW)
     assert (waiting["awaiting"], waiting["held"]) == (0, 2)
-    assert [(r["run_id"], r["held"], r["auto_held"], r["reminded_at"]) for r in waiting["reviews"]] == [
+    assert [(r["run_id"], r["held"], r["auto_held"], r["reminded_at"])
+            for r in waiting["reviews"]] == [
         (8, True, True, "2026-01-01T16:30:00+00:00"), (4, True, True, "2026-01-01T21:00:00+00:00")]
     pm.ReviewLog.force_upload(8)
     assert [r["run_id"] for r in bot.queue(NOW)["reviews"]] == [4]
@@ -274,10 +277,10 @@ def test_digest(pipeline):
 def test_digest_of_a_period_is_bounded_by_now_and_since(pipeline):
     # Until 20:00 sports' upload (20:30) has not happened: gaming's long-form video is the top one.
     early = bot.digest(6 * H, now=CYCLE_START + 19 * H + datetime.timedelta(minutes=30))
-    assert early["since"] == "2026-01-01T14:00:00+00:00" and early["runs_uploaded"] == {"total": 0,
-                                                                                        "niches": {}}
-    assert early["top_video"] is None and early["videos_uploaded"]["shorts"] == {"total": 0,
-                                                                                 "niches": {}}
+    assert (early["since"] == "2026-01-01T14:00:00+00:00"
+            and early["runs_uploaded"] == {"total": 0, "niches": {}})
+    assert (early["top_video"] is None
+            and early["videos_uploaded"]["shorts"] == {"total": 0, "niches": {}})
     middle = bot.digest(CYCLE_START + 5 * H, now=CYCLE_START + 10 * H)
     assert middle["runs_uploaded"] == {"total": 1, "niches": {"gaming": 1}}
     assert middle["runs_failed"] == {"total": 1, "niches": {"gaming": 1}}
@@ -311,7 +314,8 @@ def test_review_summary(pipeline):
         "content_id_flags": [{"rank": 1, "of": "video", "video_id": "g0", "risk": "high"},
                              {"rank": 2, "of": "clip", "video_id": "g1", "risk": "medium"}],
         "script_id": 3,
-        "script_preview": ("Top 3 gaming moments. Number 3. Wow. " + LONG_SCRIPT + "Subscribe!")[:200],
+        "script_preview": ("Top 3 gaming moments. Number 3. Wow. " + LONG_SCRIPT
+                           + "Subscribe!")[:200],
     }
     assert len(result["script_preview"]) == 200 and bot.review_summary(4) == result  # by id too
 

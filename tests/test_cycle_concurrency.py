@@ -102,7 +102,8 @@ def _schedule(niche, cycles):
     """Pending runs of `niche` for its first `cycles` cycles, in one statement."""
     six = datetime.timedelta(hours=6)
     pm.PipelineRun.insert_many([dict(niche=niche, cycle_start=CYCLE_START + i * six,
-                                     cycle_end=CYCLE_START + (i + 1) * six) for i in range(cycles)]).execute()
+                                     cycle_end=CYCLE_START + (i + 1) * six)
+                                for i in range(cycles)]).execute()
 
 
 # --- candidates taken once ------------------------------------------------------------------------
@@ -163,8 +164,8 @@ def test_two_processes_taking_candidates_never_share_a_video(fresh_target, tmp_p
     with database.atomic():
         pm.DiscoveredVideo.insert_many([dict(video_id=f"v{i:04d}", title=f"Video {i}",
                                              channel_name="c", channel_id="UCc", url=f"u{i}",
-                                             niche="gaming",
-                                             viral_score=float(i % 50)) for i in range(VIDEOS)]).execute()
+                                             niche="gaming", viral_score=float(i % 50))
+                                        for i in range(VIDEOS)]).execute()
         _schedule("gaming", TAKES)
         # Every change of a reservation, in the order it was made (a video's changes queue on its
         # row lock).
@@ -183,7 +184,8 @@ def test_two_processes_taking_candidates_never_share_a_video(fresh_target, tmp_p
     assert [c for c in changes if c[1] is not None and c[2] is not None] == []
     holder = {}
     for video, old, new in changes:
-        assert holder.get(video) == old, f"video {video}: {old} -> {new}, but {holder.get(video)} held it"
+        assert holder.get(video) == old, (
+            f"video {video}: {old} -> {new}, but {holder.get(video)} held it")
         holder[video] = new
     # What the processes were given is what the audit shows each run reserved, and a retried attempt
     # got its reservation back (maybe from the other process), topped up.
@@ -192,11 +194,13 @@ def test_two_processes_taking_candidates_never_share_a_video(fresh_target, tmp_p
     by_run = collections.defaultdict(dict)
     for take in takes:
         assert len(set(take["taken"])) == len(take["taken"]) >= 1, take
-        assert take["attempt"] not in by_run[take["run"]], f"run {take['run']} was taken twice in one attempt"
+        assert take["attempt"] not in by_run[take["run"]], (
+            f"run {take['run']} was taken twice in one attempt")
         by_run[take["run"]][take["attempt"]] = set(take["taken"])
     for run_id, attempts in by_run.items():
         held = [attempts[n] for n in sorted(attempts)]
-        assert all(a <= b for a, b in zip(held, held[1:])), f"run {run_id} lost its reservation: {attempts}"
+        assert all(a <= b for a, b in zip(held, held[1:])), (
+            f"run {run_id} lost its reservation: {attempts}")
     # No video is in two runs' clips, and the clips are the ones kept.
     assert _rows("SELECT discovered_video_id FROM clips GROUP BY discovered_video_id "
                  "HAVING COUNT(DISTINCT pipeline_run_id) > 1") == []
@@ -219,8 +223,8 @@ def test_two_processes_taking_candidates_never_share_a_video(fresh_target, tmp_p
                                                              Processed.skipped), state
         assert video.taken_by_run in taken_by[video.id] | {None}, state
         if video.processed is Processed.pending and video.taken_by_run is not None:
-            assert runs[video.taken_by_run].status is RunStatus.pending, (state,
-                                                                          runs[video.taken_by_run].status)
+            assert runs[video.taken_by_run].status is RunStatus.pending, (
+                state, runs[video.taken_by_run].status)
     # The race ran: both processes took, and many videos were taken again after a release, by
     # either.
     assert all(r["log"] for r in results)
@@ -278,8 +282,8 @@ def _watcher(target, stop, out):
     database = pm.init_db(target)
     seen = collections.Counter()
     while not stop.is_set():
-        seen[
-            database.execute_sql("SELECT count(*) FROM pipeline_runs WHERE status = 'running'").fetchone()[0]] += 1
+        seen[database.execute_sql(
+            "SELECT count(*) FROM pipeline_runs WHERE status = 'running'").fetchone()[0]] += 1
     _dump(out, seen=seen)
 
 
@@ -326,9 +330,11 @@ def test_six_processes_claiming_under_a_cap_of_two_never_run_three(fresh_target,
     statuses = collections.Counter((run.niche, run.status) for run in pm.PipelineRun.select())
     assert statuses[("funny", RunStatus.pending)] == 30
     for niche in ("gaming", "sports"):
-        assert statuses[(niche, RunStatus.review)] + statuses[(niche, RunStatus.failed)] == 30, statuses
+        assert (statuses[(niche, RunStatus.review)]
+                + statuses[(niche, RunStatus.failed)] == 30), statuses
     claims = [niche for r in results for _, niche in r["claimed"]]
-    assert "funny" not in claims and _rows("SELECT run FROM status_audit WHERE niche = 'funny'") == []
+    assert ("funny" not in claims
+            and _rows("SELECT run FROM status_audit WHERE niche = 'funny'") == [])
     assert len(claims) == len(_rows("SELECT run FROM status_audit WHERE new = 'running'")) >= 60
     # the race really ran
     assert sum(1 for r in results if r["claimed"]) > 2 and sum(seen.values()) > 10
@@ -376,13 +382,14 @@ def test_two_janitors_remind_each_review_once_and_hold_each_stale_one_once(fresh
         # 100 unanswered, sent in the two hours before NOW; 20 answered and 10 held by a human, as
         # old.
         sent = [NOW - datetime.timedelta(seconds=rng.uniform(0, 7200)) for _ in runs]
-        answers = [None] * 100 + [ReviewAction.approve] * 10 + [ReviewAction.reject] * 10 + [ReviewAction.hold] * 10
+        answers = ([None] * 100 + [ReviewAction.approve] * 10 + [ReviewAction.reject] * 10
+                   + [ReviewAction.hold] * 10)
         pm.ReviewLog.insert_many([dict(pipeline_run=run, sent_at=at, action=action,
                                        message_id=f"m{run}",
                                        responded_at=at + MINUTE if action else None)
                                   for run, at, action in zip(runs, sent, answers)]).execute()
-    answered = list(
-        pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False)).order_by(pm.ReviewLog.id).dicts())
+    answered = list(pm.ReviewLog.select().where(pm.ReviewLog.action.is_null(False))
+                    .order_by(pm.ReviewLog.id).dicts())
     open_ids = [r.id for r in pm.ReviewLog.select().where(pm.ReviewLog.action.is_null())]
 
     results = _workers(_prepared(fresh_target), tmp_path, _janitor, 2)
@@ -393,9 +400,10 @@ def test_two_janitors_remind_each_review_once_and_hold_each_stale_one_once(fresh
     assert sum(r["held"] for r in results) == len(open_ids)  # each held once
     database = pm.init_db(fresh_target)
     for review in pm.ReviewLog.select().where(pm.ReviewLog.id.in_(open_ids)):
-        assert (review.action, review.auto_held, review.responded_at) == (ReviewAction.hold, True,
-                                                                          None)
-        assert review.sent_at + 2 * 60 * MINUTE < review.reminded_at <= review.sent_at + 2 * 60 * MINUTE + MINUTE
+        assert (review.action, review.auto_held, review.responded_at) == (
+            ReviewAction.hold, True, None)
+        assert (review.sent_at + 2 * 60 * MINUTE < review.reminded_at
+                <= review.sent_at + 2 * 60 * MINUTE + MINUTE)
     assert list(
         pm.ReviewLog.select().where(
             pm.ReviewLog.action.is_null(False) & pm.ReviewLog.id.not_in(open_ids))
@@ -457,7 +465,8 @@ def test_processes_uploading_at_once_upload_each_video_once_and_never_past_the_d
     approved = [row for _ in range(8) for row in _run_to(RunStatus.approved, 3)]
     # not approved: never uploaded
     never = _run_to(RunStatus.rejected, 2) + _run_to(RunStatus.review, 1)
-    assert pm.ConfigOverride.setting("youtube.max_uploads_per_day", 20) == CAP_PER_DAY == pm.Short.MAX_UPLOADS
+    assert (pm.ConfigOverride.setting("youtube.max_uploads_per_day", 20) == CAP_PER_DAY
+            == pm.Short.MAX_UPLOADS)
 
     results = _workers(_prepared(fresh_target), tmp_path, _uploader, UPLOADERS, approved + never)
 
@@ -484,7 +493,8 @@ def test_processes_uploading_at_once_upload_each_video_once_and_never_past_the_d
     next_slot = started[0] + datetime.timedelta(hours=24)
     slots = {datetime.datetime.fromisoformat(slot) for r in results for slot in r["slots"]}
     assert slots == {next_slot}
-    assert sum(r["ends"]["cap"] for r in results) > 0 and sum(1 for r in results if r["uploaded"]) > 1
+    assert (sum(r["ends"]["cap"] for r in results) > 0
+            and sum(1 for r in results if r["uploaded"]) > 1)
     left = next(getattr(pm, name).get_by_id(row_id) for name, row_id in approved
                 if (name, row_id) not in {(n, i) for n, i, _ in uploads})
     with pytest.raises(pm.UploadCapReached) as refused:

@@ -128,8 +128,8 @@ def test_valid_unicode_beyond_ascii_is_stored_as_it_is(run):
 def test_bulk_finds_a_surrogate_among_many_ascii_and_non_ascii_rows(database):
     snapshots = [(f"v{i}" if i % 2 else f"vidéo{i}", None, i) + (None,) * 9 for i in range(500)]
     snapshots[321] = (SURROGATES[1], None, 1) + (None,) * 9
-    with pytest.raises(ValueError,
-                       match=r"row 321: Analytics\.youtube_video_id: text holds the lone surrogate"):
+    with pytest.raises(ValueError, match=(r"row 321: Analytics\.youtube_video_id: "
+                                          "text holds the lone surrogate")):
         pm.Analytics.record_many(snapshots, chunk_size=200)
     assert pm.Analytics.select().count() == 0
 
@@ -347,7 +347,8 @@ FOREIGN_KEYS = [(m, f.name) for m in pm.ALL_MODELS for f in m._meta.sorted_field
 
 def test_a_foreign_key_of_the_models_takes_a_row_of_its_model_or_an_id_only(run):
     for model, name in FOREIGN_KEYS:
-        other = pm.ErrorLog(id=1) if model._meta.fields[name].rel_model is not pm.ErrorLog else pm.Short(id=1)
+        other = (pm.ErrorLog(id=1) if model._meta.fields[name].rel_model is not pm.ErrorLog
+                 else pm.Short(id=1))
         bads = [1.5, True, "1", b"1", other]
         assert_refused_everywhere(model, name, bads, run, "expected a")
         assert_refused_everywhere(model, name, [2 ** 31, -(2 ** 31) - 1], run,
@@ -431,7 +432,8 @@ def test_record_stores_nul_and_lone_surrogates_escaped(run):
         row = pm.ErrorLog.get_by_id(error.id)
         assert (row.error_type, row.error_message, row.module) == ("RuntimeError", stored,
                                                                    f"render {stored}")
-        assert row.stack_trace.endswith(f"RuntimeError: {stored}\n") and "in raise_" in row.stack_trace
+        assert (row.stack_trace.endswith(f"RuntimeError: {stored}\n")
+                and "in raise_" in row.stack_trace)
         assert row.pipeline_run_id == run.id
 
 
@@ -500,9 +502,11 @@ def test_record_survives_a_broken_str_and_a_very_long_class_name(database):
             raise RuntimeError("broken __str__")
 
     row = pm.ErrorLog.record(Unprintable(), "m")
-    assert row.error_message == "<Unprintable whose str() failed>" and "Unprintable" in row.stack_trace
+    assert (row.error_message == "<Unprintable whose str() failed>"
+            and "Unprintable" in row.stack_trace)
     long_named = type("E" * 300, (Exception,), {})
-    assert pm.ErrorLog.get_by_id(pm.ErrorLog.record(long_named("x"), "m").id).error_type == "E" * 255
+    assert (pm.ErrorLog.get_by_id(pm.ErrorLog.record(long_named("x"), "m").id).error_type
+            == "E" * 255)
 
 
 def test_record_takes_an_exception_only(database):
@@ -524,7 +528,8 @@ def test_capture_failing_to_record_leaves_the_callers_transaction_usable(databas
             with pm.ErrorLog.capture("m"):
                 raise RuntimeError("original")
         pm.Analytics.record("after")
-    assert [a.youtube_video_id for a in pm.Analytics.select().order_by(pm.Analytics.id)] == ["before", "after"]
+    assert [a.youtube_video_id
+            for a in pm.Analytics.select().order_by(pm.Analytics.id)] == ["before", "after"]
 
 
 def test_records_written_directly_are_still_checked(database):
@@ -657,7 +662,8 @@ def test_no_hostile_value_escapes_as_a_bare_database_or_overflow_error(run):
                     with pm.db.atomic():
                         model.create(**row)
                 except (ValueError, TypeError, peewee.IntegrityError) as exc:
-                    named = str(exc).startswith(f"{model.__name__}.") or f"{model.__name__}.{field.name}" in str(exc)
+                    named = (str(exc).startswith(f"{model.__name__}.")
+                             or f"{model.__name__}.{field.name}" in str(exc))
                     if not named:
                         bare.append((model.__name__, field.name,
                                      bad if len(repr(bad)) < 30 else "...", repr(exc)))

@@ -68,9 +68,10 @@ def test_claim_next_takes_the_run_of_the_earliest_cycle(database):
     claimed = pm.PipelineRun.claim_next("worker-a")
 
     assert claimed.id == earlier.id
-    assert (claimed.status, claimed.worker, claimed.retry_count) == (RunStatus.running, "worker-a",
-                                                                     0)
-    assert claimed.started_at and claimed.heartbeat_at and claimed.started_at.tzinfo == datetime.timezone.utc
+    assert (claimed.status, claimed.worker, claimed.retry_count) == (
+        RunStatus.running, "worker-a", 0)
+    assert (claimed.started_at and claimed.heartbeat_at
+            and claimed.started_at.tzinfo == datetime.timezone.utc)
     row = pm.PipelineRun.get_by_id(earlier.id)
     assert (row.status, row.worker, row.claim_token) == (RunStatus.running, "worker-a",
                                                          claimed.claim_token)
@@ -145,7 +146,8 @@ def test_advance_is_a_compare_and_set_and_names_the_status_in_the_database(datab
                              r"this object says .*call \.refresh\(\)"):
         mine.advance("approved")
     assert pm.PipelineRun.get_by_id(mine.id).status is RunStatus.failed
-    assert mine.refresh() is mine and mine.status is RunStatus.failed and mine.completed_at is not None
+    assert (mine.refresh() is mine and mine.status is RunStatus.failed
+            and mine.completed_at is not None)
 
 
 def test_failing_needs_a_reason_kept_on_one_line(database):
@@ -191,7 +193,8 @@ def test_heartbeat_and_requeue_stale(database):
 
     requeued = pm.PipelineRun.get_by_id(dead.id)
     assert (requeued.status, requeued.worker, requeued.retry_count) == (RunStatus.pending, None, 1)
-    assert "attempt 1 of 3 failed: no heartbeat for 0:10:00 (worker 'dead')" == requeued.error_message
+    assert ("attempt 1 of 3 failed: no heartbeat for 0:10:00 (worker 'dead')"
+            == requeued.error_message)
     assert requeued.not_before > pm.utcnow()  # the retry delay: not claimable at once
     assert pm.PipelineRun.get_by_id(alive.id).status is RunStatus.running
     with pytest.raises(pm.LeaseLost, match=f"run {dead.id}: 'dead' no longer holds it"):
@@ -268,7 +271,8 @@ def test_skip_drops_the_ranks_named_rejects_their_videos_and_renders_again(datab
     run, review = reviewed_run(database, clips=5)
     assert review.respond("skip", response_detail="skip 2,4", reviewer="@alice") is True
     clips = list(pm.Clip.select().order_by(pm.Clip.id))
-    assert [(c.discovered_video.video_id, c.rank_position, c.dropped_at is not None) for c in clips] == [
+    assert [(c.discovered_video.video_id, c.rank_position, c.dropped_at is not None)
+            for c in clips] == [
         ("v1", 1, False), ("v2", 2, True), ("v3", 2, False), ("v4", 4, True), ("v5", 3, False)]
     assert {v.video_id: v.processed for v in pm.DiscoveredVideo.select()} == {
         "v1": 0, "v2": Processed.rejected, "v3": 0, "v4": Processed.rejected, "v5": 0}
@@ -290,7 +294,8 @@ def test_redo_script_sends_the_run_back_to_the_script_stage_with_its_retries_afr
     review.respond("redo_script", reviewer="@alice")
     back = pm.PipelineRun.get_by_id(run.id)
     assert (back.status, back.current_stage, back.retry_count) == (RunStatus.pending, "script", 0)
-    assert pm.Script.select().count() == 1 and pm.Clip.select().where(pm.Clip.dropped_at.is_null()).count() == 2
+    assert (pm.Script.select().count() == 1
+            and pm.Clip.select().where(pm.Clip.dropped_at.is_null()).count() == 2)
 
 
 @pytest.mark.parametrize("detail, message", [
@@ -349,8 +354,8 @@ def test_a_skip_with_other_ranks_is_a_different_answer(database):
 @pytest.mark.parametrize("message_id", [None, "", "  ", 5])
 def test_answer_without_a_message_id_answers_nothing(database, message_id):
     run, review = reviewed_run(database, message_id=None)  # a review asked without a chat message
-    with pytest.raises(ValueError,
-                       match="ReviewLog.message_id: answer needs the id of the tapped chat message"):
+    with pytest.raises(ValueError, match=("ReviewLog.message_id: answer needs the id of the "
+                                          "tapped chat message")):
         pm.ReviewLog.answer(message_id, "approve")
     assert pm.ReviewLog.get_by_id(review.id).action is None
     assert pm.PipelineRun.get_by_id(run.id).status is RunStatus.review
@@ -394,7 +399,8 @@ def test_hold_stale_auto_holds_only_old_unanswered_reviews(database):
         reviews.append(pm.ReviewLog.request(runs[-1]))
     old, answered, fresh = reviews
     two_hours_ago = pm.utcnow() - timedelta(hours=2)
-    pm.ReviewLog.update(sent_at=two_hours_ago).where(pm.ReviewLog.id.in_([old.id, answered.id])).execute()
+    (pm.ReviewLog.update(sent_at=two_hours_ago)
+     .where(pm.ReviewLog.id.in_([old.id, answered.id])).execute())
     answered.respond("approve")
 
     assert pm.ReviewLog.hold_stale(timedelta(hours=1)) == 1
@@ -443,11 +449,12 @@ def test_the_long_form_video_is_uploaded_once_too(database):
                        match=f"run {run.id} began uploading at .* recorded no video id"):
         pm.PipelineRun.get_by_id(run.id).start_upload()
     run.abandon_upload()
-    assert pm.PipelineRun.get_by_id(run.id).upload_started_at is None and run.upload_started_at is None
+    assert (pm.PipelineRun.get_by_id(run.id).upload_started_at is None
+            and run.upload_started_at is None)
     run.start_upload()
     assert run.mark_uploaded("yt-long", youtube_url="https://youtu.be/yt-long") is True
-    with pytest.raises(AlreadyUploaded,
-                       match=f"run {run.id} is already on YouTube as yt-long; refusing to record x"):
+    with pytest.raises(AlreadyUploaded, match=(f"run {run.id} is already on YouTube as yt-long; "
+                                               "refusing to record x")):
         run.mark_uploaded("x")
     row = pm.PipelineRun.get_by_id(run.id)
     assert (row.status, row.youtube_url, row.completed_at is not None) == (
@@ -492,8 +499,8 @@ def test_abandoning_an_upload_that_was_recorded_leaves_the_object_as_the_row(dat
     started = short.upload_started_at
     short.abandon_upload()  # too late: the upload is recorded
     row = pm.Short.get_by_id(short.id)
-    assert (row.youtube_video_id, row.upload_started_at) == ("yt-1",
-                                                             started) and short.upload_started_at == started
+    assert ((row.youtube_video_id, row.upload_started_at) == ("yt-1", started)
+            and short.upload_started_at == started)
 
 
 def test_two_uploaders_cannot_both_claim(database):

@@ -159,8 +159,10 @@ def analytics_of_a_run():
 OPERATIONS = {
     "claim_next": lambda: pm.PipelineRun.claim_next("w2"),
     "claim_next_of_a_niche": lambda: pm.PipelineRun.claim_next("w2", niche="funny"),
-    "claim_heartbeat_fail": lambda: (run := pm.PipelineRun.claim_next("w3")).heartbeat() and run.fail("boom"),
-    "schedule_again": lambda: pm.PipelineRun.schedule("funny", CYCLE_START + timedelta(hours=6 * 7)),
+    "claim_heartbeat_fail": lambda: ((run := pm.PipelineRun.claim_next("w3")).heartbeat()
+                                     and run.fail("boom")),
+    "schedule_again": lambda: pm.PipelineRun.schedule("funny",
+                                                      CYCLE_START + timedelta(hours=6 * 7)),
     "discover_again": lambda: pm.DiscoveredVideo.discover("v7", viral_score=99.0),
     "get_pending_videos": lambda: list(pm.get_pending_videos("gaming")),
     "mark_video_processed": lambda: pm.mark_video_processed("v8", pm.Processed.used),
@@ -270,16 +272,18 @@ def test_take_candidates_reads_the_free_candidates_from_their_index(busy):
         taken = take_candidates()
     assert [v.viral_score for v in taken] == [18.0, 16.0, 14.0]
     free = [(sql, params) for sql, params in statements
-            if re.match(r"\s*SELECT", sql) and '"discovered_videos"' in sql and "LIMIT" in sql and "ORDER BY" in sql]
-    reserve = [(sql, params) for sql,
-               params in statements if re.match(r'\s*UPDATE "discovered_videos"', sql)]
+            if (re.match(r"\s*SELECT", sql) and '"discovered_videos"' in sql
+                and "LIMIT" in sql and "ORDER BY" in sql)]
+    reserve = [(sql, params) for sql, params in statements
+               if re.match(r'\s*UPDATE "discovered_videos"', sql)]
     assert len(free) == 1 and len(reserve) == 1, statements
     assert index_used(busy, free, "discovered_videos") == {"idx_discovered_videos_candidates"}
     assert index_used(busy, reserve, "discovered_videos") == {"pkey"}
     (sql, params), = free
     plan = _plan(busy, sql, params) if isinstance(busy, peewee.SqliteDatabase) else [
         row[0] for row in busy.execute_sql("EXPLAIN (COSTS OFF) " + sql, params)]
-    assert not any("TEMP B-TREE" in line or re.match(r"\s*(->\s*)?Sort", line) for line in plan), plan
+    assert not any("TEMP B-TREE" in line or re.match(r"\s*(->\s*)?Sort", line)
+                   for line in plan), plan
 
 
 @pytest.mark.parametrize("name", ["bot_status", "bot_queue", "bot_digest"])
@@ -309,7 +313,8 @@ def _snapshots(videos, per_video, first_video=0, t0=aware(2026, 1, 1)):
     """record_many rows: `per_video` hourly snapshots of each video, views growing, some not
     reported."""
     return (
-        (f"p{v:05d}", t0 + timedelta(hours=h, seconds=v), None if v % 97 == 5 else v * 10 + h) + (None,) * 9
+        (f"p{v:05d}", t0 + timedelta(hours=h, seconds=v), None if v % 97 == 5 else v * 10 + h)
+        + (None,) * 9
         for h in range(per_video) for v in range(first_video, first_video + videos))
 
 
@@ -381,7 +386,8 @@ def test_growth_is_two_seeks_reading_two_rows(many_videos):
         assert len(seeks) == 2 and full_scans(many_videos, [(sql, params)]) == [], plan
     else:
         scans = [line.strip() for line in plan if "Scan" in line and "Subquery Scan" not in line]
-        assert len(scans) == 2 and all("using idx_analytics_video on analytics" in s for s in scans), plan
+        assert len(scans) == 2 and all("using idx_analytics_video on analytics" in s
+                                       for s in scans), plan
         # Each stops at the first snapshot past its end (one more to see that no other has the same
         # time).
         assert all(int(re.search(r"actual rows=(\d+)", s).group(1)) <= 2 for s in scans), plan

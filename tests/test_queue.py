@@ -101,8 +101,8 @@ def test_a_stale_worker_that_refreshes_its_object_still_writes_nothing(database)
         a.save()
 
     writes = [save, lambda: a.fail("A gives up"), lambda: a.fail("A gives up", retry=False),
-              lambda: a.advance("failed", reason="A gives up"), lambda: pm.ReviewLog.request(a,
-                                                                                             message_id="chat:A"),
+              lambda: a.advance("failed", reason="A gives up"),
+              lambda: pm.ReviewLog.request(a, message_id="chat:A"),
               lambda: a.heartbeat(stage="render"), write_clip]
     before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.Clip, pm.ReviewLog,
                                                  pm.DiscoveredVideo)]
@@ -235,7 +235,8 @@ def _schedule_all(target, barrier, cycles, out):
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_schedulers_firing_at_once_in_several_processes_make_each_run_once(backend, request,
                                                                            tmp_path):
-    target = str(tmp_path / "q.db") if backend == "sqlite" else request.getfixturevalue("pg_server").new_database()
+    target = (str(tmp_path / "q.db") if backend == "sqlite"
+              else request.getfixturevalue("pg_server").new_database())
     pm.init_db(target)
     pm.db.obj.close()
     cycles = [(niche, n) for niche in ("gaming", "sports", "funny") for n in range(10)]
@@ -367,7 +368,8 @@ def test_requeue_stale_gives_up_after_max_attempts(database):
                                             now=later(days=attempt, hours=1)) == 1
     gave_up = row(run)
     assert gave_up.status is RunStatus.failed and gave_up.retry_count == 2
-    assert gave_up.error_message == "gave up after 3 attempts: no heartbeat for 0:10:00 (worker 'poison')"
+    assert gave_up.error_message == ("gave up after 3 attempts: no heartbeat for 0:10:00 "
+                                     "(worker 'poison')")
 
 
 @pytest.mark.parametrize("bad, error", [
@@ -381,7 +383,8 @@ def test_bad_durations_are_refused_and_change_nothing(database, bad, error):
         pm.PipelineRun.requeue_stale(bad)
     with pytest.raises(error, match="hold_stale: older_than must be"):
         pm.ReviewLog.hold_stale(bad)
-    assert pm.PipelineRun.get().status is RunStatus.running and pm.ReviewLog.get().auto_held is False
+    assert (pm.PipelineRun.get().status is RunStatus.running
+            and pm.ReviewLog.get().auto_held is False)
 
 
 def test_requeue_stale_needs_its_age_while_hold_stale_defaults_to_the_review_timeout(database):
@@ -425,7 +428,8 @@ def test_from_discovery_to_the_uploaded_compilation(database):
         with pytest.raises(InvalidTransition, match="running"):
             upload()
     review = pm.ReviewLog.request(run, message_id="chat:9")
-    assert run.status is RunStatus.review and {s.refresh().status for s in shorts} == {ShortStatus.review}
+    assert (run.status is RunStatus.review
+            and {s.refresh().status for s in shorts} == {ShortStatus.review})
     review.respond("approve", reviewer="@alice")
     assert run.status is RunStatus.approved  # the object request() was given, updated by respond()
 
@@ -467,14 +471,17 @@ def test_a_rejected_run_uploads_nothing(database):
         with pytest.raises(InvalidTransition,
                            match=f"run {run.id} cannot go from rejected to uploaded"):
             upload()
-    assert pm.Short.get_by_id(short.id).youtube_video_id is None and row(run).youtube_video_id is None
-    assert pm.Short.get_by_id(short.id).upload_started_at is None and row(run).upload_started_at is None
+    assert (pm.Short.get_by_id(short.id).youtube_video_id is None
+            and row(run).youtube_video_id is None)
+    assert (pm.Short.get_by_id(short.id).upload_started_at is None
+            and row(run).upload_started_at is None)
 
 
 def test_transition_tables_name_only_real_statuses():
     for model, enum in ((pm.PipelineRun, RunStatus), (pm.Short, ShortStatus)):
         assert set(model.TRANSITIONS) == set(enum), model.__name__
-        assert all(set(targets) <= set(enum) for targets in model.TRANSITIONS.values()), model.__name__
+        assert all(set(targets) <= set(enum)
+                   for targets in model.TRANSITIONS.values()), model.__name__
     assert set(pm.ReviewLog.OUTCOME) == set(pm.ReviewAction)
     assert all(
         outcome in pm.PipelineRun.TRANSITIONS[RunStatus.review] or outcome is RunStatus.review
@@ -646,13 +653,14 @@ def test_bad_arguments_to_the_queue_are_refused_by_name_and_change_nothing(datab
     before = [list(m.select().dicts()) for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)]
     with pytest.raises(error, match=re.escape(message)):
         call(claimed)
-    assert [list(m.select().dicts()) for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)] == before
+    assert [list(m.select().dicts())
+            for m in (pm.PipelineRun, pm.DiscoveredVideo, pm.ReviewLog)] == before
 
 
 def test_insert_rows_of_runs_keeps_one_run_per_niche_and_cycle(database):
     start = CYCLE_START
-    rows = [
-        dict(niche=niche, cycle_start=start, cycle_end=start + timedelta(hours=6)) for niche in ("a", "b")]
+    rows = [dict(niche=niche, cycle_start=start, cycle_end=start + timedelta(hours=6))
+            for niche in ("a", "b")]
     assert pm.PipelineRun.insert_rows(rows) == 2
     # the cycle of niche a again: nothing written
     with pytest.raises(peewee.IntegrityError, match="row 1"):
@@ -730,7 +738,8 @@ def test_0005_keeps_every_run_and_closes_duplicate_active_ones(fresh_target):
     from playhouse import db_url
     from playhouse.migrations import Runner
 
-    database = db_url.connect(fresh_target) if "://" in fresh_target else peewee.SqliteDatabase(fresh_target)
+    database = (db_url.connect(fresh_target) if "://" in fresh_target
+                else peewee.SqliteDatabase(fresh_target))
     Runner(database, str(pm.MIGRATIONS_DIR)).up("0004_seed_schema")
     database.execute_sql("INSERT INTO discovered_videos (id, youtube_video_id, discovered_at, "
                          f"status) VALUES (1, 'a', '{T}', 'selected'), (2, 'b', '{T}', 'selected')")

@@ -97,8 +97,8 @@ def test_eight_processes_mixing_every_write_lose_and_duplicate_nothing(fresh_tar
         by_cycle.setdefault(cycle, set()).add(run_id)
     # every firing got the cycle's one run
     assert all(len(ids) == 1 for ids in by_cycle.values()), by_cycle
-    stored = {
-        (r.cycle_start - CYCLE_START) // datetime.timedelta(hours=6): r.id for r in pm.PipelineRun.select()}
+    stored = {(r.cycle_start - CYCLE_START) // datetime.timedelta(hours=6): r.id
+              for r in pm.PipelineRun.select()}
     # and no run nobody scheduled
     assert stored == {cycle: ids.pop() for cycle, ids in by_cycle.items()}
     claimed = [run_id for r in results for run_id in r["claimed"]]
@@ -106,8 +106,10 @@ def test_eight_processes_mixing_every_write_lose_and_duplicate_nothing(fresh_tar
     for n, result in enumerate(results):
         for run in pm.PipelineRun.select().where(pm.PipelineRun.id.in_(result["claimed"] or [0])):
             assert (run.worker, run.retry_count, run.status) == (f"w{n}", 0, pm.RunStatus.review)
-        assert pm.Analytics.select().where(pm.Analytics.youtube_video_id == f"s{n}").count() == result["analytics"]
-        assert pm.ErrorLog.select().where(pm.ErrorLog.module == f"worker{n}").count() == result["errors_logged"]
+        assert (pm.Analytics.select().where(pm.Analytics.youtube_video_id == f"s{n}").count()
+                == result["analytics"])
+        assert (pm.ErrorLog.select().where(pm.ErrorLog.module == f"worker{n}").count()
+                == result["errors_logged"])
     unclaimed = pm.PipelineRun.select().where(pm.PipelineRun.id.not_in(claimed or [0]))
     assert all(run.status is pm.RunStatus.pending for run in unclaimed)
     assert sum(r["analytics"] for r in results) > PROCESSES  # every kind of write really happened
@@ -134,7 +136,8 @@ pm.Analytics.record_many(rows())
 """
 
 MULTI_STEP_WRITER = CRASH_PRELUDE + """
-pm.PipelineRun.schedule("gaming", datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc))
+pm.PipelineRun.schedule("gaming",
+                        datetime.datetime(2026, 1, 1, 0, 30, tzinfo=datetime.timezone.utc))
 run = pm.PipelineRun.claim_next("doomed")
 print("committed", flush=True)
 advance = pm.PipelineRun.advance
@@ -285,7 +288,8 @@ def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target_value, 
     def state():
         """What a refused write must leave as it was: the row to update, or the table's row
         count."""
-        return model.select().where(pk == key).tuples().get() if via == "update" else model.select().count()
+        return (model.select().where(pk == key).tuples().get() if via == "update"
+                else model.select().count())
 
     before = state()
     try:
@@ -296,12 +300,13 @@ def test_any_value_round_trips_exactly_or_is_refused_clearly(run, target_value, 
                 model.update(**{name: value}).where(pk == key).execute()
             else:
                 model.insert_rows([{**row, name: value}])
-                key = row["key"] if model is pm.ConfigOverride else model.select(peewee.fn.MAX(pk)).scalar()
+                key = (row["key"] if model is pm.ConfigOverride
+                       else model.select(peewee.fn.MAX(pk)).scalar())
     except CLEAR_ERRORS as exc:
         # a driver's UnicodeEncodeError is a ValueError too, but not a clear one
         if isinstance(exc, ValueError):
-            assert f"{model.__name__}.{name}: " in str(exc) and not isinstance(exc,
-                                                                               UnicodeError), repr(exc)
+            assert (f"{model.__name__}.{name}: " in str(exc)
+                    and not isinstance(exc, UnicodeError)), repr(exc)
         assert state() == before
         return
     got = getattr(model.get_by_id(key), name)
@@ -327,8 +332,8 @@ def same(value, got):
 def test_sql_injection_in_every_text_field_is_stored_verbatim(run, text):
     for model, name in FIELDS:
         field = model._meta.fields[name]
-        if not isinstance(field, (peewee.CharField, peewee.TextField)) or isinstance(field,
-                                                                                     pm.fields.CheckedEnumField):
+        if (not isinstance(field, (peewee.CharField, peewee.TextField))
+                or isinstance(field, pm.fields.CheckedEnumField)):
             continue
         created = model.create(**{**minimal_row(model, run, f"u{next(_counter)}"), name: text})
         assert getattr(model.get_by_id(created.get_id()), name) == text

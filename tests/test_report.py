@@ -36,7 +36,8 @@ def produced(niche="gaming", videos=2, shorts=1, reuse=()):
     and a short of each of its top `shorts` clips, written under the claim."""
     run = claimed(niche)
     with run.fenced():
-        sources = [make_video(f"vid{next(_ids):05d}", niche=niche) for _ in range(videos)] + list(reuse)
+        sources = ([make_video(f"vid{next(_ids):05d}", niche=niche) for _ in range(videos)]
+                   + list(reuse))
         clips = [make_clip(run, video, rank=rank) for rank, video in enumerate(sources, 1)]
         for clip in clips[:shorts]:
             pm.Short.create(pipeline_run=run, clip=clip, title=f"Short of clip {clip.id}")
@@ -89,10 +90,12 @@ def outside_plotly_js(document):
 
 def test_an_empty_database_says_so_and_draws_no_chart(database):
     numbers = report.data(now=NOW)
-    assert numbers["totals"]["runs"] == numbers["totals"]["videos"] == numbers["totals"]["snapshots"] == 0
-    assert numbers["funnel"] == [] and numbers["funnel_by_niche"] == {} and numbers["runs_per_day"] == {}
-    assert numbers["uploads_per_day"] == {} and numbers["failures"] == {} and numbers[
-        "unresolved_errors"] == {}
+    assert (numbers["totals"]["runs"] == numbers["totals"]["videos"]
+            == numbers["totals"]["snapshots"] == 0)
+    assert (numbers["funnel"] == [] and numbers["funnel_by_niche"] == {}
+            and numbers["runs_per_day"] == {})
+    assert (numbers["uploads_per_day"] == {} and numbers["failures"] == {}
+            and numbers["unresolved_errors"] == {})
     assert numbers["top_videos"] == [] and numbers["views"] == {"niches": {}, "audience": {},
                                                                 "unmatched_videos": 0}
     assert numbers["content_id"] == {} and numbers["failures_by_niche"] == {}
@@ -100,10 +103,12 @@ def test_an_empty_database_says_so_and_draws_no_chart(database):
     assert numbers["upload_cap"] == {"cap": 20, "key": "youtube.max_uploads_per_day",
                                      "days_at_cap": 0, "last_24_hours": 0, "next_slot": None}
     reviews, cost = numbers["reviews"], numbers["llm_cost"]
-    assert reviews["answered"] == 0 and reviews["median_seconds"] is None and reviews["p95_seconds"] is None
+    assert (reviews["answered"] == 0 and reviews["median_seconds"] is None
+            and reviews["p95_seconds"] is None)
     assert reviews["oldest_waiting_seconds"] is None and reviews["niches"] == {}
     assert reviews["answers"] == dict.fromkeys(report.ANSWERS, 0)
-    assert cost["per_uploaded_run_usd"] is None and cost["all_cost_usd"] == 0 and cost["months"] == []
+    assert (cost["per_uploaded_run_usd"] is None and cost["all_cost_usd"] == 0
+            and cost["months"] == [])
 
     document = report.render(now=NOW)
     for says in ("No runs yet", "No videos discovered yet.",
@@ -171,9 +176,10 @@ def test_runs_by_outcome_per_niche_use_the_utc_day_each_cycle_started(database):
                               status=status)
 
     per_niche = report.data(now=NOW)["runs_per_day"]
-    assert per_niche == {"gaming": {"2026-01-01": {"uploaded": 1, "failed": 1},
-                                    "2026-01-02": {"in review": 1, "in progress": 1, "rejected": 1}},
-                         "sports": {"2026-01-02": {"in progress": 1}, "2026-01-05": {"uploaded": 1}}}
+    assert per_niche == {
+        "gaming": {"2026-01-01": {"uploaded": 1, "failed": 1},
+                   "2026-01-02": {"in review": 1, "in progress": 1, "rejected": 1}},
+        "sports": {"2026-01-02": {"in progress": 1}, "2026-01-05": {"uploaded": 1}}}
     assert list(per_niche["gaming"]) == sorted(per_niche["gaming"])
     figure = figures_of(report.render(now=NOW))["chart-runs-per-day"]
     # a panel per niche
@@ -312,13 +318,15 @@ def test_reviews_without_answer_times_say_so_and_draw_no_latency_chart(database)
     assert (reviews["answered"], reviews["timed"], reviews["median_seconds"]) == (1, 0, None)
     assert reviews["niches"]["gaming"]["answers"]["approve"] == 1
     document = report.render(now=NOW)
-    assert "1 answered: none with an answer time" in document and "chart-reviews" not in figures_of(document)
+    assert ("1 answered: none with an answer time" in document
+            and "chart-reviews" not in figures_of(document))
 
     sent = aware(2026, 2, 2, 9)
     pm.ReviewLog.create(pipeline_run=run, action="approve", sent_at=sent,
                         responded_at=sent + timedelta(minutes=3))
     document = report.render(now=NOW)
-    assert "2 answered: median latency 3.0 min, p95 3.0 min (of the 1 with an answer time)" in document
+    assert ("2 answered: median latency 3.0 min, p95 3.0 min "
+            "(of the 1 with an answer time)") in document
     # in minutes
     assert figures_of(document)["chart-reviews"]["data"][0]["y"] == [pytest.approx(3.0)]
 
@@ -408,7 +416,8 @@ def at(review, sent, minutes=None):
     """Set a review's times: sent at `sent`, answered `minutes` later (respond() stamps the clock's
     time)."""
     responded = None if minutes is None else sent + timedelta(minutes=minutes)
-    pm.ReviewLog.update(sent_at=sent, responded_at=responded).where(pm.ReviewLog.id == review.id).execute()
+    (pm.ReviewLog.update(sent_at=sent, responded_at=responded)
+     .where(pm.ReviewLog.id == review.id).execute())
 
 
 def upload(item, video_id, when, record=True):
@@ -536,10 +545,11 @@ def test_the_cycle_reviews_latency_and_answers_per_niche(cycle):
     figures = figures_of(document)
     assert [(t["name"], t["y"]) for t in figures["chart-reviews"]["data"]] == [
         # hours
-        ("median latency", pytest.approx([25 / 60, 50 / 60])), ("p95 latency", pytest.approx([5.0,
-                                                                                              1.0]))]
+        ("median latency", pytest.approx([25 / 60, 50 / 60])),
+        ("p95 latency", pytest.approx([5.0, 1.0]))]
     assert [(t["name"], t["y"]) for t in figures["chart-answers"]["data"]] == [
-        (answer, [gaming["answers"][answer], sports["answers"][answer]]) for answer in report.ANSWERS]
+        (answer, [gaming["answers"][answer], sports["answers"][answer]])
+        for answer in report.ANSWERS]
 
 
 def test_the_cycle_uploads_per_day_against_the_cap(cycle):
@@ -575,8 +585,8 @@ def test_the_cycle_views_subscribers_and_ctr_per_niche(cycle):
         "sports": {"videos": 1, "views": 200, "subscriber_gain": None, "click_through_rate": None}}
     traces = figures_of(report.render(now=REPORT_NOW))["chart-views"]["data"]
     assert [(t["name"], t["xaxis"], t["y"]) for t in traces] == [
-        ("long-form", "x", [1500, 200]), ("long-form", "x2", [16, None]), ("long-form", "x3", [0.04,
-                                                                                               None]),
+        ("long-form", "x", [1500, 200]), ("long-form", "x2", [16, None]),
+        ("long-form", "x3", [0.04, None]),
         ("shorts", "x", [3000, None]), ("shorts", "x2", [4, None]), ("shorts", "x3", [0.10, None])]
 
 
@@ -590,10 +600,9 @@ def test_the_cycle_content_id_flags_per_niche(cycle):
     assert ("5 clips flagged (the clip&#x27;s or its source video&#x27;s risk medium or high), 1 "
             "dropped by a reviewer&#x27;s skip; 2 uploaded runs still had one.") in document
     traces = figures_of(document)["chart-content-id"]["data"]
-    assert [(t["name"], t["y"]) for t in traces] == [("clips: medium", [1, 1]), ("clips: high", [1,
-                                                                                                 0]),
-                                                     ("videos: medium", [1, 1]), ("videos: high",
-                                                                                  [1, 0])]
+    assert [(t["name"], t["y"]) for t in traces] == [
+        ("clips: medium", [1, 1]), ("clips: high", [1, 0]),
+        ("videos: medium", [1, 1]), ("videos: high", [1, 0])]
 
 
 def test_the_cycle_failures_by_niche_and_stage(cycle):
@@ -681,8 +690,8 @@ def test_top_videos_long_form_and_shorts_view_curves(database):
     run = make_run("sports", status="approved")
     pm.Short.create(pipeline_run=run, title="The best one").mark_uploaded("vidA")
     run.mark_uploaded("vidB")
-    script(run, 0.01, title="Old title"), script(run, 0.01, title="Top 10 of the week"), script(run,
-                                                                                                0.01)
+    (script(run, 0.01, title="Old title"), script(run, 0.01, title="Top 10 of the week"),
+     script(run, 0.01))
 
     top = report.data(now=NOW, top=2)["top_videos"]
     assert [

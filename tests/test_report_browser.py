@@ -1,7 +1,8 @@
 """The report opens in headless Chromium (Debian's, driven by Playwright): every chart drawn, no
 console error, nothing fetched from anywhere but the file itself.
 
-    PIPELINE_MODELS_REQUIRE_BROWSER=1   a missing Chromium or Playwright fails instead of skipping (CI sets it)
+    PIPELINE_MODELS_REQUIRE_BROWSER=1   a missing Chromium or Playwright fails instead of skipping
+                                        (CI sets it)
     PIPELINE_MODELS_UPDATE_SCREENSHOT=1 also saves the screenshot of the default demo's report to
                                         docs/report.png (1200 px wide)
 """
@@ -94,7 +95,8 @@ TRACE_GROUPS = "g.trace, g.hm"
 def rendered_charts(page):
     """{chart id: traces drawn} once every .chart div has its plotly SVG with its traces in it."""
     page.wait_for_function(f"""() => Array.from(document.querySelectorAll('.chart')).every(
-        d => d.querySelector('.main-svg') && d.querySelectorAll('{TRACE_GROUPS}').length >= 1)""", timeout=30_000)
+        d => d.querySelector('.main-svg') && d.querySelectorAll('{TRACE_GROUPS}').length >= 1)""",
+                           timeout=30_000)
     return dict(page.evaluate(f"""() => Array.from(document.querySelectorAll('.chart')).map(
         d => [d.id, d.querySelectorAll('{TRACE_GROUPS}').length])"""))
 
@@ -121,14 +123,14 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
             for offset, niche in enumerate(niches):
                 cycle_start = start + timedelta(hours=6 * cycle, minutes=30 * (offset + 1))
                 roll = rng.random()
-                status = (
-                    "uploaded" if roll < 0.68 else "rejected" if roll < 0.78 else "failed" if roll < 0.9
-                    else "review" if roll < 0.95 else "pending")
+                status = ("uploaded" if roll < 0.68 else "rejected" if roll < 0.78
+                          else "failed" if roll < 0.9 else "review" if roll < 0.95 else "pending")
                 if cycle_start > now - timedelta(hours=12):
                     status = "pending"
                 elif hostile and cycle == 3:
                     status = "uploaded"  # its top short, the most viewed, has the hostile title
-                stage = rng.choice(stages) if status == "failed" else None if status == "pending" else "review"
+                stage = (rng.choice(stages) if status == "failed"
+                         else None if status == "pending" else "review")
                 done = cycle_start + timedelta(hours=rng.uniform(2, 6))
                 run = pm.PipelineRun.create(
                     niche=niche, cycle_start=cycle_start,
@@ -138,8 +140,9 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                 found = [pm.DiscoveredVideo.create(
                     video_id=f"src{next(videos):06d}", title="A source video",
                     channel_name="A creator", channel_id="UCcreator",
-                    url="https://www.youtube.com/watch?v=x", niche=niche, viral_score=rng.uniform(1,
-                                                                                                  100), discovered_at=cycle_start - timedelta(minutes=rng.randint(1, 300)),
+                    url="https://www.youtube.com/watch?v=x", niche=niche,
+                    viral_score=rng.uniform(1, 100),
+                    discovered_at=cycle_start - timedelta(minutes=rng.randint(1, 300)),
                     content_id_risk=rng.choice(RISKS)) for _ in range(12)]
                 if status == "failed":
                     # the worker stalled: requeue_stale gave up, no ErrorLog row
@@ -184,16 +187,18 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                                     auto_held=late or (waiting and rng.random() < 0.5),
                                     responded_at=None if waiting else sent + latency,
                                     response_detail="force_upload" if forced else None,
-                                    action=(
-                                        "hold" if waiting else "reject" if status == "rejected" else "approve"))
+                                    action=("hold" if waiting
+                                            else "reject" if status == "rejected" else "approve"))
                 for rank, clip in enumerate(clips[:3], 1):
-                    title = HOSTILE if hostile and cycle == 3 and rank == 1 else f"#{rank} of {niche} countdown {cycle}"
-                    short = pm.Short.create(pipeline_run=run, clip=clip, title=title,
-                                            created_at=sent, status=status if status in ("uploaded",
-                                                                                         "rejected") else "review")
+                    title = (HOSTILE if hostile and cycle == 3 and rank == 1
+                             else f"#{rank} of {niche} countdown {cycle}")
+                    short = pm.Short.create(
+                        pipeline_run=run, clip=clip, title=title, created_at=sent,
+                        status=status if status in ("uploaded", "rejected") else "review")
                     if status == "uploaded":
                         pm.Short.update(youtube_video_id=f"sh{short.id:07d}", uploaded_at=done,
-                                        upload_started_at=done).where(pm.Short.id == short.id).execute()
+                                        upload_started_at=done).where(
+                            pm.Short.id == short.id).execute()
                         measured.append((f"sh{short.id:07d}", done,
                                          3000 if title == HOSTILE else rng.randint(50, 900)))
                 if status == "uploaded":
@@ -203,7 +208,8 @@ def populate(days=21, niches=("gaming", "sports"), seed=7, now=NOW, hostile=True
                     measured.append((f"lf{run.id:07d}", done, rng.randint(100, 1500)))
         for n in range(days * 2):
             pm.ErrorLog.create(module=rng.choice(["uploader", "analytics", "discovery"]),
-                               error_type=rng.choice(["HttpError", "QuotaExceeded", "TimeoutError"]),
+                               error_type=rng.choice(["HttpError", "QuotaExceeded",
+                                                      "TimeoutError"]),
                                error_message="503 Service Unavailable",
                                occurred_at=start + timedelta(hours=n * 11),
                                resolved=rng.random() < 0.4)
@@ -298,7 +304,8 @@ def test_an_empty_database_opens_cleanly(browser, tmp_path):
     assert page.evaluate("typeof Plotly") == "object"
     assert page.evaluate("document.querySelectorAll('.chart').length") == 0
     text = page.evaluate("document.body.innerText")
-    assert "No runs yet" in text and "No videos discovered yet" in text and "No analytics yet" in text
+    assert ("No runs yet" in text and "No videos discovered yet" in text
+            and "No analytics yet" in text)
     assert problems == []
     page.context.close()
 
