@@ -188,7 +188,8 @@ def timestamps(document):
     `document`."""
     if isinstance(document, dict):
         for key, value in document.items():
-            if (key.endswith("_at") or key in ("cycle_start", "cycle_end", "not_before")) and value is not None:
+            if ((key.endswith("_at") or key in ("cycle_start", "cycle_end", "not_before"))
+                    and value is not None):
                 yield value
             yield from timestamps(value)
     elif isinstance(document, list):
@@ -203,12 +204,12 @@ def test_every_timestamp_in_json_is_iso_8601_utc(documents):
 
 
 def test_json_rows_are_keyed_by_the_schema_column_names(documents):
-    for command, model in (("runs", pm.PipelineRun), ("videos", pm.DiscoveredVideo), ("shorts",
-                                                                                      pm.Short),
-                           ("reviews", pm.ReviewLog), ("analytics", pm.Analytics), ("config list",
-                                                                                    pm.ConfigOverride)):
+    for command, model in (("runs", pm.PipelineRun), ("videos", pm.DiscoveredVideo),
+                           ("shorts", pm.Short), ("reviews", pm.ReviewLog),
+                           ("analytics", pm.Analytics), ("config list", pm.ConfigOverride)):
         columns = [field.column_name for field in model._meta.sorted_fields]
-        assert documents[command] and all(list(row) == columns for row in documents[command]), command
+        assert documents[command] and all(list(row) == columns
+                                          for row in documents[command]), command
     # errors are bot.errors() rows: the columns without the stack trace (errors show has it), and
     # the run's niche.
     assert list(documents["errors"][0]) == ["id", "occurred_at", "module", "error_type",
@@ -323,8 +324,10 @@ def test_run_show_json_has_everything_of_the_run(documents):
                                          (3, "medium", "vid2", "Creator 2")]
     assert all(c["discovered_video_id"] == c["video"]["id"] for c in shown["clips"])
     assert shown["clips"][0]["video"]["processed"] == 1 and shown["clips"][0]["dropped_at"] is None
-    assert shown["scripts"][0]["full_script_json"] == {"lines": ["hi"]} and shown["scripts"][0]["cost_usd"] == 0.25
-    assert shown["reviews"][0]["action"] == "approve" and shown["shorts"][0]["youtube_url"].endswith("yt-one")
+    assert (shown["scripts"][0]["full_script_json"] == {"lines": ["hi"]}
+            and shown["scripts"][0]["cost_usd"] == 0.25)
+    assert (shown["reviews"][0]["action"] == "approve"
+            and shown["shorts"][0]["youtube_url"].endswith("yt-one"))
     assert shown["shorts"][0]["clip_id"] == shown["clips"][0]["id"]
     timings = shown["timings"]
     at = {name: datetime.datetime.fromisoformat(run[name]) for name in ("created_at", "started_at",
@@ -390,7 +393,8 @@ def test_read_commands_as_text(dbfile):
         "shorts uploaded: 1 (gaming 1)", "pending review: 1 awaiting an answer, 0 held",
         "top video: yt-long (long-form, gaming, run 1): 500 views"]
     summary = out["run summary 1"].splitlines()
-    assert summary[0] == "run 1 (gaming, uploaded): the cycle 2026-01-01 00:30 to 2026-01-01 06:30 UTC"
+    assert summary[0] == ("run 1 (gaming, uploaded): the cycle 2026-01-01 00:30 to "
+                          "2026-01-01 06:30 UTC")
     assert summary[4].split() == ["1", "vid0", "Video", "0", "Creator", "0", "18.00", "10.00",
                                   "28.00"]
     assert summary[-2:] == ["content-ID flags: rank 2 clip vid1 high; rank 3 clip vid2 medium",
@@ -454,7 +458,8 @@ def test_read_commands_as_text(dbfile):
 def test_refusals_exit_as_documented_and_change_nothing(dbfile, argv, code, message):
     before = state(dbfile)
     status, out, err = pipeline(*argv, "--db", dbfile)
-    assert (status, out) == (code, "") and err.startswith("pipeline-models: error: ") and message in err, err
+    assert ((status, out) == (code, "") and err.startswith("pipeline-models: error: ")
+            and message in err), err
     assert err.count("\n") == 1 and state(dbfile) == before
 
 
@@ -532,15 +537,12 @@ def test_pause_and_resume_a_niche(copy):
         "cooking paused: its runs are not claimed until `resume cooking`; running ones finish; no "
         "run or video has the niche cooking yet")
     document = json.loads(pipeline("status", "--json", "--db", copy)[1])
-    assert document["paused"] == ["cooking", "gaming"] and document["niches"]["gaming"]["paused"] is True
-    overrides = {c["key"]: (c["value"], c["updated_by"]) for c in json.loads(pipeline("config",
-                                                                                      "list",
-                                                                                      "--json",
-                                                                                      "--db",
-                                                                                      copy)[1])}
-    assert overrides["channels.gaming.paused"] == (True, "cli") and overrides[
-        "channels.cooking.paused"] == (
-        True, "@ops")
+    assert (document["paused"] == ["cooking", "gaming"]
+            and document["niches"]["gaming"]["paused"] is True)
+    overrides = {c["key"]: (c["value"], c["updated_by"])
+                 for c in json.loads(pipeline("config", "list", "--json", "--db", copy)[1])}
+    assert (overrides["channels.gaming.paused"] == (True, "cli")
+            and overrides["channels.cooking.paused"] == (True, "@ops"))
     pm.init_db(copy)
     try:
         # gaming's pending run 3 is not claimed while it is paused
@@ -563,14 +565,16 @@ def test_pause_and_resume_a_niche(copy):
 
 def test_bot_commands_refuse_bad_input(dbfile):
     status, out, err = pipeline("stats", "--since", "yesterday", "--db", dbfile)
-    assert (status, out) == (2, "") and "argument --since: since: 'yesterday' is neither a time ago (30m, 6h, 7d)" in err
+    assert (status, out) == (2, "") and (
+        "argument --since: since: 'yesterday' is neither a time ago (30m, 6h, 7d)") in err
     status, out, err = pipeline("run", "summary", "99", "--db", dbfile)
     assert (status, out, err) == (1, "", "pipeline-models: error: no run with id 99\n")
 
 
 def test_report_to_stdout(tmp_path, dbfile):
     status, out, err = pipeline("report", "-o", "-", "--db", dbfile, cwd=tmp_path)
-    assert status == 0 and err == "" and out.lower().startswith("<!doctype html>") and out.rstrip().endswith("</html>")
+    assert (status == 0 and err == "" and out.lower().startswith("<!doctype html>")
+            and out.rstrip().endswith("</html>"))
     assert "yt-one" in out and os.listdir(tmp_path) == []  # no file named "-"
 
 
@@ -613,11 +617,12 @@ def test_review_answers_skip_hold_and_repeats(copy):
                                                                             "skip 2", "@bo")
         run = pm.PipelineRun.get_by_id(2)
         assert (run.status, run.current_stage) == (pm.RunStatus.pending, "render")
-        clips = {
-            c.discovered_video.video_id: (c.rank_position, c.dropped_at is not None) for c in run.clips}
+        clips = {c.discovered_video.video_id: (c.rank_position, c.dropped_at is not None)
+                 for c in run.clips}
         # the rest ranked 1..N again
         assert clips == {"sp0": (1, False), "sp1": (2, True), "sp2": (2, False)}
-        assert pm.DiscoveredVideo.get(pm.DiscoveredVideo.video_id == "sp1").processed is pm.Processed.rejected
+        assert (pm.DiscoveredVideo.get(pm.DiscoveredVideo.video_id == "sp1").processed
+                is pm.Processed.rejected)
         assert pm.Short.get(pm.Short.title == "Short two").status is pm.ShortStatus.rejected
     finally:
         unbind()
@@ -688,9 +693,10 @@ def test_errors_help_names_one_metavar_for_limit():
 
 
 def test_listing_help_names_the_new_vocabulary():
-    runs, videos, shorts = (pipeline(command, "--help")[1] for command in ("runs", "videos",
-                                                                           "shorts"))
-    assert "pending, running, review, approved, uploaded, failed, rejected" in " ".join(runs.split())
+    runs, videos, shorts = (pipeline(command, "--help")[1]
+                            for command in ("runs", "videos", "shorts"))
+    assert ("pending, running, review, approved, uploaded, failed, rejected"
+            in " ".join(runs.split()))
     assert "--niche NICHE" in runs and "--niche NICHE" in videos and "--niche" not in shorts
     assert "pending (0), used (1), skipped (2), rejected (3)" in " ".join(videos.split())
     assert "pending, review, uploaded, failed, rejected" in " ".join(shorts.split())
@@ -735,8 +741,8 @@ def test_write_commands_as_an_operator_runs_them(fresh_target):
         0, f"run {run.id} queued again, its retries counted afresh (it failed: render crashed)\n")
     assert pipeline("resolve", error.id, "--db", path)[:2] == (
         0, f"error {error.id} (uploader: RuntimeError) resolved\n")
-    assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (0,
-                                                                                              "render.fps = 60\n")
+    assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (
+        0, "render.fps = 60\n")
     pm.init_db(path, readonly=True)
     run = pm.PipelineRun.get_by_id(run.id)
     assert (run.status, run.retry_count, run.not_before) == (pm.RunStatus.pending, 0, None)
@@ -754,11 +760,12 @@ def test_demo_as_a_subprocess(tmp_path):
     now = pm.utcnow()
     for model in pm.ALL_MODELS:
         for field in model._meta.sorted_fields:
-            if isinstance(field, pm.fields.UTCDateTimeField) and field.name not in ("cycle_start",
-                                                                                    "cycle_end"):
-                latest = model.select(field).order_by(field.desc()).where(field.is_null(False)).first()
-                assert latest is None or getattr(latest, field.name) <= now, (model.__name__,
-                                                                              field.name)
+            if (isinstance(field, pm.fields.UTCDateTimeField)
+                    and field.name not in ("cycle_start", "cycle_end")):
+                latest = (model.select(field).order_by(field.desc())
+                          .where(field.is_null(False)).first())
+                assert latest is None or getattr(latest, field.name) <= now, (
+                    model.__name__, field.name)
     uploaded = list(pm.PipelineRun.select().where(pm.PipelineRun.status == pm.RunStatus.uploaded))
     assert uploaded
     for run in uploaded:
@@ -800,12 +807,14 @@ def test_data_cannot_drive_the_terminal_in_any_output(fresh_target):
     assert "(it failed: bad \\x1b]0;title\\x07 \\u202e x)" in outputs[0][1]
     assert outputs[1][1] == f"error {error.id} (mod\\x1b[31m: RuntimeError) resolved\n"
     assert outputs[2][1] == "k\\x1b[2J = 1\n"
-    assert "clear \\x1b[2J title \\u202ereversed" in outputs[4][1] and "chan\\x1b]0;x\\x07nel" in outputs[4][1]
+    assert ("clear \\x1b[2J title \\u202ereversed" in outputs[4][1]
+            and "chan\\x1b]0;x\\x07nel" in outputs[4][1])
     assert outputs[6][1].startswith(f"run {run.id}: pending, gam\\x1bing, the cycle ")
-    assert "clear \\x1b[2J title \\u202ereversed" in outputs[6][1] and "chan\\x1b]0;x\\x07nel" in outputs[6][1]
+    assert ("clear \\x1b[2J title \\u202ereversed" in outputs[6][1]
+            and "chan\\x1b]0;x\\x07nel" in outputs[6][1])
     assert " w\\r\\nx " in outputs[7][1] and "  worker                  w\\r\\nx\n" in outputs[8][1]
-    assert [line.split()[:2] for line in outputs[9][1].splitlines()[1:]] == [[str(run.id),
-                                                                              "gam\\x1bing"]]
+    assert [line.split()[:2] for line in outputs[9][1].splitlines()[1:]] == [
+        [str(run.id), "gam\\x1bing"]]
     assert json.loads(outputs[3][1]) == "\u202eevil\x7f"  # escaped, and still the same JSON value
     titles = {v["video_id"]: (v["title"], v["channel_name"]) for v in json.loads(outputs[5][1])}
     assert titles["vid"] == ("clear \x1b[2J title \u202ereversed", "chan\x1b]0;x\x07nel")
@@ -813,14 +822,16 @@ def test_data_cannot_drive_the_terminal_in_any_output(fresh_target):
 
 def test_write_failures_are_one_line_and_exit_1(tmp_path, dbfile):
     status, _, err = pipeline("report", "-o", tmp_path / "no" / "r.html", "--db", dbfile)
-    assert status == 1 and f"there is no directory {tmp_path / 'no'}" in err and "unexpected" not in err
+    assert (status == 1 and f"there is no directory {tmp_path / 'no'}" in err
+            and "unexpected" not in err)
     status, _, err = pipeline("report", "-o", tmp_path, "--db", dbfile)
     assert status == 1 and "is a directory: give a file" in err and os.listdir(tmp_path) == []
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "pipeline_models", "runs", "--db", dbfile],
                               stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr == "pipeline-models: error: cannot write the output: No space left on device\n"
+    assert done.stderr == ("pipeline-models: error: cannot write the output: "
+                           "No space left on device\n")
 
 
 def test_resolving_twice_says_nothing_changed_and_blank_keys_are_refused(copy):
