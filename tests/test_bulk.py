@@ -128,8 +128,8 @@ def test_a_row_of_another_kind_is_refused_naming_its_position(database, bad, kin
     ("view_count", "5", "Analytics.view_count: expected an integer"),
     ("view_count", 2 ** 63, "Analytics.view_count: 9223372036854775808 does not fit in a 64-bit"),
     ("click_through_rate", float("nan"), "Analytics.click_through_rate: .* not a finite number"),
-    ("measured_at", aware(2026, 1, 1).replace(tzinfo=None), "Analytics.measured_at: naive "
-                                                            "datetime"),
+    ("measured_at", aware(2026, 1, 1).replace(tzinfo=None),
+     "Analytics.measured_at: naive datetime"),
     ("youtube_video_id", "x" * 101,
      "Analytics.youtube_video_id: text of 101 characters is longer than the limit"),
     ("youtube_video_id", None, "Analytics.youtube_video_id: a value is required, not None"),
@@ -200,9 +200,8 @@ def test_video_insert_rows_needs_the_pipelines_columns_and_gets_its_defaults(dat
     rows[4].update(processed=1, content_id_risk="high")  # as the pipeline's own code writes them
     assert pm.DiscoveredVideo.insert_rows(rows) == 5
     videos = list(pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id))
-    assert [(v.processed, v.content_id_risk) for v in videos] == [(Processed.pending,
-                                                                   ContentIdRisk.unknown)] * 4 + [
-        (Processed.used, ContentIdRisk.high)]
+    assert [(v.processed, v.content_id_risk) for v in videos] == [
+        (Processed.pending, ContentIdRisk.unknown)] * 4 + [(Processed.used, ContentIdRisk.high)]
     assert all(before <= v.discovered_at <= pm.utcnow() for v in videos)
     # best score first
     assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["v2", "v1", "v0", "v3"]
@@ -254,8 +253,8 @@ def test_clip_insert_rows_takes_one_clip_per_video_in_a_run(run):
     # A rank the run has (among the clips not dropped) is refused by the database's unique index.
     with pytest.raises(peewee.IntegrityError, match="row 1: Clip: .*(UNIQUE|unique)"):
         pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[4], 2)])
-    for bad, check in ((dict(rank_position=0), "rank_position"), (dict(end_time_seconds=10.0),
-                                                                  "clips_end_after_start"),
+    for bad, check in ((dict(rank_position=0), "rank_position"),
+                       (dict(end_time_seconds=10.0), "clips_end_after_start"),
                        (dict(clip_duration_seconds=-1.0), "clip_duration_seconds")):
         with pytest.raises(peewee.IntegrityError, match=f"row 1: Clip: .*{check}"):
             pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[4], 5, **bad)])
@@ -267,8 +266,8 @@ def test_clip_insert_rows_takes_one_clip_per_video_in_a_run(run):
     # A dropped clip keeps its rank as history: a new clip may take it.
     pm.Clip.update(dropped_at=pm.utcnow()).where(pm.Clip.id == ranked[1].id).execute()
     assert pm.Clip.insert_rows([clip_row(run, videos[3], 2, extraction_method="transcript")]) == 1
-    assert sorted(c.rank_position for c in run.clips.where(pm.Clip.dropped_at.is_null())) == [1, 2,
-                                                                                              3]
+    assert sorted(c.rank_position for c in run.clips.where(pm.Clip.dropped_at.is_null())) == [
+        1, 2, 3]
 
 
 def test_insert_rows_needs_a_binding():

@@ -163,12 +163,10 @@ def test_db_before_or_after_the_command_and_from_the_environment(dbfile):
 
 READ_COMMANDS = [("status",), ("runs",), ("videos",), ("shorts",), ("reviews",), ("errors",),
                  ("analytics",), ("config", "list"), ("run", "show", "1"), ("run", "show", "2"),
-                 ("errors", "show", "1"), ("runs", "--niche", "gaming"), ("videos", "--niche",
-                                                                          "sports"), ("videos",
-                                                                                      "--processed",
-                                                                                      "0"),
-                 ("queue",), ("stats", "--since", "2000-01-01T00:00"), ("digest", "--since",
-                                                                        "2000-01-01T00:00"),
+                 ("errors", "show", "1"), ("runs", "--niche", "gaming"),
+                 ("videos", "--niche", "sports"), ("videos", "--processed", "0"), ("queue",),
+                 ("stats", "--since", "2000-01-01T00:00"),
+                 ("digest", "--since", "2000-01-01T00:00"),
                  ("run", "summary", "1"), ("run", "summary", "2")]
 
 
@@ -220,33 +218,33 @@ def test_json_rows_are_keyed_by_the_schema_column_names(documents):
 
 def test_status_json_is_bot_status(documents):
     document = documents["status"]
-    assert (document["max_concurrent_pipelines"], document["running"], document["paused"]) == (2, 0,
-                                                                                               [])
+    assert (document["max_concurrent_pipelines"], document["running"], document["paused"]) == (
+        2, 0, [])
     assert document["niches"] == {
-        "gaming": {"paused": False, "running": [], "runs": {"pending": 1, "running": 0, "review": 0,
-                                                            "approved": 0, "uploaded": 1,
-                                                            "failed": 0, "rejected": 0},
+        "gaming": {"paused": False, "running": [],
+                   "runs": {"pending": 1, "running": 0, "review": 0, "approved": 0, "uploaded": 1,
+                            "failed": 0, "rejected": 0},
                    "next": {"id": 3, "cycle_start": "2026-01-01T06:30:00+00:00", "not_before": None,
                             "due": True}},
-        "sports": {"paused": False, "running": [], "runs": {"pending": 0, "running": 0, "review": 1,
-                                                            "approved": 0, "uploaded": 0,
-                                                            "failed": 0, "rejected": 0},
+        "sports": {"paused": False, "running": [],
+                   "runs": {"pending": 0, "running": 0, "review": 1, "approved": 0, "uploaded": 0,
+                            "failed": 0, "rejected": 0},
                    "next": None}}
 
 
 def test_bot_commands_json_are_the_bot_queries(documents):
-    assert documents["stats --since 2000-01-01T00:00"] == {"since": "2000-01-01T00:00:00+00:00",
-                                                           "niches": {
-        "gaming": {"uploads": {"long-form": 1, "shorts": 1}, "views": {"long-form": 500,
-                                                                       "shorts": 20}, "errors": 0},
+    assert documents["stats --since 2000-01-01T00:00"] == {
+        "since": "2000-01-01T00:00:00+00:00", "niches": {
+        "gaming": {"uploads": {"long-form": 1, "shorts": 1},
+                   "views": {"long-form": 500, "shorts": 20}, "errors": 0},
         "sports": {"uploads": {"long-form": 0, "shorts": 0}, "views": {"long-form": 0, "shorts": 0},
                    "errors": 1}}}
     digest = documents["digest --since 2000-01-01T00:00"]
     assert digest["since"] == "2000-01-01T00:00:00+00:00" and ISO_UTC.match(digest.pop("until"))
     assert digest == {
         "since": "2000-01-01T00:00:00+00:00",
-        "runs_uploaded": {"total": 1, "niches": {"gaming": 1}}, "runs_failed": {"total": 0,
-                                                                                "niches": {}},
+        "runs_uploaded": {"total": 1, "niches": {"gaming": 1}},
+        "runs_failed": {"total": 0, "niches": {}},
         "videos_uploaded": {"long-form": {"total": 1, "niches": {"gaming": 1}},
                             "shorts": {"total": 1, "niches": {"gaming": 1}}},
         "pending_review": {"awaiting": 1, "held": 0},
@@ -270,8 +268,8 @@ def test_bot_commands_json_are_the_bot_queries(documents):
                                             "risk": "medium"}]
     assert (summary["niche"], summary["cycle_start"], summary["script_preview"]) == (
         "gaming", "2026-01-01T00:30:00+00:00", "hi")
-    assert [c["title"] for c in documents["run summary 2"]["clips"]] == ["Match 0", "Match 1",
-                                                                         "Match 2"]
+    assert [c["title"] for c in documents["run summary 2"]["clips"]] == [
+        "Match 0", "Match 1", "Match 2"]
     assert (documents["run summary 2"]["content_id_flags"],
             documents["run summary 2"]["script_preview"]) == ([], None)
 
@@ -280,8 +278,8 @@ def test_listings_json(documents):
     runs = documents["runs"]
     assert [r["id"] for r in runs] == [3, 2, 1]  # the latest cycle first
     assert [(r["niche"], r["status"], r["retry_count"], r["youtube_video_id"]) for r in runs] == [
-        ("gaming", "pending", 0, None), ("sports", "review", 0, None), ("gaming", "uploaded", 0,
-                                                                        "yt-long")]
+        ("gaming", "pending", 0, None), ("sports", "review", 0, None),
+        ("gaming", "uploaded", 0, "yt-long")]
     assert [r["id"] for r in documents["runs --niche gaming"]] == [3, 1]
     # processed as the pipeline stores it (an integer; the text listing names it).
     assert {v["video_id"]: (v["niche"], v["processed"]) for v in documents["videos"]} == {
@@ -292,13 +290,13 @@ def test_listings_json(documents):
     assert [(s["title"], s["status"], s["youtube_video_id"]) for s in documents["shorts"]] == [
         ("Short two", "review", None), ("Short one", "uploaded", "yt-one")]
     # Open reviews first, then the answered ones.
-    assert [(r["message_id"], r["action"]) for r in documents["reviews"]] == [("chat:2", None),
-                                                                              ("chat:1", "approve")]
+    assert [(r["message_id"], r["action"]) for r in documents["reviews"]] == [
+        ("chat:2", None), ("chat:1", "approve")]
     assert [(a["youtube_video_id"], a["view_count"]) for a in documents["analytics"]] == [
         ("yt-long", 500), ("yt-one", 20)]
-    assert documents["config list"] == [{"key": "render.fps", "value": 60,
-                                         "updated_at": documents["config list"][0][
-        "updated_at"], "updated_by": "system"}]
+    assert documents["config list"] == [
+        {"key": "render.fps", "value": 60,
+         "updated_at": documents["config list"][0]["updated_at"], "updated_by": "system"}]
     [error] = documents["errors"]
     assert (error["error_type"], error["error_message"], error["pipeline_run_id"]) == (
         "RuntimeError", "ffmpeg exited 1\nmoov atom not found", 2)
@@ -307,20 +305,18 @@ def test_listings_json(documents):
 def test_run_show_json_has_everything_of_the_run(documents):
     shown = documents["run show 1"]
     run = shown["run"]
-    assert (run["id"], run["niche"], run["status"], run["youtube_video_id"]) == (1, "gaming",
-                                                                                 "uploaded",
-                                                                                 "yt-long")
+    assert (run["id"], run["niche"], run["status"], run["youtube_video_id"]) == (
+        1, "gaming", "uploaded", "yt-long")
     assert (run["cycle_start"], run["cycle_end"]) == ("2026-01-01T00:30:00+00:00",
                                                       "2026-01-01T06:30:00+00:00")
     assert run["youtube_url"].endswith("yt-long") and run["completed_at"] is not None
     assert [len(shown[part]) for part in ("clips", "scripts", "audio", "shorts", "reviews",
-                                          "errors")] == [
-        3, 1, 1, 1, 1, 0]
+                                          "errors")] == [3, 1, 1, 1, 1, 0]
     # The clips by rank, each with the video it was cut from.
     assert [(c["rank_position"], c["content_id_risk"], c["video"]["video_id"],
              c["video"]["channel_name"])
-            for c in shown["clips"]] == [(1, "low", "vid0", "Creator 0"), (2, "high", "vid1",
-                                                                           "Creator 1"),
+            for c in shown["clips"]] == [(1, "low", "vid0", "Creator 0"),
+                                         (2, "high", "vid1", "Creator 1"),
                                          (3, "medium", "vid2", "Creator 2")]
     assert all(c["discovered_video_id"] == c["video"]["id"] for c in shown["clips"])
     assert shown["clips"][0]["video"]["processed"] == 1 and shown["clips"][0]["dropped_at"] is None
@@ -330,8 +326,8 @@ def test_run_show_json_has_everything_of_the_run(documents):
             and shown["shorts"][0]["youtube_url"].endswith("yt-one"))
     assert shown["shorts"][0]["clip_id"] == shown["clips"][0]["id"]
     timings = shown["timings"]
-    at = {name: datetime.datetime.fromisoformat(run[name]) for name in ("created_at", "started_at",
-                                                                        "completed_at")}
+    at = {name: datetime.datetime.fromisoformat(run[name])
+          for name in ("created_at", "started_at", "completed_at")}
     assert timings == {  # to the millisecond: queued until claimed, then claimed until uploaded
         "queued_seconds": round((at["started_at"] - at["created_at"]).total_seconds(), 3),
         "running_seconds": round((at["completed_at"] - at["started_at"]).total_seconds(), 3),
@@ -380,8 +376,8 @@ def test_read_commands_as_text(dbfile):
     assert "  error_message           -\n" in page
     assert "\nerrors:\n" in out["run show 2"] and "ffmpeg exited 1 …" in out["run show 2"]
     assert "message:\nffmpeg exited 1\nmoov atom not found" in out["errors show 1"]
-    assert [line.split()[:3] for line in out["status"].splitlines()[1:3]] == [["gaming", "no", "1"],
-                                                                              ["sports", "no", "0"]]
+    assert [line.split()[:3] for line in out["status"].splitlines()[1:3]] == [
+        ["gaming", "no", "1"], ["sports", "no", "0"]]
     assert out["status"].endswith("\n0 of at most 2 runs running; paused: none\n")
     assert out["stats --since 2000-01-01T00:00"].splitlines()[2:] == [
         "gaming          1       1              500            20       0",
@@ -503,13 +499,13 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
     dsn = '{"dsn": "host=h password=secret", "url": "postgresql://u:secret@h/x"}'
     outputs = [pipeline("config", "set", "url", url, "--string", "--db", path),
                pipeline("config", "set", "dsn", dsn, "--db", path),
-               pipeline("config", "get", "url", "--db", path), pipeline("config", "get", "dsn",
-                                                                        "--db", path),
-               pipeline("config", "list", "--db", path), pipeline("config", "list", "--json",
-                                                                  "--db", path),
+               pipeline("config", "get", "url", "--db", path),
+               pipeline("config", "get", "dsn", "--db", path),
+               pipeline("config", "list", "--db", path),
+               pipeline("config", "list", "--json", "--db", path),
                pipeline("runs", "--db", path), pipeline("runs", "--json", "--db", path),
-               pipeline("run", "show", run.id, "--db", path), pipeline("errors", "--all", "--db",
-                                                                       path)]
+               pipeline("run", "show", run.id, "--db", path),
+               pipeline("errors", "--all", "--db", path)]
     assert all(status == 0 and "secret" not in out + err for status, out, err in outputs), outputs
     assert outputs[0][1] == 'url = "postgresql://u:***@127.0.0.1:1/x"\n'
     assert outputs[2][1] == '"postgresql://u:***@127.0.0.1:1/x"\n'
@@ -528,9 +524,8 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
 def test_pause_and_resume_a_niche(copy):
     assert pipeline("pause", "gaming", "--db", copy)[:2] == (
         0, "gaming paused: its runs are not claimed until `resume gaming`; running ones finish\n")
-    assert pipeline("pause", "gaming", "--db", copy)[:2] == (0,
-                                                             "gaming is already paused: nothing "
-                                                             "changed\n")
+    assert pipeline("pause", "gaming", "--db", copy)[:2] == (
+        0, "gaming is already paused: nothing changed\n")
     status, out, _ = pipeline("pause", "cooking", "--by", "@ops", "--db", copy)
     assert (status, unwrapped(out)) == (
         0,
@@ -549,12 +544,10 @@ def test_pause_and_resume_a_niche(copy):
         assert pm.PipelineRun.claim_next("w9") is None
     finally:
         unbind()
-    assert pipeline("resume", "gaming", "--db", copy)[:2] == (0,
-                                                              "gaming resumed: its runs are "
-                                                              "claimed again\n")
-    assert pipeline("resume", "gaming", "--db", copy)[:2] == (0,
-                                                              "gaming is not paused: nothing "
-                                                              "changed\n")
+    assert pipeline("resume", "gaming", "--db", copy)[:2] == (
+        0, "gaming resumed: its runs are claimed again\n")
+    assert pipeline("resume", "gaming", "--db", copy)[:2] == (
+        0, "gaming is not paused: nothing changed\n")
     assert json.loads(pipeline("status", "--json", "--db", copy)[1])["paused"] == ["cooking"]
     pm.init_db(copy)
     try:
@@ -586,21 +579,16 @@ def test_review_answers_skip_hold_and_repeats(copy):
         0, "review 2 was already answered hold: nothing changed (run 2 is in review)\n")
     # A held review is still open: listed first, and answered later.
     status, out, _ = pipeline("reviews", "--open", "--db", copy)
-    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2",
-                                                                                    "chat:2",
-                                                                                    "held"]]
+    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [
+        ["2", "2", "chat:2", "held"]]
     # once, among the open ones, then the answered
     status, out, _ = pipeline("reviews", "--db", copy)
-    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2",
-                                                                                    "chat:2",
-                                                                                    "held"],
-                                                                                   ["1", "1",
-                                                                                    "chat:1",
-                                                                                    "approve"]]
+    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [
+        ["2", "2", "chat:2", "held"], ["1", "1", "chat:1", "approve"]]
     queued = json.loads(pipeline("queue", "--json", "--db", copy)[1])
     assert (queued["awaiting"], queued["held"],
-            [(r["review_id"], r["held"], r["auto_held"]) for r in
-             queued["reviews"]]) == (0, 1, [(2, True, False)])
+            [(r["review_id"], r["held"], r["auto_held"])
+             for r in queued["reviews"]]) == (0, 1, [(2, True, False)])
     status, out, _ = pipeline("review", "answer", "chat:2", "skip", "2", "--reviewer", "@bo",
                               "--db", copy)
     assert (status, out) == (0, "review 2 answered skip 2: run 2 is now pending at stage render\n")
@@ -613,8 +601,8 @@ def test_review_answers_skip_hold_and_repeats(copy):
     pm.init_db(copy, readonly=True)
     try:
         review = pm.ReviewLog.get_by_id(2)
-        assert (review.action, review.response_detail, review.reviewer) == (pm.ReviewAction.skip,
-                                                                            "skip 2", "@bo")
+        assert (review.action, review.response_detail, review.reviewer) == (
+            pm.ReviewAction.skip, "skip 2", "@bo")
         run = pm.PipelineRun.get_by_id(2)
         assert (run.status, run.current_stage) == (pm.RunStatus.pending, "render")
         clips = {c.discovered_video.video_id: (c.rank_position, c.dropped_at is not None)
@@ -635,15 +623,13 @@ def test_review_answers_skip_hold_and_repeats(copy):
     assert status == 0 and [line.split()[1] for line in out.splitlines()[1:]] == ["sp1"]
 
 
-@pytest.mark.parametrize("action, status, stage", [("approve", "approved", None), ("reject",
-                                                                                   "rejected",
-                                                                                   None),
+@pytest.mark.parametrize("action, status, stage", [("approve", "approved", None),
+                                                   ("reject", "rejected", None),
                                                    ("redo_script", "pending", "script")])
 def test_review_answer_moves_the_run(copy, action, status, stage):
     said = f"run 2 is now {status}" + (f" at stage {stage}" if stage else "")
-    assert pipeline("review", "answer", "2", action, "--db", copy)[:2] == (0,
-                                                                           "review 2 answered "
-                                                                           f"{action}: {said}\n")
+    assert pipeline("review", "answer", "2", action, "--db", copy)[:2] == (
+        0, f"review 2 answered {action}: {said}\n")
     pm.init_db(copy, readonly=True)
     try:
         run = pm.PipelineRun.get_by_id(2)
@@ -753,8 +739,8 @@ def test_write_commands_as_an_operator_runs_them(fresh_target):
 
 def test_demo_as_a_subprocess(tmp_path):
     status, out, err = pipeline("demo", "--db", tmp_path / "d.db")
-    assert status == 0 and out.rstrip().splitlines()[-1].split()[:2] == ["errors",
-                                                                         "unresolved"], err
+    assert status == 0 and out.rstrip().splitlines()[-1].split()[:2] == [
+        "errors", "unresolved"], err
     # Its history is coherent: nothing in the future, nothing before what caused it.
     pm.init_db(tmp_path / "d.db", readonly=True)
     now = pm.utcnow()

@@ -640,8 +640,8 @@ def _derived_schema(database):
     return columns, indexes, made
 
 
-def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(fresh_target,
-                                                                                request):
+def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(
+        fresh_target, request):
     migrated, direct = migrated_and_direct(fresh_target, request)
     assert _derived_schema(migrated) == _derived_schema(direct)
     columns, indexes, made = _derived_schema(migrated)
@@ -876,8 +876,8 @@ ROWS_AFTER_0007 = {
     ],
 }
 SHORT_STATUSES_AFTER_0007 = {1: "uploaded", 2: "review", 3: "rejected"}
-REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True), 3: ("reject", None,
-                                                                                     False)}
+REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True),
+                      3: ("reject", None, False)}
 
 
 def _database_at_0006(target, rows=ROWS_AT_0006):
@@ -887,8 +887,8 @@ def _database_at_0006(target, rows=ROWS_AT_0006):
 def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_its_column(
         fresh_target):
     old = _database_at_0006(fresh_target)
-    untouched = {t: v for t, v in _dump(old).items() if t in ("analytics", "config_overrides",
-                                                              "scripts", "tts_audio", "error_logs")}
+    untouched = {t: v for t, v in _dump(old).items()
+                 if t in ("analytics", "config_overrides", "scripts", "tts_audio", "error_logs")}
     old.close()
 
     database = pm.init_db(fresh_target)
@@ -946,8 +946,8 @@ def test_an_upgrade_killed_in_0007_leaves_the_database_exactly_at_0006(fresh_tar
                                status="new"),
      r"discovered_videos: row id = 9 would have title = 'ttt.*at most 1024 characters"),
 ])
-def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(fresh_target, table,
-                                                                            row, message):
+def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(
+        fresh_target, table, row, message):
     rows = {**ROWS_AT_0006, table: [*ROWS_AT_0006[table], row]}
     before = _dump(_database_at_0006(fresh_target, rows))
     with pytest.raises(SchemaMismatch,
