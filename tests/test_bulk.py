@@ -60,7 +60,8 @@ def test_record_many_stores_what_record_would(database):
     for row in rows:
         pm.Analytics.record(**dict(zip(pm.Analytics.RECORD_FIELDS, row)))
     assert stored(pm.Analytics) == bulk
-    assert bulk[3]["measured_at"] == T0 + timedelta(minutes=3) and bulk[3]["measured_at"].tzinfo is not None
+    assert (bulk[3]["measured_at"] == T0 + timedelta(minutes=3)
+            and bulk[3]["measured_at"].tzinfo is not None)
 
 
 def test_dict_rows_get_defaults_like_create(database):
@@ -127,8 +128,8 @@ def test_a_row_of_another_kind_is_refused_naming_its_position(database, bad, kin
     ("view_count", "5", "Analytics.view_count: expected an integer"),
     ("view_count", 2 ** 63, "Analytics.view_count: 9223372036854775808 does not fit in a 64-bit"),
     ("click_through_rate", float("nan"), "Analytics.click_through_rate: .* not a finite number"),
-    ("measured_at", aware(2026, 1, 1).replace(tzinfo=None), "Analytics.measured_at: naive "
-                                                            "datetime"),
+    ("measured_at", aware(2026, 1, 1).replace(tzinfo=None),
+     "Analytics.measured_at: naive datetime"),
     ("youtube_video_id", "x" * 101,
      "Analytics.youtube_video_id: text of 101 characters is longer than the limit"),
     ("youtube_video_id", None, "Analytics.youtube_video_id: a value is required, not None"),
@@ -199,9 +200,8 @@ def test_video_insert_rows_needs_the_pipelines_columns_and_gets_its_defaults(dat
     rows[4].update(processed=1, content_id_risk="high")  # as the pipeline's own code writes them
     assert pm.DiscoveredVideo.insert_rows(rows) == 5
     videos = list(pm.DiscoveredVideo.select().order_by(pm.DiscoveredVideo.id))
-    assert [(v.processed, v.content_id_risk) for v in videos] == [(Processed.pending,
-                                                                   ContentIdRisk.unknown)] * 4 + [
-        (Processed.used, ContentIdRisk.high)]
+    assert [(v.processed, v.content_id_risk) for v in videos] == [
+        (Processed.pending, ContentIdRisk.unknown)] * 4 + [(Processed.used, ContentIdRisk.high)]
     assert all(before <= v.discovered_at <= pm.utcnow() for v in videos)
     # best score first
     assert [v.video_id for v in pm.get_pending_videos("gaming")] == ["v2", "v1", "v0", "v3"]
@@ -211,10 +211,11 @@ def test_video_insert_rows_needs_the_pipelines_columns_and_gets_its_defaults(dat
                            match=f"row 1: DiscoveredVideo.{column}: a value is required, not None"):
             pm.DiscoveredVideo.insert_rows([video_row("ok"), incomplete])
     for bad in (4, -1, True, "1", 1.5):
-        refused = rf"row 2: DiscoveredVideo\.processed: {re.escape(repr(bad))} is not one of: 0, 1, 2, 3$"
+        refused = (rf"row 2: DiscoveredVideo\.processed: {re.escape(repr(bad))} "
+                   r"is not one of: 0, 1, 2, 3$")
         with pytest.raises(ValueError, match=refused):
-            pm.DiscoveredVideo.insert_rows([video_row("a"), video_row("b"), video_row("c",
-                                                                                      processed=bad)])
+            pm.DiscoveredVideo.insert_rows([video_row("a"), video_row("b"),
+                                            video_row("c", processed=bad)])
     with pytest.raises(ValueError,
                        match=r"row 0: DiscoveredVideo\.content_id_risk: 'none' is not one of: low, "
                              r"medium"):
@@ -231,9 +232,8 @@ def test_clip_insert_rows_takes_one_clip_per_video_in_a_run(run):
     rows.append(clip_row(other, videos[0], 1))  # a video's clip in another run is another matter
     assert pm.Clip.insert_rows(rows) == 4
     ranked = run.clips.order_by(pm.Clip.rank_position)
-    assert [(c.rank_position, c.discovered_video_id) for c in ranked] == [(1, videos[0].id), (2,
-                                                                                              videos[1].id),
-                                                                          (3, videos[2].id)]
+    assert [(c.rank_position, c.discovered_video_id) for c in ranked] == [
+        (1, videos[0].id), (2, videos[1].id), (3, videos[2].id)]
     clip = pm.Clip.get(pm.Clip.pipeline_run == other)
     assert (clip.content_id_risk, clip.extraction_method, clip.dropped_at) == (
         ContentIdRisk.unknown, None, None)
@@ -253,8 +253,8 @@ def test_clip_insert_rows_takes_one_clip_per_video_in_a_run(run):
     # A rank the run has (among the clips not dropped) is refused by the database's unique index.
     with pytest.raises(peewee.IntegrityError, match="row 1: Clip: .*(UNIQUE|unique)"):
         pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[4], 2)])
-    for bad, check in ((dict(rank_position=0), "rank_position"), (dict(end_time_seconds=10.0),
-                                                                  "clips_end_after_start"),
+    for bad, check in ((dict(rank_position=0), "rank_position"),
+                       (dict(end_time_seconds=10.0), "clips_end_after_start"),
                        (dict(clip_duration_seconds=-1.0), "clip_duration_seconds")):
         with pytest.raises(peewee.IntegrityError, match=f"row 1: Clip: .*{check}"):
             pm.Clip.insert_rows([clip_row(run, videos[3], 4), clip_row(run, videos[4], 5, **bad)])
@@ -266,8 +266,8 @@ def test_clip_insert_rows_takes_one_clip_per_video_in_a_run(run):
     # A dropped clip keeps its rank as history: a new clip may take it.
     pm.Clip.update(dropped_at=pm.utcnow()).where(pm.Clip.id == ranked[1].id).execute()
     assert pm.Clip.insert_rows([clip_row(run, videos[3], 2, extraction_method="transcript")]) == 1
-    assert sorted(c.rank_position for c in run.clips.where(pm.Clip.dropped_at.is_null())) == [1, 2,
-                                                                                              3]
+    assert sorted(c.rank_position for c in run.clips.where(pm.Clip.dropped_at.is_null())) == [
+        1, 2, 3]
 
 
 def test_insert_rows_needs_a_binding():
@@ -276,9 +276,8 @@ def test_insert_rows_needs_a_binding():
 
 
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-(2 ** 65), 2 ** 65), st.floats(),
-                   st.text(max_size=70), st.datetimes(), st.datetimes(timezones=st.just(aware(2026,
-                                                                                              1,
-                                                                                              1).tzinfo)),
+                   st.text(max_size=70), st.datetimes(),
+                   st.datetimes(timezones=st.just(aware(2026, 1, 1).tzinfo)),
                    st.sampled_from([RunStatus.running, "0.5", 0.5, 1, -1, b"x", [1], {"a": 1}]))
 
 
@@ -366,7 +365,8 @@ def test_a_refused_row_stops_a_long_generator_early(database):
     assert pm.Analytics.select().count() == 0
 
 
-def test_a_refusal_in_the_last_chunk_rolls_back_every_chunk_before_it_and_nothing_of_the_caller(database):
+def test_a_refusal_in_the_last_chunk_rolls_back_every_chunk_before_it_and_nothing_of_the_caller(
+        database):
     rows = [snapshot(i) for i in range(2000)]
     rows[1999] = rows[1999][:6] + (1.5,) + rows[1999][7:]  # click_through_rate above 1
     pm.Analytics.record(youtube_video_id="kept", view_count=1)
@@ -377,8 +377,8 @@ def test_a_refusal_in_the_last_chunk_rolls_back_every_chunk_before_it_and_nothin
             pm.Analytics.record_many(rows, chunk_size=64)
         # the transaction is still usable
         pm.Analytics.record(youtube_video_id="after", view_count=3)
-    assert [a.youtube_video_id for a in pm.Analytics.select().order_by(pm.Analytics.id)] == ["kept",
-                                                                                             "before", "after"]
+    assert [a.youtube_video_id for a in pm.Analytics.select().order_by(pm.Analytics.id)] == [
+        "kept", "before", "after"]
     assert pm.Analytics.record_many(rows[:1999], chunk_size=64) == 1999
 
 
@@ -397,8 +397,8 @@ def test_a_duplicate_is_named_before_a_later_refused_row_of_its_chunk(database):
 
 
 def test_a_missing_foreign_key_in_a_later_chunk_names_its_row(run):
-    rows = [
-        {"pipeline_run": run.id, "module": "m", "error_type": "E", "error_message": str(i)} for i in range(120)]
+    rows = [{"pipeline_run": run.id, "module": "m", "error_type": "E", "error_message": str(i)}
+            for i in range(120)]
     rows[77]["pipeline_run"] = run.id + 1000
     with pytest.raises(peewee.IntegrityError,
                        match="row 77: ErrorLog: .*(FOREIGN KEY|foreign key)"):
@@ -407,12 +407,13 @@ def test_a_missing_foreign_key_in_a_later_chunk_names_its_row(run):
 
 
 
-# --- analytics_latest through a large batch: on SQLite its row trigger is set aside and each video refreshed ---
+# --- analytics_latest through a large batch: SQLite sets its trigger aside, refreshes each video --
 
 def triggers(database):
     """The triggers on analytics, as the database describes them."""
     if isinstance(database, peewee.SqliteDatabase):
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'analytics'"
+        query = ("SELECT name, sql FROM sqlite_master "
+                 "WHERE type = 'trigger' AND tbl_name = 'analytics'")
     else:
         query = ("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
                  "WHERE tgrelid = 'analytics'::regclass AND NOT tgisinternal")
@@ -440,9 +441,8 @@ def test_a_batch_of_many_chunks_keeps_analytics_latest_exact_and_its_trigger_in_
     # newer than the whole batch
     A.record("v1", measured_at=T0 + timedelta(days=30), view_count=10 ** 9)
     A.record("late", measured_at=T0 - timedelta(days=1), view_count=1)  # older than it
-    rows = [snapshot(i) for i in range(95)] + [("late", T0, 5, *[None] * 9), ("v2",
-                                                                              T0 - timedelta(days=9), 0,
-                                                                             *[None] * 9)]
+    rows = [snapshot(i) for i in range(95)] + [("late", T0, 5, *[None] * 9),
+                                               ("v2", T0 - timedelta(days=9), 0, *[None] * 9)]
     assert A.record_many(rows, chunk_size=10) == 97
     assert triggers(database) == before
     assert latest_table(database) == newest_per_video()
@@ -451,7 +451,8 @@ def test_a_batch_of_many_chunks_keeps_analytics_latest_exact_and_its_trigger_in_
     assert latest_table(database) == newest_per_video()
 
 
-def test_a_refused_batch_of_many_chunks_leaves_the_trigger_and_analytics_latest_as_they_were(database):
+def test_a_refused_batch_of_many_chunks_leaves_the_trigger_and_analytics_latest_as_they_were(
+        database):
     A = pm.Analytics
     A.record_many([snapshot(i) for i in range(20)])
     before, held = triggers(database), latest_table(database)
@@ -493,10 +494,8 @@ def round_trip_rows(run, model):
                  duration_seconds=2 ** 31 - 1, view_count=2 ** 63 - 1, like_count=0,
                  comment_count=None, view_velocity=5e-324, viral_score=-1.7976931348623157e308,
                  niche="café 😀", discovery_source=None, discovered_at=aware(1, 1, 1, hours=-5),
-                 processed=Processed.rejected, content_id_risk="high", published_at=aware(9999, 12,
-                                                                                          31, 23,
-                                                                                          59, 59,
-                                                                                          999999)),
+                 processed=Processed.rejected, content_id_risk="high",
+                 published_at=aware(9999, 12, 31, 23, 59, 59, 999999)),
             dict(video_id="", title="", channel_name="", channel_id="", url="", niche="",
                  processed=0, discovered_at=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5)),
             dict(video_id="\\", title="\\.", channel_name="\n", channel_id="UC", url="u",
@@ -507,23 +506,20 @@ def round_trip_rows(run, model):
     if model is pm.PipelineRun:
         return [
             dict(niche=HOSTILE_TEXT[:64],
-                 cycle_start=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5), cycle_end=aware(9999,
-                                                                                             12, 31,
-                                                                                             23, 59,
-                                                                                             59,
-                                                                                             999999), status="uploaded", started_at=T0,
+                 cycle_start=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5),
+                 cycle_end=aware(9999, 12, 31, 23, 59, 59, 999999), status="uploaded",
+                 started_at=T0,
                  completed_at=aware(2026, 6, 30, 23, 59, 59, 1), video_file_path=HOSTILE_TEXT,
                  video_duration_seconds=5e-324, video_file_size_bytes=2 ** 63 - 1,
                  youtube_video_id=HOSTILE_TEXT[:100], youtube_url="\\N", error_message=HOSTILE_TEXT,
-                 retry_count=2 ** 31 - 1, current_stage="", worker="w\\t", heartbeat_at=aware(2000,
-                                                                                              1, 1,
-                                                                                              hours=14),
+                 retry_count=2 ** 31 - 1, current_stage="", worker="w\\t",
+                 heartbeat_at=aware(2000, 1, 1, hours=14),
                  claim_token="0" * 32, not_before=aware(2026, 1, 1, hours=-12),
                  upload_started_at=T0, created_at=aware(1, 1, 1, hours=-5)),
             dict(niche="gaming", cycle_start=T0, cycle_end=T0 + timedelta(microseconds=1),
                  created_at=T0),
-            dict(niche="\\", cycle_start=aware(1, 1, 1, hours=-5), cycle_end=aware(1, 1, 1, 1,
-                                                                                   hours=-5),
+            dict(niche="\\", cycle_start=aware(1, 1, 1, hours=-5),
+                 cycle_end=aware(1, 1, 1, 1, hours=-5),
                  status=RunStatus.failed, retry_count=0, video_duration_seconds=2 ** 53,
                  error_message="\\.\n\\.", created_at=aware(2026, 2, 3, 4, 5, 6, 7)),
         ]
@@ -547,8 +543,8 @@ def round_trip_rows(run, model):
         ]
     return {
         pm.Analytics: [
-            dict(youtube_video_id=HOSTILE_TEXT[:100], measured_at=aware(2026, 3, 1, 12, 30, 15,
-                                                                        123456, hours=5),
+            dict(youtube_video_id=HOSTILE_TEXT[:100],
+                 measured_at=aware(2026, 3, 1, 12, 30, 15, 123456, hours=5),
                  view_count=2 ** 63 - 1, like_count=0, comment_count=None,
                  average_view_duration_seconds=5e-324, click_through_rate=1.0,
                  subscriber_gain=2 ** 31, estimated_revenue_usd=1.7976931348623157e308,
@@ -560,18 +556,16 @@ def round_trip_rows(run, model):
         ],
         pm.Script: [
             dict(pipeline_run=run, opening_text=HOSTILE_TEXT, closing_text=None,
-                 total_char_count=2 ** 31 - 1, full_script_json={"text": HOSTILE_TEXT,
-                                                                 "nested": [[1, 2.5, None, True,
-                                                                             False], {"": {}}],
+                 total_char_count=2 ** 31 - 1,
+                 full_script_json={"text": HOSTILE_TEXT,
+                                   "nested": [[1, 2.5, None, True, False], {"": {}}],
                                    "big": 2 ** 70, "tiny": 5e-324, "neg": -9999999999999998.0},
-                 estimated_duration_seconds=0, llm_model_used="m\\t", generated_at=aware(2026, 6,
-                                                                                         30, 23, 59,
-                                                                                         59, 1),
+                 estimated_duration_seconds=0, llm_model_used="m\\t",
+                 generated_at=aware(2026, 6, 30, 23, 59, 59, 1),
                  title="", prompt_tokens=None, completion_tokens=0, cost_usd=1e-7),
             dict(pipeline_run=run.id, full_script_json=[], total_char_count=0,
-                 estimated_duration_seconds=2 ** 53, llm_model_used="\\", generated_at=aware(2000,
-                                                                                             1, 1,
-                                                                                             hours=14)),
+                 estimated_duration_seconds=2 ** 53, llm_model_used="\\",
+                 generated_at=aware(2000, 1, 1, hours=14)),
             dict(pipeline_run=run.id, full_script_json=["\\u0000 is text here", "\\"],
                  total_char_count=1, estimated_duration_seconds=1.5, llm_model_used="x",
                  generated_at=T0),
@@ -609,8 +603,8 @@ def test_bulk_round_trips_every_column_type_exactly_as_create(run, model):
         for a, b in zip(created, bulk):
             assert same_json(a.pop("full_script_json"), b.pop("full_script_json"))
     assert bulk == created
-    assert all(v.tzinfo == UTC for row in bulk for v in row.values() if isinstance(v,
-                                                                                   datetime.datetime))
+    assert all(v.tzinfo == UTC for row in bulk for v in row.values()
+               if isinstance(v, datetime.datetime))
 
 
 def test_postgres_copies_analytics_in_one_binary_copy(database):

@@ -163,12 +163,10 @@ def test_db_before_or_after_the_command_and_from_the_environment(dbfile):
 
 READ_COMMANDS = [("status",), ("runs",), ("videos",), ("shorts",), ("reviews",), ("errors",),
                  ("analytics",), ("config", "list"), ("run", "show", "1"), ("run", "show", "2"),
-                 ("errors", "show", "1"), ("runs", "--niche", "gaming"), ("videos", "--niche",
-                                                                          "sports"), ("videos",
-                                                                                      "--processed",
-                                                                                      "0"),
-                 ("queue",), ("stats", "--since", "2000-01-01T00:00"), ("digest", "--since",
-                                                                        "2000-01-01T00:00"),
+                 ("errors", "show", "1"), ("runs", "--niche", "gaming"),
+                 ("videos", "--niche", "sports"), ("videos", "--processed", "0"), ("queue",),
+                 ("stats", "--since", "2000-01-01T00:00"),
+                 ("digest", "--since", "2000-01-01T00:00"),
                  ("run", "summary", "1"), ("run", "summary", "2")]
 
 
@@ -188,7 +186,8 @@ def timestamps(document):
     `document`."""
     if isinstance(document, dict):
         for key, value in document.items():
-            if (key.endswith("_at") or key in ("cycle_start", "cycle_end", "not_before")) and value is not None:
+            if ((key.endswith("_at") or key in ("cycle_start", "cycle_end", "not_before"))
+                    and value is not None):
                 yield value
             yield from timestamps(value)
     elif isinstance(document, list):
@@ -203,12 +202,12 @@ def test_every_timestamp_in_json_is_iso_8601_utc(documents):
 
 
 def test_json_rows_are_keyed_by_the_schema_column_names(documents):
-    for command, model in (("runs", pm.PipelineRun), ("videos", pm.DiscoveredVideo), ("shorts",
-                                                                                      pm.Short),
-                           ("reviews", pm.ReviewLog), ("analytics", pm.Analytics), ("config list",
-                                                                                    pm.ConfigOverride)):
+    for command, model in (("runs", pm.PipelineRun), ("videos", pm.DiscoveredVideo),
+                           ("shorts", pm.Short), ("reviews", pm.ReviewLog),
+                           ("analytics", pm.Analytics), ("config list", pm.ConfigOverride)):
         columns = [field.column_name for field in model._meta.sorted_fields]
-        assert documents[command] and all(list(row) == columns for row in documents[command]), command
+        assert documents[command] and all(list(row) == columns
+                                          for row in documents[command]), command
     # errors are bot.errors() rows: the columns without the stack trace (errors show has it), and
     # the run's niche.
     assert list(documents["errors"][0]) == ["id", "occurred_at", "module", "error_type",
@@ -219,33 +218,33 @@ def test_json_rows_are_keyed_by_the_schema_column_names(documents):
 
 def test_status_json_is_bot_status(documents):
     document = documents["status"]
-    assert (document["max_concurrent_pipelines"], document["running"], document["paused"]) == (2, 0,
-                                                                                               [])
+    assert (document["max_concurrent_pipelines"], document["running"], document["paused"]) == (
+        2, 0, [])
     assert document["niches"] == {
-        "gaming": {"paused": False, "running": [], "runs": {"pending": 1, "running": 0, "review": 0,
-                                                            "approved": 0, "uploaded": 1,
-                                                            "failed": 0, "rejected": 0},
+        "gaming": {"paused": False, "running": [],
+                   "runs": {"pending": 1, "running": 0, "review": 0, "approved": 0, "uploaded": 1,
+                            "failed": 0, "rejected": 0},
                    "next": {"id": 3, "cycle_start": "2026-01-01T06:30:00+00:00", "not_before": None,
                             "due": True}},
-        "sports": {"paused": False, "running": [], "runs": {"pending": 0, "running": 0, "review": 1,
-                                                            "approved": 0, "uploaded": 0,
-                                                            "failed": 0, "rejected": 0},
+        "sports": {"paused": False, "running": [],
+                   "runs": {"pending": 0, "running": 0, "review": 1, "approved": 0, "uploaded": 0,
+                            "failed": 0, "rejected": 0},
                    "next": None}}
 
 
 def test_bot_commands_json_are_the_bot_queries(documents):
-    assert documents["stats --since 2000-01-01T00:00"] == {"since": "2000-01-01T00:00:00+00:00",
-                                                           "niches": {
-        "gaming": {"uploads": {"long-form": 1, "shorts": 1}, "views": {"long-form": 500,
-                                                                       "shorts": 20}, "errors": 0},
+    assert documents["stats --since 2000-01-01T00:00"] == {
+        "since": "2000-01-01T00:00:00+00:00", "niches": {
+        "gaming": {"uploads": {"long-form": 1, "shorts": 1},
+                   "views": {"long-form": 500, "shorts": 20}, "errors": 0},
         "sports": {"uploads": {"long-form": 0, "shorts": 0}, "views": {"long-form": 0, "shorts": 0},
                    "errors": 1}}}
     digest = documents["digest --since 2000-01-01T00:00"]
     assert digest["since"] == "2000-01-01T00:00:00+00:00" and ISO_UTC.match(digest.pop("until"))
     assert digest == {
         "since": "2000-01-01T00:00:00+00:00",
-        "runs_uploaded": {"total": 1, "niches": {"gaming": 1}}, "runs_failed": {"total": 0,
-                                                                                "niches": {}},
+        "runs_uploaded": {"total": 1, "niches": {"gaming": 1}},
+        "runs_failed": {"total": 0, "niches": {}},
         "videos_uploaded": {"long-form": {"total": 1, "niches": {"gaming": 1}},
                             "shorts": {"total": 1, "niches": {"gaming": 1}}},
         "pending_review": {"awaiting": 1, "held": 0},
@@ -269,8 +268,8 @@ def test_bot_commands_json_are_the_bot_queries(documents):
                                             "risk": "medium"}]
     assert (summary["niche"], summary["cycle_start"], summary["script_preview"]) == (
         "gaming", "2026-01-01T00:30:00+00:00", "hi")
-    assert [c["title"] for c in documents["run summary 2"]["clips"]] == ["Match 0", "Match 1",
-                                                                         "Match 2"]
+    assert [c["title"] for c in documents["run summary 2"]["clips"]] == [
+        "Match 0", "Match 1", "Match 2"]
     assert (documents["run summary 2"]["content_id_flags"],
             documents["run summary 2"]["script_preview"]) == ([], None)
 
@@ -279,8 +278,8 @@ def test_listings_json(documents):
     runs = documents["runs"]
     assert [r["id"] for r in runs] == [3, 2, 1]  # the latest cycle first
     assert [(r["niche"], r["status"], r["retry_count"], r["youtube_video_id"]) for r in runs] == [
-        ("gaming", "pending", 0, None), ("sports", "review", 0, None), ("gaming", "uploaded", 0,
-                                                                        "yt-long")]
+        ("gaming", "pending", 0, None), ("sports", "review", 0, None),
+        ("gaming", "uploaded", 0, "yt-long")]
     assert [r["id"] for r in documents["runs --niche gaming"]] == [3, 1]
     # processed as the pipeline stores it (an integer; the text listing names it).
     assert {v["video_id"]: (v["niche"], v["processed"]) for v in documents["videos"]} == {
@@ -291,13 +290,13 @@ def test_listings_json(documents):
     assert [(s["title"], s["status"], s["youtube_video_id"]) for s in documents["shorts"]] == [
         ("Short two", "review", None), ("Short one", "uploaded", "yt-one")]
     # Open reviews first, then the answered ones.
-    assert [(r["message_id"], r["action"]) for r in documents["reviews"]] == [("chat:2", None),
-                                                                              ("chat:1", "approve")]
+    assert [(r["message_id"], r["action"]) for r in documents["reviews"]] == [
+        ("chat:2", None), ("chat:1", "approve")]
     assert [(a["youtube_video_id"], a["view_count"]) for a in documents["analytics"]] == [
         ("yt-long", 500), ("yt-one", 20)]
-    assert documents["config list"] == [{"key": "render.fps", "value": 60,
-                                         "updated_at": documents["config list"][0][
-        "updated_at"], "updated_by": "system"}]
+    assert documents["config list"] == [
+        {"key": "render.fps", "value": 60,
+         "updated_at": documents["config list"][0]["updated_at"], "updated_by": "system"}]
     [error] = documents["errors"]
     assert (error["error_type"], error["error_message"], error["pipeline_run_id"]) == (
         "RuntimeError", "ffmpeg exited 1\nmoov atom not found", 2)
@@ -306,29 +305,29 @@ def test_listings_json(documents):
 def test_run_show_json_has_everything_of_the_run(documents):
     shown = documents["run show 1"]
     run = shown["run"]
-    assert (run["id"], run["niche"], run["status"], run["youtube_video_id"]) == (1, "gaming",
-                                                                                 "uploaded",
-                                                                                 "yt-long")
+    assert (run["id"], run["niche"], run["status"], run["youtube_video_id"]) == (
+        1, "gaming", "uploaded", "yt-long")
     assert (run["cycle_start"], run["cycle_end"]) == ("2026-01-01T00:30:00+00:00",
                                                       "2026-01-01T06:30:00+00:00")
     assert run["youtube_url"].endswith("yt-long") and run["completed_at"] is not None
     assert [len(shown[part]) for part in ("clips", "scripts", "audio", "shorts", "reviews",
-                                          "errors")] == [
-        3, 1, 1, 1, 1, 0]
+                                          "errors")] == [3, 1, 1, 1, 1, 0]
     # The clips by rank, each with the video it was cut from.
     assert [(c["rank_position"], c["content_id_risk"], c["video"]["video_id"],
              c["video"]["channel_name"])
-            for c in shown["clips"]] == [(1, "low", "vid0", "Creator 0"), (2, "high", "vid1",
-                                                                           "Creator 1"),
+            for c in shown["clips"]] == [(1, "low", "vid0", "Creator 0"),
+                                         (2, "high", "vid1", "Creator 1"),
                                          (3, "medium", "vid2", "Creator 2")]
     assert all(c["discovered_video_id"] == c["video"]["id"] for c in shown["clips"])
     assert shown["clips"][0]["video"]["processed"] == 1 and shown["clips"][0]["dropped_at"] is None
-    assert shown["scripts"][0]["full_script_json"] == {"lines": ["hi"]} and shown["scripts"][0]["cost_usd"] == 0.25
-    assert shown["reviews"][0]["action"] == "approve" and shown["shorts"][0]["youtube_url"].endswith("yt-one")
+    assert (shown["scripts"][0]["full_script_json"] == {"lines": ["hi"]}
+            and shown["scripts"][0]["cost_usd"] == 0.25)
+    assert (shown["reviews"][0]["action"] == "approve"
+            and shown["shorts"][0]["youtube_url"].endswith("yt-one"))
     assert shown["shorts"][0]["clip_id"] == shown["clips"][0]["id"]
     timings = shown["timings"]
-    at = {name: datetime.datetime.fromisoformat(run[name]) for name in ("created_at", "started_at",
-                                                                        "completed_at")}
+    at = {name: datetime.datetime.fromisoformat(run[name])
+          for name in ("created_at", "started_at", "completed_at")}
     assert timings == {  # to the millisecond: queued until claimed, then claimed until uploaded
         "queued_seconds": round((at["started_at"] - at["created_at"]).total_seconds(), 3),
         "running_seconds": round((at["completed_at"] - at["started_at"]).total_seconds(), 3),
@@ -377,8 +376,8 @@ def test_read_commands_as_text(dbfile):
     assert "  error_message           -\n" in page
     assert "\nerrors:\n" in out["run show 2"] and "ffmpeg exited 1 …" in out["run show 2"]
     assert "message:\nffmpeg exited 1\nmoov atom not found" in out["errors show 1"]
-    assert [line.split()[:3] for line in out["status"].splitlines()[1:3]] == [["gaming", "no", "1"],
-                                                                              ["sports", "no", "0"]]
+    assert [line.split()[:3] for line in out["status"].splitlines()[1:3]] == [
+        ["gaming", "no", "1"], ["sports", "no", "0"]]
     assert out["status"].endswith("\n0 of at most 2 runs running; paused: none\n")
     assert out["stats --since 2000-01-01T00:00"].splitlines()[2:] == [
         "gaming          1       1              500            20       0",
@@ -390,7 +389,8 @@ def test_read_commands_as_text(dbfile):
         "shorts uploaded: 1 (gaming 1)", "pending review: 1 awaiting an answer, 0 held",
         "top video: yt-long (long-form, gaming, run 1): 500 views"]
     summary = out["run summary 1"].splitlines()
-    assert summary[0] == "run 1 (gaming, uploaded): the cycle 2026-01-01 00:30 to 2026-01-01 06:30 UTC"
+    assert summary[0] == ("run 1 (gaming, uploaded): the cycle 2026-01-01 00:30 to "
+                          "2026-01-01 06:30 UTC")
     assert summary[4].split() == ["1", "vid0", "Video", "0", "Creator", "0", "18.00", "10.00",
                                   "28.00"]
     assert summary[-2:] == ["content-ID flags: rank 2 clip vid1 high; rank 3 clip vid2 medium",
@@ -454,7 +454,8 @@ def test_read_commands_as_text(dbfile):
 def test_refusals_exit_as_documented_and_change_nothing(dbfile, argv, code, message):
     before = state(dbfile)
     status, out, err = pipeline(*argv, "--db", dbfile)
-    assert (status, out) == (code, "") and err.startswith("pipeline-models: error: ") and message in err, err
+    assert ((status, out) == (code, "") and err.startswith("pipeline-models: error: ")
+            and message in err), err
     assert err.count("\n") == 1 and state(dbfile) == before
 
 
@@ -498,13 +499,13 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
     dsn = '{"dsn": "host=h password=secret", "url": "postgresql://u:secret@h/x"}'
     outputs = [pipeline("config", "set", "url", url, "--string", "--db", path),
                pipeline("config", "set", "dsn", dsn, "--db", path),
-               pipeline("config", "get", "url", "--db", path), pipeline("config", "get", "dsn",
-                                                                        "--db", path),
-               pipeline("config", "list", "--db", path), pipeline("config", "list", "--json",
-                                                                  "--db", path),
+               pipeline("config", "get", "url", "--db", path),
+               pipeline("config", "get", "dsn", "--db", path),
+               pipeline("config", "list", "--db", path),
+               pipeline("config", "list", "--json", "--db", path),
                pipeline("runs", "--db", path), pipeline("runs", "--json", "--db", path),
-               pipeline("run", "show", run.id, "--db", path), pipeline("errors", "--all", "--db",
-                                                                       path)]
+               pipeline("run", "show", run.id, "--db", path),
+               pipeline("errors", "--all", "--db", path)]
     assert all(status == 0 and "secret" not in out + err for status, out, err in outputs), outputs
     assert outputs[0][1] == 'url = "postgresql://u:***@127.0.0.1:1/x"\n'
     assert outputs[2][1] == '"postgresql://u:***@127.0.0.1:1/x"\n'
@@ -523,36 +524,30 @@ def test_no_message_prints_a_password_that_the_listings_hide(fresh_target):
 def test_pause_and_resume_a_niche(copy):
     assert pipeline("pause", "gaming", "--db", copy)[:2] == (
         0, "gaming paused: its runs are not claimed until `resume gaming`; running ones finish\n")
-    assert pipeline("pause", "gaming", "--db", copy)[:2] == (0,
-                                                             "gaming is already paused: nothing "
-                                                             "changed\n")
+    assert pipeline("pause", "gaming", "--db", copy)[:2] == (
+        0, "gaming is already paused: nothing changed\n")
     status, out, _ = pipeline("pause", "cooking", "--by", "@ops", "--db", copy)
     assert (status, unwrapped(out)) == (
         0,
         "cooking paused: its runs are not claimed until `resume cooking`; running ones finish; no "
         "run or video has the niche cooking yet")
     document = json.loads(pipeline("status", "--json", "--db", copy)[1])
-    assert document["paused"] == ["cooking", "gaming"] and document["niches"]["gaming"]["paused"] is True
-    overrides = {c["key"]: (c["value"], c["updated_by"]) for c in json.loads(pipeline("config",
-                                                                                      "list",
-                                                                                      "--json",
-                                                                                      "--db",
-                                                                                      copy)[1])}
-    assert overrides["channels.gaming.paused"] == (True, "cli") and overrides[
-        "channels.cooking.paused"] == (
-        True, "@ops")
+    assert (document["paused"] == ["cooking", "gaming"]
+            and document["niches"]["gaming"]["paused"] is True)
+    overrides = {c["key"]: (c["value"], c["updated_by"])
+                 for c in json.loads(pipeline("config", "list", "--json", "--db", copy)[1])}
+    assert (overrides["channels.gaming.paused"] == (True, "cli")
+            and overrides["channels.cooking.paused"] == (True, "@ops"))
     pm.init_db(copy)
     try:
         # gaming's pending run 3 is not claimed while it is paused
         assert pm.PipelineRun.claim_next("w9") is None
     finally:
         unbind()
-    assert pipeline("resume", "gaming", "--db", copy)[:2] == (0,
-                                                              "gaming resumed: its runs are "
-                                                              "claimed again\n")
-    assert pipeline("resume", "gaming", "--db", copy)[:2] == (0,
-                                                              "gaming is not paused: nothing "
-                                                              "changed\n")
+    assert pipeline("resume", "gaming", "--db", copy)[:2] == (
+        0, "gaming resumed: its runs are claimed again\n")
+    assert pipeline("resume", "gaming", "--db", copy)[:2] == (
+        0, "gaming is not paused: nothing changed\n")
     assert json.loads(pipeline("status", "--json", "--db", copy)[1])["paused"] == ["cooking"]
     pm.init_db(copy)
     try:
@@ -563,14 +558,16 @@ def test_pause_and_resume_a_niche(copy):
 
 def test_bot_commands_refuse_bad_input(dbfile):
     status, out, err = pipeline("stats", "--since", "yesterday", "--db", dbfile)
-    assert (status, out) == (2, "") and "argument --since: since: 'yesterday' is neither a time ago (30m, 6h, 7d)" in err
+    assert (status, out) == (2, "") and (
+        "argument --since: since: 'yesterday' is neither a time ago (30m, 6h, 7d)") in err
     status, out, err = pipeline("run", "summary", "99", "--db", dbfile)
     assert (status, out, err) == (1, "", "pipeline-models: error: no run with id 99\n")
 
 
 def test_report_to_stdout(tmp_path, dbfile):
     status, out, err = pipeline("report", "-o", "-", "--db", dbfile, cwd=tmp_path)
-    assert status == 0 and err == "" and out.lower().startswith("<!doctype html>") and out.rstrip().endswith("</html>")
+    assert (status == 0 and err == "" and out.lower().startswith("<!doctype html>")
+            and out.rstrip().endswith("</html>"))
     assert "yt-one" in out and os.listdir(tmp_path) == []  # no file named "-"
 
 
@@ -582,21 +579,16 @@ def test_review_answers_skip_hold_and_repeats(copy):
         0, "review 2 was already answered hold: nothing changed (run 2 is in review)\n")
     # A held review is still open: listed first, and answered later.
     status, out, _ = pipeline("reviews", "--open", "--db", copy)
-    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2",
-                                                                                    "chat:2",
-                                                                                    "held"]]
+    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [
+        ["2", "2", "chat:2", "held"]]
     # once, among the open ones, then the answered
     status, out, _ = pipeline("reviews", "--db", copy)
-    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [["2", "2",
-                                                                                    "chat:2",
-                                                                                    "held"],
-                                                                                   ["1", "1",
-                                                                                    "chat:1",
-                                                                                    "approve"]]
+    assert status == 0 and [line.split()[:4] for line in out.splitlines()[1:]] == [
+        ["2", "2", "chat:2", "held"], ["1", "1", "chat:1", "approve"]]
     queued = json.loads(pipeline("queue", "--json", "--db", copy)[1])
     assert (queued["awaiting"], queued["held"],
-            [(r["review_id"], r["held"], r["auto_held"]) for r in
-             queued["reviews"]]) == (0, 1, [(2, True, False)])
+            [(r["review_id"], r["held"], r["auto_held"])
+             for r in queued["reviews"]]) == (0, 1, [(2, True, False)])
     status, out, _ = pipeline("review", "answer", "chat:2", "skip", "2", "--reviewer", "@bo",
                               "--db", copy)
     assert (status, out) == (0, "review 2 answered skip 2: run 2 is now pending at stage render\n")
@@ -609,15 +601,16 @@ def test_review_answers_skip_hold_and_repeats(copy):
     pm.init_db(copy, readonly=True)
     try:
         review = pm.ReviewLog.get_by_id(2)
-        assert (review.action, review.response_detail, review.reviewer) == (pm.ReviewAction.skip,
-                                                                            "skip 2", "@bo")
+        assert (review.action, review.response_detail, review.reviewer) == (
+            pm.ReviewAction.skip, "skip 2", "@bo")
         run = pm.PipelineRun.get_by_id(2)
         assert (run.status, run.current_stage) == (pm.RunStatus.pending, "render")
-        clips = {
-            c.discovered_video.video_id: (c.rank_position, c.dropped_at is not None) for c in run.clips}
+        clips = {c.discovered_video.video_id: (c.rank_position, c.dropped_at is not None)
+                 for c in run.clips}
         # the rest ranked 1..N again
         assert clips == {"sp0": (1, False), "sp1": (2, True), "sp2": (2, False)}
-        assert pm.DiscoveredVideo.get(pm.DiscoveredVideo.video_id == "sp1").processed is pm.Processed.rejected
+        assert (pm.DiscoveredVideo.get(pm.DiscoveredVideo.video_id == "sp1").processed
+                is pm.Processed.rejected)
         assert pm.Short.get(pm.Short.title == "Short two").status is pm.ShortStatus.rejected
     finally:
         unbind()
@@ -630,15 +623,13 @@ def test_review_answers_skip_hold_and_repeats(copy):
     assert status == 0 and [line.split()[1] for line in out.splitlines()[1:]] == ["sp1"]
 
 
-@pytest.mark.parametrize("action, status, stage", [("approve", "approved", None), ("reject",
-                                                                                   "rejected",
-                                                                                   None),
+@pytest.mark.parametrize("action, status, stage", [("approve", "approved", None),
+                                                   ("reject", "rejected", None),
                                                    ("redo_script", "pending", "script")])
 def test_review_answer_moves_the_run(copy, action, status, stage):
     said = f"run 2 is now {status}" + (f" at stage {stage}" if stage else "")
-    assert pipeline("review", "answer", "2", action, "--db", copy)[:2] == (0,
-                                                                           "review 2 answered "
-                                                                           f"{action}: {said}\n")
+    assert pipeline("review", "answer", "2", action, "--db", copy)[:2] == (
+        0, f"review 2 answered {action}: {said}\n")
     pm.init_db(copy, readonly=True)
     try:
         run = pm.PipelineRun.get_by_id(2)
@@ -688,9 +679,10 @@ def test_errors_help_names_one_metavar_for_limit():
 
 
 def test_listing_help_names_the_new_vocabulary():
-    runs, videos, shorts = (pipeline(command, "--help")[1] for command in ("runs", "videos",
-                                                                           "shorts"))
-    assert "pending, running, review, approved, uploaded, failed, rejected" in " ".join(runs.split())
+    runs, videos, shorts = (pipeline(command, "--help")[1]
+                            for command in ("runs", "videos", "shorts"))
+    assert ("pending, running, review, approved, uploaded, failed, rejected"
+            in " ".join(runs.split()))
     assert "--niche NICHE" in runs and "--niche NICHE" in videos and "--niche" not in shorts
     assert "pending (0), used (1), skipped (2), rejected (3)" in " ".join(videos.split())
     assert "pending, review, uploaded, failed, rejected" in " ".join(shorts.split())
@@ -735,8 +727,8 @@ def test_write_commands_as_an_operator_runs_them(fresh_target):
         0, f"run {run.id} queued again, its retries counted afresh (it failed: render crashed)\n")
     assert pipeline("resolve", error.id, "--db", path)[:2] == (
         0, f"error {error.id} (uploader: RuntimeError) resolved\n")
-    assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (0,
-                                                                                              "render.fps = 60\n")
+    assert pipeline("config", "set", "render.fps", "60", "--by", "ops", "--db", path)[:2] == (
+        0, "render.fps = 60\n")
     pm.init_db(path, readonly=True)
     run = pm.PipelineRun.get_by_id(run.id)
     assert (run.status, run.retry_count, run.not_before) == (pm.RunStatus.pending, 0, None)
@@ -747,18 +739,19 @@ def test_write_commands_as_an_operator_runs_them(fresh_target):
 
 def test_demo_as_a_subprocess(tmp_path):
     status, out, err = pipeline("demo", "--db", tmp_path / "d.db")
-    assert status == 0 and out.rstrip().splitlines()[-1].split()[:2] == ["errors",
-                                                                         "unresolved"], err
+    assert status == 0 and out.rstrip().splitlines()[-1].split()[:2] == [
+        "errors", "unresolved"], err
     # Its history is coherent: nothing in the future, nothing before what caused it.
     pm.init_db(tmp_path / "d.db", readonly=True)
     now = pm.utcnow()
     for model in pm.ALL_MODELS:
         for field in model._meta.sorted_fields:
-            if isinstance(field, pm.fields.UTCDateTimeField) and field.name not in ("cycle_start",
-                                                                                    "cycle_end"):
-                latest = model.select(field).order_by(field.desc()).where(field.is_null(False)).first()
-                assert latest is None or getattr(latest, field.name) <= now, (model.__name__,
-                                                                              field.name)
+            if (isinstance(field, pm.fields.UTCDateTimeField)
+                    and field.name not in ("cycle_start", "cycle_end")):
+                latest = (model.select(field).order_by(field.desc())
+                          .where(field.is_null(False)).first())
+                assert latest is None or getattr(latest, field.name) <= now, (
+                    model.__name__, field.name)
     uploaded = list(pm.PipelineRun.select().where(pm.PipelineRun.status == pm.RunStatus.uploaded))
     assert uploaded
     for run in uploaded:
@@ -800,12 +793,14 @@ def test_data_cannot_drive_the_terminal_in_any_output(fresh_target):
     assert "(it failed: bad \\x1b]0;title\\x07 \\u202e x)" in outputs[0][1]
     assert outputs[1][1] == f"error {error.id} (mod\\x1b[31m: RuntimeError) resolved\n"
     assert outputs[2][1] == "k\\x1b[2J = 1\n"
-    assert "clear \\x1b[2J title \\u202ereversed" in outputs[4][1] and "chan\\x1b]0;x\\x07nel" in outputs[4][1]
+    assert ("clear \\x1b[2J title \\u202ereversed" in outputs[4][1]
+            and "chan\\x1b]0;x\\x07nel" in outputs[4][1])
     assert outputs[6][1].startswith(f"run {run.id}: pending, gam\\x1bing, the cycle ")
-    assert "clear \\x1b[2J title \\u202ereversed" in outputs[6][1] and "chan\\x1b]0;x\\x07nel" in outputs[6][1]
+    assert ("clear \\x1b[2J title \\u202ereversed" in outputs[6][1]
+            and "chan\\x1b]0;x\\x07nel" in outputs[6][1])
     assert " w\\r\\nx " in outputs[7][1] and "  worker                  w\\r\\nx\n" in outputs[8][1]
-    assert [line.split()[:2] for line in outputs[9][1].splitlines()[1:]] == [[str(run.id),
-                                                                              "gam\\x1bing"]]
+    assert [line.split()[:2] for line in outputs[9][1].splitlines()[1:]] == [
+        [str(run.id), "gam\\x1bing"]]
     assert json.loads(outputs[3][1]) == "\u202eevil\x7f"  # escaped, and still the same JSON value
     titles = {v["video_id"]: (v["title"], v["channel_name"]) for v in json.loads(outputs[5][1])}
     assert titles["vid"] == ("clear \x1b[2J title \u202ereversed", "chan\x1b]0;x\x07nel")
@@ -813,14 +808,16 @@ def test_data_cannot_drive_the_terminal_in_any_output(fresh_target):
 
 def test_write_failures_are_one_line_and_exit_1(tmp_path, dbfile):
     status, _, err = pipeline("report", "-o", tmp_path / "no" / "r.html", "--db", dbfile)
-    assert status == 1 and f"there is no directory {tmp_path / 'no'}" in err and "unexpected" not in err
+    assert (status == 1 and f"there is no directory {tmp_path / 'no'}" in err
+            and "unexpected" not in err)
     status, _, err = pipeline("report", "-o", tmp_path, "--db", dbfile)
     assert status == 1 and "is a directory: give a file" in err and os.listdir(tmp_path) == []
     with open("/dev/full", "w") as full:
         done = subprocess.run([sys.executable, "-m", "pipeline_models", "runs", "--db", dbfile],
                               stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr == "pipeline-models: error: cannot write the output: No space left on device\n"
+    assert done.stderr == ("pipeline-models: error: cannot write the output: "
+                           "No space left on device\n")
 
 
 def test_resolving_twice_says_nothing_changed_and_blank_keys_are_refused(copy):

@@ -19,7 +19,8 @@ from playhouse.shortcuts import model_to_dict
 import pipeline_models as pm
 from pipeline_models import SchemaMismatch
 
-FIRST, SECOND, THIRD = "0001_original_tables", "0002_review_publish_analytics", "0003_short_upload_claim"
+FIRST, SECOND = "0001_original_tables", "0002_review_publish_analytics"
+THIRD = "0003_short_upload_claim"
 FOURTH, FIFTH, SIXTH = "0004_seed_schema", "0005_run_queue", "0006_analytics_latest"
 SEVENTH = "0007_pipeline_tables"
 EIGHTH = "0008_cycle"
@@ -31,8 +32,8 @@ def runner(database):
 
 
 def test_migrations_are_numbered_and_complete():
-    names = [
-        m.name for m in Runner(peewee.SqliteDatabase(":memory:"), str(pm.MIGRATIONS_DIR)).migrations()]
+    names = [m.name for m in
+             Runner(peewee.SqliteDatabase(":memory:"), str(pm.MIGRATIONS_DIR)).migrations()]
     assert names == ALL
 
 
@@ -54,14 +55,15 @@ def _tables():
 def _columns(database):
     """(name, type with its length, NULL-ness, primary key) of every column, per table."""
     return {
-        t: sorted(
-            (c.name, c.full_type or c.data_type, c.null, c.primary_key) for c in database.get_columns(t))
+        t: sorted((c.name, c.full_type or c.data_type, c.null, c.primary_key)
+                  for c in database.get_columns(t))
         for t in _tables()}
 
 
 def _indexes(database):
     return {
-        t: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(t)) for t in _tables()}
+        t: sorted((i.name, tuple(i.columns), i.unique) for i in database.get_indexes(t))
+        for t in _tables()}
 
 
 def _foreign_keys(database):
@@ -80,7 +82,8 @@ def _foreign_keys(database):
 def _checks(database):
     """The CHECK constraints' expressions, per table (PostgreSQL; SQLite keeps them in the CREATE
     text)."""
-    sql = """SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c' AND conrelid = %s::regclass"""
+    sql = ("SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+           "WHERE contype = 'c' AND conrelid = %s::regclass")
     return {t: sorted(r[0] for r in database.execute_sql(sql, (t,))) for t in _tables()}
 
 
@@ -148,10 +151,10 @@ def test_database_at_0001_upgrades_with_every_row_intact(fresh_target):
     run = pm.PipelineRun.get()
     assert run.status is pm.RunStatus.uploaded and run.retry_count == 0
     assert run.created_at == run.cycle_start == pm.utcnow().replace(2024, 5, 1, 10, 5, 0, 250000)
-    assert run.heartbeat_at is None and run.error_message is None and run.legacy_video_id == video.id
-    assert [
-        (c.start_time_seconds, c.end_time_seconds, c.rank_position, c.discovered_video_id) for c in run.clips] == [
-        (3.5, 48.0, 1, video.id)]
+    assert (run.heartbeat_at is None and run.error_message is None
+            and run.legacy_video_id == video.id)
+    assert [(c.start_time_seconds, c.end_time_seconds, c.rank_position, c.discovered_video_id)
+            for c in run.clips] == [(3.5, 48.0, 1, video.id)]
     # and the new tables work with the old rows
     pm.Short.create(pipeline_run=run, clip=run.clips[0])
 
@@ -233,7 +236,8 @@ def test_0007_cannot_be_undone_and_refusing_changes_nothing(tmp_path):
     with pytest.raises(SchemaMismatch, match="migration 0007 cannot be undone"):
         with pm.write_lock():
             runner(database).down(SIXTH)
-    assert _dump(database) == before and [m.name for m in runner(database).status() if m.applied] == ALL
+    assert _dump(database) == before and [
+        m.name for m in runner(database).status() if m.applied] == ALL
 
 
 @pytest.mark.slow
@@ -442,8 +446,8 @@ def _as_stored(database, value):
     """A value as the 0003 release wrote it: UTC text for timestamps on SQLite, JSON text for
     JSON."""
     if isinstance(value, datetime.datetime) and isinstance(database, peewee.SqliteDatabase):
-        return value.astimezone(datetime.timezone.utc).replace(tzinfo=None).isoformat(" ",
-                                                                                      "microseconds")
+        return (value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+                .isoformat(" ", "microseconds"))
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     return value
@@ -489,7 +493,8 @@ def _dump(database):
     """Every table's columns and rows, raw: what 'exactly at 0003' compares."""
     columns = _columns(database)
     return {
-        t: (columns[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall()) for t in _tables()}
+        t: (columns[t], database.execute_sql(f'SELECT * FROM "{t}" ORDER BY 1').fetchall())
+        for t in _tables()}
 
 
 def _read(model):
@@ -506,8 +511,8 @@ def test_a_0003_database_upgrades_to_the_latest_schema_with_every_value_in_its_c
     assert not diff_models(database, pm.ALL_MODELS)
     for model, rows in ROWS_AFTER.items():
         assert _read(model) == rows, model.__name__
-    assert "config_overrides" not in {t for t,
-                                      cols in _columns(database).items() if "id" in {c[0] for c in cols}}
+    assert "config_overrides" not in {t for t, cols in _columns(database).items()
+                                      if "id" in {c[0] for c in cols}}
     # New rows take the next ids, and the seed's API works on the upgraded rows.
     assert pm.Script.create(**minimal_row(pm.Script, pm.PipelineRun.get_by_id(1))).id == 4
     assert pm.Analytics.record("yt1", view_count=1).id == 3
@@ -623,9 +628,9 @@ def _derived_schema(database):
         (i.name, tuple(i.columns), i.unique) for i in database.get_indexes("analytics_latest"))
     if isinstance(database, peewee.SqliteDatabase):
         # SQLite keeps each statement's text: table, index and triggers as written.
-        made = database.execute_sql("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE "
-                                    "name LIKE "
-                                    "'analytics_latest%' OR type = 'trigger' ORDER BY name").fetchall()
+        made = database.execute_sql(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE "
+            "name LIKE 'analytics_latest%' OR type = 'trigger' ORDER BY name").fetchall()
     else:
         made = database.execute_sql(
             "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = "
@@ -635,8 +640,8 @@ def _derived_schema(database):
     return columns, indexes, made
 
 
-def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(fresh_target,
-                                                                                request):
+def test_analytics_latest_is_the_same_made_by_the_migration_or_by_create_tables(
+        fresh_target, request):
     migrated, direct = migrated_and_direct(fresh_target, request)
     assert _derived_schema(migrated) == _derived_schema(direct)
     columns, indexes, made = _derived_schema(migrated)
@@ -722,9 +727,11 @@ def test_0006_failing_half_way_leaves_the_database_at_0005(fresh_target, monkeyp
     # triggers too:
     assert "analytics_latest" not in database.get_tables() and _dump(database) == before
     if isinstance(database, peewee.SqliteDatabase):
-        assert database.execute_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
+        assert database.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall() == []
     else:
-        assert database.execute_sql("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").fetchall() == []
+        assert database.execute_sql(
+            "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal").fetchall() == []
 
 
 def test_a_missing_trigger_is_a_schema_mismatch(fresh_target):
@@ -793,7 +800,8 @@ ROWS_AT_0006 = {
         dict(id=1, pipeline_run_id=5, sent_at=T2, responded_at=T2, action="edit",
              response_detail="shorter", auto_held=False, message_id="m1", reviewer="@a"),
         dict(id=2, pipeline_run_id=3, sent_at=T2, auto_held=True, message_id="m2"),
-        dict(id=3, pipeline_run_id=6, sent_at=T2, responded_at=T2, action="reject", auto_held=False),
+        dict(id=3, pipeline_run_id=6, sent_at=T2, responded_at=T2, action="reject",
+             auto_held=False),
     ],
     "config_overrides": [dict(key="queue.max_attempts", value="4", updated_by="ops", updated_at=T)],
     "error_logs": [dict(id=1, pipeline_run_id=7, module="render", error_type="E",
@@ -868,18 +876,19 @@ ROWS_AFTER_0007 = {
     ],
 }
 SHORT_STATUSES_AFTER_0007 = {1: "uploaded", 2: "review", 3: "rejected"}
-REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True), 3: ("reject", None,
-                                                                                     False)}
+REVIEWS_AFTER_0007 = {1: ("approve", "shorter", False), 2: ("hold", None, True),
+                      3: ("reject", None, False)}
 
 
 def _database_at_0006(target, rows=ROWS_AT_0006):
     return _database_at(target, SIXTH, rows)
 
 
-def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_its_column(fresh_target):
+def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_its_column(
+        fresh_target):
     old = _database_at_0006(fresh_target)
-    untouched = {t: v for t, v in _dump(old).items() if t in ("analytics", "config_overrides",
-                                                              "scripts", "tts_audio", "error_logs")}
+    untouched = {t: v for t, v in _dump(old).items()
+                 if t in ("analytics", "config_overrides", "scripts", "tts_audio", "error_logs")}
     old.close()
 
     database = pm.init_db(fresh_target)
@@ -889,7 +898,8 @@ def test_a_0006_database_upgrades_to_the_pipelines_tables_with_every_value_in_it
     for model, rows in ROWS_AFTER_0007.items():
         assert _read(model) == rows, model.__name__
     assert {s.id: s.status for s in pm.Short.select()} == SHORT_STATUSES_AFTER_0007
-    assert {r.id: (r.action, r.response_detail, r.auto_held) for r in pm.ReviewLog.select()} == REVIEWS_AFTER_0007
+    assert {r.id: (r.action, r.response_detail, r.auto_held)
+            for r in pm.ReviewLog.select()} == REVIEWS_AFTER_0007
     current = _dump(database)
     # rebuilt or not, the same columns and rows
     assert {t: current[t] for t in untouched} == untouched
@@ -936,8 +946,8 @@ def test_an_upgrade_killed_in_0007_leaves_the_database_exactly_at_0006(fresh_tar
                                status="new"),
      r"discovered_videos: row id = 9 would have title = 'ttt.*at most 1024 characters"),
 ])
-def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(fresh_target, table,
-                                                                            row, message):
+def test_an_old_value_that_does_not_fit_its_new_column_stops_0007_naming_it(
+        fresh_target, table, row, message):
     rows = {**ROWS_AT_0006, table: [*ROWS_AT_0006[table], row]}
     before = _dump(_database_at_0006(fresh_target, rows))
     with pytest.raises(SchemaMismatch,

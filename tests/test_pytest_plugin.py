@@ -30,7 +30,8 @@ def test_every_test_starts_empty(pipeline_db):
 
 def test_a_skip_drops_the_clip_and_renders_again(pipeline_factory):
     chain = pipeline_factory.chain("review", clips=3)
-    pm.ReviewLog.answer(chain.review.message_id, "skip", response_detail="skip 2", reviewer="@alice")
+    pm.ReviewLog.answer(chain.review.message_id, "skip", response_detail="skip 2",
+                        reviewer="@alice")
     assert chain.run.refresh().status == "pending" and chain.run.current_stage == "render"
     assert chain.videos[1].refresh().processed == pm.Processed.rejected
 
@@ -40,7 +41,8 @@ def test_the_long_form_upload_ends_the_run(pipeline_factory):
     chain.run.start_upload()
     chain.run.mark_uploaded("yt-long-1")
     assert chain.run.refresh().status == "uploaded"
-    assert chain.shorts[0].mark_uploaded("yt-short-1")     # shorts: once the run is approved, in any order
+    # shorts: once the run is approved, in any order
+    assert chain.shorts[0].mark_uploaded("yt-short-1")
 '''
 
 # Each test sees an empty database of its own, bound only while it runs; tests without the fixture
@@ -54,8 +56,8 @@ import pipeline_models as pm
 
 
 def video(video_id):
-    return pm.DiscoveredVideo.create(video_id=video_id, title="t", channel_name="c", channel_id="UC", url="u",
-                                     niche="gaming")
+    return pm.DiscoveredVideo.create(video_id=video_id, title="t", channel_name="c",
+                                     channel_id="UC", url="u", niche="gaming")
 
 
 def test_first_writes(pipeline_db):
@@ -92,8 +94,8 @@ def _run(pytester, source, *args, subprocess=False):
 
 def test_the_entry_point_is_registered():
     found = importlib.metadata.entry_points()
-    group = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11",
-                                                                                      [])
+    group = (found.select(group="pytest11") if hasattr(found, "select")
+             else found.get("pytest11", []))
     assert {(ep.name, ep.value) for ep in group} >= {("pipeline_models",
                                                       "pipeline_models.pytest_plugin")}
 
@@ -120,7 +122,8 @@ def test_the_schema_is_what_the_migrations_make(pytester):
 
 
         def schema(database):
-            return database.execute_sql("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+            return database.execute_sql(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
 
 
         def test_same_schema_as_init_db(pipeline_db):
@@ -129,7 +132,8 @@ def test_the_schema_is_what_the_migrations_make(pytester):
             pm.db.initialize(pipeline_db)
             assert schema(pipeline_db) == schema(reference)
             assert pm.migrate() == []  # the migration history came along: nothing is pending
-            names = [row[0] for row in pipeline_db.execute_sql("SELECT name FROM schema_migration ORDER BY id")]
+            names = [row[0] for row in pipeline_db.execute_sql(
+                "SELECT name FROM schema_migration ORDER BY id")]
             assert names == sorted(p.stem for p in pm.MIGRATIONS_DIR.glob("0*.py"))
 
 
@@ -140,16 +144,19 @@ def test_the_schema_is_what_the_migrations_make(pytester):
             cycle = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
             end = cycle + datetime.timedelta(hours=6)
             run = pm.PipelineRun.create(niche="gaming", cycle_start=cycle, cycle_end=end)
-            with pytest.raises(peewee.IntegrityError, match="CHECK"):  # raw SQL: no Python check before the database's
-                pipeline_db.execute_sql("UPDATE pipeline_runs SET status = 'bogus' WHERE id = ?", (run.id,))
+            # raw SQL: no Python check before the database's
+            with pytest.raises(peewee.IntegrityError, match="CHECK"):
+                pipeline_db.execute_sql("UPDATE pipeline_runs SET status = 'bogus' WHERE id = ?",
+                                        (run.id,))
             pm.DiscoveredVideo.create(video_id="w", **video)
             with pytest.raises(peewee.IntegrityError, match="CHECK"):
                 pipeline_db.execute_sql("UPDATE discovered_videos SET processed = 4")
 
 
         def clip(run, video, rank):
-            return pm.Clip.insert(pipeline_run=run, discovered_video=video, rank_position=rank, start_time_seconds=0,
-                                  end_time_seconds=1, clip_duration_seconds=1).execute()
+            return pm.Clip.insert(pipeline_run=run, discovered_video=video, rank_position=rank,
+                                  start_time_seconds=0, end_time_seconds=1,
+                                  clip_duration_seconds=1).execute()
 
 
         def test_foreign_keys(pipeline_db):
@@ -160,14 +167,17 @@ def test_the_schema_is_what_the_migrations_make(pytester):
 
         def test_one_run_per_niche_and_cycle_and_one_clip_per_rank(pipeline_db):
             cycle = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-            row = dict(niche="gaming", cycle_start=cycle, cycle_end=cycle + datetime.timedelta(hours=6))
+            row = dict(niche="gaming", cycle_start=cycle,
+                       cycle_end=cycle + datetime.timedelta(hours=6))
             run = pm.PipelineRun.create(**row)
             with pytest.raises(peewee.IntegrityError, match="UNIQUE"):
                 pm.PipelineRun.create(**row)
-            videos = [pm.DiscoveredVideo.create(video_id=f"v{n}", title="t", channel_name="c", channel_id="UC",
-                                                url="u", niche="gaming") for n in range(2)]
+            videos = [pm.DiscoveredVideo.create(video_id=f"v{n}", title="t", channel_name="c",
+                                                channel_id="UC", url="u", niche="gaming")
+                      for n in range(2)]
             clip(run, videos[0], 1)
-            with pytest.raises(peewee.IntegrityError, match="UNIQUE"):  # the index clips_rank_in_run
+            # the index clips_rank_in_run
+            with pytest.raises(peewee.IntegrityError, match="UNIQUE"):
                 clip(run, videos[1], 1)
     ''')
     result.assert_outcomes(passed=4)
@@ -201,8 +211,8 @@ LEFT = []
 
 
 def video():
-    return pm.DiscoveredVideo.create(video_id="v", title="t", channel_name="c", channel_id="UC", url="u",
-                                     niche="gaming")
+    return pm.DiscoveredVideo.create(video_id="v", title="t", channel_name="c", channel_id="UC",
+                                     url="u", niche="gaming")
 
 
 def test_fails(pipeline_db):
@@ -258,36 +268,46 @@ def test_chain(pipeline_factory, status):
     assert run.retry_count == 0 == chain.run.retry_count  # claim_next counts no retry
     clips = 3 if worked else 0
     # Ranked 1..N, each of a video of its own of the run's niche, marked used.
-    assert [fresh(c).rank_position for c in chain.clips] == [c.rank_position for c in chain.clips] == list(
-        range(1, clips + 1))
+    assert ([fresh(c).rank_position for c in chain.clips] == [c.rank_position for c in chain.clips]
+            == list(range(1, clips + 1)))
     assert [c.discovered_video_id for c in chain.clips] == [v.id for v in chain.videos]
-    assert len({v.id for v in chain.videos}) == len(chain.videos) == pm.Clip.select().count() == clips
+    assert (len({v.id for v in chain.videos}) == len(chain.videos) == pm.Clip.select().count()
+            == clips)
     assert all(c.pipeline_run_id == run.id and c.dropped_at is None for c in chain.clips)
-    assert all(fresh(v).processed is Processed.used is v.processed and v.niche == run.niche for v in chain.videos)
+    assert all(fresh(v).processed is Processed.used is v.processed and v.niche == run.niche
+               for v in chain.videos)
     for name, model in (("script", pm.Script), ("audio", pm.TTSAudio)):
         row = getattr(chain, name)
         assert (row is not None) is worked and model.select().count() == int(worked), name
         if worked:
             assert row.pipeline_run_id == run.id
-    assert len(chain.shorts) == pm.Short.select().count() == clips  # one of each of the top three clips
+    # one of each of the top three clips
+    assert len(chain.shorts) == pm.Short.select().count() == clips
     for short, clip in zip(chain.shorts, chain.clips):
         assert short.clip_id == clip.id and short.pipeline_run_id == run.id
-        assert fresh(short).status == SHORT[status] == short.status and short.youtube_video_id is None
-    assert (chain.review is not None) is (status in REVIEW) and pm.ReviewLog.select().count() == int(status in REVIEW)
+        assert (fresh(short).status == SHORT[status] == short.status
+                and short.youtube_video_id is None)
+    assert ((chain.review is not None) is (status in REVIEW)
+            and pm.ReviewLog.select().count() == int(status in REVIEW))
     if status in REVIEW:
         review = fresh(chain.review)
-        assert review.action == REVIEW[status] and review.message_id and review.pipeline_run_id == run.id
-    assert (run.youtube_video_id is not None) is (status == "uploaded") is (run.youtube_url is not None)
+        assert (review.action == REVIEW[status] and review.message_id
+                and review.pipeline_run_id == run.id)
+    assert ((run.youtube_video_id is not None) is (status == "uploaded")
+            is (run.youtube_url is not None))
     assert (run.completed_at is not None) is (status in FINISHED)
     if status == "failed":
         assert run.error_message == "failed by pipeline_factory"
 
 
 def test_a_chain_leaves_its_videos_as_keep_clips_leaves_them(pipeline_factory):
-    mine = pipeline_factory.video(viral_score=1000.0)  # the test's own candidate, the niche's best: not taken
-    first, second = pipeline_factory.chain("review", clips=8), pipeline_factory.chain("approved", clips=10)
+    # the test's own candidate, the niche's best: not taken
+    mine = pipeline_factory.video(viral_score=1000.0)
+    first, second = (pipeline_factory.chain("review", clips=8),
+                     pipeline_factory.chain("approved", clips=10))
     for chain in (first, second):
-        assert {(fresh(v).processed, fresh(v).taken_by_run) for v in chain.videos} == {(Processed.used, chain.run.id)}
+        assert {(fresh(v).processed, fresh(v).taken_by_run) for v in chain.videos} == {
+            (Processed.used, chain.run.id)}
         assert [c.rank_position for c in chain.clips] == list(range(1, len(chain.clips) + 1))
     assert not {v.id for v in first.videos} & {v.id for v in second.videos}
     assert (fresh(mine).processed, fresh(mine).taken_by_run) == (Processed.pending, None)
@@ -301,7 +321,8 @@ def test_a_chain_leaves_its_videos_as_keep_clips_leaves_them(pipeline_factory):
 def test_run(pipeline_factory, status):
     run = pipeline_factory.run(status=RunStatus(status))
     assert fresh(run).status == status == run.status
-    assert pm.Clip.select().count() == pm.Short.select().count() == pm.DiscoveredVideo.select().count() == 0
+    assert (pm.Clip.select().count() == pm.Short.select().count()
+            == pm.DiscoveredVideo.select().count() == 0)
     assert pm.ReviewLog.select().count() == (1 if status in REVIEW else 0)
     assert (fresh(run).youtube_video_id is not None) is (status == "uploaded")
 
@@ -320,7 +341,8 @@ def test_many_chains_have_unique_ids(pipeline_factory):
     chains = [pipeline_factory.chain(status) for status in [s.value for s in RunStatus] * 3]
     videos = [v.video_id for c in chains for v in c.videos]
     assert len(videos) == len(set(videos)) == 3 * 6 * 3  # pending chains have none yet
-    assert len({(c.run.niche, c.run.cycle_start) for c in chains}) == len(chains)  # a cycle of its own each
+    # a cycle of its own each
+    assert len({(c.run.niche, c.run.cycle_start) for c in chains}) == len(chains)
     uploaded = [c.run.youtube_video_id for c in chains if c.run.youtube_video_id]
     assert len(uploaded) == len(set(uploaded)) == 3
     assert pm.ReviewLog.select().where(pm.ReviewLog.message_id.is_null()).count() == 0
@@ -343,7 +365,8 @@ def test_the_factory_rows_work_with_the_operations(pytester):
             other = pm.PipelineRun.schedule("gaming", pipeline_factory.cycle())
             claimed = pm.PipelineRun.claim_next("w")
             assert claimed.id == other.id
-            filled = lambda run: {k for k, v in pm.PipelineRun.get_by_id(run.id).__data__.items() if v is not None}
+            filled = lambda run: {k for k, v in pm.PipelineRun.get_by_id(run.id).__data__.items()
+                                  if v is not None}
             assert filled(made) == filled(claimed)
             assert made.heartbeat(stage="render")
             with made.fenced():
@@ -362,27 +385,31 @@ def test_the_factory_rows_work_with_the_operations(pytester):
         def test_a_skip_drops_the_clips_named_and_ranks_the_rest_again(pipeline_factory):
             chain = pipeline_factory.chain("review", clips=5)
             pm.ReviewLog.answer(chain.review.message_id, "skip", response_detail="skip 2,4")
-            kept = chain.run.clips.where(pm.Clip.dropped_at.is_null()).order_by(pm.Clip.rank_position)
-            assert [(c.rank_position, c.id) for c in kept] == [(1, chain.clips[0].id), (2, chain.clips[2].id),
-                                                                (3, chain.clips[4].id)]
+            kept = (chain.run.clips.where(pm.Clip.dropped_at.is_null())
+                    .order_by(pm.Clip.rank_position))
+            assert [(c.rank_position, c.id) for c in kept] == [
+                (1, chain.clips[0].id), (2, chain.clips[2].id), (3, chain.clips[4].id)]
             assert [video.refresh().processed for video in chain.videos] == [1, 3, 1, 3, 1]
             assert (chain.run.refresh().status, chain.run.current_stage) == ("pending", "render")
 
 
         def test_fields_are_written_over_the_defaults(pipeline_factory):
             video = pipeline_factory.video(title="My video", view_count=5, niche="funny")
-            assert (video.title, video.view_count, video.niche, video.processed) == ("My video", 5, "funny", 0)
+            assert (video.title, video.view_count, video.niche, video.processed) == (
+                "My video", 5, "funny", 0)
             mine = pipeline_factory.video(video_id="abc123")
-            assert mine.url == "https://www.youtube.com/watch?v=abc123"  # the watch URL of the id given
+            # the watch URL of the id given
+            assert mine.url == "https://www.youtube.com/watch?v=abc123"
             old = pm.utcnow() - datetime.timedelta(hours=1)
             run = pipeline_factory.run(status="running", niche="funny", heartbeat_at=old)
             assert run.heartbeat_at == old and run.niche == "funny"
             assert pm.PipelineRun.requeue_stale(datetime.timedelta(minutes=10)) == 1
             clip = pipeline_factory.clip(run, video, start_time_seconds=1.0, end_time_seconds=2.0,
                                          clip_duration_seconds=1.0)
-            assert (clip.start_time_seconds, clip.pipeline_run_id, clip.discovered_video_id, clip.rank_position) == (
-                1.0, run.id, video.id, 1)
-            second = pipeline_factory.clip(run)  # the next free rank, of a new video of the run's niche
+            assert (clip.start_time_seconds, clip.pipeline_run_id, clip.discovered_video_id,
+                    clip.rank_position) == (1.0, run.id, video.id, 1)
+            # the next free rank, of a new video of the run's niche
+            second = pipeline_factory.clip(run)
             assert second.rank_position == 2 and second.discovered_video.niche == "funny"
             assert pipeline_factory.script(run, llm_model_used="gpt").llm_model_used == "gpt"
             assert pipeline_factory.audio(run, engine_used="piper").engine_used == "piper"
@@ -395,9 +422,12 @@ def test_the_factory_rows_work_with_the_operations(pytester):
             run = pipeline_factory.run(status="approved")
             short = pipeline_factory.short(run, status="uploaded")
             assert short.status == "uploaded" and short.youtube_video_id and short.uploaded_at
-            assert run.refresh().status == "approved"  # a run is uploaded by its long-form video, not its shorts
-            assert pipeline_factory.short(run, status="uploaded", youtube_video_id="mine").youtube_video_id == "mine"
-            with pytest.raises(pm.InvalidTransition, match="only an approved run's shorts are uploaded"):
+            # a run is uploaded by its long-form video, not its shorts
+            assert run.refresh().status == "approved"
+            assert pipeline_factory.short(run, status="uploaded",
+                                          youtube_video_id="mine").youtube_video_id == "mine"
+            with pytest.raises(pm.InvalidTransition,
+                               match="only an approved run's shorts are uploaded"):
                 pipeline_factory.short(pipeline_factory.run(status="review"), status="uploaded")
 
 
@@ -413,16 +443,19 @@ def test_the_factory_rows_work_with_the_operations(pytester):
         def test_a_cycle_has_one_run_and_a_run_one_clip_per_video_and_rank(pipeline_factory):
             chain = pipeline_factory.chain("running")
             assert pm.PipelineRun.schedule(chain.run.niche, chain.run.cycle_start) == chain.run
-            with pytest.raises(ValueError, match="Clip.discovered_video: .*a run takes one clip per video"):
+            with pytest.raises(ValueError,
+                               match="Clip.discovered_video: .*a run takes one clip per video"):
                 pipeline_factory.clip(chain.run, chain.videos[0])
-            with pytest.raises(ValueError, match="Clip.rank_position: .*already has a clip ranked 1"):
+            with pytest.raises(ValueError,
+                               match="Clip.rank_position: .*already has a clip ranked 1"):
                 pipeline_factory.clip(chain.run, rank_position=1)
             with pytest.raises(ValueError):
                 pipeline_factory.chain("bogus")
             with pytest.raises(ValueError, match="'published' is not one of"):  # 0.1's name
                 pipeline_factory.run("published")
             after = pipeline_factory.run()
-            assert (after.niche, after.cycle_start) == (chain.run.niche, chain.run.cycle_end)  # the next cycle
+            # the next cycle
+            assert (after.niche, after.cycle_start) == (chain.run.niche, chain.run.cycle_end)
 
 
         def test_a_run_the_test_made_itself_is_left_alone(pipeline_factory):
@@ -436,7 +469,8 @@ def test_the_fixtures_are_documented_and_not_autouse(pytester):
     result = _run(pytester, "def test_nothing(): pass", "--fixtures")
     result.stdout.fnmatch_lines(["pipeline_db -- *", "*fresh database*", "pipeline_factory -- *"])
     result = _run(pytester, "def test_nothing(tmp_path): pass", "--setup-plan")
-    assert "SETUP    F tmp_path" in result.stdout.str() and "pipeline" not in result.stdout.str().split("collected")[1]
+    assert ("SETUP    F tmp_path" in result.stdout.str()
+            and "pipeline" not in result.stdout.str().split("collected")[1])
 
 
 def test_with_plugin_autoload_disabled_it_loads_with_dash_p(pytester, monkeypatch):
@@ -484,7 +518,8 @@ def _throwaway_databases(server):
 
 
 def test_the_docs_show_the_example_this_file_runs():
-    page = (Path(__file__).resolve().parent.parent / "docs" / "binding.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "binding.md").read_text(
+        encoding="utf-8")
     assert f"```python\n{README_EXAMPLE}```" in page
 
 
