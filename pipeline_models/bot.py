@@ -17,7 +17,8 @@ from peewee import JOIN, fn
 from .db import db
 from .enums import ContentIdRisk, ReviewAction, RunStatus
 from .fields import UTC, checked_now, whole_number
-from .models import Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog, Script, Short
+from .models import (Clip, ConfigOverride, DiscoveredVideo, ErrorLog, PipelineRun, ReviewLog,
+                     Script, Short)
 
 __all__ = ["FINISHED_WINDOW", "KINDS", "NO_NICHE", "PREVIEW_CHARS", "Since", "digest", "errors",
            "parse_since", "queue", "review_summary", "stats", "status"]
@@ -69,7 +70,8 @@ def parse_since(text: str) -> Since:
     """A `since` as a person types it: a time ago (30m, 6h, 7d) or an ISO 8601 time, UTC unless it
     has an offset."""
     units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[-1:] in units and text[:-1].isascii() and text[:-1].isdigit() and int(text[:-1]) <= 10 ** 7:
+    if (text[-1:] in units and text[:-1].isascii() and text[:-1].isdigit()
+            and int(text[:-1]) <= 10 ** 7):
         return datetime.timedelta(**{units[text[-1]]: int(text[:-1])})
     try:
         moment = datetime.datetime.fromisoformat(text)
@@ -132,12 +134,13 @@ def status(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
             "worker": row.worker, "heartbeat_at": _iso(row.heartbeat_at),
             "heartbeat_age_seconds": _seconds(row.heartbeat_at, now)})
     return {"now": _iso(now), "finished_since": _iso(since),
-            "max_concurrent_pipelines": ConfigOverride.setting(run.MAX_RUNNING_KEY, run.MAX_RUNNING),
+            "max_concurrent_pipelines": ConfigOverride.setting(run.MAX_RUNNING_KEY,
+                                                               run.MAX_RUNNING),
             "running": len(running), "paused": sorted(paused), "niches": niches}
 
 
-def _uploads(since: datetime.datetime, until: Optional[datetime.datetime] = None) -> List[Tuple[Any,
-                                                                                                ...]]:
+def _uploads(since: datetime.datetime,
+             until: Optional[datetime.datetime] = None) -> List[Tuple[Any, ...]]:
     """(kind, niche, YouTube id, run id, latest views or None) of each video whose upload was
     recorded since."""
     run = PipelineRun
@@ -208,8 +211,8 @@ def queue(now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
     now = checked_now("queue", now)
     run = PipelineRun
     rows = (
-        ReviewLog.unanswered().select_extend(run.id, run.niche, run.cycle_start, run.cycle_end).join(run)
-        .order_by(ReviewLog.sent_at, ReviewLog.id))
+        ReviewLog.unanswered().select_extend(run.id, run.niche, run.cycle_start, run.cycle_end)
+        .join(run).order_by(ReviewLog.sent_at, ReviewLog.id))
     reviews = [{"review_id": row.id, "message_id": row.message_id, "run_id": row.pipeline_run.id,
                 "niche": row.pipeline_run.niche, "cycle_start": _iso(row.pipeline_run.cycle_start),
                 "cycle_end": _iso(row.pipeline_run.cycle_end), "sent_at": _iso(row.sent_at),
@@ -312,7 +315,8 @@ def review_summary(run: Union[PipelineRun, int]) -> Dict[str, Any]:
                    "seconds": clip.clip_duration_seconds, "start_seconds": clip.start_time_seconds,
                    "end_seconds": clip.end_time_seconds,
                    "content_id_risk": clip.content_id_risk.value,
-                   "video_content_id_risk": clip.discovered_video.content_id_risk.value} for clip in clips],
+                   "video_content_id_risk": clip.discovered_video.content_id_risk.value}
+                  for clip in clips],
         "content_id_flags": flags,
         "script_id": None if script is None else script.id,
         "script_preview": None if script is None else _script_text(script)[:PREVIEW_CHARS],

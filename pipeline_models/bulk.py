@@ -237,11 +237,13 @@ def _copy_plan(model: type, cursor: Any, columns: List[peewee.Field]) -> Tuple[s
     # The written columns' types in their order; then: no foreign key or exclusion constraint, and
     # no unique index on a written column (or on an expression).
     query = """
-        SELECT array_agg(a.atttypid::int ORDER BY array_position(%(names)s::text[], a.attname::text)),
+        SELECT array_agg(a.atttypid::int \
+ORDER BY array_position(%(names)s::text[], a.attname::text)),
             NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = t.oid AND contype IN ('f', 'x'))
             AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = t.oid AND i.indisunique
                 AND (0 = ANY (i.indkey::int2[]) OR EXISTS (
-                    SELECT FROM pg_attribute u WHERE u.attrelid = t.oid AND u.attnum = ANY (i.indkey::int2[])
+                    SELECT FROM pg_attribute u WHERE u.attrelid = t.oid \
+AND u.attnum = ANY (i.indkey::int2[])
                     AND u.attname::text = ANY (%(names)s::text[]))))
         FROM (SELECT %(table)s::regclass::oid AS oid) t
         JOIN pg_attribute a ON a.attrelid = t.oid AND NOT a.attisdropped

@@ -247,8 +247,8 @@ def database_for(target: Union[str, "os.PathLike[str]", peewee.Database],
                     return db_url.connect(target)  # its error says how to name the database
                 # every transaction of the session is READ ONLY: the server refuses writes
                 if readonly:
-                    kwargs["options"] = (kwargs.get("options", "") + " -c "
-                                                                     "default_transaction_read_only=on").strip()
+                    kwargs["options"] = (kwargs.get("options", "")
+                                         + " -c default_transaction_read_only=on").strip()
                 return _HealingPostgresqlDatabase(**kwargs)
             if parsed.scheme != "sqlite":
                 return db_url.connect(target)

@@ -180,8 +180,8 @@ _UNDEFINED_TABLE_STATE = "42P01"
 
 def missing_table_error(exc: BaseException, database: Any) -> Optional[TablesMissing]:
     """TablesMissing for `exc` when it says a table does not exist in `database`, else None."""
-    if not isinstance(exc, (peewee.OperationalError, peewee.ProgrammingError)) or isinstance(exc,
-                                                                                             TablesMissing):
+    if (not isinstance(exc, (peewee.OperationalError, peewee.ProgrammingError))
+            or isinstance(exc, TablesMissing)):
         return None
     found = _NO_SUCH_TABLE.search(str(exc)) or _UNDEFINED_TABLE.search(str(exc))
     orig = getattr(exc, "orig", None)
@@ -470,7 +470,8 @@ def _missing_from_schema(database: peewee.Database) -> List[str]:
         if backend_of(database) == "sqlite":
             sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
         else:
-            sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT tgisinternal"
+            sql = ("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%s) "
+                   "AND NOT tgisinternal")
         found = {row[0] for row in database.execute_sql(sql, (source,))}
         missing += [f"trigger {name}" for name in _DERIVED_TRIGGERS if name not in found]
     return missing

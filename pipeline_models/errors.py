@@ -138,7 +138,8 @@ class LeaseLost(PipelineModelsError):
                  holder_attempt: object) -> None:
         self.run_id, self.worker, self.attempt = run_id, worker, attempt
         self.status, self.holder, self.holder_attempt = str(status), holder, holder_attempt
-        now = f"running under {holder!r}, attempt {holder_attempt}" if self.status == "running" else self.status
+        now = (f"running under {holder!r}, attempt {holder_attempt}" if self.status == "running"
+               else self.status)
         if attempt is None:  # an object that never claimed the run: an operator's copy
             super().__init__(f"run {run_id} is {now}, and this object holds no claim to it: only "
                              "the object "

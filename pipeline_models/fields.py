@@ -346,7 +346,8 @@ class _EnumChecks(_Checked):
         # Members hash and compare as their values: one dict maps both to the plain value stored.
         plain = {m.value: m.value for m in self.enum_class}
         kind = self.enum_value_type
-        if not all(issubclass(t, kind) and not issubclass(t, bool) for t in types) or not set(values) <= plain.keys():
+        if (not all(issubclass(t, kind) and not issubclass(t, bool) for t in types)
+                or not set(values) <= plain.keys()):
             return None
         return list(map(plain.__getitem__, values))
 

@@ -34,7 +34,8 @@ from . import _peewee
 from .db import database_for, db, init_db, redact
 from .enums import ExtractionMethod, ReviewAction, RunStatus, ShortStatus
 from .fields import utcnow
-from .models import ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short, TTSAudio
+from .models import (ALL_MODELS, Clip, DiscoveredVideo, PipelineRun, ReviewLog, Script, Short,
+                     TTSAudio)
 from .models.base import sync_copy
 from .models.runs import CYCLE
 
@@ -230,8 +231,8 @@ class PipelineFactory:
         """
         run = self._run_of(run)
         video = self.video(niche=run.niche) if video is None else video
-        rank = (
-            Clip.select(peewee.fn.MAX(Clip.rank_position)).where(Clip.pipeline_run == run).scalar() or 0) + 1
+        rank = (Clip.select(peewee.fn.MAX(Clip.rank_position)).where(Clip.pipeline_run == run)
+                .scalar() or 0) + 1
         values = dict(rank_position=rank, **self._moment(video, rank))
         del values["discovered_video"]
         return Clip.create(pipeline_run=run, discovered_video=video, **{**values, **fields})
@@ -248,7 +249,8 @@ class PipelineFactory:
     def script(self, run: Optional[PipelineRun] = None, **fields: Any) -> Script:
         """A script for `run` (a new running run by default)."""
         n = self._next()
-        opening, body, closing = f"Here is countdown {n}.", "Number one is next.", "Follow for more."
+        opening, body, closing = (f"Here is countdown {n}.", "Number one is next.",
+                                  "Follow for more.")
         values = dict(opening_text=opening, closing_text=closing,
                       full_script_json={"opening": opening,
                                         "clips": [{"intro": body, "outro": body}],
@@ -318,7 +320,8 @@ class PipelineFactory:
         elif target not in (RunStatus.pending, RunStatus.running):
             rows["review"] = ReviewLog.request(run, message_id=f"test-message-{self._next()}")
             if target is not RunStatus.review:
-                answer = ReviewAction.reject if target is RunStatus.rejected else ReviewAction.approve
+                answer = (ReviewAction.reject if target is RunStatus.rejected
+                          else ReviewAction.approve)
                 rows["review"].respond(answer, reviewer=self.REVIEWER, run=run)
             if target is RunStatus.uploaded:
                 run.mark_uploaded(f"testlng{self._next():04d}")

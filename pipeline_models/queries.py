@@ -39,8 +39,9 @@ LEASE_EXPIRED = "lease expired (no heartbeat)"
 _LEASE_PATTERN = "gave up after % attempts: no heartbeat for %"
 # The newest snapshot of each video, kept by triggers on analytics (models/analytics.py); read,
 # never written.
-_LATEST = peewee.Table("analytics_latest", ("youtube_video_id", "view_count", "subscriber_gain",
-                                            "click_through_rate", "average_view_duration_seconds")).bind(db)
+_LATEST = peewee.Table("analytics_latest",
+                       ("youtube_video_id", "view_count", "subscriber_gain", "click_through_rate",
+                        "average_view_duration_seconds")).bind(db)
 
 
 def percentile(sorted_values: List[float], percent: int) -> float:
@@ -75,7 +76,8 @@ def status_rows() -> List[List[Any]]:
     rows.append(["reviews", "open", ReviewLog.select().where(ReviewLog.action.is_null()).count()])
     held = ReviewLog.select().where(ReviewLog.action == ReviewAction.hold)
     rows.append(["reviews", "held", held.count()])
-    rows.append(["reviews", "of which auto-held", held.where(ReviewLog.auto_held == True).count()])  # noqa: E712
+    rows.append(["reviews", "of which auto-held",
+                 held.where(ReviewLog.auto_held == True).count()])  # noqa: E712
     rows.append(["errors", "unresolved", ErrorLog.unresolved().count()])
     return rows
 
@@ -107,8 +109,8 @@ def _month(expression: Any) -> Any:
 def _seconds_between(start: Any, end: Any) -> Any:
     """end - start in seconds, as a float, on either backend."""
     if backend_of(db) == "postgres":
-        return NodeList((SQL("EXTRACT(EPOCH FROM"), end, SQL("-"), start, SQL(")"))).cast("double "
-                                                                                          "precision")
+        return NodeList((SQL("EXTRACT(EPOCH FROM"), end, SQL("-"), start, SQL(")"))).cast(
+            "double precision")
     return (fn.julianday(end) - fn.julianday(start)) * SQL("86400.0")
 
 
@@ -163,10 +165,12 @@ def _funnel(videos: Dict[str, int]) -> Tuple[List[Tuple[str, int]],
     ], SQL("1"))
     video = DiscoveredVideo
     per_video = (clip.select(video.niche.alias("niche"), fn.MAX(furthest).alias("step"))
-                 .join(run).join_from(clip, video).group_by(clip.discovered_video, video.niche).alias("per_video"))
+                 .join(run).join_from(clip, video).group_by(clip.discovered_video, video.niche)
+                 .alias("per_video"))
     reached: Dict[str, Counter] = defaultdict(Counter)
-    for niche, step, count in (clip.select(per_video.c.niche, per_video.c.step, fn.COUNT(SQL("*")))
-                               .from_(per_video).group_by(per_video.c.niche, per_video.c.step).tuples()):
+    counts = (clip.select(per_video.c.niche, per_video.c.step, fn.COUNT(SQL("*")))
+              .from_(per_video).group_by(per_video.c.niche, per_video.c.step).tuples())
+    for niche, step, count in counts:
         reached[niche][int(step)] += count
 
     def steps(found: int, at: Counter) -> List[Tuple[str, int]]:
@@ -190,7 +194,8 @@ def _runs_per_day() -> Dict[str, Dict[str, Dict[str, int]]]:
     a day has."""
     day = _day(PipelineRun.cycle_start)
     rows = (PipelineRun.select(PipelineRun.niche, day, PipelineRun.status, fn.COUNT(PipelineRun.id))
-            .group_by(PipelineRun.niche, day, PipelineRun.status).order_by(PipelineRun.niche, day).tuples())
+            .group_by(PipelineRun.niche, day, PipelineRun.status)
+            .order_by(PipelineRun.niche, day).tuples())
     per_niche: Dict[str, Dict[str, Dict[str, int]]] = {}
     for niche, when, status, count in rows:
         outcomes = per_niche.setdefault(niche, {}).setdefault(when, {})
@@ -212,8 +217,8 @@ def _uploads_per_day(now: datetime.datetime) -> Tuple[Dict[str, Dict[str, Dict[s
                                                             & recorded.is_null(False))
         day = _day(fn.COALESCE(model.upload_started_at, recorded))
         rows = model.select(day, run.niche, fn.COUNT(model.id))
-        rows = (rows if model is run else rows.join(run)).where(counted).group_by(day,
-                                                                                  run.niche).tuples()
+        rows = ((rows if model is run else rows.join(run)).where(counted)
+                .group_by(day, run.niche).tuples())
         for when, niche, count in rows:
             per_day.setdefault(when, {}).setdefault(niche, dict.fromkeys(KINDS, 0))[kind] += count
     per_day = {when: dict(sorted(per_day[when].items())) for when in sorted(per_day)}
@@ -240,10 +245,11 @@ def _failures() -> Tuple[Dict[Tuple[str, str], int], Dict[str, Dict[str, int]]]:
     # A subquery: PostgreSQL matches GROUP BY to the select list by text, and parameters never
     # match.
     failed = (run.select(run.niche, fn.COALESCE(run.current_stage, NO_STAGE).alias("stage"),
-                         error_type.alias("error_type")).where(run.status == RunStatus.failed).alias("failed"))
+                         error_type.alias("error_type"))
+              .where(run.status == RunStatus.failed).alias("failed"))
     rows = (
-        run.select(failed.c.niche, failed.c.stage, failed.c.error_type, fn.COUNT(SQL("*"))).from_(failed)
-        .group_by(failed.c.niche, failed.c.stage, failed.c.error_type).tuples())
+        run.select(failed.c.niche, failed.c.stage, failed.c.error_type, fn.COUNT(SQL("*")))
+        .from_(failed).group_by(failed.c.niche, failed.c.stage, failed.c.error_type).tuples())
     by_type: Counter = Counter()
     by_niche: Dict[str, Counter] = defaultdict(Counter)
     for niche, stage, kind, count in rows:
@@ -290,8 +296,8 @@ def _reviews(now: datetime.datetime) -> Dict[str, Any]:
     review, run = ReviewLog, PipelineRun
     forced = fn.SUM(Case(None, [(review.response_detail == FORCED, 1)], 0))
     rows = (
-        review.select(run.niche, review.action, review.auto_held, fn.COUNT(review.id), forced).join(run)
-        .group_by(run.niche, review.action, review.auto_held).tuples())
+        review.select(run.niche, review.action, review.auto_held, fn.COUNT(review.id), forced)
+        .join(run).group_by(run.niche, review.action, review.auto_held).tuples())
     answers: Dict[str, Counter] = defaultdict(Counter)
     auto_held: Counter = Counter()
     for niche, action, held, count, forced_count in rows:
@@ -305,7 +311,8 @@ def _reviews(now: datetime.datetime) -> Dict[str, Any]:
     # Latency needs both times: an answer recorded by other code without responded_at has none. A
     # hold is not the answer yet: a held review answered later (or forced) has the time of that
     # answer.
-    timed = review.action.is_null(False) & (review.action != ReviewAction.hold) & review.responded_at.is_null(False)
+    timed = (review.action.is_null(False) & (review.action != ReviewAction.hold)
+             & review.responded_at.is_null(False))
     latencies: Dict[str, List[float]] = defaultdict(list)
     for niche, seconds in (review.select(run.niche, _seconds_between(review.sent_at,
                                                                      review.responded_at))
@@ -330,8 +337,8 @@ def _views() -> Dict[str, Any]:
     measures = (fn.COUNT(latest.youtube_video_id), fn.SUM(latest.view_count),
                 fn.SUM(latest.subscriber_gain), fn.COUNT(latest.click_through_rate),
                 fn.SUM(latest.click_through_rate), fn.AVG(latest.average_view_duration_seconds))
-    long_form = (run.select(run.niche, *measures).join(latest,
-                                                       on=(latest.youtube_video_id == run.youtube_video_id))
+    long_form = (run.select(run.niche, *measures)
+                 .join(latest, on=(latest.youtube_video_id == run.youtube_video_id))
                  .group_by(run.niche).tuples())
     shorts = (Short.select(run.niche, *measures).join(run)
               .join_from(Short, latest, on=(latest.youtube_video_id == Short.youtube_video_id))
@@ -402,7 +409,8 @@ def _llm_cost() -> Dict[str, Any]:
     run = PipelineRun
     uploaded = run.status == RunStatus.uploaded
     month = _month(fn.COALESCE(run.completed_at, run.created_at))
-    cost_rows = Script.select(month, fn.SUM(Script.cost_usd)).join(run).where(uploaded).group_by(month).tuples()
+    cost_rows = (Script.select(month, fn.SUM(Script.cost_usd)).join(run).where(uploaded)
+                 .group_by(month).tuples())
     run_rows = run.select(month, fn.COUNT(run.id)).where(uploaded).group_by(month).tuples()
     cost = {when: float(total or 0) for when, total in cost_rows}
     runs = dict(run_rows)

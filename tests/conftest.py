@@ -2,7 +2,8 @@
 migrations) and, when PIPELINE_MODELS_TEST_PG names a server, on PostgreSQL.
 
     PIPELINE_MODELS_TEST_PG=postgresql://postgres@127.0.0.1:5432/postgres pytest
-    PIPELINE_MODELS_REQUIRE_PG=1 makes an unreachable server a failure instead of a skip (CI sets it).
+
+PIPELINE_MODELS_REQUIRE_PG=1 makes an unreachable server a failure instead of a skip (CI sets it).
 """
 import datetime
 import os
@@ -151,8 +152,8 @@ def make_run(niche="gaming", cycle=0, **fields):
 def make_clip(run, video, rank=1, **fields):
     """A clip of `video` ranked `rank` in `run`."""
     values = dict(start_time_seconds=10.0, end_time_seconds=28.0, clip_duration_seconds=18.0)
-    return pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank, **{**values,
-                                                                                           **fields})
+    return pm.Clip.create(pipeline_run=run, discovered_video=video, rank_position=rank,
+                          **{**values, **fields})
 
 
 @pytest.fixture
@@ -162,8 +163,8 @@ def run(database):
 
 
 def _next_rank(run):
-    return (
-        pm.Clip.select(peewee.fn.MAX(pm.Clip.rank_position)).where(pm.Clip.pipeline_run == run).scalar() or 0) + 1
+    return (pm.Clip.select(peewee.fn.MAX(pm.Clip.rank_position))
+            .where(pm.Clip.pipeline_run == run).scalar() or 0) + 1
 
 
 def minimal_row(model, run, unique="fresh"):

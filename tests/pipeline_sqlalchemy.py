@@ -4,9 +4,8 @@ define it.
 The three tables of the pipeline's database module (discovered_videos, pipeline_runs, clips: every
 String without a length, naive UTC datetimes) and the seed design's seven (its Interface
 Definitions, with `func.now()` where the seed wrote MySQL's `func.utc_timestamp()`), transcribed
-here so that no test reads
-../shared. Tests use it to make a database the way the pipeline does (`create_all`, then rows) for init_db to
-adopt, and to read and write a database init_db made.
+here so that no test reads ../shared. Tests use it to make a database the way the pipeline does
+(`create_all`, then rows) for init_db to adopt, and to read and write a database init_db made.
 
 Where the package deliberately differs from the seed (its integer flags are not copied), this
 client, faithful to the seed, cannot write on PostgreSQL: auto_held and resolved are BOOLEAN there

@@ -23,7 +23,8 @@ def orphan_clip():
     """A clip of run 42 and video 42, which do not exist: only the database's foreign keys refuse it
     (insert(), not create(), whose save() looks the run up first)."""
     return pm.Clip.insert(pipeline_run=42, discovered_video=42, rank_position=1,
-                          start_time_seconds=0, end_time_seconds=1, clip_duration_seconds=1).execute()
+                          start_time_seconds=0, end_time_seconds=1,
+                          clip_duration_seconds=1).execute()
 
 
 def test_every_model_uses_the_proxy():
@@ -233,7 +234,8 @@ def test_unreachable_postgresql_is_refused_naming_the_target():
 
 # --- a missing table is named, with what to do ----------------------------------------------------
 
-MISSING_HINT = r"create the schema first, with pipeline_models\.init_db\(.*create_tables\(.*pipeline_db"
+MISSING_HINT = (r"create the schema first, with pipeline_models\.init_db\(.*create_tables\(.*"
+                r"pipeline_db")
 
 
 def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do():
@@ -251,8 +253,9 @@ def test_a_plain_sqlite_database_without_tables_says_which_table_and_what_to_do(
                   lambda: pm.ErrorLog.unresolved().first(),
                   # the bulk path
                   lambda: pm.Analytics.record_many([{"youtube_video_id": "a", "view_count": 1}]),
-                  lambda: pm.PipelineRun.insert_rows([{"niche": "gaming", "cycle_start": CYCLE,
-                                                       "cycle_end": CYCLE + datetime.timedelta(hours=6)}])):
+                  lambda: pm.PipelineRun.insert_rows([{
+                      "niche": "gaming", "cycle_start": CYCLE,
+                      "cycle_end": CYCLE + datetime.timedelta(hours=6)}])):
         with pytest.raises(TablesMissing, match="does not exist"):
             write()
 

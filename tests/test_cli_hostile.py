@@ -43,7 +43,8 @@ class Result:
 
     def check(self, code, message=""):
         """The exit status is `code`, no traceback, a refusal is one line naming `message`."""
-        where = f"{self.argv[:6]}: exit {self.returncode}\nstdout: {self.out[-500:]}\nstderr: {self.err[-2000:]}"
+        where = (f"{self.argv[:6]}: exit {self.returncode}\nstdout: {self.out[-500:]}\n"
+                 f"stderr: {self.err[-2000:]}")
         assert "Traceback" not in self.err and "Traceback" not in self.out, where
         assert self.returncode == code, where
         if code != 0:
@@ -365,13 +366,14 @@ def schema(url):
         columns = database.execute_sql(
             "SELECT table_schema, table_name, column_name, data_type FROM "
             "information_schema.columns "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, 3").fetchall()
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
+            "ORDER BY 1, 2, 3").fetchall()
         tables = {row[1] for row in columns}
         counts = {m._meta.table_name: database.execute_sql('SELECT COUNT(*) FROM '
                                                            f'"{m._meta.table_name}"').fetchone()
                   for m in pm.ALL_MODELS if m._meta.table_name in tables}
-        history = database.execute_sql("SELECT name FROM schema_migration ORDER BY name").fetchall() \
-            if "schema_migration" in tables else []
+        history = (database.execute_sql("SELECT name FROM schema_migration ORDER BY name")
+                   .fetchall() if "schema_migration" in tables else [])
         return columns, counts, history
     finally:
         database.close()

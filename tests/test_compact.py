@@ -219,8 +219,8 @@ def test_a_bad_policy_is_refused_naming_the_key_and_nothing_is_deleted(database,
         pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)
         assert pm.Analytics.compact(now=T0 + timedelta(days=3))["cutoff"] == T0 - timedelta(days=27)
         return
-    with pytest.raises(ValueError,
-                       match="ConfigOverride 'analytics.compact_after_days' must be a whole number"):
+    with pytest.raises(ValueError, match="ConfigOverride 'analytics.compact_after_days' "
+                                         "must be a whole number"):
         pm.ConfigOverride.set(pm.Analytics.COMPACT_AFTER_KEY, value)  # refused at once
     # other code wrote it
     pm.ConfigOverride.insert(key=pm.Analytics.COMPACT_AFTER_KEY, value=value).execute()
@@ -278,7 +278,8 @@ def batch_then_hang(cls, *args):
     print("inside", flush=True)
     time.sleep(120)
 pm.Analytics._compact_batch = classmethod(batch_then_hang)
-pm.Analytics.compact(datetime.timedelta(days=5), now=datetime.datetime.fromisoformat(%r), batch_size=100)
+pm.Analytics.compact(datetime.timedelta(days=5), now=datetime.datetime.fromisoformat(%r), \
+batch_size=100)
 """ % NOW.isoformat()
 
 
@@ -500,7 +501,8 @@ def test_cli_compact_refuses_a_bad_policy_and_a_missing_database(tmp_path):
     pm.ConfigOverride.insert(key="analytics.compact_after_days", value="soon").execute()
     pm.db.obj.close()
     status, out, err = pipeline("compact", "--db", path)
-    assert (status, out) == (1, "") and "analytics.compact_after_days" in err and len(err.splitlines()) == 1
+    assert ((status, out) == (1, "") and "analytics.compact_after_days" in err
+            and len(err.splitlines()) == 1)
     pm.init_db(path)
     assert rows_now() == before
     status, out, err = pipeline("compact", "--db", tmp_path / "missing.db")

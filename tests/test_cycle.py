@@ -17,8 +17,8 @@ HOUR = datetime.timedelta(hours=1)
 
 def candidates(n, niche="gaming", first=0):
     """`n` pending videos of `niche`, scored n..1 (the first the best)."""
-    return [
-        make_video(f"{niche}{first + i:03d}", niche=niche, viral_score=float(n - i)) for i in range(n)]
+    return [make_video(f"{niche}{first + i:03d}", niche=niche, viral_score=float(n - i))
+            for i in range(n)]
 
 
 def claimed(niche="gaming", cycle=0):
@@ -137,8 +137,8 @@ def test_a_bad_clip_is_refused_naming_it_and_changes_nothing(database, bad, mess
     run = claimed()
     taken = run.take_candidates(9)
     before = processed()
-    with pytest.raises((ValueError, peewee.IntegrityError), match=message.format(other=other.id,
-                                                                                 first=taken[0].id)):
+    with pytest.raises((ValueError, peewee.IntegrityError),
+                       match=message.format(other=other.id, first=taken[0].id)):
         run.keep_clips(bad(taken, other))
     assert processed() == before and pm.Clip.select().count() == 0
 
@@ -233,7 +233,8 @@ def test_overlay_lays_dotted_overrides_over_the_yaml_and_returns_a_new_dict(data
                                    "sports": {"paused": True}},
                       "youtube": {"max_uploads_per_day": 20},
                       "telegram": {"quiet_hours": ["23:00", "07:00"]}}
-    assert YAML["channels"]["gaming"]["video"]["max_clips"] == 10 and "sports" not in YAML["channels"]
+    assert (YAML["channels"]["gaming"]["video"]["max_clips"] == 10
+            and "sports" not in YAML["channels"])
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -365,7 +366,8 @@ def test_uploads_past_the_daily_cap_are_refused_saying_when_the_next_slot_opens(
     shorts[2].start_upload(now=NOW + HOUR)  # the long-form upload left the window
 
 
-def test_an_abandoned_upload_frees_its_slot_and_a_recorded_one_counts_when_begun_elsewhere(database):
+def test_an_abandoned_upload_frees_its_slot_and_a_recorded_one_counts_when_begun_elsewhere(
+        database):
     pm.ConfigOverride.set("youtube.max_uploads_per_day", 1)
     run, (short,) = approved(0, shorts=1)
     short.start_upload(now=NOW)

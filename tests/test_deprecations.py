@@ -46,7 +46,8 @@ def test_config_override_get_with_a_key_warns_and_answers_as_value_of(database):
 
 def test_config_override_value_of_and_peewee_get_do_not_warn(database, no_warnings):
     pm.ConfigOverride.set("render.fps", 60)
-    assert pm.ConfigOverride.value_of("render.fps") == 60 and pm.ConfigOverride.value_of("missing") is None
+    assert (pm.ConfigOverride.value_of("render.fps") == 60
+            and pm.ConfigOverride.value_of("missing") is None)
     # peewee's Model.get: not deprecated
     row = pm.ConfigOverride.get(pm.ConfigOverride.key == "render.fps")
     assert row.value == 60

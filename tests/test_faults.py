@@ -36,7 +36,8 @@ def small_disk(tmp_path):
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
-        reason = f"cannot mount a tmpfs for the full-disk test: {done.stderr.strip() or done.returncode}"
+        reason = ("cannot mount a tmpfs for the full-disk test: "
+                  f"{done.stderr.strip() or done.returncode}")
         if os.environ.get("PIPELINE_MODELS_REQUIRE_TMPFS"):
             pytest.fail(reason)
         pytest.skip(reason)
@@ -513,7 +514,8 @@ def test_no_error_that_names_a_target_prints_its_password(target, caplog):
 def test_redact_hides_url_and_dsn_passwords_only():
     assert redact("postgresql://u:p%40ss@h:5432/db and host=h password='a b' user=u") == \
         "postgresql://u:***@h:5432/db and host=h password=*** user=u"
-    assert redact("sqlite:///pipeline.db postgresql://u@h/db") == "sqlite:///pipeline.db postgresql://u@h/db"
+    assert redact("sqlite:///pipeline.db postgresql://u@h/db") == \
+        "sqlite:///pipeline.db postgresql://u@h/db"
     # Unusual URLs that still connect: the driver splits at the LAST '@' of the address, so the
     # password can hold one; a password with a space is hidden where the URL is the whole text or
     # quoted.
@@ -555,5 +557,6 @@ def test_no_postgresql_driver_names_the_extra_and_psycopg_3(monkeypatch):
     with pytest.raises(CannotOpenDatabase) as refused:
         pm.init_db("postgresql://pipeline:secret@127.0.0.1:1/pipeline")
     message = str(refused.value)
-    assert "install the 'postgres' extra, which installs psycopg 3" in message and ".[postgres]" in message
+    assert ("install the 'postgres' extra, which installs psycopg 3" in message
+            and ".[postgres]" in message)
     assert "psycopg2" not in message and "secret" not in message and pm.db.obj is None

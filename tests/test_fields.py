@@ -129,7 +129,8 @@ def test_config_none_is_stored_as_json_null_and_a_missing_value_is_refused(datab
     assert pm.ConfigOverride.get_by_id("off").value is None
     # bulk stores what create() stores
     pm.ConfigOverride.insert_rows([{"key": "bulk", "value": None}])
-    assert database.execute_sql("SELECT value FROM config_overrides WHERE key = 'bulk'").fetchone() == ("null",)
+    assert database.execute_sql(
+        "SELECT value FROM config_overrides WHERE key = 'bulk'").fetchone() == ("null",)
     with pytest.raises(peewee.IntegrityError, match="value"):
         pm.ConfigOverride.create(key="missing")
     assert pm.ConfigOverride.select().count() == 2
@@ -279,8 +280,8 @@ def raw_insert(database, model, row):
         json_mark if isinstance(f, peewee.JSONField) else database.param for f in fields)
     columns = ", ".join(f'"{f.column_name}"' for f in fields)
     sql = f'INSERT INTO "{model._meta.table_name}" ({columns}) VALUES ({marks})'
-    params = [
-        json.dumps(row[f.name]) if isinstance(f, peewee.JSONField) else f.db_value(row[f.name]) for f in fields]
+    params = [json.dumps(row[f.name]) if isinstance(f, peewee.JSONField)
+              else f.db_value(row[f.name]) for f in fields]
     with database.atomic():
         database.execute_sql(sql, params)
 

@@ -7,7 +7,8 @@ from conftest import aware, make_clip, make_run, make_video, minimal_row
 from playhouse.shortcuts import model_to_dict
 
 import pipeline_models as pm
-from pipeline_models import ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus, ShortStatus
+from pipeline_models import (ContentIdRisk, ExtractionMethod, Processed, ReviewAction, RunStatus,
+                             ShortStatus)
 
 UTC = datetime.timezone.utc
 
@@ -222,7 +223,8 @@ def test_metrics_are_null_when_not_reported(database):
     snap = pm.Analytics.create(youtube_video_id="v1", view_count=10)
     row = pm.Analytics.get_by_id(snap.id)
     assert row.view_count == 10
-    assert row.estimated_revenue_usd is None and row.engaged_views is None and row.click_through_rate is None
+    assert (row.estimated_revenue_usd is None and row.engaged_views is None
+            and row.click_through_rate is None)
 
 
 def test_save_stamps_updated_at(run):
@@ -350,7 +352,8 @@ def test_indexes_are_exactly_the_planned_ones(database):
     for model in pm.ALL_MODELS:
         table = model._meta.table_name
         found = {tuple(index.columns) for index in database.get_indexes(table)
-                 if not index.name.endswith("_pkey") and not index.name.startswith("sqlite_autoindex")}
+                 if not index.name.endswith("_pkey")
+                 and not index.name.startswith("sqlite_autoindex")}
         assert found == EXPECTED_INDEXES[table], table
 
 

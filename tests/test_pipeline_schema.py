@@ -99,9 +99,8 @@ def test_every_pipeline_column_has_its_name_kind_and_null_ness(database, table):
     columns = {c.name: c for c in database.get_columns(table)}
     for name, kind, nullable, _ in PIPELINE[table]:
         assert name in columns, f"{table}.{name} is missing"
-        assert kind_of(columns[name], sqlite) == (kind,
-                                                  LENGTHS.get(name) if kind == "string" else None), \
-            f"{table}.{name}"
+        length = LENGTHS.get(name) if kind == "string" else None
+        assert kind_of(columns[name], sqlite) == (kind, length), f"{table}.{name}"
         assert columns[name].null is nullable, f"{table}.{name}"
 
 
@@ -594,7 +593,8 @@ def _dump(database):
     """Every table's columns and rows, and whether migration history exists."""
     tables = sorted(database.get_tables())
     return {t: ([c.name for c in database.get_columns(t)],
-                sorted(map(repr, database.execute_sql(f'SELECT * FROM "{t}"').fetchall()))) for t in tables}
+                sorted(map(repr, database.execute_sql(f'SELECT * FROM "{t}"').fetchall())))
+            for t in tables}
 
 
 def test_adopting_a_pipeline_database_leaves_an_unrelated_table_alone(tmp_path):
@@ -609,4 +609,5 @@ def test_adopting_a_pipeline_database_leaves_an_unrelated_table_alone(tmp_path):
     copy = tmp_path / "copy.db"
     pm.db.close()
     shutil.copy(target, copy)
-    assert pm.init_db(str(copy)).execute_sql("SELECT COUNT(*) FROM discovered_videos").fetchone() == (4,)
+    assert pm.init_db(str(copy)).execute_sql(
+        "SELECT COUNT(*) FROM discovered_videos").fetchone() == (4,)

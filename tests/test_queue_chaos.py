@@ -193,7 +193,8 @@ def _long_form_uploaded_twice(history):
 
 def _two_answered_reviews(history):
     first = pm.ReviewLog.get(pm.ReviewLog.action == "skip")
-    pm.ReviewLog.update(action="approve", response_detail=None).where(pm.ReviewLog.id == first.id).execute()
+    (pm.ReviewLog.update(action="approve", response_detail=None)
+     .where(pm.ReviewLog.id == first.id).execute())
 
 
 def _two_runs_of_a_cycle(history):
@@ -231,9 +232,9 @@ def _stale_save(history):
 def _stale_fail_of_an_uploaded_run(history):
     """The claim that asked for run 1's approved review fails the run after its upload (issue 22's
     zombie)."""
-    pm.PipelineRun.update(status="failed", error_message=soak_queue.stamped("boom",
-                                                                            history.approved_by.token)).where(
-        pm.PipelineRun.id == history.first.id).execute()
+    (pm.PipelineRun.update(status="failed",
+                           error_message=soak_queue.stamped("boom", history.approved_by.token))
+     .where(pm.PipelineRun.id == history.first.id).execute())
 
 
 def _stale_request(history):

@@ -173,8 +173,8 @@ def test_the_seed_defaults(table):
 
 def test_defaults_are_filled_in_on_every_backend(run):
     before = pm.utcnow()
-    rows = [
-        model.create(**minimal_row(model, run)) for model in pm.ALL_MODELS if model._meta.table_name in SEED]
+    rows = [model.create(**minimal_row(model, run))
+            for model in pm.ALL_MODELS if model._meta.table_name in SEED]
     for row in rows:
         stored = type(row).get_by_id(row.get_id())
         for name, _, _, _, default in SEED[type(row)._meta.table_name]:

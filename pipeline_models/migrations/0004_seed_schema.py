@@ -304,7 +304,8 @@ def _derive_script_lengths(db):
         "SELECT pipeline_run_id, duration_seconds FROM tts_audio WHERE duration_seconds IS NOT "
         "NULL ORDER BY id"))
     scripts = db.execute_sql("SELECT id, pipeline_run_id, full_script_json FROM scripts").fetchall()
-    update = "UPDATE scripts SET total_char_count = {0}, estimated_duration_seconds = {0} WHERE id = {0}"
+    update = ("UPDATE scripts SET total_char_count = {0}, estimated_duration_seconds = {0} "
+              "WHERE id = {0}")
     for script_id, run_id, script in scripts:
         chars = _narration_chars(json.loads(script) if isinstance(script, str) else script)
         seconds = spoken.get(run_id, chars / NARRATION_CHARS_PER_SECOND)

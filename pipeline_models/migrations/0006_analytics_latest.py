@@ -72,7 +72,8 @@ BEGIN
 END""",
     """CREATE TRIGGER analytics_latest_update AFTER UPDATE ON analytics
 BEGIN
-    DELETE FROM analytics_latest WHERE youtube_video_id IN (OLD.youtube_video_id, NEW.youtube_video_id);
+    DELETE FROM analytics_latest WHERE youtube_video_id IN (OLD.youtube_video_id, \
+NEW.youtube_video_id);
     INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics
     WHERE youtube_video_id = OLD.youtube_video_id ORDER BY measured_at DESC, id DESC LIMIT 1;
     INSERT INTO analytics_latest ({cols}) SELECT {cols} FROM analytics
@@ -131,15 +132,18 @@ FILL = {
     "sqlite": """WITH RECURSIVE videos (vid) AS (
     SELECT MIN(youtube_video_id) FROM analytics
     UNION ALL
-    SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid) FROM videos WHERE vid IS NOT NULL
+    SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid) \
+FROM videos WHERE vid IS NOT NULL
 )
 INSERT INTO analytics_latest ({cols})
 SELECT {a_cols} FROM videos JOIN analytics a ON a.id = (
-    SELECT id FROM analytics WHERE youtube_video_id = videos.vid ORDER BY measured_at DESC, id DESC LIMIT 1)""",
+    SELECT id FROM analytics WHERE youtube_video_id = videos.vid \
+ORDER BY measured_at DESC, id DESC LIMIT 1)""",
     "postgres": """WITH RECURSIVE videos (vid) AS (
     SELECT MIN(youtube_video_id) FROM analytics
     UNION ALL
-    SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid) FROM videos WHERE vid IS NOT NULL
+    SELECT (SELECT MIN(youtube_video_id) FROM analytics WHERE youtube_video_id > vid) \
+FROM videos WHERE vid IS NOT NULL
 )
 INSERT INTO analytics_latest ({cols})
 SELECT newest.* FROM videos CROSS JOIN LATERAL (

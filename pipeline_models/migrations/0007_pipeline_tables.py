@@ -280,11 +280,12 @@ def _from_pipeline(db, models):
     runs = sources["pipeline_runs"]
     # A run was scheduled for its cycle; it last changed when it ended, or started.
     runs["created_at"] = runs["cycle_start"]
-    runs["updated_at"] = f"COALESCE({runs.get('completed_at', 'NULL')}, {runs.get('started_at', 'NULL')}, " \
-                         f"{runs['cycle_start']})"
+    runs["updated_at"] = (f"COALESCE({runs.get('completed_at', 'NULL')}, "
+                          f"{runs.get('started_at', 'NULL')}, {runs['cycle_start']})")
     if "review_logs" in sources and "auto_held" in sources["review_logs"]:
         reviews = sources["review_logs"]  # a review the pipeline marked timed out is held
-        reviews["action"] = f"CASE WHEN src.action IS NULL AND {reviews['auto_held']} THEN 'hold' ELSE src.action END"
+        reviews["action"] = (f"CASE WHEN src.action IS NULL AND {reviews['auto_held']} THEN 'hold' "
+                             "ELSE src.action END")
     return sources
 
 
@@ -355,7 +356,8 @@ def _cycles(db):
             start += datetime.timedelta(microseconds=1)
         taken.add(start)
         rows.append((run_id, _stored(db, start), _stored(db, start + CYCLE)))
-    insert = "INSERT INTO _pm_cycles (id, cycle_start, cycle_end) VALUES ({0}, {0}, {0})".format(db.param)
+    insert = ("INSERT INTO _pm_cycles (id, cycle_start, cycle_end) "
+              "VALUES ({0}, {0}, {0})").format(db.param)
     for row in rows:
         db.execute_sql(insert, row)
 

@@ -227,7 +227,8 @@ class Analytics(BaseModel):
         if youtube_video_id is None or since is None:
             raise ValueError("Analytics.growth: give a video id and an aware datetime `since`, "
                              f"not {youtube_video_id!r}, {since!r}")
-        video, moment = cls.youtube_video_id.db_value(youtube_video_id), cls.measured_at.db_value(since)
+        video, moment = (cls.youtube_video_id.db_value(youtube_video_id),
+                         cls.measured_at.db_value(since))
         sql = cls._GROWTH_SQL.format(p=cls._meta.database.param, counters=", ".join(cls.COUNTERS))
         ends = sorted(cls._fetch(sql, (video, moment, video, moment)))
         if not ends:
@@ -247,7 +248,8 @@ class Analytics(BaseModel):
 
     @classmethod
     def compact(cls, older_than: Optional[datetime.timedelta] = None, *,
-                now: Optional[datetime.datetime] = None, batch_size: int = COMPACT_BATCH) -> Dict[str, Any]:
+                now: Optional[datetime.datetime] = None,
+                batch_size: int = COMPACT_BATCH) -> Dict[str, Any]:
         """Thin snapshots older than `older_than` to one per video per UTC day; growth() from
         midnights unchanged.
 
@@ -330,7 +332,8 @@ class Analytics(BaseModel):
                 WHERE id > {p} AND id <= {p} AND measured_at < {p}
             ), keep AS (
                 SELECT COALESCE((SELECT f.id FROM analytics f WHERE f.youtube_video_id = g.vid
-                                 AND f.measured_at >= g.day ORDER BY f.measured_at, f.id LIMIT 1), 0) AS id
+                                 AND f.measured_at >= g.day \
+ORDER BY f.measured_at, f.id LIMIT 1), 0) AS id
                 FROM (SELECT DISTINCT vid, {day} AS day FROM batch) g
                 UNION
                 SELECT COALESCE((SELECT n.id FROM analytics n WHERE n.youtube_video_id = v.vid
@@ -350,8 +353,8 @@ class Analytics(BaseModel):
         to id `last`, thinned; returns (rows deleted, the id the batch ended at).
         """
         upto = (
-            cls.select(cls.id).where(cls.id > after).order_by(cls.id).offset(batch_size - 1).limit(1)
-            .scalar())
+            cls.select(cls.id).where(cls.id > after).order_by(cls.id).offset(batch_size - 1)
+            .limit(1).scalar())
         upto = last if upto is None else min(upto, last)
         database = db.obj
         sql = cls._COMPACT_SQL.format(p=database.param, day=cls._DAY[backend_of(db)])
@@ -373,8 +376,8 @@ def _latest_schema(postgres: bool) -> List[str]:
     backend = "postgres" if postgres else "sqlite"
     names = _latest_names()
     types = LATEST_TYPES[backend]
-    metrics = [f"{name} "
-               f"{types['float' if isinstance(Analytics._meta.fields[name], peewee.FloatField) else 'int']}"
+    fields = Analytics._meta.fields
+    metrics = [f"{name} {types['float' if isinstance(fields[name], peewee.FloatField) else 'int']}"
                for name in Analytics.METRICS]
     table = LATEST_TABLE[backend].format(latest_columns=",\n    ".join(LATEST_KEYS + metrics))
     triggers = POSTGRES_TRIGGERS if postgres else SQLITE_TRIGGERS

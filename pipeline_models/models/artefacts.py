@@ -88,7 +88,8 @@ class Clip(BaseModel):
                              "clip of video "
                              f"{self.discovered_video_id} (clip {taken.id}); a run takes one clip "
                              "per video")
-        taken = others.where((cls.rank_position == self.rank_position) & cls.dropped_at.is_null()).first()
+        taken = others.where(
+            (cls.rank_position == self.rank_position) & cls.dropped_at.is_null()).first()
         if taken is not None and self.dropped_at is None:
             raise ValueError(f"Clip.rank_position: run {self.pipeline_run_id} already has a clip "
                              f"ranked {self.rank_position} (clip {taken.id})")
@@ -106,7 +107,8 @@ class Clip(BaseModel):
             other = cls.alias()
             clash = (cls.select(cls.pipeline_run, cls.discovered_video)
                      .join(other, on=((other.pipeline_run == cls.pipeline_run)
-                                      & (other.discovered_video == cls.discovered_video) & (other.id < cls.id)))
+                                      & (other.discovered_video == cls.discovered_video)
+                                      & (other.id < cls.id)))
                      .where(cls.id > before).tuples().first())
             if clash is not None:
                 raise ValueError(f"Clip.discovered_video: run {clash[0]} would have two clips of "

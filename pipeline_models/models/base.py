@@ -3,7 +3,8 @@ and the small helpers the model modules share."""
 import contextlib
 import datetime
 import re
-from typing import Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import (Any, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Set,
+                    Tuple, TypeVar)
 
 import peewee
 from peewee import Check
@@ -119,8 +120,8 @@ class BaseModel(peewee.Model):
                                  "None")
         for field in self.dirty_fields:
             field.db_value(self.__data__.get(field.name))
-        names = {
-            field if isinstance(field, str) else field.name for field in (only or self.dirty_fields)}
+        names = {field if isinstance(field, str) else field.name
+                 for field in (only or self.dirty_fields)}
         try:
             with self._saving(inserting, names):
                 return super().save(force_insert=force_insert, only=only)
@@ -244,16 +245,17 @@ def _named_refusal(obj: "BaseModel", exc: peewee.IntegrityError) -> Optional[pee
     if "FOREIGN KEY constraint failed" in first:
         for field in model._meta.refs:
             value = obj.__data__.get(field.name)
-            if value is not None and not field.rel_model.select().where(field.rel_field == value).exists():
+            if (value is not None
+                    and not field.rel_model.select().where(field.rel_field == value).exists()):
                 return peewee.IntegrityError(f"{name([field])}: no {field.rel_model.__name__} has "
                                              f"the id {value} ({first})")
     found = _PG_CHECK.search(first) or _SQLITE_CHECK.search(first)
     if found:
         # a table's CHECK by its expression
         rule = _named_checks(model).get(found.group(1), found.group(1))
-        fields = [f for f in model._meta.sorted_fields if re.search(rf"\b{f.column_name}\b", rule)] or [
-            f for f in model._meta.sorted_fields if rule.startswith(
-                f"{model._meta.table_name}_{f.column_name}_")]
+        fields = ([f for f in model._meta.sorted_fields if re.search(rf"\b{f.column_name}\b", rule)]
+                  or [f for f in model._meta.sorted_fields
+                      if rule.startswith(f"{model._meta.table_name}_{f.column_name}_")])
         if fields:
             values = ", ".join(_shown_value(obj.__data__.get(f.name)) for f in fields)
             return peewee.IntegrityError(f"{name(fields)}: {values} breaks the rule {rule} "

@@ -32,8 +32,8 @@ class ConfigOverride(BaseModel):
             return cls.CHECKS[key]
         parts = key.split(".")
         for pattern, check in cls.CHECKS.items():
-            if "*" in pattern and len(pattern.split(".")) == len(parts) and fnmatch.fnmatchcase(key,
-                                                                                                pattern):
+            if ("*" in pattern and len(pattern.split(".")) == len(parts)
+                    and fnmatch.fnmatchcase(key, pattern)):
                 return _naming(check, pattern, key)
         return None
 
@@ -144,7 +144,8 @@ def number(what: str, lowest: float, highest: float, unit: str = "") -> Callable
     kind = f"a number of {unit}" if unit else "a number"
 
     def check(value: Any) -> float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not lowest <= value <= highest:
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not lowest <= value <= highest):
             raise ValueError(f"{what} must be {kind} from {lowest} to {highest}, not {value!r}")
         return value
 

@@ -78,7 +78,8 @@ class ReviewLog(BaseModel):
         with unchanged_on_failure(run), write_lock():
             run.advance(RunStatus.review, stage="review")
             (Short.update(status=ShortStatus.review)
-             .where((Short.pipeline_run == run.id) & (Short.status == ShortStatus.pending)).execute())
+             .where((Short.pipeline_run == run.id) & (Short.status == ShortStatus.pending))
+             .execute())
             return cls.create(pipeline_run=run, message_id=message_id)
 
     def respond(self, action: Union[ReviewAction, str], response_detail: Optional[str] = None,
@@ -115,7 +116,8 @@ class ReviewLog(BaseModel):
             # reviewer's.
             moved = PipelineRun(id=self.pipeline_run_id).locked_row()
             row = self.locked_row()
-            if row.action is not None and row.action is not ReviewAction.hold or row.action is action:
+            if (row.action is not None and row.action is not ReviewAction.hold
+                    or row.action is action):
                 if row.action is action and response_detail in (None, row.response_detail):
                     return False
                 said = f"{action} ({response_detail!r})" if row.action is action else str(action)
@@ -140,7 +142,8 @@ class ReviewLog(BaseModel):
                  .where((Short.pipeline_run == moved.id)
                         & Short.status.in_([ShortStatus.pending, ShortStatus.review]))
                  .execute())
-        self.action, self.response_detail, self.reviewer, self.responded_at = action, response_detail, reviewer, now
+        self.action, self.response_detail = action, response_detail
+        self.reviewer, self.responded_at = reviewer, now
         self._dirty.clear()
         for copy in (run, self.__rel__.get("pipeline_run")):
             sync_copy(copy, moved)
@@ -244,7 +247,8 @@ class ReviewLog(BaseModel):
     def unanswered(cls) -> peewee.ModelSelect:
         """Reviews still waiting for an answer, oldest first (held ones included: they may still be
         answered)."""
-        return cls.select().where(cls.action.is_null() | (cls.action == ReviewAction.hold)).order_by(cls.sent_at)
+        return (cls.select().where(cls.action.is_null() | (cls.action == ReviewAction.hold))
+                .order_by(cls.sent_at))
 
 
 ConfigOverride.CHECKS.update({key: number(setting_name(key), 0.01, 24 * 366, "hours")

@@ -53,7 +53,8 @@ class UploadOnce:
         return sorted(times)
 
     @classmethod
-    def next_upload_slot(cls, now: Optional[datetime.datetime] = None) -> Optional[datetime.datetime]:
+    def next_upload_slot(cls,
+                         now: Optional[datetime.datetime] = None) -> Optional[datetime.datetime]:
         """None when an upload may start now; else when the daily cap (youtube.max_uploads_per_day)
         lets the next one start: 24 hours after the upload that then leaves the window."""
         cap = ConfigOverride.setting(cls.MAX_UPLOADS_KEY, cls.MAX_UPLOADS)
@@ -117,7 +118,8 @@ class UploadOnce:
                     "hours, "
                     f"{self.MAX_UPLOADS_KEY}); the next slot opens at {slot:%Y-%m-%d %H:%M:%S} UTC",
                     slot)
-            cls.update(upload_started_at=now).where(cls._meta.primary_key == self.get_id()).execute()
+            (cls.update(upload_started_at=now).where(cls._meta.primary_key == self.get_id())
+             .execute())
         self._written({"upload_started_at": now})
 
     def abandon_upload(self) -> None:
@@ -140,7 +142,8 @@ class UploadOnce:
             raise ValueError(f"{cls.__name__}.youtube_video_id: mark_uploaded needs the video id "
                              f"YouTube returned, not {youtube_video_id!r}")
         changes = dict(youtube_video_id=youtube_video_id,
-                       youtube_url=self._URL.format(youtube_video_id) if youtube_url is None else youtube_url,
+                       youtube_url=(self._URL.format(youtube_video_id) if youtube_url is None
+                                    else youtube_url),
                        uploaded_at=utcnow() if uploaded_at is None else uploaded_at)
         for name in ("youtube_url", "uploaded_at"):
             field = cls._meta.fields.get(name) or cls._meta.fields["completed_at"]
