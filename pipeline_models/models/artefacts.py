@@ -49,7 +49,7 @@ class Clip(BaseModel):
     dropped_at = UTCDateTimeField(null=True,
                                   help_text="when a reviewer's skip dropped it (kept as history)")
 
-    # A clip's life, for the README's diagram: kept (ranked) until a reviewer's skip drops it.
+    # A clip's life, for the docs' state diagram: kept (ranked) until a reviewer's skip drops it.
     TRANSITIONS = {"kept": {"dropped": "respond() skip: dropped_at set, the rest ranked 1..N "
                                        "again"}, "dropped": {}}
 
@@ -201,7 +201,7 @@ class Short(UploadOnce, BaseModel):
         # What was uploaded or began uploading lately (the digest, /stats, the daily cap).
         indexes = ((("uploaded_at",), False), (("upload_started_at",), False))
 
-    # Where each status may go, and what moves it (drawn in the README's diagram).
+    # Where each status may go, and what moves it (drawn in the docs' state diagram).
     TRANSITIONS = {
         ShortStatus.pending: {ShortStatus.review: "ReviewLog.request() of its run",
                               ShortStatus.uploaded: "mark_uploaded()",

@@ -144,8 +144,8 @@ class PipelineRun(UploadOnce, TakesCandidates, BaseModel):
             self.__data__.update(claim)
         return self
 
-    # Where each status may go, and the operation that moves it there (the README's diagram is drawn
-    # from this).
+    # Where each status may go, and the operation that moves it there (the docs' state diagram is
+    # drawn from this).
     TRANSITIONS = {
         RunStatus.pending: {RunStatus.running: "claim_next()"},
         RunStatus.running: {RunStatus.review: "ReviewLog.request()",
