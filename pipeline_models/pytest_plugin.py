@@ -117,8 +117,8 @@ def _pipeline_db_postgres(request: pytest.FixtureRequest) -> Iterator[peewee.Dat
 
 @pytest.fixture
 def pipeline_db(request: pytest.FixtureRequest) -> Iterator[peewee.Database]:
-    """A fresh database with the migrated schema, bound to pipeline_models.db for this test only (the
-    proxy then gets back what it had before)."""
+    """A fresh database with the migrated schema, bound to pipeline_models.db for this test only
+    (the proxy then gets back what it had before)."""
     previous = db.obj
     if _url(request.config):
         database = request.getfixturevalue("_pipeline_db_postgres")

@@ -58,7 +58,7 @@ class ReviewLog(BaseModel):
     }
     STAGE_AGAIN = {ReviewAction.skip: "render", ReviewAction.redo_script: "script"}
 
-    # A review's states (its action is NULL while open) and what moves it, for the docs' state diagram.
+    # A review's states (its action is NULL while open) and what moves it, for the state diagram.
     TRANSITIONS = {
         "open": {"answered": "respond() / answer(): approve, reject, skip or redo_script",
                  "held": "respond() hold, hold_stale() (auto_held)"},

@@ -75,7 +75,7 @@ class DiscoveredVideo(BaseModel):
                        "content_id_risk", "published_at")
     _REQUIRED = ("title", "channel_name", "channel_id", "niche")
 
-    # What becomes of a candidate, for the docs' state diagram: `processed` (0-3), and "taken" while a
+    # What becomes of a candidate, for the state diagram: `processed` (0-3), and "taken" while a
     # run holds it (processed 0, taken_by_run set). mark_video_processed(), the pipeline's own
     # helper, sets any value.
     TRANSITIONS = {
