@@ -30,6 +30,14 @@ def modules():
     return found
 
 
+def import_base(node, package):
+    """The module a `from ... import` statement in `package` imports from, as a dotted name."""
+    if not node.level:
+        return node.module or ""
+    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+    return f"{base}.{node.module}" if node.module else base
+
+
 def imported(name, path, known):
     """The package modules `name` imports, at any depth of its code (inside functions too)."""
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
@@ -38,11 +46,7 @@ def imported(name, path, known):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module or ""
+            base = import_base(node, package)
             submodules = {f"{base}.{alias.name}" for alias in node.names} & known.keys()
             # `from . import x` imports the module x, not the package
             targets.update(submodules or {base})
@@ -193,11 +197,7 @@ def private_uses(name, source, known):
                     local = alias.asname or alias.name.split(".")[0]
                     bound[local] = alias.name if alias.asname else local
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module or ""
+            base = import_base(node, package)
             if not base.startswith("pipeline_models"):
                 continue
             for alias in node.names:

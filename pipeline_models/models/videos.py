@@ -1,5 +1,5 @@
 """DiscoveredVideo: the candidate videos found for each niche, and the pipeline's two helpers over
-them; a run takes its candidates with PipelineRun.take_candidates()."""
+them; TakesCandidates: how a run takes them (PipelineRun.take_candidates) and keeps its clips."""
 from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 import peewee
