@@ -43,7 +43,6 @@ from .models import (ALL_MODELS, Analytics, Clip, ConfigOverride, DiscoveredVide
 from .models.uploads import UploadOnce
 from .queries import status_rows
 
-_fresh_database = fresh_database  # its old name here, which tests/test_cli_hostile.py imports
 SOURCES = ["youtube_trending", "youtube_search", "reddit"]
 SEED = 2026  # the demo's randomness: the same seed, the same story
 WORKERS = 3  # one more than the concurrency cap lets run at once: the cap has something to refuse
@@ -489,7 +488,7 @@ def run_demo(target: str = "pipeline-demo.db", videos: int = 12, out: Callable[[
                                  ("videos", videos, 10_000)):  # checked before anything is written
         whole_number(f"run_demo: {name}", 1, highest)(value)
     began = time.monotonic()
-    _fresh_database(target)
+    fresh_database(target)
     names = list(NICHES)[:niches]
     # Fewer candidates a cycle than a countdown's 8: the channels make do. Two runs may take theirs
     # at once (a paused niche resumed): fewer than both takes need, each takes one cycle's at most.

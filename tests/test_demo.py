@@ -16,7 +16,8 @@ import pipeline_models as pm
 from pipeline_models import PipelineModelsError, Processed, ReviewAction, RunStatus, ShortStatus
 from pipeline_models.cli import UsageError, main, parse
 from pipeline_models import report
-from pipeline_models.demo import MARKER, MAX_DAYS, NICHES, _fresh_database, _Plan, run_demo
+from pipeline_models.demo import MARKER, MAX_DAYS, NICHES, _Plan, run_demo
+from pipeline_models.demo_db import fresh_database
 
 # What discover() needs of a new video.
 FOUND = dict(title="t", channel_name="c", channel_id="UC", niche="gaming")
@@ -368,19 +369,19 @@ def test_demo_refuses_files_it_did_not_make_and_leftovers_beside_a_new_one(tmp_p
                         (tmp_path, "it is a directory"), (":memory:", "an in-memory one is not"),
                         ("mysql://h/db", "SQLite file or a Postgre")):
         with pytest.raises(PipelineModelsError, match=why) as refused:
-            _fresh_database(str(target))
+            fresh_database(str(target))
         assert "the demo will not use" in str(refused.value)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == listing and pm.db.obj is None
 
 
 def test_demo_remakes_its_own_file_with_its_wal_and_shm(tmp_path):
     path = str(tmp_path / "demo.db")
-    _fresh_database(path)
+    fresh_database(path)
     pm.DiscoveredVideo.discover("from the first demo", **FOUND)
     pm.db.obj.close()
     for suffix in ("-wal", "-shm"):
         open(path + suffix, "wb").close()  # as a demo killed half-way leaves them
-    _fresh_database(path)
+    fresh_database(path)
     assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.value_of(MARKER) is True
     pm.db.obj.close()
 
@@ -402,7 +403,7 @@ def test_demo_on_postgresql_refuses_pipeline_data_it_did_not_make(pg_server):
     pm.db.obj.close()
     tables = _tables(url)
     with pytest.raises(PipelineModelsError, match="pipeline data the demo did not make"):
-        _fresh_database(url)
+        fresh_database(url)
     assert _tables(url) == tables
     pm.init_db(url, readonly=True)
     assert [v.video_id for v in pm.DiscoveredVideo.select()] == ["precious"]
@@ -411,13 +412,13 @@ def test_demo_on_postgresql_refuses_pipeline_data_it_did_not_make(pg_server):
 
 def test_demo_on_postgresql_drops_only_its_own_tables(pg_server):
     url = pg_server.new_database()
-    _fresh_database(url)
+    fresh_database(url)
     pm.DiscoveredVideo.discover("from the first demo", **FOUND)
     # Someone's table beside the demo's: not the demo's to drop.
     pm.db.execute_sql("CREATE TABLE notes (text TEXT)")
     pm.db.execute_sql("INSERT INTO notes VALUES ('keep me')")
     pm.db.obj.close()
-    _fresh_database(url)
+    fresh_database(url)
     assert not pm.DiscoveredVideo.select().exists() and pm.ConfigOverride.value_of(MARKER) is True
     assert pm.db.execute_sql("SELECT text FROM notes").fetchall() == [("keep me",)]
     pm.db.obj.close()

@@ -40,6 +40,8 @@ import time
 
 import pytest
 
+from test_docs import pages  # README.md, then the pages docs/index.md lists, in order
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHELLS = {"sh", "bash", "shell"}
 TIMEOUT = 900  # seconds for one block: an install from the index on a slow network
@@ -94,14 +96,6 @@ def _title(block):
         ln.strip() for ln in block["body"].splitlines()
         if ln.strip() and not ln.strip().startswith("#")]
     return (commands[0] if commands else "(empty)")[:70]
-
-
-def pages():
-    """README.md, then docs/index.md and the pages its toctrees list, in order (as test_docs.py)."""
-    with open(os.path.join(ROOT, "docs", "index.md"), encoding="utf-8") as fh:
-        trees = "\n".join(re.findall(r"```\{toctree\}\n(.*?)```", fh.read(), re.S))
-    return ["README.md", "docs/index.md", *(f"docs/{name}.md" for name in re.findall(r"^(\w+)$",
-                                                                                     trees, re.M))]
 
 
 BLOCKS, MISPLACED = [], []
