@@ -324,9 +324,9 @@ def test_nothing_read_or_refused_changed_a_file(runs):
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered stdout", "PYTHONUNBUFFERED"])
 def test_the_demo_remakes_its_own_file_and_finishes_when_stdout_is_closed(tmp_path, buffered):
     # here: the other cases do not need the demo to import
-    from pipeline_models.demo import _fresh_database
+    from pipeline_models.demo_db import fresh_database
 
-    _fresh_database(str(tmp_path / "own.db"))  # as an earlier demo left it
+    fresh_database(str(tmp_path / "own.db"))  # as an earlier demo left it
     make_video("from-the-earlier-demo")
     pm.db.obj.close()
     # Buffered (a terminal user's default), the unsent report must not break a later flush (starting
